@@ -1,0 +1,235 @@
+//! Checkpointed consumers: a projection's read-model writes and its checkpoint commit in
+//! one transaction, so each event takes effect exactly once per consumer, across restarts.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use sqlx::{PgConnection, SqliteConnection};
+
+use crate::{Cursor, Error, EventStore, Filter, RecordedEvent};
+
+/// An open transaction on the store's database (whichever backend it is).
+pub enum Tx<'c> {
+    /// On SQLite: the write connection, inside `BEGIN IMMEDIATE`.
+    Sqlite(&'c mut SqliteConnection),
+    /// On PostgreSQL: a pooled connection inside `BEGIN`.
+    Postgres(&'c mut PgConnection),
+}
+
+/// A value bound to a statement that both backends run unchanged (`$1`, `$2`, ... work on both).
+#[derive(Debug, Clone)]
+pub enum Arg {
+    /// SQL NULL.
+    Null,
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// Text.
+    Text(String),
+    /// Bytes.
+    Bytes(Vec<u8>),
+}
+
+macro_rules! bind_all {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Arg::Null => q.bind(None::<i64>),
+                Arg::Int(v) => q.bind(*v),
+                Arg::Float(v) => q.bind(*v),
+                Arg::Text(v) => q.bind(v.clone()),
+                Arg::Bytes(v) => q.bind(v.clone()),
+            };
+        }
+        q
+    }};
+}
+
+impl Tx<'_> {
+    /// Runs a statement written in the SQL both backends accept; returns rows affected.
+    pub async fn execute(&mut self, sql: &'static str, args: &[Arg]) -> Result<u64, Error> {
+        Ok(match self {
+            Tx::Sqlite(c) => bind_all!(sqlx::query(sql), args).execute(&mut **c).await?.rows_affected(),
+            Tx::Postgres(c) => bind_all!(sqlx::query(sql), args).execute(&mut **c).await?.rows_affected(),
+        })
+    }
+
+    /// Runs a query that returns at most one integer.
+    pub async fn fetch_i64(&mut self, sql: &'static str, args: &[Arg]) -> Result<Option<i64>, Error> {
+        Ok(match self {
+            Tx::Sqlite(c) => bind_all!(sqlx::query_scalar(sql), args).fetch_optional(&mut **c).await?,
+            Tx::Postgres(c) => bind_all!(sqlx::query_scalar(sql), args).fetch_optional(&mut **c).await?,
+        })
+    }
+
+    /// Runs a query that returns at most one text value.
+    pub async fn fetch_text(&mut self, sql: &'static str, args: &[Arg]) -> Result<Option<String>, Error> {
+        Ok(match self {
+            Tx::Sqlite(c) => bind_all!(sqlx::query_scalar(sql), args).fetch_optional(&mut **c).await?,
+            Tx::Postgres(c) => bind_all!(sqlx::query_scalar(sql), args).fetch_optional(&mut **c).await?,
+        })
+    }
+
+    /// Stores a consumer's checkpoint as part of this transaction.
+    pub async fn save_checkpoint(&mut self, consumer: &str, cursor: &str) -> Result<(), Error> {
+        let now = chrono::Utc::now();
+        match self {
+            Tx::Sqlite(c) => {
+                sqlx::query(
+                    "INSERT INTO eventlog_checkpoints (consumer, cursor, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (consumer) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+                )
+                .bind(consumer)
+                .bind(cursor)
+                .bind(now.timestamp_micros())
+                .execute(&mut **c)
+                .await?;
+            }
+            Tx::Postgres(c) => {
+                sqlx::query(
+                    "INSERT INTO eventlog_checkpoints (consumer, cursor, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (consumer) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+                )
+                .bind(consumer)
+                .bind(cursor)
+                .bind(now)
+                .execute(&mut **c)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves a consumer's checkpoint from `expected` (`None`: no checkpoint yet) to `new`,
+    /// inside this transaction; false, and nothing changed, when it is not at `expected`.
+    /// Concurrent callers with the same expectation: one wins, the others get false.
+    pub async fn compare_and_set_checkpoint(
+        &mut self,
+        consumer: &str,
+        expected: Option<&str>,
+        new: &str,
+    ) -> Result<bool, Error> {
+        let now = chrono::Utc::now();
+        let rows = match (self, expected) {
+            (Tx::Sqlite(c), None) => sqlx::query(
+                "INSERT INTO eventlog_checkpoints (consumer, cursor, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (consumer) DO NOTHING",
+            )
+            .bind(consumer)
+            .bind(new)
+            .bind(now.timestamp_micros())
+            .execute(&mut **c)
+            .await?
+            .rows_affected(),
+            (Tx::Sqlite(c), Some(old)) => sqlx::query(
+                "UPDATE eventlog_checkpoints SET cursor = $2, updated_at = $3 WHERE consumer = $1 AND cursor = $4",
+            )
+            .bind(consumer)
+            .bind(new)
+            .bind(now.timestamp_micros())
+            .bind(old)
+            .execute(&mut **c)
+            .await?
+            .rows_affected(),
+            (Tx::Postgres(c), None) => sqlx::query(
+                "INSERT INTO eventlog_checkpoints (consumer, cursor, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (consumer) DO NOTHING",
+            )
+            .bind(consumer)
+            .bind(new)
+            .bind(now)
+            .execute(&mut **c)
+            .await?
+            .rows_affected(),
+            (Tx::Postgres(c), Some(old)) => sqlx::query(
+                "UPDATE eventlog_checkpoints SET cursor = $2, updated_at = $3 WHERE consumer = $1 AND cursor = $4",
+            )
+            .bind(consumer)
+            .bind(new)
+            .bind(now)
+            .bind(old)
+            .execute(&mut **c)
+            .await?
+            .rows_affected(),
+        };
+        Ok(rows == 1)
+    }
+
+    /// Forgets a consumer's checkpoint (it starts from the beginning), e.g. for a rebuild.
+    pub async fn delete_checkpoint(&mut self, consumer: &str) -> Result<(), Error> {
+        self.execute("DELETE FROM eventlog_checkpoints WHERE consumer = $1", &[Arg::Text(consumer.to_owned())]).await?;
+        Ok(())
+    }
+}
+
+/// A read model fed by this store's log.
+pub trait Projection: Send + Sync + 'static {
+    /// A stable name; the checkpoint is stored under it.
+    fn name(&self) -> &str;
+
+    /// The events it reads.
+    fn filter(&self) -> Filter {
+        Filter::all()
+    }
+
+    /// Applies one event inside the transaction that will also store the checkpoint.
+    fn apply<'a>(&'a self, tx: &'a mut Tx<'_>, event: &'a RecordedEvent) -> BoxFuture<'a, Result<(), Error>>;
+}
+
+/// Events applied per transaction at most.
+const BATCH: usize = 500;
+
+/// Runs a projection from its checkpoint, forever: every batch of events is applied and
+/// checkpointed in one transaction. The checkpoint is compared and set first in that
+/// transaction, so a second runner of the same projection (or a batch that a killed runner
+/// left committing) makes this runner start again from the stored checkpoint instead of
+/// applying events twice. Returns only when a batch fails (nothing of it took effect) or
+/// the log cannot be read.
+pub async fn run_projection<P: Projection>(store: EventStore, projection: Arc<P>) -> Result<(), Error> {
+    'restart: loop {
+        let mut checkpoint = store.load_checkpoint(projection.name()).await?;
+        let start = match &checkpoint {
+            Some(c) => c.parse()?,
+            None => Cursor::START,
+        };
+        let mut events = store.subscribe(start, projection.filter()).ready_chunks(BATCH);
+        while let Some(batch) = events.next().await {
+            let batch = batch.into_iter().collect::<Result<Vec<_>, _>>()?;
+            let Some(last) = batch.last() else { continue };
+            let next = last.cursor.to_string();
+            let p = projection.clone();
+            let (expected, new) = (checkpoint.clone(), next.clone());
+            let moved = store
+                .transaction(move |tx| {
+                    Box::pin(async move {
+                        if !tx.compare_and_set_checkpoint(p.name(), expected.as_deref(), &new).await? {
+                            return Ok(true);
+                        }
+                        for e in &batch {
+                            p.apply(tx, e).await?;
+                        }
+                        Ok(false)
+                    })
+                })
+                .await?;
+            if moved {
+                tracing::debug!(
+                    projection = projection.name(),
+                    "checkpoint moved under this runner; restarting from it"
+                );
+                continue 'restart;
+            }
+            checkpoint = Some(next);
+        }
+        return Ok(());
+    }
+}
+
+impl From<Box<dyn std::error::Error + Send + Sync>> for Error {
+    fn from(e: Box<dyn std::error::Error + Send + Sync>) -> Self {
+        Error::Handler(e.to_string())
+    }
+}

@@ -1,0 +1,396 @@
+//! The PostgreSQL backend: appends in one round trip through `eventlog_append`, gap-safe
+//! reads below the oldest running transaction, and cross-process wake-ups by
+//! LISTEN/NOTIFY sent after commit, never inside the append transaction.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Row};
+use tokio::sync::{Notify, watch};
+use uuid::Uuid;
+
+use crate::append::PreparedAppend;
+use crate::{AppendResult, Appended, Cursor, Error, Filter, Page, RecordedEvent, StoreOptions};
+
+/// The PostgreSQL event store.
+#[derive(Clone)]
+pub(crate) struct PgStore {
+    pub(crate) pool: PgPool,
+    channel: Arc<str>,
+    notify_peers: Arc<Notify>,
+    pub(crate) wake: watch::Sender<u64>,
+    /// Background tasks stop once every clone of the store is gone.
+    alive: Arc<()>,
+}
+
+/// Splits our own `schema=` parameter off a PostgreSQL URL.
+fn split_schema(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else { return (url.to_owned(), None) };
+    let mut schema = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("schema=") {
+            Some(s) => {
+                schema = Some(s.to_owned());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let url = if rest.is_empty() { base.to_owned() } else { format!("{base}?{}", rest.join("&")) };
+    (url, schema)
+}
+
+fn valid_schema_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+impl PgStore {
+    pub(crate) async fn connect(url: &str, opts: &StoreOptions) -> Result<Self, Error> {
+        let (url, schema) = split_schema(url);
+        let schema = schema.or_else(|| opts.pg_schema.clone());
+        let mut connect = PgConnectOptions::from_str(&url)?
+            // An idle transaction holds back every gap-safe reader (see the migration).
+            .options([("idle_in_transaction_session_timeout", "60s")]);
+        if let Some(schema) = &schema {
+            if !valid_schema_name(schema) {
+                return Err(Error::UnsupportedUrl(format!("schema name {schema:?}")));
+            }
+            let admin = PgPoolOptions::new().max_connections(1).connect_with(connect.clone()).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}"))).execute(&admin).await?;
+            admin.close().await;
+            connect = connect.options([("search_path", schema.as_str())]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(connect)
+            .await?;
+        let mut migrator = sqlx::migrate!("./migrations/postgres");
+        migrator.dangerous_set_table_name("eventlog_migrations");
+        migrator.run(&pool).await?;
+        let schema_name: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(&pool).await?;
+        let channel: Arc<str> = format!("eventlog_{schema_name}").into();
+        let (wake, _) = watch::channel(0u64);
+        let store = PgStore { pool, channel, notify_peers: Arc::new(Notify::new()), wake, alive: Arc::new(()) };
+        store.spawn_notifier();
+        store.spawn_listener();
+        Ok(store)
+    }
+
+    /// Sends one NOTIFY for any number of appends committed since the last one, outside
+    /// of their transactions.
+    fn spawn_notifier(&self) {
+        let pool = self.pool.clone();
+        let channel = self.channel.clone();
+        let pending = self.notify_peers.clone();
+        let alive = Arc::downgrade(&self.alive);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = pending.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                        if alive.upgrade().is_none() {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+                if let Err(e) = sqlx::query("SELECT pg_notify($1, '')").bind(&*channel).execute(&pool).await {
+                    tracing::debug!(error = %e, "eventlog notify failed; readers fall back to polling");
+                    if pool.is_closed() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Forwards other processes' notifications to this process's readers.
+    fn spawn_listener(&self) {
+        let pool = self.pool.clone();
+        let channel = self.channel.clone();
+        let wake = self.wake.clone();
+        let alive = Arc::downgrade(&self.alive);
+        tokio::spawn(async move {
+            while alive.upgrade().is_some() {
+                let mut listener = match PgListener::connect_with(&pool).await {
+                    Ok(l) => l,
+                    Err(_) if pool.is_closed() => return,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "eventlog listener cannot connect; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                if listener.listen(&channel).await.is_err() {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                loop {
+                    match tokio::time::timeout(Duration::from_secs(1), listener.try_recv()).await {
+                        Ok(Ok(_)) => wake.send_modify(|n| *n = n.wrapping_add(1)),
+                        Ok(Err(_)) if pool.is_closed() => return,
+                        Ok(Err(_)) => break,
+                        Err(_) if alive.upgrade().is_none() || pool.is_closed() => return,
+                        Err(_) => {}
+                    }
+                }
+            }
+        });
+    }
+
+    pub(crate) async fn append(&self, req: PreparedAppend, hold: Option<Duration>) -> Result<AppendResult, Error> {
+        let mut counts = Vec::with_capacity(req.streams.len());
+        let mut expected = Vec::with_capacity(req.streams.len());
+        for s in &req.streams {
+            counts.push(s.count as i64);
+            expected.push(s.expected.code());
+        }
+        let ev = &req.events;
+        let query = sqlx::query(
+            "SELECT o_event_id, o_stream_id, o_version, o_position, o_tx, o_replayed \
+             FROM eventlog_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(req.streams.iter().map(|s| s.stream_id.as_str()).collect::<Vec<_>>())
+        .bind(expected)
+        .bind(counts)
+        .bind(ev.iter().map(|e| e.id).collect::<Vec<_>>())
+        .bind(ev.iter().map(|e| e.stream_index as i32 + 1).collect::<Vec<_>>())
+        .bind(ev.iter().map(|e| e.offset as i32).collect::<Vec<_>>())
+        .bind(ev.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
+        .bind(ev.iter().map(|e| e.schema_version).collect::<Vec<_>>())
+        .bind(ev.iter().map(|e| e.payload.get()).collect::<Vec<_>>())
+        .bind(ev.iter().map(|e| e.metadata.as_str()).collect::<Vec<_>>())
+        .bind(ev.iter().map(|e| e.tenant).collect::<Vec<_>>())
+        .bind(ev.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+        .bind(ev.iter().map(|e| e.hash.as_slice()).collect::<Vec<_>>());
+
+        let rows = match hold {
+            None => query.fetch_all(&self.pool).await,
+            Some(hold) => {
+                let mut tx = self.pool.begin().await?;
+                let rows = query.fetch_all(&mut *tx).await;
+                if rows.is_ok() {
+                    tokio::time::sleep(hold).await;
+                    tx.commit().await?;
+                }
+                rows
+            }
+        };
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => return self.explain_failure(&req, e).await,
+        };
+        let replayed = rows.iter().any(|r| r.get::<bool, _>(5));
+        let landed = rows.iter().map(appended_from_row).collect::<Result<Vec<_>, _>>()?;
+        if !replayed {
+            self.after_commit();
+        }
+        req.result_from(landed, replayed)
+    }
+
+    /// Turns a failed append into the typed error, after checking whether the failure was
+    /// a concurrent twin of this very call that committed first (then it is a replay).
+    async fn explain_failure(&self, req: &PreparedAppend, e: sqlx::Error) -> Result<AppendResult, Error> {
+        let Some(db) = e.as_database_error() else { return Err(Error::Database(e)) };
+        let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+        let detail = db
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .and_then(|d| d.detail())
+            .unwrap_or_default()
+            .to_owned();
+        match code.as_str() {
+            "SX001" => match Uuid::parse_str(&detail) {
+                Ok(event_id) => Err(Error::IdempotencyClash { event_id }),
+                Err(_) => Err(Error::Corrupt(format!("clash detail {detail:?}"))),
+            },
+            "SX002" | "23505" => {
+                // A twin of this call may have won the race: then this call is a replay.
+                if let Some(outcome) = self.find_replay(req).await? {
+                    return outcome;
+                }
+                if code == "23505" {
+                    return Err(Error::Database(e));
+                }
+                let (idx, actual) = detail.split_once(':').unwrap_or(("0", "0"));
+                let idx: usize = idx.parse::<usize>().unwrap_or(1).saturating_sub(1);
+                let stream = &req.streams[idx.min(req.streams.len() - 1)];
+                Err(Error::WrongExpectedVersion {
+                    stream_id: stream.stream_id.clone(),
+                    expected: stream.expected,
+                    actual: actual.parse().unwrap_or(0),
+                })
+            }
+            _ => Err(Error::Database(e)),
+        }
+    }
+
+    /// When the call's ids are stored: the replay's result (same content) or the clash.
+    async fn find_replay(&self, req: &PreparedAppend) -> Result<Option<Result<AppendResult, Error>>, Error> {
+        let ids: Vec<Uuid> = req.events.iter().map(|e| e.id).collect();
+        let rows = sqlx::query(
+            "SELECT event_id, stream_id, version, position, (tx_id::text)::bigint, content_hash \
+             FROM eventlog_events WHERE event_id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        for row in &rows {
+            let id: Uuid = row.get(0);
+            let hash: Vec<u8> = row.get(5);
+            let ours = req.events.iter().find(|e| e.id == id);
+            if rows.len() != ids.len() || ours.is_none_or(|e| e.hash != hash) {
+                return Ok(Some(Err(Error::IdempotencyClash { event_id: id })));
+            }
+        }
+        let landed = rows.iter().map(appended_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(req.result_from(landed, true)))
+    }
+
+    fn after_commit(&self) {
+        self.wake.send_modify(|n| *n = n.wrapping_add(1));
+        self.notify_peers.notify_one();
+    }
+
+    pub(crate) async fn stream_version(&self, stream_id: &str) -> Result<u64, Error> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT version FROM eventlog_streams WHERE stream_id = $1")
+            .bind(stream_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(v.unwrap_or(0) as u64)
+    }
+
+    pub(crate) async fn read_stream(
+        &self,
+        stream_id: &str,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        let rows = sqlx::query(
+            "SELECT position, (tx_id::text)::bigint, event_id, stream_id, version, event_type, schema_version, \
+                    payload::text, metadata::text, occurred_at, recorded_at \
+             FROM eventlog_events WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3",
+        )
+        .bind(stream_id)
+        .bind(after_version as i64)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(recorded_from_row).collect()
+    }
+
+    pub(crate) async fn read_all(&self, after: Cursor, filter: &Filter, limit: usize) -> Result<Page, Error> {
+        let rows = sqlx::query(
+            "SELECT position, (tx_id::text)::bigint, event_id, stream_id, version, event_type, schema_version, \
+                    payload::text, metadata::text, occurred_at, recorded_at \
+             FROM eventlog_events \
+             WHERE (tx_id, position) > (($1::bigint)::text::xid8, $2) \
+               AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+               AND ($3::text IS NULL OR starts_with(stream_id, $3)) \
+               AND ($4::uuid IS NULL OR tenant = $4) \
+             ORDER BY tx_id, position LIMIT $5",
+        )
+        .bind(after.tx as i64)
+        .bind(after.position)
+        .bind(filter.stream_prefix.as_deref())
+        .bind(filter.tenant)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let events = rows.iter().map(recorded_from_row).collect::<Result<Vec<_>, _>>()?;
+        let next = events.last().map_or(after, |e| e.cursor);
+        Ok(Page { events, next })
+    }
+
+    /// The cursor of the last event readers can see now.
+    pub(crate) async fn head(&self) -> Result<Cursor, Error> {
+        let row = sqlx::query(
+            "SELECT (tx_id::text)::bigint, position FROM eventlog_events \
+             WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+             ORDER BY tx_id DESC, position DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map_or(Cursor::START, |r| Cursor { tx: r.get::<i64, _>(0) as u64, position: r.get(1) }))
+    }
+
+    pub(crate) async fn is_readable(&self, cursor: Cursor) -> Result<bool, Error> {
+        Ok(sqlx::query_scalar("SELECT (($1::bigint)::text::xid8) < pg_snapshot_xmin(pg_current_snapshot())")
+            .bind(cursor.tx as i64)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    pub(crate) async fn load_checkpoint(&self, consumer: &str) -> Result<Option<String>, Error> {
+        Ok(sqlx::query_scalar("SELECT cursor FROM eventlog_checkpoints WHERE consumer = $1")
+            .bind(consumer)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn appended_from_row(row: &PgRow) -> Result<Appended, Error> {
+    let version: i64 = row.try_get(2)?;
+    let position: i64 = row.try_get(3)?;
+    let tx: i64 = row.try_get(4)?;
+    Ok(Appended {
+        event_id: row.try_get(0)?,
+        stream_id: row.try_get(1)?,
+        version: version as u64,
+        position,
+        cursor: Cursor { tx: tx as u64, position },
+    })
+}
+
+fn recorded_from_row(row: &PgRow) -> Result<RecordedEvent, Error> {
+    let position: i64 = row.try_get(0)?;
+    let tx: i64 = row.try_get(1)?;
+    let version: i64 = row.try_get(4)?;
+    let payload: String = row.try_get(7)?;
+    let metadata: &str = row.try_get(8)?;
+    Ok(RecordedEvent {
+        position,
+        cursor: Cursor { tx: tx as u64, position },
+        id: row.try_get(2)?,
+        stream_id: row.try_get(3)?,
+        version: version as u64,
+        event_type: row.try_get(5)?,
+        schema_version: row.try_get(6)?,
+        payload: RawValue::from_string(payload).map_err(Error::Payload)?,
+        metadata: serde_json::from_str(metadata).map_err(Error::Payload)?,
+        occurred_at: row.try_get::<DateTime<Utc>, _>(9)?,
+        recorded_at: row.try_get::<DateTime<Utc>, _>(10)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_parameter_is_split_off_the_url() {
+        assert_eq!(split_schema("postgres://h/db?schema=booking"), ("postgres://h/db".into(), Some("booking".into())));
+        assert_eq!(
+            split_schema("postgres://h/db?sslmode=disable&schema=x&a=b"),
+            ("postgres://h/db?sslmode=disable&a=b".into(), Some("x".into()))
+        );
+        assert_eq!(split_schema("postgres://h/db"), ("postgres://h/db".into(), None));
+        assert!(valid_schema_name("t_abc123"));
+        assert!(!valid_schema_name("x; drop"));
+    }
+}

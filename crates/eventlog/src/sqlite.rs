@@ -1,0 +1,384 @@
+//! The SQLite backend: one file in WAL mode. A single writer task owns the write
+//! connection; appends that queue up while it commits are grouped into one transaction
+//! (each under its own savepoint, so one refused append leaves the others alone) and are
+//! acknowledged only after that transaction's durable commit. Readers use a separate pool.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use serde_json::value::RawValue;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Connection, Row, SqlitePool};
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use crate::append::PreparedAppend;
+use crate::{AppendResult, Appended, Cursor, Error, ExpectedVersion, Filter, Page, RecordedEvent, StoreOptions};
+
+/// Work for the write connection, run inside a transaction the writer opens and commits.
+pub(crate) type WriteWork =
+    Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<(), Error>> + Send>;
+
+enum Job {
+    Append { req: PreparedAppend, hold: Option<Duration>, reply: oneshot::Sender<Result<AppendResult, Error>> },
+    Transaction { work: WriteWork, reply: oneshot::Sender<Result<(), Error>> },
+}
+
+/// The SQLite event store.
+#[derive(Clone)]
+pub(crate) struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+    pub(crate) readers: SqlitePool,
+    pub(crate) wake: watch::Sender<u64>,
+}
+
+/// Appends grouped into one commit at most.
+const MAX_GROUP: usize = 256;
+
+impl SqliteStore {
+    pub(crate) async fn connect(url: &str, opts: &StoreOptions) -> Result<Self, Error> {
+        let base = SqliteConnectOptions::from_str(url)?
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let synchronous =
+            if opts.sqlite_synchronous_normal { SqliteSynchronous::Normal } else { SqliteSynchronous::Full };
+        let mut writer =
+            SqliteConnection::connect_with(&base.clone().create_if_missing(true).synchronous(synchronous)).await?;
+        let mut migrator = sqlx::migrate!("./migrations/sqlite");
+        migrator.dangerous_set_table_name("eventlog_migrations");
+        migrator.run(&mut writer).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(opts.max_connections)
+            .min_connections(1)
+            .connect_with(base.read_only(true))
+            .await?;
+        let (jobs, rx) = mpsc::channel(1024);
+        let (wake, _) = watch::channel(0u64);
+        tokio::spawn(run_writer(writer, rx, wake.clone()));
+        Ok(SqliteStore { jobs, readers, wake })
+    }
+
+    pub(crate) async fn append(&self, req: PreparedAppend, hold: Option<Duration>) -> Result<AppendResult, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.jobs.send(Job::Append { req, hold, reply }).await.map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    pub(crate) async fn transaction(&self, work: WriteWork) -> Result<(), Error> {
+        let (reply, rx) = oneshot::channel();
+        self.jobs.send(Job::Transaction { work, reply }).await.map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    pub(crate) async fn stream_version(&self, stream_id: &str) -> Result<u64, Error> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT version FROM eventlog_streams WHERE stream_id = $1")
+            .bind(stream_id)
+            .fetch_optional(&self.readers)
+            .await?;
+        Ok(v.unwrap_or(0) as u64)
+    }
+
+    pub(crate) async fn read_stream(
+        &self,
+        stream_id: &str,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        let rows = sqlx::query(
+            "SELECT position, event_id, stream_id, version, event_type, schema_version, payload, metadata, \
+                    occurred_at, recorded_at \
+             FROM eventlog_events WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3",
+        )
+        .bind(stream_id)
+        .bind(after_version as i64)
+        .bind(limit as i64)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(recorded_from_row).collect()
+    }
+
+    pub(crate) async fn read_all(&self, after: Cursor, filter: &Filter, limit: usize) -> Result<Page, Error> {
+        let rows = sqlx::query(
+            "SELECT position, event_id, stream_id, version, event_type, schema_version, payload, metadata, \
+                    occurred_at, recorded_at \
+             FROM eventlog_events \
+             WHERE position > $1 \
+               AND ($2 IS NULL OR substr(stream_id, 1, length($2)) = $2) \
+               AND ($3 IS NULL OR tenant = $3) \
+             ORDER BY position LIMIT $4",
+        )
+        .bind(after.position)
+        .bind(filter.stream_prefix.as_deref())
+        .bind(filter.tenant)
+        .bind(limit as i64)
+        .fetch_all(&self.readers)
+        .await?;
+        let events = rows.iter().map(recorded_from_row).collect::<Result<Vec<_>, _>>()?;
+        let next = events.last().map_or(after, |e| e.cursor);
+        Ok(Page { events, next })
+    }
+
+    pub(crate) async fn head(&self) -> Result<Cursor, Error> {
+        let p: Option<i64> =
+            sqlx::query_scalar("SELECT max(position) FROM eventlog_events").fetch_one(&self.readers).await?;
+        Ok(Cursor { tx: 0, position: p.unwrap_or(0) })
+    }
+
+    pub(crate) async fn load_checkpoint(&self, consumer: &str) -> Result<Option<String>, Error> {
+        Ok(sqlx::query_scalar("SELECT cursor FROM eventlog_checkpoints WHERE consumer = $1")
+            .bind(consumer)
+            .fetch_optional(&self.readers)
+            .await?)
+    }
+
+    pub(crate) async fn close(&self) {
+        self.readers.close().await;
+    }
+}
+
+fn closed() -> Error {
+    Error::Database(sqlx::Error::PoolClosed)
+}
+
+async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, wake: watch::Sender<u64>) {
+    let mut next: Option<Job> = None;
+    loop {
+        let job = match next.take() {
+            Some(j) => j,
+            None => match rx.recv().await {
+                Some(j) => j,
+                None => break,
+            },
+        };
+        match job {
+            Job::Append { req, hold, reply } => {
+                let mut group = vec![(req, hold, reply)];
+                while group.len() < MAX_GROUP {
+                    match rx.try_recv() {
+                        Ok(Job::Append { req, hold, reply }) => group.push((req, hold, reply)),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let wrote = append_group(&mut conn, group).await;
+                if wrote {
+                    wake.send_modify(|n| *n = n.wrapping_add(1));
+                }
+            }
+            Job::Transaction { work, mut reply } => {
+                // A caller that went away (a consumer killed mid-batch) gets its work rolled
+                // back, as it would on PostgreSQL when its connection drops the transaction.
+                let result = tokio::select! {
+                    r = run_transaction(&mut conn, work) => r,
+                    _ = reply.closed() => {
+                        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut conn).await;
+                        continue;
+                    }
+                };
+                let _ = reply.send(result);
+            }
+        }
+    }
+    let _ = conn.close().await;
+}
+
+async fn run_transaction(conn: &mut SqliteConnection, work: WriteWork) -> Result<(), Error> {
+    sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    match work(conn).await {
+        Ok(()) => {
+            if let Err(e) = sqlx::raw_sql("COMMIT").execute(&mut *conn).await {
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                return Err(e.into());
+            }
+            Ok(())
+        }
+        Err(e) => {
+            sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
+            Err(e)
+        }
+    }
+}
+
+type Pending = (PreparedAppend, Option<Duration>, oneshot::Sender<Result<AppendResult, Error>>);
+
+/// Appends a group in one transaction; returns whether anything new was committed.
+async fn append_group(conn: &mut SqliteConnection, group: Vec<Pending>) -> bool {
+    let single = group.len() == 1;
+    if let Err(e) = sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await {
+        let msg = e.to_string();
+        for (_, _, reply) in group {
+            let _ = reply.send(Err(Error::Database(sqlx::Error::Protocol(msg.clone()))));
+        }
+        return false;
+    }
+    let now = Utc::now();
+    let mut outcomes = Vec::with_capacity(group.len());
+    let mut hold = None;
+    for (req, h, reply) in group {
+        hold = hold.max(h);
+        if !single && let Err(e) = sqlx::raw_sql("SAVEPOINT append").execute(&mut *conn).await {
+            outcomes.push((Err(e.into()), reply));
+            continue;
+        }
+        let outcome = append_one(conn, &req, now).await;
+        if !single {
+            let undo = if outcome.is_ok() { "RELEASE append" } else { "ROLLBACK TO append; RELEASE append" };
+            if let Err(e) = sqlx::raw_sql(undo).execute(&mut *conn).await {
+                outcomes.push((Err(e.into()), reply));
+                continue;
+            }
+        }
+        outcomes.push((outcome, reply));
+    }
+    if let Some(h) = hold {
+        tokio::time::sleep(h).await;
+    }
+    let wrote = outcomes.iter().any(|(o, _)| o.as_ref().is_ok_and(|r| !r.replayed));
+    let end = if wrote { "COMMIT" } else { "ROLLBACK" };
+    if let Err(e) = sqlx::raw_sql(end).execute(&mut *conn).await {
+        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+        let msg = e.to_string();
+        for (_, reply) in outcomes {
+            let _ = reply.send(Err(Error::Database(sqlx::Error::Protocol(format!("commit failed: {msg}")))));
+        }
+        return false;
+    }
+    for (outcome, reply) in outcomes {
+        let _ = reply.send(outcome);
+    }
+    wrote
+}
+
+async fn append_one(
+    conn: &mut SqliteConnection,
+    req: &PreparedAppend,
+    now: DateTime<Utc>,
+) -> Result<AppendResult, Error> {
+    // Ids already stored: a replay with the same content returns where they landed.
+    let mut stored = Vec::new();
+    for e in &req.events {
+        let row = sqlx::query(
+            "SELECT event_id, stream_id, version, position, content_hash FROM eventlog_events WHERE event_id = $1",
+        )
+        .bind(e.id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = row {
+            let hash: Vec<u8> = row.try_get(4)?;
+            if hash != e.hash {
+                return Err(Error::IdempotencyClash { event_id: e.id });
+            }
+            stored.push(appended_from_row(&row)?);
+        }
+    }
+    if !stored.is_empty() {
+        if stored.len() != req.events.len() {
+            // Part of the call is stored, part not: not the call that was stored.
+            return Err(Error::IdempotencyClash { event_id: stored[0].event_id });
+        }
+        return req.result_from(stored, true);
+    }
+
+    let mut base = Vec::with_capacity(req.streams.len());
+    for s in &req.streams {
+        let actual: Option<i64> = sqlx::query_scalar("SELECT version FROM eventlog_streams WHERE stream_id = $1")
+            .bind(&s.stream_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let actual = actual.unwrap_or(0) as u64;
+        let ok = match s.expected {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual == 0,
+            ExpectedVersion::Exact(n) => actual == n,
+        };
+        if !ok {
+            return Err(Error::WrongExpectedVersion { stream_id: s.stream_id.clone(), expected: s.expected, actual });
+        }
+        sqlx::query(
+            "INSERT INTO eventlog_streams (stream_id, version) VALUES ($1, $2) \
+             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version",
+        )
+        .bind(&s.stream_id)
+        .bind((actual + s.count as u64) as i64)
+        .execute(&mut *conn)
+        .await?;
+        base.push(actual);
+    }
+
+    let recorded = now.timestamp_micros();
+    let mut landed = Vec::with_capacity(req.events.len());
+    for e in &req.events {
+        let stream = &req.streams[e.stream_index];
+        let version = base[e.stream_index] + e.offset as u64;
+        let position: i64 = sqlx::query_scalar(
+            "INSERT INTO eventlog_events (event_id, stream_id, version, event_type, schema_version, payload, \
+                                          metadata, tenant, content_hash, occurred_at, recorded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING position",
+        )
+        .bind(e.id)
+        .bind(&stream.stream_id)
+        .bind(version as i64)
+        .bind(&e.event_type)
+        .bind(e.schema_version)
+        .bind(e.payload.get())
+        .bind(&e.metadata)
+        .bind(e.tenant)
+        .bind(&e.hash)
+        .bind(e.occurred_at.timestamp_micros())
+        .bind(recorded)
+        .fetch_one(&mut *conn)
+        .await?;
+        landed.push(Appended {
+            event_id: e.id,
+            stream_id: stream.stream_id.clone(),
+            version,
+            position,
+            cursor: Cursor { tx: 0, position },
+        });
+    }
+    req.result_from(landed, false)
+}
+
+fn appended_from_row(row: &SqliteRow) -> Result<Appended, Error> {
+    let position: i64 = row.try_get(3)?;
+    let version: i64 = row.try_get(2)?;
+    Ok(Appended {
+        event_id: row.try_get::<Uuid, _>(0)?,
+        stream_id: row.try_get(1)?,
+        version: version as u64,
+        position,
+        cursor: Cursor { tx: 0, position },
+    })
+}
+
+fn micros(v: i64) -> Result<DateTime<Utc>, Error> {
+    DateTime::from_timestamp_micros(v).ok_or_else(|| Error::Corrupt(format!("timestamp {v}")))
+}
+
+fn recorded_from_row(row: &SqliteRow) -> Result<RecordedEvent, Error> {
+    let position: i64 = row.try_get(0)?;
+    let version: i64 = row.try_get(3)?;
+    let payload: String = row.try_get(6)?;
+    let metadata: &str = row.try_get(7)?;
+    Ok(RecordedEvent {
+        position,
+        cursor: Cursor { tx: 0, position },
+        id: row.try_get::<Uuid, _>(1)?,
+        stream_id: row.try_get(2)?,
+        version: version as u64,
+        event_type: row.try_get(4)?,
+        schema_version: row.try_get(5)?,
+        payload: RawValue::from_string(payload).map_err(Error::Payload)?,
+        metadata: serde_json::from_str(metadata).map_err(Error::Payload)?,
+        occurred_at: micros(row.try_get(8)?)?,
+        recorded_at: micros(row.try_get(9)?)?,
+    })
+}

@@ -1,0 +1,277 @@
+//! `EventStore`: the one API over both backends, chosen by the database URL.
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::watch;
+
+use crate::append::PreparedAppend;
+use crate::postgres::PgStore;
+use crate::sqlite::SqliteStore;
+use crate::subscription::Subscription;
+use crate::{AppendResult, Cursor, Error, Filter, Page, RecordedEvent, StreamAppend, Tx};
+
+/// Tuning that the URL does not carry.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Connections in the pool (PostgreSQL) or the reader pool (SQLite).
+    pub max_connections: u32,
+    /// SQLite only: `synchronous=NORMAL` instead of `FULL`. In WAL mode NORMAL keeps the
+    /// database consistent but may lose the last commits on power loss, so an append
+    /// could be acknowledged and then lost: off by default.
+    pub sqlite_synchronous_normal: bool,
+    /// PostgreSQL only: the schema to create (if missing) and use; also `?schema=` in the URL.
+    pub pg_schema: Option<String>,
+    /// How often a caught-up subscription looks for new events when no wake-up arrives.
+    pub poll_interval: Duration,
+    /// Events per page a subscription reads.
+    pub subscription_page: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 16,
+            sqlite_synchronous_normal: false,
+            pg_schema: None,
+            poll_interval: Duration::from_millis(500),
+            subscription_page: 1000,
+        }
+    }
+}
+
+/// Which database holds the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in WAL mode.
+    Sqlite,
+    /// A PostgreSQL database (or schema).
+    Postgres,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+/// An append-only event store. Cheap to clone; clones share connections.
+#[derive(Clone)]
+pub struct EventStore {
+    inner: Inner,
+    options: std::sync::Arc<StoreOptions>,
+}
+
+impl EventStore {
+    /// Opens (and migrates) the store at `url`: `sqlite://path/file.db` or `postgres://...`.
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        Self::connect_with(url, StoreOptions::default()).await
+    }
+
+    /// Opens (and migrates) the store at `url` with options.
+    pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Self, Error> {
+        let inner = match backend_of(url)? {
+            Backend::Sqlite => Inner::Sqlite(SqliteStore::connect(url, &options).await?),
+            Backend::Postgres => Inner::Postgres(PgStore::connect(url, &options).await?),
+        };
+        Ok(EventStore { inner, options: std::sync::Arc::new(options) })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        match self.inner {
+            Inner::Sqlite(_) => Backend::Sqlite,
+            Inner::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Appends to one or several streams atomically: either every event is stored, or
+    /// nothing is and the error says why.
+    pub async fn append(&self, appends: Vec<StreamAppend>) -> Result<AppendResult, Error> {
+        let req = PreparedAppend::new(appends)?;
+        match &self.inner {
+            Inner::Sqlite(s) => s.append(req, None).await,
+            Inner::Postgres(p) => p.append(req, None).await,
+        }
+    }
+
+    /// Appends to one stream.
+    pub async fn append_to(&self, append: StreamAppend) -> Result<AppendResult, Error> {
+        self.append(vec![append]).await
+    }
+
+    /// Like [`EventStore::append`], but keeps the transaction open for `hold` before it
+    /// commits. Only for tests that make commits land out of order.
+    #[doc(hidden)]
+    pub async fn append_holding_open(&self, appends: Vec<StreamAppend>, hold: Duration) -> Result<AppendResult, Error> {
+        let req = PreparedAppend::new(appends)?;
+        match &self.inner {
+            Inner::Sqlite(s) => s.append(req, Some(hold)).await,
+            Inner::Postgres(p) => p.append(req, Some(hold)).await,
+        }
+    }
+
+    /// A stream's version: the number of events it holds (0 when it does not exist).
+    pub async fn stream_version(&self, stream_id: &str) -> Result<u64, Error> {
+        match &self.inner {
+            Inner::Sqlite(s) => s.stream_version(stream_id).await,
+            Inner::Postgres(p) => p.stream_version(stream_id).await,
+        }
+    }
+
+    /// Up to `limit` events of one stream with a version above `after_version`, in order.
+    pub async fn read_stream(
+        &self,
+        stream_id: &str,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        match &self.inner {
+            Inner::Sqlite(s) => s.read_stream(stream_id, after_version, limit).await,
+            Inner::Postgres(p) => p.read_stream(stream_id, after_version, limit).await,
+        }
+    }
+
+    /// Every event of one stream, in order.
+    pub async fn read_whole_stream(&self, stream_id: &str) -> Result<Vec<RecordedEvent>, Error> {
+        let mut all = Vec::new();
+        loop {
+            let after = all.last().map_or(0, |e: &RecordedEvent| e.version);
+            let page = self.read_stream(stream_id, after, 1000).await?;
+            let done = page.len() < 1000;
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// A page of the log (or of the events the filter keeps) after `after`, in log order.
+    /// Never returns an event that a concurrent, still uncommitted writer could precede.
+    pub async fn read_all(&self, after: Cursor, filter: &Filter, limit: usize) -> Result<Page, Error> {
+        match &self.inner {
+            Inner::Sqlite(s) => s.read_all(after, filter, limit).await,
+            Inner::Postgres(p) => p.read_all(after, filter, limit).await,
+        }
+    }
+
+    /// The cursor of the last event that readers can see now.
+    pub async fn head(&self) -> Result<Cursor, Error> {
+        match &self.inner {
+            Inner::Sqlite(s) => s.head().await,
+            Inner::Postgres(p) => p.head().await,
+        }
+    }
+
+    /// Waits until readers can see the event at `cursor` (an append's result), so that a
+    /// caller can read its own write through `read_all` or a projection. On PostgreSQL an
+    /// event is readable once every transaction older than its own has finished. Returns
+    /// false if that did not happen within `timeout`.
+    pub async fn wait_until_readable(&self, cursor: Cursor, timeout: Duration) -> Result<bool, Error> {
+        let Inner::Postgres(p) = &self.inner else { return Ok(true) };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            if p.is_readable(cursor).await? {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() + pause > deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// Follows the log from `after`: first what is stored, then new events as they commit.
+    pub fn subscribe(&self, after: Cursor, filter: Filter) -> Subscription {
+        Subscription::start(self.clone(), after, filter)
+    }
+
+    /// Runs `work` in one transaction on the store's database and commits it, or rolls it
+    /// back if `work` fails. Read models and checkpoints are written this way.
+    pub async fn transaction<T, F>(&self, work: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx<'_>) -> BoxFuture<'t, Result<T, Error>> + Send + 'static,
+    {
+        match &self.inner {
+            Inner::Sqlite(s) => {
+                let (send, recv) = tokio::sync::oneshot::channel();
+                s.transaction(Box::new(move |conn| {
+                    Box::pin(async move {
+                        let mut tx = Tx::Sqlite(conn);
+                        let value = work(&mut tx).await?;
+                        let _ = send.send(value);
+                        Ok(())
+                    })
+                }))
+                .await?;
+                recv.await.map_err(|_| Error::Corrupt("transaction produced no value".into()))
+            }
+            Inner::Postgres(p) => {
+                let mut txn = p.pool.begin().await?;
+                let value = {
+                    let mut tx = Tx::Postgres(&mut txn);
+                    work(&mut tx).await?
+                };
+                txn.commit().await?;
+                Ok(value)
+            }
+        }
+    }
+
+    /// The cursor a consumer stored last, if any.
+    pub async fn load_checkpoint(&self, consumer: &str) -> Result<Option<String>, Error> {
+        match &self.inner {
+            Inner::Sqlite(s) => s.load_checkpoint(consumer).await,
+            Inner::Postgres(p) => p.load_checkpoint(consumer).await,
+        }
+    }
+
+    /// The SQLite reader pool, for read models kept in the same file.
+    pub fn sqlite_pool(&self) -> Option<&sqlx::SqlitePool> {
+        match &self.inner {
+            Inner::Sqlite(s) => Some(&s.readers),
+            Inner::Postgres(_) => None,
+        }
+    }
+
+    /// The PostgreSQL pool, for read models kept in the same database.
+    pub fn pg_pool(&self) -> Option<&sqlx::PgPool> {
+        match &self.inner {
+            Inner::Sqlite(_) => None,
+            Inner::Postgres(p) => Some(&p.pool),
+        }
+    }
+
+    /// Closes the connections.
+    pub async fn close(&self) {
+        match &self.inner {
+            Inner::Sqlite(s) => s.close().await,
+            Inner::Postgres(p) => p.close().await,
+        }
+    }
+
+    pub(crate) fn wake_receiver(&self) -> watch::Receiver<u64> {
+        match &self.inner {
+            Inner::Sqlite(s) => s.wake.subscribe(),
+            Inner::Postgres(p) => p.wake.subscribe(),
+        }
+    }
+
+    pub(crate) fn options(&self) -> &StoreOptions {
+        &self.options
+    }
+}
+
+/// Which backend a URL names.
+pub fn backend_of(url: &str) -> Result<Backend, Error> {
+    if url.starts_with("sqlite:") {
+        Ok(Backend::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Backend::Postgres)
+    } else {
+        Err(Error::UnsupportedUrl(url.split('@').next_back().unwrap_or_default().to_owned()))
+    }
+}
