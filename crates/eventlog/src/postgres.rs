@@ -14,7 +14,10 @@ use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 use crate::append::PreparedAppend;
-use crate::{AppendResult, Appended, Cursor, Error, Filter, Page, RecordedEvent, StoreOptions};
+use crate::{AppendResult, Appended, Cursor, Error, ExpectedVersion, Filter, Page, RecordedEvent, StoreOptions};
+
+/// How long commits wait to share one NOTIFY at most.
+const NOTIFY_DEBOUNCE: Duration = Duration::from_millis(3);
 
 /// The PostgreSQL event store.
 #[derive(Clone)]
@@ -109,6 +112,10 @@ impl PgStore {
                         return;
                     }
                 }
+                // Commits in the next few milliseconds share the next notification: a
+                // NOTIFY costs the server a global lock, and other processes' readers
+                // can wait that long.
+                tokio::time::sleep(NOTIFY_DEBOUNCE).await;
             }
         });
     }
@@ -148,6 +155,9 @@ impl PgStore {
     }
 
     pub(crate) async fn append(&self, req: PreparedAppend, hold: Option<Duration>) -> Result<AppendResult, Error> {
+        if req.streams.len() == 1 {
+            return self.append_single(req, hold).await;
+        }
         let mut counts = Vec::with_capacity(req.streams.len());
         let mut expected = Vec::with_capacity(req.streams.len());
         for s in &req.streams {
@@ -156,7 +166,7 @@ impl PgStore {
         }
         let ev = &req.events;
         let query = sqlx::query(
-            "SELECT o_event_id, o_stream_id, o_version, o_position, o_tx, o_replayed \
+            "SELECT o_event_id, o_stream_id, o_version, o_position, o_tx \
              FROM eventlog_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(req.streams.iter().map(|s| s.stream_id.as_str()).collect::<Vec<_>>())
@@ -172,29 +182,106 @@ impl PgStore {
         .bind(ev.iter().map(|e| e.tenant).collect::<Vec<_>>())
         .bind(ev.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
         .bind(ev.iter().map(|e| e.hash.as_slice()).collect::<Vec<_>>());
-
-        let rows = match hold {
-            None => query.fetch_all(&self.pool).await,
-            Some(hold) => {
-                let mut tx = self.pool.begin().await?;
-                let rows = query.fetch_all(&mut *tx).await;
-                if rows.is_ok() {
-                    tokio::time::sleep(hold).await;
-                    tx.commit().await?;
-                }
-                rows
-            }
-        };
-        let rows = match rows {
+        let rows = match self.run(query, hold).await {
             Ok(rows) => rows,
             Err(e) => return self.explain_failure(&req, e).await,
         };
-        let replayed = rows.iter().any(|r| r.get::<bool, _>(5));
         let landed = rows.iter().map(appended_from_row).collect::<Result<Vec<_>, _>>()?;
-        if !replayed {
-            self.after_commit();
+        self.after_commit();
+        req.result_from(landed, false)
+    }
+
+    /// The common case, one stream, as one plain statement: the stream's row is claimed
+    /// in a data-modifying CTE and the events are inserted only if that claim matched
+    /// the expectation, so a mismatch writes nothing and returns no rows.
+    async fn append_single(&self, req: PreparedAppend, hold: Option<Duration>) -> Result<AppendResult, Error> {
+        macro_rules! single_sql {
+            ($claim:literal) => {
+                concat!(
+                    "WITH s AS (",
+                    $claim,
+                    ") INSERT INTO eventlog_events (event_id, stream_id, version, event_type, schema_version, \
+                                                   payload, metadata, tenant, content_hash, occurred_at) \
+                     SELECT x.id, $1, s.base + x.ord, x.t, x.sv, x.p::json, x.m::json, x.tn, x.h, x.oc \
+                       FROM s, unnest($3::uuid[], $4::text[], $5::int[], $6::text[], $7::text[], $8::uuid[], \
+                                      $9::bytea[], $10::timestamptz[]) WITH ORDINALITY AS x(id, t, sv, p, m, tn, h, oc, ord) \
+                     RETURNING event_id, stream_id, version, position, (tx_id::text)::bigint AS tx"
+                )
+            };
         }
-        req.result_from(landed, replayed)
+        let stream = &req.streams[0];
+        let sql = match stream.expected {
+            ExpectedVersion::Any => single_sql!(
+                "INSERT INTO eventlog_streams AS t (stream_id, version) VALUES ($1, $2) \
+                 ON CONFLICT (stream_id) DO UPDATE SET version = t.version + excluded.version \
+                 RETURNING t.version - $2 AS base"
+            ),
+            ExpectedVersion::NoStream | ExpectedVersion::Exact(0) => single_sql!(
+                "INSERT INTO eventlog_streams (stream_id, version) VALUES ($1, $2) \
+                 ON CONFLICT (stream_id) DO NOTHING RETURNING 0::bigint AS base"
+            ),
+            ExpectedVersion::Exact(_) => single_sql!(
+                "UPDATE eventlog_streams SET version = version + $2 WHERE stream_id = $1 AND version = $11 \
+                 RETURNING version - $2 AS base"
+            ),
+        };
+        let ev = &req.events;
+        let mut query = sqlx::query(sql)
+            .bind(stream.stream_id.as_str())
+            .bind(stream.count as i64)
+            .bind(ev.iter().map(|e| e.id).collect::<Vec<_>>())
+            .bind(ev.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
+            .bind(ev.iter().map(|e| e.schema_version).collect::<Vec<_>>())
+            .bind(ev.iter().map(|e| e.payload.get()).collect::<Vec<_>>())
+            .bind(ev.iter().map(|e| e.metadata.as_str()).collect::<Vec<_>>())
+            .bind(ev.iter().map(|e| e.tenant).collect::<Vec<_>>())
+            .bind(ev.iter().map(|e| e.hash.as_slice()).collect::<Vec<_>>())
+            .bind(ev.iter().map(|e| e.occurred_at).collect::<Vec<_>>());
+        if let ExpectedVersion::Exact(n) = stream.expected
+            && n > 0
+        {
+            query = query.bind(n as i64);
+        }
+        let rows = match self.run(query, hold).await {
+            Ok(rows) => rows,
+            Err(e) => return self.explain_failure(&req, e).await,
+        };
+        if rows.is_empty() {
+            // The claim did not match: a replay of this very call, or a real conflict.
+            if let Some(outcome) = self.find_replay(&req).await? {
+                return outcome;
+            }
+            let actual = self.stream_version(&stream.stream_id).await?;
+            return Err(Error::WrongExpectedVersion {
+                stream_id: stream.stream_id.clone(),
+                expected: stream.expected,
+                actual,
+            });
+        }
+        let landed = rows.iter().map(appended_from_row).collect::<Result<Vec<_>, _>>()?;
+        self.after_commit();
+        req.result_from(landed, false)
+    }
+
+    /// Runs an append statement, in its own implicit transaction or (tests) in one held
+    /// open for a while before it commits.
+    async fn run<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+        hold: Option<Duration>,
+    ) -> Result<Vec<PgRow>, sqlx::Error> {
+        match hold {
+            None => query.fetch_all(&self.pool).await,
+            Some(hold) => {
+                let mut tx = self.pool.begin().await?;
+                let rows = query.fetch_all(&mut *tx).await?;
+                if !rows.is_empty() {
+                    tokio::time::sleep(hold).await;
+                }
+                tx.commit().await?;
+                Ok(rows)
+            }
+        }
     }
 
     /// Turns a failed append into the typed error, after checking whether the failure was
@@ -208,10 +295,6 @@ impl PgStore {
             .unwrap_or_default()
             .to_owned();
         match code.as_str() {
-            "SX001" => match Uuid::parse_str(&detail) {
-                Ok(event_id) => Err(Error::IdempotencyClash { event_id }),
-                Err(_) => Err(Error::Corrupt(format!("clash detail {detail:?}"))),
-            },
             "SX002" | "23505" => {
                 // A twin of this call may have won the race: then this call is a replay.
                 if let Some(outcome) = self.find_replay(req).await? {
@@ -278,7 +361,7 @@ impl PgStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
         let rows = sqlx::query(
-            "SELECT position, (tx_id::text)::bigint, event_id, stream_id, version, event_type, schema_version, \
+            "SELECT position, (tx_id::text)::bigint AS tx, event_id, stream_id, version, event_type, schema_version, \
                     payload::text, metadata::text, occurred_at, recorded_at \
              FROM eventlog_events WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3",
         )
@@ -291,23 +374,35 @@ impl PgStore {
     }
 
     pub(crate) async fn read_all(&self, after: Cursor, filter: &Filter, limit: usize) -> Result<Page, Error> {
-        let rows = sqlx::query(
-            "SELECT position, (tx_id::text)::bigint, event_id, stream_id, version, event_type, schema_version, \
-                    payload::text, metadata::text, occurred_at, recorded_at \
-             FROM eventlog_events \
-             WHERE (tx_id, position) > (($1::bigint)::text::xid8, $2) \
-               AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-               AND ($3::text IS NULL OR starts_with(stream_id, $3)) \
-               AND ($4::uuid IS NULL OR tenant = $4) \
-             ORDER BY tx_id, position LIMIT $5",
-        )
-        .bind(after.tx as i64)
-        .bind(after.position)
-        .bind(filter.stream_prefix.as_deref())
-        .bind(filter.tenant)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
+        // One static statement per filter shape: with `$n IS NULL OR ...` the generic plan
+        // misjudges row counts and sorts the whole tail instead of walking the index.
+        macro_rules! page_sql {
+            ($($cond:literal)?) => {
+                concat!(
+                    "SELECT position, (tx_id::text)::bigint AS tx, event_id, stream_id, version, event_type, \
+                            schema_version, payload::text, metadata::text, occurred_at, recorded_at \
+                     FROM eventlog_events \
+                     WHERE (tx_id, position) > (($1::bigint)::text::xid8, $2) \
+                       AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) ",
+                    $($cond,)?
+                    " ORDER BY tx_id, position LIMIT $3"
+                )
+            };
+        }
+        let sql = match (&filter.stream_prefix, filter.tenant) {
+            (None, None) => page_sql!(),
+            (Some(_), None) => page_sql!("AND starts_with(stream_id, $4)"),
+            (None, Some(_)) => page_sql!("AND tenant = $4"),
+            (Some(_), Some(_)) => page_sql!("AND starts_with(stream_id, $4) AND tenant = $5"),
+        };
+        let mut q = sqlx::query(sql).bind(after.tx as i64).bind(after.position).bind(limit as i64);
+        if let Some(p) = &filter.stream_prefix {
+            q = q.bind(p.clone());
+        }
+        if let Some(t) = filter.tenant {
+            q = q.bind(t);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         let events = rows.iter().map(recorded_from_row).collect::<Result<Vec<_>, _>>()?;
         let next = events.last().map_or(after, |e| e.cursor);
         Ok(Page { events, next })
@@ -316,7 +411,7 @@ impl PgStore {
     /// The cursor of the last event readers can see now.
     pub(crate) async fn head(&self) -> Result<Cursor, Error> {
         let row = sqlx::query(
-            "SELECT (tx_id::text)::bigint, position FROM eventlog_events \
+            "SELECT (tx_id::text)::bigint AS tx, position FROM eventlog_events \
              WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
              ORDER BY tx_id DESC, position DESC LIMIT 1",
         )

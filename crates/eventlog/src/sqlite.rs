@@ -230,7 +230,8 @@ async fn append_group(conn: &mut SqliteConnection, group: Vec<Pending>) -> bool 
         }
         let outcome = append_one(conn, &req, now).await;
         if !single {
-            let undo = if outcome.is_ok() { "RELEASE append" } else { "ROLLBACK TO append; RELEASE append" };
+            let keep = outcome.as_ref().is_ok_and(|r| !r.replayed);
+            let undo = if keep { "RELEASE append" } else { "ROLLBACK TO append; RELEASE append" };
             if let Err(e) = sqlx::raw_sql(undo).execute(&mut *conn).await {
                 outcomes.push((Err(e.into()), reply));
                 continue;
@@ -257,12 +258,36 @@ async fn append_group(conn: &mut SqliteConnection, group: Vec<Pending>) -> bool 
     wrote
 }
 
+/// Appends one call inside the open transaction. The common path reads each stream's
+/// version once and inserts the events in multi-row statements; an id already stored
+/// surfaces as a unique violation or a version mismatch, and only then are the ids
+/// looked up to tell a replay from a clash. A replay returns `replayed: true`; the caller
+/// undoes whatever the attempt wrote.
 async fn append_one(
     conn: &mut SqliteConnection,
     req: &PreparedAppend,
     now: DateTime<Utc>,
 ) -> Result<AppendResult, Error> {
-    // Ids already stored: a replay with the same content returns where they landed.
+    match write_events(conn, req, now).await {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            let worth_a_look = match &e {
+                Error::WrongExpectedVersion { .. } => true,
+                Error::Database(d) => d.as_database_error().is_some_and(|d| d.is_unique_violation()),
+                _ => false,
+            };
+            if worth_a_look && let Some(outcome) = find_replay(conn, req).await? {
+                return outcome;
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn find_replay(
+    conn: &mut SqliteConnection,
+    req: &PreparedAppend,
+) -> Result<Option<Result<AppendResult, Error>>, Error> {
     let mut stored = Vec::new();
     for e in &req.events {
         let row = sqlx::query(
@@ -274,19 +299,53 @@ async fn append_one(
         if let Some(row) = row {
             let hash: Vec<u8> = row.try_get(4)?;
             if hash != e.hash {
-                return Err(Error::IdempotencyClash { event_id: e.id });
+                return Ok(Some(Err(Error::IdempotencyClash { event_id: e.id })));
             }
             stored.push(appended_from_row(&row)?);
         }
     }
-    if !stored.is_empty() {
-        if stored.len() != req.events.len() {
-            // Part of the call is stored, part not: not the call that was stored.
-            return Err(Error::IdempotencyClash { event_id: stored[0].event_id });
-        }
-        return req.result_from(stored, true);
+    if stored.is_empty() {
+        return Ok(None);
     }
+    if stored.len() != req.events.len() {
+        // Part of the call is stored, part not: not the call that was stored.
+        return Ok(Some(Err(Error::IdempotencyClash { event_id: stored[0].event_id })));
+    }
+    Ok(Some(req.result_from(stored, true)))
+}
 
+/// Rows per multi-row INSERT; a call is split into chunks of these sizes so that only a
+/// few statement shapes exist (and stay in the prepared-statement cache).
+const CHUNKS: [usize; 3] = [100, 10, 1];
+const EVENT_COLUMNS: usize = 11;
+
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO eventlog_events (event_id, stream_id, version, event_type, schema_version, payload, \
+         metadata, tenant, content_hash, occurred_at, recorded_at) VALUES ",
+    );
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..EVENT_COLUMNS {
+            if c > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("${}", r * EVENT_COLUMNS + c + 1));
+        }
+        sql.push(')');
+    }
+    sql.push_str(" RETURNING event_id, position");
+    sql
+}
+
+async fn write_events(
+    conn: &mut SqliteConnection,
+    req: &PreparedAppend,
+    now: DateTime<Utc>,
+) -> Result<AppendResult, Error> {
     let mut base = Vec::with_capacity(req.streams.len());
     for s in &req.streams {
         let actual: Option<i64> = sqlx::query_scalar("SELECT version FROM eventlog_streams WHERE stream_id = $1")
@@ -315,34 +374,41 @@ async fn append_one(
 
     let recorded = now.timestamp_micros();
     let mut landed = Vec::with_capacity(req.events.len());
-    for e in &req.events {
-        let stream = &req.streams[e.stream_index];
-        let version = base[e.stream_index] + e.offset as u64;
-        let position: i64 = sqlx::query_scalar(
-            "INSERT INTO eventlog_events (event_id, stream_id, version, event_type, schema_version, payload, \
-                                          metadata, tenant, content_hash, occurred_at, recorded_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING position",
-        )
-        .bind(e.id)
-        .bind(&stream.stream_id)
-        .bind(version as i64)
-        .bind(&e.event_type)
-        .bind(e.schema_version)
-        .bind(e.payload.get())
-        .bind(&e.metadata)
-        .bind(e.tenant)
-        .bind(&e.hash)
-        .bind(e.occurred_at.timestamp_micros())
-        .bind(recorded)
-        .fetch_one(&mut *conn)
-        .await?;
-        landed.push(Appended {
-            event_id: e.id,
-            stream_id: stream.stream_id.clone(),
-            version,
-            position,
-            cursor: Cursor { tx: 0, position },
-        });
+    let mut rest = &req.events[..];
+    while !rest.is_empty() {
+        let size = CHUNKS.into_iter().find(|&c| c <= rest.len()).unwrap_or(1);
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        let sql = insert_sql(size);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for e in chunk {
+            let stream = &req.streams[e.stream_index];
+            q = q
+                .bind(e.id)
+                .bind(stream.stream_id.as_str())
+                .bind((base[e.stream_index] + e.offset as u64) as i64)
+                .bind(e.event_type.as_str())
+                .bind(e.schema_version)
+                .bind(e.payload.get())
+                .bind(e.metadata.as_str())
+                .bind(e.tenant)
+                .bind(e.hash.as_slice())
+                .bind(e.occurred_at.timestamp_micros())
+                .bind(recorded);
+        }
+        let rows = q.fetch_all(&mut *conn).await?;
+        for row in rows {
+            let id: Uuid = row.try_get(0)?;
+            let position: i64 = row.try_get(1)?;
+            let e = chunk.iter().find(|e| e.id == id).ok_or_else(|| Error::Corrupt(format!("unknown id {id}")))?;
+            landed.push(Appended {
+                event_id: id,
+                stream_id: req.streams[e.stream_index].stream_id.clone(),
+                version: base[e.stream_index] + e.offset as u64,
+                position,
+                cursor: Cursor { tx: 0, position },
+            });
+        }
     }
     req.result_from(landed, false)
 }
