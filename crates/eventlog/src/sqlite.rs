@@ -44,7 +44,9 @@ impl SqliteStore {
         let base = SqliteConnectOptions::from_str(url)?
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Deleted content (an erased person's key) is overwritten, not left in free pages.
+            .pragma("secure_delete", "on");
         let synchronous =
             if opts.sqlite_synchronous_normal { SqliteSynchronous::Normal } else { SqliteSynchronous::Full };
         let mut writer =

@@ -10,6 +10,33 @@ pub mod common {
     }
 }
 
+/// The volunteer service.
+pub mod volunteer {
+    /// Version 1.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("samskab.volunteer.v1");
+    }
+}
+
+/// The care-home service.
+pub mod carehome {
+    /// Version 1.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("samskab.carehome.v1");
+    }
+}
+
+/// The booking service.
+pub mod booking {
+    /// Version 1.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("samskab.booking.v1");
+    }
+}
+
 /// The encoded file descriptor set of every proto, for `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("descriptor");
 

@@ -1,0 +1,749 @@
+//! The events each service publishes: the names of `domain.md`, payloads with a schema
+//! version. They are the services' public contract: other services learn of them only
+//! through the feeds. Personal fields are `Sealed` (ciphertext) and never in clear.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::types::*;
+
+/// An event type of a service: its name and how to read it back from the log.
+pub trait DomainEvent: Sized {
+    /// The event's name, e.g. `RideBooked`.
+    fn event_type(&self) -> &'static str;
+    /// The payload as JSON.
+    fn to_json(&self) -> serde_json::Value;
+    /// Reads a stored event; `Ok(None)` for a type this enum does not know (a newer writer).
+    fn from_stored(event_type: &str, payload: &str) -> Result<Option<Self>, serde_json::Error>;
+}
+
+macro_rules! events {
+    ($(#[$meta:meta])* $enum:ident { $($(#[$vmeta:meta])* $name:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum $enum {
+            $($(#[$vmeta])* $name($name)),+
+        }
+
+        impl $enum {
+            /// Every event name of this service.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),+];
+        }
+
+        impl DomainEvent for $enum {
+            fn event_type(&self) -> &'static str {
+                match self { $($enum::$name(_) => stringify!($name)),+ }
+            }
+
+            fn to_json(&self) -> serde_json::Value {
+                match self {
+                    $($enum::$name(e) => serde_json::to_value(e).expect("events serialise")),+
+                }
+            }
+
+            fn from_stored(event_type: &str, payload: &str) -> Result<Option<Self>, serde_json::Error> {
+                Ok(match event_type {
+                    $(stringify!($name) => Some($enum::$name(serde_json::from_str(payload)?)),)+
+                    _ => None,
+                })
+            }
+        }
+
+        $(
+            impl From<$name> for $enum {
+                fn from(e: $name) -> Self {
+                    $enum::$name(e)
+                }
+            }
+        )+
+    };
+}
+
+// ---------------------------------------------------------------- volunteer
+
+/// A pilot's personal fields, sealed together with the pilot's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PilotPersonal {
+    /// Name as shown.
+    pub display_name: String,
+    /// E-mail, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Phone, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+/// A pilot joined a chapter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PilotRegistered {
+    /// The pilot.
+    pub pilot_id: Uuid,
+    /// Their chapter.
+    pub chapter_id: Uuid,
+    /// Sealed `PilotPersonal`.
+    pub personal: Sealed,
+}
+
+/// A pilot was trained for a trishaw type (also the payload of a renewal).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PilotQualified {
+    /// The pilot.
+    pub pilot_id: Uuid,
+    /// The trishaw type.
+    pub bike_type: String,
+    /// Training date.
+    pub qualified_on: NaiveDate,
+    /// Valid through this date (inclusive, chapter's zone).
+    pub valid_until: NaiveDate,
+}
+
+/// Refresher training renewed a qualification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PilotQualificationRenewed {
+    /// The pilot.
+    pub pilot_id: Uuid,
+    /// The trishaw type.
+    pub bike_type: String,
+    /// Training date.
+    pub qualified_on: NaiveDate,
+    /// New end of validity.
+    pub valid_until: NaiveDate,
+}
+
+/// A pilot was suspended (may read, may not book).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PilotSuspended {
+    /// The pilot.
+    pub pilot_id: Uuid,
+}
+
+/// A suspension ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PilotReinstated {
+    /// The pilot.
+    pub pilot_id: Uuid,
+}
+
+/// A pilot retired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PilotRetired {
+    /// The pilot.
+    pub pilot_id: Uuid,
+}
+
+/// A pilot said when and where they can ride.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PilotAvailabilityDeclared {
+    /// The pilot.
+    pub pilot_id: Uuid,
+    /// Weekly windows.
+    pub weekly: Vec<WeeklyWindow>,
+    /// Care homes they ride at.
+    pub carehome_ids: Vec<Uuid>,
+}
+
+/// A pilot's personal data was erased (their key deleted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PilotErased {
+    /// The pilot.
+    pub pilot_id: Uuid,
+}
+
+events!(
+    /// The volunteer service's events.
+    VolunteerEvent {
+        /// See the struct.
+        PilotRegistered,
+        /// See the struct.
+        PilotQualified,
+        /// See the struct.
+        PilotQualificationRenewed,
+        /// See the struct.
+        PilotSuspended,
+        /// See the struct.
+        PilotReinstated,
+        /// See the struct.
+        PilotRetired,
+        /// See the struct.
+        PilotAvailabilityDeclared,
+        /// See the struct.
+        PilotErased,
+    }
+);
+
+// ---------------------------------------------------------------- care home
+
+/// A chapter's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChapterSettings {
+    /// Minimum minutes between booking and the ride's start.
+    pub lead_time_minutes: u32,
+    /// Turnaround for care homes that set none.
+    pub default_turnaround_minutes: u32,
+    /// Reminder lead times, minutes before a ride.
+    pub reminder_lead_minutes: Vec<u32>,
+    /// The riding season, if the chapter has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ride_season: Option<DateRange>,
+}
+
+impl Default for ChapterSettings {
+    fn default() -> Self {
+        ChapterSettings {
+            lead_time_minutes: 60,
+            default_turnaround_minutes: 15,
+            reminder_lead_minutes: vec![1440, 60],
+            ride_season: None,
+        }
+    }
+}
+
+/// A chapter was founded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChapterRegistered {
+    /// The chapter.
+    pub chapter_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// IANA zone.
+    pub timezone: String,
+    /// Settings.
+    pub settings: ChapterSettings,
+}
+
+/// A chapter changed its settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChapterSettingsChanged {
+    /// The chapter.
+    pub chapter_id: Uuid,
+    /// The new settings.
+    pub settings: ChapterSettings,
+}
+
+/// A care home joined a chapter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CareHomeRegistered {
+    /// The care home.
+    pub carehome_id: Uuid,
+    /// Its chapter.
+    pub chapter_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Its (institutional) address.
+    pub address: String,
+    /// Its own zone, if it differs from the chapter's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Weekly ride hours, local time.
+    pub ride_hours: Vec<RideHours>,
+    /// Minimum minutes between two rides on one trishaw.
+    pub turnaround_minutes: u32,
+    /// Whether pilot-booked rides wait for the coordinator's confirmation.
+    pub requires_confirmation: bool,
+}
+
+/// A care home changed its weekly ride hours.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideHoursChanged {
+    /// The care home.
+    pub carehome_id: Uuid,
+    /// The new hours.
+    pub ride_hours: Vec<RideHours>,
+}
+
+/// A care home closed for a date range (its rides then are cancelled, reason `facility`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CareHomeClosed {
+    /// The care home.
+    pub carehome_id: Uuid,
+    /// The closed days, `to` exclusive.
+    pub dates: DateRange,
+    /// Why (institutional, e.g. "outbreak", "renovation").
+    pub reason: String,
+}
+
+/// A trishaw was put into service at a care home.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BikeCommissioned {
+    /// The trishaw.
+    pub bike_id: Uuid,
+    /// Its care home.
+    pub carehome_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Its type, matched against pilots' qualifications.
+    pub bike_type: String,
+    /// Rider seats (1 or 2).
+    pub seats: u32,
+}
+
+/// Someone reported a problem with a trishaw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BikeIssueReported {
+    /// The trishaw.
+    pub bike_id: Uuid,
+    /// What is wrong with the equipment.
+    pub description: String,
+    /// Whether it takes the trishaw out of service.
+    pub grounding: bool,
+}
+
+/// A trishaw was taken out of service (its future rides are cancelled, reason `equipment`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BikeTakenOutOfService {
+    /// The trishaw.
+    pub bike_id: Uuid,
+    /// Why.
+    pub reason: String,
+    /// When it should be back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_back: Option<NaiveDate>,
+}
+
+/// A trishaw was repaired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BikeRepaired {
+    /// The trishaw.
+    pub bike_id: Uuid,
+    /// What was done.
+    pub note: String,
+}
+
+/// A trishaw is bookable again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BikeReturnedToService {
+    /// The trishaw.
+    pub bike_id: Uuid,
+}
+
+/// A trishaw was retired (its future rides are cancelled, reason `equipment`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BikeRetired {
+    /// The trishaw.
+    pub bike_id: Uuid,
+    /// Why.
+    pub reason: String,
+}
+
+/// A resident's personal fields, sealed with the resident's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ResidentPersonal {
+    /// Name as shown.
+    pub display_name: String,
+    /// Care notes: mobility, language, what they love to see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+/// A resident was admitted to a care home's programme.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResidentAdmitted {
+    /// The resident.
+    pub resident_id: Uuid,
+    /// Their care home.
+    pub carehome_id: Uuid,
+    /// Sealed `ResidentPersonal`.
+    pub personal: Sealed,
+}
+
+/// Consent was recorded (replacing any earlier one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResidentConsentRecorded {
+    /// The resident.
+    pub resident_id: Uuid,
+    /// Who gave it.
+    pub given_by: GivenBy,
+    /// When.
+    pub given_at: DateTime<Utc>,
+    /// What it covers.
+    pub scope: Vec<ConsentScope>,
+}
+
+/// Consent was withdrawn (the resident leaves future rosters).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResidentConsentWithdrawn {
+    /// The resident.
+    pub resident_id: Uuid,
+}
+
+/// A resident moved out (they leave future rosters).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResidentMovedOut {
+    /// The resident.
+    pub resident_id: Uuid,
+}
+
+/// A resident's personal data was erased (their key deleted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResidentErased {
+    /// The resident.
+    pub resident_id: Uuid,
+}
+
+events!(
+    /// The care-home service's events.
+    CareHomeEvent {
+        /// See the struct.
+        ChapterRegistered,
+        /// See the struct.
+        ChapterSettingsChanged,
+        /// See the struct.
+        CareHomeRegistered,
+        /// See the struct.
+        RideHoursChanged,
+        /// See the struct.
+        CareHomeClosed,
+        /// See the struct.
+        BikeCommissioned,
+        /// See the struct.
+        BikeIssueReported,
+        /// See the struct.
+        BikeTakenOutOfService,
+        /// See the struct.
+        BikeRepaired,
+        /// See the struct.
+        BikeReturnedToService,
+        /// See the struct.
+        BikeRetired,
+        /// See the struct.
+        ResidentAdmitted,
+        /// See the struct.
+        ResidentConsentRecorded,
+        /// See the struct.
+        ResidentConsentWithdrawn,
+        /// See the struct.
+        ResidentMovedOut,
+        /// See the struct.
+        ResidentErased,
+    }
+);
+
+// ---------------------------------------------------------------- booking
+
+/// Where a functional ride goes; the addresses are sealed with the ride's key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionalRoute {
+    /// Sealed pickup address.
+    pub pickup: Sealed,
+    /// Sealed drop-off address.
+    pub dropoff: Sealed,
+    /// `outbound` or `return`.
+    pub leg: String,
+    /// The other leg of a round trip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_ride_id: Option<Uuid>,
+}
+
+/// A ride was booked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideBooked {
+    /// The ride.
+    pub ride_id: Uuid,
+    /// Its kind.
+    pub kind: RideKind,
+    /// `booked`, or `pending_confirmation` where the care home requires it.
+    pub status: RideStatus,
+    /// The chapter.
+    pub chapter_id: Uuid,
+    /// The care home.
+    pub carehome_id: Uuid,
+    /// The trishaw.
+    pub bike_id: Uuid,
+    /// The pilot.
+    pub pilot_id: Uuid,
+    /// Start (UTC).
+    pub start: DateTime<Utc>,
+    /// Length in minutes.
+    pub duration_minutes: u32,
+    /// Turnaround kept after the ride on its trishaw (the care home's, when booked).
+    pub turnaround_minutes: u32,
+    /// The roster, in order.
+    pub riders: Vec<Uuid>,
+    /// Event rides: minutes per trip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trip_minutes: Option<u32>,
+    /// Functional rides: where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<FunctionalRoute>,
+    /// The ride request it fulfils.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ride_request_id: Option<Uuid>,
+}
+
+/// The care home confirmed a pending ride.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideConfirmed {
+    /// The ride.
+    pub ride_id: Uuid,
+}
+
+/// A rider joined a ride's roster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RiderAddedToRoster {
+    /// The ride.
+    pub ride_id: Uuid,
+    /// The rider.
+    pub resident_id: Uuid,
+}
+
+/// A rider left a ride's roster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RiderRemovedFromRoster {
+    /// The ride.
+    pub ride_id: Uuid,
+    /// The rider.
+    pub resident_id: Uuid,
+    /// `removed`, `consent_withdrawn`, `moved_out` or `erased`.
+    pub cause: String,
+}
+
+/// A ride moved to another slot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideRescheduled {
+    /// The ride.
+    pub ride_id: Uuid,
+    /// New start.
+    pub start: DateTime<Utc>,
+    /// New length.
+    pub duration_minutes: u32,
+}
+
+/// A ride was cancelled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideCancelled {
+    /// The ride.
+    pub ride_id: Uuid,
+    /// Why.
+    pub reason: CancellationReason,
+    /// The role of who cancelled (`system` for cascades); the actor is in the metadata.
+    pub by_role: String,
+    /// Sealed free-text note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<Sealed>,
+    /// The event that caused a cascade cancellation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caused_by: Option<Uuid>,
+}
+
+/// The pilot set off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideStarted {
+    /// The ride.
+    pub ride_id: Uuid,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A rider was checked in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RiderCheckedIn {
+    /// The ride.
+    pub ride_id: Uuid,
+    /// The rider.
+    pub resident_id: Uuid,
+}
+
+/// A ride was completed and logged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideCompleted {
+    /// The ride.
+    pub ride_id: Uuid,
+    /// When it actually ended.
+    pub ended_at: DateTime<Utc>,
+    /// Kilometres ridden.
+    pub distance_km: f64,
+    /// The trishaw's condition afterwards (`ok`, `needs_attention`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bike_condition: Option<String>,
+    /// Sealed short story.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub story: Option<Sealed>,
+}
+
+/// Nobody turned up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideMarkedNoShow {
+    /// The ride.
+    pub ride_id: Uuid,
+}
+
+/// A reminder went out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideReminderSent {
+    /// The ride.
+    pub ride_id: Uuid,
+    /// Minutes before the start.
+    pub lead_minutes: u32,
+}
+
+/// A chapter called off a local day for weather.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DayCancelledForWeather {
+    /// The chapter.
+    pub chapter_id: Uuid,
+    /// The local day (chapter's zone).
+    pub date: NaiveDate,
+}
+
+/// A care home asked for a ride.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideRequested {
+    /// The request.
+    pub ride_request_id: Uuid,
+    /// The care home.
+    pub carehome_id: Uuid,
+    /// The chapter.
+    pub chapter_id: Uuid,
+    /// Who wants to ride.
+    pub resident_ids: Vec<Uuid>,
+    /// Earliest start.
+    pub window_from: DateTime<Utc>,
+    /// Latest end.
+    pub window_to: DateTime<Utc>,
+    /// Length in minutes.
+    pub duration_minutes: u32,
+    /// Kind of ride.
+    pub kind: RideKind,
+    /// Sealed free-text note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<Sealed>,
+}
+
+/// A pilot claimed a request; the ride was booked in the same append.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideRequestClaimed {
+    /// The request.
+    pub ride_request_id: Uuid,
+    /// The ride booked for it.
+    pub ride_id: Uuid,
+    /// The pilot.
+    pub pilot_id: Uuid,
+}
+
+/// The care home withdrew a request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideRequestWithdrawn {
+    /// The request.
+    pub ride_request_id: Uuid,
+}
+
+/// A request's window passed unclaimed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideRequestExpired {
+    /// The request.
+    pub ride_request_id: Uuid,
+}
+
+/// Internal to booking: a ride holds an interval on a schedule stream (a trishaw, pilot or
+/// resident on one day). Not part of the public feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlotHeld {
+    /// The ride.
+    pub ride_id: Uuid,
+    /// Start of the held interval.
+    pub start: DateTime<Utc>,
+    /// End of the held interval (a trishaw's includes the turnaround).
+    pub end: DateTime<Utc>,
+}
+
+/// Internal to booking: a ride let go of its interval on a schedule stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlotReleased {
+    /// The ride.
+    pub ride_id: Uuid,
+}
+
+events!(
+    /// The booking service's events.
+    BookingEvent {
+        /// See the struct.
+        RideBooked,
+        /// See the struct.
+        RideConfirmed,
+        /// See the struct.
+        RiderAddedToRoster,
+        /// See the struct.
+        RiderRemovedFromRoster,
+        /// See the struct.
+        RideRescheduled,
+        /// See the struct.
+        RideCancelled,
+        /// See the struct.
+        RideStarted,
+        /// See the struct.
+        RiderCheckedIn,
+        /// See the struct.
+        RideCompleted,
+        /// See the struct.
+        RideMarkedNoShow,
+        /// See the struct.
+        RideReminderSent,
+        /// See the struct.
+        DayCancelledForWeather,
+        /// See the struct.
+        RideRequested,
+        /// See the struct.
+        RideRequestClaimed,
+        /// See the struct.
+        RideRequestWithdrawn,
+        /// See the struct.
+        RideRequestExpired,
+        /// See the struct.
+        SlotHeld,
+        /// See the struct.
+        SlotReleased,
+    }
+);
+
+/// Event types that stay inside their service (not in the public feed).
+pub const INTERNAL_EVENT_TYPES: &[&str] = &["SlotHeld", "SlotReleased"];
+
+/// The public form of a payload: every sealed value removed, so feeds carry ids and facts
+/// but neither personal data nor ciphertext.
+pub fn public_payload(payload: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match payload {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !matches!(v, Value::String(s) if s.starts_with(Sealed::PREFIX)))
+                .map(|(k, v)| (k.clone(), public_payload(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(public_payload).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_through_their_stored_form() {
+        let e = CareHomeEvent::from(BikeTakenOutOfService {
+            bike_id: Uuid::nil(),
+            reason: "flat tyre".into(),
+            expected_back: NaiveDate::from_ymd_opt(2027, 5, 1),
+        });
+        assert_eq!(e.event_type(), "BikeTakenOutOfService");
+        let text = e.to_json().to_string();
+        assert_eq!(CareHomeEvent::from_stored("BikeTakenOutOfService", &text).unwrap(), Some(e));
+        assert_eq!(CareHomeEvent::from_stored("SomethingNew", "{}").unwrap(), None);
+        assert!(BookingEvent::NAMES.contains(&"RideBooked"));
+    }
+
+    #[test]
+    fn public_payloads_drop_sealed_values_at_any_depth() {
+        let p = serde_json::json!({
+            "ride_id": "r", "story": "sealed:v1:QUJD",
+            "route": {"pickup": "sealed:v1:eHl6", "leg": "outbound"},
+            "riders": ["a", "b"]
+        });
+        assert_eq!(
+            public_payload(&p),
+            serde_json::json!({"ride_id": "r", "route": {"leg": "outbound"}, "riders": ["a", "b"]})
+        );
+    }
+}

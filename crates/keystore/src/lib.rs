@@ -1,0 +1,444 @@
+//! Crypto-shredding. Every person's (and every ride's) personal fields are sealed with that
+//! subject's own 256-bit key (XChaCha20-Poly1305); the keys live in one table of the
+//! service's database, outside the event log, each wrapped by the master key. Erasing a
+//! subject deletes its key: every copy of its sealed fields, in events, read models and
+//! backups of the log, becomes unreadable at once.
+//!
+//! Subjects are pseudonymous strings such as `pilot:<uuid>`, `resident:<uuid>` or
+//! `ride:<uuid>`. A sealed value is bound to its subject and field (associated data), so a
+//! ciphertext moved to another field or person does not decrypt.
+//!
+//! No unwrapped key is cached: a replica cannot keep decrypting after another replica
+//! erased the key.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use domain::types::Sealed;
+use eventlog::{Arg, EventStore};
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+/// Errors of the key store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The master key is missing or malformed.
+    #[error("master key: {0}")]
+    MasterKey(String),
+    /// A sealed value is malformed or was tampered with (not: erased, which is `Ok(None)`).
+    #[error("sealed value for {subject} cannot be opened: {reason}")]
+    Corrupt {
+        /// The subject.
+        subject: String,
+        /// Why.
+        reason: String,
+    },
+    /// A stored key was wrapped by another master key.
+    #[error("key of {0} is wrapped by another master key")]
+    WrongMasterKey(String),
+    /// The subject was erased: nothing can be sealed for it any more.
+    #[error("{0} has been erased")]
+    Erased(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] eventlog::Error),
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// Reading or writing the master key file failed.
+    #[error("master key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
+}
+
+const KEY_LEN: usize = 32;
+const NONCE_LEN: usize = 24;
+
+/// The key that wraps every subject key. Never stored in the database.
+#[derive(Clone)]
+pub struct MasterKey {
+    key: [u8; KEY_LEN],
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MasterKey({})", self.id())
+    }
+}
+
+/// The environment variable holding the master key (64 hex digits or base64 of 32 bytes).
+pub const MASTER_KEY_VAR: &str = "SAMSKAB_MASTER_KEY";
+/// The environment variable naming a file that holds the master key.
+pub const MASTER_KEY_FILE_VAR: &str = "SAMSKAB_MASTER_KEY_FILE";
+/// The file name used in a data directory.
+pub const MASTER_KEY_FILE: &str = "master.key";
+
+impl MasterKey {
+    /// A new random key.
+    pub fn generate() -> Self {
+        let mut key = [0u8; KEY_LEN];
+        rand::rng().fill_bytes(&mut key);
+        MasterKey { key }
+    }
+
+    /// Parses 64 hex digits or base64 of 32 bytes.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let text = text.trim();
+        let bytes = hex::decode(text)
+            .ok()
+            .filter(|b| b.len() == KEY_LEN)
+            .or_else(|| B64.decode(text).ok().filter(|b| b.len() == KEY_LEN))
+            .ok_or_else(|| Error::MasterKey("expected 64 hex digits or base64 of 32 bytes".into()))?;
+        let mut key = [0u8; KEY_LEN];
+        key.copy_from_slice(&bytes);
+        Ok(MasterKey { key })
+    }
+
+    /// The key as 64 hex digits (to write to a file or a secret).
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.key)
+    }
+
+    /// A short public fingerprint, stored beside each wrapped key so that a wrong or
+    /// rotated master key is recognised instead of failing as "tampered".
+    pub fn id(&self) -> String {
+        hex::encode(&Sha256::digest(self.key)[..8])
+    }
+
+    /// The master key from `SAMSKAB_MASTER_KEY`, else from the file named by
+    /// `SAMSKAB_MASTER_KEY_FILE`, else from `<data_dir>/master.key`, generated there (mode
+    /// 0600) on first start when `data_dir` is given.
+    pub fn from_env_or_data_dir(data_dir: Option<&Path>) -> Result<Self, Error> {
+        if let Ok(text) = std::env::var(MASTER_KEY_VAR)
+            && !text.trim().is_empty()
+        {
+            return Self::parse(&text);
+        }
+        if let Ok(path) = std::env::var(MASTER_KEY_FILE_VAR)
+            && !path.trim().is_empty()
+        {
+            return Self::read_file(Path::new(&path));
+        }
+        let dir = data_dir.ok_or_else(|| {
+            Error::MasterKey(format!("set {MASTER_KEY_VAR} or {MASTER_KEY_FILE_VAR} (no data directory to keep one in)"))
+        })?;
+        let path = dir.join(MASTER_KEY_FILE);
+        if path.exists() {
+            return Self::read_file(&path);
+        }
+        let key = Self::generate();
+        write_private(&path, &key.to_hex())?;
+        tracing::info!(path = %path.display(), "generated a master key; back it up apart from the database");
+        Ok(key)
+    }
+
+    /// Reads a key file.
+    pub fn read_file(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.into(), source })?;
+        Self::parse(&text)
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new_from_slice(&self.key).expect("32-byte key")
+    }
+}
+
+/// Creates `path` with mode 0600 and writes `text`, refusing to overwrite.
+fn write_private(path: &Path, text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    let io = |source| Error::Io { path: path.into(), source };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(io)?;
+    f.write_all(text.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
+fn seal_bytes(cipher: &XChaCha20Poly1305, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rng().fill_bytes(&mut nonce);
+    let nonce_arr = XNonce::try_from(&nonce[..]).expect("24-byte nonce");
+    let ct = cipher.encrypt(&nonce_arr, Payload { msg: plaintext, aad }).expect("in-memory encryption cannot fail");
+    let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    out
+}
+
+fn open_bytes(cipher: &XChaCha20Poly1305, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    if sealed.len() < NONCE_LEN + 16 {
+        return None;
+    }
+    let (nonce, ct) = sealed.split_at(NONCE_LEN);
+    let nonce = XNonce::try_from(nonce).ok()?;
+    cipher.decrypt(&nonce, Payload { msg: ct, aad }).ok()
+}
+
+fn wrap_aad(subject: &str) -> Vec<u8> {
+    format!("samskab-key\0{subject}").into_bytes()
+}
+
+fn field_aad(subject: &str, field: &str) -> Vec<u8> {
+    format!("samskab-field\0{subject}\0{field}").into_bytes()
+}
+
+/// The keys of one service's subjects, in that service's database.
+#[derive(Clone)]
+pub struct KeyStore {
+    store: EventStore,
+    master: MasterKey,
+}
+
+impl std::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyStore").field("master", &self.master).finish()
+    }
+}
+
+impl KeyStore {
+    /// Opens the key store in the event store's database (creating its table).
+    pub async fn connect(store: &EventStore, master: MasterKey) -> Result<Self, Error> {
+        store
+            .transaction(|tx| {
+                Box::pin(async move {
+                    // Migration 1 of the key store (portable SQL; later changes get their own).
+                    tx.execute(
+                        "CREATE TABLE IF NOT EXISTS keystore_keys (\
+                           subject TEXT PRIMARY KEY, \
+                           wrapped TEXT NOT NULL, \
+                           master_key_id TEXT NOT NULL, \
+                           created_at TEXT NOT NULL, \
+                           erased_at TEXT)",
+                        &[],
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await?;
+        Ok(KeyStore { store: store.clone(), master })
+    }
+
+    /// Seals `plaintext` as field `field` of `subject`, creating the subject's key if it
+    /// has none. Refuses with [`Error::Erased`] once the subject has been erased (a
+    /// tombstone stays in place of the key), so that a late write never gives an erased
+    /// person a fresh key.
+    pub async fn seal(&self, subject: &str, field: &str, plaintext: &str) -> Result<Sealed, Error> {
+        let key = match self.load_key(subject).await? {
+            Some(k) => k,
+            None if self.is_erased(subject).await? => return Err(Error::Erased(subject.into())),
+            None => self.create_key(subject).await?,
+        };
+        let cipher = XChaCha20Poly1305::new_from_slice(&key).expect("32-byte key");
+        let bytes = seal_bytes(&cipher, &field_aad(subject, field), plaintext.as_bytes());
+        Ok(Sealed(format!("{}{}", Sealed::PREFIX, B64.encode(bytes))))
+    }
+
+    /// Seals a serialisable value as JSON.
+    pub async fn seal_json<T: serde::Serialize>(&self, subject: &str, field: &str, value: &T) -> Result<Sealed, Error> {
+        let text = serde_json::to_string(value).map_err(|e| Error::Corrupt { subject: subject.into(), reason: e.to_string() })?;
+        self.seal(subject, field, &text).await
+    }
+
+    /// Opens a sealed field: `Ok(None)` when the subject's key is gone (erased).
+    pub async fn unseal(&self, subject: &str, field: &str, sealed: &Sealed) -> Result<Option<String>, Error> {
+        let Some(key) = self.load_key(subject).await? else { return Ok(None) };
+        let corrupt = |reason: &str| Error::Corrupt { subject: subject.into(), reason: reason.into() };
+        let b64 = sealed.0.strip_prefix(Sealed::PREFIX).ok_or_else(|| corrupt("not a sealed value"))?;
+        let bytes = B64.decode(b64).map_err(|_| corrupt("bad base64"))?;
+        let cipher = XChaCha20Poly1305::new_from_slice(&key).expect("32-byte key");
+        let plain = open_bytes(&cipher, &field_aad(subject, field), &bytes).ok_or_else(|| corrupt("authentication failed"))?;
+        String::from_utf8(plain).map(Some).map_err(|_| corrupt("not UTF-8"))
+    }
+
+    /// Opens a sealed JSON value.
+    pub async fn unseal_json<T: serde::de::DeserializeOwned>(
+        &self,
+        subject: &str,
+        field: &str,
+        sealed: &Sealed,
+    ) -> Result<Option<T>, Error> {
+        match self.unseal(subject, field, sealed).await? {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| Error::Corrupt { subject: subject.into(), reason: e.to_string() }),
+        }
+    }
+
+    /// Destroys a subject's key, leaving a tombstone so that no new key is ever created for
+    /// it. Returns whether a key was destroyed; erasing twice is harmless.
+    pub async fn erase(&self, subject: &str) -> Result<bool, Error> {
+        let had_key = self.has_key(subject).await?;
+        let (s, now) = (subject.to_owned(), chrono::Utc::now().to_rfc3339());
+        self.store
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        "INSERT INTO keystore_keys (subject, wrapped, master_key_id, created_at, erased_at) \
+                         VALUES ($1, '', '', $2, $2) \
+                         ON CONFLICT (subject) DO UPDATE SET wrapped = '', master_key_id = '', erased_at = excluded.erased_at",
+                        &[Arg::Text(s), Arg::Text(now)],
+                    )
+                    .await
+                })
+            })
+            .await?;
+        Ok(had_key)
+    }
+
+    /// Whether a subject has been erased.
+    pub async fn is_erased(&self, subject: &str) -> Result<bool, Error> {
+        Ok(self.load_wrapped(subject).await?.is_some_and(|(w, _)| w.is_empty()))
+    }
+
+    /// Whether a subject has a (live) key.
+    pub async fn has_key(&self, subject: &str) -> Result<bool, Error> {
+        Ok(self.load_wrapped(subject).await?.is_some_and(|(w, _)| !w.is_empty()))
+    }
+
+    /// Re-wraps every key from `old` master key to this store's master key: the rotation
+    /// procedure (run with both keys, then retire the old one).
+    pub async fn rewrap_from(&self, old: &MasterKey) -> Result<u64, Error> {
+        let rows: Vec<(String, String, String)> = match (self.store.sqlite_pool(), self.store.pg_pool()) {
+            (Some(p), _) => sqlx::query_as("SELECT subject, wrapped, master_key_id FROM keystore_keys").fetch_all(p).await?,
+            (_, Some(p)) => sqlx::query_as("SELECT subject, wrapped, master_key_id FROM keystore_keys").fetch_all(p).await?,
+            _ => unreachable!("a store has one backend"),
+        };
+        let mut n = 0;
+        for (subject, wrapped, id) in rows {
+            if wrapped.is_empty() || id == self.master.id() {
+                continue;
+            }
+            if id != old.id() {
+                return Err(Error::WrongMasterKey(subject));
+            }
+            let key = unwrap_key(old, &subject, &wrapped)?;
+            let rewrapped = B64.encode(seal_bytes(&self.master.cipher(), &wrap_aad(&subject), &key));
+            let (s, w, mid) = (subject.clone(), rewrapped, self.master.id());
+            self.store
+                .transaction(move |tx| {
+                    Box::pin(async move {
+                        tx.execute(
+                            "UPDATE keystore_keys SET wrapped = $2, master_key_id = $3 WHERE subject = $1",
+                            &[Arg::Text(s), Arg::Text(w), Arg::Text(mid)],
+                        )
+                        .await
+                    })
+                })
+                .await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    async fn load_wrapped(&self, subject: &str) -> Result<Option<(String, String)>, Error> {
+        let row: Option<(String, String)> = match (self.store.sqlite_pool(), self.store.pg_pool()) {
+            (Some(p), _) => {
+                sqlx::query_as("SELECT wrapped, master_key_id FROM keystore_keys WHERE subject = $1")
+                    .bind(subject)
+                    .fetch_optional(p)
+                    .await?
+            }
+            (_, Some(p)) => {
+                sqlx::query_as("SELECT wrapped, master_key_id FROM keystore_keys WHERE subject = $1")
+                    .bind(subject)
+                    .fetch_optional(p)
+                    .await?
+            }
+            _ => unreachable!("a store has one backend"),
+        };
+        Ok(row)
+    }
+
+    async fn load_key(&self, subject: &str) -> Result<Option<Vec<u8>>, Error> {
+        let Some((wrapped, id)) = self.load_wrapped(subject).await? else { return Ok(None) };
+        if wrapped.is_empty() {
+            return Ok(None);
+        }
+        if id != self.master.id() {
+            return Err(Error::WrongMasterKey(subject.into()));
+        }
+        unwrap_key(&self.master, subject, &wrapped).map(Some)
+    }
+
+    async fn create_key(&self, subject: &str) -> Result<Vec<u8>, Error> {
+        let mut key = vec![0u8; KEY_LEN];
+        rand::rng().fill_bytes(&mut key);
+        let wrapped = B64.encode(seal_bytes(&self.master.cipher(), &wrap_aad(subject), &key));
+        let (s, mid) = (subject.to_owned(), self.master.id());
+        self.store
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        "INSERT INTO keystore_keys (subject, wrapped, master_key_id, created_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (subject) DO NOTHING",
+                        &[Arg::Text(s), Arg::Text(wrapped), Arg::Text(mid), Arg::Text(chrono::Utc::now().to_rfc3339())],
+                    )
+                    .await
+                })
+            })
+            .await?;
+        // A concurrent writer may have created the key first (use whichever is stored), or
+        // the subject was erased meanwhile.
+        self.load_key(subject).await?.ok_or_else(|| Error::Erased(subject.into()))
+    }
+}
+
+fn unwrap_key(master: &MasterKey, subject: &str, wrapped: &str) -> Result<Vec<u8>, Error> {
+    let corrupt = |reason: &str| Error::Corrupt { subject: subject.into(), reason: reason.into() };
+    let bytes = B64.decode(wrapped).map_err(|_| corrupt("bad wrapped key"))?;
+    open_bytes(&master.cipher(), &wrap_aad(subject), &bytes).ok_or_else(|| corrupt("wrapped key fails authentication"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn master_keys_parse_from_hex_and_base64() {
+        let k = MasterKey::generate();
+        assert_eq!(MasterKey::parse(&k.to_hex()).unwrap().id(), k.id());
+        assert_eq!(MasterKey::parse(&B64.encode(k.key)).unwrap().id(), k.id());
+        assert!(MasterKey::parse("too short").is_err());
+    }
+
+    #[test]
+    fn a_generated_master_key_file_is_private() {
+        let dir = std::env::temp_dir().join(format!("samskab-mk-{}", rand::rng().next_u64()));
+        let k = MasterKey::from_env_or_data_dir(Some(&dir)).unwrap();
+        let again = MasterKey::from_env_or_data_dir(Some(&dir)).unwrap();
+        assert_eq!(k.id(), again.id());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join(MASTER_KEY_FILE)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn sealed_bytes_are_bound_to_their_associated_data() {
+        let c = MasterKey::generate().cipher();
+        let s = seal_bytes(&c, b"a", "Ærø Østergård".as_bytes());
+        assert_eq!(open_bytes(&c, b"a", &s).unwrap(), "Ærø Østergård".as_bytes());
+        assert!(open_bytes(&c, b"b", &s).is_none());
+        assert!(!String::from_utf8_lossy(&s).contains("Ærø"));
+    }
+}

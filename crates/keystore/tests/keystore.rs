@@ -1,0 +1,78 @@
+//! The key store on both backends: sealing, opening, erasure with a tombstone, rotation.
+
+use eventlog::EventStore;
+use keystore::{Error, KeyStore, MasterKey};
+
+async fn each_backend(f: impl AsyncFn(KeyStore, EventStore, MasterKey)) {
+    for db in testkit::all_backends() {
+        let store = EventStore::connect(&db.url).await.unwrap();
+        let master = MasterKey::generate();
+        let ks = KeyStore::connect(&store, master.clone()).await.unwrap();
+        f(ks, store, master).await;
+        drop(db);
+    }
+}
+
+#[tokio::test]
+async fn sealed_fields_open_only_for_their_subject_and_field() {
+    each_backend(async |ks, _, _| {
+        let s = ks.seal("resident:1", "display_name", "Ærø Østergård").await.unwrap();
+        assert!(s.0.starts_with("sealed:v1:"));
+        assert!(!s.0.contains("Ærø"));
+        assert_eq!(ks.unseal("resident:1", "display_name", &s).await.unwrap().as_deref(), Some("Ærø Østergård"));
+        assert!(matches!(ks.unseal("resident:1", "notes", &s).await, Err(Error::Corrupt { .. })));
+        ks.seal("resident:2", "display_name", "x").await.unwrap();
+        assert!(matches!(ks.unseal("resident:2", "display_name", &s).await, Err(Error::Corrupt { .. })));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn erasure_makes_every_copy_unreadable_and_blocks_new_keys() {
+    each_backend(async |ks, _, _| {
+        let a = ks.seal("pilot:9", "personal", "a@example.org").await.unwrap();
+        let b = ks.seal("pilot:9", "personal", "+45 12345678").await.unwrap();
+        assert!(ks.erase("pilot:9").await.unwrap());
+        assert_eq!(ks.unseal("pilot:9", "personal", &a).await.unwrap(), None);
+        assert_eq!(ks.unseal("pilot:9", "personal", &b).await.unwrap(), None);
+        assert!(!ks.erase("pilot:9").await.unwrap(), "erasing twice is harmless");
+        assert!(matches!(ks.seal("pilot:9", "personal", "again").await, Err(Error::Erased(_))));
+        assert!(ks.is_erased("pilot:9").await.unwrap());
+        // Erasing a subject that never had a key still leaves a tombstone.
+        ks.erase("pilot:10").await.unwrap();
+        assert!(matches!(ks.seal("pilot:10", "personal", "x").await, Err(Error::Erased(_))));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_first_seals_share_one_key() {
+    each_backend(async |ks, _, _| {
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let ks = ks.clone();
+            tasks.push(tokio::spawn(async move { ks.seal("ride:1", "story", &format!("s{i}")).await.unwrap() }));
+        }
+        for (i, t) in tasks.into_iter().enumerate() {
+            let s = t.await.unwrap();
+            assert_eq!(ks.unseal("ride:1", "story", &s).await.unwrap(), Some(format!("s{i}")));
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn rotating_the_master_key_rewraps_every_live_key() {
+    each_backend(async |ks, store, old| {
+        let s = ks.seal("resident:1", "display_name", "Ærø").await.unwrap();
+        ks.erase("resident:2").await.unwrap();
+        let new = MasterKey::generate();
+        let rotated = KeyStore::connect(&store, new.clone()).await.unwrap();
+        assert!(matches!(rotated.unseal("resident:1", "display_name", &s).await, Err(Error::WrongMasterKey(_))));
+        assert_eq!(rotated.rewrap_from(&old).await.unwrap(), 1);
+        assert_eq!(rotated.unseal("resident:1", "display_name", &s).await.unwrap().as_deref(), Some("Ærø"));
+        assert!(matches!(ks.unseal("resident:1", "display_name", &s).await, Err(Error::WrongMasterKey(_))));
+    })
+    .await;
+}
+
