@@ -14,9 +14,12 @@ pub fn instant(tz: Tz, date: NaiveDate, time: LocalTime, closing: bool) -> DateT
     let day_start = |d: NaiveDate| -> DateTime<Utc> {
         // Local midnight can itself fall in a gap in a few zones: walk forward.
         (0..=180)
-            .find_map(|m| match tz.from_local_datetime(&d.and_hms_opt(0, 0, 0)?.checked_add_signed(chrono::Duration::minutes(m))?) {
-                LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Some(t.with_timezone(&Utc)),
-                LocalResult::None => None,
+            .find_map(|m| {
+                match tz.from_local_datetime(&d.and_hms_opt(0, 0, 0)?.checked_add_signed(chrono::Duration::minutes(m))?)
+                {
+                    LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Some(t.with_timezone(&Utc)),
+                    LocalResult::None => None,
+                }
             })
             .unwrap_or_else(|| Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight")))
     };

@@ -361,7 +361,9 @@ pub fn parse_date(field: &str, value: &str) -> Result<NaiveDate, Invalid> {
 
 /// Parses an IANA time zone name.
 pub fn parse_timezone(field: &str, value: &str) -> Result<chrono_tz::Tz, Invalid> {
-    value.parse::<chrono_tz::Tz>().map_err(|_| Invalid::new(field, "must be an IANA time zone such as Europe/Copenhagen"))
+    value
+        .parse::<chrono_tz::Tz>()
+        .map_err(|_| Invalid::new(field, "must be an IANA time zone such as Europe/Copenhagen"))
 }
 
 /// Parses a string enum value.

@@ -127,7 +127,9 @@ impl MasterKey {
             return Self::read_file(Path::new(&path));
         }
         let dir = data_dir.ok_or_else(|| {
-            Error::MasterKey(format!("set {MASTER_KEY_VAR} or {MASTER_KEY_FILE_VAR} (no data directory to keep one in)"))
+            Error::MasterKey(format!(
+                "set {MASTER_KEY_VAR} or {MASTER_KEY_FILE_VAR} (no data directory to keep one in)"
+            ))
         })?;
         let path = dir.join(MASTER_KEY_FILE);
         if path.exists() {
@@ -251,7 +253,8 @@ impl KeyStore {
 
     /// Seals a serialisable value as JSON.
     pub async fn seal_json<T: serde::Serialize>(&self, subject: &str, field: &str, value: &T) -> Result<Sealed, Error> {
-        let text = serde_json::to_string(value).map_err(|e| Error::Corrupt { subject: subject.into(), reason: e.to_string() })?;
+        let text = serde_json::to_string(value)
+            .map_err(|e| Error::Corrupt { subject: subject.into(), reason: e.to_string() })?;
         self.seal(subject, field, &text).await
     }
 
@@ -262,7 +265,8 @@ impl KeyStore {
         let b64 = sealed.0.strip_prefix(Sealed::PREFIX).ok_or_else(|| corrupt("not a sealed value"))?;
         let bytes = B64.decode(b64).map_err(|_| corrupt("bad base64"))?;
         let cipher = XChaCha20Poly1305::new_from_slice(&key).expect("32-byte key");
-        let plain = open_bytes(&cipher, &field_aad(subject, field), &bytes).ok_or_else(|| corrupt("authentication failed"))?;
+        let plain =
+            open_bytes(&cipher, &field_aad(subject, field), &bytes).ok_or_else(|| corrupt("authentication failed"))?;
         String::from_utf8(plain).map(Some).map_err(|_| corrupt("not UTF-8"))
     }
 
@@ -316,8 +320,12 @@ impl KeyStore {
     /// procedure (run with both keys, then retire the old one).
     pub async fn rewrap_from(&self, old: &MasterKey) -> Result<u64, Error> {
         let rows: Vec<(String, String, String)> = match (self.store.sqlite_pool(), self.store.pg_pool()) {
-            (Some(p), _) => sqlx::query_as("SELECT subject, wrapped, master_key_id FROM keystore_keys").fetch_all(p).await?,
-            (_, Some(p)) => sqlx::query_as("SELECT subject, wrapped, master_key_id FROM keystore_keys").fetch_all(p).await?,
+            (Some(p), _) => {
+                sqlx::query_as("SELECT subject, wrapped, master_key_id FROM keystore_keys").fetch_all(p).await?
+            }
+            (_, Some(p)) => {
+                sqlx::query_as("SELECT subject, wrapped, master_key_id FROM keystore_keys").fetch_all(p).await?
+            }
             _ => unreachable!("a store has one backend"),
         };
         let mut n = 0;

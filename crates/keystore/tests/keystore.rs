@@ -75,4 +75,3 @@ async fn rotating_the_master_key_rewraps_every_live_key() {
     })
     .await;
 }
-

@@ -1,0 +1,16 @@
+//! What every Samskab gRPC service shares: the error codes and their mapping to gRPC
+//! ([`error`]), the command context ([`context`]), the event feed ([`feed`]), serving
+//! ([`server`]), calling ([`client`]) and following another service's feed ([`remote`]).
+
+pub mod client;
+pub mod context;
+pub mod error;
+pub mod feed;
+pub mod remote;
+pub mod server;
+
+pub use context::CommandCtx;
+pub use error::{ErrorCode, RemoteError, ServiceError};
+
+/// The result of a service handler.
+pub type ServiceResult<T> = Result<T, ServiceError>;
