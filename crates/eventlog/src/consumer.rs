@@ -30,6 +30,44 @@ pub enum Arg {
     Text(String),
     /// Bytes.
     Bytes(Vec<u8>),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl From<&str> for Arg {
+    fn from(s: &str) -> Self {
+        Arg::Text(s.to_owned())
+    }
+}
+
+impl From<String> for Arg {
+    fn from(s: String) -> Self {
+        Arg::Text(s)
+    }
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(v)
+    }
+}
+
+impl From<bool> for Arg {
+    fn from(v: bool) -> Self {
+        Arg::Bool(v)
+    }
+}
+
+impl From<uuid::Uuid> for Arg {
+    fn from(v: uuid::Uuid) -> Self {
+        Arg::Text(v.to_string())
+    }
+}
+
+impl<T: Into<Arg>> From<Option<T>> for Arg {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Arg::Null, Into::into)
+    }
 }
 
 macro_rules! bind_all {
@@ -42,11 +80,35 @@ macro_rules! bind_all {
                 Arg::Float(v) => q.bind(*v),
                 Arg::Text(v) => q.bind(v.clone()),
                 Arg::Bytes(v) => q.bind(v.clone()),
+                Arg::Bool(v) => q.bind(*v),
             };
         }
         q
     }};
 }
+
+/// Binds portable arguments to a query of either backend.
+pub(crate) fn bind_args<'q, Q: BindArgs<'q>>(q: Q, args: &'q [Arg]) -> Q {
+    q.bind_all(args)
+}
+
+/// Queries that `bind_args` can fill.
+pub(crate) trait BindArgs<'q>: Sized {
+    fn bind_all(self, args: &'q [Arg]) -> Self;
+}
+
+macro_rules! impl_bind_args {
+    ($db:ty, $args:ty) => {
+        impl<'q, O> BindArgs<'q> for sqlx::query::QueryScalar<'q, $db, O, $args> {
+            fn bind_all(self, args: &'q [Arg]) -> Self {
+                bind_all!(self, args)
+            }
+        }
+    };
+}
+
+impl_bind_args!(sqlx::Sqlite, sqlx::sqlite::SqliteArguments);
+impl_bind_args!(sqlx::Postgres, sqlx::postgres::PgArguments);
 
 impl Tx<'_> {
     /// Runs a statement written in the SQL both backends accept; returns rows affected.

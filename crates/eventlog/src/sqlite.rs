@@ -26,6 +26,8 @@ pub(crate) type WriteWork =
 enum Job {
     Append { req: PreparedAppend, hold: Option<Duration>, reply: oneshot::Sender<Result<AppendResult, Error>> },
     Transaction { work: WriteWork, reply: oneshot::Sender<Result<(), Error>> },
+    /// Work that manages its own transactions (migrations).
+    Raw { work: WriteWork, reply: oneshot::Sender<Result<(), Error>> },
 }
 
 /// The SQLite event store.
@@ -74,6 +76,12 @@ impl SqliteStore {
     pub(crate) async fn transaction(&self, work: WriteWork) -> Result<(), Error> {
         let (reply, rx) = oneshot::channel();
         self.jobs.send(Job::Transaction { work, reply }).await.map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    pub(crate) async fn raw(&self, work: WriteWork) -> Result<(), Error> {
+        let (reply, rx) = oneshot::channel();
+        self.jobs.send(Job::Raw { work, reply }).await.map_err(|_| closed())?;
         rx.await.map_err(|_| closed())?
     }
 
@@ -174,6 +182,9 @@ async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, wak
                 if wrote {
                     wake.send_modify(|n| *n = n.wrapping_add(1));
                 }
+            }
+            Job::Raw { work, reply } => {
+                let _ = reply.send(work(&mut conn).await);
             }
             Job::Transaction { work, mut reply } => {
                 // A caller that went away (a consumer killed mid-batch) gets its work rolled

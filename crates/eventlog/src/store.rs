@@ -9,7 +9,7 @@ use crate::append::PreparedAppend;
 use crate::postgres::PgStore;
 use crate::sqlite::SqliteStore;
 use crate::subscription::Subscription;
-use crate::{AppendResult, Cursor, Error, Filter, Page, RecordedEvent, StreamAppend, Tx};
+use crate::{AppendResult, Arg, Cursor, Error, Filter, Page, RecordedEvent, StreamAppend, Tx};
 
 /// Tuning that the URL does not carry.
 #[derive(Debug, Clone)]
@@ -219,6 +219,45 @@ impl EventStore {
                 Ok(value)
             }
         }
+    }
+
+    /// Applies a service's own migrations (read models) in the store's database, tracked
+    /// in `table` so they never mix with the log's or another component's.
+    pub async fn migrate(
+        &self,
+        table: &'static str,
+        sqlite: sqlx::migrate::Migrator,
+        postgres: sqlx::migrate::Migrator,
+    ) -> Result<(), Error> {
+        match &self.inner {
+            Inner::Sqlite(s) => {
+                let mut m = sqlite;
+                m.dangerous_set_table_name(table);
+                s.raw(Box::new(move |conn| Box::pin(async move { Ok(m.run_direct(None, conn, false).await?) }))).await
+            }
+            Inner::Postgres(p) => {
+                let mut m = postgres;
+                m.dangerous_set_table_name(table);
+                Ok(m.run(&p.pool).await?)
+            }
+        }
+    }
+
+    /// Runs a read query written in SQL both backends accept and returns its first column
+    /// as text, row by row (read models keep a JSON document per row).
+    pub async fn fetch_texts(&self, sql: &'static str, args: &[Arg]) -> Result<Vec<String>, Error> {
+        Ok(match &self.inner {
+            Inner::Sqlite(s) => crate::consumer::bind_args(sqlx::query_scalar(sql), args).fetch_all(&s.readers).await?,
+            Inner::Postgres(p) => crate::consumer::bind_args(sqlx::query_scalar(sql), args).fetch_all(&p.pool).await?,
+        })
+    }
+
+    /// Runs a read query (portable SQL) that returns at most one integer.
+    pub async fn fetch_i64(&self, sql: &'static str, args: &[Arg]) -> Result<Option<i64>, Error> {
+        Ok(match &self.inner {
+            Inner::Sqlite(s) => crate::consumer::bind_args(sqlx::query_scalar(sql), args).fetch_optional(&s.readers).await?,
+            Inner::Postgres(p) => crate::consumer::bind_args(sqlx::query_scalar(sql), args).fetch_optional(&p.pool).await?,
+        })
     }
 
     /// The cursor a consumer stored last, if any.

@@ -2,6 +2,7 @@
 //! ([`error`]), the command context ([`context`]), the event feed ([`feed`]), serving
 //! ([`server`]), calling ([`client`]) and following another service's feed ([`remote`]).
 
+pub mod aggregate;
 pub mod client;
 pub mod context;
 pub mod error;
@@ -9,6 +10,7 @@ pub mod feed;
 pub mod remote;
 pub mod server;
 
+pub use aggregate::{Aggregate, Loaded};
 pub use context::CommandCtx;
 pub use error::{ErrorCode, RemoteError, ServiceError};
 
