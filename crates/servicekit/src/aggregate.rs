@@ -80,7 +80,8 @@ where
                     .map(|n| n.metadata(ctx.metadata(tenant)))
             })
             .collect::<Result<_, _>>()?;
-        let expected = if loaded.version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(loaded.version) };
+        let expected =
+            if loaded.version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(loaded.version) };
         match store.append_to(StreamAppend::new(stream, expected, new)).await {
             Ok(r) => return Ok(Loaded { state, version: r.stream_version(stream).unwrap_or(loaded.version) }),
             Err(LogError::WrongExpectedVersion { .. }) => continue,

@@ -100,3 +100,54 @@ pub async fn shutdown_signal() {
         _ = term => {}
     }
 }
+
+/// A server running in a task of this process (the all-in-one binary, tests).
+pub struct Spawned {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Spawned {
+    /// The `http://` URL of the server.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting calls, lets in-flight calls finish, and waits for the server to end.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Serves `routes` on `addr` (port 0: any free port) in a task.
+pub async fn spawn(
+    addr: std::net::SocketAddr,
+    routes: Routes,
+    names: &'static [&'static str],
+) -> std::io::Result<Spawned> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        if let Err(e) = serve(listener, routes, names, shutdown).await {
+            tracing::error!(error = %e, %addr, "server failed");
+        }
+    });
+    Ok(Spawned { addr, stop: Some(stop), task })
+}

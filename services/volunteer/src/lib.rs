@@ -1,1 +1,102 @@
-pub fn x(){}
+//! Samskab's volunteer service: pilots, their qualifications per trishaw type, status and
+//! availability, served over gRPC with the service's event feed. Pilots' names, e-mails
+//! and phones are sealed with each pilot's own key.
+
+pub mod grpc;
+pub mod pilots;
+pub mod readmodel;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use eventlog::EventStore;
+use keystore::{KeyStore, MasterKey};
+use samskab_proto::volunteer::v1::volunteer_service_server::VolunteerServiceServer;
+use servicekit::feed::Feed;
+use tokio::net::TcpListener;
+
+pub use grpc::Volunteer;
+
+/// The fully qualified names of the gRPC services this server offers.
+pub const SERVICE_NAMES: &[&str] = &["samskab.volunteer.v1.VolunteerService", "samskab.common.v1.EventFeed"];
+
+/// Errors starting the service.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The event store failed.
+    #[error(transparent)]
+    Store(#[from] eventlog::Error),
+    /// The key store failed.
+    #[error(transparent)]
+    Keys(#[from] keystore::Error),
+    /// Serving failed.
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+    /// Binding the address failed.
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// A started volunteer service (migrated, projection running), ready to serve.
+#[derive(Clone)]
+pub struct VolunteerServer {
+    handlers: Volunteer,
+    store: EventStore,
+}
+
+impl VolunteerServer {
+    /// Migrates the read model and starts its projection.
+    pub async fn start(store: EventStore, keys: KeyStore) -> Result<Self, StartError> {
+        store.migrate("volunteer_migrations", sqlx::migrate!("./migrations"), sqlx::migrate!("./migrations")).await?;
+        let projection_store = store.clone();
+        tokio::spawn(async move {
+            loop {
+                let r = eventlog::run_projection(projection_store.clone(), Arc::new(readmodel::PilotsProjection)).await;
+                tracing::error!(error = ?r.err(), "pilots projection stopped; restarting");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
+        Ok(VolunteerServer { handlers: Volunteer::new(store.clone(), keys), store })
+    }
+
+    /// The service's routes: the volunteer service and its event feed.
+    pub fn routes(&self) -> tonic::service::Routes {
+        tonic::service::Routes::new(VolunteerServiceServer::new(self.handlers.clone()))
+            .add_service(Feed::new(self.store.clone(), &[]).into_server())
+    }
+
+    /// The handlers (for in-process use).
+    pub fn handlers(&self) -> &Volunteer {
+        &self.handlers
+    }
+}
+
+/// How the service binary is configured.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Database of the volunteer service: `sqlite://path` or `postgres://...` (`?schema=` to share a server).
+    #[arg(
+        long = "database-url",
+        env = "SAMSKAB_VOLUNTEER_DATABASE_URL",
+        default_value = "sqlite://samskab-data/volunteer.db"
+    )]
+    pub database_url: String,
+    /// Address to serve gRPC on.
+    #[arg(long, env = "SAMSKAB_VOLUNTEER_LISTEN", default_value = "127.0.0.1:50052")]
+    pub listen: SocketAddr,
+    /// Directory for the generated master key when SAMSKAB_MASTER_KEY is not set.
+    #[arg(long = "data-dir", env = "SAMSKAB_DATA_DIR", default_value = "samskab-data")]
+    pub data_dir: PathBuf,
+}
+
+/// Runs the service until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), StartError> {
+    let store = EventStore::connect(&config.database_url).await?;
+    let keys = KeyStore::connect(&store, MasterKey::from_env_or_data_dir(Some(&config.data_dir))?).await?;
+    let server = VolunteerServer::start(store, keys).await?;
+    let listener = TcpListener::bind(config.listen).await?;
+    tracing::info!(listen = %config.listen, "volunteer service serving");
+    servicekit::server::serve(listener, server.routes(), SERVICE_NAMES, shutdown).await?;
+    Ok(())
+}
