@@ -470,6 +470,9 @@ pub struct RideBooked {
     /// The ride request it fulfils.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ride_request_id: Option<Uuid>,
+    /// When it was booked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booked_at: Option<DateTime<Utc>>,
 }
 
 /// The care home confirmed a pending ride.
@@ -525,6 +528,9 @@ pub struct RideCancelled {
     /// The event that caused a cascade cancellation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caused_by: Option<Uuid>,
+    /// When it was cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// The pilot set off.

@@ -1,0 +1,277 @@
+//! Invariant 7: what other services' events do to rides, and weather days. A trishaw out
+//! of service or retired cancels its future rides (`equipment`); a pilot suspended,
+//! retired or erased cancels theirs (`volunteer`); a closed care home cancels the rides of
+//! the closed days (`facility`); consent withdrawn, a move or an erasure takes the resident
+//! off future rosters. Each cancellation's event ids derive from the causing event and the
+//! ride, so a cascade delivered or worked twice changes nothing the second time.
+//!
+//! The outbox rows written with the facts are worked at once and again after
+//! `SECOND_PASS`: a booking decided on the old fact just before it arrived can commit after
+//! the first sweep, never after the second (commands finish well within it).
+
+use std::time::Duration as StdDuration;
+
+use chrono::{NaiveDate, Utc};
+use domain::DomainEvent;
+use domain::events::CareHomeEvent;
+use domain::events::VolunteerEvent;
+use domain::localtime;
+use domain::types::{CancellationReason, RideStatus};
+use eventlog::Arg;
+use servicekit::{CommandCtx, ServiceError, ServiceResult};
+use uuid::Uuid;
+
+use crate::facts::{self, CareHomeFact, ChapterFact, kind};
+use crate::readmodel::{self, RideQuery};
+use crate::rides;
+use crate::rules;
+use crate::service::{Booking, ride_subject};
+
+/// How long after the first sweep a cascade is swept again.
+pub const SECOND_PASS: StdDuration = StdDuration::from_secs(15);
+
+const ACTIVE: [RideStatus; 2] = [RideStatus::PendingConfirmation, RideStatus::Booked];
+
+enum Target {
+    Bike(Uuid, CancellationReason),
+    Pilot(Uuid),
+    Home(Uuid, NaiveDate, NaiveDate),
+    Resident(Uuid, &'static str),
+}
+
+fn target(event_type: &str, data: &str) -> Option<Target> {
+    if let Ok(Some(e)) = CareHomeEvent::from_stored(event_type, data) {
+        return match e {
+            CareHomeEvent::BikeTakenOutOfService(b) => Some(Target::Bike(b.bike_id, CancellationReason::Equipment)),
+            CareHomeEvent::BikeRetired(b) => Some(Target::Bike(b.bike_id, CancellationReason::Equipment)),
+            CareHomeEvent::CareHomeClosed(c) => Some(Target::Home(c.carehome_id, c.dates.from, c.dates.to)),
+            CareHomeEvent::ResidentConsentWithdrawn(r) => Some(Target::Resident(r.resident_id, "consent_withdrawn")),
+            CareHomeEvent::ResidentMovedOut(r) => Some(Target::Resident(r.resident_id, "moved_out")),
+            CareHomeEvent::ResidentErased(r) => Some(Target::Resident(r.resident_id, "erased")),
+            _ => None,
+        };
+    }
+    match VolunteerEvent::from_stored(event_type, data).ok().flatten()? {
+        VolunteerEvent::PilotSuspended(p) => Some(Target::Pilot(p.pilot_id)),
+        VolunteerEvent::PilotRetired(p) => Some(Target::Pilot(p.pilot_id)),
+        VolunteerEvent::PilotErased(p) => Some(Target::Pilot(p.pilot_id)),
+        _ => None,
+    }
+}
+
+impl Booking {
+    /// Waits until the rides read model has applied everything in the log now.
+    async fn rides_caught_up(&self) -> ServiceResult<()> {
+        for _ in 0..200 {
+            if readmodel::caught_up(&self.store).await? {
+                return Ok(());
+            }
+            tokio::time::sleep(StdDuration::from_millis(25)).await;
+        }
+        Err(ServiceError::Unavailable("the rides read model is behind".into()))
+    }
+
+    async fn active_rides(&self, q: RideQuery) -> ServiceResult<Vec<rides::Ride>> {
+        let mut out = Vec::new();
+        let mut q = RideQuery { statuses: ACTIVE.to_vec(), limit: 500, ..q };
+        loop {
+            let page = readmodel::list(&self.store, &q).await?;
+            let last = page.last().map(|d| (d.ride.start.timestamp_micros(), d.ride.ride_id));
+            let n = page.len();
+            out.extend(page.into_iter().map(|d| d.ride));
+            if n < q.limit {
+                return Ok(out);
+            }
+            q.after = last;
+        }
+    }
+
+    /// Cancels one ride because of `cause`, exactly once.
+    async fn cancel_for(
+        &self,
+        cause: Uuid,
+        ride_id: Uuid,
+        reason: CancellationReason,
+        by_role: &str,
+        note: Option<&str>,
+    ) -> ServiceResult<bool> {
+        let ctx = CommandCtx::system(cause, &format!("cancel:{ride_id}"));
+        let sealed = match note {
+            Some(n) => Some(
+                self.keys
+                    .seal(&ride_subject(ride_id), "cancel_note", n)
+                    .await
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let now = Utc::now();
+        let result = self
+            .transition(&ctx, ride_id, |ride| rides::cancel(ride, reason, by_role, sealed.clone(), Some(cause), now))
+            .await;
+        match result {
+            Ok(()) => Ok(true),
+            // Started, completed or already cancelled meanwhile: nothing to do.
+            Err(ServiceError::Conflict { .. }) | Err(ServiceError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Works one cascade; returns how many rides it changed.
+    pub async fn cascade(&self, event_id: Uuid, event_type: &str, data: &str) -> ServiceResult<u32> {
+        let Some(target) = target(event_type, data) else { return Ok(0) };
+        self.rides_caught_up().await?;
+        let now = Utc::now().timestamp_micros();
+        let mut changed = 0;
+        match target {
+            Target::Bike(bike, reason) => {
+                for r in self
+                    .active_rides(RideQuery { bike_id: Some(bike), from: Some(now), ..RideQuery::default() })
+                    .await?
+                {
+                    changed += u32::from(self.cancel_for(event_id, r.ride_id, reason, "system", None).await?);
+                }
+            }
+            Target::Pilot(pilot) => {
+                for r in self
+                    .active_rides(RideQuery { pilot_id: Some(pilot), from: Some(now), ..RideQuery::default() })
+                    .await?
+                {
+                    changed += u32::from(
+                        self.cancel_for(event_id, r.ride_id, CancellationReason::Volunteer, "system", None).await?,
+                    );
+                }
+            }
+            Target::Home(home, from, to) => {
+                let Some(h) = facts::get::<CareHomeFact>(&self.store, kind::CAREHOME, home).await? else {
+                    return Ok(0);
+                };
+                let Some(c) = facts::get::<ChapterFact>(&self.store, kind::CHAPTER, h.chapter_id).await? else {
+                    return Ok(0);
+                };
+                let tz = rules::zone(&h, &c);
+                let (start, _) = localtime::local_day(tz, from);
+                let (end, _) = localtime::local_day(tz, to);
+                let q = RideQuery {
+                    carehome_id: Some(home),
+                    from: Some(start.timestamp_micros().max(now)),
+                    to: Some(end.timestamp_micros()),
+                    ..RideQuery::default()
+                };
+                for r in self.active_rides(q).await? {
+                    changed += u32::from(
+                        self.cancel_for(event_id, r.ride_id, CancellationReason::Facility, "system", None).await?,
+                    );
+                }
+            }
+            Target::Resident(resident, cause) => {
+                for ride_id in readmodel::rides_of_resident(&self.store, resident, now).await? {
+                    let ctx = CommandCtx::system(event_id, &format!("roster:{ride_id}"));
+                    match self.remove_rider(&ctx, ride_id, resident, cause).await {
+                        Ok(()) => changed += 1,
+                        Err(ServiceError::Conflict { .. }) | Err(ServiceError::NotFound(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Works the outbox rows that are due; returns how many it worked.
+    pub async fn work_outbox(&self) -> ServiceResult<usize> {
+        let now = Utc::now().timestamp();
+        let rows = self
+            .store
+            .fetch_texts(
+                "SELECT event_id || ' ' || CAST(pass AS TEXT) || ' ' || event_type || ' ' || data FROM booking_outbox \
+                 WHERE due_at <= $1 ORDER BY occurred_at, event_id LIMIT 100",
+                &[Arg::Int(now)],
+            )
+            .await?;
+        for row in &rows {
+            let mut parts = row.splitn(4, ' ');
+            let (Some(id), Some(pass), Some(event_type), Some(data)) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let event_id: Uuid = id.parse().map_err(|_| ServiceError::Internal(format!("outbox id {id}")))?;
+            self.cascade(event_id, event_type, data).await?;
+            let (id, due) = (id.to_owned(), now + SECOND_PASS.as_secs() as i64);
+            let last = pass != "0";
+            self.store
+                .transaction(move |tx| {
+                    Box::pin(async move {
+                        if last {
+                            tx.execute("DELETE FROM booking_outbox WHERE event_id = $1", &[Arg::Text(id)]).await
+                        } else {
+                            tx.execute(
+                                "UPDATE booking_outbox SET pass = 1, due_at = $2 WHERE event_id = $1",
+                                &[Arg::Text(id), Arg::Int(due)],
+                            )
+                            .await
+                        }
+                    })
+                })
+                .await?;
+        }
+        Ok(rows.len())
+    }
+
+    /// Calls off a chapter's local day for weather: every booked or pending ride starting
+    /// that day (chapter's zone) is cancelled with reason `weather`. Returns how many rides
+    /// this day's cancellation covers (a retried call answers the same number).
+    pub async fn cancel_day_for_weather(
+        &self,
+        ctx: &CommandCtx,
+        chapter_id: Uuid,
+        date: NaiveDate,
+        note: Option<String>,
+    ) -> ServiceResult<u32> {
+        let chapter: ChapterFact = facts::get(&self.store, kind::CHAPTER, chapter_id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound("chapter".into()))?;
+        let stream = format!("weatherday-{chapter_id}-{}", date.format("%Y%m%d"));
+        let event = domain::events::DayCancelledForWeather { chapter_id, date };
+        let cause = ctx.event_id(&stream, 0);
+        if !self.already_done(ctx, &stream).await? {
+            let e = eventlog::NewEvent::with_id(cause, "DayCancelledForWeather", &event)?
+                .metadata(ctx.metadata(Some(chapter_id)));
+            self.store.append_to(eventlog::StreamAppend::new(&stream, eventlog::ExpectedVersion::Any, vec![e])).await?;
+        }
+        self.rides_caught_up().await?;
+        let tz: chrono_tz::Tz = chapter.timezone.parse().unwrap_or(chrono_tz::UTC);
+        let (from, to) = localtime::local_day(tz, date);
+        let q = RideQuery {
+            chapter_id: Some(chapter_id),
+            from: Some(from.timestamp_micros()),
+            to: Some(to.timestamp_micros()),
+            statuses: vec![RideStatus::PendingConfirmation, RideStatus::Booked, RideStatus::Cancelled],
+            limit: 500,
+            ..RideQuery::default()
+        };
+        let mut count = 0;
+        let mut q = q;
+        loop {
+            let page = readmodel::list(&self.store, &q).await?;
+            for d in &page {
+                let r = &d.ride;
+                let ours = r.cancellation.as_ref().is_some_and(|c| c.caused_by == Some(cause));
+                if ours
+                    || (ACTIVE.contains(&r.status)
+                        && self
+                            .cancel_for(cause, r.ride_id, CancellationReason::Weather, &ctx.actor.role, note.as_deref())
+                            .await?)
+                {
+                    count += 1;
+                }
+            }
+            if page.len() < q.limit {
+                break;
+            }
+            q.after = page.last().map(|d| (d.ride.start.timestamp_micros(), d.ride.ride_id));
+        }
+        Ok(count)
+    }
+}

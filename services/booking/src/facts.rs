@@ -1,0 +1,384 @@
+//! Facts owned by other services (chapters, care homes, trishaws, residents, pilots), as
+//! booking last saw them on the care-home and volunteer feeds. Each feed is followed into
+//! `booking_facts` with its checkpoint in the same transaction; events that must cancel
+//! rides or change rosters are also written to `booking_outbox` in that transaction, so
+//! the cascade cannot be lost between the fact and its consequence.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use chrono::NaiveDate;
+use domain::DomainEvent;
+use domain::events::{CareHomeEvent, ChapterSettings, VolunteerEvent};
+use domain::types::{BikeStatus, ConsentScope, DateRange, PilotStatus, ResidentStatus, RideHours};
+use eventlog::{Arg, Error, EventStore, Tx};
+use futures_util::future::BoxFuture;
+use samskab_proto::common::v1::EventEnvelope;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use servicekit::remote::RemoteProjection;
+use uuid::Uuid;
+
+/// A chapter's zone and settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChapterFact {
+    /// Id.
+    pub chapter_id: Uuid,
+    /// IANA zone.
+    pub timezone: String,
+    /// Settings.
+    pub settings: ChapterSettings,
+}
+
+/// What booking needs of a care home.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CareHomeFact {
+    /// Id.
+    pub carehome_id: Uuid,
+    /// Chapter.
+    pub chapter_id: Uuid,
+    /// Own zone, if any.
+    pub timezone: Option<String>,
+    /// Weekly hours.
+    pub ride_hours: Vec<RideHours>,
+    /// Turnaround between rides on one trishaw.
+    pub turnaround_minutes: u32,
+    /// Pilot bookings wait for confirmation.
+    pub requires_confirmation: bool,
+    /// Closed date ranges.
+    pub closures: Vec<DateRange>,
+}
+
+/// What booking needs of a trishaw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BikeFact {
+    /// Id.
+    pub bike_id: Uuid,
+    /// Its care home.
+    pub carehome_id: Uuid,
+    /// Type.
+    pub bike_type: String,
+    /// Seats.
+    pub seats: u32,
+    /// Status.
+    pub status: BikeStatus,
+}
+
+/// What booking needs of a resident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResidentFact {
+    /// Id.
+    pub resident_id: Uuid,
+    /// Care home.
+    pub carehome_id: Uuid,
+    /// Status.
+    pub status: ResidentStatus,
+    /// Consent on record (empty: none).
+    pub consent: Vec<ConsentScope>,
+}
+
+/// What booking needs of a pilot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PilotFact {
+    /// Id.
+    pub pilot_id: Uuid,
+    /// Chapter.
+    pub chapter_id: Uuid,
+    /// Status.
+    pub status: PilotStatus,
+    /// Qualifications: trishaw type → (qualified_on, valid_until).
+    pub qualifications: BTreeMap<String, (NaiveDate, NaiveDate)>,
+}
+
+/// The kinds of fact, as stored.
+pub mod kind {
+    /// Chapters.
+    pub const CHAPTER: &str = "chapter";
+    /// Care homes.
+    pub const CAREHOME: &str = "carehome";
+    /// Trishaws.
+    pub const BIKE: &str = "bike";
+    /// Residents.
+    pub const RESIDENT: &str = "resident";
+    /// Pilots.
+    pub const PILOT: &str = "pilot";
+}
+
+/// Reads one fact.
+pub async fn get<T: DeserializeOwned>(store: &EventStore, kind: &'static str, id: Uuid) -> Result<Option<T>, Error> {
+    let docs = store
+        .fetch_texts("SELECT doc FROM booking_facts WHERE kind = $1 AND id = $2", &[kind.into(), id.into()])
+        .await?;
+    docs.first().map(|d| serde_json::from_str(d).map_err(Error::Payload)).transpose()
+}
+
+/// Every fact of a kind under a parent (bikes of a care home), in id order.
+pub async fn children<T: DeserializeOwned>(
+    store: &EventStore,
+    kind: &'static str,
+    parent: Uuid,
+) -> Result<Vec<T>, Error> {
+    let docs = store
+        .fetch_texts(
+            "SELECT doc FROM booking_facts WHERE kind = $1 AND parent = $2 ORDER BY id",
+            &[kind.into(), parent.into()],
+        )
+        .await?;
+    docs.iter().map(|d| serde_json::from_str(d).map_err(Error::Payload)).collect()
+}
+
+async fn load<T: DeserializeOwned>(tx: &mut Tx<'_>, kind: &'static str, id: Uuid) -> Result<Option<T>, Error> {
+    let doc =
+        tx.fetch_text("SELECT doc FROM booking_facts WHERE kind = $1 AND id = $2", &[kind.into(), id.into()]).await?;
+    doc.map(|d| serde_json::from_str(&d).map_err(Error::Payload)).transpose()
+}
+
+async fn save<T: Serialize>(
+    tx: &mut Tx<'_>,
+    kind: &'static str,
+    id: Uuid,
+    parent: Option<Uuid>,
+    doc: &T,
+) -> Result<(), Error> {
+    tx.execute(
+        "INSERT INTO booking_facts (kind, id, parent, doc) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (kind, id) DO UPDATE SET parent = excluded.parent, doc = excluded.doc",
+        &[
+            kind.into(),
+            id.into(),
+            Arg::Text(parent.map(|p| p.to_string()).unwrap_or_default()),
+            Arg::Text(serde_json::to_string(doc).map_err(Error::Payload)?),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Loads a fact, changes it, stores it; a fact never seen is left alone.
+async fn update<T: Serialize + DeserializeOwned>(
+    tx: &mut Tx<'_>,
+    kind: &'static str,
+    id: Uuid,
+    parent: impl Fn(&T) -> Option<Uuid>,
+    change: impl FnOnce(&mut T),
+) -> Result<(), Error> {
+    if let Some(mut doc) = load::<T>(tx, kind, id).await? {
+        change(&mut doc);
+        save(tx, kind, id, parent(&doc), &doc).await?;
+    }
+    Ok(())
+}
+
+/// Records that an event must cascade onto rides (see `cascades`).
+async fn outbox(tx: &mut Tx<'_>, e: &EventEnvelope) -> Result<(), Error> {
+    tx.execute(
+        "INSERT INTO booking_outbox (event_id, event_type, data, occurred_at, pass) VALUES ($1, $2, $3, $4, 0) \
+         ON CONFLICT (event_id) DO NOTHING",
+        &[
+            e.event_id.clone().into(),
+            e.event_type.clone().into(),
+            e.data_json.clone().into(),
+            Arg::Int(e.occurred_at.as_ref().map_or(0, |t| t.seconds)),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+fn decode<E: DomainEvent>(e: &EventEnvelope) -> Result<Option<E>, Error> {
+    E::from_stored(&e.event_type, &e.data_json).map_err(Error::Payload)
+}
+
+/// Follows the care-home feed; `kick` wakes the cascade worker after each batch.
+pub struct CareHomeFacts {
+    /// Woken after every committed batch.
+    pub kick: Arc<Notify>,
+}
+
+impl RemoteProjection for CareHomeFacts {
+    fn name(&self) -> &str {
+        "booking_facts_carehome"
+    }
+
+    fn after_commit<'a>(&'a self, _batch: &'a [EventEnvelope]) -> BoxFuture<'a, ()> {
+        self.kick.notify_one();
+        Box::pin(async {})
+    }
+
+    fn apply<'a>(&'a self, tx: &'a mut Tx<'_>, e: &'a EventEnvelope) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            use CareHomeEvent as E;
+            let Some(ev) = decode::<CareHomeEvent>(e)? else { return Ok(()) };
+            let home = |f: &CareHomeFact| Some(f.chapter_id);
+            match ev {
+                E::ChapterRegistered(c) => {
+                    let fact = ChapterFact { chapter_id: c.chapter_id, timezone: c.timezone, settings: c.settings };
+                    save(tx, kind::CHAPTER, c.chapter_id, None, &fact).await?;
+                }
+                E::ChapterSettingsChanged(c) => {
+                    update::<ChapterFact>(tx, kind::CHAPTER, c.chapter_id, |_| None, |f| f.settings = c.settings)
+                        .await?;
+                }
+                E::CareHomeRegistered(c) => {
+                    let fact = CareHomeFact {
+                        carehome_id: c.carehome_id,
+                        chapter_id: c.chapter_id,
+                        timezone: c.timezone,
+                        ride_hours: c.ride_hours,
+                        turnaround_minutes: c.turnaround_minutes,
+                        requires_confirmation: c.requires_confirmation,
+                        closures: Vec::new(),
+                    };
+                    save(tx, kind::CAREHOME, c.carehome_id, Some(c.chapter_id), &fact).await?;
+                }
+                E::RideHoursChanged(c) => {
+                    update::<CareHomeFact>(tx, kind::CAREHOME, c.carehome_id, home, |f| f.ride_hours = c.ride_hours)
+                        .await?;
+                }
+                E::CareHomeClosed(c) => {
+                    update::<CareHomeFact>(tx, kind::CAREHOME, c.carehome_id, home, |f| f.closures.push(c.dates))
+                        .await?;
+                    outbox(tx, e).await?;
+                }
+                E::BikeCommissioned(b) => {
+                    let fact = BikeFact {
+                        bike_id: b.bike_id,
+                        carehome_id: b.carehome_id,
+                        bike_type: b.bike_type,
+                        seats: b.seats,
+                        status: BikeStatus::InService,
+                    };
+                    save(tx, kind::BIKE, b.bike_id, Some(b.carehome_id), &fact).await?;
+                }
+                E::BikeTakenOutOfService(b) => {
+                    set_bike(tx, b.bike_id, BikeStatus::OutOfService).await?;
+                    outbox(tx, e).await?;
+                }
+                E::BikeReturnedToService(b) => set_bike(tx, b.bike_id, BikeStatus::InService).await?,
+                E::BikeRetired(b) => {
+                    set_bike(tx, b.bike_id, BikeStatus::Retired).await?;
+                    outbox(tx, e).await?;
+                }
+                E::BikeIssueReported(_) | E::BikeRepaired(_) => {}
+                E::ResidentAdmitted(r) => {
+                    let fact = ResidentFact {
+                        resident_id: r.resident_id,
+                        carehome_id: r.carehome_id,
+                        status: ResidentStatus::LivingHere,
+                        consent: Vec::new(),
+                    };
+                    save(tx, kind::RESIDENT, r.resident_id, Some(r.carehome_id), &fact).await?;
+                }
+                E::ResidentConsentRecorded(c) => set_resident(tx, c.resident_id, None, Some(c.scope)).await?,
+                E::ResidentConsentWithdrawn(c) => {
+                    set_resident(tx, c.resident_id, None, Some(Vec::new())).await?;
+                    outbox(tx, e).await?;
+                }
+                E::ResidentMovedOut(r) => {
+                    set_resident(tx, r.resident_id, Some(ResidentStatus::MovedOut), None).await?;
+                    outbox(tx, e).await?;
+                }
+                E::ResidentErased(r) => {
+                    set_resident(tx, r.resident_id, Some(ResidentStatus::Erased), Some(Vec::new())).await?;
+                    outbox(tx, e).await?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+async fn set_bike(tx: &mut Tx<'_>, bike_id: Uuid, status: BikeStatus) -> Result<(), Error> {
+    update::<BikeFact>(tx, kind::BIKE, bike_id, |f| Some(f.carehome_id), |f| f.status = status).await
+}
+
+async fn set_resident(
+    tx: &mut Tx<'_>,
+    resident_id: Uuid,
+    status: Option<ResidentStatus>,
+    consent: Option<Vec<ConsentScope>>,
+) -> Result<(), Error> {
+    update::<ResidentFact>(
+        tx,
+        kind::RESIDENT,
+        resident_id,
+        |f| Some(f.carehome_id),
+        |f| {
+            if let Some(s) = status {
+                f.status = s;
+            }
+            if let Some(c) = consent {
+                f.consent = c;
+            }
+        },
+    )
+    .await
+}
+
+/// Follows the volunteer feed; `kick` wakes the cascade worker after each batch.
+pub struct VolunteerFacts {
+    /// Woken after every committed batch.
+    pub kick: Arc<Notify>,
+}
+
+impl RemoteProjection for VolunteerFacts {
+    fn name(&self) -> &str {
+        "booking_facts_volunteer"
+    }
+
+    fn after_commit<'a>(&'a self, _batch: &'a [EventEnvelope]) -> BoxFuture<'a, ()> {
+        self.kick.notify_one();
+        Box::pin(async {})
+    }
+
+    fn apply<'a>(&'a self, tx: &'a mut Tx<'_>, e: &'a EventEnvelope) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            use VolunteerEvent as E;
+            let Some(ev) = decode::<VolunteerEvent>(e)? else { return Ok(()) };
+            let chapter = |f: &PilotFact| Some(f.chapter_id);
+            let set_status = |s: PilotStatus| move |f: &mut PilotFact| f.status = s;
+            match ev {
+                E::PilotRegistered(p) => {
+                    let fact = PilotFact {
+                        pilot_id: p.pilot_id,
+                        chapter_id: p.chapter_id,
+                        status: PilotStatus::Active,
+                        qualifications: BTreeMap::new(),
+                    };
+                    save(tx, kind::PILOT, p.pilot_id, Some(p.chapter_id), &fact).await?;
+                }
+                E::PilotQualified(q) => {
+                    update::<PilotFact>(tx, kind::PILOT, q.pilot_id, chapter, |f| {
+                        f.qualifications.insert(q.bike_type, (q.qualified_on, q.valid_until));
+                    })
+                    .await?;
+                }
+                E::PilotQualificationRenewed(q) => {
+                    update::<PilotFact>(tx, kind::PILOT, q.pilot_id, chapter, |f| {
+                        f.qualifications.insert(q.bike_type, (q.qualified_on, q.valid_until));
+                    })
+                    .await?;
+                }
+                E::PilotSuspended(p) => {
+                    update(tx, kind::PILOT, p.pilot_id, chapter, set_status(PilotStatus::Suspended)).await?;
+                    outbox(tx, e).await?;
+                }
+                E::PilotReinstated(p) => {
+                    update(tx, kind::PILOT, p.pilot_id, chapter, set_status(PilotStatus::Active)).await?
+                }
+                E::PilotRetired(p) => {
+                    update(tx, kind::PILOT, p.pilot_id, chapter, set_status(PilotStatus::Retired)).await?;
+                    outbox(tx, e).await?;
+                }
+                E::PilotErased(p) => {
+                    update(tx, kind::PILOT, p.pilot_id, chapter, set_status(PilotStatus::Erased)).await?;
+                    outbox(tx, e).await?;
+                }
+                E::PilotAvailabilityDeclared(_) => {}
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,609 @@
+//! The gRPC face of the booking service: validates requests into commands (400-style
+//! errors name the field as a JSON pointer of the REST body), runs them, and answers with
+//! rides read from their streams, personal fields opened only when asked for.
+
+use chrono::{DateTime, Utc};
+use domain::types::{self, CancellationReason, Invalid, RideKind, RideStatus, Sealed};
+use samskab_proto::booking::v1::{self as pb, booking_service_server::BookingService};
+use samskab_proto::time::{from_proto, to_proto};
+use servicekit::{CommandCtx, ServiceError, ServiceResult};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::booking::{BookRide, Booked, Functional, on_ride};
+use crate::readmodel::{self, RideQuery};
+use crate::requests::{NewRequest, RideRequest};
+use crate::rides::{self, Completion, Ride};
+use crate::service::{Booking, ride_subject};
+
+type Reply<T> = Result<Response<T>, Status>;
+
+/// Longest ride accepted (an event block may fill a day's ride hours).
+const MAX_MINUTES: u32 = 12 * 60;
+
+struct Fields(Vec<Invalid>);
+
+impl Fields {
+    fn new() -> Self {
+        Fields(Vec::new())
+    }
+
+    fn take<T>(&mut self, r: Result<T, Invalid>) -> Option<T> {
+        r.map_err(|e| self.0.push(e)).ok()
+    }
+
+    fn id(&mut self, field: &str, v: &str) -> Option<Uuid> {
+        self.take(types::parse_id(field, v))
+    }
+
+    fn time(&mut self, field: &str, v: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+        let t = v.as_ref().and_then(from_proto);
+        if t.is_none() {
+            self.0.push(Invalid::new(field, "must be an RFC 3339 time"));
+        }
+        t
+    }
+
+    fn minutes(&mut self, field: &str, v: u32) -> Option<u32> {
+        if v == 0 || v > MAX_MINUTES {
+            self.0.push(Invalid::new(field, format!("must be 1 to {MAX_MINUTES} minutes")));
+            return None;
+        }
+        Some(v)
+    }
+
+    fn ids(&mut self, field: &str, vs: &[String]) -> Vec<Uuid> {
+        let mut out = Vec::new();
+        for (i, v) in vs.iter().enumerate() {
+            match types::parse_id(&format!("{field}/{i}"), v) {
+                Ok(id) if out.contains(&id) => self.0.push(Invalid::new(format!("{field}/{i}"), "is listed twice")),
+                Ok(id) => out.push(id),
+                Err(e) => self.0.push(e),
+            }
+        }
+        out
+    }
+
+    fn done(self) -> Result<(), ServiceError> {
+        if self.0.is_empty() { Ok(()) } else { Err(ServiceError::Invalid(self.0)) }
+    }
+}
+
+fn kind_of(f: &mut Fields, v: &str) -> Option<RideKind> {
+    if v.is_empty() { Some(RideKind::Pleasure) } else { f.take(types::parse_enum("/kind", v)) }
+}
+
+fn ts(t: Option<DateTime<Utc>>) -> Option<prost_types::Timestamp> {
+    t.map(to_proto)
+}
+
+impl Booking {
+    async fn open(&self, ride_id: Uuid, field: &str, sealed: &Option<Sealed>) -> ServiceResult<String> {
+        let Some(s) = sealed else { return Ok(String::new()) };
+        Ok(self
+            .keys
+            .unseal(&ride_subject(ride_id), field, s)
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .unwrap_or_default())
+    }
+
+    /// The proto form of a ride; personal fields only when `personal` is set.
+    pub async fn ride_proto(&self, ride: &Ride, version: u64, personal: bool) -> ServiceResult<pb::Ride> {
+        let id = ride.ride_id;
+        let functional = match &ride.route {
+            None => None,
+            Some(r) => Some(pb::FunctionalLeg {
+                pickup: if personal { self.open(id, "pickup", &Some(r.pickup.clone())).await? } else { String::new() },
+                dropoff: if personal {
+                    self.open(id, "dropoff", &Some(r.dropoff.clone())).await?
+                } else {
+                    String::new()
+                },
+                leg: r.leg.clone(),
+                linked_ride_id: r.linked_ride_id.map(|l| l.to_string()).unwrap_or_default(),
+            }),
+        };
+        let c = ride.cancellation.as_ref();
+        Ok(pb::Ride {
+            ride_id: id.to_string(),
+            kind: ride.kind.to_string(),
+            status: ride.status.to_string(),
+            bike_id: ride.bike_id.to_string(),
+            pilot_id: ride.pilot_id.to_string(),
+            carehome_id: ride.carehome_id.to_string(),
+            chapter_id: ride.chapter_id.to_string(),
+            start: Some(to_proto(ride.start)),
+            duration_minutes: ride.duration_minutes,
+            riders: ride
+                .riders
+                .iter()
+                .map(|r| pb::Rider { resident_id: r.resident_id.to_string(), checked_in: r.checked_in })
+                .collect(),
+            trip_minutes: ride.trip_minutes.unwrap_or(0),
+            functional,
+            ride_request_id: ride.ride_request_id.map(|r| r.to_string()).unwrap_or_default(),
+            cancel_reason: c.map(|c| c.reason.to_string()).unwrap_or_default(),
+            cancelled_by_role: c.map(|c| c.by_role.clone()).unwrap_or_default(),
+            cancelled_at: ts(c.map(|c| c.at)),
+            cancel_note: if personal {
+                self.open(id, "cancel_note", &c.and_then(|c| c.note.clone())).await?
+            } else {
+                String::new()
+            },
+            started_at: ts(ride.started_at),
+            ended_at: ts(ride.ended_at),
+            distance_km: ride.distance_km.unwrap_or(0.0),
+            bike_condition: ride.bike_condition.clone().unwrap_or_default(),
+            story: if personal { self.open(id, "story", &ride.story).await? } else { String::new() },
+            version,
+            booked_at: Some(to_proto(ride.booked_at)),
+        })
+    }
+
+    async fn current(&self, ride_id: Uuid) -> ServiceResult<pb::Ride> {
+        let loaded = self.load_ride(ride_id).await?;
+        self.ride_proto(loaded.state.as_ref().expect("loaded"), loaded.version, false).await
+    }
+
+    async fn booked_proto(&self, b: Booked) -> ServiceResult<pb::BookRideResponse> {
+        let ride = self.ride_proto(&b.ride.0, b.ride.1, true).await?;
+        let return_ride = match &b.return_ride {
+            Some((r, v)) => Some(self.ride_proto(r, *v, true).await?),
+            None => None,
+        };
+        Ok(pb::BookRideResponse { ride: Some(ride), return_ride })
+    }
+
+    async fn request_proto(&self, r: &RideRequest, version: u64, personal: bool) -> ServiceResult<pb::RideRequest> {
+        let note = match (&r.note, personal) {
+            (Some(n), true) => self
+                .keys
+                .unseal(&format!("riderequest:{}", r.ride_request_id), "note", n)
+                .await
+                .map_err(|e| ServiceError::Internal(e.to_string()))?
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        Ok(pb::RideRequest {
+            ride_request_id: r.ride_request_id.to_string(),
+            carehome_id: r.carehome_id.to_string(),
+            chapter_id: r.chapter_id.to_string(),
+            resident_ids: r.resident_ids.iter().map(Uuid::to_string).collect(),
+            window: Some(pb::TimeWindow { from: Some(to_proto(r.window_from)), to: Some(to_proto(r.window_to)) }),
+            duration_minutes: r.duration_minutes,
+            kind: r.kind.to_string(),
+            note,
+            status: r.status.to_string(),
+            ride_id: r.ride_id.map(|i| i.to_string()).unwrap_or_default(),
+            pilot_id: r.pilot_id.map(|i| i.to_string()).unwrap_or_default(),
+            version,
+        })
+    }
+}
+
+fn parse_book(r: &pb::BookRideRequest) -> Result<BookRide, ServiceError> {
+    let mut f = Fields::new();
+    let bike_id = f.id("/bike_id", &r.bike_id);
+    let pilot_id = f.id("/pilot_id", &r.pilot_id);
+    let start = f.time("/start", &r.start);
+    let duration = f.minutes("/duration_minutes", r.duration_minutes);
+    let resident_ids = f.ids("/resident_ids", &r.resident_ids);
+    let kind = kind_of(&mut f, &r.kind);
+    let trip_minutes = match kind {
+        Some(RideKind::Event) => {
+            let t = if r.trip_minutes == 0 { 30 } else { r.trip_minutes };
+            if t < 5 || duration.is_some_and(|d| t > d) {
+                f.0.push(Invalid::new("/trip_minutes", "must be at least 5 and at most the ride's length"));
+            }
+            Some(t)
+        }
+        _ => None,
+    };
+    let functional = match kind {
+        Some(RideKind::Functional) => {
+            let pickup = f.take(types::parse_label("/pickup", &r.pickup, 300));
+            let dropoff = f.take(types::parse_label("/dropoff", &r.dropoff, 300));
+            let return_start = match &r.return_start {
+                None => None,
+                Some(t) => {
+                    let t = from_proto(t);
+                    if t.is_none() {
+                        f.0.push(Invalid::new("/return_start", "must be an RFC 3339 time"));
+                    }
+                    t
+                }
+            };
+            Some(Functional {
+                pickup: pickup.unwrap_or_default(),
+                dropoff: dropoff.unwrap_or_default(),
+                round_trip: r.round_trip.unwrap_or(true),
+                return_start,
+            })
+        }
+        _ => {
+            if !r.pickup.is_empty() || !r.dropoff.is_empty() {
+                f.0.push(Invalid::new("/pickup", "only functional rides have a pickup and a drop-off"));
+            }
+            None
+        }
+    };
+    f.done()?;
+    Ok(BookRide {
+        bike_id: bike_id.expect("checked"),
+        pilot_id: pilot_id.expect("checked"),
+        start: start.expect("checked"),
+        duration_minutes: duration.expect("checked"),
+        resident_ids,
+        kind: kind.expect("checked"),
+        trip_minutes,
+        functional,
+        ride_request_id: None,
+    })
+}
+
+fn ride_id(v: &str) -> Result<Uuid, ServiceError> {
+    Ok(types::parse_id("/ride_id", v)?)
+}
+
+#[tonic::async_trait]
+impl BookingService for Booking {
+    async fn book_ride(&self, req: Request<pb::BookRideRequest>) -> Reply<pb::BookRideResponse> {
+        let r = req.into_inner();
+        let ctx = CommandCtx::from_proto(r.context.clone())?;
+        let cmd = parse_book(&r)?;
+        let booked = self.book(&ctx, cmd, vec![]).await?;
+        Ok(Response::new(self.booked_proto(booked).await?))
+    }
+
+    async fn confirm_ride(&self, req: Request<pb::RideCommandRequest>) -> Reply<pb::Ride> {
+        let r = req.into_inner();
+        let ctx = CommandCtx::from_proto(r.context)?;
+        let id = ride_id(&r.ride_id)?;
+        self.transition(&ctx, id, |ride| Ok(on_ride(ride, rides::confirm(ride)?))).await?;
+        Ok(Response::new(self.current(id).await?))
+    }
+
+    async fn add_rider(&self, req: Request<pb::RosterRequest>) -> Reply<pb::Ride> {
+        let r = req.into_inner();
+        let ctx = CommandCtx::from_proto(r.context)?;
+        let id = ride_id(&r.ride_id)?;
+        let resident = types::parse_id("/resident_id", &r.resident_id).map_err(ServiceError::from)?;
+        Booking::add_rider(self, &ctx, id, resident).await?;
+        Ok(Response::new(self.current(id).await?))
+    }
+
+    async fn remove_rider(&self, req: Request<pb::RosterRequest>) -> Reply<pb::Ride> {
+        let r = req.into_inner();
+        let ctx = CommandCtx::from_proto(r.context)?;
+        let id = ride_id(&r.ride_id)?;
+        let resident = types::parse_id("/resident_id", &r.resident_id).map_err(ServiceError::from)?;
+        Booking::remove_rider(self, &ctx, id, resident, "removed").await?;
+        Ok(Response::new(self.current(id).await?))
+    }
+
+    async fn check_in_rider(&self, req: Request<pb::RosterRequest>) -> Reply<pb::Ride> {
+        let r = req.into_inner();
+        let ctx = CommandCtx::from_proto(r.context)?;
+        let id = ride_id(&r.ride_id)?;
+        let resident = types::parse_id("/resident_id", &r.resident_id).map_err(ServiceError::from)?;
+        self.transition(&ctx, id, |ride| Ok(on_ride(ride, rides::check_in(ride, resident)?))).await?;
+        Ok(Response::new(self.current(id).await?))
+    }
+
+    async fn reschedule_ride(&self, req: Request<pb::RescheduleRideRequest>) -> Reply<pb::Ride> {
+        let r = req.into_inner();
+        let ctx = CommandCtx::from_proto(r.context)?;
+        let id = ride_id(&r.ride_id)?;
+        let mut f = Fields::new();
+        let start = f.time("/start", &r.start);
+        let duration = f.minutes("/duration_minutes", r.duration_minutes);
+        f.done()?;
+        self.reschedule(&ctx, id, start.expect("checked"), duration.expect("checked")).await?;
+        Ok(Response::new(self.current(id).await?))
+    }
+
+    async fn cancel_ride(&self, req: Request<pb::CancelRideRequest>) -> Reply<pb::Ride> {
+        let r = req.into_inner();
+        let ctx = CommandCtx::from_proto(r.context)?;
+        let id = ride_id(&r.ride_id)?;
+        let reason: CancellationReason = types::parse_enum("/reason", &r.reason).map_err(ServiceError::from)?;
+        let note = if r.note.trim().is_empty() {
+            None
+        } else {
+            let text = types::parse_label("/note", &r.note, 2000).map_err(ServiceError::from)?;
+            self.load_ride(id).await?;
+            Some(
+                self.keys
+                    .seal(&ride_subject(id), "cancel_note", &text)
+                    .await
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?,
+            )
+        };
+        let now = Utc::now();
+        let role = ctx.actor.role.clone();
+        self.transition(&ctx, id, |ride| rides::cancel(ride, reason, &role, note.clone(), None, now)).await?;
+        Ok(Response::new(self.current(id).await?))
+    }
+
+    async fn start_ride(&self, req: Request<pb::RideCommandRequest>) -> Reply<pb::Ride> {
+        let r = req.into_inner();
+        let ctx = CommandCtx::from_proto(r.context)?;
+        let id = ride_id(&r.ride_id)?;
+        let now = Utc::now();
+        self.transition(&ctx, id, |ride| Ok(on_ride(ride, rides::start(ride, now)?))).await?;
+        Ok(Response::new(self.current(id).await?))
+    }
+
+    async fn complete_ride(&self, req: Request<pb::CompleteRideRequest>) -> Reply<pb::Ride> {
+        let r = req.into_inner();
+        let ctx = CommandCtx::from_proto(r.context)?;
+        let id = ride_id(&r.ride_id)?;
+        let mut f = Fields::new();
+        let ended_at = f.time("/ended_at", &r.ended_at);
+        if !(0.0..=500.0).contains(&r.distance_km) || r.distance_km.is_nan() {
+            f.0.push(Invalid::new("/distance_km", "must be between 0 and 500"));
+        }
+        let condition = if r.bike_condition.trim().is_empty() {
+            None
+        } else {
+            f.take(types::parse_label("/bike_condition", &r.bike_condition, 60))
+        };
+        let story = if r.story.trim().is_empty() { None } else { f.take(types::parse_label("/story", &r.story, 4000)) };
+        f.done()?;
+        let sealed = match story {
+            None => None,
+            Some(text) => {
+                let ride = self.load_ride(id).await?.state.expect("loaded");
+                let riders = self.residents(&ride.riders.iter().map(|r| r.resident_id).collect::<Vec<_>>()).await?;
+                crate::rules::check_story_consent(&riders)?;
+                Some(
+                    self.keys
+                        .seal(&ride_subject(id), "story", &text)
+                        .await
+                        .map_err(|e| ServiceError::Internal(e.to_string()))?,
+                )
+            }
+        };
+        let done = Completion {
+            ended_at: ended_at.expect("checked"),
+            distance_km: r.distance_km,
+            bike_condition: condition,
+            story: sealed,
+        };
+        self.transition(&ctx, id, |ride| Ok(on_ride(ride, rides::complete(ride, done.clone())?))).await?;
+        Ok(Response::new(self.current(id).await?))
+    }
+
+    async fn mark_no_show(&self, req: Request<pb::RideCommandRequest>) -> Reply<pb::Ride> {
+        let r = req.into_inner();
+        let ctx = CommandCtx::from_proto(r.context)?;
+        let id = ride_id(&r.ride_id)?;
+        self.transition(&ctx, id, |ride| Ok(on_ride(ride, rides::no_show(ride)?))).await?;
+        Ok(Response::new(self.current(id).await?))
+    }
+
+    async fn get_ride(&self, req: Request<pb::GetRideRequest>) -> Reply<pb::Ride> {
+        let r = req.into_inner();
+        let loaded = self.load_ride(ride_id(&r.ride_id)?).await?;
+        Ok(Response::new(
+            self.ride_proto(loaded.state.as_ref().expect("loaded"), loaded.version, r.include_personal).await?,
+        ))
+    }
+
+    async fn list_rides(&self, req: Request<pb::ListRidesRequest>) -> Reply<pb::ListRidesResponse> {
+        let r = req.into_inner();
+        let mut f = Fields::new();
+        let opt_id = |f: &mut Fields, field: &str, v: &str| if v.is_empty() { None } else { f.id(field, v) };
+        let chapter_id = opt_id(&mut f, "/chapter_id", &r.chapter_id);
+        let carehome_id = opt_id(&mut f, "/carehome_id", &r.carehome_id);
+        let pilot_id = opt_id(&mut f, "/pilot_id", &r.pilot_id);
+        let bike_id = opt_id(&mut f, "/bike_id", &r.bike_id);
+        let from = r.from.as_ref().map(|t| from_proto(t).map(|t| t.timestamp_micros()));
+        let to = r.to.as_ref().map(|t| from_proto(t).map(|t| t.timestamp_micros()));
+        if from == Some(None) {
+            f.0.push(Invalid::new("/from", "must be an RFC 3339 time"));
+        }
+        if to == Some(None) {
+            f.0.push(Invalid::new("/to", "must be an RFC 3339 time"));
+        }
+        let statuses: Vec<RideStatus> =
+            r.statuses.iter().filter_map(|s| f.take(types::parse_enum("/status", s))).collect();
+        let limit = match r.limit {
+            0 => 50,
+            n if n <= 500 => n as usize,
+            _ => {
+                f.0.push(Invalid::new("/limit", "must be at most 500"));
+                0
+            }
+        };
+        let after = if r.cursor.is_empty() {
+            None
+        } else {
+            let parsed =
+                r.cursor.split_once('_').and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<Uuid>().ok()?)));
+            if parsed.is_none() {
+                f.0.push(Invalid::new("/cursor", "not a cursor of this list"));
+            }
+            parsed
+        };
+        f.done()?;
+        let q = RideQuery {
+            chapter_id,
+            carehome_id,
+            pilot_id,
+            bike_id,
+            from: from.flatten(),
+            to: to.flatten(),
+            statuses,
+            after,
+            limit: limit + 1,
+        };
+        let docs = readmodel::list(&self.store, &q).await.map_err(ServiceError::from)?;
+        let more = docs.len() > limit;
+        let mut rides = Vec::new();
+        for d in docs.iter().take(limit) {
+            rides.push(self.ride_proto(&d.ride, d.version, false).await?);
+        }
+        let next_cursor = match (more, docs.get(limit.saturating_sub(1))) {
+            (true, Some(d)) => format!("{}_{}", d.ride.start.timestamp_micros(), d.ride.ride_id),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListRidesResponse { rides, next_cursor }))
+    }
+
+    async fn get_availability(&self, req: Request<pb::GetAvailabilityRequest>) -> Reply<pb::GetAvailabilityResponse> {
+        let r = req.into_inner();
+        let mut f = Fields::new();
+        let home = f.id("/carehome_id", &r.carehome_id);
+        let from = f.time("/from", &r.from);
+        let to = f.time("/to", &r.to);
+        let duration = f.minutes("/duration_minutes", r.duration_minutes);
+        if let (Some(a), Some(b)) = (from, to)
+            && (b <= a || b - a > chrono::Duration::days(31))
+        {
+            f.0.push(Invalid::new("/to", "must be after from, at most 31 days later"));
+        }
+        f.done()?;
+        let bikes = self
+            .availability(
+                home.expect("checked"),
+                from.expect("checked"),
+                to.expect("checked"),
+                duration.expect("checked"),
+            )
+            .await?;
+        Ok(Response::new(pb::GetAvailabilityResponse {
+            bikes: bikes
+                .into_iter()
+                .map(|b| pb::BikeAvailability {
+                    bike_id: b.bike.bike_id.to_string(),
+                    bike_type: b.bike.bike_type,
+                    seats: b.bike.seats,
+                    free: b
+                        .free
+                        .into_iter()
+                        .map(|(s, e)| pb::FreeInterval { start: Some(to_proto(s)), end: Some(to_proto(e)) })
+                        .collect(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn request_ride(&self, req: Request<pb::RequestRideRequest>) -> Reply<pb::RideRequest> {
+        let r = req.into_inner();
+        let ctx = CommandCtx::from_proto(r.context.clone())?;
+        let mut f = Fields::new();
+        let home = f.id("/carehome_id", &r.carehome_id);
+        let residents = f.ids("/resident_ids", &r.resident_ids);
+        if r.resident_ids.is_empty() {
+            f.0.push(Invalid::new("/resident_ids", "must name at least one resident"));
+        }
+        let window = r.window.clone().unwrap_or_default();
+        let from = f.time("/window/from", &window.from);
+        let to = f.time("/window/to", &window.to);
+        if let (Some(a), Some(b)) = (from, to)
+            && b <= a
+        {
+            f.0.push(Invalid::new("/window/to", "must be after from"));
+        }
+        let duration = f.minutes("/duration_minutes", r.duration_minutes);
+        let kind = kind_of(&mut f, &r.kind);
+        let note = if r.note.trim().is_empty() { None } else { f.take(types::parse_label("/note", &r.note, 2000)) };
+        f.done()?;
+        let new = NewRequest {
+            carehome_id: home.expect("checked"),
+            resident_ids: residents,
+            window_from: from.expect("checked"),
+            window_to: to.expect("checked"),
+            duration_minutes: duration.expect("checked"),
+            kind: kind.expect("checked"),
+            note,
+        };
+        let (req, v) = Booking::request_ride(self, &ctx, new).await?;
+        Ok(Response::new(self.request_proto(&req, v, true).await?))
+    }
+
+    async fn claim_ride_request(
+        &self,
+        req: Request<pb::ClaimRideRequestRequest>,
+    ) -> Reply<pb::ClaimRideRequestResponse> {
+        let r = req.into_inner();
+        let ctx = CommandCtx::from_proto(r.context)?;
+        let mut f = Fields::new();
+        let id = f.id("/ride_request_id", &r.ride_request_id);
+        let pilot = f.id("/pilot_id", &r.pilot_id);
+        let bike = f.id("/bike_id", &r.bike_id);
+        let start = f.time("/start", &r.start);
+        f.done()?;
+        let ((request, v), booked) = self
+            .claim(&ctx, id.expect("checked"), pilot.expect("checked"), bike.expect("checked"), start.expect("checked"))
+            .await?;
+        Ok(Response::new(pb::ClaimRideRequestResponse {
+            ride_request: Some(self.request_proto(&request, v, false).await?),
+            ride: Some(self.ride_proto(&booked.ride.0, booked.ride.1, false).await?),
+        }))
+    }
+
+    async fn withdraw_ride_request(&self, req: Request<pb::RideRequestCommandRequest>) -> Reply<pb::RideRequest> {
+        let r = req.into_inner();
+        let ctx = CommandCtx::from_proto(r.context)?;
+        let id = types::parse_id("/ride_request_id", &r.ride_request_id).map_err(ServiceError::from)?;
+        let (request, v) = self.withdraw(&ctx, id).await?;
+        Ok(Response::new(self.request_proto(&request, v, false).await?))
+    }
+
+    async fn get_ride_request(&self, req: Request<pb::GetRideRequestRequest>) -> Reply<pb::RideRequest> {
+        let r = req.into_inner();
+        let id = types::parse_id("/ride_request_id", &r.ride_request_id).map_err(ServiceError::from)?;
+        let (request, v) = self.load_request(id).await?;
+        Ok(Response::new(self.request_proto(&request, v, r.include_personal).await?))
+    }
+
+    async fn list_ride_requests(
+        &self,
+        req: Request<pb::ListRideRequestsRequest>,
+    ) -> Reply<pb::ListRideRequestsResponse> {
+        let r = req.into_inner();
+        let mut f = Fields::new();
+        let home = if r.carehome_id.is_empty() { None } else { f.id("/carehome_id", &r.carehome_id) };
+        let chapter = if r.chapter_id.is_empty() { None } else { f.id("/chapter_id", &r.chapter_id) };
+        for s in &r.statuses {
+            f.take(types::parse_enum::<types::RideRequestStatus>("/status", s));
+        }
+        let after = if r.cursor.is_empty() { None } else { f.id("/cursor", &r.cursor) };
+        let limit = if r.limit == 0 { 50 } else { r.limit as usize };
+        if limit > 500 {
+            f.0.push(Invalid::new("/limit", "must be at most 500"));
+        }
+        f.done()?;
+        let docs = readmodel::list_requests(&self.store, home, chapter, &r.statuses, after, limit + 1)
+            .await
+            .map_err(ServiceError::from)?;
+        let more = docs.len() > limit;
+        let mut out = Vec::new();
+        for d in docs.iter().take(limit) {
+            out.push(self.request_proto(&d.request, d.version, false).await?);
+        }
+        let next_cursor =
+            if more { out.last().map(|r| r.ride_request_id.clone()).unwrap_or_default() } else { String::new() };
+        Ok(Response::new(pb::ListRideRequestsResponse { ride_requests: out, next_cursor }))
+    }
+
+    async fn cancel_day_for_weather(
+        &self,
+        req: Request<pb::CancelDayForWeatherRequest>,
+    ) -> Reply<pb::CancelDayForWeatherResponse> {
+        let r = req.into_inner();
+        let ctx = CommandCtx::from_proto(r.context)?;
+        let mut f = Fields::new();
+        let chapter = f.id("/chapter_id", &r.chapter_id);
+        let date = f.take(types::parse_date("/date", &r.date));
+        let note = if r.note.trim().is_empty() { None } else { f.take(types::parse_label("/note", &r.note, 2000)) };
+        f.done()?;
+        let cancelled =
+            Booking::cancel_day_for_weather(self, &ctx, chapter.expect("checked"), date.expect("checked"), note)
+                .await?;
+        Ok(Response::new(pb::CancelDayForWeatherResponse { cancelled }))
+    }
+}

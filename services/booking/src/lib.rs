@@ -1,0 +1,192 @@
+//! Samskab's booking service: rides of three kinds and their life cycle, rosters, ride
+//! requests, weather days and free-slot availability, over gRPC with its event feed. Every
+//! invariant of the domain is enforced in its write path; facts owned by the care-home and
+//! volunteer services arrive by following their feeds (see `docs/booking.md`).
+
+pub mod availability;
+pub mod booking;
+pub mod cascades;
+pub mod facts;
+pub mod grpc;
+pub mod readmodel;
+pub mod requests;
+pub mod rides;
+pub mod rules;
+pub mod schedule;
+pub mod service;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventlog::EventStore;
+use keystore::{KeyStore, MasterKey};
+use samskab_proto::booking::v1::booking_service_server::BookingServiceServer;
+use samskab_proto::common::v1::event_feed_client::EventFeedClient;
+use servicekit::feed::Feed;
+use servicekit::remote::{FollowStatus, follow};
+use tokio::sync::{Notify, watch};
+
+pub use service::Booking;
+
+/// The fully qualified names of the gRPC services this server offers.
+pub const SERVICE_NAMES: &[&str] = &["samskab.booking.v1.BookingService", "samskab.common.v1.EventFeed"];
+
+/// Errors starting the service.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The event store failed.
+    #[error(transparent)]
+    Store(#[from] eventlog::Error),
+    /// The key store failed.
+    #[error(transparent)]
+    Keys(#[from] keystore::Error),
+    /// A peer's address is malformed, or serving failed.
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+    /// Binding the address failed.
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// Where booking finds its peers.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    /// The care-home service (`http://host:port`).
+    pub carehome_url: String,
+    /// The volunteer service.
+    pub volunteer_url: String,
+}
+
+/// A started booking service: migrated, following its peers, ready to serve.
+#[derive(Clone)]
+pub struct BookingServer {
+    booking: Booking,
+    /// Status of the care-home feed follower.
+    pub carehome_feed: watch::Receiver<FollowStatus>,
+    /// Status of the volunteer feed follower.
+    pub volunteer_feed: watch::Receiver<FollowStatus>,
+}
+
+fn forever<F, Fut>(what: &'static str, f: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = f().await {
+                tracing::error!(task = what, error = %e, "background task failed; restarting");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
+impl BookingServer {
+    /// Migrates, starts the projections, the feed followers and the cascade worker.
+    pub async fn start(store: EventStore, keys: KeyStore, peers: Peers) -> Result<Self, StartError> {
+        store.migrate("booking_migrations", sqlx::migrate!("./migrations"), sqlx::migrate!("./migrations")).await?;
+        let booking = Booking::new(store.clone(), keys);
+        let s = store.clone();
+        forever("rides projection", move || {
+            let s = s.clone();
+            async move { eventlog::run_projection(s, Arc::new(readmodel::RidesProjection)).await.map_err(|e| e.to_string()) }
+        });
+        let kick = Arc::new(Notify::new());
+        let (carehome_tx, carehome_feed) = watch::channel(FollowStatus::default());
+        let (volunteer_tx, volunteer_feed) = watch::channel(FollowStatus::default());
+        let carehome = EventFeedClient::new(servicekit::client::channel(&peers.carehome_url)?);
+        let volunteer = EventFeedClient::new(servicekit::client::channel(&peers.volunteer_url)?);
+        tokio::spawn(follow(
+            store.clone(),
+            carehome,
+            Arc::new(facts::CareHomeFacts { kick: kick.clone() }),
+            carehome_tx,
+        ));
+        tokio::spawn(follow(
+            store.clone(),
+            volunteer,
+            Arc::new(facts::VolunteerFacts { kick: kick.clone() }),
+            volunteer_tx,
+        ));
+        let b = booking.clone();
+        let k = kick.clone();
+        forever("cascades", move || {
+            let (b, k) = (b.clone(), k.clone());
+            async move {
+                loop {
+                    if b.work_outbox().await.map_err(|e| e.to_string())? == 0 {
+                        tokio::select! {
+                            _ = k.notified() => {}
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                    }
+                }
+            }
+        });
+        let b = booking.clone();
+        forever("ride request expiry", move || {
+            let b = b.clone();
+            async move {
+                loop {
+                    let now = chrono::Utc::now().timestamp_micros();
+                    for id in readmodel::expired_requests(&b.store, now).await.map_err(|e| e.to_string())? {
+                        let ctx = servicekit::CommandCtx::system(id, "expire");
+                        b.expire(&ctx, id).await.map_err(|e| e.to_string())?;
+                    }
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+            }
+        });
+        Ok(BookingServer { booking, carehome_feed, volunteer_feed })
+    }
+
+    /// The service's routes: the booking service and its event feed.
+    pub fn routes(&self) -> tonic::service::Routes {
+        tonic::service::Routes::new(BookingServiceServer::new(self.booking.clone()))
+            .add_service(Feed::new(self.booking.store.clone(), domain::events::INTERNAL_EVENT_TYPES).into_server())
+    }
+
+    /// The handlers (for in-process use).
+    pub fn booking(&self) -> &Booking {
+        &self.booking
+    }
+}
+
+/// How the service binary is configured.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Database of the booking service: `sqlite://path` or `postgres://...` (`?schema=` to share a server).
+    #[arg(
+        long = "database-url",
+        env = "SAMSKAB_BOOKING_DATABASE_URL",
+        default_value = "sqlite://samskab-data/booking.db"
+    )]
+    pub database_url: String,
+    /// Address to serve gRPC on.
+    #[arg(long, env = "SAMSKAB_BOOKING_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// The care-home service's address.
+    #[arg(long = "carehome-url", env = "SAMSKAB_CAREHOME_URL", default_value = "http://127.0.0.1:50053")]
+    pub carehome_url: String,
+    /// The volunteer service's address.
+    #[arg(long = "volunteer-url", env = "SAMSKAB_VOLUNTEER_URL", default_value = "http://127.0.0.1:50052")]
+    pub volunteer_url: String,
+    /// Directory for the generated master key when SAMSKAB_MASTER_KEY is not set.
+    #[arg(long = "data-dir", env = "SAMSKAB_DATA_DIR", default_value = "samskab-data")]
+    pub data_dir: PathBuf,
+}
+
+/// Runs the service until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), StartError> {
+    let store = EventStore::connect(&config.database_url).await?;
+    let keys = KeyStore::connect(&store, MasterKey::from_env_or_data_dir(Some(&config.data_dir))?).await?;
+    let peers = Peers { carehome_url: config.carehome_url.clone(), volunteer_url: config.volunteer_url.clone() };
+    let server = BookingServer::start(store, keys, peers).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    tracing::info!(listen = %config.listen, "booking service serving");
+    servicekit::server::serve(listener, server.routes(), SERVICE_NAMES, shutdown).await?;
+    Ok(())
+}

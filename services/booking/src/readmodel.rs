@@ -1,0 +1,250 @@
+//! Booking's own read models, projected from its log: rides (for lists, availability and
+//! cascades) with their riders, and ride requests. Single objects are read from their
+//! streams; these tables may lag the log by a moment.
+
+use domain::DomainEvent;
+use domain::events::BookingEvent;
+use domain::types::RideStatus;
+use eventlog::{Arg, Error, EventStore, Filter, Projection, RecordedEvent, Tx};
+use futures_util::future::BoxFuture;
+use servicekit::Aggregate;
+use uuid::Uuid;
+
+use crate::requests::RideRequest;
+use crate::rides::Ride;
+
+/// The projection's checkpoint name.
+pub const NAME: &str = "booking_rides";
+
+/// Keeps `booking_rides`, `booking_ride_riders` and `booking_ride_requests` up to date.
+pub struct RidesProjection;
+
+fn id_of(stream: &str, prefix: &str) -> Result<Uuid, Error> {
+    stream.strip_prefix(prefix).and_then(|s| s.parse().ok()).ok_or_else(|| Error::Corrupt(format!("stream {stream}")))
+}
+
+async fn load<T: serde::de::DeserializeOwned>(
+    tx: &mut Tx<'_>,
+    sql: &'static str,
+    id: Uuid,
+) -> Result<Option<T>, Error> {
+    let doc = tx.fetch_text(sql, &[id.into()]).await?;
+    doc.map(|d| serde_json::from_str(&d).map_err(Error::Payload)).transpose()
+}
+
+/// A ride as stored in the read model.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RideDoc {
+    /// The ride.
+    pub ride: Ride,
+    /// Its stream's version.
+    pub version: u64,
+}
+
+/// A ride request as stored in the read model.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RequestDoc {
+    /// The request.
+    pub request: RideRequest,
+    /// Its stream's version.
+    pub version: u64,
+}
+
+impl Projection for RidesProjection {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn apply<'a>(&'a self, tx: &'a mut Tx<'_>, event: &'a RecordedEvent) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let is_ride = event.stream_id.starts_with("ride-");
+            let is_request = event.stream_id.starts_with("riderequest-");
+            if !is_ride && !is_request {
+                return Ok(());
+            }
+            let Some(ev) = BookingEvent::from_stored(&event.event_type, event.payload.get()).map_err(Error::Payload)?
+            else {
+                return Ok(());
+            };
+            if is_request {
+                let id = id_of(&event.stream_id, "riderequest-")?;
+                let before: Option<RequestDoc> =
+                    load(tx, "SELECT doc FROM booking_ride_requests WHERE ride_request_id = $1", id).await?;
+                let Some(after) = RideRequest::apply(before.map(|d| d.request), &ev) else { return Ok(()) };
+                let doc = RequestDoc { request: after.clone(), version: event.version };
+                return tx
+                    .execute(
+                        "INSERT INTO booking_ride_requests (ride_request_id, chapter_id, carehome_id, status, window_to, doc) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (ride_request_id) DO UPDATE SET status = excluded.status, \
+                         window_to = excluded.window_to, doc = excluded.doc",
+                        &[
+                            id.into(),
+                            after.chapter_id.into(),
+                            after.carehome_id.into(),
+                            Arg::Text(after.status.to_string()),
+                            Arg::Int(after.window_to.timestamp_micros()),
+                            Arg::Text(serde_json::to_string(&doc).map_err(Error::Payload)?),
+                        ],
+                    )
+                    .await
+                    .map(|_| ());
+            }
+            let id = id_of(&event.stream_id, "ride-")?;
+            let before: Option<RideDoc> = load(tx, "SELECT doc FROM booking_rides WHERE ride_id = $1", id).await?;
+            let Some(after) = Ride::apply(before.map(|d| d.ride), &ev) else { return Ok(()) };
+            let doc = RideDoc { ride: after.clone(), version: event.version };
+            tx.execute(
+                "INSERT INTO booking_rides (ride_id, chapter_id, carehome_id, bike_id, pilot_id, start_at, end_at, status, version, doc) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (ride_id) DO UPDATE SET start_at = excluded.start_at, \
+                 end_at = excluded.end_at, status = excluded.status, version = excluded.version, doc = excluded.doc",
+                &[
+                    id.into(),
+                    after.chapter_id.into(),
+                    after.carehome_id.into(),
+                    after.bike_id.into(),
+                    after.pilot_id.into(),
+                    Arg::Int(after.start.timestamp_micros()),
+                    Arg::Int(after.end().timestamp_micros()),
+                    Arg::Text(after.status.to_string()),
+                    Arg::Int(event.version as i64),
+                    Arg::Text(serde_json::to_string(&doc).map_err(Error::Payload)?),
+                ],
+            )
+            .await?;
+            tx.execute("DELETE FROM booking_ride_riders WHERE ride_id = $1", &[id.into()]).await?;
+            for r in &after.riders {
+                tx.execute(
+                    "INSERT INTO booking_ride_riders (ride_id, resident_id, start_at) VALUES ($1, $2, $3)",
+                    &[id.into(), r.resident_id.into(), Arg::Int(after.start.timestamp_micros())],
+                )
+                .await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn filter(&self) -> Filter {
+        Filter::all()
+    }
+}
+
+/// Which rides to list.
+#[derive(Debug, Clone, Default)]
+pub struct RideQuery {
+    /// Chapter.
+    pub chapter_id: Option<Uuid>,
+    /// Care home.
+    pub carehome_id: Option<Uuid>,
+    /// Pilot.
+    pub pilot_id: Option<Uuid>,
+    /// Trishaw.
+    pub bike_id: Option<Uuid>,
+    /// Starting at or after (µs).
+    pub from: Option<i64>,
+    /// Starting before (µs).
+    pub to: Option<i64>,
+    /// Statuses (empty: all).
+    pub statuses: Vec<RideStatus>,
+    /// After this (start µs, ride id).
+    pub after: Option<(i64, Uuid)>,
+    /// Page size.
+    pub limit: usize,
+}
+
+fn opt(id: Option<Uuid>) -> Arg {
+    Arg::Text(id.map(|i| i.to_string()).unwrap_or_default())
+}
+
+/// Lists rides in (start, id) order.
+pub async fn list(store: &EventStore, q: &RideQuery) -> Result<Vec<RideDoc>, Error> {
+    let statuses: Vec<&str> = if q.statuses.is_empty() {
+        RideStatus::ALL.iter().map(|s| s.as_str()).collect()
+    } else {
+        q.statuses.iter().map(|s| s.as_str()).collect()
+    };
+    let mut args = vec![
+        opt(q.chapter_id),
+        opt(q.carehome_id),
+        opt(q.pilot_id),
+        opt(q.bike_id),
+        Arg::Int(q.from.unwrap_or(i64::MIN)),
+        Arg::Int(q.to.unwrap_or(i64::MAX)),
+        Arg::Int(q.after.map_or(i64::MIN, |a| a.0)),
+        Arg::Text(q.after.map(|a| a.1.to_string()).unwrap_or_default()),
+        Arg::Int(q.limit as i64),
+    ];
+    for i in 0..6 {
+        args.push(Arg::Text(statuses.get(i).copied().unwrap_or(statuses[0]).to_owned()));
+    }
+    let docs = store
+        .fetch_texts(
+            "SELECT doc FROM booking_rides WHERE ($1 = '' OR chapter_id = $1) AND ($2 = '' OR carehome_id = $2) \
+             AND ($3 = '' OR pilot_id = $3) AND ($4 = '' OR bike_id = $4) AND start_at >= $5 AND start_at < $6 \
+             AND (start_at > $7 OR (start_at = $7 AND ride_id > $8)) \
+             AND status IN ($10, $11, $12, $13, $14, $15) ORDER BY start_at, ride_id LIMIT $9",
+            &args,
+        )
+        .await?;
+    docs.iter().map(|d| serde_json::from_str(d).map_err(Error::Payload)).collect()
+}
+
+/// Active rides of a resident overlapping [from, to) (µs).
+pub async fn rides_of_resident(store: &EventStore, resident: Uuid, from: i64) -> Result<Vec<Uuid>, Error> {
+    let ids = store
+        .fetch_texts(
+            "SELECT r.ride_id FROM booking_ride_riders r JOIN booking_rides d ON d.ride_id = r.ride_id \
+             WHERE r.resident_id = $1 AND d.end_at > $2 AND d.status IN ('pending_confirmation', 'booked')",
+            &[resident.into(), Arg::Int(from)],
+        )
+        .await?;
+    Ok(ids.iter().filter_map(|i| i.parse().ok()).collect())
+}
+
+/// Ride requests of a care home or chapter, by status, in id order.
+pub async fn list_requests(
+    store: &EventStore,
+    carehome_id: Option<Uuid>,
+    chapter_id: Option<Uuid>,
+    statuses: &[String],
+    after: Option<Uuid>,
+    limit: usize,
+) -> Result<Vec<RequestDoc>, Error> {
+    let all = ["open", "claimed", "withdrawn", "expired"];
+    let st: Vec<String> =
+        if statuses.is_empty() { all.iter().map(|s| s.to_string()).collect() } else { statuses.to_vec() };
+    let mut args = vec![
+        opt(carehome_id),
+        opt(chapter_id),
+        Arg::Text(after.map(|a| a.to_string()).unwrap_or_default()),
+        Arg::Int(limit as i64),
+    ];
+    for i in 0..4 {
+        args.push(Arg::Text(st.get(i).cloned().unwrap_or_else(|| st[0].clone())));
+    }
+    let docs = store
+        .fetch_texts(
+            "SELECT doc FROM booking_ride_requests WHERE ($1 = '' OR carehome_id = $1) AND ($2 = '' OR chapter_id = $2) \
+             AND ride_request_id > $3 AND status IN ($5, $6, $7, $8) ORDER BY ride_request_id LIMIT $4",
+            &args,
+        )
+        .await?;
+    docs.iter().map(|d| serde_json::from_str(d).map_err(Error::Payload)).collect()
+}
+
+/// Open requests whose window ended before `now` (µs).
+pub async fn expired_requests(store: &EventStore, now: i64) -> Result<Vec<Uuid>, Error> {
+    let ids = store
+        .fetch_texts(
+            "SELECT ride_request_id FROM booking_ride_requests WHERE status = 'open' AND window_to <= $1",
+            &[Arg::Int(now)],
+        )
+        .await?;
+    Ok(ids.iter().filter_map(|i| i.parse().ok()).collect())
+}
+
+/// Whether the projection has applied the log up to `cursor` (read your writes for lists).
+pub async fn caught_up(store: &EventStore) -> Result<bool, Error> {
+    let head = store.head().await?;
+    let checkpoint = store.load_checkpoint(NAME).await?;
+    Ok(head == eventlog::Cursor::START || checkpoint.and_then(|c| c.parse().ok()) >= Some(head))
+}
