@@ -1,0 +1,188 @@
+//! The gRPC face of the service (`samskab.carehome.v1.CareHomeService`): each call is
+//! validated into domain values, run through the command loop, and the resulting state
+//! mapped back to proto. One submodule per aggregate; this file wires them to the trait.
+
+mod bikes;
+mod carehomes;
+mod chapters;
+mod residents;
+
+use domain::types::parse_id;
+use eventlog::EventStore;
+use keystore::KeyStore;
+use samskab_proto::carehome::v1::{self as pb, care_home_service_server::CareHomeService};
+use servicekit::aggregate::load;
+use servicekit::{Aggregate, ErrorCode, Loaded, ServiceError, ServiceResult};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::carehomes::{self as homes, CareHome};
+use crate::chapters::{self as chaps, Chapter};
+
+/// The handlers of the care-home service.
+#[derive(Clone)]
+pub struct Handlers {
+    store: EventStore,
+    keys: KeyStore,
+}
+
+impl Handlers {
+    /// Handlers over a store and its key store.
+    pub fn new(store: EventStore, keys: KeyStore) -> Self {
+        Handlers { store, keys }
+    }
+}
+
+/// Parses an id field.
+fn id(field: &str, value: &str) -> ServiceResult<Uuid> {
+    Ok(parse_id(field, value.trim())?)
+}
+
+/// Folds a stream; `NotFound(what)` when it holds nothing.
+async fn load_existing<A: Aggregate>(store: &EventStore, stream: &str, what: &str) -> ServiceResult<(A, u64)> {
+    let (Loaded { state, version }, _) = load::<A>(store, stream).await?;
+    state.map(|s| (s, version)).ok_or_else(|| ServiceError::NotFound(what.into()))
+}
+
+async fn chapter(store: &EventStore, chapter_id: Uuid) -> ServiceResult<Chapter> {
+    Ok(load_existing::<Chapter>(store, &chaps::stream(chapter_id), "chapter").await?.0)
+}
+
+async fn carehome(store: &EventStore, carehome_id: Uuid) -> ServiceResult<CareHome> {
+    Ok(load_existing::<CareHome>(store, &homes::stream(carehome_id), "care home").await?.0)
+}
+
+/// A key-store failure as the service reports it.
+fn key_error(e: keystore::Error) -> ServiceError {
+    match e {
+        keystore::Error::Erased(_) => {
+            ServiceError::conflict(ErrorCode::IllegalTransition, "the resident's personal data has been erased", None)
+        }
+        keystore::Error::Store(e) => e.into(),
+        keystore::Error::Database(e) => ServiceError::Unavailable(format!("key store: {e}")),
+        other => ServiceError::Internal(format!("key store: {other}")),
+    }
+}
+
+/// A UTC time as RFC 3339 with `Z`.
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+fn answer<T>(r: ServiceResult<T>) -> Result<Response<T>, Status> {
+    r.map(Response::new).map_err(Status::from)
+}
+
+#[tonic::async_trait]
+impl CareHomeService for Handlers {
+    async fn register_chapter(&self, r: Request<pb::RegisterChapterRequest>) -> Result<Response<pb::Chapter>, Status> {
+        answer(chapters::register(self, r.into_inner()).await)
+    }
+
+    async fn change_chapter_settings(
+        &self,
+        r: Request<pb::ChangeChapterSettingsRequest>,
+    ) -> Result<Response<pb::Chapter>, Status> {
+        answer(chapters::change_settings(self, r.into_inner()).await)
+    }
+
+    async fn get_chapter(&self, r: Request<pb::IdRequest>) -> Result<Response<pb::Chapter>, Status> {
+        answer(chapters::get(self, r.into_inner()).await)
+    }
+
+    async fn register_care_home(
+        &self,
+        r: Request<pb::RegisterCareHomeRequest>,
+    ) -> Result<Response<pb::CareHome>, Status> {
+        answer(carehomes::register(self, r.into_inner()).await)
+    }
+
+    async fn change_ride_hours(
+        &self,
+        r: Request<pb::ChangeRideHoursRequest>,
+    ) -> Result<Response<pb::CareHome>, Status> {
+        answer(carehomes::change_ride_hours(self, r.into_inner()).await)
+    }
+
+    async fn close_care_home(&self, r: Request<pb::CloseCareHomeRequest>) -> Result<Response<pb::CareHome>, Status> {
+        answer(carehomes::close(self, r.into_inner()).await)
+    }
+
+    async fn get_care_home(&self, r: Request<pb::IdRequest>) -> Result<Response<pb::CareHome>, Status> {
+        answer(carehomes::get(self, r.into_inner()).await)
+    }
+
+    async fn list_care_homes(
+        &self,
+        r: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ListCareHomesResponse>, Status> {
+        answer(carehomes::list(self, r.into_inner()).await)
+    }
+
+    async fn commission_bike(&self, r: Request<pb::CommissionBikeRequest>) -> Result<Response<pb::Bike>, Status> {
+        answer(bikes::commission(self, r.into_inner()).await)
+    }
+
+    async fn report_bike_issue(&self, r: Request<pb::ReportBikeIssueRequest>) -> Result<Response<pb::Bike>, Status> {
+        answer(bikes::report_issue(self, r.into_inner()).await)
+    }
+
+    async fn take_bike_out_of_service(&self, r: Request<pb::BikeServiceRequest>) -> Result<Response<pb::Bike>, Status> {
+        answer(bikes::take_out_of_service(self, r.into_inner()).await)
+    }
+
+    async fn return_bike_to_service(&self, r: Request<pb::BikeServiceRequest>) -> Result<Response<pb::Bike>, Status> {
+        answer(bikes::return_to_service(self, r.into_inner()).await)
+    }
+
+    async fn retire_bike(&self, r: Request<pb::BikeServiceRequest>) -> Result<Response<pb::Bike>, Status> {
+        answer(bikes::retire(self, r.into_inner()).await)
+    }
+
+    async fn get_bike(&self, r: Request<pb::IdRequest>) -> Result<Response<pb::Bike>, Status> {
+        answer(bikes::get(self, r.into_inner()).await)
+    }
+
+    async fn list_bikes(&self, r: Request<pb::ListRequest>) -> Result<Response<pb::ListBikesResponse>, Status> {
+        answer(bikes::list(self, r.into_inner()).await)
+    }
+
+    async fn get_maintenance_log(&self, r: Request<pb::IdRequest>) -> Result<Response<pb::MaintenanceLog>, Status> {
+        answer(bikes::maintenance_log(self, r.into_inner()).await)
+    }
+
+    async fn admit_resident(&self, r: Request<pb::AdmitResidentRequest>) -> Result<Response<pb::Resident>, Status> {
+        answer(residents::admit(self, r.into_inner()).await)
+    }
+
+    async fn record_consent(&self, r: Request<pb::RecordConsentRequest>) -> Result<Response<pb::Resident>, Status> {
+        answer(residents::record_consent(self, r.into_inner()).await)
+    }
+
+    async fn withdraw_consent(&self, r: Request<pb::ResidentCommandRequest>) -> Result<Response<pb::Resident>, Status> {
+        answer(residents::withdraw_consent(self, r.into_inner()).await)
+    }
+
+    async fn move_out_resident(
+        &self,
+        r: Request<pb::ResidentCommandRequest>,
+    ) -> Result<Response<pb::Resident>, Status> {
+        answer(residents::move_out(self, r.into_inner()).await)
+    }
+
+    async fn erase_resident(&self, r: Request<pb::ResidentCommandRequest>) -> Result<Response<pb::Resident>, Status> {
+        answer(residents::erase(self, r.into_inner()).await)
+    }
+
+    async fn get_resident(&self, r: Request<pb::IdRequest>) -> Result<Response<pb::Resident>, Status> {
+        answer(residents::get(self, r.into_inner()).await)
+    }
+
+    async fn list_residents(&self, r: Request<pb::ListRequest>) -> Result<Response<pb::ListResidentsResponse>, Status> {
+        answer(residents::list(self, r.into_inner()).await)
+    }
+
+    async fn export_resident(&self, r: Request<pb::IdRequest>) -> Result<Response<pb::PersonalExport>, Status> {
+        answer(residents::export(self, r.into_inner()).await)
+    }
+}

@@ -1,0 +1,153 @@
+//! Trishaw calls: commission, report an issue, out of / return to service, retire, read
+//! one (from its stream), list a care home's (from the read model), and the maintenance
+//! log (the trishaw's own events, with the role of who recorded each).
+
+use domain::DomainEvent;
+use domain::events::CareHomeEvent;
+use domain::types::BikeStatus;
+use samskab_proto::carehome::v1 as pb;
+use servicekit::{CommandCtx, ServiceError, ServiceResult};
+use uuid::Uuid;
+
+use super::{Handlers, carehome, id, load_existing, rfc3339};
+use crate::bikes::{self, Bike, CommissionBike, ReportIssue, ServiceChange};
+use crate::command::execute_in_chapter;
+use crate::readmodel::{self, PageRequest};
+
+/// The proto form of a trishaw of a care home in `chapter_id`.
+fn view(b: &Bike, chapter_id: Uuid, version: u64) -> pb::Bike {
+    let out = b.status != BikeStatus::InService;
+    pb::Bike {
+        bike_id: b.bike_id.to_string(),
+        carehome_id: b.carehome_id.to_string(),
+        chapter_id: chapter_id.to_string(),
+        name: b.name.clone(),
+        bike_type: b.bike_type.clone(),
+        seats: b.seats,
+        status: b.status.to_string(),
+        out_of_service_reason: if out { b.reason.clone().unwrap_or_default() } else { String::new() },
+        expected_back: b.expected_back.map(|d| d.to_string()).unwrap_or_default(),
+        version,
+    }
+}
+
+/// CommissionBike.
+pub async fn commission(h: &Handlers, req: pb::CommissionBikeRequest) -> ServiceResult<pb::Bike> {
+    let ctx = CommandCtx::from_proto(req.context)?;
+    let carehome_id = id("/carehome_id", &req.carehome_id)?;
+    let bike_id = ctx.new_object_id("bike");
+    let cmd = CommissionBike::parse(bike_id, carehome_id, &req.name, &req.bike_type, req.seats)?;
+    let home = carehome(&h.store, carehome_id).await?;
+    let stream = bikes::stream(bike_id);
+    let loaded = execute_in_chapter(&h.store, &ctx, &stream, home.chapter_id, |s| bikes::commission(s, &cmd)).await?;
+    let bike = loaded.state.ok_or_else(|| ServiceError::NotFound("trishaw".into()))?;
+    Ok(view(&bike, home.chapter_id, loaded.version))
+}
+
+/// Runs a command on an existing trishaw, in its care home's chapter.
+async fn on_bike<F>(
+    h: &Handlers,
+    context: Option<samskab_proto::common::v1::CommandContext>,
+    bike_id: &str,
+    decide: F,
+) -> ServiceResult<pb::Bike>
+where
+    F: Fn(Option<&Bike>) -> ServiceResult<Vec<CareHomeEvent>>,
+{
+    let ctx = CommandCtx::from_proto(context)?;
+    let bike_id = id("/bike_id", bike_id)?;
+    let stream = bikes::stream(bike_id);
+    let (bike, _) = load_existing::<Bike>(&h.store, &stream, "trishaw").await?;
+    let home = carehome(&h.store, bike.carehome_id).await?;
+    let loaded = execute_in_chapter(&h.store, &ctx, &stream, home.chapter_id, decide).await?;
+    let bike = loaded.state.ok_or_else(|| ServiceError::NotFound("trishaw".into()))?;
+    Ok(view(&bike, home.chapter_id, loaded.version))
+}
+
+/// ReportBikeIssue.
+pub async fn report_issue(h: &Handlers, req: pb::ReportBikeIssueRequest) -> ServiceResult<pb::Bike> {
+    let cmd = ReportIssue::parse(&req.description, req.grounding)?;
+    on_bike(h, req.context, &req.bike_id, |s| bikes::report_issue(s, &cmd)).await
+}
+
+/// TakeBikeOutOfService.
+pub async fn take_out_of_service(h: &Handlers, req: pb::BikeServiceRequest) -> ServiceResult<pb::Bike> {
+    let change = ServiceChange::parse(&req.reason, &req.expected_back, true)?;
+    on_bike(h, req.context, &req.bike_id, |s| bikes::take_out_of_service(s, &change)).await
+}
+
+/// ReturnBikeToService.
+pub async fn return_to_service(h: &Handlers, req: pb::BikeServiceRequest) -> ServiceResult<pb::Bike> {
+    let change = ServiceChange::parse(&req.reason, &req.expected_back, false)?;
+    on_bike(h, req.context, &req.bike_id, |s| bikes::return_to_service(s, &change)).await
+}
+
+/// RetireBike.
+pub async fn retire(h: &Handlers, req: pb::BikeServiceRequest) -> ServiceResult<pb::Bike> {
+    let change = ServiceChange::parse(&req.reason, &req.expected_back, false)?;
+    on_bike(h, req.context, &req.bike_id, |s| bikes::retire(s, &change)).await
+}
+
+/// GetBike.
+pub async fn get(h: &Handlers, req: pb::IdRequest) -> ServiceResult<pb::Bike> {
+    let bike_id = id("/id", &req.id)?;
+    let (bike, version) = load_existing::<Bike>(&h.store, &bikes::stream(bike_id), "trishaw").await?;
+    let home = carehome(&h.store, bike.carehome_id).await?;
+    Ok(view(&bike, home.chapter_id, version))
+}
+
+/// ListBikes: a care home's trishaws, in id order.
+pub async fn list(h: &Handlers, req: pb::ListRequest) -> ServiceResult<pb::ListBikesResponse> {
+    let carehome_id = id("/parent_id", &req.parent_id)?;
+    let paging = PageRequest::parse(req.limit, &req.cursor)?;
+    let home = carehome(&h.store, carehome_id).await?;
+    let page = readmodel::page::<Bike>(&h.store, carehome_id, &paging).await?;
+    Ok(pb::ListBikesResponse {
+        bikes: page.items.iter().map(|d| view(&d.state, home.chapter_id, d.version)).collect(),
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// GetMaintenanceLog: every event of the trishaw's stream, in order.
+pub async fn maintenance_log(h: &Handlers, req: pb::IdRequest) -> ServiceResult<pb::MaintenanceLog> {
+    let bike_id = id("/id", &req.id)?;
+    let events = h.store.read_whole_stream(&bikes::stream(bike_id)).await?;
+    if events.is_empty() {
+        return Err(ServiceError::NotFound("trishaw".into()));
+    }
+    let mut entries = Vec::with_capacity(events.len());
+    for e in &events {
+        let Some(event) = CareHomeEvent::from_stored(&e.event_type, e.payload.get())
+            .map_err(|err| ServiceError::Internal(format!("{} v{}: {err}", e.stream_id, e.version)))?
+        else {
+            continue;
+        };
+        let mut entry = entry(&event);
+        entry.at = rfc3339(e.occurred_at);
+        entry.actor_role = e.metadata.actor.as_ref().map(|a| a.role.clone()).unwrap_or_default();
+        entries.push(entry);
+    }
+    Ok(pb::MaintenanceLog { entries })
+}
+
+fn entry(event: &CareHomeEvent) -> pb::MaintenanceEntry {
+    use CareHomeEvent as E;
+    let kind = |k: &str| pb::MaintenanceEntry { kind: k.to_owned(), ..Default::default() };
+    match event {
+        E::BikeCommissioned(_) => kind("commissioned"),
+        E::BikeIssueReported(i) => pb::MaintenanceEntry {
+            description: i.description.clone(),
+            grounding: i.grounding,
+            ..kind("issue_reported")
+        },
+        E::BikeTakenOutOfService(t) => pb::MaintenanceEntry {
+            reason: t.reason.clone(),
+            expected_back: t.expected_back.map(|d| d.to_string()).unwrap_or_default(),
+            ..kind("taken_out_of_service")
+        },
+        E::BikeRepaired(r) => pb::MaintenanceEntry { description: r.note.clone(), ..kind("repaired") },
+        E::BikeReturnedToService(_) => kind("returned_to_service"),
+        E::BikeRetired(r) => pb::MaintenanceEntry { reason: r.reason.clone(), ..kind("retired") },
+        other => kind(other.event_type()),
+    }
+}

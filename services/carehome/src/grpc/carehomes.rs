@@ -1,0 +1,110 @@
+//! Care-home calls: register, change ride hours, close, read one (from its stream) and
+//! list a chapter's (from the read model).
+
+use domain::types::RideHours;
+use samskab_proto::carehome::v1 as pb;
+use servicekit::aggregate::execute;
+use servicekit::{CommandCtx, Loaded, ServiceError, ServiceResult};
+use uuid::Uuid;
+
+use super::{Handlers, chapter, id, load_existing};
+use crate::carehomes::{self as homes, CareHome, RegisterCareHome, RegisterCareHomeInput, RideHoursInput};
+use crate::readmodel::{self, PageRequest};
+
+fn hours_input(rows: &[pb::RideHours]) -> RideHoursInput<'_> {
+    rows.iter().map(|r| (r.weekday.trim(), r.opens.trim(), r.closes.trim())).collect()
+}
+
+fn hours_view(h: &RideHours) -> pb::RideHours {
+    pb::RideHours { weekday: h.weekday.to_string(), opens: h.opens.to_string(), closes: h.closes.to_string() }
+}
+
+/// The proto form of a care home; `chapter_timezone` fills in the effective zone.
+pub(super) fn view(home: &CareHome, chapter_timezone: &str, version: u64) -> pb::CareHome {
+    pb::CareHome {
+        carehome_id: home.carehome_id.to_string(),
+        chapter_id: home.chapter_id.to_string(),
+        name: home.name.clone(),
+        address: home.address.clone(),
+        timezone: home.timezone.clone().unwrap_or_default(),
+        effective_timezone: home.effective_timezone(chapter_timezone).to_owned(),
+        ride_hours: home.ride_hours.iter().map(hours_view).collect(),
+        turnaround_minutes: home.turnaround_minutes,
+        requires_confirmation: home.requires_confirmation,
+        closures: home
+            .closures
+            .iter()
+            .map(|c| pb::Closure {
+                from: c.dates.from.to_string(),
+                to: c.dates.to.to_string(),
+                reason: c.reason.clone(),
+            })
+            .collect(),
+        version,
+    }
+}
+
+async fn view_loaded(h: &Handlers, loaded: Loaded<CareHome>) -> ServiceResult<pb::CareHome> {
+    let home = loaded.state.ok_or_else(|| ServiceError::NotFound("care home".into()))?;
+    let chapter = chapter(&h.store, home.chapter_id).await?;
+    Ok(view(&home, &chapter.timezone, loaded.version))
+}
+
+/// RegisterCareHome.
+pub async fn register(h: &Handlers, req: pb::RegisterCareHomeRequest) -> ServiceResult<pb::CareHome> {
+    let ctx = CommandCtx::from_proto(req.context)?;
+    let chapter_id = id("/chapter_id", &req.chapter_id)?;
+    let carehome_id = ctx.new_object_id("carehome");
+    let input = RegisterCareHomeInput {
+        name: &req.name,
+        address: &req.address,
+        timezone: &req.timezone,
+        ride_hours: hours_input(&req.ride_hours),
+        turnaround_minutes: req.turnaround_minutes,
+        requires_confirmation: req.requires_confirmation,
+    };
+    let cmd = RegisterCareHome::parse(carehome_id, chapter_id, input)?;
+    let chapter = chapter(&h.store, chapter_id).await?;
+    let loaded = execute(&h.store, &ctx, &homes::stream(carehome_id), |s| homes::register(s, &cmd)).await?;
+    let home = loaded.state.ok_or_else(|| ServiceError::NotFound("care home".into()))?;
+    Ok(view(&home, &chapter.timezone, loaded.version))
+}
+
+/// ChangeRideHours.
+pub async fn change_ride_hours(h: &Handlers, req: pb::ChangeRideHoursRequest) -> ServiceResult<pb::CareHome> {
+    let ctx = CommandCtx::from_proto(req.context)?;
+    let carehome_id = id("/carehome_id", &req.carehome_id)?;
+    let hours = homes::parse_new_ride_hours(hours_input(&req.ride_hours))?;
+    let loaded = execute(&h.store, &ctx, &homes::stream(carehome_id), |s| homes::change_ride_hours(s, &hours)).await?;
+    view_loaded(h, loaded).await
+}
+
+/// CloseCareHome.
+pub async fn close(h: &Handlers, req: pb::CloseCareHomeRequest) -> ServiceResult<pb::CareHome> {
+    let ctx = CommandCtx::from_proto(req.context)?;
+    let carehome_id = id("/carehome_id", &req.carehome_id)?;
+    let c = req.closure.unwrap_or_default();
+    let closure = homes::parse_closure(&c.from, &c.to, &c.reason)?;
+    let loaded = execute(&h.store, &ctx, &homes::stream(carehome_id), |s| homes::close(s, &closure)).await?;
+    view_loaded(h, loaded).await
+}
+
+/// GetCareHome.
+pub async fn get(h: &Handlers, req: pb::IdRequest) -> ServiceResult<pb::CareHome> {
+    let carehome_id = id("/id", &req.id)?;
+    let (home, version) = load_existing::<CareHome>(&h.store, &homes::stream(carehome_id), "care home").await?;
+    let chapter = chapter(&h.store, home.chapter_id).await?;
+    Ok(view(&home, &chapter.timezone, version))
+}
+
+/// ListCareHomes: a chapter's care homes, in id order.
+pub async fn list(h: &Handlers, req: pb::ListRequest) -> ServiceResult<pb::ListCareHomesResponse> {
+    let chapter_id: Uuid = id("/parent_id", &req.parent_id)?;
+    let paging = PageRequest::parse(req.limit, &req.cursor)?;
+    let chapter = chapter(&h.store, chapter_id).await?;
+    let page = readmodel::page::<CareHome>(&h.store, chapter_id, &paging).await?;
+    Ok(pb::ListCareHomesResponse {
+        carehomes: page.items.iter().map(|d| view(&d.state, &chapter.timezone, d.version)).collect(),
+        next_cursor: page.next_cursor,
+    })
+}

@@ -1,0 +1,119 @@
+//! Samskab's care-home service: chapters and their settings, care homes and their ride
+//! hours, trishaws and their service status, residents and their consent, served over gRPC
+//! with the service's event feed. Residents' names and notes are sealed with their own key.
+
+pub mod bikes;
+pub mod carehomes;
+pub mod chapters;
+pub mod command;
+pub mod grpc;
+pub mod readmodel;
+pub mod residents;
+pub mod validation;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventlog::EventStore;
+use keystore::{KeyStore, MasterKey};
+use samskab_proto::carehome::v1::care_home_service_server::CareHomeServiceServer;
+use servicekit::feed::Feed;
+use tokio::net::TcpListener;
+
+pub use grpc::Handlers;
+
+/// The fully qualified names of the gRPC services this server offers.
+pub const SERVICE_NAMES: &[&str] = &["samskab.carehome.v1.CareHomeService", "samskab.common.v1.EventFeed"];
+
+/// Errors starting or running the service.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The event store failed.
+    #[error(transparent)]
+    Store(#[from] eventlog::Error),
+    /// The key store failed.
+    #[error(transparent)]
+    Keys(#[from] keystore::Error),
+    /// Serving failed.
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+    /// Binding the address or creating the data directory failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A started care-home service (read model migrated, projection running), ready to serve.
+#[derive(Clone)]
+pub struct CareHomeServer {
+    handlers: Handlers,
+    store: EventStore,
+}
+
+impl CareHomeServer {
+    /// Migrates the read model and starts its projection (restarted after a failure).
+    pub async fn start(store: EventStore, keys: KeyStore) -> Result<Self, StartError> {
+        readmodel::migrate(&store).await?;
+        let projection_store = store.clone();
+        tokio::spawn(async move {
+            loop {
+                let r = eventlog::run_projection(projection_store.clone(), Arc::new(readmodel::ReadModel)).await;
+                tracing::error!(error = ?r.err(), "care-home read model stopped; restarting");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        Ok(CareHomeServer { handlers: Handlers::new(store.clone(), keys), store })
+    }
+
+    /// The service's routes: the care-home service and its event feed.
+    pub fn routes(&self) -> tonic::service::Routes {
+        tonic::service::Routes::new(CareHomeServiceServer::new(self.handlers.clone()))
+            .add_service(Feed::new(self.store.clone(), &[]).into_server())
+    }
+
+    /// The handlers (for in-process use).
+    pub fn handlers(&self) -> &Handlers {
+        &self.handlers
+    }
+}
+
+/// How the service binary is configured (every flag also an environment variable).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Database of the care-home service: `sqlite://path` or `postgres://...` (`?schema=` to share a server).
+    #[arg(
+        long = "database-url",
+        env = "SAMSKAB_CAREHOME_DATABASE_URL",
+        default_value = "sqlite://samskab-data/carehome.db"
+    )]
+    pub database_url: String,
+    /// Address to serve gRPC on.
+    #[arg(long, env = "SAMSKAB_CAREHOME_LISTEN", default_value = "127.0.0.1:50053")]
+    pub listen: SocketAddr,
+    /// Directory for the generated master key when SAMSKAB_MASTER_KEY is not set.
+    #[arg(long = "data-dir", env = "SAMSKAB_DATA_DIR", default_value = "samskab-data")]
+    pub data_dir: PathBuf,
+}
+
+/// Creates the directory of a SQLite database file (SQLite creates the file, not its directory).
+fn create_sqlite_dir(url: &str) -> std::io::Result<()> {
+    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else { return Ok(()) };
+    let path = Path::new(rest.split('?').next().unwrap_or_default());
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir),
+        _ => Ok(()),
+    }
+}
+
+/// Runs the service until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), StartError> {
+    create_sqlite_dir(&config.database_url)?;
+    let store = EventStore::connect(&config.database_url).await?;
+    let keys = KeyStore::connect(&store, MasterKey::from_env_or_data_dir(Some(&config.data_dir))?).await?;
+    let server = CareHomeServer::start(store, keys).await?;
+    let listener = TcpListener::bind(config.listen).await?;
+    tracing::info!(listen = %config.listen, "care-home service serving");
+    servicekit::server::serve(listener, server.routes(), SERVICE_NAMES, shutdown).await?;
+    Ok(())
+}

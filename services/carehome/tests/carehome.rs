@@ -1,0 +1,59 @@
+//! The care-home service end to end: a real server on a loopback socket, a real gRPC
+//! client, a real SQLite file and a real PostgreSQL schema. Every test runs once per
+//! backend (`sqlite::...`, `postgres::...`; PostgreSQL skips outside CI without a server).
+
+#[path = "carehome/harness.rs"]
+mod harness;
+
+#[path = "carehome/bikes.rs"]
+mod bikes;
+#[path = "carehome/carehomes.rs"]
+mod carehomes;
+#[path = "carehome/chapters.rs"]
+mod chapters;
+#[path = "carehome/feed.rs"]
+mod feed;
+#[path = "carehome/residents.rs"]
+mod residents;
+
+macro_rules! on_both_backends {
+    ($($module:ident :: $test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    crate::$module::$test(testkit::TestDb::sqlite()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    let Some(db) = testkit::TestDb::postgres() else { return };
+                    crate::$module::$test(db).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    chapters::a_chapter_is_registered_read_back_and_counts_its_care_homes_and_trishaws,
+    chapters::chapter_settings_change_and_bad_settings_name_their_fields,
+    chapters::unknown_and_malformed_ids_are_refused,
+    chapters::the_server_reports_itself_healthy,
+    carehomes::a_care_home_is_registered_with_ride_hours_and_closures,
+    carehomes::care_home_fields_are_validated_and_a_missing_chapter_is_not_found,
+    carehomes::lists_page_by_cursor_and_refuse_oversized_pages,
+    bikes::a_trishaw_goes_through_its_life_cycle_and_keeps_a_maintenance_log,
+    bikes::illegal_trishaw_transitions_are_aborted,
+    bikes::a_retried_command_finds_its_original_outcome,
+    bikes::if_match_refuses_a_stale_version,
+    bikes::concurrent_status_changes_on_one_trishaw_stay_consistent,
+    residents::a_resident_is_admitted_with_consent_and_can_move_out,
+    residents::resident_fields_are_validated,
+    residents::erasure_deletes_the_key_and_is_harmless_twice,
+    residents::an_export_holds_everything_about_the_resident,
+    feed::the_feed_carries_every_event_without_personal_data,
+);

@@ -1,0 +1,139 @@
+//! Care homes over gRPC: registration, ride hours, closures, validation, and the lists
+//! every kind of object shares (read model, cursor paging).
+
+use samskab_proto::carehome::v1 as pb;
+use servicekit::ErrorCode;
+use testkit::TestDb;
+use tonic::Code;
+
+use crate::harness::*;
+
+fn hours(weekday: &str, opens: &str, closes: &str) -> pb::RideHours {
+    pb::RideHours { weekday: weekday.into(), opens: opens.into(), closes: closes.into() }
+}
+
+pub async fn a_care_home_is_registered_with_ride_hours_and_closures(db: TestDb) {
+    let mut app = spawn_app(db).await;
+    let c = chapter(&mut app).await;
+    let home = carehome(&mut app, &c.chapter_id).await;
+    assert_eq!(home.chapter_id, c.chapter_id);
+    assert_eq!((home.timezone.as_str(), home.effective_timezone.as_str()), ("", "Europe/Copenhagen"));
+    assert_eq!(home.ride_hours, vec![hours("monday", "09:00", "16:00")]);
+    assert_eq!((home.turnaround_minutes, home.requires_confirmation, home.version), (15, false, 1));
+
+    let mut req = carehome_request(&c.chapter_id);
+    req.timezone = "Atlantic/Faroe".into();
+    req.turnaround_minutes = 0;
+    req.requires_confirmation = true;
+    let faroe = app.client.register_care_home(req).await.unwrap().into_inner();
+    assert_eq!(faroe.effective_timezone, "Atlantic/Faroe");
+    assert_eq!((faroe.turnaround_minutes, faroe.requires_confirmation), (0, true));
+
+    let new_hours = vec![hours("saturday", "10:00", "12:00"), hours("saturday", "13:00", "16:30")];
+    let req = pb::ChangeRideHoursRequest {
+        context: cx(&key()),
+        carehome_id: home.carehome_id.clone(),
+        ride_hours: new_hours.clone(),
+    };
+    let changed = app.client.change_ride_hours(req).await.unwrap().into_inner();
+    assert_eq!((changed.ride_hours, changed.version), (new_hours.clone(), 2));
+
+    let closure = pb::Closure { from: "2027-03-01".into(), to: "2027-03-08".into(), reason: "outbreak".into() };
+    let req = pb::CloseCareHomeRequest {
+        context: cx(&key()),
+        carehome_id: home.carehome_id.clone(),
+        closure: Some(closure.clone()),
+    };
+    let closed = app.client.close_care_home(req).await.unwrap().into_inner();
+    assert_eq!((closed.closures, closed.version), (vec![closure.clone()], 3));
+
+    let got = app.client.get_care_home(pb::IdRequest { id: home.carehome_id.clone() }).await.unwrap().into_inner();
+    assert_eq!((got.ride_hours, got.closures, got.version), (new_hours, vec![closure], 3));
+    assert_eq!(
+        stream_types(&app, &format!("carehome-{}", home.carehome_id)).await,
+        ["CareHomeRegistered", "RideHoursChanged", "CareHomeClosed"]
+    );
+}
+
+pub async fn care_home_fields_are_validated_and_a_missing_chapter_is_not_found(db: TestDb) {
+    let mut app = spawn_app(db).await;
+    let c = chapter(&mut app).await;
+    let mut req = carehome_request(&c.chapter_id);
+    req.ride_hours = vec![hours("monday", "9:00", "16:00")];
+    assert_invalid(app.client.register_care_home(req).await, "/ride_hours/0/opens");
+    let mut req = carehome_request(&c.chapter_id);
+    req.turnaround_minutes = 241;
+    assert_invalid(app.client.register_care_home(req).await, "/turnaround_minutes");
+    let mut req = carehome_request(&c.chapter_id);
+    req.name = " ".into();
+    assert_invalid(app.client.register_care_home(req).await, "/name");
+
+    let home = carehome(&mut app, &c.chapter_id).await;
+    let req = pb::ChangeRideHoursRequest {
+        context: cx(&key()),
+        carehome_id: home.carehome_id.clone(),
+        ride_hours: vec![hours("friday", "09:00", "12:00"), hours("friday", "11:00", "13:00")],
+    };
+    assert_invalid(app.client.change_ride_hours(req).await, "/ride_hours/1");
+    let closure = pb::Closure { from: "2027-03-08".into(), to: "2027-03-01".into(), reason: "outbreak".into() };
+    let req = pb::CloseCareHomeRequest { context: cx(&key()), carehome_id: home.carehome_id, closure: Some(closure) };
+    assert_invalid(app.client.close_care_home(req).await, "/to");
+
+    let req = carehome_request(&uuid::Uuid::now_v7().to_string());
+    assert_refused(app.client.register_care_home(req).await, Code::NotFound, ErrorCode::NotFound);
+}
+
+pub async fn lists_page_by_cursor_and_refuse_oversized_pages(db: TestDb) {
+    let mut app = spawn_app(db).await;
+    let c = chapter(&mut app).await;
+    let home = carehome(&mut app, &c.chapter_id).await;
+    let mut created = Vec::new();
+    for _ in 0..5 {
+        created.push(bike(&mut app, &home.carehome_id).await.bike_id);
+    }
+    created.sort();
+
+    let parent = home.carehome_id.clone();
+    eventually(|| {
+        let (mut client, parent) = (app.client.clone(), parent.clone());
+        async move {
+            let req = pb::ListRequest { parent_id: parent, limit: 0, cursor: String::new() };
+            let all = client.list_bikes(req).await.unwrap().into_inner();
+            (all.bikes.len() == 5).then_some(())
+        }
+    })
+    .await;
+
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    let mut pages = 0;
+    loop {
+        let req = pb::ListRequest { parent_id: parent.clone(), limit: 2, cursor: cursor.clone() };
+        let page = app.client.list_bikes(req).await.unwrap().into_inner();
+        pages += 1;
+        assert!(page.bikes.len() <= 2);
+        seen.extend(page.bikes.iter().map(|b| b.bike_id.clone()));
+        assert!(page.bikes.iter().all(|b| b.chapter_id == c.chapter_id && b.version == 1));
+        if page.next_cursor.is_empty() {
+            break;
+        }
+        cursor = page.next_cursor;
+    }
+    assert_eq!((seen, pages), (created, 3));
+
+    let listed = eventually(|| {
+        let (mut client, id) = (app.client.clone(), c.chapter_id.clone());
+        async move {
+            let r = client.list_care_homes(pb::ListRequest { parent_id: id, ..Default::default() }).await.unwrap();
+            let homes = r.into_inner().carehomes;
+            (!homes.is_empty()).then_some(homes)
+        }
+    })
+    .await;
+    assert_eq!(listed[0].effective_timezone, "Europe/Copenhagen");
+
+    let req = pb::ListRequest { parent_id: parent.clone(), limit: 501, cursor: String::new() };
+    assert_invalid(app.client.list_bikes(req).await, "/limit");
+    let req = pb::ListRequest { parent_id: parent, limit: 10, cursor: "page-2".into() };
+    assert_invalid(app.client.list_bikes(req).await, "/cursor");
+}
