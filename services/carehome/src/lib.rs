@@ -2,6 +2,8 @@
 //! hours, trishaws and their service status, residents and their consent, served over gRPC
 //! with the service's event feed. Residents' names and notes are sealed with their own key.
 
+#![warn(missing_docs)]
+
 pub mod bikes;
 pub mod carehomes;
 pub mod chapters;

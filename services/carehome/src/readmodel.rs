@@ -67,10 +67,10 @@ pub trait Listed: Aggregate<Event = CareHomeEvent> + Serialize + DeserializeOwne
 }
 
 impl Listed for Chapter {
+    const TABLE: Table = table!("carehome_chapters");
     fn id(&self) -> Uuid {
         self.chapter_id
     }
-    const TABLE: Table = table!("carehome_chapters");
     fn parent_id(&self) -> Uuid {
         self.chapter_id
     }
@@ -80,10 +80,10 @@ impl Listed for Chapter {
 }
 
 impl Listed for CareHome {
+    const TABLE: Table = table!("carehome_carehomes");
     fn id(&self) -> Uuid {
         self.carehome_id
     }
-    const TABLE: Table = table!("carehome_carehomes");
     fn parent_id(&self) -> Uuid {
         self.chapter_id
     }
@@ -93,10 +93,10 @@ impl Listed for CareHome {
 }
 
 impl Listed for Bike {
+    const TABLE: Table = table!("carehome_bikes");
     fn id(&self) -> Uuid {
         self.bike_id
     }
-    const TABLE: Table = table!("carehome_bikes");
     fn parent_id(&self) -> Uuid {
         self.carehome_id
     }
@@ -106,10 +106,10 @@ impl Listed for Bike {
 }
 
 impl Listed for Resident {
+    const TABLE: Table = table!("carehome_residents");
     fn id(&self) -> Uuid {
         self.resident_id
     }
-    const TABLE: Table = table!("carehome_residents");
     fn parent_id(&self) -> Uuid {
         self.carehome_id
     }

@@ -46,6 +46,7 @@ on_both_backends!(
     carehomes::a_care_home_is_registered_with_ride_hours_and_closures,
     carehomes::care_home_fields_are_validated_and_a_missing_chapter_is_not_found,
     carehomes::lists_page_by_cursor_and_refuse_oversized_pages,
+    carehomes::the_read_model_rebuilds_from_the_log_to_the_same_lists,
     bikes::a_trishaw_goes_through_its_life_cycle_and_keeps_a_maintenance_log,
     bikes::illegal_trishaw_transitions_are_aborted,
     bikes::a_retried_command_finds_its_original_outcome,

@@ -3,7 +3,7 @@
 use domain::events::ChapterSettings;
 use samskab_proto::carehome::v1 as pb;
 use servicekit::aggregate::execute;
-use servicekit::{CommandCtx, ServiceResult};
+use servicekit::{CommandCtx, Loaded, ServiceError, ServiceResult};
 
 use super::{Handlers, id, load_existing};
 use crate::chapters::{self as chaps, Chapter, RegisterChapter, SettingsInput};
@@ -40,8 +40,8 @@ async fn view(h: &Handlers, c: &Chapter, version: u64) -> ServiceResult<pb::Chap
     })
 }
 
-async fn view_loaded(h: &Handlers, loaded: servicekit::Loaded<Chapter>) -> ServiceResult<pb::Chapter> {
-    let state = loaded.state.ok_or_else(|| servicekit::ServiceError::NotFound("chapter".into()))?;
+async fn view_loaded(h: &Handlers, loaded: Loaded<Chapter>) -> ServiceResult<pb::Chapter> {
+    let state = loaded.state.ok_or_else(|| ServiceError::NotFound("chapter".into()))?;
     view(h, &state, loaded.version).await
 }
 
@@ -58,8 +58,8 @@ pub async fn register(h: &Handlers, req: pb::RegisterChapterRequest) -> ServiceR
 pub async fn change_settings(h: &Handlers, req: pb::ChangeChapterSettingsRequest) -> ServiceResult<pb::Chapter> {
     let ctx = CommandCtx::from_proto(req.context)?;
     let chapter_id = id("/chapter_id", &req.chapter_id)?;
-    let settings = chaps::parse_settings("", &input(&req.settings.unwrap_or_default()))
-        .map_err(servicekit::ServiceError::Invalid)?;
+    let given = req.settings.ok_or_else(|| ServiceError::invalid("", "the settings are required"))?;
+    let settings = chaps::parse_settings("", &input(&given)).map_err(ServiceError::Invalid)?;
     let loaded = execute(&h.store, &ctx, &chaps::stream(chapter_id), |s| chaps::change_settings(s, &settings)).await?;
     view_loaded(h, loaded).await
 }

@@ -73,8 +73,15 @@ pub async fn chapter_settings_change_and_bad_settings_name_their_fields(db: Test
     };
     assert_invalid(app.client.register_chapter(req).await, "/timezone");
     let five = pb::ChapterSettings { reminder_lead_minutes: vec![1, 2, 3, 4, 5, 6], ..settings };
-    let req = pb::ChangeChapterSettingsRequest { context: cx(&key()), chapter_id: c.chapter_id, settings: Some(five) };
+    let req = pb::ChangeChapterSettingsRequest {
+        context: cx(&key()),
+        chapter_id: c.chapter_id.clone(),
+        settings: Some(five),
+    };
     assert_invalid(app.client.change_chapter_settings(req).await, "/reminder_lead_minutes");
+    let req =
+        pb::ChangeChapterSettingsRequest { context: cx(&key()), chapter_id: c.chapter_id.clone(), settings: None };
+    assert_invalid(app.client.change_chapter_settings(req).await, "");
     let req = pb::RegisterChapterRequest { context: None, name: "X".into(), timezone: "UTC".into(), settings: None };
     assert_invalid(app.client.register_chapter(req).await, "/context/actor");
 }
@@ -102,7 +109,11 @@ pub async fn unknown_and_malformed_ids_are_refused(db: TestDb) {
     assert_refused(app.client.take_bike_out_of_service(req).await, Code::NotFound, ErrorCode::NotFound);
     let req = pb::ResidentCommandRequest { context: cx(&key()), resident_id: unknown.clone() };
     assert_refused(app.client.erase_resident(req).await, Code::NotFound, ErrorCode::NotFound);
-    let req = pb::ChangeChapterSettingsRequest { context: cx(&key()), chapter_id: unknown.clone(), settings: None };
+    let req = pb::ChangeChapterSettingsRequest {
+        context: cx(&key()),
+        chapter_id: unknown.clone(),
+        settings: Some(Default::default()),
+    };
     assert_refused(app.client.change_chapter_settings(req).await, Code::NotFound, ErrorCode::NotFound);
     let mut req = carehome_request(&unknown);
     assert_refused(app.client.register_care_home(req.clone()).await, Code::NotFound, ErrorCode::NotFound);
