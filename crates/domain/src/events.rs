@@ -83,6 +83,7 @@ pub struct PilotRegistered {
     /// Their chapter.
     pub chapter_id: Uuid,
     /// Sealed `PilotPersonal`.
+    #[serde(default)]
     pub personal: Sealed,
 }
 
@@ -345,6 +346,7 @@ pub struct ResidentAdmitted {
     /// Their care home.
     pub carehome_id: Uuid,
     /// Sealed `ResidentPersonal`.
+    #[serde(default)]
     pub personal: Sealed,
 }
 
@@ -425,9 +427,11 @@ events!(
 /// Where a functional ride goes; the addresses are sealed with the ride's key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FunctionalRoute {
-    /// Sealed pickup address.
+    /// Sealed pickup address (absent from public feeds).
+    #[serde(default)]
     pub pickup: Sealed,
-    /// Sealed drop-off address.
+    /// Sealed drop-off address (absent from public feeds).
+    #[serde(default)]
     pub dropoff: Sealed,
     /// `outbound` or `return`.
     pub leg: String,

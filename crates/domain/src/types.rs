@@ -325,7 +325,8 @@ impl DateRange {
 
 /// Text encrypted with one subject's key (see the keystore), as stored in events and read
 /// models: `sealed:v1:<base64>`. It never holds plain personal data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Public feeds leave sealed values out; a reader of such a payload sees the empty default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(transparent)]
 pub struct Sealed(pub String);
 

@@ -24,10 +24,20 @@ pub(crate) type WriteWork =
     Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<(), Error>> + Send>;
 
 enum Job {
-    Append { req: PreparedAppend, hold: Option<Duration>, reply: oneshot::Sender<Result<AppendResult, Error>> },
-    Transaction { work: WriteWork, reply: oneshot::Sender<Result<(), Error>> },
+    Append {
+        req: PreparedAppend,
+        hold: Option<Duration>,
+        reply: oneshot::Sender<Result<AppendResult, Error>>,
+    },
+    Transaction {
+        work: WriteWork,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
     /// Work that manages its own transactions (migrations).
-    Raw { work: WriteWork, reply: oneshot::Sender<Result<(), Error>> },
+    Raw {
+        work: WriteWork,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
 }
 
 /// The SQLite event store.

@@ -255,8 +255,12 @@ impl EventStore {
     /// Runs a read query (portable SQL) that returns at most one integer.
     pub async fn fetch_i64(&self, sql: &'static str, args: &[Arg]) -> Result<Option<i64>, Error> {
         Ok(match &self.inner {
-            Inner::Sqlite(s) => crate::consumer::bind_args(sqlx::query_scalar(sql), args).fetch_optional(&s.readers).await?,
-            Inner::Postgres(p) => crate::consumer::bind_args(sqlx::query_scalar(sql), args).fetch_optional(&p.pool).await?,
+            Inner::Sqlite(s) => {
+                crate::consumer::bind_args(sqlx::query_scalar(sql), args).fetch_optional(&s.readers).await?
+            }
+            Inner::Postgres(p) => {
+                crate::consumer::bind_args(sqlx::query_scalar(sql), args).fetch_optional(&p.pool).await?
+            }
         })
     }
 

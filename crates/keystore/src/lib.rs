@@ -279,9 +279,11 @@ impl KeyStore {
     ) -> Result<Option<T>, Error> {
         match self.unseal(subject, field, sealed).await? {
             None => Ok(None),
-            Some(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| Error::Corrupt { subject: subject.into(), reason: e.to_string() }),
+            // The parser's message could quote the plaintext: keep only its position.
+            Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| Error::Corrupt {
+                subject: subject.into(),
+                reason: format!("opened value is not the expected JSON (line {}, column {})", e.line(), e.column()),
+            }),
         }
     }
 

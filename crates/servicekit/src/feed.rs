@@ -16,12 +16,14 @@ use crate::ServiceError;
 pub struct Feed {
     store: EventStore,
     internal: &'static [&'static str],
+    stop: crate::server::Stop,
 }
 
 impl Feed {
-    /// A feed of `store`, without the event types in `internal`.
-    pub fn new(store: EventStore, internal: &'static [&'static str]) -> Self {
-        Feed { store, internal }
+    /// A feed of `store`, without the event types in `internal`; its subscriptions end
+    /// when `stop` is triggered (the server is stopping).
+    pub fn new(store: EventStore, internal: &'static [&'static str], stop: crate::server::Stop) -> Self {
+        Feed { store, internal, stop }
     }
 
     /// The gRPC server for it.
@@ -87,7 +89,7 @@ impl EventFeed for Feed {
         let (cursor, filter) = parse_request(&req.after, &req.stream_prefixes, &req.tenant)?;
         let internal = self.internal;
         let prefixes = req.stream_prefixes;
-        let stream = self.store.subscribe(cursor, filter).filter_map(move |e| {
+        let stream = self.store.subscribe(cursor, filter).take_until(self.stop.stopped()).filter_map(move |e| {
             let out = match e {
                 Ok(e) if wanted(&e, &prefixes, internal) => Some(Ok(envelope(&e))),
                 Ok(_) => None,

@@ -144,9 +144,12 @@ impl BookingServer {
     }
 
     /// The service's routes: the booking service and its event feed.
-    pub fn routes(&self) -> tonic::service::Routes {
-        tonic::service::Routes::new(BookingServiceServer::new(self.booking.clone()))
-            .add_service(Feed::new(self.booking.store.clone(), domain::events::INTERNAL_EVENT_TYPES).into_server())
+    pub fn routes(&self) -> servicekit::server::ServiceRoutes {
+        let stop = servicekit::server::Stop::new();
+        let routes = tonic::service::Routes::new(BookingServiceServer::new(self.booking.clone())).add_service(
+            Feed::new(self.booking.store.clone(), domain::events::INTERNAL_EVENT_TYPES, stop.clone()).into_server(),
+        );
+        servicekit::server::ServiceRoutes { routes, stop }
     }
 
     /// The handlers (for in-process use).

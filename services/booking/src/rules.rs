@@ -94,6 +94,13 @@ pub fn check_slot(f: &Facts, slot: &Slot, now: DateTime<Utc>) -> Result<(), Serv
         }
         Some(_) => {}
     }
+    let lead = Duration::minutes(i64::from(f.chapter.settings.lead_time_minutes));
+    if slot.start < now + lead {
+        return Err(rule(
+            ErrorCode::LeadTime,
+            format!("rides must be booked at least {} minutes ahead", f.chapter.settings.lead_time_minutes),
+        ));
+    }
     if let Some(season) = &f.chapter.settings.ride_season
         && !season.contains(first_day)
     {
@@ -103,13 +110,6 @@ pub fn check_slot(f: &Facts, slot: &Slot, now: DateTime<Utc>) -> Result<(), Serv
         return Err(rule(
             ErrorCode::OutsideRideHours,
             format!("the slot lies outside the care home's ride hours ({tz})"),
-        ));
-    }
-    let lead = Duration::minutes(i64::from(f.chapter.settings.lead_time_minutes));
-    if slot.start < now + lead {
-        return Err(rule(
-            ErrorCode::LeadTime,
-            format!("rides must be booked at least {} minutes ahead", f.chapter.settings.lead_time_minutes),
         ));
     }
     Ok(())

@@ -195,7 +195,9 @@ impl Booking {
         }
         match self.store.append(appends).await {
             Ok(r) => Ok(r),
-            Err(LogError::WrongExpectedVersion { .. }) => Err(Retry::Again),
+            // A lost race, or a twin of this very command (same key) that committed first:
+            // deciding again finds out which.
+            Err(LogError::WrongExpectedVersion { .. }) | Err(LogError::IdempotencyClash { .. }) => Err(Retry::Again),
             Err(e) => Err(Retry::Fail(e.into())),
         }
     }

@@ -69,9 +69,11 @@ impl CareHomeServer {
     }
 
     /// The service's routes: the care-home service and its event feed.
-    pub fn routes(&self) -> tonic::service::Routes {
-        tonic::service::Routes::new(CareHomeServiceServer::new(self.handlers.clone()))
-            .add_service(Feed::new(self.store.clone(), &[]).into_server())
+    pub fn routes(&self) -> servicekit::server::ServiceRoutes {
+        let stop = servicekit::server::Stop::new();
+        let routes = tonic::service::Routes::new(CareHomeServiceServer::new(self.handlers.clone()))
+            .add_service(Feed::new(self.store.clone(), &[], stop.clone()).into_server());
+        servicekit::server::ServiceRoutes { routes, stop }
     }
 
     /// The handlers (for in-process use).

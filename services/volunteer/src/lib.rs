@@ -61,9 +61,11 @@ impl VolunteerServer {
     }
 
     /// The service's routes: the volunteer service and its event feed.
-    pub fn routes(&self) -> tonic::service::Routes {
-        tonic::service::Routes::new(VolunteerServiceServer::new(self.handlers.clone()))
-            .add_service(Feed::new(self.store.clone(), &[]).into_server())
+    pub fn routes(&self) -> servicekit::server::ServiceRoutes {
+        let stop = servicekit::server::Stop::new();
+        let routes = tonic::service::Routes::new(VolunteerServiceServer::new(self.handlers.clone()))
+            .add_service(Feed::new(self.store.clone(), &[], stop.clone()).into_server());
+        servicekit::server::ServiceRoutes { routes, stop }
     }
 
     /// The handlers (for in-process use).
