@@ -125,7 +125,7 @@ pub async fn serve(
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        .serve_with_incoming_shutdown(incoming(listener), signal);
     tokio::select! {
         r = server => r?,
         _ = async {
@@ -137,6 +137,17 @@ pub async fn serve(
         } => tracing::debug!("drain time over; dropping open streams"),
     }
     Ok(health)
+}
+
+/// Accepted connections with Nagle's algorithm off: small gRPC frames otherwise wait for
+/// the peer's delayed ACK (about 40 ms per call).
+fn incoming(listener: TcpListener) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures_util::StreamExt;
+    TcpListenerStream::new(listener).map(|s| {
+        let s = s?;
+        s.set_nodelay(true)?;
+        Ok(s)
+    })
 }
 
 /// How long a stopping server lets in-flight calls finish.

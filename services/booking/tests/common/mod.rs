@@ -35,6 +35,13 @@ pub struct World {
     _volunteer_server: Spawned,
 }
 
+impl World {
+    /// The volunteer service's URL.
+    pub fn volunteer_url(&self) -> String {
+        self._volunteer_server.url()
+    }
+}
+
 pub fn ctx_as(role: &str) -> Option<common::CommandContext> {
     Some(common::CommandContext {
         idempotency_key: Uuid::new_v4().to_string(),

@@ -1,0 +1,104 @@
+//! Two booking service processes (the real binary, twice) on one PostgreSQL database race
+//! for one trishaw: the schedule streams in the shared log keep the invariant across
+//! processes exactly as within one.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use common::*;
+use samskab_proto::booking::v1::booking_service_client::BookingServiceClient;
+use servicekit::ErrorCode;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Process(tokio::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.start_kill();
+    }
+}
+
+fn spawn_booking(w: &World, port: u16) -> Process {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_samskab-booking"))
+        .env("SAMSKAB_BOOKING_DATABASE_URL", w.db.sibling("booking"))
+        .env("SAMSKAB_BOOKING_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SAMSKAB_CAREHOME_URL", format!("http://{}", w.carehome_addr))
+        .env("SAMSKAB_VOLUNTEER_URL", w.volunteer_url())
+        .env("SAMSKAB_MASTER_KEY", w.master.to_hex())
+        .env("SAMSKAB_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start samskab-booking");
+    Process(child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_booking_processes_on_one_postgres_keep_one_trishaw_unshared() {
+    let Some(db) = testkit::TestDb::postgres() else { return };
+    let mut w = World::new(db).await;
+    let b = w.basic().await;
+    let mut pilots = Vec::new();
+    for _ in 0..32 {
+        pilots.push(w.pilot(b.chapter).await);
+    }
+    w.settle().await;
+    let ports = [free_port(), free_port()];
+    let _procs: Vec<Process> = ports.iter().map(|p| spawn_booking(&w, *p)).collect();
+    let mut clients = Vec::new();
+    for p in ports {
+        clients.push(BookingServiceClient::new(servicekit::client::channel(&format!("http://127.0.0.1:{p}")).unwrap()));
+    }
+    // Both processes are up once they answer (a NotFound for an unknown ride is an answer).
+    let until = Instant::now() + Duration::from_secs(60);
+    for c in clients.iter_mut() {
+        loop {
+            let r = c.get_ride(samskab_proto::booking::v1::GetRideRequest { ride_id: uuid::Uuid::nil().to_string(), include_personal: false }).await;
+            if matches!(&r, Err(s) if s.code() == tonic::Code::NotFound) {
+                break;
+            }
+            assert!(Instant::now() < until, "a booking process did not come up: {r:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let starts = ["2027-05-03T08:00:00Z", "2027-05-03T08:30:00Z", "2027-05-03T09:15:00Z", "2027-05-03T10:30:00Z"];
+    let mut tasks = Vec::new();
+    for (i, pilot) in pilots.iter().enumerate() {
+        let start = starts[i % starts.len()];
+        let req = w.book_req(b.bike, *pilot, start, 60, &[]);
+        let mut client = clients[i % 2].clone();
+        tasks.push(tokio::spawn(async move { (start, client.book_ride(req).await) }));
+    }
+    let mut accepted: Vec<DateTime<Utc>> = Vec::new();
+    let mut refused: Vec<DateTime<Utc>> = Vec::new();
+    for task in tasks {
+        let (start, result) = task.await.unwrap();
+        match result {
+            Ok(_) => accepted.push(t(start)),
+            Err(e) => {
+                assert_eq!(code(&e), ErrorCode::BikeTaken, "{e:?}");
+                refused.push(t(start));
+            }
+        }
+    }
+    let held = |s: DateTime<Utc>| (s, s + chrono::Duration::minutes(75));
+    for (i, a) in accepted.iter().enumerate() {
+        for c in accepted.iter().skip(i + 1) {
+            let (x, y) = (held(*a), held(*c));
+            assert!(x.1 <= y.0 || y.1 <= x.0, "accepted rides overlap: {a} and {c}");
+        }
+    }
+    for s in &refused {
+        assert!(accepted.iter().any(|a| held(*a).0 < held(*s).1 && held(*s).0 < held(*a).1), "{s} refused though it fits");
+    }
+    assert!(accepted.len() >= 2);
+    let booked = w.booking_store.fetch_i64("SELECT count(*) FROM eventlog_events WHERE event_type = 'RideBooked'", &[]).await.unwrap();
+    assert_eq!(booked, Some(accepted.len() as i64), "the shared log holds exactly the accepted rides");
+}
