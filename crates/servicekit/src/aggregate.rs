@@ -46,12 +46,31 @@ pub async fn load<A: Aggregate>(store: &EventStore, stream: &str) -> ServiceResu
     Ok((Loaded { state, version: events.last().map_or(0, |e| e.version) }, ids))
 }
 
-/// How many times a command is decided again after losing a race.
-const ATTEMPTS: usize = 8;
+/// How many times a command is decided again after losing a race: an object can change
+/// under many concurrent callers, and each lost race is decided again against the new
+/// state (often ending as an illegal transition).
+const ATTEMPTS: usize = 32;
 
 /// Runs a command: `decide` sees the current state and returns the events to append
-/// (none: nothing to do). Returns the state after the command.
+/// (none: nothing to do). Returns the state after the command. The events' tenant is the
+/// aggregate's own.
 pub async fn execute<A, F>(store: &EventStore, ctx: &CommandCtx, stream: &str, decide: F) -> ServiceResult<Loaded<A>>
+where
+    A: Aggregate,
+    F: Fn(Option<&A>) -> ServiceResult<Vec<A::Event>>,
+{
+    execute_in(store, ctx, stream, None, decide).await
+}
+
+/// Like [`execute`], for aggregates whose events do not name their chapter: `tenant` is
+/// the chapter the caller looked up.
+pub async fn execute_in<A, F>(
+    store: &EventStore,
+    ctx: &CommandCtx,
+    stream: &str,
+    tenant: Option<Uuid>,
+    decide: F,
+) -> ServiceResult<Loaded<A>>
 where
     A: Aggregate,
     F: Fn(Option<&A>) -> ServiceResult<Vec<A::Event>>,
@@ -67,11 +86,8 @@ where
         if events.is_empty() {
             return Ok(loaded);
         }
-        let mut state = loaded.state.clone();
-        for e in &events {
-            state = A::apply(state, e);
-        }
-        let tenant = state.as_ref().and_then(A::tenant);
+        let state = events.iter().fold(loaded.state.clone(), A::apply);
+        let tenant = tenant.or_else(|| state.as_ref().and_then(A::tenant));
         let new: Vec<NewEvent> = events
             .iter()
             .enumerate()
@@ -84,7 +100,9 @@ where
             if loaded.version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(loaded.version) };
         match store.append_to(StreamAppend::new(stream, expected, new)).await {
             Ok(r) => return Ok(Loaded { state, version: r.stream_version(stream).unwrap_or(loaded.version) }),
-            Err(LogError::WrongExpectedVersion { .. }) => continue,
+            // A lost race, or a twin of this command (same key) that committed first:
+            // deciding again finds out which.
+            Err(LogError::WrongExpectedVersion { .. }) | Err(LogError::IdempotencyClash { .. }) => continue,
             Err(e) => return Err(e.into()),
         }
     }

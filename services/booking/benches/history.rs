@@ -68,10 +68,7 @@ async fn run(name: &str, db: testkit::TestDb, args: &Args) {
     let after = start + Duration::days((args.history / 14 + 2) as i64);
     let base = rate(&w, fresh.0, fresh.1, fresh.2, after, args.bookings).await;
     let loaded = rate(&w, busy.0, busy.1, busy.2, after, args.bookings).await;
-    println!(
-        "| {name} | {base:.0} | {loaded:.0} | {:.2} |",
-        loaded / base
-    );
+    println!("| {name} | {base:.0} | {loaded:.0} | {:.2} |", loaded / base);
 }
 
 #[tokio::main]

@@ -499,7 +499,7 @@ impl BookingService for Booking {
         if r.resident_ids.is_empty() {
             f.0.push(Invalid::new("/resident_ids", "must name at least one resident"));
         }
-        let window = r.window.clone().unwrap_or_default();
+        let window = r.window.unwrap_or_default();
         let from = f.time("/window/from", &window.from);
         let to = f.time("/window/to", &window.to);
         if let (Some(a), Some(b)) = (from, to)

@@ -337,7 +337,7 @@ mod tests {
     }
 
     fn after(ride: Ride, events: Vec<BookingEvent>) -> Ride {
-        events.iter().fold(Some(ride), |s, e| Ride::apply(s, e)).unwrap()
+        events.iter().try_fold(ride, |s, e| Ride::apply(Some(s), e)).unwrap()
     }
 
     #[test]

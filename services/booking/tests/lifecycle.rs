@@ -281,7 +281,7 @@ async fn availability_shows_free_intervals_around_rides(mut w: World) {
             .await
             .unwrap()
             .into_inner();
-        let free: Vec<_> = a.bikes[0].free.iter().map(|f| (f.start.clone(), f.end.clone())).collect();
+        let free: Vec<_> = a.bikes[0].free.iter().map(|f| (f.start, f.end)).collect();
         // Ride hours 09:00-17:00 CEST = 07:00-15:00Z; the ride 09:00-10:00Z holds 08:45-10:15Z.
         let expected = vec![
             (ts("2027-05-03T07:00:00Z"), ts("2027-05-03T08:45:00Z")),

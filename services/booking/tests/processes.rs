@@ -60,7 +60,12 @@ async fn two_booking_processes_on_one_postgres_keep_one_trishaw_unshared() {
     let until = Instant::now() + Duration::from_secs(60);
     for c in clients.iter_mut() {
         loop {
-            let r = c.get_ride(samskab_proto::booking::v1::GetRideRequest { ride_id: uuid::Uuid::nil().to_string(), include_personal: false }).await;
+            let r = c
+                .get_ride(samskab_proto::booking::v1::GetRideRequest {
+                    ride_id: uuid::Uuid::nil().to_string(),
+                    include_personal: false,
+                })
+                .await;
             if matches!(&r, Err(s) if s.code() == tonic::Code::NotFound) {
                 break;
             }
@@ -96,9 +101,16 @@ async fn two_booking_processes_on_one_postgres_keep_one_trishaw_unshared() {
         }
     }
     for s in &refused {
-        assert!(accepted.iter().any(|a| held(*a).0 < held(*s).1 && held(*s).0 < held(*a).1), "{s} refused though it fits");
+        assert!(
+            accepted.iter().any(|a| held(*a).0 < held(*s).1 && held(*s).0 < held(*a).1),
+            "{s} refused though it fits"
+        );
     }
     assert!(accepted.len() >= 2);
-    let booked = w.booking_store.fetch_i64("SELECT count(*) FROM eventlog_events WHERE event_type = 'RideBooked'", &[]).await.unwrap();
+    let booked = w
+        .booking_store
+        .fetch_i64("SELECT count(*) FROM eventlog_events WHERE event_type = 'RideBooked'", &[])
+        .await
+        .unwrap();
     assert_eq!(booked, Some(accepted.len() as i64), "the shared log holds exactly the accepted rides");
 }

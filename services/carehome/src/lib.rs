@@ -7,7 +7,6 @@
 pub mod bikes;
 pub mod carehomes;
 pub mod chapters;
-pub mod command;
 pub mod grpc;
 pub mod readmodel;
 pub mod residents;

@@ -194,7 +194,7 @@ mod tests {
 
     fn run(state: Option<Pilot>, cmd: Command) -> Result<Option<Pilot>, ServiceError> {
         let events = decide(state.as_ref(), cmd)?;
-        Ok(events.iter().fold(state, |s, e| Pilot::apply(s, e)))
+        Ok(events.iter().fold(state, Pilot::apply))
     }
 
     fn registered() -> Pilot {

@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::{Handlers, carehome, id, load_existing, rfc3339};
 use crate::bikes::{self, Bike, CommissionBike, ReportIssue, ServiceChange};
-use crate::command::execute_in_chapter;
 use crate::readmodel::{self, PageRequest};
+use servicekit::aggregate::execute_in;
 
 /// The proto form of a trishaw of a care home in `chapter_id`.
 fn view(b: &Bike, chapter_id: Uuid, version: u64) -> pb::Bike {
@@ -39,7 +39,7 @@ pub async fn commission(h: &Handlers, req: pb::CommissionBikeRequest) -> Service
     let cmd = CommissionBike::parse(bike_id, carehome_id, &req.name, &req.bike_type, req.seats)?;
     let home = carehome(&h.store, carehome_id).await?;
     let stream = bikes::stream(bike_id);
-    let loaded = execute_in_chapter(&h.store, &ctx, &stream, home.chapter_id, |s| bikes::commission(s, &cmd)).await?;
+    let loaded = execute_in(&h.store, &ctx, &stream, Some(home.chapter_id), |s| bikes::commission(s, &cmd)).await?;
     let bike = loaded.state.ok_or_else(|| ServiceError::NotFound("trishaw".into()))?;
     Ok(view(&bike, home.chapter_id, loaded.version))
 }
@@ -59,7 +59,7 @@ where
     let stream = bikes::stream(bike_id);
     let (bike, _) = load_existing::<Bike>(&h.store, &stream, "trishaw").await?;
     let home = carehome(&h.store, bike.carehome_id).await?;
-    let loaded = execute_in_chapter(&h.store, &ctx, &stream, home.chapter_id, decide).await?;
+    let loaded = execute_in(&h.store, &ctx, &stream, Some(home.chapter_id), decide).await?;
     let bike = loaded.state.ok_or_else(|| ServiceError::NotFound("trishaw".into()))?;
     Ok(view(&bike, home.chapter_id, loaded.version))
 }

@@ -10,10 +10,10 @@ use servicekit::{CommandCtx, ServiceError, ServiceResult};
 use uuid::Uuid;
 
 use super::{Handlers, carehome, id, key_error, load_existing, rfc3339};
-use crate::command::execute_in_chapter;
 use crate::readmodel::{self, PageRequest};
 use crate::residents::{self, AdmitResident, Consent, ConsentInput, PERSONAL_FIELD, Resident, subject};
 use crate::validation::Violations;
+use servicekit::aggregate::execute_in;
 
 mod export;
 
@@ -78,7 +78,7 @@ pub async fn admit(h: &Handlers, req: pb::AdmitResidentRequest) -> ServiceResult
     }
     let sealed = h.keys.seal_json(&subject(resident_id), PERSONAL_FIELD, &fields).await.map_err(key_error)?;
     let cmd = AdmitResident { resident_id, carehome_id, personal: sealed, consent };
-    let loaded = execute_in_chapter(&h.store, &ctx, &stream, home.chapter_id, |s| residents::admit(s, &cmd)).await?;
+    let loaded = execute_in(&h.store, &ctx, &stream, Some(home.chapter_id), |s| residents::admit(s, &cmd)).await?;
     let r = loaded.state.ok_or_else(|| ServiceError::NotFound("resident".into()))?;
     view(h, &r, home.chapter_id, loaded.version).await
 }
@@ -97,7 +97,7 @@ where
 {
     let (_, _, chapter_id) = existing(h, resident_id).await?;
     let stream = residents::stream(resident_id);
-    let loaded = execute_in_chapter(&h.store, ctx, &stream, chapter_id, decide).await?;
+    let loaded = execute_in(&h.store, ctx, &stream, Some(chapter_id), decide).await?;
     let r = loaded.state.ok_or_else(|| ServiceError::NotFound("resident".into()))?;
     view(h, &r, chapter_id, loaded.version).await
 }
@@ -137,7 +137,7 @@ pub async fn erase(h: &Handlers, req: pb::ResidentCommandRequest) -> ServiceResu
     }
     let home = carehome(&h.store, r.carehome_id).await?;
     h.keys.erase(&subject(resident_id)).await.map_err(key_error)?;
-    let loaded = execute_in_chapter(&h.store, &ctx, &stream, home.chapter_id, residents::erase).await?;
+    let loaded = execute_in(&h.store, &ctx, &stream, Some(home.chapter_id), residents::erase).await?;
     let r = loaded.state.ok_or_else(|| ServiceError::NotFound("resident".into()))?;
     view(h, &r, home.chapter_id, loaded.version).await
 }
