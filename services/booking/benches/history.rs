@@ -50,8 +50,10 @@ async fn rate(w: &World, bike: Uuid, pilot: Uuid, resident: Uuid, first_day: Nai
 async fn run(name: &str, db: testkit::TestDb, args: &Args) {
     let mut w = World::new(db).await;
     let b = w.basic().await;
-    let fresh = (b.bike, b.pilot, w.resident(b.home, &["rides"]).await);
-    let busy = (w.bike(b.home, 2).await, w.pilot(b.chapter).await, w.resident(b.home, &["rides"]).await);
+    // 10,000 rides at 14 a day reach into 2029: qualifications must last.
+    let fresh = (b.bike, w.pilot_until(b.chapter, "2040-12-31").await, w.resident(b.home, &["rides"]).await);
+    let busy =
+        (w.bike(b.home, 2).await, w.pilot_until(b.chapter, "2040-12-31").await, w.resident(b.home, &["rides"]).await);
     w.settle().await;
     let start = NaiveDate::from_ymd_opt(2027, 1, 1).unwrap();
     let filled = Instant::now();

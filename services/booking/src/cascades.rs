@@ -35,6 +35,7 @@ const ACTIVE: [RideStatus; 2] = [RideStatus::PendingConfirmation, RideStatus::Bo
 enum Target {
     Bike(Uuid, CancellationReason),
     Pilot(Uuid),
+    ErasedPilot(Uuid),
     Home(Uuid, NaiveDate, NaiveDate),
     Resident(Uuid, &'static str),
 }
@@ -54,7 +55,7 @@ fn target(event_type: &str, data: &str) -> Option<Target> {
     match VolunteerEvent::from_stored(event_type, data).ok().flatten()? {
         VolunteerEvent::PilotSuspended(p) => Some(Target::Pilot(p.pilot_id)),
         VolunteerEvent::PilotRetired(p) => Some(Target::Pilot(p.pilot_id)),
-        VolunteerEvent::PilotErased(p) => Some(Target::Pilot(p.pilot_id)),
+        VolunteerEvent::PilotErased(p) => Some(Target::ErasedPilot(p.pilot_id)),
         _ => None,
     }
 }
@@ -132,16 +133,11 @@ impl Booking {
                     changed += u32::from(self.cancel_for(event_id, r.ride_id, reason, "system", None).await?);
                 }
             }
-            Target::Pilot(pilot) => {
-                for r in self
-                    .active_rides(RideQuery { pilot_id: Some(pilot), from: Some(now), ..RideQuery::default() })
-                    .await?
-                {
-                    changed += u32::from(
-                        self.cancel_for(event_id, r.ride_id, CancellationReason::Volunteer, "system", None).await?,
-                    );
-                }
+            Target::ErasedPilot(pilot) => {
+                self.forget_rides(&readmodel::rides_of_pilot(&self.store, pilot).await?).await?;
+                changed += self.cancel_pilot_rides(event_id, pilot, now).await?;
             }
+            Target::Pilot(pilot) => changed += self.cancel_pilot_rides(event_id, pilot, now).await?,
             Target::Home(home, from, to) => {
                 let Some(h) = facts::get::<CareHomeFact>(&self.store, kind::CAREHOME, home).await? else {
                     return Ok(0);
@@ -165,6 +161,12 @@ impl Booking {
                 }
             }
             Target::Resident(resident, cause) => {
+                if cause == "erased" {
+                    self.forget_rides(&readmodel::all_rides_of_resident(&self.store, resident).await?).await?;
+                    for request in readmodel::requests_naming(&self.store, resident).await? {
+                        self.forget(&format!("riderequest:{request}")).await?;
+                    }
+                }
                 for ride_id in readmodel::rides_of_resident(&self.store, resident, now).await? {
                     let ctx = CommandCtx::system(event_id, &format!("roster:{ride_id}"));
                     match self.remove_rider(&ctx, ride_id, resident, cause).await {
@@ -176,6 +178,30 @@ impl Booking {
             }
         }
         Ok(changed)
+    }
+
+    async fn cancel_pilot_rides(&self, cause: Uuid, pilot: Uuid, now: i64) -> ServiceResult<u32> {
+        let mut changed = 0;
+        for r in self.active_rides(RideQuery { pilot_id: Some(pilot), from: Some(now), ..RideQuery::default() }).await?
+        {
+            changed +=
+                u32::from(self.cancel_for(cause, r.ride_id, CancellationReason::Volunteer, "system", None).await?);
+        }
+        Ok(changed)
+    }
+
+    /// Destroys the keys of rides that involved an erased person: their stories, notes and
+    /// addresses become unreadable with the person's own data.
+    async fn forget_rides(&self, rides: &[Uuid]) -> ServiceResult<()> {
+        for ride in rides {
+            self.forget(&ride_subject(*ride)).await?;
+        }
+        Ok(())
+    }
+
+    async fn forget(&self, subject: &str) -> ServiceResult<()> {
+        self.keys.erase(subject).await.map_err(|e| ServiceError::Internal(e.to_string()))?;
+        Ok(())
     }
 
     /// Works the outbox rows that are due; returns how many it worked.

@@ -200,6 +200,30 @@ pub async fn rides_of_resident(store: &EventStore, resident: Uuid, from: i64) ->
     Ok(ids.iter().filter_map(|i| i.parse().ok()).collect())
 }
 
+/// Every ride a pilot has been booked on, in any status.
+pub async fn rides_of_pilot(store: &EventStore, pilot: Uuid) -> Result<Vec<Uuid>, Error> {
+    let ids = store.fetch_texts("SELECT ride_id FROM booking_rides WHERE pilot_id = $1", &[pilot.into()]).await?;
+    Ok(ids.iter().filter_map(|i| i.parse().ok()).collect())
+}
+
+/// Every ride a resident is on the roster of, in any status.
+pub async fn all_rides_of_resident(store: &EventStore, resident: Uuid) -> Result<Vec<Uuid>, Error> {
+    let ids =
+        store.fetch_texts("SELECT ride_id FROM booking_ride_riders WHERE resident_id = $1", &[resident.into()]).await?;
+    Ok(ids.iter().filter_map(|i| i.parse().ok()).collect())
+}
+
+/// Ride requests that name a resident.
+pub async fn requests_naming(store: &EventStore, resident: Uuid) -> Result<Vec<Uuid>, Error> {
+    let ids = store
+        .fetch_texts(
+            "SELECT ride_request_id FROM booking_ride_requests WHERE doc LIKE $1",
+            &[Arg::Text(format!("%{resident}%"))],
+        )
+        .await?;
+    Ok(ids.iter().filter_map(|i| i.parse().ok()).collect())
+}
+
 /// Ride requests of a care home or chapter, by status, in id order.
 pub async fn list_requests(
     store: &EventStore,

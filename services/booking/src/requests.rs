@@ -259,3 +259,50 @@ impl Booking {
         Ok((loaded.state.expect("exists"), loaded.version))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn requested() -> RideRequest {
+        let e = BookingEvent::RideRequested(RideRequested {
+            ride_request_id: Uuid::from_u128(1),
+            carehome_id: Uuid::from_u128(2),
+            chapter_id: Uuid::from_u128(3),
+            resident_ids: vec![Uuid::from_u128(4)],
+            window_from: "2027-05-03T07:00:00Z".parse().unwrap(),
+            window_to: "2027-05-03T12:00:00Z".parse().unwrap(),
+            duration_minutes: 60,
+            kind: RideKind::Pleasure,
+            note: None,
+        });
+        RideRequest::apply(None, &e).unwrap()
+    }
+
+    #[test]
+    fn a_request_is_claimed_withdrawn_or_expired_once() {
+        let r = requested();
+        assert_eq!(r.status, RideRequestStatus::Open);
+        assert_eq!(r.tenant(), Some(Uuid::from_u128(3)));
+        let claimed = RideRequest::apply(
+            Some(r.clone()),
+            &RideRequestClaimed {
+                ride_request_id: r.ride_request_id,
+                ride_id: Uuid::from_u128(9),
+                pilot_id: Uuid::from_u128(8),
+            }
+            .into(),
+        )
+        .unwrap();
+        assert_eq!((claimed.status, claimed.ride_id), (RideRequestStatus::Claimed, Some(Uuid::from_u128(9))));
+        assert_eq!(illegal(&claimed, "withdrawn").code(), ErrorCode::IllegalTransition);
+        let w =
+            RideRequest::apply(Some(r.clone()), &RideRequestWithdrawn { ride_request_id: r.ride_request_id }.into())
+                .unwrap();
+        assert_eq!(w.status, RideRequestStatus::Withdrawn);
+        let e = RideRequest::apply(Some(r.clone()), &RideRequestExpired { ride_request_id: r.ride_request_id }.into())
+            .unwrap();
+        assert_eq!(e.status, RideRequestStatus::Expired);
+        assert!(RideRequest::apply(None, &RideRequestExpired { ride_request_id: r.ride_request_id }.into()).is_none());
+    }
+}

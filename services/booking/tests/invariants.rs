@@ -269,3 +269,62 @@ async fn bad_input_names_the_field_and_writes_nothing(mut w: World) {
     let after = w.booking_store.fetch_i64("SELECT count(*) FROM eventlog_events", &[]).await.unwrap();
     assert_eq!(before, after);
 }
+
+mod races {
+    use super::common::*;
+    use samskab_proto::booking::v1 as bpb;
+    use servicekit::ErrorCode;
+
+    crate::both_backends!(
+        a_pilot_racing_onto_two_trishaws_gets_one,
+        completing_and_cancelling_at_once_leaves_one_outcome,
+    );
+
+    async fn a_pilot_racing_onto_two_trishaws_gets_one(mut w: World) {
+        let b = w.basic().await;
+        let other = w.bike(b.home, 2).await;
+        w.settle().await;
+        for day in ["2027-05-03", "2027-05-04", "2027-05-05", "2027-05-06"] {
+            let start = format!("{day}T08:00:00Z");
+            let x = w.book_req(b.bike, b.pilot, &start, 60, &[]);
+            let y = w.book_req(other, b.pilot, &start, 60, &[]);
+            let (mut c1, mut c2) = (w.booking.clone(), w.booking.clone());
+            let (r1, r2) = tokio::join!(c1.book_ride(x), c2.book_ride(y));
+            assert_eq!(u8::from(r1.is_ok()) + u8::from(r2.is_ok()), 1, "{day}: exactly one wins");
+            assert_eq!(code(&r1.err().or(r2.err()).unwrap()), ErrorCode::PilotBusy);
+        }
+    }
+
+    /// Invariant 4 under concurrency: completing and cancelling a started ride at once
+    /// ends in exactly one of them (each forbids the other); the loser is an illegal
+    /// transition and the ride is either completed or cancelled, never both.
+    async fn completing_and_cancelling_at_once_leaves_one_outcome(mut w: World) {
+        let b = w.basic().await;
+        w.settle().await;
+        for day in ["2027-05-03", "2027-05-04", "2027-05-05"] {
+            let ride = w.book(b.bike, b.pilot, &format!("{day}T08:00:00Z"), 60, &[]).await.unwrap();
+            let start = bpb::RideCommandRequest { context: ctx_as("pilot"), ride_id: ride.ride_id.clone() };
+            w.booking.start_ride(start).await.unwrap();
+            let complete = bpb::CompleteRideRequest {
+                context: ctx_as("pilot"),
+                ride_id: ride.ride_id.clone(),
+                ended_at: ts(&format!("{day}T09:00:00Z")),
+                distance_km: 4.0,
+                ..Default::default()
+            };
+            let cancel = bpb::CancelRideRequest {
+                context: ctx(),
+                ride_id: ride.ride_id.clone(),
+                reason: "rider".into(),
+                note: String::new(),
+            };
+            let (mut c1, mut c2) = (w.booking.clone(), w.booking.clone());
+            let (s, c) = tokio::join!(c1.complete_ride(complete), c2.cancel_ride(cancel));
+            assert_eq!(u8::from(s.is_ok()) + u8::from(c.is_ok()), 1, "{day}: one outcome");
+            assert_eq!(code(&s.err().or(c.err()).unwrap()), ErrorCode::IllegalTransition);
+            let r = w.ride(&ride.ride_id).await;
+            assert!(r.status == "completed" || r.status == "cancelled");
+            assert_eq!(r.version, 3);
+        }
+    }
+}

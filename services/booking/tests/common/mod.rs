@@ -332,13 +332,13 @@ macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { super::$name(super::common::World::new(testkit::TestDb::sqlite()).await).await })*
+            async fn $name() { super::$name($crate::common::World::new(testkit::TestDb::sqlite()).await).await })*
         }
         mod postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $name() {
                 let Some(db) = testkit::TestDb::postgres() else { return };
-                super::$name(super::common::World::new(db).await).await
+                super::$name($crate::common::World::new(db).await).await
             })*
         }
     };
