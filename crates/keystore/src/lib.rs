@@ -204,6 +204,70 @@ fn field_aad(subject: &str, field: &str) -> Vec<u8> {
 pub struct KeyStore {
     store: EventStore,
     master: MasterKey,
+    ledger: Option<ErasureLedger>,
+}
+
+/// The erasure ledger: every erased subject, in a database of its own (an event log of
+/// `SubjectErased` events) that is backed up apart from the services' databases and never
+/// rolled back. After a service's database is restored from a backup taken before an
+/// erasure, [`KeyStore::with_ledger`] erases that subject's key again before the service
+/// serves, so a restore never brings an erased person back. It holds pseudonymous subject
+/// ids only.
+#[derive(Clone)]
+pub struct ErasureLedger {
+    log: EventStore,
+}
+
+impl std::fmt::Debug for ErasureLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ErasureLedger")
+    }
+}
+
+/// The default place of the ledger for the embedded set-up.
+pub const LEDGER_FILE: &str = "erasure-ledger.db";
+
+impl ErasureLedger {
+    /// Opens the ledger at `url` (`sqlite://...` or `postgres://...`).
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        Ok(ErasureLedger { log: EventStore::connect(url).await? })
+    }
+
+    /// Records that `subject` was erased; recording it twice is harmless.
+    pub async fn record(&self, subject: &str) -> Result<(), Error> {
+        let digest = Sha256::digest(format!("samskab-erasure\0{subject}").as_bytes());
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        id[6] = (id[6] & 0x0f) | 0x70;
+        id[8] = (id[8] & 0x3f) | 0x80;
+        let event = eventlog::NewEvent::with_id(
+            uuid::Uuid::from_bytes(id),
+            "SubjectErased",
+            &serde_json::json!({ "subject": subject }),
+        )?
+        .occurred_at(chrono::DateTime::UNIX_EPOCH);
+        let stream = format!("erased-{subject}");
+        self.log.append_to(eventlog::StreamAppend::new(stream, eventlog::ExpectedVersion::Any, vec![event])).await?;
+        Ok(())
+    }
+
+    /// Every subject ever erased.
+    pub async fn subjects(&self) -> Result<Vec<String>, Error> {
+        let mut out = Vec::new();
+        let mut cursor = eventlog::Cursor::START;
+        loop {
+            let page = self.log.read_all(cursor, &eventlog::Filter::category("erased-"), 1000).await?;
+            if page.events.is_empty() {
+                return Ok(out);
+            }
+            for e in &page.events {
+                if let Some(s) = e.stream_id.strip_prefix("erased-") {
+                    out.push(s.to_owned());
+                }
+            }
+            cursor = page.next;
+        }
+    }
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -233,7 +297,25 @@ impl KeyStore {
                 })
             })
             .await?;
-        Ok(KeyStore { store: store.clone(), master })
+        Ok(KeyStore { store: store.clone(), master, ledger: None })
+    }
+
+    /// Records every future erasure in `ledger` too, and first applies the ledger: any
+    /// subject erased there that still has a key here (a restored backup) loses it again.
+    /// Returns the key store and how many keys it erased again.
+    pub async fn with_ledger(mut self, ledger: ErasureLedger) -> Result<(Self, usize), Error> {
+        let mut again = 0;
+        for subject in ledger.subjects().await? {
+            if self.has_key(&subject).await? {
+                tracing::warn!(%subject, "a restored key of an erased subject was erased again");
+                again += 1;
+            }
+            if !self.is_erased(&subject).await? {
+                self.tombstone(&subject).await?;
+            }
+        }
+        self.ledger = Some(ledger);
+        Ok((self, again))
     }
 
     /// Seals `plaintext` as field `field` of `subject`, creating the subject's key if it
@@ -291,6 +373,16 @@ impl KeyStore {
     /// it. Returns whether a key was destroyed; erasing twice is harmless.
     pub async fn erase(&self, subject: &str) -> Result<bool, Error> {
         let had_key = self.has_key(subject).await?;
+        // The ledger first: if the process dies between the two, the next start erases
+        // the key from the ledger.
+        if let Some(ledger) = &self.ledger {
+            ledger.record(subject).await?;
+        }
+        self.tombstone(subject).await?;
+        Ok(had_key)
+    }
+
+    async fn tombstone(&self, subject: &str) -> Result<(), Error> {
         let (s, now) = (subject.to_owned(), chrono::Utc::now().to_rfc3339());
         self.store
             .transaction(move |tx| {
@@ -305,7 +397,7 @@ impl KeyStore {
                 })
             })
             .await?;
-        Ok(had_key)
+        Ok(())
     }
 
     /// Whether a subject has been erased.

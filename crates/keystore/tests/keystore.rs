@@ -75,3 +75,45 @@ async fn rotating_the_master_key_rewraps_every_live_key() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_restored_backup_does_not_bring_an_erased_key_back() {
+    for db in testkit::all_backends() {
+        let store = EventStore::connect(&db.url).await.unwrap();
+        let ledger = keystore::ErasureLedger::connect(&db.sibling("ledger")).await.unwrap();
+        let master = MasterKey::generate();
+        let (ks, _) =
+            KeyStore::connect(&store, master.clone()).await.unwrap().with_ledger(ledger.clone()).await.unwrap();
+        let master_id = master.id();
+        let sealed = ks.seal("resident:7", "personal", "Ærø Østergård").await.unwrap();
+        // The "backup": the wrapped key as it was before the erasure.
+        let backup =
+            store.fetch_texts("SELECT wrapped FROM keystore_keys WHERE subject = 'resident:7'", &[]).await.unwrap();
+        ks.erase("resident:7").await.unwrap();
+        assert_eq!(ks.unseal("resident:7", "personal", &sealed).await.unwrap(), None);
+        // "Restore": the key row comes back from the backup.
+        let wrapped = backup[0].clone();
+        store
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        "UPDATE keystore_keys SET wrapped = $1, master_key_id = $2, erased_at = NULL WHERE subject = 'resident:7'",
+                        &[wrapped.into(), master_id.into()],
+                    )
+                    .await
+                })
+            })
+            .await
+            .unwrap();
+        let restored = KeyStore::connect(&store, master.clone()).await.unwrap();
+        assert_eq!(
+            restored.unseal("resident:7", "personal", &sealed).await.unwrap().as_deref(),
+            Some("Ærø Østergård"),
+            "without the ledger the restore would bring the person back"
+        );
+        let (again, erased) = restored.with_ledger(ledger).await.unwrap();
+        assert_eq!(erased, 1, "the ledger erased the restored key again");
+        assert_eq!(again.unseal("resident:7", "personal", &sealed).await.unwrap(), None);
+        drop(db);
+    }
+}

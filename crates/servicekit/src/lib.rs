@@ -3,6 +3,7 @@
 //! ([`server`]), calling ([`client`]) and following another service's feed ([`remote`]).
 
 pub mod aggregate;
+pub mod bootstrap;
 pub mod client;
 pub mod context;
 pub mod error;

@@ -83,7 +83,11 @@ async fn follow_once<P: RemoteProjection>(
         tenant: String::new(),
     };
     let mut stream = client.subscribe(req).await.map_err(|e| e.to_string())?.into_inner().ready_chunks(200);
-    status.send_modify(|s| s.connected = true);
+    let resumed = checkpoint.clone();
+    status.send_modify(|s| {
+        s.connected = true;
+        s.cursor = resumed;
+    });
     while let Some(batch) = stream.next().await {
         let batch: Vec<pb::EventEnvelope> = batch.into_iter().collect::<Result<_, _>>().map_err(|e| e.to_string())?;
         let Some(last) = batch.last() else { continue };

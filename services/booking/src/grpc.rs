@@ -606,4 +606,48 @@ impl BookingService for Booking {
                 .await?;
         Ok(Response::new(pb::CancelDayForWeatherResponse { cancelled }))
     }
+
+    async fn export_rides(&self, req: Request<pb::ExportRidesRequest>) -> Reply<pb::PersonalExport> {
+        let r = req.into_inner();
+        let (rides, requests) = match (r.resident_id.is_empty(), r.pilot_id.is_empty()) {
+            (false, true) => {
+                let id = types::parse_id("/resident_id", &r.resident_id).map_err(ServiceError::from)?;
+                (
+                    readmodel::all_rides_of_resident(&self.store, id).await.map_err(ServiceError::from)?,
+                    readmodel::requests_naming(&self.store, id).await.map_err(ServiceError::from)?,
+                )
+            }
+            (true, false) => {
+                let id = types::parse_id("/pilot_id", &r.pilot_id).map_err(ServiceError::from)?;
+                (readmodel::rides_of_pilot(&self.store, id).await.map_err(ServiceError::from)?, Vec::new())
+            }
+            _ => {
+                return Err(ServiceError::invalid("/resident_id", "name exactly one of resident_id and pilot_id").into());
+            }
+        };
+        let mut out_rides = Vec::new();
+        for id in rides {
+            let loaded = self.load_ride(id).await?;
+            let ride = self.ride_proto(loaded.state.as_ref().expect("loaded"), loaded.version, true).await?;
+            out_rides.push(serde_json::json!({
+                "ride_id": ride.ride_id, "kind": ride.kind, "status": ride.status,
+                "start": loaded.state.as_ref().map(|r| r.start), "duration_minutes": ride.duration_minutes,
+                "carehome_id": ride.carehome_id, "pilot_id": ride.pilot_id,
+                "pickup": ride.functional.as_ref().map(|f| f.pickup.clone()),
+                "dropoff": ride.functional.as_ref().map(|f| f.dropoff.clone()),
+                "story": ride.story, "cancel_reason": ride.cancel_reason, "cancel_note": ride.cancel_note,
+                "distance_km": ride.distance_km,
+            }));
+        }
+        let mut out_requests = Vec::new();
+        for id in requests {
+            let (req, v) = self.load_request(id).await?;
+            let p = self.request_proto(&req, v, true).await?;
+            out_requests.push(serde_json::json!({
+                "ride_request_id": p.ride_request_id, "status": p.status, "note": p.note, "carehome_id": p.carehome_id,
+            }));
+        }
+        let json = serde_json::json!({ "rides": out_rides, "ride_requests": out_requests });
+        Ok(Response::new(pb::PersonalExport { json: json.to_string() }))
+    }
 }

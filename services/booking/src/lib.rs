@@ -16,12 +16,11 @@ pub mod schedule;
 pub mod service;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use eventlog::EventStore;
-use keystore::{KeyStore, MasterKey};
+use keystore::KeyStore;
 use samskab_proto::booking::v1::booking_service_server::BookingServiceServer;
 use samskab_proto::common::v1::event_feed_client::EventFeedClient;
 use servicekit::feed::Feed;
@@ -177,15 +176,15 @@ pub struct Config {
     /// The volunteer service's address.
     #[arg(long = "volunteer-url", env = "SAMSKAB_VOLUNTEER_URL", default_value = "http://127.0.0.1:50052")]
     pub volunteer_url: String,
-    /// Directory for the generated master key when SAMSKAB_MASTER_KEY is not set.
-    #[arg(long = "data-dir", env = "SAMSKAB_DATA_DIR", default_value = "samskab-data")]
-    pub data_dir: PathBuf,
+    /// Master key and erasure ledger.
+    #[command(flatten)]
+    pub keys: servicekit::bootstrap::KeyConfig,
 }
 
 /// Runs the service until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), StartError> {
     let store = EventStore::connect(&config.database_url).await?;
-    let keys = KeyStore::connect(&store, MasterKey::from_env_or_data_dir(Some(&config.data_dir))?).await?;
+    let keys = servicekit::bootstrap::key_store(&store, &config.keys).await?;
     let peers = Peers { carehome_url: config.carehome_url.clone(), volunteer_url: config.volunteer_url.clone() };
     let server = BookingServer::start(store, keys, peers).await?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;

@@ -13,12 +13,12 @@ pub mod residents;
 pub mod validation;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use eventlog::EventStore;
-use keystore::{KeyStore, MasterKey};
+use keystore::KeyStore;
 use samskab_proto::carehome::v1::care_home_service_server::CareHomeServiceServer;
 use servicekit::feed::Feed;
 use tokio::net::TcpListener;
@@ -94,9 +94,9 @@ pub struct Config {
     /// Address to serve gRPC on.
     #[arg(long, env = "SAMSKAB_CAREHOME_LISTEN", default_value = "127.0.0.1:50053")]
     pub listen: SocketAddr,
-    /// Directory for the generated master key when SAMSKAB_MASTER_KEY is not set.
-    #[arg(long = "data-dir", env = "SAMSKAB_DATA_DIR", default_value = "samskab-data")]
-    pub data_dir: PathBuf,
+    /// Master key and erasure ledger.
+    #[command(flatten)]
+    pub keys: servicekit::bootstrap::KeyConfig,
 }
 
 /// Creates the directory of a SQLite database file (SQLite creates the file, not its directory).
@@ -113,7 +113,7 @@ fn create_sqlite_dir(url: &str) -> std::io::Result<()> {
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), StartError> {
     create_sqlite_dir(&config.database_url)?;
     let store = EventStore::connect(&config.database_url).await?;
-    let keys = KeyStore::connect(&store, MasterKey::from_env_or_data_dir(Some(&config.data_dir))?).await?;
+    let keys = servicekit::bootstrap::key_store(&store, &config.keys).await?;
     let server = CareHomeServer::start(store, keys).await?;
     let listener = TcpListener::bind(config.listen).await?;
     tracing::info!(listen = %config.listen, "care-home service serving");

@@ -7,11 +7,10 @@ pub mod pilots;
 pub mod readmodel;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use eventlog::EventStore;
-use keystore::{KeyStore, MasterKey};
+use keystore::KeyStore;
 use samskab_proto::volunteer::v1::volunteer_service_server::VolunteerServiceServer;
 use servicekit::feed::Feed;
 use tokio::net::TcpListener;
@@ -87,15 +86,15 @@ pub struct Config {
     /// Address to serve gRPC on.
     #[arg(long, env = "SAMSKAB_VOLUNTEER_LISTEN", default_value = "127.0.0.1:50052")]
     pub listen: SocketAddr,
-    /// Directory for the generated master key when SAMSKAB_MASTER_KEY is not set.
-    #[arg(long = "data-dir", env = "SAMSKAB_DATA_DIR", default_value = "samskab-data")]
-    pub data_dir: PathBuf,
+    /// Master key and erasure ledger.
+    #[command(flatten)]
+    pub keys: servicekit::bootstrap::KeyConfig,
 }
 
 /// Runs the service until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), StartError> {
     let store = EventStore::connect(&config.database_url).await?;
-    let keys = KeyStore::connect(&store, MasterKey::from_env_or_data_dir(Some(&config.data_dir))?).await?;
+    let keys = servicekit::bootstrap::key_store(&store, &config.keys).await?;
     let server = VolunteerServer::start(store, keys).await?;
     let listener = TcpListener::bind(config.listen).await?;
     tracing::info!(listen = %config.listen, "volunteer service serving");

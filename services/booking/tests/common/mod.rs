@@ -32,6 +32,7 @@ pub struct World {
     pub booking_server: Spawned,
     pub master: MasterKey,
     pub db: TestDb,
+    pub url_options: String,
     _volunteer_server: Spawned,
 }
 
@@ -65,11 +66,30 @@ pub fn ts(s: &str) -> Option<prost_types::Timestamp> {
 
 impl World {
     pub async fn new(db: TestDb) -> World {
+        Self::start(db, MasterKey::generate(), "").await
+    }
+
+    /// Stops every service and starts them again on the same databases (read models
+    /// resume from their checkpoints, or rebuild if those were removed).
+    pub async fn reopen(self) -> World {
+        let World { db, master, carehome_server, booking_server, _volunteer_server, url_options, .. } = self;
+        if let Some(s) = carehome_server {
+            s.stop().await;
+        }
+        booking_server.stop().await;
+        _volunteer_server.stop().await;
+        Self::start(db, master, &url_options).await
+    }
+
+    /// Starts the three services on `db`'s databases; `url_options` is appended to each
+    /// database URL (e.g. `&options=...` for PostgreSQL session settings).
+    pub async fn start(db: TestDb, master: MasterKey, url_options: &str) -> World {
         if std::env::var("TEST_LOG").is_ok() {
             std::mem::forget(telemetry::init("booking-test"));
         }
-        let master = MasterKey::generate();
+        let url_options = url_options.to_owned();
         let open = |url: String| {
+            let url = format!("{url}{url_options}");
             let master = master.clone();
             async move {
                 let store = EventStore::connect(&url).await.unwrap();
@@ -103,6 +123,7 @@ impl World {
             booking_server,
             master,
             db,
+            url_options,
             _volunteer_server: volunteer_server,
         }
     }
