@@ -622,7 +622,9 @@ impl BookingService for Booking {
                 (readmodel::rides_of_pilot(&self.store, id).await.map_err(ServiceError::from)?, Vec::new())
             }
             _ => {
-                return Err(ServiceError::invalid("/resident_id", "name exactly one of resident_id and pilot_id").into());
+                return Err(
+                    ServiceError::invalid("/resident_id", "name exactly one of resident_id and pilot_id").into()
+                );
             }
         };
         let mut out_rides = Vec::new();
