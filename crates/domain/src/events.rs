@@ -384,6 +384,24 @@ pub struct ResidentErased {
     pub resident_id: Uuid,
 }
 
+/// A user became a coordinator of a care home.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoordinatorAssigned {
+    /// The care home.
+    pub carehome_id: Uuid,
+    /// The coordinator: a pseudonymous user id (a token's `sub`), never a name or e-mail.
+    pub user_id: String,
+}
+
+/// A user stopped being a coordinator of a care home.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoordinatorRemoved {
+    /// The care home.
+    pub carehome_id: Uuid,
+    /// The former coordinator: a pseudonymous user id (a token's `sub`), never a name or e-mail.
+    pub user_id: String,
+}
+
 events!(
     /// The care-home service's events.
     CareHomeEvent {
@@ -397,6 +415,10 @@ events!(
         RideHoursChanged,
         /// See the struct.
         CareHomeClosed,
+        /// See the struct.
+        CoordinatorAssigned,
+        /// See the struct.
+        CoordinatorRemoved,
         /// See the struct.
         BikeCommissioned,
         /// See the struct.
@@ -742,6 +764,17 @@ mod tests {
         assert_eq!(CareHomeEvent::from_stored("BikeTakenOutOfService", &text).unwrap(), Some(e));
         assert_eq!(CareHomeEvent::from_stored("SomethingNew", "{}").unwrap(), None);
         assert!(BookingEvent::NAMES.contains(&"RideBooked"));
+    }
+
+    #[test]
+    fn coordinator_events_carry_only_ids() {
+        let e = CareHomeEvent::from(CoordinatorAssigned { carehome_id: Uuid::nil(), user_id: "user-7f3a".into() });
+        assert_eq!(e.event_type(), "CoordinatorAssigned");
+        let json = e.to_json();
+        assert_eq!(json, serde_json::json!({"carehome_id": Uuid::nil(), "user_id": "user-7f3a"}));
+        assert_eq!(public_payload(&json), json);
+        assert_eq!(CareHomeEvent::from_stored("CoordinatorAssigned", &json.to_string()).unwrap(), Some(e));
+        assert!(CareHomeEvent::NAMES.contains(&"CoordinatorRemoved"));
     }
 
     #[test]

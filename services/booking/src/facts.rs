@@ -262,6 +262,7 @@ impl RemoteProjection for CareHomeFacts {
                     outbox(tx, e).await?;
                 }
                 E::BikeIssueReported(_) | E::BikeRepaired(_) => {}
+                E::CoordinatorAssigned(_) | E::CoordinatorRemoved(_) => {}
                 E::ResidentAdmitted(r) => {
                     let fact = ResidentFact {
                         resident_id: r.resident_id,

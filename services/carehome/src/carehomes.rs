@@ -1,6 +1,9 @@
 //! Care homes: where residents live and trishaws are kept. Owns ride hours per weekday
 //! (local time), the turnaround between rides on one trishaw, the confirmation policy and
-//! closures. Pure domain: validation, the folded state and a decision per command.
+//! closures and its coordinators ([`coordinators`]). Pure domain: validation, the folded
+//! state and a decision per command.
+
+pub mod coordinators;
 
 use domain::events::{CareHomeClosed, CareHomeEvent, CareHomeRegistered, RideHoursChanged};
 use domain::types::{DateRange, RideHours, parse_date, parse_label, parse_ride_hours, parse_timezone};
@@ -53,6 +56,10 @@ pub struct CareHome {
     pub requires_confirmation: bool,
     /// Closures, in the order they were recorded.
     pub closures: Vec<Closure>,
+    /// Its coordinators' pseudonymous user ids, in order of assignment (absent from
+    /// documents written before coordinators existed).
+    #[serde(default)]
+    pub coordinator_ids: Vec<String>,
 }
 
 impl CareHome {
@@ -77,10 +84,21 @@ impl Aggregate for CareHome {
                 turnaround_minutes: e.turnaround_minutes,
                 requires_confirmation: e.requires_confirmation,
                 closures: vec![],
+                coordinator_ids: vec![],
             }),
             CareHomeEvent::RideHoursChanged(e) => state.map(|h| CareHome { ride_hours: e.ride_hours.clone(), ..h }),
             CareHomeEvent::CareHomeClosed(e) => state.map(|mut h| {
                 h.closures.push(Closure { dates: e.dates, reason: e.reason.clone() });
+                h
+            }),
+            CareHomeEvent::CoordinatorAssigned(e) => state.map(|mut h| {
+                if !h.coordinator_ids.contains(&e.user_id) {
+                    h.coordinator_ids.push(e.user_id.clone());
+                }
+                h
+            }),
+            CareHomeEvent::CoordinatorRemoved(e) => state.map(|mut h| {
+                h.coordinator_ids.retain(|u| *u != e.user_id);
                 h
             }),
             _ => state,

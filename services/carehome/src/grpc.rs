@@ -108,6 +108,14 @@ impl CareHomeService for Handlers {
         answer(carehomes::close(self, r.into_inner()).await)
     }
 
+    async fn assign_coordinator(&self, r: Request<pb::CoordinatorRequest>) -> Result<Response<pb::CareHome>, Status> {
+        answer(carehomes::assign_coordinator(self, r.into_inner()).await)
+    }
+
+    async fn remove_coordinator(&self, r: Request<pb::CoordinatorRequest>) -> Result<Response<pb::CareHome>, Status> {
+        answer(carehomes::remove_coordinator(self, r.into_inner()).await)
+    }
+
     async fn get_care_home(&self, r: Request<pb::IdRequest>) -> Result<Response<pb::CareHome>, Status> {
         answer(carehomes::get(self, r.into_inner()).await)
     }

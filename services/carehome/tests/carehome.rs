@@ -11,6 +11,8 @@ mod bikes;
 mod carehomes;
 #[path = "carehome/chapters.rs"]
 mod chapters;
+#[path = "carehome/coordinators.rs"]
+mod coordinators;
 #[path = "carehome/feed.rs"]
 mod feed;
 #[path = "carehome/residents.rs"]
@@ -47,6 +49,10 @@ on_both_backends!(
     carehomes::care_home_fields_are_validated_and_a_missing_chapter_is_not_found,
     carehomes::lists_page_by_cursor_and_refuse_oversized_pages,
     carehomes::the_read_model_rebuilds_from_the_log_to_the_same_lists,
+    coordinators::coordinators_are_assigned_in_order_and_removed,
+    coordinators::coordinator_events_reach_the_feed_in_the_chapter,
+    coordinators::coordinator_requests_are_validated_and_a_missing_care_home_is_not_found,
+    coordinators::if_match_and_retries_apply_to_coordinator_commands,
     bikes::a_trishaw_goes_through_its_life_cycle_and_keeps_a_maintenance_log,
     bikes::illegal_trishaw_transitions_are_aborted,
     bikes::a_retried_command_finds_its_original_outcome,

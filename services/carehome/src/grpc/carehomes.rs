@@ -1,5 +1,5 @@
-//! Care-home calls: register, change ride hours, close, read one (from its stream) and
-//! list a chapter's (from the read model).
+//! Care-home calls: register, change ride hours, close, assign and remove coordinators,
+//! read one (from its stream) and list a chapter's (from the read model).
 
 use domain::types::RideHours;
 use samskab_proto::carehome::v1 as pb;
@@ -8,7 +8,9 @@ use servicekit::{CommandCtx, Loaded, ServiceError, ServiceResult};
 use uuid::Uuid;
 
 use super::{Handlers, chapter, id, load_existing};
-use crate::carehomes::{self as homes, CareHome, RegisterCareHome, RegisterCareHomeInput, RideHoursInput};
+use crate::carehomes::{
+    self as homes, CareHome, RegisterCareHome, RegisterCareHomeInput, RideHoursInput, coordinators,
+};
 use crate::readmodel::{self, PageRequest};
 
 fn hours_input(rows: &[pb::RideHours]) -> RideHoursInput<'_> {
@@ -41,6 +43,7 @@ pub(super) fn view(home: &CareHome, chapter_timezone: &str, version: u64) -> pb:
             })
             .collect(),
         version,
+        coordinator_ids: home.coordinator_ids.clone(),
     }
 }
 
@@ -86,6 +89,24 @@ pub async fn close(h: &Handlers, req: pb::CloseCareHomeRequest) -> ServiceResult
     let c = req.closure.unwrap_or_default();
     let closure = homes::parse_closure(&c.from, &c.to, &c.reason)?;
     let loaded = execute(&h.store, &ctx, &homes::stream(carehome_id), |s| homes::close(s, &closure)).await?;
+    view_loaded(h, loaded).await
+}
+
+/// AssignCoordinator.
+pub async fn assign_coordinator(h: &Handlers, req: pb::CoordinatorRequest) -> ServiceResult<pb::CareHome> {
+    let ctx = CommandCtx::from_proto(req.context)?;
+    let carehome_id = id("/carehome_id", &req.carehome_id)?;
+    let user_id = coordinators::parse_user_id(&req.user_id)?;
+    let loaded = execute(&h.store, &ctx, &homes::stream(carehome_id), |s| coordinators::assign(s, &user_id)).await?;
+    view_loaded(h, loaded).await
+}
+
+/// RemoveCoordinator.
+pub async fn remove_coordinator(h: &Handlers, req: pb::CoordinatorRequest) -> ServiceResult<pb::CareHome> {
+    let ctx = CommandCtx::from_proto(req.context)?;
+    let carehome_id = id("/carehome_id", &req.carehome_id)?;
+    let user_id = coordinators::parse_user_id(&req.user_id)?;
+    let loaded = execute(&h.store, &ctx, &homes::stream(carehome_id), |s| coordinators::remove(s, &user_id)).await?;
     view_loaded(h, loaded).await
 }
 
