@@ -1,0 +1,167 @@
+//! Who is calling: the verified token's subject and role, with its scope resolved from the
+//! records (a pilot's chapter from the pilot, a coordinator's chapter from the care home),
+//! never taken from the token. A retired or erased pilot's token is refused (401); a
+//! suspended pilot may read but not book.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use samskab_proto::carehome::v1 as cpb;
+use samskab_proto::volunteer::v1 as vpb;
+use servicekit::ErrorCode;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::Role;
+use crate::clients::req;
+use crate::problem::ApiError;
+
+/// The caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Pseudonymous user id (`sub`).
+    pub sub: String,
+    /// Role and scope.
+    pub role: Role,
+    /// The chapter the caller belongs to (none: admin, network integrator).
+    pub chapter: Option<Uuid>,
+    /// For pilots: suspended (may read, may not book).
+    pub suspended: bool,
+}
+
+impl Caller {
+    /// Whether the caller is admin, or chapter admin of `chapter`.
+    pub fn admin_of(&self, chapter: Uuid) -> bool {
+        matches!(self.role, Role::Admin) || matches!(self.role, Role::ChapterAdmin(c) if c == chapter)
+    }
+
+    /// Whether the caller belongs to `chapter` (admin and network integrators: every chapter).
+    pub fn in_chapter(&self, chapter: Uuid) -> bool {
+        match self.role {
+            Role::Admin | Role::Integrator(None) => true,
+            _ => self.chapter == Some(chapter),
+        }
+    }
+
+    /// Whether the caller coordinates `carehome`.
+    pub fn coordinates(&self, carehome: Uuid) -> bool {
+        matches!(self.role, Role::Coordinator(h) if h == carehome)
+    }
+
+    /// Whether the caller is `pilot`.
+    pub fn is_pilot(&self, pilot: Uuid) -> bool {
+        matches!(self.role, Role::Pilot(p) if p == pilot)
+    }
+
+    /// Whether the caller is a pilot at all.
+    pub fn pilot(&self) -> Option<Uuid> {
+        match self.role {
+            Role::Pilot(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The key rate limits count by.
+    pub fn rate_key(&self) -> String {
+        format!("{}:{}", self.role.name(), self.sub)
+    }
+}
+
+/// What the caller lookups cache (a couple of seconds: status changes show quickly).
+#[derive(Default)]
+pub struct ScopeCache {
+    entries: Mutex<HashMap<String, (Instant, Option<Uuid>, bool)>>,
+}
+
+const TTL: Duration = Duration::from_secs(2);
+
+impl ScopeCache {
+    fn get(&self, key: &str) -> Option<(Option<Uuid>, bool)> {
+        let map = self.entries.lock().expect("cache lock");
+        map.get(key).filter(|(at, ..)| at.elapsed() < TTL).map(|(_, c, s)| (*c, *s))
+    }
+
+    fn put(&self, key: String, chapter: Option<Uuid>, suspended: bool) {
+        let mut map = self.entries.lock().expect("cache lock");
+        if map.len() > 10_000 {
+            map.retain(|_, (at, ..)| at.elapsed() < TTL);
+        }
+        map.insert(key, (Instant::now(), chapter, suspended));
+    }
+}
+
+async fn resolve(state: &AppState, role: Role) -> Result<(Option<Uuid>, bool), ApiError> {
+    match role {
+        Role::Admin => Ok((None, false)),
+        Role::ChapterAdmin(c) | Role::Integrator(Some(c)) => Ok((Some(c), false)),
+        Role::Integrator(None) => Ok((None, false)),
+        Role::Pilot(p) => {
+            let key = format!("pilot:{p}");
+            if let Some(hit) = state.scopes.get(&key) {
+                return Ok(hit);
+            }
+            let pilot = state.clients.volunteer.clone().get_pilot(req(vpb::GetPilotRequest { pilot_id: p.to_string() })).await;
+            let pilot = match pilot {
+                Ok(p) => p.into_inner(),
+                Err(s) if s.code() == tonic::Code::NotFound => return Err(ApiError::unauthenticated("unknown pilot")),
+                Err(s) => return Err(s.into()),
+            };
+            if pilot.status == "retired" || pilot.status == "erased" {
+                return Err(ApiError::unauthenticated("the pilot is no longer active"));
+            }
+            let chapter = pilot.chapter_id.parse().ok();
+            let suspended = pilot.status == "suspended";
+            state.scopes.put(key, chapter, suspended);
+            Ok((chapter, suspended))
+        }
+        Role::Coordinator(h) => {
+            let key = format!("carehome:{h}");
+            if let Some(hit) = state.scopes.get(&key) {
+                return Ok(hit);
+            }
+            let home = state.clients.carehome.clone().get_care_home(req(cpb::IdRequest { id: h.to_string() })).await;
+            let home = match home {
+                Ok(h) => h.into_inner(),
+                Err(s) if s.code() == tonic::Code::NotFound => return Err(ApiError::unauthenticated("unknown care home")),
+                Err(s) => return Err(s.into()),
+            };
+            let chapter = home.chapter_id.parse().ok();
+            state.scopes.put(key, chapter, false);
+            Ok((chapter, false))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(c) = parts.extensions.get::<Caller>() {
+            return Ok(c.clone());
+        }
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .ok_or_else(|| ApiError::unauthenticated("an Authorization: Bearer token is required"))?;
+        let claims = state.keys.verify(token.trim())?;
+        let role = claims.role().map_err(ApiError::unauthenticated)?;
+        let (chapter, suspended) = resolve(state, role).await?;
+        let caller = Caller { sub: claims.sub, role, chapter, suspended };
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
+    }
+}
+
+/// Refuses a suspended pilot's attempt to book or claim (422 `pilot-suspended`).
+pub fn may_book(caller: &Caller) -> Result<(), ApiError> {
+    if caller.suspended {
+        return Err(ApiError::new(ErrorCode::PilotSuspended).detail("a suspended pilot may read but not book"));
+    }
+    Ok(())
+}

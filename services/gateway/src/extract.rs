@@ -1,0 +1,193 @@
+//! Request extractors that refuse bad input the way the contract says: a JSON body must
+//! be `application/json` (415), at most 1 MiB (413), valid JSON (400 `malformed`) and fit
+//! its schema with no unknown fields (400 `validation`, naming the field as a JSON
+//! pointer; axum's default would be 422). Query strings likewise; `Idempotency-Key` and
+//! `If-Match` headers are read here too.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use servicekit::ErrorCode;
+
+use crate::problem::ApiError;
+
+/// The largest body accepted.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// A JSON body deserialised into `T`.
+#[derive(Debug, Clone)]
+pub struct Body<T>(pub T);
+
+/// The JSON pointer of a serde path (`ride_hours[0].opens` → `/ride_hours/0/opens`).
+fn pointer(path: &serde_path_to_error::Path) -> String {
+    let mut out = String::new();
+    for seg in path.iter() {
+        use serde_path_to_error::Segment;
+        match seg {
+            Segment::Seq { index } => out.push_str(&format!("/{index}")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                out.push('/');
+                out.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            }
+            Segment::Unknown => out.push_str("/?"),
+        }
+    }
+    out
+}
+
+/// The field a serde message names as missing (the path stops at its parent), if any.
+fn named_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
+}
+
+/// Reads `bytes` as JSON into `T`, mapping errors to problems with JSON pointers.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(v) => Ok(v),
+        Err(err) => {
+            let mut field = pointer(err.path());
+            let inner = err.into_inner();
+            let message = inner.to_string();
+            let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+            if inner.is_syntax() || inner.is_eof() {
+                return Err(ApiError::malformed("", format!("not valid JSON: {message}")));
+            }
+            if let Some(name) = named_field(&message) {
+                field.push('/');
+                field.push_str(name);
+            }
+            Err(ApiError::invalid(if field.is_empty() { "/".into() } else { field }, message))
+        }
+    }
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|m| m.trim().to_ascii_lowercase())
+            .is_some_and(|m| m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")));
+        if !json {
+            return Err(ApiError::new(ErrorCode::UnsupportedMediaType).detail("send the body as application/json"));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(ErrorCode::TooLarge)
+            } else {
+                ApiError::malformed("", "the body could not be read")
+            }
+        })?;
+        parse_json(&bytes).map(Body)
+    }
+}
+
+/// A query string deserialised into `T` (unknown parameters refused).
+#[derive(Debug, Clone)]
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize::<_, T>(de).map(Params).map_err(|err| {
+            let mut field = pointer(err.path());
+            let message = err.into_inner().to_string();
+            if let Some(name) = named_field(&message) {
+                field.push('/');
+                field.push_str(name);
+            }
+            ApiError::invalid(if field.is_empty() { "/".into() } else { field }, message)
+        })
+    }
+}
+
+/// The `Idempotency-Key` header.
+#[derive(Debug, Clone, Default)]
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match parts.headers.get("idempotency-key") {
+            None => Ok(IdempotencyKey(None)),
+            Some(v) => {
+                let s = v.to_str().ok().filter(|s| !s.is_empty() && s.len() <= 255 && s.chars().all(|c| c.is_ascii_graphic()));
+                s.map(|s| IdempotencyKey(Some(s.to_owned())))
+                    .ok_or_else(|| ApiError::invalid("/Idempotency-Key", "must be 1 to 255 visible ASCII characters"))
+            }
+        }
+    }
+}
+
+/// The `If-Match` header: the version the caller expects (`"7"`); `*` or none: any.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IfMatch(pub Option<u64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let Some(v) = parts.headers.get(header::IF_MATCH) else { return Ok(IfMatch(None)) };
+        let s = v.to_str().unwrap_or("").trim();
+        if s == "*" {
+            return Ok(IfMatch(None));
+        }
+        s.strip_prefix('"')
+            .and_then(|s| s.strip_suffix('"'))
+            .and_then(|n| n.parse::<u64>().ok())
+            .filter(|n| *n > 0)
+            .map(|n| IfMatch(Some(n)))
+            .ok_or_else(|| ApiError::invalid("/If-Match", "must be an ETag this API sent, such as \"3\""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Hours {
+        weekday: String,
+        opens: String,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Home {
+        name: String,
+        seats: u32,
+        ride_hours: Vec<Hours>,
+    }
+
+    fn field(body: &str) -> (ErrorCode, String) {
+        let e = parse_json::<Home>(body.as_bytes()).unwrap_err();
+        (e.code, e.errors.first().map(|f| f.field.clone()).unwrap_or_default())
+    }
+
+    #[test]
+    fn schema_errors_name_the_field_as_a_json_pointer() {
+        assert_eq!(field(r#"{"name":"x","seats":"two","ride_hours":[]}"#), (ErrorCode::Validation, "/seats".into()));
+        assert_eq!(field(r#"{"name":"x","seats":2}"#), (ErrorCode::Validation, "/ride_hours".into()));
+        assert_eq!(
+            field(r#"{"name":"x","seats":2,"ride_hours":[{"weekday":"monday"}]}"#),
+            (ErrorCode::Validation, "/ride_hours/0/opens".into())
+        );
+        assert_eq!(field(r#"{"name":"x","seats":2,"ride_hours":[],"colour":"red"}"#), (ErrorCode::Validation, "/colour".into()));
+        assert_eq!(field(r#"{"name":"x","#).0, ErrorCode::Malformed);
+        assert_eq!(field(r#"[1,2]"#).0, ErrorCode::Validation);
+    }
+}

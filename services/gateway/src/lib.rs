@@ -1,0 +1,184 @@
+//! Samskab's REST gateway: the only public door. It authenticates callers, checks every
+//! object against the caller's scope, validates input, applies idempotency and rate
+//! limits, and translates to the services' gRPC. It keeps no domain state, only
+//! idempotency records in a small database of its own.
+
+pub mod auth;
+pub mod caller;
+pub mod clients;
+pub mod extract;
+pub mod http;
+pub mod idempotency;
+pub mod openapi;
+pub mod ops;
+pub mod problem;
+pub mod routes;
+pub mod views;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use eventlog::EventStore;
+use keystore::KeyStore;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
+
+pub use auth::{Claims, Keys, Role};
+pub use clients::{Clients, ServiceUrls};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The services.
+    pub clients: Clients,
+    /// Token keys.
+    pub keys: Arc<Keys>,
+    /// Caller scope lookups, cached briefly.
+    pub scopes: Arc<caller::ScopeCache>,
+    /// Idempotency records.
+    pub idempotency: idempotency::Idempotency,
+    /// Rate limits.
+    pub limiter: Arc<http::Limiter>,
+    /// Readiness probes of the services.
+    pub ops: Arc<ops::Ops>,
+}
+
+/// Tuning of the HTTP layer.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HttpConfig {
+    /// Requests per minute per token (all of them allowed as a burst).
+    #[arg(long = "rate-limit-per-minute", env = "SAMSKAB_RATE_LIMIT_PER_MINUTE", default_value_t = 6000)]
+    pub rate_limit_per_minute: u32,
+    /// Origins allowed by CORS (comma-separated; none by default).
+    #[arg(long = "cors-origins", env = "SAMSKAB_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Seconds a request may take to arrive and be answered before it gets 408.
+    #[arg(long = "request-timeout-secs", env = "SAMSKAB_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { rate_limit_per_minute: 6000, cors_origins: Vec::new(), request_timeout_secs: 30 }
+    }
+}
+
+/// Opens the gateway's own database (idempotency records) and builds its state.
+pub async fn state(store: EventStore, keys_store: KeyStore, keys: Keys, clients: Clients, http: &HttpConfig) -> Result<AppState, eventlog::Error> {
+    store.migrate("gateway_migrations", sqlx::migrate!("./migrations"), sqlx::migrate!("./migrations")).await?;
+    let idempotency = idempotency::Idempotency::new(store, keys_store);
+    let expiring = idempotency.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = expiring.expire().await {
+                tracing::warn!(error = %e, "could not expire idempotency keys");
+            }
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    });
+    Ok(AppState {
+        ops: Arc::new(ops::Ops::new(clients.clone())),
+        clients,
+        keys: Arc::new(keys),
+        scopes: Arc::new(caller::ScopeCache::default()),
+        idempotency,
+        limiter: http::Limiter::new(http.rate_limit_per_minute),
+    })
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState, cfg: &HttpConfig) -> Router {
+    let (api, doc) = routes::api().split_for_parts();
+    let doc = openapi::finish(doc);
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(cfg.cors_origins.iter().filter_map(|o| o.parse().ok())))
+        .allow_methods([axum::http::Method::GET, axum::http::Method::POST, axum::http::Method::PUT, axum::http::Method::DELETE])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+            axum::http::header::IF_MATCH,
+            axum::http::header::ACCEPT_LANGUAGE,
+            axum::http::HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([
+            axum::http::header::ETAG,
+            axum::http::header::LOCATION,
+            axum::http::HeaderName::from_static("x-trace-id"),
+            axum::http::HeaderName::from_static("ratelimit-limit"),
+            axum::http::HeaderName::from_static("ratelimit-remaining"),
+            axum::http::HeaderName::from_static("ratelimit-reset"),
+        ]);
+    Router::new()
+        .merge(api)
+        .merge(ops::routes(doc))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::middleware))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), http::rate_limit))
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(cfg.request_timeout_secs)))
+        .layer(cors)
+        .layer(axum::middleware::from_fn(http::trace_and_language))
+        .with_state(state)
+}
+
+/// How the gateway binary is configured.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Address to serve HTTP on.
+    #[arg(long, env = "SAMSKAB_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The gateway's database (idempotency records): `sqlite://path` or `postgres://...`.
+    #[arg(long = "database-url", env = "SAMSKAB_GATEWAY_DATABASE_URL", default_value = "sqlite://samskab-data/gateway.db")]
+    pub database_url: String,
+    /// The booking service.
+    #[arg(long = "booking-url", env = "SAMSKAB_BOOKING_URL", default_value = "http://127.0.0.1:50051")]
+    pub booking_url: String,
+    /// The care-home service.
+    #[arg(long = "carehome-url", env = "SAMSKAB_CAREHOME_URL", default_value = "http://127.0.0.1:50053")]
+    pub carehome_url: String,
+    /// The volunteer service.
+    #[arg(long = "volunteer-url", env = "SAMSKAB_VOLUNTEER_URL", default_value = "http://127.0.0.1:50052")]
+    pub volunteer_url: String,
+    /// HTTP tuning.
+    #[command(flatten)]
+    pub http: HttpConfig,
+    /// Master key, erasure ledger, data directory (also where a generated JWT secret lives).
+    #[command(flatten)]
+    pub keys: servicekit::bootstrap::KeyConfig,
+}
+
+/// Errors starting the gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] eventlog::Error),
+    /// The key store failed.
+    #[error(transparent)]
+    Keys(#[from] keystore::Error),
+    /// A service address is malformed.
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+    /// The token keys are unusable.
+    #[error("token keys: {0}")]
+    Tokens(String),
+    /// Binding or serving failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the gateway until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    let store = EventStore::connect(&config.database_url).await?;
+    let keys_store = servicekit::bootstrap::key_store(&store, &config.keys).await?;
+    let tokens = Keys::from_env_or_data_dir(&config.keys.data_dir).map_err(StartError::Tokens)?;
+    let urls = ServiceUrls { booking: config.booking_url.clone(), carehome: config.carehome_url.clone(), volunteer: config.volunteer_url.clone() };
+    let state = state(store, keys_store, tokens, Clients::connect(&urls)?, &config.http).await?;
+    let app = app(state, &config.http);
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    tracing::info!(listen = %config.listen, "gateway serving");
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}

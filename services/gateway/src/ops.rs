@@ -1,0 +1,65 @@
+//! Operations endpoints, without a token: `/healthz` (the process is up), `/readyz` (every
+//! service answers its gRPC health check), `/openapi.json` and `/docs` (interactive
+//! documentation served from the binary, no network needed).
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+use utoipa::openapi::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::AppState;
+use crate::clients::Clients;
+
+/// Health checks of the services.
+pub struct Ops {
+    health: Vec<(&'static str, HealthClient<tonic::transport::Channel>)>,
+}
+
+impl Ops {
+    /// Over the services' channels.
+    pub fn new(clients: Clients) -> Self {
+        Ops { health: clients.channels.into_iter().map(|(n, c)| (n, HealthClient::new(c))).collect() }
+    }
+
+    async fn ready(&self) -> Vec<(&'static str, bool)> {
+        let mut out = Vec::new();
+        for (name, client) in &self.health {
+            let mut c = client.clone();
+            let mut req = tonic::Request::new(HealthCheckRequest { service: String::new() });
+            req.set_timeout(Duration::from_secs(2));
+            let ok = c.check(req).await.is_ok_and(|r| r.into_inner().status == 1);
+            out.push((*name, ok));
+        }
+        out
+    }
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let checks = state.ops.ready().await;
+    let ready = checks.iter().all(|(_, ok)| *ok);
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "not ready" },
+        "services": checks.iter().map(|(n, ok)| (n.to_string(), serde_json::Value::Bool(*ok))).collect::<serde_json::Map<_, _>>(),
+    });
+    (if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))
+}
+
+/// The operations routes and the documentation of `doc`.
+pub fn routes(doc: OpenApi) -> Router<AppState> {
+    let json = doc.clone();
+    Router::new()
+        .route("/healthz", axum::routing::get(healthz))
+        .route("/readyz", axum::routing::get(readyz))
+        .route("/openapi.json", axum::routing::get(move || async move { Json(json) }))
+        .merge(SwaggerUi::new("/docs").url("/docs/openapi.json", doc))
+}

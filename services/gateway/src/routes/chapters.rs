@@ -1,0 +1,214 @@
+//! Chapters: the tenancy boundary, with their time zone and settings.
+
+use axum::extract::{Path, State};
+use samskab_proto::carehome::v1 as cpb;
+use samskab_proto::volunteer::v1 as vpb;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::Role;
+use crate::caller::Caller;
+use crate::clients::{context, req};
+use crate::extract::{Body, IdempotencyKey, IfMatch};
+use crate::problem::{ApiError, Problem};
+use crate::views::{Created, Versioned};
+
+/// A chapter's riding season (`ends` exclusive).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RideSeason {
+    /// First day, `YYYY-MM-DD`.
+    pub starts: String,
+    /// First day after the season.
+    pub ends: String,
+}
+
+/// A chapter's settings.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Minimum minutes between booking and a ride's start.
+    pub lead_time_minutes: u32,
+    /// Turnaround for care homes that set none.
+    pub default_turnaround_minutes: u32,
+    /// Reminder lead times in minutes.
+    pub reminder_lead_minutes: Vec<u32>,
+    /// Riding season, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ride_season: Option<RideSeason>,
+}
+
+impl From<Settings> for cpb::ChapterSettings {
+    fn from(s: Settings) -> Self {
+        cpb::ChapterSettings {
+            lead_time_minutes: s.lead_time_minutes,
+            default_turnaround_minutes: s.default_turnaround_minutes,
+            reminder_lead_minutes: s.reminder_lead_minutes,
+            ride_season: s.ride_season.map(|r| cpb::RideSeason { starts: r.starts, ends: r.ends }),
+        }
+    }
+}
+
+impl From<cpb::ChapterSettings> for Settings {
+    fn from(s: cpb::ChapterSettings) -> Self {
+        Settings {
+            lead_time_minutes: s.lead_time_minutes,
+            default_turnaround_minutes: s.default_turnaround_minutes,
+            reminder_lead_minutes: s.reminder_lead_minutes,
+            ride_season: s.ride_season.map(|r| RideSeason { starts: r.starts, ends: r.ends }),
+        }
+    }
+}
+
+/// `POST /v1/chapters`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewChapter {
+    /// Name.
+    pub name: String,
+    /// IANA time zone, e.g. `Europe/Copenhagen`.
+    pub timezone: String,
+    /// Settings (defaults: lead time 60, turnaround 15, reminders 1440 and 60 minutes).
+    #[serde(default)]
+    pub settings: Option<Settings>,
+}
+
+/// A chapter.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChapterView {
+    /// Id.
+    pub chapter_id: String,
+    /// Name.
+    pub name: String,
+    /// IANA time zone.
+    pub timezone: String,
+    /// Settings.
+    pub settings: Settings,
+    /// Care homes.
+    pub carehome_count: u32,
+    /// Trishaws (not retired).
+    pub bike_count: u32,
+    /// Active pilots.
+    pub active_pilot_count: u32,
+}
+
+async fn active_pilots(s: &AppState, chapter: &str) -> Result<u32, ApiError> {
+    let mut n = 0;
+    let mut cursor = String::new();
+    loop {
+        let page = s
+            .clients
+            .volunteer
+            .clone()
+            .list_pilots(req(vpb::ListPilotsRequest { chapter_id: chapter.to_owned(), limit: 500, cursor }))
+            .await?
+            .into_inner();
+        n += page.pilots.iter().filter(|p| p.status == "active").count() as u32;
+        if page.next_cursor.is_empty() {
+            return Ok(n);
+        }
+        cursor = page.next_cursor;
+    }
+}
+
+async fn view(s: &AppState, c: cpb::Chapter) -> Result<Versioned<ChapterView>, ApiError> {
+    let active_pilot_count = active_pilots(s, &c.chapter_id).await?;
+    let version = c.version;
+    Ok(Versioned(
+        ChapterView {
+            chapter_id: c.chapter_id,
+            name: c.name,
+            timezone: c.timezone,
+            settings: c.settings.unwrap_or_default().into(),
+            carehome_count: c.carehome_count,
+            bike_count: c.bike_count,
+            active_pilot_count,
+        },
+        version,
+    ))
+}
+
+/// Loads a chapter the caller may read (404 otherwise).
+pub async fn visible(s: &AppState, caller: &Caller, id: Uuid) -> Result<cpb::Chapter, ApiError> {
+    if !caller.in_chapter(id) {
+        return Err(ApiError::not_found());
+    }
+    Ok(s.clients.carehome.clone().get_chapter(req(cpb::IdRequest { id: id.to_string() })).await?.into_inner())
+}
+
+/// Register a chapter (admin).
+#[utoipa::path(post, path = "/v1/chapters", tag = "chapters", request_body = NewChapter,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses((status = 201, body = ChapterView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(s): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    Body(b): Body<NewChapter>,
+) -> Result<Created<ChapterView>, ApiError> {
+    if caller.role != Role::Admin {
+        return Err(ApiError::forbidden());
+    }
+    let c = s
+        .clients
+        .carehome
+        .clone()
+        .register_chapter(req(cpb::RegisterChapterRequest {
+            context: context(&caller, "POST /v1/chapters", key.as_deref(), None),
+            name: b.name,
+            timezone: b.timezone,
+            settings: b.settings.map(Into::into),
+        }))
+        .await?
+        .into_inner();
+    let Versioned(v, version) = view(&s, c).await?;
+    Ok(Created(format!("/v1/chapters/{}", v.chapter_id), v, version))
+}
+
+/// Read a chapter (anyone in it).
+#[utoipa::path(get, path = "/v1/chapters/{id}", tag = "chapters", params(("id" = Uuid, Path)),
+    responses((status = 200, body = ChapterView), (status = 401, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get(State(s): State<AppState>, caller: Caller, Path(id): Path<Uuid>) -> Result<Versioned<ChapterView>, ApiError> {
+    let c = visible(&s, &caller, id).await?;
+    view(&s, c).await
+}
+
+/// Change a chapter's settings (its chapter admin).
+#[utoipa::path(put, path = "/v1/chapters/{id}/settings", tag = "chapters", request_body = Settings, params(("id" = Uuid, Path)),
+    responses((status = 200, body = ChapterView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn put_settings(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    IfMatch(if_match): IfMatch,
+    Body(b): Body<Settings>,
+) -> Result<Versioned<ChapterView>, ApiError> {
+    visible(&s, &caller, id).await?;
+    if !caller.admin_of(id) {
+        return Err(ApiError::forbidden());
+    }
+    let c = s
+        .clients
+        .carehome
+        .clone()
+        .change_chapter_settings(req(cpb::ChangeChapterSettingsRequest {
+            context: context(&caller, &format!("PUT /v1/chapters/{id}/settings"), None, if_match),
+            chapter_id: id.to_string(),
+            settings: Some(b.into()),
+        }))
+        .await?
+        .into_inner();
+    view(&s, c).await
+}
+
+/// The chapter routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create)).routes(routes!(get)).routes(routes!(put_settings))
+}

@@ -1,0 +1,14 @@
+//! The `/v1` resources, one module per area. Every handler authenticates the caller,
+//! checks the object against the caller's scope (404 when it may not read it, 403 when it
+//! may read it but not act), then calls a service.
+
+pub mod chapters;
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::AppState;
+
+/// Every `/v1` route with its OpenAPI description.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().merge(chapters::routes())
+}
