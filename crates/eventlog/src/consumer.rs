@@ -295,3 +295,64 @@ impl From<Box<dyn std::error::Error + Send + Sync>> for Error {
         Error::Handler(e.to_string())
     }
 }
+
+/// Rebuilds a projection from the whole log: runs `reset` (statements that empty its
+/// tables) and forgets its checkpoint in one transaction, then applies every event up to
+/// the head as it stands now, in batches that each store the checkpoint. `progress` is
+/// called after each batch with (events applied, position of the head). Returns the count.
+/// Run it while the projection's own runner is stopped: a concurrent runner makes this
+/// call fail (the checkpoint moves under it) rather than apply events twice.
+pub async fn rebuild_projection<P: Projection>(
+    store: &EventStore,
+    projection: Arc<P>,
+    reset: &'static [&'static str],
+    progress: impl Fn(u64, u64),
+) -> Result<u64, Error> {
+    let name = projection.name().to_owned();
+    store
+        .transaction(move |tx| {
+            Box::pin(async move {
+                for sql in reset {
+                    tx.execute(sql, &[]).await?;
+                }
+                tx.delete_checkpoint(&name).await
+            })
+        })
+        .await?;
+    let head = store.head().await?;
+    let total = head.position().max(0) as u64;
+    let filter = projection.filter();
+    let mut cursor = Cursor::START;
+    let mut checkpoint: Option<String> = None;
+    let mut applied = 0u64;
+    while cursor < head {
+        let page = store.read_all(cursor, &filter, 2000).await?;
+        if page.events.is_empty() {
+            break;
+        }
+        let next = page.next.to_string();
+        let n = page.events.len() as u64;
+        let (p, expected, new, events) = (projection.clone(), checkpoint.clone(), next.clone(), page.events);
+        let ok = store
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    if !tx.compare_and_set_checkpoint(p.name(), expected.as_deref(), &new).await? {
+                        return Ok(false);
+                    }
+                    for e in &events {
+                        p.apply(tx, e).await?;
+                    }
+                    Ok(true)
+                })
+            })
+            .await?;
+        if !ok {
+            return Err(Error::Handler(format!("{}: another runner moved the checkpoint during the rebuild", projection.name())));
+        }
+        checkpoint = Some(next);
+        cursor = page.next;
+        applied += n;
+        progress(applied, total);
+    }
+    Ok(applied)
+}

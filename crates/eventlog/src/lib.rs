@@ -17,7 +17,7 @@ mod sqlite;
 mod store;
 mod subscription;
 
-pub use consumer::{Arg, Projection, Tx, run_projection};
+pub use consumer::{Arg, Projection, Tx, rebuild_projection, run_projection};
 pub use error::Error;
 pub use model::{
     Actor, AppendResult, Appended, Cursor, ExpectedVersion, Filter, Metadata, NewEvent, Page, RecordedEvent,

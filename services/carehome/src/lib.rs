@@ -120,3 +120,16 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     servicekit::server::serve(listener, server.routes(), SERVICE_NAMES, shutdown).await?;
     Ok(())
 }
+
+/// Rebuilds the service's read models from its log (`samskab rebuild-projections`): empties
+/// them and replays every event; `progress` gets (events applied, head position). Run it
+/// while the service is stopped.
+pub async fn rebuild(store: &EventStore, progress: impl Fn(u64, u64)) -> Result<u64, eventlog::Error> {
+    readmodel::migrate(store).await?;
+    eventlog::rebuild_projection(store, std::sync::Arc::new(readmodel::ReadModel), &["DELETE FROM carehome_chapters", "DELETE FROM carehome_carehomes", "DELETE FROM carehome_bikes", "DELETE FROM carehome_residents"], progress).await
+}
+
+/// Applies the service's read-model migrations (the log's own apply when a store opens).
+pub async fn migrate(store: &EventStore) -> Result<(), eventlog::Error> {
+    readmodel::migrate(store).await
+}

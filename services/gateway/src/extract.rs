@@ -191,3 +191,27 @@ mod tests {
         assert_eq!(field(r#"[1,2]"#).0, ErrorCode::Validation);
     }
 }
+
+/// Path parameters (ids) deserialised into `T`; a malformed one is 400 naming it
+/// (`/id`, `/resident_id`).
+#[derive(Debug, Clone)]
+pub struct Ids<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Ids<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::path::{ErrorKind, Path, PathRejection};
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(t)) => Ok(Ids(t)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                let field = match e.kind() {
+                    ErrorKind::ParseErrorAtKey { key, .. } | ErrorKind::DeserializeError { key, .. } => format!("/{key}"),
+                    _ => "/id".to_owned(),
+                };
+                Err(ApiError::invalid(field, "must be a UUID"))
+            }
+            Err(_) => Err(ApiError::not_found()),
+        }
+    }
+}

@@ -68,7 +68,7 @@ impl Default for HttpConfig {
 
 /// Opens the gateway's own database (idempotency records) and builds its state.
 pub async fn state(store: EventStore, keys_store: KeyStore, keys: Keys, clients: Clients, http: &HttpConfig) -> Result<AppState, eventlog::Error> {
-    store.migrate("gateway_migrations", sqlx::migrate!("./migrations"), sqlx::migrate!("./migrations")).await?;
+    migrate(&store).await?;
     let idempotency = idempotency::Idempotency::new(store, keys_store);
     let expiring = idempotency.clone();
     tokio::spawn(async move {
@@ -87,6 +87,11 @@ pub async fn state(store: EventStore, keys_store: KeyStore, keys: Keys, clients:
         idempotency,
         limiter: http::Limiter::new(http.rate_limit_per_minute),
     })
+}
+
+/// Applies the gateway's migrations (idempotency records).
+pub async fn migrate(store: &EventStore) -> Result<(), eventlog::Error> {
+    store.migrate("gateway_migrations", sqlx::migrate!("./migrations"), sqlx::migrate!("./migrations")).await
 }
 
 /// The whole HTTP application.

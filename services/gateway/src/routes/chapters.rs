@@ -1,6 +1,6 @@
 //! Chapters: the tenancy boundary, with their time zone and settings.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use samskab_proto::carehome::v1 as cpb;
 use samskab_proto::volunteer::v1 as vpb;
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ use crate::AppState;
 use crate::auth::Role;
 use crate::caller::Caller;
 use crate::clients::{context, req};
-use crate::extract::{Body, IdempotencyKey, IfMatch};
+use crate::extract::{Body, IdempotencyKey, IfMatch, Ids};
 use crate::problem::{ApiError, Problem};
 use crate::views::{Created, Versioned};
 
@@ -174,7 +174,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/chapters/{id}", tag = "chapters", params(("id" = Uuid, Path)),
     responses((status = 200, body = ChapterView), (status = 401, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn get(State(s): State<AppState>, caller: Caller, Path(id): Path<Uuid>) -> Result<Versioned<ChapterView>, ApiError> {
+pub async fn get(State(s): State<AppState>, caller: Caller, Ids(id): Ids<Uuid>) -> Result<Versioned<ChapterView>, ApiError> {
     let c = visible(&s, &caller, id).await?;
     view(&s, c).await
 }
@@ -186,7 +186,7 @@ pub async fn get(State(s): State<AppState>, caller: Caller, Path(id): Path<Uuid>
 pub async fn put_settings(
     State(s): State<AppState>,
     caller: Caller,
-    Path(id): Path<Uuid>,
+    Ids(id): Ids<Uuid>,
     IfMatch(if_match): IfMatch,
     Body(b): Body<Settings>,
 ) -> Result<Versioned<ChapterView>, ApiError> {

@@ -1,0 +1,144 @@
+//! Samskab in one process: the care-home, volunteer and booking services on loopback gRPC
+//! ports, each with its own database, and the gateway on the public address. The code
+//! path is the one each service takes when deployed on its own.
+
+pub mod demo;
+pub mod ops;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use eventlog::EventStore;
+use servicekit::bootstrap::KeyConfig;
+use servicekit::server::Spawned;
+
+/// Errors of the all-in-one.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A store failed.
+    #[error(transparent)]
+    Store(#[from] eventlog::Error),
+    /// The key store failed.
+    #[error(transparent)]
+    Keys(#[from] keystore::Error),
+    /// Networking failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A service address is malformed.
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+    /// A service failed to start.
+    #[error("{0}")]
+    Start(String),
+}
+
+/// Where the all-in-one keeps its data and listens.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeConfig {
+    /// Address of the REST API.
+    #[arg(long, env = "SAMSKAB_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Use PostgreSQL instead of SQLite files: each service in its own schema of this database.
+    #[arg(long = "database-url", env = "SAMSKAB_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// HTTP tuning.
+    #[command(flatten)]
+    pub http: gateway::HttpConfig,
+    /// Data directory (SQLite files, master key, JWT secret, erasure ledger).
+    #[command(flatten)]
+    pub keys: KeyConfig,
+}
+
+impl ServeConfig {
+    /// The data directory.
+    pub fn data_dir(&self) -> &PathBuf {
+        &self.keys.data_dir
+    }
+
+    /// The database URL of one component.
+    pub fn url(&self, component: &str) -> String {
+        match &self.database_url {
+            Some(pg) if pg.starts_with("postgres") => {
+                let sep = if pg.contains('?') { '&' } else { '?' };
+                format!("{pg}{sep}schema={component}")
+            }
+            _ => format!("sqlite://{}", self.data_dir().join(format!("{component}.db")).display()),
+        }
+    }
+}
+
+/// The running system.
+pub struct Running {
+    /// Where the REST API listens.
+    pub addr: SocketAddr,
+    /// The gateway's state (for in-process use).
+    pub gateway: gateway::AppState,
+    services: Vec<Spawned>,
+    http: tokio::task::JoinHandle<()>,
+    stop_http: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Running {
+    /// Drains the gateway, then stops the services.
+    pub async fn stop(self) {
+        let _ = self.stop_http.send(());
+        let _ = self.http.await;
+        for s in self.services.into_iter().rev() {
+            s.stop().await;
+        }
+    }
+}
+
+async fn open(cfg: &ServeConfig, component: &str) -> Result<(EventStore, keystore::KeyStore), Error> {
+    std::fs::create_dir_all(cfg.data_dir())?;
+    let store = EventStore::connect(&cfg.url(component)).await?;
+    let keys = servicekit::bootstrap::key_store(&store, &cfg.keys).await?;
+    Ok((store, keys))
+}
+
+/// Starts the three services on loopback and the gateway on `cfg.listen`.
+pub async fn start(cfg: &ServeConfig) -> Result<Running, Error> {
+    let loopback: SocketAddr = "127.0.0.1:0".parse().expect("loopback");
+    let (store, keys) = open(cfg, "carehome").await?;
+    let ch = carehome::CareHomeServer::start(store, keys).await.map_err(|e| Error::Start(e.to_string()))?;
+    let carehome = servicekit::server::spawn(loopback, ch.routes(), carehome::SERVICE_NAMES).await?;
+    let (store, keys) = open(cfg, "volunteer").await?;
+    let vol = volunteer::VolunteerServer::start(store, keys).await.map_err(|e| Error::Start(e.to_string()))?;
+    let volunteer = servicekit::server::spawn(loopback, vol.routes(), volunteer::SERVICE_NAMES).await?;
+    let (store, keys) = open(cfg, "booking").await?;
+    let peers = booking::Peers { carehome_url: carehome.url(), volunteer_url: volunteer.url() };
+    let b = booking::BookingServer::start(store, keys, peers).await.map_err(|e| Error::Start(e.to_string()))?;
+    let booking = servicekit::server::spawn(loopback, b.routes(), booking::SERVICE_NAMES).await?;
+
+    let (store, keys) = open(cfg, "gateway").await?;
+    let tokens = gateway::Keys::from_env_or_data_dir(cfg.data_dir()).map_err(Error::Start)?;
+    let urls = gateway::ServiceUrls { booking: booking.url(), carehome: carehome.url(), volunteer: volunteer.url() };
+    let state = gateway::state(store, keys, tokens, gateway::Clients::connect(&urls)?, &cfg.http).await?;
+    let app = gateway::app(state.clone(), &cfg.http);
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(async move {
+        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "the REST API stopped");
+        }
+    });
+    tracing::info!(%addr, "Samskab is serving");
+    Ok(Running { addr, gateway: state, services: vec![carehome, volunteer, booking], http, stop_http })
+}
+
+/// Serves until `shutdown`, then drains and stops.
+pub async fn serve(cfg: &ServeConfig, demo: bool, shutdown: impl std::future::Future<Output = ()>) -> Result<(), Error> {
+    let running = start(cfg).await?;
+    if demo {
+        demo::seed_once(cfg, &running).await?;
+    }
+    shutdown.await;
+    tracing::info!("stopping");
+    running.stop().await;
+    Ok(())
+}

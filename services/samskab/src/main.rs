@@ -1,0 +1,90 @@
+//! The `samskab` binary: `serve` (everything in one process), the operator commands, and
+//! `run <component>` to run one component on its own.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "samskab", about = "Samskab: trishaw rides for care-home residents, run by volunteers", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the three services and the REST API in one process (SQLite files in the data directory).
+    Serve {
+        /// Seed a demo chapter (Aarhus) once and print tokens and example requests.
+        #[arg(long)]
+        demo: bool,
+        #[command(flatten)]
+        config: samskab::ServeConfig,
+    },
+    /// Print a signed token for this data directory's keys (the last word on stdout).
+    Token {
+        #[command(flatten)]
+        token: samskab::ops::TokenArgs,
+        #[command(flatten)]
+        config: samskab::ServeConfig,
+    },
+    /// Apply every database migration and exit.
+    Migrate {
+        #[command(flatten)]
+        config: samskab::ServeConfig,
+    },
+    /// Rebuild every read model from the event logs (run while Samskab is stopped).
+    RebuildProjections {
+        #[command(flatten)]
+        config: samskab::ServeConfig,
+    },
+    /// Run one component on its own (the code path of separate deployment).
+    Run {
+        #[command(subcommand)]
+        component: Component,
+    },
+}
+
+#[derive(Subcommand)]
+enum Component {
+    /// The booking service (gRPC).
+    Booking(booking::Config),
+    /// The care-home service (gRPC).
+    Carehome(carehome::Config),
+    /// The volunteer service (gRPC).
+    Volunteer(volunteer::Config),
+    /// The REST gateway.
+    Gateway(gateway::Config),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result: Result<(), String> = match cli.command {
+        Command::Token { token, config } => samskab::ops::token(&config, &token).map(|t| println!("{t}")).map_err(|e| e.to_string()),
+        command => {
+            let telemetry = telemetry::init("samskab");
+            let shutdown = servicekit::server::shutdown_signal();
+            let r = match command {
+                Command::Serve { demo, config } => samskab::serve(&config, demo, shutdown).await.map_err(|e| e.to_string()),
+                Command::Migrate { config } => samskab::ops::migrate(&config).await.map_err(|e| e.to_string()),
+                Command::RebuildProjections { config } => samskab::ops::rebuild(&config).await.map_err(|e| e.to_string()),
+                Command::Run { component } => match component {
+                    Component::Booking(c) => booking::run(c, shutdown).await.map_err(|e| e.to_string()),
+                    Component::Carehome(c) => carehome::run(c, shutdown).await.map_err(|e| e.to_string()),
+                    Component::Volunteer(c) => volunteer::run(c, shutdown).await.map_err(|e| e.to_string()),
+                    Component::Gateway(c) => gateway::run(c, shutdown).await.map_err(|e| e.to_string()),
+                },
+                Command::Token { .. } => unreachable!("handled above"),
+            };
+            telemetry.shutdown();
+            r
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("samskab: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

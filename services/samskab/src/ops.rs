@@ -1,0 +1,107 @@
+//! Operator commands of the `samskab` binary: signed tokens, migrations, rebuilding the
+//! read models from the logs.
+
+use std::time::Duration;
+
+use eventlog::EventStore;
+use gateway::{Claims, Keys, Role};
+use indicatif::{ProgressBar, ProgressStyle};
+use uuid::Uuid;
+
+use crate::{Error, ServeConfig};
+
+/// What `samskab token` signs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenArgs {
+    /// `admin`, `chapter_admin`, `coordinator`, `pilot` or `integrator`.
+    #[arg(long)]
+    pub role: String,
+    /// The chapter (chapter_admin; integrator of one chapter).
+    #[arg(long)]
+    pub chapter: Option<Uuid>,
+    /// The care home (coordinator).
+    #[arg(long)]
+    pub carehome: Option<Uuid>,
+    /// The pilot (pilot).
+    #[arg(long)]
+    pub pilot: Option<Uuid>,
+    /// The pseudonymous user id (default: derived from the role and scope).
+    #[arg(long)]
+    pub sub: Option<String>,
+    /// Hours until it expires.
+    #[arg(long = "ttl-hours", default_value_t = 24)]
+    pub ttl_hours: i64,
+}
+
+/// A signed token for the running configuration (the data directory's JWT keys).
+pub fn token(cfg: &ServeConfig, a: &TokenArgs) -> Result<String, Error> {
+    let need = |v: Option<Uuid>, what: &str| v.ok_or_else(|| Error::Start(format!("--role {} needs --{what}", a.role)));
+    let role = match a.role.as_str() {
+        "admin" => Role::Admin,
+        "chapter_admin" => Role::ChapterAdmin(need(a.chapter, "chapter")?),
+        "coordinator" => Role::Coordinator(need(a.carehome, "carehome")?),
+        "pilot" => Role::Pilot(need(a.pilot, "pilot")?),
+        "integrator" => Role::Integrator(a.chapter),
+        other => return Err(Error::Start(format!("unknown role {other}"))),
+    };
+    let scope = a.chapter.or(a.carehome).or(a.pilot).map(|u| u.simple().to_string()[..8].to_owned()).unwrap_or_default();
+    let sub = a.sub.clone().unwrap_or_else(|| format!("{}-{scope}", a.role).trim_end_matches('-').to_owned());
+    let keys = Keys::from_env_or_data_dir(cfg.data_dir()).map_err(Error::Start)?;
+    Ok(keys.sign(&Claims::new(&sub, role, chrono::Duration::hours(a.ttl_hours))))
+}
+
+/// The components with a database, and what each owns.
+pub const COMPONENTS: [&str; 4] = ["carehome", "volunteer", "booking", "gateway"];
+
+/// Applies every migration (stores migrate when opened; services' read models too).
+pub async fn migrate(cfg: &ServeConfig) -> Result<(), Error> {
+    std::fs::create_dir_all(cfg.data_dir())?;
+    for c in COMPONENTS {
+        let store = EventStore::connect(&cfg.url(c)).await?;
+        match c {
+            "carehome" => carehome::migrate(&store).await?,
+            "volunteer" => volunteer::migrate(&store).await?,
+            "booking" => booking::migrate(&store).await?,
+            _ => gateway::migrate(&store).await?,
+        }
+        println!("{c}: migrated");
+        store.close().await;
+    }
+    Ok(())
+}
+
+async fn rebuild_one(component: &str, store: &EventStore, progress: impl Fn(u64, u64)) -> Result<u64, Error> {
+    Ok(match component {
+        "carehome" => carehome::rebuild(store, progress).await?,
+        "volunteer" => volunteer::rebuild(store, progress).await?,
+        "booking" => booking::rebuild(store, progress).await?,
+        _ => 0,
+    })
+}
+
+/// Rebuilds every read model from the logs, with a progress bar. Booking's copies of
+/// other services' facts are refetched from their feeds at the next start.
+pub async fn rebuild(cfg: &ServeConfig) -> Result<(), Error> {
+    for c in ["carehome", "volunteer", "booking"] {
+        let store = EventStore::connect(&cfg.url(c)).await?;
+        let bar = ProgressBar::new(store.head().await?.position().max(0) as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos}/{len} events ({per_sec}, {eta})")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(c);
+        bar.enable_steady_tick(Duration::from_millis(200));
+        let started = std::time::Instant::now();
+        let n = rebuild_one(c, &store, |done, total| {
+            bar.set_length(total.max(done));
+            bar.set_position(done);
+        })
+        .await?;
+        bar.finish();
+        let secs = started.elapsed().as_secs_f64();
+        println!("{c}: {n} events replayed in {secs:.2} s ({:.0} events/s)", n as f64 / secs.max(1e-9));
+        store.close().await;
+    }
+    Ok(())
+}
