@@ -201,7 +201,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Ids<T> 
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        use axum::extract::path::{ErrorKind, Path, PathRejection};
+        use axum::extract::Path;
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
         match Path::<T>::from_request_parts(parts, state).await {
             Ok(Path(t)) => Ok(Ids(t)),
             Err(PathRejection::FailedToDeserializePathParams(e)) => {
