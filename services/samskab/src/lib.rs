@@ -55,12 +55,24 @@ impl ServeConfig {
         &self.keys.data_dir
     }
 
-    /// The database URL of one component.
+    /// The database URL of one component: a SQLite file in the data directory, or a schema
+    /// of its own in PostgreSQL (`<schema>_<component>` when the URL names a `schema=`).
     pub fn url(&self, component: &str) -> String {
         match &self.database_url {
             Some(pg) if pg.starts_with("postgres") => {
-                let sep = if pg.contains('?') { '&' } else { '?' };
-                format!("{pg}{sep}schema={component}")
+                let (base, query) = pg.split_once('?').unwrap_or((pg, ""));
+                let mut prefix = None;
+                let mut rest: Vec<&str> = Vec::new();
+                for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+                    match kv.strip_prefix("schema=") {
+                        Some(p) => prefix = Some(p),
+                        None => rest.push(kv),
+                    }
+                }
+                let schema = prefix.map_or_else(|| component.to_owned(), |p| format!("{p}_{component}"));
+                rest.push("");
+                let rest = rest.join("&");
+                format!("{base}?{rest}schema={schema}")
             }
             _ => format!("sqlite://{}", self.data_dir().join(format!("{component}.db")).display()),
         }

@@ -2,7 +2,15 @@
 //! checks the object against the caller's scope (404 when it may not read it, 403 when it
 //! may read it but not act), then calls a service.
 
+pub mod availability;
+pub mod bikes;
+pub mod carehomes;
 pub mod chapters;
+pub mod pilots;
+pub mod requests;
+pub mod residents;
+pub mod rides;
+pub mod weather;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -10,5 +18,14 @@ use crate::AppState;
 
 /// Every `/v1` route with its OpenAPI description.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(chapters::routes())
+    OpenApiRouter::new()
+        .merge(chapters::routes())
+        .merge(carehomes::routes())
+        .merge(bikes::routes())
+        .merge(residents::routes())
+        .merge(pilots::routes())
+        .merge(availability::routes())
+        .merge(rides::routes())
+        .merge(requests::routes())
+        .merge(weather::routes())
 }
