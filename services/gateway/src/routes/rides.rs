@@ -5,16 +5,20 @@
 
 use samskab_proto::booking::v1 as bpb;
 use samskab_proto::carehome::v1 as cpb;
-use serde::Serialize;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::caller::Caller;
-use crate::clients::req;
-use crate::problem::ApiError;
-use crate::views::{opt, time};
+use crate::auth::Role;
+use crate::caller::{Caller, may_book};
+use crate::clients::{context, req};
+use crate::extract::{Body, IdempotencyKey, IfMatch, Ids, Params};
+use crate::problem::{ApiError, Problem};
+use crate::views::{Created, Page, PageParams, Versioned, opt, parse_time, time};
 
 /// A rider on a ride's roster.
 #[derive(Debug, Serialize, ToSchema)]
@@ -181,7 +185,557 @@ pub async fn visible(s: &AppState, caller: &Caller, id: Uuid) -> Result<bpb::Rid
     Ok(ride)
 }
 
+/// Who may act on a ride.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Who {
+    /// The ride's pilot.
+    Pilot,
+    /// The coordinator of its care home.
+    Coordinator,
+    /// Its chapter's admin, or admin.
+    Admins,
+}
+
+fn allowed(caller: &Caller, ride: &bpb::Ride, who: &[Who]) -> Result<(), ApiError> {
+    let chapter = ride.chapter_id.parse().ok();
+    let ok = who.iter().any(|w| match w {
+        Who::Pilot => ride.pilot_id.parse().is_ok_and(|p| caller.is_pilot(p)),
+        Who::Coordinator => ride.carehome_id.parse().is_ok_and(|h| caller.coordinates(h)),
+        Who::Admins => chapter.is_some_and(|c| caller.admin_of(c)),
+    });
+    if ok { Ok(()) } else { Err(ApiError::forbidden()) }
+}
+
+/// `POST /v1/rides`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRide {
+    /// Trishaw.
+    pub bike_id: Uuid,
+    /// Pilot (a pilot books for itself).
+    pub pilot_id: Uuid,
+    /// Start, RFC 3339 (any offset).
+    pub start: String,
+    /// Length in minutes.
+    pub duration_minutes: u32,
+    /// The roster, in order.
+    #[serde(default)]
+    pub resident_ids: Vec<Uuid>,
+    /// `pleasure` (default), `event` or `functional`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Event rides: minutes per trip (default 30).
+    #[serde(default)]
+    pub trip_minutes: Option<u32>,
+    /// Functional rides: pickup address.
+    #[serde(default)]
+    pub pickup: Option<String>,
+    /// Functional rides: drop-off address.
+    #[serde(default)]
+    pub dropoff: Option<String>,
+    /// Functional rides: book the return leg too (default true).
+    #[serde(default)]
+    pub round_trip: Option<bool>,
+    /// Functional rides: start of the return leg (default: the outbound end plus max(turnaround, 60 min)).
+    #[serde(default)]
+    pub return_start: Option<String>,
+}
+
+/// The trishaw of a booking, as the caller may see it: 404 when invisible.
+async fn bike_chapter(s: &AppState, caller: &Caller, bike: Uuid) -> Result<(Uuid, Uuid), ApiError> {
+    let b = match s.clients.carehome.clone().get_bike(req(cpb::IdRequest { id: bike.to_string() })).await {
+        Ok(b) => b.into_inner(),
+        Err(st) if st.code() == tonic::Code::NotFound => return Err(ApiError::not_found()),
+        Err(st) => return Err(st.into()),
+    };
+    let chapter: Uuid = b.chapter_id.parse().map_err(|_| ApiError::not_found())?;
+    let home: Uuid = b.carehome_id.parse().map_err(|_| ApiError::not_found())?;
+    if !caller.in_chapter(chapter) {
+        return Err(ApiError::not_found());
+    }
+    Ok((chapter, home))
+}
+
+/// Book a ride: a pilot for itself, a coordinator at its care home, a chapter admin.
+#[utoipa::path(post, path = "/v1/rides", tag = "rides", request_body = NewRide,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses((status = 201, body = RideView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(s): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    Body(b): Body<NewRide>,
+) -> Result<Created<RideView>, ApiError> {
+    let start = parse_time("/start", &b.start)?;
+    let return_start = b.return_start.as_deref().map(|t| parse_time("/return_start", t)).transpose()?;
+    let (chapter, home) = bike_chapter(&s, &caller, b.bike_id).await?;
+    let may = match caller.role {
+        Role::Pilot(p) => p == b.pilot_id,
+        Role::Coordinator(h) => h == home,
+        _ => caller.admin_of(chapter),
+    };
+    if !may {
+        return Err(ApiError::forbidden());
+    }
+    may_book(&caller)?;
+    let booked = s
+        .clients
+        .booking
+        .clone()
+        .book_ride(req(bpb::BookRideRequest {
+            context: context(&caller, "POST /v1/rides", key.as_deref(), None),
+            bike_id: b.bike_id.to_string(),
+            pilot_id: b.pilot_id.to_string(),
+            start: Some(start),
+            duration_minutes: b.duration_minutes,
+            resident_ids: b.resident_ids.iter().map(Uuid::to_string).collect(),
+            kind: b.kind.unwrap_or_default(),
+            trip_minutes: b.trip_minutes.unwrap_or(0),
+            pickup: b.pickup.unwrap_or_default(),
+            dropoff: b.dropoff.unwrap_or_default(),
+            round_trip: b.round_trip,
+            return_start,
+        }))
+        .await?
+        .into_inner();
+    let ride = booked.ride.ok_or_else(|| ApiError::new(servicekit::ErrorCode::Internal))?;
+    let mut v = view(&s, &caller, ride).await?;
+    v.return_ride_id = booked.return_ride.map(|r| r.ride_id);
+    let version = v.version;
+    Ok(Created(format!("/v1/rides/{}", v.ride_id), v, version))
+}
+
+/// Read a ride: its pilot, its care home's coordinator, the chapter's admin.
+#[utoipa::path(get, path = "/v1/rides/{id}", tag = "rides", params(("id" = Uuid, Path)),
+    responses((status = 200, body = RideView), (status = 401, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get(State(s): State<AppState>, caller: Caller, Ids(id): Ids<Uuid>) -> Result<Versioned<RideView>, ApiError> {
+    let ride = visible(&s, &caller, id).await?;
+    let v = view(&s, &caller, ride).await?;
+    let version = v.version;
+    Ok(Versioned(v, version))
+}
+
+/// `GET /v1/rides` filters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RideFilter {
+    /// Care home.
+    pub carehome_id: Option<Uuid>,
+    /// Pilot.
+    pub pilot_id: Option<Uuid>,
+    /// Chapter (admins).
+    pub chapter_id: Option<Uuid>,
+    /// Starting at or after (RFC 3339).
+    pub from: Option<String>,
+    /// Starting before (RFC 3339).
+    pub to: Option<String>,
+    /// Statuses, comma-separated.
+    pub status: Option<String>,
+    /// Items per page (≤ 500).
+    pub limit: Option<u32>,
+    /// Where to continue.
+    pub cursor: Option<String>,
+}
+
+/// The chapter of a care home, or 404 when the caller may not see it.
+async fn home_chapter(s: &AppState, caller: &Caller, home: Uuid) -> Result<Uuid, ApiError> {
+    let h = match s.clients.carehome.clone().get_care_home(req(cpb::IdRequest { id: home.to_string() })).await {
+        Ok(h) => h.into_inner(),
+        Err(st) if st.code() == tonic::Code::NotFound => return Err(ApiError::not_found()),
+        Err(st) => return Err(st.into()),
+    };
+    let chapter: Uuid = h.chapter_id.parse().map_err(|_| ApiError::not_found())?;
+    if !caller.in_chapter(chapter) {
+        return Err(ApiError::not_found());
+    }
+    Ok(chapter)
+}
+
+/// List rides in scope: a pilot its own, a coordinator its care home's, a chapter admin its chapter's.
+#[utoipa::path(get, path = "/v1/rides", tag = "rides", params(RideFilter),
+    responses((status = 200, body = Page<RideView>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list(State(s): State<AppState>, caller: Caller, Params(f): Params<RideFilter>) -> Result<axum::Json<Page<RideView>>, ApiError> {
+    let limit = PageParams { limit: f.limit, cursor: None }.limit()?;
+    let from = f.from.as_deref().map(|t| parse_time("/from", t)).transpose()?;
+    let to = f.to.as_deref().map(|t| parse_time("/to", t)).transpose()?;
+    let statuses: Vec<String> = f.status.iter().flat_map(|s| s.split(',')).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+    let mut q = bpb::ListRidesRequest {
+        from,
+        to,
+        statuses,
+        limit,
+        cursor: f.cursor.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    if let Some(h) = f.carehome_id {
+        let chapter = home_chapter(&s, &caller, h).await?;
+        let may = caller.coordinates(h) || caller.admin_of(chapter) || caller.pilot().is_some();
+        if !may {
+            return Err(ApiError::forbidden());
+        }
+        q.carehome_id = h.to_string();
+    }
+    if let Some(c) = f.chapter_id {
+        if !caller.in_chapter(c) {
+            return Err(ApiError::not_found());
+        }
+        if !caller.admin_of(c) && caller.pilot().is_none() && !matches!(caller.role, Role::Coordinator(_)) {
+            return Err(ApiError::forbidden());
+        }
+        q.chapter_id = c.to_string();
+    }
+    match caller.role {
+        Role::Pilot(me) => {
+            if f.pilot_id.is_some_and(|p| p != me) {
+                return Err(ApiError::not_found());
+            }
+            q.pilot_id = me.to_string();
+        }
+        Role::Coordinator(home) => {
+            if f.carehome_id.is_some_and(|h| h != home) {
+                return Err(ApiError::forbidden());
+            }
+            q.carehome_id = home.to_string();
+            if let Some(p) = f.pilot_id {
+                q.pilot_id = p.to_string();
+            }
+        }
+        Role::ChapterAdmin(c) => {
+            q.chapter_id = c.to_string();
+            if let Some(p) = f.pilot_id {
+                q.pilot_id = p.to_string();
+            }
+        }
+        Role::Admin => {
+            if let Some(p) = f.pilot_id {
+                q.pilot_id = p.to_string();
+            }
+        }
+        Role::Integrator(_) => return Err(ApiError::forbidden()),
+    }
+    let page = s.clients.booking.clone().list_rides(req(q)).await?.into_inner();
+    let mut items = Vec::with_capacity(page.rides.len());
+    for r in page.rides {
+        items.push(view(&s, &caller, r).await?);
+    }
+    Ok(axum::Json(Page::new(items, page.next_cursor)))
+}
+
+/// Answers with the ride as it is after a command.
+async fn after(s: &AppState, caller: &Caller, ride: bpb::Ride, id: Uuid) -> Result<Versioned<RideView>, ApiError> {
+    // Commands answer without personal fields: read the ride back for those who may see them.
+    let ride = if sees_personal(caller, &ride) { visible(s, caller, id).await? } else { ride };
+    let v = view(s, caller, ride).await?;
+    let version = v.version;
+    Ok(Versioned(v, version))
+}
+
+/// `POST /v1/rides/{id}/roster`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RosterAdd {
+    /// The resident to add.
+    pub resident_id: Uuid,
+}
+
+fn route(method: &str, id: Uuid, tail: &str) -> String {
+    format!("{method} /v1/rides/{id}{tail}")
+}
+
+/// Put a resident on the roster (the care home's coordinator, the ride's pilot).
+#[utoipa::path(post, path = "/v1/rides/{id}/roster", tag = "rides", request_body = RosterAdd, params(("id" = Uuid, Path)),
+    responses((status = 200, body = RideView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn roster_add(
+    State(s): State<AppState>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+    IdempotencyKey(key): IdempotencyKey,
+    IfMatch(m): IfMatch,
+    Body(b): Body<RosterAdd>,
+) -> Result<Versioned<RideView>, ApiError> {
+    let ride = visible(&s, &caller, id).await?;
+    allowed(&caller, &ride, &[Who::Pilot, Who::Coordinator, Who::Admins])?;
+    let r = s
+        .clients
+        .booking
+        .clone()
+        .add_rider(req(bpb::RosterRequest {
+            context: context(&caller, &route("POST", id, "/roster"), key.as_deref(), m),
+            ride_id: id.to_string(),
+            resident_id: b.resident_id.to_string(),
+        }))
+        .await?
+        .into_inner();
+    after(&s, &caller, r, id).await
+}
+
+/// Take a resident off the roster.
+#[utoipa::path(delete, path = "/v1/rides/{id}/roster/{resident_id}", tag = "rides", params(("id" = Uuid, Path), ("resident_id" = Uuid, Path)),
+    responses((status = 200, body = RideView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn roster_remove(
+    State(s): State<AppState>,
+    caller: Caller,
+    Ids((id, resident)): Ids<(Uuid, Uuid)>,
+    IfMatch(m): IfMatch,
+) -> Result<Versioned<RideView>, ApiError> {
+    let ride = visible(&s, &caller, id).await?;
+    allowed(&caller, &ride, &[Who::Pilot, Who::Coordinator, Who::Admins])?;
+    let r = s
+        .clients
+        .booking
+        .clone()
+        .remove_rider(req(bpb::RosterRequest {
+            context: context(&caller, &route("DELETE", id, &format!("/roster/{resident}")), None, m),
+            ride_id: id.to_string(),
+            resident_id: resident.to_string(),
+        }))
+        .await?
+        .into_inner();
+    after(&s, &caller, r, id).await
+}
+
+/// Check a rider in.
+#[utoipa::path(post, path = "/v1/rides/{id}/roster/{resident_id}/check-in", tag = "rides", params(("id" = Uuid, Path), ("resident_id" = Uuid, Path)),
+    responses((status = 200, body = RideView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn check_in(
+    State(s): State<AppState>,
+    caller: Caller,
+    Ids((id, resident)): Ids<(Uuid, Uuid)>,
+    IdempotencyKey(key): IdempotencyKey,
+    IfMatch(m): IfMatch,
+) -> Result<Versioned<RideView>, ApiError> {
+    let ride = visible(&s, &caller, id).await?;
+    allowed(&caller, &ride, &[Who::Pilot, Who::Coordinator, Who::Admins])?;
+    let r = s
+        .clients
+        .booking
+        .clone()
+        .check_in_rider(req(bpb::RosterRequest {
+            context: context(&caller, &route("POST", id, &format!("/roster/{resident}/check-in")), key.as_deref(), m),
+            ride_id: id.to_string(),
+            resident_id: resident.to_string(),
+        }))
+        .await?
+        .into_inner();
+    after(&s, &caller, r, id).await
+}
+
+/// A command on a ride with no body, by the roles in `who`.
+async fn simple(
+    s: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    who: &[Who],
+    tail: &str,
+    key: Option<String>,
+    m: Option<u64>,
+) -> Result<Versioned<RideView>, ApiError> {
+    let ride = visible(s, caller, id).await?;
+    allowed(caller, &ride, who)?;
+    let mut b = s.clients.booking.clone();
+    let r = bpb::RideCommandRequest { context: context(caller, &route("POST", id, tail), key.as_deref(), m), ride_id: id.to_string() };
+    let ride = match tail {
+        "/confirm" => b.confirm_ride(req(r)).await?,
+        "/start" => b.start_ride(req(r)).await?,
+        _ => b.mark_no_show(req(r)).await?,
+    }
+    .into_inner();
+    after(s, caller, ride, id).await
+}
+
+/// Confirm a pending ride (the care home's coordinator).
+#[utoipa::path(post, path = "/v1/rides/{id}/confirm", tag = "rides", params(("id" = Uuid, Path)),
+    responses((status = 200, body = RideView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn confirm(
+    State(s): State<AppState>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+    IdempotencyKey(key): IdempotencyKey,
+    IfMatch(m): IfMatch,
+) -> Result<Versioned<RideView>, ApiError> {
+    simple(&s, &caller, id, &[Who::Coordinator, Who::Admins], "/confirm", key, m).await
+}
+
+/// Start a ride (its pilot).
+#[utoipa::path(post, path = "/v1/rides/{id}/start", tag = "rides", params(("id" = Uuid, Path)),
+    responses((status = 200, body = RideView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn start(
+    State(s): State<AppState>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+    IdempotencyKey(key): IdempotencyKey,
+    IfMatch(m): IfMatch,
+) -> Result<Versioned<RideView>, ApiError> {
+    simple(&s, &caller, id, &[Who::Pilot, Who::Admins], "/start", key, m).await
+}
+
+/// Mark a ride as no-show (its pilot, the care home's coordinator).
+#[utoipa::path(post, path = "/v1/rides/{id}/no-show", tag = "rides", params(("id" = Uuid, Path)),
+    responses((status = 200, body = RideView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn no_show(
+    State(s): State<AppState>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+    IdempotencyKey(key): IdempotencyKey,
+    IfMatch(m): IfMatch,
+) -> Result<Versioned<RideView>, ApiError> {
+    simple(&s, &caller, id, &[Who::Pilot, Who::Coordinator, Who::Admins], "/no-show", key, m).await
+}
+
+/// `POST /v1/rides/{id}/reschedule`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reschedule {
+    /// New start.
+    pub start: String,
+    /// New length.
+    pub duration_minutes: u32,
+}
+
+/// Move a ride to another slot under the booking rules (its pilot, the coordinator).
+#[utoipa::path(post, path = "/v1/rides/{id}/reschedule", tag = "rides", request_body = Reschedule, params(("id" = Uuid, Path)),
+    responses((status = 200, body = RideView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn reschedule(
+    State(s): State<AppState>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+    IdempotencyKey(key): IdempotencyKey,
+    IfMatch(m): IfMatch,
+    Body(b): Body<Reschedule>,
+) -> Result<Versioned<RideView>, ApiError> {
+    let start = parse_time("/start", &b.start)?;
+    let ride = visible(&s, &caller, id).await?;
+    allowed(&caller, &ride, &[Who::Pilot, Who::Coordinator, Who::Admins])?;
+    let r = s
+        .clients
+        .booking
+        .clone()
+        .reschedule_ride(req(bpb::RescheduleRideRequest {
+            context: context(&caller, &route("POST", id, "/reschedule"), key.as_deref(), m),
+            ride_id: id.to_string(),
+            start: Some(start),
+            duration_minutes: b.duration_minutes,
+        }))
+        .await?
+        .into_inner();
+    after(&s, &caller, r, id).await
+}
+
+/// `POST /v1/rides/{id}/cancel`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cancel {
+    /// `weather`, `rider`, `facility`, `volunteer`, `equipment` or `no_riders`.
+    pub reason: String,
+    /// A note (personal: stored sealed).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Cancel a ride (its pilot, the coordinator, the chapter admin).
+#[utoipa::path(post, path = "/v1/rides/{id}/cancel", tag = "rides", request_body = Cancel, params(("id" = Uuid, Path)),
+    responses((status = 200, body = RideView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 412, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn cancel(
+    State(s): State<AppState>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+    IdempotencyKey(key): IdempotencyKey,
+    IfMatch(m): IfMatch,
+    Body(b): Body<Cancel>,
+) -> Result<Versioned<RideView>, ApiError> {
+    let ride = visible(&s, &caller, id).await?;
+    allowed(&caller, &ride, &[Who::Pilot, Who::Coordinator, Who::Admins])?;
+    let r = s
+        .clients
+        .booking
+        .clone()
+        .cancel_ride(req(bpb::CancelRideRequest {
+            context: context(&caller, &route("POST", id, "/cancel"), key.as_deref(), m),
+            ride_id: id.to_string(),
+            reason: b.reason,
+            note: b.note.unwrap_or_default(),
+        }))
+        .await?
+        .into_inner();
+    after(&s, &caller, r, id).await
+}
+
+/// `POST /v1/rides/{id}/complete`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Complete {
+    /// When it actually ended.
+    pub ended_at: String,
+    /// Kilometres ridden.
+    pub distance_km: f64,
+    /// The trishaw's condition afterwards.
+    #[serde(default)]
+    pub bike_condition: Option<String>,
+    /// A short story (personal: stored sealed; needs the riders' consent to stories).
+    #[serde(default)]
+    pub story: Option<String>,
+}
+
+/// Complete and log a ride (its pilot).
+#[utoipa::path(post, path = "/v1/rides/{id}/complete", tag = "rides", request_body = Complete, params(("id" = Uuid, Path)),
+    responses((status = 200, body = RideView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn complete(
+    State(s): State<AppState>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+    IdempotencyKey(key): IdempotencyKey,
+    IfMatch(m): IfMatch,
+    Body(b): Body<Complete>,
+) -> Result<Versioned<RideView>, ApiError> {
+    let ended_at = parse_time("/ended_at", &b.ended_at)?;
+    let ride = visible(&s, &caller, id).await?;
+    allowed(&caller, &ride, &[Who::Pilot, Who::Admins])?;
+    let r = s
+        .clients
+        .booking
+        .clone()
+        .complete_ride(req(bpb::CompleteRideRequest {
+            context: context(&caller, &route("POST", id, "/complete"), key.as_deref(), m),
+            ride_id: id.to_string(),
+            ended_at: Some(ended_at),
+            distance_km: b.distance_km,
+            bike_condition: b.bike_condition.unwrap_or_default(),
+            story: b.story.unwrap_or_default(),
+        }))
+        .await?
+        .into_inner();
+    after(&s, &caller, r, id).await
+}
+
 /// The ride routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(get))
+        .routes(routes!(roster_add))
+        .routes(routes!(roster_remove))
+        .routes(routes!(check_in))
+        .routes(routes!(confirm))
+        .routes(routes!(start))
+        .routes(routes!(no_show))
+        .routes(routes!(reschedule))
+        .routes(routes!(cancel))
+        .routes(routes!(complete))
 }
