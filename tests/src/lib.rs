@@ -79,7 +79,11 @@ impl System {
         let config = samskab::ServeConfig {
             listen: "127.0.0.1:0".parse().expect("address"),
             database_url,
-            http: gateway::HttpConfig { rate_limit_per_minute: 100_000, cors_origins: vec!["https://app.example.org".into()], request_timeout_secs: 30 },
+            http: gateway::HttpConfig {
+                rate_limit_per_minute: 100_000,
+                cors_origins: vec!["https://app.example.org".into()],
+                request_timeout_secs: 30,
+            },
             keys: servicekit::bootstrap::KeyConfig { data_dir: dir, erasure_ledger_url: None },
         };
         Self::run(config, db).await
@@ -120,7 +124,14 @@ impl System {
     }
 
     /// A request with extra headers.
-    pub async fn call_with(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -195,7 +206,10 @@ fn id(r: &Reply, field: &str) -> Uuid {
 impl System {
     /// Creates a chapter as admin.
     pub async fn chapter(&self) -> Uuid {
-        let r = self.post("/v1/chapters", &self.admin(), json!({"name": "Aarhus", "timezone": "Europe/Copenhagen"})).await.expect(201);
+        let r = self
+            .post("/v1/chapters", &self.admin(), json!({"name": "Aarhus", "timezone": "Europe/Copenhagen"}))
+            .await
+            .expect(201);
         id(&r, "chapter_id")
     }
 
@@ -214,7 +228,11 @@ impl System {
     /// Commissions a trishaw as the chapter's admin.
     pub async fn bike(&self, chapter: Uuid, home: Uuid, seats: u32) -> Uuid {
         let r = self
-            .post(&format!("/v1/carehomes/{home}/bikes"), &self.token(Role::ChapterAdmin(chapter)), json!({"name": "Trishaw", "seats": seats}))
+            .post(
+                &format!("/v1/carehomes/{home}/bikes"),
+                &self.token(Role::ChapterAdmin(chapter)),
+                json!({"name": "Trishaw", "seats": seats}),
+            )
             .await
             .expect(201);
         id(&r, "bike_id")
@@ -226,7 +244,10 @@ impl System {
             "display_name": "Ærø Østergård", "notes": "loves the harbour",
             "consent": {"given_by": "relative", "given_at": "2026-11-01T10:00:00Z", "scope": ["rides", "stories"]},
         });
-        let r = self.post(&format!("/v1/carehomes/{home}/residents"), &self.token(Role::Coordinator(home)), body).await.expect(201);
+        let r = self
+            .post(&format!("/v1/carehomes/{home}/residents"), &self.token(Role::Coordinator(home)), body)
+            .await
+            .expect(201);
         id(&r, "resident_id")
     }
 
@@ -238,9 +259,13 @@ impl System {
             .await
             .expect(201);
         let pilot = id(&r, "pilot_id");
-        self.post(&format!("/v1/pilots/{pilot}/qualifications"), &admin, json!({"qualified_on": "2026-01-01", "valid_until": "2028-12-31"}))
-            .await
-            .expect(200);
+        self.post(
+            &format!("/v1/pilots/{pilot}/qualifications"),
+            &admin,
+            json!({"qualified_on": "2026-01-01", "valid_until": "2028-12-31"}),
+        )
+        .await
+        .expect(200);
         pilot
     }
 
@@ -260,7 +285,10 @@ impl System {
     /// availability answers and a booking check passes.
     pub async fn settle(&self, w: &World) {
         let token = self.token(Role::ChapterAdmin(w.chapter));
-        let path = format!("/v1/carehomes/{}/availability?from=2027-05-03T00:00:00Z&to=2027-05-04T00:00:00Z&duration_minutes=30", w.home);
+        let path = format!(
+            "/v1/carehomes/{}/availability?from=2027-05-03T00:00:00Z&to=2027-05-04T00:00:00Z&duration_minutes=30",
+            w.home
+        );
         self.eventually("booking to learn the world", || {
             let (path, token) = (path.clone(), token.clone());
             async move {

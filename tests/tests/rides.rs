@@ -54,8 +54,14 @@ async fn a_pilot_books_reads_and_cancels_a_ride(s: System) {
     assert!(r.header("x-trace-id").is_some_and(|t| t.len() == 32));
     let got = s.get(&format!("/v1/rides/{id}"), &pilot).await.expect(200);
     assert_eq!(got.body["ride_id"], r.body["ride_id"]);
-    let c = s.post(&format!("/v1/rides/{id}/cancel"), &pilot, json!({"reason": "rider", "note": "forkølet"})).await.expect(200);
-    assert_eq!((c.str("status"), c.str("cancel_reason"), c.str("cancel_note")), ("cancelled".into(), "rider".into(), "forkølet".into()));
+    let c = s
+        .post(&format!("/v1/rides/{id}/cancel"), &pilot, json!({"reason": "rider", "note": "forkølet"}))
+        .await
+        .expect(200);
+    assert_eq!(
+        (c.str("status"), c.str("cancel_reason"), c.str("cancel_note")),
+        ("cancelled".into(), "rider".into(), "forkølet".into())
+    );
     assert_eq!(c.str("cancelled_by_role"), "pilot");
     let again = s.post(&format!("/v1/rides/{id}/cancel"), &pilot, json!({"reason": "rider"})).await.expect(409);
     assert_eq!(again.code(), "illegal-transition");
@@ -66,17 +72,23 @@ async fn a_ride_runs_its_life_cycle_with_roster_and_story(s: System) {
     let (pilot, coord) = (s.token(Role::Pilot(w.pilot)), s.token(Role::Coordinator(w.home)));
     let r = s.post("/v1/rides", &coord, book_body(&w, "2027-05-04T08:00:00Z")).await.expect(201);
     let id = r.str("ride_id");
-    let two = s.post(&format!("/v1/rides/{id}/roster"), &coord, json!({"resident_id": w.residents[1]})).await.expect(200);
+    let two =
+        s.post(&format!("/v1/rides/{id}/roster"), &coord, json!({"resident_id": w.residents[1]})).await.expect(200);
     assert_eq!(two.body["riders"].as_array().unwrap().len(), 2);
     let one = s.delete(&format!("/v1/rides/{id}/roster/{}", w.residents[1]), &pilot).await.expect(200);
     assert_eq!(one.body["riders"].as_array().unwrap().len(), 1);
     s.post(&format!("/v1/rides/{id}/confirm"), &coord, json!({})).await.expect(409);
     s.post(&format!("/v1/rides/{id}/start"), &coord, json!({})).await.expect(403);
     s.post(&format!("/v1/rides/{id}/start"), &pilot, json!({})).await.expect(200);
-    let checked = s.post(&format!("/v1/rides/{id}/roster/{}/check-in", w.residents[0]), &pilot, json!({})).await.expect(200);
+    let checked =
+        s.post(&format!("/v1/rides/{id}/roster/{}/check-in", w.residents[0]), &pilot, json!({})).await.expect(200);
     assert_eq!(checked.body["riders"][0]["checked_in"], true);
     let done = s
-        .post(&format!("/v1/rides/{id}/complete"), &pilot, json!({"ended_at": "2027-05-04T08:55:00Z", "distance_km": 7.5, "story": "Vi så havnen"}))
+        .post(
+            &format!("/v1/rides/{id}/complete"),
+            &pilot,
+            json!({"ended_at": "2027-05-04T08:55:00Z", "distance_km": 7.5, "story": "Vi så havnen"}),
+        )
         .await
         .expect(200);
     assert_eq!((done.str("status"), done.body["distance_km"].as_f64()), ("completed".into(), Some(7.5)));
@@ -88,7 +100,8 @@ async fn only_the_rides_people_see_them(s: System) {
     let w = s.world().await;
     let other_pilot = s.pilot(w.chapter).await;
     let foreign = s.chapter().await;
-    let r = s.post("/v1/rides", &s.token(Role::Pilot(w.pilot)), book_body(&w, "2027-05-05T08:00:00Z")).await.expect(201);
+    let r =
+        s.post("/v1/rides", &s.token(Role::Pilot(w.pilot)), book_body(&w, "2027-05-05T08:00:00Z")).await.expect(201);
     let id = r.str("ride_id");
     let path = format!("/v1/rides/{id}");
     for (role, status) in [
@@ -103,7 +116,8 @@ async fn only_the_rides_people_see_them(s: System) {
         s.get(&path, &s.token(role)).await.expect(status);
     }
     // An unknown id looks exactly like a foreign one.
-    let unknown = s.get(&format!("/v1/rides/{}", Uuid::now_v7()), &s.token(Role::ChapterAdmin(foreign))).await.expect(404);
+    let unknown =
+        s.get(&format!("/v1/rides/{}", Uuid::now_v7()), &s.token(Role::ChapterAdmin(foreign))).await.expect(404);
     let foreign_reply = s.get(&path, &s.token(Role::ChapterAdmin(foreign))).await.expect(404);
     assert_eq!(unknown.body, foreign_reply.body);
     // Another pilot of the chapter may not cancel it (cannot even see it); the coordinator may.
@@ -113,9 +127,12 @@ async fn only_the_rides_people_see_them(s: System) {
     let admin_view = s.get(&path, &s.token(Role::ChapterAdmin(w.chapter))).await.expect(200);
     assert_eq!(admin_view.body["riders"][0]["display_name"], "Ærø Østergård");
     // A pilot books only for itself.
-    let for_other = json!({"bike_id": w.bike, "pilot_id": other_pilot, "start": "2027-05-06T08:00:00Z", "duration_minutes": 60});
+    let for_other =
+        json!({"bike_id": w.bike, "pilot_id": other_pilot, "start": "2027-05-06T08:00:00Z", "duration_minutes": 60});
     s.post("/v1/rides", &s.token(Role::Pilot(w.pilot)), for_other).await.expect(403);
-    s.post("/v1/rides", &s.token(Role::Integrator(Some(w.chapter))), book_body(&w, "2027-05-06T08:00:00Z")).await.expect(403);
+    s.post("/v1/rides", &s.token(Role::Integrator(Some(w.chapter))), book_body(&w, "2027-05-06T08:00:00Z"))
+        .await
+        .expect(403);
     s.post("/v1/rides", &s.token(Role::ChapterAdmin(foreign)), book_body(&w, "2027-05-06T08:00:00Z")).await.expect(404);
 }
 
@@ -129,16 +146,28 @@ async fn a_retried_post_answers_the_same_and_another_body_is_refused(s: System) 
     assert_eq!(a.body, b.body);
     assert_eq!(b.header("idempotent-replayed").as_deref(), Some("true"));
     assert_eq!(a.header("location"), b.header("location"));
-    let other = s.call_with(Method::POST, "/v1/rides", Some(&pilot), Some(book_body(&w, "2027-05-08T08:00:00Z")), &key).await.expect(422);
+    let other = s
+        .call_with(Method::POST, "/v1/rides", Some(&pilot), Some(book_body(&w, "2027-05-08T08:00:00Z")), &key)
+        .await
+        .expect(422);
     assert_eq!(other.code(), "idempotency-key-reused");
     // An error is replayed too.
     let bad = json!({"bike_id": w.bike, "pilot_id": w.pilot, "start": "2027-05-07T03:00:00Z", "duration_minutes": 60});
-    let e1 = s.call_with(Method::POST, "/v1/rides", Some(&pilot), Some(bad.clone()), &[("Idempotency-Key", "bad-1")]).await.expect(422);
-    let e2 = s.call_with(Method::POST, "/v1/rides", Some(&pilot), Some(bad), &[("Idempotency-Key", "bad-1")]).await.expect(422);
+    let e1 = s
+        .call_with(Method::POST, "/v1/rides", Some(&pilot), Some(bad.clone()), &[("Idempotency-Key", "bad-1")])
+        .await
+        .expect(422);
+    let e2 = s
+        .call_with(Method::POST, "/v1/rides", Some(&pilot), Some(bad), &[("Idempotency-Key", "bad-1")])
+        .await
+        .expect(422);
     assert_eq!(e1.body, e2.body);
     // Keys are scoped to the caller: another caller with the same key books its own ride.
     let coord = s.token(Role::Coordinator(w.home));
-    let c = s.call_with(Method::POST, "/v1/rides", Some(&coord), Some(book_body(&w, "2027-05-09T08:00:00Z")), &key).await.expect(201);
+    let c = s
+        .call_with(Method::POST, "/v1/rides", Some(&coord), Some(book_body(&w, "2027-05-09T08:00:00Z")), &key)
+        .await
+        .expect(201);
     assert_ne!(c.str("ride_id"), a.str("ride_id"));
 }
 
@@ -148,14 +177,26 @@ async fn if_match_guards_a_ride(s: System) {
     let r = s.post("/v1/rides", &pilot, book_body(&w, "2027-05-10T08:00:00Z")).await.expect(201);
     let id = r.str("ride_id");
     let stale = s
-        .call_with(Method::POST, &format!("/v1/rides/{id}/cancel"), Some(&pilot), Some(json!({"reason": "rider"})), &[("If-Match", "\"7\"")])
+        .call_with(
+            Method::POST,
+            &format!("/v1/rides/{id}/cancel"),
+            Some(&pilot),
+            Some(json!({"reason": "rider"})),
+            &[("If-Match", "\"7\"")],
+        )
         .await
         .expect(412);
     assert_eq!(stale.code(), "precondition-failed");
     assert_eq!(stale.header("etag").as_deref(), Some("\"1\""));
-    s.call_with(Method::POST, &format!("/v1/rides/{id}/cancel"), Some(&pilot), Some(json!({"reason": "rider"})), &[("If-Match", "\"1\"")])
-        .await
-        .expect(200);
+    s.call_with(
+        Method::POST,
+        &format!("/v1/rides/{id}/cancel"),
+        Some(&pilot),
+        Some(json!({"reason": "rider"})),
+        &[("If-Match", "\"1\"")],
+    )
+    .await
+    .expect(200);
 }
 
 async fn conflicts_and_rules_answer_with_their_codes(s: System) {
@@ -170,13 +211,26 @@ async fn conflicts_and_rules_answer_with_their_codes(s: System) {
     assert_eq!(taken.code(), "bike-taken");
     assert_eq!(taken.body["conflict_with"], first.body["ride_id"]);
     for (start, code) in [("2027-05-11T03:00:00Z", "outside-ride-hours"), ("2026-11-28T10:00:00Z", "lead-time")] {
-        let r = s.post("/v1/rides", &admin, json!({"bike_id": w.bike, "pilot_id": other_pilot, "start": start, "duration_minutes": 30})).await.expect(422);
+        let r = s
+            .post(
+                "/v1/rides",
+                &admin,
+                json!({"bike_id": w.bike, "pilot_id": other_pilot, "start": start, "duration_minutes": 30}),
+            )
+            .await
+            .expect(422);
         assert_eq!(r.code(), code);
         assert_eq!(r.header("content-type").as_deref(), Some("application/problem+json"));
         assert_eq!(r.body["type"], format!("urn:samskab:problem:{code}"));
     }
     let da = s
-        .call_with(Method::POST, "/v1/rides", Some(&admin), Some(book_body(&w, "2027-05-11T08:00:00Z")), &[("Accept-Language", "da")])
+        .call_with(
+            Method::POST,
+            "/v1/rides",
+            Some(&admin),
+            Some(book_body(&w, "2027-05-11T08:00:00Z")),
+            &[("Accept-Language", "da")],
+        )
         .await
         .expect(409);
     assert_eq!(da.body["title"], "Cyklen er optaget");
@@ -186,7 +240,10 @@ async fn conflicts_and_rules_answer_with_their_codes(s: System) {
 async fn hostile_bodies_get_exact_problems_and_write_nothing(s: System) {
     let w = s.world().await;
     let pilot = s.token(Role::Pilot(w.pilot));
-    let before = s.get(&format!("/v1/rides?pilot_id={}", w.pilot), &pilot).await.expect(200).body["items"].as_array().unwrap().len();
+    let before = s.get(&format!("/v1/rides?pilot_id={}", w.pilot), &pilot).await.expect(200).body["items"]
+        .as_array()
+        .unwrap()
+        .len();
     let url = format!("{}/v1/rides", s.base);
     let send = |body: Vec<u8>, ct: &'static str| {
         let (http, url, pilot) = (s.http.clone(), url.clone(), pilot.clone());
@@ -199,13 +256,18 @@ async fn hostile_bodies_get_exact_problems_and_write_nothing(s: System) {
     };
     let (st, v) = send(b"{\"bike_id\":".to_vec(), "application/json").await;
     assert_eq!((st, v["code"].as_str()), (400, Some("malformed")));
-    let (st, v) = send(br#"{"bike_id":"x","pilot_id":"y","start":"s","duration_minutes":1}"#.to_vec(), "application/json").await;
+    let (st, v) =
+        send(br#"{"bike_id":"x","pilot_id":"y","start":"s","duration_minutes":1}"#.to_vec(), "application/json").await;
     assert_eq!((st, v["errors"][0]["field"].as_str()), (400, Some("/bike_id")));
     let mut wrong = book_body(&w, "2027-05-12T08:00:00Z");
     wrong["duration_minutes"] = json!("sixty");
     let (st, v) = send(serde_json::to_vec(&wrong).unwrap(), "application/json").await;
     assert_eq!((st, v["errors"][0]["field"].as_str()), (400, Some("/duration_minutes")));
-    let (st, v) = send(serde_json::to_vec(&json!({"bike_id": w.bike, "pilot_id": w.pilot, "duration_minutes": 60})).unwrap(), "application/json").await;
+    let (st, v) = send(
+        serde_json::to_vec(&json!({"bike_id": w.bike, "pilot_id": w.pilot, "duration_minutes": 60})).unwrap(),
+        "application/json",
+    )
+    .await;
     assert_eq!((st, v["errors"][0]["field"].as_str()), (400, Some("/start")));
     let mut extra = book_body(&w, "2027-05-12T08:00:00Z");
     extra["colour"] = json!("red");
@@ -217,8 +279,11 @@ async fn hostile_bodies_get_exact_problems_and_write_nothing(s: System) {
     assert_eq!((st, v["code"].as_str()), (415, Some("unsupported-media-type")));
     let (st, v) = send(vec![b' '; 1024 * 1024 + 10], "application/json").await;
     assert_eq!((st, v["code"].as_str()), (413, Some("too-large")));
-    s.get(&format!("/v1/rides/not-a-uuid"), &pilot).await.expect(400);
-    let after = s.get(&format!("/v1/rides?pilot_id={}", w.pilot), &pilot).await.expect(200).body["items"].as_array().unwrap().len();
+    s.get("/v1/rides/not-a-uuid", &pilot).await.expect(400);
+    let after = s.get(&format!("/v1/rides?pilot_id={}", w.pilot), &pilot).await.expect(200).body["items"]
+        .as_array()
+        .unwrap()
+        .len();
     assert_eq!(before, after, "nothing was written");
 }
 
@@ -226,7 +291,9 @@ async fn a_suspended_pilot_reads_but_cannot_book(s: System) {
     let w = s.world().await;
     let pilot = s.token(Role::Pilot(w.pilot));
     let r = s.post("/v1/rides", &pilot, book_body(&w, "2027-05-13T08:00:00Z")).await.expect(201);
-    s.post(&format!("/v1/pilots/{}/suspend", w.pilot), &s.token(Role::ChapterAdmin(w.chapter)), json!({})).await.expect(200);
+    s.post(&format!("/v1/pilots/{}/suspend", w.pilot), &s.token(Role::ChapterAdmin(w.chapter)), json!({}))
+        .await
+        .expect(200);
     // The suspension cancels the pilot's future rides (volunteer) and the token may still read.
     let id = r.str("ride_id");
     let sys = &s;
@@ -238,7 +305,9 @@ async fn a_suspended_pilot_reads_but_cannot_book(s: System) {
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let refused = s.post("/v1/rides", &pilot, book_body(&w, "2027-05-14T08:00:00Z")).await.expect(422);
     assert_eq!(refused.code(), "pilot-suspended");
-    s.post(&format!("/v1/pilots/{}/retire", w.pilot), &s.token(Role::ChapterAdmin(w.chapter)), json!({})).await.expect(200);
+    s.post(&format!("/v1/pilots/{}/retire", w.pilot), &s.token(Role::ChapterAdmin(w.chapter)), json!({}))
+        .await
+        .expect(200);
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     s.get(&format!("/v1/rides/{id}"), &pilot).await.expect(401);
 }
@@ -253,7 +322,10 @@ async fn lists_page_and_refuse_big_limits(s: System) {
     }
     let mut seen = Vec::new();
     s.eventually("the list to show every ride", || async {
-        s.get(&format!("/v1/rides?carehome_id={}&limit=500", w.home), &coord).await.body["items"].as_array().map_or(0, Vec::len) == 5
+        s.get(&format!("/v1/rides?carehome_id={}&limit=500", w.home), &coord).await.body["items"]
+            .as_array()
+            .map_or(0, Vec::len)
+            == 5
     })
     .await;
     let mut cursor = String::new();

@@ -347,7 +347,10 @@ pub async fn rebuild_projection<P: Projection>(
             })
             .await?;
         if !ok {
-            return Err(Error::Handler(format!("{}: another runner moved the checkpoint during the rebuild", projection.name())));
+            return Err(Error::Handler(format!(
+                "{}: another runner moved the checkpoint during the rebuild",
+                projection.name()
+            )));
         }
         checkpoint = Some(next);
         cursor = page.next;

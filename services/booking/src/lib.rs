@@ -198,7 +198,13 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
 /// while the service is stopped.
 pub async fn rebuild(store: &EventStore, progress: impl Fn(u64, u64)) -> Result<u64, eventlog::Error> {
     store.migrate("booking_migrations", sqlx::migrate!("./migrations"), sqlx::migrate!("./migrations")).await?;
-    eventlog::rebuild_projection(store, std::sync::Arc::new(readmodel::RidesProjection), &["DELETE FROM booking_rides", "DELETE FROM booking_ride_riders", "DELETE FROM booking_ride_requests"], progress).await
+    eventlog::rebuild_projection(
+        store,
+        std::sync::Arc::new(readmodel::RidesProjection),
+        &["DELETE FROM booking_rides", "DELETE FROM booking_ride_riders", "DELETE FROM booking_ride_requests"],
+        progress,
+    )
+    .await
 }
 
 /// Applies the service's read-model migrations (the log's own apply when a store opens).

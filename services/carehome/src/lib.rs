@@ -126,7 +126,18 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
 /// while the service is stopped.
 pub async fn rebuild(store: &EventStore, progress: impl Fn(u64, u64)) -> Result<u64, eventlog::Error> {
     readmodel::migrate(store).await?;
-    eventlog::rebuild_projection(store, std::sync::Arc::new(readmodel::ReadModel), &["DELETE FROM carehome_chapters", "DELETE FROM carehome_carehomes", "DELETE FROM carehome_bikes", "DELETE FROM carehome_residents"], progress).await
+    eventlog::rebuild_projection(
+        store,
+        std::sync::Arc::new(readmodel::ReadModel),
+        &[
+            "DELETE FROM carehome_chapters",
+            "DELETE FROM carehome_carehomes",
+            "DELETE FROM carehome_bikes",
+            "DELETE FROM carehome_residents",
+        ],
+        progress,
+    )
+    .await
 }
 
 /// Applies the service's read-model migrations (the log's own apply when a store opens).

@@ -254,7 +254,10 @@ mod tests {
         c.aud = "someone-else".into();
         assert!(k.verify(&k.sign(&c)).is_err(), "wrong audience");
         let other = Keys::parse("k2=ffffffffffffffffffffffffffffffff").unwrap();
-        assert!(k.verify(&other.sign(&Claims::new("u", Role::Admin, chrono::Duration::hours(1)))).is_err(), "wrong key");
+        assert!(
+            k.verify(&other.sign(&Claims::new("u", Role::Admin, chrono::Duration::hours(1)))).is_err(),
+            "wrong key"
+        );
         // alg: none
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let claims = serde_json::to_vec(&Claims::new("u", Role::Admin, chrono::Duration::hours(1))).unwrap();

@@ -74,8 +74,11 @@ impl Caller {
 /// What the caller lookups cache (a couple of seconds: status changes show quickly).
 #[derive(Default)]
 pub struct ScopeCache {
-    entries: Mutex<HashMap<String, (Instant, Option<Uuid>, bool)>>,
+    entries: Mutex<HashMap<String, CachedScope>>,
 }
+
+/// When it was looked up, the chapter, and whether the pilot is suspended.
+type CachedScope = (Instant, Option<Uuid>, bool);
 
 const TTL: Duration = Duration::from_secs(2);
 
@@ -104,7 +107,8 @@ async fn resolve(state: &AppState, role: Role) -> Result<(Option<Uuid>, bool), A
             if let Some(hit) = state.scopes.get(&key) {
                 return Ok(hit);
             }
-            let pilot = state.clients.volunteer.clone().get_pilot(req(vpb::GetPilotRequest { pilot_id: p.to_string() })).await;
+            let pilot =
+                state.clients.volunteer.clone().get_pilot(req(vpb::GetPilotRequest { pilot_id: p.to_string() })).await;
             let pilot = match pilot {
                 Ok(p) => p.into_inner(),
                 Err(s) if s.code() == tonic::Code::NotFound => return Err(ApiError::unauthenticated("unknown pilot")),
@@ -126,7 +130,9 @@ async fn resolve(state: &AppState, role: Role) -> Result<(Option<Uuid>, bool), A
             let home = state.clients.carehome.clone().get_care_home(req(cpb::IdRequest { id: h.to_string() })).await;
             let home = match home {
                 Ok(h) => h.into_inner(),
-                Err(s) if s.code() == tonic::Code::NotFound => return Err(ApiError::unauthenticated("unknown care home")),
+                Err(s) if s.code() == tonic::Code::NotFound => {
+                    return Err(ApiError::unauthenticated("unknown care home"));
+                }
                 Err(s) => return Err(s.into()),
             };
             let chapter = home.chapter_id.parse().ok();

@@ -63,7 +63,12 @@ pub fn req<T>(message: T) -> tonic::Request<T> {
 
 /// The context of a command: the caller as actor; the idempotency key scoped to the route
 /// (the services scope it to the actor), so that event ids derive from it; If-Match.
-pub fn context(caller: &Caller, route: &str, key: Option<&str>, if_match: Option<u64>) -> Option<common::CommandContext> {
+pub fn context(
+    caller: &Caller,
+    route: &str,
+    key: Option<&str>,
+    if_match: Option<u64>,
+) -> Option<common::CommandContext> {
     Some(common::CommandContext {
         idempotency_key: key.map(|k| format!("{route} {k}")).unwrap_or_default(),
         actor: Some(common::Actor { id: caller.sub.clone(), role: caller.role.name().to_owned() }),

@@ -122,7 +122,10 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
         match parts.headers.get("idempotency-key") {
             None => Ok(IdempotencyKey(None)),
             Some(v) => {
-                let s = v.to_str().ok().filter(|s| !s.is_empty() && s.len() <= 255 && s.chars().all(|c| c.is_ascii_graphic()));
+                let s = v
+                    .to_str()
+                    .ok()
+                    .filter(|s| !s.is_empty() && s.len() <= 255 && s.chars().all(|c| c.is_ascii_graphic()));
                 s.map(|s| IdempotencyKey(Some(s.to_owned())))
                     .ok_or_else(|| ApiError::invalid("/Idempotency-Key", "must be 1 to 255 visible ASCII characters"))
             }
@@ -186,7 +189,10 @@ mod tests {
             field(r#"{"name":"x","seats":2,"ride_hours":[{"weekday":"monday"}]}"#),
             (ErrorCode::Validation, "/ride_hours/0/opens".into())
         );
-        assert_eq!(field(r#"{"name":"x","seats":2,"ride_hours":[],"colour":"red"}"#), (ErrorCode::Validation, "/colour".into()));
+        assert_eq!(
+            field(r#"{"name":"x","seats":2,"ride_hours":[],"colour":"red"}"#),
+            (ErrorCode::Validation, "/colour".into())
+        );
         assert_eq!(field(r#"{"name":"x","#).0, ErrorCode::Malformed);
         assert_eq!(field(r#"[1,2]"#).0, ErrorCode::Validation);
     }
@@ -208,7 +214,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Ids<T> 
             Ok(Path(t)) => Ok(Ids(t)),
             Err(PathRejection::FailedToDeserializePathParams(e)) => {
                 let field = match e.kind() {
-                    ErrorKind::ParseErrorAtKey { key, .. } | ErrorKind::DeserializeError { key, .. } => format!("/{key}"),
+                    ErrorKind::ParseErrorAtKey { key, .. } | ErrorKind::DeserializeError { key, .. } => {
+                        format!("/{key}")
+                    }
                     _ => "/id".to_owned(),
                 };
                 Err(ApiError::invalid(field, "must be a UUID"))

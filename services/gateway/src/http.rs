@@ -15,9 +15,9 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
+use opentelemetry::trace::TraceContextExt;
 use servicekit::ErrorCode;
 use tracing::Instrument;
-use opentelemetry::trace::TraceContextExt;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::AppState;
@@ -67,7 +67,8 @@ fn extract_parent(headers: &HeaderMap) -> opentelemetry::Context {
 /// The outermost layer: a span per request (route, method, status; never bodies),
 /// `x-trace-id` on the response, and problems in the caller's language.
 pub async fn trace_and_language(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let span = tracing::info_span!("http", method = %req.method(), route = %route, status = tracing::field::Empty, otel.kind = "server");
     let _ = span.set_parent(extract_parent(req.headers()));
     let lang = Lang::from_headers(req.headers());
@@ -81,7 +82,9 @@ pub async fn trace_and_language(req: Request, next: Next) -> Response {
         let kept: Vec<(header::HeaderName, HeaderValue)> = resp
             .headers()
             .iter()
-            .filter(|(k, _)| k.as_str().starts_with("ratelimit") || *k == header::ACCESS_CONTROL_ALLOW_ORIGIN || *k == header::VARY)
+            .filter(|(k, _)| {
+                k.as_str().starts_with("ratelimit") || *k == header::ACCESS_CONTROL_ALLOW_ORIGIN || *k == header::VARY
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         resp = e.into_response_in(Lang::Da);
@@ -96,10 +99,8 @@ pub async fn trace_and_language(req: Request, next: Next) -> Response {
 /// Errors produced by the HTTP stack rather than a handler get a problem body too.
 fn problem_for_bare_errors(resp: Response) -> Response {
     let status = resp.status();
-    let is_problem = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    let is_problem =
+        resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return resp;
     }

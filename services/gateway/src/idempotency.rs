@@ -61,7 +61,9 @@ impl Idempotency {
         let before = now() - RETENTION.as_secs() as i64;
         self.store
             .transaction(move |tx| {
-                Box::pin(async move { tx.execute("DELETE FROM gateway_idempotency WHERE created_at < $1", &[Arg::Int(before)]).await })
+                Box::pin(async move {
+                    tx.execute("DELETE FROM gateway_idempotency WHERE created_at < $1", &[Arg::Int(before)]).await
+                })
             })
             .await
     }
@@ -96,8 +98,12 @@ impl Idempotency {
             .map_err(internal)?;
         let Some(row) = row.first() else { return Ok(Claim::Run) };
         let mut parts = row.splitn(4, ' ');
-        let (stored_hash, status, updated, response) =
-            (parts.next().unwrap_or(""), parts.next().unwrap_or("0"), parts.next().unwrap_or("0"), parts.next().unwrap_or(""));
+        let (stored_hash, status, updated, response) = (
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or("0"),
+            parts.next().unwrap_or("0"),
+            parts.next().unwrap_or(""),
+        );
         if stored_hash != hash {
             return Err(ApiError::new(ErrorCode::IdempotencyKeyReused));
         }
@@ -117,7 +123,11 @@ impl Idempotency {
         self.store
             .transaction(move |tx| {
                 Box::pin(async move {
-                    tx.execute("UPDATE gateway_idempotency SET updated_at = $2 WHERE scope = $1", &[Arg::Text(s), Arg::Int(t)]).await
+                    tx.execute(
+                        "UPDATE gateway_idempotency SET updated_at = $2 WHERE scope = $1",
+                        &[Arg::Text(s), Arg::Int(t)],
+                    )
+                    .await
                 })
             })
             .await
@@ -132,7 +142,9 @@ impl Idempotency {
             return self
                 .store
                 .transaction(move |tx| {
-                    Box::pin(async move { tx.execute("DELETE FROM gateway_idempotency WHERE scope = $1", &[Arg::Text(s)]).await })
+                    Box::pin(async move {
+                        tx.execute("DELETE FROM gateway_idempotency WHERE scope = $1", &[Arg::Text(s)]).await
+                    })
                 })
                 .await
                 .map(|_| ())
@@ -196,7 +208,11 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();
-    let caller = match <crate::caller::Caller as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, &state).await {
+    let caller = match <crate::caller::Caller as axum::extract::FromRequestParts<AppState>>::from_request_parts(
+        &mut parts, &state,
+    )
+    .await
+    {
         Ok(c) => c,
         Err(_) => return next.run(Request::from_parts(parts, body)).await,
     };

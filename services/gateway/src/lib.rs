@@ -67,7 +67,13 @@ impl Default for HttpConfig {
 }
 
 /// Opens the gateway's own database (idempotency records) and builds its state.
-pub async fn state(store: EventStore, keys_store: KeyStore, keys: Keys, clients: Clients, http: &HttpConfig) -> Result<AppState, eventlog::Error> {
+pub async fn state(
+    store: EventStore,
+    keys_store: KeyStore,
+    keys: Keys,
+    clients: Clients,
+    http: &HttpConfig,
+) -> Result<AppState, eventlog::Error> {
     migrate(&store).await?;
     let idempotency = idempotency::Idempotency::new(store, keys_store);
     let expiring = idempotency.clone();
@@ -100,7 +106,12 @@ pub fn app(state: AppState, cfg: &HttpConfig) -> Router {
     let doc = openapi::finish(doc);
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(cfg.cors_origins.iter().filter_map(|o| o.parse().ok())))
-        .allow_methods([axum::http::Method::GET, axum::http::Method::POST, axum::http::Method::PUT, axum::http::Method::DELETE])
+        .allow_methods([
+            axum::http::Method::GET,
+            axum::http::Method::POST,
+            axum::http::Method::PUT,
+            axum::http::Method::DELETE,
+        ])
         .allow_headers([
             axum::http::header::AUTHORIZATION,
             axum::http::header::CONTENT_TYPE,
@@ -122,7 +133,10 @@ pub fn app(state: AppState, cfg: &HttpConfig) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::middleware))
         .layer(axum::middleware::from_fn_with_state(state.clone(), http::rate_limit))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(cfg.request_timeout_secs)))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(cfg.request_timeout_secs),
+        ))
         .layer(cors)
         .layer(axum::middleware::from_fn(http::trace_and_language))
         .with_state(state)
@@ -135,7 +149,11 @@ pub struct Config {
     #[arg(long, env = "SAMSKAB_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// The gateway's database (idempotency records): `sqlite://path` or `postgres://...`.
-    #[arg(long = "database-url", env = "SAMSKAB_GATEWAY_DATABASE_URL", default_value = "sqlite://samskab-data/gateway.db")]
+    #[arg(
+        long = "database-url",
+        env = "SAMSKAB_GATEWAY_DATABASE_URL",
+        default_value = "sqlite://samskab-data/gateway.db"
+    )]
     pub database_url: String,
     /// The booking service.
     #[arg(long = "booking-url", env = "SAMSKAB_BOOKING_URL", default_value = "http://127.0.0.1:50051")]
@@ -175,15 +193,24 @@ pub enum StartError {
 }
 
 /// Runs the gateway until `shutdown` resolves.
-pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+pub async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
     let store = EventStore::connect(&config.database_url).await?;
     let keys_store = servicekit::bootstrap::key_store(&store, &config.keys).await?;
     let tokens = Keys::from_env_or_data_dir(&config.keys.data_dir).map_err(StartError::Tokens)?;
-    let urls = ServiceUrls { booking: config.booking_url.clone(), carehome: config.carehome_url.clone(), volunteer: config.volunteer_url.clone() };
+    let urls = ServiceUrls {
+        booking: config.booking_url.clone(),
+        carehome: config.carehome_url.clone(),
+        volunteer: config.volunteer_url.clone(),
+    };
     let state = state(store, keys_store, tokens, Clients::connect(&urls)?, &config.http).await?;
     let app = app(state, &config.http);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(listen = %config.listen, "gateway serving");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }

@@ -27,9 +27,7 @@ impl Lang {
         for part in v.split(',') {
             let mut it = part.trim().split(';');
             let tag = it.next().unwrap_or("").trim().to_ascii_lowercase();
-            let q = it
-                .find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()))
-                .unwrap_or(1.0);
+            let q = it.find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok())).unwrap_or(1.0);
             let lang = if tag == "da" || tag.starts_with("da-") {
                 Lang::Da
             } else if tag == "en" || tag.starts_with("en-") || tag == "*" {
@@ -49,32 +47,154 @@ impl Lang {
 fn texts(code: ErrorCode) -> (&'static str, &'static str, &'static str, &'static str) {
     use ErrorCode as C;
     match code {
-        C::Malformed => ("Malformed request", "Forkert udformet forespørgsel", "The request could not be read.", "Forespørgslen kunne ikke læses."),
-        C::Validation => ("Invalid request", "Ugyldig forespørgsel", "A field of the request is invalid.", "Et felt i forespørgslen er ugyldigt."),
-        C::Unauthenticated => ("Not authenticated", "Ikke logget ind", "A valid bearer token is required.", "Der kræves et gyldigt adgangstoken."),
+        C::Malformed => (
+            "Malformed request",
+            "Forkert udformet forespørgsel",
+            "The request could not be read.",
+            "Forespørgslen kunne ikke læses.",
+        ),
+        C::Validation => (
+            "Invalid request",
+            "Ugyldig forespørgsel",
+            "A field of the request is invalid.",
+            "Et felt i forespørgslen er ugyldigt.",
+        ),
+        C::Unauthenticated => (
+            "Not authenticated",
+            "Ikke logget ind",
+            "A valid bearer token is required.",
+            "Der kræves et gyldigt adgangstoken.",
+        ),
         C::Forbidden => ("Forbidden", "Ikke tilladt", "Your role may not do this.", "Din rolle må ikke gøre dette."),
-        C::NotFound => ("Not found", "Ikke fundet", "There is no such object, or you may not see it.", "Objektet findes ikke, eller du må ikke se det."),
-        C::Timeout => ("Request timeout", "Tidsgrænse overskredet", "The request took too long.", "Forespørgslen tog for lang tid."),
-        C::BikeTaken => ("Trishaw taken", "Cyklen er optaget", "The trishaw is taken in that slot.", "Cyklen er optaget i det tidsrum."),
-        C::PilotBusy => ("Pilot busy", "Piloten er optaget", "The pilot rides elsewhere in that slot.", "Piloten kører et andet sted i det tidsrum."),
-        C::ResidentBusy => ("Resident busy", "Beboeren er optaget", "A rider is on another ride in that slot.", "En passager er på en anden tur i det tidsrum."),
-        C::IllegalTransition => ("Illegal transition", "Ugyldig statusændring", "The object's state does not allow this.", "Objektets tilstand tillader ikke dette."),
-        C::IdempotencyInFlight => ("Request in progress", "Forespørgslen er i gang", "A request with this idempotency key is still running.", "En forespørgsel med denne nøgle kører stadig."),
-        C::PreconditionFailed => ("Precondition failed", "Forudsætning ikke opfyldt", "The object has changed (If-Match).", "Objektet er ændret (If-Match)."),
-        C::TooLarge => ("Request too large", "Forespørgslen er for stor", "The body is larger than 1 MiB.", "Indholdet er større end 1 MiB."),
-        C::UnsupportedMediaType => ("Unsupported media type", "Ikke understøttet medietype", "Send application/json.", "Send application/json."),
-        C::OutsideRideHours => ("Outside ride hours", "Uden for køretider", "The slot lies outside the care home's ride hours.", "Tidsrummet ligger uden for plejehjemmets køretider."),
-        C::LeadTime => ("Too short notice", "For kort varsel", "Rides must be booked further ahead.", "Ture skal bookes længere i forvejen."),
-        C::NotQualified => ("Pilot not qualified", "Piloten er ikke uddannet", "The pilot is not qualified for this trishaw for the whole slot.", "Piloten er ikke uddannet til denne cykel i hele tidsrummet."),
-        C::PilotSuspended => ("Pilot suspended", "Piloten er suspenderet", "A suspended pilot may not book.", "En suspenderet pilot må ikke booke."),
-        C::BikeOutOfService => ("Trishaw out of service", "Cyklen er ude af drift", "The trishaw is not in service.", "Cyklen er ikke i drift."),
-        C::TooManyRiders => ("Too many riders", "For mange passagerer", "The riders do not fit the seats.", "Passagererne kan ikke være på sæderne."),
-        C::NoConsent => ("No consent", "Intet samtykke", "A rider has no consent on record.", "En passager har intet samtykke registreret."),
-        C::NotResidentHere => ("Not a resident here", "Ikke beboer her", "A rider does not live at this care home.", "En passager bor ikke på dette plejehjem."),
-        C::IdempotencyKeyReused => ("Idempotency key reused", "Nøglen er brugt før", "This idempotency key was used with another request.", "Denne nøgle er brugt til en anden forespørgsel."),
-        C::RateLimited => ("Too many requests", "For mange forespørgsler", "Slow down and retry after the indicated time.", "Sæt farten ned og prøv igen efter den angivne tid."),
-        C::Unavailable => ("Service unavailable", "Tjenesten er utilgængelig", "A backing service is unavailable; retry soon.", "En bagvedliggende tjeneste er utilgængelig; prøv igen snart."),
-        C::Internal => ("Internal error", "Intern fejl", "Something went wrong on our side.", "Der gik noget galt hos os."),
+        C::NotFound => (
+            "Not found",
+            "Ikke fundet",
+            "There is no such object, or you may not see it.",
+            "Objektet findes ikke, eller du må ikke se det.",
+        ),
+        C::Timeout => (
+            "Request timeout",
+            "Tidsgrænse overskredet",
+            "The request took too long.",
+            "Forespørgslen tog for lang tid.",
+        ),
+        C::BikeTaken => (
+            "Trishaw taken",
+            "Cyklen er optaget",
+            "The trishaw is taken in that slot.",
+            "Cyklen er optaget i det tidsrum.",
+        ),
+        C::PilotBusy => (
+            "Pilot busy",
+            "Piloten er optaget",
+            "The pilot rides elsewhere in that slot.",
+            "Piloten kører et andet sted i det tidsrum.",
+        ),
+        C::ResidentBusy => (
+            "Resident busy",
+            "Beboeren er optaget",
+            "A rider is on another ride in that slot.",
+            "En passager er på en anden tur i det tidsrum.",
+        ),
+        C::IllegalTransition => (
+            "Illegal transition",
+            "Ugyldig statusændring",
+            "The object's state does not allow this.",
+            "Objektets tilstand tillader ikke dette.",
+        ),
+        C::IdempotencyInFlight => (
+            "Request in progress",
+            "Forespørgslen er i gang",
+            "A request with this idempotency key is still running.",
+            "En forespørgsel med denne nøgle kører stadig.",
+        ),
+        C::PreconditionFailed => (
+            "Precondition failed",
+            "Forudsætning ikke opfyldt",
+            "The object has changed (If-Match).",
+            "Objektet er ændret (If-Match).",
+        ),
+        C::TooLarge => (
+            "Request too large",
+            "Forespørgslen er for stor",
+            "The body is larger than 1 MiB.",
+            "Indholdet er større end 1 MiB.",
+        ),
+        C::UnsupportedMediaType => (
+            "Unsupported media type",
+            "Ikke understøttet medietype",
+            "Send application/json.",
+            "Send application/json.",
+        ),
+        C::OutsideRideHours => (
+            "Outside ride hours",
+            "Uden for køretider",
+            "The slot lies outside the care home's ride hours.",
+            "Tidsrummet ligger uden for plejehjemmets køretider.",
+        ),
+        C::LeadTime => (
+            "Too short notice",
+            "For kort varsel",
+            "Rides must be booked further ahead.",
+            "Ture skal bookes længere i forvejen.",
+        ),
+        C::NotQualified => (
+            "Pilot not qualified",
+            "Piloten er ikke uddannet",
+            "The pilot is not qualified for this trishaw for the whole slot.",
+            "Piloten er ikke uddannet til denne cykel i hele tidsrummet.",
+        ),
+        C::PilotSuspended => (
+            "Pilot suspended",
+            "Piloten er suspenderet",
+            "A suspended pilot may not book.",
+            "En suspenderet pilot må ikke booke.",
+        ),
+        C::BikeOutOfService => (
+            "Trishaw out of service",
+            "Cyklen er ude af drift",
+            "The trishaw is not in service.",
+            "Cyklen er ikke i drift.",
+        ),
+        C::TooManyRiders => (
+            "Too many riders",
+            "For mange passagerer",
+            "The riders do not fit the seats.",
+            "Passagererne kan ikke være på sæderne.",
+        ),
+        C::NoConsent => (
+            "No consent",
+            "Intet samtykke",
+            "A rider has no consent on record.",
+            "En passager har intet samtykke registreret.",
+        ),
+        C::NotResidentHere => (
+            "Not a resident here",
+            "Ikke beboer her",
+            "A rider does not live at this care home.",
+            "En passager bor ikke på dette plejehjem.",
+        ),
+        C::IdempotencyKeyReused => (
+            "Idempotency key reused",
+            "Nøglen er brugt før",
+            "This idempotency key was used with another request.",
+            "Denne nøgle er brugt til en anden forespørgsel.",
+        ),
+        C::RateLimited => (
+            "Too many requests",
+            "For mange forespørgsler",
+            "Slow down and retry after the indicated time.",
+            "Sæt farten ned og prøv igen efter den angivne tid.",
+        ),
+        C::Unavailable => (
+            "Service unavailable",
+            "Tjenesten er utilgængelig",
+            "A backing service is unavailable; retry soon.",
+            "En bagvedliggende tjeneste er utilgængelig; prøv igen snart.",
+        ),
+        C::Internal => {
+            ("Internal error", "Intern fejl", "Something went wrong on our side.", "Der gik noget galt hos os.")
+        }
     }
 }
 
@@ -129,7 +249,14 @@ pub struct Problem {
 impl ApiError {
     /// An error with just a code.
     pub fn new(code: ErrorCode) -> Self {
-        ApiError { code, detail: None, errors: Vec::new(), conflict_with: None, current_version: None, retry_after: None }
+        ApiError {
+            code,
+            detail: None,
+            errors: Vec::new(),
+            conflict_with: None,
+            current_version: None,
+            retry_after: None,
+        }
     }
 
     /// With an English detail.

@@ -75,9 +75,7 @@ impl<T: Serialize> IntoResponse for Created<T> {
 
 /// A protobuf time as RFC 3339 UTC (`None` when unset).
 pub fn time(t: &Option<prost_types::Timestamp>) -> Option<String> {
-    t.as_ref()
-        .and_then(samskab_proto::time::from_proto)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+    t.as_ref().and_then(samskab_proto::time::from_proto).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
 }
 
 /// `None` for an empty string.
@@ -87,7 +85,7 @@ pub fn opt(s: String) -> Option<String> {
 
 /// Parses an RFC 3339 time of a body or query field (any offset; stored as UTC).
 pub fn parse_time(field: &str, value: &str) -> Result<prost_types::Timestamp, crate::problem::ApiError> {
-    chrono::DateTime::parse_from_rfc3339(value)
-        .map(|t| samskab_proto::time::to_proto(t.to_utc()))
-        .map_err(|_| crate::problem::ApiError::invalid(field, "must be an RFC 3339 time such as 2027-05-03T10:00:00+02:00"))
+    chrono::DateTime::parse_from_rfc3339(value).map(|t| samskab_proto::time::to_proto(t.to_utc())).map_err(|_| {
+        crate::problem::ApiError::invalid(field, "must be an RFC 3339 time such as 2027-05-03T10:00:00+02:00")
+    })
 }

@@ -80,7 +80,10 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
                 name: name.into(),
                 address: address.into(),
                 timezone: String::new(),
-                ride_hours: days.iter().map(|d| cpb::RideHours { weekday: (*d).into(), opens: "09:00".into(), closes: "17:00".into() }).collect(),
+                ride_hours: days
+                    .iter()
+                    .map(|d| cpb::RideHours { weekday: (*d).into(), opens: "09:00".into(), closes: "17:00".into() })
+                    .collect(),
                 turnaround_minutes: 15,
                 requires_confirmation: confirm,
             })
@@ -89,7 +92,9 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
             .into_inner()
             .carehome_id;
         let mut bikes = Vec::new();
-        for (j, (bname, btype, seats)) in [("Rickshaw 1", "trishaw", 2), ("Kørestolscykel", "wheelchair", 1)].into_iter().enumerate() {
+        for (j, (bname, btype, seats)) in
+            [("Rickshaw 1", "trishaw", 2), ("Kørestolscykel", "wheelchair", 1)].into_iter().enumerate()
+        {
             if j == 1 && i != 0 {
                 continue;
             }
@@ -108,7 +113,8 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
             bikes.push(bike);
         }
         let mut residents = Vec::new();
-        for (k, rname) in ["Inger Madsen", "Poul Kristensen", "Ærø Østergård", "Grethe Nielsen"].iter().enumerate() {
+        for (k, rname) in ["Inger Madsen", "Poul Kristensen", "Ærø Østergård", "Grethe Nielsen"].iter().enumerate()
+        {
             let scope = if k != 3 { vec!["rides".into(), "stories".into()] } else { vec!["rides".into()] };
             let r = homes_c
                 .admit_resident(cpb::AdmitResidentRequest {
@@ -116,7 +122,11 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
                     carehome_id: home.clone(),
                     display_name: (*rname).into(),
                     notes: "Elsker havnen og en varm kop kaffe bagefter.".into(),
-                    consent: Some(cpb::Consent { given_by: "relative".into(), given_at: Utc::now().to_rfc3339(), scope }),
+                    consent: Some(cpb::Consent {
+                        given_by: "relative".into(),
+                        given_at: Utc::now().to_rfc3339(),
+                        scope,
+                    }),
                 })
                 .await
                 .map_err(fail)?
@@ -124,10 +134,14 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
                 .resident_id;
             residents.push(r);
         }
-        homes.push(serde_json::json!({ "carehome_id": home, "name": name, "bike_ids": bikes, "resident_ids": residents }));
+        homes.push(
+            serde_json::json!({ "carehome_id": home, "name": name, "bike_ids": bikes, "resident_ids": residents }),
+        );
     }
     let mut pilots = Vec::new();
-    for (i, pname) in ["Mette Jensen", "Lars Pedersen", "Sofie Andersen", "Jens Hansen", "Anne Larsen"].iter().enumerate() {
+    for (i, pname) in
+        ["Mette Jensen", "Lars Pedersen", "Sofie Andersen", "Jens Hansen", "Anne Larsen"].iter().enumerate()
+    {
         let p = vol
             .register_pilot(vpb::RegisterPilotRequest {
                 context: ctx(&format!("pilot {i}"), "chapter_admin"),
@@ -167,7 +181,14 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
                 let start = tz.from_local_datetime(&local).earliest().expect("local time exists").with_timezone(&Utc);
                 let pilot = &pilots[(d as usize + h + slot) % pilots.len()];
                 let bike = home["bike_ids"][0].as_str().unwrap_or_default().to_owned();
-                let residents: Vec<String> = home["resident_ids"].as_array().into_iter().flatten().skip(slot * 2).take(2).filter_map(|v| v.as_str().map(str::to_owned)).collect();
+                let residents: Vec<String> = home["resident_ids"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .skip(slot * 2)
+                    .take(2)
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect();
                 let role = if h == 2 && slot == 1 { "pilot" } else { "coordinator" };
                 let req = bpb::BookRideRequest {
                     context: ctx(&format!("ride {d} {h} {slot}"), role),
@@ -183,25 +204,44 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
                 // A few rides further along their life cycle.
                 match (d, h, slot) {
                     (0, 0, 0) | (1, 1, 0) => {
-                        book.start_ride(bpb::RideCommandRequest { context: ctx(&format!("start {id}"), "pilot"), ride_id: id.clone() }).await.map_err(fail)?;
+                        book.start_ride(bpb::RideCommandRequest {
+                            context: ctx(&format!("start {id}"), "pilot"),
+                            ride_id: id.clone(),
+                        })
+                        .await
+                        .map_err(fail)?;
                         book.complete_ride(bpb::CompleteRideRequest {
                             context: ctx(&format!("complete {id}"), "pilot"),
                             ride_id: id.clone(),
                             ended_at: Some(samskab_proto::time::to_proto(Utc::now() + Days::minutes(55))),
                             distance_km: 6.5,
                             bike_condition: "ok".into(),
-                            story: if slot == 0 { "Vi kørte langs havnen og så skibene.".into() } else { String::new() },
+                            story: if slot == 0 {
+                                "Vi kørte langs havnen og så skibene.".into()
+                            } else {
+                                String::new()
+                            },
                         })
                         .await
                         .map_err(fail)?;
                     }
                     (2, 0, 1) => {
-                        book.cancel_ride(bpb::CancelRideRequest { context: ctx(&format!("cancel {id}"), "coordinator"), ride_id: id.clone(), reason: "rider".into(), note: String::new() })
-                            .await
-                            .map_err(fail)?;
+                        book.cancel_ride(bpb::CancelRideRequest {
+                            context: ctx(&format!("cancel {id}"), "coordinator"),
+                            ride_id: id.clone(),
+                            reason: "rider".into(),
+                            note: String::new(),
+                        })
+                        .await
+                        .map_err(fail)?;
                     }
                     (3, 1, 1) => {
-                        book.mark_no_show(bpb::RideCommandRequest { context: ctx(&format!("noshow {id}"), "coordinator"), ride_id: id.clone() }).await.map_err(fail)?;
+                        book.mark_no_show(bpb::RideCommandRequest {
+                            context: ctx(&format!("noshow {id}"), "coordinator"),
+                            ride_id: id.clone(),
+                        })
+                        .await
+                        .map_err(fail)?;
                     }
                     _ => {}
                 }
@@ -224,7 +264,10 @@ async fn book_when_known(
     for _ in 0..200 {
         match book.book_ride(req.clone()).await {
             Ok(r) => return r.into_inner().ride.ok_or_else(|| Error::Start("no ride".into())),
-            Err(s) if s.code() == tonic::Code::NotFound || s.code() == tonic::Code::FailedPrecondition && s.message().contains("qualified") => {
+            Err(s)
+                if s.code() == tonic::Code::NotFound
+                    || s.code() == tonic::Code::FailedPrecondition && s.message().contains("qualified") =>
+            {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(s) => return Err(fail(s)),
@@ -254,7 +297,9 @@ fn print_welcome(cfg: &ServeConfig, running: &Running, ids: &serde_json::Value) 
     println!("  PILOT={}", token("demo-pilot", Role::Pilot(pilot)));
     println!("  INTEGRATOR={}", token("demo-integrator", Role::Integrator(Some(chapter))));
     println!("\nTry (after exporting the tokens above):");
-    println!("  curl -s -H \"Authorization: Bearer $PILOT\" '{base}/v1/carehomes/{home}/availability?from={day}T00:00:00Z&to={day}T23:59:59Z&duration_minutes=60'");
+    println!(
+        "  curl -s -H \"Authorization: Bearer $PILOT\" '{base}/v1/carehomes/{home}/availability?from={day}T00:00:00Z&to={day}T23:59:59Z&duration_minutes=60'"
+    );
     println!(
         "  curl -s -H \"Authorization: Bearer $PILOT\" -H 'Content-Type: application/json' -H 'Idempotency-Key: tour-1' \\\n    -d '{{\"bike_id\":\"{bike}\",\"pilot_id\":\"{pilot}\",\"start\":\"{day}T12:15:00Z\",\"duration_minutes\":60,\"resident_ids\":[]}}' {base}/v1/rides"
     );

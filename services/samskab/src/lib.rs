@@ -144,7 +144,11 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, Error> {
 }
 
 /// Serves until `shutdown`, then drains and stops.
-pub async fn serve(cfg: &ServeConfig, demo: bool, shutdown: impl std::future::Future<Output = ()>) -> Result<(), Error> {
+pub async fn serve(
+    cfg: &ServeConfig,
+    demo: bool,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), Error> {
     let running = start(cfg).await?;
     if demo {
         demo::seed_once(cfg, &running).await?;

@@ -60,14 +60,20 @@ enum Component {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result: Result<(), String> = match cli.command {
-        Command::Token { token, config } => samskab::ops::token(&config, &token).map(|t| println!("{t}")).map_err(|e| e.to_string()),
+        Command::Token { token, config } => {
+            samskab::ops::token(&config, &token).map(|t| println!("{t}")).map_err(|e| e.to_string())
+        }
         command => {
             let telemetry = telemetry::init("samskab");
             let shutdown = servicekit::server::shutdown_signal();
             let r = match command {
-                Command::Serve { demo, config } => samskab::serve(&config, demo, shutdown).await.map_err(|e| e.to_string()),
+                Command::Serve { demo, config } => {
+                    samskab::serve(&config, demo, shutdown).await.map_err(|e| e.to_string())
+                }
                 Command::Migrate { config } => samskab::ops::migrate(&config).await.map_err(|e| e.to_string()),
-                Command::RebuildProjections { config } => samskab::ops::rebuild(&config).await.map_err(|e| e.to_string()),
+                Command::RebuildProjections { config } => {
+                    samskab::ops::rebuild(&config).await.map_err(|e| e.to_string())
+                }
                 Command::Run { component } => match component {
                     Component::Booking(c) => booking::run(c, shutdown).await.map_err(|e| e.to_string()),
                     Component::Carehome(c) => carehome::run(c, shutdown).await.map_err(|e| e.to_string()),

@@ -44,7 +44,8 @@ pub fn token(cfg: &ServeConfig, a: &TokenArgs) -> Result<String, Error> {
         "integrator" => Role::Integrator(a.chapter),
         other => return Err(Error::Start(format!("unknown role {other}"))),
     };
-    let scope = a.chapter.or(a.carehome).or(a.pilot).map(|u| u.simple().to_string()[..8].to_owned()).unwrap_or_default();
+    let scope =
+        a.chapter.or(a.carehome).or(a.pilot).map(|u| u.simple().to_string()[..8].to_owned()).unwrap_or_default();
     let sub = a.sub.clone().unwrap_or_else(|| format!("{}-{scope}", a.role).trim_end_matches('-').to_owned());
     let keys = Keys::from_env_or_data_dir(cfg.data_dir()).map_err(Error::Start)?;
     Ok(keys.sign(&Claims::new(&sub, role, chrono::Duration::hours(a.ttl_hours))))

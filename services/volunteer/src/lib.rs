@@ -107,7 +107,13 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
 /// while the service is stopped.
 pub async fn rebuild(store: &EventStore, progress: impl Fn(u64, u64)) -> Result<u64, eventlog::Error> {
     store.migrate("volunteer_migrations", sqlx::migrate!("./migrations"), sqlx::migrate!("./migrations")).await?;
-    eventlog::rebuild_projection(store, std::sync::Arc::new(readmodel::PilotsProjection), &["DELETE FROM volunteer_pilots"], progress).await
+    eventlog::rebuild_projection(
+        store,
+        std::sync::Arc::new(readmodel::PilotsProjection),
+        &["DELETE FROM volunteer_pilots"],
+        progress,
+    )
+    .await
 }
 
 /// Applies the service's read-model migrations (the log's own apply when a store opens).

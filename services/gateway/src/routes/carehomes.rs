@@ -1,10 +1,416 @@
-//! (being written)
+//! Care homes: registration, reading and listing a chapter's, weekly ride hours,
+//! closures and coordinators. Anyone in the care home's chapter may read it; its chapter
+//! admin (and its coordinator, for hours and closures) may change it.
 
+use axum::extract::State;
+use samskab_proto::carehome::v1 as cpb;
+use serde::{Deserialize, Serialize};
+use servicekit::ErrorCode;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
 
 use crate::AppState;
+use crate::caller::Caller;
+use crate::clients::{context, req};
+use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, Params};
+use crate::problem::{ApiError, Problem};
+use crate::views::{Created, Page, PageParams, Versioned, opt};
 
-/// The routes of this area.
+/// Ride hours of one weekday, in the care home's local time.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RideHours {
+    /// Lowercase English weekday (`monday`).
+    pub weekday: String,
+    /// Opening time, `HH:MM`.
+    pub opens: String,
+    /// Closing time, `HH:MM`.
+    pub closes: String,
+}
+
+impl From<RideHours> for cpb::RideHours {
+    fn from(h: RideHours) -> Self {
+        cpb::RideHours { weekday: h.weekday, opens: h.opens, closes: h.closes }
+    }
+}
+
+impl From<cpb::RideHours> for RideHours {
+    fn from(h: cpb::RideHours) -> Self {
+        RideHours { weekday: h.weekday, opens: h.opens, closes: h.closes }
+    }
+}
+
+/// A closure of a care home: dates `from` (inclusive) to `to` (exclusive).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Closure {
+    /// First closed day, `YYYY-MM-DD`.
+    pub from: String,
+    /// First day open again.
+    pub to: String,
+    /// Why it is closed.
+    pub reason: String,
+}
+
+/// `POST /v1/carehomes`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCareHome {
+    /// The chapter it belongs to.
+    pub chapter_id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Postal address.
+    pub address: String,
+    /// Its own IANA time zone (default: the chapter's).
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Weekly ride hours.
+    pub ride_hours: Vec<RideHours>,
+    /// Minimum minutes between two rides on one trishaw.
+    pub turnaround_minutes: u32,
+    /// Whether pilot-booked rides wait for the coordinator's confirmation.
+    pub requires_confirmation: bool,
+}
+
+/// `PUT /v1/carehomes/{id}/ride-hours`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RideHoursChange {
+    /// The new weekly ride hours (replacing the old).
+    pub ride_hours: Vec<RideHours>,
+}
+
+/// `POST /v1/carehomes/{id}/coordinators`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCoordinator {
+    /// The coordinator's pseudonymous user id (a token's `sub`).
+    pub user_id: String,
+}
+
+/// A care home.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CareHomeView {
+    /// Id.
+    pub carehome_id: String,
+    /// Chapter.
+    pub chapter_id: String,
+    /// Name.
+    pub name: String,
+    /// Postal address.
+    pub address: String,
+    /// Its own time zone, if it sets one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// The zone in effect (its own or the chapter's).
+    pub effective_timezone: String,
+    /// Weekly ride hours.
+    pub ride_hours: Vec<RideHours>,
+    /// Minimum minutes between two rides on one trishaw.
+    pub turnaround_minutes: u32,
+    /// Whether pilot-booked rides wait for confirmation.
+    pub requires_confirmation: bool,
+    /// Closures.
+    pub closures: Vec<Closure>,
+    /// Its coordinators' user ids, in order of assignment.
+    pub coordinator_ids: Vec<String>,
+}
+
+/// `GET /v1/carehomes?chapter_id=&limit=&cursor=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CareHomeQuery {
+    /// The chapter whose care homes to list (required).
+    pub chapter_id: Uuid,
+    /// Items per page, 1 to 500 (default 50).
+    pub limit: Option<u32>,
+    /// Where to continue.
+    pub cursor: Option<String>,
+}
+
+/// Path of a coordinator of a care home.
+#[derive(Debug, Deserialize)]
+pub struct CoordinatorPath {
+    /// The care home.
+    pub id: Uuid,
+    /// The coordinator's user id.
+    pub user_id: String,
+}
+
+fn view_of(h: cpb::CareHome) -> CareHomeView {
+    CareHomeView {
+        carehome_id: h.carehome_id,
+        chapter_id: h.chapter_id,
+        name: h.name,
+        address: h.address,
+        timezone: opt(h.timezone),
+        effective_timezone: h.effective_timezone,
+        ride_hours: h.ride_hours.into_iter().map(Into::into).collect(),
+        turnaround_minutes: h.turnaround_minutes,
+        requires_confirmation: h.requires_confirmation,
+        closures: h.closures.into_iter().map(|c| Closure { from: c.from, to: c.to, reason: c.reason }).collect(),
+        coordinator_ids: h.coordinator_ids,
+    }
+}
+
+/// The care home as answered, with its `ETag`.
+pub fn view(h: cpb::CareHome) -> Versioned<CareHomeView> {
+    let version = h.version;
+    Versioned(view_of(h), version)
+}
+
+/// The chapter of a care home as read from its record.
+pub fn chapter_of(h: &cpb::CareHome) -> Option<Uuid> {
+    h.chapter_id.parse().ok()
+}
+
+/// Loads a care home the caller may read: anyone in its chapter (404 otherwise).
+pub async fn visible(s: &AppState, caller: &Caller, id: Uuid) -> Result<cpb::CareHome, ApiError> {
+    let home = match s.clients.carehome.clone().get_care_home(req(cpb::IdRequest { id: id.to_string() })).await {
+        Ok(h) => h.into_inner(),
+        Err(st) if st.code() == tonic::Code::NotFound => return Err(ApiError::not_found()),
+        Err(st) => return Err(st.into()),
+    };
+    if !chapter_of(&home).is_some_and(|c| caller.in_chapter(c)) {
+        return Err(ApiError::not_found());
+    }
+    Ok(home)
+}
+
+/// Whether the caller runs the care home: its coordinator or its chapter's admin (or admin).
+pub fn manages(caller: &Caller, home: &cpb::CareHome, id: Uuid) -> bool {
+    caller.coordinates(id) || chapter_of(home).is_some_and(|c| caller.admin_of(c))
+}
+
+/// Refuses a change based on another version of the care home than `current` (412 with
+/// the current `ETag`); for commands the care home's own stream does not check.
+pub fn precondition(if_match: Option<u64>, current: u64) -> Result<(), ApiError> {
+    match if_match {
+        Some(v) if v != current => {
+            let mut e = ApiError::new(ErrorCode::PreconditionFailed);
+            e.current_version = Some(current);
+            Err(e)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Register a care home (its chapter's admin).
+#[utoipa::path(post, path = "/v1/carehomes", tag = "carehomes", request_body = NewCareHome,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses((status = 201, body = CareHomeView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(s): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    Body(b): Body<NewCareHome>,
+) -> Result<Created<CareHomeView>, ApiError> {
+    if !caller.in_chapter(b.chapter_id) {
+        return Err(ApiError::not_found());
+    }
+    if !caller.admin_of(b.chapter_id) {
+        return Err(ApiError::forbidden());
+    }
+    let h = s
+        .clients
+        .carehome
+        .clone()
+        .register_care_home(req(cpb::RegisterCareHomeRequest {
+            context: context(&caller, "POST /v1/carehomes", key.as_deref(), None),
+            chapter_id: b.chapter_id.to_string(),
+            name: b.name,
+            address: b.address,
+            timezone: b.timezone.unwrap_or_default(),
+            ride_hours: b.ride_hours.into_iter().map(Into::into).collect(),
+            turnaround_minutes: b.turnaround_minutes,
+            requires_confirmation: b.requires_confirmation,
+        }))
+        .await?
+        .into_inner();
+    let Versioned(v, version) = view(h);
+    Ok(Created(format!("/v1/carehomes/{}", v.carehome_id), v, version))
+}
+
+/// List a chapter's care homes (anyone in the chapter).
+#[utoipa::path(get, path = "/v1/carehomes", tag = "carehomes", params(CareHomeQuery),
+    responses((status = 200, body = Page<CareHomeView>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params(q): Params<CareHomeQuery>,
+) -> Result<axum::Json<Page<CareHomeView>>, ApiError> {
+    let limit = PageParams { limit: q.limit, cursor: None }.limit()?;
+    if !caller.in_chapter(q.chapter_id) {
+        return Err(ApiError::not_found());
+    }
+    let page = s
+        .clients
+        .carehome
+        .clone()
+        .list_care_homes(req(cpb::ListRequest {
+            parent_id: q.chapter_id.to_string(),
+            limit,
+            cursor: q.cursor.unwrap_or_default(),
+        }))
+        .await?
+        .into_inner();
+    Ok(axum::Json(Page::new(page.carehomes.into_iter().map(view_of).collect(), page.next_cursor)))
+}
+
+/// Read a care home (anyone in its chapter).
+#[utoipa::path(get, path = "/v1/carehomes/{id}", tag = "carehomes", params(("id" = Uuid, Path)),
+    responses((status = 200, body = CareHomeView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(s): State<AppState>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+) -> Result<Versioned<CareHomeView>, ApiError> {
+    Ok(view(visible(&s, &caller, id).await?))
+}
+
+/// Replace a care home's weekly ride hours (its coordinator, its chapter's admin).
+#[utoipa::path(put, path = "/v1/carehomes/{id}/ride-hours", tag = "carehomes", request_body = RideHoursChange,
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    responses((status = 200, body = CareHomeView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn put_ride_hours(
+    State(s): State<AppState>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+    IfMatch(if_match): IfMatch,
+    Body(b): Body<RideHoursChange>,
+) -> Result<Versioned<CareHomeView>, ApiError> {
+    let home = visible(&s, &caller, id).await?;
+    if !manages(&caller, &home, id) {
+        return Err(ApiError::forbidden());
+    }
+    let h = s
+        .clients
+        .carehome
+        .clone()
+        .change_ride_hours(req(cpb::ChangeRideHoursRequest {
+            context: context(&caller, &format!("PUT /v1/carehomes/{id}/ride-hours"), None, if_match),
+            carehome_id: id.to_string(),
+            ride_hours: b.ride_hours.into_iter().map(Into::into).collect(),
+        }))
+        .await?
+        .into_inner();
+    Ok(view(h))
+}
+
+/// Close a care home for a date range, cancelling its rides then (its coordinator, its
+/// chapter's admin).
+#[utoipa::path(post, path = "/v1/carehomes/{id}/closures", tag = "carehomes", request_body = Closure,
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+        ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    responses((status = 200, body = CareHomeView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn close(
+    State(s): State<AppState>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+    IdempotencyKey(key): IdempotencyKey,
+    IfMatch(if_match): IfMatch,
+    Body(b): Body<Closure>,
+) -> Result<Versioned<CareHomeView>, ApiError> {
+    let home = visible(&s, &caller, id).await?;
+    if !manages(&caller, &home, id) {
+        return Err(ApiError::forbidden());
+    }
+    let h = s
+        .clients
+        .carehome
+        .clone()
+        .close_care_home(req(cpb::CloseCareHomeRequest {
+            context: context(&caller, &format!("POST /v1/carehomes/{id}/closures"), key.as_deref(), if_match),
+            carehome_id: id.to_string(),
+            closure: Some(cpb::Closure { from: b.from, to: b.to, reason: b.reason }),
+        }))
+        .await?
+        .into_inner();
+    Ok(view(h))
+}
+
+/// Only the chapter's admin (or admin) changes who coordinates a care home.
+async fn coordinator_admin(s: &AppState, caller: &Caller, id: Uuid) -> Result<(), ApiError> {
+    let home = visible(s, caller, id).await?;
+    if !chapter_of(&home).is_some_and(|c| caller.admin_of(c)) {
+        return Err(ApiError::forbidden());
+    }
+    Ok(())
+}
+
+/// Assign a coordinator to a care home (its chapter's admin); assigning again changes nothing.
+#[utoipa::path(post, path = "/v1/carehomes/{id}/coordinators", tag = "carehomes", request_body = NewCoordinator,
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+        ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    responses((status = 200, body = CareHomeView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn assign_coordinator(
+    State(s): State<AppState>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+    IdempotencyKey(key): IdempotencyKey,
+    IfMatch(if_match): IfMatch,
+    Body(b): Body<NewCoordinator>,
+) -> Result<Versioned<CareHomeView>, ApiError> {
+    coordinator_admin(&s, &caller, id).await?;
+    let h = s
+        .clients
+        .carehome
+        .clone()
+        .assign_coordinator(req(cpb::CoordinatorRequest {
+            context: context(&caller, &format!("POST /v1/carehomes/{id}/coordinators"), key.as_deref(), if_match),
+            carehome_id: id.to_string(),
+            user_id: b.user_id,
+        }))
+        .await?
+        .into_inner();
+    Ok(view(h))
+}
+
+/// Remove a coordinator from a care home (its chapter's admin); removing one who is not
+/// assigned changes nothing.
+#[utoipa::path(delete, path = "/v1/carehomes/{id}/coordinators/{user_id}", tag = "carehomes",
+    params(("id" = Uuid, Path), ("user_id" = String, Path), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    responses((status = 200, body = CareHomeView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn remove_coordinator(
+    State(s): State<AppState>,
+    caller: Caller,
+    Ids(p): Ids<CoordinatorPath>,
+    IfMatch(if_match): IfMatch,
+) -> Result<Versioned<CareHomeView>, ApiError> {
+    let id = p.id;
+    coordinator_admin(&s, &caller, id).await?;
+    let h = s
+        .clients
+        .carehome
+        .clone()
+        .remove_coordinator(req(cpb::CoordinatorRequest {
+            context: context(&caller, &format!("DELETE /v1/carehomes/{id}/coordinators/{}", p.user_id), None, if_match),
+            carehome_id: id.to_string(),
+            user_id: p.user_id,
+        }))
+        .await?
+        .into_inner();
+    Ok(view(h))
+}
+
+/// The care-home routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(get))
+        .routes(routes!(put_ride_hours))
+        .routes(routes!(close))
+        .routes(routes!(assign_coordinator))
+        .routes(routes!(remove_coordinator))
 }

@@ -13,7 +13,7 @@ use crate::AppState;
 use crate::auth::Role;
 use crate::caller::Caller;
 use crate::clients::{context, req};
-use crate::extract::{Body, IdempotencyKey, IfMatch, Ids};
+use crate::extract::{Body, IdempotencyKey, Ids, IfMatch};
 use crate::problem::{ApiError, Problem};
 use crate::views::{Created, Versioned};
 
@@ -174,7 +174,11 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/chapters/{id}", tag = "chapters", params(("id" = Uuid, Path)),
     responses((status = 200, body = ChapterView), (status = 401, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn get(State(s): State<AppState>, caller: Caller, Ids(id): Ids<Uuid>) -> Result<Versioned<ChapterView>, ApiError> {
+pub async fn get(
+    State(s): State<AppState>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+) -> Result<Versioned<ChapterView>, ApiError> {
     let c = visible(&s, &caller, id).await?;
     view(&s, c).await
 }

@@ -1,10 +1,376 @@
-//! (being written)
+//! Ride requests: a care home asks for a ride for named residents in a time window, a
+//! pilot of the chapter claims it (which books the ride under the same rules), the home
+//! withdraws it. The request's note is personal and shown only to the home and admins.
 
+use axum::extract::State;
+use axum::http::{HeaderName, header};
+use samskab_proto::booking::v1 as bpb;
+use serde::{Deserialize, Serialize};
+use servicekit::ErrorCode;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
 
 use crate::AppState;
+use crate::auth::Role;
+use crate::caller::{Caller, may_book};
+use crate::clients::{context, req};
+use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, Params};
+use crate::problem::{ApiError, Problem};
+use crate::routes::availability::carehome;
+use crate::routes::chapters;
+use crate::routes::rides::{self, RideView};
+use crate::views::{Created, Page, PageParams, Versioned, opt, parse_time, time};
 
-/// The routes of this area.
+/// A time window (`from` inclusive, `to` exclusive; RFC 3339).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    /// Earliest start.
+    pub from: String,
+    /// Latest end.
+    pub to: String,
+}
+
+/// `POST /v1/ride-requests`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRideRequest {
+    /// The care home asking.
+    pub carehome_id: Uuid,
+    /// Residents who would ride (at least one).
+    pub resident_ids: Vec<Uuid>,
+    /// When the ride may happen.
+    pub window: Window,
+    /// The ride's length in minutes.
+    pub duration_minutes: u32,
+    /// `pleasure` (default) or `event`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// A note for the pilot (personal).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A ride request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RideRequestView {
+    /// Id.
+    pub ride_request_id: String,
+    /// Care home.
+    pub carehome_id: String,
+    /// Chapter.
+    pub chapter_id: String,
+    /// Residents.
+    pub resident_ids: Vec<String>,
+    /// When the ride may happen (UTC).
+    pub window: Window,
+    /// Length in minutes.
+    pub duration_minutes: u32,
+    /// Ride kind.
+    pub kind: String,
+    /// The note, for the home's coordinator and admins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// `open`, `claimed`, `withdrawn` or `expired`.
+    pub status: String,
+    /// The ride booked by the claim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ride_id: Option<String>,
+    /// The pilot who claimed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pilot_id: Option<String>,
+}
+
+fn chapter_of(r: &bpb::RideRequest) -> Option<Uuid> {
+    r.chapter_id.parse().ok()
+}
+
+fn home_of(r: &bpb::RideRequest) -> Option<Uuid> {
+    r.carehome_id.parse().ok()
+}
+
+/// Whether the caller may see a request's note: the home's coordinator, the chapter's admin, admin.
+fn sees_note(caller: &Caller, r: &bpb::RideRequest) -> bool {
+    home_of(r).is_some_and(|h| caller.coordinates(h)) || chapter_of(r).is_some_and(|c| caller.admin_of(c))
+}
+
+/// Whether the caller may read a request: those who see its note, and the chapter's pilots.
+fn may_read(caller: &Caller, r: &bpb::RideRequest) -> bool {
+    sees_note(caller, r) || (caller.pilot().is_some() && chapter_of(r).is_some_and(|c| caller.in_chapter(c)))
+}
+
+fn view(r: bpb::RideRequest) -> RideRequestView {
+    let w = r.window.unwrap_or_default();
+    RideRequestView {
+        ride_request_id: r.ride_request_id,
+        carehome_id: r.carehome_id,
+        chapter_id: r.chapter_id,
+        resident_ids: r.resident_ids,
+        window: Window { from: time(&w.from).unwrap_or_default(), to: time(&w.to).unwrap_or_default() },
+        duration_minutes: r.duration_minutes,
+        kind: r.kind,
+        note: opt(r.note),
+        status: r.status,
+        ride_id: opt(r.ride_id),
+        pilot_id: opt(r.pilot_id),
+    }
+}
+
+async fn load(s: &AppState, id: &str, personal: bool) -> Result<bpb::RideRequest, ApiError> {
+    let r = bpb::GetRideRequestRequest { ride_request_id: id.to_owned(), include_personal: personal };
+    match s.clients.booking.clone().get_ride_request(req(r)).await {
+        Ok(r) => Ok(r.into_inner()),
+        Err(st) if st.code() == tonic::Code::NotFound => Err(ApiError::not_found()),
+        Err(st) => Err(st.into()),
+    }
+}
+
+/// Loads a ride request the caller may read (404 otherwise); the note only for those who see it.
+pub async fn visible(s: &AppState, caller: &Caller, id: Uuid) -> Result<bpb::RideRequest, ApiError> {
+    let r = load(s, &id.to_string(), false).await?;
+    if !may_read(caller, &r) {
+        return Err(ApiError::not_found());
+    }
+    if sees_note(caller, &r) { load(s, &id.to_string(), true).await } else { Ok(r) }
+}
+
+/// The request as the caller may see it after a command (commands answer without the note).
+async fn shown(s: &AppState, caller: &Caller, r: bpb::RideRequest) -> Result<Versioned<RideRequestView>, ApiError> {
+    let r = if sees_note(caller, &r) { load(s, &r.ride_request_id, true).await? } else { r };
+    let version = r.version;
+    Ok(Versioned(view(r), version))
+}
+
+/// Ask for a ride (the home's coordinator, the chapter's admin).
+#[utoipa::path(post, path = "/v1/ride-requests", tag = "ride-requests", request_body = NewRideRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses((status = 201, body = RideRequestView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(s): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    Body(b): Body<NewRideRequest>,
+) -> Result<Created<RideRequestView>, ApiError> {
+    let from = parse_time("/window/from", &b.window.from)?;
+    let to = parse_time("/window/to", &b.window.to)?;
+    let (_, chapter) = carehome(&s, &caller, b.carehome_id).await?;
+    if !(caller.coordinates(b.carehome_id) || caller.admin_of(chapter)) {
+        return Err(ApiError::forbidden());
+    }
+    let r = s
+        .clients
+        .booking
+        .clone()
+        .request_ride(req(bpb::RequestRideRequest {
+            context: context(&caller, "POST /v1/ride-requests", key.as_deref(), None),
+            carehome_id: b.carehome_id.to_string(),
+            resident_ids: b.resident_ids.iter().map(Uuid::to_string).collect(),
+            window: Some(bpb::TimeWindow { from: Some(from), to: Some(to) }),
+            duration_minutes: b.duration_minutes,
+            kind: b.kind.unwrap_or_default(),
+            note: b.note.unwrap_or_default(),
+        }))
+        .await?
+        .into_inner();
+    let Versioned(v, version) = shown(&s, &caller, r).await?;
+    Ok(Created(format!("/v1/ride-requests/{}", v.ride_request_id), v, version))
+}
+
+/// Read a ride request (the home's coordinator, the chapter's pilots and admin, admin).
+#[utoipa::path(get, path = "/v1/ride-requests/{id}", tag = "ride-requests", params(("id" = Uuid, Path)),
+    responses((status = 200, body = RideRequestView), (status = 401, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(s): State<AppState>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+) -> Result<Versioned<RideRequestView>, ApiError> {
+    let r = visible(&s, &caller, id).await?;
+    let version = r.version;
+    Ok(Versioned(view(r), version))
+}
+
+/// `GET /v1/ride-requests` filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RequestFilter {
+    /// Care home.
+    pub carehome_id: Option<Uuid>,
+    /// Chapter (defaults to the caller's).
+    pub chapter_id: Option<Uuid>,
+    /// Statuses, comma-separated (`open`, `claimed`, `withdrawn`, `expired`).
+    pub status: Option<String>,
+    /// Items per page, 1 to 500 (default 50).
+    pub limit: Option<u32>,
+    /// Where to continue.
+    pub cursor: Option<String>,
+}
+
+const STATUSES: [&str; 4] = ["open", "claimed", "withdrawn", "expired"];
+
+/// Fills in the scope of a list: 404 for a foreign home or chapter, 403 for a role that
+/// may not list requests there.
+async fn scope(
+    s: &AppState,
+    caller: &Caller,
+    f: &RequestFilter,
+    q: &mut bpb::ListRideRequestsRequest,
+) -> Result<(), ApiError> {
+    let lists = |chapter: Uuid| caller.admin_of(chapter) || caller.pilot().is_some();
+    if let Some(h) = f.carehome_id {
+        let (_, chapter) = carehome(s, caller, h).await?;
+        if !(caller.coordinates(h) || lists(chapter)) {
+            return Err(ApiError::forbidden());
+        }
+        q.carehome_id = h.to_string();
+    }
+    if let Some(c) = f.chapter_id {
+        chapters::visible(s, caller, c).await?;
+        if !(lists(c) || matches!(caller.role, Role::Coordinator(_))) {
+            return Err(ApiError::forbidden());
+        }
+        q.chapter_id = c.to_string();
+    }
+    match caller.role {
+        Role::Coordinator(home) => q.carehome_id = home.to_string(),
+        Role::Pilot(_) | Role::ChapterAdmin(_) => {
+            q.chapter_id = caller.chapter.map(|c| c.to_string()).unwrap_or_default()
+        }
+        Role::Admin => {}
+        Role::Integrator(_) => return Err(ApiError::forbidden()),
+    }
+    Ok(())
+}
+
+/// List ride requests in scope: a coordinator its home's, pilots and the chapter's admin the chapter's.
+#[utoipa::path(get, path = "/v1/ride-requests", tag = "ride-requests", params(RequestFilter),
+    responses((status = 200, body = Page<RideRequestView>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params(f): Params<RequestFilter>,
+) -> Result<axum::Json<Page<RideRequestView>>, ApiError> {
+    let limit = PageParams { limit: f.limit, cursor: None }.limit()?;
+    let statuses: Vec<String> =
+        f.status.iter().flat_map(|s| s.split(',')).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+    if let Some(bad) = statuses.iter().find(|s| !STATUSES.contains(&s.as_str())) {
+        return Err(ApiError::invalid("/status", format!("`{bad}` is not one of open, claimed, withdrawn, expired")));
+    }
+    let mut q = bpb::ListRideRequestsRequest {
+        statuses,
+        limit,
+        cursor: f.cursor.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    scope(&s, &caller, &f, &mut q).await?;
+    let page = s.clients.booking.clone().list_ride_requests(req(q)).await?.into_inner();
+    let mut items = Vec::with_capacity(page.ride_requests.len());
+    for r in page.ride_requests {
+        items.push(shown(&s, &caller, r).await?.0);
+    }
+    Ok(axum::Json(Page::new(items, page.next_cursor)))
+}
+
+/// `POST /v1/ride-requests/{id}/claim`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Claim {
+    /// A trishaw of the request's care home.
+    pub bike_id: Uuid,
+    /// Start inside the request's window (RFC 3339).
+    pub start: String,
+}
+
+/// A claimed request and the ride booked for it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Claimed {
+    /// The request, now `claimed`.
+    pub ride_request: RideRequestView,
+    /// The ride.
+    pub ride: RideView,
+}
+
+/// Claim a ride request: a pilot of the chapter books the ride for itself.
+#[utoipa::path(post, path = "/v1/ride-requests/{id}/claim", tag = "ride-requests", request_body = Claim,
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+        ("If-Match" = Option<String>, Header, description = "The request's ETag")),
+    responses((status = 200, body = Claimed, description = "Claimed; `Location` names the ride, `ETag` is the request's"),
+        (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 412, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn claim(
+    State(s): State<AppState>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+    IdempotencyKey(key): IdempotencyKey,
+    IfMatch(if_match): IfMatch,
+    Body(b): Body<Claim>,
+) -> Result<([(HeaderName, String); 1], Versioned<Claimed>), ApiError> {
+    let start = parse_time("/start", &b.start)?;
+    visible(&s, &caller, id).await?;
+    let Some(pilot) = caller.pilot() else { return Err(ApiError::forbidden()) };
+    may_book(&caller)?;
+    let c = s
+        .clients
+        .booking
+        .clone()
+        .claim_ride_request(req(bpb::ClaimRideRequestRequest {
+            context: context(&caller, &format!("POST /v1/ride-requests/{id}/claim"), key.as_deref(), if_match),
+            ride_request_id: id.to_string(),
+            pilot_id: pilot.to_string(),
+            bike_id: b.bike_id.to_string(),
+            start: Some(start),
+        }))
+        .await?
+        .into_inner();
+    let (Some(request), Some(ride)) = (c.ride_request, c.ride) else { return Err(ApiError::new(ErrorCode::Internal)) };
+    let version = request.version;
+    let ride = rides::view(&s, &caller, ride).await?;
+    let location = format!("/v1/rides/{}", ride.ride_id);
+    Ok(([(header::LOCATION, location)], Versioned(Claimed { ride_request: view(request), ride }, version)))
+}
+
+/// Withdraw an open ride request (the home's coordinator, the chapter's admin).
+#[utoipa::path(post, path = "/v1/ride-requests/{id}/withdraw", tag = "ride-requests",
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+        ("If-Match" = Option<String>, Header, description = "The request's ETag")),
+    responses((status = 200, body = RideRequestView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn withdraw(
+    State(s): State<AppState>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+    IdempotencyKey(key): IdempotencyKey,
+    IfMatch(if_match): IfMatch,
+) -> Result<Versioned<RideRequestView>, ApiError> {
+    let r = visible(&s, &caller, id).await?;
+    if !sees_note(&caller, &r) {
+        return Err(ApiError::forbidden());
+    }
+    let r = s
+        .clients
+        .booking
+        .clone()
+        .withdraw_ride_request(req(bpb::RideRequestCommandRequest {
+            context: context(&caller, &format!("POST /v1/ride-requests/{id}/withdraw"), key.as_deref(), if_match),
+            ride_request_id: id.to_string(),
+        }))
+        .await?
+        .into_inner();
+    shown(&s, &caller, r).await
+}
+
+/// The ride-request routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(get))
+        .routes(routes!(claim))
+        .routes(routes!(withdraw))
 }

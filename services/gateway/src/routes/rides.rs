@@ -3,9 +3,9 @@
 //! no-show. Who may do what follows the role table of the API contract; personal fields
 //! (riders' names, addresses, story, note) only reach callers allowed to see them.
 
+use axum::extract::State;
 use samskab_proto::booking::v1 as bpb;
 use samskab_proto::carehome::v1 as cpb;
-use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::auth::Role;
 use crate::caller::{Caller, may_book};
 use crate::clients::{context, req};
-use crate::extract::{Body, IdempotencyKey, IfMatch, Ids, Params};
+use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, Params};
 use crate::problem::{ApiError, Problem};
 use crate::views::{Created, Page, PageParams, Versioned, opt, parse_time, time};
 
@@ -112,8 +112,11 @@ pub struct RideView {
 /// Whether the caller may see the personal fields of a ride (riders' names, addresses,
 /// story, note): admin, the chapter's admin, the care home's coordinator, the ride's pilot.
 pub fn sees_personal(caller: &Caller, ride: &bpb::Ride) -> bool {
-    let (chapter, home, pilot) = (ride.chapter_id.parse().ok(), ride.carehome_id.parse().ok(), ride.pilot_id.parse().ok());
-    chapter.is_some_and(|c| caller.admin_of(c)) || home.is_some_and(|h| caller.coordinates(h)) || pilot.is_some_and(|p| caller.is_pilot(p))
+    let (chapter, home, pilot) =
+        (ride.chapter_id.parse().ok(), ride.carehome_id.parse().ok(), ride.pilot_id.parse().ok());
+    chapter.is_some_and(|c| caller.admin_of(c))
+        || home.is_some_and(|h| caller.coordinates(h))
+        || pilot.is_some_and(|p| caller.is_pilot(p))
 }
 
 /// Whether the caller may read a ride at all: the ride's pilot, the coordinator of its
@@ -174,7 +177,13 @@ pub async fn view(s: &AppState, caller: &Caller, ride: bpb::Ride) -> Result<Ride
 
 /// Loads a ride the caller may read (404 otherwise), with personal fields opened.
 pub async fn visible(s: &AppState, caller: &Caller, id: Uuid) -> Result<bpb::Ride, ApiError> {
-    let ride = match s.clients.booking.clone().get_ride(req(bpb::GetRideRequest { ride_id: id.to_string(), include_personal: true })).await {
+    let ride = match s
+        .clients
+        .booking
+        .clone()
+        .get_ride(req(bpb::GetRideRequest { ride_id: id.to_string(), include_personal: true }))
+        .await
+    {
         Ok(r) => r.into_inner(),
         Err(st) if st.code() == tonic::Code::NotFound => return Err(ApiError::not_found()),
         Err(st) => return Err(st.into()),
@@ -311,7 +320,11 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/rides/{id}", tag = "rides", params(("id" = Uuid, Path)),
     responses((status = 200, body = RideView), (status = 401, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn get(State(s): State<AppState>, caller: Caller, Ids(id): Ids<Uuid>) -> Result<Versioned<RideView>, ApiError> {
+pub async fn get(
+    State(s): State<AppState>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+) -> Result<Versioned<RideView>, ApiError> {
     let ride = visible(&s, &caller, id).await?;
     let v = view(&s, &caller, ride).await?;
     let version = v.version;
@@ -358,11 +371,16 @@ async fn home_chapter(s: &AppState, caller: &Caller, home: Uuid) -> Result<Uuid,
 #[utoipa::path(get, path = "/v1/rides", tag = "rides", params(RideFilter),
     responses((status = 200, body = Page<RideView>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn list(State(s): State<AppState>, caller: Caller, Params(f): Params<RideFilter>) -> Result<axum::Json<Page<RideView>>, ApiError> {
+pub async fn list(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params(f): Params<RideFilter>,
+) -> Result<axum::Json<Page<RideView>>, ApiError> {
     let limit = PageParams { limit: f.limit, cursor: None }.limit()?;
     let from = f.from.as_deref().map(|t| parse_time("/from", t)).transpose()?;
     let to = f.to.as_deref().map(|t| parse_time("/to", t)).transpose()?;
-    let statuses: Vec<String> = f.status.iter().flat_map(|s| s.split(',')).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+    let statuses: Vec<String> =
+        f.status.iter().flat_map(|s| s.split(',')).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
     let mut q = bpb::ListRidesRequest {
         from,
         to,
@@ -541,7 +559,10 @@ async fn simple(
     let ride = visible(s, caller, id).await?;
     allowed(caller, &ride, who)?;
     let mut b = s.clients.booking.clone();
-    let r = bpb::RideCommandRequest { context: context(caller, &route("POST", id, tail), key.as_deref(), m), ride_id: id.to_string() };
+    let r = bpb::RideCommandRequest {
+        context: context(caller, &route("POST", id, tail), key.as_deref(), m),
+        ride_id: id.to_string(),
+    };
     let ride = match tail {
         "/confirm" => b.confirm_ride(req(r)).await?,
         "/start" => b.start_ride(req(r)).await?,

@@ -1,10 +1,82 @@
-//! (being written)
+//! Weather days: a chapter admin cancels every booked ride of one local day (the
+//! chapter's zone) with reason `weather`, exactly once each, however often it is asked.
 
+use axum::extract::State;
+use samskab_proto::booking::v1 as bpb;
+use serde::{Deserialize, Serialize};
+use servicekit::ErrorCode;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
 
 use crate::AppState;
+use crate::caller::Caller;
+use crate::clients::{context, req};
+use crate::extract::{Body, IdempotencyKey, Ids, IfMatch};
+use crate::problem::{ApiError, Problem};
+use crate::routes::chapters;
 
-/// The routes of this area.
+/// `POST /v1/chapters/{id}/weather-cancellations`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WeatherDay {
+    /// The local day, `YYYY-MM-DD`.
+    pub date: String,
+    /// A note kept with each cancellation (personal: shown only to those who see rides' notes).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// How many rides a weather day cancelled.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WeatherCancellations {
+    /// Rides cancelled by this weather day.
+    pub cancelled: u32,
+}
+
+/// Cancel a day for weather (the chapter's admin, admin). `If-Match` is checked against the
+/// chapter's ETag.
+#[utoipa::path(post, path = "/v1/chapters/{id}/weather-cancellations", tag = "chapters", request_body = WeatherDay,
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+        ("If-Match" = Option<String>, Header, description = "The chapter's ETag")),
+    responses((status = 200, body = WeatherCancellations), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 412, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn cancel_day(
+    State(s): State<AppState>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+    IdempotencyKey(key): IdempotencyKey,
+    IfMatch(if_match): IfMatch,
+    Body(b): Body<WeatherDay>,
+) -> Result<axum::Json<WeatherCancellations>, ApiError> {
+    let chapter = chapters::visible(&s, &caller, id).await?;
+    if !caller.admin_of(id) {
+        return Err(ApiError::forbidden());
+    }
+    // Booking keeps no version of a chapter: the precondition is the chapter's own ETag.
+    if if_match.is_some_and(|v| v != chapter.version) {
+        let mut e = ApiError::new(ErrorCode::PreconditionFailed);
+        e.current_version = Some(chapter.version);
+        return Err(e);
+    }
+    let r = s
+        .clients
+        .booking
+        .clone()
+        .cancel_day_for_weather(req(bpb::CancelDayForWeatherRequest {
+            context: context(&caller, &format!("POST /v1/chapters/{id}/weather-cancellations"), key.as_deref(), None),
+            chapter_id: id.to_string(),
+            date: b.date,
+            note: b.note.unwrap_or_default(),
+        }))
+        .await?
+        .into_inner();
+    Ok(axum::Json(WeatherCancellations { cancelled: r.cancelled }))
+}
+
+/// The weather routes.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    OpenApiRouter::new().routes(routes!(cancel_day))
 }
