@@ -170,6 +170,18 @@ impl System {
         self.call(Method::DELETE, path, Some(token), None).await
     }
 
+    /// The heads of the three services' event logs, to show that a refused request wrote
+    /// nothing: compare before and after.
+    pub async fn heads(&self) -> Vec<String> {
+        let mut heads = Vec::new();
+        for component in ["carehome", "volunteer", "booking"] {
+            let store = eventlog::EventStore::connect(&self.config.url(component)).await.expect("the store opens");
+            heads.push(format!("{component}: {}", store.head().await.expect("head")));
+            store.close().await;
+        }
+        heads
+    }
+
     /// Polls `check` until it holds (lists and cross-service facts lag a moment).
     pub async fn eventually<F, Fut>(&self, what: &str, mut check: F)
     where

@@ -244,6 +244,7 @@ async fn hostile_bodies_get_exact_problems_and_write_nothing(s: System) {
         .as_array()
         .unwrap()
         .len();
+    let heads = s.heads().await;
     let url = format!("{}/v1/rides", s.base);
     let send = |body: Vec<u8>, ct: &'static str| {
         let (http, url, pilot) = (s.http.clone(), url.clone(), pilot.clone());
@@ -285,6 +286,7 @@ async fn hostile_bodies_get_exact_problems_and_write_nothing(s: System) {
         .unwrap()
         .len();
     assert_eq!(before, after, "nothing was written");
+    assert_eq!(heads, s.heads().await, "no event was appended anywhere");
 }
 
 async fn a_suspended_pilot_reads_but_cannot_book(s: System) {
