@@ -67,6 +67,14 @@ pub fn backends() -> Vec<TestDb> {
 impl System {
     /// Starts a system on `db` (SQLite files in its directory, or schemas in PostgreSQL).
     pub async fn start(db: TestDb) -> System {
+        Self::start_with(db, |_| {}).await
+    }
+
+    /// Starts a system after `tune` adjusted its configuration (rate limit, timeouts...).
+    pub async fn start_with(db: TestDb, tune: impl FnOnce(&mut samskab::ServeConfig)) -> System {
+        // Logging and tracing as the binary installs them (once per test process).
+        static TELEMETRY: std::sync::Once = std::sync::Once::new();
+        TELEMETRY.call_once(|| std::mem::forget(telemetry::init("samskab-e2e")));
         let data_dir = tempfile::tempdir().expect("data dir").keep();
         let database_url = match db.backend {
             testkit::Backend::Postgres => Some(db.url.clone()),
@@ -86,6 +94,8 @@ impl System {
             },
             keys: servicekit::bootstrap::KeyConfig { data_dir: dir, erasure_ledger_url: None },
         };
+        let mut config = config;
+        tune(&mut config);
         Self::run(config, db).await
     }
 

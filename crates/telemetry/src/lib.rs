@@ -9,6 +9,8 @@
 //!   collector nothing blocks and nothing is printed; [`Telemetry::shutdown`] flushes with
 //!   a bounded wait.
 
+pub mod metrics;
+
 use std::time::Duration;
 
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};

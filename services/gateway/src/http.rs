@@ -64,6 +64,51 @@ fn extract_parent(headers: &HeaderMap) -> opentelemetry::Context {
     opentelemetry::global::get_text_map_propagator(|p| p.extract(&H(headers)))
 }
 
+/// The request's W3C trace id: the span's, or, when no tracing subscriber is installed
+/// (an embedding without telemetry), the caller's `traceparent` or a fresh random one, so
+/// that `x-trace-id` is never the invalid all-zero id.
+fn trace_id_of(span: &tracing::Span, headers: &HeaderMap) -> String {
+    let sc = span.context().span().span_context().clone();
+    if sc.is_valid() {
+        return sc.trace_id().to_string();
+    }
+    let incoming = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split('-').nth(1))
+        .filter(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()) && t.bytes().any(|b| b != b'0'));
+    match incoming {
+        Some(t) => t.to_ascii_lowercase(),
+        None => format!("{:032x}", rand::random::<u128>() | 1),
+    }
+}
+
+/// The gateway's request instruments (made after the meter provider is installed).
+struct HttpMetrics {
+    requests: opentelemetry::metrics::Counter<u64>,
+    duration: opentelemetry::metrics::Histogram<f64>,
+}
+
+fn http_metrics() -> &'static HttpMetrics {
+    static M: std::sync::OnceLock<HttpMetrics> = std::sync::OnceLock::new();
+    M.get_or_init(|| {
+        telemetry::metrics::metrics();
+        let meter = opentelemetry::global::meter("samskab-gateway");
+        HttpMetrics {
+            requests: meter
+                .u64_counter("http.server.requests")
+                .with_description("REST requests answered, by route, method and status")
+                .build(),
+            duration: meter
+                .f64_histogram("http.server.request.duration")
+                .with_unit("s")
+                .with_description("Time to answer a REST request, by route, method and status")
+                .with_boundaries(telemetry::metrics::LATENCY_BOUNDS.to_vec())
+                .build(),
+        }
+    })
+}
+
 /// The outermost layer: a span per request (route, method, status; never bodies),
 /// `x-trace-id` on the response, and problems in the caller's language.
 pub async fn trace_and_language(req: Request, next: Next) -> Response {
@@ -72,9 +117,20 @@ pub async fn trace_and_language(req: Request, next: Next) -> Response {
     let span = tracing::info_span!("http", method = %req.method(), route = %route, status = tracing::field::Empty, otel.kind = "server");
     let _ = span.set_parent(extract_parent(req.headers()));
     let lang = Lang::from_headers(req.headers());
-    let trace_id = span.context().span().span_context().trace_id().to_string();
+    let trace_id = trace_id_of(&span, req.headers());
+    let method = req.method().to_string();
+    let started = std::time::Instant::now();
     let resp = next.run(req).instrument(span.clone()).await;
     span.record("status", resp.status().as_u16());
+    // Route templates only (never concrete ids), so the label set stays small.
+    let attrs = [
+        opentelemetry::KeyValue::new("route", route),
+        opentelemetry::KeyValue::new("method", method),
+        opentelemetry::KeyValue::new("status", i64::from(resp.status().as_u16())),
+    ];
+    let m = http_metrics();
+    m.requests.add(1, &attrs);
+    m.duration.record(started.elapsed().as_secs_f64(), &attrs);
     let mut resp = problem_for_bare_errors(resp);
     if lang == Lang::Da
         && let Some(e) = resp.extensions().get::<ApiError>().cloned()
@@ -135,6 +191,11 @@ fn problem_for_bare_errors(resp: Response) -> Response {
 
 /// The per-token rate limit. Requests without a valid token are left to the handler (401).
 pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // Operations endpoints (probes, scrapes, docs) are never limited: a kubelet or a
+    // Prometheus server polling them must not be told to slow down.
+    if !req.uri().path().starts_with("/v1/") {
+        return next.run(req).await;
+    }
     let (mut parts, body) = req.into_parts();
     let key = match Caller::from_request_parts(&mut parts, &state).await {
         Ok(caller) => caller.rate_key(),

@@ -1,6 +1,7 @@
 //! Operations endpoints, without a token: `/healthz` (the process is up), `/readyz` (every
-//! service answers its gRPC health check), `/openapi.json` and `/docs` (interactive
-//! documentation served from the binary, no network needed).
+//! service answers its gRPC health check), `/metrics` (Prometheus text of every instrument
+//! in the process), `/openapi.json` and `/docs` (interactive documentation served from the
+//! binary, no network needed).
 
 use std::time::Duration;
 
@@ -54,12 +55,18 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     (if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))
 }
 
+async fn metrics() -> impl IntoResponse {
+    let text = tokio::task::spawn_blocking(|| telemetry::metrics::metrics().render()).await.unwrap_or_default();
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
+}
+
 /// The operations routes and the documentation of `doc`.
 pub fn routes(doc: OpenApi) -> Router<AppState> {
     let json = doc.clone();
     Router::new()
         .route("/healthz", axum::routing::get(healthz))
         .route("/readyz", axum::routing::get(readyz))
+        .route("/metrics", axum::routing::get(metrics))
         .route("/openapi.json", axum::routing::get(move || async move { Json(json) }))
         .merge(SwaggerUi::new("/docs").url("/docs/openapi.json", doc))
 }
