@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use chrono::{Datelike, Duration as Days, NaiveTime, TimeZone, Utc};
+use chrono::{Duration as Days, NaiveTime, TimeZone, Utc};
 use gateway::{Claims, Keys, Role};
 use samskab_proto::booking::v1 as bpb;
 use samskab_proto::carehome::v1 as cpb;
@@ -286,24 +286,53 @@ fn print_welcome(cfg: &ServeConfig, running: &Running, ids: &serde_json::Value) 
     let ttl = chrono::Duration::days(30);
     let token = |sub: &str, role| keys.sign(&Claims::new(sub, role, ttl));
     let base = format!("http://{}", running.addr);
-    let tomorrow = (Utc::now() + Days::days(1)).date_naive();
-    let weekday_fix = if tomorrow.weekday() == chrono::Weekday::Sun { 1 } else { 0 };
-    let day = tomorrow + Days::days(weekday_fix);
+    // A slot that is free tomorrow whatever day the demo was seeded: the seeded rides are
+    // at 10:00 and 13:30 local time, so 15:00 local (Copenhagen) is clear, and tomorrow is
+    // past the chapter's lead time.
+    let tz = chrono_tz_copenhagen();
+    let day = Utc::now().with_timezone(&tz).date_naive() + Days::days(1);
+    let local = day.and_time(NaiveTime::from_hms_opt(15, 0, 0).expect("time"));
+    let start = tz.from_local_datetime(&local).earliest().expect("local time exists").with_timezone(&Utc);
+    let env = [
+        ("SAMSKAB", base.clone()),
+        ("CHAPTER_ID", chapter.to_string()),
+        ("CAREHOME_ID", home.to_string()),
+        ("BIKE_ID", bike),
+        ("PILOT_ID", pilot.to_string()),
+        ("DAY", day.to_string()),
+        ("START", start.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        ("ADMIN", token("demo-admin", Role::Admin)),
+        ("CHAPTER_ADMIN", token("demo-chapter-admin", Role::ChapterAdmin(chapter))),
+        ("COORDINATOR", token("demo-coordinator", Role::Coordinator(home))),
+        ("PILOT", token("demo-pilot", Role::Pilot(pilot))),
+        ("INTEGRATOR", token("demo-integrator", Role::Integrator(Some(chapter)))),
+    ];
+    let exports: String = env.iter().map(|(k, v)| format!("export {k}={v}\n")).collect();
+    // The same lines in a file, for `source <data-dir>/demo.env` (tokens are secrets: 0600).
+    let path = cfg.data_dir().join("demo.env");
+    write_private(&path, &exports)?;
     println!("\nSamskab demo: chapter Aarhus is ready at {base}\n");
-    println!("Tokens (valid 30 days):");
-    println!("  ADMIN={}", token("demo-admin", Role::Admin));
-    println!("  CHAPTER_ADMIN={}", token("demo-chapter-admin", Role::ChapterAdmin(chapter)));
-    println!("  COORDINATOR={}", token("demo-coordinator", Role::Coordinator(home)));
-    println!("  PILOT={}", token("demo-pilot", Role::Pilot(pilot)));
-    println!("  INTEGRATOR={}", token("demo-integrator", Role::Integrator(Some(chapter))));
-    println!("\nTry (after exporting the tokens above):");
+    println!("Ids and tokens (valid 30 days), also in {}:\n", path.display());
+    print!("{exports}");
+    println!("\nTry (after `source {}`):", path.display());
     println!(
-        "  curl -s -H \"Authorization: Bearer $PILOT\" '{base}/v1/carehomes/{home}/availability?from={day}T00:00:00Z&to={day}T23:59:59Z&duration_minutes=60'"
+        "  curl -s -H \"Authorization: Bearer $PILOT\" \"$SAMSKAB/v1/carehomes/$CAREHOME_ID/availability?from=${{DAY}}T00:00:00Z&to=${{DAY}}T23:59:59Z&duration_minutes=60\""
     );
     println!(
-        "  curl -s -H \"Authorization: Bearer $PILOT\" -H 'Content-Type: application/json' -H 'Idempotency-Key: tour-1' \\\n    -d '{{\"bike_id\":\"{bike}\",\"pilot_id\":\"{pilot}\",\"start\":\"{day}T12:15:00Z\",\"duration_minutes\":60,\"resident_ids\":[]}}' {base}/v1/rides"
+        "  curl -s -H \"Authorization: Bearer $PILOT\" -H 'Content-Type: application/json' -H 'Idempotency-Key: tour-1' \\\n    -d \"{{\\\"bike_id\\\":\\\"$BIKE_ID\\\",\\\"pilot_id\\\":\\\"$PILOT_ID\\\",\\\"start\\\":\\\"$START\\\",\\\"duration_minutes\\\":60,\\\"resident_ids\\\":[]}}\" \"$SAMSKAB/v1/rides\""
     );
-    println!("  curl -s -H \"Authorization: Bearer $COORDINATOR\" '{base}/v1/rides?carehome_id={home}'\n");
+    println!("  curl -s -H \"Authorization: Bearer $COORDINATOR\" \"$SAMSKAB/v1/rides?carehome_id=$CAREHOME_ID\"\n");
     println!("API documentation: {base}/docs\n");
+    Ok(())
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> Result<(), Error> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
     Ok(())
 }
