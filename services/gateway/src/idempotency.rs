@@ -27,8 +27,10 @@ use crate::problem::ApiError;
 
 /// How long keys are kept.
 pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
-/// After this long an in-flight request is presumed dead and may be retried.
-pub const STALE: Duration = Duration::from_secs(30);
+/// After this long an in-flight request is presumed dead and may be retried (on
+/// PostgreSQL, where several gateways may share the table; it exceeds the default
+/// request timeout, after which no request is still running).
+pub const STALE: Duration = Duration::from_secs(40);
 
 /// The store of keys and responses.
 #[derive(Clone)]
@@ -54,6 +56,28 @@ impl Idempotency {
     /// Over the gateway's database (its migrations applied by the caller).
     pub fn new(store: EventStore, keys: KeyStore) -> Self {
         Idempotency { store, keys }
+    }
+
+    /// At start, on SQLite, releases keys left in flight by a gateway that died between
+    /// claiming a key and storing its answer: an embedded SQLite database belongs to one
+    /// process, so such rows can only be orphans, and the client's retry should run (the
+    /// service then finds the original outcome by the derived event ids) rather than wait
+    /// for the lease. On PostgreSQL other gateway replicas may be running those requests,
+    /// so orphans there wait for the [`STALE`] lease instead.
+    pub async fn release_orphans(&self) -> Result<u64, eventlog::Error> {
+        if self.store.backend() != eventlog::Backend::Sqlite {
+            return Ok(0);
+        }
+        let released = self
+            .store
+            .transaction(|tx| {
+                Box::pin(async move { tx.execute("DELETE FROM gateway_idempotency WHERE status = 0", &[]).await })
+            })
+            .await?;
+        if released > 0 {
+            tracing::info!(released, "released idempotency keys left in flight by a previous run");
+        }
+        Ok(released)
     }
 
     /// Removes keys older than the retention; returns how many.

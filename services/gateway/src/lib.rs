@@ -76,6 +76,7 @@ pub async fn state(
 ) -> Result<AppState, eventlog::Error> {
     migrate(&store).await?;
     let idempotency = idempotency::Idempotency::new(store, keys_store);
+    idempotency.release_orphans().await?;
     let expiring = idempotency.clone();
     tokio::spawn(async move {
         loop {

@@ -1,0 +1,413 @@
+//! The `samskab` binary as an operator meets it, as real processes: `serve --demo` seeds
+//! once and prints what a newcomer needs; SIGTERM drains and exits cleanly; SIGKILL in the
+//! middle of a burst of bookings loses no acknowledged one and duplicates none when the
+//! clients retry with their keys; `token`, `migrate` and `rebuild-projections` work; and
+//! every component runs as its own process against PostgreSQL (`samskab run ...`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_samskab");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn signal(child: &Child, sig: &str) {
+    let pid = child.id().expect("running").to_string();
+    let ok = std::process::Command::new("kill").args([sig, &pid]).status().expect("kill runs").success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// `samskab serve` on a data directory; returns when it prints its welcome (demo) or answers.
+async fn serve(dir: &Path, port: u16, demo: bool) -> (Child, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve").arg("--data-dir").arg(dir).arg("--listen").arg(format!("127.0.0.1:{port}"));
+    if demo {
+        cmd.arg("--demo");
+    }
+    let mut child = cmd
+        .env("SAMSKAB_LOG", "warn")
+        .env("SAMSKAB_RATE_LIMIT_PER_MINUTE", "100000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("samskab starts");
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    if demo {
+        let read = tokio::time::timeout(Duration::from_secs(120), async {
+            while let Ok(Some(line)) = out.next_line().await {
+                printed.push_str(&line);
+                printed.push('\n');
+                if line.starts_with("API documentation") {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "the demo printed its welcome: {printed}");
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
+    wait_ready(port).await;
+    (child, printed)
+}
+
+async fn wait_ready(port: u16) {
+    let http = reqwest::Client::new();
+    let until = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(r) = http.get(format!("http://127.0.0.1:{port}/readyz")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        assert!(Instant::now() < until, "samskab on port {port} did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn utc(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+async fn exit_status(child: &mut Child) -> std::process::ExitStatus {
+    tokio::time::timeout(Duration::from_secs(60), child.wait()).await.expect("the process exits").expect("status")
+}
+
+fn demo_env(dir: &Path) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(dir.join("demo.env")).expect("demo.env written");
+    text.lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+    key: Option<&str>,
+) -> (u16, Value) {
+    let mut req = http.request(method, url).bearer_auth(token);
+    if let Some(k) = key {
+        req = req.header("idempotency-key", k);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    match req.send().await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            (status, r.json().await.unwrap_or(Value::Null))
+        }
+        Err(_) => (0, Value::Null),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serve_demo_drains_on_sigterm_and_keeps_every_acknowledged_booking_through_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (mut child, printed) = serve(dir.path(), port, true).await;
+    for role in ["ADMIN=", "CHAPTER_ADMIN=", "COORDINATOR=", "PILOT=", "INTEGRATOR=", "curl "] {
+        assert!(printed.contains(role), "the welcome shows {role}: {printed}");
+    }
+    let env = demo_env(dir.path());
+    let mode = std::fs::metadata(dir.path().join("demo.env")).unwrap();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o600, "tokens are secrets");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let pilot = env["PILOT"].clone();
+
+    // The demo has rides in several states.
+    let (st, list) = call(
+        &http,
+        reqwest::Method::GET,
+        &format!("{base}/v1/rides?carehome_id={}&limit=500", env["CAREHOME_ID"]),
+        &env["COORDINATOR"],
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{list}");
+    let statuses: BTreeSet<String> =
+        list["items"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap().to_owned()).collect();
+    assert!(statuses.len() >= 3, "rides in several states: {statuses:?}");
+
+    // A burst of bookings, one a day at 15:00 Copenhagen time, each with its own key; the
+    // process is killed while they run.
+    let day: chrono::NaiveDate = env["DAY"].parse().unwrap();
+    let start: chrono::DateTime<chrono::Utc> = env["START"].parse().unwrap();
+    let bodies: Vec<(String, Value)> = (2..42)
+        .map(|d| {
+            let s = start + chrono::Duration::days(d);
+            let key = format!("burst-{d}");
+            (key, json!({"bike_id": env["BIKE_ID"], "pilot_id": env["PILOT_ID"], "start": s, "duration_minutes": 60, "resident_ids": []}))
+        })
+        .collect();
+    assert!(day > chrono::Utc::now().date_naive());
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, (key, body)) in bodies.iter().cloned().enumerate() {
+        let (http, url, pilot) = (http.clone(), format!("{base}/v1/rides"), pilot.clone());
+        tasks.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(15 * i as u64)).await;
+            let (st, v) = call(&http, reqwest::Method::POST, &url, &pilot, Some(body), Some(&key)).await;
+            (key, st, v)
+        });
+    }
+    // Kill once some bookings were acknowledged.
+    let mut acknowledged: BTreeMap<String, String> = BTreeMap::new();
+    while let Some(r) = tasks.join_next().await {
+        let (key, st, v) = r.unwrap();
+        if st == 201 {
+            acknowledged.insert(key, v["ride_id"].as_str().unwrap().to_owned());
+        } else {
+            assert!(st == 0 || st == 201, "only success or a dropped connection: {st} {v}");
+        }
+        if acknowledged.len() == 8 && child.id().is_some() {
+            signal(&child, "-KILL");
+            let _ = child.wait().await;
+        }
+    }
+    assert!(acknowledged.len() >= 8, "the burst was cut: {} acknowledged", acknowledged.len());
+
+    // Restart (the demo is not seeded twice), then every client retries with its key.
+    let (mut child, _) = serve(dir.path(), port, true).await;
+    for (key, body) in &bodies {
+        let (st, v) =
+            call(&http, reqwest::Method::POST, &format!("{base}/v1/rides"), &pilot, Some(body.clone()), Some(key))
+                .await;
+        assert_eq!(st, 201, "{key}: {v}");
+        if let Some(id) = acknowledged.get(key) {
+            assert_eq!(v["ride_id"].as_str(), Some(id.as_str()), "{key} keeps its original ride");
+        }
+    }
+    // None lost, none duplicated: exactly one ride per key on those days.
+    let from = start + chrono::Duration::days(2);
+    let to = start + chrono::Duration::days(43);
+    let (st, list) = call(
+        &http,
+        reqwest::Method::GET,
+        &format!("{base}/v1/rides?pilot_id={}&from={}&to={}&limit=500", env["PILOT_ID"], utc(from), utc(to)),
+        &pilot,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{list}");
+    // (the demo's own rides of this pilot are at other times of day)
+    let wanted: BTreeSet<String> =
+        bodies.iter().map(|(_, b)| utc(b["start"].as_str().unwrap().parse().unwrap())).collect();
+    let burst: Vec<(&str, String)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["ride_id"].as_str().unwrap(), utc(r["start"].as_str().unwrap().parse().unwrap())))
+        .filter(|(_, start)| wanted.contains(start))
+        .collect();
+    let starts: BTreeSet<&String> = burst.iter().map(|(_, s)| s).collect();
+    assert_eq!((burst.len(), starts.len()), (bodies.len(), bodies.len()), "exactly one ride per key");
+    let ids: BTreeSet<&str> = burst.iter().map(|(id, _)| *id).collect();
+    for id in acknowledged.values() {
+        assert!(ids.contains(id.as_str()), "acknowledged ride {id} survived the kill");
+    }
+
+    // SIGTERM drains and exits cleanly.
+    signal(&child, "-TERM");
+    assert!(exit_status(&mut child).await.success(), "SIGTERM is a clean exit");
+
+    // The operator commands on the same data: a token that works, migrations, a rebuild.
+    let token = std::process::Command::new(BIN)
+        .args(["token", "--role", "pilot", "--pilot", &env["PILOT_ID"], "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(token.status.success());
+    let token = String::from_utf8(token.stdout).unwrap().split_whitespace().last().unwrap().to_owned();
+    for args in [vec!["migrate"], vec!["rebuild-projections"]] {
+        let out = std::process::Command::new(BIN)
+            .args(&args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("SAMSKAB_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let (mut child, _) = serve(dir.path(), port, false).await;
+    let (st, again) = call(
+        &http,
+        reqwest::Method::GET,
+        &format!("{base}/v1/rides?pilot_id={}&from={}&to={}&limit=500", env["PILOT_ID"], utc(from), utc(to)),
+        &token,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "the printed token works: {again}");
+    assert_eq!(again["items"], list["items"], "the rebuilt read models answer exactly as before");
+    signal(&child, "-INT");
+    assert!(exit_status(&mut child).await.success(), "SIGINT is a clean exit");
+}
+
+struct Component(#[allow(dead_code)] Child);
+
+/// Separate processes share their secrets through the environment (a Kubernetes Secret in
+/// production), not through a data directory they would race to create them in.
+const SHARED_SECRETS: [(&str, &str); 2] = [
+    ("SAMSKAB_MASTER_KEY", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"),
+    ("SAMSKAB_JWT_SECRET", "k1=a-test-secret-of-enough-length-for-hs256"),
+];
+
+fn run_component(dir: &Path, args: &[String]) -> Component {
+    let child = Command::new(BIN)
+        .arg("run")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .envs(SHARED_SECRETS)
+        .env("SAMSKAB_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("samskab run starts");
+    Component(child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_component_runs_as_its_own_process_on_postgres() {
+    let Some(db) = testkit::TestDb::postgres() else { return };
+    let dir: PathBuf = tempfile::tempdir().unwrap().keep();
+    let [carehome, volunteer, booking, gateway] = [free_port(), free_port(), free_port(), free_port()];
+    let url = |c: &str| db.sibling(c);
+    let grpc = |p: u16| format!("http://127.0.0.1:{p}");
+    let _procs = [
+        run_component(
+            &dir,
+            &[
+                "carehome".into(),
+                "--database-url".into(),
+                url("carehome"),
+                "--listen".into(),
+                format!("127.0.0.1:{carehome}"),
+            ],
+        ),
+        run_component(
+            &dir,
+            &[
+                "volunteer".into(),
+                "--database-url".into(),
+                url("volunteer"),
+                "--listen".into(),
+                format!("127.0.0.1:{volunteer}"),
+            ],
+        ),
+        run_component(
+            &dir,
+            &[
+                "booking".into(),
+                "--database-url".into(),
+                url("booking"),
+                "--listen".into(),
+                format!("127.0.0.1:{booking}"),
+                "--carehome-url".into(),
+                grpc(carehome),
+                "--volunteer-url".into(),
+                grpc(volunteer),
+            ],
+        ),
+        run_component(
+            &dir,
+            &[
+                "gateway".into(),
+                "--database-url".into(),
+                url("gateway"),
+                "--listen".into(),
+                format!("127.0.0.1:{gateway}"),
+                "--booking-url".into(),
+                grpc(booking),
+                "--carehome-url".into(),
+                grpc(carehome),
+                "--volunteer-url".into(),
+                grpc(volunteer),
+            ],
+        ),
+    ];
+    wait_ready(gateway).await;
+    let token = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .arg("token")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&dir)
+            .envs(SHARED_SECRETS)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().split_whitespace().last().unwrap().to_owned()
+    };
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let base = format!("http://127.0.0.1:{gateway}");
+    let post = |path: String, token: String, body: Value| {
+        let http = http.clone();
+        let url = format!("{base}{path}");
+        async move { call(&http, reqwest::Method::POST, &url, &token, Some(body), None).await }
+    };
+    let admin = token(&["--role", "admin"]);
+    let (st, ch) = post("/v1/chapters".into(), admin, json!({"name": "Odense", "timezone": "Europe/Copenhagen"})).await;
+    assert_eq!(st, 201, "{ch}");
+    let chapter = ch["chapter_id"].as_str().unwrap().to_owned();
+    let ca = token(&["--role", "chapter_admin", "--chapter", &chapter]);
+    let days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    let (st, home) = post(
+        "/v1/carehomes".into(),
+        ca.clone(),
+        json!({"chapter_id": chapter, "name": "Egeparken", "address": "Egevej 2",
+               "ride_hours": days.iter().map(|d| json!({"weekday": d, "opens": "09:00", "closes": "17:00"})).collect::<Vec<_>>(),
+               "turnaround_minutes": 15, "requires_confirmation": false}),
+    )
+    .await;
+    assert_eq!(st, 201, "{home}");
+    let home = home["carehome_id"].as_str().unwrap().to_owned();
+    let (st, bike) =
+        post(format!("/v1/carehomes/{home}/bikes"), ca.clone(), json!({"name": "Cykel 1", "seats": 2})).await;
+    assert_eq!(st, 201, "{bike}");
+    let bike = bike["bike_id"].as_str().unwrap().to_owned();
+    let (st, p) = post("/v1/pilots".into(), ca.clone(), json!({"chapter_id": chapter, "display_name": "Pilot"})).await;
+    assert_eq!(st, 201, "{p}");
+    let pilot = p["pilot_id"].as_str().unwrap().to_owned();
+    let (st, q) = post(
+        format!("/v1/pilots/{pilot}/qualifications"),
+        ca.clone(),
+        json!({"qualified_on": "2026-01-01", "valid_until": "2028-12-31"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{q}");
+    // Booking learns of the trishaw and the qualification from the other processes' feeds.
+    let pt = token(&["--role", "pilot", "--pilot", &pilot]);
+    let body = json!({"bike_id": bike, "pilot_id": pilot, "start": "2027-06-01T08:00:00Z", "duration_minutes": 60, "resident_ids": []});
+    let until = Instant::now() + Duration::from_secs(30);
+    let ride = loop {
+        let (st, v) = post("/v1/rides".into(), pt.clone(), body.clone()).await;
+        if st == 201 {
+            break v;
+        }
+        assert!(Instant::now() < until, "booking never learnt the world: {st} {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let id = ride["ride_id"].as_str().unwrap();
+    let (st, got) = call(&http, reqwest::Method::GET, &format!("{base}/v1/rides/{id}"), &pt, None, None).await;
+    assert_eq!((st, got["status"].as_str()), (200, Some("booked")), "{got}");
+}
