@@ -230,8 +230,8 @@ const fn row(
 /// The table. Where `api.md` is silent the decision is written at the row.
 fn rows() -> Vec<Row> {
     vec![
-        // Creating a chapter concerns no chapter: admin only, everyone else may "read" the
-        // (non-existent) scope, so 403.
+        // Creating a chapter concerns no existing object: admin only; for everyone else it
+        // is a refusal of the role (403), there being nothing to hide.
         Row { scoped: false, ..row(ChapterCreate, "POST", "/v1/chapters", 201, &[Admin], ANYONE) },
         // Chapters, care homes and trishaws are the chapter's shared, non-personal
         // furniture: anyone of the chapter reads them (pilots pick homes and trishaws,
