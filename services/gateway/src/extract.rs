@@ -59,33 +59,82 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 field.push('/');
                 field.push_str(name);
             }
-            Err(ApiError::invalid(if field.is_empty() { "/".into() } else { field }, message))
+            // An empty path is the whole body: RFC 6901's pointer of the root is "".
+            Err(ApiError::invalid(field, message))
         }
     }
+}
+
+/// Whether the request's `Content-Type` is JSON (`application/json` or `application/*+json`).
+fn is_json(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .is_some_and(|m| m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")))
+}
+
+/// Reads the body, at most [`MAX_BODY`] bytes (413 beyond).
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(ErrorCode::TooLarge)
+        } else {
+            ApiError::malformed("", "the body could not be read")
+        }
+    })
+}
+
+/// Refuses a body that is valid JSON but not an object (every body of this API is one;
+/// serde would otherwise read a struct from an array of its fields in order).
+fn require_object(bytes: &[u8]) -> Result<(), ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        return Ok(());
+    }
+    parse_json::<serde_json::Value>(bytes)?;
+    Err(ApiError::invalid("", "the body must be a JSON object"))
 }
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|m| m.trim().to_ascii_lowercase())
-            .is_some_and(|m| m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")));
+        if !is_json(&req) {
+            return Err(ApiError::new(ErrorCode::UnsupportedMediaType).detail("send the body as application/json"));
+        }
+        let bytes = read_body(req, state).await?;
+        require_object(&bytes)?;
+        parse_json(&bytes).map(Body)
+    }
+}
+
+/// The body of a command that takes none: nothing at all, or an empty JSON object `{}`.
+/// Anything else is refused like any body (415 not JSON, 413 too large, 400 `malformed`,
+/// 400 `validation` naming an unknown field), so a typo is never silently ignored.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoBody;
+
+impl<S: Send + Sync> FromRequest<S> for NoBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = is_json(&req);
+        let bytes = read_body(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(NoBody);
+        }
         if !json {
             return Err(ApiError::new(ErrorCode::UnsupportedMediaType).detail("send the body as application/json"));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(ErrorCode::TooLarge)
-            } else {
-                ApiError::malformed("", "the body could not be read")
-            }
-        })?;
-        parse_json(&bytes).map(Body)
+        require_object(&bytes)?;
+        match parse_json::<serde_json::Map<String, serde_json::Value>>(&bytes)?.keys().next() {
+            None => Ok(NoBody),
+            Some(k) => Err(ApiError::invalid(
+                format!("/{}", k.replace('~', "~0").replace('/', "~1")),
+                format!("unknown field `{k}`: this request takes no fields"),
+            )),
+        }
     }
 }
 

@@ -382,6 +382,10 @@ pub async fn retire(
     IfMatch(if_match): IfMatch,
     Body(b): Body<Retirement>,
 ) -> Result<Versioned<BikeView>, ApiError> {
+    // The reason is required (api.md); the service would retire with an empty one.
+    if b.reason.trim().is_empty() {
+        return Err(ApiError::invalid("/reason", "must not be empty"));
+    }
     change(&s, &caller, id, (key, if_match), Change::Retire, b.reason, String::new()).await
 }
 

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::caller::Caller;
 use crate::clients::{context, req};
-use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, Params};
+use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, NoBody, Params};
 use crate::problem::{ApiError, Problem};
 use crate::routes::chapters;
 use crate::views::{Created, Page, PageParams, Versioned, opt};
@@ -377,6 +377,7 @@ pub async fn suspend(
     Ids(id): Ids<Uuid>,
     IdempotencyKey(key): IdempotencyKey,
     IfMatch(m): IfMatch,
+    _: NoBody,
 ) -> Result<Versioned<PilotView>, ApiError> {
     act(&s, &caller, id, key, m, Action::Suspend).await
 }
@@ -393,6 +394,7 @@ pub async fn reinstate(
     Ids(id): Ids<Uuid>,
     IdempotencyKey(key): IdempotencyKey,
     IfMatch(m): IfMatch,
+    _: NoBody,
 ) -> Result<Versioned<PilotView>, ApiError> {
     act(&s, &caller, id, key, m, Action::Reinstate).await
 }
@@ -409,6 +411,7 @@ pub async fn retire(
     Ids(id): Ids<Uuid>,
     IdempotencyKey(key): IdempotencyKey,
     IfMatch(m): IfMatch,
+    _: NoBody,
 ) -> Result<Versioned<PilotView>, ApiError> {
     act(&s, &caller, id, key, m, Action::Retire).await
 }
@@ -425,6 +428,7 @@ pub async fn erase(
     Ids(id): Ids<Uuid>,
     IdempotencyKey(key): IdempotencyKey,
     IfMatch(m): IfMatch,
+    _: NoBody,
 ) -> Result<Versioned<PilotView>, ApiError> {
     act(&s, &caller, id, key, m, Action::Erase).await
 }

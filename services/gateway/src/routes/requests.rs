@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::auth::Role;
 use crate::caller::{Caller, may_book};
 use crate::clients::{context, req};
-use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, Params};
+use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, NoBody, Params};
 use crate::problem::{ApiError, Problem};
 use crate::routes::availability::carehome;
 use crate::routes::chapters;
@@ -348,6 +348,7 @@ pub async fn withdraw(
     Ids(id): Ids<Uuid>,
     IdempotencyKey(key): IdempotencyKey,
     IfMatch(if_match): IfMatch,
+    _: NoBody,
 ) -> Result<Versioned<RideRequestView>, ApiError> {
     let r = visible(&s, &caller, id).await?;
     if !sees_note(&caller, &r) {

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::caller::Caller;
 use crate::clients::{context, req};
-use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, Params};
+use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, NoBody, Params};
 use crate::problem::{ApiError, Problem};
 use crate::routes::carehomes;
 use crate::views::{Created, Page, PageParams, Versioned, opt};
@@ -289,6 +289,7 @@ pub async fn move_out(
     Ids(id): Ids<Uuid>,
     IdempotencyKey(key): IdempotencyKey,
     IfMatch(if_match): IfMatch,
+    _: NoBody,
 ) -> Result<Versioned<ResidentView>, ApiError> {
     command(&s, &caller, id, key, if_match, Command::MoveOut).await
 }
@@ -306,6 +307,7 @@ pub async fn erase(
     Ids(id): Ids<Uuid>,
     IdempotencyKey(key): IdempotencyKey,
     IfMatch(if_match): IfMatch,
+    _: NoBody,
 ) -> Result<Versioned<ResidentView>, ApiError> {
     command(&s, &caller, id, key, if_match, Command::Erase).await
 }

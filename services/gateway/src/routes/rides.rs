@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::auth::Role;
 use crate::caller::{Caller, may_book};
 use crate::clients::{context, req};
-use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, Params};
+use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, NoBody, Params};
 use crate::problem::{ApiError, Problem};
 use crate::views::{Created, Page, PageParams, Versioned, opt, parse_time, time};
 
@@ -529,6 +529,7 @@ pub async fn check_in(
     Ids((id, resident)): Ids<(Uuid, Uuid)>,
     IdempotencyKey(key): IdempotencyKey,
     IfMatch(m): IfMatch,
+    _: NoBody,
 ) -> Result<Versioned<RideView>, ApiError> {
     let ride = visible(&s, &caller, id).await?;
     allowed(&caller, &ride, &[Who::Pilot, Who::Coordinator, Who::Admins])?;
@@ -582,6 +583,7 @@ pub async fn confirm(
     Ids(id): Ids<Uuid>,
     IdempotencyKey(key): IdempotencyKey,
     IfMatch(m): IfMatch,
+    _: NoBody,
 ) -> Result<Versioned<RideView>, ApiError> {
     simple(&s, &caller, id, &[Who::Coordinator, Who::Admins], "/confirm", key, m).await
 }
@@ -596,6 +598,7 @@ pub async fn start(
     Ids(id): Ids<Uuid>,
     IdempotencyKey(key): IdempotencyKey,
     IfMatch(m): IfMatch,
+    _: NoBody,
 ) -> Result<Versioned<RideView>, ApiError> {
     simple(&s, &caller, id, &[Who::Pilot, Who::Admins], "/start", key, m).await
 }
@@ -610,6 +613,7 @@ pub async fn no_show(
     Ids(id): Ids<Uuid>,
     IdempotencyKey(key): IdempotencyKey,
     IfMatch(m): IfMatch,
+    _: NoBody,
 ) -> Result<Versioned<RideView>, ApiError> {
     simple(&s, &caller, id, &[Who::Pilot, Who::Coordinator, Who::Admins], "/no-show", key, m).await
 }
