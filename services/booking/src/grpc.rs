@@ -652,4 +652,8 @@ impl BookingService for Booking {
         let json = serde_json::json!({ "rides": out_rides, "ride_requests": out_requests });
         Ok(Response::new(pb::PersonalExport { json: json.to_string() }))
     }
+
+    async fn stats(&self, req: Request<pb::StatsRequest>) -> Reply<pb::StatsResponse> {
+        Ok(Response::new(crate::stats::answer(&self.store, req.into_inner()).await?))
+    }
 }

@@ -14,6 +14,7 @@ pub mod rides;
 pub mod rules;
 pub mod schedule;
 pub mod service;
+pub mod stats;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

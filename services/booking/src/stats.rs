@@ -1,0 +1,396 @@
+//! The figures of `GET /v1/stats` under the counting rule (`api.md`, *Stats*): trips,
+//! rides (riders carried), distinct residents, ride minutes, trishaw hours, kilometres,
+//! no-shows and cancellations by reason, in total and per month in the chapter's zone.
+//!
+//! Two sources, one aggregation: without `as_of` the rides come from the rides read model;
+//! with `as_of` they are folded again from the ride events the log had recorded at that
+//! moment (`recorded_at`, not `occurred_at`: an event recorded late about an earlier ride
+//! changes no answer taken before it was recorded). Both give [`Ride`]s folded by the same
+//! [`Ride::apply`], and [`Tally`] counts them, so the two paths cannot disagree.
+//!
+//! The rules where `api.md` is silent (see `docs/reports.md`): a ride belongs to the period
+//! and the month of its scheduled start; `ride_minutes` runs from the later of the
+//! scheduled start and the moment it was started to its logged end, rounded to the nearest
+//! minute; kilometres are summed in whole metres so the sum does not depend on order;
+//! `distinct_residents` counts the residents among the riders counted in `rides`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use domain::DomainEvent;
+use domain::events::BookingEvent;
+use domain::types::{CancellationReason, RideKind, RideStatus};
+use eventlog::{Arg, Cursor, EventStore, Filter};
+use samskab_proto::booking::v1 as pb;
+use samskab_proto::time::from_proto;
+use servicekit::{Aggregate, ServiceError, ServiceResult};
+use uuid::Uuid;
+
+use crate::facts::ChapterFact;
+use crate::readmodel::RideDoc;
+use crate::rides::Ride;
+
+/// Which rides count: the scope filters and the period of their scheduled start.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scope {
+    /// Chapter.
+    pub chapter_id: Option<Uuid>,
+    /// Care home.
+    pub carehome_id: Option<Uuid>,
+    /// Pilot.
+    pub pilot_id: Option<Uuid>,
+    /// Trishaw.
+    pub bike_id: Option<Uuid>,
+    /// Scheduled start at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Scheduled start before.
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl Scope {
+    /// Whether a ride is in scope.
+    pub fn contains(&self, r: &Ride) -> bool {
+        self.chapter_id.is_none_or(|c| c == r.chapter_id)
+            && self.carehome_id.is_none_or(|h| h == r.carehome_id)
+            && self.pilot_id.is_none_or(|p| p == r.pilot_id)
+            && self.bike_id.is_none_or(|b| b == r.bike_id)
+            && self.from.is_none_or(|f| r.start >= f)
+            && self.to.is_none_or(|t| r.start < t)
+    }
+}
+
+/// The figures of a set of rides.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Figures {
+    /// Completed rides.
+    pub trips: u64,
+    /// Riders carried on them.
+    pub rides: u64,
+    /// The residents among those riders.
+    pub residents: BTreeSet<Uuid>,
+    /// Actual minutes of completed rides.
+    pub ride_minutes: u64,
+    /// Scheduled minutes of rides not cancelled.
+    pub bike_minutes: u64,
+    /// Kilometres of completed rides, in whole metres.
+    pub distance_m: u64,
+    /// Rides marked no-show.
+    pub no_shows: u64,
+    /// Cancelled rides by reason.
+    pub cancelled: BTreeMap<CancellationReason, u64>,
+}
+
+/// The riders a completed ride carried: the roster at completion, or for an event ride
+/// the riders who checked in.
+pub fn riders_carried(r: &Ride) -> impl Iterator<Item = Uuid> + '_ {
+    r.riders.iter().filter(move |x| r.kind != RideKind::Event || x.checked_in).map(|x| x.resident_id)
+}
+
+/// The actual minutes of a completed ride: from the later of its scheduled start and the
+/// moment it was started, to its logged end; rounded to the nearest minute, never negative.
+pub fn actual_minutes(r: &Ride) -> u64 {
+    let Some(end) = r.ended_at else { return 0 };
+    let began = r.started_at.map_or(r.start, |s| s.max(r.start));
+    let seconds = (end - began).num_seconds().max(0) as u64;
+    (seconds + 30) / 60
+}
+
+impl Figures {
+    /// Counts one ride.
+    pub fn add(&mut self, r: &Ride) {
+        match r.status {
+            RideStatus::Completed => {
+                self.trips += 1;
+                for resident in riders_carried(r) {
+                    self.rides += 1;
+                    self.residents.insert(resident);
+                }
+                self.ride_minutes += actual_minutes(r);
+                self.distance_m += (r.distance_km.unwrap_or(0.0).max(0.0) * 1000.0).round() as u64;
+            }
+            RideStatus::NoShow => self.no_shows += 1,
+            RideStatus::Cancelled => {
+                if let Some(c) = &r.cancellation {
+                    *self.cancelled.entry(c.reason).or_default() += 1;
+                }
+            }
+            _ => {}
+        }
+        if r.status != RideStatus::Cancelled {
+            self.bike_minutes += u64::from(r.duration_minutes);
+        }
+    }
+
+    fn proto(&self) -> pb::StatsFigures {
+        let n = |reason| self.cancelled.get(&reason).copied().unwrap_or(0);
+        pb::StatsFigures {
+            trips: self.trips,
+            rides: self.rides,
+            distinct_residents: self.residents.len() as u64,
+            ride_minutes: self.ride_minutes,
+            bike_minutes: self.bike_minutes,
+            distance_m: self.distance_m,
+            no_shows: self.no_shows,
+            cancelled: Some(pb::CancelledCounts {
+                weather: n(CancellationReason::Weather),
+                rider: n(CancellationReason::Rider),
+                facility: n(CancellationReason::Facility),
+                volunteer: n(CancellationReason::Volunteer),
+                equipment: n(CancellationReason::Equipment),
+                no_riders: n(CancellationReason::NoRiders),
+            }),
+        }
+    }
+}
+
+/// Figures in total and per month ("YYYY-MM" of the scheduled start in the chapter's zone).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    /// All rides.
+    pub total: Figures,
+    /// Per month.
+    pub months: BTreeMap<String, Figures>,
+}
+
+impl Tally {
+    /// Counts one ride; `zone` is its chapter's.
+    pub fn add(&mut self, r: &Ride, zone: Tz) {
+        self.total.add(r);
+        let month = r.start.with_timezone(&zone).format("%Y-%m").to_string();
+        self.months.entry(month).or_default().add(r);
+    }
+
+    /// The proto form.
+    pub fn proto(&self) -> pb::RideStats {
+        pb::RideStats {
+            figures: Some(self.total.proto()),
+            by_month: self
+                .months
+                .iter()
+                .map(|(m, f)| pb::MonthFigures { month: m.clone(), figures: Some(f.proto()) })
+                .collect(),
+        }
+    }
+}
+
+/// The single aggregation both paths use: the rides in scope, in total and per chapter.
+pub fn tally(rides: &[Ride], scope: &Scope, zones: &HashMap<Uuid, Tz>) -> (Tally, BTreeMap<Uuid, Tally>) {
+    let mut total = Tally::default();
+    let mut chapters: BTreeMap<Uuid, Tally> = BTreeMap::new();
+    for r in rides.iter().filter(|r| scope.contains(r)) {
+        let zone = zones.get(&r.chapter_id).copied().unwrap_or(chrono_tz::UTC);
+        total.add(r, zone);
+        chapters.entry(r.chapter_id).or_default().add(r, zone);
+    }
+    (total, chapters)
+}
+
+fn opt(id: Option<Uuid>) -> Arg {
+    Arg::Text(id.map(|i| i.to_string()).unwrap_or_default())
+}
+
+/// The rides in scope as the rides read model has them now.
+pub async fn current_rides(store: &EventStore, scope: &Scope) -> Result<Vec<Ride>, eventlog::Error> {
+    let docs = store
+        .fetch_texts(
+            "SELECT doc FROM booking_rides WHERE ($1 = '' OR chapter_id = $1) AND ($2 = '' OR carehome_id = $2) \
+             AND ($3 = '' OR pilot_id = $3) AND ($4 = '' OR bike_id = $4) AND start_at >= $5 AND start_at < $6 \
+             ORDER BY start_at, ride_id",
+            &[
+                opt(scope.chapter_id),
+                opt(scope.carehome_id),
+                opt(scope.pilot_id),
+                opt(scope.bike_id),
+                Arg::Int(scope.from.map_or(i64::MIN, |t| t.timestamp_micros())),
+                Arg::Int(scope.to.map_or(i64::MAX, |t| t.timestamp_micros())),
+            ],
+        )
+        .await?;
+    docs.iter().map(|d| serde_json::from_str::<RideDoc>(d).map(|d| d.ride).map_err(eventlog::Error::Payload)).collect()
+}
+
+/// Every ride as the log stood at `as_of`: the ride events recorded at or before it, folded.
+pub async fn rides_as_of(
+    store: &EventStore,
+    chapter: Option<Uuid>,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<Ride>, eventlog::Error> {
+    let filter = Filter { stream_prefix: Some("ride-".into()), tenant: chapter };
+    let mut rides: BTreeMap<Uuid, Ride> = BTreeMap::new();
+    let mut cursor = Cursor::START;
+    loop {
+        let page = store.read_all(cursor, &filter, 1000).await?;
+        if page.events.is_empty() {
+            break;
+        }
+        for e in &page.events {
+            if e.recorded_at > as_of {
+                continue;
+            }
+            let Some(id) = e.stream_id.strip_prefix("ride-").and_then(|s| s.parse::<Uuid>().ok()) else { continue };
+            let Some(ev) = BookingEvent::from_stored(&e.event_type, e.payload.get()).map_err(eventlog::Error::Payload)?
+            else {
+                continue;
+            };
+            match Ride::apply(rides.remove(&id), &ev) {
+                Some(r) => {
+                    rides.insert(id, r);
+                }
+                None => {
+                    rides.remove(&id);
+                }
+            }
+        }
+        cursor = page.next;
+    }
+    Ok(rides.into_values().collect())
+}
+
+/// Every chapter booking knows, with its zone.
+pub async fn zones(store: &EventStore) -> Result<HashMap<Uuid, Tz>, eventlog::Error> {
+    let docs =
+        store.fetch_texts("SELECT doc FROM booking_facts WHERE kind = $1 ORDER BY id", &["chapter".into()]).await?;
+    let mut out = HashMap::new();
+    for d in docs {
+        let c: ChapterFact = serde_json::from_str(&d).map_err(eventlog::Error::Payload)?;
+        out.insert(c.chapter_id, c.timezone.parse().unwrap_or(chrono_tz::UTC));
+    }
+    Ok(out)
+}
+
+fn id(field: &str, v: &str) -> ServiceResult<Option<Uuid>> {
+    if v.is_empty() { Ok(None) } else { Ok(Some(domain::types::parse_id(field, v)?)) }
+}
+
+fn time(field: &str, v: &Option<prost_types::Timestamp>) -> ServiceResult<Option<DateTime<Utc>>> {
+    match v {
+        None => Ok(None),
+        Some(t) => from_proto(t).map(Some).ok_or_else(|| ServiceError::invalid(field, "must be an RFC 3339 time")),
+    }
+}
+
+/// Answers a `Stats` call.
+pub async fn answer(store: &EventStore, r: pb::StatsRequest) -> ServiceResult<pb::StatsResponse> {
+    let scope = Scope {
+        chapter_id: id("/chapter_id", &r.chapter_id)?,
+        carehome_id: id("/carehome_id", &r.carehome_id)?,
+        pilot_id: id("/pilot_id", &r.pilot_id)?,
+        bike_id: id("/bike_id", &r.bike_id)?,
+        from: time("/from", &r.from)?,
+        to: time("/to", &r.to)?,
+    };
+    if let (Some(f), Some(t)) = (scope.from, scope.to)
+        && t <= f
+    {
+        return Err(ServiceError::invalid("/to", "must be after from"));
+    }
+    let rides = match time("/as_of", &r.as_of)? {
+        None => current_rides(store, &scope).await?,
+        Some(at) => rides_as_of(store, scope.chapter_id, at).await?,
+    };
+    let zones = zones(store).await?;
+    let (total, per_chapter) = tally(&rides, &scope, &zones);
+    let chapters = if r.per_chapter {
+        let mut all: BTreeMap<Uuid, Tally> = zones
+            .keys()
+            .filter(|c| scope.chapter_id.is_none_or(|s| s == **c))
+            .map(|c| (*c, Tally::default()))
+            .collect();
+        all.extend(per_chapter);
+        all.into_iter()
+            .map(|(c, t)| pb::ChapterStats { chapter_id: c.to_string(), stats: Some(t.proto()) })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(pb::StatsResponse { total: Some(total.proto()), chapters })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rides::{Cancellation, Rider};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    fn ride(n: u128, status: RideStatus, start: &str, minutes: u32) -> Ride {
+        Ride {
+            ride_id: Uuid::from_u128(n),
+            kind: RideKind::Pleasure,
+            status,
+            chapter_id: Uuid::from_u128(100),
+            carehome_id: Uuid::from_u128(200),
+            bike_id: Uuid::from_u128(300),
+            pilot_id: Uuid::from_u128(400),
+            start: t(start),
+            duration_minutes: minutes,
+            turnaround_minutes: 15,
+            riders: vec![
+                Rider { resident_id: Uuid::from_u128(1), checked_in: false },
+                Rider { resident_id: Uuid::from_u128(2), checked_in: true },
+            ],
+            trip_minutes: None,
+            route: None,
+            ride_request_id: None,
+            cancellation: None,
+            started_at: None,
+            ended_at: None,
+            distance_km: None,
+            bike_condition: None,
+            story: None,
+            booked_at: t("2027-01-01T00:00:00Z"),
+        }
+    }
+
+    fn cancelled(mut r: Ride, reason: CancellationReason) -> Ride {
+        r.cancellation = Some(Cancellation { reason, by_role: "x".into(), at: r.start, note: None, caused_by: None });
+        r
+    }
+
+    #[test]
+    fn the_worked_example_of_the_contract() {
+        let mut done = ride(1, RideStatus::Completed, "2027-05-03T08:00:00Z", 60);
+        done.started_at = Some(t("2026-11-01T00:00:00Z"));
+        done.ended_at = Some(t("2027-05-03T08:55:00Z"));
+        done.distance_km = Some(7.5);
+        let rides = vec![
+            done,
+            cancelled(ride(2, RideStatus::Cancelled, "2027-05-03T10:00:00Z", 60), CancellationReason::Weather),
+            ride(3, RideStatus::NoShow, "2027-05-03T12:00:00Z", 45),
+        ];
+        let zones = HashMap::from([(Uuid::from_u128(100), chrono_tz::Europe::Copenhagen)]);
+        let (total, chapters) = tally(&rides, &Scope::default(), &zones);
+        let f = &total.total;
+        assert_eq!((f.trips, f.rides, f.residents.len(), f.ride_minutes), (1, 2, 2, 55));
+        assert_eq!((f.bike_minutes, f.distance_m, f.no_shows), (105, 7500, 1));
+        assert_eq!(f.cancelled.get(&CancellationReason::Weather), Some(&1));
+        assert_eq!(total.months.keys().collect::<Vec<_>>(), ["2027-05"]);
+        assert_eq!(chapters[&Uuid::from_u128(100)], total);
+    }
+
+    #[test]
+    fn an_event_ride_counts_checked_in_riders_and_months_follow_the_zone() {
+        let mut r = ride(1, RideStatus::Completed, "2027-01-31T23:30:00Z", 60);
+        r.kind = RideKind::Event;
+        r.ended_at = Some(t("2027-02-01T00:20:00Z"));
+        r.started_at = Some(t("2027-01-31T23:40:00Z"));
+        let zones = HashMap::from([(Uuid::from_u128(100), chrono_tz::Europe::Copenhagen)]);
+        let (total, _) = tally(&[r], &Scope::default(), &zones);
+        assert_eq!((total.total.rides, total.total.ride_minutes), (1, 40));
+        // 23:30 UTC on 31 January is 00:30 on 1 February in Copenhagen.
+        assert_eq!(total.months.keys().collect::<Vec<_>>(), ["2027-02"]);
+    }
+
+    #[test]
+    fn the_scope_filters_by_object_and_scheduled_start() {
+        let r = ride(1, RideStatus::Booked, "2027-05-03T08:00:00Z", 60);
+        let from = Some(t("2027-05-03T08:00:00Z"));
+        assert!(Scope { from, ..Scope::default() }.contains(&r));
+        assert!(!Scope { to: from, ..Scope::default() }.contains(&r));
+        assert!(!Scope { bike_id: Some(Uuid::from_u128(9)), ..Scope::default() }.contains(&r));
+        assert!(Scope { pilot_id: Some(Uuid::from_u128(400)), ..Scope::default() }.contains(&r));
+    }
+}
