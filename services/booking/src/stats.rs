@@ -229,7 +229,8 @@ pub async fn rides_as_of(
                 continue;
             }
             let Some(id) = e.stream_id.strip_prefix("ride-").and_then(|s| s.parse::<Uuid>().ok()) else { continue };
-            let Some(ev) = BookingEvent::from_stored(&e.event_type, e.payload.get()).map_err(eventlog::Error::Payload)?
+            let Some(ev) =
+                BookingEvent::from_stored(&e.event_type, e.payload.get()).map_err(eventlog::Error::Payload)?
             else {
                 continue;
             };
@@ -298,9 +299,7 @@ pub async fn answer(store: &EventStore, r: pb::StatsRequest) -> ServiceResult<pb
             .map(|c| (*c, Tally::default()))
             .collect();
         all.extend(per_chapter);
-        all.into_iter()
-            .map(|(c, t)| pb::ChapterStats { chapter_id: c.to_string(), stats: Some(t.proto()) })
-            .collect()
+        all.into_iter().map(|(c, t)| pb::ChapterStats { chapter_id: c.to_string(), stats: Some(t.proto()) }).collect()
     } else {
         Vec::new()
     };

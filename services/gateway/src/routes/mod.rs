@@ -10,6 +10,7 @@ pub mod pilots;
 pub mod requests;
 pub mod residents;
 pub mod rides;
+pub mod stats;
 pub mod weather;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -26,6 +27,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(pilots::routes())
         .merge(availability::routes())
         .merge(rides::routes())
+        .merge(stats::routes())
         .merge(requests::routes())
         .merge(weather::routes())
 }

@@ -1,0 +1,334 @@
+//! Stats under the counting rule (`api.md`, *Stats*): `GET /v1/stats` for a chapter, care
+//! home, pilot or trishaw over any period and per month, as of any past moment; and
+//! `GET /v1/stats/network`, the same figures per chapter and in total, with no personal
+//! data and no ids of persons. The booking service owns the figures (its `Stats` RPC);
+//! this module checks who may read which scope.
+//!
+//! Who: admin and the network integrator anything; a chapter admin and a chapter's
+//! integrator their chapter (the default scope); a coordinator its own care home (the
+//! default scope; another home of the chapter is 403, one elsewhere 404); pilots none (403).
+
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use samskab_proto::booking::v1 as bpb;
+use samskab_proto::carehome::v1 as cpb;
+use samskab_proto::volunteer::v1 as vpb;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::Role;
+use crate::caller::Caller;
+use crate::clients::req;
+use crate::extract::Params;
+use crate::problem::{ApiError, Problem};
+
+/// Cancelled rides by reason.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct CancelledView {
+    /// Weather.
+    pub weather: u64,
+    /// The rider.
+    pub rider: u64,
+    /// The care home.
+    pub facility: u64,
+    /// No pilot.
+    pub volunteer: u64,
+    /// The trishaw.
+    pub equipment: u64,
+    /// Nobody left on the roster.
+    pub no_riders: u64,
+}
+
+/// The figures of the counting rule.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct FiguresView {
+    /// Completed rides.
+    pub trips: u64,
+    /// Riders carried on them (two riders on one trip are two rides): the roster at
+    /// completion, for an event ride the riders who checked in.
+    pub rides: u64,
+    /// The residents among those riders.
+    pub distinct_residents: u64,
+    /// Actual minutes of completed rides.
+    pub ride_minutes: u64,
+    /// Scheduled hours of rides not cancelled.
+    pub bike_hours: f64,
+    /// The same in whole minutes.
+    pub bike_minutes: u64,
+    /// Kilometres of completed rides.
+    pub distance_km: f64,
+    /// Rides marked no-show.
+    pub no_shows: u64,
+    /// Cancelled rides by reason.
+    pub cancelled: CancelledView,
+}
+
+/// One month's figures.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MonthView {
+    /// `YYYY-MM` of the rides' scheduled start in the chapter's zone.
+    pub month: String,
+    /// The figures.
+    #[serde(flatten)]
+    pub figures: FiguresView,
+}
+
+/// Figures in total and per month.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StatsView {
+    /// The figures.
+    #[serde(flatten)]
+    pub figures: FiguresView,
+    /// Per month, in order; months without rides are left out.
+    pub by_month: Vec<MonthView>,
+}
+
+/// One chapter's figures in the network stats.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ChapterStatsView {
+    /// The chapter.
+    pub chapter_id: String,
+    /// Its name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Its figures.
+    #[serde(flatten)]
+    pub stats: StatsView,
+}
+
+/// The network's figures: per chapter and in total.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NetworkStatsView {
+    /// Every chapter, in id order.
+    pub chapters: Vec<ChapterStatsView>,
+    /// The whole network (each ride's month in its own chapter's zone).
+    pub total: StatsView,
+}
+
+fn figures(f: Option<bpb::StatsFigures>) -> FiguresView {
+    let f = f.unwrap_or_default();
+    let c = f.cancelled.unwrap_or_default();
+    FiguresView {
+        trips: f.trips,
+        rides: f.rides,
+        distinct_residents: f.distinct_residents,
+        ride_minutes: f.ride_minutes,
+        bike_hours: f.bike_minutes as f64 / 60.0,
+        bike_minutes: f.bike_minutes,
+        distance_km: f.distance_m as f64 / 1000.0,
+        no_shows: f.no_shows,
+        cancelled: CancelledView {
+            weather: c.weather,
+            rider: c.rider,
+            facility: c.facility,
+            volunteer: c.volunteer,
+            equipment: c.equipment,
+            no_riders: c.no_riders,
+        },
+    }
+}
+
+fn stats(s: Option<bpb::RideStats>) -> StatsView {
+    let s = s.unwrap_or_default();
+    StatsView {
+        figures: figures(s.figures),
+        by_month: s.by_month.into_iter().map(|m| MonthView { month: m.month, figures: figures(m.figures) }).collect(),
+    }
+}
+
+/// `GET /v1/stats` parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StatsParams {
+    /// Chapter (default: the caller's).
+    pub chapter_id: Option<Uuid>,
+    /// Care home (a coordinator's default: its own).
+    pub carehome_id: Option<Uuid>,
+    /// Pilot.
+    pub pilot_id: Option<Uuid>,
+    /// Trishaw.
+    pub bike_id: Option<Uuid>,
+    /// Rides scheduled to start at or after (RFC 3339); default: all time.
+    pub from: Option<String>,
+    /// Rides scheduled to start before (RFC 3339); default: all time.
+    pub to: Option<String>,
+    /// Answer as the log stood at this moment (RFC 3339, not in the future).
+    pub as_of: Option<String>,
+}
+
+/// `GET /v1/stats/network` parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkParams {
+    /// Rides scheduled to start at or after (RFC 3339); default: all time.
+    pub from: Option<String>,
+    /// Rides scheduled to start before (RFC 3339); default: all time.
+    pub to: Option<String>,
+    /// Answer as the log stood at this moment (RFC 3339, not in the future).
+    pub as_of: Option<String>,
+}
+
+fn parse(field: &str, v: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    v.as_deref()
+        .map(|t| {
+            DateTime::parse_from_rfc3339(t)
+                .map(|t| t.to_utc())
+                .map_err(|_| ApiError::invalid(field, "must be an RFC 3339 time such as 2027-05-03T10:00:00+02:00"))
+        })
+        .transpose()
+}
+
+/// The period and moment of a stats request, checked.
+struct When {
+    from: Option<prost_types::Timestamp>,
+    to: Option<prost_types::Timestamp>,
+    as_of: Option<prost_types::Timestamp>,
+}
+
+fn when(from: &Option<String>, to: &Option<String>, as_of: &Option<String>) -> Result<When, ApiError> {
+    let (from, to, as_of) = (parse("/from", from)?, parse("/to", to)?, parse("/as_of", as_of)?);
+    if let (Some(f), Some(t)) = (from, to)
+        && t <= f
+    {
+        return Err(ApiError::invalid("/to", "must be after from"));
+    }
+    if as_of.is_some_and(|a| a > Utc::now()) {
+        return Err(ApiError::invalid("/as_of", "must not be in the future: the log cannot answer for it yet"));
+    }
+    let p = |t: Option<DateTime<Utc>>| t.map(samskab_proto::time::to_proto);
+    Ok(When { from: p(from), to: p(to), as_of: p(as_of) })
+}
+
+fn not_found_or(st: tonic::Status) -> ApiError {
+    if st.code() == tonic::Code::NotFound { ApiError::not_found() } else { st.into() }
+}
+
+fn visible(caller: &Caller, chapter: &str) -> Result<Uuid, ApiError> {
+    let chapter: Uuid = chapter.parse().map_err(|_| ApiError::not_found())?;
+    if caller.in_chapter(chapter) { Ok(chapter) } else { Err(ApiError::not_found()) }
+}
+
+/// Figures of one chapter, care home, pilot or trishaw (or any combination), over a period
+/// and per month, now or as the log stood at `as_of`.
+#[utoipa::path(get, path = "/v1/stats", tag = "stats", params(StatsParams),
+    responses((status = 200, body = StatsView), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params(p): Params<StatsParams>,
+) -> Result<axum::Json<StatsView>, ApiError> {
+    let w = when(&p.from, &p.to, &p.as_of)?;
+    // Every object named must be readable by the caller (404), before the role is asked.
+    if let Some(c) = p.chapter_id {
+        if !caller.in_chapter(c) {
+            return Err(ApiError::not_found());
+        }
+        s.clients
+            .carehome
+            .clone()
+            .get_chapter(req(cpb::IdRequest { id: c.to_string() }))
+            .await
+            .map_err(not_found_or)?;
+    }
+    if let Some(h) = p.carehome_id {
+        let home = s
+            .clients
+            .carehome
+            .clone()
+            .get_care_home(req(cpb::IdRequest { id: h.to_string() }))
+            .await
+            .map_err(not_found_or)?
+            .into_inner();
+        visible(&caller, &home.chapter_id)?;
+    }
+    let mut bike_home = None;
+    if let Some(b) = p.bike_id {
+        let bike = s
+            .clients
+            .carehome
+            .clone()
+            .get_bike(req(cpb::IdRequest { id: b.to_string() }))
+            .await
+            .map_err(not_found_or)?
+            .into_inner();
+        visible(&caller, &bike.chapter_id)?;
+        bike_home = bike.carehome_id.parse::<Uuid>().ok();
+    }
+    if let Some(id) = p.pilot_id {
+        let pilot = s
+            .clients
+            .volunteer
+            .clone()
+            .get_pilot(req(vpb::GetPilotRequest { pilot_id: id.to_string() }))
+            .await
+            .map_err(not_found_or)?
+            .into_inner();
+        visible(&caller, &pilot.chapter_id)?;
+    }
+    let mut chapter = p.chapter_id;
+    let mut carehome = p.carehome_id;
+    match caller.role {
+        Role::Admin | Role::Integrator(None) => {}
+        Role::ChapterAdmin(c) | Role::Integrator(Some(c)) => chapter = Some(c),
+        Role::Coordinator(home) => {
+            if carehome.is_some_and(|h| h != home) || bike_home.is_some_and(|h| h != home) {
+                return Err(ApiError::forbidden().detail("a coordinator reads the stats of its own care home only"));
+            }
+            carehome = Some(home);
+        }
+        Role::Pilot(_) => return Err(ApiError::forbidden().detail("pilots do not read stats")),
+    }
+    let q = bpb::StatsRequest {
+        chapter_id: chapter.map(|c| c.to_string()).unwrap_or_default(),
+        carehome_id: carehome.map(|c| c.to_string()).unwrap_or_default(),
+        pilot_id: p.pilot_id.map(|c| c.to_string()).unwrap_or_default(),
+        bike_id: p.bike_id.map(|c| c.to_string()).unwrap_or_default(),
+        from: w.from,
+        to: w.to,
+        as_of: w.as_of,
+        per_chapter: false,
+    };
+    let r = s.clients.booking.clone().stats(req(q)).await?.into_inner();
+    Ok(axum::Json(stats(r.total)))
+}
+
+/// The network's figures per chapter and in total, for the programme's cross-chapter
+/// reporting: no personal data and no ids of persons. Admin and the network integrator.
+#[utoipa::path(get, path = "/v1/stats/network", tag = "stats", params(NetworkParams),
+    responses((status = 200, body = NetworkStatsView), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn network(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params(p): Params<NetworkParams>,
+) -> Result<axum::Json<NetworkStatsView>, ApiError> {
+    let w = when(&p.from, &p.to, &p.as_of)?;
+    if !matches!(caller.role, Role::Admin | Role::Integrator(None)) {
+        return Err(ApiError::forbidden().detail("the network stats are for admin and the network integrator"));
+    }
+    let q = bpb::StatsRequest { from: w.from, to: w.to, as_of: w.as_of, per_chapter: true, ..Default::default() };
+    let r = s.clients.booking.clone().stats(req(q)).await?.into_inner();
+    let mut chapters = Vec::with_capacity(r.chapters.len());
+    for c in r.chapters {
+        let name = match s.clients.carehome.clone().get_chapter(req(cpb::IdRequest { id: c.chapter_id.clone() })).await
+        {
+            Ok(ch) => Some(ch.into_inner().name),
+            Err(st) if st.code() == tonic::Code::NotFound => None,
+            Err(st) => return Err(st.into()),
+        };
+        chapters.push(ChapterStatsView { chapter_id: c.chapter_id, name, stats: stats(c.stats) });
+    }
+    Ok(axum::Json(NetworkStatsView { chapters, total: stats(r.total) }))
+}
+
+/// The stats routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get)).routes(routes!(network))
+}
