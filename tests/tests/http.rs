@@ -83,6 +83,17 @@ async fn metrics_count_requests_per_route_template(db: testkit::TestDb) {
         assert!(n >= 1, "{l}");
     }
     assert!(!text.contains(&chapter.to_string()), "no ids in metric labels");
+    // Per RPC, the event log's appends, and each projection's lag.
+    assert!(
+        text.lines().any(|l| l.starts_with("rpc_server_calls_total{")
+            && l.contains("rpc=\"/samskab.carehome.v1.CareHomeService/RegisterChapter\"")
+            && l.contains("status=\"Ok\"")),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE rpc_server_duration_seconds histogram"), "{text}");
+    assert!(text.contains("# TYPE eventlog_append_duration_seconds histogram"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("eventlog_appends_total{") && l.contains("outcome=\"ok\"")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("eventlog_projection_lag{projection=")), "{text}");
 }
 
 async fn tokens_are_checked_and_problems_speak_danish(db: testkit::TestDb) {

@@ -227,6 +227,11 @@ impl Tx<'_> {
     }
 }
 
+/// How often a standby runner tries to take over a projection.
+const LEAD_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often a runner measures its lag behind the head.
+const LAG_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A read model fed by this store's log.
 pub trait Projection: Send + Sync + 'static {
     /// A stable name; the checkpoint is stored under it.
@@ -251,6 +256,12 @@ const BATCH: usize = 500;
 /// applying events twice. Returns only when a batch fails (nothing of it took effect) or
 /// the log cannot be read.
 pub async fn run_projection<P: Projection>(store: EventStore, projection: Arc<P>) -> Result<(), Error> {
+    // One active runner per projection among the processes sharing the log: the others
+    // wait as standbys. (Correctness does not depend on it: the checkpoint is compared and
+    // set with the projection's writes, so a runner that loses a race restarts from the
+    // winner's checkpoint. The lock only saves the double work.)
+    let _leading = store.lead(&format!("projection/{}", projection.name()), LEAD_RETRY).await?;
+    let mut measured = std::time::Instant::now() - LAG_EVERY;
     'restart: loop {
         let mut checkpoint = store.load_checkpoint(projection.name()).await?;
         let start = match &checkpoint {
@@ -262,6 +273,8 @@ pub async fn run_projection<P: Projection>(store: EventStore, projection: Arc<P>
             let batch = batch.into_iter().collect::<Result<Vec<_>, _>>()?;
             let Some(last) = batch.last() else { continue };
             let next = last.cursor.to_string();
+            let last_position = last.cursor.position();
+            let batch_len = batch.len();
             let p = projection.clone();
             let (expected, new) = (checkpoint.clone(), next.clone());
             let moved = store
@@ -283,6 +296,14 @@ pub async fn run_projection<P: Projection>(store: EventStore, projection: Arc<P>
                     "checkpoint moved under this runner; restarting from it"
                 );
                 continue 'restart;
+            }
+            // How far behind the head it is: measured at most once per LAG_EVERY while
+            // catching up (full batches), and after every batch once live, so that an idle
+            // projection does not keep showing a lag from its catch-up.
+            if measured.elapsed() >= LAG_EVERY || batch_len < BATCH {
+                measured = std::time::Instant::now();
+                let head = store.head().await?;
+                crate::metrics::projection_lag(projection.name(), head.position() - last_position);
             }
             checkpoint = Some(next);
         }

@@ -11,6 +11,7 @@
 mod append;
 mod consumer;
 mod error;
+mod metrics;
 mod model;
 mod postgres;
 mod sqlite;
@@ -23,5 +24,5 @@ pub use model::{
     Actor, AppendResult, Appended, Cursor, ExpectedVersion, Filter, Metadata, NewEvent, Page, RecordedEvent,
     StreamAppend,
 };
-pub use store::{Backend, EventStore, StoreOptions, backend_of};
+pub use store::{Backend, EventStore, Leadership, StoreOptions, backend_of};
 pub use subscription::Subscription;

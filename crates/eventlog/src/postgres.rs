@@ -56,6 +56,22 @@ fn valid_schema_name(s: &str) -> bool {
 }
 
 impl PgStore {
+    /// Tries to take the session advisory lock named `name` (within this schema) on a
+    /// connection of its own, which then holds it until dropped or closed.
+    pub(crate) async fn try_lead(&self, name: &str) -> Result<Option<sqlx::PgConnection>, Error> {
+        let mut conn = self.pool.acquire().await?.detach();
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext(current_schema() || '/' || $1))")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
+        if got {
+            Ok(Some(conn))
+        } else {
+            let _ = sqlx::Connection::close(conn).await;
+            Ok(None)
+        }
+    }
+
     pub(crate) async fn connect(url: &str, opts: &StoreOptions) -> Result<Self, Error> {
         let (url, schema) = split_schema(url);
         let schema = schema.or_else(|| opts.pg_schema.clone());

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::append::PreparedAppend;
 use crate::postgres::PgStore;
@@ -37,6 +38,17 @@ impl Default for StoreOptions {
             poll_interval: Duration::from_millis(500),
             subscription_page: 1000,
         }
+    }
+}
+
+/// Leadership of one consumer (see [`EventStore::lead`]); released when dropped.
+pub struct Leadership {
+    _conn: Option<sqlx::PgConnection>,
+}
+
+impl std::fmt::Debug for Leadership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Leadership")
     }
 }
 
@@ -88,10 +100,50 @@ impl EventStore {
     /// Appends to one or several streams atomically: either every event is stored, or
     /// nothing is and the error says why.
     pub async fn append(&self, appends: Vec<StreamAppend>) -> Result<AppendResult, Error> {
-        let req = PreparedAppend::new(appends)?;
+        let events: usize = appends.iter().map(|a| a.events.len()).sum();
+        let span = tracing::info_span!(
+            "eventlog.append",
+            db.system = self.db_system(),
+            streams = appends.len(),
+            events,
+            otel.kind = "client"
+        );
+        let started = std::time::Instant::now();
+        let result = async {
+            let req = PreparedAppend::new(appends)?;
+            match &self.inner {
+                Inner::Sqlite(s) => s.append(req, None).await,
+                Inner::Postgres(p) => p.append(req, None).await,
+            }
+        }
+        .instrument(span)
+        .await;
+        crate::metrics::append_done(self.db_system(), started.elapsed(), result.is_ok());
+        result
+    }
+
+    fn db_system(&self) -> &'static str {
+        match self.inner {
+            Inner::Sqlite(_) => "sqlite",
+            Inner::Postgres(_) => "postgresql",
+        }
+    }
+
+    /// Waits until this process leads the consumer `name`: on PostgreSQL, where several
+    /// processes share the log, by taking a session advisory lock (named within the schema)
+    /// on a connection of its own, trying again every `retry` while another process holds
+    /// it; on SQLite (one process per file) at once. Leadership lasts as long as the
+    /// returned guard: dropping it (or the process dying) hands it on.
+    pub async fn lead(&self, name: &str, retry: Duration) -> Result<Leadership, Error> {
         match &self.inner {
-            Inner::Sqlite(s) => s.append(req, None).await,
-            Inner::Postgres(p) => p.append(req, None).await,
+            Inner::Sqlite(_) => Ok(Leadership { _conn: None }),
+            Inner::Postgres(p) => loop {
+                if let Some(conn) = p.try_lead(name).await? {
+                    tracing::debug!(consumer = name, "leading");
+                    return Ok(Leadership { _conn: Some(conn) });
+                }
+                tokio::time::sleep(retry).await;
+            },
         }
     }
 

@@ -48,4 +48,5 @@ for_each_backend!([
     consumer_killed_midway_resumes_without_applying_twice,
     consumer_refuses_a_batch_when_its_checkpoint_moved,
     data_survives_reopening_the_store,
+    one_runner_leads_a_projection_and_a_standby_takes_over,
 ]);

@@ -9,6 +9,7 @@ pub mod context;
 pub mod error;
 pub mod feed;
 pub mod remote;
+pub mod rpc_metrics;
 pub mod server;
 
 pub use aggregate::{Aggregate, Loaded};

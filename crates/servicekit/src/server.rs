@@ -47,7 +47,14 @@ fn parent_context(req: &http::Request<()>) -> opentelemetry::Context {
 }
 
 fn call_span(req: &http::Request<()>) -> tracing::Span {
-    let span = tracing::info_span!("grpc", rpc = %req.uri().path(), otel.kind = "server");
+    // Named after the method so traces read as `/samskab.booking.v1.BookingService/BookRide`.
+    let span = tracing::info_span!(
+        "grpc",
+        otel.name = %req.uri().path(),
+        rpc = %req.uri().path(),
+        rpc.system = "grpc",
+        otel.kind = "server"
+    );
     let _ = span.set_parent(parent_context(req));
     span
 }
@@ -89,6 +96,37 @@ pub struct ServiceRoutes {
     pub routes: Routes,
     /// Triggered when the server stops.
     pub stop: Stop,
+    /// What the health service reports, checked every [`PROBE_EVERY`]; without one the
+    /// service is always SERVING.
+    pub probe: Option<Probe>,
+}
+
+/// What a service's health depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    /// Its store answers.
+    pub store: bool,
+    /// Its subscriptions to other services' feeds are connected (None: it has none).
+    pub subscriptions: Option<bool>,
+}
+
+/// Checks a service's readiness.
+pub type Probe = std::sync::Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, Readiness> + Send + Sync>;
+
+/// How often the health service re-checks a service's probe.
+pub const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// The health entry that reports a service's subscriptions: a service whose peer is down
+/// keeps serving from its read models (its overall status stays SERVING), while this entry
+/// says NOT_SERVING until the feeds are connected again.
+pub const SUBSCRIPTIONS: &str = "samskab.subscriptions";
+
+/// A probe of a store alone.
+pub fn store_probe(store: eventlog::EventStore) -> Probe {
+    std::sync::Arc::new(move || {
+        let store = store.clone();
+        Box::pin(async move { Readiness { store: store.head().await.is_ok(), subscriptions: None } })
+    })
 }
 
 /// Serves `routes` (the service's own) plus health and reflection on `listener` until
@@ -100,14 +138,38 @@ pub async fn serve(
     names: &[&'static str],
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<Health, tonic::transport::Error> {
-    let ServiceRoutes { routes, stop } = routes;
+    let ServiceRoutes { routes, stop, probe } = routes;
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let health = Health { reporter, names: names.to_vec() };
+    health.set(true).await;
+    if let Some(probe) = probe {
+        let (health, stopped) = (health.clone(), stop.stopped());
+        tokio::spawn(async move {
+            let watch = async {
+                let mut last = None;
+                loop {
+                    let r = probe().await;
+                    if last != Some(r) {
+                        health.set(r.store).await;
+                        if let Some(sub) = r.subscriptions {
+                            let status = if sub { ServingStatus::Serving } else { ServingStatus::NotServing };
+                            health.reporter.set_service_status(SUBSCRIPTIONS, status).await;
+                        }
+                        if !r.store {
+                            tracing::warn!("the store does not answer: reporting NOT_SERVING");
+                        }
+                        last = Some(r);
+                    }
+                    tokio::time::sleep(PROBE_EVERY).await;
+                }
+            };
+            tokio::select! { _ = watch => {}, _ = stopped => {} }
+        });
+    }
     let shutdown = async move {
         shutdown.await;
         stop.trigger();
     };
-    let (reporter, health_service) = tonic_health::server::health_reporter();
-    let health = Health { reporter, names: names.to_vec() };
-    health.set(true).await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(samskab_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -122,6 +184,7 @@ pub async fn serve(
     };
     let server = Server::builder()
         .trace_fn(call_span)
+        .layer(tower::layer::layer_fn(crate::rpc_metrics::RpcMetrics::new))
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_routes(routes)

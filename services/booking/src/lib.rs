@@ -149,7 +149,16 @@ impl BookingServer {
         let routes = tonic::service::Routes::new(BookingServiceServer::new(self.booking.clone())).add_service(
             Feed::new(self.booking.store.clone(), domain::events::INTERNAL_EVENT_TYPES, stop.clone()).into_server(),
         );
-        servicekit::server::ServiceRoutes { routes, stop }
+        // Healthy while its store answers; the subscriptions entry says whether both peers'
+        // feeds are connected (bookings go on from the read models while one is not).
+        let (store, feeds) = (self.booking.store.clone(), [self.carehome_feed.clone(), self.volunteer_feed.clone()]);
+        let probe: servicekit::server::Probe = std::sync::Arc::new(move || {
+            let (store, connected) = (store.clone(), feeds.iter().all(|f| f.borrow().connected));
+            Box::pin(async move {
+                servicekit::server::Readiness { store: store.head().await.is_ok(), subscriptions: Some(connected) }
+            })
+        });
+        servicekit::server::ServiceRoutes { routes, stop, probe: Some(probe) }
     }
 
     /// The handlers (for in-process use).

@@ -114,7 +114,14 @@ fn http_metrics() -> &'static HttpMetrics {
 pub async fn trace_and_language(req: Request, next: Next) -> Response {
     let route =
         req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
-    let span = tracing::info_span!("http", method = %req.method(), route = %route, status = tracing::field::Empty, otel.kind = "server");
+    let span = tracing::info_span!(
+        "http",
+        otel.name = %format_args!("{} {route}", req.method()),
+        method = %req.method(),
+        route = %route,
+        status = tracing::field::Empty,
+        otel.kind = "server"
+    );
     let _ = span.set_parent(extract_parent(req.headers()));
     let lang = Lang::from_headers(req.headers());
     let trace_id = trace_id_of(&span, req.headers());

@@ -1,5 +1,5 @@
 //! Operations endpoints, without a token: `/healthz` (the process is up), `/readyz` (every
-//! service answers its gRPC health check), `/metrics` (Prometheus text of every instrument
+//! service answers its gRPC health check: store reachable, feeds it follows connected), `/metrics` (Prometheus text of every instrument
 //! in the process), `/openapi.json` and `/docs` (interactive documentation served from the
 //! binary, no network needed).
 
@@ -34,7 +34,17 @@ impl Ops {
             let mut c = client.clone();
             let mut req = tonic::Request::new(HealthCheckRequest { service: String::new() });
             req.set_timeout(Duration::from_secs(2));
-            let ok = c.check(req).await.is_ok_and(|r| r.into_inner().status == 1);
+            let mut ok = c.check(req).await.is_ok_and(|r| r.into_inner().status == 1);
+            // A service that follows other services' feeds reports them under their own
+            // entry: ready only once they are connected (an unknown entry: none to follow).
+            let mut req =
+                tonic::Request::new(HealthCheckRequest { service: servicekit::server::SUBSCRIPTIONS.to_owned() });
+            req.set_timeout(Duration::from_secs(2));
+            match c.check(req).await {
+                Ok(r) => ok &= r.into_inner().status == 1,
+                Err(s) if s.code() == tonic::Code::NotFound => {}
+                Err(_) => ok = false,
+            }
             out.push((*name, ok));
         }
         out

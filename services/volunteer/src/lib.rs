@@ -64,7 +64,8 @@ impl VolunteerServer {
         let stop = servicekit::server::Stop::new();
         let routes = tonic::service::Routes::new(VolunteerServiceServer::new(self.handlers.clone()))
             .add_service(Feed::new(self.store.clone(), &[], stop.clone()).into_server());
-        servicekit::server::ServiceRoutes { routes, stop }
+        let probe = Some(servicekit::server::store_probe(self.store.clone()));
+        servicekit::server::ServiceRoutes { routes, stop, probe }
     }
 
     /// The handlers (for in-process use).

@@ -659,3 +659,59 @@ pub async fn data_survives_reopening_the_store(db: TestDb) {
     let got = store.read_stream("s-1", 0, 10).await.unwrap();
     assert_eq!(got[0].id, r.events[0].event_id);
 }
+
+pub async fn one_runner_leads_a_projection_and_a_standby_takes_over(db: TestDb) {
+    // Two processes' handles on one log, each running the same projection: on PostgreSQL
+    // one leads (advisory lock) and the other waits without doing any work until the
+    // leader goes away; on SQLite (one process per file) the checkpoint alone keeps them
+    // from applying anything twice.
+    let (a, b) = (open(&db).await, open(&db).await);
+    let (applied_a, applied_b) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mk = |applied: &Arc<AtomicUsize>| {
+        Arc::new(Recorder { name: "led".into(), applied: applied.clone(), delay: Duration::ZERO })
+    };
+    let leader = tokio::spawn(run_projection(a.clone(), mk(&applied_a)));
+    // Let the first runner take the lead before the second starts.
+    while applied_a.load(Ordering::SeqCst) == 0 {
+        a.append(one("s-1", ExpectedVersion::Any, vec![ev("A", 0)])).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let standby = tokio::spawn(run_projection(b.clone(), mk(&applied_b)));
+    for i in 0..100u64 {
+        a.append(one(&format!("s-{}", i % 5), ExpectedVersion::Any, vec![ev("A", i)])).await.unwrap();
+    }
+    let wait_checkpoint = |store: EventStore| async move {
+        let head = settled_head(&store).await;
+        let until = Instant::now() + Duration::from_secs(30);
+        while store.load_checkpoint("led").await.unwrap().as_deref() != Some(head.as_str()) {
+            assert!(Instant::now() < until, "the projection caught up");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    wait_checkpoint(a.clone()).await;
+    if db.backend == Backend::Postgres {
+        assert_eq!(applied_b.load(Ordering::SeqCst), 0, "the standby did no work while the leader ran");
+    }
+    // The leader goes away (its connection, and with it the lock, closes); the standby
+    // takes over and applies what comes next.
+    leader.abort();
+    let _ = leader.await;
+    for i in 0..100u64 {
+        b.append(one(&format!("s-{}", i % 5), ExpectedVersion::Any, vec![ev("B", i)])).await.unwrap();
+    }
+    wait_checkpoint(b.clone()).await;
+    standby.abort();
+    assert!(applied_b.load(Ordering::SeqCst) > 0, "the standby took over");
+    let (rows, distinct, events) = b
+        .transaction(|tx| {
+            Box::pin(async move {
+                let rows = tx.fetch_i64("SELECT count(*) FROM applied", &[]).await?.unwrap_or(0);
+                let distinct = tx.fetch_i64("SELECT count(DISTINCT event_id) FROM applied", &[]).await?.unwrap_or(0);
+                let events = tx.fetch_i64("SELECT count(*) FROM eventlog_events", &[]).await?.unwrap_or(0);
+                Ok((rows, distinct, events))
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!((rows, distinct), (events, events), "every event applied exactly once");
+}
