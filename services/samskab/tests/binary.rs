@@ -411,3 +411,86 @@ async fn every_component_runs_as_its_own_process_on_postgres() {
     let (st, got) = call(&http, reqwest::Method::GET, &format!("{base}/v1/rides/{id}"), &pt, None, None).await;
     assert_eq!((st, got["status"].as_str()), (200, Some("booked")), "{got}");
 }
+
+/// gRPC health of one service: the overall entry and the subscriptions entry.
+async fn health(port: u16) -> (Option<i32>, Option<i32>) {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let Ok(channel) =
+        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await
+    else {
+        return (None, None);
+    };
+    let mut c = HealthClient::new(channel);
+    let mut check = async |service: &str| {
+        c.check(HealthCheckRequest { service: service.to_owned() }).await.ok().map(|r| r.into_inner().status)
+    };
+    (check("").await, check(servicekit::server::SUBSCRIPTIONS).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn booking_serves_while_a_peer_is_down_and_its_health_says_so() {
+    const SERVING: i32 = 1;
+    const NOT_SERVING: i32 = 2;
+    let dir: PathBuf = tempfile::tempdir().unwrap().keep();
+    let [carehome, volunteer, booking] = [free_port(), free_port(), free_port()];
+    let sqlite = |c: &str| format!("sqlite://{}", dir.join(format!("{c}.db")).display());
+    let grpc = |p: u16| format!("http://127.0.0.1:{p}");
+    let _booking = run_component(
+        &dir,
+        &[
+            "booking".into(),
+            "--database-url".into(),
+            sqlite("booking"),
+            "--listen".into(),
+            format!("127.0.0.1:{booking}"),
+            "--carehome-url".into(),
+            grpc(carehome),
+            "--volunteer-url".into(),
+            grpc(volunteer),
+        ],
+    );
+    // Its peers are not there: the service serves (from its read models), the
+    // subscriptions entry does not.
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let h = health(booking).await;
+        if h == (Some(SERVING), Some(NOT_SERVING)) {
+            break;
+        }
+        assert!(Instant::now() < until, "booking's health with its peers down: {h:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The peers come up: the subscriptions connect.
+    let _peers = [
+        run_component(
+            &dir,
+            &[
+                "carehome".into(),
+                "--database-url".into(),
+                sqlite("carehome"),
+                "--listen".into(),
+                format!("127.0.0.1:{carehome}"),
+            ],
+        ),
+        run_component(
+            &dir,
+            &[
+                "volunteer".into(),
+                "--database-url".into(),
+                sqlite("volunteer"),
+                "--listen".into(),
+                format!("127.0.0.1:{volunteer}"),
+            ],
+        ),
+    ];
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let h = health(booking).await;
+        if h == (Some(SERVING), Some(SERVING)) {
+            break;
+        }
+        assert!(Instant::now() < until, "booking's health once its peers are up: {h:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
