@@ -196,6 +196,8 @@ enum Ep {
     RequestGet,
     Claim,
     Withdraw,
+    Stats,
+    StatsNetwork,
 }
 use Ep::*;
 
@@ -321,6 +323,23 @@ fn rows() -> Vec<Row> {
         // the home read the request but may not (403).
         row(Claim, "POST", "/v1/ride-requests/{id}/claim", 200, PILOTS, HOME_AND_PILOTS),
         row(Withdraw, "POST", "/v1/ride-requests/{id}/withdraw", 200, RUNS_HOME, HOME_AND_PILOTS),
+        // Stats of a care home of A: the chapter's admin and integrator, its coordinator,
+        // admin and the network integrator; pilots and a neighbouring coordinator read the
+        // home but not its stats (403).
+        row(
+            Stats,
+            "GET",
+            "/v1/stats",
+            200,
+            &[Admin, ChapterAdmin, Coordinator, Integrator, NetworkIntegrator],
+            IN_CHAPTER,
+        ),
+        // The network roll-up concerns no object: admin and the network integrator; for
+        // everyone else it is a refusal of the role (403).
+        Row {
+            scoped: false,
+            ..row(StatsNetwork, "GET", "/v1/stats/network", 200, &[Admin, NetworkIntegrator], ANYONE)
+        },
     ]
 }
 
@@ -591,6 +610,8 @@ fn request(m: &Matrix, row: &Row, who: Who, c: &Ctx, n: u32) -> (String, Option<
             Some(json!({"bike_id": c.bike, "start": c.request_start})),
         ),
         Withdraw => (format!("/v1/ride-requests/{}/withdraw", c.request), empty),
+        Stats => (format!("/v1/stats?carehome_id={h}"), None),
+        StatsNetwork => ("/v1/stats/network".into(), None),
     }
 }
 
