@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use opentelemetry::trace::TraceContextExt;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
@@ -53,9 +54,17 @@ fn call_span(req: &http::Request<()>) -> tracing::Span {
         otel.name = %req.uri().path(),
         rpc = %req.uri().path(),
         rpc.system = "grpc",
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
         otel.kind = "server"
     );
     let _ = span.set_parent(parent_context(req));
+    // For log lines (JSON logs list their spans' fields).
+    let sc = span.context().span().span_context().clone();
+    if sc.is_valid() {
+        span.record("trace_id", sc.trace_id().to_string().as_str());
+        span.record("span_id", sc.span_id().to_string().as_str());
+    }
     span
 }
 

@@ -123,7 +123,9 @@ pub fn init_with(service: &str, format: LogFormat) -> Telemetry {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)
-            .with_span_list(false)
+            // Every enclosing span's fields: the request's trace_id and span_id (recorded
+            // on the gateway's and each RPC's root span) appear on every line.
+            .with_span_list(true)
             .with_writer(std::io::stderr)
             .boxed(),
     };

@@ -120,11 +120,16 @@ pub async fn trace_and_language(req: Request, next: Next) -> Response {
         method = %req.method(),
         route = %route,
         status = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
         otel.kind = "server"
     );
     let _ = span.set_parent(extract_parent(req.headers()));
     let lang = Lang::from_headers(req.headers());
     let trace_id = trace_id_of(&span, req.headers());
+    // For log lines (JSON logs list their spans' fields): the trace and this span.
+    span.record("trace_id", trace_id.as_str());
+    span.record("span_id", span.context().span().span_context().span_id().to_string().as_str());
     let method = req.method().to_string();
     let started = std::time::Instant::now();
     let resp = next.run(req).instrument(span.clone()).await;
@@ -138,6 +143,8 @@ pub async fn trace_and_language(req: Request, next: Next) -> Response {
     let m = http_metrics();
     m.requests.add(1, &attrs);
     m.duration.record(started.elapsed().as_secs_f64(), &attrs);
+    // The access log: route template and status only (never the query string or a body).
+    tracing::info!(parent: &span, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "answered");
     let mut resp = problem_for_bare_errors(resp);
     if lang == Lang::Da
         && let Some(e) = resp.extensions().get::<ApiError>().cloned()

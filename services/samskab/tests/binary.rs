@@ -494,3 +494,102 @@ async fn booking_serves_while_a_peer_is_down_and_its_health_says_so() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn production_logs_are_json_lines_with_trace_ids_and_no_personal_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log = dir.path().join("stderr.log");
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .env("SAMSKAB_LOG_FORMAT", "json")
+        .env("SAMSKAB_LOG", "info")
+        .envs(SHARED_SECRETS)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_ready(port).await;
+    let token = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .arg("token")
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .envs(SHARED_SECRETS)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().split_whitespace().last().unwrap().to_owned()
+    };
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let admin = token(&["--role", "admin"]);
+    let (st, ch) = call(
+        &http,
+        reqwest::Method::POST,
+        &format!("{base}/v1/chapters"),
+        &admin,
+        Some(json!({"name": "Vejle", "timezone": "Europe/Copenhagen"})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 201, "{ch}");
+    let chapter = ch["chapter_id"].as_str().unwrap().to_owned();
+    let ca = token(&["--role", "chapter_admin", "--chapter", &chapter]);
+    let (st, home) = call(
+        &http,
+        reqwest::Method::POST,
+        &format!("{base}/v1/carehomes"),
+        &ca,
+        Some(json!({"chapter_id": chapter, "name": "Fjordhuset", "address": "Fjordvej 9",
+                    "ride_hours": [{"weekday": "monday", "opens": "09:00", "closes": "17:00"}],
+                    "turnaround_minutes": 15, "requires_confirmation": false})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 201, "{home}");
+    let home = home["carehome_id"].as_str().unwrap().to_owned();
+    let resident = json!({"display_name": "Kirstine Bækgaard-Sørensen", "notes": "hjertemedicin kl. 12",
+                          "consent": {"given_by": "guardian", "given_at": "2026-11-01T10:00:00Z", "scope": ["rides"]}});
+    let resp = http
+        .post(format!("{base}/v1/carehomes/{home}/residents"))
+        .bearer_auth(&ca)
+        .json(&resident)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let trace_id = resp.headers()["x-trace-id"].to_str().unwrap().to_owned();
+    signal(&child, "-TERM");
+    assert!(exit_status(&mut child).await.success());
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    assert!(!lines.is_empty());
+    // The request's access line carries its trace id (in its span's fields).
+    let answered = lines.iter().find(|l| {
+        l["fields"]["message"] == "answered"
+            && (l["span"]["trace_id"] == trace_id.as_str()
+                || l["spans"].as_array().is_some_and(|s| s.iter().any(|sp| sp["trace_id"] == trace_id.as_str())))
+    });
+    let answered = answered.unwrap_or_else(|| panic!("an access line with trace {trace_id}:\n{text}"));
+    assert_eq!(answered["fields"]["status"], 201);
+    assert!(answered["span"]["span_id"].as_str().is_some_and(|s| s.len() == 16), "{answered}");
+    // Lines logged inside an RPC carry the same trace through the RPC's span.
+    assert!(
+        lines.iter().all(|l| l["span"]["trace_id"].as_str().is_none_or(|t| t.len() == 32)),
+        "trace ids are W3C ids"
+    );
+    for personal in ["Kirstine", "Bækgaard", "hjertemedicin"] {
+        assert!(!text.contains(personal), "the log carries personal data ({personal})");
+    }
+}
