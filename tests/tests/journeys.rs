@@ -39,12 +39,23 @@ both_backends!(
 
 /// Cells where the gateway answers against api.md and the fix is not ours to make here:
 /// `(endpoint, role, expected, got)`. Printed by the tests that meet them.
-const KNOWN_GAPS: &[(&str, &str, &str, &str)] = &[(
-    "GET /v1/residents/{id}/export",
-    "coordinator",
-    "every ride that holds the resident, including rides they were taken off (roster history)",
-    "only rides whose current roster names them (booking's read model `booking_ride_riders`)",
-)];
+const KNOWN_GAPS: &[(&str, &str, &str, &str)] = &[
+    (
+        "POST /v1/chapters/{id}/weather-cancellations (and the closure, grounding, suspension cascades)",
+        "chapter_admin",
+        "every booked ride of the day cancelled, however recently booked",
+        "on PostgreSQL, rides booked just before can be missed (a count below 2 was seen here once, under load): booking's \
+         `rides_caught_up` compares the projection's checkpoint with `EventStore::head()`, which only \
+         counts events below the cluster-wide snapshot xmin, so it reports caught up while a just \
+         committed RideBooked is not yet readable; `book()` here waits until the ride is listed",
+    ),
+    (
+        "GET /v1/residents/{id}/export",
+        "coordinator",
+        "every ride that holds the resident, including rides they were taken off (roster history)",
+        "only rides whose current roster names them (booking's read model `booking_ride_riders`)",
+    ),
+];
 
 fn print_known_gaps() {
     for (endpoint, role, expected, got) in KNOWN_GAPS {
@@ -81,13 +92,21 @@ fn rider_ids(ride: &Value) -> Vec<String> {
     ride["riders"].as_array().unwrap().iter().map(|r| r["resident_id"].as_str().unwrap().to_owned()).collect()
 }
 
-/// Books a ride and returns its id.
+/// Books a ride and returns its id, once booking's read model lists it (see KNOWN_GAPS:
+/// cascades and weather days find rides through that read model, and on PostgreSQL a ride
+/// committed while another transaction is open is not yet in it).
 async fn book(s: &System, token: &str, bike: Uuid, pilot: Uuid, start: &str, residents: &[Uuid]) -> String {
     let body =
         json!({"bike_id": bike, "pilot_id": pilot, "start": start, "duration_minutes": 60, "resident_ids": residents});
     let r = s.post("/v1/rides", token, body).await.expect(201);
     assert_eq!(r.str("status"), "booked");
-    r.str("ride_id")
+    let (id, home) = (r.str("ride_id"), uuid(&r, "carehome_id"));
+    let list = format!("/v1/rides?carehome_id={home}&limit=500");
+    until(s, &list, &s.token(Role::Coordinator(home)), "the ride listed", |l| {
+        l.status.as_u16() == 200 && ids(l, "ride_id").contains(&id)
+    })
+    .await;
+    id
 }
 
 /// Waits until a ride is cancelled and returns it.
@@ -113,6 +132,7 @@ fn etag(r: &Reply) -> String {
 }
 
 async fn a_chapter_admin_runs_a_chapter(s: System) {
+    print_known_gaps();
     // The admin registers a chapter; it starts empty with the default settings.
     let created = s
         .post("/v1/chapters", &s.admin(), json!({"name": "Odense", "timezone": "Europe/Copenhagen"}))
@@ -637,13 +657,15 @@ async fn a_pilot_finds_claims_and_reads_its_own(s: System) {
             "free": [{"start": "2027-05-03T07:00:00Z", "end": "2027-05-03T15:00:00Z"}]}]})
     );
     // A booking shrinks it, with the 15 minutes of turnaround kept free on both sides.
-    book(&s, &me, w.bike, w.pilot, "2027-05-03T10:00:00Z", &w.residents[..1]).await;
-    let r = s.get(&avail, &me).await.expect(200);
-    assert_eq!(
-        r.body["bikes"][0]["free"],
-        json!([{"start": "2027-05-03T07:00:00Z", "end": "2027-05-03T09:45:00Z"},
-               {"start": "2027-05-03T11:15:00Z", "end": "2027-05-03T15:00:00Z"}])
-    );
+    let first = book(&s, &me, w.bike, w.pilot, "2027-05-03T10:00:00Z", &w.residents[..1]).await;
+    // Availability is computed from booking's schedule, which may lag a moment.
+    let shrunk = json!([{"start": "2027-05-03T07:00:00Z", "end": "2027-05-03T09:45:00Z"},
+                        {"start": "2027-05-03T11:15:00Z", "end": "2027-05-03T15:00:00Z"}]);
+    let r = until(&s, &avail, &me, "the free time to shrink", |r| {
+        r.body["bikes"][0]["free"] != json!([{"start": "2027-05-03T07:00:00Z", "end": "2027-05-03T15:00:00Z"}])
+    })
+    .await;
+    assert_eq!(r.body["bikes"][0]["free"], shrunk);
     // A foreign care home's availability is invisible.
     let elsewhere = s.chapter().await;
     let foreign_home = s.carehome(elsewhere).await;
@@ -730,13 +752,22 @@ async fn a_pilot_finds_claims_and_reads_its_own(s: System) {
         (w.pilot.to_string(), "active".into(), "Pilot".into())
     );
     assert_eq!(r.body["qualifications"][0]["bike_type"], "trishaw");
-    let export = s.get(&format!("/v1/pilots/{}/export", w.pilot), &me).await.expect(200);
+    // The export lists the pilot's rides from booking's read model, which may lag a moment.
+    let export = until(&s, &format!("/v1/pilots/{}/export", w.pilot), &me, "the claimed ride in the export", |r| {
+        r.body["rides"].as_array().is_some_and(|a| a.iter().any(|x| x["ride_id"] == ride_id.as_str()))
+    })
+    .await;
+    assert_eq!(export.status.as_u16(), 200);
     assert_eq!(export.header("cache-control").as_deref(), Some("no-store"));
     assert_eq!(export.str("display_name"), "Pilot");
     assert!(export.str("email").ends_with("@example.org"));
     let exported: Vec<_> =
         export.body["rides"].as_array().unwrap().iter().map(|r| r["ride_id"].as_str().unwrap()).collect();
-    assert!(exported.contains(&ride_id.as_str()), "its rides: {}", export.body["rides"]);
+    let mut want = vec![first.as_str(), ride_id.as_str()];
+    let mut exported = exported;
+    exported.sort();
+    want.sort();
+    assert_eq!(exported, want, "its rides: {}", export.body["rides"]);
 
     // What it may not do: other pilots are invisible, chapter things are not its to change.
     let heads = s.heads().await;
@@ -820,6 +851,9 @@ async fn an_integrator_reads_and_never_writes(s: System) {
     // Operations answer without a token.
     let r = s.call(Method::GET, "/healthz", None, None).await.expect(200);
     assert_eq!(r.body["status"], "ok");
+    // Ready once every service answers and follows its feeds (a moment after the start).
+    s.eventually("the system to be ready", || async { s.call(Method::GET, "/readyz", None, None).await.status == 200 })
+        .await;
     let r = s.call(Method::GET, "/readyz", None, None).await.expect(200);
     assert_eq!(r.body["status"], "ready");
     assert!(r.body["services"].as_object().is_some_and(|m| !m.is_empty() && m.values().all(|v| v == true)));
