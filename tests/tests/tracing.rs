@@ -2,7 +2,7 @@
 //! this test; a ride booked over REST yields one trace holding the gateway's span, the
 //! booking service's RPC, the volunteer service's RPC (the gateway resolves the pilot) and
 //! the event log append, and the appended event carries that trace in its metadata. Spans
-//! never carry personal data.
+//! never carry personal data. Metrics are pushed to the same receiver.
 //!
 //! One test per binary: telemetry is installed once per process, configured by the
 //! standard `OTEL_*` variables set before the system starts.
@@ -13,15 +13,35 @@ use std::time::{Duration, Instant};
 
 use e2e::System;
 use gateway::Role;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::json;
 
-/// Every span received, flattened.
+/// Every span received, flattened, and the names of the metrics received.
 #[derive(Clone, Default)]
-struct Receiver(Arc<Mutex<Vec<Span>>>);
+struct Receiver(Arc<Mutex<Vec<Span>>>, Arc<Mutex<Vec<String>>>);
+
+#[tonic::async_trait]
+impl MetricsService for Receiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let mut names = self.1.lock().unwrap();
+        for rm in request.into_inner().resource_metrics {
+            for sm in rm.scope_metrics {
+                names.extend(sm.metrics.into_iter().map(|m| m.name));
+            }
+        }
+        Ok(tonic::Response::new(ExportMetricsServiceResponse { partial_success: None }))
+    }
+}
 
 #[tonic::async_trait]
 impl TraceService for Receiver {
@@ -60,7 +80,8 @@ async fn a_booking_is_one_trace_from_the_gateway_to_the_event_log() {
     let server = receiver.clone();
     tokio::spawn(async move {
         tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(server))
+            .add_service(TraceServiceServer::new(server.clone()))
+            .add_service(MetricsServiceServer::new(server))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
             .await
     });
@@ -69,6 +90,7 @@ async fn a_booking_is_one_trace_from_the_gateway_to_the_event_log() {
     unsafe {
         std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}"));
         std::env::set_var("OTEL_BSP_SCHEDULE_DELAY", "100");
+        std::env::set_var("OTEL_METRIC_EXPORT_INTERVAL", "200");
     }
     let s = System::start(testkit::TestDb::sqlite()).await;
     let w = s.world().await;
@@ -132,6 +154,20 @@ async fn a_booking_is_one_trace_from_the_gateway_to_the_event_log() {
         for personal in ["Ærø", "Østergård", "loves the harbour", "@example.org"] {
             assert!(!text.contains(personal), "span {} carries personal data: {text}", span.name);
         }
+    }
+
+    // Metrics go the same way: the request counter and the append latency arrive over OTLP.
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let names = receiver.1.lock().unwrap().clone();
+        if ["http.server.requests", "eventlog.append.duration", "rpc.server.calls"]
+            .iter()
+            .all(|n| names.iter().any(|m| m == n))
+        {
+            break;
+        }
+        assert!(Instant::now() < until, "metrics over OTLP: {names:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     // The appended event keeps the trace in its metadata.

@@ -74,6 +74,15 @@ impl Drop for Telemetry {
     }
 }
 
+static SERVICE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The OTel resource: the service name given to [`init`] (or `samskab`), unless
+/// `OTEL_SERVICE_NAME` says otherwise (the SDK reads it).
+fn resource() -> Resource {
+    let name = SERVICE.get().cloned().unwrap_or_else(|| "samskab".to_owned());
+    Resource::builder().with_service_name(name).build()
+}
+
 fn otlp_endpoint() -> Option<String> {
     ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
         .iter()
@@ -90,7 +99,8 @@ pub fn init(service: &str) -> Telemetry {
 /// Like [`init`] with an explicit log format.
 pub fn init_with(service: &str, format: LogFormat) -> Telemetry {
     opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
-    let resource = Resource::builder().with_service_name(service.to_owned()).build();
+    SERVICE.get_or_init(|| service.to_owned());
+    let resource = resource();
     let mut builder = SdkTracerProvider::builder().with_resource(resource);
     let mut exporting = false;
     if let Some(endpoint) = otlp_endpoint() {

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
+use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
@@ -39,7 +40,16 @@ pub fn metrics() -> &'static Metrics {
         let exporter = PrometheusText { text: text.clone() };
         // The interval only matters for pushes nobody reads; scrapes flush on demand.
         let reader = PeriodicReader::builder(exporter).with_interval(Duration::from_secs(3600)).build();
-        let provider = SdkMeterProvider::builder().with_reader(reader).build();
+        let mut builder = SdkMeterProvider::builder().with_reader(reader);
+        // Pushed over OTLP too when a collector is configured (the standard variables;
+        // the interval from OTEL_METRIC_EXPORT_INTERVAL, default 60 s).
+        if let Some(endpoint) = otlp_endpoint() {
+            match opentelemetry_otlp::MetricExporter::builder().with_tonic().with_endpoint(endpoint).build() {
+                Ok(otlp) => builder = builder.with_reader(PeriodicReader::builder(otlp).build()),
+                Err(e) => eprintln!("OTLP metrics export disabled: {e}"),
+            }
+        }
+        let provider = builder.with_resource(crate::resource()).build();
         opentelemetry::global::set_meter_provider(provider.clone());
         Metrics { provider, text }
     })
@@ -52,6 +62,12 @@ impl Metrics {
         let _ = self.provider.force_flush();
         self.text.lock().map(|t| t.clone()).unwrap_or_default()
     }
+}
+
+fn otlp_endpoint() -> Option<String> {
+    ["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
 }
 
 /// A push exporter that renders what it is given as Prometheus text.
