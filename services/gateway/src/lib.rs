@@ -7,6 +7,7 @@ pub mod auth;
 pub mod caller;
 pub mod clients;
 pub mod extract;
+pub mod feed;
 pub mod http;
 pub mod idempotency;
 pub mod openapi;
@@ -14,6 +15,7 @@ pub mod ops;
 pub mod problem;
 pub mod routes;
 pub mod views;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +46,12 @@ pub struct AppState {
     pub limiter: Arc<http::Limiter>,
     /// Readiness probes of the services.
     pub ops: Arc<ops::Ops>,
+    /// The merged event feed.
+    pub feed: feed::FeedReader,
+    /// Webhooks and their dispatcher.
+    pub webhooks: webhooks::Webhooks,
+    /// Triggered when the gateway stops: ends event streams and the webhook dispatcher.
+    pub stop: servicekit::server::Stop,
 }
 
 /// Tuning of the HTTP layer.
@@ -58,11 +66,19 @@ pub struct HttpConfig {
     /// Seconds a request may take to arrive and be answered before it gets 408.
     #[arg(long = "request-timeout-secs", env = "SAMSKAB_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// Webhook delivery.
+    #[command(flatten)]
+    pub webhooks: webhooks::WebhookConfig,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { rate_limit_per_minute: 6000, cors_origins: Vec::new(), request_timeout_secs: 30 }
+        HttpConfig {
+            rate_limit_per_minute: 6000,
+            cors_origins: Vec::new(),
+            request_timeout_secs: 30,
+            webhooks: webhooks::WebhookConfig::default(),
+        }
     }
 }
 
@@ -75,6 +91,10 @@ pub async fn state(
     http: &HttpConfig,
 ) -> Result<AppState, eventlog::Error> {
     migrate(&store).await?;
+    let feed = feed::FeedReader::new(&clients);
+    let stop = servicekit::server::Stop::new();
+    let webhooks = webhooks::Webhooks::new(store.clone(), keys_store.clone(), feed.clone(), http.webhooks.clone());
+    webhooks.spawn(stop.clone());
     let idempotency = idempotency::Idempotency::new(store, keys_store);
     idempotency.release_orphans().await?;
     let expiring = idempotency.clone();
@@ -93,6 +113,9 @@ pub async fn state(
         scopes: Arc::new(caller::ScopeCache::default()),
         idempotency,
         limiter: http::Limiter::new(http.rate_limit_per_minute),
+        feed,
+        webhooks,
+        stop,
     })
 }
 
@@ -207,11 +230,16 @@ pub async fn run(
         volunteer: config.volunteer_url.clone(),
     };
     let state = state(store, keys_store, tokens, Clients::connect(&urls)?, &config.http).await?;
+    let stop = state.stop.clone();
     let app = app(state, &config.http);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(listen = %config.listen, "gateway serving");
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Event streams and the webhook dispatcher end, so that draining can finish.
+            stop.trigger();
+        })
         .await?;
     Ok(())
 }

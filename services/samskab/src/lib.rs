@@ -93,6 +93,8 @@ pub struct Running {
 impl Running {
     /// Drains the gateway, then stops the services.
     pub async fn stop(self) {
+        // Event streams and the webhook dispatcher end first, so that draining can finish.
+        self.gateway.stop.trigger();
         let _ = self.stop_http.send(());
         let _ = self.http.await;
         for s in self.services.into_iter().rev() {

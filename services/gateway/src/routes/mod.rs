@@ -6,12 +6,14 @@ pub mod availability;
 pub mod bikes;
 pub mod carehomes;
 pub mod chapters;
+pub mod events;
 pub mod pilots;
 pub mod requests;
 pub mod residents;
 pub mod rides;
 pub mod stats;
 pub mod weather;
+pub mod webhooks;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -30,4 +32,6 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(stats::routes())
         .merge(requests::routes())
         .merge(weather::routes())
+        .merge(events::routes())
+        .merge(webhooks::routes())
 }

@@ -1,0 +1,141 @@
+//! The event feed for integrators (and admin): the three services' logs merged, paged by
+//! an opaque cursor that is never null, and the same as server-sent events resumable with
+//! `Last-Event-ID`. A chapter integrator sees its chapter's events only.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::{FutureExt, Stream};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::Role;
+use crate::caller::Caller;
+use crate::extract::Params;
+use crate::feed::{FeedCursor, FeedItem};
+use crate::problem::{ApiError, Problem};
+use crate::views::PageParams;
+
+/// A page of the feed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedPage {
+    /// The events, in order per stream and per service.
+    pub items: Vec<FeedItem>,
+    /// Where to continue; never null (at the end it is where to poll next).
+    pub next_cursor: String,
+}
+
+/// `?cursor=&limit=` of the feed.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FeedParams {
+    /// Items per page, 1 to 500 (default 50).
+    pub limit: Option<u32>,
+    /// Where to continue (absent: from the beginning).
+    pub cursor: Option<String>,
+}
+
+/// The chapter whose events the caller may read (`Ok(None)`: all); 403 for roles that may
+/// not read the feed.
+pub fn tenant_of(caller: &Caller) -> Result<Option<Uuid>, ApiError> {
+    match caller.role {
+        Role::Admin | Role::Integrator(None) => Ok(None),
+        Role::Integrator(Some(c)) => Ok(Some(c)),
+        _ => Err(ApiError::forbidden().detail("the event feed is for integrators")),
+    }
+}
+
+fn cursor_of(text: Option<&str>, field: &str) -> Result<FeedCursor, ApiError> {
+    match text {
+        None | Some("") => Ok(FeedCursor::default()),
+        Some(t) => FeedCursor::parse(t, field),
+    }
+}
+
+/// Read the event feed (integrator, admin).
+#[utoipa::path(get, path = "/v1/events", tag = "events", params(FeedParams),
+    responses((status = 200, body = FeedPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params(p): Params<FeedParams>,
+) -> Result<axum::Json<FeedPage>, ApiError> {
+    let tenant = tenant_of(&caller)?;
+    let limit = PageParams { limit: p.limit, cursor: None }.limit()?;
+    let after = cursor_of(p.cursor.as_deref(), "/cursor")?;
+    let (items, next) = s.feed.read(&after, limit, tenant).await?;
+    Ok(axum::Json(FeedPage { items, next_cursor: next.to_string() }))
+}
+
+/// `?cursor=` of the stream (`Last-Event-ID` wins when both are given).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StreamParams {
+    /// Where to start (absent: from the beginning).
+    pub cursor: Option<String>,
+}
+
+/// Follow the event feed as server-sent events (integrator, admin); `id:` is the cursor.
+#[utoipa::path(get, path = "/v1/events/stream", tag = "events",
+    params(StreamParams, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
+    responses((status = 200, description = "`text/event-stream`: each event's `data` is a feed item, its `id` the item's cursor", content_type = "text/event-stream", body = String),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn stream(
+    State(s): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Params(p): Params<StreamParams>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let tenant = tenant_of(&caller)?;
+    let last = headers.get("last-event-id").map(|v| v.to_str().unwrap_or("\u{0}"));
+    let after = match last {
+        Some(l) => cursor_of(Some(l), "/Last-Event-ID")?,
+        None => cursor_of(p.cursor.as_deref(), "/cursor")?,
+    };
+    let state = (s, after, VecDeque::<FeedItem>::new());
+    let events = futures_util::stream::unfold(state, move |(s, mut at, mut buf)| async move {
+        loop {
+            if let Some(item) = buf.pop_front() {
+                let data = serde_json::to_string(&item).unwrap_or_default();
+                let event = Event::default().id(item.cursor).data(data);
+                return Some((Ok(event), (s, at, buf)));
+            }
+            if s.stop.stopped().now_or_never().is_some() {
+                return None;
+            }
+            let pause = match s.feed.read(&at, 100, tenant).await {
+                Ok((items, next)) => {
+                    at = next;
+                    buf.extend(items);
+                    Duration::from_millis(250)
+                }
+                // A service is unavailable: try again shortly.
+                Err(_) => Duration::from_secs(1),
+            };
+            if buf.is_empty() {
+                tokio::select! {
+                    _ = s.stop.stopped() => return None,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("keep-alive")))
+}
+
+/// The routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(stream))
+}
