@@ -131,8 +131,11 @@ async fn a_booking_is_one_trace_from_the_gateway_to_the_event_log() {
             assert!(ids.contains(&hex(&span.parent_span_id)), "span {} hangs off the request's tree", span.name);
         }
     }
-    // The append is a descendant of the booking RPC.
+    // The append is a descendant of the booking RPC, whose span carries its status.
     let booking = mine.iter().find(|s| s.name == "/samskab.booking.v1.BookingService/BookRide").unwrap();
+    assert_eq!(attr(booking, "rpc.grpc.status_code").as_deref(), Some("Ok"), "{:?}", booking.attributes);
+    let gateway = mine.iter().find(|s| s.name == "POST /v1/rides").unwrap();
+    assert_eq!(attr(gateway, "status").as_deref(), Some("201"), "{:?}", gateway.attributes);
     let append = mine.iter().find(|s| s.name == "eventlog.append").unwrap();
     let mut parent = hex(&append.parent_span_id);
     let mut found = false;

@@ -79,6 +79,8 @@ where
                 Ok(resp) => status_of(resp),
                 Err(_) => "Unknown".to_owned(),
             };
+            // The call's span (opened by the server's trace_fn around this layer) gets it too.
+            tracing::Span::current().record("rpc.grpc.status_code", status.as_str());
             let i = instruments();
             let attrs = [KeyValue::new("rpc", rpc), KeyValue::new("status", status)];
             i.calls.add(1, &attrs);

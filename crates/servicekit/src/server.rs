@@ -54,6 +54,7 @@ fn call_span(req: &http::Request<()>) -> tracing::Span {
         otel.name = %req.uri().path(),
         rpc = %req.uri().path(),
         rpc.system = "grpc",
+        rpc.grpc.status_code = tracing::field::Empty,
         trace_id = tracing::field::Empty,
         span_id = tracing::field::Empty,
         otel.kind = "server"
