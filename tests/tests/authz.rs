@@ -126,6 +126,10 @@ const RIDE_PEOPLE: &[Who] = &[Admin, ChapterAdmin, Coordinator, Pilot];
 /// Booking and reading availability: the home's people and every pilot of the chapter.
 const HOME_AND_PILOTS: &[Who] = &[Admin, ChapterAdmin, Coordinator, Pilot, OtherPilot];
 const PILOTS: &[Who] = &[Pilot, OtherPilot];
+/// A care home's calendar: the home's people and the chapter's integrators (read only).
+const HOME_CALENDAR: &[Who] = &[Admin, ChapterAdmin, Coordinator, Integrator, NetworkIntegrator];
+/// A pilot's calendar: the pilot itself, its chapter's admin and integrators.
+const PILOT_CALENDAR: &[Who] = &[Admin, ChapterAdmin, Pilot, Integrator, NetworkIntegrator];
 
 /// Which object a cell is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +202,13 @@ enum Ep {
     Withdraw,
     Stats,
     StatsNetwork,
+    Audit,
+    HomeCalendar,
+    PilotCalendar,
+    CalTokenCreate,
+    CalTokenList,
+    CalTokenGet,
+    CalTokenRevoke,
 }
 use Ep::*;
 
@@ -340,6 +351,21 @@ fn rows() -> Vec<Row> {
             scoped: false,
             ..row(StatsNetwork, "GET", "/v1/stats/network", 200, &[Admin, NetworkIntegrator], ANYONE)
         },
+        // The audit trail of an object (here a ride) is its chapter admin's and admin's; the
+        // ride's people read the ride but not its trail (403).
+        row(Audit, "GET", "/v1/audit", 200, ADMINS, RIDE_PEOPLE),
+        // Calendars: pilots and neighbouring coordinators read the home but not its calendar
+        // (403); a pilot's calendar is read by those who may read the pilot, and integrators.
+        row(HomeCalendar, "GET", "/v1/carehomes/{id}/calendar.ics", 200, HOME_CALENDAR, IN_CHAPTER),
+        row(PilotCalendar, "GET", "/v1/pilots/{id}/calendar.ics", 200, PILOT_CALENDAR, PILOT_CALENDAR),
+        // A calendar token for a home's calendar: whoever may read that calendar makes one.
+        row(CalTokenCreate, "POST", "/v1/calendar-tokens", 201, HOME_CALENDAR, IN_CHAPTER),
+        // One's own tokens: anyone with a token lists its own (none here: every call has its own sub).
+        Row { scoped: false, ..row(CalTokenList, "GET", "/v1/calendar-tokens", 200, ANYONE, ANYONE) },
+        // A token (made by another coordinator of the home): its maker and whoever manages
+        // the calendar (the home's coordinator, the chapter admin, admin); 404 for the rest.
+        row(CalTokenGet, "GET", "/v1/calendar-tokens/{id}", 200, RUNS_HOME, RUNS_HOME),
+        row(CalTokenRevoke, "DELETE", "/v1/calendar-tokens/{id}", 204, RUNS_HOME, RUNS_HOME),
     ]
 }
 
@@ -387,6 +413,8 @@ struct Ctx {
     settings: Value,
     /// A user assigned as coordinator of `home` besides the callers.
     coordinator: String,
+    /// A calendar token of `home`'s calendar, made by another user coordinating it.
+    cal_token: Uuid,
 }
 
 impl Ctx {
@@ -408,6 +436,7 @@ impl Ctx {
             request_start: "2027-06-01T08:00:00Z".into(),
             settings: json!({"lead_time_minutes": 60, "default_turnaround_minutes": 15, "reminder_lead_minutes": []}),
             coordinator: "coord-ghost".into(),
+            cal_token: n(),
         }
     }
 }
@@ -466,8 +495,9 @@ impl Matrix {
 /// bookings rarely share a schedule stream, never overlapping another slot.
 fn slot(n: u32) -> DateTime<Utc> {
     let base = Utc.with_ymd_and_hms(2027, 6, 1, 8, 0, 0).unwrap();
-    assert!(n < 7 * 200, "out of slots");
-    base + chrono::Duration::days(i64::from(n % 200)) + chrono::Duration::hours(i64::from(n / 200))
+    // 400 days (through July 2028, inside the pilots' qualification) × 7 hours.
+    assert!(n < 7 * 400, "out of slots");
+    base + chrono::Duration::days(i64::from(n % 400)) + chrono::Duration::hours(i64::from(n / 400))
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -610,6 +640,12 @@ fn request(m: &Matrix, row: &Row, who: Who, c: &Ctx, n: u32) -> (String, Option<
             Some(json!({"bike_id": c.bike, "start": c.request_start})),
         ),
         Withdraw => (format!("/v1/ride-requests/{}/withdraw", c.request), empty),
+        Audit => (format!("/v1/audit?object_type=ride&object_id={}", c.ride), None),
+        HomeCalendar => (format!("/v1/carehomes/{h}/calendar.ics"), None),
+        PilotCalendar => (format!("/v1/pilots/{}/calendar.ics", c.pilot), None),
+        CalTokenCreate => ("/v1/calendar-tokens".into(), Some(json!({"carehome_id": h}))),
+        CalTokenList => ("/v1/calendar-tokens".into(), None),
+        CalTokenGet | CalTokenRevoke => (format!("/v1/calendar-tokens/{}", c.cal_token), None),
         Stats => (format!("/v1/stats?carehome_id={h}"), None),
         StatsNetwork => ("/v1/stats/network".into(), None),
     }
@@ -699,10 +735,18 @@ async fn context(s: &System, m: &Matrix) -> Ctx {
         request_start: String::new(),
         settings,
         coordinator: String::new(),
+        cal_token: Uuid::nil(),
     };
     (c.request, c.request_start) = ride_request(s, m, &c).await;
     c.coordinator = coordinator(s, m, &c).await;
+    c.cal_token = calendar_token(s, &c).await;
     c
+}
+
+/// A calendar token of the context's home, made by a coordinator of it.
+async fn calendar_token(s: &System, c: &Ctx) -> Uuid {
+    let r = s.post("/v1/calendar-tokens", &s.token(Role::Coordinator(c.home)), json!({"carehome_id": c.home})).await;
+    uuid_of(&r.expect(201), "calendar_token_id")
 }
 
 /// Assigns one more coordinator to the context's home.
@@ -744,6 +788,7 @@ async fn fresh(s: &System, m: &Matrix, row: &Row, c: &Ctx) -> Ctx {
         }
         Claim | Withdraw => (c.request, c.request_start) = ride_request(s, m, &c).await,
         CoordinatorRemove => c.coordinator = coordinator(s, m, &c).await,
+        CalTokenRevoke => c.cal_token = calendar_token(s, &c).await,
         _ => {}
     }
     c

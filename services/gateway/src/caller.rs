@@ -97,7 +97,9 @@ impl ScopeCache {
     }
 }
 
-async fn resolve(state: &AppState, role: Role) -> Result<(Option<Uuid>, bool), ApiError> {
+/// The chapter of a role and whether its pilot is suspended (401 for a retired or erased
+/// pilot, an unknown pilot or care home).
+pub(crate) async fn resolve(state: &AppState, role: Role) -> Result<(Option<Uuid>, bool), ApiError> {
     match role {
         Role::Admin => Ok((None, false)),
         Role::ChapterAdmin(c) | Role::Integrator(Some(c)) => Ok((Some(c), false)),

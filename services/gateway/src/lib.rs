@@ -4,11 +4,13 @@
 //! idempotency records in a small database of its own.
 
 pub mod auth;
+pub mod calendar_tokens;
 pub mod caller;
 pub mod clients;
 pub mod extract;
 pub mod feed;
 pub mod http;
+pub mod ical;
 pub mod idempotency;
 pub mod openapi;
 pub mod ops;
@@ -42,6 +44,8 @@ pub struct AppState {
     pub scopes: Arc<caller::ScopeCache>,
     /// Idempotency records.
     pub idempotency: idempotency::Idempotency,
+    /// Calendar tokens.
+    pub calendar_tokens: calendar_tokens::CalendarTokens,
     /// Rate limits.
     pub limiter: Arc<http::Limiter>,
     /// Readiness probes of the services.
@@ -95,6 +99,7 @@ pub async fn state(
     let stop = servicekit::server::Stop::new();
     let webhooks = webhooks::Webhooks::new(store.clone(), keys_store.clone(), feed.clone(), http.webhooks.clone());
     webhooks.spawn(stop.clone());
+    let calendar_tokens = calendar_tokens::CalendarTokens::new(store.clone());
     let idempotency = idempotency::Idempotency::new(store, keys_store);
     idempotency.release_orphans().await?;
     let expiring = idempotency.clone();
@@ -112,6 +117,7 @@ pub async fn state(
         keys: Arc::new(keys),
         scopes: Arc::new(caller::ScopeCache::default()),
         idempotency,
+        calendar_tokens,
         limiter: http::Limiter::new(http.rate_limit_per_minute),
         feed,
         webhooks,

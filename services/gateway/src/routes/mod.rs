@@ -2,8 +2,10 @@
 //! checks the object against the caller's scope (404 when it may not read it, 403 when it
 //! may read it but not act), then calls a service.
 
+pub mod audit;
 pub mod availability;
 pub mod bikes;
+pub mod calendars;
 pub mod carehomes;
 pub mod chapters;
 pub mod events;
@@ -23,6 +25,8 @@ use crate::AppState;
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(chapters::routes())
+        .merge(audit::routes())
+        .merge(calendars::routes())
         .merge(carehomes::routes())
         .merge(bikes::routes())
         .merge(residents::routes())
