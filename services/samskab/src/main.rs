@@ -3,6 +3,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod config_reference;
+
 #[derive(Parser)]
 #[command(name = "samskab", about = "Samskab: trishaw rides for care-home residents, run by volunteers", version)]
 struct Cli {
@@ -42,6 +44,13 @@ enum Command {
         #[command(subcommand)]
         component: Component,
     },
+    /// Print the configuration reference of every binary (docs/configuration.md).
+    #[command(hide = true)]
+    ConfigReference {
+        /// As JSON (for the deployment check) instead of Markdown.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -63,6 +72,13 @@ async fn main() -> std::process::ExitCode {
         Command::Token { token, config } => {
             samskab::ops::token(&config, &token).map(|t| println!("{t}")).map_err(|e| e.to_string())
         }
+        Command::ConfigReference { json } => {
+            match json {
+                true => println!("{:#}", config_reference::json()),
+                false => print!("{}", config_reference::markdown()),
+            }
+            Ok(())
+        }
         command => {
             let telemetry = telemetry::init("samskab");
             let shutdown = servicekit::server::shutdown_signal();
@@ -80,7 +96,7 @@ async fn main() -> std::process::ExitCode {
                     Component::Volunteer(c) => volunteer::run(c, shutdown).await.map_err(|e| e.to_string()),
                     Component::Gateway(c) => gateway::run(c, shutdown).await.map_err(|e| e.to_string()),
                 },
-                Command::Token { .. } => unreachable!("handled above"),
+                Command::Token { .. } | Command::ConfigReference { .. } => unreachable!("handled above"),
             };
             telemetry.shutdown();
             r
