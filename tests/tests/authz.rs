@@ -131,6 +131,9 @@ const HOME_CALENDAR: &[Who] = &[Admin, ChapterAdmin, Coordinator, Integrator, Ne
 /// A pilot's calendar: the pilot itself, its chapter's admin and integrators.
 const PILOT_CALENDAR: &[Who] = &[Admin, ChapterAdmin, Pilot, Integrator, NetworkIntegrator];
 
+/// The event feed and webhooks: integrators and admin.
+const FEED_READERS: &[Who] = &[Admin, Integrator, NetworkIntegrator];
+
 /// Which object a cell is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Obj {
@@ -209,6 +212,13 @@ enum Ep {
     CalTokenList,
     CalTokenGet,
     CalTokenRevoke,
+    Events,
+    EventStream,
+    WebhookCreate,
+    WebhookList,
+    WebhookGet,
+    WebhookDelete,
+    WebhookDeliveries,
 }
 use Ep::*;
 
@@ -366,6 +376,17 @@ fn rows() -> Vec<Row> {
         // the calendar (the home's coordinator, the chapter admin, admin); 404 for the rest.
         row(CalTokenGet, "GET", "/v1/calendar-tokens/{id}", 200, RUNS_HOME, RUNS_HOME),
         row(CalTokenRevoke, "DELETE", "/v1/calendar-tokens/{id}", 204, RUNS_HOME, RUNS_HOME),
+        // The event feed and its stream: integrators and admin; everyone else may not (403).
+        Row { scoped: false, ..row(Events, "GET", "/v1/events", 200, FEED_READERS, ANYONE) },
+        Row { scoped: false, ..row(EventStream, "GET", "/v1/events/stream", 200, FEED_READERS, ANYONE) },
+        // Webhooks: integrators and admin make and list them (others 403).
+        Row { scoped: false, ..row(WebhookCreate, "POST", "/v1/webhooks", 201, FEED_READERS, ANYONE) },
+        Row { scoped: false, ..row(WebhookList, "GET", "/v1/webhooks", 200, FEED_READERS, ANYONE) },
+        // A webhook is its integrator's own: the object here was made by another token of
+        // A's integrator (every call has its own sub), so only admin reads it; 404 for the rest.
+        row(WebhookGet, "GET", "/v1/webhooks/{id}", 200, &[Admin], &[Admin]),
+        row(WebhookDelete, "DELETE", "/v1/webhooks/{id}", 204, &[Admin], &[Admin]),
+        row(WebhookDeliveries, "GET", "/v1/webhooks/{id}/deliveries", 200, &[Admin], &[Admin]),
     ]
 }
 
@@ -415,6 +436,8 @@ struct Ctx {
     coordinator: String,
     /// A calendar token of `home`'s calendar, made by another user coordinating it.
     cal_token: Uuid,
+    /// A webhook made by the chapter's integrator.
+    webhook: Uuid,
 }
 
 impl Ctx {
@@ -437,6 +460,7 @@ impl Ctx {
             settings: json!({"lead_time_minutes": 60, "default_turnaround_minutes": 15, "reminder_lead_minutes": []}),
             coordinator: "coord-ghost".into(),
             cal_token: n(),
+            webhook: n(),
         }
     }
 }
@@ -646,6 +670,16 @@ fn request(m: &Matrix, row: &Row, who: Who, c: &Ctx, n: u32) -> (String, Option<
         CalTokenCreate => ("/v1/calendar-tokens".into(), Some(json!({"carehome_id": h}))),
         CalTokenList => ("/v1/calendar-tokens".into(), None),
         CalTokenGet | CalTokenRevoke => (format!("/v1/calendar-tokens/{}", c.cal_token), None),
+        Events => ("/v1/events?limit=5".into(), None),
+        // The stream closes itself after a second, so that the cell gets its whole answer.
+        EventStream => ("/v1/events/stream?max_seconds=1".into(), None),
+        WebhookCreate => (
+            "/v1/webhooks".into(),
+            Some(json!({"url": "http://receiver.invalid/hook", "event_types": ["RideCancelled"]})),
+        ),
+        WebhookList => ("/v1/webhooks".into(), None),
+        WebhookGet | WebhookDelete => (format!("/v1/webhooks/{}", c.webhook), None),
+        WebhookDeliveries => (format!("/v1/webhooks/{}/deliveries", c.webhook), None),
         Stats => (format!("/v1/stats?carehome_id={h}"), None),
         StatsNetwork => ("/v1/stats/network".into(), None),
     }
@@ -736,11 +770,20 @@ async fn context(s: &System, m: &Matrix) -> Ctx {
         settings,
         coordinator: String::new(),
         cal_token: Uuid::nil(),
+        webhook: Uuid::nil(),
     };
     (c.request, c.request_start) = ride_request(s, m, &c).await;
     c.coordinator = coordinator(s, m, &c).await;
     c.cal_token = calendar_token(s, &c).await;
+    c.webhook = webhook(s, &c).await;
     c
+}
+
+/// A webhook made by the context's chapter integrator (to a host that never resolves).
+async fn webhook(s: &System, c: &Ctx) -> Uuid {
+    let body = json!({"url": "http://receiver.invalid/hook", "event_types": ["RideBooked"]});
+    let r = s.post("/v1/webhooks", &s.token(Role::Integrator(Some(c.chapter))), body).await;
+    uuid_of(&r.expect(201), "webhook_id")
 }
 
 /// A calendar token of the context's home, made by a coordinator of it.
@@ -789,6 +832,7 @@ async fn fresh(s: &System, m: &Matrix, row: &Row, c: &Ctx) -> Ctx {
         Claim | Withdraw => (c.request, c.request_start) = ride_request(s, m, &c).await,
         CoordinatorRemove => c.coordinator = coordinator(s, m, &c).await,
         CalTokenRevoke => c.cal_token = calendar_token(s, &c).await,
+        WebhookDelete => c.webhook = webhook(s, &c).await,
         _ => {}
     }
     c

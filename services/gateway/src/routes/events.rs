@@ -84,6 +84,9 @@ pub async fn list(
 pub struct StreamParams {
     /// Where to start (absent: from the beginning).
     pub cursor: Option<String>,
+    /// Close the stream after this many seconds (1 to 86400; absent: keep it open), for
+    /// clients and proxies that prefer to reconnect with `Last-Event-ID` now and then.
+    pub max_seconds: Option<u32>,
 }
 
 /// Follow the event feed as server-sent events (integrator, admin); `id:` is the cursor.
@@ -99,6 +102,11 @@ pub async fn stream(
     Params(p): Params<StreamParams>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let tenant = tenant_of(&caller)?;
+    let until = match p.max_seconds {
+        None => None,
+        Some(n) if (1..=86_400).contains(&n) => Some(tokio::time::Instant::now() + Duration::from_secs(u64::from(n))),
+        Some(_) => return Err(ApiError::invalid("/max_seconds", "must be between 1 and 86400")),
+    };
     let last = headers.get("last-event-id").map(|v| v.to_str().unwrap_or("\u{0}"));
     let after = match last {
         Some(l) => cursor_of(Some(l), "/Last-Event-ID")?,
@@ -112,7 +120,8 @@ pub async fn stream(
                 let event = Event::default().id(item.cursor).data(data);
                 return Some((Ok(event), (s, at, buf)));
             }
-            if s.stop.stopped().now_or_never().is_some() {
+            let over = until.is_some_and(|u| tokio::time::Instant::now() >= u);
+            if over || s.stop.stopped().now_or_never().is_some() {
                 return None;
             }
             let pause = match s.feed.read(&at, 100, tenant).await {
@@ -125,6 +134,8 @@ pub async fn stream(
                 Err(_) => Duration::from_secs(1),
             };
             if buf.is_empty() {
+                let pause =
+                    until.map_or(pause, |u| pause.min(u.saturating_duration_since(tokio::time::Instant::now())));
                 tokio::select! {
                     _ = s.stop.stopped() => return None,
                     _ = tokio::time::sleep(pause) => {}
