@@ -436,6 +436,17 @@ impl PgStore {
         Ok(row.map_or(Cursor::START, |r| Cursor { tx: r.get::<i64, _>(0) as u64, position: r.get(1) }))
     }
 
+    /// The greatest cursor of any committed event, readable yet or not (an older
+    /// transaction may still be open below it).
+    pub(crate) async fn last_committed(&self) -> Result<Cursor, Error> {
+        let row = sqlx::query(
+            "SELECT (tx_id::text)::bigint AS tx, position FROM eventlog_events ORDER BY tx_id DESC, position DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map_or(Cursor::START, |r| Cursor { tx: r.get::<i64, _>(0) as u64, position: r.get(1) }))
+    }
+
     pub(crate) async fn is_readable(&self, cursor: Cursor) -> Result<bool, Error> {
         Ok(sqlx::query_scalar("SELECT (($1::bigint)::text::xid8) < pg_snapshot_xmin(pg_current_snapshot())")
             .bind(cursor.tx as i64)

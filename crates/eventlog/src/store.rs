@@ -215,6 +215,17 @@ impl EventStore {
         }
     }
 
+    /// The cursor of the last event committed so far, whether readers can see it yet or
+    /// not. A consumer whose checkpoint has reached it has applied everything committed
+    /// before this call (on PostgreSQL, [`EventStore::head`] may be behind it while an
+    /// older transaction anywhere in the cluster is still open).
+    pub async fn last_committed(&self) -> Result<Cursor, Error> {
+        match &self.inner {
+            Inner::Sqlite(s) => s.head().await,
+            Inner::Postgres(p) => p.last_committed().await,
+        }
+    }
+
     /// Waits until readers can see the event at `cursor` (an append's result), so that a
     /// caller can read its own write through `read_all` or a projection. On PostgreSQL an
     /// event is readable once every transaction older than its own has finished. Returns

@@ -266,9 +266,12 @@ pub async fn expired_requests(store: &EventStore, now: i64) -> Result<Vec<Uuid>,
     Ok(ids.iter().filter_map(|i| i.parse().ok()).collect())
 }
 
-/// Whether the projection has applied the log up to `cursor` (read your writes for lists).
+/// Whether the projection has applied every event committed so far (read your writes for
+/// lists and cascades). Measured against the last committed event, not the readable head:
+/// on PostgreSQL the head stays behind a ride committed just now while any older
+/// transaction in the cluster is open, and a cascade would then miss that ride.
 pub async fn caught_up(store: &EventStore) -> Result<bool, Error> {
-    let head = store.head().await?;
+    let head = store.last_committed().await?;
     let checkpoint = store.load_checkpoint(NAME).await?;
     Ok(head == eventlog::Cursor::START || checkpoint.and_then(|c| c.parse().ok()) >= Some(head))
 }

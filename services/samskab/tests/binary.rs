@@ -119,7 +119,7 @@ async fn call(
 async fn serve_demo_drains_on_sigterm_and_keeps_every_acknowledged_booking_through_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let (mut child, printed) = serve(dir.path(), port, true).await;
+    let (child, printed) = serve(dir.path(), port, true).await;
     for role in ["ADMIN=", "CHAPTER_ADMIN=", "COORDINATOR=", "PILOT=", "INTEGRATOR=", "curl "] {
         assert!(printed.contains(role), "the welcome shows {role}: {printed}");
     }
@@ -145,57 +145,65 @@ async fn serve_demo_drains_on_sigterm_and_keeps_every_acknowledged_booking_throu
         list["items"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap().to_owned()).collect();
     assert!(statuses.len() >= 3, "rides in several states: {statuses:?}");
 
-    // A burst of bookings, one a day at 15:00 Copenhagen time, each with its own key; the
-    // process is killed while they run.
+    // Three rounds: a burst of bookings (one a day at 15:00 Copenhagen time, each with its
+    // own key) during which the process is killed; then a restart and every client retries
+    // with its key.
     let day: chrono::NaiveDate = env["DAY"].parse().unwrap();
     let start: chrono::DateTime<chrono::Utc> = env["START"].parse().unwrap();
-    let bodies: Vec<(String, Value)> = (2..42)
-        .map(|d| {
-            let s = start + chrono::Duration::days(d);
-            let key = format!("burst-{d}");
-            (key, json!({"bike_id": env["BIKE_ID"], "pilot_id": env["PILOT_ID"], "start": s, "duration_minutes": 60, "resident_ids": []}))
-        })
-        .collect();
     assert!(day > chrono::Utc::now().date_naive());
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, (key, body)) in bodies.iter().cloned().enumerate() {
-        let (http, url, pilot) = (http.clone(), format!("{base}/v1/rides"), pilot.clone());
-        tasks.spawn(async move {
-            tokio::time::sleep(Duration::from_millis(15 * i as u64)).await;
-            let (st, v) = call(&http, reqwest::Method::POST, &url, &pilot, Some(body), Some(&key)).await;
-            (key, st, v)
-        });
-    }
-    // Kill once some bookings were acknowledged.
+    let mut bodies: Vec<(String, Value)> = Vec::new();
     let mut acknowledged: BTreeMap<String, String> = BTreeMap::new();
-    while let Some(r) = tasks.join_next().await {
-        let (key, st, v) = r.unwrap();
-        if st == 201 {
-            acknowledged.insert(key, v["ride_id"].as_str().unwrap().to_owned());
-        } else {
-            assert!(st == 0 || st == 201, "only success or a dropped connection: {st} {v}");
+    let mut child = child;
+    for round in 0..3i64 {
+        let burst: Vec<(String, Value)> = (2 + round * 14..2 + (round + 1) * 14)
+            .map(|d| {
+                let s = start + chrono::Duration::days(d);
+                let key = format!("burst-{d}");
+                (key, json!({"bike_id": env["BIKE_ID"], "pilot_id": env["PILOT_ID"], "start": s, "duration_minutes": 60, "resident_ids": []}))
+            })
+            .collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, (key, body)) in burst.iter().cloned().enumerate() {
+            let (http, url, pilot) = (http.clone(), format!("{base}/v1/rides"), pilot.clone());
+            tasks.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(15 * i as u64)).await;
+                let (st, v) = call(&http, reqwest::Method::POST, &url, &pilot, Some(body), Some(&key)).await;
+                (key, st, v)
+            });
         }
-        if acknowledged.len() == 8 && child.id().is_some() {
-            signal(&child, "-KILL");
-            let _ = child.wait().await;
+        // Kill once some bookings of this round were acknowledged.
+        let mut acked = 0;
+        while let Some(r) = tasks.join_next().await {
+            let (key, st, v) = r.unwrap();
+            if st == 201 {
+                acknowledged.insert(key, v["ride_id"].as_str().unwrap().to_owned());
+                acked += 1;
+            } else {
+                assert!(st == 0 || st == 201, "only success or a dropped connection: {st} {v}");
+            }
+            if acked == 5 && child.id().is_some() {
+                signal(&child, "-KILL");
+                let _ = child.wait().await;
+            }
         }
-    }
-    assert!(acknowledged.len() >= 8, "the burst was cut: {} acknowledged", acknowledged.len());
-
-    // Restart (the demo is not seeded twice), then every client retries with its key.
-    let (mut child, _) = serve(dir.path(), port, true).await;
-    for (key, body) in &bodies {
-        let (st, v) =
-            call(&http, reqwest::Method::POST, &format!("{base}/v1/rides"), &pilot, Some(body.clone()), Some(key))
-                .await;
-        assert_eq!(st, 201, "{key}: {v}");
-        if let Some(id) = acknowledged.get(key) {
-            assert_eq!(v["ride_id"].as_str(), Some(id.as_str()), "{key} keeps its original ride");
+        assert!(acked >= 5, "round {round}: the burst was cut after {acked} acknowledged");
+        bodies.extend(burst);
+        // Restart (the demo is not seeded twice), then every client retries with its key.
+        child = serve(dir.path(), port, true).await.0;
+        for (key, body) in &bodies {
+            let (st, v) =
+                call(&http, reqwest::Method::POST, &format!("{base}/v1/rides"), &pilot, Some(body.clone()), Some(key))
+                    .await;
+            assert_eq!(st, 201, "{key}: {v}");
+            if let Some(id) = acknowledged.get(key) {
+                assert_eq!(v["ride_id"].as_str(), Some(id.as_str()), "{key} keeps its original ride");
+            }
+            acknowledged.insert(key.clone(), v["ride_id"].as_str().unwrap().to_owned());
         }
     }
     // None lost, none duplicated: exactly one ride per key on those days.
     let from = start + chrono::Duration::days(2);
-    let to = start + chrono::Duration::days(43);
+    let to = start + chrono::Duration::days(45);
     let (st, list) = call(
         &http,
         reqwest::Method::GET,
