@@ -205,6 +205,15 @@ enum Ep {
     Withdraw,
     Stats,
     StatsNetwork,
+    ReportPilots,
+    ReportRiders,
+    ReportRoster,
+    ReportCensus,
+    ReportMaintenance,
+    ExportRides,
+    ExportPilots,
+    ExportResidents,
+    Reach,
     Audit,
     HomeCalendar,
     PilotCalendar,
@@ -361,6 +370,18 @@ fn rows() -> Vec<Row> {
             scoped: false,
             ..row(StatsNetwork, "GET", "/v1/stats/network", 200, &[Admin, NetworkIntegrator], ANYONE)
         },
+        // Reports and CSV exports of a chapter carry names: its admin and admin read them;
+        // the rest of the chapter (integrators included) read the chapter, not these (403).
+        row(ReportPilots, "GET", "/v1/reports/pilot-participation", 200, ADMINS, IN_CHAPTER),
+        row(ReportRiders, "GET", "/v1/reports/rider-participation", 200, ADMINS, IN_CHAPTER),
+        row(ReportRoster, "GET", "/v1/reports/volunteer-roster", 200, ADMINS, IN_CHAPTER),
+        row(ReportCensus, "GET", "/v1/reports/consent-census", 200, ADMINS, IN_CHAPTER),
+        row(ReportMaintenance, "GET", "/v1/reports/maintenance", 200, ADMINS, IN_CHAPTER),
+        row(ExportRides, "GET", "/v1/exports/rides.csv", 200, ADMINS, IN_CHAPTER),
+        row(ExportPilots, "GET", "/v1/exports/pilots.csv", 200, ADMINS, IN_CHAPTER),
+        row(ExportResidents, "GET", "/v1/exports/residents.csv", 200, ADMINS, IN_CHAPTER),
+        // The reach report of a care home names its residents: those who run the home.
+        row(Reach, "GET", "/v1/reach", 200, RUNS_HOME, IN_CHAPTER),
         // The audit trail of an object (here a ride) is its chapter admin's and admin's; the
         // ride's people read the ride but not its trail (403).
         row(Audit, "GET", "/v1/audit", 200, ADMINS, RIDE_PEOPLE),
@@ -664,6 +685,17 @@ fn request(m: &Matrix, row: &Row, who: Who, c: &Ctx, n: u32) -> (String, Option<
             Some(json!({"bike_id": c.bike, "start": c.request_start})),
         ),
         Withdraw => (format!("/v1/ride-requests/{}/withdraw", c.request), empty),
+        Stats => (format!("/v1/stats?carehome_id={h}"), None),
+        StatsNetwork => ("/v1/stats/network".into(), None),
+        ReportPilots => (format!("/v1/reports/pilot-participation?chapter_id={}", c.chapter), None),
+        ReportRiders => (format!("/v1/reports/rider-participation?chapter_id={}", c.chapter), None),
+        ReportRoster => (format!("/v1/reports/volunteer-roster?chapter_id={}", c.chapter), None),
+        ReportCensus => (format!("/v1/reports/consent-census?chapter_id={}", c.chapter), None),
+        ReportMaintenance => (format!("/v1/reports/maintenance?chapter_id={}", c.chapter), None),
+        ExportRides => (format!("/v1/exports/rides.csv?chapter_id={}", c.chapter), None),
+        ExportPilots => (format!("/v1/exports/pilots.csv?chapter_id={}", c.chapter), None),
+        ExportResidents => (format!("/v1/exports/residents.csv?chapter_id={}", c.chapter), None),
+        Reach => (format!("/v1/reach?carehome_id={h}"), None),
         Audit => (format!("/v1/audit?object_type=ride&object_id={}", c.ride), None),
         HomeCalendar => (format!("/v1/carehomes/{h}/calendar.ics"), None),
         PilotCalendar => (format!("/v1/pilots/{}/calendar.ics", c.pilot), None),
@@ -680,8 +712,6 @@ fn request(m: &Matrix, row: &Row, who: Who, c: &Ctx, n: u32) -> (String, Option<
         WebhookList => ("/v1/webhooks".into(), None),
         WebhookGet | WebhookDelete => (format!("/v1/webhooks/{}", c.webhook), None),
         WebhookDeliveries => (format!("/v1/webhooks/{}/deliveries", c.webhook), None),
-        Stats => (format!("/v1/stats?carehome_id={h}"), None),
-        StatsNetwork => ("/v1/stats/network".into(), None),
     }
 }
 

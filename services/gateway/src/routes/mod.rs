@@ -9,7 +9,10 @@ pub mod calendars;
 pub mod carehomes;
 pub mod chapters;
 pub mod events;
+pub mod exports;
 pub mod pilots;
+pub mod reach;
+pub mod reports;
 pub mod requests;
 pub mod residents;
 pub mod rides;
@@ -38,4 +41,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(weather::routes())
         .merge(events::routes())
         .merge(webhooks::routes())
+        .merge(reports::routes())
+        .merge(exports::routes())
+        .merge(reach::routes())
 }
