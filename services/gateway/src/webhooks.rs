@@ -260,11 +260,10 @@ fn forbidden_v4(ip: Ipv4Addr, allow_loopback: bool) -> bool {
 
 /// Why a URL is refused as a target (the message of a 400 on `/url`).
 pub fn check_url(url: &str) -> Result<reqwest::Url, &'static str> {
-    let u = reqwest::Url::parse(url).map_err(|_| "must be an absolute http:// URL")?;
+    let u = reqwest::Url::parse(url).map_err(|_| "must be an absolute http:// or https:// URL")?;
     match u.scheme() {
-        "http" => {}
-        "https" => return Err("https targets are not supported by this build (no TLS client); use http://"),
-        _ => return Err("must be an absolute http:// URL"),
+        "http" | "https" => {}
+        _ => return Err("must be an absolute http:// or https:// URL"),
     }
     if !u.username().is_empty() || u.password().is_some() {
         return Err("must not carry credentials");
@@ -802,6 +801,8 @@ impl Webhooks {
             Ok(a) => a,
             Err(why) => return ("refused", 0, why),
         };
+        // TLS with rustls (ring) and the system's roots; installed once per process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy();
         if literal_ip(&url).is_none() {
             // Connect to the address just checked, not to whatever DNS says next.
@@ -832,6 +833,22 @@ impl Webhooks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_are_absolute_http_or_https_urls_without_credentials() {
+        assert!(check_url("https://hooks.example.org/samskab").is_ok());
+        assert!(check_url("http://hooks.example.org:8080/x?y=1").is_ok());
+        for bad in ["ftp://example.org/", "/relative", "https://user:pw@example.org/", "https://example.org/#frag"] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tls_client_can_be_built_for_https_deliveries() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build();
+        assert!(client.is_ok(), "{:?}", client.err());
+    }
 
     #[test]
     fn private_and_special_addresses_are_refused() {
