@@ -162,14 +162,18 @@ impl System {
                 // Separate processes share their secrets through the environment.
                 env.push(("SAMSKAB_MASTER_KEY".into(), random_hex(32)));
                 env.push(("SAMSKAB_JWT_SECRET".into(), format!("k1={}", random_hex(32))));
-                sys.kind = "separate";
-                sys.backend = "postgres";
-                sys.env = env;
                 let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
                 let url = |c: &str| {
                     let sep = if server.contains('?') { '&' } else { '?' };
                     format!("{server}{sep}schema=samskab_load_{run}_{c}")
                 };
+                // One erasure ledger for the three services, on the server too (the default,
+                // a SQLite file in the shared data directory, would be migrated by three
+                // processes at once).
+                env.push(("SAMSKAB_ERASURE_LEDGER_URL".into(), url("ledger")));
+                sys.kind = "separate";
+                sys.backend = "postgres";
+                sys.env = env;
                 let [carehome, volunteer, booking, gateway] = [free_port()?, free_port()?, free_port()?, free_port()?];
                 let grpc = |p: u16| format!("http://127.0.0.1:{p}");
                 let listen = |p: u16| format!("127.0.0.1:{p}");
@@ -188,6 +192,8 @@ impl System {
                         data.clone(),
                     ],
                 )?;
+                // One at a time, so that no two processes create the ledger's schema at once.
+                sys.wait_port(carehome).await?;
                 sys.spawn(
                     "volunteer",
                     &[
@@ -201,6 +207,7 @@ impl System {
                         data.clone(),
                     ],
                 )?;
+                sys.wait_port(volunteer).await?;
                 sys.spawn(
                     "booking",
                     &[
@@ -218,6 +225,7 @@ impl System {
                         data.clone(),
                     ],
                 )?;
+                sys.wait_port(booking).await?;
                 sys.spawn(
                     "gateway",
                     &[
@@ -266,6 +274,19 @@ impl System {
             .map_err(|e| format!("{} {}: {e}", self.bin.display(), args.join(" ")))?;
         let pid = child.id().ok_or("the process exited at once")?;
         self.procs.push(Proc { name: name.to_owned(), pid, log, child });
+        Ok(())
+    }
+
+    /// Waits until the last started process listens on `port`.
+    async fn wait_port(&self, port: u16) -> Result<(), String> {
+        let until = Instant::now() + Duration::from_secs(120);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if Instant::now() > until {
+                let log = self.procs.last().map(|p| p.log.display().to_string()).unwrap_or_default();
+                return Err(format!("nothing listens on port {port} after 120 s (see {log})"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         Ok(())
     }
 
