@@ -83,7 +83,12 @@ impl PgStore {
                 return Err(Error::UnsupportedUrl(format!("schema name {schema:?}")));
             }
             let admin = PgPoolOptions::new().max_connections(1).connect_with(connect.clone()).await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}"))).execute(&admin).await?;
+            // Concurrent `CREATE SCHEMA IF NOT EXISTS` of one name can still fail on the
+            // catalogue's unique index: processes starting at once take turns.
+            let mut tx = admin.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('eventlog/create-schema'))").execute(&mut *tx).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}"))).execute(&mut *tx).await?;
+            tx.commit().await?;
             admin.close().await;
             connect = connect.options([("search_path", schema.as_str())]);
         }

@@ -46,6 +46,24 @@ pub(crate) struct SqliteStore {
     jobs: mpsc::Sender<Job>,
     pub(crate) readers: SqlitePool,
     pub(crate) wake: watch::Sender<u64>,
+    /// Held while migrating, so that processes opening one file at once (separately run
+    /// services sharing an erasure ledger) migrate it one after the other.
+    pub(crate) migration_lock: Option<std::path::PathBuf>,
+}
+
+/// Takes the exclusive OS lock on `path` (created if missing), waiting for it; released
+/// when the returned file is dropped.
+pub(crate) async fn lock_file(path: Option<std::path::PathBuf>) -> Result<Option<std::fs::File>, Error> {
+    let Some(path) = path else { return Ok(None) };
+    let locked = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        file.lock()?;
+        Ok(file)
+    })
+    .await
+    .map_err(|e| Error::Database(sqlx::Error::Io(std::io::Error::other(e))))?
+    .map_err(|e| Error::Database(sqlx::Error::Io(e)))?;
+    Ok(Some(locked))
 }
 
 /// Appends grouped into one commit at most.
@@ -61,11 +79,19 @@ impl SqliteStore {
             .pragma("secure_delete", "on");
         let synchronous =
             if opts.sqlite_synchronous_normal { SqliteSynchronous::Normal } else { SqliteSynchronous::Full };
+        let file = base.get_filename().to_path_buf();
+        let migration_lock = (!file.as_os_str().is_empty() && file.as_os_str() != ":memory:").then(|| {
+            let mut name = file.file_name().unwrap_or_default().to_os_string();
+            name.push(".migrate-lock");
+            file.with_file_name(name)
+        });
+        let lock = lock_file(migration_lock.clone()).await?;
         let mut writer =
             SqliteConnection::connect_with(&base.clone().create_if_missing(true).synchronous(synchronous)).await?;
         let mut migrator = sqlx::migrate!("./migrations/sqlite");
         migrator.dangerous_set_table_name("eventlog_migrations");
         migrator.run(&mut writer).await?;
+        drop(lock);
         let readers = SqlitePoolOptions::new()
             .max_connections(opts.max_connections)
             .min_connections(1)
@@ -74,7 +100,7 @@ impl SqliteStore {
         let (jobs, rx) = mpsc::channel(1024);
         let (wake, _) = watch::channel(0u64);
         tokio::spawn(run_writer(writer, rx, wake.clone()));
-        Ok(SqliteStore { jobs, readers, wake })
+        Ok(SqliteStore { jobs, readers, wake, migration_lock })
     }
 
     pub(crate) async fn append(&self, req: PreparedAppend, hold: Option<Duration>) -> Result<AppendResult, Error> {

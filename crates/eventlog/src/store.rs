@@ -296,7 +296,12 @@ impl EventStore {
             Inner::Sqlite(s) => {
                 let mut m = sqlite;
                 m.dangerous_set_table_name(table);
-                s.raw(Box::new(move |conn| Box::pin(async move { Ok(m.run_direct(None, conn, false).await?) }))).await
+                let lock = crate::sqlite::lock_file(s.migration_lock.clone()).await?;
+                let r = s
+                    .raw(Box::new(move |conn| Box::pin(async move { Ok(m.run_direct(None, conn, false).await?) })))
+                    .await;
+                drop(lock);
+                r
             }
             Inner::Postgres(p) => {
                 let mut m = postgres;

@@ -49,4 +49,5 @@ for_each_backend!([
     consumer_refuses_a_batch_when_its_checkpoint_moved,
     data_survives_reopening_the_store,
     one_runner_leads_a_projection_and_a_standby_takes_over,
+    processes_opening_a_new_log_at_once_migrate_it_once,
 ]);

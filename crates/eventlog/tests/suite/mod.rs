@@ -715,3 +715,14 @@ pub async fn one_runner_leads_a_projection_and_a_standby_takes_over(db: TestDb) 
         .unwrap();
     assert_eq!((rows, distinct), (events, events), "every event applied exactly once");
 }
+
+pub async fn processes_opening_a_new_log_at_once_migrate_it_once(db: TestDb) {
+    // Separately run services may open one shared file (the erasure ledger) at the same
+    // moment: migrations are serialised, and every opener succeeds.
+    let url = db.sibling("shared");
+    let urls = vec![url; 6];
+    let opens = futures_util::future::join_all(urls.iter().map(|u| EventStore::connect(u))).await;
+    let stores: Vec<EventStore> = opens.into_iter().map(|o| o.expect("every opener succeeds")).collect();
+    let r = stores[0].append(one("s-1", ExpectedVersion::NoStream, vec![ev("A", 1)])).await.unwrap();
+    assert_eq!(stores[5].read_stream("s-1", 0, 10).await.unwrap()[0].id, r.events[0].event_id);
+}
