@@ -288,7 +288,16 @@ pub async fn answer(store: &EventStore, r: pb::StatsRequest) -> ServiceResult<pb
     }
     let rides = match time("/as_of", &r.as_of)? {
         None => current_rides(store, &scope).await?,
-        Some(at) => rides_as_of(store, scope.chapter_id, at).await?,
+        Some(at) => {
+            // Everything committed so far must be readable before folding: on PostgreSQL an
+            // older transaction open anywhere in the cluster keeps later commits unreadable
+            // for a moment, and the fold would then silently miss events recorded before `at`.
+            let last = store.last_committed().await?;
+            if !store.wait_until_readable(last, std::time::Duration::from_secs(5)).await? {
+                return Err(ServiceError::Unavailable("the log is not readable up to its last commit yet".into()));
+            }
+            rides_as_of(store, scope.chapter_id, at).await?
+        }
     };
     let zones = zones(store).await?;
     let (total, per_chapter) = tally(&rides, &scope, &zones);
