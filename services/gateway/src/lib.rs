@@ -94,6 +94,9 @@ pub async fn state(
     clients: Clients,
     http: &HttpConfig,
 ) -> Result<AppState, eventlog::Error> {
+    // reqwest is linked with rustls and no default provider: install one before any
+    // client of this process is built (webhook deliveries, and whoever embeds the gateway).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     migrate(&store).await?;
     let feed = feed::FeedReader::new(&clients);
     let stop = servicekit::server::Stop::new();
