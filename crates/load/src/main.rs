@@ -120,6 +120,9 @@ pub struct Args {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // reqwest is linked with rustls without a built-in crypto provider when built with the
+    // rest of the workspace (the gateway's webhooks use ring): install it before any client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     match run(args).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

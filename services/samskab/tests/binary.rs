@@ -15,6 +15,13 @@ use tokio::process::{Child, Command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_samskab");
 
+/// An HTTP client. reqwest is linked with rustls without a built-in crypto provider (the
+/// gateway delivers webhooks over TLS with ring): install it before building clients.
+fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -61,7 +68,7 @@ async fn serve(dir: &Path, port: u16, demo: bool) -> (Child, String) {
 }
 
 async fn wait_ready(port: u16) {
-    let http = reqwest::Client::new();
+    let http = client();
     let until = Instant::now() + Duration::from_secs(120);
     loop {
         if let Ok(r) = http.get(format!("http://127.0.0.1:{port}/readyz")).send().await
@@ -127,7 +134,7 @@ async fn serve_demo_drains_on_sigterm_and_keeps_every_acknowledged_booking_throu
     let mode = std::fs::metadata(dir.path().join("demo.env")).unwrap();
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o600, "tokens are secrets");
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let http = client();
     let pilot = env["PILOT"].clone();
 
     // The demo has rides in several states.
@@ -366,7 +373,7 @@ async fn every_component_runs_as_its_own_process_on_postgres() {
         assert!(out.status.success());
         String::from_utf8(out.stdout).unwrap().split_whitespace().last().unwrap().to_owned()
     };
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let http = client();
     let base = format!("http://127.0.0.1:{gateway}");
     let post = |path: String, token: String, body: Value| {
         let http = http.clone();
@@ -534,7 +541,7 @@ async fn production_logs_are_json_lines_with_trace_ids_and_no_personal_data() {
             .unwrap();
         String::from_utf8(out.stdout).unwrap().split_whitespace().last().unwrap().to_owned()
     };
-    let http = reqwest::Client::new();
+    let http = client();
     let base = format!("http://127.0.0.1:{port}");
     let admin = token(&["--role", "admin"]);
     let (st, ch) = call(
