@@ -358,6 +358,7 @@ async fn bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_noth
     let chapter_admin = s.token(Role::ChapterAdmin(chapter));
     let coord = s.token(Role::Coordinator(home));
     let pilot_token = s.token(Role::Pilot(pilot));
+    let integrator = s.token(Role::Integrator(Some(chapter)));
 
     // More objects in scope: a spare trishaw for the service changes, a resident and a
     // pilot to move out, erase and suspend, a care home that requires confirmation.
@@ -932,6 +933,37 @@ async fn bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_noth
             vec![chapter_path.clone()],
         ),
     ];
+
+    let routes = {
+        let mut routes = routes;
+        // Webhooks: a target on a public address literal (documentation range, nothing
+        // listens); loopback is refused while the development switch is off.
+        routes.push(created_status(r(
+            route(
+                "POST /v1/webhooks",
+                "/v1/webhooks",
+                &[],
+                &integrator,
+                Some(json!({"url": "http://203.0.113.10/samskab", "event_types": ["RideBooked"]})),
+            ),
+            &["/url", "/event_types"],
+            vec![
+                ("/url", json!("ftp://203.0.113.10/x"), 400, "/url"),
+                ("/url", json!("http://127.0.0.1:9/hook"), 400, "/url"),
+                ("/url", json!("http://169.254.169.254/latest"), 400, "/url"),
+                ("/event_types/0", json!("NoSuchEvent"), 400, "/event_types/0"),
+            ],
+            vec![],
+        )));
+        // Calendar tokens: for the coordinator's own care home.
+        routes.push(created_status(r(
+            route("POST /v1/calendar-tokens", "/v1/calendar-tokens", &[], &coord, Some(json!({"carehome_id": home}))),
+            &[],
+            vec![("/carehome_id", json!("not-a-uuid"), 400, "/carehome_id")],
+            vec![],
+        )));
+        routes
+    };
 
     // The table covers every POST and PUT of the OpenAPI document (a new route fails here
     // until it has its row).

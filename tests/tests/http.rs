@@ -38,6 +38,8 @@ async fn operations_endpoints_answer_without_a_token(db: testkit::TestDb) {
     let s = System::start(db).await;
     let h = s.call(Method::GET, "/healthz", None, None).await.expect(200);
     assert_eq!(h.body["status"], "ok");
+    // Ready once every service answers and booking's feeds are connected (a moment after start).
+    s.eventually("readiness", || async { s.call(Method::GET, "/readyz", None, None).await.status == 200 }).await;
     let r = s.call(Method::GET, "/readyz", None, None).await.expect(200);
     assert_eq!(r.body["services"], json!({"booking": true, "carehome": true, "volunteer": true}));
     let doc = s.call(Method::GET, "/openapi.json", None, None).await.expect(200);

@@ -56,6 +56,10 @@ pub(crate) struct SqliteStore {
 pub(crate) async fn lock_file(path: Option<std::path::PathBuf>) -> Result<Option<std::fs::File>, Error> {
     let Some(path) = path else { return Ok(None) };
     let locked = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        // The database's directory may not exist yet (SQLite is opened with create_if_missing).
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
         let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
         file.lock()?;
         Ok(file)
