@@ -361,7 +361,15 @@ impl From<RemoteError> for ApiError {
 
 impl From<tonic::Status> for ApiError {
     fn from(s: tonic::Status) -> Self {
-        if s.code() == tonic::Code::Internal || s.code() == tonic::Code::Unknown {
+        // Our services never answer `Unknown` themselves (their errors carry explicit
+        // codes); tonic reports a call whose connection broke mid-way (a service process
+        // killed or restarting) as `Unknown`. That is the service being unavailable: 503,
+        // which clients retry with their idempotency keys, not a 500.
+        if s.code() == tonic::Code::Unknown {
+            tracing::warn!(status = ?s.code(), "a service call broke off");
+            return ApiError::new(ErrorCode::Unavailable);
+        }
+        if s.code() == tonic::Code::Internal {
             tracing::error!(status = ?s.code(), "a service failed");
         }
         ApiError::from(RemoteError::from_status(&s))

@@ -608,3 +608,206 @@ async fn production_logs_are_json_lines_with_trace_ids_and_no_personal_data() {
         assert!(!text.contains(personal), "the log carries personal data ({personal})");
     }
 }
+
+/// `samskab run booking` on SQLite in `dir`, its peers on the given ports.
+fn booking_process(dir: &Path, port: u16, carehome: u16, volunteer: u16) -> Component {
+    run_component(
+        dir,
+        &[
+            "booking".into(),
+            "--database-url".into(),
+            format!("sqlite://{}", dir.join("booking.db").display()),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--carehome-url".into(),
+            format!("http://127.0.0.1:{carehome}"),
+            "--volunteer-url".into(),
+            format!("http://127.0.0.1:{volunteer}"),
+        ],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_the_booking_process_mid_burst_loses_and_doubles_nothing() {
+    let dir: PathBuf = tempfile::tempdir().unwrap().keep();
+    let [carehome, volunteer, booking, gateway] = [free_port(), free_port(), free_port(), free_port()];
+    let sqlite = |c: &str| format!("sqlite://{}", dir.join(format!("{c}.db")).display());
+    let grpc = |p: u16| format!("http://127.0.0.1:{p}");
+    let _peers = [
+        run_component(
+            &dir,
+            &[
+                "carehome".into(),
+                "--database-url".into(),
+                sqlite("carehome"),
+                "--listen".into(),
+                format!("127.0.0.1:{carehome}"),
+            ],
+        ),
+        run_component(
+            &dir,
+            &[
+                "volunteer".into(),
+                "--database-url".into(),
+                sqlite("volunteer"),
+                "--listen".into(),
+                format!("127.0.0.1:{volunteer}"),
+            ],
+        ),
+        run_component(
+            &dir,
+            &[
+                "gateway".into(),
+                "--database-url".into(),
+                sqlite("gateway"),
+                "--listen".into(),
+                format!("127.0.0.1:{gateway}"),
+                "--booking-url".into(),
+                grpc(booking),
+                "--carehome-url".into(),
+                grpc(carehome),
+                "--volunteer-url".into(),
+                grpc(volunteer),
+            ],
+        ),
+    ];
+    let mut booking_proc = booking_process(&dir, booking, carehome, volunteer);
+    wait_ready(gateway).await;
+    let token = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .arg("token")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&dir)
+            .envs(SHARED_SECRETS)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().split_whitespace().last().unwrap().to_owned()
+    };
+    let http = client();
+    let base = format!("http://127.0.0.1:{gateway}");
+    let post = {
+        let (http, base) = (http.clone(), base.clone());
+        move |path: String, token: String, body: Value, key: Option<String>| {
+            let (http, url) = (http.clone(), format!("{base}{path}"));
+            async move { call(&http, reqwest::Method::POST, &url, &token, Some(body), key.as_deref()).await }
+        }
+    };
+    let (st, ch) = post(
+        "/v1/chapters".into(),
+        token(&["--role", "admin"]),
+        json!({"name": "Horsens", "timezone": "Europe/Copenhagen"}),
+        None,
+    )
+    .await;
+    assert_eq!(st, 201, "{ch}");
+    let chapter = ch["chapter_id"].as_str().unwrap().to_owned();
+    let ca = token(&["--role", "chapter_admin", "--chapter", &chapter]);
+    let days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    let (st, home) = post(
+        "/v1/carehomes".into(),
+        ca.clone(),
+        json!({"chapter_id": chapter, "name": "Bakkehuset", "address": "Bakken 3",
+               "ride_hours": days.iter().map(|d| json!({"weekday": d, "opens": "06:00", "closes": "22:00"})).collect::<Vec<_>>(),
+               "turnaround_minutes": 15, "requires_confirmation": false}),
+        None,
+    )
+    .await;
+    assert_eq!(st, 201, "{home}");
+    let home = home["carehome_id"].as_str().unwrap().to_owned();
+    let (_, bike) =
+        post(format!("/v1/carehomes/{home}/bikes"), ca.clone(), json!({"name": "Cykel", "seats": 2}), None).await;
+    let bike = bike["bike_id"].as_str().unwrap().to_owned();
+    let (_, p) =
+        post("/v1/pilots".into(), ca.clone(), json!({"chapter_id": chapter, "display_name": "Pilot"}), None).await;
+    let pilot = p["pilot_id"].as_str().unwrap().to_owned();
+    let (st, _) = post(
+        format!("/v1/pilots/{pilot}/qualifications"),
+        ca.clone(),
+        json!({"qualified_on": "2026-01-01", "valid_until": "2028-12-31"}),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    let pt = token(&["--role", "pilot", "--pilot", &pilot]);
+    let body = |day: i64| {
+        let start = chrono::DateTime::parse_from_rfc3339("2027-03-01T09:00:00Z").unwrap() + chrono::Duration::days(day);
+        json!({"bike_id": bike, "pilot_id": pilot, "start": start, "duration_minutes": 60, "resident_ids": []})
+    };
+    // Booking learns of the trishaw and the qualification from its peers' feeds.
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (st, v) = post("/v1/rides".into(), pt.clone(), body(0), Some("warm-up".into())).await;
+        if st == 201 {
+            break;
+        }
+        assert!(Instant::now() < until, "booking never learnt the world: {st} {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let mut acknowledged: BTreeMap<String, String> = BTreeMap::new();
+    let mut keys: Vec<(String, Value)> = Vec::new();
+    for round in 0..3i64 {
+        let burst: Vec<(String, Value)> =
+            (1 + round * 12..1 + (round + 1) * 12).map(|d| (format!("k-{d}"), body(d))).collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, (key, b)) in burst.iter().cloned().enumerate() {
+            let post = post.clone();
+            let pt = pt.clone();
+            tasks.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(20 * i as u64)).await;
+                let (st, v) = post("/v1/rides".into(), pt, b, Some(key.clone())).await;
+                (key, st, v)
+            });
+        }
+        let mut acked = 0;
+        while let Some(r) = tasks.join_next().await {
+            let (key, st, v) = r.unwrap();
+            match st {
+                201 => {
+                    acknowledged.insert(key, v["ride_id"].as_str().unwrap().to_owned());
+                    acked += 1;
+                }
+                // While booking is down the gateway answers 503 (or the call is cut).
+                503 | 0 => {}
+                other => panic!("only success or unavailability while booking dies: {other} {v}"),
+            }
+            if acked == 4 && booking_proc.0.id().is_some() {
+                signal(&booking_proc.0, "-KILL");
+                let _ = booking_proc.0.wait().await;
+            }
+        }
+        assert!(acked >= 4, "round {round}: the burst was cut after {acked} acknowledged");
+        keys.extend(burst);
+        // Booking comes back; every client retries with its key until it is answered.
+        booking_proc = booking_process(&dir, booking, carehome, volunteer);
+        for (key, b) in &keys {
+            let until = Instant::now() + Duration::from_secs(60);
+            let v = loop {
+                let (st, v) = post("/v1/rides".into(), pt.clone(), b.clone(), Some(key.clone())).await;
+                if st == 201 {
+                    break v;
+                }
+                // Unavailable while booking restarts; in flight while the gateway still waits
+                // on the attempt the kill cut off: both are answers a client retries.
+                let retry = st == 503 || st == 0 || (st == 409 && v["code"] == "idempotency-in-flight");
+                assert!(retry, "{key}: {st} {v}");
+                assert!(Instant::now() < until, "{key}: booking did not come back");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            if let Some(id) = acknowledged.get(key) {
+                assert_eq!(v["ride_id"].as_str(), Some(id.as_str()), "{key} keeps its original ride");
+            }
+            acknowledged.insert(key.clone(), v["ride_id"].as_str().unwrap().to_owned());
+        }
+    }
+    // Exactly one ride per key: read back every acknowledged ride, and count the pilot's.
+    let list = format!("{base}/v1/rides?pilot_id={pilot}&limit=500");
+    let (st, rides) = call(&http, reqwest::Method::GET, &list, &pt, None, None).await;
+    assert_eq!(st, 200, "{rides}");
+    let ids: BTreeSet<&str> = rides["items"].as_array().unwrap().iter().filter_map(|r| r["ride_id"].as_str()).collect();
+    assert_eq!(ids.len(), keys.len() + 1, "one ride per key (and the warm-up): {rides}");
+    for id in acknowledged.values() {
+        assert!(ids.contains(id.as_str()), "acknowledged ride {id} survived");
+    }
+}
