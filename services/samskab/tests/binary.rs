@@ -278,6 +278,20 @@ async fn serve_demo_drains_on_sigterm_and_keeps_every_acknowledged_booking_throu
 
 struct Component(#[allow(dead_code)] Child);
 
+/// `samskab token ARGS` for processes that share their secrets through the environment.
+fn shared_token(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(BIN)
+        .arg("token")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .envs(SHARED_SECRETS)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "samskab token: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().split_whitespace().last().unwrap().to_owned()
+}
+
 /// Separate processes share their secrets through the environment (a Kubernetes Secret in
 /// production), not through a data directory they would race to create them in.
 const SHARED_SECRETS: [(&str, &str); 2] = [
@@ -361,18 +375,7 @@ async fn every_component_runs_as_its_own_process_on_postgres() {
         ),
     ];
     wait_ready(gateway).await;
-    let token = |args: &[&str]| {
-        let out = std::process::Command::new(BIN)
-            .arg("token")
-            .args(args)
-            .arg("--data-dir")
-            .arg(&dir)
-            .envs(SHARED_SECRETS)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        String::from_utf8(out.stdout).unwrap().split_whitespace().last().unwrap().to_owned()
-    };
+    let token = |args: &[&str]| shared_token(&dir, args);
     let http = client();
     let base = format!("http://127.0.0.1:{gateway}");
     let post = |path: String, token: String, body: Value| {
@@ -530,17 +533,7 @@ async fn production_logs_are_json_lines_with_trace_ids_and_no_personal_data() {
         .spawn()
         .unwrap();
     wait_ready(port).await;
-    let token = |args: &[&str]| {
-        let out = std::process::Command::new(BIN)
-            .arg("token")
-            .args(args)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .envs(SHARED_SECRETS)
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().split_whitespace().last().unwrap().to_owned()
-    };
+    let token = |args: &[&str]| shared_token(dir.path(), args);
     let http = client();
     let base = format!("http://127.0.0.1:{port}");
     let admin = token(&["--role", "admin"]);
@@ -673,17 +666,7 @@ async fn killing_the_booking_process_mid_burst_loses_and_doubles_nothing() {
     ];
     let mut booking_proc = booking_process(&dir, booking, carehome, volunteer);
     wait_ready(gateway).await;
-    let token = |args: &[&str]| {
-        let out = std::process::Command::new(BIN)
-            .arg("token")
-            .args(args)
-            .arg("--data-dir")
-            .arg(&dir)
-            .envs(SHARED_SECRETS)
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().split_whitespace().last().unwrap().to_owned()
-    };
+    let token = |args: &[&str]| shared_token(&dir, args);
     let http = client();
     let base = format!("http://127.0.0.1:{gateway}");
     let post = {
