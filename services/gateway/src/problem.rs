@@ -361,11 +361,12 @@ impl From<RemoteError> for ApiError {
 
 impl From<tonic::Status> for ApiError {
     fn from(s: tonic::Status) -> Self {
-        // Our services never answer `Unknown` themselves (their errors carry explicit
-        // codes); tonic reports a call whose connection broke mid-way (a service process
-        // killed or restarting) as `Unknown`. That is the service being unavailable: 503,
-        // which clients retry with their idempotency keys, not a 500.
-        if s.code() == tonic::Code::Unknown {
+        // Our services never answer `Unknown` or `Cancelled` themselves (their errors carry
+        // explicit codes); tonic reports a call whose connection broke mid-way (a service
+        // process killed or restarting) as one of those. That is the service being
+        // unavailable: 503, which clients retry with their idempotency keys, not a 500 or
+        // a 408.
+        if matches!(s.code(), tonic::Code::Unknown | tonic::Code::Cancelled) {
             tracing::warn!(status = ?s.code(), "a service call broke off");
             return ApiError::new(ErrorCode::Unavailable);
         }

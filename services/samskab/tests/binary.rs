@@ -785,9 +785,18 @@ async fn killing_the_booking_process_mid_burst_loses_and_doubles_nothing() {
         }
     }
     // Exactly one ride per key: read back every acknowledged ride, and count the pilot's.
+    // (Lists may lag the last write by a moment: wait until it has caught up, then count.)
     let list = format!("{base}/v1/rides?pilot_id={pilot}&limit=500");
-    let (st, rides) = call(&http, reqwest::Method::GET, &list, &pt, None, None).await;
-    assert_eq!(st, 200, "{rides}");
+    let until = Instant::now() + Duration::from_secs(20);
+    let rides = loop {
+        let (st, rides) = call(&http, reqwest::Method::GET, &list, &pt, None, None).await;
+        assert_eq!(st, 200, "{rides}");
+        let n = rides["items"].as_array().map_or(0, Vec::len);
+        if n > keys.len() || Instant::now() > until {
+            break rides;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let ids: BTreeSet<&str> = rides["items"].as_array().unwrap().iter().filter_map(|r| r["ride_id"].as_str()).collect();
     assert_eq!(ids.len(), keys.len() + 1, "one ride per key (and the warm-up): {rides}");
     for id in acknowledged.values() {
