@@ -26,10 +26,13 @@ impl<T> Page<T> {
 /// `?limit=&cursor=` of every list.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// Where to continue.
+    #[param(pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub cursor: Option<String>,
 }
 
@@ -88,4 +91,39 @@ pub fn parse_time(field: &str, value: &str) -> Result<prost_types::Timestamp, cr
     chrono::DateTime::parse_from_rfc3339(value).map(|t| samskab_proto::time::to_proto(t.to_utc())).map_err(|_| {
         crate::problem::ApiError::invalid(field, "must be an RFC 3339 time such as 2027-05-03T10:00:00+02:00")
     })
+}
+
+/// The schema of a period bound that takes a date (local midnight in the chapter's zone)
+/// or an RFC 3339 time.
+pub fn date_or_time() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .description(Some("A date (`YYYY-MM-DD`) or an RFC 3339 time"))
+        .pattern(Some(
+            r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$",
+        ))
+        .build()
+}
+
+/// A cursor of the event feed: one event-log cursor per service.
+pub const FEED_CURSOR: &str = "^b\\.c1\\.[0-9a-f]{1,15}\\.[0-9a-f]{1,15}~c\\.c1\\.[0-9a-f]{1,15}\\.[0-9a-f]{1,15}~v\\.c1\\.[0-9a-f]{1,15}\\.[0-9a-f]{1,15}$";
+/// An IANA time zone name.
+pub fn timezone() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .description(Some("An IANA time zone name, e.g. `Europe/Copenhagen`"))
+        .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
+        .build()
+}
+
+/// An IANA time zone name, or null for the default.
+pub fn optional_timezone() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            utoipa::openapi::Type::String,
+            utoipa::openapi::Type::Null,
+        ]))
+        .description(Some("An IANA time zone name, e.g. `Europe/Copenhagen`; absent or null: the chapter's"))
+        .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| Some(tz.name())).chain([None])))
+        .build()
 }

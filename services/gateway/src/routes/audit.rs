@@ -30,8 +30,10 @@ const MAX_PAGES: usize = 50;
 /// `GET /v1/audit` parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// `chapter`, `carehome`, `bike`, `resident`, `pilot`, `ride` or `ride_request`.
+    #[param(pattern = "^(chapter|carehome|bike|resident|pilot|ride|ride_request)$")]
     pub object_type: String,
     /// The object's id.
     pub object_id: Uuid,

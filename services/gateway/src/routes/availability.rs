@@ -39,8 +39,10 @@ pub async fn carehome(s: &AppState, caller: &Caller, id: Uuid) -> Result<(cpb::C
 #[into_params(parameter_in = Query)]
 pub struct AvailabilityQuery {
     /// Period start (RFC 3339, inclusive).
+    #[param(format = DateTime)]
     pub from: String,
     /// Period end (RFC 3339, exclusive; at most 31 days after `from`).
+    #[param(format = DateTime)]
     pub to: String,
     /// The length of the ride that must fit, in minutes.
     pub duration_minutes: u32,

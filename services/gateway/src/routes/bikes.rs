@@ -24,6 +24,10 @@ use crate::views::{Created, Page, PageParams, Versioned, opt};
 #[serde(deny_unknown_fields)]
 pub struct NewBike {
     /// Name.
+    #[schema(
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        max_length = 100
+    )]
     pub name: String,
     /// A free label matched against pilots' qualifications (default `trishaw`).
     #[serde(default)]
@@ -62,6 +66,10 @@ pub struct BikeView {
 #[serde(deny_unknown_fields)]
 pub struct NewIssue {
     /// What is wrong.
+    #[schema(
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        max_length = 2000
+    )]
     pub description: String,
     /// Whether it takes the trishaw out of service.
     pub grounding: bool,
@@ -72,9 +80,14 @@ pub struct NewIssue {
 #[serde(deny_unknown_fields)]
 pub struct OutOfService {
     /// Why.
+    #[schema(
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        max_length = 500
+    )]
     pub reason: String,
     /// When it is expected back, `YYYY-MM-DD`.
     #[serde(default)]
+    #[schema(format = Date)]
     pub expected_back: Option<String>,
 }
 
@@ -92,6 +105,10 @@ pub struct ReturnToService {
 #[serde(deny_unknown_fields)]
 pub struct Retirement {
     /// Why.
+    #[schema(
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        max_length = 500
+    )]
     pub reason: String,
 }
 
@@ -223,8 +240,8 @@ pub async fn create(
 
 /// List a care home's trishaws (anyone in its chapter).
 #[utoipa::path(get, path = "/v1/carehomes/{id}/bikes", tag = "bikes", params(("id" = Uuid, Path),
-        ("limit" = Option<u32>, Query, description = "Items per page, 1 to 500 (default 50)"),
-        ("cursor" = Option<String>, Query, description = "Where to continue")),
+        ("limit" = Option<u32>, Query, description = "Items per page, 1 to 500 (default 50)", minimum = 1, maximum = 500),
+        ("cursor" = Option<String>, Query, description = "Where to continue", pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")),
     responses((status = 200, body = Page<BikeView>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn list(

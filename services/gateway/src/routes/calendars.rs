@@ -219,6 +219,7 @@ async fn feed(s: &AppState, calendar: Calendar, name: &str) -> Result<Response, 
 /// `?token=` of a feed.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct FeedParams {
     /// A calendar token (from `POST /v1/calendar-tokens`), instead of the Authorization header.
     pub token: Option<String>,
@@ -259,7 +260,7 @@ pub async fn pilot_feed(
 }
 
 /// `POST /v1/calendar-tokens`: exactly one of the two.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewCalendarToken {
     /// A care home's calendar.
@@ -269,6 +270,35 @@ pub struct NewCalendarToken {
     #[serde(default)]
     pub pilot_id: Option<Uuid>,
 }
+
+// Written by hand: "exactly one of the two" is a `oneOf`, which the derive cannot say.
+impl utoipa::PartialSchema for NewCalendarToken {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, KnownFormat, SchemaFormat};
+        use utoipa::openapi::{ObjectBuilder, OneOfBuilder, Type};
+        let one = |given: &str, absent: &str, description: &str| {
+            ObjectBuilder::new()
+                .property(
+                    given,
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+                        .description(Some(description)),
+                )
+                .required(given)
+                .property(absent, ObjectBuilder::new().schema_type(Type::Null))
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+                .build()
+        };
+        OneOfBuilder::new()
+            .item(one("carehome_id", "pilot_id", "A care home's calendar."))
+            .item(one("pilot_id", "carehome_id", "A pilot's calendar."))
+            .description(Some("Exactly one of `carehome_id` and `pilot_id`."))
+            .into()
+    }
+}
+
+impl ToSchema for NewCalendarToken {}
 
 /// A calendar token (its secret only in the answer to its creation).
 #[derive(Debug, Serialize, ToSchema)]

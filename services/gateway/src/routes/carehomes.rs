@@ -23,10 +23,13 @@ use crate::views::{Created, Page, PageParams, Versioned, opt};
 #[serde(deny_unknown_fields)]
 pub struct RideHours {
     /// Lowercase English weekday (`monday`).
+    #[schema(pattern = "^(monday|tuesday|wednesday|thursday|friday|saturday|sunday)$")]
     pub weekday: String,
     /// Opening time, `HH:MM`.
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub opens: String,
     /// Closing time, `HH:MM`.
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub closes: String,
 }
 
@@ -47,8 +50,10 @@ impl From<cpb::RideHours> for RideHours {
 #[serde(deny_unknown_fields)]
 pub struct Closure {
     /// First closed day, `YYYY-MM-DD`.
+    #[schema(format = Date)]
     pub from: String,
     /// First day open again.
+    #[schema(format = Date)]
     pub to: String,
     /// Why it is closed.
     pub reason: String,
@@ -61,11 +66,20 @@ pub struct NewCareHome {
     /// The chapter it belongs to.
     pub chapter_id: Uuid,
     /// Name.
+    #[schema(
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        max_length = 200
+    )]
     pub name: String,
     /// Postal address.
+    #[schema(
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        max_length = 300
+    )]
     pub address: String,
     /// Its own IANA time zone (default: the chapter's).
     #[serde(default)]
+    #[schema(schema_with = crate::views::optional_timezone)]
     pub timezone: Option<String>,
     /// Weekly ride hours.
     pub ride_hours: Vec<RideHours>,
@@ -88,6 +102,10 @@ pub struct RideHoursChange {
 #[serde(deny_unknown_fields)]
 pub struct NewCoordinator {
     /// The coordinator's pseudonymous user id (a token's `sub`).
+    #[schema(
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        max_length = 128
+    )]
     pub user_id: String,
 }
 
@@ -127,8 +145,10 @@ pub struct CareHomeQuery {
     /// The chapter whose care homes to list (required).
     pub chapter_id: Uuid,
     /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// Where to continue.
+    #[param(pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub cursor: Option<String>,
 }
 

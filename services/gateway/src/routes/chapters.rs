@@ -22,8 +22,10 @@ use crate::views::{Created, Versioned};
 #[serde(deny_unknown_fields)]
 pub struct RideSeason {
     /// First day, `YYYY-MM-DD`.
+    #[schema(format = Date)]
     pub starts: String,
     /// First day after the season.
+    #[schema(format = Date)]
     pub ends: String,
 }
 
@@ -69,8 +71,13 @@ impl From<cpb::ChapterSettings> for Settings {
 #[serde(deny_unknown_fields)]
 pub struct NewChapter {
     /// Name.
+    #[schema(
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        max_length = 200
+    )]
     pub name: String,
     /// IANA time zone, e.g. `Europe/Copenhagen`.
+    #[schema(schema_with = crate::views::timezone)]
     pub timezone: String,
     /// Settings (defaults: lead time 60, turnaround 15, reminders 1440 and 60 minutes).
     #[serde(default)]

@@ -39,8 +39,12 @@ pub struct FeedPage {
 #[into_params(parameter_in = Query)]
 pub struct FeedParams {
     /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// Where to continue (absent: from the beginning).
+    #[param(
+        pattern = r"^b\.c1\.[0-9a-f]{1,15}\.[0-9a-f]{1,15}~c\.c1\.[0-9a-f]{1,15}\.[0-9a-f]{1,15}~v\.c1\.[0-9a-f]{1,15}\.[0-9a-f]{1,15}$"
+    )]
     pub cursor: Option<String>,
 }
 
@@ -83,16 +87,31 @@ pub async fn list(
 #[into_params(parameter_in = Query)]
 pub struct StreamParams {
     /// Where to start (absent: from the beginning).
+    #[param(
+        pattern = r"^b\.c1\.[0-9a-f]{1,15}\.[0-9a-f]{1,15}~c\.c1\.[0-9a-f]{1,15}\.[0-9a-f]{1,15}~v\.c1\.[0-9a-f]{1,15}\.[0-9a-f]{1,15}$"
+    )]
     pub cursor: Option<String>,
     /// Close the stream after this many seconds (1 to 86400; absent: keep it open), for
     /// clients and proxies that prefer to reconnect with `Last-Event-ID` now and then.
+    #[param(minimum = 1, maximum = 86400)]
     pub max_seconds: Option<u32>,
+}
+
+/// One server-sent event of the stream, as an SSE parser reads it.
+#[derive(Debug, ToSchema)]
+pub struct StreamEvent {
+    /// The item's cursor (resume with it as `Last-Event-ID`).
+    pub id: String,
+    /// The SSE event type (always the default, `message`).
+    pub event: Option<String>,
+    /// One feed item as JSON (the shape of an item of `GET /v1/events`).
+    pub data: String,
 }
 
 /// Follow the event feed as server-sent events (integrator, admin); `id:` is the cursor.
 #[utoipa::path(get, path = "/v1/events/stream", tag = "events",
     params(StreamParams, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
-    responses((status = 200, description = "`text/event-stream`: each event's `data` is a feed item, its `id` the item's cursor", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "`text/event-stream`: each event's `data` is a feed item, its `id` the item's cursor", content_type = "text/event-stream", body = StreamEvent),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = [])))]
 pub async fn stream(

@@ -88,10 +88,13 @@ pub struct ExportFilter {
     /// The chapter.
     pub chapter_id: Uuid,
     /// Rides starting at or after: a date (local midnight in the chapter's zone) or an RFC 3339 time.
+    #[param(schema_with = crate::views::date_or_time)]
     pub from: Option<String>,
     /// Rides starting before: a date or an RFC 3339 time.
+    #[param(schema_with = crate::views::date_or_time)]
     pub to: Option<String>,
     /// `rfc4180` (default: `,`, `.` decimals, no BOM) or `excel-da` (`;`, decimal comma, BOM).
+    #[param(pattern = "^(rfc4180|excel-da)$")]
     pub dialect: Option<String>,
 }
 

@@ -30,6 +30,10 @@ pub struct NewPilot {
     /// The chapter the pilot volunteers in.
     pub chapter_id: Uuid,
     /// Name (personal, stored encrypted).
+    #[schema(
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        max_length = 200
+    )]
     pub display_name: String,
     /// E-mail (personal).
     #[serde(default)]
@@ -47,8 +51,10 @@ pub struct NewQualification {
     #[serde(default)]
     pub bike_type: Option<String>,
     /// Training date, `YYYY-MM-DD`.
+    #[schema(format = Date)]
     pub qualified_on: String,
     /// Valid through this date, `YYYY-MM-DD`.
+    #[schema(format = Date)]
     pub valid_until: String,
 }
 
@@ -68,10 +74,13 @@ pub struct QualificationView {
 #[serde(deny_unknown_fields)]
 pub struct WeeklyWindow {
     /// Lowercase English weekday (`monday`).
+    #[schema(pattern = "^(monday|tuesday|wednesday|thursday|friday|saturday|sunday)$")]
     pub weekday: String,
     /// `HH:MM`.
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub from: String,
     /// `HH:MM`, after `from`.
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub to: String,
 }
 
@@ -211,8 +220,10 @@ pub struct PilotFilter {
     /// The chapter whose pilots to list.
     pub chapter_id: Uuid,
     /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// Where to continue.
+    #[param(pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub cursor: Option<String>,
 }
 

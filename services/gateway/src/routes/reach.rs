@@ -31,9 +31,11 @@ pub struct ReachFilter {
     /// The care home.
     pub carehome_id: Uuid,
     /// How many days back to look, 1 to 3660 (default 30).
+    #[param(minimum = 1, maximum = 3660)]
     pub days: Option<u32>,
     /// Where the window ends (RFC 3339 time; default now): rides starting in
     /// [`until` − `days`, `until`) count.
+    #[param(format = DateTime)]
     pub until: Option<String>,
 }
 

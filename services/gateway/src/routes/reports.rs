@@ -236,8 +236,10 @@ pub struct PeriodFilter {
     /// The chapter.
     pub chapter_id: Uuid,
     /// Rides starting at or after: a date (local midnight in the chapter's zone) or an RFC 3339 time.
+    #[param(schema_with = crate::views::date_or_time)]
     pub from: Option<String>,
     /// Rides starting before: a date or an RFC 3339 time.
+    #[param(schema_with = crate::views::date_or_time)]
     pub to: Option<String>,
 }
 
@@ -521,6 +523,7 @@ pub struct RosterFilter {
     /// The chapter.
     pub chapter_id: Uuid,
     /// The day expiry is judged on, `YYYY-MM-DD` (default: today in the chapter's zone).
+    #[param(format = Date)]
     pub on: Option<String>,
 }
 
@@ -631,6 +634,15 @@ pub async fn volunteer_roster(
     Ok(axum::Json(VolunteerRoster { chapter_id: f.chapter_id.to_string(), on: on.to_string(), items }))
 }
 
+/// The census's parameters as documented: the census is per ride season, so the period
+/// of [`ChapterFilter`] is refused (400) rather than offered.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CensusFilter {
+    /// The chapter.
+    pub chapter_id: Uuid,
+}
+
 /// `?chapter_id=` of the census and the maintenance history.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -639,8 +651,10 @@ pub struct ChapterFilter {
     /// The chapter.
     pub chapter_id: Uuid,
     /// Maintenance: entries at or after (a date or an RFC 3339 time).
+    #[param(schema_with = crate::views::date_or_time)]
     pub from: Option<String>,
     /// Maintenance: entries before (a date or an RFC 3339 time).
+    #[param(schema_with = crate::views::date_or_time)]
     pub to: Option<String>,
 }
 
@@ -690,7 +704,7 @@ pub struct ConsentCensus {
 }
 
 /// Consent census per care home for the chapter's ride season (the chapter's admin, admin).
-#[utoipa::path(get, path = "/v1/reports/consent-census", tag = "reports", params(ChapterFilter),
+#[utoipa::path(get, path = "/v1/reports/consent-census", tag = "reports", params(CensusFilter),
     responses((status = 200, body = ConsentCensus), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]

@@ -28,8 +28,10 @@ use crate::views::{Created, Page, PageParams, Versioned, opt, parse_time, time};
 #[serde(deny_unknown_fields)]
 pub struct Window {
     /// Earliest start.
+    #[schema(format = DateTime)]
     pub from: String,
     /// Latest end.
+    #[schema(format = DateTime)]
     pub to: String,
 }
 
@@ -47,6 +49,7 @@ pub struct NewRideRequest {
     pub duration_minutes: u32,
     /// `pleasure` (default) or `event`.
     #[serde(default)]
+    #[schema(pattern = "^(pleasure|event)$")]
     pub kind: Option<String>,
     /// A note for the pilot (personal).
     #[serde(default)]
@@ -204,10 +207,13 @@ pub struct RequestFilter {
     /// Chapter (defaults to the caller's).
     pub chapter_id: Option<Uuid>,
     /// Statuses, comma-separated (`open`, `claimed`, `withdrawn`, `expired`).
+    #[param(pattern = "^(open|claimed|withdrawn|expired)(,(open|claimed|withdrawn|expired))*$")]
     pub status: Option<String>,
     /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// Where to continue.
+    #[param(pattern = r"^-?[0-9]{1,18}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub cursor: Option<String>,
 }
 
@@ -284,6 +290,7 @@ pub struct Claim {
     /// A trishaw of the request's care home.
     pub bike_id: Uuid,
     /// Start inside the request's window (RFC 3339).
+    #[schema(format = DateTime)]
     pub start: String,
 }
 

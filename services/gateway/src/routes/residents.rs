@@ -26,8 +26,10 @@ use crate::views::{Created, Page, PageParams, Versioned, opt};
 #[serde(deny_unknown_fields)]
 pub struct Consent {
     /// `resident`, `relative` or `guardian`.
+    #[schema(pattern = "^(resident|relative|guardian)$")]
     pub given_by: String,
     /// When it was given (RFC 3339).
+    #[schema(format = DateTime)]
     pub given_at: String,
     /// What it covers: `rides`, `stories`.
     pub scope: Vec<String>,
@@ -44,6 +46,10 @@ impl From<Consent> for cpb::Consent {
 #[serde(deny_unknown_fields)]
 pub struct NewResident {
     /// The name the care home uses.
+    #[schema(
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        max_length = 200
+    )]
     pub display_name: String,
     /// Care notes (mobility, language, what they love to see).
     #[serde(default)]
@@ -160,8 +166,8 @@ pub async fn create(
 /// List a care home's residents (its coordinator, its chapter's admin).
 #[utoipa::path(get, path = "/v1/carehomes/{id}/residents", tag = "residents",
     params(("id" = Uuid, Path),
-        ("limit" = Option<u32>, Query, description = "Items per page, 1 to 500 (default 50)"),
-        ("cursor" = Option<String>, Query, description = "Where to continue")),
+        ("limit" = Option<u32>, Query, description = "Items per page, 1 to 500 (default 50)", minimum = 1, maximum = 500),
+        ("cursor" = Option<String>, Query, description = "Where to continue", pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")),
     responses((status = 200, body = Page<ResidentView>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn list(

@@ -224,6 +224,7 @@ pub struct NewRide {
     /// Pilot (a pilot books for itself).
     pub pilot_id: Uuid,
     /// Start, RFC 3339 (any offset).
+    #[schema(format = DateTime)]
     pub start: String,
     /// Length in minutes.
     pub duration_minutes: u32,
@@ -232,6 +233,7 @@ pub struct NewRide {
     pub resident_ids: Vec<Uuid>,
     /// `pleasure` (default), `event` or `functional`.
     #[serde(default)]
+    #[schema(pattern = "^(pleasure|event|functional)$")]
     pub kind: Option<String>,
     /// Event rides: minutes per trip (default 30).
     #[serde(default)]
@@ -247,6 +249,7 @@ pub struct NewRide {
     pub round_trip: Option<bool>,
     /// Functional rides: start of the return leg (default: the outbound end plus max(turnaround, 60 min)).
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub return_start: Option<String>,
 }
 
@@ -334,6 +337,7 @@ pub async fn get(
 /// `GET /v1/rides` filters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RideFilter {
     /// Care home.
     pub carehome_id: Option<Uuid>,
@@ -342,14 +346,18 @@ pub struct RideFilter {
     /// Chapter (admins).
     pub chapter_id: Option<Uuid>,
     /// Starting at or after (RFC 3339).
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// Starting before (RFC 3339).
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// Statuses, comma-separated.
     pub status: Option<String>,
     /// Items per page (≤ 500).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// Where to continue.
+    #[param(pattern = r"^-?[0-9]{1,18}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub cursor: Option<String>,
 }
 
@@ -623,6 +631,7 @@ pub async fn no_show(
 #[serde(deny_unknown_fields)]
 pub struct Reschedule {
     /// New start.
+    #[schema(format = DateTime)]
     pub start: String,
     /// New length.
     pub duration_minutes: u32,
@@ -664,6 +673,7 @@ pub async fn reschedule(
 #[serde(deny_unknown_fields)]
 pub struct Cancel {
     /// `weather`, `rider`, `facility`, `volunteer`, `equipment` or `no_riders`.
+    #[schema(pattern = "^(weather|rider|facility|volunteer|equipment|no_riders)$")]
     pub reason: String,
     /// A note (personal: stored sealed).
     #[serde(default)]
@@ -705,6 +715,7 @@ pub async fn cancel(
 #[serde(deny_unknown_fields)]
 pub struct Complete {
     /// When it actually ended.
+    #[schema(format = DateTime)]
     pub ended_at: String,
     /// Kilometres ridden.
     pub distance_km: f64,

@@ -143,6 +143,7 @@ fn stats(s: Option<bpb::RideStats>) -> StatsView {
 /// `GET /v1/stats` parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StatsParams {
     /// Chapter (default: the caller's).
     pub chapter_id: Option<Uuid>,
@@ -153,22 +154,29 @@ pub struct StatsParams {
     /// Trishaw.
     pub bike_id: Option<Uuid>,
     /// Rides scheduled to start at or after (RFC 3339); default: all time.
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// Rides scheduled to start before (RFC 3339); default: all time.
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// Answer as the log stood at this moment (RFC 3339, not in the future).
+    #[param(format = DateTime)]
     pub as_of: Option<String>,
 }
 
 /// `GET /v1/stats/network` parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct NetworkParams {
     /// Rides scheduled to start at or after (RFC 3339); default: all time.
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// Rides scheduled to start before (RFC 3339); default: all time.
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// Answer as the log stood at this moment (RFC 3339, not in the future).
+    #[param(format = DateTime)]
     pub as_of: Option<String>,
 }
 

@@ -22,6 +22,7 @@ use crate::routes::chapters;
 #[serde(deny_unknown_fields)]
 pub struct WeatherDay {
     /// The local day, `YYYY-MM-DD`.
+    #[schema(format = Date)]
     pub date: String,
     /// A note kept with each cancellation (personal: shown only to those who see rides' notes).
     #[serde(default)]

@@ -25,8 +25,10 @@ use crate::webhooks::{DeliveryView, Hook, check_url, owner_of, resolve};
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
     /// Where to `POST` each feed item (`http://`; no private or loopback addresses).
+    #[schema(pattern = "^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$")]
     pub url: String,
     /// Event names from the domain (e.g. `RideBooked`); an empty list means every type.
+    #[schema(max_items = 200)]
     pub event_types: Vec<String>,
 }
 
