@@ -135,6 +135,75 @@ impl Tx<'_> {
         })
     }
 
+    /// Runs SQL built here from static parts and numbered placeholders only (no values).
+    async fn execute_built(&mut self, sql: String, args: &[Arg]) -> Result<u64, Error> {
+        let sql = sqlx::AssertSqlSafe(sql);
+        Ok(match self {
+            Tx::Sqlite(c) => bind_all!(sqlx::query(sql), args).execute(&mut **c).await?.rows_affected(),
+            Tx::Postgres(c) => bind_all!(sqlx::query(sql), args).execute(&mut **c).await?.rows_affected(),
+        })
+    }
+
+    /// Runs `head VALUES (..), (..) tail` for every row, as few statements as the
+    /// backends' parameter limits allow (rows of equal width). Returns rows affected.
+    pub async fn insert_rows(&mut self, head: &'static str, rows: &[Vec<Arg>], tail: &'static str) -> Result<u64, Error> {
+        let Some(width) = rows.first().map(Vec::len) else { return Ok(0) };
+        let mut affected = 0;
+        for chunk in rows.chunks((MAX_PARAMS / width.max(1)).max(1)) {
+            let mut sql = String::with_capacity(head.len() + tail.len() + chunk.len() * width * 5);
+            sql.push_str(head);
+            sql.push_str(" VALUES ");
+            let mut n = 0;
+            for (i, row) in chunk.iter().enumerate() {
+                debug_assert_eq!(row.len(), width, "rows of equal width");
+                sql.push_str(if i == 0 { "(" } else { ", (" });
+                for j in 0..row.len() {
+                    n += 1;
+                    if j > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push('$');
+                    sql.push_str(&n.to_string());
+                }
+                sql.push(')');
+            }
+            sql.push(' ');
+            sql.push_str(tail);
+            let args: Vec<Arg> = chunk.iter().flatten().cloned().collect();
+            affected += self.execute_built(sql, &args).await?;
+        }
+        Ok(affected)
+    }
+
+    /// `head (v1, v2, ...) tail` over `values` in chunks (e.g. `DELETE ... WHERE id IN`).
+    pub async fn execute_in(&mut self, head: &'static str, values: &[Arg], tail: &'static str) -> Result<u64, Error> {
+        let mut affected = 0;
+        for chunk in values.chunks(MAX_PARAMS) {
+            affected += self.execute_built(in_list(head, chunk.len(), tail), chunk).await?;
+        }
+        Ok(affected)
+    }
+
+    /// Pairs of text values of `head (v1, v2, ...) tail` over `values` in chunks (e.g.
+    /// `SELECT id, doc FROM t WHERE id IN`).
+    pub async fn fetch_pairs_in(
+        &mut self,
+        head: &'static str,
+        values: &[Arg],
+        tail: &'static str,
+    ) -> Result<Vec<(String, String)>, Error> {
+        let mut out = Vec::new();
+        for chunk in values.chunks(MAX_PARAMS) {
+            let sql = sqlx::AssertSqlSafe(in_list(head, chunk.len(), tail));
+            let rows: Vec<(String, String)> = match self {
+                Tx::Sqlite(c) => bind_all!(sqlx::query_as(sql), chunk).fetch_all(&mut **c).await?,
+                Tx::Postgres(c) => bind_all!(sqlx::query_as(sql), chunk).fetch_all(&mut **c).await?,
+            };
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
     /// Stores a consumer's checkpoint as part of this transaction.
     pub async fn save_checkpoint(&mut self, consumer: &str, cursor: &str) -> Result<(), Error> {
         let now = chrono::Utc::now();
@@ -227,6 +296,27 @@ impl Tx<'_> {
     }
 }
 
+/// Parameters per statement at most. Both backends allow far more (SQLite 32,766,
+/// PostgreSQL 65,535), but binding gets slower per parameter as statements grow (sqlx
+/// looks each `$n` up by name): a few hundred rows per statement is the measured optimum.
+const MAX_PARAMS: usize = 1_000;
+
+fn in_list(head: &str, n: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + tail.len() + n * 7);
+    sql.push_str(head);
+    sql.push_str(" (");
+    for i in 1..=n {
+        if i > 1 {
+            sql.push_str(", ");
+        }
+        sql.push('$');
+        sql.push_str(&i.to_string());
+    }
+    sql.push_str(") ");
+    sql.push_str(tail);
+    sql
+}
+
 /// How often a standby runner tries to take over a projection.
 const LEAD_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 /// How often a runner measures its lag behind the head.
@@ -244,10 +334,39 @@ pub trait Projection: Send + Sync + 'static {
 
     /// Applies one event inside the transaction that will also store the checkpoint.
     fn apply<'a>(&'a self, tx: &'a mut Tx<'_>, event: &'a RecordedEvent) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// Applies a batch of events, in log order, inside one transaction. The default
+    /// applies them one by one; a projection may fold them in memory and write each row
+    /// once, as long as the outcome is the same as one by one.
+    fn apply_batch<'a>(
+        &'a self,
+        tx: &'a mut Tx<'_>,
+        events: &'a [RecordedEvent],
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            for e in events {
+                self.apply(tx, e).await?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The events a rebuild reads: `filter()` unless the projection knows that `apply`
+    /// ignores every event outside a narrower one (a rebuild then skips reading them and
+    /// leaves the checkpoint at the head it rebuilt to).
+    fn rebuild_filter(&self) -> Filter {
+        self.filter()
+    }
 }
 
 /// Events applied per transaction at most.
 const BATCH: usize = 500;
+/// Events per page (and transaction) of a rebuild.
+const REBUILD_PAGE: usize = 5_000;
+
+fn moved(name: &str) -> Error {
+    Error::Handler(format!("{name}: another runner moved the checkpoint during the rebuild"))
+}
 
 /// Runs a projection from its checkpoint, forever: every batch of events is applied and
 /// checkpointed in one transaction. The checkpoint is compared and set first in that
@@ -283,9 +402,7 @@ pub async fn run_projection<P: Projection>(store: EventStore, projection: Arc<P>
                         if !tx.compare_and_set_checkpoint(p.name(), expected.as_deref(), &new).await? {
                             return Ok(true);
                         }
-                        for e in &batch {
-                            p.apply(tx, e).await?;
-                        }
+                        p.apply_batch(tx, &batch).await?;
                         Ok(false)
                     })
                 })
@@ -320,7 +437,8 @@ impl From<Box<dyn std::error::Error + Send + Sync>> for Error {
 /// Rebuilds a projection from the whole log: runs `reset` (statements that empty its
 /// tables) and forgets its checkpoint in one transaction, then applies every event up to
 /// the head as it stands now, in batches that each store the checkpoint. `progress` is
-/// called after each batch with (events applied, position of the head). Returns the count.
+/// called after each batch with (position reached, position of the head). Returns the
+/// count of events applied (those the rebuild filter kept).
 /// Run it while the projection's own runner is stopped: a concurrent runner makes this
 /// call fail (the checkpoint moves under it) rather than apply events twice.
 pub async fn rebuild_projection<P: Projection>(
@@ -342,41 +460,60 @@ pub async fn rebuild_projection<P: Projection>(
         .await?;
     let head = store.head().await?;
     let total = head.position().max(0) as u64;
-    let filter = projection.filter();
-    let mut cursor = Cursor::START;
+    let filter = projection.rebuild_filter();
     let mut checkpoint: Option<String> = None;
     let mut applied = 0u64;
-    while cursor < head {
-        let page = store.read_all(cursor, &filter, 2000).await?;
-        if page.events.is_empty() {
+    // Reading the next page overlaps with applying this one (SQLite's readers run beside
+    // its writer; PostgreSQL's on other connections).
+    let mut page = store.read_all(Cursor::START, &filter, REBUILD_PAGE).await?;
+    loop {
+        let cursor = page.next;
+        let events = std::mem::take(&mut page.events);
+        if events.is_empty() {
             break;
         }
-        let next = page.next.to_string();
-        let n = page.events.len() as u64;
-        let (p, expected, new, events) = (projection.clone(), checkpoint.clone(), next.clone(), page.events);
+        let next = cursor.to_string();
+        let n = events.len() as u64;
+        let (p, expected, new) = (projection.clone(), checkpoint.clone(), next.clone());
+        let apply = store.transaction(move |tx| {
+            Box::pin(async move {
+                if !tx.compare_and_set_checkpoint(p.name(), expected.as_deref(), &new).await? {
+                    return Ok(false);
+                }
+                p.apply_batch(tx, &events).await?;
+                Ok(true)
+            })
+        });
+        let read = async {
+            if cursor < head { store.read_all(cursor, &filter, REBUILD_PAGE).await.map(Some) } else { Ok(None) }
+        };
+        let (ok, following) = tokio::join!(apply, read);
+        if !ok? {
+            return Err(moved(projection.name()));
+        }
+        checkpoint = Some(next);
+        applied += n;
+        progress(cursor.position().max(0) as u64, total);
+        match following? {
+            Some(p) => page = p,
+            None => break,
+        }
+    }
+    // Events after the last one the rebuild filter kept, up to the head, are ones the
+    // projection ignores: the checkpoint moves past them.
+    let at_head = head.to_string();
+    if head > Cursor::START && checkpoint.as_deref() != Some(at_head.as_str()) {
+        let p = projection.clone();
+        let expected = checkpoint.clone();
         let ok = store
             .transaction(move |tx| {
-                Box::pin(async move {
-                    if !tx.compare_and_set_checkpoint(p.name(), expected.as_deref(), &new).await? {
-                        return Ok(false);
-                    }
-                    for e in &events {
-                        p.apply(tx, e).await?;
-                    }
-                    Ok(true)
-                })
+                Box::pin(async move { tx.compare_and_set_checkpoint(p.name(), expected.as_deref(), &at_head).await })
             })
             .await?;
         if !ok {
-            return Err(Error::Handler(format!(
-                "{}: another runner moved the checkpoint during the rebuild",
-                projection.name()
-            )));
+            return Err(moved(projection.name()));
         }
-        checkpoint = Some(next);
-        cursor = page.next;
-        applied += n;
-        progress(applied, total);
     }
+    progress(total, total);
     Ok(applied)
 }

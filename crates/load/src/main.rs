@@ -8,6 +8,7 @@
 //! Samskab process it started, next to the targets of issue 8.
 
 mod drive;
+mod history;
 mod report;
 mod system;
 mod world;
@@ -116,6 +117,11 @@ pub struct Args {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Instead of the mix: append this many events of past rides to booking's log, then
+    /// time `samskab rebuild-projections` and starts of `samskab serve` on that history
+    /// (all-in-one on SQLite only).
+    #[arg(long)]
+    pub history: Option<u64>,
 }
 
 #[tokio::main]
@@ -140,12 +146,15 @@ async fn run(args: Args) -> Result<(), String> {
     if args.residents_per_home == 0 || args.homes_per_chapter == 0 {
         return Err("--residents-per-home and --homes-per-chapter must be at least 1".into());
     }
-    let mut sys = system::System::start(&args).await?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(args.concurrency * 2)
         .build()
         .map_err(|e| e.to_string())?;
+    if let Some(events) = args.history {
+        return history::run(&args, events, &http).await;
+    }
+    let mut sys = system::System::start(&args).await?;
     let sampler = sys.sample_rss();
     let outcome = async {
         let world = world::build(&args, &sys, &http).await?;

@@ -290,7 +290,7 @@ impl System {
         Ok(())
     }
 
-    async fn wait_ready(&self, logs: &[PathBuf]) -> Result<(), String> {
+    pub async fn wait_ready(&self, logs: &[PathBuf]) -> Result<(), String> {
         let http = reqwest::Client::new();
         let until = Instant::now() + Duration::from_secs(180);
         loop {
@@ -367,6 +367,24 @@ impl System {
                 max_sampled_rss: sampled.get(&p.pid).copied(),
             })
             .collect()
+    }
+
+    /// Starts `samskab serve` again on the same data directory and port (after `stop` and
+    /// `forget_processes`); returns when it was spawned.
+    pub fn serve_again(&mut self) -> Result<Instant, String> {
+        let port = self.base.rsplit(':').next().unwrap_or_default().to_owned();
+        let data = self.data_dir.display().to_string();
+        let began = Instant::now();
+        self.spawn(
+            "samskab",
+            &["serve".into(), "--data-dir".into(), data, "--listen".into(), format!("127.0.0.1:{port}")],
+        )?;
+        Ok(began)
+    }
+
+    /// Forgets stopped processes.
+    pub fn forget_processes(&mut self) {
+        self.procs.clear();
     }
 
     /// Stops the started processes: SIGTERM (they drain), then SIGKILL after 20 s.

@@ -126,6 +126,165 @@ impl Projection for RidesProjection {
     fn filter(&self) -> Filter {
         Filter::all()
     }
+
+    /// `ride-` and `riderequest-` streams: `apply` ignores every other event.
+    fn rebuild_filter(&self) -> Filter {
+        Filter::category("ride")
+    }
+
+    /// Folds the batch in memory: each ride and request touched is read once, brought up
+    /// to date with all of its events of the batch, and written once (multi-row
+    /// statements). The outcome equals applying the events one by one.
+    fn apply_batch<'a>(
+        &'a self,
+        tx: &'a mut Tx<'_>,
+        events: &'a [RecordedEvent],
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let mut rides: Folding<Ride> = Folding::default();
+            let mut requests: Folding<RideRequest> = Folding::default();
+            let mut decoded = Vec::new();
+            for event in events {
+                let is_ride = event.stream_id.starts_with("ride-");
+                let is_request = event.stream_id.starts_with("riderequest-");
+                if !is_ride && !is_request {
+                    continue;
+                }
+                let Some(ev) =
+                    BookingEvent::from_stored(&event.event_type, event.payload.get()).map_err(Error::Payload)?
+                else {
+                    continue;
+                };
+                let id =
+                    if is_ride { id_of(&event.stream_id, "ride-")? } else { id_of(&event.stream_id, "riderequest-")? };
+                if is_ride { rides.touch(id) } else { requests.touch(id) };
+                decoded.push((is_ride, id, ev, event.version));
+            }
+            for (id, doc) in tx
+                .fetch_pairs_in("SELECT ride_id, doc FROM booking_rides WHERE ride_id IN", &rides.ids(), "")
+                .await?
+            {
+                let d: RideDoc = serde_json::from_str(&doc).map_err(Error::Payload)?;
+                rides.stored(&id, d.ride, d.version)?;
+            }
+            for (id, doc) in tx
+                .fetch_pairs_in(
+                    "SELECT ride_request_id, doc FROM booking_ride_requests WHERE ride_request_id IN",
+                    &requests.ids(),
+                    "",
+                )
+                .await?
+            {
+                let d: RequestDoc = serde_json::from_str(&doc).map_err(Error::Payload)?;
+                requests.stored(&id, d.request, d.version)?;
+            }
+            for (is_ride, id, ev, version) in &decoded {
+                if *is_ride {
+                    rides.apply(*id, ev, *version);
+                } else {
+                    requests.apply(*id, ev, *version);
+                }
+            }
+            let mut request_rows = Vec::new();
+            for (id, r, version) in requests.changed() {
+                let doc = RequestDoc { request: r.clone(), version };
+                request_rows.push(vec![
+                    id.into(),
+                    r.chapter_id.into(),
+                    r.carehome_id.into(),
+                    Arg::Text(r.status.to_string()),
+                    Arg::Int(r.window_to.timestamp_micros()),
+                    Arg::Text(serde_json::to_string(&doc).map_err(Error::Payload)?),
+                ]);
+            }
+            tx.insert_rows(
+                "INSERT INTO booking_ride_requests (ride_request_id, chapter_id, carehome_id, status, window_to, doc)",
+                &request_rows,
+                "ON CONFLICT (ride_request_id) DO UPDATE SET status = excluded.status, \
+                 window_to = excluded.window_to, doc = excluded.doc",
+            )
+            .await?;
+            let (mut ride_rows, mut rider_rows, mut changed_ids) = (Vec::new(), Vec::new(), Vec::new());
+            for (id, r, version) in rides.changed() {
+                let doc = RideDoc { ride: r.clone(), version };
+                changed_ids.push(Arg::from(id));
+                ride_rows.push(vec![
+                    id.into(),
+                    r.chapter_id.into(),
+                    r.carehome_id.into(),
+                    r.bike_id.into(),
+                    r.pilot_id.into(),
+                    Arg::Int(r.start.timestamp_micros()),
+                    Arg::Int(r.end().timestamp_micros()),
+                    Arg::Text(r.status.to_string()),
+                    Arg::Int(version as i64),
+                    Arg::Text(serde_json::to_string(&doc).map_err(Error::Payload)?),
+                ]);
+                for x in &r.riders {
+                    rider_rows.push(vec![id.into(), x.resident_id.into(), Arg::Int(r.start.timestamp_micros())]);
+                }
+            }
+            tx.insert_rows(
+                "INSERT INTO booking_rides (ride_id, chapter_id, carehome_id, bike_id, pilot_id, start_at, end_at, status, version, doc)",
+                &ride_rows,
+                "ON CONFLICT (ride_id) DO UPDATE SET start_at = excluded.start_at, end_at = excluded.end_at, \
+                 status = excluded.status, version = excluded.version, doc = excluded.doc",
+            )
+            .await?;
+            tx.execute_in("DELETE FROM booking_ride_riders WHERE ride_id IN", &changed_ids, "").await?;
+            tx.insert_rows("INSERT INTO booking_ride_riders (ride_id, resident_id, start_at)", &rider_rows, "").await?;
+            Ok(())
+        })
+    }
+}
+
+/// Objects of one table being folded over a batch: their state before it (as stored),
+/// then after each of its events.
+struct Folding<T> {
+    order: Vec<Uuid>,
+    state: std::collections::HashMap<Uuid, (Option<T>, u64, bool)>,
+}
+
+impl<T> Default for Folding<T> {
+    fn default() -> Self {
+        Folding { order: Vec::new(), state: Default::default() }
+    }
+}
+
+impl<T: Aggregate<Event = BookingEvent> + Clone> Folding<T> {
+    fn touch(&mut self, id: Uuid) {
+        if !self.state.contains_key(&id) {
+            self.order.push(id);
+            self.state.insert(id, (None, 0, false));
+        }
+    }
+
+    fn ids(&self) -> Vec<Arg> {
+        self.order.iter().map(|&id| Arg::from(id)).collect()
+    }
+
+    fn stored(&mut self, id: &str, value: T, version: u64) -> Result<(), Error> {
+        let id: Uuid = id.parse().map_err(|_| Error::Corrupt(format!("read-model id {id}")))?;
+        if let Some(s) = self.state.get_mut(&id) {
+            *s = (Some(value), version, false);
+        }
+        Ok(())
+    }
+
+    /// As `apply` does for one event: an event the aggregate ignores changes nothing.
+    fn apply(&mut self, id: Uuid, event: &BookingEvent, version: u64) {
+        let Some(s) = self.state.get_mut(&id) else { return };
+        if let Some(after) = T::apply(s.0.clone(), event) {
+            *s = (Some(after), version, true);
+        }
+    }
+
+    fn changed(&self) -> impl Iterator<Item = (Uuid, &T, u64)> + '_ {
+        self.order.iter().filter_map(|id| match self.state.get(id) {
+            Some((Some(v), version, true)) => Some((*id, v, *version)),
+            _ => None,
+        })
+    }
 }
 
 /// Which rides to list.
