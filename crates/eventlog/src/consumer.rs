@@ -146,7 +146,12 @@ impl Tx<'_> {
 
     /// Runs `head VALUES (..), (..) tail` for every row, as few statements as the
     /// backends' parameter limits allow (rows of equal width). Returns rows affected.
-    pub async fn insert_rows(&mut self, head: &'static str, rows: &[Vec<Arg>], tail: &'static str) -> Result<u64, Error> {
+    pub async fn insert_rows(
+        &mut self,
+        head: &'static str,
+        rows: &[Vec<Arg>],
+        tail: &'static str,
+    ) -> Result<u64, Error> {
         let Some(width) = rows.first().map(Vec::len) else { return Ok(0) };
         let mut affected = 0;
         for chunk in rows.chunks((MAX_PARAMS / width.max(1)).max(1)) {
@@ -338,11 +343,7 @@ pub trait Projection: Send + Sync + 'static {
     /// Applies a batch of events, in log order, inside one transaction. The default
     /// applies them one by one; a projection may fold them in memory and write each row
     /// once, as long as the outcome is the same as one by one.
-    fn apply_batch<'a>(
-        &'a self,
-        tx: &'a mut Tx<'_>,
-        events: &'a [RecordedEvent],
-    ) -> BoxFuture<'a, Result<(), Error>> {
+    fn apply_batch<'a>(&'a self, tx: &'a mut Tx<'_>, events: &'a [RecordedEvent]) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             for e in events {
                 self.apply(tx, e).await?;

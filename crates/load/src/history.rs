@@ -171,7 +171,10 @@ fn day_events(r: &PastRide, out: &mut Vec<(String, NewEvent)>) -> Result<(), Str
         Fate::Completed => {
             out.push((stream.clone(), event(RideStarted { ride_id: r.id, at: r.start }, &m, r.start)?));
             for &resident in &r.riders {
-                out.push((stream.clone(), event(RiderCheckedIn { ride_id: r.id, resident_id: resident }, &m, r.start)?));
+                out.push((
+                    stream.clone(),
+                    event(RiderCheckedIn { ride_id: r.id, resident_id: resident }, &m, r.start)?,
+                ));
             }
             let ended = r.start + chrono::Duration::minutes(RIDE_MINUTES - 5);
             let done = RideCompleted {
@@ -232,7 +235,12 @@ async fn flush(store: &EventStore, pending: &mut Vec<(String, NewEvent)>) -> Res
 }
 
 /// Writes `target` events (or a few more: whole days) of past rides into booking's log.
-async fn generate(world: &World, store: &EventStore, target: u64, seed: u64) -> Result<BTreeMap<Uuid, Expected>, String> {
+async fn generate(
+    world: &World,
+    store: &EventStore,
+    target: u64,
+    seed: u64,
+) -> Result<BTreeMap<Uuid, Expected>, String> {
     let mut rng = Rng::new(seed);
     let per_day = {
         let mut probe = Rng::new(seed);
@@ -372,7 +380,8 @@ pub async fn run(args: &Args, events: u64, http: &reqwest::Client) -> Result<(),
         let token = sys.token("chapter_admin", Some(("chapter", chapter))).await?;
         let (st, stats) = loop {
             let (st, v) =
-                call(http, Method::GET, &format!("{}/v1/stats?chapter_id={chapter}", sys.base), &token, None, None).await;
+                call(http, Method::GET, &format!("{}/v1/stats?chapter_id={chapter}", sys.base), &token, None, None)
+                    .await;
             if st != 503 {
                 break (st, v);
             }
@@ -447,7 +456,10 @@ fn table(f: &Figures) -> String {
         median(&f.stats_secs)
     ));
     if let Some(r) = f.rss {
-        out.push_str(&format!("| peak RSS of the all-in-one after a start and one stats call | {:.1} MB | |\n", r as f64 / 1e6));
+        out.push_str(&format!(
+            "| peak RSS of the all-in-one after a start and one stats call | {:.1} MB | |\n",
+            r as f64 / 1e6
+        ));
     }
     out.push('\n');
     for l in &f.rebuild_lines {

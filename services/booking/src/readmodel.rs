@@ -135,11 +135,7 @@ impl Projection for RidesProjection {
     /// Folds the batch in memory: each ride and request touched is read once, brought up
     /// to date with all of its events of the batch, and written once (multi-row
     /// statements). The outcome equals applying the events one by one.
-    fn apply_batch<'a>(
-        &'a self,
-        tx: &'a mut Tx<'_>,
-        events: &'a [RecordedEvent],
-    ) -> BoxFuture<'a, Result<(), Error>> {
+    fn apply_batch<'a>(&'a self, tx: &'a mut Tx<'_>, events: &'a [RecordedEvent]) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let mut rides: Folding<Ride> = Folding::default();
             let mut requests: Folding<RideRequest> = Folding::default();
@@ -157,12 +153,15 @@ impl Projection for RidesProjection {
                 };
                 let id =
                     if is_ride { id_of(&event.stream_id, "ride-")? } else { id_of(&event.stream_id, "riderequest-")? };
-                if is_ride { rides.touch(id) } else { requests.touch(id) };
+                if is_ride {
+                    rides.touch(id)
+                } else {
+                    requests.touch(id)
+                };
                 decoded.push((is_ride, id, ev, event.version));
             }
-            for (id, doc) in tx
-                .fetch_pairs_in("SELECT ride_id, doc FROM booking_rides WHERE ride_id IN", &rides.ids(), "")
-                .await?
+            for (id, doc) in
+                tx.fetch_pairs_in("SELECT ride_id, doc FROM booking_rides WHERE ride_id IN", &rides.ids(), "").await?
             {
                 let d: RideDoc = serde_json::from_str(&doc).map_err(Error::Payload)?;
                 rides.stored(&id, d.ride, d.version)?;
