@@ -55,6 +55,11 @@ impl Error {
     /// a pool timed out), as opposed to a refusal that will repeat.
     pub fn is_transient(&self) -> bool {
         match self {
+            // PostgreSQL going down or coming back: the connection cut (class 08), the server
+            // shutting down or crashing (57P01, 57P02) or still recovering (57P03).
+            Error::Database(sqlx::Error::Database(db)) => {
+                db.code().is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03"))
+            }
             Error::Database(e) => matches!(
                 e,
                 sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed

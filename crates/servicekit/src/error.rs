@@ -184,6 +184,18 @@ impl From<eventlog::Error> for ServiceError {
     }
 }
 
+/// A key-store failure: the database behind it being unreachable is unavailability (503,
+/// retried with the same key), not an internal error.
+impl From<keystore::Error> for ServiceError {
+    fn from(e: keystore::Error) -> Self {
+        match e {
+            keystore::Error::Store(e) => e.into(),
+            keystore::Error::Database(e) => eventlog::Error::Database(e).into(),
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<ServiceError> for Status {
     fn from(e: ServiceError) -> Status {
         let code = e.code();

@@ -112,7 +112,7 @@ impl Booking {
                     let keys = self.keys.clone();
                     async move { keys.seal(&ride_subject(subject), field, &text).await }
                 };
-                let internal = |e: keystore::Error| ServiceError::Internal(e.to_string());
+                let internal = ServiceError::from;
                 let linked = f.round_trip.then_some(return_id);
                 let out = FunctionalRoute {
                     pickup: seal(ride_id, "pickup", f.pickup.clone()).await.map_err(internal)?,

@@ -98,12 +98,9 @@ impl Booking {
     ) -> ServiceResult<bool> {
         let ctx = CommandCtx::system(cause, &format!("cancel:{ride_id}"));
         let sealed = match note {
-            Some(n) => Some(
-                self.keys
-                    .seal(&ride_subject(ride_id), "cancel_note", n)
-                    .await
-                    .map_err(|e| ServiceError::Internal(e.to_string()))?,
-            ),
+            Some(n) => {
+                Some(self.keys.seal(&ride_subject(ride_id), "cancel_note", n).await.map_err(ServiceError::from)?)
+            }
             None => None,
         };
         let now = Utc::now();
@@ -200,7 +197,7 @@ impl Booking {
     }
 
     async fn forget(&self, subject: &str) -> ServiceResult<()> {
-        self.keys.erase(subject).await.map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.keys.erase(subject).await.map_err(ServiceError::from)?;
         Ok(())
     }
 

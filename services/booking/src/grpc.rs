@@ -80,12 +80,7 @@ fn ts(t: Option<DateTime<Utc>>) -> Option<prost_types::Timestamp> {
 impl Booking {
     async fn open(&self, ride_id: Uuid, field: &str, sealed: &Option<Sealed>) -> ServiceResult<String> {
         let Some(s) = sealed else { return Ok(String::new()) };
-        Ok(self
-            .keys
-            .unseal(&ride_subject(ride_id), field, s)
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?
-            .unwrap_or_default())
+        Ok(self.keys.unseal(&ride_subject(ride_id), field, s).await.map_err(ServiceError::from)?.unwrap_or_default())
     }
 
     /// The proto form of a ride; personal fields only when `personal` is set.
@@ -161,7 +156,7 @@ impl Booking {
                 .keys
                 .unseal(&format!("riderequest:{}", r.ride_request_id), "note", n)
                 .await
-                .map_err(|e| ServiceError::Internal(e.to_string()))?
+                .map_err(ServiceError::from)?
                 .unwrap_or_default(),
             _ => String::new(),
         };
@@ -313,12 +308,7 @@ impl BookingService for Booking {
         } else {
             let text = types::parse_label("/note", &r.note, 2000).map_err(ServiceError::from)?;
             self.load_ride(id).await?;
-            Some(
-                self.keys
-                    .seal(&ride_subject(id), "cancel_note", &text)
-                    .await
-                    .map_err(|e| ServiceError::Internal(e.to_string()))?,
-            )
+            Some(self.keys.seal(&ride_subject(id), "cancel_note", &text).await.map_err(ServiceError::from)?)
         };
         let now = Utc::now();
         let role = ctx.actor.role.clone();
@@ -357,12 +347,7 @@ impl BookingService for Booking {
                 let ride = self.load_ride(id).await?.state.expect("loaded");
                 let riders = self.residents(&ride.riders.iter().map(|r| r.resident_id).collect::<Vec<_>>()).await?;
                 crate::rules::check_story_consent(&riders)?;
-                Some(
-                    self.keys
-                        .seal(&ride_subject(id), "story", &text)
-                        .await
-                        .map_err(|e| ServiceError::Internal(e.to_string()))?,
-                )
+                Some(self.keys.seal(&ride_subject(id), "story", &text).await.map_err(ServiceError::from)?)
             }
         };
         let done = Completion {

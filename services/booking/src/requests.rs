@@ -148,12 +148,7 @@ impl Booking {
         rules::check_riders(&home, &bike_like, r.kind, r.duration_minutes, None, &riders)?;
         let id = ctx.new_object_id("ride-request");
         let note = match &r.note {
-            Some(n) => Some(
-                self.keys
-                    .seal(&format!("riderequest:{id}"), "note", n)
-                    .await
-                    .map_err(|e| ServiceError::Internal(e.to_string()))?,
-            ),
+            Some(n) => Some(self.keys.seal(&format!("riderequest:{id}"), "note", n).await.map_err(ServiceError::from)?),
             None => None,
         };
         let event = RideRequested {

@@ -87,10 +87,7 @@ impl Volunteer {
 
     async fn personal(&self, p: &Pilot) -> ServiceResult<Option<PilotPersonal>> {
         let Some(sealed) = &p.personal else { return Ok(None) };
-        self.keys
-            .unseal_json(&subject(p.pilot_id), "personal", sealed)
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))
+        self.keys.unseal_json(&subject(p.pilot_id), "personal", sealed).await.map_err(ServiceError::from)
     }
 
     pub(crate) async fn to_proto(&self, loaded: Loaded<Pilot>) -> ServiceResult<pb::Pilot> {
@@ -113,11 +110,8 @@ impl Volunteer {
         for e in events {
             let mut data: serde_json::Value = serde_json::from_str(e.payload.get()).unwrap_or_default();
             if let Some(sealed) = data.get("personal").and_then(|v| v.as_str()).map(|s| types::Sealed(s.to_owned())) {
-                let opened: Option<PilotPersonal> = self
-                    .keys
-                    .unseal_json(&subject(pilot_id), "personal", &sealed)
-                    .await
-                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                let opened: Option<PilotPersonal> =
+                    self.keys.unseal_json(&subject(pilot_id), "personal", &sealed).await.map_err(ServiceError::from)?;
                 data["personal"] = serde_json::to_value(opened).unwrap_or_default();
             }
             history.push(serde_json::json!({
@@ -228,7 +222,7 @@ impl VolunteerService for Volunteer {
             .keys
             .seal_json(&subject(pilot_id), "personal", &PilotPersonal { display_name, email, phone })
             .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            .map_err(ServiceError::from)?;
         Ok(Response::new(self.run(&ctx, pilot_id, Command::Register { pilot_id, chapter_id, personal }).await?))
     }
 
@@ -289,7 +283,7 @@ impl VolunteerService for Volunteer {
         let pilot_id = self.pilot_id(&r.pilot_id).await?;
         self.load(pilot_id).await?;
         // The key goes first: from this moment no read can show the pilot's data.
-        self.keys.erase(&subject(pilot_id)).await.map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.keys.erase(&subject(pilot_id)).await.map_err(ServiceError::from)?;
         Ok(Response::new(self.run(&ctx, pilot_id, Command::Erase).await?))
     }
 
