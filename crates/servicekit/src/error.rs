@@ -203,10 +203,10 @@ impl From<ServiceError> for Status {
         let mut meta: HashMap<String, String> = HashMap::new();
         let message = match &e {
             ServiceError::Invalid(fields) => {
-                for f in fields {
-                    details.add_bad_request_violation(f.field.clone(), f.message.clone());
+                for f in fields.iter().take(MAX_FIELDS) {
+                    details.add_bad_request_violation(bounded(&f.field), bounded(&f.message));
                 }
-                e.to_string()
+                bounded(&e.to_string())
             }
             ServiceError::Conflict { conflict_with, message, .. } => {
                 if let Some(id) = conflict_with {
@@ -225,9 +225,26 @@ impl From<ServiceError> for Status {
             _ => e.to_string(),
         };
         details.set_error_info(reason_of(code), ERROR_DOMAIN, meta);
-        Status::with_error_details(code.grpc(), message, details)
+        Status::with_error_details(code.grpc(), bounded(&message), details)
     }
 }
+
+/// At most [`MAX_MESSAGE`] characters of `s`. A status travels in HTTP/2 headers, which
+/// have a size limit: a message that echoes a huge input value (a 90 KB "clock time")
+/// would break the call and turn a refusal into a 500. Percent-encoded, 200 characters
+/// stay under a few kilobytes.
+fn bounded(s: &str) -> String {
+    match s.char_indices().nth(MAX_MESSAGE) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_owned(),
+    }
+}
+
+/// The longest message (and field) a status carries, in characters.
+const MAX_MESSAGE: usize = 200;
+
+/// The most invalid fields a status lists (the first ones found).
+const MAX_FIELDS: usize = 20;
 
 /// What a client learns from a status: the code, the fields, the metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -272,6 +289,21 @@ impl RemoteError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_refusals_travel_bounded() {
+        let huge = "ø".repeat(50_000);
+        let fields: Vec<Invalid> = (0..100)
+            .map(|i| Invalid::new(format!("/rows/{i}/closes"), format!("{huge:?} is not a local time")))
+            .collect();
+        let s: Status = ServiceError::Invalid(fields).into();
+        assert!(s.message().chars().count() <= MAX_MESSAGE + 1);
+        let r = RemoteError::from_status(&s);
+        assert_eq!(r.code, ErrorCode::Validation);
+        assert_eq!(r.fields.len(), MAX_FIELDS);
+        assert_eq!(r.fields[0].field, "/rows/0/closes");
+        assert!(r.fields.iter().all(|f| f.message.chars().count() <= MAX_MESSAGE + 1));
+    }
 
     #[test]
     fn errors_survive_the_trip_through_a_status() {
