@@ -11,8 +11,9 @@
 //! no test server is configured (`SAMSKAB_TEST_PG_URL`, set by `scripts/test`) and fails
 //! under `CI=true` when it cannot run.
 //!
-//! Two rounds by default; the long form runs more: `SAMSKAB_FAULT_ROUNDS=10 scripts/test -p
-//! samskab --test pg_restart`.
+//! Two rounds by default; the long form runs more, under `cargo test` (nextest stops a test
+//! after 5 minutes; any `SAMSKAB_TEST_PG_URL` enables the test, which starts its own server):
+//! `SAMSKAB_TEST_PG_URL=own SAMSKAB_FAULT_ROUNDS=10 cargo test -p samskab --test pg_restart`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
