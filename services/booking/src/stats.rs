@@ -282,9 +282,10 @@ pub async fn answer(store: &EventStore, r: pb::StatsRequest) -> ServiceResult<pb
         to: time("/to", &r.to)?,
     };
     if let (Some(f), Some(t)) = (scope.from, scope.to)
-        && t <= f
+        && t < f
     {
-        return Err(ServiceError::invalid("/to", "must be after from"));
+        // `to == from` is an empty period (`to` is exclusive): all zeros.
+        return Err(ServiceError::invalid("/to", "must not be before from"));
     }
     let rides = match time("/as_of", &r.as_of)? {
         None => current_rides(store, &scope).await?,

@@ -42,10 +42,40 @@ fn named_field(message: &str) -> Option<&str> {
     message.strip_prefix("missing field `")?.split('`').next()
 }
 
+/// Rewrites every whole number written with a fraction or exponent (`13.0`, `1e3`) as the
+/// integer it is: JSON (RFC 8259) has one number type, and JSON Schema counts `13.0` as an
+/// integer, so an integer field takes it. `1.5` stays a fraction and is still refused.
+fn whole_numbers(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let Some(f) = n.as_f64().filter(|f| f.is_finite() && f.fract() == 0.0) else { return };
+            // 2^64 and -2^63 are exact in f64; beyond them the number stays as it was.
+            if (0.0..18_446_744_073_709_551_616.0).contains(&f) {
+                *n = (f as u64).into();
+            } else if (-9_223_372_036_854_775_808.0..0.0).contains(&f) {
+                *n = (f as i64).into();
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(whole_numbers),
+        _ => {}
+    }
+}
+
 /// Reads `bytes` as JSON into `T`, mapping errors to problems with JSON pointers.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(de) {
+    let mut result = serde_path_to_error::deserialize::<_, T>(de);
+    // serde refuses `13.0` for an integer; read the body again with whole numbers as integers.
+    if let Err(err) = &result
+        && err.inner().to_string().starts_with("invalid type: floating point")
+        && let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes)
+    {
+        whole_numbers(&mut value);
+        result = serde_path_to_error::deserialize::<_, T>(value);
+    }
+    match result {
         Ok(v) => Ok(v),
         Err(err) => {
             let mut field = pointer(err.path());
@@ -147,6 +177,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
+        // A parameter is either left out or has a value: `?cursor=` is refused (400), not
+        // read as "absent", so a client that lost a value hears about it.
+        if let Some((name, _)) = form_urlencoded::parse(query.as_bytes()).find(|(_, v)| v.is_empty()) {
+            return Err(ApiError::invalid(
+                format!("/{}", name.replace('~', "~0").replace('/', "~1")),
+                "must not be empty (leave the parameter out instead)",
+            ));
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize::<_, T>(de).map(Params).map_err(|err| {
             let mut field = pointer(err.path());
@@ -244,6 +282,17 @@ mod tests {
         );
         assert_eq!(field(r#"{"name":"x","#).0, ErrorCode::Malformed);
         assert_eq!(field(r#"[1,2]"#).0, ErrorCode::Validation);
+    }
+
+    #[test]
+    fn whole_numbers_are_integers_and_fractions_are_refused() {
+        let home: Home = parse_json(br#"{"name":"x","seats":13.0,"ride_hours":[]}"#).unwrap();
+        assert_eq!(home.seats, 13);
+        let home: Home = parse_json(br#"{"name":"x","seats":1e1,"ride_hours":[]}"#).unwrap();
+        assert_eq!(home.seats, 10);
+        assert_eq!(field(r#"{"name":"x","seats":1.5,"ride_hours":[]}"#), (ErrorCode::Validation, "/seats".into()));
+        assert_eq!(field(r#"{"name":"x","seats":-1.0,"ride_hours":[]}"#), (ErrorCode::Validation, "/seats".into()));
+        assert_eq!(field(r#"{"name":"x","seats":1e30,"ride_hours":[]}"#), (ErrorCode::Validation, "/seats".into()));
     }
 }
 

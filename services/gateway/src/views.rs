@@ -95,14 +95,16 @@ pub fn parse_time(field: &str, value: &str) -> Result<prost_types::Timestamp, cr
 
 /// The schema of a period bound that takes a date (local midnight in the chapter's zone)
 /// or an RFC 3339 time.
-pub fn date_or_time() -> utoipa::openapi::Object {
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::Type::String)
-        .description(Some("A date (`YYYY-MM-DD`) or an RFC 3339 time"))
-        .pattern(Some(
-            r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$",
-        ))
-        .build()
+pub fn date_or_time() -> utoipa::openapi::Schema {
+    use utoipa::openapi::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    let of = |format| ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(format)));
+    utoipa::openapi::Schema::OneOf(
+        utoipa::openapi::schema::OneOfBuilder::new()
+            .description(Some("A date (`YYYY-MM-DD`) or an RFC 3339 time"))
+            .item(of(KnownFormat::Date))
+            .item(of(KnownFormat::DateTime))
+            .build(),
+    )
 }
 
 /// A cursor of the event feed: one event-log cursor per service.

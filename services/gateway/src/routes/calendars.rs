@@ -216,7 +216,8 @@ async fn feed(s: &AppState, calendar: Calendar, name: &str) -> Result<Response, 
         .into_response())
 }
 
-/// `?token=` of a feed.
+/// `?token=` of a feed (documented as the `calendar_token` security scheme: it is a
+/// credential, not a filter).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -227,10 +228,10 @@ pub struct FeedParams {
 
 /// A care home's calendar (its coordinator, its chapter's admin, admin, its chapter's
 /// integrators; or a calendar token for it in `?token=`).
-#[utoipa::path(get, path = "/v1/carehomes/{id}/calendar.ics", tag = "calendars", params(("id" = Uuid, Path), FeedParams),
+#[utoipa::path(get, path = "/v1/carehomes/{id}/calendar.ics", tag = "calendars", params(("id" = Uuid, Path)),
     responses((status = 200, description = "RFC 5545 calendar", content_type = "text/calendar", body = String),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
-    security(("bearer" = []), ()))]
+    security(("bearer" = []), ("calendar_token" = [])))]
 pub async fn carehome_feed(
     State(s): State<AppState>,
     who: CalendarCaller,
@@ -244,10 +245,10 @@ pub async fn carehome_feed(
 
 /// A pilot's calendar (the pilot itself, its chapter's admin, admin, its chapter's
 /// integrators; or a calendar token for it in `?token=`).
-#[utoipa::path(get, path = "/v1/pilots/{id}/calendar.ics", tag = "calendars", params(("id" = Uuid, Path), FeedParams),
+#[utoipa::path(get, path = "/v1/pilots/{id}/calendar.ics", tag = "calendars", params(("id" = Uuid, Path)),
     responses((status = 200, description = "RFC 5545 calendar", content_type = "text/calendar", body = String),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)),
-    security(("bearer" = []), ()))]
+    security(("bearer" = []), ("calendar_token" = [])))]
 pub async fn pilot_feed(
     State(s): State<AppState>,
     who: CalendarCaller,

@@ -110,7 +110,7 @@ pub struct StreamEvent {
 
 /// Follow the event feed as server-sent events (integrator, admin); `id:` is the cursor.
 #[utoipa::path(get, path = "/v1/events/stream", tag = "events",
-    params(StreamParams, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
+    params(StreamParams, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event (empty: as if absent)")),
     responses((status = 200, description = "`text/event-stream`: each event's `data` is a feed item, its `id` the item's cursor", content_type = "text/event-stream", body = StreamEvent),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = [])))]
@@ -126,7 +126,8 @@ pub async fn stream(
         Some(n) if (1..=86_400).contains(&n) => Some(tokio::time::Instant::now() + Duration::from_secs(u64::from(n))),
         Some(_) => return Err(ApiError::invalid("/max_seconds", "must be between 1 and 86400")),
     };
-    let last = headers.get("last-event-id").map(|v| v.to_str().unwrap_or("\u{0}"));
+    // An empty `Last-Event-ID` is what an SSE client sends before it has seen an id: none.
+    let last = headers.get("last-event-id").map(|v| v.to_str().unwrap_or("\u{0}")).filter(|l| !l.is_empty());
     let after = match last {
         Some(l) => cursor_of(Some(l), "/Last-Event-ID")?,
         None => cursor_of(p.cursor.as_deref(), "/cursor")?,

@@ -72,14 +72,15 @@ pub struct Period {
 }
 
 impl Period {
-    /// Parses `from`/`to` (400 naming the field; `to` must come after `from`).
+    /// Parses `from`/`to` (400 naming the field; `to` must not come before `from`; equal
+    /// is an empty period).
     pub fn parse(from: Option<&str>, to: Option<&str>, tz: chrono_tz::Tz) -> Result<Period, ApiError> {
         let from = from.map(|v| bound("/from", v, tz)).transpose()?;
         let to = to.map(|v| bound("/to", v, tz)).transpose()?;
         if let (Some(a), Some(b)) = (from, to)
-            && b <= a
+            && b < a
         {
-            return Err(ApiError::invalid("/to", "must be after from"));
+            return Err(ApiError::invalid("/to", "must not be before from"));
         }
         Ok(Period { from, to })
     }

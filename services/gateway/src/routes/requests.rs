@@ -212,8 +212,8 @@ pub struct RequestFilter {
     /// Items per page, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
-    /// Where to continue.
-    #[param(pattern = r"^-?[0-9]{1,18}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
+    /// Where to continue (the `next_cursor` of the previous page: a ride request id).
+    #[param(pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub cursor: Option<String>,
 }
 
@@ -264,7 +264,8 @@ pub async fn list(
 ) -> Result<axum::Json<Page<RideRequestView>>, ApiError> {
     let limit = PageParams { limit: f.limit, cursor: None }.limit()?;
     let statuses: Vec<String> =
-        f.status.iter().flat_map(|s| s.split(',')).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+        // Exactly the documented syntax: no spaces, no empty items (`booked,,started` is 400).
+        f.status.iter().flat_map(|s| s.split(',')).map(str::to_owned).collect();
     if let Some(bad) = statuses.iter().find(|s| !STATUSES.contains(&s.as_str())) {
         return Err(ApiError::invalid("/status", format!("`{bad}` is not one of open, claimed, withdrawn, expired")));
     }

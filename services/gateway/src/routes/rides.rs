@@ -351,7 +351,11 @@ pub struct RideFilter {
     /// Starting before (RFC 3339).
     #[param(format = DateTime)]
     pub to: Option<String>,
-    /// Statuses, comma-separated.
+    /// Statuses, comma-separated (`pending_confirmation`, `booked`, `started`, `completed`,
+    /// `cancelled`, `no_show`).
+    #[param(
+        pattern = "^(pending_confirmation|booked|started|completed|cancelled|no_show)(,(pending_confirmation|booked|started|completed|cancelled|no_show))*$"
+    )]
     pub status: Option<String>,
     /// Items per page (≤ 500).
     #[param(minimum = 1, maximum = 500)]
@@ -388,7 +392,8 @@ pub async fn list(
     let from = f.from.as_deref().map(|t| parse_time("/from", t)).transpose()?;
     let to = f.to.as_deref().map(|t| parse_time("/to", t)).transpose()?;
     let statuses: Vec<String> =
-        f.status.iter().flat_map(|s| s.split(',')).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+        // Exactly the documented syntax: no spaces, no empty items (`booked,,started` is 400).
+        f.status.iter().flat_map(|s| s.split(',')).map(str::to_owned).collect();
     let mut q = bpb::ListRidesRequest {
         from,
         to,

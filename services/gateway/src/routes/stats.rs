@@ -200,9 +200,10 @@ struct When {
 fn when(from: &Option<String>, to: &Option<String>, as_of: &Option<String>) -> Result<When, ApiError> {
     let (from, to, as_of) = (parse("/from", from)?, parse("/to", to)?, parse("/as_of", as_of)?);
     if let (Some(f), Some(t)) = (from, to)
-        && t <= f
+        && t < f
     {
-        return Err(ApiError::invalid("/to", "must be after from"));
+        // `to == from` is an empty period (all zeros); `to` before `from` is a mistake.
+        return Err(ApiError::invalid("/to", "must not be before from"));
     }
     if as_of.is_some_and(|a| a > Utc::now()) {
         return Err(ApiError::invalid("/as_of", "must not be in the future: the log cannot answer for it yet"));

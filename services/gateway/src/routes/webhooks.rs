@@ -123,7 +123,9 @@ fn uuid_cursor(c: Option<&str>) -> Result<String, ApiError> {
 /// Register a webhook (integrator, admin); the signing secret is in this answer only.
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = NewWebhook,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
-    responses((status = 201, body = CreatedWebhook), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)),
+    responses((status = 201, body = CreatedWebhook),
+        (status = 400, body = Problem, description = "Malformed (`malformed`, `validation`), or `/url` names a host that does not resolve or resolves to a private, loopback, link-local or otherwise non-public address (`validation`; checked when the request arrives, so it depends on DNS)"),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)),
     security(("bearer" = [])))]
 pub async fn create(
     State(s): State<AppState>,
