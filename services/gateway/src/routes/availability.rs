@@ -80,7 +80,7 @@ pub struct AvailabilityView {
 /// Free trishaw slots at a care home (the chapter's pilots, the home's coordinator, the
 /// chapter's admin, admin).
 #[utoipa::path(get, path = "/v1/carehomes/{id}/availability", tag = "availability", params(("id" = Uuid, Path), AvailabilityQuery),
-    responses((status = 200, body = AvailabilityView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, body = AvailabilityView), (status = 400, description = "Malformed (`malformed`, `validation`), or `to` not after `from` or more than 31 days later (`validation` on `/to`: a rule between fields, which the schema cannot state)", body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn get(
     State(s): State<AppState>,

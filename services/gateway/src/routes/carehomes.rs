@@ -222,7 +222,7 @@ pub fn precondition(if_match: Option<u64>, current: u64) -> Result<(), ApiError>
 /// Register a care home (its chapter's admin).
 #[utoipa::path(post, path = "/v1/carehomes", tag = "carehomes", request_body = NewCareHome,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
-    responses((status = 201, body = CareHomeView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 201, body = CareHomeView), (status = 400, description = "Malformed (`malformed`, `validation`), or ride hours that close at or before they open or overlap another row of the same weekday (`validation` on `/ride_hours/{i}/closes`: rules between fields, which the schema cannot state)", body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn create(
     State(s): State<AppState>,
@@ -298,7 +298,7 @@ pub async fn get(
 /// Replace a care home's weekly ride hours (its coordinator, its chapter's admin).
 #[utoipa::path(put, path = "/v1/carehomes/{id}/ride-hours", tag = "carehomes", request_body = RideHoursChange,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
-    responses((status = 200, body = CareHomeView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)),
+    responses((status = 200, body = CareHomeView), (status = 400, description = "Malformed (`malformed`, `validation`), or ride hours that close at or before they open or overlap another row of the same weekday (`validation` on `/ride_hours/{i}/closes`: rules between fields, which the schema cannot state)", body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)),
     security(("bearer" = [])))]
 pub async fn put_ride_hours(
     State(s): State<AppState>,
@@ -330,7 +330,7 @@ pub async fn put_ride_hours(
 #[utoipa::path(post, path = "/v1/carehomes/{id}/closures", tag = "carehomes", request_body = Closure,
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
         ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
-    responses((status = 200, body = CareHomeView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)),
+    responses((status = 200, body = CareHomeView), (status = 400, description = "Malformed (`malformed`, `validation`), or `to` not after `from` (`validation` on `/to`: a rule between fields, which the schema cannot state)", body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)),
     security(("bearer" = [])))]
 pub async fn close(
     State(s): State<AppState>,

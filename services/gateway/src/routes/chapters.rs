@@ -33,15 +33,38 @@ pub struct RideSeason {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// Minimum minutes between booking and a ride's start.
+    /// Minimum minutes between booking and a ride's start (at most a week).
+    #[schema(maximum = 10080)]
     pub lead_time_minutes: u32,
-    /// Turnaround for care homes that set none.
+    /// Turnaround for care homes that set none (at most 240 minutes).
+    #[schema(maximum = 240)]
     pub default_turnaround_minutes: u32,
-    /// Reminder lead times in minutes.
+    /// Reminder lead times in minutes: at most 5, each at most a week.
+    #[schema(schema_with = reminder_leads)]
     pub reminder_lead_minutes: Vec<u32>,
-    /// Riding season, if any.
+    /// Riding season, if any (`ends` after `starts`: a 400 otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ride_season: Option<RideSeason>,
+}
+
+/// The document's limits are the care-home service's (`carehome::chapters`, with the
+/// turnaround's 240 in the attribute above); a test below keeps them equal.
+const MAX_LEAD_MINUTES: u32 = 10_080;
+const MAX_REMINDERS: usize = 5;
+
+/// `reminder_lead_minutes`: at most [`MAX_REMINDERS`] items, each at most [`MAX_LEAD_MINUTES`].
+fn reminder_leads() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::{ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+                .minimum(Some(0))
+                .maximum(Some(MAX_LEAD_MINUTES)),
+        )
+        .max_items(Some(MAX_REMINDERS))
+        .build()
 }
 
 impl From<Settings> for cpb::ChapterSettings {
@@ -150,7 +173,7 @@ pub async fn visible(s: &AppState, caller: &Caller, id: Uuid) -> Result<cpb::Cha
 /// Register a chapter (admin).
 #[utoipa::path(post, path = "/v1/chapters", tag = "chapters", request_body = NewChapter,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
-    responses((status = 201, body = ChapterView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+    responses((status = 201, body = ChapterView), (status = 400, description = "Malformed (`malformed`, `validation`), or a ride season whose `ends` is not after `starts` (`validation` on `.../ride_season/ends`: a rule between two fields, which the schema cannot state)", body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = [])))]
 pub async fn create(
     State(s): State<AppState>,
@@ -192,7 +215,7 @@ pub async fn get(
 
 /// Change a chapter's settings (its chapter admin).
 #[utoipa::path(put, path = "/v1/chapters/{id}/settings", tag = "chapters", request_body = Settings, params(("id" = Uuid, Path)),
-    responses((status = 200, body = ChapterView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)),
+    responses((status = 200, body = ChapterView), (status = 400, description = "Malformed (`malformed`, `validation`), or a ride season whose `ends` is not after `starts` (`validation` on `.../ride_season/ends`: a rule between two fields, which the schema cannot state)", body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)),
     security(("bearer" = [])))]
 pub async fn put_settings(
     State(s): State<AppState>,
@@ -222,4 +245,23 @@ pub async fn put_settings(
 /// The chapter routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create)).routes(routes!(get)).routes(routes!(put_settings))
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::PartialSchema;
+
+    use super::*;
+
+    #[test]
+    fn the_documented_limits_are_the_care_home_services() {
+        assert_eq!(MAX_LEAD_MINUTES, carehome::chapters::MAX_LEAD_MINUTES);
+        assert_eq!(MAX_REMINDERS, carehome::chapters::MAX_REMINDERS);
+        let doc = serde_json::to_value(Settings::schema()).unwrap();
+        let props = &doc["properties"];
+        assert_eq!(props["lead_time_minutes"]["maximum"], MAX_LEAD_MINUTES);
+        assert_eq!(props["default_turnaround_minutes"]["maximum"], carehome::chapters::MAX_TURNAROUND_MINUTES);
+        assert_eq!(props["reminder_lead_minutes"]["maxItems"], MAX_REMINDERS);
+        assert_eq!(props["reminder_lead_minutes"]["items"]["maximum"], MAX_LEAD_MINUTES);
+    }
 }

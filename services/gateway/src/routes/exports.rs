@@ -286,7 +286,7 @@ async fn ride_row(s: &AppState, d: Dialect, names: &mut Names, r: &bpb::Ride) ->
 #[utoipa::path(get, path = "/v1/exports/rides.csv", tag = "exports", params(ExportFilter),
     responses((status = 200, content_type = "text/csv", body = String,
             description = "Columns: ride_id, status, kind, start, duration_minutes, carehome_id, carehome_name, bike_id, pilot_id, pilot_name, resident_ids, rider_names, riders, rides, ended_at, ride_minutes, distance_km, cancel_reason, cancel_note"),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+        (status = 400, description = "Malformed (`malformed`, `validation`), or `to` before `from` (`validation` on `/to`: a rule between two fields, which the schema cannot state)", body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn rides(
     State(s): State<AppState>,
@@ -341,7 +341,7 @@ const PILOT_COLUMNS: &[&str] = &[
 #[utoipa::path(get, path = "/v1/exports/pilots.csv", tag = "exports", params(ExportFilter),
     responses((status = 200, content_type = "text/csv", body = String,
             description = "Columns: pilot_id, display_name, email, phone, status, qualifications, signed_up, completed, no_show, cancelled, ride_minutes, distance_km"),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+        (status = 400, description = "Malformed (`malformed`, `validation`), or `to` before `from` (`validation` on `/to`: a rule between two fields, which the schema cannot state)", body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn pilots(
     State(s): State<AppState>,
@@ -422,7 +422,7 @@ const RESIDENT_COLUMNS: &[&str] = &[
 #[utoipa::path(get, path = "/v1/exports/residents.csv", tag = "exports", params(ExportFilter),
     responses((status = 200, content_type = "text/csv", body = String,
             description = "Columns: resident_id, carehome_id, carehome_name, display_name, status, consent_scope, consent_given_by, consent_given_at, signed_up, completed, no_show, cancelled"),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+        (status = 400, description = "Malformed (`malformed`, `validation`), or `to` before `from` (`validation` on `/to`: a rule between two fields, which the schema cannot state)", body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn residents(
     State(s): State<AppState>,

@@ -171,7 +171,7 @@ async fn managed(s: &AppState, caller: &Caller, id: Uuid) -> Result<vpb::Pilot, 
 /// Register a pilot (its chapter's admin, admin).
 #[utoipa::path(post, path = "/v1/pilots", tag = "pilots", request_body = NewPilot,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
-    responses((status = 201, body = PilotView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 201, body = PilotView), (status = 400, description = "Malformed (`malformed`, `validation`), or a weekly window whose `to` is not after its `from` (`validation` on `.../weekly/{i}/to`: a rule between fields, which the schema cannot state)", body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn create(
     State(s): State<AppState>,
@@ -259,7 +259,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/v1/pilots/{id}/qualifications", tag = "pilots", request_body = NewQualification,
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
         ("If-Match" = Option<String>, Header, description = "The pilot's ETag")),
-    responses((status = 200, body = PilotView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    responses((status = 200, body = PilotView), (status = 400, description = "Malformed (`malformed`, `validation`), or `valid_until` before `qualified_on` (`validation` on `/valid_until`: a rule between fields, which the schema cannot state)", body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem), (status = 412, body = Problem)),
     security(("bearer" = [])))]
 pub async fn qualify(
@@ -292,7 +292,7 @@ pub async fn qualify(
 /// Declare a pilot's weekly availability and care homes (the pilot itself, its chapter's admin).
 #[utoipa::path(put, path = "/v1/pilots/{id}/availability", tag = "pilots", request_body = Availability,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "The pilot's ETag")),
-    responses((status = 200, body = PilotView), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+    responses((status = 200, body = PilotView), (status = 400, description = "Malformed (`malformed`, `validation`), or a weekly window whose `to` is not after its `from` (`validation` on `/weekly/{i}/to`: a rule between fields, which the schema cannot state)", body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
     security(("bearer" = [])))]
 pub async fn put_availability(
     State(s): State<AppState>,

@@ -408,7 +408,7 @@ pub fn minutes(r: &bpb::Ride) -> i64 {
 /// Per pilot: rides signed up for, completed, no-show and cancelled in a period (the
 /// chapter's admin, admin).
 #[utoipa::path(get, path = "/v1/reports/pilot-participation", tag = "reports", params(PeriodFilter),
-    responses((status = 200, body = PilotParticipationReport), (status = 400, body = Problem), (status = 401, body = Problem),
+    responses((status = 200, body = PilotParticipationReport), (status = 400, description = "Malformed (`malformed`, `validation`), or `to` before `from` (`validation` on `/to`: a rule between two fields, which the schema cannot state)", body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn pilot_participation(
@@ -482,7 +482,7 @@ pub struct RiderParticipationReport {
 /// Per resident: rides signed up for, carried (counting rule), no-show and cancelled in a
 /// period (the chapter's admin, admin).
 #[utoipa::path(get, path = "/v1/reports/rider-participation", tag = "reports", params(PeriodFilter),
-    responses((status = 200, body = RiderParticipationReport), (status = 400, body = Problem), (status = 401, body = Problem),
+    responses((status = 200, body = RiderParticipationReport), (status = 400, description = "Malformed (`malformed`, `validation`), or `to` before `from` (`validation` on `/to`: a rule between two fields, which the schema cannot state)", body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn rider_participation(
@@ -800,7 +800,7 @@ pub struct MaintenanceReport {
 /// Maintenance history per trishaw: issues, repairs and service changes in order (the
 /// chapter's admin, admin).
 #[utoipa::path(get, path = "/v1/reports/maintenance", tag = "reports", params(ChapterFilter),
-    responses((status = 200, body = MaintenanceReport), (status = 400, body = Problem), (status = 401, body = Problem),
+    responses((status = 200, body = MaintenanceReport), (status = 400, description = "Malformed (`malformed`, `validation`), or `to` before `from` (`validation` on `/to`: a rule between two fields, which the schema cannot state)", body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn maintenance(

@@ -51,8 +51,10 @@ pub struct NewRideRequest {
     #[serde(default)]
     #[schema(pattern = "^(pleasure|event)$")]
     pub kind: Option<String>,
-    /// A note for the pilot (personal).
+    /// A note for the pilot (personal); no control characters, at most 2000 characters, blank
+    /// is none.
     #[serde(default)]
+    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$", max_length = 2000)]
     pub note: Option<String>,
 }
 
@@ -149,7 +151,7 @@ async fn shown(s: &AppState, caller: &Caller, r: bpb::RideRequest) -> Result<Ver
 /// Ask for a ride (the home's coordinator, the chapter's admin).
 #[utoipa::path(post, path = "/v1/ride-requests", tag = "ride-requests", request_body = NewRideRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
-    responses((status = 201, body = RideRequestView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+    responses((status = 201, body = RideRequestView), (status = 400, description = "Malformed (`malformed`, `validation`), or a window whose `to` is not after its `from` or is already past (`validation` on `/window/to`: a rule between fields and one against the clock, which the schema cannot state)", body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn create(

@@ -680,8 +680,10 @@ pub struct Cancel {
     /// `weather`, `rider`, `facility`, `volunteer`, `equipment` or `no_riders`.
     #[schema(pattern = "^(weather|rider|facility|volunteer|equipment|no_riders)$")]
     pub reason: String,
-    /// A note (personal: stored sealed).
+    /// A note (personal: stored sealed); no control characters, at most 2000 characters,
+    /// blank is none.
     #[serde(default)]
+    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$", max_length = 2000)]
     pub note: Option<String>,
 }
 

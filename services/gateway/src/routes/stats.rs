@@ -224,7 +224,7 @@ fn visible(caller: &Caller, chapter: &str) -> Result<Uuid, ApiError> {
 /// Figures of one chapter, care home, pilot or trishaw (or any combination), over a period
 /// and per month, now or as the log stood at `as_of`.
 #[utoipa::path(get, path = "/v1/stats", tag = "stats", params(StatsParams),
-    responses((status = 200, body = StatsView), (status = 400, body = Problem), (status = 401, body = Problem),
+    responses((status = 200, body = StatsView), (status = 400, description = "Malformed (`malformed`, `validation`), `to` before `from` (`validation` on `/to`), or `as_of` in the future (`validation` on `/as_of`: the log cannot answer for a moment still to come); the schema can state neither rule", body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn get(
@@ -310,7 +310,7 @@ pub async fn get(
 /// The network's figures per chapter and in total, for the programme's cross-chapter
 /// reporting: no personal data and no ids of persons. Admin and the network integrator.
 #[utoipa::path(get, path = "/v1/stats/network", tag = "stats", params(NetworkParams),
-    responses((status = 200, body = NetworkStatsView), (status = 400, body = Problem), (status = 401, body = Problem),
+    responses((status = 200, body = NetworkStatsView), (status = 400, description = "Malformed (`malformed`, `validation`), `to` before `from` (`validation` on `/to`), or `as_of` in the future (`validation` on `/as_of`: the log cannot answer for a moment still to come); the schema can state neither rule", body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem)),
     security(("bearer" = [])))]
 pub async fn network(

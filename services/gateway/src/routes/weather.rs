@@ -24,8 +24,10 @@ pub struct WeatherDay {
     /// The local day, `YYYY-MM-DD`.
     #[schema(format = Date)]
     pub date: String,
-    /// A note kept with each cancellation (personal: shown only to those who see rides' notes).
+    /// A note kept with each cancellation (personal: shown only to those who see rides' notes);
+    /// no control characters, at most 2000 characters, blank is none.
     #[serde(default)]
+    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$", max_length = 2000)]
     pub note: Option<String>,
 }
 
@@ -55,6 +57,13 @@ pub async fn cancel_day(
     let chapter = chapters::visible(&s, &caller, id).await?;
     if !caller.admin_of(id) {
         return Err(ApiError::forbidden());
+    }
+    // The body is checked before the precondition (as booking checks it again): a malformed
+    // request is a 400 whatever its `If-Match`.
+    let invalid = |e: domain::types::Invalid| ApiError::invalid(e.field, e.message);
+    domain::types::parse_date("/date", &b.date).map_err(invalid)?;
+    if let Some(note) = b.note.as_deref().filter(|n| !n.trim().is_empty()) {
+        domain::types::parse_label("/note", note, 2000).map_err(invalid)?;
     }
     // Booking keeps no version of a chapter: the precondition is the chapter's own ETag.
     if if_match.is_some_and(|v| v != chapter.version) {
