@@ -362,8 +362,10 @@ pub trait Projection: Send + Sync + 'static {
 
 /// Events applied per transaction at most.
 const BATCH: usize = 500;
-/// Events per page (and transaction) of a rebuild.
-const REBUILD_PAGE: usize = 5_000;
+/// Events per page (and transaction) of a rebuild: large, so that most objects' events
+/// fall into one page and a folding projection writes each row once (a booking and its
+/// ride's day are about two weeks of history apart), and commits are few.
+const REBUILD_PAGE: usize = 100_000;
 
 fn moved(name: &str) -> Error {
     Error::Handler(format!("{name}: another runner moved the checkpoint during the rebuild"))

@@ -314,6 +314,10 @@ pub struct Figures {
     pub events: u64,
     /// Wall time of `samskab rebuild-projections`.
     pub rebuild_secs: f64,
+    /// Its peak RSS.
+    pub rebuild_rss: Option<u64>,
+    /// Baseline: events of booking's log read in one pass, and the seconds it took.
+    pub read: (u64, f64),
     /// Lines it printed (per component).
     pub rebuild_lines: Vec<String>,
     /// Start to `/readyz` 200, per start.
@@ -348,9 +352,39 @@ pub async fn run(args: &Args, events: u64, http: &reqwest::Client) -> Result<(),
         s.close().await;
     }
 
+    // Baseline in the same run: one pass reading every event of booking's log through
+    // the event store (what any replay costs before it applies anything).
+    let read_secs = {
+        let s = EventStore::connect(&booking_url).await.map_err(|e| format!("{booking_url}: {e}"))?;
+        let began = Instant::now();
+        let mut cursor = eventlog::Cursor::START;
+        let mut n = 0u64;
+        loop {
+            let page = s.read_all(cursor, &eventlog::Filter::all(), 10_000).await.map_err(|e| e.to_string())?;
+            if page.events.is_empty() {
+                break;
+            }
+            n += page.events.len() as u64;
+            cursor = page.next;
+        }
+        s.close().await;
+        let secs = began.elapsed().as_secs_f64();
+        eprintln!("samskab-load: history: read {n} events of booking's log in {secs:.2} s (baseline)");
+        (n, secs)
+    };
+
     eprintln!("samskab-load: history: samskab rebuild-projections over {total} events");
     let began = Instant::now();
-    let out = tokio::process::Command::new(&sys.bin)
+    // GNU time reports the peak RSS when it is installed.
+    let gnu_time = std::path::Path::new("/usr/bin/time").exists();
+    let mut cmd = if gnu_time {
+        let mut c = tokio::process::Command::new("/usr/bin/time");
+        c.args(["-f", "maxrss_kb=%M"]).arg(&sys.bin);
+        c
+    } else {
+        tokio::process::Command::new(&sys.bin)
+    };
+    let out = cmd
         .arg("rebuild-projections")
         .arg("--data-dir")
         .arg(&sys.data_dir)
@@ -363,6 +397,10 @@ pub async fn run(args: &Args, events: u64, http: &reqwest::Client) -> Result<(),
     if !out.status.success() {
         return Err(format!("rebuild-projections failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
+    let rebuild_rss = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find_map(|l| l.strip_prefix("maxrss_kb=").and_then(|v| v.trim().parse::<u64>().ok()))
+        .map(|kb| kb * 1024);
     let rebuild_lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.contains("events of the log rebuilt"))
@@ -398,7 +436,16 @@ pub async fn run(args: &Args, events: u64, http: &reqwest::Client) -> Result<(),
         sys.stop().await;
         sys.forget_processes();
     }
-    let f = Figures { events: total, rebuild_secs, rebuild_lines, ready_secs, stats_secs, rss };
+    let f = Figures {
+        events: total,
+        rebuild_secs,
+        rebuild_rss,
+        read: read_secs,
+        rebuild_lines,
+        ready_secs,
+        stats_secs,
+        rss,
+    };
     print!("{}", table(&f));
     Ok(())
 }
@@ -443,6 +490,15 @@ fn table(f: &Figures) -> String {
         "| events of the logs rebuilt per second | {rate:.0} | ≥ 100,000: {} |\n",
         if rate >= 100_000.0 { "met" } else { "**missed**" }
     ));
+    let read_rate = f.read.0 as f64 / f.read.1.max(1e-9);
+    out.push_str(&format!(
+        "| baseline: one pass reading all {} events of booking's log, events/s | {read_rate:.0} | |\n",
+        f.read.0
+    ));
+    out.push_str(&format!("| rebuild ÷ baseline | {:.2} | |\n", rate / read_rate.max(1e-9)));
+    if let Some(r) = f.rebuild_rss {
+        out.push_str(&format!("| peak RSS of `samskab rebuild-projections` | {:.0} MB | |\n", r as f64 / 1e6));
+    }
     let ready = median(&f.ready_secs);
     out.push_str(&format!(
         "| start to `/readyz` 200, median of {} ({}) | {ready:.2} s | < 3 s: {} |\n",

@@ -203,10 +203,13 @@ impl Projection for RidesProjection {
                  window_to = excluded.window_to, doc = excluded.doc",
             )
             .await?;
-            let (mut ride_rows, mut rider_rows, mut changed_ids) = (Vec::new(), Vec::new(), Vec::new());
+            // Riders are replaced for rides that had a row; a ride new to the table has none.
+            let (mut ride_rows, mut rider_rows, mut stored_ids) = (Vec::new(), Vec::new(), Vec::new());
             for (id, r, version) in rides.changed() {
                 let doc = RideDoc { ride: r.clone(), version };
-                changed_ids.push(Arg::from(id));
+                if rides.was_stored(id) {
+                    stored_ids.push(Arg::from(id));
+                }
                 ride_rows.push(vec![
                     id.into(),
                     r.chapter_id.into(),
@@ -230,7 +233,7 @@ impl Projection for RidesProjection {
                  status = excluded.status, version = excluded.version, doc = excluded.doc",
             )
             .await?;
-            tx.execute_in("DELETE FROM booking_ride_riders WHERE ride_id IN", &changed_ids, "").await?;
+            tx.execute_in("DELETE FROM booking_ride_riders WHERE ride_id IN", &stored_ids, "").await?;
             tx.insert_rows("INSERT INTO booking_ride_riders (ride_id, resident_id, start_at)", &rider_rows, "").await?;
             Ok(())
         })
@@ -242,11 +245,12 @@ impl Projection for RidesProjection {
 struct Folding<T> {
     order: Vec<Uuid>,
     state: std::collections::HashMap<Uuid, (Option<T>, u64, bool)>,
+    stored: std::collections::HashSet<Uuid>,
 }
 
 impl<T> Default for Folding<T> {
     fn default() -> Self {
-        Folding { order: Vec::new(), state: Default::default() }
+        Folding { order: Vec::new(), state: Default::default(), stored: Default::default() }
     }
 }
 
@@ -266,8 +270,14 @@ impl<T: Aggregate<Event = BookingEvent> + Clone> Folding<T> {
         let id: Uuid = id.parse().map_err(|_| Error::Corrupt(format!("read-model id {id}")))?;
         if let Some(s) = self.state.get_mut(&id) {
             *s = (Some(value), version, false);
+            self.stored.insert(id);
         }
         Ok(())
+    }
+
+    /// Whether the table held a row for it before the batch.
+    fn was_stored(&self, id: Uuid) -> bool {
+        self.stored.contains(&id)
     }
 
     /// As `apply` does for one event: an event the aggregate ignores changes nothing.
