@@ -103,3 +103,26 @@ fn a_short_run_against_the_all_in_one_books_rides_and_reports_no_server_error() 
     );
     assert_eq!(targets[2]["met"], true, "no 5xx");
 }
+
+/// `--history`: past rides appended to booking's log are rebuilt by `samskab
+/// rebuild-projections` into read models whose stats equal what was generated (the tool
+/// fails otherwise), and the all-in-one starts on that history.
+#[test]
+fn a_short_history_is_rebuilt_into_the_stats_it_was_generated_with() {
+    let out = Command::new(LOAD)
+        .args(["--history", "15000", "--carehomes", "4", "--homes-per-chapter", "2", "--pilots", "6"])
+        .arg("--samskab-bin")
+        .arg(samskab())
+        .output()
+        .expect("samskab-load runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "samskab-load --history failed:\n{stderr}");
+    assert!(stderr.contains("stats after the rebuild match the history"), "{stderr}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    for row in ["events of the logs rebuilt per second", "baseline: one pass reading", "start to `/readyz` 200"] {
+        assert!(table.contains(row), "{row} in\n{table}");
+    }
+    let booking = table.lines().find(|l| l.contains("booking:")).unwrap_or_else(|| panic!("booking line in\n{table}"));
+    let events: u64 = booking.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("events rebuilt");
+    assert!(events >= 15_000, "{booking}");
+}
