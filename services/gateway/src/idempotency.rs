@@ -5,8 +5,14 @@
 //! `idempotency-key-reused`; a repeat while the first still runs is 409
 //! `idempotency-in-flight`. A request whose gateway died mid-way (the row stays "in
 //! flight") may be retried after a short while: the service finds its original outcome
-//! by the event ids. Stored responses are sealed with a per-caller key.
+//! by the event ids. A request that ended without recording its answer (the database was
+//! down) leaves an orphaned claim that a retry reaching the same gateway process takes
+//! over at once (claims name the process; the process knows which requests it runs);
+//! another gateway replica waits for the lease. Stored responses are sealed with a
+//! per-caller key.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, to_bytes};
@@ -37,6 +43,31 @@ pub const STALE: Duration = Duration::from_secs(40);
 pub struct Idempotency {
     store: EventStore,
     keys: KeyStore,
+    /// This process's id in the `owner` column of its claims.
+    instance: String,
+    /// Scopes whose requests this process is running now (with how many claim attempts
+    /// hold each).
+    running: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// Marks a scope as running in this process until dropped (also when the request's
+/// future is dropped half-way): a claim of this process whose scope is not running is
+/// an orphan that a retry may take over at once.
+struct Running {
+    scope: String,
+    running: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut running = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = running.get_mut(&self.scope) {
+            *n -= 1;
+            if *n == 0 {
+                running.remove(&self.scope);
+            }
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -55,7 +86,22 @@ fn now() -> i64 {
 impl Idempotency {
     /// Over the gateway's database (its migrations applied by the caller).
     pub fn new(store: EventStore, keys: KeyStore) -> Self {
-        Idempotency { store, keys }
+        Idempotency {
+            store,
+            keys,
+            instance: uuid::Uuid::new_v4().to_string(),
+            running: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn run(&self, scope: &str) -> Running {
+        *self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(scope.to_owned()).or_default() +=
+            1;
+        Running { scope: scope.to_owned(), running: self.running.clone() }
+    }
+
+    fn is_running(&self, scope: &str) -> bool {
+        self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(scope)
     }
 
     /// At start, on SQLite, releases keys left in flight by a gateway that died between
@@ -93,15 +139,29 @@ impl Idempotency {
     }
 
     async fn claim(&self, scope: &str, hash: &str) -> Result<Claim, ApiError> {
-        let (s, h, t) = (scope.to_owned(), hash.to_owned(), now());
+        // A row that vanished between the insert and the read was released (its request
+        // got a 5xx): claim again.
+        for _ in 0..3 {
+            if let Some(claim) = self.try_claim(scope, hash).await? {
+                return Ok(claim);
+            }
+        }
+        Err(ApiError::new(ErrorCode::IdempotencyInFlight))
+    }
+
+    async fn try_claim(&self, scope: &str, hash: &str) -> Result<Option<Claim>, ApiError> {
+        // Marked running before the claim is visible, so that no concurrent retry in this
+        // process takes it for an orphan.
+        let running = self.run(scope);
+        let (s, h, t, me) = (scope.to_owned(), hash.to_owned(), now(), self.instance.clone());
         let inserted = self
             .store
             .transaction(move |tx| {
                 Box::pin(async move {
                     tx.execute(
-                        "INSERT INTO gateway_idempotency (scope, request_hash, status, response, created_at, updated_at) \
-                         VALUES ($1, $2, 0, '', $3, $3) ON CONFLICT (scope) DO NOTHING",
-                        &[Arg::Text(s), Arg::Text(h), Arg::Int(t)],
+                        "INSERT INTO gateway_idempotency (scope, request_hash, status, response, created_at, updated_at, owner) \
+                         VALUES ($1, $2, 0, '', $3, $3, $4) ON CONFLICT (scope) DO NOTHING",
+                        &[Arg::Text(s), Arg::Text(h), Arg::Int(t), Arg::Text(me)],
                     )
                     .await
                 })
@@ -109,54 +169,68 @@ impl Idempotency {
             .await
             .map_err(internal)?;
         if inserted == 1 {
-            return Ok(Claim::Run);
+            return Ok(Some(Claim::Run(running)));
         }
+        drop(running);
         let row = self
             .store
             .fetch_texts(
-                "SELECT request_hash || ' ' || CAST(status AS TEXT) || ' ' || CAST(updated_at AS TEXT) || ' ' || response \
-                 FROM gateway_idempotency WHERE scope = $1",
+                "SELECT request_hash || ' ' || CAST(status AS TEXT) || ' ' || CAST(updated_at AS TEXT) || ' ' || owner \
+                 || ' ' || response FROM gateway_idempotency WHERE scope = $1",
                 &[scope.into()],
             )
             .await
             .map_err(internal)?;
-        let Some(row) = row.first() else { return Ok(Claim::Run) };
-        let mut parts = row.splitn(4, ' ');
-        let (stored_hash, status, updated, response) = (
+        let Some(row) = row.first() else { return Ok(None) };
+        let mut parts = row.splitn(5, ' ');
+        let (stored_hash, status, updated, owner, response) = (
             parts.next().unwrap_or(""),
             parts.next().unwrap_or("0"),
             parts.next().unwrap_or("0"),
+            parts.next().unwrap_or(""),
             parts.next().unwrap_or(""),
         );
         if stored_hash != hash {
             return Err(ApiError::new(ErrorCode::IdempotencyKeyReused));
         }
         if status == "0" {
+            // In flight: running here, or in another gateway within the lease, it is busy.
+            // An orphan of this process (its request ended without recording an answer,
+            // e.g. while the database was down) or a claim past the lease is taken over.
+            let orphan = owner == self.instance && !self.is_running(scope);
             let age = now() - updated.parse::<i64>().unwrap_or(0);
-            if age < STALE.as_secs() as i64 {
+            if !orphan && age < STALE.as_secs() as i64 {
                 return Err(ApiError::new(ErrorCode::IdempotencyInFlight));
             }
-            self.touch(scope).await?;
-            return Ok(Claim::Run);
+            return match self.take_over(scope, owner, updated).await? {
+                Some(running) => Ok(Some(Claim::Run(running))),
+                None => Err(ApiError::new(ErrorCode::IdempotencyInFlight)),
+            };
         }
-        Ok(Claim::Replay(response.to_owned()))
+        Ok(Some(Claim::Replay(response.to_owned())))
     }
 
-    async fn touch(&self, scope: &str) -> Result<(), ApiError> {
-        let (s, t) = (scope.to_owned(), now());
-        self.store
+    /// Moves an in-flight claim to this process if it is still as read (one of several
+    /// retries racing for it wins).
+    async fn take_over(&self, scope: &str, owner: &str, updated: &str) -> Result<Option<Running>, ApiError> {
+        let running = self.run(scope);
+        let (s, t, me) = (scope.to_owned(), now(), self.instance.clone());
+        let (owner, updated) = (owner.to_owned(), updated.parse::<i64>().unwrap_or(0));
+        let moved = self
+            .store
             .transaction(move |tx| {
                 Box::pin(async move {
                     tx.execute(
-                        "UPDATE gateway_idempotency SET updated_at = $2 WHERE scope = $1",
-                        &[Arg::Text(s), Arg::Int(t)],
+                        "UPDATE gateway_idempotency SET updated_at = $2, owner = $3 \
+                         WHERE scope = $1 AND status = 0 AND owner = $4 AND updated_at = $5",
+                        &[Arg::Text(s), Arg::Int(t), Arg::Text(me), Arg::Text(owner), Arg::Int(updated)],
                     )
                     .await
                 })
             })
             .await
             .map_err(internal)?;
-        Ok(())
+        Ok((moved == 1).then_some(running))
     }
 
     async fn finish(&self, scope: &str, subject: &str, stored: Option<Stored>) -> Result<(), ApiError> {
@@ -211,7 +285,8 @@ impl Idempotency {
 }
 
 enum Claim {
-    Run,
+    /// Run the request; this process holds the claim until the guard drops.
+    Run(Running),
     Replay(String),
 }
 
@@ -251,13 +326,13 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
     let hash = hex::encode(Sha256::digest([content_type.as_bytes(), b"\0", &bytes].concat()));
     let scope = scope_of(&caller.sub, caller.role, &parts.method, parts.uri.path(), &key);
     let subject = format!("idempotency:{}", hex::encode(&Sha256::digest(caller.sub.as_bytes())[..16]));
-    match state.idempotency.claim(&scope, &hash).await {
+    let _running = match state.idempotency.claim(&scope, &hash).await {
         Err(e) => return e.into_response(),
         Ok(Claim::Replay(sealed)) => {
             return state.idempotency.replay(&subject, &sealed).await.unwrap_or_else(IntoResponse::into_response);
         }
-        Ok(Claim::Run) => {}
-    }
+        Ok(Claim::Run(running)) => running,
+    };
     let resp = next.run(Request::from_parts(parts, Body::from(bytes))).await;
     let (rparts, rbody) = resp.into_parts();
     let rbytes = to_bytes(rbody, usize::MAX).await.unwrap_or_default();
@@ -273,4 +348,56 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
         tracing::warn!(code = %e.code, "could not record an idempotent response");
     }
     Response::from_parts(rparts, Body::from(rbytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn idempotency(db: &testkit::TestDb) -> Idempotency {
+        let store = EventStore::connect(&db.url).await.unwrap();
+        crate::migrate(&store).await.unwrap();
+        let keys = KeyStore::connect(&store, keystore::MasterKey::generate()).await.unwrap();
+        Idempotency::new(store, keys)
+    }
+
+    async fn orphans_of_this_process_are_taken_over_at_once(db: testkit::TestDb) {
+        let one = idempotency(&db).await;
+        let other =
+            Idempotency { instance: uuid::Uuid::new_v4().to_string(), running: Default::default(), ..one.clone() };
+
+        // A request running here: a retry here or in another gateway is told it is in flight.
+        let Claim::Run(running) = one.claim("s1", "h").await.unwrap() else { panic!("first claim runs") };
+        for (who, i) in [("this gateway", &one), ("another gateway", &other)] {
+            let err = i.claim("s1", "h").await.err().unwrap_or_else(|| panic!("{who} ran a running request"));
+            assert_eq!(err.code, ErrorCode::IdempotencyInFlight, "{who}");
+        }
+        // It ends without recording an answer (the database was down): the claim is an
+        // orphan. Another gateway cannot know that and waits for the lease; this one
+        // takes it over at once, and only once.
+        drop(running);
+        assert_eq!(other.claim("s1", "h").await.err().unwrap().code, ErrorCode::IdempotencyInFlight);
+        let Claim::Run(again) = one.claim("s1", "h").await.unwrap() else { panic!("the orphan is taken over") };
+        assert_eq!(one.claim("s1", "h").await.err().unwrap().code, ErrorCode::IdempotencyInFlight);
+        // The retry records its answer; later repeats replay it, anywhere.
+        let stored = Stored { status: 201, headers: vec![], body: "{}".into() };
+        one.finish("s1", "idempotency:test", Some(stored)).await.unwrap();
+        drop(again);
+        for i in [&one, &other] {
+            assert!(matches!(i.claim("s1", "h").await.unwrap(), Claim::Replay(_)));
+        }
+        // Another body under the key is still refused.
+        assert_eq!(one.claim("s1", "other").await.err().unwrap().code, ErrorCode::IdempotencyKeyReused);
+    }
+
+    #[tokio::test]
+    async fn sqlite_orphans_of_this_process_are_taken_over_at_once() {
+        orphans_of_this_process_are_taken_over_at_once(testkit::TestDb::sqlite()).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_orphans_of_this_process_are_taken_over_at_once() {
+        let Some(db) = testkit::TestDb::postgres() else { return };
+        orphans_of_this_process_are_taken_over_at_once(db).await;
+    }
 }
