@@ -310,19 +310,27 @@ impl World {
         json!({"bike_id": self.bike, "pilot_id": self.pilot, "start": start, "duration_minutes": 60, "resident_ids": []})
     }
 
-    /// Books day `n` with key `key`, retrying until acknowledged (or 60 s pass).
-    async fn book_until_acknowledged(&self, http: &reqwest::Client, n: i64, key: &str) -> String {
+    /// Books day `n`, retrying until acknowledged (or 60 s pass); returns the key that was
+    /// acknowledged and the ride. A refusal is recorded under its key (a retry with that
+    /// key replays it): while booking has not yet heard of the pilot or the trishaw from
+    /// its peers (404, 422) the next attempt takes a new key.
+    async fn book_until_acknowledged(&self, http: &reqwest::Client, n: i64, key: &str) -> (String, String) {
         let url = format!("{}/v1/rides", self.base);
         let until = Instant::now() + Duration::from_secs(60);
-        loop {
+        let mut k = key.to_owned();
+        for attempt in 1.. {
             let (st, v) =
-                call(http, reqwest::Method::POST, &url, &self.pilot_token, Some(&self.ride(n)), Some(key)).await;
+                call(http, reqwest::Method::POST, &url, &self.pilot_token, Some(&self.ride(n)), Some(&k)).await;
             if st == 201 {
-                return v["ride_id"].as_str().unwrap().to_owned();
+                return (k, v["ride_id"].as_str().unwrap().to_owned());
             }
             assert!(Instant::now() < until, "{key}: never acknowledged: {st} {v}");
+            if matches!(st, 404 | 422) {
+                k = format!("{key}-{attempt}");
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        unreachable!()
     }
 }
 
@@ -373,8 +381,8 @@ async fn crash_rounds(pg: &PgServer, gateway: u16, dir: &Path) {
     let w = world(&http, &base, dir).await;
     // Booking learns of the trishaw and the qualification from its peers' feeds.
     let mut booked: BTreeMap<String, (i64, String)> = BTreeMap::new();
-    let warm = w.book_until_acknowledged(&http, 0, "warm-up").await;
-    booked.insert("warm-up".into(), (0, warm));
+    let (warm_key, warm) = w.book_until_acknowledged(&http, 0, "warm-up").await;
+    booked.insert(warm_key, (0, warm));
     let mut pilots: BTreeMap<String, String> = BTreeMap::new();
     let seen = Arc::new(Mutex::new(Seen::default()));
     let per_round = 16i64;
