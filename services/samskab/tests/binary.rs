@@ -4,27 +4,17 @@
 //! clients retry with their keys; `token`, `migrate` and `rebuild-projections` work; and
 //! every component runs as its own process against PostgreSQL (`samskab run ...`).
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use support::{BIN, SHARED_SECRETS, client, free_port, shared_token};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-
-const BIN: &str = env!("CARGO_BIN_EXE_samskab");
-
-/// An HTTP client. reqwest is linked with rustls without a built-in crypto provider (the
-/// gateway delivers webhooks over TLS with ring): install it before building clients.
-fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn signal(child: &Child, sig: &str) {
     let pid = child.id().expect("running").to_string();
@@ -68,7 +58,7 @@ async fn serve(dir: &Path, port: u16, demo: bool) -> (Child, String) {
 }
 
 async fn wait_ready(port: u16) {
-    let http = client();
+    let http = client(Duration::from_secs(30));
     let until = Instant::now() + Duration::from_secs(120);
     loop {
         if let Ok(r) = http.get(format!("http://127.0.0.1:{port}/readyz")).send().await
@@ -134,7 +124,7 @@ async fn serve_demo_drains_on_sigterm_and_keeps_every_acknowledged_booking_throu
     let mode = std::fs::metadata(dir.path().join("demo.env")).unwrap();
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o600, "tokens are secrets");
     let base = format!("http://127.0.0.1:{port}");
-    let http = client();
+    let http = client(Duration::from_secs(30));
     let pilot = env["PILOT"].clone();
 
     // The demo has rides in several states.
@@ -278,27 +268,6 @@ async fn serve_demo_drains_on_sigterm_and_keeps_every_acknowledged_booking_throu
 
 struct Component(#[allow(dead_code)] Child);
 
-/// `samskab token ARGS` for processes that share their secrets through the environment.
-fn shared_token(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(BIN)
-        .arg("token")
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .envs(SHARED_SECRETS)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "samskab token: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().split_whitespace().last().unwrap().to_owned()
-}
-
-/// Separate processes share their secrets through the environment (a Kubernetes Secret in
-/// production), not through a data directory they would race to create them in.
-const SHARED_SECRETS: [(&str, &str); 2] = [
-    ("SAMSKAB_MASTER_KEY", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"),
-    ("SAMSKAB_JWT_SECRET", "k1=a-test-secret-of-enough-length-for-hs256"),
-];
-
 fn run_component(dir: &Path, args: &[String]) -> Component {
     let child = Command::new(BIN)
         .arg("run")
@@ -376,7 +345,7 @@ async fn every_component_runs_as_its_own_process_on_postgres() {
     ];
     wait_ready(gateway).await;
     let token = |args: &[&str]| shared_token(&dir, args);
-    let http = client();
+    let http = client(Duration::from_secs(30));
     let base = format!("http://127.0.0.1:{gateway}");
     let post = |path: String, token: String, body: Value| {
         let http = http.clone();
@@ -534,7 +503,7 @@ async fn production_logs_are_json_lines_with_trace_ids_and_no_personal_data() {
         .unwrap();
     wait_ready(port).await;
     let token = |args: &[&str]| shared_token(dir.path(), args);
-    let http = client();
+    let http = client(Duration::from_secs(30));
     let base = format!("http://127.0.0.1:{port}");
     let admin = token(&["--role", "admin"]);
     let (st, ch) = call(
@@ -667,7 +636,7 @@ async fn killing_the_booking_process_mid_burst_loses_and_doubles_nothing() {
     let mut booking_proc = booking_process(&dir, booking, carehome, volunteer);
     wait_ready(gateway).await;
     let token = |args: &[&str]| shared_token(&dir, args);
-    let http = client();
+    let http = client(Duration::from_secs(30));
     let base = format!("http://127.0.0.1:{gateway}");
     let post = {
         let (http, base) = (http.clone(), base.clone());

@@ -15,35 +15,20 @@
 //! after 5 minutes; any `SAMSKAB_TEST_PG_URL` enables the test, which starts its own server):
 //! `SAMSKAB_TEST_PG_URL=own SAMSKAB_FAULT_ROUNDS=10 cargo test -p samskab --test pg_restart`.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::{BIN, SHARED_SECRETS, client, free_port, shared_token};
 
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_samskab");
-
-/// Separate processes share their secrets through the environment; the all-in-one reads
-/// them from there too, so that `samskab token` signs tokens it accepts.
-const SHARED_SECRETS: [(&str, &str); 2] = [
-    ("SAMSKAB_MASTER_KEY", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"),
-    ("SAMSKAB_JWT_SECRET", "k1=a-test-secret-of-enough-length-for-hs256"),
-];
-
 fn rounds() -> usize {
     std::env::var("SAMSKAB_FAULT_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2).max(1)
-}
-
-fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -195,19 +180,6 @@ fn samskab(args: &[String], data_dir: &Path) -> Child {
         .expect("samskab starts")
 }
 
-fn token(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(BIN)
-        .arg("token")
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .envs(SHARED_SECRETS)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "samskab token: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().split_whitespace().last().unwrap().to_owned()
-}
-
 async fn readyz(http: &reqwest::Client, port: u16) -> u16 {
     match http.get(format!("http://127.0.0.1:{port}/readyz")).send().await {
         Ok(r) => r.status().as_u16(),
@@ -270,11 +242,11 @@ async fn world(http: &reqwest::Client, base: &str, dir: &Path) -> World {
         let (http, token) = (http.clone(), token.to_owned());
         async move { call(&http, reqwest::Method::POST, &url, &token, Some(&body), None).await }
     };
-    let admin = token(dir, &["--role", "admin"]);
+    let admin = shared_token(dir, &["--role", "admin"]);
     let (st, ch) = post("/v1/chapters", &admin, json!({"name": "Aarhus", "timezone": "Europe/Copenhagen"})).await;
     assert_eq!(st, 201, "{ch}");
     let chapter = ch["chapter_id"].as_str().unwrap().to_owned();
-    let ca = token(dir, &["--role", "chapter_admin", "--chapter", &chapter]);
+    let ca = shared_token(dir, &["--role", "chapter_admin", "--chapter", &chapter]);
     let days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
     let (st, home) = post(
         "/v1/carehomes",
@@ -299,7 +271,7 @@ async fn world(http: &reqwest::Client, base: &str, dir: &Path) -> World {
     )
     .await;
     assert_eq!(st, 200, "{q}");
-    let pilot_token = token(dir, &["--role", "pilot", "--pilot", &pilot]);
+    let pilot_token = shared_token(dir, &["--role", "pilot", "--pilot", &pilot]);
     World { base: base.to_owned(), chapter, ca, pilot, pilot_token, bike }
 }
 
@@ -375,7 +347,7 @@ fn retryable(st: u16, v: &Value) -> bool {
 /// once a few were acknowledged, clients going on against the stopped server for a while,
 /// PostgreSQL restarted; then everything acknowledged is there exactly once.
 async fn crash_rounds(pg: &PgServer, gateway: u16, dir: &Path) {
-    let http = client();
+    let http = client(Duration::from_secs(60));
     let base = format!("http://127.0.0.1:{gateway}");
     wait_ready(&http, gateway, "first start").await;
     let w = world(&http, &base, dir).await;
