@@ -23,15 +23,6 @@ fn id_of(stream: &str, prefix: &str) -> Result<Uuid, Error> {
     stream.strip_prefix(prefix).and_then(|s| s.parse().ok()).ok_or_else(|| Error::Corrupt(format!("stream {stream}")))
 }
 
-async fn load<T: serde::de::DeserializeOwned>(
-    tx: &mut Tx<'_>,
-    sql: &'static str,
-    id: Uuid,
-) -> Result<Option<T>, Error> {
-    let doc = tx.fetch_text(sql, &[id.into()]).await?;
-    doc.map(|d| serde_json::from_str(&d).map_err(Error::Payload)).transpose()
-}
-
 /// A ride as stored in the read model.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RideDoc {
@@ -55,72 +46,9 @@ impl Projection for RidesProjection {
         NAME
     }
 
+    /// One event is a batch of one: the same fold and writes as [`Self::apply_batch`].
     fn apply<'a>(&'a self, tx: &'a mut Tx<'_>, event: &'a RecordedEvent) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            let is_ride = event.stream_id.starts_with("ride-");
-            let is_request = event.stream_id.starts_with("riderequest-");
-            if !is_ride && !is_request {
-                return Ok(());
-            }
-            let Some(ev) = BookingEvent::from_stored(&event.event_type, event.payload.get()).map_err(Error::Payload)?
-            else {
-                return Ok(());
-            };
-            if is_request {
-                let id = id_of(&event.stream_id, "riderequest-")?;
-                let before: Option<RequestDoc> =
-                    load(tx, "SELECT doc FROM booking_ride_requests WHERE ride_request_id = $1", id).await?;
-                let Some(after) = RideRequest::apply(before.map(|d| d.request), &ev) else { return Ok(()) };
-                let doc = RequestDoc { request: after.clone(), version: event.version };
-                return tx
-                    .execute(
-                        "INSERT INTO booking_ride_requests (ride_request_id, chapter_id, carehome_id, status, window_to, doc) \
-                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (ride_request_id) DO UPDATE SET status = excluded.status, \
-                         window_to = excluded.window_to, doc = excluded.doc",
-                        &[
-                            id.into(),
-                            after.chapter_id.into(),
-                            after.carehome_id.into(),
-                            Arg::Text(after.status.to_string()),
-                            Arg::Int(after.window_to.timestamp_micros()),
-                            Arg::Text(serde_json::to_string(&doc).map_err(Error::Payload)?),
-                        ],
-                    )
-                    .await
-                    .map(|_| ());
-            }
-            let id = id_of(&event.stream_id, "ride-")?;
-            let before: Option<RideDoc> = load(tx, "SELECT doc FROM booking_rides WHERE ride_id = $1", id).await?;
-            let Some(after) = Ride::apply(before.map(|d| d.ride), &ev) else { return Ok(()) };
-            let doc = RideDoc { ride: after.clone(), version: event.version };
-            tx.execute(
-                "INSERT INTO booking_rides (ride_id, chapter_id, carehome_id, bike_id, pilot_id, start_at, end_at, status, version, doc) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (ride_id) DO UPDATE SET start_at = excluded.start_at, \
-                 end_at = excluded.end_at, status = excluded.status, version = excluded.version, doc = excluded.doc",
-                &[
-                    id.into(),
-                    after.chapter_id.into(),
-                    after.carehome_id.into(),
-                    after.bike_id.into(),
-                    after.pilot_id.into(),
-                    Arg::Int(after.start.timestamp_micros()),
-                    Arg::Int(after.end().timestamp_micros()),
-                    Arg::Text(after.status.to_string()),
-                    Arg::Int(event.version as i64),
-                    Arg::Text(serde_json::to_string(&doc).map_err(Error::Payload)?),
-                ],
-            )
-            .await?;
-            tx.execute("DELETE FROM booking_ride_riders WHERE ride_id = $1", &[id.into()]).await?;
-            for r in &after.riders {
-                tx.execute(
-                    "INSERT INTO booking_ride_riders (ride_id, resident_id, start_at) VALUES ($1, $2, $3)",
-                    &[id.into(), r.resident_id.into(), Arg::Int(after.start.timestamp_micros())],
-                )
-                .await?;
-            }
-            Ok(())
-        })
+        self.apply_batch(tx, std::slice::from_ref(event))
     }
 
     fn filter(&self) -> Filter {
