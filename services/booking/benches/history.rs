@@ -6,7 +6,7 @@
 //!
 //! SQLite always; PostgreSQL too when `SAMSKAB_BENCH_PG_URL` is set (scripts/bench-booking).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/service/common/mod.rs"]
 mod common;
 
 use std::time::Instant;

@@ -17,6 +17,8 @@ mod coordinators;
 mod feed;
 #[path = "carehome/residents.rs"]
 mod residents;
+#[path = "carehome/validation_props.rs"]
+mod validation_props;
 
 macro_rules! on_both_backends {
     ($($module:ident :: $test:ident),* $(,)?) => {

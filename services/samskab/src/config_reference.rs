@@ -1,7 +1,7 @@
 //! `samskab config-reference` (hidden): every flag and environment variable of every
 //! Samskab binary, generated from the clap definitions, as the Markdown of
 //! docs/configuration.md or (`--json`) as data for the deployment check
-//! (services/samskab/tests/deploy.rs).
+//! (services/samskab/tests/system/deploy.rs).
 //!
 //! The separate service binaries are rebuilt here from the same `clap::Args` structs their
 //! `main.rs` flatten (`Config` plus servicekit's operator subcommands), so a flag added to a

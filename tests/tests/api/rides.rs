@@ -8,22 +8,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { super::$name(e2e::System::start(testkit::TestDb::sqlite()).await).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let Some(db) = testkit::TestDb::postgres() else { return };
-                super::$name(e2e::System::start(db).await).await
-            })*
-        }
-    };
-}
-
 both_backends!(
     a_pilot_books_reads_and_cancels_a_ride,
     a_ride_runs_its_life_cycle_with_roster_and_story,

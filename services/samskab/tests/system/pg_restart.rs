@@ -13,16 +13,14 @@
 //!
 //! Two rounds by default; the long form runs more, under `cargo test` (nextest stops a test
 //! after 5 minutes; any `SAMSKAB_TEST_PG_URL` enables the test, which starts its own server):
-//! `SAMSKAB_TEST_PG_URL=own SAMSKAB_FAULT_ROUNDS=10 cargo test -p samskab --test pg_restart`.
+//! `SAMSKAB_TEST_PG_URL=own SAMSKAB_FAULT_ROUNDS=10 cargo test -p samskab --test system pg_restart::`.
 
-mod support;
-
+use crate::support::{BIN, SHARED_SECRETS, client, free_port, shared_token};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{BIN, SHARED_SECRETS, client, free_port, shared_token};
 
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};

@@ -1,9 +1,7 @@
 //! Rides through their life cycle, rosters, functional round trips, ride requests,
 //! rescheduling and availability, over real gRPC on both backends.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use samskab_proto::booking::v1 as bpb;
 use servicekit::ErrorCode;
 

@@ -33,22 +33,6 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { super::$name(e2e::System::start(testkit::TestDb::sqlite()).await).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let Some(db) = testkit::TestDb::postgres() else { return };
-                super::$name(e2e::System::start(db).await).await
-            })*
-        }
-    };
-}
-
 both_backends!(every_route_of_the_openapi_document_has_a_row, every_cell_of_the_matrix_answers_as_specified);
 
 /// Cells where the gateway is known to answer against `api.md` and the fix is not the

@@ -19,22 +19,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { super::$name(e2e::System::start(testkit::TestDb::sqlite()).await).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let Some(db) = testkit::TestDb::postgres() else { return };
-                super::$name(e2e::System::start(db).await).await
-            })*
-        }
-    };
-}
-
 both_backends!(bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_nothing);
 
 /// Cells where the system answers against api.md and the fix lies outside the gateway:

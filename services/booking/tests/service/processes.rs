@@ -2,13 +2,11 @@
 //! for one trishaw: the schedule streams in the shared log keep the invariant across
 //! processes exactly as within one.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use chrono::{DateTime, Utc};
-use common::*;
 use samskab_proto::booking::v1::booking_service_client::BookingServiceClient;
 use servicekit::ErrorCode;
 

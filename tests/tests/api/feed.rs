@@ -15,23 +15,7 @@ use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { super::$name(super::start(testkit::TestDb::sqlite()).await).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let Some(db) = testkit::TestDb::postgres() else { return };
-                super::$name(super::start(db).await).await
-            })*
-        }
-    };
-}
-
-both_backends!(
+both_backends!(with super::start:
     paging_yields_every_event_once_in_order_and_polls_at_the_end,
     a_chapter_integrator_sees_its_chapter_only,
     the_feed_carries_no_personal_data,

@@ -6,13 +6,11 @@
 //! JSON-escaped. Then both are erased, every read model rebuilt from the log, and the scan
 //! repeated: nothing opens any more, and the ride statistics are what they were.
 
-mod common;
-
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::common::*;
 use base64::Engine;
-use common::*;
 use samskab_proto::booking::v1 as bpb;
 use samskab_proto::carehome::v1 as cpb;
 use samskab_proto::common::v1 as feedpb;

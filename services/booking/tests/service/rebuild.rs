@@ -2,9 +2,7 @@
 //! (batches as they arrive), one event at a time (the reference), and by a rebuild (which
 //! reads only ride streams and folds whole pages in memory, writing each ride once).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use eventlog::{Cursor, EventStore, Filter, Projection};
 use samskab_proto::booking::v1 as bpb;
 

@@ -10,7 +10,7 @@
 //! Deterministic: a fixed seed (ChaCha) and a fixed number of requests per backend,
 //! `SAMSKAB_FUZZ_CASES` (200 by default); `SAMSKAB_FUZZ_SEED` picks another seed. The long
 //! form (`cargo test`: nextest stops a test after 5 minutes), with `SAMSKAB_TEST_PG_URL` set
-//! for the PostgreSQL half: `SAMSKAB_FUZZ_CASES=5000 cargo test -p samskab-e2e --test fuzz`.
+//! for the PostgreSQL half: `SAMSKAB_FUZZ_CASES=5000 cargo test -p samskab-e2e --test api fuzz::`.
 
 use e2e::System;
 use gateway::Role;
@@ -22,22 +22,6 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 use std::time::Duration;
 use uuid::Uuid;
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { super::$name(e2e::System::start(testkit::TestDb::sqlite()).await).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let Some(db) = testkit::TestDb::postgres() else { return };
-                super::$name(e2e::System::start(db).await).await
-            })*
-        }
-    };
-}
 
 both_backends!(fuzzed_bodies_never_get_a_5xx_and_refusals_write_nothing);
 

@@ -5,7 +5,7 @@
 //! is accepted; every other slot is refused with the rule that names why.
 //!
 //! Deterministic (fixed seed); `PROPTEST_CASES` sets the count (2048 by default); the long
-//! form: `PROPTEST_CASES=100000 cargo nextest run -p samskab-booking --test rules_props`.
+//! form: `PROPTEST_CASES=100000 cargo nextest run -p samskab-booking --test service rules_props::`.
 
 use std::collections::BTreeMap;
 

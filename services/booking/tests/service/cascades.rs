@@ -2,11 +2,9 @@
 //! services cancel rides or change rosters, exactly once even when their events are
 //! delivered twice; weather days; booking catching up after the care-home service restarts.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use samskab_proto::booking::v1 as bpb;
 use samskab_proto::carehome::v1 as cpb;
 use samskab_proto::volunteer::v1 as vpb;

@@ -9,22 +9,6 @@ use gateway::Role;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { super::$name(e2e::System::start(testkit::TestDb::sqlite()).await).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let Some(db) = testkit::TestDb::postgres() else { return };
-                super::$name(e2e::System::start(db).await).await
-            })*
-        }
-    };
-}
-
 both_backends!(reports_exports_and_reach_match_the_scenario, a_large_export_streams, only_admins_read_reports);
 
 /// A name that needs quoting in both dialects (names may not hold line breaks).

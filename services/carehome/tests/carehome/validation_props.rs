@@ -4,7 +4,7 @@
 //! refused field of a request, in order, and builds nothing then.
 //!
 //! Deterministic (fixed seed); `PROPTEST_CASES` sets the count (2048 by default); the long
-//! form: `PROPTEST_CASES=100000 cargo nextest run -p samskab-carehome --test validation_props`.
+//! form: `PROPTEST_CASES=100000 cargo nextest run -p samskab-carehome --test carehome validation_props::`.
 
 use carehome::validation::{Violations, optional_date, optional_label, optional_text};
 use proptest::prelude::*;

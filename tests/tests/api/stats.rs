@@ -15,22 +15,6 @@ use gateway::Role;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { super::$name(e2e::System::start(testkit::TestDb::sqlite()).await).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let Some(db) = testkit::TestDb::postgres() else { return };
-                super::$name(e2e::System::start(db).await).await
-            })*
-        }
-    };
-}
-
 both_backends!(
     the_worked_example_figure_by_figure,
     an_event_ride_counts_the_riders_who_checked_in,

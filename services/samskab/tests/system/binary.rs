@@ -4,13 +4,11 @@
 //! clients retry with their keys; `token`, `migrate` and `rebuild-projections` work; and
 //! every component runs as its own process against PostgreSQL (`samskab run ...`).
 
-mod support;
-
+use crate::support::{BIN, SHARED_SECRETS, client, free_port, shared_token};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use support::{BIN, SHARED_SECRETS, client, free_port, shared_token};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};

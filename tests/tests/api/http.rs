@@ -9,23 +9,7 @@ use reqwest::Method;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { super::$name(testkit::TestDb::sqlite()).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let Some(db) = testkit::TestDb::postgres() else { return };
-                super::$name(db).await
-            })*
-        }
-    };
-}
-
-both_backends!(
+both_backends!(raw:
     operations_endpoints_answer_without_a_token,
     metrics_count_requests_per_route_template,
     tokens_are_checked_and_problems_speak_danish,

@@ -2,12 +2,10 @@
 //! bookings of one trishaw raced by 64 callers, pilots and residents double-booked across
 //! trishaws, daylight-saving days, expiring qualifications, and every booking rule.
 
-mod common;
-
 use std::collections::HashMap;
 
+use crate::common::*;
 use chrono::{DateTime, Duration, Utc};
-use common::*;
 use samskab_proto::booking::v1 as bpb;
 use servicekit::ErrorCode;
 use uuid::Uuid;
@@ -271,7 +269,7 @@ async fn bad_input_names_the_field_and_writes_nothing(mut w: World) {
 }
 
 mod races {
-    use super::common::*;
+    use crate::common::*;
     use samskab_proto::booking::v1 as bpb;
     use servicekit::ErrorCode;
 
