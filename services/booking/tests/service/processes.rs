@@ -29,6 +29,9 @@ fn spawn_booking(w: &World, port: u16) -> Process {
         .env("SAMSKAB_CAREHOME_URL", format!("http://{}", w.carehome_addr))
         .env("SAMSKAB_VOLUNTEER_URL", w.volunteer_url())
         .env("SAMSKAB_MASTER_KEY", w.master.to_hex())
+        // The erasure ledger in the test's own database (not samskab-data/ in the working
+        // directory), one for both processes, as in a deployment.
+        .env("SAMSKAB_ERASURE_LEDGER_URL", w.db.sibling("ledger"))
         .env("SAMSKAB_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
