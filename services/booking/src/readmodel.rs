@@ -272,16 +272,61 @@ pub async fn list(store: &EventStore, q: &RideQuery) -> Result<Vec<RideDoc>, Err
     for i in 0..6 {
         args.push(Arg::Text(statuses.get(i).copied().unwrap_or(statuses[0]).to_owned()));
     }
-    let docs = store
-        .fetch_texts(
-            "SELECT doc FROM booking_rides WHERE ($1 = '' OR chapter_id = $1) AND ($2 = '' OR carehome_id = $2) \
-             AND ($3 = '' OR pilot_id = $3) AND ($4 = '' OR bike_id = $4) AND start_at >= $5 AND start_at < $6 \
-             AND (start_at > $7 OR (start_at = $7 AND ride_id > $8)) \
-             AND status IN ($10, $11, $12, $13, $14, $15) ORDER BY start_at, ride_id LIMIT $9",
-            &args,
-        )
-        .await?;
+    macro_rules! list_led_by {
+        ($lead:literal) => {
+            concat!(
+                "SELECT doc FROM booking_rides WHERE ",
+                $lead,
+                "($1 = '' OR chapter_id = $1) AND ($2 = '' OR carehome_id = $2) \
+                 AND ($3 = '' OR pilot_id = $3) AND ($4 = '' OR bike_id = $4) AND start_at >= $5 AND start_at < $6 \
+                 AND (start_at > $7 OR (start_at = $7 AND ride_id > $8)) \
+                 AND status IN ($10, $11, $12, $13, $14, $15) ORDER BY start_at, ride_id LIMIT $9"
+            )
+        };
+    }
+    let sql = led_by(
+        q.bike_id,
+        q.pilot_id,
+        q.carehome_id,
+        q.chapter_id,
+        [
+            list_led_by!("bike_id = $4 AND "),
+            list_led_by!("pilot_id = $3 AND "),
+            list_led_by!("carehome_id = $2 AND "),
+            list_led_by!("chapter_id = $1 AND "),
+            list_led_by!(""),
+        ],
+    );
+    let docs = store.fetch_texts(sql, &args).await?;
     docs.iter().map(|d| serde_json::from_str(d).map_err(Error::Payload)).collect()
+}
+
+/// The statement led by an equality on the most selective filter present (trishaw, pilot,
+/// care home, chapter: each has an index on `(column, start_at)`), or the last one.
+///
+/// The filters also stay in the `($n = '' OR column = $n)` form that lets one statement
+/// serve every combination; but a planner cannot use an index for that form, so a
+/// statement of that form alone scanned and sorted every ride on each call (a pilot's
+/// list, each trishaw's availability), which was most of the CPU under load.
+pub(crate) fn led_by(
+    bike: Option<Uuid>,
+    pilot: Option<Uuid>,
+    carehome: Option<Uuid>,
+    chapter: Option<Uuid>,
+    statements: [&'static str; 5],
+) -> &'static str {
+    let [by_bike, by_pilot, by_carehome, by_chapter, unled] = statements;
+    if bike.is_some() {
+        by_bike
+    } else if pilot.is_some() {
+        by_pilot
+    } else if carehome.is_some() {
+        by_carehome
+    } else if chapter.is_some() {
+        by_chapter
+    } else {
+        unled
+    }
 }
 
 /// Active rides of a resident overlapping [from, to) (µs).
@@ -341,13 +386,19 @@ pub async fn list_requests(
     for i in 0..4 {
         args.push(Arg::Text(st.get(i).cloned().unwrap_or_else(|| st[0].clone())));
     }
-    let docs = store
-        .fetch_texts(
-            "SELECT doc FROM booking_ride_requests WHERE ($1 = '' OR carehome_id = $1) AND ($2 = '' OR chapter_id = $2) \
-             AND ride_request_id > $3 AND status IN ($5, $6, $7, $8) ORDER BY ride_request_id LIMIT $4",
-            &args,
-        )
-        .await?;
+    macro_rules! requests_led_by {
+        ($lead:literal) => {
+            concat!(
+                "SELECT doc FROM booking_ride_requests WHERE ",
+                $lead,
+                "($1 = '' OR carehome_id = $1) AND ($2 = '' OR chapter_id = $2) \
+                 AND ride_request_id > $3 AND status IN ($5, $6, $7, $8) ORDER BY ride_request_id LIMIT $4"
+            )
+        };
+    }
+    // Led by the care home when there is one, for its index (see `led_by`).
+    let sql = if carehome_id.is_some() { requests_led_by!("carehome_id = $1 AND ") } else { requests_led_by!("") };
+    let docs = store.fetch_texts(sql, &args).await?;
     docs.iter().map(|d| serde_json::from_str(d).map_err(Error::Payload)).collect()
 }
 

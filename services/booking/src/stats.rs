@@ -192,11 +192,33 @@ fn opt(id: Option<Uuid>) -> Arg {
 
 /// The rides in scope as the rides read model has them now.
 pub async fn current_rides(store: &EventStore, scope: &Scope) -> Result<Vec<Ride>, eventlog::Error> {
+    macro_rules! rides_led_by {
+        ($lead:literal) => {
+            concat!(
+                "SELECT doc FROM booking_rides WHERE ",
+                $lead,
+                "($1 = '' OR chapter_id = $1) AND ($2 = '' OR carehome_id = $2) \
+                 AND ($3 = '' OR pilot_id = $3) AND ($4 = '' OR bike_id = $4) AND start_at >= $5 AND start_at < $6 \
+                 ORDER BY start_at, ride_id"
+            )
+        };
+    }
+    let sql = crate::readmodel::led_by(
+        scope.bike_id,
+        scope.pilot_id,
+        scope.carehome_id,
+        scope.chapter_id,
+        [
+            rides_led_by!("bike_id = $4 AND "),
+            rides_led_by!("pilot_id = $3 AND "),
+            rides_led_by!("carehome_id = $2 AND "),
+            rides_led_by!("chapter_id = $1 AND "),
+            rides_led_by!(""),
+        ],
+    );
     let docs = store
         .fetch_texts(
-            "SELECT doc FROM booking_rides WHERE ($1 = '' OR chapter_id = $1) AND ($2 = '' OR carehome_id = $2) \
-             AND ($3 = '' OR pilot_id = $3) AND ($4 = '' OR bike_id = $4) AND start_at >= $5 AND start_at < $6 \
-             ORDER BY start_at, ride_id",
+            sql,
             &[
                 opt(scope.chapter_id),
                 opt(scope.carehome_id),

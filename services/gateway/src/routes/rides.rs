@@ -3,6 +3,8 @@
 //! no-show. Who may do what follows the role table of the API contract; personal fields
 //! (riders' names, addresses, story, note) only reach callers allowed to see them.
 
+use std::collections::HashMap;
+
 use axum::extract::State;
 use samskab_proto::booking::v1 as bpb;
 use samskab_proto::carehome::v1 as cpb;
@@ -127,23 +129,48 @@ pub fn may_read(caller: &Caller, ride: &bpb::Ride) -> bool {
 
 /// The view of a ride for this caller (names looked up only when the caller may see them).
 pub async fn view(s: &AppState, caller: &Caller, ride: bpb::Ride) -> Result<RideView, ApiError> {
-    let personal = sees_personal(caller, &ride);
-    let mut riders = Vec::with_capacity(ride.riders.len());
-    for r in &ride.riders {
-        let display_name = if personal {
-            match s.clients.carehome.clone().get_resident(req(cpb::IdRequest { id: r.resident_id.clone() })).await {
+    Ok(views(s, caller, vec![ride]).await?.pop().expect("one view per ride"))
+}
+
+/// The views of several rides for this caller, each rider's name looked up once however
+/// many of the rides it is on (a pilot's list of 50 rides names a dozen residents).
+pub async fn views(s: &AppState, caller: &Caller, rides: Vec<bpb::Ride>) -> Result<Vec<RideView>, ApiError> {
+    let mut wanted: Vec<&str> = rides
+        .iter()
+        .filter(|r| sees_personal(caller, r))
+        .flat_map(|r| r.riders.iter().map(|x| x.resident_id.as_str()))
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let names: HashMap<String, Option<String>> =
+        futures_util::future::try_join_all(wanted.into_iter().map(|id| async move {
+            let name = match s.clients.carehome.clone().get_resident(req(cpb::IdRequest { id: id.to_owned() })).await {
                 Ok(res) => opt(res.into_inner().display_name),
                 Err(st) if st.code() == tonic::Code::NotFound => None,
-                Err(st) => return Err(st.into()),
-            }
-        } else {
-            None
-        };
-        riders.push(RiderView { resident_id: r.resident_id.clone(), display_name, checked_in: r.checked_in });
-    }
+                Err(st) => return Err(ApiError::from(st)),
+            };
+            Ok((id.to_owned(), name))
+        }))
+        .await?
+        .into_iter()
+        .collect();
+    Ok(rides.into_iter().map(|r| view_named(caller, r, &names)).collect())
+}
+
+fn view_named(caller: &Caller, ride: bpb::Ride, names: &HashMap<String, Option<String>>) -> RideView {
+    let personal = sees_personal(caller, &ride);
+    let riders = ride
+        .riders
+        .iter()
+        .map(|r| RiderView {
+            resident_id: r.resident_id.clone(),
+            display_name: if personal { names.get(&r.resident_id).cloned().flatten() } else { None },
+            checked_in: r.checked_in,
+        })
+        .collect();
     let f = ride.functional.clone();
     let keep = |v: String| if personal { opt(v) } else { None };
-    Ok(RideView {
+    RideView {
         ride_id: ride.ride_id,
         kind: ride.kind,
         status: ride.status,
@@ -172,7 +199,7 @@ pub async fn view(s: &AppState, caller: &Caller, ride: bpb::Ride) -> Result<Ride
         story: keep(ride.story),
         booked_at: time(&ride.booked_at),
         version: ride.version,
-    })
+    }
 }
 
 /// Loads a ride the caller may read (404 otherwise), with personal fields opened.
@@ -449,10 +476,7 @@ pub async fn list(
         Role::Integrator(_) => return Err(ApiError::forbidden()),
     }
     let page = s.clients.booking.clone().list_rides(req(q)).await?.into_inner();
-    let mut items = Vec::with_capacity(page.rides.len());
-    for r in page.rides {
-        items.push(view(&s, &caller, r).await?);
-    }
+    let items = views(&s, &caller, page.rides).await?;
     Ok(axum::Json(Page::new(items, page.next_cursor)))
 }
 
