@@ -1,25 +1,14 @@
-//! Running a command against an event-sourced aggregate: load its stream, fold it, decide,
-//! append with the stream's version as the expectation, and retry from the top when
-//! another writer got there first. A retried command (same idempotency key) finds its
-//! first event already in the stream and returns the state instead of deciding again.
+//! Commands on one aggregate's stream, through the executor ([`crate::executor`]): load and
+//! fold the stream, decide on the state with a pure function, append at the version read.
 
-use domain::DomainEvent;
-use eventlog::{Error as LogError, EventStore, ExpectedVersion, NewEvent, StreamAppend};
+use domain::{Decision, DomainError};
+use eventlog::EventStore;
 use uuid::Uuid;
 
+use crate::executor::{self, Loader};
 use crate::{CommandCtx, ServiceError, ServiceResult};
 
-/// An aggregate folded from its own stream.
-pub trait Aggregate: Sized + Clone + Send + Sync {
-    /// Its events.
-    type Event: DomainEvent + Send + Sync;
-
-    /// The state after `event` (`None` before the first event).
-    fn apply(state: Option<Self>, event: &Self::Event) -> Option<Self>;
-
-    /// The tenant (chapter) its events belong to.
-    fn tenant(&self) -> Option<Uuid>;
-}
+pub use domain::Aggregate;
 
 /// A folded aggregate and its stream's version.
 #[derive(Debug, Clone)]
@@ -31,33 +20,19 @@ pub struct Loaded<A> {
 }
 
 /// Reads and folds a stream.
-pub async fn load<A: Aggregate>(store: &EventStore, stream: &str) -> ServiceResult<(Loaded<A>, Vec<Uuid>)> {
-    let events = store.read_whole_stream(stream).await?;
-    let mut state = None;
-    let mut ids = Vec::with_capacity(events.len());
-    for e in &events {
-        ids.push(e.id);
-        match A::Event::from_stored(&e.event_type, e.payload.get()) {
-            Ok(Some(ev)) => state = A::apply(state, &ev),
-            Ok(None) => {}
-            Err(err) => return Err(ServiceError::Internal(format!("{stream} v{}: {err}", e.version))),
-        }
-    }
-    Ok((Loaded { state, version: events.last().map_or(0, |e| e.version) }, ids))
+pub async fn load<A: Aggregate>(store: &EventStore, stream: &str) -> ServiceResult<Loaded<A>> {
+    let mut loader = executor::Loader::detached(store.clone());
+    let state = loader.fold::<A>(stream).await?;
+    Ok(Loaded { state, version: loader.version(stream) })
 }
 
-/// How many times a command is decided again after losing a race: an object can change
-/// under many concurrent callers, and each lost race is decided again against the new
-/// state (often ending as an illegal transition).
-const ATTEMPTS: usize = 32;
-
-/// Runs a command: `decide` sees the current state and returns the events to append
-/// (none: nothing to do). Returns the state after the command. The events' tenant is the
-/// aggregate's own.
+/// Runs a command on one aggregate: `decide` sees the current state and returns the events
+/// to append (none: nothing to do). Returns the state after the command. The events'
+/// tenant is the aggregate's own.
 pub async fn execute<A, F>(store: &EventStore, ctx: &CommandCtx, stream: &str, decide: F) -> ServiceResult<Loaded<A>>
 where
     A: Aggregate,
-    F: Fn(Option<&A>) -> ServiceResult<Vec<A::Event>>,
+    F: Fn(Option<&A>) -> Result<Vec<A::Event>, DomainError>,
 {
     execute_in(store, ctx, stream, None, decide).await
 }
@@ -73,38 +48,39 @@ pub async fn execute_in<A, F>(
 ) -> ServiceResult<Loaded<A>>
 where
     A: Aggregate,
-    F: Fn(Option<&A>) -> ServiceResult<Vec<A::Event>>,
+    F: Fn(Option<&A>) -> Result<Vec<A::Event>, DomainError>,
 {
-    let first_id = ctx.event_id(stream, 0);
-    for _ in 0..ATTEMPTS {
-        let (loaded, ids) = load::<A>(store, stream).await?;
-        if ids.contains(&first_id) {
-            return Ok(loaded);
-        }
-        ctx.check_version(loaded.version)?;
-        let events = decide(loaded.state.as_ref())?;
-        if events.is_empty() {
-            return Ok(loaded);
-        }
-        let state = events.iter().fold(loaded.state.clone(), A::apply);
-        let tenant = tenant.or_else(|| state.as_ref().and_then(A::tenant));
-        let new: Vec<NewEvent> = events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                NewEvent::with_id(ctx.event_id(stream, i as u32), e.event_type(), &e.to_json())
-                    .map(|n| n.metadata(ctx.metadata(tenant)))
-            })
-            .collect::<Result<_, _>>()?;
-        let expected =
-            if loaded.version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(loaded.version) };
-        match store.append_to(StreamAppend::new(stream, expected, new)).await {
-            Ok(r) => return Ok(Loaded { state, version: r.stream_version(stream).unwrap_or(loaded.version) }),
-            // A lost race, or a twin of this command (same key) that committed first:
-            // deciding again finds out which.
-            Err(LogError::WrongExpectedVersion { .. }) | Err(LogError::IdempotencyClash { .. }) => continue,
-            Err(e) => return Err(e.into()),
+    let fold = |mut l: Loader| async move {
+        let state = l.fold::<A>(stream).await?;
+        Ok((l, state))
+    };
+    let done = executor::run(store, ctx, stream, fold, |state: &Option<A>| {
+        let events = decide(state.as_ref())?;
+        let after = events.iter().fold(state.clone(), |s, e| A::apply(s, e));
+        let tenant = tenant.or_else(|| after.as_ref().and_then(A::tenant));
+        Ok(Decision::on(stream, events, tenant))
+    })
+    .await?;
+    let version = done.version(stream);
+    match done.input {
+        None => load::<A>(store, stream).await,
+        Some(state) => {
+            let state = done.decision.of(stream).fold(state, |s, e| A::apply(s, e));
+            Ok(Loaded { state, version })
         }
     }
-    Err(ServiceError::Unavailable(format!("{stream} is changing too fast; try again")))
+}
+
+/// Loads an aggregate that must exist.
+pub async fn load_existing<A: Aggregate>(store: &EventStore, stream: &str, what: &str) -> ServiceResult<(A, u64)> {
+    let loaded = load::<A>(store, stream).await?;
+    loaded.state.map(|s| (s, loaded.version)).ok_or_else(|| ServiceError::NotFound(what.into()))
+}
+
+/// Whether a command's first event is already on `stream`: the command is a retry (for
+/// handlers that must not repeat a side effect, such as sealing or erasing a key, before
+/// the executor would recognise it).
+pub async fn landed(store: &EventStore, ctx: &CommandCtx, stream: &str) -> ServiceResult<bool> {
+    let first = ctx.event_id(stream, 0);
+    Ok(store.read_whole_stream(stream).await?.iter().any(|e| e.id == first))
 }

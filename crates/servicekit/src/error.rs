@@ -3,10 +3,8 @@
 //! carrying the stable code in `ErrorInfo.reason` and the offending fields in `BadRequest`.
 
 use std::collections::HashMap;
-use std::fmt;
-use std::str::FromStr;
 
-use domain::Invalid;
+use domain::{DomainError, Invalid};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use uuid::Uuid;
@@ -14,72 +12,31 @@ use uuid::Uuid;
 /// The error domain written into `ErrorInfo`.
 pub const ERROR_DOMAIN: &str = "samskab";
 
-macro_rules! codes {
-    ($($variant:ident = $text:literal => $grpc:ident, $http:literal;)+) => {
-        /// The stable error codes of the API contract (`api.md`).
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum ErrorCode {
-            $(#[doc = $text] $variant),+
-        }
+pub use domain::ErrorCode;
 
-        impl ErrorCode {
-            /// The code as clients see it (`bike-taken`).
-            pub fn as_str(self) -> &'static str {
-                match self { $(ErrorCode::$variant => $text),+ }
-            }
-
-            /// The gRPC status code it travels with.
-            pub fn grpc(self) -> Code {
-                match self { $(ErrorCode::$variant => Code::$grpc),+ }
-            }
-
-            /// The HTTP status it becomes at the gateway.
-            pub fn http_status(self) -> u16 {
-                match self { $(ErrorCode::$variant => $http),+ }
-            }
-        }
-
-        impl FromStr for ErrorCode {
-            type Err = ();
-            fn from_str(s: &str) -> Result<Self, ()> {
-                match s { $($text => Ok(ErrorCode::$variant),)+ _ => Err(()) }
-            }
-        }
-    };
-}
-
-codes! {
-    Malformed = "malformed" => InvalidArgument, 400;
-    Validation = "validation" => InvalidArgument, 400;
-    Unauthenticated = "unauthenticated" => Unauthenticated, 401;
-    Forbidden = "forbidden" => PermissionDenied, 403;
-    NotFound = "not-found" => NotFound, 404;
-    Timeout = "timeout" => DeadlineExceeded, 408;
-    BikeTaken = "bike-taken" => Aborted, 409;
-    PilotBusy = "pilot-busy" => Aborted, 409;
-    ResidentBusy = "resident-busy" => Aborted, 409;
-    IllegalTransition = "illegal-transition" => Aborted, 409;
-    IdempotencyInFlight = "idempotency-in-flight" => Aborted, 409;
-    PreconditionFailed = "precondition-failed" => FailedPrecondition, 412;
-    TooLarge = "too-large" => InvalidArgument, 413;
-    UnsupportedMediaType = "unsupported-media-type" => InvalidArgument, 415;
-    OutsideRideHours = "outside-ride-hours" => FailedPrecondition, 422;
-    LeadTime = "lead-time" => FailedPrecondition, 422;
-    NotQualified = "not-qualified" => FailedPrecondition, 422;
-    PilotSuspended = "pilot-suspended" => FailedPrecondition, 422;
-    BikeOutOfService = "bike-out-of-service" => FailedPrecondition, 422;
-    TooManyRiders = "too-many-riders" => FailedPrecondition, 422;
-    NoConsent = "no-consent" => FailedPrecondition, 422;
-    NotResidentHere = "not-resident-here" => FailedPrecondition, 422;
-    IdempotencyKeyReused = "idempotency-key-reused" => FailedPrecondition, 422;
-    RateLimited = "rate-limited" => ResourceExhausted, 429;
-    Unavailable = "unavailable" => Unavailable, 503;
-    Internal = "internal" => Internal, 500;
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+/// The gRPC status code an error code travels with.
+pub fn grpc_code(code: ErrorCode) -> Code {
+    use ErrorCode as E;
+    match code {
+        E::Malformed | E::Validation | E::TooLarge | E::UnsupportedMediaType => Code::InvalidArgument,
+        E::Unauthenticated => Code::Unauthenticated,
+        E::Forbidden => Code::PermissionDenied,
+        E::NotFound => Code::NotFound,
+        E::Timeout => Code::DeadlineExceeded,
+        E::BikeTaken | E::PilotBusy | E::ResidentBusy | E::IllegalTransition | E::IdempotencyInFlight => Code::Aborted,
+        E::PreconditionFailed
+        | E::OutsideRideHours
+        | E::LeadTime
+        | E::NotQualified
+        | E::PilotSuspended
+        | E::BikeOutOfService
+        | E::TooManyRiders
+        | E::NoConsent
+        | E::NotResidentHere
+        | E::IdempotencyKeyReused => Code::FailedPrecondition,
+        E::RateLimited => Code::ResourceExhausted,
+        E::Unavailable => Code::Unavailable,
+        E::Internal => Code::Internal,
     }
 }
 
@@ -169,6 +126,21 @@ impl From<Invalid> for ServiceError {
     }
 }
 
+/// A decider's refusal, as the service answers it.
+impl From<DomainError> for ServiceError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Invalid(fields) => ServiceError::Invalid(fields),
+            DomainError::NotFound(what) => ServiceError::NotFound(what),
+            DomainError::Conflict { code, message, conflict_with } => {
+                ServiceError::Conflict { code, message, conflict_with }
+            }
+            DomainError::Rule { code, message } => ServiceError::Rule { code, message },
+            DomainError::PreconditionFailed { current_version } => ServiceError::PreconditionFailed { current_version },
+        }
+    }
+}
+
 impl From<eventlog::Error> for ServiceError {
     fn from(e: eventlog::Error) -> Self {
         match e {
@@ -225,7 +197,7 @@ impl From<ServiceError> for Status {
             _ => e.to_string(),
         };
         details.set_error_info(reason_of(code), ERROR_DOMAIN, meta);
-        Status::with_error_details(code.grpc(), bounded(&message), details)
+        Status::with_error_details(grpc_code(code), bounded(&message), details)
     }
 }
 

@@ -1,12 +1,15 @@
 //! What every Samskab gRPC service shares: the error codes and their mapping to gRPC
-//! ([`error`]), the command context ([`context`]), the event feed ([`feed`]), serving
+//! ([`error`]), the command context ([`context`]), the one command executor ([`executor`])
+//! and clock ([`clock`]), the event feed ([`feed`]), serving
 //! ([`server`]), calling ([`client`]) and following another service's feed ([`remote`]).
 
 pub mod aggregate;
 pub mod bootstrap;
 pub mod client;
+pub mod clock;
 pub mod context;
 pub mod error;
+pub mod executor;
 pub mod feed;
 pub mod remote;
 pub mod rpc_metrics;
@@ -14,6 +17,7 @@ pub mod server;
 
 pub use aggregate::{Aggregate, Loaded};
 pub use context::CommandCtx;
+pub use domain::{Decision, DomainError};
 pub use error::{ErrorCode, RemoteError, ServiceError};
 
 /// The result of a service handler.

@@ -94,7 +94,7 @@ impl Booking {
             }
             day = day.succ_opt().ok_or_else(|| ServiceError::invalid("/to", "out of range"))?;
         }
-        let not_before = Utc::now() + Duration::minutes(i64::from(chapter.settings.lead_time_minutes));
+        let not_before = servicekit::clock::now() + Duration::minutes(i64::from(chapter.settings.lead_time_minutes));
         let turnaround = Duration::minutes(i64::from(home.turnaround_minutes));
         let mut out = Vec::new();
         for bike in facts::children::<BikeFact>(&self.store, kind::BIKE, carehome_id).await? {

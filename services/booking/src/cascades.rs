@@ -11,21 +11,25 @@
 
 use std::time::Duration as StdDuration;
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use domain::DomainEvent;
 use domain::events::CareHomeEvent;
 use domain::events::VolunteerEvent;
 use domain::localtime;
 use domain::types::{CancellationReason, RideStatus};
 use eventlog::Arg;
-use servicekit::{CommandCtx, ServiceError, ServiceResult};
+use servicekit::executor::{self, Loader};
+use servicekit::{CommandCtx, ServiceError, ServiceResult, clock};
 use uuid::Uuid;
 
+use crate::commands::rides::Cancel;
+use crate::commands::weather::{self, WeatherInput, weather_stream};
 use crate::facts::{self, CareHomeFact, ChapterFact, kind};
 use crate::readmodel::{self, RideQuery};
-use crate::rides;
+use crate::requests::request_subject;
+use crate::rides::{self, ride_subject};
 use crate::rules;
-use crate::service::{Booking, ride_subject};
+use crate::service::Booking;
 
 /// How long after the first sweep a cascade is swept again.
 pub const SECOND_PASS: StdDuration = StdDuration::from_secs(15);
@@ -103,11 +107,8 @@ impl Booking {
             }
             None => None,
         };
-        let now = Utc::now();
-        let result = self
-            .transition(&ctx, ride_id, |ride| rides::cancel(ride, reason, by_role, sealed.clone(), Some(cause), now))
-            .await;
-        match result {
+        let cancel = Cancel { reason, by_role: by_role.into(), note: sealed, caused_by: Some(cause) };
+        match self.cancel(&ctx, ride_id, &cancel).await {
             Ok(()) => Ok(true),
             // Started, completed or already cancelled meanwhile: nothing to do.
             Err(ServiceError::Conflict { .. }) | Err(ServiceError::NotFound(_)) => Ok(false),
@@ -119,7 +120,7 @@ impl Booking {
     pub async fn cascade(&self, event_id: Uuid, event_type: &str, data: &str) -> ServiceResult<u32> {
         let Some(target) = target(event_type, data) else { return Ok(0) };
         self.rides_caught_up().await?;
-        let now = Utc::now().timestamp_micros();
+        let now = clock::now().timestamp_micros();
         let mut changed = 0;
         match target {
             Target::Bike(bike, reason) => {
@@ -161,7 +162,7 @@ impl Booking {
                 if cause == "erased" {
                     self.forget_rides(&readmodel::all_rides_of_resident(&self.store, resident).await?).await?;
                     for request in readmodel::requests_naming(&self.store, resident).await? {
-                        self.forget(&format!("riderequest:{request}")).await?;
+                        self.forget(&request_subject(request)).await?;
                     }
                 }
                 for ride_id in readmodel::rides_of_resident(&self.store, resident, now).await? {
@@ -203,7 +204,7 @@ impl Booking {
 
     /// Works the outbox rows that are due; returns how many it worked.
     pub async fn work_outbox(&self) -> ServiceResult<usize> {
-        let now = Utc::now().timestamp();
+        let now = clock::now().timestamp();
         let rows = self
             .store
             .fetch_texts(
@@ -252,17 +253,24 @@ impl Booking {
         date: NaiveDate,
         note: Option<String>,
     ) -> ServiceResult<u32> {
-        let chapter: ChapterFact = facts::get(&self.store, kind::CHAPTER, chapter_id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound("chapter".into()))?;
-        let stream = format!("weatherday-{chapter_id}-{}", date.format("%Y%m%d"));
-        let event = domain::events::DayCancelledForWeather { chapter_id, date };
-        let cause = ctx.event_id(&stream, 0);
-        if !self.already_done(ctx, &stream).await? {
-            let e = eventlog::NewEvent::with_id(cause, "DayCancelledForWeather", &event)?
-                .metadata(ctx.metadata(Some(chapter_id)));
-            self.store.append_to(eventlog::StreamAppend::new(&stream, eventlog::ExpectedVersion::Any, vec![e])).await?;
-        }
+        let stream = weather_stream(chapter_id, date);
+        let load = |mut l: Loader| {
+            let stream = stream.clone();
+            async move {
+                let recorded = !l.read(&stream).await?.is_empty();
+                let chapter = facts::get::<ChapterFact>(l.store(), kind::CHAPTER, chapter_id).await?;
+                Ok((l, WeatherInput { chapter, recorded }))
+            }
+        };
+        let done = executor::run(&self.store, ctx, &stream, load, |i| weather::cancel_day(i, chapter_id, date)).await?;
+        let chapter: ChapterFact = match done.input.and_then(|i| i.chapter) {
+            Some(c) => c,
+            None => facts::get(&self.store, kind::CHAPTER, chapter_id)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound("chapter".into()))?,
+        };
+        // The cascade's cause: the day's event (this command's, or the one recorded first).
+        let cause = self.store.read_whole_stream(&stream).await?.first().map_or(ctx.event_id(&stream, 0), |e| e.id);
         self.rides_caught_up().await?;
         let tz: chrono_tz::Tz = chapter.timezone.parse().unwrap_or(chrono_tz::UTC);
         let (from, to) = localtime::local_day(tz, date);

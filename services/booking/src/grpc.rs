@@ -10,11 +10,13 @@ use servicekit::{CommandCtx, ServiceError, ServiceResult};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::booking::{BookRide, Booked, Functional, on_ride};
+use crate::commands::booking::{BookRide, Claim, ReturnLeg, SealedRoute};
+use crate::commands::requests::NewRequest;
+use crate::commands::rides::{self as rides_cmd, Cancel, Completion};
 use crate::readmodel::{self, RideQuery};
-use crate::requests::{NewRequest, RideRequest};
-use crate::rides::{self, Completion, Ride};
-use crate::service::{Booking, ride_subject};
+use crate::requests::{RideRequest, request_subject};
+use crate::rides::{Ride, ride_subject};
+use crate::service::{Booked, Booking, Reads};
 
 type Reply<T> = Result<Response<T>, Status>;
 
@@ -66,6 +68,13 @@ impl Fields {
 
     fn done(self) -> Result<(), ServiceError> {
         if self.0.is_empty() { Ok(()) } else { Err(ServiceError::Invalid(self.0)) }
+    }
+
+    /// `Err(Invalid)` with every violation found, else the value `build` makes of the
+    /// checked fields (each `Some` when nothing was refused).
+    fn finish<T>(self, build: impl FnOnce() -> Option<T>) -> Result<T, ServiceError> {
+        self.done()?;
+        build().ok_or_else(|| ServiceError::Internal("a checked field was missing".into()))
     }
 }
 
@@ -137,8 +146,48 @@ impl Booking {
     }
 
     async fn current(&self, ride_id: Uuid) -> ServiceResult<pb::Ride> {
-        let loaded = self.load_ride(ride_id).await?;
-        self.ride_proto(loaded.state.as_ref().expect("loaded"), loaded.version, false).await
+        let (ride, version) = self.ride(ride_id).await?;
+        self.ride_proto(&ride, version, false).await
+    }
+
+    /// Seals a booking's personal fields (a functional ride's addresses, under each leg's
+    /// ride) and names its rides from the command's key: the decider sees neither keys nor
+    /// clear text.
+    async fn sealed_booking(&self, ctx: &CommandCtx, p: ParsedBook) -> ServiceResult<BookRide> {
+        let (ride_id, return_id) = (ctx.new_object_id("ride"), ctx.new_object_id("ride-return"));
+        let seal = |ride: Uuid, field: &'static str, text: &str| {
+            let (keys, text) = (self.keys.clone(), text.to_owned());
+            async move { keys.seal(&ride_subject(ride), field, &text).await.map_err(ServiceError::from) }
+        };
+        let route = match &p.functional {
+            None => None,
+            Some(f) => Some(SealedRoute {
+                pickup: seal(ride_id, "pickup", &f.pickup).await?,
+                dropoff: seal(ride_id, "dropoff", &f.dropoff).await?,
+                return_leg: match f.round_trip {
+                    false => None,
+                    true => Some(ReturnLeg {
+                        pickup: seal(return_id, "pickup", &f.dropoff).await?,
+                        dropoff: seal(return_id, "dropoff", &f.pickup).await?,
+                        start: f.return_start,
+                    }),
+                },
+            }),
+        };
+        Ok(BookRide {
+            ride_id,
+            return_id,
+            bike_id: p.bike_id,
+            pilot_id: p.pilot_id,
+            start: p.start,
+            duration_minutes: p.duration_minutes,
+            resident_ids: p.resident_ids,
+            kind: p.kind,
+            trip_minutes: p.trip_minutes,
+            route,
+            ride_request_id: None,
+            actor_role: ctx.actor.role.clone(),
+        })
     }
 
     async fn booked_proto(&self, b: Booked) -> ServiceResult<pb::BookRideResponse> {
@@ -154,7 +203,7 @@ impl Booking {
         let note = match (&r.note, personal) {
             (Some(n), true) => self
                 .keys
-                .unseal(&format!("riderequest:{}", r.ride_request_id), "note", n)
+                .unseal(&request_subject(r.ride_request_id), "note", n)
                 .await
                 .map_err(ServiceError::from)?
                 .unwrap_or_default(),
@@ -177,7 +226,27 @@ impl Booking {
     }
 }
 
-fn parse_book(r: &pb::BookRideRequest) -> Result<BookRide, ServiceError> {
+/// A booking as requested, before its personal fields are sealed.
+struct ParsedBook {
+    bike_id: Uuid,
+    pilot_id: Uuid,
+    start: DateTime<Utc>,
+    duration_minutes: u32,
+    resident_ids: Vec<Uuid>,
+    kind: RideKind,
+    trip_minutes: Option<u32>,
+    functional: Option<Functional>,
+}
+
+/// A functional ride's route in clear.
+struct Functional {
+    pickup: String,
+    dropoff: String,
+    round_trip: bool,
+    return_start: Option<DateTime<Utc>>,
+}
+
+fn parse_book(r: &pb::BookRideRequest) -> Result<ParsedBook, ServiceError> {
     let mut f = Fields::new();
     let bike_id = f.id("/bike_id", &r.bike_id);
     let pilot_id = f.id("/pilot_id", &r.pilot_id);
@@ -223,17 +292,17 @@ fn parse_book(r: &pb::BookRideRequest) -> Result<BookRide, ServiceError> {
             None
         }
     };
-    f.done()?;
-    Ok(BookRide {
-        bike_id: bike_id.expect("checked"),
-        pilot_id: pilot_id.expect("checked"),
-        start: start.expect("checked"),
-        duration_minutes: duration.expect("checked"),
-        resident_ids,
-        kind: kind.expect("checked"),
-        trip_minutes,
-        functional,
-        ride_request_id: None,
+    f.finish(|| {
+        Some(ParsedBook {
+            bike_id: bike_id?,
+            pilot_id: pilot_id?,
+            start: start?,
+            duration_minutes: duration?,
+            resident_ids,
+            kind: kind?,
+            trip_minutes,
+            functional,
+        })
     })
 }
 
@@ -246,8 +315,8 @@ impl BookingService for Booking {
     async fn book_ride(&self, req: Request<pb::BookRideRequest>) -> Reply<pb::BookRideResponse> {
         let r = req.into_inner();
         let ctx = CommandCtx::from_proto(r.context.clone())?;
-        let cmd = parse_book(&r)?;
-        let booked = self.book(&ctx, cmd, vec![]).await?;
+        let cmd = self.sealed_booking(&ctx, parse_book(&r)?).await?;
+        let booked = self.book(&ctx, &cmd).await?;
         Ok(Response::new(self.booked_proto(booked).await?))
     }
 
@@ -255,7 +324,7 @@ impl BookingService for Booking {
         let r = req.into_inner();
         let ctx = CommandCtx::from_proto(r.context)?;
         let id = ride_id(&r.ride_id)?;
-        self.transition(&ctx, id, |ride| Ok(on_ride(ride, rides::confirm(ride)?))).await?;
+        self.on_ride(&ctx, id, |_| Reads::default(), rides_cmd::confirm).await?;
         Ok(Response::new(self.current(id).await?))
     }
 
@@ -282,7 +351,7 @@ impl BookingService for Booking {
         let ctx = CommandCtx::from_proto(r.context)?;
         let id = ride_id(&r.ride_id)?;
         let resident = types::parse_id("/resident_id", &r.resident_id).map_err(ServiceError::from)?;
-        self.transition(&ctx, id, |ride| Ok(on_ride(ride, rides::check_in(ride, resident)?))).await?;
+        self.on_ride(&ctx, id, |_| Reads::default(), |i| rides_cmd::check_in(i, resident)).await?;
         Ok(Response::new(self.current(id).await?))
     }
 
@@ -293,8 +362,8 @@ impl BookingService for Booking {
         let mut f = Fields::new();
         let start = f.time("/start", &r.start);
         let duration = f.minutes("/duration_minutes", r.duration_minutes);
-        f.done()?;
-        self.reschedule(&ctx, id, start.expect("checked"), duration.expect("checked")).await?;
+        let (start, duration) = f.finish(|| start.zip(duration))?;
+        self.reschedule(&ctx, id, start, duration).await?;
         Ok(Response::new(self.current(id).await?))
     }
 
@@ -310,9 +379,8 @@ impl BookingService for Booking {
             self.load_ride(id).await?;
             Some(self.keys.seal(&ride_subject(id), "cancel_note", &text).await.map_err(ServiceError::from)?)
         };
-        let now = Utc::now();
-        let role = ctx.actor.role.clone();
-        self.transition(&ctx, id, |ride| rides::cancel(ride, reason, &role, note.clone(), None, now)).await?;
+        let cancel = Cancel { reason, by_role: ctx.actor.role.clone(), note, caused_by: None };
+        self.cancel(&ctx, id, &cancel).await?;
         Ok(Response::new(self.current(id).await?))
     }
 
@@ -320,8 +388,7 @@ impl BookingService for Booking {
         let r = req.into_inner();
         let ctx = CommandCtx::from_proto(r.context)?;
         let id = ride_id(&r.ride_id)?;
-        let now = Utc::now();
-        self.transition(&ctx, id, |ride| Ok(on_ride(ride, rides::start(ride, now)?))).await?;
+        self.on_ride(&ctx, id, |_| Reads::default(), rides_cmd::start).await?;
         Ok(Response::new(self.current(id).await?))
     }
 
@@ -340,23 +407,22 @@ impl BookingService for Booking {
             f.take(types::parse_label("/bike_condition", &r.bike_condition, 60))
         };
         let story = if r.story.trim().is_empty() { None } else { f.take(types::parse_label("/story", &r.story, 4000)) };
-        f.done()?;
+        let ended_at = f.finish(|| ended_at)?;
         let sealed = match story {
             None => None,
             Some(text) => {
-                let ride = self.load_ride(id).await?.state.expect("loaded");
-                let riders = self.residents(&ride.riders.iter().map(|r| r.resident_id).collect::<Vec<_>>()).await?;
-                crate::rules::check_story_consent(&riders)?;
+                self.ride(id).await?;
                 Some(self.keys.seal(&ride_subject(id), "story", &text).await.map_err(ServiceError::from)?)
             }
         };
-        let done = Completion {
-            ended_at: ended_at.expect("checked"),
-            distance_km: r.distance_km,
-            bike_condition: condition,
-            story: sealed,
+        let with_story = sealed.is_some();
+        let done = Completion { ended_at, distance_km: r.distance_km, bike_condition: condition, story: sealed };
+        // A story needs every rider's consent to stories: the decider reads the roster's facts.
+        let reads = |ride: &Ride| Reads {
+            riders: if with_story { ride.riders.iter().map(|x| x.resident_id).collect() } else { Vec::new() },
+            ..Reads::default()
         };
-        self.transition(&ctx, id, |ride| Ok(on_ride(ride, rides::complete(ride, done.clone())?))).await?;
+        self.on_ride(&ctx, id, reads, |i| rides_cmd::complete(i, &done)).await?;
         Ok(Response::new(self.current(id).await?))
     }
 
@@ -364,16 +430,14 @@ impl BookingService for Booking {
         let r = req.into_inner();
         let ctx = CommandCtx::from_proto(r.context)?;
         let id = ride_id(&r.ride_id)?;
-        self.transition(&ctx, id, |ride| Ok(on_ride(ride, rides::no_show(ride)?))).await?;
+        self.on_ride(&ctx, id, |_| Reads::default(), rides_cmd::no_show).await?;
         Ok(Response::new(self.current(id).await?))
     }
 
     async fn get_ride(&self, req: Request<pb::GetRideRequest>) -> Reply<pb::Ride> {
         let r = req.into_inner();
-        let loaded = self.load_ride(ride_id(&r.ride_id)?).await?;
-        Ok(Response::new(
-            self.ride_proto(loaded.state.as_ref().expect("loaded"), loaded.version, r.include_personal).await?,
-        ))
+        let (ride, version) = self.ride(ride_id(&r.ride_id)?).await?;
+        Ok(Response::new(self.ride_proto(&ride, version, r.include_personal).await?))
     }
 
     async fn list_rides(&self, req: Request<pb::ListRidesRequest>) -> Reply<pb::ListRidesResponse> {
@@ -449,15 +513,8 @@ impl BookingService for Booking {
         {
             f.0.push(Invalid::new("/to", "must be after from, at most 31 days later"));
         }
-        f.done()?;
-        let bikes = self
-            .availability(
-                home.expect("checked"),
-                from.expect("checked"),
-                to.expect("checked"),
-                duration.expect("checked"),
-            )
-            .await?;
+        let (home, from, to, duration) = f.finish(|| Some((home?, from?, to?, duration?)))?;
+        let bikes = self.availability(home, from, to, duration).await?;
         Ok(Response::new(pb::GetAvailabilityResponse {
             bikes: bikes
                 .into_iter()
@@ -495,17 +552,26 @@ impl BookingService for Booking {
         let duration = f.minutes("/duration_minutes", r.duration_minutes);
         let kind = kind_of(&mut f, &r.kind);
         let note = if r.note.trim().is_empty() { None } else { f.take(types::parse_label("/note", &r.note, 2000)) };
-        f.done()?;
+        let (carehome_id, window_from, window_to, duration_minutes, kind) =
+            f.finish(|| Some((home?, from?, to?, duration?, kind?)))?;
+        let ride_request_id = ctx.new_object_id("ride-request");
+        let note = match note {
+            Some(n) => {
+                Some(self.keys.seal(&request_subject(ride_request_id), "note", &n).await.map_err(ServiceError::from)?)
+            }
+            None => None,
+        };
         let new = NewRequest {
-            carehome_id: home.expect("checked"),
+            ride_request_id,
+            carehome_id,
             resident_ids: residents,
-            window_from: from.expect("checked"),
-            window_to: to.expect("checked"),
-            duration_minutes: duration.expect("checked"),
-            kind: kind.expect("checked"),
+            window_from,
+            window_to,
+            duration_minutes,
+            kind,
             note,
         };
-        let (req, v) = Booking::request_ride(self, &ctx, new).await?;
+        let (req, v) = Booking::request_ride(self, &ctx, &new).await?;
         Ok(Response::new(self.request_proto(&req, v, true).await?))
     }
 
@@ -520,10 +586,16 @@ impl BookingService for Booking {
         let pilot = f.id("/pilot_id", &r.pilot_id);
         let bike = f.id("/bike_id", &r.bike_id);
         let start = f.time("/start", &r.start);
-        f.done()?;
-        let ((request, v), booked) = self
-            .claim(&ctx, id.expect("checked"), pilot.expect("checked"), bike.expect("checked"), start.expect("checked"))
-            .await?;
+        let (ride_request_id, pilot_id, bike_id, start) = f.finish(|| Some((id?, pilot?, bike?, start?)))?;
+        let claim = Claim {
+            ride_request_id,
+            ride_id: ctx.new_object_id("ride"),
+            pilot_id,
+            bike_id,
+            start,
+            actor_role: ctx.actor.role.clone(),
+        };
+        let ((request, v), booked) = self.claim(&ctx, &claim).await?;
         Ok(Response::new(pb::ClaimRideRequestResponse {
             ride_request: Some(self.request_proto(&request, v, false).await?),
             ride: Some(self.ride_proto(&booked.ride.0, booked.ride.1, false).await?),
@@ -585,10 +657,8 @@ impl BookingService for Booking {
         let chapter = f.id("/chapter_id", &r.chapter_id);
         let date = f.take(types::parse_date("/date", &r.date));
         let note = if r.note.trim().is_empty() { None } else { f.take(types::parse_label("/note", &r.note, 2000)) };
-        f.done()?;
-        let cancelled =
-            Booking::cancel_day_for_weather(self, &ctx, chapter.expect("checked"), date.expect("checked"), note)
-                .await?;
+        let (chapter, date) = f.finish(|| chapter.zip(date))?;
+        let cancelled = Booking::cancel_day_for_weather(self, &ctx, chapter, date, note).await?;
         Ok(Response::new(pb::CancelDayForWeatherResponse { cancelled }))
     }
 
@@ -614,11 +684,11 @@ impl BookingService for Booking {
         };
         let mut out_rides = Vec::new();
         for id in rides {
-            let loaded = self.load_ride(id).await?;
-            let ride = self.ride_proto(loaded.state.as_ref().expect("loaded"), loaded.version, true).await?;
+            let (state, version) = self.ride(id).await?;
+            let ride = self.ride_proto(&state, version, true).await?;
             out_rides.push(serde_json::json!({
                 "ride_id": ride.ride_id, "kind": ride.kind, "status": ride.status,
-                "start": loaded.state.as_ref().map(|r| r.start), "duration_minutes": ride.duration_minutes,
+                "start": state.start, "duration_minutes": ride.duration_minutes,
                 "carehome_id": ride.carehome_id, "pilot_id": ride.pilot_id,
                 "pickup": ride.functional.as_ref().map(|f| f.pickup.clone()),
                 "dropoff": ride.functional.as_ref().map(|f| f.dropoff.clone()),

@@ -4,8 +4,8 @@
 //! volunteer services arrive by following their feeds (see `docs/booking.md`).
 
 pub mod availability;
-pub mod booking;
 pub mod cascades;
+pub mod commands;
 pub mod facts;
 pub mod grpc;
 pub mod readmodel;
@@ -29,6 +29,11 @@ use servicekit::remote::{FollowStatus, follow};
 use tokio::sync::{Notify, watch};
 
 pub use service::Booking;
+
+/// How often open requests are checked for a window that has passed (every second in a
+/// `test-clock` build, so that a test that moves the clock sees them expire at once).
+const EXPIRY_SWEEP: Duration =
+    if servicekit::clock::is_test_clock() { Duration::from_secs(1) } else { Duration::from_secs(30) };
 
 /// The fully qualified names of the gRPC services this server offers.
 pub const SERVICE_NAMES: &[&str] = &["samskab.booking.v1.BookingService", "samskab.common.v1.EventFeed"];
@@ -131,12 +136,12 @@ impl BookingServer {
             let b = b.clone();
             async move {
                 loop {
-                    let now = chrono::Utc::now().timestamp_micros();
+                    let now = servicekit::clock::now().timestamp_micros();
                     for id in readmodel::expired_requests(&b.store, now).await.map_err(|e| e.to_string())? {
                         let ctx = servicekit::CommandCtx::system(id, "expire");
                         b.expire(&ctx, id).await.map_err(|e| e.to_string())?;
                     }
-                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    tokio::time::sleep(EXPIRY_SWEEP).await;
                 }
             }
         });

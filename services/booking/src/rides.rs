@@ -1,16 +1,24 @@
-//! The ride aggregate: its state folded from `ride-<id>`, and the life-cycle decisions that
-//! need nothing but that state (confirm, start, check in, complete, no-show, cancel).
-//! `pending_confirmation → booked → started → completed`; `cancelled` and `no_show` from
-//! any state before `completed`; anything else is `illegal-transition`. Pure.
+//! The ride aggregate: its state folded from `ride-<id>` and the schedule streams it holds.
+//! The decisions on it are in [`crate::commands::rides`]. Pure.
 
 use chrono::{DateTime, Duration, Utc};
+use domain::Aggregate;
 use domain::events::*;
 use domain::types::{CancellationReason, RideKind, RideStatus, Sealed};
 use serde::{Deserialize, Serialize};
-use servicekit::{Aggregate, ErrorCode, ServiceError};
 use uuid::Uuid;
 
 use crate::schedule::{self, Holder};
+
+/// The stream of a ride.
+pub fn ride_stream(ride_id: Uuid) -> String {
+    format!("ride-{ride_id}")
+}
+
+/// The key subject of a ride's free text (story, notes, addresses).
+pub fn ride_subject(ride_id: Uuid) -> String {
+    format!("ride:{ride_id}")
+}
 
 /// A rider on the roster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -208,105 +216,6 @@ impl Aggregate for Ride {
     }
 }
 
-/// The refusal of a transition the life cycle does not allow.
-pub fn illegal(ride: &Ride, action: &str) -> ServiceError {
-    ServiceError::conflict(ErrorCode::IllegalTransition, format!("a {} ride cannot be {action}", ride.status), None)
-}
-
-/// `pending_confirmation → booked`.
-pub fn confirm(ride: &Ride) -> Result<Vec<BookingEvent>, ServiceError> {
-    match ride.status {
-        RideStatus::PendingConfirmation => Ok(vec![RideConfirmed { ride_id: ride.ride_id }.into()]),
-        _ => Err(illegal(ride, "confirmed")),
-    }
-}
-
-/// `booked → started`.
-pub fn start(ride: &Ride, now: DateTime<Utc>) -> Result<Vec<BookingEvent>, ServiceError> {
-    match ride.status {
-        RideStatus::Booked => Ok(vec![RideStarted { ride_id: ride.ride_id, at: now }.into()]),
-        _ => Err(illegal(ride, "started")),
-    }
-}
-
-/// Checks a rider in (a second check-in changes nothing).
-pub fn check_in(ride: &Ride, resident: Uuid) -> Result<Vec<BookingEvent>, ServiceError> {
-    if !matches!(ride.status, RideStatus::Booked | RideStatus::Started) {
-        return Err(illegal(ride, "checked in to"));
-    }
-    match ride.riders.iter().find(|r| r.resident_id == resident) {
-        None => Err(ServiceError::NotFound("rider on this ride's roster".into())),
-        Some(r) if r.checked_in => Ok(vec![]),
-        Some(_) => Ok(vec![RiderCheckedIn { ride_id: ride.ride_id, resident_id: resident }.into()]),
-    }
-}
-
-/// The logged end of a ride.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Completion {
-    /// Actual end.
-    pub ended_at: DateTime<Utc>,
-    /// Kilometres.
-    pub distance_km: f64,
-    /// Condition label.
-    pub bike_condition: Option<String>,
-    /// Sealed story.
-    pub story: Option<Sealed>,
-}
-
-/// `started → completed`.
-pub fn complete(ride: &Ride, c: Completion) -> Result<Vec<BookingEvent>, ServiceError> {
-    if ride.status != RideStatus::Started {
-        return Err(illegal(ride, "completed"));
-    }
-    if ride.started_at.is_some_and(|s| c.ended_at < s) {
-        return Err(ServiceError::invalid("/ended_at", "must not be before the ride started"));
-    }
-    Ok(vec![
-        RideCompleted {
-            ride_id: ride.ride_id,
-            ended_at: c.ended_at,
-            distance_km: c.distance_km,
-            bike_condition: c.bike_condition,
-            story: c.story,
-        }
-        .into(),
-    ])
-}
-
-/// Any state before `completed` → `no_show`.
-pub fn no_show(ride: &Ride) -> Result<Vec<BookingEvent>, ServiceError> {
-    if !ride.status.is_active() {
-        return Err(illegal(ride, "marked no-show"));
-    }
-    Ok(vec![RideMarkedNoShow { ride_id: ride.ride_id }.into()])
-}
-
-/// Any state before `completed` → `cancelled`, releasing every slot the ride holds.
-pub fn cancel(
-    ride: &Ride,
-    reason: CancellationReason,
-    by_role: &str,
-    note: Option<Sealed>,
-    caused_by: Option<Uuid>,
-    now: DateTime<Utc>,
-) -> Result<Vec<(String, BookingEvent)>, ServiceError> {
-    if !ride.status.is_active() {
-        return Err(illegal(ride, "cancelled"));
-    }
-    let mut out = vec![(
-        format!("ride-{}", ride.ride_id),
-        RideCancelled { ride_id: ride.ride_id, reason, by_role: by_role.into(), note, caused_by, at: Some(now) }.into(),
-    )];
-    out.extend(release(ride));
-    Ok(out)
-}
-
-/// `SlotReleased` on every schedule stream the ride holds.
-pub fn release(ride: &Ride) -> Vec<(String, BookingEvent)> {
-    ride.holds().into_iter().map(|(stream, _, _)| (stream, SlotReleased { ride_id: ride.ride_id }.into())).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,11 +224,12 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().to_utc()
     }
 
-    fn booked(status: RideStatus) -> Ride {
+    #[test]
+    fn a_ride_holds_its_trishaw_with_turnaround() {
         let e = BookingEvent::RideBooked(RideBooked {
             ride_id: Uuid::from_u128(1),
             kind: RideKind::Pleasure,
-            status,
+            status: RideStatus::Booked,
             chapter_id: Uuid::from_u128(2),
             carehome_id: Uuid::from_u128(3),
             bike_id: Uuid::from_u128(4),
@@ -333,74 +243,7 @@ mod tests {
             ride_request_id: None,
             booked_at: Some(t("2027-05-01T10:00:00Z")),
         });
-        Ride::apply(None, &e).unwrap()
-    }
-
-    fn after(ride: Ride, events: Vec<BookingEvent>) -> Ride {
-        events.iter().try_fold(ride, |s, e| Ride::apply(Some(s), e)).unwrap()
-    }
-
-    #[test]
-    fn the_life_cycle_runs_forward_only() {
-        let r = booked(RideStatus::PendingConfirmation);
-        assert_eq!(start(&r, t("2027-05-03T10:00:00Z")).unwrap_err().code(), ErrorCode::IllegalTransition);
-        let r = after(r.clone(), confirm(&r).unwrap());
-        assert_eq!(r.status, RideStatus::Booked);
-        assert_eq!(confirm(&r).unwrap_err().code(), ErrorCode::IllegalTransition);
-        let r = after(r.clone(), start(&r, t("2027-05-03T10:02:00Z")).unwrap());
-        let done =
-            Completion { ended_at: t("2027-05-03T10:55:00Z"), distance_km: 7.5, bike_condition: None, story: None };
-        let r = after(r.clone(), complete(&r, done.clone()).unwrap());
-        assert_eq!(r.status, RideStatus::Completed);
-        assert_eq!(complete(&r, done).unwrap_err().code(), ErrorCode::IllegalTransition);
-        assert_eq!(no_show(&r).unwrap_err().code(), ErrorCode::IllegalTransition);
-        let err = cancel(&r, CancellationReason::Rider, "pilot", None, None, t("2027-05-03T11:00:00Z")).unwrap_err();
-        assert_eq!(err.code(), ErrorCode::IllegalTransition);
-    }
-
-    #[test]
-    fn cancelling_releases_every_slot_and_stays_final() {
-        let r = booked(RideStatus::Booked);
-        let events =
-            cancel(&r, CancellationReason::Weather, "chapter_admin", None, None, t("2027-05-02T08:00:00Z")).unwrap();
-        // ride stream + bike day + pilot day + one resident day
-        assert_eq!(events.len(), 4);
-        assert!(events[1..].iter().all(|(_, e)| matches!(e, BookingEvent::SlotReleased(_))));
-        let r = after(r, events.into_iter().map(|(_, e)| e).collect());
-        assert_eq!(r.status, RideStatus::Cancelled);
-        assert_eq!(r.cancellation.as_ref().unwrap().reason, CancellationReason::Weather);
-        let again = cancel(&r, CancellationReason::Weather, "x", None, None, t("2027-05-02T08:00:00Z"));
-        assert_eq!(again.unwrap_err().code(), ErrorCode::IllegalTransition);
-    }
-
-    #[test]
-    fn no_show_is_reachable_before_completion() {
-        for s in [RideStatus::PendingConfirmation, RideStatus::Booked, RideStatus::Started] {
-            assert!(no_show(&booked(s)).is_ok());
-        }
-    }
-
-    #[test]
-    fn check_in_needs_a_rider_on_the_roster_once() {
-        let r = booked(RideStatus::Booked);
-        assert!(matches!(check_in(&r, Uuid::from_u128(99)), Err(ServiceError::NotFound(_))));
-        let r = after(r.clone(), check_in(&r, Uuid::from_u128(6)).unwrap());
-        assert!(r.riders[0].checked_in);
-        assert!(check_in(&r, Uuid::from_u128(6)).unwrap().is_empty());
-    }
-
-    #[test]
-    fn completion_cannot_end_before_the_start() {
-        let r = booked(RideStatus::Booked);
-        let r = after(r.clone(), start(&r, t("2027-05-03T10:00:00Z")).unwrap());
-        let early =
-            Completion { ended_at: t("2027-05-03T09:00:00Z"), distance_km: 1.0, bike_condition: None, story: None };
-        assert!(matches!(complete(&r, early), Err(ServiceError::Invalid(_))));
-    }
-
-    #[test]
-    fn a_ride_holds_its_trishaw_with_turnaround() {
-        let r = booked(RideStatus::Booked);
+        let r = Ride::apply(None, &e).unwrap();
         let holds = r.holds();
         assert_eq!(holds.len(), 3);
         assert!(holds[0].0.starts_with("bikeday-"));

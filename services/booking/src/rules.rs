@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use domain::localtime;
 use domain::types::{BikeStatus, ConsentScope, PilotStatus, ResidentStatus, RideKind};
-use servicekit::{ErrorCode, ServiceError};
+use domain::{DomainError, ErrorCode};
 use uuid::Uuid;
 
 use crate::facts::{BikeFact, CareHomeFact, ChapterFact, PilotFact, ResidentFact};
@@ -25,6 +25,32 @@ pub struct Facts {
     pub bike: BikeFact,
     /// The pilot.
     pub pilot: PilotFact,
+}
+
+/// The facts of a booking as looked up (each may be missing).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FactParts {
+    /// The trishaw.
+    pub bike: Option<BikeFact>,
+    /// Its care home.
+    pub home: Option<CareHomeFact>,
+    /// The care home's chapter.
+    pub chapter: Option<ChapterFact>,
+    /// The pilot.
+    pub pilot: Option<PilotFact>,
+}
+
+impl FactParts {
+    /// All of them, or `not-found` naming the first one missing.
+    pub fn facts(&self) -> Result<Facts, DomainError> {
+        let missing = |what: &str| DomainError::NotFound(what.into());
+        Ok(Facts {
+            bike: self.bike.clone().ok_or_else(|| missing("trishaw"))?,
+            home: self.home.clone().ok_or_else(|| missing("care home"))?,
+            chapter: self.chapter.clone().ok_or_else(|| missing("chapter"))?,
+            pilot: self.pilot.clone().ok_or_else(|| missing("pilot"))?,
+        })
+    }
 }
 
 impl Facts {
@@ -55,12 +81,12 @@ impl Slot {
     }
 }
 
-fn rule(code: ErrorCode, message: impl Into<String>) -> ServiceError {
-    ServiceError::rule(code, message)
+fn rule(code: ErrorCode, message: impl Into<String>) -> DomainError {
+    DomainError::rule(code, message)
 }
 
 /// The trishaw, pilot and time rules for a slot.
-pub fn check_slot(f: &Facts, slot: &Slot, now: DateTime<Utc>) -> Result<(), ServiceError> {
+pub fn check_slot(f: &Facts, slot: &Slot, now: DateTime<Utc>) -> Result<(), DomainError> {
     match f.bike.status {
         BikeStatus::InService => {}
         s => return Err(rule(ErrorCode::BikeOutOfService, format!("the trishaw is {s}"))),
@@ -123,7 +149,7 @@ pub fn check_riders(
     duration_minutes: u32,
     trip_minutes: Option<u32>,
     riders: &[(Uuid, Option<ResidentFact>)],
-) -> Result<(), ServiceError> {
+) -> Result<(), DomainError> {
     let capacity = Ride::capacity(kind, bike.seats, duration_minutes, trip_minutes);
     if riders.len() as u32 > capacity {
         return Err(rule(ErrorCode::TooManyRiders, format!("this ride takes at most {capacity} riders")));
@@ -142,7 +168,7 @@ pub fn check_riders(
 }
 
 /// Whether a story may be kept about these riders: each must have consented to stories.
-pub fn check_story_consent(riders: &[(Uuid, Option<ResidentFact>)]) -> Result<(), ServiceError> {
+pub fn check_story_consent(riders: &[(Uuid, Option<ResidentFact>)]) -> Result<(), DomainError> {
     for (id, fact) in riders {
         if !fact.as_ref().is_some_and(|r| r.consent.contains(&ConsentScope::Stories)) {
             return Err(rule(ErrorCode::NoConsent, format!("resident {id} has not consented to stories")));

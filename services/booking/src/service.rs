@@ -1,22 +1,30 @@
-//! The booking service's core: loading rides and facts, and writing a ride's events
-//! together with the schedule streams it holds or releases in one atomic multi-stream
-//! append, decided again from fresh state whenever another booking wins a race.
+//! The booking service's commands as I/O around their deciders ([`crate::commands`]): what
+//! each command loads (the ride or request stream, the schedule streams of the slots it
+//! holds or releases, the facts it names), run through the one executor
+//! (`servicekit::executor`), and the answers read back from the streams.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
-use domain::DomainEvent;
-use domain::events::{BookingEvent, SlotHeld};
-use eventlog::{AppendResult, Error as LogError, EventStore, ExpectedVersion, NewEvent, StreamAppend};
+use domain::events::BookingEvent;
+use domain::{Decision, DomainError};
+use eventlog::EventStore;
 use keystore::KeyStore;
 use servicekit::aggregate::{self, Loaded};
-use servicekit::{CommandCtx, ErrorCode, ServiceError, ServiceResult};
+use servicekit::executor::{self, Loader};
+use servicekit::{CommandCtx, ServiceError, ServiceResult};
 use uuid::Uuid;
 
+use crate::commands::booking::{self as book_cmd, BookInput, BookRide, Claim, ClaimInput};
+use crate::commands::requests::{self as request_cmd, NewRequest, RequestInput};
+use crate::commands::rides::{self as rides_cmd, RideInput};
+use crate::commands::schedule::{Schedules, streams_of};
 use crate::facts::{self, BikeFact, CareHomeFact, ChapterFact, PilotFact, ResidentFact, kind};
+use crate::requests::{RideRequest, request_stream};
 use crate::rides::Ride;
-use crate::rules::Facts;
+use crate::rules::FactParts;
 use crate::schedule::DaySchedule;
+
+pub use crate::rides::{ride_stream, ride_subject};
 
 /// The service's state: its store and key store.
 #[derive(Clone)]
@@ -25,49 +33,72 @@ pub struct Booking {
     pub(crate) keys: KeyStore,
 }
 
-/// The stream of a ride.
-pub fn ride_stream(ride_id: Uuid) -> String {
-    format!("ride-{ride_id}")
+/// The rides a booking created (the return leg of a round trip second).
+#[derive(Debug, Clone)]
+pub struct Booked {
+    /// The ride.
+    pub ride: (Ride, u64),
+    /// The return leg.
+    pub return_ride: Option<(Ride, u64)>,
 }
 
-/// The key subject of a ride's free text (story, notes, addresses).
-pub fn ride_subject(ride_id: Uuid) -> String {
-    format!("ride:{ride_id}")
+/// What a command on an existing ride reads beyond the ride's own stream.
+#[derive(Debug, Clone, Default)]
+pub struct Reads {
+    /// Schedule streams (of the slots it holds or releases).
+    pub streams: Vec<String>,
+    /// The booking facts of the ride's trishaw and pilot.
+    pub facts: bool,
+    /// Residents' facts.
+    pub riders: Vec<Uuid>,
 }
 
-/// How many times a write is decided again after losing a race on a schedule stream.
-const ATTEMPTS: usize = 16;
-
-/// One attempt's write: events per stream (ride and request streams with their expected
-/// versions), intervals to hold and rides to release on schedule streams.
-#[derive(Debug, Default)]
-pub struct Plan {
-    /// Aggregate streams: (stream, expected version, events).
-    pub streams: Vec<(String, ExpectedVersion, Vec<BookingEvent>)>,
-    /// Intervals to hold: (schedule stream, ride, start, end).
-    pub hold: Vec<(String, Uuid, DateTime<Utc>, DateTime<Utc>)>,
-    /// Releases: (schedule stream, ride).
-    pub release: Vec<(String, Uuid)>,
-    /// The chapter the events belong to.
-    pub tenant: Option<Uuid>,
-}
-
-/// What an attempt concluded.
-pub enum Attempt<T> {
-    /// Write this plan, then answer `T`.
-    Write(Plan, T),
-    /// Nothing to write (a retry of a command that already landed, or a no-op).
-    Done(T),
-}
-
-fn conflict_code(stream: &str) -> (ErrorCode, &'static str) {
-    if stream.starts_with("bikeday-") {
-        (ErrorCode::BikeTaken, "the trishaw is taken in that slot (turnaround included)")
-    } else if stream.starts_with("pilotday-") {
-        (ErrorCode::PilotBusy, "the pilot rides elsewhere in that slot")
-    } else {
-        (ErrorCode::ResidentBusy, "a rider is on another ride in that slot")
+/// The schedule streams, folded.
+async fn schedules(l: &mut Loader, streams: &[String]) -> ServiceResult<Schedules> {
+    let mut out = BTreeMap::new();
+    for stream in streams {
+        let events = l.events::<BookingEvent>(stream).await?;
+        out.insert(stream.clone(), DaySchedule::fold(events.iter().map(|(e, v)| (e, *v))));
     }
+    Ok(Schedules(out))
+}
+
+/// The facts of a booking of `bike` by `pilot`, each as found.
+async fn fact_parts(store: &EventStore, bike_id: Uuid, pilot_id: Uuid) -> ServiceResult<FactParts> {
+    let bike: Option<BikeFact> = facts::get(store, kind::BIKE, bike_id).await?;
+    let home: Option<CareHomeFact> = match &bike {
+        Some(b) => facts::get(store, kind::CAREHOME, b.carehome_id).await?,
+        None => None,
+    };
+    let chapter: Option<ChapterFact> = match &home {
+        Some(h) => facts::get(store, kind::CHAPTER, h.chapter_id).await?,
+        None => None,
+    };
+    let pilot: Option<PilotFact> = facts::get(store, kind::PILOT, pilot_id).await?;
+    Ok(FactParts { bike, home, chapter, pilot })
+}
+
+/// Residents' facts (absent ones as `None`).
+async fn residents(store: &EventStore, ids: &[Uuid]) -> ServiceResult<Vec<(Uuid, Option<ResidentFact>)>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.push((*id, facts::get(store, kind::RESIDENT, *id).await?));
+    }
+    Ok(out)
+}
+
+/// The input of a booking: facts, riders, and the schedules of the slots its rides would
+/// hold (read only when the rules let it get that far: the decider refuses before).
+async fn book_input(l: &mut Loader, cmd: &BookRide) -> ServiceResult<BookInput> {
+    let facts = fact_parts(l.store(), cmd.bike_id, cmd.pilot_id).await?;
+    let riders = residents(l.store(), &cmd.resident_ids).await?;
+    let mut input = BookInput { facts, riders, schedules: Schedules::default(), now: l.now() };
+    if let Ok(f) = input.facts.facts()
+        && let Ok(legs) = book_cmd::legs(&f, &input.riders, cmd, input.now)
+    {
+        input.schedules = schedules(l, &streams_of(&book_cmd::holds(&legs), &[])).await?;
+    }
+    Ok(input)
 }
 
 impl Booking {
@@ -78,159 +109,182 @@ impl Booking {
 
     /// A ride from its stream (the write model: reflects every acknowledged write).
     pub async fn load_ride(&self, ride_id: Uuid) -> ServiceResult<Loaded<Ride>> {
-        let (loaded, _) = aggregate::load::<Ride>(&self.store, &ride_stream(ride_id)).await?;
+        let loaded = aggregate::load::<Ride>(&self.store, &ride_stream(ride_id)).await?;
         if loaded.state.is_none() {
             return Err(ServiceError::NotFound("ride".into()));
         }
         Ok(loaded)
     }
 
-    /// Whether a command's first event is already in a stream (a retry).
-    pub async fn already_done(&self, ctx: &CommandCtx, stream: &str) -> ServiceResult<bool> {
-        let first = ctx.event_id(stream, 0);
-        Ok(self.store.read_whole_stream(stream).await?.iter().any(|e| e.id == first))
-    }
-
-    async fn fact<T: serde::de::DeserializeOwned>(&self, k: &'static str, id: Uuid, what: &str) -> ServiceResult<T> {
-        facts::get(&self.store, k, id).await?.ok_or_else(|| ServiceError::NotFound(what.into()))
-    }
-
-    /// The facts a booking of `bike` by `pilot` is decided on.
-    pub async fn facts(&self, bike_id: Uuid, pilot_id: Uuid) -> ServiceResult<Facts> {
-        let bike: BikeFact = self.fact(kind::BIKE, bike_id, "trishaw").await?;
-        let home: CareHomeFact = self.fact(kind::CAREHOME, bike.carehome_id, "care home").await?;
-        let chapter: ChapterFact = self.fact(kind::CHAPTER, home.chapter_id, "chapter").await?;
-        let pilot: PilotFact = self.fact(kind::PILOT, pilot_id, "pilot").await?;
-        Ok(Facts { chapter, home, bike, pilot })
+    /// A ride that exists, with its version.
+    pub async fn ride(&self, ride_id: Uuid) -> ServiceResult<(Ride, u64)> {
+        let (ride, version) = aggregate::load_existing::<Ride>(&self.store, &ride_stream(ride_id), "ride").await?;
+        Ok((ride, version))
     }
 
     /// Residents' facts (absent ones as `None`).
     pub async fn residents(&self, ids: &[Uuid]) -> ServiceResult<Vec<(Uuid, Option<ResidentFact>)>> {
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            out.push((*id, facts::get(&self.store, kind::RESIDENT, *id).await?));
-        }
-        Ok(out)
+        residents(&self.store, ids).await
     }
 
-    /// Runs `attempt` until its plan commits: each attempt decides on fresh state; a lost
-    /// race on a schedule or aggregate stream makes it decide again.
-    pub async fn write<T, F, Fut>(&self, ctx: &CommandCtx, attempt: F) -> ServiceResult<T>
+    /// Books a ride; a retry of the same command returns the same ride.
+    pub async fn book(&self, ctx: &CommandCtx, cmd: &BookRide) -> ServiceResult<Booked> {
+        let load = |mut l: Loader| async move {
+            let input = book_input(&mut l, cmd).await?;
+            Ok((l, input))
+        };
+        executor::run(&self.store, ctx, &ride_stream(cmd.ride_id), load, |i| book_cmd::book(i, cmd)).await?;
+        let round_trip = cmd.route.as_ref().is_some_and(|r| r.return_leg.is_some());
+        self.booked(cmd.ride_id, round_trip.then_some(cmd.return_id)).await
+    }
+
+    async fn booked(&self, ride_id: Uuid, return_id: Option<Uuid>) -> ServiceResult<Booked> {
+        let ride = self.ride(ride_id).await?;
+        let return_ride = match return_id {
+            Some(id) => self.ride(id).await.ok(),
+            None => None,
+        };
+        Ok(Booked { ride, return_ride })
+    }
+
+    /// A pilot claims a request: the ride is booked and the request marked claimed in one append.
+    pub async fn claim(&self, ctx: &CommandCtx, c: &Claim) -> ServiceResult<((RideRequest, u64), Booked)> {
+        let stream = request_stream(c.ride_request_id);
+        let load = |mut l: Loader| {
+            let stream = stream.clone();
+            async move {
+                let request = l.fold::<RideRequest>(&stream).await?;
+                let book = match &request {
+                    Some(r) => book_input(&mut l, &book_cmd::claim_booking(r, c)).await?,
+                    None => BookInput::default(),
+                };
+                Ok((l, ClaimInput { request, book }))
+            }
+        };
+        executor::run(&self.store, ctx, &stream, load, |i| book_cmd::claim(i, c)).await?;
+        Ok((self.load_request(c.ride_request_id).await?, self.booked(c.ride_id, None).await?))
+    }
+
+    /// Runs a decision on an existing ride: loads the ride, then what `reads` names for it.
+    pub async fn on_ride<R, D>(&self, ctx: &CommandCtx, ride_id: Uuid, reads: R, decide: D) -> ServiceResult<()>
     where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = ServiceResult<Attempt<T>>>,
+        R: Fn(&Ride) -> Reads,
+        D: Fn(&RideInput) -> Result<Decision<BookingEvent>, DomainError>,
     {
-        for _ in 0..ATTEMPTS {
-            let (plan, answer) = match attempt().await? {
-                Attempt::Done(t) => return Ok(t),
-                Attempt::Write(plan, t) => (plan, t),
-            };
-            match self.commit(ctx, plan).await {
-                Ok(_) => return Ok(answer),
-                Err(Retry::Again) => continue,
-                Err(Retry::Fail(e)) => return Err(e),
+        let stream = ride_stream(ride_id);
+        let load = |mut l: Loader| {
+            let (stream, reads) = (stream.clone(), &reads);
+            async move {
+                let mut input =
+                    RideInput { ride: l.fold::<Ride>(&stream).await?, now: l.now(), ..RideInput::default() };
+                if let Some(ride) = input.ride.clone() {
+                    let want = reads(&ride);
+                    input.schedules = schedules(&mut l, &want.streams).await?;
+                    if want.facts {
+                        input.facts = fact_parts(l.store(), ride.bike_id, ride.pilot_id).await?;
+                    }
+                    input.riders = residents(l.store(), &want.riders).await?;
+                }
+                Ok((l, input))
             }
-        }
-        Err(ServiceError::Unavailable("the schedule is changing too fast; try again".into()))
+        };
+        executor::run(&self.store, ctx, &stream, load, decide).await?;
+        Ok(())
     }
 
-    /// Checks the plan's holds against the schedule streams and appends everything in one
-    /// multi-stream append with the versions read.
-    async fn commit(&self, ctx: &CommandCtx, plan: Plan) -> Result<AppendResult, Retry> {
-        let mut schedule_streams: BTreeMap<String, Vec<BookingEvent>> = BTreeMap::new();
-        let releasing: Vec<Uuid> = plan.release.iter().map(|(_, r)| *r).collect();
-        let mut read: BTreeMap<String, DaySchedule> = BTreeMap::new();
-        for (stream, _) in plan.release.iter() {
-            read.entry(stream.clone()).or_default();
-        }
-        for (stream, ..) in plan.hold.iter() {
-            read.entry(stream.clone()).or_default();
-        }
-        for (stream, schedule) in read.iter_mut() {
-            let events = self.store.read_whole_stream(stream).await.map_err(|e| Retry::Fail(e.into()))?;
-            let decoded: Vec<(BookingEvent, u64)> = events
-                .iter()
-                .filter_map(|e| {
-                    BookingEvent::from_stored(&e.event_type, e.payload.get()).ok().flatten().map(|b| (b, e.version))
-                })
-                .collect();
-            *schedule = DaySchedule::fold(decoded.iter().map(|(b, v)| (b, *v)));
-        }
-        for (stream, ride_id, start, end) in &plan.hold {
-            let schedule = &read[stream];
-            let mut except: Vec<Uuid> = releasing.clone();
-            except.push(*ride_id);
-            // The other holds of this very plan (the two legs of a round trip) count too.
-            let ours = plan
-                .hold
-                .iter()
-                .filter(|(s, r, ..)| s == stream && r != ride_id)
-                .find(|(_, _, s2, e2)| s2 < end && start < e2)
-                .map(|(_, r, ..)| *r);
-            if let Some(other) = schedule.overlapping(*start, *end, &except).or(ours) {
-                let (code, message) = conflict_code(stream);
-                return Err(Retry::Fail(ServiceError::conflict(code, message, Some(other))));
-            }
-            schedule_streams
-                .entry(stream.clone())
-                .or_default()
-                .push(SlotHeld { ride_id: *ride_id, start: *start, end: *end }.into());
-        }
-        for (stream, ride_id) in &plan.release {
-            if read[stream].held.contains_key(ride_id) {
-                schedule_streams
-                    .entry(stream.clone())
-                    .or_default()
-                    .insert(0, domain::events::SlotReleased { ride_id: *ride_id }.into());
-            }
-        }
-        let mut appends = Vec::new();
-        for (stream, expected, events) in plan.streams {
-            appends.push(self.stream_append(ctx, &stream, expected, &events, plan.tenant).map_err(Retry::Fail)?);
-        }
-        for (stream, events) in schedule_streams {
-            let v = read[&stream].version;
-            let expected = if v == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(v) };
-            appends.push(self.stream_append(ctx, &stream, expected, &events, plan.tenant).map_err(Retry::Fail)?);
-        }
-        match self.store.append(appends).await {
-            Ok(r) => Ok(r),
-            // A lost race, or a twin of this very command (same key) that committed first:
-            // deciding again finds out which.
-            Err(LogError::WrongExpectedVersion { .. }) | Err(LogError::IdempotencyClash { .. }) => Err(Retry::Again),
-            Err(e) => Err(Retry::Fail(e.into())),
-        }
+    /// Loads a ride request.
+    pub async fn load_request(&self, id: Uuid) -> ServiceResult<(RideRequest, u64)> {
+        aggregate::load_existing::<RideRequest>(&self.store, &request_stream(id), "ride request").await
     }
 
-    fn stream_append(
+    /// Runs a decision on a ride request (new or existing).
+    async fn on_request<D>(&self, ctx: &CommandCtx, id: Uuid, new: Option<&NewRequest>, decide: D) -> ServiceResult<()>
+    where
+        D: Fn(&RequestInput) -> Result<Decision<BookingEvent>, DomainError>,
+    {
+        let stream = request_stream(id);
+        let load = |mut l: Loader| {
+            let stream = stream.clone();
+            async move {
+                let mut input =
+                    RequestInput { request: l.fold::<RideRequest>(&stream).await?, now: l.now(), ..Default::default() };
+                if let Some(n) = new {
+                    input.home = facts::get(l.store(), kind::CAREHOME, n.carehome_id).await?;
+                    input.riders = residents(l.store(), &n.resident_ids).await?;
+                }
+                Ok((l, input))
+            }
+        };
+        executor::run(&self.store, ctx, &stream, load, decide).await?;
+        Ok(())
+    }
+
+    /// Records a care home's request (its note already sealed).
+    pub async fn request_ride(&self, ctx: &CommandCtx, r: &NewRequest) -> ServiceResult<(RideRequest, u64)> {
+        self.on_request(ctx, r.ride_request_id, Some(r), |i| request_cmd::request(i, r)).await?;
+        self.load_request(r.ride_request_id).await
+    }
+
+    /// The care home withdraws an open request.
+    pub async fn withdraw(&self, ctx: &CommandCtx, id: Uuid) -> ServiceResult<(RideRequest, u64)> {
+        self.on_request(ctx, id, None, request_cmd::withdraw).await?;
+        self.load_request(id).await
+    }
+
+    /// Marks an open request whose window has passed as expired.
+    pub async fn expire(&self, ctx: &CommandCtx, id: Uuid) -> ServiceResult<(RideRequest, u64)> {
+        self.on_request(ctx, id, None, request_cmd::expire).await?;
+        self.load_request(id).await
+    }
+}
+
+impl Booking {
+    /// Puts a resident on a ride's roster under the booking rules.
+    pub async fn add_rider(&self, ctx: &CommandCtx, ride_id: Uuid, resident: Uuid) -> ServiceResult<()> {
+        let reads = |r: &Ride| Reads {
+            streams: streams_of(&rides_cmd::rider_holds(r, resident), &[]),
+            facts: true,
+            riders: r.riders.iter().map(|x| x.resident_id).chain([resident]).collect(),
+        };
+        self.on_ride(ctx, ride_id, reads, |i| rides_cmd::add_rider(i, resident)).await
+    }
+
+    /// Takes a resident off a ride's roster (`cause`: `removed`, `consent_withdrawn`, ...).
+    pub async fn remove_rider(
         &self,
         ctx: &CommandCtx,
-        stream: &str,
-        expected: ExpectedVersion,
-        events: &[BookingEvent],
-        tenant: Option<Uuid>,
-    ) -> ServiceResult<StreamAppend> {
-        let new = events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                NewEvent::with_id(ctx.event_id(stream, i as u32), e.event_type(), &e.to_json())
-                    .map(|n| n.metadata(ctx.metadata(tenant)))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(StreamAppend::new(stream, expected, new))
+        ride_id: Uuid,
+        resident: Uuid,
+        cause: &str,
+    ) -> ServiceResult<()> {
+        let reads =
+            |r: &Ride| Reads { streams: streams_of(&rides_cmd::rider_holds(r, resident), &[]), ..Reads::default() };
+        self.on_ride(ctx, ride_id, reads, |i| rides_cmd::remove_rider(i, resident, cause)).await
     }
-}
 
-/// Why a commit did not go through.
-enum Retry {
-    /// Another writer changed a stream: decide again.
-    Again,
-    /// Refused for good.
-    Fail(ServiceError),
-}
+    /// Cancels a ride, releasing every slot it holds.
+    pub async fn cancel(&self, ctx: &CommandCtx, ride_id: Uuid, c: &rides_cmd::Cancel) -> ServiceResult<()> {
+        let reads = |r: &Ride| Reads { streams: streams_of(&[], &rides_cmd::releases_of(r)), ..Reads::default() };
+        self.on_ride(ctx, ride_id, reads, |i| rides_cmd::cancel(i, c)).await
+    }
 
-/// The expected version of an aggregate stream read at `version`.
-pub fn expect(version: u64) -> ExpectedVersion {
-    if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) }
+    /// Moves a ride to another slot under the booking rules.
+    pub async fn reschedule(
+        &self,
+        ctx: &CommandCtx,
+        ride_id: Uuid,
+        start: chrono::DateTime<chrono::Utc>,
+        duration_minutes: u32,
+    ) -> ServiceResult<()> {
+        let reads = |r: &Ride| Reads {
+            streams: streams_of(&rides_cmd::moved_holds(r, start, duration_minutes), &rides_cmd::releases_of(r)),
+            facts: true,
+            riders: if r.kind == domain::types::RideKind::Event {
+                r.riders.iter().map(|x| x.resident_id).collect()
+            } else {
+                Vec::new()
+            },
+        };
+        self.on_ride(ctx, ride_id, reads, |i| rides_cmd::reschedule(i, start, duration_minutes)).await
+    }
 }

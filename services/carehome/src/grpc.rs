@@ -11,8 +11,8 @@ use domain::types::parse_id;
 use eventlog::EventStore;
 use keystore::KeyStore;
 use samskab_proto::carehome::v1::{self as pb, care_home_service_server::CareHomeService};
-use servicekit::aggregate::load;
-use servicekit::{Aggregate, ErrorCode, Loaded, ServiceError, ServiceResult};
+use servicekit::aggregate::load_existing;
+use servicekit::{ErrorCode, ServiceError, ServiceResult};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -36,12 +36,6 @@ impl Handlers {
 /// Parses an id field.
 fn id(field: &str, value: &str) -> ServiceResult<Uuid> {
     Ok(parse_id(field, value.trim())?)
-}
-
-/// Folds a stream; `NotFound(what)` when it holds nothing.
-async fn load_existing<A: Aggregate>(store: &EventStore, stream: &str, what: &str) -> ServiceResult<(A, u64)> {
-    let (Loaded { state, version }, _) = load::<A>(store, stream).await?;
-    state.map(|s| (s, version)).ok_or_else(|| ServiceError::NotFound(what.into()))
 }
 
 async fn chapter(store: &EventStore, chapter_id: Uuid) -> ServiceResult<Chapter> {

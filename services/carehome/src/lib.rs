@@ -4,13 +4,12 @@
 
 #![warn(missing_docs)]
 
-pub mod bikes;
-pub mod carehomes;
-pub mod chapters;
+pub mod commands;
 pub mod grpc;
 pub mod readmodel;
-pub mod residents;
 pub mod validation;
+
+pub use commands::{bikes, carehomes, chapters, residents};
 
 use std::net::SocketAddr;
 use std::path::Path;

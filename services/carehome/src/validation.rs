@@ -1,8 +1,8 @@
 //! Collecting every invalid field of a request before refusing it, so that the caller
 //! learns all of them at once (each as a JSON pointer into the REST body).
 
+use domain::DomainError;
 use domain::Invalid;
-use servicekit::ServiceError;
 
 /// The invalid fields found so far.
 #[derive(Debug, Default)]
@@ -53,11 +53,11 @@ impl Violations {
 
     /// `Err(Invalid)` with every violation when any was found, else the built value.
     /// `build` runs only when every checked field was valid.
-    pub fn finish<T>(self, build: impl FnOnce() -> Option<T>) -> Result<T, ServiceError> {
+    pub fn finish<T>(self, build: impl FnOnce() -> Option<T>) -> Result<T, DomainError> {
         if !self.0.is_empty() {
-            return Err(ServiceError::Invalid(self.0));
+            return Err(DomainError::Invalid(self.0));
         }
-        build().ok_or_else(|| ServiceError::Internal("a checked field was missing".into()))
+        build().ok_or_else(|| DomainError::invalid("", "a checked field was missing"))
     }
 }
 
@@ -96,7 +96,7 @@ mod tests {
         let a = v.check(domain::types::parse_label("/name", " ", 10));
         let b = v.check(optional_date("/to", "tomorrow"));
         let r: Result<(), _> = v.finish(|| a.zip(b).map(|_| ()));
-        let ServiceError::Invalid(fields) = r.unwrap_err() else { panic!("expected Invalid") };
+        let DomainError::Invalid(fields) = r.unwrap_err() else { panic!("expected Invalid") };
         assert_eq!(fields.iter().map(|f| f.field.as_str()).collect::<Vec<_>>(), ["/name", "/to"]);
     }
 

@@ -124,7 +124,7 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
                     notes: "Elsker havnen og en varm kop kaffe bagefter.".into(),
                     consent: Some(cpb::Consent {
                         given_by: "relative".into(),
-                        given_at: Utc::now().to_rfc3339(),
+                        given_at: servicekit::clock::now().to_rfc3339(),
                         scope,
                     }),
                 })
@@ -160,8 +160,8 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
                 pilot_id: p.clone(),
                 qualification: Some(vpb::Qualification {
                     bike_type: t.into(),
-                    qualified_on: Utc::now().date_naive().to_string(),
-                    valid_until: (Utc::now().date_naive() + Days::days(730)).to_string(),
+                    qualified_on: servicekit::clock::now().date_naive().to_string(),
+                    valid_until: (servicekit::clock::now().date_naive() + Days::days(730)).to_string(),
                 }),
             })
             .await
@@ -171,7 +171,7 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
     }
     // A week of rides, from tomorrow: 10:00 and 13:30 local time at each care home.
     let tz = chrono_tz_copenhagen();
-    let first = Utc::now().with_timezone(&tz).date_naive() + Days::days(1);
+    let first = servicekit::clock::now().with_timezone(&tz).date_naive() + Days::days(1);
     let mut rides = Vec::new();
     for d in 0..7 {
         let date = first + Days::days(d);
@@ -213,7 +213,7 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
                         book.complete_ride(bpb::CompleteRideRequest {
                             context: ctx(&format!("complete {id}"), "pilot"),
                             ride_id: id.clone(),
-                            ended_at: Some(samskab_proto::time::to_proto(Utc::now() + Days::minutes(55))),
+                            ended_at: Some(samskab_proto::time::to_proto(servicekit::clock::now() + Days::minutes(55))),
                             distance_km: 6.5,
                             bike_condition: "ok".into(),
                             story: if slot == 0 {
@@ -290,7 +290,7 @@ fn print_welcome(cfg: &ServeConfig, running: &Running, ids: &serde_json::Value) 
     // at 10:00 and 13:30 local time, so 15:00 local (Copenhagen) is clear, and tomorrow is
     // past the chapter's lead time.
     let tz = chrono_tz_copenhagen();
-    let day = Utc::now().with_timezone(&tz).date_naive() + Days::days(1);
+    let day = servicekit::clock::now().with_timezone(&tz).date_naive() + Days::days(1);
     let local = day.and_time(NaiveTime::from_hms_opt(15, 0, 0).expect("time"));
     let start = tz.from_local_datetime(&local).earliest().expect("local time exists").with_timezone(&Utc);
     let env = [

@@ -78,7 +78,7 @@ impl Volunteer {
     }
 
     async fn load(&self, pilot_id: Uuid) -> ServiceResult<Loaded<Pilot>> {
-        let (loaded, _) = aggregate::load::<Pilot>(&self.store, &stream(pilot_id)).await?;
+        let loaded = aggregate::load::<Pilot>(&self.store, &stream(pilot_id)).await?;
         if loaded.state.is_none() {
             return Err(ServiceError::NotFound("pilot".into()));
         }

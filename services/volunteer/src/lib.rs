@@ -2,8 +2,8 @@
 //! availability, served over gRPC with the service's event feed. Pilots' names, e-mails
 //! and phones are sealed with each pilot's own key.
 
+pub mod commands;
 pub mod grpc;
-pub mod pilots;
 pub mod readmodel;
 
 use std::net::SocketAddr;
@@ -15,6 +15,7 @@ use samskab_proto::volunteer::v1::volunteer_service_server::VolunteerServiceServ
 use servicekit::feed::Feed;
 use tokio::net::TcpListener;
 
+pub use commands::pilots;
 pub use grpc::Volunteer;
 
 /// The fully qualified names of the gRPC services this server offers.

@@ -47,6 +47,7 @@ mod authz;
 mod bad_input;
 mod calendars;
 mod cascades;
+mod claims;
 mod feed;
 mod fuzz;
 mod http;

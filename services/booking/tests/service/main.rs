@@ -9,6 +9,8 @@
 mod common;
 
 mod cascades;
+mod claims;
+mod clock;
 mod invariants;
 mod lifecycle;
 mod privacy;

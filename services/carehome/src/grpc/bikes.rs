@@ -52,7 +52,7 @@ async fn on_bike<F>(
     decide: F,
 ) -> ServiceResult<pb::Bike>
 where
-    F: Fn(Option<&Bike>) -> ServiceResult<Vec<CareHomeEvent>>,
+    F: Fn(Option<&Bike>) -> Result<Vec<CareHomeEvent>, servicekit::DomainError>,
 {
     let ctx = CommandCtx::from_proto(context)?;
     let bike_id = id("/bike_id", bike_id)?;

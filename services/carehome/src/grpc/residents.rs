@@ -5,7 +5,7 @@
 use domain::events::{CareHomeEvent, ResidentPersonal};
 use domain::types::{ResidentStatus, Sealed};
 use samskab_proto::carehome::v1 as pb;
-use servicekit::aggregate::load;
+use servicekit::aggregate::{landed, load};
 use servicekit::{CommandCtx, ServiceError, ServiceResult};
 use uuid::Uuid;
 
@@ -72,8 +72,9 @@ pub async fn admit(h: &Handlers, req: pb::AdmitResidentRequest) -> ServiceResult
     let home = carehome(&h.store, carehome_id).await?;
     let resident_id = ctx.new_object_id("resident");
     let stream = residents::stream(resident_id);
-    let (existing, ids) = load::<Resident>(&h.store, &stream).await?;
-    if let Some(r) = existing.state.as_ref().filter(|_| ids.contains(&ctx.event_id(&stream, 0))) {
+    let existing = load::<Resident>(&h.store, &stream).await?;
+    let retry = landed(&h.store, &ctx, &stream).await?;
+    if let Some(r) = existing.state.as_ref().filter(|_| retry) {
         return view(h, r, home.chapter_id, existing.version).await; // a retry: its original outcome
     }
     let sealed = h.keys.seal_json(&subject(resident_id), PERSONAL_FIELD, &fields).await.map_err(key_error)?;
@@ -93,7 +94,7 @@ async fn existing(h: &Handlers, resident_id: Uuid) -> ServiceResult<(Resident, u
 /// Runs a command on an existing resident, in their care home's chapter.
 async fn on_resident<F>(h: &Handlers, ctx: &CommandCtx, resident_id: Uuid, decide: F) -> ServiceResult<pb::Resident>
 where
-    F: Fn(Option<&Resident>) -> ServiceResult<Vec<CareHomeEvent>>,
+    F: Fn(Option<&Resident>) -> Result<Vec<CareHomeEvent>, servicekit::DomainError>,
 {
     let (_, _, chapter_id) = existing(h, resident_id).await?;
     let stream = residents::stream(resident_id);
@@ -130,9 +131,9 @@ pub async fn erase(h: &Handlers, req: pb::ResidentCommandRequest) -> ServiceResu
     let ctx = CommandCtx::from_proto(req.context)?;
     let resident_id = id("/resident_id", &req.resident_id)?;
     let stream = residents::stream(resident_id);
-    let (loaded, ids) = load::<Resident>(&h.store, &stream).await?;
+    let loaded = load::<Resident>(&h.store, &stream).await?;
     let r = loaded.state.ok_or_else(|| ServiceError::NotFound("resident".into()))?;
-    if !ids.contains(&ctx.event_id(&stream, 0)) {
+    if !landed(&h.store, &ctx, &stream).await? {
         ctx.check_version(loaded.version)?; // a refused request must not delete the key either
     }
     let home = carehome(&h.store, r.carehome_id).await?;

@@ -7,9 +7,9 @@
 //! form: `PROPTEST_CASES=100000 cargo nextest run -p samskab-carehome --test carehome validation_props::`.
 
 use carehome::validation::{Violations, optional_date, optional_label, optional_text};
+use domain::DomainError;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
-use servicekit::ServiceError;
 
 fn config() -> Config {
     Config {
@@ -75,7 +75,7 @@ proptest! {
                 prop_assert!(expected.is_empty());
                 prop_assert_eq!(names.len(), values.len());
             }
-            Err(ServiceError::Invalid(fields)) => {
+            Err(DomainError::Invalid(fields)) => {
                 prop_assert!(!built.get(), "nothing is built when a field is refused");
                 prop_assert_eq!(fields.into_iter().map(|f| f.field).collect::<Vec<_>>(), expected);
             }

@@ -161,7 +161,7 @@ fn status(ride: &bpb::Ride) -> &'static str {
 
 /// The feed of `calendar` named `name`.
 async fn feed(s: &AppState, calendar: Calendar, name: &str) -> Result<Response, ApiError> {
-    let now = Utc::now();
+    let now = servicekit::clock::now();
     let rides = rides(s, calendar, now).await?;
     let mut look = Lookups { s, homes: HashMap::new(), reminders: HashMap::new() };
     let mut w = Writer::new();

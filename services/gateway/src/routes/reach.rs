@@ -140,7 +140,7 @@ pub async fn get(
         return Err(ApiError::invalid("/days", "must be between 1 and 3660"));
     }
     let until: DateTime<Utc> = match f.until.as_deref() {
-        None => Utc::now(),
+        None => servicekit::clock::now(),
         Some(t) => DateTime::parse_from_rfc3339(t)
             .map(|t| t.to_utc())
             .map_err(|_| ApiError::invalid("/until", "must be an RFC 3339 time"))?,

@@ -605,7 +605,7 @@ pub async fn volunteer_roster(
             })
             .transpose()?;
     let chapter = chapter_reports(&s, &caller, f.chapter_id).await?;
-    let on = on.unwrap_or_else(|| Utc::now().with_timezone(&zone(&chapter)).date_naive());
+    let on = on.unwrap_or_else(|| servicekit::clock::now().with_timezone(&zone(&chapter)).date_naive());
     let items = pilots(&s, f.chapter_id)
         .await?
         .into_iter()

@@ -205,7 +205,7 @@ fn when(from: &Option<String>, to: &Option<String>, as_of: &Option<String>) -> R
         // `to == from` is an empty period (all zeros); `to` before `from` is a mistake.
         return Err(ApiError::invalid("/to", "must not be before from"));
     }
-    if as_of.is_some_and(|a| a > Utc::now()) {
+    if as_of.is_some_and(|a| a > servicekit::clock::now()) {
         return Err(ApiError::invalid("/as_of", "must not be in the future: the log cannot answer for it yet"));
     }
     let p = |t: Option<DateTime<Utc>>| t.map(samskab_proto::time::to_proto);

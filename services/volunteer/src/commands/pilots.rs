@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use domain::events::*;
 use domain::types::{PilotStatus, Sealed, WeeklyWindow};
-use servicekit::{Aggregate, ErrorCode, ServiceError};
+use domain::{Aggregate, DomainError, ErrorCode};
 use uuid::Uuid;
 
 /// A qualification for one trishaw type.
@@ -127,25 +127,25 @@ pub enum Command {
     Erase,
 }
 
-fn illegal(message: impl Into<String>) -> ServiceError {
-    ServiceError::conflict(ErrorCode::IllegalTransition, message, None)
+fn illegal(message: impl Into<String>) -> DomainError {
+    DomainError::conflict(ErrorCode::IllegalTransition, message, None)
 }
 
 /// Decides the events of a command.
-pub fn decide(state: Option<&Pilot>, command: Command) -> Result<Vec<VolunteerEvent>, ServiceError> {
+pub fn decide(state: Option<&Pilot>, command: Command) -> Result<Vec<VolunteerEvent>, DomainError> {
     let Some(p) = state else {
         return match command {
             Command::Register { pilot_id, chapter_id, personal } => {
                 Ok(vec![PilotRegistered { pilot_id, chapter_id, personal }.into()])
             }
-            _ => Err(ServiceError::NotFound("pilot".into())),
+            _ => Err(DomainError::NotFound("pilot".into())),
         };
     };
     let pilot_id = p.pilot_id;
     let status = p.status;
     match command {
         Command::Register { .. } => {
-            Err(ServiceError::conflict(ErrorCode::IllegalTransition, "pilot already registered", None))
+            Err(DomainError::conflict(ErrorCode::IllegalTransition, "pilot already registered", None))
         }
         Command::Erase if status == PilotStatus::Erased => Ok(vec![]),
         Command::Erase => Ok(vec![PilotErased { pilot_id }.into()]),
@@ -155,7 +155,7 @@ pub fn decide(state: Option<&Pilot>, command: Command) -> Result<Vec<VolunteerEv
                 return Err(illegal("a retired pilot cannot be qualified"));
             }
             if valid_until < qualified_on {
-                return Err(ServiceError::invalid("/valid_until", "must not be before qualified_on"));
+                return Err(DomainError::invalid("/valid_until", "must not be before qualified_on"));
             }
             Ok(vec![if p.qualifications.contains_key(&bike_type) {
                 PilotQualificationRenewed { pilot_id, bike_type, qualified_on, valid_until }.into()
@@ -192,7 +192,7 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn run(state: Option<Pilot>, cmd: Command) -> Result<Option<Pilot>, ServiceError> {
+    fn run(state: Option<Pilot>, cmd: Command) -> Result<Option<Pilot>, DomainError> {
         let events = decide(state.as_ref(), cmd)?;
         Ok(events.iter().fold(state, Pilot::apply))
     }
@@ -216,7 +216,7 @@ mod tests {
             Command::Register { pilot_id: Uuid::nil(), chapter_id: Uuid::max(), personal: Sealed("x".into()) },
         );
         assert_eq!(again.unwrap_err().code(), ErrorCode::IllegalTransition);
-        assert!(matches!(decide(None, Command::Suspend), Err(ServiceError::NotFound(_))));
+        assert!(matches!(decide(None, Command::Suspend), Err(DomainError::NotFound(_))));
     }
 
     #[test]
@@ -235,7 +235,7 @@ mod tests {
         let p = run(Some(p), q("2028-12-31")).unwrap().unwrap();
         assert_eq!(p.qualifications["trishaw"].valid_until, date("2028-12-31"));
         let bad = decide(Some(&p), q("2026-01-01")).unwrap_err();
-        assert!(matches!(bad, ServiceError::Invalid(ref f) if f[0].field == "/valid_until"));
+        assert!(matches!(bad, DomainError::Invalid(ref f) if f[0].field == "/valid_until"));
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! after its rides, trishaws and residents. Assigning someone already assigned, or
 //! removing someone who is not, writes nothing and is not an error.
 
+use domain::DomainError;
 use domain::Invalid;
 use domain::events::{CareHomeEvent, CoordinatorAssigned, CoordinatorRemoved};
-use servicekit::ServiceError;
 
 use super::CareHome;
 
@@ -21,7 +21,7 @@ fn allowed(c: char) -> bool {
 
 /// Validates a user id as given (not trimmed): 1 to [`USER_ID_MAX`] printable characters
 /// without whitespace. The error names the field `/user_id`.
-pub fn parse_user_id(value: &str) -> Result<String, ServiceError> {
+pub fn parse_user_id(value: &str) -> Result<String, DomainError> {
     const FIELD: &str = "/user_id";
     if value.is_empty() {
         return Err(Invalid::new(FIELD, "must not be empty").into());
@@ -35,12 +35,12 @@ pub fn parse_user_id(value: &str) -> Result<String, ServiceError> {
     Ok(value.to_owned())
 }
 
-fn existing(state: Option<&CareHome>) -> Result<&CareHome, ServiceError> {
-    state.ok_or_else(|| ServiceError::NotFound("care home".into()))
+fn existing(state: Option<&CareHome>) -> Result<&CareHome, DomainError> {
+    state.ok_or_else(|| DomainError::NotFound("care home".into()))
 }
 
 /// Decides assigning a coordinator; one already assigned writes nothing.
-pub fn assign(state: Option<&CareHome>, user_id: &str) -> Result<Vec<CareHomeEvent>, ServiceError> {
+pub fn assign(state: Option<&CareHome>, user_id: &str) -> Result<Vec<CareHomeEvent>, DomainError> {
     let home = existing(state)?;
     if home.coordinator_ids.iter().any(|u| u == user_id) {
         return Ok(vec![]);
@@ -49,7 +49,7 @@ pub fn assign(state: Option<&CareHome>, user_id: &str) -> Result<Vec<CareHomeEve
 }
 
 /// Decides removing a coordinator; one who is not assigned writes nothing.
-pub fn remove(state: Option<&CareHome>, user_id: &str) -> Result<Vec<CareHomeEvent>, ServiceError> {
+pub fn remove(state: Option<&CareHome>, user_id: &str) -> Result<Vec<CareHomeEvent>, DomainError> {
     let home = existing(state)?;
     if !home.coordinator_ids.iter().any(|u| u == user_id) {
         return Ok(vec![]);

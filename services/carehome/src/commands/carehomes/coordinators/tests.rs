@@ -1,7 +1,7 @@
 //! Coordinators: assigning and removing against every state they can meet, and which
 //! user ids are accepted.
 
-use servicekit::{Aggregate, ErrorCode};
+use domain::{Aggregate, DomainError, ErrorCode};
 use uuid::Uuid;
 
 use super::*;
@@ -23,9 +23,9 @@ fn after(home: CareHome, events: &[CareHomeEvent]) -> CareHome {
     events.iter().fold(Some(home), CareHome::apply).unwrap()
 }
 
-fn rejected_field(r: Result<String, ServiceError>) -> String {
+fn rejected_field(r: Result<String, DomainError>) -> String {
     match r {
-        Err(ServiceError::Invalid(v)) => v.into_iter().map(|i| i.field).collect::<Vec<_>>().join(","),
+        Err(DomainError::Invalid(v)) => v.into_iter().map(|i| i.field).collect::<Vec<_>>().join(","),
         other => panic!("expected Invalid, got {other:?}"),
     }
 }

@@ -2,9 +2,9 @@
 
 use super::*;
 
-fn fields(e: ServiceError) -> Vec<String> {
+fn fields(e: DomainError) -> Vec<String> {
     match e {
-        ServiceError::Invalid(v) => v.into_iter().map(|i| i.field).collect(),
+        DomainError::Invalid(v) => v.into_iter().map(|i| i.field).collect(),
         other => panic!("expected Invalid, got {other:?}"),
     }
 }

@@ -9,8 +9,8 @@ use domain::events::{
     ResidentMovedOut, ResidentPersonal,
 };
 use domain::types::{ConsentScope, GivenBy, ResidentStatus, Sealed, parse_enum, parse_label};
+use domain::{Aggregate, DomainError, ErrorCode};
 use serde::{Deserialize, Serialize};
-use servicekit::{Aggregate, ErrorCode, ServiceError};
 use uuid::Uuid;
 
 use crate::validation::{Violations, optional_text};
@@ -156,9 +156,9 @@ pub struct AdmitResident {
 }
 
 /// Decides an admission: the resident and their consent.
-pub fn admit(state: Option<&Resident>, cmd: &AdmitResident) -> Result<Vec<CareHomeEvent>, ServiceError> {
+pub fn admit(state: Option<&Resident>, cmd: &AdmitResident) -> Result<Vec<CareHomeEvent>, DomainError> {
     if state.is_some() {
-        return Err(ServiceError::conflict(ErrorCode::IllegalTransition, "the resident already exists", None));
+        return Err(DomainError::conflict(ErrorCode::IllegalTransition, "the resident already exists", None));
     }
     Ok(vec![
         ResidentAdmitted { resident_id: cmd.resident_id, carehome_id: cmd.carehome_id, personal: cmd.personal.clone() }
@@ -171,11 +171,11 @@ fn recorded(resident_id: Uuid, c: &Consent) -> CareHomeEvent {
     ResidentConsentRecorded { resident_id, given_by: c.given_by, given_at: c.given_at, scope: c.scope.clone() }.into()
 }
 
-fn living_here<'a>(state: Option<&'a Resident>, what: &str) -> Result<&'a Resident, ServiceError> {
-    let r = state.ok_or_else(|| ServiceError::NotFound("resident".into()))?;
+fn living_here<'a>(state: Option<&'a Resident>, what: &str) -> Result<&'a Resident, DomainError> {
+    let r = state.ok_or_else(|| DomainError::NotFound("resident".into()))?;
     if r.status != ResidentStatus::LivingHere {
         let status = r.status.as_str().replace('_', " ");
-        return Err(ServiceError::conflict(
+        return Err(DomainError::conflict(
             ErrorCode::IllegalTransition,
             format!("the resident is {status}: {what} is not possible"),
             None,
@@ -185,7 +185,7 @@ fn living_here<'a>(state: Option<&'a Resident>, what: &str) -> Result<&'a Reside
 }
 
 /// Decides recording consent (it replaces any earlier one; the same consent writes nothing).
-pub fn record_consent(state: Option<&Resident>, consent: &Consent) -> Result<Vec<CareHomeEvent>, ServiceError> {
+pub fn record_consent(state: Option<&Resident>, consent: &Consent) -> Result<Vec<CareHomeEvent>, DomainError> {
     let r = living_here(state, "recording consent")?;
     if r.consent.as_ref() == Some(consent) {
         return Ok(vec![]);
@@ -194,23 +194,23 @@ pub fn record_consent(state: Option<&Resident>, consent: &Consent) -> Result<Vec
 }
 
 /// Decides withdrawing consent (there must be one on record).
-pub fn withdraw_consent(state: Option<&Resident>) -> Result<Vec<CareHomeEvent>, ServiceError> {
+pub fn withdraw_consent(state: Option<&Resident>) -> Result<Vec<CareHomeEvent>, DomainError> {
     let r = living_here(state, "withdrawing consent")?;
     if r.consent.is_none() {
-        return Err(ServiceError::conflict(ErrorCode::IllegalTransition, "no consent is on record", None));
+        return Err(DomainError::conflict(ErrorCode::IllegalTransition, "no consent is on record", None));
     }
     Ok(vec![ResidentConsentWithdrawn { resident_id: r.resident_id }.into()])
 }
 
 /// Decides moving out.
-pub fn move_out(state: Option<&Resident>) -> Result<Vec<CareHomeEvent>, ServiceError> {
+pub fn move_out(state: Option<&Resident>) -> Result<Vec<CareHomeEvent>, DomainError> {
     let r = living_here(state, "moving out")?;
     Ok(vec![ResidentMovedOut { resident_id: r.resident_id }.into()])
 }
 
 /// Decides recording an erasure (the key is deleted before); erasing again writes nothing.
-pub fn erase(state: Option<&Resident>) -> Result<Vec<CareHomeEvent>, ServiceError> {
-    let r = state.ok_or_else(|| ServiceError::NotFound("resident".into()))?;
+pub fn erase(state: Option<&Resident>) -> Result<Vec<CareHomeEvent>, DomainError> {
+    let r = state.ok_or_else(|| DomainError::NotFound("resident".into()))?;
     if r.status == ResidentStatus::Erased {
         return Ok(vec![]);
     }

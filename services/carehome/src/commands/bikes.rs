@@ -8,8 +8,8 @@ use domain::events::{
     CareHomeEvent,
 };
 use domain::types::{BikeStatus, parse_label};
+use domain::{Aggregate, DomainError, ErrorCode};
 use serde::{Deserialize, Serialize};
-use servicekit::{Aggregate, ErrorCode, ServiceError};
 use uuid::Uuid;
 
 use crate::validation::{Violations, optional_date, optional_label, optional_text};
@@ -115,7 +115,7 @@ impl CommissionBike {
         name: &str,
         bike_type: &str,
         seats: u32,
-    ) -> Result<Self, ServiceError> {
+    ) -> Result<Self, DomainError> {
         let mut v = Violations::new();
         let name = v.check(parse_label("/name", name, NAME_MAX));
         let bike_type = v.check(optional_label("/bike_type", bike_type, TYPE_MAX));
@@ -135,9 +135,9 @@ impl CommissionBike {
 }
 
 /// Decides a commissioning (the caller has checked that the care home exists).
-pub fn commission(state: Option<&Bike>, cmd: &CommissionBike) -> Result<Vec<CareHomeEvent>, ServiceError> {
+pub fn commission(state: Option<&Bike>, cmd: &CommissionBike) -> Result<Vec<CareHomeEvent>, DomainError> {
     if state.is_some() {
-        return Err(ServiceError::conflict(ErrorCode::IllegalTransition, "the trishaw already exists", None));
+        return Err(DomainError::conflict(ErrorCode::IllegalTransition, "the trishaw already exists", None));
     }
     Ok(vec![
         BikeCommissioned {
@@ -162,9 +162,9 @@ pub struct ReportIssue {
 
 impl ReportIssue {
     /// Validates the request's fields.
-    pub fn parse(description: &str, grounding: bool) -> Result<Self, ServiceError> {
+    pub fn parse(description: &str, grounding: bool) -> Result<Self, DomainError> {
         let description = optional_text("/description", description, DESCRIPTION_MAX)?
-            .ok_or_else(|| ServiceError::invalid("/description", "must not be empty"))?;
+            .ok_or_else(|| DomainError::invalid("/description", "must not be empty"))?;
         Ok(ReportIssue { description, grounding })
     }
 }
@@ -180,7 +180,7 @@ pub struct ServiceChange {
 
 impl ServiceChange {
     /// Validates `reason` (required when `reason_required`) and `expected_back`.
-    pub fn parse(reason: &str, expected_back: &str, reason_required: bool) -> Result<Self, ServiceError> {
+    pub fn parse(reason: &str, expected_back: &str, reason_required: bool) -> Result<Self, DomainError> {
         let mut v = Violations::new();
         let reason = v.check(optional_text("/reason", reason, REASON_MAX));
         if reason_required && matches!(reason, Some(None)) {
@@ -191,12 +191,12 @@ impl ServiceChange {
     }
 }
 
-fn existing(state: Option<&Bike>) -> Result<&Bike, ServiceError> {
-    state.ok_or_else(|| ServiceError::NotFound("trishaw".into()))
+fn existing(state: Option<&Bike>) -> Result<&Bike, DomainError> {
+    state.ok_or_else(|| DomainError::NotFound("trishaw".into()))
 }
 
-fn illegal(bike: &Bike, what: &str) -> ServiceError {
-    ServiceError::conflict(
+fn illegal(bike: &Bike, what: &str) -> DomainError {
+    DomainError::conflict(
         ErrorCode::IllegalTransition,
         format!("the trishaw is {}: it cannot be {what}", bike.status.as_str().replace('_', " ")),
         None,
@@ -204,7 +204,7 @@ fn illegal(bike: &Bike, what: &str) -> ServiceError {
 }
 
 /// Decides an issue report.
-pub fn report_issue(state: Option<&Bike>, cmd: &ReportIssue) -> Result<Vec<CareHomeEvent>, ServiceError> {
+pub fn report_issue(state: Option<&Bike>, cmd: &ReportIssue) -> Result<Vec<CareHomeEvent>, DomainError> {
     let bike = existing(state)?;
     if bike.status == BikeStatus::Retired {
         return Err(illegal(bike, "reported on"));
@@ -223,17 +223,17 @@ pub fn report_issue(state: Option<&Bike>, cmd: &ReportIssue) -> Result<Vec<CareH
 }
 
 /// Decides taking a trishaw out of service (a reason is required).
-pub fn take_out_of_service(state: Option<&Bike>, cmd: &ServiceChange) -> Result<Vec<CareHomeEvent>, ServiceError> {
+pub fn take_out_of_service(state: Option<&Bike>, cmd: &ServiceChange) -> Result<Vec<CareHomeEvent>, DomainError> {
     let bike = existing(state)?;
     if bike.status != BikeStatus::InService {
         return Err(illegal(bike, "taken out of service"));
     }
-    let reason = cmd.reason.clone().ok_or_else(|| ServiceError::invalid("/reason", "must not be empty"))?;
+    let reason = cmd.reason.clone().ok_or_else(|| DomainError::invalid("/reason", "must not be empty"))?;
     Ok(vec![BikeTakenOutOfService { bike_id: bike.bike_id, reason, expected_back: cmd.expected_back }.into()])
 }
 
 /// Decides a return to service: a reason (what was repaired) records the repair first.
-pub fn return_to_service(state: Option<&Bike>, cmd: &ServiceChange) -> Result<Vec<CareHomeEvent>, ServiceError> {
+pub fn return_to_service(state: Option<&Bike>, cmd: &ServiceChange) -> Result<Vec<CareHomeEvent>, DomainError> {
     let bike = existing(state)?;
     if bike.status != BikeStatus::OutOfService {
         return Err(illegal(bike, "returned to service"));
@@ -247,7 +247,7 @@ pub fn return_to_service(state: Option<&Bike>, cmd: &ServiceChange) -> Result<Ve
 }
 
 /// Decides a retirement (final).
-pub fn retire(state: Option<&Bike>, cmd: &ServiceChange) -> Result<Vec<CareHomeEvent>, ServiceError> {
+pub fn retire(state: Option<&Bike>, cmd: &ServiceChange) -> Result<Vec<CareHomeEvent>, DomainError> {
     let bike = existing(state)?;
     if bike.status == BikeStatus::Retired {
         return Err(illegal(bike, "retired"));

@@ -7,8 +7,8 @@ pub mod coordinators;
 
 use domain::events::{CareHomeClosed, CareHomeEvent, CareHomeRegistered, RideHoursChanged};
 use domain::types::{DateRange, RideHours, parse_date, parse_label, parse_ride_hours, parse_timezone};
+use domain::{Aggregate, DomainError, ErrorCode};
 use serde::{Deserialize, Serialize};
-use servicekit::{Aggregate, ErrorCode, ServiceError};
 use uuid::Uuid;
 
 use crate::chapters::MAX_TURNAROUND_MINUTES;
@@ -153,7 +153,7 @@ pub struct RegisterCareHomeInput<'a> {
 
 impl RegisterCareHome {
     /// Validates the request's fields.
-    pub fn parse(carehome_id: Uuid, chapter_id: Uuid, input: RegisterCareHomeInput<'_>) -> Result<Self, ServiceError> {
+    pub fn parse(carehome_id: Uuid, chapter_id: Uuid, input: RegisterCareHomeInput<'_>) -> Result<Self, DomainError> {
         let mut v = Violations::new();
         let name = v.check(parse_label("/name", input.name, NAME_MAX));
         let address = v.check(parse_label("/address", input.address, ADDRESS_MAX));
@@ -181,9 +181,9 @@ impl RegisterCareHome {
 }
 
 /// Decides a care home's registration (the caller has checked that the chapter exists).
-pub fn register(state: Option<&CareHome>, cmd: &RegisterCareHome) -> Result<Vec<CareHomeEvent>, ServiceError> {
+pub fn register(state: Option<&CareHome>, cmd: &RegisterCareHome) -> Result<Vec<CareHomeEvent>, DomainError> {
     if state.is_some() {
-        return Err(ServiceError::conflict(ErrorCode::IllegalTransition, "the care home already exists", None));
+        return Err(DomainError::conflict(ErrorCode::IllegalTransition, "the care home already exists", None));
     }
     Ok(vec![
         CareHomeRegistered {
@@ -201,13 +201,13 @@ pub fn register(state: Option<&CareHome>, cmd: &RegisterCareHome) -> Result<Vec<
 }
 
 /// Validates new weekly ride hours.
-pub fn parse_new_ride_hours(rows: RideHoursInput<'_>) -> Result<Vec<RideHours>, ServiceError> {
+pub fn parse_new_ride_hours(rows: RideHoursInput<'_>) -> Result<Vec<RideHours>, DomainError> {
     Ok(parse_ride_hours("/ride_hours", rows)?)
 }
 
 /// Decides a change of ride hours; unchanged hours write nothing.
-pub fn change_ride_hours(state: Option<&CareHome>, hours: &[RideHours]) -> Result<Vec<CareHomeEvent>, ServiceError> {
-    let home = state.ok_or_else(|| ServiceError::NotFound("care home".into()))?;
+pub fn change_ride_hours(state: Option<&CareHome>, hours: &[RideHours]) -> Result<Vec<CareHomeEvent>, DomainError> {
+    let home = state.ok_or_else(|| DomainError::NotFound("care home".into()))?;
     if home.ride_hours == hours {
         return Ok(vec![]);
     }
@@ -215,7 +215,7 @@ pub fn change_ride_hours(state: Option<&CareHome>, hours: &[RideHours]) -> Resul
 }
 
 /// Validates a closure: `from` before `to` (exclusive) and a reason.
-pub fn parse_closure(from: &str, to: &str, reason: &str) -> Result<Closure, ServiceError> {
+pub fn parse_closure(from: &str, to: &str, reason: &str) -> Result<Closure, DomainError> {
     let mut v = Violations::new();
     let from = v.check(parse_date("/from", from.trim()));
     let to = v.check(parse_date("/to", to.trim()));
@@ -229,8 +229,8 @@ pub fn parse_closure(from: &str, to: &str, reason: &str) -> Result<Closure, Serv
 }
 
 /// Decides a closure; the same closure recorded again writes nothing.
-pub fn close(state: Option<&CareHome>, closure: &Closure) -> Result<Vec<CareHomeEvent>, ServiceError> {
-    let home = state.ok_or_else(|| ServiceError::NotFound("care home".into()))?;
+pub fn close(state: Option<&CareHome>, closure: &Closure) -> Result<Vec<CareHomeEvent>, DomainError> {
+    let home = state.ok_or_else(|| DomainError::NotFound("care home".into()))?;
     if home.closures.contains(closure) {
         return Ok(vec![]);
     }

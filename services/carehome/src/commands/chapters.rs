@@ -6,8 +6,8 @@ use chrono::NaiveDate;
 use domain::Invalid;
 use domain::events::{CareHomeEvent, ChapterRegistered, ChapterSettings, ChapterSettingsChanged};
 use domain::types::{DateRange, parse_label, parse_timezone};
+use domain::{Aggregate, DomainError, ErrorCode};
 use serde::{Deserialize, Serialize};
-use servicekit::{Aggregate, ErrorCode, ServiceError};
 use uuid::Uuid;
 
 use crate::validation::{Violations, optional_date};
@@ -146,7 +146,7 @@ impl RegisterChapter {
         name: &str,
         timezone: &str,
         settings: Option<&SettingsInput<'_>>,
-    ) -> Result<Self, ServiceError> {
+    ) -> Result<Self, DomainError> {
         let mut v = Violations::new();
         let name = v.check(parse_label("/name", name, NAME_MAX));
         let timezone = v.check(parse_timezone("/timezone", timezone.trim())).map(|tz| tz.name().to_owned());
@@ -159,9 +159,9 @@ impl RegisterChapter {
 }
 
 /// Decides a chapter's founding.
-pub fn register(state: Option<&Chapter>, cmd: &RegisterChapter) -> Result<Vec<CareHomeEvent>, ServiceError> {
+pub fn register(state: Option<&Chapter>, cmd: &RegisterChapter) -> Result<Vec<CareHomeEvent>, DomainError> {
     if state.is_some() {
-        return Err(ServiceError::conflict(ErrorCode::IllegalTransition, "the chapter already exists", None));
+        return Err(DomainError::conflict(ErrorCode::IllegalTransition, "the chapter already exists", None));
     }
     Ok(vec![
         ChapterRegistered {
@@ -175,11 +175,8 @@ pub fn register(state: Option<&Chapter>, cmd: &RegisterChapter) -> Result<Vec<Ca
 }
 
 /// Decides a change of settings; unchanged settings write nothing.
-pub fn change_settings(
-    state: Option<&Chapter>,
-    settings: &ChapterSettings,
-) -> Result<Vec<CareHomeEvent>, ServiceError> {
-    let chapter = state.ok_or_else(|| ServiceError::NotFound("chapter".into()))?;
+pub fn change_settings(state: Option<&Chapter>, settings: &ChapterSettings) -> Result<Vec<CareHomeEvent>, DomainError> {
+    let chapter = state.ok_or_else(|| DomainError::NotFound("chapter".into()))?;
     if &chapter.settings == settings {
         return Ok(vec![]);
     }

@@ -1,0 +1,239 @@
+//! Decisions on an existing ride: the life cycle (`pending_confirmation → booked → started
+//! → completed`; `cancelled` and `no_show` from any state before `completed`; anything else
+//! is `illegal-transition`), check-in, rescheduling and roster changes under the booking
+//! rules. Pure: the input is loaded by the executor, the output is events.
+
+use chrono::{DateTime, Utc};
+use domain::events::*;
+use domain::types::{CancellationReason, RideKind, RideStatus, Sealed};
+use domain::{Decision, DomainError, ErrorCode};
+use uuid::Uuid;
+
+use super::schedule::{Hold, Schedules, schedule_events};
+use crate::facts::ResidentFact;
+use crate::rides::{Ride, holds_of, ride_stream};
+use crate::rules::{self, FactParts, Facts, Slot};
+use crate::schedule::Holder;
+
+/// What a command on an existing ride decides on.
+#[derive(Debug, Clone, Default)]
+pub struct RideInput {
+    /// The ride (`None`: no such ride).
+    pub ride: Option<Ride>,
+    /// The schedule streams the command touches.
+    pub schedules: Schedules,
+    /// The booking facts of the ride's trishaw and pilot (commands under the booking rules).
+    pub facts: FactParts,
+    /// Riders' facts (roster changes, event rides, stories).
+    pub riders: Vec<(Uuid, Option<ResidentFact>)>,
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
+impl RideInput {
+    fn ride(&self) -> Result<&Ride, DomainError> {
+        self.ride.as_ref().ok_or_else(|| DomainError::NotFound("ride".into()))
+    }
+
+    fn facts(&self) -> Result<Facts, DomainError> {
+        self.facts.facts()
+    }
+}
+
+/// The refusal of a transition the life cycle does not allow.
+pub fn illegal(ride: &Ride, action: &str) -> DomainError {
+    DomainError::conflict(ErrorCode::IllegalTransition, format!("a {} ride cannot be {action}", ride.status), None)
+}
+
+fn on_ride(ride: &Ride, events: Vec<BookingEvent>) -> Decision<BookingEvent> {
+    Decision::on(ride_stream(ride.ride_id), events, Some(ride.chapter_id))
+}
+
+fn bookable(ride: &Ride, action: &str) -> Result<(), DomainError> {
+    match ride.status {
+        RideStatus::PendingConfirmation | RideStatus::Booked => Ok(()),
+        _ => Err(illegal(ride, action)),
+    }
+}
+
+/// `pending_confirmation → booked`.
+pub fn confirm(input: &RideInput) -> Result<Decision<BookingEvent>, DomainError> {
+    let ride = input.ride()?;
+    match ride.status {
+        RideStatus::PendingConfirmation => Ok(on_ride(ride, vec![RideConfirmed { ride_id: ride.ride_id }.into()])),
+        _ => Err(illegal(ride, "confirmed")),
+    }
+}
+
+/// `booked → started`, now.
+pub fn start(input: &RideInput) -> Result<Decision<BookingEvent>, DomainError> {
+    let ride = input.ride()?;
+    match ride.status {
+        RideStatus::Booked => Ok(on_ride(ride, vec![RideStarted { ride_id: ride.ride_id, at: input.now }.into()])),
+        _ => Err(illegal(ride, "started")),
+    }
+}
+
+/// Checks a rider in (a second check-in changes nothing).
+pub fn check_in(input: &RideInput, resident: Uuid) -> Result<Decision<BookingEvent>, DomainError> {
+    let ride = input.ride()?;
+    if !matches!(ride.status, RideStatus::Booked | RideStatus::Started) {
+        return Err(illegal(ride, "checked in to"));
+    }
+    match ride.riders.iter().find(|r| r.resident_id == resident) {
+        None => Err(DomainError::NotFound("rider on this ride's roster".into())),
+        Some(r) if r.checked_in => Ok(Decision::nothing()),
+        Some(_) => Ok(on_ride(ride, vec![RiderCheckedIn { ride_id: ride.ride_id, resident_id: resident }.into()])),
+    }
+}
+
+/// The logged end of a ride.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// Actual end.
+    pub ended_at: DateTime<Utc>,
+    /// Kilometres.
+    pub distance_km: f64,
+    /// Condition label.
+    pub bike_condition: Option<String>,
+    /// The story, sealed (only with every rider's consent to stories).
+    pub story: Option<Sealed>,
+}
+
+/// `started → completed`. A story needs every rider's consent to stories (`riders`).
+pub fn complete(input: &RideInput, c: &Completion) -> Result<Decision<BookingEvent>, DomainError> {
+    let ride = input.ride()?;
+    if c.story.is_some() {
+        rules::check_story_consent(&input.riders)?;
+    }
+    if ride.status != RideStatus::Started {
+        return Err(illegal(ride, "completed"));
+    }
+    if ride.started_at.is_some_and(|s| c.ended_at < s) {
+        return Err(DomainError::invalid("/ended_at", "must not be before the ride started"));
+    }
+    let done = RideCompleted {
+        ride_id: ride.ride_id,
+        ended_at: c.ended_at,
+        distance_km: c.distance_km,
+        bike_condition: c.bike_condition.clone(),
+        story: c.story.clone(),
+    };
+    Ok(on_ride(ride, vec![done.into()]))
+}
+
+/// Any state before `completed` → `no_show`.
+pub fn no_show(input: &RideInput) -> Result<Decision<BookingEvent>, DomainError> {
+    let ride = input.ride()?;
+    if !ride.status.is_active() {
+        return Err(illegal(ride, "marked no-show"));
+    }
+    Ok(on_ride(ride, vec![RideMarkedNoShow { ride_id: ride.ride_id }.into()]))
+}
+
+/// Cancelling a ride.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cancel {
+    /// Why.
+    pub reason: CancellationReason,
+    /// The role of who cancels (`system` for cascades).
+    pub by_role: String,
+    /// A note, sealed.
+    pub note: Option<Sealed>,
+    /// The event that caused a cascade.
+    pub caused_by: Option<Uuid>,
+}
+
+/// Any state before `completed` → `cancelled`, releasing every slot the ride holds.
+pub fn cancel(input: &RideInput, c: &Cancel) -> Result<Decision<BookingEvent>, DomainError> {
+    let ride = input.ride()?;
+    if !ride.status.is_active() {
+        return Err(illegal(ride, "cancelled"));
+    }
+    let cancelled = RideCancelled {
+        ride_id: ride.ride_id,
+        reason: c.reason,
+        by_role: c.by_role.clone(),
+        note: c.note.clone(),
+        caused_by: c.caused_by,
+        at: Some(input.now),
+    };
+    let mut d = on_ride(ride, vec![cancelled.into()]);
+    let releases = releases_of(ride);
+    for (stream, e) in schedule_events(&input.schedules, &[], &releases)? {
+        d.push(stream, e);
+    }
+    Ok(d)
+}
+
+/// Every schedule stream the ride holds, to release.
+pub fn releases_of(ride: &Ride) -> Vec<(String, Uuid)> {
+    ride.holds().into_iter().map(|(s, ..)| (s, ride.ride_id)).collect()
+}
+
+/// The holds of a ride moved to another slot.
+pub fn moved_holds(ride: &Ride, start: DateTime<Utc>, duration_minutes: u32) -> Vec<Hold> {
+    let mut moved = ride.clone();
+    moved.start = start;
+    moved.duration_minutes = duration_minutes;
+    Hold::of(ride.ride_id, moved.holds())
+}
+
+/// Moves a booked or pending ride to another slot under the booking rules.
+pub fn reschedule(
+    input: &RideInput,
+    start: DateTime<Utc>,
+    duration_minutes: u32,
+) -> Result<Decision<BookingEvent>, DomainError> {
+    let ride = input.ride()?;
+    bookable(ride, "rescheduled")?;
+    let facts = input.facts()?;
+    rules::check_slot(&facts, &Slot { start, duration_minutes }, input.now)?;
+    if ride.kind == RideKind::Event {
+        rules::check_riders(&facts.home, &facts.bike, ride.kind, duration_minutes, ride.trip_minutes, &input.riders)?;
+    }
+    let mut d = on_ride(ride, vec![RideRescheduled { ride_id: ride.ride_id, start, duration_minutes }.into()]);
+    let schedule = schedule_events(&input.schedules, &moved_holds(ride, start, duration_minutes), &releases_of(ride))?;
+    for (stream, e) in schedule {
+        d.push(stream, e);
+    }
+    Ok(d)
+}
+
+/// The holds of a resident added to a ride's roster.
+pub fn rider_holds(ride: &Ride, resident: Uuid) -> Vec<Hold> {
+    Hold::of(ride.ride_id, holds_of(&[Holder::Resident(resident)], ride.start, ride.duration_minutes, 0))
+}
+
+/// Puts a resident on a ride's roster under the booking rules (`riders`: the roster after).
+pub fn add_rider(input: &RideInput, resident: Uuid) -> Result<Decision<BookingEvent>, DomainError> {
+    let ride = input.ride()?;
+    bookable(ride, "given riders")?;
+    if ride.has_rider(resident) {
+        return Ok(Decision::nothing());
+    }
+    let facts = input.facts()?;
+    rules::check_riders(&facts.home, &facts.bike, ride.kind, ride.duration_minutes, ride.trip_minutes, &input.riders)?;
+    let mut d = on_ride(ride, vec![RiderAddedToRoster { ride_id: ride.ride_id, resident_id: resident }.into()]);
+    for (stream, e) in schedule_events(&input.schedules, &rider_holds(ride, resident), &[])? {
+        d.push(stream, e);
+    }
+    Ok(d)
+}
+
+/// Takes a resident off a ride's roster (`cause`: `removed`, `consent_withdrawn`, ...).
+pub fn remove_rider(input: &RideInput, resident: Uuid, cause: &str) -> Result<Decision<BookingEvent>, DomainError> {
+    let ride = input.ride()?;
+    if !ride.has_rider(resident) {
+        return Err(DomainError::NotFound("rider on this ride's roster".into()));
+    }
+    bookable(ride, "changed")?;
+    let removed = RiderRemovedFromRoster { ride_id: ride.ride_id, resident_id: resident, cause: cause.into() };
+    let mut d = on_ride(ride, vec![removed.into()]);
+    let releases: Vec<(String, Uuid)> =
+        rider_holds(ride, resident).into_iter().map(|h| (h.stream, h.ride_id)).collect();
+    for (stream, e) in schedule_events(&input.schedules, &[], &releases)? {
+        d.push(stream, e);
+    }
+    Ok(d)
+}

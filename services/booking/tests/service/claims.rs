@@ -1,0 +1,84 @@
+//! Pilots racing to claim one ride request, on both backends: exactly one claim wins and
+//! books the ride; every other pilot is refused with a conflict (409 at the gateway), never
+//! `unavailable`, even when each pilot brings a trishaw of their own (so that only the
+//! request itself is contested).
+
+use crate::common::*;
+use samskab_proto::booking::v1 as bpb;
+use servicekit::ErrorCode;
+
+both_backends!(thirty_two_pilots_claiming_one_request_leave_one_winner);
+
+async fn thirty_two_pilots_claiming_one_request_leave_one_winner(mut w: World) {
+    let b = w.basic().await;
+    let rider = w.resident(b.home, &["rides"]).await;
+    let mut crews = Vec::new();
+    for _ in 0..32 {
+        crews.push((w.pilot(b.chapter).await, w.bike(b.home, 2).await));
+    }
+    w.settle().await;
+    let request = w
+        .booking
+        .request_ride(bpb::RequestRideRequest {
+            context: ctx_as("coordinator"),
+            carehome_id: b.home.to_string(),
+            resident_ids: vec![rider.to_string()],
+            window: Some(bpb::TimeWindow { from: ts("2027-05-03T07:00:00Z"), to: ts("2027-05-03T12:00:00Z") }),
+            duration_minutes: 60,
+            kind: String::new(),
+            note: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut tasks = Vec::new();
+    for (pilot, bike) in &crews {
+        let claim = bpb::ClaimRideRequestRequest {
+            context: ctx_as("pilot"),
+            ride_request_id: request.ride_request_id.clone(),
+            pilot_id: pilot.to_string(),
+            bike_id: bike.to_string(),
+            start: ts("2027-05-03T09:00:00Z"),
+        };
+        let mut client = w.booking.clone();
+        let pilot = *pilot;
+        tasks.push(tokio::spawn(async move { (pilot, client.claim_ride_request(claim).await) }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (pilot, result) = task.await.unwrap();
+        match result {
+            Ok(r) => winners.push((pilot, r.into_inner())),
+            Err(e) => {
+                assert_eq!(e.code(), tonic::Code::Aborted, "a losing claim is a conflict: {e:?}");
+                assert!(
+                    matches!(code(&e), ErrorCode::IllegalTransition | ErrorCode::ResidentBusy),
+                    "a losing claim: {e:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one claim wins");
+    let (pilot, won) = winners.pop().unwrap();
+    let ride = won.ride.unwrap();
+    assert_eq!(ride.pilot_id, pilot.to_string());
+    let now = w
+        .booking
+        .get_ride_request(bpb::GetRideRequestRequest {
+            ride_request_id: request.ride_request_id.clone(),
+            include_personal: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (now.status.as_str(), now.ride_id.as_str(), now.pilot_id),
+        ("claimed", ride.ride_id.as_str(), pilot.to_string())
+    );
+    let booked = w
+        .booking_store
+        .fetch_i64("SELECT count(*) FROM eventlog_events WHERE event_type = 'RideBooked'", &[])
+        .await
+        .unwrap();
+    assert_eq!(booked, Some(1), "one ride booked for the request");
+}
