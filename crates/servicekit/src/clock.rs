@@ -89,3 +89,17 @@ impl TestClockFile {
         std::fs::rename(tmp, &self.path)
     }
 }
+
+/// Warns, once per process, when this build's clock can be moved: such a build is for
+/// tests only and must never serve a chapter.
+pub fn warn_if_movable() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if is_test_clock() {
+        ONCE.call_once(|| {
+            tracing::warn!(
+                variable = TEST_CLOCK_VAR,
+                "built with the test clock (cargo feature test-clock): not for production"
+            )
+        });
+    }
+}

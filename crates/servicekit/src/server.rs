@@ -148,6 +148,7 @@ pub async fn serve(
     names: &[&'static str],
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<Health, tonic::transport::Error> {
+    crate::clock::warn_if_movable();
     let ServiceRoutes { routes, stop, probe } = routes;
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let health = Health { reporter, names: names.to_vec() };

@@ -142,6 +142,7 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, Error> {
         }
     });
     tracing::info!(%addr, "Samskab is serving");
+    servicekit::clock::warn_if_movable();
     Ok(Running { addr, gateway: state, services: vec![carehome, volunteer, booking], http, stop_http })
 }
 

@@ -212,7 +212,9 @@ impl VolunteerService for Volunteer {
         let email = parse_email(&r.email, &mut errors);
         let phone = parse_phone(&r.phone, &mut errors);
         invalid_all(errors)?;
-        let (chapter_id, display_name) = (chapter_id.expect("checked"), display_name.expect("checked"));
+        let (Some(chapter_id), Some(display_name)) = (chapter_id, display_name) else {
+            return Err(ServiceError::Internal("a checked field was missing".into()).into());
+        };
         let pilot_id = ctx.new_object_id("pilot");
         // A retry of a registration that already landed must not seal again.
         if let Ok(existing) = self.load(pilot_id).await {
@@ -240,11 +242,10 @@ impl VolunteerService for Volunteer {
         let qualified_on = types::parse_date("/qualified_on", &q.qualified_on).map_err(|e| errors.push(e)).ok();
         let valid_until = types::parse_date("/valid_until", &q.valid_until).map_err(|e| errors.push(e)).ok();
         invalid_all(errors)?;
-        let cmd = Command::Qualify {
-            bike_type: bike_type.expect("checked"),
-            qualified_on: qualified_on.expect("checked"),
-            valid_until: valid_until.expect("checked"),
+        let (Some(bike_type), Some(qualified_on), Some(valid_until)) = (bike_type, qualified_on, valid_until) else {
+            return Err(ServiceError::Internal("a checked field was missing".into()).into());
         };
+        let cmd = Command::Qualify { bike_type, qualified_on, valid_until };
         Ok(Response::new(self.run(&ctx, pilot_id, cmd).await?))
     }
 

@@ -1,6 +1,6 @@
 //! Pilots racing over REST to claim one ride request, on both backends: exactly one 2xx,
-//! every other pilot a 409, even when each brings a trishaw of their own (so that only the
-//! request itself is contested), and one ride booked for it.
+//! every other pilot a 409 `illegal-transition`, and one ride booked for it. Each pilot
+//! brings a trishaw and a slot of their own, so only the request itself is contested.
 
 use e2e::System;
 use gateway::Role;
@@ -28,13 +28,15 @@ async fn thirty_two_pilots_claiming_one_request_get_one_success_and_conflicts(s:
         })
         .await;
     }
-    let body = json!({"carehome_id": w.home, "resident_ids": [w.residents[0]], "duration_minutes": 60,
-        "window": {"from": "2027-05-03T07:00:00Z", "to": "2027-05-03T12:00:00Z"}});
+    let body = json!({"carehome_id": w.home, "resident_ids": [w.residents[0]], "duration_minutes": 15,
+        "window": {"from": "2027-05-03T07:00:00Z", "to": "2027-05-03T15:00:00Z"}});
     let request = s.post("/v1/ride-requests", &s.token(Role::Coordinator(w.home)), body).await.expect(201);
     let path = format!("/v1/ride-requests/{}/claim", request.str("ride_request_id"));
-    let claims = crews.iter().map(|(pilot, bike)| {
+    let first: chrono::DateTime<chrono::Utc> = "2027-05-03T07:00:00Z".parse().unwrap();
+    let claims = crews.iter().enumerate().map(|(i, (pilot, bike))| {
         let (path, token) = (path.clone(), s.token(Role::Pilot(*pilot)));
-        let body = json!({"bike_id": bike, "start": "2027-05-03T09:00:00Z"});
+        let start = first + chrono::Duration::minutes(15 * i as i64);
+        let body = json!({"bike_id": bike, "start": start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)});
         let s = &s;
         async move { (*pilot, s.post(&path, &token, body).await) }
     });
@@ -48,7 +50,7 @@ async fn thirty_two_pilots_claiming_one_request_get_one_success_and_conflicts(s:
     );
     for (_, r) in answers.iter().filter(|(_, r)| !r.status.is_success()) {
         assert_eq!(r.status.as_u16(), 409, "a losing claim is a conflict: {}", r.body);
-        assert!(["illegal-transition", "resident-busy"].contains(&r.code()), "{}", r.body);
+        assert_eq!(r.code(), "illegal-transition", "{}", r.body);
     }
     let (pilot, won) = winners[0];
     assert_eq!(won.body["ride"]["pilot_id"], json!(pilot));

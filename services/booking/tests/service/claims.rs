@@ -1,7 +1,8 @@
 //! Pilots racing to claim one ride request, on both backends: exactly one claim wins and
-//! books the ride; every other pilot is refused with a conflict (409 at the gateway), never
-//! `unavailable`, even when each pilot brings a trishaw of their own (so that only the
-//! request itself is contested).
+//! books the ride; every other pilot is refused with `illegal-transition` (409 at the
+//! gateway), never `unavailable`. Each pilot brings a trishaw of their own and a slot of
+//! their own in the window, so that nothing but the request itself is contested: a loser
+//! that decided on the open request must decide again on the claimed one.
 
 use crate::common::*;
 use samskab_proto::booking::v1 as bpb;
@@ -23,8 +24,8 @@ async fn thirty_two_pilots_claiming_one_request_leave_one_winner(mut w: World) {
             context: ctx_as("coordinator"),
             carehome_id: b.home.to_string(),
             resident_ids: vec![rider.to_string()],
-            window: Some(bpb::TimeWindow { from: ts("2027-05-03T07:00:00Z"), to: ts("2027-05-03T12:00:00Z") }),
-            duration_minutes: 60,
+            window: Some(bpb::TimeWindow { from: ts("2027-05-03T07:00:00Z"), to: ts("2027-05-03T15:00:00Z") }),
+            duration_minutes: 15,
             kind: String::new(),
             note: String::new(),
         })
@@ -32,13 +33,14 @@ async fn thirty_two_pilots_claiming_one_request_leave_one_winner(mut w: World) {
         .unwrap()
         .into_inner();
     let mut tasks = Vec::new();
-    for (pilot, bike) in &crews {
+    for (i, (pilot, bike)) in crews.iter().enumerate() {
+        let start = t("2027-05-03T07:00:00Z") + chrono::Duration::minutes(15 * i as i64);
         let claim = bpb::ClaimRideRequestRequest {
             context: ctx_as("pilot"),
             ride_request_id: request.ride_request_id.clone(),
             pilot_id: pilot.to_string(),
             bike_id: bike.to_string(),
-            start: ts("2027-05-03T09:00:00Z"),
+            start: Some(samskab_proto::time::to_proto(start)),
         };
         let mut client = w.booking.clone();
         let pilot = *pilot;
@@ -51,10 +53,7 @@ async fn thirty_two_pilots_claiming_one_request_leave_one_winner(mut w: World) {
             Ok(r) => winners.push((pilot, r.into_inner())),
             Err(e) => {
                 assert_eq!(e.code(), tonic::Code::Aborted, "a losing claim is a conflict: {e:?}");
-                assert!(
-                    matches!(code(&e), ErrorCode::IllegalTransition | ErrorCode::ResidentBusy),
-                    "a losing claim: {e:?}"
-                );
+                assert_eq!(code(&e), ErrorCode::IllegalTransition, "a losing claim: {e:?}");
             }
         }
     }

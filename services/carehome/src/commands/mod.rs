@@ -7,3 +7,37 @@ pub mod bikes;
 pub mod carehomes;
 pub mod chapters;
 pub mod residents;
+
+#[cfg(test)]
+mod purity {
+    const IMPURE: &[&str] = &[
+        "async ",
+        ".await",
+        "EventStore",
+        "KeyStore",
+        "keystore",
+        "eventlog",
+        "clock::",
+        "Utc::now",
+        "tokio",
+        "servicekit",
+        "tonic",
+    ];
+
+    #[test]
+    fn no_decider_is_async_or_touches_a_store_a_key_or_the_clock() {
+        let sources = [
+            ("bikes.rs", include_str!("bikes.rs")),
+            ("carehomes.rs", include_str!("carehomes.rs")),
+            ("carehomes/coordinators.rs", include_str!("carehomes/coordinators.rs")),
+            ("chapters.rs", include_str!("chapters.rs")),
+            ("residents.rs", include_str!("residents.rs")),
+            ("validation.rs", include_str!("../validation.rs")),
+        ];
+        for (file, source) in sources {
+            for word in IMPURE {
+                assert!(!source.contains(word), "{file} names `{word}`: deciders are pure");
+            }
+        }
+    }
+}

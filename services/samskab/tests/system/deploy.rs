@@ -568,6 +568,11 @@ fn the_dockerfile_builds_every_binary_into_a_non_root_image() {
     assert_eq!(image_problem(runtime), None, "runtime base image");
     let user = df.lines().rfind(|l| l.starts_with("USER ")).expect("a USER line");
     assert!(!user.contains("root") && !user.contains(" 0"), "the image runs as root: {user}");
+    // The test clock (servicekit::clock) is for test builds only.
+    assert!(
+        !df.contains("test-clock") && !df.contains("--all-features") && !df.contains("--features"),
+        "deploy/Dockerfile builds with extra features: the image must never have the test clock"
+    );
 }
 
 // ------------------------------------------------------------ compose
