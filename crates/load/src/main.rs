@@ -117,9 +117,9 @@ pub struct Args {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
-    /// Instead of the mix: append this many events of past rides to booking's log, then
-    /// time `samskab rebuild-projections` and starts of `samskab serve` on that history
-    /// (all-in-one on SQLite only).
+    /// Instead of the mix: have `samskab generate-history` append this many events of past
+    /// rides to booking's log, then time `samskab rebuild-projections` and starts of
+    /// `samskab serve` on that history (all-in-one on SQLite only).
     #[arg(long)]
     pub history: Option<u64>,
 }

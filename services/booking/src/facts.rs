@@ -129,6 +129,12 @@ pub async fn children<T: DeserializeOwned>(
     docs.iter().map(|d| serde_json::from_str(d).map_err(Error::Payload)).collect()
 }
 
+/// Every fact of a kind (all chapters), in id order.
+pub async fn all<T: DeserializeOwned>(store: &EventStore, kind: &'static str) -> Result<Vec<T>, Error> {
+    let docs = store.fetch_texts("SELECT doc FROM booking_facts WHERE kind = $1 ORDER BY id", &[kind.into()]).await?;
+    docs.iter().map(|d| serde_json::from_str(d).map_err(Error::Payload)).collect()
+}
+
 async fn load<T: DeserializeOwned>(tx: &mut Tx<'_>, kind: &'static str, id: Uuid) -> Result<Option<T>, Error> {
     let doc =
         tx.fetch_text("SELECT doc FROM booking_facts WHERE kind = $1 AND id = $2", &[kind.into(), id.into()]).await?;

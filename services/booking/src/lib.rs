@@ -8,6 +8,7 @@ pub mod cascades;
 pub mod commands;
 pub mod facts;
 pub mod grpc;
+pub mod history;
 pub mod readmodel;
 pub mod requests;
 pub mod rides;

@@ -39,6 +39,13 @@ enum Command {
         #[command(flatten)]
         config: samskab::ServeConfig,
     },
+    /// Append a long history of generated past rides to booking's log, for rebuild and start benchmarks (run while Samskab is stopped, on a data directory whose world booking already knows); prints the generated counts per chapter as one JSON line.
+    GenerateHistory {
+        #[command(flatten)]
+        history: samskab::ops::HistoryArgs,
+        #[command(flatten)]
+        config: samskab::ServeConfig,
+    },
     /// Run one component on its own (the code path of separate deployment).
     Run {
         #[command(subcommand)]
@@ -89,6 +96,9 @@ async fn main() -> std::process::ExitCode {
                 Command::Migrate { config } => samskab::ops::migrate(&config).await.map_err(|e| e.to_string()),
                 Command::RebuildProjections { config } => {
                     samskab::ops::rebuild(&config).await.map_err(|e| e.to_string())
+                }
+                Command::GenerateHistory { history, config } => {
+                    samskab::ops::generate_history(&config, &history).await.map_err(|e| e.to_string())
                 }
                 Command::Run { component } => match component {
                     Component::Booking(c) => booking::run(c, shutdown).await.map_err(|e| e.to_string()),

@@ -1,5 +1,5 @@
 //! Operator commands of the `samskab` binary: signed tokens, migrations, rebuilding the
-//! read models from the logs.
+//! read models from the logs, generating a long history for benchmarks.
 
 use std::time::Duration;
 
@@ -109,5 +109,61 @@ pub async fn rebuild(cfg: &ServeConfig) -> Result<(), Error> {
         );
         store.close().await;
     }
+    Ok(())
+}
+
+/// What `samskab generate-history` generates.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HistoryArgs {
+    /// Events to append (whole days: a few more).
+    #[arg(long)]
+    pub events: u64,
+    /// Seed of the generator (the same seed on the same world gives the same rides).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Appends generated past rides to booking's log through booking's own code
+/// (`booking::history`), then reads booking's whole log once as a baseline for rebuild
+/// benchmarks. Prints one JSON line on stdout: `{"events", "days", "chapters": {id:
+/// {"trips", "rides", "no_shows", "cancelled_rider"}}, "read": {"events", "secs"}}`;
+/// progress goes to stderr. Run it while Samskab is stopped.
+pub async fn generate_history(cfg: &ServeConfig, a: &HistoryArgs) -> Result<(), Error> {
+    let store = EventStore::connect(&cfg.url("booking")).await?;
+    booking::migrate(&store).await?;
+    let began = std::time::Instant::now();
+    let progress = |written: u64| {
+        eprintln!(
+            "generate-history: {written} events written ({:.0} events/s)",
+            written as f64 / began.elapsed().as_secs_f64().max(1e-9)
+        )
+    };
+    let generated = booking::history::generate(&store, a.events, a.seed, progress).await.map_err(|e| match e {
+        booking::history::Error::Store(e) => Error::Store(e),
+        e => Error::Start(e.to_string()),
+    })?;
+    eprintln!(
+        "generate-history: {} events over {} days written in {:.1} s",
+        generated.events,
+        generated.days,
+        began.elapsed().as_secs_f64()
+    );
+    // Baseline: one pass reading every event of booking's log through the event store (what
+    // any replay costs before it applies anything).
+    let began = std::time::Instant::now();
+    let (mut cursor, mut read) = (eventlog::Cursor::START, 0u64);
+    loop {
+        let page = store.read_all(cursor, &eventlog::Filter::all(), 10_000).await?;
+        if page.events.is_empty() {
+            break;
+        }
+        read += page.events.len() as u64;
+        cursor = page.next;
+    }
+    let secs = began.elapsed().as_secs_f64();
+    store.close().await;
+    let mut out = serde_json::to_value(&generated).map_err(|e| Error::Start(e.to_string()))?;
+    out["read"] = serde_json::json!({ "events": read, "secs": secs });
+    println!("{out}");
     Ok(())
 }
