@@ -263,13 +263,16 @@ impl Booking {
             }
         };
         let done = executor::run(&self.store, ctx, &stream, load, |i| weather::cancel_day(i, chapter_id, date)).await?;
-        let chapter: ChapterFact = match done.input.and_then(|i| i.chapter) {
+        let chapter: ChapterFact = match done.input.as_ref().and_then(|i| i.chapter.clone()) {
             Some(c) => c,
             None => facts::get(&self.store, kind::CHAPTER, chapter_id)
                 .await?
                 .ok_or_else(|| ServiceError::NotFound("chapter".into()))?,
         };
-        // The cascade's cause: the day's event (this command's, or the one recorded first).
+        // The cascade's cause is the day's event, recorded once. The command that recorded
+        // it (and a retry of it) answers every ride that event cancelled; a later call
+        // answers only the rides it cancels itself (booked since).
+        let recorded_here = done.replayed || !done.decision.is_empty();
         let cause = self.store.read_whole_stream(&stream).await?.first().map_or(ctx.event_id(&stream, 0), |e| e.id);
         self.rides_caught_up().await?;
         let tz: chrono_tz::Tz = chapter.timezone.parse().unwrap_or(chrono_tz::UTC);
@@ -288,7 +291,7 @@ impl Booking {
             let page = readmodel::list(&self.store, &q).await?;
             for d in &page {
                 let r = &d.ride;
-                let ours = r.cancellation.as_ref().is_some_and(|c| c.caused_by == Some(cause));
+                let ours = recorded_here && r.cancellation.as_ref().is_some_and(|c| c.caused_by == Some(cause));
                 if ours
                     || (ACTIVE.contains(&r.status)
                         && self

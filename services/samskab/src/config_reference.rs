@@ -29,6 +29,12 @@ const EXTRA_ENV: &[(&str, &[&str], &str, &str)] = &[
         "Token signing keys, `kid=secret;kid2=secret2` (the first signs, all verify; each secret at least 32 characters). Wins over SAMSKAB_JWT_SECRET. Without either, `jwt.keys` in the data directory (generated on first start).",
     ),
     ("SAMSKAB_JWT_SECRET", TOKENS, "", "One token signing key, `secret` or `kid=secret` (kid `k1` when omitted)."),
+    (
+        "SAMSKAB_TEST_CLOCK_FILE",
+        ALL,
+        "",
+        "Test builds only (cargo feature `test-clock`, never the release build or the image): a file holding seconds to add to the clock, so that tests can move time (docs/testing.md). Ignored by every other build.",
+    ),
     ("SAMSKAB_LOG", ALL, "info", "Log filter (tracing `EnvFilter` syntax, e.g. `info,booking=debug`)."),
     ("RUST_LOG", ALL, "", "Log filter when SAMSKAB_LOG is not set."),
     (
