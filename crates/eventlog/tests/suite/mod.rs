@@ -747,7 +747,7 @@ pub async fn typed_rows_decode_the_same_on_both_backends(db: TestDb) {
     // One DDL for both: SQLite keeps the timestamps as RFC 3339 text, PostgreSQL as
     // TIMESTAMPTZ; `small` is 32 bits on PostgreSQL and is read with a cast.
     let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-    let args = vec![
+    let args = [
         vec![Arg::Text(a.to_string()), Arg::Text("Ærø | Østergård 'x'".into()), Arg::Int(i64::MAX), Arg::Int(-7)],
         vec![Arg::Text(b.to_string()), Arg::Text(String::new()), Arg::Int(i64::MIN), Arg::Int(0)],
     ];
