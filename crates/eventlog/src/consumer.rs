@@ -104,6 +104,12 @@ macro_rules! impl_bind_args {
                 bind_all!(self, args)
             }
         }
+
+        impl<'q, O> BindArgs<'q> for sqlx::query::QueryAs<'q, $db, O, $args> {
+            fn bind_all(self, args: &'q [Arg]) -> Self {
+                bind_all!(self, args)
+            }
+        }
     };
 }
 

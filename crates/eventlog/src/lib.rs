@@ -24,5 +24,5 @@ pub use model::{
     Actor, AppendResult, Appended, Cursor, ExpectedVersion, Filter, Metadata, NewEvent, Page, RecordedEvent,
     StreamAppend,
 };
-pub use store::{Backend, EventStore, Leadership, StoreOptions, backend_of};
+pub use store::{Backend, EventStore, Leadership, PortableRow, StoreOptions, backend_of};
 pub use subscription::Subscription;

@@ -12,6 +12,24 @@ use crate::sqlite::SqliteStore;
 use crate::subscription::Subscription;
 use crate::{AppendResult, Arg, Cursor, Error, Filter, Page, RecordedEvent, StreamAppend, Tx};
 
+/// A row type both backends decode: a `#[derive(sqlx::FromRow)]` struct or a tuple.
+///
+/// Select types that decode alike on both: `TEXT` as `String`, `BIGINT` as `i64` (cast an
+/// `INTEGER`, 32 bits on PostgreSQL, `AS BIGINT`), nullable columns as `Option`, timestamps
+/// as `chrono::DateTime<Utc>`, ids kept as text with `#[sqlx(try_from = "String")]`.
+pub trait PortableRow:
+    for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin
+{
+}
+
+impl<T> PortableRow for T where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin
+{
+}
+
 /// Tuning that the URL does not carry.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -311,8 +329,32 @@ impl EventStore {
         }
     }
 
+    /// Runs a read query written in SQL both backends accept and returns its rows as `T`
+    /// (a `#[derive(sqlx::FromRow)]` struct or a tuple; see [`PortableRow`]).
+    pub async fn fetch_rows<T: PortableRow>(&self, sql: &'static str, args: &[Arg]) -> Result<Vec<T>, Error> {
+        Ok(match &self.inner {
+            Inner::Sqlite(s) => crate::consumer::bind_args(sqlx::query_as(sql), args).fetch_all(&s.readers).await?,
+            Inner::Postgres(p) => crate::consumer::bind_args(sqlx::query_as(sql), args).fetch_all(&p.pool).await?,
+        })
+    }
+
+    /// Like [`EventStore::fetch_rows`], for a query of at most one row (the first, if more).
+    pub async fn fetch_optional_row<T: PortableRow>(
+        &self,
+        sql: &'static str,
+        args: &[Arg],
+    ) -> Result<Option<T>, Error> {
+        Ok(match &self.inner {
+            Inner::Sqlite(s) => {
+                crate::consumer::bind_args(sqlx::query_as(sql), args).fetch_optional(&s.readers).await?
+            }
+            Inner::Postgres(p) => crate::consumer::bind_args(sqlx::query_as(sql), args).fetch_optional(&p.pool).await?,
+        })
+    }
+
     /// Runs a read query written in SQL both backends accept and returns its first column
-    /// as text, row by row (read models keep a JSON document per row).
+    /// as text, row by row (read models keep a JSON document per row). A query of several
+    /// columns reads them typed with [`EventStore::fetch_rows`] instead of joining them.
     pub async fn fetch_texts(&self, sql: &'static str, args: &[Arg]) -> Result<Vec<String>, Error> {
         Ok(match &self.inner {
             Inner::Sqlite(s) => crate::consumer::bind_args(sqlx::query_scalar(sql), args).fetch_all(&s.readers).await?,

@@ -50,4 +50,5 @@ for_each_backend!([
     data_survives_reopening_the_store,
     one_runner_leads_a_projection_and_a_standby_takes_over,
     processes_opening_a_new_log_at_once_migrate_it_once,
+    typed_rows_decode_the_same_on_both_backends,
 ]);

@@ -204,26 +204,28 @@ impl Booking {
 
     /// Works the outbox rows that are due; returns how many it worked.
     pub async fn work_outbox(&self) -> ServiceResult<usize> {
+        /// An outbox row: `pass` 0 before the first working, 1 before the second.
+        #[derive(sqlx::FromRow)]
+        struct OutboxRow {
+            #[sqlx(try_from = "String")]
+            event_id: Uuid,
+            pass: i64,
+            event_type: String,
+            data: String,
+        }
         let now = clock::now().timestamp();
-        let rows = self
+        let rows: Vec<OutboxRow> = self
             .store
-            .fetch_texts(
-                "SELECT event_id || ' ' || CAST(pass AS TEXT) || ' ' || event_type || ' ' || data FROM booking_outbox \
+            .fetch_rows(
+                "SELECT event_id, pass, event_type, data FROM booking_outbox \
                  WHERE due_at <= $1 ORDER BY occurred_at, event_id LIMIT 100",
                 &[Arg::Int(now)],
             )
             .await?;
         for row in &rows {
-            let mut parts = row.splitn(4, ' ');
-            let (Some(id), Some(pass), Some(event_type), Some(data)) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
-            let event_id: Uuid = id.parse().map_err(|_| ServiceError::Internal(format!("outbox id {id}")))?;
-            self.cascade(event_id, event_type, data).await?;
-            let (id, due) = (id.to_owned(), now + SECOND_PASS.as_secs() as i64);
-            let last = pass != "0";
+            self.cascade(row.event_id, &row.event_type, &row.data).await?;
+            let (id, due) = (row.event_id.to_string(), now + SECOND_PASS.as_secs() as i64);
+            let last = row.pass != 0;
             self.store
                 .transaction(move |tx| {
                     Box::pin(async move {

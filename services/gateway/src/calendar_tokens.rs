@@ -105,34 +105,50 @@ fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// A query of whole rows as one text each (the store reads text columns), `owner_sub` last
-/// since it may hold the separator.
+/// A query of whole token rows (read as [`Row`]).
 macro_rules! select {
     ($rest:literal) => {
         concat!(
-            "SELECT calendar_token_id || '|' || calendar_kind || '|' || calendar_id || '|' || chapter_id || '|' \
-             || owner_role || '|' || owner_scope || '|' || CAST(created_at AS TEXT) || '|' || owner_sub \
-             FROM gateway_calendar_tokens ",
+            "SELECT calendar_token_id, calendar_kind, calendar_id, chapter_id, owner_role, owner_scope, created_at, \
+             owner_sub FROM gateway_calendar_tokens ",
             $rest
         )
     };
 }
 
-fn parse(row: &str) -> Option<Record> {
-    let mut p = row.splitn(8, '|');
-    let id = p.next()?.parse().ok()?;
-    let kind = p.next()?;
-    let cal: Uuid = p.next()?.parse().ok()?;
-    let chapter = p.next()?.parse().ok()?;
-    let (role, scope) = (p.next()?, p.next()?);
-    let created_at = p.next()?.parse().ok()?;
-    let owner_sub = p.next()?.to_owned();
-    let calendar = match kind {
-        "carehome" => Calendar::CareHome(cal),
-        "pilot" => Calendar::Pilot(cal),
-        _ => return None,
-    };
-    Some(Record { id, calendar, chapter, owner_role: role_of(role, scope)?, owner_sub, created_at })
+/// A token's row as stored (ids as text, decoded to `Uuid`).
+#[derive(sqlx::FromRow)]
+struct Row {
+    #[sqlx(try_from = "String")]
+    calendar_token_id: Uuid,
+    calendar_kind: String,
+    #[sqlx(try_from = "String")]
+    calendar_id: Uuid,
+    #[sqlx(try_from = "String")]
+    chapter_id: Uuid,
+    owner_role: String,
+    owner_scope: String,
+    created_at: i64,
+    owner_sub: String,
+}
+
+impl Row {
+    /// The record, unless the row names a calendar kind or role this gateway does not know.
+    fn record(self) -> Option<Record> {
+        let calendar = match self.calendar_kind.as_str() {
+            "carehome" => Calendar::CareHome(self.calendar_id),
+            "pilot" => Calendar::Pilot(self.calendar_id),
+            _ => return None,
+        };
+        Some(Record {
+            id: self.calendar_token_id,
+            calendar,
+            chapter: self.chapter_id,
+            owner_role: role_of(&self.owner_role, &self.owner_scope)?,
+            owner_sub: self.owner_sub,
+            created_at: self.created_at,
+        })
+    }
 }
 
 fn unavailable(e: eventlog::Error) -> ApiError {
@@ -201,30 +217,30 @@ impl CalendarTokens {
 
     /// The token with this secret, if it exists (and so is not revoked).
     pub async fn find(&self, token: &str) -> Result<Option<Record>, ApiError> {
-        let rows = self
+        let row: Option<Row> = self
             .store
-            .fetch_texts(select!("WHERE token_hash = $1"), &[Arg::Text(hash(token))])
+            .fetch_optional_row(select!("WHERE token_hash = $1"), &[Arg::Text(hash(token))])
             .await
             .map_err(unavailable)?;
-        Ok(rows.first().and_then(|r| parse(r)))
+        Ok(row.and_then(Row::record))
     }
 
     /// A token by id.
     pub async fn get(&self, id: Uuid) -> Result<Option<Record>, ApiError> {
-        let rows = self
+        let row: Option<Row> = self
             .store
-            .fetch_texts(select!("WHERE calendar_token_id = $1"), &[Arg::Text(id.to_string())])
+            .fetch_optional_row(select!("WHERE calendar_token_id = $1"), &[Arg::Text(id.to_string())])
             .await
             .map_err(unavailable)?;
-        Ok(rows.first().and_then(|r| parse(r)))
+        Ok(row.and_then(Row::record))
     }
 
     /// The caller's own tokens in id order, after `after`, at most `limit`.
     pub async fn list(&self, owner: &Caller, after: Option<Uuid>, limit: u32) -> Result<Vec<Record>, ApiError> {
         let (role, scope) = role_parts(owner.role);
-        let rows = self
+        let rows: Vec<Row> = self
             .store
-            .fetch_texts(
+            .fetch_rows(
                 select!(
                     "WHERE owner_sub = $1 AND owner_role = $2 AND owner_scope = $3 AND calendar_token_id > $4 \
                      ORDER BY calendar_token_id LIMIT $5"
@@ -239,7 +255,7 @@ impl CalendarTokens {
             )
             .await
             .map_err(unavailable)?;
-        Ok(rows.iter().filter_map(|r| parse(r)).collect())
+        Ok(rows.into_iter().filter_map(Row::record).collect())
     }
 
     /// Revokes a token (its row goes: the secret stops working at once).
@@ -323,11 +339,21 @@ mod tests {
             Role::Integrator(Some(c)),
         ] {
             let (name, scope) = role_parts(role);
-            let row = format!("{}|carehome|{h}|{c}|{name}|{scope}|17|u|with|bars", Uuid::nil());
-            let r = parse(&row).unwrap();
+            let row = Row {
+                calendar_token_id: Uuid::nil(),
+                calendar_kind: "carehome".into(),
+                calendar_id: h,
+                chapter_id: c,
+                owner_role: name.into(),
+                owner_scope: scope,
+                created_at: 17,
+                owner_sub: "u|with bars".into(),
+            };
+            let r = row.record().unwrap();
             assert_eq!(r.owner_role, role);
             assert_eq!(r.calendar, Calendar::CareHome(h));
-            assert_eq!(r.owner_sub, "u|with|bars");
+            assert_eq!((r.chapter, r.created_at), (c, 17));
+            assert_eq!(r.owner_sub, "u|with bars");
         }
         assert!(select!("").ends_with("FROM gateway_calendar_tokens "));
     }

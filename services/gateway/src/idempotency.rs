@@ -77,6 +77,17 @@ struct Stored {
     body: String,
 }
 
+/// A key's row as a claim reads it: `status` 0 while in flight, then the answer's status
+/// with its sealed `response`; `owner` is the gateway process that claimed it.
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    request_hash: String,
+    status: i64,
+    updated_at: i64,
+    owner: String,
+    response: String,
+}
+
 const KEPT_HEADERS: [HeaderName; 3] = [header::CONTENT_TYPE, header::LOCATION, header::ETAG];
 
 fn now() -> i64 {
@@ -172,33 +183,26 @@ impl Idempotency {
             return Ok(Some(Claim::Run(running)));
         }
         drop(running);
-        let row = self
+        let row: Option<ClaimRow> = self
             .store
-            .fetch_texts(
-                "SELECT request_hash || ' ' || CAST(status AS TEXT) || ' ' || CAST(updated_at AS TEXT) || ' ' || owner \
-                 || ' ' || response FROM gateway_idempotency WHERE scope = $1",
+            .fetch_optional_row(
+                "SELECT request_hash, status, updated_at, owner, response FROM gateway_idempotency WHERE scope = $1",
                 &[scope.into()],
             )
             .await
             .map_err(internal)?;
-        let Some(row) = row.first() else { return Ok(None) };
-        let mut parts = row.splitn(5, ' ');
-        let (stored_hash, status, updated, owner, response) = (
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or("0"),
-            parts.next().unwrap_or("0"),
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or(""),
-        );
+        let Some(ClaimRow { request_hash: stored_hash, status, updated_at: updated, owner, response }) = row else {
+            return Ok(None);
+        };
         if stored_hash != hash {
             return Err(ApiError::new(ErrorCode::IdempotencyKeyReused));
         }
-        if status == "0" {
+        if status == 0 {
             // In flight: running here, or in another gateway within the lease, it is busy.
             // An orphan of this process (its request ended without recording an answer,
             // e.g. while the database was down) or a claim past the lease is taken over.
             let orphan = owner == self.instance && !self.is_running(scope);
-            let age = now() - updated.parse::<i64>().unwrap_or(0);
+            let age = now() - updated;
             if !orphan && age < STALE.as_secs() as i64 {
                 return Err(ApiError::new(ErrorCode::IdempotencyInFlight));
             }
@@ -207,15 +211,14 @@ impl Idempotency {
                 None => Err(ApiError::new(ErrorCode::IdempotencyInFlight)),
             };
         }
-        Ok(Some(Claim::Replay(response.to_owned())))
+        Ok(Some(Claim::Replay(response)))
     }
 
     /// Moves an in-flight claim to this process if it is still as read (one of several
     /// retries racing for it wins).
-    async fn take_over(&self, scope: &str, owner: &str, updated: &str) -> Result<Option<Running>, ApiError> {
+    async fn take_over(&self, scope: &str, owner: String, updated: i64) -> Result<Option<Running>, ApiError> {
         let running = self.run(scope);
         let (s, t, me) = (scope.to_owned(), now(), self.instance.clone());
-        let (owner, updated) = (owner.to_owned(), updated.parse::<i64>().unwrap_or(0));
         let moved = self
             .store
             .transaction(move |tx| {

@@ -123,34 +123,50 @@ pub struct Hook {
     pub secret: String,
 }
 
+/// A query of whole webhook rows (read as [`HookRow`]).
 macro_rules! hook_sql {
     ($tail:literal) => {
         concat!(
-            "SELECT webhook_id || ' ' || owner || ' ' || chapter_id || ' ' || status || ' ' || ",
-            "CAST(created_at AS TEXT) || ' ' || CAST(disabled_at AS TEXT) || ' ' || feed_cursor || ' ' || event_types || ' ' || url || ' ' || secret ",
+            "SELECT webhook_id, owner, chapter_id, status, created_at, disabled_at, feed_cursor, event_types, url, secret ",
             "FROM gateway_webhooks ",
             $tail
         )
     };
 }
 
-fn parse_hook(row: &str) -> Option<Hook> {
-    let f: Vec<&str> = row.splitn(10, ' ').collect();
-    if f.len() != 10 {
-        return None;
+/// A webhook's row as stored: `chapter_id` is '-' for the whole network, `event_types` a
+/// JSON array.
+#[derive(sqlx::FromRow)]
+struct HookRow {
+    #[sqlx(try_from = "String")]
+    webhook_id: Uuid,
+    owner: String,
+    chapter_id: String,
+    status: String,
+    created_at: i64,
+    disabled_at: i64,
+    feed_cursor: String,
+    event_types: String,
+    url: String,
+    secret: String,
+}
+
+impl HookRow {
+    /// The webhook, unless its event types are not a JSON list of names.
+    fn hook(self) -> Option<Hook> {
+        Some(Hook {
+            id: self.webhook_id,
+            owner: self.owner,
+            chapter: self.chapter_id.parse().ok(),
+            status: self.status,
+            created_at: self.created_at,
+            disabled_at: self.disabled_at,
+            feed_cursor: self.feed_cursor,
+            event_types: serde_json::from_str(&self.event_types).ok()?,
+            url: self.url,
+            secret: self.secret,
+        })
     }
-    Some(Hook {
-        id: f[0].parse().ok()?,
-        owner: f[1].to_owned(),
-        chapter: f[2].parse().ok(),
-        status: f[3].to_owned(),
-        created_at: f[4].parse().ok()?,
-        disabled_at: f[5].parse().ok()?,
-        feed_cursor: f[6].to_owned(),
-        event_types: serde_json::from_str(f[7]).ok()?,
-        url: f[8].to_owned(),
-        secret: f[9].to_owned(),
-    })
 }
 
 /// One attempt, as logged.
@@ -197,6 +213,62 @@ struct Queued {
     first_failed_at: i64,
     body: String,
     item: FeedItem,
+}
+
+/// A queue row as stored (`item` is the feed item's JSON).
+#[derive(sqlx::FromRow)]
+struct QueueRow {
+    event_id: String,
+    attempts: i64,
+    next_attempt_at: i64,
+    first_failed_at: i64,
+    item: String,
+}
+
+impl QueueRow {
+    /// The queued item, unless its JSON is not a feed item.
+    fn queued(self) -> Option<Queued> {
+        Some(Queued {
+            item: serde_json::from_str(&self.item).ok()?,
+            event_id: self.event_id,
+            attempts: self.attempts,
+            due: self.next_attempt_at,
+            first_failed_at: self.first_failed_at,
+            body: self.item,
+        })
+    }
+}
+
+/// An attempt's row as stored (`status_code` 0 and `error` '' when there was none).
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    delivery_id: String,
+    event_id: String,
+    stream: String,
+    event_type: String,
+    attempt: i64,
+    at: i64,
+    outcome: String,
+    status_code: i64,
+    error: String,
+}
+
+impl From<DeliveryRow> for DeliveryView {
+    fn from(r: DeliveryRow) -> Self {
+        DeliveryView {
+            delivery_id: r.delivery_id,
+            event_id: r.event_id,
+            stream: r.stream,
+            event_type: r.event_type,
+            attempt: r.attempt,
+            at: chrono::DateTime::from_timestamp_millis(r.at)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            outcome: r.outcome,
+            status_code: u16::try_from(r.status_code).ok().filter(|s| *s > 0),
+            error: (!r.error.is_empty()).then_some(r.error),
+        }
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -422,20 +494,20 @@ impl Webhooks {
 
     /// One webhook.
     pub async fn get(&self, id: Uuid) -> Result<Option<Hook>, ApiError> {
-        let rows = self
+        let row: Option<HookRow> = self
             .store
-            .fetch_texts(hook_sql!("WHERE webhook_id = $1"), &[Arg::Text(id.to_string())])
+            .fetch_optional_row(hook_sql!("WHERE webhook_id = $1"), &[Arg::Text(id.to_string())])
             .await
             .map_err(internal)?;
-        Ok(rows.first().and_then(|r| parse_hook(r)))
+        Ok(row.and_then(HookRow::hook))
     }
 
     /// A page of webhooks (an owner's, or all), by id after `after`.
     pub async fn list(&self, owner: Option<&str>, after: &str, limit: u32) -> Result<Vec<Hook>, ApiError> {
-        let rows = match owner {
+        let rows: Vec<HookRow> = match owner {
             Some(o) => {
                 self.store
-                    .fetch_texts(
+                    .fetch_rows(
                         hook_sql!("WHERE owner = $1 AND webhook_id > $2 ORDER BY webhook_id LIMIT $3"),
                         &[Arg::Text(o.to_owned()), Arg::Text(after.to_owned()), Arg::Int(i64::from(limit))],
                     )
@@ -443,7 +515,7 @@ impl Webhooks {
             }
             None => {
                 self.store
-                    .fetch_texts(
+                    .fetch_rows(
                         hook_sql!("WHERE webhook_id > $1 ORDER BY webhook_id LIMIT $2"),
                         &[Arg::Text(after.to_owned()), Arg::Int(i64::from(limit))],
                     )
@@ -451,7 +523,7 @@ impl Webhooks {
             }
         }
         .map_err(internal)?;
-        Ok(rows.iter().filter_map(|r| parse_hook(r)).collect())
+        Ok(rows.into_iter().filter_map(HookRow::hook).collect())
     }
 
     /// Deletes a webhook, its queue and its log.
@@ -483,35 +555,16 @@ impl Webhooks {
 
     /// A page of a webhook's attempts, oldest first, after the attempt `after`.
     pub async fn deliveries(&self, id: Uuid, after: &str, limit: u32) -> Result<Vec<DeliveryView>, ApiError> {
-        let rows = self
+        let rows: Vec<DeliveryRow> = self
             .store
-            .fetch_texts(
-                "SELECT delivery_id || ' ' || event_id || ' ' || stream || ' ' || event_type || ' ' || \
-                 CAST(attempt AS TEXT) || ' ' || CAST(at AS TEXT) || ' ' || outcome || ' ' || CAST(status_code AS TEXT) || ' ' || error \
+            .fetch_rows(
+                "SELECT delivery_id, event_id, stream, event_type, attempt, at, outcome, status_code, error \
                  FROM gateway_webhook_deliveries WHERE webhook_id = $1 AND delivery_id > $2 ORDER BY delivery_id LIMIT $3",
                 &[Arg::Text(id.to_string()), Arg::Text(after.to_owned()), Arg::Int(i64::from(limit))],
             )
             .await
             .map_err(internal)?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| {
-                let f: Vec<&str> = r.splitn(9, ' ').collect();
-                (f.len() == 9).then(|| DeliveryView {
-                    delivery_id: f[0].to_owned(),
-                    event_id: f[1].to_owned(),
-                    stream: f[2].to_owned(),
-                    event_type: f[3].to_owned(),
-                    attempt: f[4].parse().unwrap_or(0),
-                    at: chrono::DateTime::from_timestamp_millis(f[5].parse().unwrap_or(0))
-                        .unwrap_or_default()
-                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    outcome: f[6].to_owned(),
-                    status_code: f[7].parse().ok().filter(|s| *s > 0),
-                    error: (!f[8].is_empty()).then(|| f[8].to_owned()),
-                })
-            })
-            .collect())
+        Ok(rows.into_iter().map(DeliveryView::from).collect())
     }
 
     /// One round: for every active webhook, read new feed events into its queue, then
@@ -542,8 +595,8 @@ impl Webhooks {
     }
 
     async fn round(&self, stop: &servicekit::server::Stop) {
-        let hooks = match self.store.fetch_texts(hook_sql!("WHERE status = 'active'"), &[]).await {
-            Ok(rows) => rows.iter().filter_map(|r| parse_hook(r)).collect::<Vec<_>>(),
+        let hooks = match self.store.fetch_rows::<HookRow>(hook_sql!("WHERE status = 'active'"), &[]).await {
+            Ok(rows) => rows.into_iter().filter_map(HookRow::hook).collect::<Vec<_>>(),
             Err(e) => {
                 tracing::warn!(error = %e, "webhooks: could not list webhooks");
                 return;
@@ -641,32 +694,17 @@ impl Webhooks {
     /// Delivers the due head of each stream; true when any was delivered.
     async fn dispatch(&self, hook: &Hook) -> Result<bool, String> {
         let now = now_ms();
-        let rows = self
+        let rows: Vec<QueueRow> = self
             .store
-            .fetch_texts(
-                "SELECT q.event_id || ' ' || CAST(q.attempts AS TEXT) || ' ' || CAST(q.next_attempt_at AS TEXT) || ' ' || \
-                 CAST(q.first_failed_at AS TEXT) || ' ' || q.item FROM gateway_webhook_queue q \
+            .fetch_rows(
+                "SELECT q.event_id, q.attempts, q.next_attempt_at, q.first_failed_at, q.item FROM gateway_webhook_queue q \
                  WHERE q.webhook_id = $1 AND q.seq = (SELECT MIN(p.seq) FROM gateway_webhook_queue p \
                  WHERE p.webhook_id = q.webhook_id AND p.stream = q.stream) ORDER BY q.seq LIMIT 100",
                 &[Arg::Text(hook.id.to_string())],
             )
             .await
             .map_err(|e| e.to_string())?;
-        let heads: Vec<Queued> = rows
-            .iter()
-            .filter_map(|r| {
-                let f: Vec<&str> = r.splitn(5, ' ').collect();
-                (f.len() == 5).then_some(())?;
-                Some(Queued {
-                    event_id: f[0].to_owned(),
-                    attempts: f[1].parse().ok()?,
-                    due: f[2].parse().ok()?,
-                    first_failed_at: f[3].parse().ok()?,
-                    body: f[4].to_owned(),
-                    item: serde_json::from_str(f[4]).ok()?,
-                })
-            })
-            .collect();
+        let heads: Vec<Queued> = rows.into_iter().filter_map(QueueRow::queued).collect();
         let give_up = self.config.give_up_secs as i64 * 1000;
         if heads.iter().any(|q| q.first_failed_at > 0 && now - q.first_failed_at >= give_up) {
             self.disable(hook.id).await.map_err(|e| e.to_string())?;

@@ -351,18 +351,19 @@ async fn calendar_tokens_open_one_feed_and_nothing_else(s: System) {
 
     // The gateway keeps a hash of it, never the secret.
     let store = eventlog::EventStore::connect(&s.config.url("gateway")).await.expect("the gateway's store opens");
-    let rows = store
-        .fetch_texts(
-            "SELECT calendar_token_id || ' ' || token_hash || ' ' || owner_sub FROM gateway_calendar_tokens",
-            &[],
-        )
+    let rows: Vec<(String, String, String)> = store
+        .fetch_rows("SELECT calendar_token_id, token_hash, owner_sub FROM gateway_calendar_tokens", &[])
         .await
         .expect("the tokens' table");
     store.close().await;
     assert_eq!(rows.len(), 1);
     let secret = token.trim_start_matches("sct_");
-    assert!(rows.iter().all(|r| !r.contains(secret)), "the secret is stored: {rows:?}");
-    assert!(rows[0].split(' ').nth(1).is_some_and(|h| h.len() == 64), "a SHA-256 hash: {rows:?}");
+    assert!(
+        rows.iter().all(|(id, hash, sub)| ![id, hash, sub].iter().any(|c| c.contains(secret))),
+        "the secret is stored: {rows:?}"
+    );
+    assert_eq!(rows[0].0, id, "{rows:?}");
+    assert!(rows[0].1.len() == 64 && rows[0].1.chars().all(|c| c.is_ascii_hexdigit()), "a SHA-256 hash: {rows:?}");
 
     // It opens the feed without any header.
     let (status, ct, body) = fetch(&s, &url, None).await;

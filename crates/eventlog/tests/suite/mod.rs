@@ -726,3 +726,107 @@ pub async fn processes_opening_a_new_log_at_once_migrate_it_once(db: TestDb) {
     let r = stores[0].append(one("s-1", ExpectedVersion::NoStream, vec![ev("A", 1)])).await.unwrap();
     assert_eq!(stores[5].read_stream("s-1", 0, 10).await.unwrap()[0].id, r.events[0].event_id);
 }
+
+/// A row with a column of every kind that read models select, decoded by the store's
+/// typed reads.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+struct TypedRow {
+    #[sqlx(try_from = "String")]
+    id: Uuid,
+    name: String,
+    n: i64,
+    small: i64,
+    note: Option<String>,
+    count: Option<i64>,
+    at: chrono::DateTime<chrono::Utc>,
+    ends_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+pub async fn typed_rows_decode_the_same_on_both_backends(db: TestDb) {
+    let store = open(&db).await;
+    // One DDL for both: SQLite keeps the timestamps as RFC 3339 text, PostgreSQL as
+    // TIMESTAMPTZ; `small` is 32 bits on PostgreSQL and is read with a cast.
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let args = [
+        vec![Arg::Text(a.to_string()), Arg::Text("Ærø | Østergård 'x'".into()), Arg::Int(i64::MAX), Arg::Int(-7)],
+        vec![Arg::Text(b.to_string()), Arg::Text(String::new()), Arg::Int(i64::MIN), Arg::Int(0)],
+    ];
+    store
+        .transaction(move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "CREATE TABLE typed_rows (id TEXT PRIMARY KEY, name TEXT NOT NULL, n BIGINT NOT NULL, \
+                     small INTEGER NOT NULL, note TEXT, count BIGINT, at TIMESTAMPTZ NOT NULL, ends_at TIMESTAMPTZ)",
+                    &[],
+                )
+                .await?;
+                tx.execute(
+                    "INSERT INTO typed_rows (id, name, n, small, note, count, at, ends_at) VALUES \
+                     ($1, $2, $3, $4, 'a note', 3, '2027-03-28T01:30:00.123456+00:00', '2027-03-28T03:00:00+00:00')",
+                    &args[0],
+                )
+                .await?;
+                tx.execute(
+                    "INSERT INTO typed_rows (id, name, n, small, note, count, at, ends_at) VALUES \
+                     ($1, $2, $3, $4, NULL, NULL, '1970-01-01T00:00:00+00:00', NULL)",
+                    &args[1],
+                )
+                .await
+            })
+        })
+        .await
+        .unwrap();
+    let time = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+    let first = TypedRow {
+        id: a,
+        name: "Ærø | Østergård 'x'".into(),
+        n: i64::MAX,
+        small: -7,
+        note: Some("a note".into()),
+        count: Some(3),
+        at: time("2027-03-28T01:30:00.123456Z"),
+        ends_at: Some(time("2027-03-28T03:00:00Z")),
+    };
+    let second = TypedRow {
+        id: b,
+        name: String::new(),
+        n: i64::MIN,
+        small: 0,
+        note: None,
+        count: None,
+        at: time("1970-01-01T00:00:00Z"),
+        ends_at: None,
+    };
+    let rows: Vec<TypedRow> = store
+        .fetch_rows(
+            "SELECT id, name, n, CAST(small AS BIGINT) AS small, note, count, at, ends_at FROM typed_rows \
+             WHERE n <> $1 ORDER BY n DESC",
+            &[Arg::Int(42)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![first.clone(), second]);
+    let one: Option<TypedRow> = store
+        .fetch_optional_row(
+            "SELECT id, name, n, CAST(small AS BIGINT) AS small, note, count, at, ends_at FROM typed_rows WHERE id = $1",
+            &[Arg::Text(a.to_string())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(one, Some(first));
+    let none: Option<TypedRow> = store
+        .fetch_optional_row(
+            "SELECT id, name, n, CAST(small AS BIGINT) AS small, note, count, at, ends_at FROM typed_rows WHERE id = $1",
+            &[Arg::Text(Uuid::now_v7().to_string())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(none, None);
+    // Tuples are rows too; an aggregate is BIGINT on both.
+    let pairs: Vec<(String, i64)> =
+        store.fetch_rows("SELECT name, count(*) AS c FROM typed_rows GROUP BY name ORDER BY name", &[]).await.unwrap();
+    assert_eq!(pairs, vec![(String::new(), 1), ("Ærø | Østergård 'x'".into(), 1)]);
+    // A column that is not what the struct expects is an error, not a silent default.
+    let wrong = store.fetch_rows::<(i64,)>("SELECT name FROM typed_rows", &[]).await;
+    assert!(wrong.is_err(), "text does not decode as an integer: {wrong:?}");
+}

@@ -8,37 +8,80 @@ use samskab_proto::booking::v1 as bpb;
 
 both_backends!(live_one_by_one_and_rebuilt_read_models_are_equal);
 
-async fn dump(store: &EventStore) -> Vec<String> {
-    let mut out = store
-        .fetch_texts(
-            "SELECT 'ride ' || ride_id || ' ' || chapter_id || ' ' || carehome_id || ' ' || bike_id || ' ' || pilot_id \
-             || ' ' || CAST(start_at AS TEXT) || ' ' || CAST(end_at AS TEXT) || ' ' || status || ' ' \
-             || CAST(version AS TEXT) || ' ' || doc FROM booking_rides ORDER BY ride_id",
-            &[],
-        )
-        .await
-        .unwrap();
-    out.extend(
-        store
-            .fetch_texts(
-                "SELECT 'rider ' || ride_id || ' ' || resident_id || ' ' || CAST(start_at AS TEXT) \
-                 FROM booking_ride_riders ORDER BY ride_id, resident_id",
+/// A row of `booking_rides`.
+#[derive(Debug, PartialEq, sqlx::FromRow)]
+struct RideRow {
+    ride_id: String,
+    chapter_id: String,
+    carehome_id: String,
+    bike_id: String,
+    pilot_id: String,
+    start_at: i64,
+    end_at: i64,
+    status: String,
+    version: i64,
+    doc: String,
+}
+
+/// A row of `booking_ride_riders`.
+#[derive(Debug, PartialEq, sqlx::FromRow)]
+struct RiderRow {
+    ride_id: String,
+    resident_id: String,
+    start_at: i64,
+}
+
+/// A row of `booking_ride_requests`.
+#[derive(Debug, PartialEq, sqlx::FromRow)]
+struct RequestRow {
+    ride_request_id: String,
+    chapter_id: String,
+    carehome_id: String,
+    status: String,
+    window_to: i64,
+    doc: String,
+}
+
+/// Every row of the read models, in key order.
+#[derive(Debug, PartialEq)]
+struct Dump {
+    rides: Vec<RideRow>,
+    riders: Vec<RiderRow>,
+    requests: Vec<RequestRow>,
+}
+
+impl Dump {
+    fn is_empty(&self) -> bool {
+        self.rides.is_empty() && self.riders.is_empty() && self.requests.is_empty()
+    }
+}
+
+async fn dump(store: &EventStore) -> Dump {
+    Dump {
+        rides: store
+            .fetch_rows(
+                "SELECT ride_id, chapter_id, carehome_id, bike_id, pilot_id, start_at, end_at, status, version, doc \
+                 FROM booking_rides ORDER BY ride_id",
                 &[],
             )
             .await
             .unwrap(),
-    );
-    out.extend(
-        store
-            .fetch_texts(
-                "SELECT 'request ' || ride_request_id || ' ' || chapter_id || ' ' || carehome_id || ' ' || status \
-                 || ' ' || CAST(window_to AS TEXT) || ' ' || doc FROM booking_ride_requests ORDER BY ride_request_id",
+        riders: store
+            .fetch_rows(
+                "SELECT ride_id, resident_id, start_at FROM booking_ride_riders ORDER BY ride_id, resident_id",
                 &[],
             )
             .await
             .unwrap(),
-    );
-    out
+        requests: store
+            .fetch_rows(
+                "SELECT ride_request_id, chapter_id, carehome_id, status, window_to, doc FROM booking_ride_requests \
+                 ORDER BY ride_request_id",
+                &[],
+            )
+            .await
+            .unwrap(),
+    }
 }
 
 fn cmd(ride: &str) -> bpb::RideCommandRequest {
@@ -154,10 +197,11 @@ async fn live_one_by_one_and_rebuilt_read_models_are_equal(mut w: World) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let live = dump(&store).await;
-    assert_eq!(live.iter().filter(|l| l.starts_with("ride ")).count(), 6, "six rides: {live:#?}");
-    assert_eq!(live.iter().filter(|l| l.starts_with("request ")).count(), 2);
+    assert_eq!(live.rides.len(), 6, "six rides: {live:#?}");
+    assert_eq!(live.requests.len(), 2);
+    assert!(!live.riders.is_empty(), "rosters: {live:#?}");
     for status in ["completed", "cancelled", "no_show", "booked"] {
-        assert!(live.iter().any(|l| l.contains(&format!(" {status} "))), "a {status} ride in {live:#?}");
+        assert!(live.rides.iter().any(|r| r.status == status), "a {status} ride in {live:#?}");
     }
 
     // 2. The reference: every event of the log applied on its own, in its own transaction.
