@@ -91,6 +91,7 @@ impl System {
                 rate_limit_per_minute: 100_000,
                 cors_origins: vec!["https://app.example.org".into()],
                 request_timeout_secs: 30,
+                scope_cache_ms: 2000,
                 webhooks: Default::default(),
             },
             keys: servicekit::bootstrap::KeyConfig { data_dir: dir, erasure_ledger_url: None },
