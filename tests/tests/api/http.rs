@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-both_backends!(raw:
+testkit::both_backends!(
     operations_endpoints_answer_without_a_token,
     metrics_count_requests_per_route_template,
     tokens_are_checked_and_problems_speak_danish,
