@@ -243,10 +243,12 @@ async fn pilots_are_listed_by_chapter_in_pages(mut app: App) {
     register(&mut app, Uuid::now_v7(), "Other chapter").await;
     ids.sort();
     let list = |cursor: String| pb::ListPilotsRequest { chapter_id: chapter.to_string(), limit: 2, cursor };
-    // The list is a read model: wait until it holds the five pilots.
-    testkit::eventually("the pilots in the list", testkit::DEFAULT_TIMEOUT, || async {
-        let first = app.client.clone().list_pilots(list(String::new())).await.unwrap().into_inner();
-        (first.pilots.len() == 2 && first.next_cursor == ids[1]).then_some(())
+    // The list is a read model: wait until it holds all five pilots (a first page alone
+    // may be full while the last pilots are still on their way).
+    testkit::eventually("the five pilots in the list", testkit::DEFAULT_TIMEOUT, || async {
+        let all = pb::ListPilotsRequest { chapter_id: chapter.to_string(), limit: 500, cursor: String::new() };
+        let listed = app.client.clone().list_pilots(all).await.unwrap().into_inner().pilots.len();
+        if listed == ids.len() { Ok(()) } else { Err(format!("{listed} listed")) }
     })
     .await;
     let mut seen = Vec::new();
