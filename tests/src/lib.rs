@@ -91,6 +91,7 @@ impl System {
                 rate_limit_per_minute: 100_000,
                 cors_origins: vec!["https://app.example.org".into()],
                 request_timeout_secs: 30,
+                scope_cache_ms: 2000,
                 webhooks: Default::default(),
             },
             keys: servicekit::bootstrap::KeyConfig { data_dir: dir, erasure_ledger_url: None },
@@ -193,17 +194,61 @@ impl System {
         heads
     }
 
-    /// Polls `check` until it holds (lists and cross-service facts lag a moment).
-    pub async fn eventually<F, Fut>(&self, what: &str, mut check: F)
+    /// Waits until `check` holds (lists and cross-service facts lag a moment): the e2e
+    /// spelling of [`testkit::eventually`] with its default timeout.
+    pub async fn eventually<F, Fut>(&self, what: &str, check: F)
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        let until = std::time::Instant::now() + Duration::from_secs(20);
-        while !check().await {
-            assert!(std::time::Instant::now() < until, "timed out waiting for {what}");
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        testkit::eventually(what, testkit::DEFAULT_TIMEOUT, check).await
+    }
+
+    /// Waits until the system stands still: booking has applied every event of the
+    /// care-home and volunteer logs (its followers' checkpoints, in booking's database,
+    /// reached those logs' last committed events) and worked the cascades they started (no
+    /// first-pass row left in its outbox), and every committed event is readable (on
+    /// PostgreSQL the head lags while a transaction is open anywhere in the cluster).
+    /// Nothing moves then until the next request: returns the three logs' heads, as
+    /// [`System::heads`] shows them.
+    pub async fn quiet(&self) -> Vec<String> {
+        let open = |component: &'static str| {
+            let url = self.config.url(component);
+            async move { (component, eventlog::EventStore::connect(&url).await.expect("the store opens")) }
+        };
+        let logs = [open("carehome").await, open("volunteer").await, open("booking").await];
+        let [(_, carehome), (_, volunteer), (_, booking)] = &logs;
+        let followers = [("booking_facts_carehome", carehome), ("booking_facts_volunteer", volunteer)];
+        let heads = testkit::eventually("the system to stand still", testkit::DEFAULT_TIMEOUT, || async {
+            let err = |e: eventlog::Error| e.to_string();
+            for (follower, peer) in followers {
+                let last = peer.last_committed().await.map_err(err)?;
+                let checkpoint = booking.load_checkpoint(follower).await.map_err(err)?;
+                let applied = checkpoint.as_deref().and_then(|c| c.parse::<eventlog::Cursor>().ok());
+                if last != eventlog::Cursor::START && applied.is_none_or(|c| c < last) {
+                    return Err(format!("{follower} at {checkpoint:?}, its peer's last event at {last}"));
+                }
+            }
+            let due = booking.fetch_i64("SELECT COUNT(*) FROM booking_outbox WHERE pass = 0", &[]).await;
+            match due.map_err(err)?.unwrap_or(0) {
+                0 => {}
+                n => return Err(format!("{n} cascades not yet worked")),
+            }
+            let mut heads = Vec::new();
+            for (component, store) in &logs {
+                let (head, last) = (store.head().await.map_err(err)?, store.last_committed().await.map_err(err)?);
+                if head != last {
+                    return Err(format!("{component}: head {head}, last committed {last}"));
+                }
+                heads.push(format!("{component}: {head}"));
+            }
+            Ok(heads)
+        })
+        .await;
+        for (_, store) in &logs {
+            store.close().await;
         }
+        heads
     }
 }
 
@@ -320,7 +365,8 @@ impl System {
             }
         })
         .await;
-        // Pilots and residents travel on other feeds; a dry booking would write, so wait a moment.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Pilots and residents travel on other feeds (a dry booking would write): wait
+        // until booking has applied them.
+        self.quiet().await;
     }
 }

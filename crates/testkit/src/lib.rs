@@ -1,4 +1,6 @@
-//! Throwaway databases for tests, one per test, on both backends.
+//! Test support shared by every suite of the workspace: throwaway databases (one per test,
+//! on both backends), [`both_backends!`] to declare a test once per backend, and
+//! [`eventually`] to wait on an observable outcome instead of sleeping.
 //!
 //! PostgreSQL comes from `SAMSKAB_TEST_PG_URL` (set by `scripts/test`, which starts a
 //! server of its own); each test gets a fresh schema in it and drops it afterwards. Without
@@ -6,6 +8,11 @@
 //! never pass by skipping.
 
 use std::path::PathBuf;
+
+mod backends;
+mod eventually;
+
+pub use eventually::{DEFAULT_TIMEOUT, Outcome, eventually};
 
 /// The environment variable naming the test PostgreSQL server.
 pub const PG_URL_VAR: &str = "SAMSKAB_TEST_PG_URL";
@@ -122,4 +129,9 @@ pub fn all_backends() -> Vec<TestDb> {
     let mut v = vec![TestDb::sqlite()];
     v.extend(TestDb::postgres());
     v
+}
+
+/// The default setup of [`both_backends!`]: the test body gets the [`TestDb`] itself.
+pub async fn raw(db: TestDb) -> TestDb {
+    db
 }

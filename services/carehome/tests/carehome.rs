@@ -20,29 +20,7 @@ mod residents;
 #[path = "carehome/validation_props.rs"]
 mod validation_props;
 
-macro_rules! on_both_backends {
-    ($($module:ident :: $test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $test() {
-                    crate::$module::$test(testkit::TestDb::sqlite()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $test() {
-                    let Some(db) = testkit::TestDb::postgres() else { return };
-                    crate::$module::$test(db).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+testkit::both_backends!(
     chapters::a_chapter_is_registered_read_back_and_counts_its_care_homes_and_trishaws,
     chapters::chapter_settings_change_and_bad_settings_name_their_fields,
     chapters::unknown_and_malformed_ids_are_refused,

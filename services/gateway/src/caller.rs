@@ -72,26 +72,38 @@ impl Caller {
 }
 
 /// What the caller lookups cache (a couple of seconds: status changes show quickly).
-#[derive(Default)]
 pub struct ScopeCache {
     entries: Mutex<HashMap<String, CachedScope>>,
+    ttl: Duration,
 }
 
 /// When it was looked up, the chapter, and whether the pilot is suspended.
 type CachedScope = (Instant, Option<Uuid>, bool);
 
-const TTL: Duration = Duration::from_secs(2);
+/// How long a lookup is kept unless configured (`SAMSKAB_SCOPE_CACHE_MS`).
+pub const DEFAULT_TTL: Duration = Duration::from_secs(2);
+
+impl Default for ScopeCache {
+    fn default() -> Self {
+        ScopeCache::new(DEFAULT_TTL)
+    }
+}
 
 impl ScopeCache {
+    /// A cache keeping each lookup for `ttl` (zero: no caching).
+    pub fn new(ttl: Duration) -> Self {
+        ScopeCache { entries: Mutex::default(), ttl }
+    }
+
     fn get(&self, key: &str) -> Option<(Option<Uuid>, bool)> {
         let map = self.entries.lock().expect("cache lock");
-        map.get(key).filter(|(at, ..)| at.elapsed() < TTL).map(|(_, c, s)| (*c, *s))
+        map.get(key).filter(|(at, ..)| at.elapsed() < self.ttl).map(|(_, c, s)| (*c, *s))
     }
 
     fn put(&self, key: String, chapter: Option<Uuid>, suspended: bool) {
         let mut map = self.entries.lock().expect("cache lock");
         if map.len() > 10_000 {
-            map.retain(|_, (at, ..)| at.elapsed() < TTL);
+            map.retain(|_, (at, ..)| at.elapsed() < self.ttl);
         }
         map.insert(key, (Instant::now(), chapter, suspended));
     }

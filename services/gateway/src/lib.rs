@@ -70,6 +70,10 @@ pub struct HttpConfig {
     /// Seconds a request may take to arrive and be answered before it gets 408.
     #[arg(long = "request-timeout-secs", env = "SAMSKAB_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// Milliseconds a caller's scope (a pilot's chapter and status, a coordinator's
+    /// chapter) is cached before it is read again; 0 reads it on every request.
+    #[arg(long = "scope-cache-ms", env = "SAMSKAB_SCOPE_CACHE_MS", default_value_t = 2000)]
+    pub scope_cache_ms: u64,
     /// Webhook delivery.
     #[command(flatten)]
     pub webhooks: webhooks::WebhookConfig,
@@ -81,6 +85,7 @@ impl Default for HttpConfig {
             rate_limit_per_minute: 6000,
             cors_origins: Vec::new(),
             request_timeout_secs: 30,
+            scope_cache_ms: 2000,
             webhooks: webhooks::WebhookConfig::default(),
         }
     }
@@ -118,7 +123,7 @@ pub async fn state(
         ops: Arc::new(ops::Ops::new(clients.clone())),
         clients,
         keys: Arc::new(keys),
-        scopes: Arc::new(caller::ScopeCache::default()),
+        scopes: Arc::new(caller::ScopeCache::new(Duration::from_millis(http.scope_cache_ms))),
         idempotency,
         calendar_tokens,
         limiter: http::Limiter::new(http.rate_limit_per_minute),

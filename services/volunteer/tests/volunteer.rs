@@ -1,6 +1,6 @@
 //! The volunteer service over real gRPC sockets, on SQLite and on PostgreSQL.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use eventlog::EventStore;
 use futures_util::StreamExt;
@@ -39,23 +39,7 @@ async fn spawn_app(db: TestDb) -> App {
     }
 }
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::spawn_app(testkit::TestDb::sqlite()).await).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let Some(db) = testkit::TestDb::postgres() else { return };
-                super::$name(super::spawn_app(db).await).await
-            })*
-        }
-    };
-}
-
-both_backends!(
+testkit::both_backends!(setup = spawn_app; worker_threads = 2;
     registering_seals_personal_fields_and_reads_them_back,
     bad_input_names_the_field_and_writes_nothing,
     qualifying_again_renews,
@@ -259,14 +243,14 @@ async fn pilots_are_listed_by_chapter_in_pages(mut app: App) {
     register(&mut app, Uuid::now_v7(), "Other chapter").await;
     ids.sort();
     let list = |cursor: String| pb::ListPilotsRequest { chapter_id: chapter.to_string(), limit: 2, cursor };
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        let first = app.client.list_pilots(list(String::new())).await.unwrap().into_inner();
-        if first.pilots.len() == 2 && first.next_cursor == ids[1] || Instant::now() > until {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The list is a read model: wait until it holds all five pilots (a first page alone
+    // may be full while the last pilots are still on their way).
+    testkit::eventually("the five pilots in the list", testkit::DEFAULT_TIMEOUT, || async {
+        let all = pb::ListPilotsRequest { chapter_id: chapter.to_string(), limit: 500, cursor: String::new() };
+        let listed = app.client.clone().list_pilots(all).await.unwrap().into_inner().pilots.len();
+        if listed == ids.len() { Ok(()) } else { Err(format!("{listed} listed")) }
+    })
+    .await;
     let mut seen = Vec::new();
     let mut cursor = String::new();
     loop {

@@ -22,7 +22,6 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use e2e::{Reply, System};
@@ -33,7 +32,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-both_backends!(every_route_of_the_openapi_document_has_a_row, every_cell_of_the_matrix_answers_as_specified);
+testkit::both_backends!(setup = e2e::System::start; every_route_of_the_openapi_document_has_a_row, every_cell_of_the_matrix_answers_as_specified);
 
 /// Cells where the gateway is known to answer against `api.md` and the fix is not the
 /// test's to make: (method, path template, caller, object). They are still run and
@@ -702,20 +701,15 @@ fn request(m: &Matrix, row: &Row, who: Who, c: &Ctx, n: u32) -> (String, Option<
 /// Polls a creation until the services have heard of what it names (a refusal writes
 /// nothing, so retrying is safe); panics on anything but the lag's 404/422.
 async fn created(s: &System, path: &str, token: &str, body: Value) -> Reply {
-    let until = Instant::now() + Duration::from_secs(20);
-    loop {
+    testkit::eventually(&format!("setup: POST {path} to succeed"), testkit::DEFAULT_TIMEOUT, || async {
         let r = s.post(path, token, body.clone()).await;
         if r.status.as_u16() == 201 {
-            return r;
+            return Ok(r);
         }
-        assert!(
-            matches!(r.status.as_u16(), 404 | 422) && Instant::now() < until,
-            "setup: POST {path} answered {}: {}",
-            r.status,
-            r.body
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        assert!(matches!(r.status.as_u16(), 404 | 422), "setup: POST {path} answered {}: {}", r.status, r.body);
+        Err(format!("{} {}", r.status, r.body))
+    })
+    .await
 }
 
 fn uuid_of(r: &Reply, field: &str) -> Uuid {
@@ -929,21 +923,6 @@ async fn run(s: &Arc<System>, m: &Arc<Matrix>, cells: Vec<(usize, Who, Obj)>) ->
     out
 }
 
-/// Waits until no service writes any more (cross-service facts settle within a second).
-async fn quiet(s: &System) -> Vec<String> {
-    let until = Instant::now() + Duration::from_secs(20);
-    let mut last = s.heads().await;
-    loop {
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        let now = s.heads().await;
-        if now == last {
-            return now;
-        }
-        assert!(Instant::now() < until, "the event logs never stood still");
-        last = now;
-    }
-}
-
 async fn every_cell_of_the_matrix_answers_as_specified(s: System) {
     let s = Arc::new(s);
     let mut m = Matrix {
@@ -988,7 +967,7 @@ async fn every_cell_of_the_matrix_answers_as_specified(s: System) {
     println!("{} cells refused or read, {} allowed writes", refusals.len(), writes.len());
 
     // Refusals and reads first, while nothing else writes: they must write nothing.
-    let before = quiet(&s).await;
+    let before = s.quiet().await;
     let mut outcomes = run(&s, &m, refusals).await;
     let after = s.heads().await;
     if before != after {

@@ -19,7 +19,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-both_backends!(bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_nothing);
+testkit::both_backends!(setup = e2e::System::start; bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_nothing);
 
 /// Cells where the system answers against api.md and the fix lies outside the gateway:
 /// `(route, case, what is wrong)`. They are printed, not failed; remove an entry once fixed.

@@ -15,7 +15,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-both_backends!(
+testkit::both_backends!(setup = e2e::System::start;
     a_care_home_feed_is_valid_rfc5545_and_names_nobody,
     a_pilot_feed_follows_its_rides,
     calendar_tokens_open_one_feed_and_nothing_else,
@@ -103,17 +103,15 @@ async fn world(s: &System) -> World {
 async fn book(s: &System, token: &str, w: &World, start: &str, riders: &[Uuid]) -> Value {
     let body =
         json!({"bike_id": w.bike, "pilot_id": w.pilot, "start": start, "duration_minutes": 60, "resident_ids": riders});
-    let mut last = None;
-    for _ in 0..100 {
+    testkit::eventually("booking to accept the ride", testkit::DEFAULT_TIMEOUT, || async {
         let r = s.post("/v1/rides", token, body.clone()).await;
         if r.status.as_u16() == 201 {
-            return r.body;
+            return Ok(r.body);
         }
         assert!(matches!(r.status.as_u16(), 404 | 422), "booking answered {}: {}", r.status, r.body);
-        last = Some(r.body);
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("booking never succeeded: {last:?}");
+        Err(r.body)
+    })
+    .await
 }
 
 /// A raw GET: status, content type, body text.
@@ -164,30 +162,22 @@ fn check_raw(text: &str) {
 
 /// Reads a feed until `ok` holds (the ride lists behind it lag a moment).
 async fn feed_until(s: &System, path: &str, token: &str, what: &str, ok: impl Fn(&IcalCalendar) -> bool) -> String {
-    let mut text = String::new();
-    for _ in 0..200 {
+    testkit::eventually(&format!("the feed to show {what}"), testkit::DEFAULT_TIMEOUT, || async {
         let (status, ct, body) = fetch(s, path, Some(token)).await;
         assert_eq!((status, ct.as_str()), (200, "text/calendar; charset=utf-8"), "{body}");
-        if ok(&parse(&body)) {
-            return body;
-        }
-        text = body;
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("the feed never showed {what}:\n{text}");
+        if ok(&parse(&body)) { Ok(body) } else { Err(format!("\n{body}")) }
+    })
+    .await
 }
 
 /// Reads an audit trail until it holds at least `n` items (it is read from the services'
 /// logs, whose readers may lag the last commit by a moment, like any report).
 async fn trail_until(s: &System, path: &str, token: &str, n: usize) -> e2e::Reply {
-    for _ in 0..200 {
+    testkit::eventually(&format!("the trail at {path} to reach {n} items"), testkit::DEFAULT_TIMEOUT, || async {
         let r = s.get(path, token).await.expect(200);
-        if r.body["items"].as_array().is_some_and(|i| i.len() >= n) {
-            return r;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("the trail at {path} never reached {n} items");
+        r.body["items"].as_array().is_some_and(|i| i.len() >= n).then_some(r)
+    })
+    .await
 }
 
 async fn a_care_home_feed_is_valid_rfc5545_and_names_nobody(s: System) {

@@ -43,11 +43,23 @@ async fn a_weather_day_never_misses_a_just_booked_ride_behind_an_open_transactio
         .post(&format!("/v1/chapters/{}/weather-cancellations", w.chapter), &admin, json!({"date": "2027-05-03"}))
         .await
         .expect(200);
-    let rides = s
-        .get(&format!("/v1/rides?carehome_id={}&from=2027-05-03T00:00:00Z&to=2027-05-04T00:00:00Z", w.home), &admin)
-        .await
-        .expect(200);
-    let statuses: Vec<&str> =
-        rides.body["items"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    // The list is a read model: it shows the cancellations a moment after they commit.
+    let path = format!("/v1/rides?carehome_id={}&from=2027-05-03T00:00:00Z&to=2027-05-04T00:00:00Z", w.home);
+    let statuses =
+        testkit::eventually("both rides of the day cancelled in the list", testkit::DEFAULT_TIMEOUT, || async {
+            let rides = s.get(&path, &admin).await.expect(200);
+            let statuses: Vec<String> = rides.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["status"].as_str().unwrap().to_owned())
+                .collect();
+            if statuses == ["cancelled", "cancelled"] {
+                Ok(statuses)
+            } else {
+                Err(format!("{statuses:?}; {}", weather.body))
+            }
+        })
+        .await;
     assert_eq!(statuses, ["cancelled", "cancelled"], "{}", weather.body);
 }

@@ -15,7 +15,7 @@ use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-both_backends!(with super::start:
+testkit::both_backends!(setup = start;
     paging_yields_every_event_once_in_order_and_polls_at_the_end,
     a_chapter_integrator_sees_its_chapter_only,
     the_feed_carries_no_personal_data,
@@ -63,15 +63,11 @@ async fn read_all(s: &System, token: &str, cursor: &str, limit: u32) -> (Vec<Val
 
 /// Reads the feed from `cursor` until `done` holds of it (the feed lags a moment).
 async fn feed_until(s: &System, token: &str, cursor: &str, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let until = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    testkit::eventually(what, testkit::DEFAULT_TIMEOUT, || async {
         let items = read_all(s, token, cursor, 500).await.0;
-        if done(&items) {
-            return items;
-        }
-        assert!(std::time::Instant::now() < until, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        done(&items).then_some(items)
+    })
+    .await
 }
 
 /// The feed's end now.

@@ -20,10 +20,9 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
-use std::time::Duration;
 use uuid::Uuid;
 
-both_backends!(fuzzed_bodies_never_get_a_5xx_and_refusals_write_nothing);
+testkit::both_backends!(setup = e2e::System::start; fuzzed_bodies_never_get_a_5xx_and_refusals_write_nothing);
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -280,21 +279,6 @@ impl Logs {
         }
         heads
     }
-
-    /// Waits until the heads stop moving (a write may start cascades and projections in
-    /// other services), and returns them.
-    async fn settled(&self) -> Vec<String> {
-        let mut last = self.heads().await;
-        loop {
-            // Facts reach other services within a second (api.md): look twice, that far apart.
-            tokio::time::sleep(Duration::from_millis(1100)).await;
-            let now = self.heads().await;
-            if now == last {
-                return now;
-            }
-            last = now;
-        }
-    }
 }
 
 async fn fuzzed_bodies_never_get_a_5xx_and_refusals_write_nothing(s: System) {
@@ -511,7 +495,7 @@ async fn fuzzed_bodies_never_get_a_5xx_and_refusals_write_nothing(s: System) {
     let mut failures: Vec<String> = Vec::new();
     let mut statuses: std::collections::BTreeMap<u16, usize> = Default::default();
     let logs = Logs::open(&s).await;
-    let mut heads = logs.settled().await;
+    let mut heads = s.quiet().await;
     for n in 0..cases {
         let (which, body, with_content_type) = strategy.new_tree(&mut runner).expect("a case").current();
         let r = which.get(&routes);
@@ -542,12 +526,12 @@ async fn fuzzed_bodies_never_get_a_5xx_and_refusals_write_nothing(s: System) {
         if (200..300).contains(&status) {
             // A valid body: it may write, and what it wrote may cascade.
             eprintln!("accepted: {case}: {status}");
-            heads = logs.settled().await;
+            heads = s.quiet().await;
         } else {
             let now = logs.heads().await;
             if now != heads {
                 failures.push(format!("{case}: refused with {status} but the event logs moved: {heads:?} -> {now:?}"));
-                heads = logs.settled().await;
+                heads = s.quiet().await;
             }
         }
     }

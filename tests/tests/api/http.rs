@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-both_backends!(raw:
+testkit::both_backends!(
     operations_endpoints_answer_without_a_token,
     metrics_count_requests_per_route_template,
     tokens_are_checked_and_problems_speak_danish,
@@ -46,6 +46,12 @@ async fn metrics_count_requests_per_route_template(db: testkit::TestDb) {
     let chapter = s.chapter().await;
     s.get(&format!("/v1/chapters/{chapter}"), &admin).await.expect(200);
     s.get(&format!("/v1/chapters/{}", uuid::Uuid::now_v7()), &admin).await.expect(404);
+    // A projection's lag is measured once it has applied a batch: wait for the first.
+    testkit::eventually("a projection's lag in /metrics", testkit::DEFAULT_TIMEOUT, || async {
+        let text = s.http.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+        text.lines().any(|l| l.starts_with("eventlog_projection_lag{projection="))
+    })
+    .await;
     let resp = s.http.get(format!("{}/metrics", s.base)).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));

@@ -5,15 +5,13 @@
 //! a restart in the middle of a coordinator's and a pilot's journey. Rides' own life cycle
 //! is in `rides.rs`; reports, stats, calendars, events and webhooks come later.
 
-use std::time::{Duration, Instant};
-
 use e2e::{Reply, System, World};
 use gateway::Role;
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-both_backends!(
+testkit::both_backends!(setup = e2e::System::start;
     a_chapter_admin_runs_a_chapter,
     a_coordinator_runs_a_care_home,
     a_pilot_finds_claims_and_reads_its_own,
@@ -38,15 +36,11 @@ fn print_known_gaps() {
 
 /// Polls `GET path` until `pred` holds (lists and facts from another service lag a moment).
 async fn until(s: &System, path: &str, token: &str, what: &str, pred: impl Fn(&Reply) -> bool) -> Reply {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    testkit::eventually(what, testkit::DEFAULT_TIMEOUT, || async {
         let r = s.get(path, token).await;
-        if pred(&r) {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; last answer {} {}", r.status, r.body);
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        if pred(&r) { Ok(r) } else { Err(format!("{} {}", r.status, r.body)) }
+    })
+    .await
 }
 
 fn uuid(r: &Reply, field: &str) -> Uuid {

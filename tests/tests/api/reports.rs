@@ -9,7 +9,7 @@ use gateway::Role;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-both_backends!(reports_exports_and_reach_match_the_scenario, a_large_export_streams, only_admins_read_reports);
+testkit::both_backends!(setup = e2e::System::start; reports_exports_and_reach_match_the_scenario, a_large_export_streams, only_admins_read_reports);
 
 /// A name that needs quoting in both dialects (names may not hold line breaks).
 const TRICKY: &str = "Jens; \"Fyr\", Hansen";
@@ -56,21 +56,19 @@ async fn book(s: &System, w: &World, pilot: Uuid, start: &str, minutes: u32, rid
     let body = json!({"bike_id": w.bike, "pilot_id": pilot, "start": start, "duration_minutes": minutes,
         "resident_ids": riders, "kind": kind});
     // Booking learns of new pilots and residents a moment later: retry while it refuses them.
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
+    testkit::eventually("booking to accept the ride", testkit::DEFAULT_TIMEOUT, || async {
         let r = s.post("/v1/rides", &s.token(Role::Pilot(pilot)), body.clone()).await;
         if r.status.as_u16() == 201 {
-            return r.str("ride_id");
+            return Ok(r.str("ride_id"));
         }
         assert!(
-            r.status.as_u16() == 422
-                && ["not-qualified", "no-consent", "not-resident-here"].contains(&r.code())
-                && std::time::Instant::now() < until,
+            r.status.as_u16() == 422 && ["not-qualified", "no-consent", "not-resident-here"].contains(&r.code()),
             "booking refused: {}",
             r.body
         );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+        Err(r.body)
+    })
+    .await
 }
 
 async fn complete(s: &System, pilot: Uuid, ride: &str, ended_at: &str, km: f64) {

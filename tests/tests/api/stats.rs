@@ -7,15 +7,13 @@
 //! cancellation, a new booking); the network stats per chapter and in total with no ids of
 //! persons; and who may read which scope (foreign 404, another home 403, pilots 403).
 
-use std::time::Duration;
-
 use chrono::{SecondsFormat, Utc};
 use e2e::{System, World};
 use gateway::Role;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-both_backends!(
+testkit::both_backends!(setup = e2e::System::start;
     the_worked_example_figure_by_figure,
     an_event_ride_counts_the_riders_who_checked_in,
     months_split_at_the_chapters_local_midnight,
@@ -72,18 +70,15 @@ fn answer(total: Value, months: &[(&str, Value)]) -> Value {
 /// Polls a stats path until it answers `expected` (stats may lag the log by a moment);
 /// on timeout shows the last answer against the expectation.
 async fn settles(s: &System, path: &str, token: &str, expected: &Value) -> Value {
-    let until = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    testkit::eventually(&format!("{path} to answer {expected}"), testkit::DEFAULT_TIMEOUT, || async {
         let r = s.get(path, token).await;
         if r.status.as_u16() == 200 && &r.body == expected {
-            return r.body;
+            Ok(r.body)
+        } else {
+            Err(format!("{} {}", r.status, r.body))
         }
-        if std::time::Instant::now() > until {
-            assert_eq!(r.status.as_u16(), 200, "{path}: {}", r.body);
-            assert_eq!(&r.body, expected, "{path}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    })
+    .await
 }
 
 /// Books a ride (as the chapter admin) and returns its id.

@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use e2e::System;
 use gateway::Role;
@@ -112,15 +112,11 @@ async fn a_booking_is_one_trace_from_the_gateway_to_the_event_log() {
         let append = has(&|s| s.name == "eventlog.append" && attr(s, "db.system").as_deref() == Some("sqlite"));
         (gateway, booking, peer, append)
     };
-    let until = Instant::now() + Duration::from_secs(30);
-    loop {
+    testkit::eventually(&format!("the spans of trace {trace_id}"), Duration::from_secs(30), || async {
         let got = wanted(&receiver.0.lock().unwrap());
-        if got == (true, true, true, true) {
-            break;
-        }
-        assert!(Instant::now() < until, "spans of trace {trace_id} (gateway, booking, peer, append): {got:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        if got == (true, true, true, true) { Ok(()) } else { Err(format!("(gateway, booking, peer, append): {got:?}")) }
+    })
+    .await;
 
     let spans = receiver.0.lock().unwrap().clone();
     let mine: Vec<&Span> = spans.iter().filter(|s| hex(&s.trace_id) == trace_id).collect();
@@ -160,18 +156,14 @@ async fn a_booking_is_one_trace_from_the_gateway_to_the_event_log() {
     }
 
     // Metrics go the same way: the request counter and the append latency arrive over OTLP.
-    let until = Instant::now() + Duration::from_secs(30);
-    loop {
+    testkit::eventually("the metrics over OTLP", Duration::from_secs(30), || async {
         let names = receiver.1.lock().unwrap().clone();
-        if ["http.server.requests", "eventlog.append.duration", "rpc.server.calls"]
+        let all = ["http.server.requests", "eventlog.append.duration", "rpc.server.calls"]
             .iter()
-            .all(|n| names.iter().any(|m| m == n))
-        {
-            break;
-        }
-        assert!(Instant::now() < until, "metrics over OTLP: {names:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            .all(|n| names.iter().any(|m| m == n));
+        if all { Ok(()) } else { Err(format!("{names:?}")) }
+    })
+    .await;
 
     // The appended event keeps the trace in its metadata.
     let store = eventlog::EventStore::connect(&s.config.url("booking")).await.unwrap();

@@ -469,10 +469,13 @@ pub async fn subscriber_sees_every_event_of_slow_concurrent_writers_exactly_once
     stop.store(true, Ordering::SeqCst);
     let out_of_order = naive.await.unwrap();
 
-    let wait_until = Instant::now() + Duration::from_secs(30);
-    while received.lock().unwrap().len() < committed.len() && Instant::now() < wait_until {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    testkit::eventually("the subscriber to receive every committed event", Duration::from_secs(30), || async {
+        let n = received.lock().unwrap().len();
+        if n >= committed.len() { Ok(()) } else { Err(format!("{n} of {} received", committed.len())) }
+    })
+    .await;
+    // Part of the scenario, not synchronisation: a window in which a duplicate delivery
+    // would show (nothing signals that no more events will come).
     tokio::time::sleep(Duration::from_millis(200)).await;
     sub_task.abort();
     let received = received.lock().unwrap().clone();
@@ -569,14 +572,11 @@ async fn settled_head(store: &EventStore) -> String {
         .await
         .unwrap()
         .unwrap_or(0);
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
+    testkit::eventually("every append to be readable", Duration::from_secs(10), || async {
         let head = store.head().await.unwrap();
-        if head.position() == last || Instant::now() > until {
-            return head.to_string();
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+        if head.position() == last { Ok(head.to_string()) } else { Err(format!("head {head}, last position {last}")) }
+    })
+    .await
 }
 
 pub async fn consumer_killed_midway_resumes_without_applying_twice(db: TestDb) {
@@ -592,19 +592,21 @@ pub async fn consumer_killed_midway_resumes_without_applying_twice(db: TestDb) {
             Arc::new(Recorder { name: "recorder".into(), applied: applied.clone(), delay: Duration::from_millis(1) });
         let task = tokio::spawn(run_projection(store.clone(), p));
         let target = applied.load(Ordering::SeqCst) + 40;
-        while applied.load(Ordering::SeqCst) < target {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        testkit::eventually("the consumer to apply 40 more events", testkit::DEFAULT_TIMEOUT, || async {
+            applied.load(Ordering::SeqCst) >= target
+        })
+        .await;
         task.abort();
         let _ = task.await;
     }
     let p = Arc::new(Recorder { name: "recorder".into(), applied: applied.clone(), delay: Duration::ZERO });
     let task = tokio::spawn(run_projection(store.clone(), p));
     let head = settled_head(&store).await;
-    let until = Instant::now() + Duration::from_secs(30);
-    while store.load_checkpoint("recorder").await.unwrap().as_deref() != Some(head.as_str()) && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    testkit::eventually("the projection's checkpoint at the head", Duration::from_secs(30), || async {
+        let checkpoint = store.load_checkpoint("recorder").await.unwrap();
+        if checkpoint.as_deref() == Some(head.as_str()) { Ok(()) } else { Err(format!("{checkpoint:?}, head {head}")) }
+    })
+    .await;
     task.abort();
     let (rows, distinct) = store
         .transaction(|tx| {
@@ -634,10 +636,11 @@ pub async fn consumer_refuses_a_batch_when_its_checkpoint_moved(db: TestDb) {
     let a = tokio::spawn(run_projection(store.clone(), mk()));
     let b = tokio::spawn(run_projection(store.clone(), mk()));
     let head = settled_head(&store).await;
-    let until = Instant::now() + Duration::from_secs(30);
-    while store.load_checkpoint("twice").await.unwrap().as_deref() != Some(head.as_str()) && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    testkit::eventually("the projection's checkpoint at the head", Duration::from_secs(30), || async {
+        let checkpoint = store.load_checkpoint("twice").await.unwrap();
+        if checkpoint.as_deref() == Some(head.as_str()) { Ok(()) } else { Err(format!("{checkpoint:?}, head {head}")) }
+    })
+    .await;
     a.abort();
     b.abort();
     let rows = store
@@ -672,21 +675,29 @@ pub async fn one_runner_leads_a_projection_and_a_standby_takes_over(db: TestDb) 
     };
     let leader = tokio::spawn(run_projection(a.clone(), mk(&applied_a)));
     // Let the first runner take the lead before the second starts.
-    while applied_a.load(Ordering::SeqCst) == 0 {
+    testkit::eventually("the first runner to apply an event", testkit::DEFAULT_TIMEOUT, || async {
+        if applied_a.load(Ordering::SeqCst) > 0 {
+            return true;
+        }
         a.append(one("s-1", ExpectedVersion::Any, vec![ev("A", 0)])).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        false
+    })
+    .await;
     let standby = tokio::spawn(run_projection(b.clone(), mk(&applied_b)));
     for i in 0..100u64 {
         a.append(one(&format!("s-{}", i % 5), ExpectedVersion::Any, vec![ev("A", i)])).await.unwrap();
     }
     let wait_checkpoint = |store: EventStore| async move {
         let head = settled_head(&store).await;
-        let until = Instant::now() + Duration::from_secs(30);
-        while store.load_checkpoint("led").await.unwrap().as_deref() != Some(head.as_str()) {
-            assert!(Instant::now() < until, "the projection caught up");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        testkit::eventually("the projection to catch up", Duration::from_secs(30), || async {
+            let checkpoint = store.load_checkpoint("led").await.unwrap();
+            if checkpoint.as_deref() == Some(head.as_str()) {
+                Ok(())
+            } else {
+                Err(format!("{checkpoint:?}, head {head}"))
+            }
+        })
+        .await;
     };
     wait_checkpoint(a.clone()).await;
     if db.backend == Backend::Postgres {

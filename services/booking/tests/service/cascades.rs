@@ -2,15 +2,13 @@
 //! services cancel rides or change rosters, exactly once even when their events are
 //! delivered twice; weather days; booking catching up after the care-home service restarts.
 
-use std::time::{Duration, Instant};
-
 use crate::common::*;
 use samskab_proto::booking::v1 as bpb;
 use samskab_proto::carehome::v1 as cpb;
 use samskab_proto::volunteer::v1 as vpb;
 use servicekit::ErrorCode;
 
-both_backends!(
+testkit::both_backends!(setup = World::new;
     a_trishaw_out_of_service_cancels_its_future_rides_once,
     a_suspended_pilot_loses_future_rides,
     withdrawn_consent_takes_the_resident_off_future_rosters,
@@ -18,18 +16,6 @@ both_backends!(
     a_weather_day_cancels_the_local_day_once,
     booking_catches_up_after_the_carehome_service_restarts,
 );
-
-async fn wait_for<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let until = Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
 
 async fn status(w: &mut World, ride: &str) -> (String, String) {
     let r = w.ride(ride).await;
@@ -56,7 +42,15 @@ async fn redeliver_everything(w: &mut World) {
     // picks the reset up on its next batch (or we just wait: cascades are idempotent).
     w.stop_carehome().await;
     w.restart_carehome().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The care-home follower reconnects, finds no checkpoint and starts over: once its
+    // checkpoint is back at the care-home log's end, everything was delivered again.
+    let head = w.carehome_store.last_committed().await.unwrap();
+    let store = w.booking_store.clone();
+    testkit::eventually("the care-home feed delivered again from the start", testkit::DEFAULT_TIMEOUT, || async {
+        let checkpoint = store.load_checkpoint("booking_facts_carehome").await.unwrap();
+        checkpoint.as_deref().and_then(|c| c.parse::<eventlog::Cursor>().ok()).filter(|c| *c >= head)
+    })
+    .await;
     w.settle().await;
     // And every event of both peers worked as a cascade once more, as a second sweep would.
     for store in [w.carehome_store.clone(), w.volunteer_store.clone()] {
@@ -84,7 +78,7 @@ async fn a_trishaw_out_of_service_cancels_its_future_rides_once(mut w: World) {
         .unwrap();
     for id in [&a.ride_id, &c.ride_id] {
         let booking = w.booking.clone();
-        wait_for("equipment cancellation", || {
+        testkit::eventually("equipment cancellation", testkit::DEFAULT_TIMEOUT, || {
             let (mut booking, id) = (booking.clone(), id.clone());
             async move {
                 let r = booking
@@ -113,7 +107,7 @@ async fn a_suspended_pilot_loses_future_rides(mut w: World) {
         .unwrap();
     let booking = w.booking.clone();
     let id = ride.ride_id.clone();
-    wait_for("volunteer cancellation", || {
+    testkit::eventually("volunteer cancellation", testkit::DEFAULT_TIMEOUT, || {
         let (mut booking, id) = (booking.clone(), id.clone());
         async move {
             let r = booking
@@ -142,7 +136,7 @@ async fn withdrawn_consent_takes_the_resident_off_future_rosters(mut w: World) {
         .unwrap();
     let booking = w.booking.clone();
     let id = ride.ride_id.clone();
-    wait_for("roster removal", || {
+    testkit::eventually("roster removal", testkit::DEFAULT_TIMEOUT, || {
         let (mut booking, id) = (booking.clone(), id.clone());
         async move {
             let r = booking
@@ -165,7 +159,7 @@ async fn withdrawn_consent_takes_the_resident_off_future_rosters(mut w: World) {
         .await
         .unwrap();
     let booking = w.booking.clone();
-    wait_for("empty roster", || {
+    testkit::eventually("empty roster", testkit::DEFAULT_TIMEOUT, || {
         let (mut booking, id) = (booking.clone(), id.clone());
         async move {
             let r = booking
@@ -199,7 +193,7 @@ async fn a_closed_care_home_cancels_the_closed_days(mut w: World) {
         .unwrap();
     let booking = w.booking.clone();
     let id = inside.ride_id.clone();
-    wait_for("facility cancellation", || {
+    testkit::eventually("facility cancellation", testkit::DEFAULT_TIMEOUT, || {
         let (mut booking, id) = (booking.clone(), id.clone());
         async move {
             let r = booking

@@ -8,7 +8,7 @@ use crate::common::*;
 use samskab_proto::booking::v1 as bpb;
 use servicekit::ErrorCode;
 
-both_backends!(thirty_two_pilots_claiming_one_request_leave_one_winner);
+testkit::both_backends!(setup = World::new; thirty_two_pilots_claiming_one_request_leave_one_winner);
 
 async fn thirty_two_pilots_claiming_one_request_leave_one_winner(mut w: World) {
     let b = w.basic().await;
@@ -18,20 +18,8 @@ async fn thirty_two_pilots_claiming_one_request_leave_one_winner(mut w: World) {
         crews.push((w.pilot(b.chapter).await, w.bike(b.home, 2).await));
     }
     w.settle().await;
-    let request = w
-        .booking
-        .request_ride(bpb::RequestRideRequest {
-            context: ctx_as("coordinator"),
-            carehome_id: b.home.to_string(),
-            resident_ids: vec![rider.to_string()],
-            window: Some(bpb::TimeWindow { from: ts("2027-05-03T07:00:00Z"), to: ts("2027-05-03T15:00:00Z") }),
-            duration_minutes: 15,
-            kind: String::new(),
-            note: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let window = ("2027-05-03T07:00:00Z", "2027-05-03T15:00:00Z");
+    let request = w.request_ride(b.home, &[rider], window, 15, "").await;
     let mut tasks = Vec::new();
     for (i, (pilot, bike)) in crews.iter().enumerate() {
         let start = t("2027-05-03T07:00:00Z") + chrono::Duration::minutes(15 * i as i64);

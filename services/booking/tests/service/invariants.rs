@@ -10,7 +10,7 @@ use samskab_proto::booking::v1 as bpb;
 use servicekit::ErrorCode;
 use uuid::Uuid;
 
-both_backends!(
+testkit::both_backends!(setup = World::new;
     a_booked_ride_reads_back_at_once,
     sixty_four_racing_bookings_of_one_trishaw_keep_exactly_what_fits,
     a_pilot_cannot_ride_two_trishaws_at_once,
@@ -89,20 +89,14 @@ async fn sixty_four_racing_bookings_of_one_trishaw_keep_exactly_what_fits(mut w:
     assert!(accepted.len() >= 2, "08:00 or 08:30, and 10:30, always fit");
     assert_eq!(accepted.len() + refused.len(), 64);
     // The read model ends up with exactly the accepted rides.
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let listed = w
-            .booking
-            .list_rides(bpb::ListRidesRequest { bike_id: b.bike.to_string(), ..Default::default() })
-            .await
-            .unwrap()
-            .into_inner();
-        if listed.rides.len() == accepted.len() || std::time::Instant::now() > until {
-            assert_eq!(listed.rides.len(), accepted.len());
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let listed = testkit::eventually("the accepted rides in the list", testkit::DEFAULT_TIMEOUT, || async {
+        let mut booking = w.booking.clone();
+        let list = booking.list_rides(bpb::ListRidesRequest { bike_id: b.bike.to_string(), ..Default::default() });
+        let n = list.await.unwrap().into_inner().rides.len();
+        if n == accepted.len() { Ok(n) } else { Err(format!("{n} rides listed, {} accepted", accepted.len())) }
+    })
+    .await;
+    assert_eq!(listed, accepted.len());
 }
 
 async fn a_pilot_cannot_ride_two_trishaws_at_once(mut w: World) {
@@ -273,7 +267,7 @@ mod races {
     use samskab_proto::booking::v1 as bpb;
     use servicekit::ErrorCode;
 
-    crate::both_backends!(
+    testkit::both_backends!(setup = World::new;
         a_pilot_racing_onto_two_trishaws_gets_one,
         completing_and_cancelling_at_once_leaves_one_outcome,
     );

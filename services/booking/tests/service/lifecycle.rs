@@ -5,7 +5,7 @@ use crate::common::*;
 use samskab_proto::booking::v1 as bpb;
 use servicekit::ErrorCode;
 
-both_backends!(
+testkit::both_backends!(setup = World::new;
     a_ride_runs_from_pending_to_completed,
     illegal_transitions_are_refused,
     the_roster_follows_the_booking_rules,
@@ -198,20 +198,8 @@ async fn a_claimed_request_books_its_ride_atomically(mut w: World) {
     let b = w.basic().await;
     let r = w.resident(b.home, &["rides"]).await;
     w.settle().await;
-    let request = w
-        .booking
-        .request_ride(bpb::RequestRideRequest {
-            context: ctx_as("coordinator"),
-            carehome_id: b.home.to_string(),
-            resident_ids: vec![r.to_string()],
-            window: Some(bpb::TimeWindow { from: ts("2027-05-03T07:00:00Z"), to: ts("2027-05-03T12:00:00Z") }),
-            duration_minutes: 60,
-            kind: String::new(),
-            note: "Hun vil gerne se skoven".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let window = ("2027-05-03T07:00:00Z", "2027-05-03T12:00:00Z");
+    let request = w.request_ride(b.home, &[r], window, 60, "Hun vil gerne se skoven").await;
     assert_eq!(request.status, "open");
     let claim = |start: &str| bpb::ClaimRideRequestRequest {
         context: ctx_as("pilot"),
@@ -266,10 +254,15 @@ async fn availability_shows_free_intervals_around_rides(mut w: World) {
     let b = w.basic().await;
     w.settle().await;
     w.book(b.bike, b.pilot, "2027-05-03T09:00:00Z", 60, &[]).await.unwrap();
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
+    // Ride hours 09:00-17:00 CEST = 07:00-15:00Z; the ride 09:00-10:00Z holds 08:45-10:15Z.
+    let expected = vec![
+        (ts("2027-05-03T07:00:00Z"), ts("2027-05-03T08:45:00Z")),
+        (ts("2027-05-03T10:15:00Z"), ts("2027-05-03T15:00:00Z")),
+    ];
+    let free = testkit::eventually("the ride in the availability", testkit::DEFAULT_TIMEOUT, || async {
         let a = w
             .booking
+            .clone()
             .get_availability(bpb::GetAvailabilityRequest {
                 carehome_id: b.home.to_string(),
                 from: ts("2027-05-03T00:00:00Z"),
@@ -280,15 +273,8 @@ async fn availability_shows_free_intervals_around_rides(mut w: World) {
             .unwrap()
             .into_inner();
         let free: Vec<_> = a.bikes[0].free.iter().map(|f| (f.start, f.end)).collect();
-        // Ride hours 09:00-17:00 CEST = 07:00-15:00Z; the ride 09:00-10:00Z holds 08:45-10:15Z.
-        let expected = vec![
-            (ts("2027-05-03T07:00:00Z"), ts("2027-05-03T08:45:00Z")),
-            (ts("2027-05-03T10:15:00Z"), ts("2027-05-03T15:00:00Z")),
-        ];
-        if free == expected || std::time::Instant::now() > until {
-            assert_eq!(free, expected);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        if free == expected { Ok(free) } else { Err(format!("{free:?}")) }
+    })
+    .await;
+    assert_eq!(free, expected);
 }

@@ -7,7 +7,6 @@
 //! repeated: nothing opens any more, and the ride statistics are what they were.
 
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use crate::common::*;
 use base64::Engine;
@@ -147,12 +146,10 @@ async fn scan_feeds(w: &World, secrets: &Secrets) {
     }
 }
 
-async fn stats(w: &mut World, chapter: Uuid) -> (usize, usize, f64, u32) {
-    let list = w.booking.list_rides(bpb::ListRidesRequest {
-        chapter_id: chapter.to_string(),
-        limit: 500,
-        ..Default::default()
-    });
+async fn stats(w: &World, chapter: Uuid) -> (usize, usize, f64, u32) {
+    let mut booking = w.booking.clone();
+    let list =
+        booking.list_rides(bpb::ListRidesRequest { chapter_id: chapter.to_string(), limit: 500, ..Default::default() });
     let rides = list.await.unwrap().into_inner().rides;
     let completed: Vec<_> = rides.iter().filter(|r| r.status == "completed").collect();
     (
@@ -301,8 +298,13 @@ async fn personal_data_is_never_in_clear_and_erasure_holds(db: testkit::TestDb) 
     let export = export.await.unwrap().into_inner().json;
     assert!(export.contains(&secrets.0[4]) && export.contains(&secrets.0[7]), "the access export opens everything");
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = stats(&mut w, chapter).await;
+    // The rides read model lags the log a moment: wait until it shows both completed rides.
+    let before =
+        testkit::eventually("the completed rides in the rides read model", testkit::DEFAULT_TIMEOUT, || async {
+            let got = stats(&w, chapter).await;
+            if (got.1, got.2, got.3) == (2, 15.0, 120) { Ok(got) } else { Err(format!("{got:?}")) }
+        })
+        .await;
     assert_eq!((before.1, before.2, before.3), (2, 15.0, 120));
     scan_databases(&w, &secrets).await;
     scan_feeds(&w, &secrets).await;
@@ -347,14 +349,12 @@ async fn personal_data_is_never_in_clear_and_erasure_holds(db: testkit::TestDb) 
     }
     let mut w = w.reopen().await;
     w.settle().await;
-    let mut after = stats(&mut w, chapter).await;
-    for _ in 0..100 {
-        if after == before {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        after = stats(&mut w, chapter).await;
-    }
+    // The rebuild runs behind the reopened services: wait until the figures are back.
+    let after = testkit::eventually("the rebuilt rides read model", testkit::DEFAULT_TIMEOUT, || async {
+        let got = stats(&w, chapter).await;
+        if got == before { Ok(got) } else { Err(format!("{got:?}, before erasure {before:?}")) }
+    })
+    .await;
     assert_eq!(after, before, "ride counts, kilometres and minutes survive erasure and a rebuild");
     let r = w.carehome.get_resident(cpb::IdRequest { id: resident.to_string() }).await.unwrap().into_inner();
     assert!(r.erased && r.display_name.is_empty() && r.notes.is_empty());

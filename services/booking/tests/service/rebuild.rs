@@ -6,7 +6,7 @@ use crate::common::*;
 use eventlog::{Cursor, EventStore, Filter, Projection};
 use samskab_proto::booking::v1 as bpb;
 
-both_backends!(live_one_by_one_and_rebuilt_read_models_are_equal);
+testkit::both_backends!(setup = World::new;live_one_by_one_and_rebuilt_read_models_are_equal);
 
 /// A row of `booking_rides`.
 #[derive(Debug, PartialEq, sqlx::FromRow)]
@@ -191,11 +191,10 @@ async fn live_one_by_one_and_rebuilt_read_models_are_equal(mut w: World) {
 
     // 1. The live projection, once it has caught up.
     let store = w.booking_store.clone();
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !booking::readmodel::caught_up(&store).await.unwrap() {
-        assert!(std::time::Instant::now() < until, "the live projection did not catch up");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    testkit::eventually("the live projection to catch up", std::time::Duration::from_secs(30), || async {
+        booking::readmodel::caught_up(&store).await.unwrap()
+    })
+    .await;
     let live = dump(&store).await;
     assert_eq!(live.rides.len(), 6, "six rides: {live:#?}");
     assert_eq!(live.requests.len(), 2);

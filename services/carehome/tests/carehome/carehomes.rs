@@ -94,7 +94,7 @@ pub async fn lists_page_by_cursor_and_refuse_oversized_pages(db: TestDb) {
     created.sort();
 
     let parent = home.carehome_id.clone();
-    eventually(|| {
+    testkit::eventually("the five trishaws in the list", testkit::DEFAULT_TIMEOUT, || {
         let (mut client, parent) = (app.client.clone(), parent.clone());
         async move {
             let req = pb::ListRequest { parent_id: parent, limit: 0, cursor: String::new() };
@@ -121,7 +121,7 @@ pub async fn lists_page_by_cursor_and_refuse_oversized_pages(db: TestDb) {
     }
     assert_eq!((seen, pages), (created, 3));
 
-    let listed = eventually(|| {
+    let listed = testkit::eventually("the care home in the chapter's list", testkit::DEFAULT_TIMEOUT, || {
         let (mut client, id) = (app.client.clone(), c.chapter_id.clone());
         async move {
             let r = client.list_care_homes(pb::ListRequest { parent_id: id, ..Default::default() }).await.unwrap();
@@ -159,11 +159,15 @@ pub async fn the_read_model_rebuilds_from_the_log_to_the_same_lists(db: TestDb) 
     };
     app.client.take_bike_out_of_service(req).await.unwrap();
     resident(&mut app, &home.carehome_id, "Karen").await;
-    let before = eventually(|| async {
-        let (bikes, residents) = list_all(&app, &home.carehome_id).await;
-        let caught_up = bikes.iter().any(|b| b.status == "out_of_service") && residents.len() == 1;
-        caught_up.then_some((bikes, residents))
-    })
+    let before = testkit::eventually(
+        "the read model to show the trishaw out of service and the resident",
+        testkit::DEFAULT_TIMEOUT,
+        || async {
+            let (bikes, residents) = list_all(&app, &home.carehome_id).await;
+            let caught_up = bikes.iter().any(|b| b.status == "out_of_service") && residents.len() == 1;
+            caught_up.then_some((bikes, residents))
+        },
+    )
     .await;
 
     // Forget the read model and its checkpoint: the running projection notices at the
@@ -185,11 +189,12 @@ pub async fn the_read_model_rebuilds_from_the_log_to_the_same_lists(db: TestDb) 
         .await
         .unwrap();
     let newest = bike(&mut app, &home.carehome_id).await;
-    let (mut bikes, residents) = eventually(|| async {
-        let (bikes, residents) = list_all(&app, &home.carehome_id).await;
-        (bikes.len() == 3).then_some((bikes, residents))
-    })
-    .await;
+    let (mut bikes, residents) =
+        testkit::eventually("the read model to list the three trishaws", testkit::DEFAULT_TIMEOUT, || async {
+            let (bikes, residents) = list_all(&app, &home.carehome_id).await;
+            (bikes.len() == 3).then_some((bikes, residents))
+        })
+        .await;
     bikes.retain(|b| b.bike_id != newest.bike_id);
     assert_eq!((bikes, residents), before, "the rebuilt read model gives the same answer");
 }

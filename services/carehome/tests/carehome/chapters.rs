@@ -23,14 +23,15 @@ pub async fn a_chapter_is_registered_read_back_and_counts_its_care_homes_and_tri
     let req = pb::BikeServiceRequest { context: cx(&key()), bike_id: retired.bike_id, ..Default::default() };
     app.client.retire_bike(req).await.unwrap();
     let id = c.chapter_id.clone();
-    let counted = eventually(|| {
-        let (mut client, id) = (app.client.clone(), id.clone());
-        async move {
-            let c = client.get_chapter(pb::IdRequest { id }).await.unwrap().into_inner();
-            (c.carehome_count == 1 && c.bike_count == 1).then_some(c)
-        }
-    })
-    .await;
+    let counted =
+        testkit::eventually("the chapter to count its care home and trishaw", testkit::DEFAULT_TIMEOUT, || {
+            let (mut client, id) = (app.client.clone(), id.clone());
+            async move {
+                let c = client.get_chapter(pb::IdRequest { id }).await.unwrap().into_inner();
+                (c.carehome_count == 1 && c.bike_count == 1).then_some(c)
+            }
+        })
+        .await;
     assert_eq!(counted.version, 1, "counting does not change the chapter");
 }
 

@@ -54,7 +54,7 @@ pub async fn coordinators_are_assigned_in_order_and_removed(db: TestDb) {
         ]
     );
 
-    let listed = eventually(|| {
+    let listed = testkit::eventually("the care home at version 5 in the list", testkit::DEFAULT_TIMEOUT, || {
         let (mut client, chapter_id) = (app.client.clone(), home.chapter_id.clone());
         async move {
             let r = client.list_care_homes(pb::ListRequest { parent_id: chapter_id, ..Default::default() }).await;

@@ -1,9 +1,6 @@
 //! The test harness: a care-home server on port 0 with a fresh database, typed clients,
 //! command contexts and helpers that create the objects most tests need.
 
-use std::future::Future;
-use std::time::Duration;
-
 use eventlog::EventStore;
 use keystore::{KeyStore, MasterKey};
 use samskab_proto::carehome::v1::{self as pb, care_home_service_client::CareHomeServiceClient};
@@ -90,21 +87,6 @@ pub fn assert_refused<T: std::fmt::Debug>(
 ) {
     let (g, e) = refused(r);
     assert_eq!((g, e.code), (grpc, code), "{e:?}");
-}
-
-/// Polls `probe` until it returns `Some`, for up to five seconds (read models lag).
-pub async fn eventually<T, F, Fut>(mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    for _ in 0..100 {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the read model did not catch up within five seconds")
 }
 
 /// Registers a chapter in Copenhagen's zone.

@@ -63,7 +63,7 @@ pub async fn a_resident_is_admitted_with_consent_and_can_move_out(db: TestDb) {
 
     let got = app.client.get_resident(pb::IdRequest { id: r.resident_id.clone() }).await.unwrap().into_inner();
     assert_eq!(got, moved);
-    let listed = eventually(|| {
+    let listed = testkit::eventually("the moved-out resident in the list", testkit::DEFAULT_TIMEOUT, || {
         let (mut client, parent) = (app.client.clone(), home.carehome_id.clone());
         async move {
             let list =
@@ -130,7 +130,7 @@ pub async fn erasure_deletes_the_key_and_is_harmless_twice(db: TestDb) {
     let req =
         pb::RecordConsentRequest { context: cx(&key()), resident_id: r.resident_id.clone(), consent: Some(consent()) };
     assert_refused(app.client.record_consent(req).await, Code::Aborted, ErrorCode::IllegalTransition);
-    let listed = eventually(|| {
+    let listed = testkit::eventually("the erased resident in the list", testkit::DEFAULT_TIMEOUT, || {
         let (mut client, parent) = (app.client.clone(), home.carehome_id.clone());
         async move {
             let list =

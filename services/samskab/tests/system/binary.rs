@@ -57,16 +57,11 @@ async fn serve(dir: &Path, port: u16, demo: bool) -> (Child, String) {
 
 async fn wait_ready(port: u16) {
     let http = client(Duration::from_secs(30));
-    let until = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(r) = http.get(format!("http://127.0.0.1:{port}/readyz")).send().await
-            && r.status() == 200
-        {
-            return;
-        }
-        assert!(Instant::now() < until, "samskab on port {port} did not become ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    testkit::eventually(&format!("samskab on port {port} to become ready"), Duration::from_secs(120), || async {
+        let r = http.get(format!("http://127.0.0.1:{port}/readyz")).send().await;
+        r.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
 }
 
 fn utc(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -383,15 +378,11 @@ async fn every_component_runs_as_its_own_process_on_postgres() {
     // Booking learns of the trishaw and the qualification from the other processes' feeds.
     let pt = token(&["--role", "pilot", "--pilot", &pilot]);
     let body = json!({"bike_id": bike, "pilot_id": pilot, "start": "2027-06-01T08:00:00Z", "duration_minutes": 60, "resident_ids": []});
-    let until = Instant::now() + Duration::from_secs(30);
-    let ride = loop {
+    let ride = testkit::eventually("booking to learn the world", Duration::from_secs(30), || async {
         let (st, v) = post("/v1/rides".into(), pt.clone(), body.clone()).await;
-        if st == 201 {
-            break v;
-        }
-        assert!(Instant::now() < until, "booking never learnt the world: {st} {v}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        if st == 201 { Ok(v) } else { Err(format!("{st} {v}")) }
+    })
+    .await;
     let id = ride["ride_id"].as_str().unwrap();
     let (st, got) = call(&http, reqwest::Method::GET, &format!("{base}/v1/rides/{id}"), &pt, None, None).await;
     assert_eq!((st, got["status"].as_str()), (200, Some("booked")), "{got}");
@@ -437,15 +428,11 @@ async fn booking_serves_while_a_peer_is_down_and_its_health_says_so() {
     );
     // Its peers are not there: the service serves (from its read models), the
     // subscriptions entry does not.
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
+    testkit::eventually("booking's health with its peers down", Duration::from_secs(60), || async {
         let h = health(booking).await;
-        if h == (Some(SERVING), Some(NOT_SERVING)) {
-            break;
-        }
-        assert!(Instant::now() < until, "booking's health with its peers down: {h:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        if h == (Some(SERVING), Some(NOT_SERVING)) { Ok(()) } else { Err(format!("{h:?}")) }
+    })
+    .await;
     // The peers come up: the subscriptions connect.
     let _peers = [
         run_component(
@@ -469,15 +456,11 @@ async fn booking_serves_while_a_peer_is_down_and_its_health_says_so() {
             ],
         ),
     ];
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
+    testkit::eventually("booking's health once its peers are up", Duration::from_secs(60), || async {
         let h = health(booking).await;
-        if h == (Some(SERVING), Some(SERVING)) {
-            break;
-        }
-        assert!(Instant::now() < until, "booking's health once its peers are up: {h:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        if h == (Some(SERVING), Some(SERVING)) { Ok(()) } else { Err(format!("{h:?}")) }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -685,15 +668,11 @@ async fn killing_the_booking_process_mid_burst_loses_and_doubles_nothing() {
         json!({"bike_id": bike, "pilot_id": pilot, "start": start, "duration_minutes": 60, "resident_ids": []})
     };
     // Booking learns of the trishaw and the qualification from its peers' feeds.
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
+    testkit::eventually("booking to learn the world", Duration::from_secs(60), || async {
         let (st, v) = post("/v1/rides".into(), pt.clone(), body(0), Some("warm-up".into())).await;
-        if st == 201 {
-            break;
-        }
-        assert!(Instant::now() < until, "booking never learnt the world: {st} {v}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        if st == 201 { Ok(()) } else { Err(format!("{st} {v}")) }
+    })
+    .await;
 
     let mut acknowledged: BTreeMap<String, String> = BTreeMap::new();
     let mut keys: Vec<(String, Value)> = Vec::new();
@@ -754,16 +733,13 @@ async fn killing_the_booking_process_mid_burst_loses_and_doubles_nothing() {
     // Exactly one ride per key: read back every acknowledged ride, and count the pilot's.
     // (Lists may lag the last write by a moment: wait until it has caught up, then count.)
     let list = format!("{base}/v1/rides?pilot_id={pilot}&limit=500");
-    let until = Instant::now() + Duration::from_secs(20);
-    let rides = loop {
+    let rides = testkit::eventually("the list to show every ride", Duration::from_secs(20), || async {
         let (st, rides) = call(&http, reqwest::Method::GET, &list, &pt, None, None).await;
         assert_eq!(st, 200, "{rides}");
         let n = rides["items"].as_array().map_or(0, Vec::len);
-        if n > keys.len() || Instant::now() > until {
-            break rides;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        if n > keys.len() { Ok(rides) } else { Err(format!("{n} rides listed, {} keys: {rides}", keys.len())) }
+    })
+    .await;
     let ids: BTreeSet<&str> = rides["items"].as_array().unwrap().iter().filter_map(|r| r["ride_id"].as_str()).collect();
     assert_eq!(ids.len(), keys.len() + 1, "one ride per key (and the warm-up): {rides}");
     for id in acknowledged.values() {

@@ -186,11 +186,12 @@ async fn readyz(http: &reqwest::Client, port: u16) -> u16 {
 }
 
 async fn wait_ready(http: &reqwest::Client, port: u16, what: &str) {
-    let until = Instant::now() + Duration::from_secs(120);
-    while readyz(http, port).await != 200 {
-        assert!(Instant::now() < until, "{what}: samskab on port {port} did not become ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    testkit::eventually(
+        &format!("{what}: samskab on port {port} to become ready"),
+        Duration::from_secs(120),
+        || async { readyz(http, port).await == 200 },
+    )
+    .await;
 }
 
 /// One answer: status (0 when the connection failed), the problem code or body, the body.
@@ -392,11 +393,12 @@ async fn crash_rounds(pg: &PgServer, gateway: u16, dir: &Path) {
                 .collect::<BTreeSet<_>>()
         };
         let before = acked_rides().len();
-        let until = Instant::now() + Duration::from_secs(60);
-        while acked_rides().len() < before + 4 {
-            assert!(Instant::now() < until, "round {round}: the burst got no acknowledgements");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        testkit::eventually(
+            &format!("round {round}: acknowledgements of the burst"),
+            Duration::from_secs(60),
+            || async { acked_rides().len() >= before + 4 },
+        )
+        .await;
         pg.stop_immediately();
         let answered_at_stop = seen.lock().unwrap().answers.len();
         // The clients go on against the stopped server: wait until they have been answered
@@ -496,15 +498,13 @@ async fn crash_rounds(pg: &PgServer, gateway: u16, dir: &Path) {
         assert_eq!((st, again["ride_id"].as_str()), (201, Some(id.as_str())), "{key} replays its original ride");
     }
     let list = format!("{base}/v1/rides?pilot_id={}&limit=500", w.pilot);
-    let until = Instant::now() + Duration::from_secs(20);
-    let rides = loop {
+    let rides = testkit::eventually("the list to show every booked ride", Duration::from_secs(20), || async {
         let (st, rides) = call(&http, reqwest::Method::GET, &list, &w.pilot_token, None, None).await;
         assert_eq!(st, 200, "{rides}");
-        if rides["items"].as_array().map_or(0, Vec::len) >= booked.len() || Instant::now() > until {
-            break rides;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        let n = rides["items"].as_array().map_or(0, Vec::len);
+        if n >= booked.len() { Ok(rides) } else { Err(format!("{n} listed, {} booked: {rides}", booked.len())) }
+    })
+    .await;
     let listed: Vec<&str> = rides["items"].as_array().unwrap().iter().filter_map(|r| r["ride_id"].as_str()).collect();
     let listed_set: BTreeSet<&str> = listed.iter().copied().collect();
     let acknowledged: BTreeSet<&str> = booked.values().map(|(_, id)| id.as_str()).collect();
@@ -513,16 +513,17 @@ async fn crash_rounds(pg: &PgServer, gateway: u16, dir: &Path) {
 
     // The pilots created during the crashes: each once, in the chapter's list.
     let list = format!("{base}/v1/pilots?chapter_id={}&limit=500", w.chapter);
-    let until = Instant::now() + Duration::from_secs(20);
-    let listed = loop {
+    let listed = testkit::eventually("the list to show every pilot", Duration::from_secs(20), || async {
         let (st, list) = call(&http, reqwest::Method::GET, &list, &w.ca, None, None).await;
         assert_eq!(st, 200, "{list}");
         let items = list["items"].as_array().unwrap().clone();
-        if items.len() > pilots.len() || Instant::now() > until {
-            break items;
+        if items.len() > pilots.len() {
+            Ok(items)
+        } else {
+            Err(format!("{} listed, {} pilots: {list}", items.len(), pilots.len()))
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     let listed: BTreeSet<&str> = listed.iter().filter_map(|p| p["pilot_id"].as_str()).collect();
     let mut expected: BTreeSet<&str> = pilots.values().map(String::as_str).collect();
     expected.insert(w.pilot.as_str());

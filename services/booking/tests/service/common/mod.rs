@@ -3,7 +3,7 @@
 //! loopback port, talking real gRPC, with helpers that create the world a booking needs.
 #![allow(dead_code)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use booking::{BookingServer, Peers};
 use chrono::{DateTime, Utc};
@@ -128,33 +128,41 @@ impl World {
         }
     }
 
-    /// Waits until booking has applied every event of both peers' logs.
+    /// Waits until booking has applied every event of both peers' logs (its followers'
+    /// cursors reached the peers' last committed events) and worked the cascades they started (no
+    /// first-pass row left in its outbox).
     pub async fn settle(&self) {
-        let until = Instant::now() + Duration::from_secs(20);
-        loop {
-            let c = self.carehome_store.head().await.unwrap();
-            let v = self.volunteer_store.head().await.unwrap();
-            let ok = |s: &booking_feed::Status, head: eventlog::Cursor| {
-                head == eventlog::Cursor::START
-                    || s.borrow()
-                        .cursor
-                        .as_deref()
-                        .and_then(|x| x.parse::<eventlog::Cursor>().ok())
-                        .is_some_and(|x| x >= head)
-            };
-            if ok(&self.server.carehome_feed, c) && ok(&self.server.volunteer_feed, v) {
-                break;
-            }
-            assert!(
-                Instant::now() < until,
-                "booking did not catch up with its peers within 20 s: carehome head {c} follower {:?}; volunteer head {v} follower {:?}",
-                *self.server.carehome_feed.borrow(),
-                *self.server.volunteer_feed.borrow()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        // Cascades triggered by those facts run right after.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        testkit::eventually(
+            "booking to catch up with its peers and work their cascades",
+            Duration::from_secs(20),
+            || async {
+                // The last committed events, not the heads: on PostgreSQL a head lags while
+                // a transaction of another test is open anywhere in the cluster.
+                let c = self.carehome_store.last_committed().await.unwrap();
+                let v = self.volunteer_store.last_committed().await.unwrap();
+                let ok = |s: &booking_feed::Status, head: eventlog::Cursor| {
+                    head == eventlog::Cursor::START
+                        || s.borrow()
+                            .cursor
+                            .as_deref()
+                            .and_then(|x| x.parse::<eventlog::Cursor>().ok())
+                            .is_some_and(|x| x >= head)
+                };
+                if !(ok(&self.server.carehome_feed, c) && ok(&self.server.volunteer_feed, v)) {
+                    return Err(format!(
+                        "carehome at {c}, its follower {:?}; volunteer at {v}, its follower {:?}",
+                        *self.server.carehome_feed.borrow(),
+                        *self.server.volunteer_feed.borrow()
+                    ));
+                }
+                let due = self.booking_store.fetch_i64("SELECT COUNT(*) FROM booking_outbox WHERE pass = 0", &[]).await;
+                match due.unwrap().unwrap_or(0) {
+                    0 => Ok(()),
+                    n => Err(format!("{n} cascades not yet worked")),
+                }
+            },
+        )
+        .await;
     }
 
     pub async fn chapter(&mut self) -> Uuid {
@@ -308,6 +316,30 @@ impl World {
         self.booking.book_ride(req).await.map(|r| r.into_inner().ride.unwrap())
     }
 
+    /// A coordinator's request for `residents` in the window [from, to).
+    pub async fn request_ride(
+        &mut self,
+        home: Uuid,
+        residents: &[Uuid],
+        (from, to): (&str, &str),
+        minutes: u32,
+        note: &str,
+    ) -> bpb::RideRequest {
+        self.booking
+            .request_ride(bpb::RequestRideRequest {
+                context: ctx_as("coordinator"),
+                carehome_id: home.to_string(),
+                resident_ids: residents.iter().map(Uuid::to_string).collect(),
+                window: Some(bpb::TimeWindow { from: ts(from), to: ts(to) }),
+                duration_minutes: minutes,
+                kind: String::new(),
+                note: note.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     pub async fn ride(&mut self, ride_id: &str) -> bpb::Ride {
         self.booking
             .get_ride(bpb::GetRideRequest { ride_id: ride_id.into(), include_personal: true })
@@ -345,22 +377,4 @@ pub mod booking_feed {
 
 pub fn code(s: &tonic::Status) -> servicekit::ErrorCode {
     servicekit::RemoteError::from_status(s).code
-}
-
-/// Runs a test body against a fresh world on SQLite and, when available, PostgreSQL.
-#[macro_export]
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { super::$name($crate::common::World::new(testkit::TestDb::sqlite()).await).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let Some(db) = testkit::TestDb::postgres() else { return };
-                super::$name($crate::common::World::new(db).await).await
-            })*
-        }
-    };
 }
