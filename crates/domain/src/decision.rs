@@ -93,3 +93,23 @@ impl<E> Decision<E> {
         out
     }
 }
+
+/// What no decider's source may name: I/O, keys, the clock, the transport.
+pub const IMPURE: &[&str] = &[
+    "async ",
+    ".await",
+    "EventStore",
+    "KeyStore",
+    "keystore",
+    "eventlog",
+    "clock::",
+    "Utc::now",
+    "tokio",
+    "servicekit",
+    "tonic",
+];
+
+/// The words of [`IMPURE`] that a decider's source names (each service's purity test).
+pub fn impure_words(source: &str) -> Vec<&'static str> {
+    IMPURE.iter().copied().filter(|w| source.contains(w)).collect()
+}
