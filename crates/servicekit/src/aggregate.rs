@@ -81,6 +81,7 @@ pub async fn load_existing<A: Aggregate>(store: &EventStore, stream: &str, what:
 /// handlers that must not repeat a side effect, such as sealing or erasing a key, before
 /// the executor would recognise it).
 pub async fn landed(store: &EventStore, ctx: &CommandCtx, stream: &str) -> ServiceResult<bool> {
-    let first = ctx.event_id(stream, 0);
-    Ok(store.read_whole_stream(stream).await?.iter().any(|e| e.id == first))
+    let mut loader = Loader::detached(store.clone());
+    loader.read(stream).await?;
+    Ok(loader.holds(stream, ctx.event_id(stream, 0)))
 }

@@ -82,7 +82,8 @@ impl Loader {
         self.read.get(stream).and_then(|e| e.last()).map_or(0, |e| e.version)
     }
 
-    fn holds(&self, stream: &str, id: uuid::Uuid) -> bool {
+    /// Whether a stream read by this loader holds the event `id`.
+    pub(crate) fn holds(&self, stream: &str, id: uuid::Uuid) -> bool {
         self.read.get(stream).is_some_and(|events| events.iter().any(|e| e.id == id))
     }
 }

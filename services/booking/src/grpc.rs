@@ -376,7 +376,7 @@ impl BookingService for Booking {
             None
         } else {
             let text = types::parse_label("/note", &r.note, 2000).map_err(ServiceError::from)?;
-            self.load_ride(id).await?;
+            self.ride(id).await?;
             Some(self.keys.seal(&ride_subject(id), "cancel_note", &text).await.map_err(ServiceError::from)?)
         };
         let cancel = Cancel { reason, by_role: ctx.actor.role.clone(), note, caused_by: None };

@@ -9,9 +9,9 @@ use domain::events::BookingEvent;
 use domain::{Decision, DomainError};
 use eventlog::EventStore;
 use keystore::KeyStore;
-use servicekit::aggregate::{self, Loaded};
+use servicekit::aggregate;
 use servicekit::executor::{self, Loader};
-use servicekit::{CommandCtx, ServiceError, ServiceResult};
+use servicekit::{CommandCtx, ServiceResult};
 use uuid::Uuid;
 
 use crate::commands::booking::{self as book_cmd, BookInput, BookRide, Claim, ClaimInput};
@@ -107,16 +107,8 @@ impl Booking {
         Booking { store, keys }
     }
 
-    /// A ride from its stream (the write model: reflects every acknowledged write).
-    pub async fn load_ride(&self, ride_id: Uuid) -> ServiceResult<Loaded<Ride>> {
-        let loaded = aggregate::load::<Ride>(&self.store, &ride_stream(ride_id)).await?;
-        if loaded.state.is_none() {
-            return Err(ServiceError::NotFound("ride".into()));
-        }
-        Ok(loaded)
-    }
-
-    /// A ride that exists, with its version.
+    /// A ride that exists, with its version, from its stream (the write model: reflects
+    /// every acknowledged write).
     pub async fn ride(&self, ride_id: Uuid) -> ServiceResult<(Ride, u64)> {
         let (ride, version) = aggregate::load_existing::<Ride>(&self.store, &ride_stream(ride_id), "ride").await?;
         Ok((ride, version))
