@@ -4,6 +4,7 @@
 //! ([`server`]), calling ([`client`]) and following another service's feed ([`remote`]).
 
 pub mod aggregate;
+pub mod audit;
 pub mod bootstrap;
 pub mod client;
 pub mod clock;

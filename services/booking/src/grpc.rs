@@ -109,6 +109,7 @@ impl Booking {
             }),
         };
         let c = ride.cancellation.as_ref();
+        let completed = ride.status == domain::types::RideStatus::Completed;
         Ok(pb::Ride {
             ride_id: id.to_string(),
             kind: ride.kind.to_string(),
@@ -142,6 +143,8 @@ impl Booking {
             story: if personal { self.open(id, "story", &ride.story).await? } else { String::new() },
             version,
             booked_at: Some(to_proto(ride.booked_at)),
+            riders_carried: if completed { crate::stats::riders_carried(ride).count() as u32 } else { 0 },
+            ride_minutes: if completed { crate::stats::actual_minutes(ride) } else { 0 },
         })
     }
 
@@ -710,5 +713,13 @@ impl BookingService for Booking {
 
     async fn stats(&self, req: Request<pb::StatsRequest>) -> Reply<pb::StatsResponse> {
         Ok(Response::new(crate::stats::answer(&self.store, req.into_inner()).await?))
+    }
+
+    async fn participation(&self, req: Request<pb::ParticipationRequest>) -> Reply<pb::ParticipationResponse> {
+        Ok(Response::new(crate::stats::answer_participation(&self.store, req.into_inner()).await?))
+    }
+
+    async fn reach(&self, req: Request<pb::ReachRequest>) -> Reply<pb::ReachResponse> {
+        Ok(Response::new(crate::stats::answer_reach(&self.store, req.into_inner()).await?))
     }
 }

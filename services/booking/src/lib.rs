@@ -3,6 +3,7 @@
 //! invariant of the domain is enforced in its write path; facts owned by the care-home and
 //! volunteer services arrive by following their feeds (see `docs/booking.md`).
 
+pub mod audit;
 pub mod availability;
 pub mod cascades;
 pub mod commands;
@@ -152,9 +153,11 @@ impl BookingServer {
     /// The service's routes: the booking service and its event feed.
     pub fn routes(&self) -> servicekit::server::ServiceRoutes {
         let stop = servicekit::server::Stop::new();
-        let routes = tonic::service::Routes::new(BookingServiceServer::new(self.booking.clone())).add_service(
-            Feed::new(self.booking.store.clone(), domain::events::INTERNAL_EVENT_TYPES, stop.clone()).into_server(),
-        );
+        let routes = tonic::service::Routes::new(BookingServiceServer::new(self.booking.clone()))
+            .add_service(
+                Feed::new(self.booking.store.clone(), domain::events::INTERNAL_EVENT_TYPES, stop.clone()).into_server(),
+            )
+            .add_service(audit::log(self.booking.store.clone()).into_server());
         // Healthy while its store answers; the subscriptions entry says whether both peers'
         // feeds are connected (bookings go on from the read models while one is not).
         let (store, feeds) = (self.booking.store.clone(), [self.carehome_feed.clone(), self.volunteer_feed.clone()]);

@@ -107,7 +107,7 @@ impl Figures {
                     self.residents.insert(resident);
                 }
                 self.ride_minutes += actual_minutes(r);
-                self.distance_m += (r.distance_km.unwrap_or(0.0).max(0.0) * 1000.0).round() as u64;
+                self.distance_m += distance_m(r);
             }
             RideStatus::NoShow => self.no_shows += 1,
             RideStatus::Cancelled => {
@@ -282,6 +282,209 @@ pub async fn zones(store: &EventStore) -> Result<HashMap<Uuid, Tz>, eventlog::Er
     Ok(out)
 }
 
+/// Participation counts of one person (reports and CSV exports).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Rides they were on that were not cancelled (whatever became of them).
+    pub signed_up: u32,
+    /// Completed rides; for a resident, rides carried by the counting rule.
+    pub completed: u32,
+    /// Rides marked no-show.
+    pub no_show: u32,
+    /// Rides they were on that were cancelled.
+    pub cancelled: u32,
+}
+
+impl Counts {
+    fn add(&mut self, r: &Ride, completed: bool) {
+        if r.status == RideStatus::Cancelled {
+            self.cancelled += 1;
+            return;
+        }
+        self.signed_up += 1;
+        self.no_show += u32::from(r.status == RideStatus::NoShow);
+        self.completed += u32::from(completed);
+    }
+
+    fn proto(self) -> pb::ParticipationCounts {
+        pb::ParticipationCounts {
+            signed_up: self.signed_up,
+            completed: self.completed,
+            no_show: self.no_show,
+            cancelled: self.cancelled,
+        }
+    }
+}
+
+/// What the rides of a period add up to for one pilot or resident.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Person {
+    /// Over the period.
+    pub total: Counts,
+    /// Per month ("YYYY-MM" of the scheduled start in the chapter's zone).
+    pub months: BTreeMap<String, Counts>,
+    /// Actual minutes of the completed rides.
+    pub ride_minutes: u64,
+    /// Whole metres of the completed rides.
+    pub distance_m: u64,
+    /// Scheduled start of the last ride counted as completed.
+    pub last_completed: Option<DateTime<Utc>>,
+}
+
+impl Person {
+    fn add(&mut self, r: &Ride, completed: bool, zone: Tz) {
+        self.total.add(r, completed);
+        self.months.entry(r.start.with_timezone(&zone).format("%Y-%m").to_string()).or_default().add(r, completed);
+        if completed {
+            self.last_completed = self.last_completed.max(Some(r.start));
+        }
+    }
+}
+
+/// Whose participation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    /// Per pilot: completed is the ride's status; minutes and metres are the pilot's.
+    Pilots,
+    /// Per resident on the roster: completed means carried, by the counting rule.
+    Residents,
+}
+
+/// The whole metres of a completed ride.
+pub fn distance_m(r: &Ride) -> u64 {
+    (r.distance_km.unwrap_or(0.0).max(0.0) * 1000.0).round() as u64
+}
+
+/// Per person, the rides in scope under the counting rule (the one rule [`Figures::add`]
+/// applies too: [`riders_carried`], [`actual_minutes`], [`distance_m`]).
+pub fn participation(rides: &[Ride], by: By, zones: &HashMap<Uuid, Tz>) -> BTreeMap<Uuid, Person> {
+    let mut people: BTreeMap<Uuid, Person> = BTreeMap::new();
+    for r in rides {
+        let zone = zones.get(&r.chapter_id).copied().unwrap_or(chrono_tz::UTC);
+        let completed = r.status == RideStatus::Completed;
+        match by {
+            By::Pilots => {
+                let p = people.entry(r.pilot_id).or_default();
+                p.add(r, completed, zone);
+                if completed {
+                    p.ride_minutes += actual_minutes(r);
+                    p.distance_m += distance_m(r);
+                }
+            }
+            By::Residents => {
+                let carried: BTreeSet<Uuid> = if completed { riders_carried(r).collect() } else { BTreeSet::new() };
+                for rider in &r.riders {
+                    people.entry(rider.resident_id).or_default().add(r, carried.contains(&rider.resident_id), zone);
+                }
+            }
+        }
+    }
+    people
+}
+
+/// Answers a `Participation` call.
+pub async fn answer_participation(
+    store: &EventStore,
+    r: pb::ParticipationRequest,
+) -> ServiceResult<pb::ParticipationResponse> {
+    let by = match r.by.as_str() {
+        "pilots" => By::Pilots,
+        "residents" => By::Residents,
+        _ => return Err(ServiceError::invalid("/by", "must be pilots or residents")),
+    };
+    let scope = Scope {
+        chapter_id: id("/chapter_id", &r.chapter_id)?,
+        carehome_id: id("/carehome_id", &r.carehome_id)?,
+        from: time("/from", &r.from)?,
+        to: time("/to", &r.to)?,
+        ..Scope::default()
+    };
+    if scope.chapter_id.is_none() && scope.carehome_id.is_none() {
+        return Err(ServiceError::invalid("/chapter_id", "a chapter or a care home is required"));
+    }
+    if let (Some(f), Some(t)) = (scope.from, scope.to)
+        && t < f
+    {
+        return Err(ServiceError::invalid("/to", "must not be before from"));
+    }
+    let rides = current_rides(store, &scope).await?;
+    let zones = zones(store).await?;
+    let people = participation(&rides, by, &zones)
+        .into_iter()
+        .map(|(id, p)| pb::PersonParticipation {
+            person_id: id.to_string(),
+            total: Some(p.total.proto()),
+            by_month: p
+                .months
+                .into_iter()
+                .map(|(month, c)| pb::MonthParticipation { month, counts: Some(c.proto()) })
+                .collect(),
+            ride_minutes: p.ride_minutes,
+            distance_m: p.distance_m,
+            last_completed_start: p.last_completed.map(samskab_proto::time::to_proto),
+        })
+        .collect();
+    Ok(pb::ParticipationResponse { people })
+}
+
+/// The spread of rides per resident.
+pub fn spread(counts: &[u32]) -> pb::ReachSpread {
+    let mut sorted = counts.to_vec();
+    sorted.sort_unstable();
+    let n = sorted.len();
+    let total: u32 = sorted.iter().sum();
+    let median = match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => f64::from(sorted[n / 2]),
+        _ => f64::from(sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    };
+    pb::ReachSpread {
+        residents: n as u32,
+        without_ride: sorted.iter().filter(|c| **c == 0).count() as u32,
+        rides: total,
+        min: sorted.first().copied().unwrap_or(0),
+        max: sorted.last().copied().unwrap_or(0),
+        mean: if n == 0 { 0.0 } else { (f64::from(total) / n as f64 * 100.0).round() / 100.0 },
+        median,
+    }
+}
+
+/// Answers a `Reach` call: every resident living at the care home (booking's facts), with
+/// the rides the counting rule says carried them in the window.
+pub async fn answer_reach(store: &EventStore, r: pb::ReachRequest) -> ServiceResult<pb::ReachResponse> {
+    let home = id("/carehome_id", &r.carehome_id)?
+        .ok_or_else(|| ServiceError::invalid("/carehome_id", "a care home is required"))?;
+    let scope =
+        Scope { carehome_id: Some(home), from: time("/from", &r.from)?, to: time("/to", &r.to)?, ..Scope::default() };
+    let rides = current_rides(store, &scope).await?;
+    let mut carried = participation(&rides, By::Residents, &HashMap::new());
+    let residents: Vec<crate::facts::ResidentFact> =
+        crate::facts::children(store, crate::facts::kind::RESIDENT, home).await?;
+    let mut out: Vec<pb::ResidentReach> = residents
+        .into_iter()
+        .filter(|x| x.status == domain::types::ResidentStatus::LivingHere)
+        .map(|x| {
+            let p = carried.remove(&x.resident_id).unwrap_or_default();
+            pb::ResidentReach {
+                resident_id: x.resident_id.to_string(),
+                rides: p.total.completed,
+                last_ride_at: p.last_completed.map(samskab_proto::time::to_proto),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.rides.cmp(&b.rides).then_with(|| a.resident_id.cmp(&b.resident_id)));
+    let counts: Vec<u32> = out.iter().map(|x| x.rides).collect();
+    let mut buckets: BTreeMap<u32, u32> = BTreeMap::new();
+    for c in &counts {
+        *buckets.entry(*c).or_default() += 1;
+    }
+    Ok(pb::ReachResponse {
+        residents: out,
+        histogram: buckets.into_iter().map(|(rides, residents)| pb::ReachBucket { rides, residents }).collect(),
+        spread: Some(spread(&counts)),
+    })
+}
+
 fn id(field: &str, v: &str) -> ServiceResult<Option<Uuid>> {
     if v.is_empty() { Ok(None) } else { Ok(Some(domain::types::parse_id(field, v)?)) }
 }
@@ -413,6 +616,41 @@ mod tests {
         assert_eq!((total.total.rides, total.total.ride_minutes), (1, 40));
         // 23:30 UTC on 31 January is 00:30 on 1 February in Copenhagen.
         assert_eq!(total.months.keys().collect::<Vec<_>>(), ["2027-02"]);
+    }
+
+    #[test]
+    fn participation_counts_by_the_same_rule_as_the_figures() {
+        let mut done = ride(1, RideStatus::Completed, "2027-05-03T08:00:00Z", 60);
+        done.kind = RideKind::Event;
+        done.ended_at = Some(t("2027-05-03T08:55:00Z"));
+        done.distance_km = Some(7.5);
+        let rides = vec![
+            done,
+            cancelled(ride(2, RideStatus::Cancelled, "2027-05-03T10:00:00Z", 60), CancellationReason::Weather),
+            ride(3, RideStatus::NoShow, "2027-06-03T12:00:00Z", 45),
+        ];
+        let zones = HashMap::from([(Uuid::from_u128(100), chrono_tz::Europe::Copenhagen)]);
+        let pilots = participation(&rides, By::Pilots, &zones);
+        let p = &pilots[&Uuid::from_u128(400)];
+        assert_eq!(p.total, Counts { signed_up: 2, completed: 1, no_show: 1, cancelled: 1 });
+        assert_eq!((p.ride_minutes, p.distance_m), (55, 7500));
+        assert_eq!(p.months.keys().collect::<Vec<_>>(), ["2027-05", "2027-06"]);
+        let residents = participation(&rides, By::Residents, &zones);
+        // An event ride carries only the riders who checked in: resident 2, not 1.
+        assert_eq!(residents[&Uuid::from_u128(1)].total.completed, 0);
+        assert_eq!(residents[&Uuid::from_u128(2)].total.completed, 1);
+        assert_eq!(residents[&Uuid::from_u128(2)].last_completed, Some(t("2027-05-03T08:00:00Z")));
+        let (figures, _) = tally(&rides, &Scope::default(), &zones);
+        let carried: u32 = residents.values().map(|p| p.total.completed).sum();
+        assert_eq!(u64::from(carried), figures.total.rides, "reports and stats count riders alike");
+    }
+
+    #[test]
+    fn the_spread_of_rides_per_resident() {
+        let s = spread(&[2, 0, 1, 0]);
+        assert_eq!((s.residents, s.without_ride, s.rides, s.min, s.max), (4, 2, 3, 0, 2));
+        assert_eq!((s.mean, s.median), (0.75, 0.5));
+        assert_eq!(spread(&[]).mean, 0.0);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod commands;
 pub mod grpc;
 pub mod readmodel;
@@ -70,7 +71,8 @@ impl CareHomeServer {
     pub fn routes(&self) -> servicekit::server::ServiceRoutes {
         let stop = servicekit::server::Stop::new();
         let routes = tonic::service::Routes::new(CareHomeServiceServer::new(self.handlers.clone()))
-            .add_service(Feed::new(self.store.clone(), &[], stop.clone()).into_server());
+            .add_service(Feed::new(self.store.clone(), &[], stop.clone()).into_server())
+            .add_service(audit::log(self.store.clone()).into_server());
         let probe = Some(servicekit::server::store_probe(self.store.clone()));
         servicekit::server::ServiceRoutes { routes, stop, probe }
     }

@@ -17,33 +17,8 @@ pub const ISSUER: &str = "samskab";
 /// The audience.
 pub const AUDIENCE: &str = "samskab-api";
 
-/// The roles of the API contract with their scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Everything.
-    Admin,
-    /// Everything inside one chapter.
-    ChapterAdmin(Uuid),
-    /// One care home.
-    Coordinator(Uuid),
-    /// One pilot.
-    Pilot(Uuid),
-    /// Read-only: one chapter, or the whole network.
-    Integrator(Option<Uuid>),
-}
-
-impl Role {
-    /// The role's name in tokens.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::ChapterAdmin(_) => "chapter_admin",
-            Role::Coordinator(_) => "coordinator",
-            Role::Pilot(_) => "pilot",
-            Role::Integrator(_) => "integrator",
-        }
-    }
-}
+/// The roles of the API contract with their scope (the read rules' own type).
+pub use access::Role;
 
 /// A token's claims.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

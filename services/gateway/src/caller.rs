@@ -17,7 +17,6 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Role;
-use crate::clients::req;
 use crate::problem::ApiError;
 
 /// The caller of a request.
@@ -34,35 +33,60 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The facts the read rules (`access`) ask about.
+    pub fn facts(&self) -> access::Caller {
+        access::Caller { role: self.role, chapter: self.chapter, suspended: self.suspended }
+    }
+
     /// Whether the caller is admin, or chapter admin of `chapter`.
     pub fn admin_of(&self, chapter: Uuid) -> bool {
-        matches!(self.role, Role::Admin) || matches!(self.role, Role::ChapterAdmin(c) if c == chapter)
+        self.facts().admin_of(chapter)
     }
 
     /// Whether the caller belongs to `chapter` (admin and network integrators: every chapter).
     pub fn in_chapter(&self, chapter: Uuid) -> bool {
-        match self.role {
-            Role::Admin | Role::Integrator(None) => true,
-            _ => self.chapter == Some(chapter),
-        }
+        self.facts().in_chapter(chapter)
     }
 
     /// Whether the caller coordinates `carehome`.
     pub fn coordinates(&self, carehome: Uuid) -> bool {
-        matches!(self.role, Role::Coordinator(h) if h == carehome)
+        self.facts().coordinates(carehome)
     }
 
     /// Whether the caller is `pilot`.
     pub fn is_pilot(&self, pilot: Uuid) -> bool {
-        matches!(self.role, Role::Pilot(p) if p == pilot)
+        self.facts().is_pilot(pilot)
     }
 
     /// Whether the caller is a pilot at all.
     pub fn pilot(&self) -> Option<Uuid> {
-        match self.role {
-            Role::Pilot(p) => Some(p),
-            _ => None,
+        self.facts().pilot()
+    }
+
+    /// Whether the caller may read `object` (404 otherwise).
+    pub fn may_read(&self, object: &access::Object) -> bool {
+        access::may_read(&self.facts(), object)
+    }
+
+    /// Whether the caller sees `object`'s personal fields.
+    pub fn sees_personal(&self, object: &access::Object) -> bool {
+        access::sees_personal(&self.facts(), object)
+    }
+
+    /// Whether the caller may do `action` to `object`.
+    pub fn may(&self, action: access::Action, object: &access::Object) -> bool {
+        access::may(&self.facts(), action, object)
+    }
+
+    /// 404 unless the caller may read `object`; then 403 unless it may do `action` to it.
+    pub fn check(&self, action: access::Action, object: &access::Object) -> Result<(), ApiError> {
+        if !self.may_read(object) {
+            return Err(ApiError::not_found());
         }
+        if !self.may(action, object) {
+            return Err(ApiError::forbidden());
+        }
+        Ok(())
     }
 
     /// The key rate limits count by.
@@ -121,8 +145,7 @@ pub(crate) async fn resolve(state: &AppState, role: Role) -> Result<(Option<Uuid
             if let Some(hit) = state.scopes.get(&key) {
                 return Ok(hit);
             }
-            let pilot =
-                state.clients.volunteer.clone().get_pilot(req(vpb::GetPilotRequest { pilot_id: p.to_string() })).await;
+            let pilot = state.clients.volunteer().get_pilot(vpb::GetPilotRequest { pilot_id: p.to_string() }).await;
             let pilot = match pilot {
                 Ok(p) => p.into_inner(),
                 Err(s) if s.code() == tonic::Code::NotFound => return Err(ApiError::unauthenticated("unknown pilot")),
@@ -141,7 +164,7 @@ pub(crate) async fn resolve(state: &AppState, role: Role) -> Result<(Option<Uuid
             if let Some(hit) = state.scopes.get(&key) {
                 return Ok(hit);
             }
-            let home = state.clients.carehome.clone().get_care_home(req(cpb::IdRequest { id: h.to_string() })).await;
+            let home = state.clients.carehome().get_care_home(cpb::IdRequest { id: h.to_string() }).await;
             let home = match home {
                 Ok(h) => h.into_inner(),
                 Err(s) if s.code() == tonic::Code::NotFound => {

@@ -1,29 +1,64 @@
-//! The gateway's view of the services: gRPC clients with a deadline on every call and the
-//! caller's trace context, and the command context each command carries (the caller as
-//! actor, the idempotency key scoped to caller and route, If-Match).
+//! The gateway's view of the services, one typed facade: gRPC clients whose every call
+//! carries a deadline and the caller's trace context (added by an interceptor, not at each
+//! call site), a single mapping of replies (`NotFound` to "absent", every other status to
+//! its problem, in `problem.rs`), and the command context each command carries (the
+//! caller as actor, the idempotency key scoped to caller and route, If-Match).
 
 use std::time::Duration;
 
 use samskab_proto::booking::v1::booking_service_client::BookingServiceClient;
 use samskab_proto::carehome::v1::care_home_service_client::CareHomeServiceClient;
 use samskab_proto::common::v1 as common;
+use samskab_proto::common::v1::audit_client::AuditClient;
+use samskab_proto::common::v1::event_feed_client::EventFeedClient;
 use samskab_proto::volunteer::v1::volunteer_service_client::VolunteerServiceClient;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
 
 use crate::caller::Caller;
+use crate::problem::ApiError;
 
 /// The deadline of a call to a service.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
+/// Adds the deadline and the current span's `traceparent` to every call.
+fn outgoing(mut req: Request<()>) -> Result<Request<()>, Status> {
+    servicekit::client::stamp(&mut req, DEADLINE);
+    Ok(req)
+}
+
+/// A channel whose calls go through [`outgoing`].
+pub type Svc = InterceptedService<Channel, fn(Request<()>) -> Result<Request<()>, Status>>;
+
+/// Which service owns an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// Rides and ride requests.
+    Booking,
+    /// Chapters, care homes, trishaws, residents.
+    CareHome,
+    /// Pilots.
+    Volunteer,
+}
+
+impl Service {
+    /// Its name (health, channels).
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Booking => "booking",
+            Service::CareHome => "carehome",
+            Service::Volunteer => "volunteer",
+        }
+    }
+}
+
 /// Clients of the three services.
 #[derive(Clone)]
 pub struct Clients {
-    /// Booking.
-    pub booking: BookingServiceClient<Channel>,
-    /// Care homes.
-    pub carehome: CareHomeServiceClient<Channel>,
-    /// Volunteers.
-    pub volunteer: VolunteerServiceClient<Channel>,
+    booking: Channel,
+    carehome: Channel,
+    volunteer: Channel,
     /// The channels, by service name (for health checks).
     pub channels: Vec<(&'static str, Channel)>,
 }
@@ -39,6 +74,10 @@ pub struct ServiceUrls {
     pub volunteer: String,
 }
 
+fn intercepted(c: &Channel) -> Svc {
+    InterceptedService::new(c.clone(), outgoing as fn(Request<()>) -> Result<Request<()>, Status>)
+}
+
 impl Clients {
     /// Lazily connected clients (a service that is down answers 503 until it is back).
     pub fn connect(urls: &ServiceUrls) -> Result<Self, tonic::transport::Error> {
@@ -48,17 +87,74 @@ impl Clients {
             servicekit::client::channel(&urls.volunteer)?,
         );
         Ok(Clients {
-            booking: BookingServiceClient::new(b.clone()),
-            carehome: CareHomeServiceClient::new(c.clone()),
-            volunteer: VolunteerServiceClient::new(v.clone()),
-            channels: vec![("booking", b), ("carehome", c), ("volunteer", v)],
+            channels: vec![("booking", b.clone()), ("carehome", c.clone()), ("volunteer", v.clone())],
+            booking: b,
+            carehome: c,
+            volunteer: v,
         })
+    }
+
+    /// Booking.
+    pub fn booking(&self) -> BookingServiceClient<Svc> {
+        BookingServiceClient::new(intercepted(&self.booking))
+    }
+
+    /// Care homes.
+    pub fn carehome(&self) -> CareHomeServiceClient<Svc> {
+        CareHomeServiceClient::new(intercepted(&self.carehome))
+    }
+
+    /// Volunteers.
+    pub fn volunteer(&self) -> VolunteerServiceClient<Svc> {
+        VolunteerServiceClient::new(intercepted(&self.volunteer))
+    }
+
+    fn channel(&self, service: Service) -> &Channel {
+        match service {
+            Service::Booking => &self.booking,
+            Service::CareHome => &self.carehome,
+            Service::Volunteer => &self.volunteer,
+        }
+    }
+
+    /// A service's audit trails.
+    pub fn audit(&self, service: Service) -> AuditClient<Svc> {
+        AuditClient::new(intercepted(self.channel(service)))
+    }
+
+    /// A service's event feed.
+    pub fn feed(&self, service: Service) -> EventFeedClient<Svc> {
+        EventFeedClient::new(intercepted(self.channel(service)))
     }
 }
 
-/// A request with the deadline and trace context.
-pub fn req<T>(message: T) -> tonic::Request<T> {
-    servicekit::client::request(message, DEADLINE)
+/// What a reply becomes: the message, or its problem (every status mapped once, in
+/// `problem.rs`); [`Found::found`] turns `NotFound` into `None`.
+pub trait Found<T> {
+    /// The message; `None` when the service does not know the object.
+    fn found(self) -> Result<Option<T>, ApiError>;
+    /// The message; 404 when the service does not know the object.
+    fn or_404(self) -> Result<T, ApiError>;
+    /// The message; any status as its problem.
+    fn reply(self) -> Result<T, ApiError>;
+}
+
+impl<T> Found<T> for Result<Response<T>, Status> {
+    fn found(self) -> Result<Option<T>, ApiError> {
+        match self {
+            Ok(r) => Ok(Some(r.into_inner())),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+            Err(s) => Err(s.into()),
+        }
+    }
+
+    fn or_404(self) -> Result<T, ApiError> {
+        self.found()?.ok_or_else(ApiError::not_found)
+    }
+
+    fn reply(self) -> Result<T, ApiError> {
+        self.map(Response::into_inner).map_err(ApiError::from)
+    }
 }
 
 /// The context of a command: the caller as actor; the idempotency key scoped to the route

@@ -16,7 +16,7 @@ use tonic::transport::Channel;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::clients::{Clients, req};
+use crate::clients::Clients;
 use crate::problem::ApiError;
 
 /// The services in cursor order, with their one-letter tags.
@@ -123,12 +123,12 @@ impl FeedReader {
         for _ in 0..20 {
             let page = self.feeds[i]
                 .clone()
-                .read_events(req(pb::ReadEventsRequest {
+                .read_events(pb::ReadEventsRequest {
                     after: after.clone(),
                     limit,
                     stream_prefixes: Vec::new(),
                     tenant: tenant.map(|t| t.to_string()).unwrap_or_default(),
-                }))
+                })
                 .await?
                 .into_inner();
             let moved = !page.next_cursor.is_empty() && page.next_cursor != after;

@@ -22,7 +22,8 @@ pub struct Volunteer {
     pub(crate) keys: KeyStore,
 }
 
-fn stream(pilot_id: Uuid) -> String {
+/// The stream of a pilot.
+pub fn stream(pilot_id: Uuid) -> String {
     format!("pilot-{pilot_id}")
 }
 

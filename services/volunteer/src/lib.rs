@@ -2,6 +2,7 @@
 //! availability, served over gRPC with the service's event feed. Pilots' names, e-mails
 //! and phones are sealed with each pilot's own key.
 
+pub mod audit;
 pub mod commands;
 pub mod grpc;
 pub mod readmodel;
@@ -64,7 +65,8 @@ impl VolunteerServer {
     pub fn routes(&self) -> servicekit::server::ServiceRoutes {
         let stop = servicekit::server::Stop::new();
         let routes = tonic::service::Routes::new(VolunteerServiceServer::new(self.handlers.clone()))
-            .add_service(Feed::new(self.store.clone(), &[], stop.clone()).into_server());
+            .add_service(Feed::new(self.store.clone(), &[], stop.clone()).into_server())
+            .add_service(audit::log(self.store.clone()).into_server());
         let probe = Some(servicekit::server::store_probe(self.store.clone()));
         servicekit::server::ServiceRoutes { routes, stop, probe }
     }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::caller::Caller;
-use crate::clients::req;
+use crate::clients::Found;
 use crate::extract::{Ids, Params};
 use crate::problem::{ApiError, Problem};
 use crate::views::{parse_time, time};
@@ -21,11 +21,7 @@ use crate::views::{parse_time, time};
 /// Loads a care home whose chapter the caller belongs to (404 otherwise: unknown and
 /// foreign homes look the same).
 pub async fn carehome(s: &AppState, caller: &Caller, id: Uuid) -> Result<(cpb::CareHome, Uuid), ApiError> {
-    let home = match s.clients.carehome.clone().get_care_home(req(cpb::IdRequest { id: id.to_string() })).await {
-        Ok(h) => h.into_inner(),
-        Err(st) if st.code() == tonic::Code::NotFound => return Err(ApiError::not_found()),
-        Err(st) => return Err(st.into()),
-    };
+    let home = s.clients.carehome().get_care_home(cpb::IdRequest { id: id.to_string() }).await.or_404()?;
     let chapter: Uuid = home.chapter_id.parse().map_err(|_| ApiError::not_found())?;
     if !caller.in_chapter(chapter) {
         return Err(ApiError::not_found());
@@ -96,14 +92,13 @@ pub async fn get(
     }
     let a = s
         .clients
-        .booking
-        .clone()
-        .get_availability(req(bpb::GetAvailabilityRequest {
+        .booking()
+        .get_availability(bpb::GetAvailabilityRequest {
             carehome_id: id.to_string(),
             from: Some(from),
             to: Some(to),
             duration_minutes: q.duration_minutes,
-        }))
+        })
         .await?
         .into_inner();
     let bikes = a

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::caller::Caller;
-use crate::clients::{context, req};
+use crate::clients::{Found, context};
 use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, Params};
 use crate::problem::{ApiError, Problem};
 use crate::routes::carehomes;
@@ -175,13 +175,11 @@ pub struct VisibleBike {
 
 /// Loads a trishaw the caller may read (404 otherwise).
 pub async fn visible(s: &AppState, caller: &Caller, id: Uuid) -> Result<VisibleBike, ApiError> {
-    let bike = match s.clients.carehome.clone().get_bike(req(cpb::IdRequest { id: id.to_string() })).await {
-        Ok(b) => b.into_inner(),
-        Err(st) if st.code() == tonic::Code::NotFound => return Err(ApiError::not_found()),
-        Err(st) => return Err(st.into()),
-    };
+    let bike = s.clients.carehome().get_bike(cpb::IdRequest { id: id.to_string() }).await.or_404()?;
     match (bike.carehome_id.parse(), bike.chapter_id.parse()) {
-        (Ok(carehome), Ok(chapter)) if caller.in_chapter(chapter) => Ok(VisibleBike { bike, carehome, chapter }),
+        (Ok(carehome), Ok(chapter)) if caller.may_read(&access::Object::Bike { carehome, chapter }) => {
+            Ok(VisibleBike { bike, carehome, chapter })
+        }
         _ => Err(ApiError::not_found()),
     }
 }
@@ -189,7 +187,7 @@ pub async fn visible(s: &AppState, caller: &Caller, id: Uuid) -> Result<VisibleB
 impl VisibleBike {
     /// Whether the caller runs the trishaw: its care home's coordinator, its chapter's admin.
     pub fn managed_by(&self, caller: &Caller) -> bool {
-        caller.coordinates(self.carehome) || caller.admin_of(self.chapter)
+        caller.may(access::Action::Manage, &access::Object::Bike { carehome: self.carehome, chapter: self.chapter })
     }
 }
 
@@ -223,15 +221,14 @@ pub async fn create(
     carehomes::precondition(if_match, home.version)?;
     let bike = s
         .clients
-        .carehome
-        .clone()
-        .commission_bike(req(cpb::CommissionBikeRequest {
+        .carehome()
+        .commission_bike(cpb::CommissionBikeRequest {
             context: context(&caller, &format!("POST /v1/carehomes/{id}/bikes"), key.as_deref(), None),
             carehome_id: id.to_string(),
             name: b.name,
             bike_type: b.bike_type.unwrap_or_default(),
             seats: b.seats,
-        }))
+        })
         .await?
         .into_inner();
     let Versioned(v, version) = view(bike);
@@ -254,9 +251,8 @@ pub async fn list(
     carehomes::visible(&s, &caller, id).await?;
     let page = s
         .clients
-        .carehome
-        .clone()
-        .list_bikes(req(cpb::ListRequest { parent_id: id.to_string(), limit, cursor: p.cursor.unwrap_or_default() }))
+        .carehome()
+        .list_bikes(cpb::ListRequest { parent_id: id.to_string(), limit, cursor: p.cursor.unwrap_or_default() })
         .await?
         .into_inner();
     Ok(axum::Json(Page::new(page.bikes.into_iter().map(view_of).collect(), page.next_cursor)))
@@ -296,14 +292,13 @@ pub async fn report_issue(
     }
     let b = s
         .clients
-        .carehome
-        .clone()
-        .report_bike_issue(req(cpb::ReportBikeIssueRequest {
+        .carehome()
+        .report_bike_issue(cpb::ReportBikeIssueRequest {
             context: context(&caller, &format!("POST /v1/bikes/{id}/issues"), key.as_deref(), if_match),
             bike_id: id.to_string(),
             description: b.description,
             grounding: b.grounding,
-        }))
+        })
         .await?
         .into_inner();
     Ok(view(b))
@@ -333,13 +328,13 @@ async fn change(
         Change::Return => "return-to-service",
         Change::Retire => "retire",
     };
-    let request = req(cpb::BikeServiceRequest {
+    let request = cpb::BikeServiceRequest {
         context: context(caller, &format!("POST /v1/bikes/{id}/{segment}"), key.as_deref(), if_match),
         bike_id: id.to_string(),
         reason,
         expected_back,
-    });
-    let mut client = s.clients.carehome.clone();
+    };
+    let mut client = s.clients.carehome();
     let b = match what {
         Change::OutOfService => client.take_bike_out_of_service(request).await?,
         Change::Return => client.return_bike_to_service(request).await?,
@@ -417,8 +412,7 @@ pub async fn maintenance(
     Ids(id): Ids<Uuid>,
 ) -> Result<axum::Json<MaintenanceLog>, ApiError> {
     managed(&s, &caller, id).await?;
-    let log =
-        s.clients.carehome.clone().get_maintenance_log(req(cpb::IdRequest { id: id.to_string() })).await?.into_inner();
+    let log = s.clients.carehome().get_maintenance_log(cpb::IdRequest { id: id.to_string() }).await?.into_inner();
     let items = log
         .entries
         .into_iter()

@@ -28,7 +28,7 @@ use crate::AppState;
 use crate::auth::Role;
 use crate::calendar_tokens::{Calendar, CalendarCaller, Record};
 use crate::caller::Caller;
-use crate::clients::req;
+use crate::clients::Found;
 use crate::extract::{Body, Ids, Params};
 use crate::ical::Writer;
 use crate::problem::{ApiError, Problem};
@@ -59,11 +59,7 @@ pub async fn home_calendar(s: &AppState, caller: &Caller, id: Uuid) -> Result<(c
 /// admin, integrators of its chapter (404 for everyone else, who may not read the pilot).
 /// Returns the pilot's chapter.
 pub async fn pilot_calendar(s: &AppState, caller: &Caller, id: Uuid) -> Result<Uuid, ApiError> {
-    let p = match s.clients.volunteer.clone().get_pilot(req(vpb::GetPilotRequest { pilot_id: id.to_string() })).await {
-        Ok(p) => p.into_inner(),
-        Err(st) if st.code() == tonic::Code::NotFound => return Err(ApiError::not_found()),
-        Err(st) => return Err(st.into()),
-    };
+    let p = s.clients.volunteer().get_pilot(vpb::GetPilotRequest { pilot_id: id.to_string() }).await.or_404()?;
     let chapter: Uuid = p.chapter_id.parse().map_err(|_| ApiError::not_found())?;
     let may = caller.is_pilot(id)
         || caller.admin_of(chapter)
@@ -88,7 +84,7 @@ async fn rides(s: &AppState, calendar: Calendar, now: DateTime<Utc>) -> Result<V
     }
     let mut out = Vec::new();
     loop {
-        let page = s.clients.booking.clone().list_rides(req(q.clone())).await?.into_inner();
+        let page = s.clients.booking().list_rides(q.clone()).await?.into_inner();
         out.extend(page.rides);
         if page.next_cursor.is_empty() || out.len() >= MAX_RIDES {
             break;
@@ -112,8 +108,7 @@ impl Lookups<'_> {
         if let Some(n) = self.homes.get(id) {
             return Ok(n.clone());
         }
-        let name = match self.s.clients.carehome.clone().get_care_home(req(cpb::IdRequest { id: id.to_owned() })).await
-        {
+        let name = match self.s.clients.carehome().get_care_home(cpb::IdRequest { id: id.to_owned() }).await {
             Ok(h) => h.into_inner().name,
             Err(st) if st.code() == tonic::Code::NotFound => String::new(),
             Err(st) => return Err(st.into()),
@@ -126,8 +121,7 @@ impl Lookups<'_> {
         if let Some(r) = self.reminders.get(chapter) {
             return Ok(r.clone());
         }
-        let r = match self.s.clients.carehome.clone().get_chapter(req(cpb::IdRequest { id: chapter.to_owned() })).await
-        {
+        let r = match self.s.clients.carehome().get_chapter(cpb::IdRequest { id: chapter.to_owned() }).await {
             Ok(c) => c.into_inner().settings.map(|s| s.reminder_lead_minutes).unwrap_or_default(),
             Err(st) if st.code() == tonic::Code::NotFound => Vec::new(),
             Err(st) => return Err(st.into()),

@@ -2,6 +2,7 @@
 //! closures and coordinators. Anyone in the care home's chapter may read it; its chapter
 //! admin (and its coordinator, for hours and closures) may change it.
 
+use access::{Action, Object};
 use axum::extract::State;
 use samskab_proto::carehome::v1 as cpb;
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::caller::Caller;
-use crate::clients::{context, req};
+use crate::clients::{Found, context};
 use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, Params};
 use crate::problem::{ApiError, Problem};
 use crate::views::{Created, Page, PageParams, Versioned, opt};
@@ -188,14 +189,16 @@ pub fn chapter_of(h: &cpb::CareHome) -> Option<Uuid> {
     h.chapter_id.parse().ok()
 }
 
+/// The facts of a care home the read rules ask about (`Network` when its chapter is
+/// unreadable: only admins see it then).
+pub fn object(home: &cpb::CareHome, id: Uuid) -> Object {
+    chapter_of(home).map_or(Object::Network, |chapter| Object::CareHome { id, chapter })
+}
+
 /// Loads a care home the caller may read: anyone in its chapter (404 otherwise).
 pub async fn visible(s: &AppState, caller: &Caller, id: Uuid) -> Result<cpb::CareHome, ApiError> {
-    let home = match s.clients.carehome.clone().get_care_home(req(cpb::IdRequest { id: id.to_string() })).await {
-        Ok(h) => h.into_inner(),
-        Err(st) if st.code() == tonic::Code::NotFound => return Err(ApiError::not_found()),
-        Err(st) => return Err(st.into()),
-    };
-    if !chapter_of(&home).is_some_and(|c| caller.in_chapter(c)) {
+    let home = s.clients.carehome().get_care_home(cpb::IdRequest { id: id.to_string() }).await.or_404()?;
+    if chapter_of(&home).is_none() || !caller.may_read(&object(&home, id)) {
         return Err(ApiError::not_found());
     }
     Ok(home)
@@ -203,7 +206,7 @@ pub async fn visible(s: &AppState, caller: &Caller, id: Uuid) -> Result<cpb::Car
 
 /// Whether the caller runs the care home: its coordinator or its chapter's admin (or admin).
 pub fn manages(caller: &Caller, home: &cpb::CareHome, id: Uuid) -> bool {
-    caller.coordinates(id) || chapter_of(home).is_some_and(|c| caller.admin_of(c))
+    chapter_of(home).is_some() && caller.may(Action::Manage, &object(home, id))
 }
 
 /// Refuses a change based on another version of the care home than `current` (412 with
@@ -238,9 +241,8 @@ pub async fn create(
     }
     let h = s
         .clients
-        .carehome
-        .clone()
-        .register_care_home(req(cpb::RegisterCareHomeRequest {
+        .carehome()
+        .register_care_home(cpb::RegisterCareHomeRequest {
             context: context(&caller, "POST /v1/carehomes", key.as_deref(), None),
             chapter_id: b.chapter_id.to_string(),
             name: b.name,
@@ -249,7 +251,7 @@ pub async fn create(
             ride_hours: b.ride_hours.into_iter().map(Into::into).collect(),
             turnaround_minutes: b.turnaround_minutes,
             requires_confirmation: b.requires_confirmation,
-        }))
+        })
         .await?
         .into_inner();
     let Versioned(v, version) = view(h);
@@ -271,13 +273,12 @@ pub async fn list(
     }
     let page = s
         .clients
-        .carehome
-        .clone()
-        .list_care_homes(req(cpb::ListRequest {
+        .carehome()
+        .list_care_homes(cpb::ListRequest {
             parent_id: q.chapter_id.to_string(),
             limit,
             cursor: q.cursor.unwrap_or_default(),
-        }))
+        })
         .await?
         .into_inner();
     Ok(axum::Json(Page::new(page.carehomes.into_iter().map(view_of).collect(), page.next_cursor)))
@@ -313,13 +314,12 @@ pub async fn put_ride_hours(
     }
     let h = s
         .clients
-        .carehome
-        .clone()
-        .change_ride_hours(req(cpb::ChangeRideHoursRequest {
+        .carehome()
+        .change_ride_hours(cpb::ChangeRideHoursRequest {
             context: context(&caller, &format!("PUT /v1/carehomes/{id}/ride-hours"), None, if_match),
             carehome_id: id.to_string(),
             ride_hours: b.ride_hours.into_iter().map(Into::into).collect(),
-        }))
+        })
         .await?
         .into_inner();
     Ok(view(h))
@@ -346,13 +346,12 @@ pub async fn close(
     }
     let h = s
         .clients
-        .carehome
-        .clone()
-        .close_care_home(req(cpb::CloseCareHomeRequest {
+        .carehome()
+        .close_care_home(cpb::CloseCareHomeRequest {
             context: context(&caller, &format!("POST /v1/carehomes/{id}/closures"), key.as_deref(), if_match),
             carehome_id: id.to_string(),
             closure: Some(cpb::Closure { from: b.from, to: b.to, reason: b.reason }),
-        }))
+        })
         .await?
         .into_inner();
     Ok(view(h))
@@ -384,13 +383,12 @@ pub async fn assign_coordinator(
     coordinator_admin(&s, &caller, id).await?;
     let h = s
         .clients
-        .carehome
-        .clone()
-        .assign_coordinator(req(cpb::CoordinatorRequest {
+        .carehome()
+        .assign_coordinator(cpb::CoordinatorRequest {
             context: context(&caller, &format!("POST /v1/carehomes/{id}/coordinators"), key.as_deref(), if_match),
             carehome_id: id.to_string(),
             user_id: b.user_id,
-        }))
+        })
         .await?
         .into_inner();
     Ok(view(h))
@@ -412,13 +410,12 @@ pub async fn remove_coordinator(
     coordinator_admin(&s, &caller, id).await?;
     let h = s
         .clients
-        .carehome
-        .clone()
-        .remove_coordinator(req(cpb::CoordinatorRequest {
+        .carehome()
+        .remove_coordinator(cpb::CoordinatorRequest {
             context: context(&caller, &format!("DELETE /v1/carehomes/{id}/coordinators/{}", p.user_id), None, if_match),
             carehome_id: id.to_string(),
             user_id: p.user_id,
-        }))
+        })
         .await?
         .into_inner();
     Ok(view(h))

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::Role;
 use crate::caller::Caller;
-use crate::clients::{context, req};
+use crate::clients::{Found, context};
 use crate::extract::{Body, IdempotencyKey, Ids, IfMatch};
 use crate::problem::{ApiError, Problem};
 use crate::views::{Created, Versioned};
@@ -132,9 +132,8 @@ async fn active_pilots(s: &AppState, chapter: &str) -> Result<u32, ApiError> {
     loop {
         let page = s
             .clients
-            .volunteer
-            .clone()
-            .list_pilots(req(vpb::ListPilotsRequest { chapter_id: chapter.to_owned(), limit: 500, cursor }))
+            .volunteer()
+            .list_pilots(vpb::ListPilotsRequest { chapter_id: chapter.to_owned(), limit: 500, cursor })
             .await?
             .into_inner();
         n += page.pilots.iter().filter(|p| p.status == "active").count() as u32;
@@ -164,10 +163,10 @@ async fn view(s: &AppState, c: cpb::Chapter) -> Result<Versioned<ChapterView>, A
 
 /// Loads a chapter the caller may read (404 otherwise).
 pub async fn visible(s: &AppState, caller: &Caller, id: Uuid) -> Result<cpb::Chapter, ApiError> {
-    if !caller.in_chapter(id) {
+    if !caller.may_read(&access::Object::Chapter(id)) {
         return Err(ApiError::not_found());
     }
-    Ok(s.clients.carehome.clone().get_chapter(req(cpb::IdRequest { id: id.to_string() })).await?.into_inner())
+    s.clients.carehome().get_chapter(cpb::IdRequest { id: id.to_string() }).await.reply()
 }
 
 /// Register a chapter (admin).
@@ -186,14 +185,13 @@ pub async fn create(
     }
     let c = s
         .clients
-        .carehome
-        .clone()
-        .register_chapter(req(cpb::RegisterChapterRequest {
+        .carehome()
+        .register_chapter(cpb::RegisterChapterRequest {
             context: context(&caller, "POST /v1/chapters", key.as_deref(), None),
             name: b.name,
             timezone: b.timezone,
             settings: b.settings.map(Into::into),
-        }))
+        })
         .await?
         .into_inner();
     let Versioned(v, version) = view(&s, c).await?;
@@ -230,13 +228,12 @@ pub async fn put_settings(
     }
     let c = s
         .clients
-        .carehome
-        .clone()
-        .change_chapter_settings(req(cpb::ChangeChapterSettingsRequest {
+        .carehome()
+        .change_chapter_settings(cpb::ChangeChapterSettingsRequest {
             context: context(&caller, &format!("PUT /v1/chapters/{id}/settings"), None, if_match),
             chapter_id: id.to_string(),
             settings: Some(b.into()),
-        }))
+        })
         .await?
         .into_inner();
     view(&s, c).await

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::caller::Caller;
-use crate::clients::req;
+use crate::clients::Found;
 use crate::extract::Params;
 use crate::problem::{ApiError, Problem};
 use crate::routes::reports::{self, PAGE, Period};
@@ -99,11 +99,7 @@ pub struct ExportFilter {
 }
 
 /// Checks the caller and the query; the dialect and period.
-async fn prepare(
-    s: &AppState,
-    caller: &Caller,
-    f: &ExportFilter,
-) -> Result<(Dialect, Period, chrono_tz::Tz), ApiError> {
+async fn prepare(s: &AppState, caller: &Caller, f: &ExportFilter) -> Result<(Dialect, Period), ApiError> {
     let dialect = match f.dialect.as_deref() {
         None | Some("rfc4180") => Dialect::RFC4180,
         Some("excel-da") => Dialect::EXCEL_DA,
@@ -112,7 +108,7 @@ async fn prepare(
     let chapter = reports::chapter_reports(s, caller, f.chapter_id).await?;
     let tz = reports::zone(&chapter);
     let period = Period::parse(f.from.as_deref(), f.to.as_deref(), tz)?;
-    Ok((dialect, period, tz))
+    Ok((dialect, period))
 }
 
 type Chunk = Result<Bytes, std::io::Error>;
@@ -178,8 +174,7 @@ impl Names {
         if let Some(n) = self.pilots.get(id) {
             return Ok(n.clone());
         }
-        let n = match s.clients.volunteer.clone().get_pilot(req(vpb::GetPilotRequest { pilot_id: id.to_owned() })).await
-        {
+        let n = match s.clients.volunteer().get_pilot(vpb::GetPilotRequest { pilot_id: id.to_owned() }).await {
             Ok(p) => {
                 let p = p.into_inner();
                 reports::name(p.erased, &p.display_name).unwrap_or_default()
@@ -195,7 +190,7 @@ impl Names {
         if let Some(n) = self.residents.get(id) {
             return Ok(n.clone());
         }
-        let n = match s.clients.carehome.clone().get_resident(req(cpb::IdRequest { id: id.to_owned() })).await {
+        let n = match s.clients.carehome().get_resident(cpb::IdRequest { id: id.to_owned() }).await {
             Ok(r) => {
                 let r = r.into_inner();
                 reports::name(r.erased, &r.display_name).unwrap_or_default()
@@ -211,7 +206,7 @@ impl Names {
         if let Some(n) = self.homes.get(id) {
             return Ok(n.clone());
         }
-        let n = match s.clients.carehome.clone().get_care_home(req(cpb::IdRequest { id: id.to_owned() })).await {
+        let n = match s.clients.carehome().get_care_home(cpb::IdRequest { id: id.to_owned() }).await {
             Ok(h) => h.into_inner().name,
             Err(st) if st.code() == tonic::Code::NotFound => String::new(),
             Err(st) => return Err(st.into()),
@@ -249,13 +244,14 @@ async fn ride_row(s: &AppState, d: Dialect, names: &mut Names, r: &bpb::Ride) ->
         riders.push(names.resident(s, &x.resident_id).await?);
     }
     let ids: Vec<&str> = r.riders.iter().map(|x| x.resident_id.as_str()).collect();
-    let completed = r.status == "completed";
+    // Completed rides have ended; booking counted their riders and minutes.
+    let completed = r.ended_at.is_some();
     // Lists carry no personal fields: a cancellation's note is read with the ride.
-    let note = if r.status == "cancelled" {
-        let g = bpb::GetRideRequest { ride_id: r.ride_id.clone(), include_personal: true };
-        s.clients.booking.clone().get_ride(req(g)).await?.into_inner().cancel_note
-    } else {
+    let note = if r.cancel_reason.is_empty() {
         String::new()
+    } else {
+        let g = bpb::GetRideRequest { ride_id: r.ride_id.clone(), include_personal: true };
+        s.clients.booking().get_ride(g).await.reply()?.cancel_note
     };
     let cells = vec![
         d.text(&r.ride_id),
@@ -271,9 +267,9 @@ async fn ride_row(s: &AppState, d: Dialect, names: &mut Names, r: &bpb::Ride) ->
         d.text(&ids.join(" ")),
         d.text(&riders.join(" | ")),
         r.riders.len().to_string(),
-        reports::carried(r).len().to_string(),
+        r.riders_carried.to_string(),
         d.text(&time(&r.ended_at).unwrap_or_default()),
-        if completed { reports::minutes(r).to_string() } else { String::new() },
+        if completed { r.ride_minutes.to_string() } else { String::new() },
         if completed { d.number(r.distance_km) } else { String::new() },
         d.text(&r.cancel_reason),
         d.text(&note),
@@ -293,8 +289,8 @@ pub async fn rides(
     caller: Caller,
     Params(f): Params<ExportFilter>,
 ) -> Result<Response, ApiError> {
-    let (d, period, _) = prepare(&s, &caller, &f).await?;
-    let q = reports::ride_query(Some(f.chapter_id), None, period, &[]);
+    let (d, period) = prepare(&s, &caller, &f).await?;
+    let q = reports::ride_query(f.chapter_id, period);
     Ok(stream("rides", &f, move |out| async move {
         if !out.send(bom(d) + &d.header(RIDE_COLUMNS)).await {
             return;
@@ -348,14 +344,13 @@ pub async fn pilots(
     caller: Caller,
     Params(f): Params<ExportFilter>,
 ) -> Result<Response, ApiError> {
-    let (d, period, tz) = prepare(&s, &caller, &f).await?;
-    let q = reports::ride_query(Some(f.chapter_id), None, period, &[]);
-    let chapter = f.chapter_id.to_string();
+    let (d, period) = prepare(&s, &caller, &f).await?;
+    let (chapter_id, chapter) = (f.chapter_id, f.chapter_id.to_string());
     Ok(stream("pilots", &f, move |out| async move {
         if !out.send(bom(d) + &d.header(PILOT_COLUMNS)).await {
             return;
         }
-        let mut by = match reports::pilot_tallies(&s, &q, tz).await {
+        let mut by = match reports::participation(&s, chapter_id, period, "pilots").await {
             Ok(b) => b,
             Err(e) => return out.fail(e).await,
         };
@@ -363,9 +358,8 @@ pub async fn pilots(
         loop {
             let page = s
                 .clients
-                .volunteer
-                .clone()
-                .list_pilots(req(vpb::ListPilotsRequest { chapter_id: chapter.clone(), limit: PAGE, cursor }))
+                .volunteer()
+                .list_pilots(vpb::ListPilotsRequest { chapter_id: chapter.clone(), limit: PAGE, cursor })
                 .await;
             let page = match page {
                 Ok(p) => p.into_inner(),
@@ -374,7 +368,8 @@ pub async fn pilots(
             let mut chunk = String::new();
             for p in page.pilots {
                 let t = by.remove(&p.pilot_id).unwrap_or_default();
-                let (c, minutes, km) = (t.total, t.minutes, t.km);
+                let (c, minutes, km) =
+                    (reports::Participation::from(t.total), t.ride_minutes, reports::km(t.distance_m));
                 let personal = |v: &str| if p.erased { String::new() } else { v.to_owned() };
                 let quals: Vec<String> =
                     p.qualifications.iter().map(|q| format!("{} until {}", q.bike_type, q.valid_until)).collect();
@@ -429,14 +424,13 @@ pub async fn residents(
     caller: Caller,
     Params(f): Params<ExportFilter>,
 ) -> Result<Response, ApiError> {
-    let (d, period, tz) = prepare(&s, &caller, &f).await?;
-    let q = reports::ride_query(Some(f.chapter_id), None, period, &[]);
+    let (d, period) = prepare(&s, &caller, &f).await?;
     let chapter = f.chapter_id;
     Ok(stream("residents", &f, move |out| async move {
         if !out.send(bom(d) + &d.header(RESIDENT_COLUMNS)).await {
             return;
         }
-        let mut by = match reports::rider_tallies(&s, &q, tz).await {
+        let mut by = match reports::participation(&s, chapter, period, "residents").await {
             Ok(b) => b,
             Err(e) => return out.fail(e).await,
         };
@@ -449,9 +443,8 @@ pub async fn residents(
             loop {
                 let page = s
                     .clients
-                    .carehome
-                    .clone()
-                    .list_residents(req(cpb::ListRequest { parent_id: home.carehome_id.clone(), limit: PAGE, cursor }))
+                    .carehome()
+                    .list_residents(cpb::ListRequest { parent_id: home.carehome_id.clone(), limit: PAGE, cursor })
                     .await;
                 let page = match page {
                     Ok(p) => p.into_inner(),
@@ -459,7 +452,7 @@ pub async fn residents(
                 };
                 let mut chunk = String::new();
                 for r in page.residents {
-                    let c = by.remove(&r.resident_id).unwrap_or_default().total;
+                    let c = reports::Participation::from(by.remove(&r.resident_id).unwrap_or_default().total);
                     let k = r.consent.clone().unwrap_or_default();
                     chunk.push_str(&d.line(&[
                         d.text(&r.resident_id),

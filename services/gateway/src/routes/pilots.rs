@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::caller::Caller;
-use crate::clients::{context, req};
+use crate::clients::{Found, context};
 use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, NoBody, Params};
 use crate::problem::{ApiError, Problem};
 use crate::routes::chapters;
@@ -150,13 +150,13 @@ fn view(p: vpb::Pilot) -> Versioned<PilotView> {
 
 /// Loads a pilot the caller may read: the pilot itself, its chapter's admin, admin (404 otherwise).
 pub async fn visible(s: &AppState, caller: &Caller, id: Uuid) -> Result<vpb::Pilot, ApiError> {
-    let p = match s.clients.volunteer.clone().get_pilot(req(vpb::GetPilotRequest { pilot_id: id.to_string() })).await {
-        Ok(p) => p.into_inner(),
-        Err(st) if st.code() == tonic::Code::NotFound => return Err(ApiError::not_found()),
-        Err(st) => return Err(st.into()),
-    };
+    let p = s.clients.volunteer().get_pilot(vpb::GetPilotRequest { pilot_id: id.to_string() }).await.or_404()?;
     let chapter: Option<Uuid> = p.chapter_id.parse().ok();
-    if caller.is_pilot(id) || chapter.is_some_and(|c| caller.admin_of(c)) { Ok(p) } else { Err(ApiError::not_found()) }
+    if chapter.is_some_and(|chapter| caller.may_read(&access::Object::Pilot { id, chapter })) {
+        Ok(p)
+    } else {
+        Err(ApiError::not_found())
+    }
 }
 
 /// Loads a pilot the caller may read and manage as its chapter's admin (403 for the pilot itself).
@@ -185,15 +185,14 @@ pub async fn create(
     }
     let p = s
         .clients
-        .volunteer
-        .clone()
-        .register_pilot(req(vpb::RegisterPilotRequest {
+        .volunteer()
+        .register_pilot(vpb::RegisterPilotRequest {
             context: context(&caller, "POST /v1/pilots", key.as_deref(), None),
             chapter_id: b.chapter_id.to_string(),
             display_name: b.display_name,
             email: b.email.unwrap_or_default(),
             phone: b.phone.unwrap_or_default(),
-        }))
+        })
         .await?
         .into_inner();
     let Versioned(v, version) = view(p);
@@ -243,13 +242,12 @@ pub async fn list(
     }
     let page = s
         .clients
-        .volunteer
-        .clone()
-        .list_pilots(req(vpb::ListPilotsRequest {
+        .volunteer()
+        .list_pilots(vpb::ListPilotsRequest {
             chapter_id: f.chapter_id.to_string(),
             limit,
             cursor: f.cursor.unwrap_or_default(),
-        }))
+        })
         .await?
         .into_inner();
     Ok(axum::Json(Page::new(page.pilots.into_iter().map(|p| view(p).0).collect(), page.next_cursor)))
@@ -273,9 +271,8 @@ pub async fn qualify(
     managed(&s, &caller, id).await?;
     let p = s
         .clients
-        .volunteer
-        .clone()
-        .qualify_pilot(req(vpb::QualifyPilotRequest {
+        .volunteer()
+        .qualify_pilot(vpb::QualifyPilotRequest {
             context: context(&caller, &format!("POST /v1/pilots/{id}/qualifications"), key.as_deref(), if_match),
             pilot_id: id.to_string(),
             qualification: Some(vpb::Qualification {
@@ -283,7 +280,7 @@ pub async fn qualify(
                 qualified_on: b.qualified_on,
                 valid_until: b.valid_until,
             }),
-        }))
+        })
         .await?
         .into_inner();
     Ok(view(p))
@@ -303,7 +300,7 @@ pub async fn put_availability(
 ) -> Result<Versioned<PilotView>, ApiError> {
     let p = visible(&s, &caller, id).await?;
     for (i, home) in b.carehome_ids.iter().enumerate() {
-        let found = match s.clients.carehome.clone().get_care_home(req(cpb::IdRequest { id: home.to_string() })).await {
+        let found = match s.clients.carehome().get_care_home(cpb::IdRequest { id: home.to_string() }).await {
             Ok(h) => h.into_inner().chapter_id == p.chapter_id,
             Err(st) if st.code() == tonic::Code::NotFound => false,
             Err(st) => return Err(st.into()),
@@ -314,9 +311,8 @@ pub async fn put_availability(
     }
     let p = s
         .clients
-        .volunteer
-        .clone()
-        .declare_availability(req(vpb::DeclareAvailabilityRequest {
+        .volunteer()
+        .declare_availability(vpb::DeclareAvailabilityRequest {
             context: context(&caller, &format!("PUT /v1/pilots/{id}/availability"), None, if_match),
             pilot_id: id.to_string(),
             availability: Some(vpb::Availability {
@@ -327,7 +323,7 @@ pub async fn put_availability(
                     .collect(),
                 carehome_ids: b.carehome_ids.iter().map(Uuid::to_string).collect(),
             }),
-        }))
+        })
         .await?
         .into_inner();
     Ok(view(p))
@@ -362,11 +358,11 @@ async fn act(
     action: Action,
 ) -> Result<Versioned<PilotView>, ApiError> {
     managed(s, caller, id).await?;
-    let r = req(vpb::PilotCommandRequest {
+    let r = vpb::PilotCommandRequest {
         context: context(caller, &format!("POST /v1/pilots/{id}/{}", action.path()), key.as_deref(), if_match),
         pilot_id: id.to_string(),
-    });
-    let mut v = s.clients.volunteer.clone();
+    };
+    let mut v = s.clients.volunteer();
     let p = match action {
         Action::Suspend => v.suspend_pilot(r).await,
         Action::Reinstate => v.reinstate_pilot(r).await,
@@ -455,18 +451,12 @@ fn json(text: &str) -> Result<serde_json::Value, ApiError> {
     security(("bearer" = [])))]
 pub async fn export(State(s): State<AppState>, caller: Caller, Ids(id): Ids<Uuid>) -> Result<Response, ApiError> {
     visible(&s, &caller, id).await?;
-    let record = s
-        .clients
-        .volunteer
-        .clone()
-        .export_pilot(req(vpb::ExportPilotRequest { pilot_id: id.to_string() }))
-        .await?
-        .into_inner();
+    let record =
+        s.clients.volunteer().export_pilot(vpb::ExportPilotRequest { pilot_id: id.to_string() }).await?.into_inner();
     let rides = s
         .clients
-        .booking
-        .clone()
-        .export_rides(req(bpb::ExportRidesRequest { resident_id: String::new(), pilot_id: id.to_string() }))
+        .booking()
+        .export_rides(bpb::ExportRidesRequest { resident_id: String::new(), pilot_id: id.to_string() })
         .await?
         .into_inner();
     let mut doc = json(&record.json)?;

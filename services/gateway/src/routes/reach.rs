@@ -1,15 +1,18 @@
 //! The reach report of a care home (domain.md, "Does it create inequality?"): the
 //! residents living there with no completed ride in the last `days` days, and the spread
 //! of rides per resident (a list per resident and a histogram), so coordinators can reach
-//! those who are hard to reach. Rides are counted by the counting rule (a resident rode a
-//! completed ride when on its roster at completion; on an event ride, when checked in).
+//! those who are hard to reach. Booking counts (its `Reach` call, under the counting rule:
+//! a resident rode a completed ride when on its roster at completion; on an event ride,
+//! when checked in) and knows who lives there; the gateway adds names and renders.
 //! Residents who moved out or were erased are left out. Read by the care home's
 //! coordinator, its chapter's admin and admin.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
+use access::Action;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
+use samskab_proto::booking::v1 as bpb;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -18,10 +21,12 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::caller::Caller;
+use crate::clients::Found;
 use crate::extract::Params;
 use crate::problem::{ApiError, Problem};
 use crate::routes::carehomes;
-use crate::routes::reports::{self, Period};
+use crate::routes::reports;
+use crate::views::time;
 
 /// `GET /v1/reach` parameters.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -103,27 +108,6 @@ pub struct Reach {
     pub summary: Spread,
 }
 
-fn spread(counts: &[u32]) -> Spread {
-    let mut sorted = counts.to_vec();
-    sorted.sort_unstable();
-    let n = sorted.len();
-    let total: u32 = sorted.iter().sum();
-    let median = match n {
-        0 => 0.0,
-        _ if n % 2 == 1 => f64::from(sorted[n / 2]),
-        _ => f64::from(sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    };
-    Spread {
-        residents: n as u32,
-        without_ride: sorted.iter().filter(|c| **c == 0).count() as u32,
-        rides: total,
-        min: sorted.first().copied().unwrap_or(0),
-        max: sorted.last().copied().unwrap_or(0),
-        mean: if n == 0 { 0.0 } else { (f64::from(total) / n as f64 * 100.0).round() / 100.0 },
-        median,
-    }
-}
-
 /// Residents of a care home with no completed ride in the last `days` days, and the
 /// spread of rides per resident (the home's coordinator, its chapter's admin, admin).
 #[utoipa::path(get, path = "/v1/reach", tag = "reports", params(ReachFilter),
@@ -146,44 +130,36 @@ pub async fn get(
             .map_err(|_| ApiError::invalid("/until", "must be an RFC 3339 time"))?,
     };
     let home = carehomes::visible(&s, &caller, f.carehome_id).await?;
-    if !carehomes::manages(&caller, &home, f.carehome_id) {
+    if !caller.may(Action::ReadReach, &carehomes::object(&home, f.carehome_id)) {
         return Err(ApiError::forbidden());
     }
     let from = until - chrono::Duration::days(i64::from(days));
-    let q =
-        reports::ride_query(None, Some(f.carehome_id), Period { from: Some(from), to: Some(until) }, &["completed"]);
-    let mut rode: HashMap<String, (u32, String)> = HashMap::new();
-    reports::each_ride(&s, &q, |r| {
-        let start = reports::start_of(&r);
-        for id in reports::carried(&r) {
-            let e = rode.entry(id.to_owned()).or_default();
-            e.0 += 1;
-            if start > e.1 {
-                e.1.clone_from(&start);
-            }
-        }
-    })
-    .await?;
-    let mut residents: Vec<ResidentReach> = reports::residents(&s, &f.carehome_id.to_string())
+    let reach = s
+        .clients
+        .booking()
+        .reach(bpb::ReachRequest {
+            carehome_id: f.carehome_id.to_string(),
+            from: Some(samskab_proto::time::to_proto(from)),
+            to: Some(samskab_proto::time::to_proto(until)),
+        })
+        .await
+        .reply()?;
+    // Names from their owner (the callers of this report may see them).
+    let names: HashMap<String, Option<String>> = reports::residents(&s, &f.carehome_id.to_string())
         .await?
         .into_iter()
-        .filter(|r| r.status == "living_here" && !r.erased)
-        .map(|r| {
-            let (rides, last) = rode.remove(&r.resident_id).unwrap_or_default();
-            ResidentReach {
-                display_name: reports::name(r.erased, &r.display_name),
-                resident_id: r.resident_id,
-                rides,
-                last_ride_at: (!last.is_empty()).then_some(last),
-            }
+        .map(|r| (r.resident_id, reports::name(r.erased, &r.display_name)))
+        .collect();
+    let residents: Vec<ResidentReach> = reach
+        .residents
+        .into_iter()
+        .map(|r| ResidentReach {
+            display_name: names.get(&r.resident_id).cloned().flatten(),
+            resident_id: r.resident_id,
+            rides: r.rides,
+            last_ride_at: time(&r.last_ride_at),
         })
         .collect();
-    residents.sort_by(|a, b| a.rides.cmp(&b.rides).then_with(|| a.resident_id.cmp(&b.resident_id)));
-    let counts: Vec<u32> = residents.iter().map(|r| r.rides).collect();
-    let mut buckets: BTreeMap<u32, u32> = BTreeMap::new();
-    for c in &counts {
-        *buckets.entry(*c).or_default() += 1;
-    }
     let without_ride = residents
         .iter()
         .filter(|r| r.rides == 0)
@@ -194,6 +170,7 @@ pub async fn get(
             last_ride_at: None,
         })
         .collect();
+    let sp = reach.spread.unwrap_or_default();
     let text = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
     Ok(axum::Json(Reach {
         carehome_id: f.carehome_id.to_string(),
@@ -201,8 +178,16 @@ pub async fn get(
         from: text(from),
         to: text(until),
         without_ride,
-        histogram: buckets.into_iter().map(|(rides, residents)| Bucket { rides, residents }).collect(),
-        summary: spread(&counts),
+        histogram: reach.histogram.into_iter().map(|b| Bucket { rides: b.rides, residents: b.residents }).collect(),
+        summary: Spread {
+            residents: sp.residents,
+            without_ride: sp.without_ride,
+            rides: sp.rides,
+            min: sp.min,
+            max: sp.max,
+            mean: sp.mean,
+            median: sp.median,
+        },
         residents,
     }))
 }

@@ -2,11 +2,12 @@
 //! pilot participation, rider participation, the volunteer roster with qualifications and
 //! their expiry, the consent census per care home for the chapter's ride season, and the
 //! maintenance history per trishaw. Read by the chapter's admin and admin only: they carry
-//! names (erased persons show as erased, without one). The helpers here (scope check,
-//! periods, paging through the services, the counting rule) serve the CSV exports and the
-//! reach report too.
+//! names (erased persons show as erased, without one). Booking counts the rides (its
+//! `Participation` call applies the counting rule, the same as its stats); the gateway
+//! joins the counts with the owners' lists of people and renders. The helpers here (scope
+//! check, periods, paging through the services) serve the CSV exports and reach too.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use axum::extract::State;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -21,7 +22,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::caller::Caller;
-use crate::clients::req;
+use crate::clients::Found;
 use crate::extract::Params;
 use crate::problem::{ApiError, Problem};
 use crate::routes::bikes::MaintenanceEntry;
@@ -36,7 +37,7 @@ pub const PAGE: u32 = 200;
 /// caller may not read the chapter, 403 when it may read it but not its reports).
 pub async fn chapter_reports(s: &AppState, caller: &Caller, chapter: Uuid) -> Result<cpb::Chapter, ApiError> {
     let c = chapters::visible(s, caller, chapter).await?;
-    if !caller.admin_of(chapter) {
+    if !caller.may(access::Action::ReadReports, &access::Object::Chapter(chapter)) {
         return Err(ApiError::forbidden());
     }
     Ok(c)
@@ -103,45 +104,17 @@ pub async fn rides_page(
     cursor: String,
 ) -> Result<bpb::ListRidesResponse, ApiError> {
     let q = bpb::ListRidesRequest { cursor, limit: PAGE, ..q.clone() };
-    Ok(s.clients.booking.clone().list_rides(req(q)).await?.into_inner())
+    Ok(s.clients.booking().list_rides(q).await?.into_inner())
 }
 
-/// The ride query of a chapter (or a care home) and period.
-pub fn ride_query(chapter: Option<Uuid>, home: Option<Uuid>, p: Period, statuses: &[&str]) -> bpb::ListRidesRequest {
+/// The ride query of a chapter and period.
+pub fn ride_query(chapter: Uuid, p: Period) -> bpb::ListRidesRequest {
     bpb::ListRidesRequest {
-        chapter_id: chapter.map(|c| c.to_string()).unwrap_or_default(),
-        carehome_id: home.map(|h| h.to_string()).unwrap_or_default(),
+        chapter_id: chapter.to_string(),
         from: p.from.map(samskab_proto::time::to_proto),
         to: p.to.map(samskab_proto::time::to_proto),
-        statuses: statuses.iter().map(|s| (*s).to_owned()).collect(),
         ..Default::default()
     }
-}
-
-/// Calls `each` for every ride of the query, page by page (never all in memory).
-pub async fn each_ride(
-    s: &AppState,
-    q: &bpb::ListRidesRequest,
-    mut each: impl FnMut(bpb::Ride),
-) -> Result<(), ApiError> {
-    let mut cursor = String::new();
-    loop {
-        let page = rides_page(s, q, cursor).await?;
-        page.rides.into_iter().for_each(&mut each);
-        if page.next_cursor.is_empty() {
-            return Ok(());
-        }
-        cursor = page.next_cursor;
-    }
-}
-
-/// The riders a completed ride carried, by the counting rule: the roster when it completed
-/// (pleasure, functional), the riders who checked in (event). Nothing for other statuses.
-pub fn carried(ride: &bpb::Ride) -> Vec<&str> {
-    if ride.status != "completed" {
-        return Vec::new();
-    }
-    ride.riders.iter().filter(|r| ride.kind != "event" || r.checked_in).map(|r| r.resident_id.as_str()).collect()
 }
 
 /// Every pilot of a chapter.
@@ -151,9 +124,8 @@ pub async fn pilots(s: &AppState, chapter: Uuid) -> Result<Vec<vpb::Pilot>, ApiE
     loop {
         let page = s
             .clients
-            .volunteer
-            .clone()
-            .list_pilots(req(vpb::ListPilotsRequest { chapter_id: chapter.to_string(), limit: PAGE, cursor }))
+            .volunteer()
+            .list_pilots(vpb::ListPilotsRequest { chapter_id: chapter.to_string(), limit: PAGE, cursor })
             .await?
             .into_inner();
         out.extend(page.pilots);
@@ -171,9 +143,8 @@ pub async fn carehomes(s: &AppState, chapter: Uuid) -> Result<Vec<cpb::CareHome>
     loop {
         let page = s
             .clients
-            .carehome
-            .clone()
-            .list_care_homes(req(cpb::ListRequest { parent_id: chapter.to_string(), limit: PAGE, cursor }))
+            .carehome()
+            .list_care_homes(cpb::ListRequest { parent_id: chapter.to_string(), limit: PAGE, cursor })
             .await?
             .into_inner();
         out.extend(page.carehomes);
@@ -191,9 +162,8 @@ pub async fn residents(s: &AppState, home: &str) -> Result<Vec<cpb::Resident>, A
     loop {
         let page = s
             .clients
-            .carehome
-            .clone()
-            .list_residents(req(cpb::ListRequest { parent_id: home.to_owned(), limit: PAGE, cursor }))
+            .carehome()
+            .list_residents(cpb::ListRequest { parent_id: home.to_owned(), limit: PAGE, cursor })
             .await?
             .into_inner();
         out.extend(page.residents);
@@ -211,9 +181,8 @@ async fn bikes(s: &AppState, home: &str) -> Result<Vec<cpb::Bike>, ApiError> {
     loop {
         let page = s
             .clients
-            .carehome
-            .clone()
-            .list_bikes(req(cpb::ListRequest { parent_id: home.to_owned(), limit: PAGE, cursor }))
+            .carehome()
+            .list_bikes(cpb::ListRequest { parent_id: home.to_owned(), limit: PAGE, cursor })
             .await?
             .into_inner();
         out.extend(page.bikes);
@@ -257,23 +226,6 @@ pub struct Participation {
     pub cancelled: u32,
 }
 
-impl Participation {
-    fn add(&mut self, ride: &bpb::Ride, completed: bool) {
-        match ride.status.as_str() {
-            "cancelled" => self.cancelled += 1,
-            status => {
-                self.signed_up += 1;
-                if status == "no_show" {
-                    self.no_show += 1;
-                }
-                if completed {
-                    self.completed += 1;
-                }
-            }
-        }
-    }
-}
-
 /// The counts of one month (`YYYY-MM` in the chapter's zone, by scheduled start).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MonthParticipation {
@@ -284,72 +236,44 @@ pub struct MonthParticipation {
     pub counts: Participation,
 }
 
-/// What a report adds up about one person over the rides of a period.
-#[derive(Debug, Default)]
-pub struct Tally {
-    /// Over the period.
-    pub total: Participation,
-    /// Per month with rides.
-    pub months: BTreeMap<String, Participation>,
-    /// Minutes of completed rides (pilots).
-    pub minutes: i64,
-    /// Kilometres of completed rides (pilots).
-    pub km: f64,
-}
-
-impl Tally {
-    fn add(&mut self, r: &bpb::Ride, completed: bool, tz: chrono_tz::Tz) {
-        self.total.add(r, completed);
-        let month = r
-            .start
-            .as_ref()
-            .and_then(samskab_proto::time::from_proto)
-            .map(|t| t.with_timezone(&tz).format("%Y-%m").to_string())
-            .unwrap_or_default();
-        self.months.entry(month).or_default().add(r, completed);
-    }
-
-    /// The months in order.
-    pub fn by_month(&self) -> Vec<MonthParticipation> {
-        self.months.iter().map(|(m, c)| MonthParticipation { month: m.clone(), counts: c.clone() }).collect()
+impl From<Option<bpb::ParticipationCounts>> for Participation {
+    fn from(c: Option<bpb::ParticipationCounts>) -> Self {
+        let c = c.unwrap_or_default();
+        Participation { signed_up: c.signed_up, completed: c.completed, no_show: c.no_show, cancelled: c.cancelled }
     }
 }
 
-/// Tallies per pilot of the rides of a query.
-pub async fn pilot_tallies(
+/// Per pilot or per resident (`by`: `pilots`, `residents`), what booking counts of the
+/// rides of a chapter's period under the counting rule, by person id.
+pub async fn participation(
     s: &AppState,
-    q: &bpb::ListRidesRequest,
-    tz: chrono_tz::Tz,
-) -> Result<HashMap<String, Tally>, ApiError> {
-    let mut by: HashMap<String, Tally> = HashMap::new();
-    each_ride(s, q, |r| {
-        let e = by.entry(r.pilot_id.clone()).or_default();
-        let done = r.status == "completed";
-        e.add(&r, done, tz);
-        if done {
-            e.minutes += minutes(&r);
-            e.km += r.distance_km;
-        }
-    })
-    .await?;
-    Ok(by)
+    chapter: Uuid,
+    p: Period,
+    by: &str,
+) -> Result<HashMap<String, bpb::PersonParticipation>, ApiError> {
+    let reply = s
+        .clients
+        .booking()
+        .participation(bpb::ParticipationRequest {
+            chapter_id: chapter.to_string(),
+            carehome_id: String::new(),
+            from: p.from.map(samskab_proto::time::to_proto),
+            to: p.to.map(samskab_proto::time::to_proto),
+            by: by.to_owned(),
+        })
+        .await
+        .reply()?;
+    Ok(reply.people.into_iter().map(|x| (x.person_id.clone(), x)).collect())
 }
 
-/// Tallies per resident of the rides of a query (`completed`: carried, by the counting rule).
-pub async fn rider_tallies(
-    s: &AppState,
-    q: &bpb::ListRidesRequest,
-    tz: chrono_tz::Tz,
-) -> Result<HashMap<String, Tally>, ApiError> {
-    let mut by: HashMap<String, Tally> = HashMap::new();
-    each_ride(s, q, |r| {
-        let carried = carried(&r);
-        for rider in &r.riders {
-            by.entry(rider.resident_id.clone()).or_default().add(&r, carried.contains(&rider.resident_id.as_str()), tz);
-        }
-    })
-    .await?;
-    Ok(by)
+/// A person's months in order.
+pub fn by_month(p: &bpb::PersonParticipation) -> Vec<MonthParticipation> {
+    p.by_month.iter().map(|m| MonthParticipation { month: m.month.clone(), counts: m.counts.into() }).collect()
+}
+
+/// Kilometres from booking's whole metres.
+pub fn km(distance_m: u64) -> f64 {
+    distance_m as f64 / 1000.0
 }
 
 /// One pilot's participation.
@@ -388,23 +312,6 @@ pub struct PilotParticipationReport {
     pub items: Vec<PilotParticipation>,
 }
 
-/// Minutes of a completed ride as the stats count them: from the later of its scheduled
-/// start and the moment the pilot pressed start, to its logged end, rounded to the nearest
-/// minute, never negative.
-pub fn minutes(r: &bpb::Ride) -> i64 {
-    let scheduled = r.start.as_ref().and_then(samskab_proto::time::from_proto);
-    let pressed = r.started_at.as_ref().and_then(samskab_proto::time::from_proto);
-    let start = match (scheduled, pressed) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    };
-    let end = r.ended_at.as_ref().and_then(samskab_proto::time::from_proto);
-    match (start, end) {
-        (Some(a), Some(b)) if b > a => ((b - a).num_seconds() + 30) / 60,
-        _ => 0,
-    }
-}
-
 /// Per pilot: rides signed up for, completed, no-show and cancelled in a period (the
 /// chapter's admin, admin).
 #[utoipa::path(get, path = "/v1/reports/pilot-participation", tag = "reports", params(PeriodFilter),
@@ -418,8 +325,7 @@ pub async fn pilot_participation(
 ) -> Result<axum::Json<PilotParticipationReport>, ApiError> {
     let chapter = chapter_reports(&s, &caller, f.chapter_id).await?;
     let p = Period::parse(f.from.as_deref(), f.to.as_deref(), zone(&chapter))?;
-    let tz = zone(&chapter);
-    let mut by = pilot_tallies(&s, &ride_query(Some(f.chapter_id), None, p, &[]), tz).await?;
+    let mut by = participation(&s, f.chapter_id, p, "pilots").await?;
     let items = pilots(&s, f.chapter_id)
         .await?
         .into_iter()
@@ -430,10 +336,10 @@ pub async fn pilot_participation(
                 erased: pl.erased,
                 pilot_id: pl.pilot_id,
                 status: pl.status,
-                by_month: t.by_month(),
-                counts: t.total,
-                ride_minutes: t.minutes,
-                distance_km: (t.km * 1000.0).round() / 1000.0,
+                by_month: by_month(&t),
+                counts: t.total.into(),
+                ride_minutes: t.ride_minutes as i64,
+                distance_km: km(t.distance_m),
             }
         })
         .collect();
@@ -492,14 +398,14 @@ pub async fn rider_participation(
 ) -> Result<axum::Json<RiderParticipationReport>, ApiError> {
     let chapter = chapter_reports(&s, &caller, f.chapter_id).await?;
     let p = Period::parse(f.from.as_deref(), f.to.as_deref(), zone(&chapter))?;
-    let mut by = rider_tallies(&s, &ride_query(Some(f.chapter_id), None, p, &[]), zone(&chapter)).await?;
+    let mut by = participation(&s, f.chapter_id, p, "residents").await?;
     let mut items = Vec::new();
     for home in carehomes(&s, f.chapter_id).await? {
         for r in residents(&s, &home.carehome_id).await? {
             let t = by.remove(&r.resident_id).unwrap_or_default();
             items.push(RiderParticipation {
-                by_month: t.by_month(),
-                counts: t.total,
+                by_month: by_month(&t),
+                counts: t.total.into(),
                 display_name: name(r.erased, &r.display_name),
                 erased: r.erased,
                 resident_id: r.resident_id,
@@ -813,13 +719,8 @@ pub async fn maintenance(
     let mut items = Vec::new();
     for home in carehomes(&s, f.chapter_id).await? {
         for b in bikes(&s, &home.carehome_id).await? {
-            let log = s
-                .clients
-                .carehome
-                .clone()
-                .get_maintenance_log(req(cpb::IdRequest { id: b.bike_id.clone() }))
-                .await?
-                .into_inner();
+            let log =
+                s.clients.carehome().get_maintenance_log(cpb::IdRequest { id: b.bike_id.clone() }).await?.into_inner();
             let entries = log
                 .entries
                 .into_iter()

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::Role;
 use crate::caller::{Caller, may_book};
-use crate::clients::{context, req};
+use crate::clients::context;
 use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, NoBody, Params};
 use crate::problem::{ApiError, Problem};
 use crate::routes::availability::carehome;
@@ -98,12 +98,17 @@ fn home_of(r: &bpb::RideRequest) -> Option<Uuid> {
 
 /// Whether the caller may see a request's note: the home's coordinator, the chapter's admin, admin.
 fn sees_note(caller: &Caller, r: &bpb::RideRequest) -> bool {
-    home_of(r).is_some_and(|h| caller.coordinates(h)) || chapter_of(r).is_some_and(|c| caller.admin_of(c))
+    object(r).is_some_and(|o| caller.sees_personal(&o))
+}
+
+/// The facts of a request the read rules ask about.
+fn object(r: &bpb::RideRequest) -> Option<access::Object> {
+    Some(access::Object::RideRequest { chapter: chapter_of(r)?, carehome: home_of(r)? })
 }
 
 /// Whether the caller may read a request: those who see its note, and the chapter's pilots.
 fn may_read(caller: &Caller, r: &bpb::RideRequest) -> bool {
-    sees_note(caller, r) || (caller.pilot().is_some() && chapter_of(r).is_some_and(|c| caller.in_chapter(c)))
+    object(r).is_some_and(|o| caller.may_read(&o))
 }
 
 fn view(r: bpb::RideRequest) -> RideRequestView {
@@ -125,7 +130,7 @@ fn view(r: bpb::RideRequest) -> RideRequestView {
 
 async fn load(s: &AppState, id: &str, personal: bool) -> Result<bpb::RideRequest, ApiError> {
     let r = bpb::GetRideRequestRequest { ride_request_id: id.to_owned(), include_personal: personal };
-    match s.clients.booking.clone().get_ride_request(req(r)).await {
+    match s.clients.booking().get_ride_request(r).await {
         Ok(r) => Ok(r.into_inner()),
         Err(st) if st.code() == tonic::Code::NotFound => Err(ApiError::not_found()),
         Err(st) => Err(st.into()),
@@ -168,9 +173,8 @@ pub async fn create(
     }
     let r = s
         .clients
-        .booking
-        .clone()
-        .request_ride(req(bpb::RequestRideRequest {
+        .booking()
+        .request_ride(bpb::RequestRideRequest {
             context: context(&caller, "POST /v1/ride-requests", key.as_deref(), None),
             carehome_id: b.carehome_id.to_string(),
             resident_ids: b.resident_ids.iter().map(Uuid::to_string).collect(),
@@ -178,7 +182,7 @@ pub async fn create(
             duration_minutes: b.duration_minutes,
             kind: b.kind.unwrap_or_default(),
             note: b.note.unwrap_or_default(),
-        }))
+        })
         .await?
         .into_inner();
     let Versioned(v, version) = shown(&s, &caller, r).await?;
@@ -278,7 +282,7 @@ pub async fn list(
         ..Default::default()
     };
     scope(&s, &caller, &f, &mut q).await?;
-    let page = s.clients.booking.clone().list_ride_requests(req(q)).await?.into_inner();
+    let page = s.clients.booking().list_ride_requests(q).await?.into_inner();
     let mut items = Vec::with_capacity(page.ride_requests.len());
     for r in page.ride_requests {
         items.push(shown(&s, &caller, r).await?.0);
@@ -328,15 +332,14 @@ pub async fn claim(
     may_book(&caller)?;
     let c = s
         .clients
-        .booking
-        .clone()
-        .claim_ride_request(req(bpb::ClaimRideRequestRequest {
+        .booking()
+        .claim_ride_request(bpb::ClaimRideRequestRequest {
             context: context(&caller, &format!("POST /v1/ride-requests/{id}/claim"), key.as_deref(), if_match),
             ride_request_id: id.to_string(),
             pilot_id: pilot.to_string(),
             bike_id: b.bike_id.to_string(),
             start: Some(start),
-        }))
+        })
         .await?
         .into_inner();
     let (Some(request), Some(ride)) = (c.ride_request, c.ride) else { return Err(ApiError::new(ErrorCode::Internal)) };
@@ -366,12 +369,11 @@ pub async fn withdraw(
     }
     let r = s
         .clients
-        .booking
-        .clone()
-        .withdraw_ride_request(req(bpb::RideRequestCommandRequest {
+        .booking()
+        .withdraw_ride_request(bpb::RideRequestCommandRequest {
             context: context(&caller, &format!("POST /v1/ride-requests/{id}/withdraw"), key.as_deref(), if_match),
             ride_request_id: id.to_string(),
-        }))
+        })
         .await?
         .into_inner();
     shown(&s, &caller, r).await

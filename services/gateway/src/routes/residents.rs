@@ -3,6 +3,7 @@
 //! personal data: only their care home's coordinator and their chapter's admin (and admin)
 //! may read them at all, and they are exactly the ones who see names and notes.
 
+use access::Object;
 use axum::extract::State;
 use samskab_proto::booking::v1 as bpb;
 use samskab_proto::carehome::v1 as cpb;
@@ -15,7 +16,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::caller::Caller;
-use crate::clients::{context, req};
+use crate::clients::{Found, context};
 use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, NoBody, Params};
 use crate::problem::{ApiError, Problem};
 use crate::routes::carehomes;
@@ -104,16 +105,12 @@ fn view(r: cpb::Resident) -> Versioned<ResidentView> {
 /// Whether the caller may read (and run) the residents of `carehome` in `chapter`: its
 /// coordinator, the chapter's admin, admin.
 pub fn reads_residents(caller: &Caller, carehome: Uuid, chapter: Uuid) -> bool {
-    caller.coordinates(carehome) || caller.admin_of(chapter)
+    caller.may_read(&Object::Resident { carehome, chapter })
 }
 
 /// Loads a resident the caller may read (404 otherwise: nobody else may know of them).
 pub async fn visible(s: &AppState, caller: &Caller, id: Uuid) -> Result<cpb::Resident, ApiError> {
-    let r = match s.clients.carehome.clone().get_resident(req(cpb::IdRequest { id: id.to_string() })).await {
-        Ok(r) => r.into_inner(),
-        Err(st) if st.code() == tonic::Code::NotFound => return Err(ApiError::not_found()),
-        Err(st) => return Err(st.into()),
-    };
+    let r = s.clients.carehome().get_resident(cpb::IdRequest { id: id.to_string() }).await.or_404()?;
     match (r.carehome_id.parse(), r.chapter_id.parse()) {
         (Ok(home), Ok(chapter)) if reads_residents(caller, home, chapter) => Ok(r),
         _ => Err(ApiError::not_found()),
@@ -148,15 +145,14 @@ pub async fn create(
     carehomes::precondition(if_match, home.version)?;
     let r = s
         .clients
-        .carehome
-        .clone()
-        .admit_resident(req(cpb::AdmitResidentRequest {
+        .carehome()
+        .admit_resident(cpb::AdmitResidentRequest {
             context: context(&caller, &format!("POST /v1/carehomes/{id}/residents"), key.as_deref(), None),
             carehome_id: id.to_string(),
             display_name: b.display_name,
             notes: b.notes.unwrap_or_default(),
             consent: Some(b.consent.into()),
-        }))
+        })
         .await?
         .into_inner();
     let Versioned(v, version) = view(r);
@@ -180,13 +176,8 @@ pub async fn list(
     residents_of(&s, &caller, id).await?;
     let page = s
         .clients
-        .carehome
-        .clone()
-        .list_residents(req(cpb::ListRequest {
-            parent_id: id.to_string(),
-            limit,
-            cursor: p.cursor.unwrap_or_default(),
-        }))
+        .carehome()
+        .list_residents(cpb::ListRequest { parent_id: id.to_string(), limit, cursor: p.cursor.unwrap_or_default() })
         .await?
         .into_inner();
     Ok(axum::Json(Page::new(page.residents.into_iter().map(view_of).collect(), page.next_cursor)))
@@ -221,13 +212,12 @@ pub async fn record_consent(
     visible(&s, &caller, id).await?;
     let r = s
         .clients
-        .carehome
-        .clone()
-        .record_consent(req(cpb::RecordConsentRequest {
+        .carehome()
+        .record_consent(cpb::RecordConsentRequest {
             context: context(&caller, &format!("POST /v1/residents/{id}/consent"), key.as_deref(), if_match),
             resident_id: id.to_string(),
             consent: Some(b.into()),
-        }))
+        })
         .await?
         .into_inner();
     Ok(view(r))
@@ -256,11 +246,11 @@ async fn command(
         Command::MoveOut => format!("POST /v1/residents/{id}/move-out"),
         Command::Erase => format!("POST /v1/residents/{id}/erasure"),
     };
-    let request = req(cpb::ResidentCommandRequest {
+    let request = cpb::ResidentCommandRequest {
         context: context(caller, &route, key.as_deref(), if_match),
         resident_id: id.to_string(),
-    });
-    let mut client = s.clients.carehome.clone();
+    };
+    let mut client = s.clients.carehome();
     let r = match what {
         Command::WithdrawConsent => client.withdraw_consent(request).await?,
         Command::MoveOut => client.move_out_resident(request).await?,
@@ -329,13 +319,11 @@ pub async fn export(
     Ids(id): Ids<Uuid>,
 ) -> Result<axum::Json<Value>, ApiError> {
     visible(&s, &caller, id).await?;
-    let held =
-        s.clients.carehome.clone().export_resident(req(cpb::IdRequest { id: id.to_string() })).await?.into_inner();
+    let held = s.clients.carehome().export_resident(cpb::IdRequest { id: id.to_string() }).await?.into_inner();
     let rides = s
         .clients
-        .booking
-        .clone()
-        .export_rides(req(bpb::ExportRidesRequest { resident_id: id.to_string(), pilot_id: String::new() }))
+        .booking()
+        .export_rides(bpb::ExportRidesRequest { resident_id: id.to_string(), pilot_id: String::new() })
         .await?
         .into_inner();
     let mut doc = match serde_json::from_str::<Value>(&held.json) {

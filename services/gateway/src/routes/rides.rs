@@ -15,9 +15,11 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
+use access::{Action, Object};
+
 use crate::auth::Role;
 use crate::caller::{Caller, may_book};
-use crate::clients::{context, req};
+use crate::clients::{Found, context};
 use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, NoBody, Params};
 use crate::problem::{ApiError, Problem};
 use crate::views::{Created, Page, PageParams, Versioned, opt, parse_time, time};
@@ -111,20 +113,24 @@ pub struct RideView {
     pub version: u64,
 }
 
-/// Whether the caller may see the personal fields of a ride (riders' names, addresses,
-/// story, note): admin, the chapter's admin, the care home's coordinator, the ride's pilot.
-pub fn sees_personal(caller: &Caller, ride: &bpb::Ride) -> bool {
-    let (chapter, home, pilot) =
-        (ride.chapter_id.parse().ok(), ride.carehome_id.parse().ok(), ride.pilot_id.parse().ok());
-    chapter.is_some_and(|c| caller.admin_of(c))
-        || home.is_some_and(|h| caller.coordinates(h))
-        || pilot.is_some_and(|p| caller.is_pilot(p))
+/// The facts of a ride the read rules ask about (`None`: ids a service should never send).
+pub fn object(ride: &bpb::Ride) -> Option<Object> {
+    Some(Object::Ride {
+        chapter: ride.chapter_id.parse().ok()?,
+        carehome: ride.carehome_id.parse().ok()?,
+        pilot: ride.pilot_id.parse().ok()?,
+    })
 }
 
-/// Whether the caller may read a ride at all: the ride's pilot, the coordinator of its
-/// care home, the chapter's admin, admin.
+/// Whether the caller may see the personal fields of a ride (riders' names, addresses,
+/// story, note): `access::sees_personal`.
+pub fn sees_personal(caller: &Caller, ride: &bpb::Ride) -> bool {
+    object(ride).is_some_and(|o| caller.sees_personal(&o))
+}
+
+/// Whether the caller may read a ride at all: `access::may_read`.
 pub fn may_read(caller: &Caller, ride: &bpb::Ride) -> bool {
-    sees_personal(caller, ride)
+    object(ride).is_some_and(|o| caller.may_read(&o))
 }
 
 /// The view of a ride for this caller (names looked up only when the caller may see them).
@@ -144,7 +150,7 @@ pub async fn views(s: &AppState, caller: &Caller, rides: Vec<bpb::Ride>) -> Resu
     wanted.dedup();
     let names: HashMap<String, Option<String>> =
         futures_util::future::try_join_all(wanted.into_iter().map(|id| async move {
-            let name = match s.clients.carehome.clone().get_resident(req(cpb::IdRequest { id: id.to_owned() })).await {
+            let name = match s.clients.carehome().get_resident(cpb::IdRequest { id: id.to_owned() }).await {
                 Ok(res) => opt(res.into_inner().display_name),
                 Err(st) if st.code() == tonic::Code::NotFound => None,
                 Err(st) => return Err(ApiError::from(st)),
@@ -204,42 +210,21 @@ fn view_named(caller: &Caller, ride: bpb::Ride, names: &HashMap<String, Option<S
 
 /// Loads a ride the caller may read (404 otherwise), with personal fields opened.
 pub async fn visible(s: &AppState, caller: &Caller, id: Uuid) -> Result<bpb::Ride, ApiError> {
-    let ride = match s
+    let ride = s
         .clients
-        .booking
-        .clone()
-        .get_ride(req(bpb::GetRideRequest { ride_id: id.to_string(), include_personal: true }))
+        .booking()
+        .get_ride(bpb::GetRideRequest { ride_id: id.to_string(), include_personal: true })
         .await
-    {
-        Ok(r) => r.into_inner(),
-        Err(st) if st.code() == tonic::Code::NotFound => return Err(ApiError::not_found()),
-        Err(st) => return Err(st.into()),
-    };
+        .or_404()?;
     if !may_read(caller, &ride) {
         return Err(ApiError::not_found());
     }
     Ok(ride)
 }
 
-/// Who may act on a ride.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Who {
-    /// The ride's pilot.
-    Pilot,
-    /// The coordinator of its care home.
-    Coordinator,
-    /// Its chapter's admin, or admin.
-    Admins,
-}
-
-fn allowed(caller: &Caller, ride: &bpb::Ride, who: &[Who]) -> Result<(), ApiError> {
-    let chapter = ride.chapter_id.parse().ok();
-    let ok = who.iter().any(|w| match w {
-        Who::Pilot => ride.pilot_id.parse().is_ok_and(|p| caller.is_pilot(p)),
-        Who::Coordinator => ride.carehome_id.parse().is_ok_and(|h| caller.coordinates(h)),
-        Who::Admins => chapter.is_some_and(|c| caller.admin_of(c)),
-    });
-    if ok { Ok(()) } else { Err(ApiError::forbidden()) }
+/// 403 unless the caller may do `action` to the ride (`access::may`).
+fn allowed(caller: &Caller, ride: &bpb::Ride, action: Action) -> Result<(), ApiError> {
+    if object(ride).is_some_and(|o| caller.may(action, &o)) { Ok(()) } else { Err(ApiError::forbidden()) }
 }
 
 /// `POST /v1/rides`.
@@ -282,11 +267,7 @@ pub struct NewRide {
 
 /// The trishaw of a booking, as the caller may see it: 404 when invisible.
 async fn bike_chapter(s: &AppState, caller: &Caller, bike: Uuid) -> Result<(Uuid, Uuid), ApiError> {
-    let b = match s.clients.carehome.clone().get_bike(req(cpb::IdRequest { id: bike.to_string() })).await {
-        Ok(b) => b.into_inner(),
-        Err(st) if st.code() == tonic::Code::NotFound => return Err(ApiError::not_found()),
-        Err(st) => return Err(st.into()),
-    };
+    let b = s.clients.carehome().get_bike(cpb::IdRequest { id: bike.to_string() }).await.or_404()?;
     let chapter: Uuid = b.chapter_id.parse().map_err(|_| ApiError::not_found())?;
     let home: Uuid = b.carehome_id.parse().map_err(|_| ApiError::not_found())?;
     if !caller.in_chapter(chapter) {
@@ -310,20 +291,18 @@ pub async fn create(
     let start = parse_time("/start", &b.start)?;
     let return_start = b.return_start.as_deref().map(|t| parse_time("/return_start", t)).transpose()?;
     let (chapter, home) = bike_chapter(&s, &caller, b.bike_id).await?;
-    let may = match caller.role {
-        Role::Pilot(p) => p == b.pilot_id,
-        Role::Coordinator(h) => h == home,
-        _ => caller.admin_of(chapter),
-    };
-    if !may {
+    let booked = Object::Ride { chapter, carehome: home, pilot: b.pilot_id };
+    if !caller.may(Action::Book, &booked) {
+        // A suspended pilot booking for itself is told why.
+        if caller.is_pilot(b.pilot_id) {
+            may_book(&caller)?;
+        }
         return Err(ApiError::forbidden());
     }
-    may_book(&caller)?;
     let booked = s
         .clients
-        .booking
-        .clone()
-        .book_ride(req(bpb::BookRideRequest {
+        .booking()
+        .book_ride(bpb::BookRideRequest {
             context: context(&caller, "POST /v1/rides", key.as_deref(), None),
             bike_id: b.bike_id.to_string(),
             pilot_id: b.pilot_id.to_string(),
@@ -336,7 +315,7 @@ pub async fn create(
             dropoff: b.dropoff.unwrap_or_default(),
             round_trip: b.round_trip,
             return_start,
-        }))
+        })
         .await?
         .into_inner();
     let ride = booked.ride.ok_or_else(|| ApiError::new(servicekit::ErrorCode::Internal))?;
@@ -394,11 +373,7 @@ pub struct RideFilter {
 
 /// The chapter of a care home, or 404 when the caller may not see it.
 async fn home_chapter(s: &AppState, caller: &Caller, home: Uuid) -> Result<Uuid, ApiError> {
-    let h = match s.clients.carehome.clone().get_care_home(req(cpb::IdRequest { id: home.to_string() })).await {
-        Ok(h) => h.into_inner(),
-        Err(st) if st.code() == tonic::Code::NotFound => return Err(ApiError::not_found()),
-        Err(st) => return Err(st.into()),
-    };
+    let h = s.clients.carehome().get_care_home(cpb::IdRequest { id: home.to_string() }).await.or_404()?;
     let chapter: Uuid = h.chapter_id.parse().map_err(|_| ApiError::not_found())?;
     if !caller.in_chapter(chapter) {
         return Err(ApiError::not_found());
@@ -475,7 +450,7 @@ pub async fn list(
         }
         Role::Integrator(_) => return Err(ApiError::forbidden()),
     }
-    let page = s.clients.booking.clone().list_rides(req(q)).await?.into_inner();
+    let page = s.clients.booking().list_rides(q).await?.into_inner();
     let items = views(&s, &caller, page.rides).await?;
     Ok(axum::Json(Page::new(items, page.next_cursor)))
 }
@@ -515,16 +490,15 @@ pub async fn roster_add(
     Body(b): Body<RosterAdd>,
 ) -> Result<Versioned<RideView>, ApiError> {
     let ride = visible(&s, &caller, id).await?;
-    allowed(&caller, &ride, &[Who::Pilot, Who::Coordinator, Who::Admins])?;
+    allowed(&caller, &ride, Action::ChangeRide)?;
     let r = s
         .clients
-        .booking
-        .clone()
-        .add_rider(req(bpb::RosterRequest {
+        .booking()
+        .add_rider(bpb::RosterRequest {
             context: context(&caller, &route("POST", id, "/roster"), key.as_deref(), m),
             ride_id: id.to_string(),
             resident_id: b.resident_id.to_string(),
-        }))
+        })
         .await?
         .into_inner();
     after(&s, &caller, r, id).await
@@ -541,16 +515,15 @@ pub async fn roster_remove(
     IfMatch(m): IfMatch,
 ) -> Result<Versioned<RideView>, ApiError> {
     let ride = visible(&s, &caller, id).await?;
-    allowed(&caller, &ride, &[Who::Pilot, Who::Coordinator, Who::Admins])?;
+    allowed(&caller, &ride, Action::ChangeRide)?;
     let r = s
         .clients
-        .booking
-        .clone()
-        .remove_rider(req(bpb::RosterRequest {
+        .booking()
+        .remove_rider(bpb::RosterRequest {
             context: context(&caller, &route("DELETE", id, &format!("/roster/{resident}")), None, m),
             ride_id: id.to_string(),
             resident_id: resident.to_string(),
-        }))
+        })
         .await?
         .into_inner();
     after(&s, &caller, r, id).await
@@ -569,42 +542,41 @@ pub async fn check_in(
     _: NoBody,
 ) -> Result<Versioned<RideView>, ApiError> {
     let ride = visible(&s, &caller, id).await?;
-    allowed(&caller, &ride, &[Who::Pilot, Who::Coordinator, Who::Admins])?;
+    allowed(&caller, &ride, Action::ChangeRide)?;
     let r = s
         .clients
-        .booking
-        .clone()
-        .check_in_rider(req(bpb::RosterRequest {
+        .booking()
+        .check_in_rider(bpb::RosterRequest {
             context: context(&caller, &route("POST", id, &format!("/roster/{resident}/check-in")), key.as_deref(), m),
             ride_id: id.to_string(),
             resident_id: resident.to_string(),
-        }))
+        })
         .await?
         .into_inner();
     after(&s, &caller, r, id).await
 }
 
-/// A command on a ride with no body, by the roles in `who`.
+/// A command on a ride with no body, by those who may do `who` to it.
 async fn simple(
     s: &AppState,
     caller: &Caller,
     id: Uuid,
-    who: &[Who],
+    who: Action,
     tail: &str,
     key: Option<String>,
     m: Option<u64>,
 ) -> Result<Versioned<RideView>, ApiError> {
     let ride = visible(s, caller, id).await?;
     allowed(caller, &ride, who)?;
-    let mut b = s.clients.booking.clone();
+    let mut b = s.clients.booking();
     let r = bpb::RideCommandRequest {
         context: context(caller, &route("POST", id, tail), key.as_deref(), m),
         ride_id: id.to_string(),
     };
     let ride = match tail {
-        "/confirm" => b.confirm_ride(req(r)).await?,
-        "/start" => b.start_ride(req(r)).await?,
-        _ => b.mark_no_show(req(r)).await?,
+        "/confirm" => b.confirm_ride(r).await?,
+        "/start" => b.start_ride(r).await?,
+        _ => b.mark_no_show(r).await?,
     }
     .into_inner();
     after(s, caller, ride, id).await
@@ -622,7 +594,7 @@ pub async fn confirm(
     IfMatch(m): IfMatch,
     _: NoBody,
 ) -> Result<Versioned<RideView>, ApiError> {
-    simple(&s, &caller, id, &[Who::Coordinator, Who::Admins], "/confirm", key, m).await
+    simple(&s, &caller, id, Action::ConfirmRide, "/confirm", key, m).await
 }
 
 /// Start a ride (its pilot).
@@ -637,7 +609,7 @@ pub async fn start(
     IfMatch(m): IfMatch,
     _: NoBody,
 ) -> Result<Versioned<RideView>, ApiError> {
-    simple(&s, &caller, id, &[Who::Pilot, Who::Admins], "/start", key, m).await
+    simple(&s, &caller, id, Action::RunRide, "/start", key, m).await
 }
 
 /// Mark a ride as no-show (its pilot, the care home's coordinator).
@@ -652,7 +624,7 @@ pub async fn no_show(
     IfMatch(m): IfMatch,
     _: NoBody,
 ) -> Result<Versioned<RideView>, ApiError> {
-    simple(&s, &caller, id, &[Who::Pilot, Who::Coordinator, Who::Admins], "/no-show", key, m).await
+    simple(&s, &caller, id, Action::ChangeRide, "/no-show", key, m).await
 }
 
 /// `POST /v1/rides/{id}/reschedule`.
@@ -681,17 +653,16 @@ pub async fn reschedule(
 ) -> Result<Versioned<RideView>, ApiError> {
     let start = parse_time("/start", &b.start)?;
     let ride = visible(&s, &caller, id).await?;
-    allowed(&caller, &ride, &[Who::Pilot, Who::Coordinator, Who::Admins])?;
+    allowed(&caller, &ride, Action::ChangeRide)?;
     let r = s
         .clients
-        .booking
-        .clone()
-        .reschedule_ride(req(bpb::RescheduleRideRequest {
+        .booking()
+        .reschedule_ride(bpb::RescheduleRideRequest {
             context: context(&caller, &route("POST", id, "/reschedule"), key.as_deref(), m),
             ride_id: id.to_string(),
             start: Some(start),
             duration_minutes: b.duration_minutes,
-        }))
+        })
         .await?
         .into_inner();
     after(&s, &caller, r, id).await
@@ -725,17 +696,16 @@ pub async fn cancel(
     Body(b): Body<Cancel>,
 ) -> Result<Versioned<RideView>, ApiError> {
     let ride = visible(&s, &caller, id).await?;
-    allowed(&caller, &ride, &[Who::Pilot, Who::Coordinator, Who::Admins])?;
+    allowed(&caller, &ride, Action::ChangeRide)?;
     let r = s
         .clients
-        .booking
-        .clone()
-        .cancel_ride(req(bpb::CancelRideRequest {
+        .booking()
+        .cancel_ride(bpb::CancelRideRequest {
             context: context(&caller, &route("POST", id, "/cancel"), key.as_deref(), m),
             ride_id: id.to_string(),
             reason: b.reason,
             note: b.note.unwrap_or_default(),
-        }))
+        })
         .await?
         .into_inner();
     after(&s, &caller, r, id).await
@@ -773,19 +743,18 @@ pub async fn complete(
 ) -> Result<Versioned<RideView>, ApiError> {
     let ended_at = parse_time("/ended_at", &b.ended_at)?;
     let ride = visible(&s, &caller, id).await?;
-    allowed(&caller, &ride, &[Who::Pilot, Who::Admins])?;
+    allowed(&caller, &ride, Action::RunRide)?;
     let r = s
         .clients
-        .booking
-        .clone()
-        .complete_ride(req(bpb::CompleteRideRequest {
+        .booking()
+        .complete_ride(bpb::CompleteRideRequest {
             context: context(&caller, &route("POST", id, "/complete"), key.as_deref(), m),
             ride_id: id.to_string(),
             ended_at: Some(ended_at),
             distance_km: b.distance_km,
             bike_condition: b.bike_condition.unwrap_or_default(),
             story: b.story.unwrap_or_default(),
-        }))
+        })
         .await?
         .into_inner();
     after(&s, &caller, r, id).await

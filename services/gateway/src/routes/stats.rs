@@ -22,7 +22,6 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::Role;
 use crate::caller::Caller;
-use crate::clients::req;
 use crate::extract::Params;
 use crate::problem::{ApiError, Problem};
 
@@ -238,19 +237,13 @@ pub async fn get(
         if !caller.in_chapter(c) {
             return Err(ApiError::not_found());
         }
-        s.clients
-            .carehome
-            .clone()
-            .get_chapter(req(cpb::IdRequest { id: c.to_string() }))
-            .await
-            .map_err(not_found_or)?;
+        s.clients.carehome().get_chapter(cpb::IdRequest { id: c.to_string() }).await.map_err(not_found_or)?;
     }
     if let Some(h) = p.carehome_id {
         let home = s
             .clients
-            .carehome
-            .clone()
-            .get_care_home(req(cpb::IdRequest { id: h.to_string() }))
+            .carehome()
+            .get_care_home(cpb::IdRequest { id: h.to_string() })
             .await
             .map_err(not_found_or)?
             .into_inner();
@@ -260,9 +253,8 @@ pub async fn get(
     if let Some(b) = p.bike_id {
         let bike = s
             .clients
-            .carehome
-            .clone()
-            .get_bike(req(cpb::IdRequest { id: b.to_string() }))
+            .carehome()
+            .get_bike(cpb::IdRequest { id: b.to_string() })
             .await
             .map_err(not_found_or)?
             .into_inner();
@@ -272,9 +264,8 @@ pub async fn get(
     if let Some(id) = p.pilot_id {
         let pilot = s
             .clients
-            .volunteer
-            .clone()
-            .get_pilot(req(vpb::GetPilotRequest { pilot_id: id.to_string() }))
+            .volunteer()
+            .get_pilot(vpb::GetPilotRequest { pilot_id: id.to_string() })
             .await
             .map_err(not_found_or)?
             .into_inner();
@@ -303,7 +294,7 @@ pub async fn get(
         as_of: w.as_of,
         per_chapter: false,
     };
-    let r = s.clients.booking.clone().stats(req(q)).await?.into_inner();
+    let r = s.clients.booking().stats(q).await?.into_inner();
     Ok(axum::Json(stats(r.total)))
 }
 
@@ -323,11 +314,10 @@ pub async fn network(
         return Err(ApiError::forbidden().detail("the network stats are for admin and the network integrator"));
     }
     let q = bpb::StatsRequest { from: w.from, to: w.to, as_of: w.as_of, per_chapter: true, ..Default::default() };
-    let r = s.clients.booking.clone().stats(req(q)).await?.into_inner();
+    let r = s.clients.booking().stats(q).await?.into_inner();
     let mut chapters = Vec::with_capacity(r.chapters.len());
     for c in r.chapters {
-        let name = match s.clients.carehome.clone().get_chapter(req(cpb::IdRequest { id: c.chapter_id.clone() })).await
-        {
+        let name = match s.clients.carehome().get_chapter(cpb::IdRequest { id: c.chapter_id.clone() }).await {
             Ok(ch) => Some(ch.into_inner().name),
             Err(st) if st.code() == tonic::Code::NotFound => None,
             Err(st) => return Err(st.into()),

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::caller::Caller;
-use crate::clients::{context, req};
+use crate::clients::context;
 use crate::extract::{Body, IdempotencyKey, Ids, IfMatch};
 use crate::problem::{ApiError, Problem};
 use crate::routes::chapters;
@@ -73,14 +73,13 @@ pub async fn cancel_day(
     }
     let r = s
         .clients
-        .booking
-        .clone()
-        .cancel_day_for_weather(req(bpb::CancelDayForWeatherRequest {
+        .booking()
+        .cancel_day_for_weather(bpb::CancelDayForWeatherRequest {
             context: context(&caller, &format!("POST /v1/chapters/{id}/weather-cancellations"), key.as_deref(), None),
             chapter_id: id.to_string(),
             date: b.date,
             note: b.note.unwrap_or_default(),
-        }))
+        })
         .await?
         .into_inner();
     Ok(axum::Json(WeatherCancellations { cancelled: r.cancelled }))

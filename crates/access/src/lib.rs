@@ -1,0 +1,255 @@
+//! Who may read what, who sees residents' and pilots' personal data, and who may do what:
+//! plain functions over plain facts, in one place, used by every handler of the gateway
+//! (and by notifications later). No I/O: the caller's facts ([`Caller`]: role, chapter,
+//! suspension, resolved from the records by the gateway) and the object's facts
+//! ([`Object`]: the ids that place it in a chapter, a care home, a pilot's hands) are all a
+//! rule needs.
+//!
+//! Three questions:
+//! - [`may_read`]: may the caller know the object exists? (No: the API answers 404, so an
+//!   object outside a caller's reach looks exactly like an unknown one.)
+//! - [`sees_personal`]: may the caller see its personal fields (names, addresses, notes,
+//!   stories)? Callers who may read but not this see ids only.
+//! - [`may`]: may the caller do `action` to it? (No, while it may read: 403.)
+
+#![deny(missing_docs)]
+
+use uuid::Uuid;
+
+/// A caller's role and scope, as its token states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Everything inside one chapter.
+    ChapterAdmin(Uuid),
+    /// One care home.
+    Coordinator(Uuid),
+    /// One pilot.
+    Pilot(Uuid),
+    /// Read-only: one chapter, or the whole network.
+    Integrator(Option<Uuid>),
+}
+
+impl Role {
+    /// The role's name in tokens.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::ChapterAdmin(_) => "chapter_admin",
+            Role::Coordinator(_) => "coordinator",
+            Role::Pilot(_) => "pilot",
+            Role::Integrator(_) => "integrator",
+        }
+    }
+}
+
+/// The facts about a caller the rules need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// Role and scope.
+    pub role: Role,
+    /// The chapter the caller belongs to, from the records (none: admin, network integrator).
+    pub chapter: Option<Uuid>,
+    /// For pilots: suspended (may read, may not book).
+    pub suspended: bool,
+}
+
+impl Caller {
+    /// Admin, or the chapter admin of `chapter`.
+    pub fn admin_of(&self, chapter: Uuid) -> bool {
+        matches!(self.role, Role::Admin) || matches!(self.role, Role::ChapterAdmin(c) if c == chapter)
+    }
+
+    /// Belongs to `chapter` (admin and network integrators: every chapter).
+    pub fn in_chapter(&self, chapter: Uuid) -> bool {
+        match self.role {
+            Role::Admin | Role::Integrator(None) => true,
+            _ => self.chapter == Some(chapter),
+        }
+    }
+
+    /// Coordinates `carehome`.
+    pub fn coordinates(&self, carehome: Uuid) -> bool {
+        matches!(self.role, Role::Coordinator(h) if h == carehome)
+    }
+
+    /// Is `pilot`.
+    pub fn is_pilot(&self, pilot: Uuid) -> bool {
+        matches!(self.role, Role::Pilot(p) if p == pilot)
+    }
+
+    /// The pilot, for a pilot.
+    pub fn pilot(&self) -> Option<Uuid> {
+        match self.role {
+            Role::Pilot(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// An object a rule is asked about, with the ids that place it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Object {
+    /// The whole network (network stats, chapter registration).
+    Network,
+    /// A chapter.
+    Chapter(Uuid),
+    /// A care home of a chapter.
+    CareHome {
+        /// The care home.
+        id: Uuid,
+        /// Its chapter.
+        chapter: Uuid,
+    },
+    /// A trishaw at a care home.
+    Bike {
+        /// Its care home.
+        carehome: Uuid,
+        /// Its chapter.
+        chapter: Uuid,
+    },
+    /// A resident of a care home.
+    Resident {
+        /// Their care home.
+        carehome: Uuid,
+        /// Its chapter.
+        chapter: Uuid,
+    },
+    /// A pilot of a chapter.
+    Pilot {
+        /// The pilot.
+        id: Uuid,
+        /// Their chapter.
+        chapter: Uuid,
+    },
+    /// A ride (or one being booked).
+    Ride {
+        /// Its chapter.
+        chapter: Uuid,
+        /// Its care home.
+        carehome: Uuid,
+        /// Its pilot.
+        pilot: Uuid,
+    },
+    /// A care home's request for a ride.
+    RideRequest {
+        /// Its chapter.
+        chapter: Uuid,
+        /// The requesting care home.
+        carehome: Uuid,
+    },
+}
+
+/// Something a caller does to an object (reads are [`may_read`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Book a ride ([`Object::Ride`] as booked): a pilot for itself, the care home's
+    /// coordinator, the chapter's admins; never a suspended pilot.
+    Book,
+    /// Change a ride's roster, reschedule, cancel or mark a no-show: its pilot, its care
+    /// home's coordinator, its chapter's admins.
+    ChangeRide,
+    /// Confirm a ride for the care home: its coordinator, the chapter's admins.
+    ConfirmRide,
+    /// Start or complete a ride (log what happened): its pilot, the chapter's admins.
+    RunRide,
+    /// Request a ride for a care home, or withdraw the request: its coordinator, the
+    /// chapter's admins.
+    RequestRide,
+    /// Claim a care home's request: a pilot of the chapter who is not suspended.
+    ClaimRequest,
+    /// Change a care home, its trishaws or residents (hours, closures, issues, consent):
+    /// its coordinator, the chapter's admins.
+    Manage,
+    /// Administer a chapter (settings, care homes, pilots, coordinators, weather days):
+    /// its admins.
+    Administer,
+    /// Read a chapter's reports and CSV exports (they carry names): its admins.
+    ReadReports,
+    /// Read an object's audit trail ([`Object::Chapter`] of the object): its admins.
+    ReadAudit,
+    /// Read a care home's reach report: its coordinator, the chapter's admins.
+    ReadReach,
+    /// Read stats (no personal data): admins, integrators and coordinators of the scope.
+    ReadStats,
+}
+
+/// Whether the caller may know the object exists (else the API answers 404).
+pub fn may_read(c: &Caller, o: &Object) -> bool {
+    match *o {
+        Object::Network => matches!(c.role, Role::Admin | Role::Integrator(None)),
+        Object::Chapter(chapter) | Object::CareHome { chapter, .. } | Object::Bike { chapter, .. } => {
+            c.in_chapter(chapter)
+        }
+        Object::Resident { carehome, chapter } => c.coordinates(carehome) || c.admin_of(chapter),
+        Object::Pilot { id, chapter } => c.is_pilot(id) || c.admin_of(chapter),
+        Object::Ride { .. } => sees_personal(c, o),
+        Object::RideRequest { chapter, .. } => sees_personal(c, o) || (c.pilot().is_some() && c.in_chapter(chapter)),
+    }
+}
+
+/// Whether the caller may see the object's personal fields: riders' names, addresses,
+/// notes and stories of a ride (its pilot, its care home's coordinator, its chapter's
+/// admins); a request's note (the coordinator, the admins); everything it may read of a
+/// resident or pilot. Chapters, care homes and trishaws hold no personal data.
+pub fn sees_personal(c: &Caller, o: &Object) -> bool {
+    match *o {
+        Object::Ride { chapter, carehome, pilot } => {
+            c.admin_of(chapter) || c.coordinates(carehome) || c.is_pilot(pilot)
+        }
+        Object::RideRequest { chapter, carehome } => c.coordinates(carehome) || c.admin_of(chapter),
+        Object::Resident { .. } | Object::Pilot { .. } => may_read(c, o),
+        Object::Network | Object::Chapter(_) | Object::CareHome { .. } | Object::Bike { .. } => may_read(c, o),
+    }
+}
+
+/// The care home and chapter an object belongs to, if any.
+fn place(o: &Object) -> (Option<Uuid>, Option<Uuid>) {
+    match *o {
+        Object::Network => (None, None),
+        Object::Chapter(chapter) => (None, Some(chapter)),
+        Object::CareHome { id, chapter } => (Some(id), Some(chapter)),
+        Object::Bike { carehome, chapter }
+        | Object::Resident { carehome, chapter }
+        | Object::Ride { carehome, chapter, .. }
+        | Object::RideRequest { carehome, chapter } => (Some(carehome), Some(chapter)),
+        Object::Pilot { chapter, .. } => (None, Some(chapter)),
+    }
+}
+
+/// Whether the caller may do `action` to the object.
+pub fn may(c: &Caller, action: Action, o: &Object) -> bool {
+    let (home, chapter) = place(o);
+    let admins = chapter.is_some_and(|ch| c.admin_of(ch));
+    let coordinator = home.is_some_and(|h| c.coordinates(h));
+    let own_pilot = matches!(*o, Object::Ride { pilot, .. } if c.is_pilot(pilot));
+    match action {
+        Action::Book => matches!(o, Object::Ride { .. }) && !c.suspended && (own_pilot || coordinator || admins),
+        Action::ChangeRide => matches!(o, Object::Ride { .. }) && (own_pilot || coordinator || admins),
+        Action::ConfirmRide => matches!(o, Object::Ride { .. }) && (coordinator || admins),
+        Action::RunRide => matches!(o, Object::Ride { .. }) && (own_pilot || admins),
+        Action::RequestRide => matches!(o, Object::RideRequest { .. }) && (coordinator || admins),
+        Action::ClaimRequest => {
+            matches!(o, Object::RideRequest { .. })
+                && !c.suspended
+                && c.pilot().is_some()
+                && chapter.is_some_and(|ch| c.in_chapter(ch))
+        }
+        Action::Manage => coordinator || admins,
+        Action::Administer | Action::ReadReports | Action::ReadAudit => admins,
+        Action::ReadReach => matches!(o, Object::CareHome { .. }) && (coordinator || admins),
+        Action::ReadStats => match *o {
+            Object::Network => matches!(c.role, Role::Admin | Role::Integrator(None)),
+            _ => match c.role {
+                Role::Admin | Role::Integrator(None) => true,
+                Role::ChapterAdmin(ch) | Role::Integrator(Some(ch)) => chapter == Some(ch),
+                Role::Coordinator(h) => home == Some(h),
+                Role::Pilot(_) => false,
+            },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,91 @@
+//! The audit trails of booking's objects (rides and ride requests): their streams and a
+//! few words on each booking event, without personal data (`servicekit::audit`).
+
+use serde_json::Value;
+use servicekit::audit::{AuditLog, count, field, plural, words};
+use uuid::Uuid;
+
+/// The stream of a ride or a ride request.
+pub fn stream_of(object_type: &str, id: Uuid) -> Option<String> {
+    match object_type {
+        "ride" => Some(crate::rides::ride_stream(id)),
+        "ride_request" => Some(crate::requests::request_stream(id)),
+        _ => None,
+    }
+}
+
+/// A few words on a booking event, from its public payload.
+pub fn summary(event_type: &str, d: &Value) -> String {
+    match event_type {
+        "RideBooked" => format!(
+            "Ride booked ({}) for {}, {} min, {}; status {}",
+            field(d, "kind"),
+            field(d, "start"),
+            d["duration_minutes"],
+            plural(count(d, "riders"), "rider"),
+            field(d, "status")
+        ),
+        "RideConfirmed" => "Ride confirmed by the care home".into(),
+        "RiderAddedToRoster" => "A rider was added to the roster".into(),
+        "RiderRemovedFromRoster" => format!("A rider left the roster ({})", field(d, "cause")),
+        "RideRescheduled" => format!("Ride rescheduled to {}, {} min", field(d, "start"), d["duration_minutes"]),
+        "RideCancelled" => format!("Ride cancelled (reason: {})", field(d, "reason")),
+        "RideStarted" => format!("Ride started at {}", field(d, "at")),
+        "RiderCheckedIn" => "A rider was checked in".into(),
+        "RideCompleted" => format!("Ride completed at {}, {} km", field(d, "ended_at"), d["distance_km"]),
+        "RideMarkedNoShow" => "Ride marked as no-show".into(),
+        "RideReminderSent" => format!("Reminder sent {} min before the start", d["lead_minutes"]),
+        "RideRequested" => format!(
+            "Ride requested for {}, between {} and {}, {} min",
+            plural(count(d, "resident_ids"), "resident"),
+            field(d, "window_from"),
+            field(d, "window_to"),
+            d["duration_minutes"]
+        ),
+        "RideRequestClaimed" => format!("Request claimed: ride {} booked", field(d, "ride_id")),
+        "RideRequestWithdrawn" => "Request withdrawn by the care home".into(),
+        "RideRequestExpired" => "Request expired unclaimed".into(),
+        "DayCancelledForWeather" => format!("Day cancelled for weather ({})", field(d, "date")),
+        other => words(other),
+    }
+}
+
+/// Booking's audit service.
+pub fn log(store: eventlog::EventStore) -> AuditLog {
+    AuditLog::new(store, stream_of, summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::events::BookingEvent;
+    use serde_json::json;
+
+    #[test]
+    fn summaries_hold_facts_and_no_free_text() {
+        let d = json!({"ride_id": "r", "kind": "pleasure", "status": "booked", "start": "2027-05-03T08:00:00Z",
+            "duration_minutes": 60, "riders": ["a", "b"]});
+        assert_eq!(
+            summary("RideBooked", &d),
+            "Ride booked (pleasure) for 2027-05-03T08:00:00Z, 60 min, 2 riders; status booked"
+        );
+        let cancelled = json!({"reason": "weather", "by_role": "pilot", "note": "Jens was ill"});
+        assert_eq!(summary("RideCancelled", &cancelled), "Ride cancelled (reason: weather)");
+        assert_eq!(summary("SomethingNewHappened", &json!({})), "Something new happened");
+    }
+
+    #[test]
+    fn every_public_booking_event_has_its_own_words() {
+        for name in BookingEvent::NAMES.iter().filter(|n| !domain::events::INTERNAL_EVENT_TYPES.contains(n)) {
+            assert_ne!(summary(name, &json!({})), words(name), "{name} has no summary of its own");
+        }
+    }
+
+    #[test]
+    fn only_its_own_objects_have_streams() {
+        let id = Uuid::nil();
+        assert_eq!(stream_of("ride", id), Some(crate::rides::ride_stream(id)));
+        assert!(stream_of("ride_request", id).is_some());
+        assert_eq!(stream_of("pilot", id), None);
+    }
+}

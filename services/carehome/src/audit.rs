@@ -1,0 +1,108 @@
+//! The audit trails of the care-home service's objects (chapters, care homes, trishaws,
+//! residents): their streams and a few words on each of its events, without personal
+//! data (`servicekit::audit`).
+
+use serde_json::Value;
+use servicekit::audit::{AuditLog, count, field, list, plural, words};
+use uuid::Uuid;
+
+use crate::commands::{bikes, carehomes, chapters, residents};
+
+/// The stream of a chapter, care home, trishaw or resident.
+pub fn stream_of(object_type: &str, id: Uuid) -> Option<String> {
+    match object_type {
+        "chapter" => Some(chapters::stream(id)),
+        "carehome" => Some(carehomes::stream(id)),
+        "bike" => Some(bikes::stream(id)),
+        "resident" => Some(residents::stream(id)),
+        _ => None,
+    }
+}
+
+/// A few words on a care-home event, from its public payload.
+pub fn summary(event_type: &str, d: &Value) -> String {
+    match event_type {
+        "ChapterRegistered" => format!("Chapter registered (time zone {})", field(d, "timezone")),
+        "ChapterSettingsChanged" => format!(
+            "Settings changed: lead time {} min, default turnaround {} min, reminders [{}] min",
+            d["settings"]["lead_time_minutes"],
+            d["settings"]["default_turnaround_minutes"],
+            list(&d["settings"], "reminder_lead_minutes")
+        ),
+        "CareHomeRegistered" => format!(
+            "Care home registered ({}, turnaround {} min, confirmation {})",
+            plural(count(d, "ride_hours"), "ride-hour window"),
+            d["turnaround_minutes"],
+            if d["requires_confirmation"].as_bool() == Some(true) { "required" } else { "not required" }
+        ),
+        "RideHoursChanged" => format!("Ride hours changed ({})", plural(count(d, "ride_hours"), "window")),
+        "CareHomeClosed" => {
+            format!("Closed from {} to {} (exclusive)", field(&d["dates"], "from"), field(&d["dates"], "to"))
+        }
+        "CoordinatorAssigned" => format!("Coordinator {} assigned", field(d, "user_id")),
+        "CoordinatorRemoved" => format!("Coordinator {} removed", field(d, "user_id")),
+        "BikeCommissioned" => format!("Commissioned ({}, {} seats)", field(d, "bike_type"), d["seats"]),
+        "BikeIssueReported" => {
+            if d["grounding"].as_bool() == Some(true) {
+                "Issue reported; the trishaw is grounded".into()
+            } else {
+                "Issue reported".into()
+            }
+        }
+        "BikeTakenOutOfService" => match d["expected_back"].as_str() {
+            Some(b) => format!("Taken out of service, expected back {b}"),
+            None => "Taken out of service".into(),
+        },
+        "BikeRepaired" => "Repaired".into(),
+        "BikeReturnedToService" => "Returned to service".into(),
+        "BikeRetired" => "Retired".into(),
+        "ResidentAdmitted" => "Resident admitted".into(),
+        "ResidentConsentRecorded" => {
+            format!("Consent recorded (given by {}; scope: {})", field(d, "given_by"), list(d, "scope"))
+        }
+        "ResidentConsentWithdrawn" => "Consent withdrawn".into(),
+        "ResidentMovedOut" => "Moved out".into(),
+        "ResidentErased" => "Personal data erased".into(),
+        other => words(other),
+    }
+}
+
+/// The care-home service's audit service.
+pub fn log(store: eventlog::EventStore) -> AuditLog {
+    AuditLog::new(store, stream_of, summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::events::CareHomeEvent;
+    use serde_json::json;
+
+    #[test]
+    fn summaries_hold_facts_and_no_free_text() {
+        assert_eq!(
+            summary("BikeIssueReported", &json!({"description": "Jens broke it", "grounding": false})),
+            "Issue reported"
+        );
+        assert_eq!(
+            summary("BikeTakenOutOfService", &json!({"reason": "Jens broke it", "expected_back": "2027-06-01"})),
+            "Taken out of service, expected back 2027-06-01"
+        );
+    }
+
+    #[test]
+    fn every_care_home_event_has_its_own_words() {
+        for name in CareHomeEvent::NAMES {
+            assert_ne!(summary(name, &json!({})), words(name), "{name} has no summary of its own");
+        }
+    }
+
+    #[test]
+    fn only_its_own_objects_have_streams() {
+        let id = Uuid::nil();
+        for t in ["chapter", "carehome", "bike", "resident"] {
+            assert!(stream_of(t, id).is_some(), "{t}");
+        }
+        assert_eq!(stream_of("ride", id), None);
+    }
+}
