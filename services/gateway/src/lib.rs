@@ -4,6 +4,8 @@
 //! idempotency records in a small database of its own.
 
 pub mod auth;
+#[cfg(test)]
+mod boundaries;
 pub mod calendar_tokens;
 pub mod caller;
 pub mod clients;

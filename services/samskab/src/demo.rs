@@ -46,7 +46,7 @@ pub async fn seed_once(cfg: &ServeConfig, running: &Running) -> Result<(), Error
 
 async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
     let c = &running.gateway.clients;
-    let (mut homes_c, mut vol, mut book) = (c.carehome.clone(), c.volunteer.clone(), c.booking.clone());
+    let (mut homes_c, mut vol, mut book) = (c.carehome(), c.volunteer(), c.booking());
     let chapter = homes_c
         .register_chapter(cpb::RegisterChapterRequest {
             context: ctx("chapter", "admin"),
@@ -258,7 +258,7 @@ fn chrono_tz_copenhagen() -> chrono_tz::Tz {
 
 /// Books, waiting for booking to hear of the facts just created (its feeds lag a moment).
 async fn book_when_known(
-    book: &mut samskab_proto::booking::v1::booking_service_client::BookingServiceClient<tonic::transport::Channel>,
+    book: &mut samskab_proto::booking::v1::booking_service_client::BookingServiceClient<gateway::clients::Svc>,
     req: bpb::BookRideRequest,
 ) -> Result<bpb::Ride, Error> {
     for _ in 0..200 {

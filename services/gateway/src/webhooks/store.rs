@@ -518,9 +518,11 @@ mod tests {
         assert_eq!(network.chapter, None);
         assert!(network.event_types.is_empty());
         let chapter = Uuid::from_u128(7);
-        let h = hook_row(&chapter.to_string(), r#"["RideBooked","RideCancelled"]"#).hook().expect("a valid row");
+        let h = hook_row(&chapter.to_string(), r#"["SomethingHappened","SomethingElseHappened"]"#)
+            .hook()
+            .expect("a valid row");
         assert_eq!(h.chapter, Some(chapter));
-        assert_eq!(h.event_types, ["RideBooked", "RideCancelled"]);
+        assert_eq!(h.event_types, ["SomethingHappened", "SomethingElseHappened"]);
         assert_eq!((h.url.as_str(), h.secret.as_str()), ("https://hooks.example.org/", "sealed"));
     }
 
@@ -532,7 +534,7 @@ mod tests {
 
     #[test]
     fn a_queue_row_keeps_the_item_json_as_the_body() {
-        let json = r#"{"cursor":"c1","event_id":"e1","stream":"ride-1","type":"RideBooked","occurred_at":"2023-11-14T22:13:20Z","data":{}}"#;
+        let json = r#"{"cursor":"c1","event_id":"e1","stream":"thing-1","type":"SomethingHappened","occurred_at":"2023-11-14T22:13:20Z","data":{}}"#;
         let row = |item: &str| QueueRow {
             event_id: "e1".into(),
             attempts: 2,
@@ -543,7 +545,7 @@ mod tests {
         let q = row(json).queued().expect("a feed item");
         assert_eq!((q.event_id.as_str(), q.attempts, q.due, q.first_failed_at), ("e1", 2, 30, 10));
         assert_eq!(q.body, json);
-        assert_eq!((q.item.stream.as_str(), q.item.event_type.as_str()), ("ride-1", "RideBooked"));
+        assert_eq!((q.item.stream.as_str(), q.item.event_type.as_str()), ("thing-1", "SomethingHappened"));
         assert!(row("{}").queued().is_none());
     }
 
@@ -552,8 +554,8 @@ mod tests {
         let row = |status_code: i64, error: &str| DeliveryRow {
             delivery_id: "d".into(),
             event_id: "e".into(),
-            stream: "ride-1".into(),
-            event_type: "RideBooked".into(),
+            stream: "thing-1".into(),
+            event_type: "SomethingHappened".into(),
             attempt: 1,
             at: 1_700_000_000_000,
             outcome: "failed".into(),
