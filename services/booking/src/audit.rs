@@ -14,9 +14,15 @@ pub fn stream_of(object_type: &str, id: Uuid) -> Option<String> {
     }
 }
 
-/// A few words on a booking event, from its public payload.
+/// A few words on a booking event, from its public payload (an unknown type, a newer
+/// writer's, in words).
 pub fn summary(event_type: &str, d: &Value) -> String {
-    match event_type {
+    known(event_type, d).unwrap_or_else(|| words(event_type))
+}
+
+/// The words of the event types this service knows.
+fn known(event_type: &str, d: &Value) -> Option<String> {
+    Some(match event_type {
         "RideBooked" => format!(
             "Ride booked ({}) for {}, {} min, {}; status {}",
             field(d, "kind"),
@@ -46,8 +52,8 @@ pub fn summary(event_type: &str, d: &Value) -> String {
         "RideRequestWithdrawn" => "Request withdrawn by the care home".into(),
         "RideRequestExpired" => "Request expired unclaimed".into(),
         "DayCancelledForWeather" => format!("Day cancelled for weather ({})", field(d, "date")),
-        other => words(other),
-    }
+        _ => return None,
+    })
 }
 
 /// Booking's audit service.
@@ -77,7 +83,7 @@ mod tests {
     #[test]
     fn every_public_booking_event_has_its_own_words() {
         for name in BookingEvent::NAMES.iter().filter(|n| !domain::events::INTERNAL_EVENT_TYPES.contains(n)) {
-            assert_ne!(summary(name, &json!({})), words(name), "{name} has no summary of its own");
+            assert!(known(name, &json!({})).is_some(), "{name} has no summary of its own");
         }
     }
 

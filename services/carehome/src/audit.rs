@@ -19,9 +19,15 @@ pub fn stream_of(object_type: &str, id: Uuid) -> Option<String> {
     }
 }
 
-/// A few words on a care-home event, from its public payload.
+/// A few words on a care-home event, from its public payload (an unknown type, a newer
+/// writer's, in words).
 pub fn summary(event_type: &str, d: &Value) -> String {
-    match event_type {
+    known(event_type, d).unwrap_or_else(|| words(event_type))
+}
+
+/// The words of the event types this service knows.
+fn known(event_type: &str, d: &Value) -> Option<String> {
+    Some(match event_type {
         "ChapterRegistered" => format!("Chapter registered (time zone {})", field(d, "timezone")),
         "ChapterSettingsChanged" => format!(
             "Settings changed: lead time {} min, default turnaround {} min, reminders [{}] min",
@@ -63,8 +69,8 @@ pub fn summary(event_type: &str, d: &Value) -> String {
         "ResidentConsentWithdrawn" => "Consent withdrawn".into(),
         "ResidentMovedOut" => "Moved out".into(),
         "ResidentErased" => "Personal data erased".into(),
-        other => words(other),
-    }
+        _ => return None,
+    })
 }
 
 /// The care-home service's audit service.
@@ -93,7 +99,7 @@ mod tests {
     #[test]
     fn every_care_home_event_has_its_own_words() {
         for name in CareHomeEvent::NAMES {
-            assert_ne!(summary(name, &json!({})), words(name), "{name} has no summary of its own");
+            assert!(known(name, &json!({})).is_some(), "{name} has no summary of its own");
         }
     }
 

@@ -5,12 +5,14 @@
 //! `If-Match` headers are read here too.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use servicekit::ErrorCode;
 
+use crate::AppState;
+use crate::caller::Caller;
 use crate::problem::ApiError;
 
 /// The largest body accepted.
@@ -239,6 +241,42 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
             .filter(|n| *n > 0)
             .map(|n| IfMatch(Some(n)))
             .ok_or_else(|| ApiError::invalid("/If-Match", "must be an ETag this API sent, such as \"3\""))
+    }
+}
+
+/// What every command carries, read once from the request: the caller, its
+/// `Idempotency-Key` and `If-Match`, and the route (method and path, lowercased) the key is
+/// scoped to. [`Command::context`] makes the `CommandContext` the services read.
+#[derive(Debug, Clone)]
+pub struct Command {
+    /// Who.
+    pub caller: Caller,
+    /// The `Idempotency-Key`, if sent.
+    pub key: Option<String>,
+    /// The `If-Match` version, if sent.
+    pub if_match: Option<u64>,
+    /// `POST /v1/rides/<id>/cancel`.
+    pub route: String,
+}
+
+impl Command {
+    /// The services' command context: the caller as actor, the key scoped to the route,
+    /// the expected version.
+    pub fn context(&self) -> Option<samskab_proto::common::v1::CommandContext> {
+        crate::clients::context(&self.caller, &self.route, self.key.as_deref(), self.if_match)
+    }
+}
+
+impl FromRequestParts<AppState> for Command {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let IdempotencyKey(key) = IdempotencyKey::from_request_parts(parts, state).await?;
+        let IfMatch(if_match) = IfMatch::from_request_parts(parts, state).await?;
+        let path = parts.extensions.get::<OriginalUri>().map_or_else(|| parts.uri.path(), |u| u.0.path());
+        let route = format!("{} {}", parts.method, path.to_ascii_lowercase());
+        Ok(Command { caller, key, if_match, route })
     }
 }
 

@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::caller::Caller;
-use crate::clients::{Found, context};
-use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, Params};
+use crate::clients::Found;
+use crate::extract::{Body, Command, Ids, Params};
 use crate::problem::{ApiError, Problem};
 use crate::routes::carehomes;
 use crate::views::{Created, Page, PageParams, Versioned, opt};
@@ -208,14 +208,14 @@ async fn managed(s: &AppState, caller: &Caller, id: Uuid) -> Result<VisibleBike,
     security(("bearer" = [])))]
 pub async fn create(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(if_match): IfMatch,
     Body(b): Body<NewBike>,
 ) -> Result<Created<BikeView>, ApiError> {
-    let home = carehomes::visible(&s, &caller, id).await?;
-    if !carehomes::manages(&caller, &home, id) {
+    let caller = &cmd.caller;
+    let if_match = cmd.if_match;
+    let home = carehomes::visible(&s, caller, id).await?;
+    if !carehomes::manages(caller, &home, id) {
         return Err(ApiError::forbidden());
     }
     carehomes::precondition(if_match, home.version)?;
@@ -223,7 +223,7 @@ pub async fn create(
         .clients
         .carehome()
         .commission_bike(cpb::CommissionBikeRequest {
-            context: context(&caller, &format!("POST /v1/carehomes/{id}/bikes"), key.as_deref(), None),
+            context: cmd.context(),
             carehome_id: id.to_string(),
             name: b.name,
             bike_type: b.bike_type.unwrap_or_default(),
@@ -279,22 +279,21 @@ pub async fn get(
     security(("bearer" = [])))]
 pub async fn report_issue(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(if_match): IfMatch,
     Body(b): Body<NewIssue>,
 ) -> Result<Versioned<BikeView>, ApiError> {
-    let bike = visible(&s, &caller, id).await?;
+    let caller = &cmd.caller;
+    let bike = visible(&s, caller, id).await?;
     // Visible means in the chapter, so any pilot who sees it rides in its chapter.
-    if !(bike.managed_by(&caller) || caller.pilot().is_some()) {
+    if !(bike.managed_by(caller) || caller.pilot().is_some()) {
         return Err(ApiError::forbidden());
     }
     let b = s
         .clients
         .carehome()
         .report_bike_issue(cpb::ReportBikeIssueRequest {
-            context: context(&caller, &format!("POST /v1/bikes/{id}/issues"), key.as_deref(), if_match),
+            context: cmd.context(),
             bike_id: id.to_string(),
             description: b.description,
             grounding: b.grounding,
@@ -315,25 +314,14 @@ enum Change {
 /// Runs a service change on a trishaw the caller runs.
 async fn change(
     s: &AppState,
-    caller: &Caller,
+    cmd: &Command,
     id: Uuid,
-    (key, if_match): (Option<String>, Option<u64>),
     what: Change,
     reason: String,
     expected_back: String,
 ) -> Result<Versioned<BikeView>, ApiError> {
-    managed(s, caller, id).await?;
-    let segment = match what {
-        Change::OutOfService => "out-of-service",
-        Change::Return => "return-to-service",
-        Change::Retire => "retire",
-    };
-    let request = cpb::BikeServiceRequest {
-        context: context(caller, &format!("POST /v1/bikes/{id}/{segment}"), key.as_deref(), if_match),
-        bike_id: id.to_string(),
-        reason,
-        expected_back,
-    };
+    managed(s, &cmd.caller, id).await?;
+    let request = cpb::BikeServiceRequest { context: cmd.context(), bike_id: id.to_string(), reason, expected_back };
     let mut client = s.clients.carehome();
     let b = match what {
         Change::OutOfService => client.take_bike_out_of_service(request).await?,
@@ -352,13 +340,11 @@ async fn change(
     security(("bearer" = [])))]
 pub async fn out_of_service(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(if_match): IfMatch,
     Body(b): Body<OutOfService>,
 ) -> Result<Versioned<BikeView>, ApiError> {
-    change(&s, &caller, id, (key, if_match), Change::OutOfService, b.reason, b.expected_back.unwrap_or_default()).await
+    change(&s, &cmd, id, Change::OutOfService, b.reason, b.expected_back.unwrap_or_default()).await
 }
 
 /// Return a trishaw to service, with an optional repair note (its coordinator, its
@@ -370,13 +356,11 @@ pub async fn out_of_service(
     security(("bearer" = [])))]
 pub async fn return_to_service(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(if_match): IfMatch,
     Body(b): Body<ReturnToService>,
 ) -> Result<Versioned<BikeView>, ApiError> {
-    change(&s, &caller, id, (key, if_match), Change::Return, b.reason.unwrap_or_default(), String::new()).await
+    change(&s, &cmd, id, Change::Return, b.reason.unwrap_or_default(), String::new()).await
 }
 
 /// Retire a trishaw for good, cancelling its future rides (its coordinator, its chapter's
@@ -388,17 +372,15 @@ pub async fn return_to_service(
     security(("bearer" = [])))]
 pub async fn retire(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(if_match): IfMatch,
     Body(b): Body<Retirement>,
 ) -> Result<Versioned<BikeView>, ApiError> {
     // The reason is required (api.md); the service would retire with an empty one.
     if b.reason.trim().is_empty() {
         return Err(ApiError::invalid("/reason", "must not be empty"));
     }
-    change(&s, &caller, id, (key, if_match), Change::Retire, b.reason, String::new()).await
+    change(&s, &cmd, id, Change::Retire, b.reason, String::new()).await
 }
 
 /// A trishaw's issues, repairs and service changes in order (its coordinator, its

@@ -108,11 +108,8 @@ impl Lookups<'_> {
         if let Some(n) = self.homes.get(id) {
             return Ok(n.clone());
         }
-        let name = match self.s.clients.carehome().get_care_home(cpb::IdRequest { id: id.to_owned() }).await {
-            Ok(h) => h.into_inner().name,
-            Err(st) if st.code() == tonic::Code::NotFound => String::new(),
-            Err(st) => return Err(st.into()),
-        };
+        let home = self.s.clients.carehome().get_care_home(cpb::IdRequest { id: id.to_owned() }).await.found()?;
+        let name = home.map(|h| h.name).unwrap_or_default();
         self.homes.insert(id.to_owned(), name.clone());
         Ok(name)
     }
@@ -121,11 +118,8 @@ impl Lookups<'_> {
         if let Some(r) = self.reminders.get(chapter) {
             return Ok(r.clone());
         }
-        let r = match self.s.clients.carehome().get_chapter(cpb::IdRequest { id: chapter.to_owned() }).await {
-            Ok(c) => c.into_inner().settings.map(|s| s.reminder_lead_minutes).unwrap_or_default(),
-            Err(st) if st.code() == tonic::Code::NotFound => Vec::new(),
-            Err(st) => return Err(st.into()),
-        };
+        let c = self.s.clients.carehome().get_chapter(cpb::IdRequest { id: chapter.to_owned() }).await.found()?;
+        let r = c.and_then(|c| c.settings).map(|s| s.reminder_lead_minutes).unwrap_or_default();
         self.reminders.insert(chapter.to_owned(), r.clone());
         Ok(r)
     }

@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::caller::Caller;
-use crate::clients::{Found, context};
-use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, Params};
+use crate::clients::Found;
+use crate::extract::{Body, Command, Ids, Params};
 use crate::problem::{ApiError, Problem};
 use crate::views::{Created, Page, PageParams, Versioned, opt};
 
@@ -229,10 +229,10 @@ pub fn precondition(if_match: Option<u64>, current: u64) -> Result<(), ApiError>
     security(("bearer" = [])))]
 pub async fn create(
     State(s): State<AppState>,
-    caller: Caller,
-    IdempotencyKey(key): IdempotencyKey,
+    cmd: Command,
     Body(b): Body<NewCareHome>,
 ) -> Result<Created<CareHomeView>, ApiError> {
+    let caller = &cmd.caller;
     if !caller.in_chapter(b.chapter_id) {
         return Err(ApiError::not_found());
     }
@@ -243,7 +243,7 @@ pub async fn create(
         .clients
         .carehome()
         .register_care_home(cpb::RegisterCareHomeRequest {
-            context: context(&caller, "POST /v1/carehomes", key.as_deref(), None),
+            context: cmd.context(),
             chapter_id: b.chapter_id.to_string(),
             name: b.name,
             address: b.address,
@@ -303,20 +303,20 @@ pub async fn get(
     security(("bearer" = [])))]
 pub async fn put_ride_hours(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IfMatch(if_match): IfMatch,
     Body(b): Body<RideHoursChange>,
 ) -> Result<Versioned<CareHomeView>, ApiError> {
-    let home = visible(&s, &caller, id).await?;
-    if !manages(&caller, &home, id) {
+    let caller = &cmd.caller;
+    let home = visible(&s, caller, id).await?;
+    if !manages(caller, &home, id) {
         return Err(ApiError::forbidden());
     }
     let h = s
         .clients
         .carehome()
         .change_ride_hours(cpb::ChangeRideHoursRequest {
-            context: context(&caller, &format!("PUT /v1/carehomes/{id}/ride-hours"), None, if_match),
+            context: cmd.context(),
             carehome_id: id.to_string(),
             ride_hours: b.ride_hours.into_iter().map(Into::into).collect(),
         })
@@ -334,21 +334,20 @@ pub async fn put_ride_hours(
     security(("bearer" = [])))]
 pub async fn close(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(if_match): IfMatch,
     Body(b): Body<Closure>,
 ) -> Result<Versioned<CareHomeView>, ApiError> {
-    let home = visible(&s, &caller, id).await?;
-    if !manages(&caller, &home, id) {
+    let caller = &cmd.caller;
+    let home = visible(&s, caller, id).await?;
+    if !manages(caller, &home, id) {
         return Err(ApiError::forbidden());
     }
     let h = s
         .clients
         .carehome()
         .close_care_home(cpb::CloseCareHomeRequest {
-            context: context(&caller, &format!("POST /v1/carehomes/{id}/closures"), key.as_deref(), if_match),
+            context: cmd.context(),
             carehome_id: id.to_string(),
             closure: Some(cpb::Closure { from: b.from, to: b.to, reason: b.reason }),
         })
@@ -374,18 +373,17 @@ async fn coordinator_admin(s: &AppState, caller: &Caller, id: Uuid) -> Result<()
     security(("bearer" = [])))]
 pub async fn assign_coordinator(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(if_match): IfMatch,
     Body(b): Body<NewCoordinator>,
 ) -> Result<Versioned<CareHomeView>, ApiError> {
-    coordinator_admin(&s, &caller, id).await?;
+    let caller = &cmd.caller;
+    coordinator_admin(&s, caller, id).await?;
     let h = s
         .clients
         .carehome()
         .assign_coordinator(cpb::CoordinatorRequest {
-            context: context(&caller, &format!("POST /v1/carehomes/{id}/coordinators"), key.as_deref(), if_match),
+            context: cmd.context(),
             carehome_id: id.to_string(),
             user_id: b.user_id,
         })
@@ -402,17 +400,17 @@ pub async fn assign_coordinator(
     security(("bearer" = [])))]
 pub async fn remove_coordinator(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(p): Ids<CoordinatorPath>,
-    IfMatch(if_match): IfMatch,
 ) -> Result<Versioned<CareHomeView>, ApiError> {
+    let caller = &cmd.caller;
     let id = p.id;
-    coordinator_admin(&s, &caller, id).await?;
+    coordinator_admin(&s, caller, id).await?;
     let h = s
         .clients
         .carehome()
         .remove_coordinator(cpb::CoordinatorRequest {
-            context: context(&caller, &format!("DELETE /v1/carehomes/{id}/coordinators/{}", p.user_id), None, if_match),
+            context: cmd.context(),
             carehome_id: id.to_string(),
             user_id: p.user_id,
         })

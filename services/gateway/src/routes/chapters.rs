@@ -12,8 +12,8 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::Role;
 use crate::caller::Caller;
-use crate::clients::{Found, context};
-use crate::extract::{Body, IdempotencyKey, Ids, IfMatch};
+use crate::clients::Found;
+use crate::extract::{Body, Command, Ids};
 use crate::problem::{ApiError, Problem};
 use crate::views::{Created, Versioned};
 
@@ -176,10 +176,10 @@ pub async fn visible(s: &AppState, caller: &Caller, id: Uuid) -> Result<cpb::Cha
     security(("bearer" = [])))]
 pub async fn create(
     State(s): State<AppState>,
-    caller: Caller,
-    IdempotencyKey(key): IdempotencyKey,
+    cmd: Command,
     Body(b): Body<NewChapter>,
 ) -> Result<Created<ChapterView>, ApiError> {
+    let caller = &cmd.caller;
     if caller.role != Role::Admin {
         return Err(ApiError::forbidden());
     }
@@ -187,7 +187,7 @@ pub async fn create(
         .clients
         .carehome()
         .register_chapter(cpb::RegisterChapterRequest {
-            context: context(&caller, "POST /v1/chapters", key.as_deref(), None),
+            context: cmd.context(),
             name: b.name,
             timezone: b.timezone,
             settings: b.settings.map(Into::into),
@@ -217,12 +217,12 @@ pub async fn get(
     security(("bearer" = [])))]
 pub async fn put_settings(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IfMatch(if_match): IfMatch,
     Body(b): Body<Settings>,
 ) -> Result<Versioned<ChapterView>, ApiError> {
-    visible(&s, &caller, id).await?;
+    let caller = &cmd.caller;
+    visible(&s, caller, id).await?;
     if !caller.admin_of(id) {
         return Err(ApiError::forbidden());
     }
@@ -230,7 +230,7 @@ pub async fn put_settings(
         .clients
         .carehome()
         .change_chapter_settings(cpb::ChangeChapterSettingsRequest {
-            context: context(&caller, &format!("PUT /v1/chapters/{id}/settings"), None, if_match),
+            context: cmd.context(),
             chapter_id: id.to_string(),
             settings: Some(b.into()),
         })

@@ -174,14 +174,8 @@ impl Names {
         if let Some(n) = self.pilots.get(id) {
             return Ok(n.clone());
         }
-        let n = match s.clients.volunteer().get_pilot(vpb::GetPilotRequest { pilot_id: id.to_owned() }).await {
-            Ok(p) => {
-                let p = p.into_inner();
-                reports::name(p.erased, &p.display_name).unwrap_or_default()
-            }
-            Err(st) if st.code() == tonic::Code::NotFound => String::new(),
-            Err(st) => return Err(st.into()),
-        };
+        let pilot = s.clients.volunteer().get_pilot(vpb::GetPilotRequest { pilot_id: id.to_owned() }).await.found()?;
+        let n = pilot.and_then(|p| reports::name(p.erased, &p.display_name)).unwrap_or_default();
         self.pilots.insert(id.to_owned(), n.clone());
         Ok(n)
     }
@@ -190,14 +184,8 @@ impl Names {
         if let Some(n) = self.residents.get(id) {
             return Ok(n.clone());
         }
-        let n = match s.clients.carehome().get_resident(cpb::IdRequest { id: id.to_owned() }).await {
-            Ok(r) => {
-                let r = r.into_inner();
-                reports::name(r.erased, &r.display_name).unwrap_or_default()
-            }
-            Err(st) if st.code() == tonic::Code::NotFound => String::new(),
-            Err(st) => return Err(st.into()),
-        };
+        let resident = s.clients.carehome().get_resident(cpb::IdRequest { id: id.to_owned() }).await.found()?;
+        let n = resident.and_then(|r| reports::name(r.erased, &r.display_name)).unwrap_or_default();
         self.residents.insert(id.to_owned(), n.clone());
         Ok(n)
     }
@@ -206,11 +194,8 @@ impl Names {
         if let Some(n) = self.homes.get(id) {
             return Ok(n.clone());
         }
-        let n = match s.clients.carehome().get_care_home(cpb::IdRequest { id: id.to_owned() }).await {
-            Ok(h) => h.into_inner().name,
-            Err(st) if st.code() == tonic::Code::NotFound => String::new(),
-            Err(st) => return Err(st.into()),
-        };
+        let home = s.clients.carehome().get_care_home(cpb::IdRequest { id: id.to_owned() }).await.found()?;
+        let n = home.map(|h| h.name).unwrap_or_default();
         self.homes.insert(id.to_owned(), n.clone());
         Ok(n)
     }

@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::caller::Caller;
-use crate::clients::{Found, context};
-use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, NoBody, Params};
+use crate::clients::Found;
+use crate::extract::{Body, Command, Ids, NoBody, Params};
 use crate::problem::{ApiError, Problem};
 use crate::routes::chapters;
 use crate::views::{Created, Page, PageParams, Versioned, opt};
@@ -175,11 +175,11 @@ async fn managed(s: &AppState, caller: &Caller, id: Uuid) -> Result<vpb::Pilot, 
     security(("bearer" = [])))]
 pub async fn create(
     State(s): State<AppState>,
-    caller: Caller,
-    IdempotencyKey(key): IdempotencyKey,
+    cmd: Command,
     Body(b): Body<NewPilot>,
 ) -> Result<Created<PilotView>, ApiError> {
-    chapters::visible(&s, &caller, b.chapter_id).await?;
+    let caller = &cmd.caller;
+    chapters::visible(&s, caller, b.chapter_id).await?;
     if !caller.admin_of(b.chapter_id) {
         return Err(ApiError::forbidden());
     }
@@ -187,7 +187,7 @@ pub async fn create(
         .clients
         .volunteer()
         .register_pilot(vpb::RegisterPilotRequest {
-            context: context(&caller, "POST /v1/pilots", key.as_deref(), None),
+            context: cmd.context(),
             chapter_id: b.chapter_id.to_string(),
             display_name: b.display_name,
             email: b.email.unwrap_or_default(),
@@ -262,18 +262,17 @@ pub async fn list(
     security(("bearer" = [])))]
 pub async fn qualify(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(if_match): IfMatch,
     Body(b): Body<NewQualification>,
 ) -> Result<Versioned<PilotView>, ApiError> {
-    managed(&s, &caller, id).await?;
+    let caller = &cmd.caller;
+    managed(&s, caller, id).await?;
     let p = s
         .clients
         .volunteer()
         .qualify_pilot(vpb::QualifyPilotRequest {
-            context: context(&caller, &format!("POST /v1/pilots/{id}/qualifications"), key.as_deref(), if_match),
+            context: cmd.context(),
             pilot_id: id.to_string(),
             qualification: Some(vpb::Qualification {
                 bike_type: b.bike_type.unwrap_or_default(),
@@ -293,18 +292,15 @@ pub async fn qualify(
     security(("bearer" = [])))]
 pub async fn put_availability(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IfMatch(if_match): IfMatch,
     Body(b): Body<Availability>,
 ) -> Result<Versioned<PilotView>, ApiError> {
-    let p = visible(&s, &caller, id).await?;
+    let caller = &cmd.caller;
+    let p = visible(&s, caller, id).await?;
     for (i, home) in b.carehome_ids.iter().enumerate() {
-        let found = match s.clients.carehome().get_care_home(cpb::IdRequest { id: home.to_string() }).await {
-            Ok(h) => h.into_inner().chapter_id == p.chapter_id,
-            Err(st) if st.code() == tonic::Code::NotFound => false,
-            Err(st) => return Err(st.into()),
-        };
+        let home = s.clients.carehome().get_care_home(cpb::IdRequest { id: home.to_string() }).await.found()?;
+        let found = home.is_some_and(|h| h.chapter_id == p.chapter_id);
         if !found {
             return Err(ApiError::invalid(format!("/carehome_ids/{i}"), "must be a care home of the pilot's chapter"));
         }
@@ -313,7 +309,7 @@ pub async fn put_availability(
         .clients
         .volunteer()
         .declare_availability(vpb::DeclareAvailabilityRequest {
-            context: context(&caller, &format!("PUT /v1/pilots/{id}/availability"), None, if_match),
+            context: cmd.context(),
             pilot_id: id.to_string(),
             availability: Some(vpb::Availability {
                 weekly: b
@@ -338,30 +334,9 @@ enum Action {
     Erase,
 }
 
-impl Action {
-    fn path(self) -> &'static str {
-        match self {
-            Action::Suspend => "suspend",
-            Action::Reinstate => "reinstate",
-            Action::Retire => "retire",
-            Action::Erase => "erasure",
-        }
-    }
-}
-
-async fn act(
-    s: &AppState,
-    caller: &Caller,
-    id: Uuid,
-    key: Option<String>,
-    if_match: Option<u64>,
-    action: Action,
-) -> Result<Versioned<PilotView>, ApiError> {
-    managed(s, caller, id).await?;
-    let r = vpb::PilotCommandRequest {
-        context: context(caller, &format!("POST /v1/pilots/{id}/{}", action.path()), key.as_deref(), if_match),
-        pilot_id: id.to_string(),
-    };
+async fn act(s: &AppState, cmd: &Command, id: Uuid, action: Action) -> Result<Versioned<PilotView>, ApiError> {
+    managed(s, &cmd.caller, id).await?;
+    let r = vpb::PilotCommandRequest { context: cmd.context(), pilot_id: id.to_string() };
     let mut v = s.clients.volunteer();
     let p = match action {
         Action::Suspend => v.suspend_pilot(r).await,
@@ -380,13 +355,11 @@ async fn act(
     security(("bearer" = [])))]
 pub async fn suspend(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(m): IfMatch,
     _: NoBody,
 ) -> Result<Versioned<PilotView>, ApiError> {
-    act(&s, &caller, id, key, m, Action::Suspend).await
+    act(&s, &cmd, id, Action::Suspend).await
 }
 
 /// Reinstate a suspended pilot (its chapter's admin).
@@ -397,13 +370,11 @@ pub async fn suspend(
     security(("bearer" = [])))]
 pub async fn reinstate(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(m): IfMatch,
     _: NoBody,
 ) -> Result<Versioned<PilotView>, ApiError> {
-    act(&s, &caller, id, key, m, Action::Reinstate).await
+    act(&s, &cmd, id, Action::Reinstate).await
 }
 
 /// Retire a pilot: its token is refused from now on; its future rides are cancelled (`volunteer`).
@@ -414,13 +385,11 @@ pub async fn reinstate(
     security(("bearer" = [])))]
 pub async fn retire(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(m): IfMatch,
     _: NoBody,
 ) -> Result<Versioned<PilotView>, ApiError> {
-    act(&s, &caller, id, key, m, Action::Retire).await
+    act(&s, &cmd, id, Action::Retire).await
 }
 
 /// Erase a pilot's personal data: the key is deleted before the answer (its chapter's admin).
@@ -431,13 +400,11 @@ pub async fn retire(
     security(("bearer" = [])))]
 pub async fn erase(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(m): IfMatch,
     _: NoBody,
 ) -> Result<Versioned<PilotView>, ApiError> {
-    act(&s, &caller, id, key, m, Action::Erase).await
+    act(&s, &cmd, id, Action::Erase).await
 }
 
 fn json(text: &str) -> Result<serde_json::Value, ApiError> {

@@ -15,8 +15,8 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::Role;
 use crate::caller::{Caller, may_book};
-use crate::clients::context;
-use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, NoBody, Params};
+use crate::clients::Found;
+use crate::extract::{Body, Command, Ids, NoBody, Params};
 use crate::problem::{ApiError, Problem};
 use crate::routes::availability::carehome;
 use crate::routes::chapters;
@@ -130,11 +130,7 @@ fn view(r: bpb::RideRequest) -> RideRequestView {
 
 async fn load(s: &AppState, id: &str, personal: bool) -> Result<bpb::RideRequest, ApiError> {
     let r = bpb::GetRideRequestRequest { ride_request_id: id.to_owned(), include_personal: personal };
-    match s.clients.booking().get_ride_request(r).await {
-        Ok(r) => Ok(r.into_inner()),
-        Err(st) if st.code() == tonic::Code::NotFound => Err(ApiError::not_found()),
-        Err(st) => Err(st.into()),
-    }
+    s.clients.booking().get_ride_request(r).await.or_404()
 }
 
 /// Loads a ride request the caller may read (404 otherwise); the note only for those who see it.
@@ -161,13 +157,13 @@ async fn shown(s: &AppState, caller: &Caller, r: bpb::RideRequest) -> Result<Ver
     security(("bearer" = [])))]
 pub async fn create(
     State(s): State<AppState>,
-    caller: Caller,
-    IdempotencyKey(key): IdempotencyKey,
+    cmd: Command,
     Body(b): Body<NewRideRequest>,
 ) -> Result<Created<RideRequestView>, ApiError> {
+    let caller = &cmd.caller;
     let from = parse_time("/window/from", &b.window.from)?;
     let to = parse_time("/window/to", &b.window.to)?;
-    let (_, chapter) = carehome(&s, &caller, b.carehome_id).await?;
+    let (_, chapter) = carehome(&s, caller, b.carehome_id).await?;
     if !(caller.coordinates(b.carehome_id) || caller.admin_of(chapter)) {
         return Err(ApiError::forbidden());
     }
@@ -175,7 +171,7 @@ pub async fn create(
         .clients
         .booking()
         .request_ride(bpb::RequestRideRequest {
-            context: context(&caller, "POST /v1/ride-requests", key.as_deref(), None),
+            context: cmd.context(),
             carehome_id: b.carehome_id.to_string(),
             resident_ids: b.resident_ids.iter().map(Uuid::to_string).collect(),
             window: Some(bpb::TimeWindow { from: Some(from), to: Some(to) }),
@@ -185,7 +181,7 @@ pub async fn create(
         })
         .await?
         .into_inner();
-    let Versioned(v, version) = shown(&s, &caller, r).await?;
+    let Versioned(v, version) = shown(&s, caller, r).await?;
     Ok(Created(format!("/v1/ride-requests/{}", v.ride_request_id), v, version))
 }
 
@@ -320,21 +316,20 @@ pub struct Claimed {
     security(("bearer" = [])))]
 pub async fn claim(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(if_match): IfMatch,
     Body(b): Body<Claim>,
 ) -> Result<([(HeaderName, String); 1], Versioned<Claimed>), ApiError> {
+    let caller = &cmd.caller;
     let start = parse_time("/start", &b.start)?;
-    visible(&s, &caller, id).await?;
+    visible(&s, caller, id).await?;
     let Some(pilot) = caller.pilot() else { return Err(ApiError::forbidden()) };
-    may_book(&caller)?;
+    may_book(caller)?;
     let c = s
         .clients
         .booking()
         .claim_ride_request(bpb::ClaimRideRequestRequest {
-            context: context(&caller, &format!("POST /v1/ride-requests/{id}/claim"), key.as_deref(), if_match),
+            context: cmd.context(),
             ride_request_id: id.to_string(),
             pilot_id: pilot.to_string(),
             bike_id: b.bike_id.to_string(),
@@ -344,7 +339,7 @@ pub async fn claim(
         .into_inner();
     let (Some(request), Some(ride)) = (c.ride_request, c.ride) else { return Err(ApiError::new(ErrorCode::Internal)) };
     let version = request.version;
-    let ride = rides::view(&s, &caller, ride).await?;
+    let ride = rides::view(&s, caller, ride).await?;
     let location = format!("/v1/rides/{}", ride.ride_id);
     Ok(([(header::LOCATION, location)], Versioned(Claimed { ride_request: view(request), ride }, version)))
 }
@@ -357,26 +352,25 @@ pub async fn claim(
     security(("bearer" = [])))]
 pub async fn withdraw(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(if_match): IfMatch,
     _: NoBody,
 ) -> Result<Versioned<RideRequestView>, ApiError> {
-    let r = visible(&s, &caller, id).await?;
-    if !sees_note(&caller, &r) {
+    let caller = &cmd.caller;
+    let r = visible(&s, caller, id).await?;
+    if !sees_note(caller, &r) {
         return Err(ApiError::forbidden());
     }
     let r = s
         .clients
         .booking()
         .withdraw_ride_request(bpb::RideRequestCommandRequest {
-            context: context(&caller, &format!("POST /v1/ride-requests/{id}/withdraw"), key.as_deref(), if_match),
+            context: cmd.context(),
             ride_request_id: id.to_string(),
         })
         .await?
         .into_inner();
-    shown(&s, &caller, r).await
+    shown(&s, caller, r).await
 }
 
 /// The ride-request routes.

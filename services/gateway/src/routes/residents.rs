@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::caller::Caller;
-use crate::clients::{Found, context};
-use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, NoBody, Params};
+use crate::clients::Found;
+use crate::extract::{Body, Command, Ids, NoBody, Params};
 use crate::problem::{ApiError, Problem};
 use crate::routes::carehomes;
 use crate::views::{Created, Page, PageParams, Versioned, opt};
@@ -135,19 +135,19 @@ async fn residents_of(s: &AppState, caller: &Caller, id: Uuid) -> Result<cpb::Ca
     security(("bearer" = [])))]
 pub async fn create(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(if_match): IfMatch,
     Body(b): Body<NewResident>,
 ) -> Result<Created<ResidentView>, ApiError> {
-    let home = residents_of(&s, &caller, id).await?;
+    let caller = &cmd.caller;
+    let if_match = cmd.if_match;
+    let home = residents_of(&s, caller, id).await?;
     carehomes::precondition(if_match, home.version)?;
     let r = s
         .clients
         .carehome()
         .admit_resident(cpb::AdmitResidentRequest {
-            context: context(&caller, &format!("POST /v1/carehomes/{id}/residents"), key.as_deref(), None),
+            context: cmd.context(),
             carehome_id: id.to_string(),
             display_name: b.display_name,
             notes: b.notes.unwrap_or_default(),
@@ -203,18 +203,17 @@ pub async fn get(
     security(("bearer" = [])))]
 pub async fn record_consent(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(if_match): IfMatch,
     Body(b): Body<Consent>,
 ) -> Result<Versioned<ResidentView>, ApiError> {
-    visible(&s, &caller, id).await?;
+    let caller = &cmd.caller;
+    visible(&s, caller, id).await?;
     let r = s
         .clients
         .carehome()
         .record_consent(cpb::RecordConsentRequest {
-            context: context(&caller, &format!("POST /v1/residents/{id}/consent"), key.as_deref(), if_match),
+            context: cmd.context(),
             resident_id: id.to_string(),
             consent: Some(b.into()),
         })
@@ -225,36 +224,21 @@ pub async fn record_consent(
 
 /// A command on a resident that takes no body.
 #[derive(Clone, Copy)]
-enum Command {
+enum Bodiless {
     WithdrawConsent,
     MoveOut,
     Erase,
 }
 
 /// Runs a bodiless command on a resident the caller may read.
-async fn command(
-    s: &AppState,
-    caller: &Caller,
-    id: Uuid,
-    key: Option<String>,
-    if_match: Option<u64>,
-    what: Command,
-) -> Result<Versioned<ResidentView>, ApiError> {
-    visible(s, caller, id).await?;
-    let route = match what {
-        Command::WithdrawConsent => format!("DELETE /v1/residents/{id}/consent"),
-        Command::MoveOut => format!("POST /v1/residents/{id}/move-out"),
-        Command::Erase => format!("POST /v1/residents/{id}/erasure"),
-    };
-    let request = cpb::ResidentCommandRequest {
-        context: context(caller, &route, key.as_deref(), if_match),
-        resident_id: id.to_string(),
-    };
+async fn command(s: &AppState, cmd: &Command, id: Uuid, what: Bodiless) -> Result<Versioned<ResidentView>, ApiError> {
+    visible(s, &cmd.caller, id).await?;
+    let request = cpb::ResidentCommandRequest { context: cmd.context(), resident_id: id.to_string() };
     let mut client = s.clients.carehome();
     let r = match what {
-        Command::WithdrawConsent => client.withdraw_consent(request).await?,
-        Command::MoveOut => client.move_out_resident(request).await?,
-        Command::Erase => client.erase_resident(request).await?,
+        Bodiless::WithdrawConsent => client.withdraw_consent(request).await?,
+        Bodiless::MoveOut => client.move_out_resident(request).await?,
+        Bodiless::Erase => client.erase_resident(request).await?,
     };
     Ok(view(r.into_inner()))
 }
@@ -266,11 +250,10 @@ async fn command(
     security(("bearer" = [])))]
 pub async fn withdraw_consent(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IfMatch(if_match): IfMatch,
 ) -> Result<Versioned<ResidentView>, ApiError> {
-    command(&s, &caller, id, None, if_match, Command::WithdrawConsent).await
+    command(&s, &cmd, id, Bodiless::WithdrawConsent).await
 }
 
 /// Record that a resident moved out, removing them from future rosters.
@@ -281,13 +264,11 @@ pub async fn withdraw_consent(
     security(("bearer" = [])))]
 pub async fn move_out(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(if_match): IfMatch,
     _: NoBody,
 ) -> Result<Versioned<ResidentView>, ApiError> {
-    command(&s, &caller, id, key, if_match, Command::MoveOut).await
+    command(&s, &cmd, id, Bodiless::MoveOut).await
 }
 
 /// Erase a resident's personal data: the key is deleted before the answer (200, the
@@ -299,13 +280,11 @@ pub async fn move_out(
     security(("bearer" = [])))]
 pub async fn erase(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(if_match): IfMatch,
     _: NoBody,
 ) -> Result<Versioned<ResidentView>, ApiError> {
-    command(&s, &caller, id, key, if_match, Command::Erase).await
+    command(&s, &cmd, id, Bodiless::Erase).await
 }
 
 /// Everything held about a resident, decrypted (GDPR access): the care-home service's

@@ -15,12 +15,12 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::clients::Found;
 use access::{Action, Object};
 
 use crate::auth::Role;
 use crate::caller::{Caller, may_book};
-use crate::clients::{Found, context};
-use crate::extract::{Body, IdempotencyKey, Ids, IfMatch, NoBody, Params};
+use crate::extract::{Body, Command, Ids, NoBody, Params};
 use crate::problem::{ApiError, Problem};
 use crate::views::{Created, Page, PageParams, Versioned, opt, parse_time, time};
 
@@ -150,12 +150,9 @@ pub async fn views(s: &AppState, caller: &Caller, rides: Vec<bpb::Ride>) -> Resu
     wanted.dedup();
     let names: HashMap<String, Option<String>> =
         futures_util::future::try_join_all(wanted.into_iter().map(|id| async move {
-            let name = match s.clients.carehome().get_resident(cpb::IdRequest { id: id.to_owned() }).await {
-                Ok(res) => opt(res.into_inner().display_name),
-                Err(st) if st.code() == tonic::Code::NotFound => None,
-                Err(st) => return Err(ApiError::from(st)),
-            };
-            Ok((id.to_owned(), name))
+            let resident = s.clients.carehome().get_resident(cpb::IdRequest { id: id.to_owned() }).await.found()?;
+            let name = resident.and_then(|r| opt(r.display_name));
+            Ok::<_, ApiError>((id.to_owned(), name))
         }))
         .await?
         .into_iter()
@@ -284,18 +281,18 @@ async fn bike_chapter(s: &AppState, caller: &Caller, bike: Uuid) -> Result<(Uuid
     security(("bearer" = [])))]
 pub async fn create(
     State(s): State<AppState>,
-    caller: Caller,
-    IdempotencyKey(key): IdempotencyKey,
+    cmd: Command,
     Body(b): Body<NewRide>,
 ) -> Result<Created<RideView>, ApiError> {
+    let caller = &cmd.caller;
     let start = parse_time("/start", &b.start)?;
     let return_start = b.return_start.as_deref().map(|t| parse_time("/return_start", t)).transpose()?;
-    let (chapter, home) = bike_chapter(&s, &caller, b.bike_id).await?;
+    let (chapter, home) = bike_chapter(&s, caller, b.bike_id).await?;
     let booked = Object::Ride { chapter, carehome: home, pilot: b.pilot_id };
     if !caller.may(Action::Book, &booked) {
         // A suspended pilot booking for itself is told why.
         if caller.is_pilot(b.pilot_id) {
-            may_book(&caller)?;
+            may_book(caller)?;
         }
         return Err(ApiError::forbidden());
     }
@@ -303,7 +300,7 @@ pub async fn create(
         .clients
         .booking()
         .book_ride(bpb::BookRideRequest {
-            context: context(&caller, "POST /v1/rides", key.as_deref(), None),
+            context: cmd.context(),
             bike_id: b.bike_id.to_string(),
             pilot_id: b.pilot_id.to_string(),
             start: Some(start),
@@ -319,7 +316,7 @@ pub async fn create(
         .await?
         .into_inner();
     let ride = booked.ride.ok_or_else(|| ApiError::new(servicekit::ErrorCode::Internal))?;
-    let mut v = view(&s, &caller, ride).await?;
+    let mut v = view(&s, caller, ride).await?;
     v.return_ride_id = booked.return_ride.map(|r| r.ride_id);
     let version = v.version;
     Ok(Created(format!("/v1/rides/{}", v.ride_id), v, version))
@@ -472,10 +469,6 @@ pub struct RosterAdd {
     pub resident_id: Uuid,
 }
 
-fn route(method: &str, id: Uuid, tail: &str) -> String {
-    format!("{method} /v1/rides/{id}{tail}")
-}
-
 /// Put a resident on the roster (the care home's coordinator, the ride's pilot).
 #[utoipa::path(post, path = "/v1/rides/{id}/roster", tag = "rides", request_body = RosterAdd, params(("id" = Uuid, Path)),
     responses((status = 200, body = RideView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
@@ -483,25 +476,24 @@ fn route(method: &str, id: Uuid, tail: &str) -> String {
     security(("bearer" = [])))]
 pub async fn roster_add(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(m): IfMatch,
     Body(b): Body<RosterAdd>,
 ) -> Result<Versioned<RideView>, ApiError> {
-    let ride = visible(&s, &caller, id).await?;
-    allowed(&caller, &ride, Action::ChangeRide)?;
+    let caller = &cmd.caller;
+    let ride = visible(&s, caller, id).await?;
+    allowed(caller, &ride, Action::ChangeRide)?;
     let r = s
         .clients
         .booking()
         .add_rider(bpb::RosterRequest {
-            context: context(&caller, &route("POST", id, "/roster"), key.as_deref(), m),
+            context: cmd.context(),
             ride_id: id.to_string(),
             resident_id: b.resident_id.to_string(),
         })
         .await?
         .into_inner();
-    after(&s, &caller, r, id).await
+    after(&s, caller, r, id).await
 }
 
 /// Take a resident off the roster.
@@ -510,23 +502,23 @@ pub async fn roster_add(
     security(("bearer" = [])))]
 pub async fn roster_remove(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids((id, resident)): Ids<(Uuid, Uuid)>,
-    IfMatch(m): IfMatch,
 ) -> Result<Versioned<RideView>, ApiError> {
-    let ride = visible(&s, &caller, id).await?;
-    allowed(&caller, &ride, Action::ChangeRide)?;
+    let caller = &cmd.caller;
+    let ride = visible(&s, caller, id).await?;
+    allowed(caller, &ride, Action::ChangeRide)?;
     let r = s
         .clients
         .booking()
         .remove_rider(bpb::RosterRequest {
-            context: context(&caller, &route("DELETE", id, &format!("/roster/{resident}")), None, m),
+            context: cmd.context(),
             ride_id: id.to_string(),
             resident_id: resident.to_string(),
         })
         .await?
         .into_inner();
-    after(&s, &caller, r, id).await
+    after(&s, caller, r, id).await
 }
 
 /// Check a rider in.
@@ -535,44 +527,39 @@ pub async fn roster_remove(
     security(("bearer" = [])))]
 pub async fn check_in(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids((id, resident)): Ids<(Uuid, Uuid)>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(m): IfMatch,
     _: NoBody,
 ) -> Result<Versioned<RideView>, ApiError> {
-    let ride = visible(&s, &caller, id).await?;
-    allowed(&caller, &ride, Action::ChangeRide)?;
+    let caller = &cmd.caller;
+    let ride = visible(&s, caller, id).await?;
+    allowed(caller, &ride, Action::ChangeRide)?;
     let r = s
         .clients
         .booking()
         .check_in_rider(bpb::RosterRequest {
-            context: context(&caller, &route("POST", id, &format!("/roster/{resident}/check-in")), key.as_deref(), m),
+            context: cmd.context(),
             ride_id: id.to_string(),
             resident_id: resident.to_string(),
         })
         .await?
         .into_inner();
-    after(&s, &caller, r, id).await
+    after(&s, caller, r, id).await
 }
 
 /// A command on a ride with no body, by those who may do `who` to it.
 async fn simple(
     s: &AppState,
-    caller: &Caller,
+    cmd: &Command,
     id: Uuid,
     who: Action,
     tail: &str,
-    key: Option<String>,
-    m: Option<u64>,
 ) -> Result<Versioned<RideView>, ApiError> {
+    let caller = &cmd.caller;
     let ride = visible(s, caller, id).await?;
     allowed(caller, &ride, who)?;
     let mut b = s.clients.booking();
-    let r = bpb::RideCommandRequest {
-        context: context(caller, &route("POST", id, tail), key.as_deref(), m),
-        ride_id: id.to_string(),
-    };
+    let r = bpb::RideCommandRequest { context: cmd.context(), ride_id: id.to_string() };
     let ride = match tail {
         "/confirm" => b.confirm_ride(r).await?,
         "/start" => b.start_ride(r).await?,
@@ -588,13 +575,11 @@ async fn simple(
     security(("bearer" = [])))]
 pub async fn confirm(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(m): IfMatch,
     _: NoBody,
 ) -> Result<Versioned<RideView>, ApiError> {
-    simple(&s, &caller, id, Action::ConfirmRide, "/confirm", key, m).await
+    simple(&s, &cmd, id, Action::ConfirmRide, "/confirm").await
 }
 
 /// Start a ride (its pilot).
@@ -603,13 +588,11 @@ pub async fn confirm(
     security(("bearer" = [])))]
 pub async fn start(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(m): IfMatch,
     _: NoBody,
 ) -> Result<Versioned<RideView>, ApiError> {
-    simple(&s, &caller, id, Action::RunRide, "/start", key, m).await
+    simple(&s, &cmd, id, Action::RunRide, "/start").await
 }
 
 /// Mark a ride as no-show (its pilot, the care home's coordinator).
@@ -618,13 +601,11 @@ pub async fn start(
     security(("bearer" = [])))]
 pub async fn no_show(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(m): IfMatch,
     _: NoBody,
 ) -> Result<Versioned<RideView>, ApiError> {
-    simple(&s, &caller, id, Action::ChangeRide, "/no-show", key, m).await
+    simple(&s, &cmd, id, Action::ChangeRide, "/no-show").await
 }
 
 /// `POST /v1/rides/{id}/reschedule`.
@@ -645,27 +626,26 @@ pub struct Reschedule {
     security(("bearer" = [])))]
 pub async fn reschedule(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(m): IfMatch,
     Body(b): Body<Reschedule>,
 ) -> Result<Versioned<RideView>, ApiError> {
+    let caller = &cmd.caller;
     let start = parse_time("/start", &b.start)?;
-    let ride = visible(&s, &caller, id).await?;
-    allowed(&caller, &ride, Action::ChangeRide)?;
+    let ride = visible(&s, caller, id).await?;
+    allowed(caller, &ride, Action::ChangeRide)?;
     let r = s
         .clients
         .booking()
         .reschedule_ride(bpb::RescheduleRideRequest {
-            context: context(&caller, &route("POST", id, "/reschedule"), key.as_deref(), m),
+            context: cmd.context(),
             ride_id: id.to_string(),
             start: Some(start),
             duration_minutes: b.duration_minutes,
         })
         .await?
         .into_inner();
-    after(&s, &caller, r, id).await
+    after(&s, caller, r, id).await
 }
 
 /// `POST /v1/rides/{id}/cancel`.
@@ -689,26 +669,25 @@ pub struct Cancel {
     security(("bearer" = [])))]
 pub async fn cancel(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(m): IfMatch,
     Body(b): Body<Cancel>,
 ) -> Result<Versioned<RideView>, ApiError> {
-    let ride = visible(&s, &caller, id).await?;
-    allowed(&caller, &ride, Action::ChangeRide)?;
+    let caller = &cmd.caller;
+    let ride = visible(&s, caller, id).await?;
+    allowed(caller, &ride, Action::ChangeRide)?;
     let r = s
         .clients
         .booking()
         .cancel_ride(bpb::CancelRideRequest {
-            context: context(&caller, &route("POST", id, "/cancel"), key.as_deref(), m),
+            context: cmd.context(),
             ride_id: id.to_string(),
             reason: b.reason,
             note: b.note.unwrap_or_default(),
         })
         .await?
         .into_inner();
-    after(&s, &caller, r, id).await
+    after(&s, caller, r, id).await
 }
 
 /// `POST /v1/rides/{id}/complete`.
@@ -735,20 +714,19 @@ pub struct Complete {
     security(("bearer" = [])))]
 pub async fn complete(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(m): IfMatch,
     Body(b): Body<Complete>,
 ) -> Result<Versioned<RideView>, ApiError> {
+    let caller = &cmd.caller;
     let ended_at = parse_time("/ended_at", &b.ended_at)?;
-    let ride = visible(&s, &caller, id).await?;
-    allowed(&caller, &ride, Action::RunRide)?;
+    let ride = visible(&s, caller, id).await?;
+    allowed(caller, &ride, Action::RunRide)?;
     let r = s
         .clients
         .booking()
         .complete_ride(bpb::CompleteRideRequest {
-            context: context(&caller, &route("POST", id, "/complete"), key.as_deref(), m),
+            context: cmd.context(),
             ride_id: id.to_string(),
             ended_at: Some(ended_at),
             distance_km: b.distance_km,
@@ -757,7 +735,7 @@ pub async fn complete(
         })
         .await?
         .into_inner();
-    after(&s, &caller, r, id).await
+    after(&s, caller, r, id).await
 }
 
 /// The ride routes.

@@ -8,6 +8,7 @@
 //! integrator their chapter (the default scope); a coordinator its own care home (the
 //! default scope; another home of the chapter is 403, one elsewhere 404); pilots none (403).
 
+use access::{Action, Object};
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use samskab_proto::booking::v1 as bpb;
@@ -22,6 +23,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::Role;
 use crate::caller::Caller;
+use crate::clients::Found;
 use crate::extract::Params;
 use crate::problem::{ApiError, Problem};
 
@@ -211,13 +213,10 @@ fn when(from: &Option<String>, to: &Option<String>, as_of: &Option<String>) -> R
     Ok(When { from: p(from), to: p(to), as_of: p(as_of) })
 }
 
-fn not_found_or(st: tonic::Status) -> ApiError {
-    if st.code() == tonic::Code::NotFound { ApiError::not_found() } else { st.into() }
-}
-
+/// 404 unless the caller may read the chapter an object named in the query belongs to.
 fn visible(caller: &Caller, chapter: &str) -> Result<Uuid, ApiError> {
     let chapter: Uuid = chapter.parse().map_err(|_| ApiError::not_found())?;
-    if caller.in_chapter(chapter) { Ok(chapter) } else { Err(ApiError::not_found()) }
+    if caller.may_read(&Object::Chapter(chapter)) { Ok(chapter) } else { Err(ApiError::not_found()) }
 }
 
 /// Figures of one chapter, care home, pilot or trishaw (or any combination), over a period
@@ -234,41 +233,22 @@ pub async fn get(
     let w = when(&p.from, &p.to, &p.as_of)?;
     // Every object named must be readable by the caller (404), before the role is asked.
     if let Some(c) = p.chapter_id {
-        if !caller.in_chapter(c) {
-            return Err(ApiError::not_found());
-        }
-        s.clients.carehome().get_chapter(cpb::IdRequest { id: c.to_string() }).await.map_err(not_found_or)?;
+        visible(&caller, &c.to_string())?;
+        s.clients.carehome().get_chapter(cpb::IdRequest { id: c.to_string() }).await.or_404()?;
     }
     if let Some(h) = p.carehome_id {
-        let home = s
-            .clients
-            .carehome()
-            .get_care_home(cpb::IdRequest { id: h.to_string() })
-            .await
-            .map_err(not_found_or)?
-            .into_inner();
+        let home = s.clients.carehome().get_care_home(cpb::IdRequest { id: h.to_string() }).await.or_404()?;
         visible(&caller, &home.chapter_id)?;
     }
     let mut bike_home = None;
     if let Some(b) = p.bike_id {
-        let bike = s
-            .clients
-            .carehome()
-            .get_bike(cpb::IdRequest { id: b.to_string() })
-            .await
-            .map_err(not_found_or)?
-            .into_inner();
+        let bike = s.clients.carehome().get_bike(cpb::IdRequest { id: b.to_string() }).await.or_404()?;
         visible(&caller, &bike.chapter_id)?;
         bike_home = bike.carehome_id.parse::<Uuid>().ok();
     }
     if let Some(id) = p.pilot_id {
-        let pilot = s
-            .clients
-            .volunteer()
-            .get_pilot(vpb::GetPilotRequest { pilot_id: id.to_string() })
-            .await
-            .map_err(not_found_or)?
-            .into_inner();
+        let pilot =
+            s.clients.volunteer().get_pilot(vpb::GetPilotRequest { pilot_id: id.to_string() }).await.or_404()?;
         visible(&caller, &pilot.chapter_id)?;
     }
     let mut chapter = p.chapter_id;
@@ -310,18 +290,20 @@ pub async fn network(
     Params(p): Params<NetworkParams>,
 ) -> Result<axum::Json<NetworkStatsView>, ApiError> {
     let w = when(&p.from, &p.to, &p.as_of)?;
-    if !matches!(caller.role, Role::Admin | Role::Integrator(None)) {
+    if !caller.may(Action::ReadStats, &Object::Network) {
         return Err(ApiError::forbidden().detail("the network stats are for admin and the network integrator"));
     }
     let q = bpb::StatsRequest { from: w.from, to: w.to, as_of: w.as_of, per_chapter: true, ..Default::default() };
     let r = s.clients.booking().stats(q).await?.into_inner();
     let mut chapters = Vec::with_capacity(r.chapters.len());
     for c in r.chapters {
-        let name = match s.clients.carehome().get_chapter(cpb::IdRequest { id: c.chapter_id.clone() }).await {
-            Ok(ch) => Some(ch.into_inner().name),
-            Err(st) if st.code() == tonic::Code::NotFound => None,
-            Err(st) => return Err(st.into()),
-        };
+        let name = s
+            .clients
+            .carehome()
+            .get_chapter(cpb::IdRequest { id: c.chapter_id.clone() })
+            .await
+            .found()?
+            .map(|ch| ch.name);
         chapters.push(ChapterStatsView { chapter_id: c.chapter_id, name, stats: stats(c.stats) });
     }
     Ok(axum::Json(NetworkStatsView { chapters, total: stats(r.total) }))

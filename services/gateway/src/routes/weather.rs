@@ -11,9 +11,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::caller::Caller;
-use crate::clients::context;
-use crate::extract::{Body, IdempotencyKey, Ids, IfMatch};
+use crate::extract::{Body, Command, Ids};
 use crate::problem::{ApiError, Problem};
 use crate::routes::chapters;
 
@@ -48,13 +46,13 @@ pub struct WeatherCancellations {
     security(("bearer" = [])))]
 pub async fn cancel_day(
     State(s): State<AppState>,
-    caller: Caller,
+    cmd: Command,
     Ids(id): Ids<Uuid>,
-    IdempotencyKey(key): IdempotencyKey,
-    IfMatch(if_match): IfMatch,
     Body(b): Body<WeatherDay>,
 ) -> Result<axum::Json<WeatherCancellations>, ApiError> {
-    let chapter = chapters::visible(&s, &caller, id).await?;
+    let caller = &cmd.caller;
+    let if_match = cmd.if_match;
+    let chapter = chapters::visible(&s, caller, id).await?;
     if !caller.admin_of(id) {
         return Err(ApiError::forbidden());
     }
@@ -75,7 +73,7 @@ pub async fn cancel_day(
         .clients
         .booking()
         .cancel_day_for_weather(bpb::CancelDayForWeatherRequest {
-            context: context(&caller, &format!("POST /v1/chapters/{id}/weather-cancellations"), key.as_deref(), None),
+            context: cmd.context(),
             chapter_id: id.to_string(),
             date: b.date,
             note: b.note.unwrap_or_default(),
