@@ -173,6 +173,16 @@ pub enum Action {
     ReadReach,
     /// Read stats (no personal data): admins, integrators and coordinators of the scope.
     ReadStats,
+    /// Read a care home's free slots: the chapter's pilots, its coordinator, the admins.
+    ReadAvailability,
+    /// Report an issue with a trishaw: the chapter's pilots, its coordinator, the admins.
+    ReportIssue,
+    /// Read a care home's or a pilot's calendar feed: its coordinator or the pilot itself,
+    /// the chapter's admins, the chapter's integrators.
+    ReadCalendar,
+    /// Issue and revoke calendar tokens of a care home or pilot: its coordinator or the
+    /// pilot itself, the chapter's admins.
+    ManageCalendar,
 }
 
 /// Whether the caller may know the object exists (else the API answers 404).
@@ -221,7 +231,11 @@ fn place(o: &Object) -> (Option<Uuid>, Option<Uuid>) {
 /// Whether the caller may do `action` to the object.
 pub fn may(c: &Caller, action: Action, o: &Object) -> bool {
     let (home, chapter) = place(o);
-    let admins = chapter.is_some_and(|ch| c.admin_of(ch));
+    // Admins of the object's chapter; of the network (no chapter), admin alone.
+    let admins = chapter.map_or(matches!(c.role, Role::Admin), |ch| c.admin_of(ch));
+    let chapter_pilot = c.pilot().is_some() && chapter.is_some_and(|ch| c.in_chapter(ch));
+    let chapter_integrator = matches!(c.role, Role::Integrator(_)) && chapter.is_some_and(|ch| c.in_chapter(ch));
+    let own_pilot_record = matches!(*o, Object::Pilot { id, .. } if c.is_pilot(id));
     let coordinator = home.is_some_and(|h| c.coordinates(h));
     let own_pilot = matches!(*o, Object::Ride { pilot, .. } if c.is_pilot(pilot));
     match action {
@@ -239,6 +253,18 @@ pub fn may(c: &Caller, action: Action, o: &Object) -> bool {
         Action::Manage => coordinator || admins,
         Action::Administer | Action::ReadReports | Action::ReadAudit => admins,
         Action::ReadReach => matches!(o, Object::CareHome { .. }) && (coordinator || admins),
+        Action::ReadAvailability => matches!(o, Object::CareHome { .. }) && (chapter_pilot || coordinator || admins),
+        Action::ReportIssue => matches!(o, Object::Bike { .. }) && (chapter_pilot || coordinator || admins),
+        Action::ReadCalendar => match o {
+            Object::CareHome { .. } => coordinator || admins || chapter_integrator,
+            Object::Pilot { .. } => own_pilot_record || admins || chapter_integrator,
+            _ => false,
+        },
+        Action::ManageCalendar => match o {
+            Object::CareHome { .. } => coordinator || admins,
+            Object::Pilot { .. } => own_pilot_record || admins,
+            _ => false,
+        },
         Action::ReadStats => match *o {
             Object::Network => matches!(c.role, Role::Admin | Role::Integrator(None)),
             _ => match c.role {
@@ -249,6 +275,102 @@ pub fn may(c: &Caller, action: Action, o: &Object) -> bool {
             },
         },
     }
+}
+
+/// Why a list is refused: the caller may not know an object it filtered by (404), or may
+/// not list there (403).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// As if the object did not exist.
+    NotFound,
+    /// Known, but not for this caller to list.
+    Forbidden,
+}
+
+/// The filters a caller gave a list, with the facts that place them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// `?chapter_id=`.
+    pub chapter: Option<Uuid>,
+    /// `?carehome_id=` and the care home's chapter.
+    pub carehome: Option<(Uuid, Uuid)>,
+    /// `?pilot_id=`.
+    pub pilot: Option<Uuid>,
+}
+
+/// What the service is asked to list: the caller's filters narrowed to its scope.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListScope {
+    /// Only this chapter.
+    pub chapter: Option<Uuid>,
+    /// Only this care home.
+    pub carehome: Option<Uuid>,
+    /// Only this pilot.
+    pub pilot: Option<Uuid>,
+}
+
+/// Checks the filters every list shares: a chapter or care home the caller may not read
+/// is 404; `lists(chapter)` says who else may list there (403 for the rest).
+fn filtered(c: &Caller, f: &ListFilter, lists: impl Fn(Uuid) -> bool) -> Result<ListScope, Refusal> {
+    let mut scope = ListScope { pilot: f.pilot, ..ListScope::default() };
+    if let Some((home, chapter)) = f.carehome {
+        if !may_read(c, &Object::CareHome { id: home, chapter }) {
+            return Err(Refusal::NotFound);
+        }
+        if !(c.coordinates(home) || lists(chapter)) {
+            return Err(Refusal::Forbidden);
+        }
+        scope.carehome = Some(home);
+    }
+    if let Some(chapter) = f.chapter {
+        if !may_read(c, &Object::Chapter(chapter)) {
+            return Err(Refusal::NotFound);
+        }
+        if !(lists(chapter) || matches!(c.role, Role::Coordinator(_))) {
+            return Err(Refusal::Forbidden);
+        }
+        scope.chapter = Some(chapter);
+    }
+    Ok(scope)
+}
+
+/// The rides a caller may list with these filters: a pilot its own (another pilot's id is
+/// 404), a coordinator its home's (another home is 403), a chapter admin its chapter's,
+/// admin any; integrators none (403).
+pub fn ride_list(c: &Caller, f: &ListFilter) -> Result<ListScope, Refusal> {
+    let mut scope = filtered(c, f, |chapter| c.admin_of(chapter) || c.pilot().is_some())?;
+    match c.role {
+        Role::Pilot(me) => {
+            if f.pilot.is_some_and(|p| p != me) {
+                return Err(Refusal::NotFound);
+            }
+            scope.pilot = Some(me);
+        }
+        Role::Coordinator(home) => {
+            if f.carehome.is_some_and(|(h, _)| h != home) {
+                return Err(Refusal::Forbidden);
+            }
+            scope.carehome = Some(home);
+        }
+        Role::ChapterAdmin(chapter) => scope.chapter = Some(chapter),
+        Role::Admin => {}
+        Role::Integrator(_) => return Err(Refusal::Forbidden),
+    }
+    Ok(scope)
+}
+
+/// The ride requests a caller may list: a coordinator its home's, a chapter's pilots and
+/// admin the chapter's, admin any; integrators none (403). Pilots are not filtered by pilot.
+pub fn request_list(c: &Caller, f: &ListFilter) -> Result<ListScope, Refusal> {
+    let mut scope = filtered(c, f, |chapter| c.admin_of(chapter) || c.pilot().is_some())?;
+    scope.pilot = None;
+    match c.role {
+        Role::Coordinator(home) => scope.carehome = Some(home),
+        Role::Pilot(_) | Role::ChapterAdmin(_) => scope.chapter = c.chapter,
+        Role::Admin => {}
+        Role::Integrator(_) => return Err(Refusal::Forbidden),
+    }
+    Ok(scope)
 }
 
 #[cfg(test)]

@@ -201,6 +201,15 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+impl From<access::Refusal> for ApiError {
+    fn from(r: access::Refusal) -> Self {
+        match r {
+            access::Refusal::NotFound => ApiError::not_found(),
+            access::Refusal::Forbidden => ApiError::forbidden(),
+        }
+    }
+}
+
 /// Refuses a suspended pilot's attempt to book or claim (422 `pilot-suspended`).
 pub fn may_book(caller: &Caller) -> Result<(), ApiError> {
     if caller.suspended {

@@ -94,6 +94,21 @@ impl Clients {
         })
     }
 
+    /// Clients over channels made elsewhere (in-process tests use tonic's in-memory
+    /// transport).
+    pub fn from_channels(booking: Channel, carehome: Channel, volunteer: Channel) -> Self {
+        Clients {
+            channels: vec![
+                ("booking", booking.clone()),
+                ("carehome", carehome.clone()),
+                ("volunteer", volunteer.clone()),
+            ],
+            booking,
+            carehome,
+            volunteer,
+        }
+    }
+
     /// Booking.
     pub fn booking(&self) -> BookingServiceClient<Svc> {
         BookingServiceClient::new(intercepted(&self.booking))

@@ -2,6 +2,7 @@
 //! and a ride of the asked length fits (ride hours and turnaround respected), as booking
 //! computes them. Read by the chapter's pilots, the home's coordinator and admins.
 
+use access::{Action, Object};
 use axum::extract::State;
 use samskab_proto::booking::v1 as bpb;
 use samskab_proto::carehome::v1 as cpb;
@@ -23,7 +24,7 @@ use crate::views::{parse_time, time};
 pub async fn carehome(s: &AppState, caller: &Caller, id: Uuid) -> Result<(cpb::CareHome, Uuid), ApiError> {
     let home = s.clients.carehome().get_care_home(cpb::IdRequest { id: id.to_string() }).await.or_404()?;
     let chapter: Uuid = home.chapter_id.parse().map_err(|_| ApiError::not_found())?;
-    if !caller.in_chapter(chapter) {
+    if !caller.may_read(&Object::CareHome { id, chapter }) {
         return Err(ApiError::not_found());
     }
     Ok((home, chapter))
@@ -87,7 +88,7 @@ pub async fn get(
     let from = parse_time("/from", &q.from)?;
     let to = parse_time("/to", &q.to)?;
     let (_, chapter) = carehome(&s, &caller, id).await?;
-    if !(caller.pilot().is_some() || caller.coordinates(id) || caller.admin_of(chapter)) {
+    if !caller.may(Action::ReadAvailability, &Object::CareHome { id, chapter }) {
         return Err(ApiError::forbidden());
     }
     let a = s

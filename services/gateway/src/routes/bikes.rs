@@ -285,8 +285,9 @@ pub async fn report_issue(
 ) -> Result<Versioned<BikeView>, ApiError> {
     let caller = &cmd.caller;
     let bike = visible(&s, caller, id).await?;
-    // Visible means in the chapter, so any pilot who sees it rides in its chapter.
-    if !(bike.managed_by(caller) || caller.pilot().is_some()) {
+    if !caller
+        .may(access::Action::ReportIssue, &access::Object::Bike { carehome: bike.carehome, chapter: bike.chapter })
+    {
         return Err(ApiError::forbidden());
     }
     let b = s

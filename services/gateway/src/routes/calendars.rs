@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 
+use access::{Action, Object};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -25,7 +26,6 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::auth::Role;
 use crate::calendar_tokens::{Calendar, CalendarCaller, Record};
 use crate::caller::Caller;
 use crate::clients::Found;
@@ -48,8 +48,7 @@ pub const MAX_RIDES: usize = 5000;
 pub async fn home_calendar(s: &AppState, caller: &Caller, id: Uuid) -> Result<(cpb::CareHome, Uuid), ApiError> {
     let home = carehomes::visible(s, caller, id).await?;
     let chapter = carehomes::chapter_of(&home).ok_or_else(ApiError::not_found)?;
-    let may = caller.coordinates(id) || caller.admin_of(chapter) || matches!(caller.role, Role::Integrator(_));
-    if !may {
+    if !caller.may(Action::ReadCalendar, &Object::CareHome { id, chapter }) {
         return Err(ApiError::forbidden());
     }
     Ok((home, chapter))
@@ -61,10 +60,7 @@ pub async fn home_calendar(s: &AppState, caller: &Caller, id: Uuid) -> Result<(c
 pub async fn pilot_calendar(s: &AppState, caller: &Caller, id: Uuid) -> Result<Uuid, ApiError> {
     let p = s.clients.volunteer().get_pilot(vpb::GetPilotRequest { pilot_id: id.to_string() }).await.or_404()?;
     let chapter: Uuid = p.chapter_id.parse().map_err(|_| ApiError::not_found())?;
-    let may = caller.is_pilot(id)
-        || caller.admin_of(chapter)
-        || (matches!(caller.role, Role::Integrator(_)) && caller.in_chapter(chapter));
-    if !may {
+    if !caller.may(Action::ReadCalendar, &Object::Pilot { id, chapter }) {
         return Err(ApiError::not_found());
     }
     Ok(chapter)
@@ -370,12 +366,11 @@ pub async fn list(
 /// home's coordinator or the pilot itself, the chapter's admin, admin); 404 for others.
 async fn managed(s: &AppState, caller: &Caller, id: Uuid) -> Result<Record, ApiError> {
     let r = s.calendar_tokens.get(id).await?.ok_or_else(ApiError::not_found)?;
-    let manages = r.owned_by(caller)
-        || caller.admin_of(r.chapter)
-        || match r.calendar {
-            Calendar::CareHome(h) => caller.coordinates(h),
-            Calendar::Pilot(p) => caller.is_pilot(p),
-        };
+    let object = match r.calendar {
+        Calendar::CareHome(id) => Object::CareHome { id, chapter: r.chapter },
+        Calendar::Pilot(id) => Object::Pilot { id, chapter: r.chapter },
+    };
+    let manages = r.owned_by(caller) || caller.may(Action::ManageCalendar, &object);
     if manages { Ok(r) } else { Err(ApiError::not_found()) }
 }
 

@@ -233,12 +233,7 @@ pub async fn create(
     Body(b): Body<NewCareHome>,
 ) -> Result<Created<CareHomeView>, ApiError> {
     let caller = &cmd.caller;
-    if !caller.in_chapter(b.chapter_id) {
-        return Err(ApiError::not_found());
-    }
-    if !caller.admin_of(b.chapter_id) {
-        return Err(ApiError::forbidden());
-    }
+    caller.check(Action::Administer, &Object::Chapter(b.chapter_id))?;
     let h = s
         .clients
         .carehome()
@@ -268,7 +263,7 @@ pub async fn list(
     Params(q): Params<CareHomeQuery>,
 ) -> Result<axum::Json<Page<CareHomeView>>, ApiError> {
     let limit = PageParams { limit: q.limit, cursor: None }.limit()?;
-    if !caller.in_chapter(q.chapter_id) {
+    if !caller.may_read(&Object::Chapter(q.chapter_id)) {
         return Err(ApiError::not_found());
     }
     let page = s
@@ -359,7 +354,7 @@ pub async fn close(
 /// Only the chapter's admin (or admin) changes who coordinates a care home.
 async fn coordinator_admin(s: &AppState, caller: &Caller, id: Uuid) -> Result<(), ApiError> {
     let home = visible(s, caller, id).await?;
-    if !chapter_of(&home).is_some_and(|c| caller.admin_of(c)) {
+    if chapter_of(&home).is_none() || !caller.may(Action::Administer, &object(&home, id)) {
         return Err(ApiError::forbidden());
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! Chapters: the tenancy boundary, with their time zone and settings.
 
+use access::{Action, Object};
 use axum::extract::State;
 use samskab_proto::carehome::v1 as cpb;
 use samskab_proto::volunteer::v1 as vpb;
@@ -10,7 +11,6 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::auth::Role;
 use crate::caller::Caller;
 use crate::clients::Found;
 use crate::extract::{Body, Command, Ids};
@@ -180,7 +180,7 @@ pub async fn create(
     Body(b): Body<NewChapter>,
 ) -> Result<Created<ChapterView>, ApiError> {
     let caller = &cmd.caller;
-    if caller.role != Role::Admin {
+    if !caller.may(Action::Administer, &Object::Network) {
         return Err(ApiError::forbidden());
     }
     let c = s
@@ -223,7 +223,7 @@ pub async fn put_settings(
 ) -> Result<Versioned<ChapterView>, ApiError> {
     let caller = &cmd.caller;
     visible(&s, caller, id).await?;
-    if !caller.admin_of(id) {
+    if !caller.may(Action::Administer, &Object::Chapter(id)) {
         return Err(ApiError::forbidden());
     }
     let c = s

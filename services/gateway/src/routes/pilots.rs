@@ -2,6 +2,7 @@
 //! availability and status (suspend, reinstate, retire), erasure and the GDPR access
 //! export. A pilot is seen by itself, its chapter's admin and admin; nobody else.
 
+use access::Object;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -162,7 +163,8 @@ pub async fn visible(s: &AppState, caller: &Caller, id: Uuid) -> Result<vpb::Pil
 /// Loads a pilot the caller may read and manage as its chapter's admin (403 for the pilot itself).
 async fn managed(s: &AppState, caller: &Caller, id: Uuid) -> Result<vpb::Pilot, ApiError> {
     let p = visible(s, caller, id).await?;
-    if !p.chapter_id.parse().is_ok_and(|c| caller.admin_of(c)) {
+    if !p.chapter_id.parse().is_ok_and(|chapter| caller.may(access::Action::Administer, &Object::Pilot { id, chapter }))
+    {
         return Err(ApiError::forbidden());
     }
     Ok(p)
@@ -180,7 +182,7 @@ pub async fn create(
 ) -> Result<Created<PilotView>, ApiError> {
     let caller = &cmd.caller;
     chapters::visible(&s, caller, b.chapter_id).await?;
-    if !caller.admin_of(b.chapter_id) {
+    if !caller.may(access::Action::Administer, &Object::Chapter(b.chapter_id)) {
         return Err(ApiError::forbidden());
     }
     let p = s
@@ -237,7 +239,7 @@ pub async fn list(
 ) -> Result<axum::Json<Page<PilotView>>, ApiError> {
     let limit = PageParams { limit: f.limit, cursor: None }.limit()?;
     chapters::visible(&s, &caller, f.chapter_id).await?;
-    if !caller.admin_of(f.chapter_id) {
+    if !caller.may(access::Action::Administer, &Object::Chapter(f.chapter_id)) {
         return Err(ApiError::forbidden());
     }
     let page = s

@@ -2,6 +2,7 @@
 //! pilot of the chapter claims it (which books the ride under the same rules), the home
 //! withdraws it. The request's note is personal and shown only to the home and admins.
 
+use access::{Action, Object};
 use axum::extract::State;
 use axum::http::{HeaderName, header};
 use samskab_proto::booking::v1 as bpb;
@@ -13,7 +14,6 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::auth::Role;
 use crate::caller::{Caller, may_book};
 use crate::clients::Found;
 use crate::extract::{Body, Command, Ids, NoBody, Params};
@@ -164,7 +164,7 @@ pub async fn create(
     let from = parse_time("/window/from", &b.window.from)?;
     let to = parse_time("/window/to", &b.window.to)?;
     let (_, chapter) = carehome(&s, caller, b.carehome_id).await?;
-    if !(caller.coordinates(b.carehome_id) || caller.admin_of(chapter)) {
+    if !caller.may(Action::RequestRide, &Object::RideRequest { chapter, carehome: b.carehome_id }) {
         return Err(ApiError::forbidden());
     }
     let r = s
@@ -229,29 +229,17 @@ async fn scope(
     f: &RequestFilter,
     q: &mut bpb::ListRideRequestsRequest,
 ) -> Result<(), ApiError> {
-    let lists = |chapter: Uuid| caller.admin_of(chapter) || caller.pilot().is_some();
-    if let Some(h) = f.carehome_id {
-        let (_, chapter) = carehome(s, caller, h).await?;
-        if !(caller.coordinates(h) || lists(chapter)) {
-            return Err(ApiError::forbidden());
-        }
-        q.carehome_id = h.to_string();
-    }
+    let carehome = match f.carehome_id {
+        Some(h) => Some((h, carehome(s, caller, h).await?.1)),
+        None => None,
+    };
     if let Some(c) = f.chapter_id {
         chapters::visible(s, caller, c).await?;
-        if !(lists(c) || matches!(caller.role, Role::Coordinator(_))) {
-            return Err(ApiError::forbidden());
-        }
-        q.chapter_id = c.to_string();
     }
-    match caller.role {
-        Role::Coordinator(home) => q.carehome_id = home.to_string(),
-        Role::Pilot(_) | Role::ChapterAdmin(_) => {
-            q.chapter_id = caller.chapter.map(|c| c.to_string()).unwrap_or_default()
-        }
-        Role::Admin => {}
-        Role::Integrator(_) => return Err(ApiError::forbidden()),
-    }
+    let filter = access::ListFilter { chapter: f.chapter_id, carehome, pilot: None };
+    let scope = access::request_list(&caller.facts(), &filter)?;
+    let text = |id: Option<Uuid>| id.map(|i| i.to_string()).unwrap_or_default();
+    (q.chapter_id, q.carehome_id) = (text(scope.chapter), text(scope.carehome));
     Ok(())
 }
 
@@ -322,9 +310,13 @@ pub async fn claim(
 ) -> Result<([(HeaderName, String); 1], Versioned<Claimed>), ApiError> {
     let caller = &cmd.caller;
     let start = parse_time("/start", &b.start)?;
-    visible(&s, caller, id).await?;
+    let request = visible(&s, caller, id).await?;
     let Some(pilot) = caller.pilot() else { return Err(ApiError::forbidden()) };
-    may_book(caller)?;
+    if !object(&request).is_some_and(|o| caller.may(Action::ClaimRequest, &o)) {
+        // A suspended pilot is told why; the rules refuse nothing else to a chapter's pilot.
+        may_book(caller)?;
+        return Err(ApiError::forbidden());
+    }
     let c = s
         .clients
         .booking()

@@ -16,9 +16,8 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::clients::Found;
-use access::{Action, Object};
+use access::{Action, ListFilter, Object};
 
-use crate::auth::Role;
 use crate::caller::{Caller, may_book};
 use crate::extract::{Body, Command, Ids, NoBody, Params};
 use crate::problem::{ApiError, Problem};
@@ -267,7 +266,7 @@ async fn bike_chapter(s: &AppState, caller: &Caller, bike: Uuid) -> Result<(Uuid
     let b = s.clients.carehome().get_bike(cpb::IdRequest { id: bike.to_string() }).await.or_404()?;
     let chapter: Uuid = b.chapter_id.parse().map_err(|_| ApiError::not_found())?;
     let home: Uuid = b.carehome_id.parse().map_err(|_| ApiError::not_found())?;
-    if !caller.in_chapter(chapter) {
+    if !caller.may_read(&Object::Bike { carehome: home, chapter }) {
         return Err(ApiError::not_found());
     }
     Ok((chapter, home))
@@ -372,7 +371,7 @@ pub struct RideFilter {
 async fn home_chapter(s: &AppState, caller: &Caller, home: Uuid) -> Result<Uuid, ApiError> {
     let h = s.clients.carehome().get_care_home(cpb::IdRequest { id: home.to_string() }).await.or_404()?;
     let chapter: Uuid = h.chapter_id.parse().map_err(|_| ApiError::not_found())?;
-    if !caller.in_chapter(chapter) {
+    if !caller.may_read(&Object::CareHome { id: home, chapter }) {
         return Err(ApiError::not_found());
     }
     Ok(chapter)
@@ -401,52 +400,14 @@ pub async fn list(
         cursor: f.cursor.clone().unwrap_or_default(),
         ..Default::default()
     };
-    if let Some(h) = f.carehome_id {
-        let chapter = home_chapter(&s, &caller, h).await?;
-        let may = caller.coordinates(h) || caller.admin_of(chapter) || caller.pilot().is_some();
-        if !may {
-            return Err(ApiError::forbidden());
-        }
-        q.carehome_id = h.to_string();
-    }
-    if let Some(c) = f.chapter_id {
-        if !caller.in_chapter(c) {
-            return Err(ApiError::not_found());
-        }
-        if !caller.admin_of(c) && caller.pilot().is_none() && !matches!(caller.role, Role::Coordinator(_)) {
-            return Err(ApiError::forbidden());
-        }
-        q.chapter_id = c.to_string();
-    }
-    match caller.role {
-        Role::Pilot(me) => {
-            if f.pilot_id.is_some_and(|p| p != me) {
-                return Err(ApiError::not_found());
-            }
-            q.pilot_id = me.to_string();
-        }
-        Role::Coordinator(home) => {
-            if f.carehome_id.is_some_and(|h| h != home) {
-                return Err(ApiError::forbidden());
-            }
-            q.carehome_id = home.to_string();
-            if let Some(p) = f.pilot_id {
-                q.pilot_id = p.to_string();
-            }
-        }
-        Role::ChapterAdmin(c) => {
-            q.chapter_id = c.to_string();
-            if let Some(p) = f.pilot_id {
-                q.pilot_id = p.to_string();
-            }
-        }
-        Role::Admin => {
-            if let Some(p) = f.pilot_id {
-                q.pilot_id = p.to_string();
-            }
-        }
-        Role::Integrator(_) => return Err(ApiError::forbidden()),
-    }
+    let carehome = match f.carehome_id {
+        Some(h) => Some((h, home_chapter(&s, &caller, h).await?)),
+        None => None,
+    };
+    let filter = ListFilter { chapter: f.chapter_id, carehome, pilot: f.pilot_id };
+    let scope = access::ride_list(&caller.facts(), &filter)?;
+    let text = |id: Option<Uuid>| id.map(|i| i.to_string()).unwrap_or_default();
+    (q.chapter_id, q.carehome_id, q.pilot_id) = (text(scope.chapter), text(scope.carehome), text(scope.pilot));
     let page = s.clients.booking().list_rides(q).await?.into_inner();
     let items = views(&s, &caller, page.rides).await?;
     Ok(axum::Json(Page::new(items, page.next_cursor)))

@@ -53,7 +53,7 @@ pub async fn cancel_day(
     let caller = &cmd.caller;
     let if_match = cmd.if_match;
     let chapter = chapters::visible(&s, caller, id).await?;
-    if !caller.admin_of(id) {
+    if !caller.may(access::Action::Administer, &access::Object::Chapter(id)) {
         return Err(ApiError::forbidden());
     }
     // The body is checked before the precondition (as booking checks it again): a malformed
