@@ -2,7 +2,7 @@
 //! few words on each booking event, without personal data (`servicekit::audit`).
 
 use serde_json::Value;
-use servicekit::audit::{AuditLog, count, field, plural, words};
+use servicekit::audit::{count, field, plural, words};
 use uuid::Uuid;
 
 /// The stream of a ride or a ride request.
@@ -54,11 +54,6 @@ fn known(event_type: &str, d: &Value) -> Option<String> {
         "DayCancelledForWeather" => format!("Day cancelled for weather ({})", field(d, "date")),
         _ => return None,
     })
-}
-
-/// Booking's audit service.
-pub fn log(store: eventlog::EventStore) -> AuditLog {
-    AuditLog::new(store, stream_of, summary)
 }
 
 #[cfg(test)]

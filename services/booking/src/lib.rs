@@ -157,7 +157,10 @@ impl BookingServer {
             .add_service(
                 Feed::new(self.booking.store.clone(), domain::events::INTERNAL_EVENT_TYPES, stop.clone()).into_server(),
             )
-            .add_service(audit::log(self.booking.store.clone()).into_server());
+            .add_service(
+                servicekit::audit::AuditLog::new(self.booking.store.clone(), audit::stream_of, audit::summary)
+                    .into_server(),
+            );
         // Healthy while its store answers; the subscriptions entry says whether both peers'
         // feeds are connected (bookings go on from the read models while one is not).
         let (store, feeds) = (self.booking.store.clone(), [self.carehome_feed.clone(), self.volunteer_feed.clone()]);

@@ -3,7 +3,7 @@
 //! data (`servicekit::audit`).
 
 use serde_json::Value;
-use servicekit::audit::{AuditLog, count, field, list, plural, words};
+use servicekit::audit::{count, field, list, plural, words};
 use uuid::Uuid;
 
 use crate::commands::{bikes, carehomes, chapters, residents};
@@ -71,11 +71,6 @@ fn known(event_type: &str, d: &Value) -> Option<String> {
         "ResidentErased" => "Personal data erased".into(),
         _ => return None,
     })
-}
-
-/// The care-home service's audit service.
-pub fn log(store: eventlog::EventStore) -> AuditLog {
-    AuditLog::new(store, stream_of, summary)
 }
 
 #[cfg(test)]

@@ -17,7 +17,9 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Role;
+use crate::clients::Found;
 use crate::problem::ApiError;
+use domain::types::PilotStatus;
 
 /// The caller of a request.
 #[derive(Debug, Clone)]
@@ -146,16 +148,13 @@ pub(crate) async fn resolve(state: &AppState, role: Role) -> Result<(Option<Uuid
                 return Ok(hit);
             }
             let pilot = state.clients.volunteer().get_pilot(vpb::GetPilotRequest { pilot_id: p.to_string() }).await;
-            let pilot = match pilot {
-                Ok(p) => p.into_inner(),
-                Err(s) if s.code() == tonic::Code::NotFound => return Err(ApiError::unauthenticated("unknown pilot")),
-                Err(s) => return Err(s.into()),
-            };
-            if pilot.status == "retired" || pilot.status == "erased" {
+            let pilot = pilot.found()?.ok_or_else(|| ApiError::unauthenticated("unknown pilot"))?;
+            let status = pilot.status.parse::<PilotStatus>().map_err(|_| ApiError::new(ErrorCode::Internal))?;
+            if matches!(status, PilotStatus::Retired | PilotStatus::Erased) {
                 return Err(ApiError::unauthenticated("the pilot is no longer active"));
             }
             let chapter = pilot.chapter_id.parse().ok();
-            let suspended = pilot.status == "suspended";
+            let suspended = status == PilotStatus::Suspended;
             state.scopes.put(key, chapter, suspended);
             Ok((chapter, suspended))
         }
@@ -165,13 +164,7 @@ pub(crate) async fn resolve(state: &AppState, role: Role) -> Result<(Option<Uuid
                 return Ok(hit);
             }
             let home = state.clients.carehome().get_care_home(cpb::IdRequest { id: h.to_string() }).await;
-            let home = match home {
-                Ok(h) => h.into_inner(),
-                Err(s) if s.code() == tonic::Code::NotFound => {
-                    return Err(ApiError::unauthenticated("unknown care home"));
-                }
-                Err(s) => return Err(s.into()),
-            };
+            let home = home.found()?.ok_or_else(|| ApiError::unauthenticated("unknown care home"))?;
             let chapter = home.chapter_id.parse().ok();
             state.scopes.put(key, chapter, false);
             Ok((chapter, false))

@@ -10,7 +10,6 @@ use samskab_proto::booking::v1::booking_service_client::BookingServiceClient;
 use samskab_proto::carehome::v1::care_home_service_client::CareHomeServiceClient;
 use samskab_proto::common::v1 as common;
 use samskab_proto::common::v1::audit_client::AuditClient;
-use samskab_proto::common::v1::event_feed_client::EventFeedClient;
 use samskab_proto::volunteer::v1::volunteer_service_client::VolunteerServiceClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -53,7 +52,8 @@ impl Service {
     }
 }
 
-/// Clients of the three services.
+/// Clients of the three services. Unary calls only: the event feed's long-lived
+/// subscriptions (`feed.rs`) use the channels without a deadline.
 #[derive(Clone)]
 pub struct Clients {
     booking: Channel,
@@ -135,11 +135,6 @@ impl Clients {
     /// A service's audit trails.
     pub fn audit(&self, service: Service) -> AuditClient<Svc> {
         AuditClient::new(intercepted(self.channel(service)))
-    }
-
-    /// A service's event feed.
-    pub fn feed(&self, service: Service) -> EventFeedClient<Svc> {
-        EventFeedClient::new(intercepted(self.channel(service)))
     }
 }
 

@@ -2,7 +2,7 @@
 //! without personal data (`servicekit::audit`).
 
 use serde_json::Value;
-use servicekit::audit::{AuditLog, count, field, plural, words};
+use servicekit::audit::{count, field, plural, words};
 use uuid::Uuid;
 
 /// The stream of a pilot.
@@ -35,11 +35,6 @@ fn known(event_type: &str, d: &Value) -> Option<String> {
         "PilotErased" => "Personal data erased".into(),
         _ => return None,
     })
-}
-
-/// The volunteer service's audit service.
-pub fn log(store: eventlog::EventStore) -> AuditLog {
-    AuditLog::new(store, stream_of, summary)
 }
 
 #[cfg(test)]

@@ -66,7 +66,9 @@ impl VolunteerServer {
         let stop = servicekit::server::Stop::new();
         let routes = tonic::service::Routes::new(VolunteerServiceServer::new(self.handlers.clone()))
             .add_service(Feed::new(self.store.clone(), &[], stop.clone()).into_server())
-            .add_service(audit::log(self.store.clone()).into_server());
+            .add_service(
+                servicekit::audit::AuditLog::new(self.store.clone(), audit::stream_of, audit::summary).into_server(),
+            );
         let probe = Some(servicekit::server::store_probe(self.store.clone()));
         servicekit::server::ServiceRoutes { routes, stop, probe }
     }

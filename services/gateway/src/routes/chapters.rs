@@ -136,7 +136,7 @@ async fn active_pilots(s: &AppState, chapter: &str) -> Result<u32, ApiError> {
             .list_pilots(vpb::ListPilotsRequest { chapter_id: chapter.to_owned(), limit: 500, cursor })
             .await?
             .into_inner();
-        n += page.pilots.iter().filter(|p| p.status == "active").count() as u32;
+        n += page.pilots.iter().filter(|p| p.status == domain::types::PilotStatus::Active.as_str()).count() as u32;
         if page.next_cursor.is_empty() {
             return Ok(n);
         }

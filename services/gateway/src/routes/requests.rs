@@ -219,8 +219,6 @@ pub struct RequestFilter {
     pub cursor: Option<String>,
 }
 
-const STATUSES: [&str; 4] = ["open", "claimed", "withdrawn", "expired"];
-
 /// Fills in the scope of a list: 404 for a foreign home or chapter, 403 for a role that
 /// may not list requests there.
 async fn scope(
@@ -256,7 +254,7 @@ pub async fn list(
     let statuses: Vec<String> =
         // Exactly the documented syntax: no spaces, no empty items (`booked,,started` is 400).
         f.status.iter().flat_map(|s| s.split(',')).map(str::to_owned).collect();
-    if let Some(bad) = statuses.iter().find(|s| !STATUSES.contains(&s.as_str())) {
+    if let Some(bad) = statuses.iter().find(|s| s.parse::<domain::types::RideRequestStatus>().is_err()) {
         return Err(ApiError::invalid("/status", format!("`{bad}` is not one of open, claimed, withdrawn, expired")));
     }
     let mut q = bpb::ListRideRequestsRequest {
