@@ -283,8 +283,8 @@ pub fn may(c: &Caller, action: Action, o: &Object) -> bool {
 pub enum Refusal {
     /// As if the object did not exist.
     NotFound,
-    /// Known, but not for this caller to list.
-    Forbidden,
+    /// Known, but not for this caller to list; with a reason to tell it, if any.
+    Forbidden(Option<&'static str>),
 }
 
 /// The filters a caller gave a list, with the facts that place them.
@@ -318,7 +318,7 @@ fn filtered(c: &Caller, f: &ListFilter, lists: impl Fn(Uuid) -> bool) -> Result<
             return Err(Refusal::NotFound);
         }
         if !(c.coordinates(home) || lists(chapter)) {
-            return Err(Refusal::Forbidden);
+            return Err(Refusal::Forbidden(None));
         }
         scope.carehome = Some(home);
     }
@@ -327,7 +327,7 @@ fn filtered(c: &Caller, f: &ListFilter, lists: impl Fn(Uuid) -> bool) -> Result<
             return Err(Refusal::NotFound);
         }
         if !(lists(chapter) || matches!(c.role, Role::Coordinator(_))) {
-            return Err(Refusal::Forbidden);
+            return Err(Refusal::Forbidden(None));
         }
         scope.chapter = Some(chapter);
     }
@@ -348,13 +348,13 @@ pub fn ride_list(c: &Caller, f: &ListFilter) -> Result<ListScope, Refusal> {
         }
         Role::Coordinator(home) => {
             if f.carehome.is_some_and(|(h, _)| h != home) {
-                return Err(Refusal::Forbidden);
+                return Err(Refusal::Forbidden(None));
             }
             scope.carehome = Some(home);
         }
         Role::ChapterAdmin(chapter) => scope.chapter = Some(chapter),
         Role::Admin => {}
-        Role::Integrator(_) => return Err(Refusal::Forbidden),
+        Role::Integrator(_) => return Err(Refusal::Forbidden(None)),
     }
     Ok(scope)
 }
@@ -368,7 +368,45 @@ pub fn request_list(c: &Caller, f: &ListFilter) -> Result<ListScope, Refusal> {
         Role::Coordinator(home) => scope.carehome = Some(home),
         Role::Pilot(_) | Role::ChapterAdmin(_) => scope.chapter = c.chapter,
         Role::Admin => {}
-        Role::Integrator(_) => return Err(Refusal::Forbidden),
+        Role::Integrator(_) => return Err(Refusal::Forbidden(None)),
+    }
+    Ok(scope)
+}
+
+/// The objects a stats query names, each with the ids that place it (the caller must be
+/// able to read each one's chapter).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsFilter {
+    /// `?chapter_id=`.
+    pub chapter: Option<Uuid>,
+    /// `?carehome_id=` and its chapter.
+    pub carehome: Option<(Uuid, Uuid)>,
+    /// `?bike_id=`, its care home and chapter.
+    pub bike: Option<(Uuid, Uuid, Uuid)>,
+    /// `?pilot_id=` and the pilot's chapter.
+    pub pilot: Option<(Uuid, Uuid)>,
+}
+
+/// The figures a caller may read with these filters (stats carry no personal data): admin
+/// and the network integrator anything; a chapter's admin and integrator their chapter's
+/// (the default scope); a coordinator its own care home's (another home of the chapter is
+/// 403); pilots none. An object in a chapter the caller may not read is 404.
+pub fn stats_scope(c: &Caller, f: &StatsFilter) -> Result<ListScope, Refusal> {
+    let chapters = [f.chapter, f.carehome.map(|h| h.1), f.bike.map(|b| b.2), f.pilot.map(|p| p.1)];
+    if chapters.into_iter().flatten().any(|ch| !may_read(c, &Object::Chapter(ch))) {
+        return Err(Refusal::NotFound);
+    }
+    let mut scope = ListScope { chapter: f.chapter, carehome: f.carehome.map(|h| h.0), pilot: f.pilot.map(|p| p.0) };
+    match c.role {
+        Role::Admin | Role::Integrator(None) => {}
+        Role::ChapterAdmin(ch) | Role::Integrator(Some(ch)) => scope.chapter = Some(ch),
+        Role::Coordinator(home) => {
+            if f.carehome.is_some_and(|h| h.0 != home) || f.bike.is_some_and(|b| b.1 != home) {
+                return Err(Refusal::Forbidden(Some("a coordinator reads the stats of its own care home only")));
+            }
+            scope.carehome = Some(home);
+        }
+        Role::Pilot(_) => return Err(Refusal::Forbidden(Some("pilots do not read stats"))),
     }
     Ok(scope)
 }

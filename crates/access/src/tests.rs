@@ -273,7 +273,7 @@ fn ride_lists_narrow_to_the_callers_scope() {
             Ok(ListScope { carehome: Some(HOME), ..mine }),
         ),
         ("coordinator", ListFilter::default(), Ok(ListScope { carehome: Some(HOME), ..ListScope::default() })),
-        ("sibling coordinator", ListFilter { carehome: home, ..ListFilter::default() }, Err(Refusal::Forbidden)),
+        ("sibling coordinator", ListFilter { carehome: home, ..ListFilter::default() }, Err(Refusal::Forbidden(None))),
         ("coordinator", ListFilter { chapter: Some(OTHER_CH), ..ListFilter::default() }, Err(Refusal::NotFound)),
         ("chapter admin", ListFilter::default(), Ok(ListScope { chapter: Some(CH), ..ListScope::default() })),
         (
@@ -283,8 +283,12 @@ fn ride_lists_narrow_to_the_callers_scope() {
         ),
         ("foreign admin", ListFilter { carehome: home, ..ListFilter::default() }, Err(Refusal::NotFound)),
         ("admin", ListFilter::default(), Ok(ListScope::default())),
-        ("integrator", ListFilter::default(), Err(Refusal::Forbidden)),
-        ("network integrator", ListFilter { chapter: Some(CH), ..ListFilter::default() }, Err(Refusal::Forbidden)),
+        ("integrator", ListFilter::default(), Err(Refusal::Forbidden(None))),
+        (
+            "network integrator",
+            ListFilter { chapter: Some(CH), ..ListFilter::default() },
+            Err(Refusal::Forbidden(None)),
+        ),
     ];
     for (name, filter, expected) in cases {
         assert_eq!(ride_list(&who(name), &filter), expected, "{name} listing rides with {filter:?}");
@@ -304,13 +308,47 @@ fn request_lists_narrow_to_the_callers_scope() {
         ),
         ("suspended pilot", ListFilter::default(), Ok(chapter)),
         ("coordinator", ListFilter::default(), Ok(ListScope { carehome: Some(HOME), ..ListScope::default() })),
-        ("sibling coordinator", ListFilter { carehome: home, ..ListFilter::default() }, Err(Refusal::Forbidden)),
+        ("sibling coordinator", ListFilter { carehome: home, ..ListFilter::default() }, Err(Refusal::Forbidden(None))),
         ("chapter admin", ListFilter::default(), Ok(chapter)),
         ("foreign pilot", ListFilter { chapter: Some(CH), ..ListFilter::default() }, Err(Refusal::NotFound)),
         ("admin", ListFilter::default(), Ok(ListScope::default())),
-        ("integrator", ListFilter::default(), Err(Refusal::Forbidden)),
+        ("integrator", ListFilter::default(), Err(Refusal::Forbidden(None))),
     ];
     for (name, filter, expected) in cases {
         assert_eq!(request_list(&who(name), &filter), expected, "{name} listing requests with {filter:?}");
+    }
+}
+
+#[test]
+fn stats_narrow_to_the_callers_scope() {
+    let bike = Uuid::from_u128(30);
+    let at_home = StatsFilter { carehome: Some((HOME, CH)), ..StatsFilter::default() };
+    let sibling = StatsFilter { carehome: Some((SIBLING, CH)), ..StatsFilter::default() };
+    let sibling_bike = StatsFilter { bike: Some((bike, SIBLING, CH)), ..StatsFilter::default() };
+    let foreign_pilot = StatsFilter { pilot: Some((PILOT, OTHER_CH)), ..StatsFilter::default() };
+    let chapter = ListScope { chapter: Some(CH), ..ListScope::default() };
+    let home = ListScope { carehome: Some(HOME), ..ListScope::default() };
+    let cases: [(&str, StatsFilter, Result<ListScope, Refusal>); 10] = [
+        ("admin", StatsFilter::default(), Ok(ListScope::default())),
+        ("network integrator", at_home, Ok(home)),
+        ("chapter admin", StatsFilter::default(), Ok(chapter)),
+        ("integrator", at_home, Ok(ListScope { carehome: Some(HOME), ..chapter })),
+        ("integrator", foreign_pilot, Err(Refusal::NotFound)),
+        ("foreign admin", at_home, Err(Refusal::NotFound)),
+        ("coordinator", StatsFilter::default(), Ok(home)),
+        (
+            "coordinator",
+            sibling,
+            Err(Refusal::Forbidden(Some("a coordinator reads the stats of its own care home only"))),
+        ),
+        (
+            "coordinator",
+            sibling_bike,
+            Err(Refusal::Forbidden(Some("a coordinator reads the stats of its own care home only"))),
+        ),
+        ("pilot", StatsFilter::default(), Err(Refusal::Forbidden(Some("pilots do not read stats")))),
+    ];
+    for (name, filter, expected) in cases {
+        assert_eq!(stats_scope(&who(name), &filter), expected, "{name} reading stats with {filter:?}");
     }
 }

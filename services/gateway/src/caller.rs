@@ -198,7 +198,8 @@ impl From<access::Refusal> for ApiError {
     fn from(r: access::Refusal) -> Self {
         match r {
             access::Refusal::NotFound => ApiError::not_found(),
-            access::Refusal::Forbidden => ApiError::forbidden(),
+            access::Refusal::Forbidden(None) => ApiError::forbidden(),
+            access::Refusal::Forbidden(Some(why)) => ApiError::forbidden().detail(why),
         }
     }
 }

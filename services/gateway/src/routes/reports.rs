@@ -117,80 +117,62 @@ pub fn ride_query(chapter: Uuid, p: Period) -> bpb::ListRidesRequest {
     }
 }
 
-/// Every pilot of a chapter.
-pub async fn pilots(s: &AppState, chapter: Uuid) -> Result<Vec<vpb::Pilot>, ApiError> {
-    let mut out = Vec::new();
-    let mut cursor = String::new();
+/// Every item of a service's list, page by page (`page(cursor)` gives a page's items and
+/// the next cursor, empty at the end).
+async fn walk<T, F, Fut>(mut page: F) -> Result<Vec<T>, ApiError>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, String), ApiError>>,
+{
+    let (mut out, mut cursor) = (Vec::new(), String::new());
     loop {
-        let page = s
-            .clients
-            .volunteer()
-            .list_pilots(vpb::ListPilotsRequest { chapter_id: chapter.to_string(), limit: PAGE, cursor })
-            .await?
-            .into_inner();
-        out.extend(page.pilots);
-        if page.next_cursor.is_empty() {
+        let (items, next) = page(cursor).await?;
+        out.extend(items);
+        if next.is_empty() {
             return Ok(out);
         }
-        cursor = page.next_cursor;
+        cursor = next;
     }
+}
+
+/// Every pilot of a chapter.
+pub async fn pilots(s: &AppState, chapter: Uuid) -> Result<Vec<vpb::Pilot>, ApiError> {
+    walk(|cursor| async move {
+        let q = vpb::ListPilotsRequest { chapter_id: chapter.to_string(), limit: PAGE, cursor };
+        let page = s.clients.volunteer().list_pilots(q).await.reply()?;
+        Ok((page.pilots, page.next_cursor))
+    })
+    .await
 }
 
 /// Every care home of a chapter.
 pub async fn carehomes(s: &AppState, chapter: Uuid) -> Result<Vec<cpb::CareHome>, ApiError> {
-    let mut out = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page = s
-            .clients
-            .carehome()
-            .list_care_homes(cpb::ListRequest { parent_id: chapter.to_string(), limit: PAGE, cursor })
-            .await?
-            .into_inner();
-        out.extend(page.carehomes);
-        if page.next_cursor.is_empty() {
-            return Ok(out);
-        }
-        cursor = page.next_cursor;
-    }
+    walk(|cursor| async move {
+        let q = cpb::ListRequest { parent_id: chapter.to_string(), limit: PAGE, cursor };
+        let page = s.clients.carehome().list_care_homes(q).await.reply()?;
+        Ok((page.carehomes, page.next_cursor))
+    })
+    .await
 }
 
 /// Every resident of a care home (moved out and erased ones included).
 pub async fn residents(s: &AppState, home: &str) -> Result<Vec<cpb::Resident>, ApiError> {
-    let mut out = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page = s
-            .clients
-            .carehome()
-            .list_residents(cpb::ListRequest { parent_id: home.to_owned(), limit: PAGE, cursor })
-            .await?
-            .into_inner();
-        out.extend(page.residents);
-        if page.next_cursor.is_empty() {
-            return Ok(out);
-        }
-        cursor = page.next_cursor;
-    }
+    walk(|cursor| async move {
+        let q = cpb::ListRequest { parent_id: home.to_owned(), limit: PAGE, cursor };
+        let page = s.clients.carehome().list_residents(q).await.reply()?;
+        Ok((page.residents, page.next_cursor))
+    })
+    .await
 }
 
 /// Every trishaw of a care home.
 async fn bikes(s: &AppState, home: &str) -> Result<Vec<cpb::Bike>, ApiError> {
-    let mut out = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page = s
-            .clients
-            .carehome()
-            .list_bikes(cpb::ListRequest { parent_id: home.to_owned(), limit: PAGE, cursor })
-            .await?
-            .into_inner();
-        out.extend(page.bikes);
-        if page.next_cursor.is_empty() {
-            return Ok(out);
-        }
-        cursor = page.next_cursor;
-    }
+    walk(|cursor| async move {
+        let q = cpb::ListRequest { parent_id: home.to_owned(), limit: PAGE, cursor };
+        let page = s.clients.carehome().list_bikes(q).await.reply()?;
+        Ok((page.bikes, page.next_cursor))
+    })
+    .await
 }
 
 /// A name, unless erased (then none).

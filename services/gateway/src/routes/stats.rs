@@ -8,7 +8,7 @@
 //! integrator their chapter (the default scope); a coordinator its own care home (the
 //! default scope; another home of the chapter is 403, one elsewhere 404); pilots none (403).
 
-use access::{Action, Object};
+use access::{Action, Object, StatsFilter};
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use samskab_proto::booking::v1 as bpb;
@@ -21,7 +21,6 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::auth::Role;
 use crate::caller::Caller;
 use crate::clients::Found;
 use crate::extract::Params;
@@ -213,12 +212,6 @@ fn when(from: &Option<String>, to: &Option<String>, as_of: &Option<String>) -> R
     Ok(When { from: p(from), to: p(to), as_of: p(as_of) })
 }
 
-/// 404 unless the caller may read the chapter an object named in the query belongs to.
-fn visible(caller: &Caller, chapter: &str) -> Result<Uuid, ApiError> {
-    let chapter: Uuid = chapter.parse().map_err(|_| ApiError::not_found())?;
-    if caller.may_read(&Object::Chapter(chapter)) { Ok(chapter) } else { Err(ApiError::not_found()) }
-}
-
 /// Figures of one chapter, care home, pilot or trishaw (or any combination), over a period
 /// and per month, now or as the log stood at `as_of`.
 #[utoipa::path(get, path = "/v1/stats", tag = "stats", params(StatsParams),
@@ -231,39 +224,30 @@ pub async fn get(
     Params(p): Params<StatsParams>,
 ) -> Result<axum::Json<StatsView>, ApiError> {
     let w = when(&p.from, &p.to, &p.as_of)?;
-    // Every object named must be readable by the caller (404), before the role is asked.
-    if let Some(c) = p.chapter_id {
-        visible(&caller, &c.to_string())?;
+    // The facts of every object named (404 when unknown); the rules then ask whether the
+    // caller may read each one's chapter (404) and narrow the query to its scope (403).
+    let id = |text: &str| text.parse::<Uuid>().map_err(|_| ApiError::not_found());
+    let mut f = StatsFilter { chapter: p.chapter_id, ..StatsFilter::default() };
+    if let Some(c) = p.chapter_id
+        && caller.may_read(&Object::Chapter(c))
+    {
         s.clients.carehome().get_chapter(cpb::IdRequest { id: c.to_string() }).await.or_404()?;
     }
     if let Some(h) = p.carehome_id {
         let home = s.clients.carehome().get_care_home(cpb::IdRequest { id: h.to_string() }).await.or_404()?;
-        visible(&caller, &home.chapter_id)?;
+        f.carehome = Some((h, id(&home.chapter_id)?));
     }
-    let mut bike_home = None;
     if let Some(b) = p.bike_id {
         let bike = s.clients.carehome().get_bike(cpb::IdRequest { id: b.to_string() }).await.or_404()?;
-        visible(&caller, &bike.chapter_id)?;
-        bike_home = bike.carehome_id.parse::<Uuid>().ok();
+        f.bike = Some((b, id(&bike.carehome_id)?, id(&bike.chapter_id)?));
     }
-    if let Some(id) = p.pilot_id {
-        let pilot =
-            s.clients.volunteer().get_pilot(vpb::GetPilotRequest { pilot_id: id.to_string() }).await.or_404()?;
-        visible(&caller, &pilot.chapter_id)?;
+    if let Some(pilot) = p.pilot_id {
+        let found =
+            s.clients.volunteer().get_pilot(vpb::GetPilotRequest { pilot_id: pilot.to_string() }).await.or_404()?;
+        f.pilot = Some((pilot, id(&found.chapter_id)?));
     }
-    let mut chapter = p.chapter_id;
-    let mut carehome = p.carehome_id;
-    match caller.role {
-        Role::Admin | Role::Integrator(None) => {}
-        Role::ChapterAdmin(c) | Role::Integrator(Some(c)) => chapter = Some(c),
-        Role::Coordinator(home) => {
-            if carehome.is_some_and(|h| h != home) || bike_home.is_some_and(|h| h != home) {
-                return Err(ApiError::forbidden().detail("a coordinator reads the stats of its own care home only"));
-            }
-            carehome = Some(home);
-        }
-        Role::Pilot(_) => return Err(ApiError::forbidden().detail("pilots do not read stats")),
-    }
+    let scope = access::stats_scope(&caller.facts(), &f)?;
+    let (chapter, carehome) = (scope.chapter, scope.carehome);
     let q = bpb::StatsRequest {
         chapter_id: chapter.map(|c| c.to_string()).unwrap_or_default(),
         carehome_id: carehome.map(|c| c.to_string()).unwrap_or_default(),
