@@ -84,6 +84,8 @@ pub struct Figures {
     pub ready_secs: Vec<f64>,
     /// Start to the first chapter stats answer, per start.
     pub stats_secs: Vec<f64>,
+    /// The chapter's reads over the history, warm: path, median seconds of three, bytes.
+    pub reads: Vec<(String, f64, usize)>,
     /// Peak RSS of the all-in-one after the last start.
     pub rss: Option<u64>,
 }
@@ -146,6 +148,7 @@ pub async fn run(args: &Args, events: u64, http: &reqwest::Client) -> Result<(),
     let mut ready_secs = Vec::new();
     let mut stats_secs = Vec::new();
     let mut rss = None;
+    let mut reads = Vec::new();
     for round in 0..3 {
         let began = sys.serve_again()?;
         sys.wait_ready(&[]).await?;
@@ -167,6 +170,10 @@ pub async fn run(args: &Args, events: u64, http: &reqwest::Client) -> Result<(),
         if round == 0 {
             check(&stats, Expected::of(&generated["chapters"][chapter.to_string()]))?;
         }
+        if round == 2 {
+            let home = world.homes_of[0].first().map(|h| world.homes[*h].id).ok_or("a care home")?;
+            reads = read_reports(http, &sys.base, &token, chapter, home, &stats).await?;
+        }
         rss = sys.memory().into_iter().next().and_then(|m| m.peak_rss);
         sys.stop().await;
         sys.forget_processes();
@@ -180,9 +187,60 @@ pub async fn run(args: &Args, events: u64, http: &reqwest::Client) -> Result<(),
         ready_secs,
         stats_secs,
         rss,
+        reads,
     };
     print!("{}", table(&f));
     Ok(())
+}
+
+/// Times the reads a chapter's admin makes over the history (the stats first: the
+/// baseline, one booking call), three times each, warm; checks that the riders the
+/// participation report counts are the riders the stats count.
+async fn read_reports(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    chapter: uuid::Uuid,
+    home: uuid::Uuid,
+    stats: &Value,
+) -> Result<Vec<(String, f64, usize)>, String> {
+    let paths = [
+        format!("/v1/stats?chapter_id={chapter}"),
+        format!("/v1/reports/pilot-participation?chapter_id={chapter}"),
+        format!("/v1/reports/rider-participation?chapter_id={chapter}"),
+        format!("/v1/exports/rides.csv?chapter_id={chapter}"),
+        format!("/v1/exports/residents.csv?chapter_id={chapter}"),
+        format!("/v1/reach?carehome_id={home}&days=3660"),
+    ];
+    let mut out = Vec::new();
+    for path in paths {
+        let mut secs = Vec::new();
+        let mut body = Vec::new();
+        for _ in 0..3 {
+            let began = Instant::now();
+            let r = http.get(format!("{base}{path}")).bearer_auth(token).send().await.map_err(|e| e.to_string())?;
+            let status = r.status().as_u16();
+            body = r.bytes().await.map_err(|e| e.to_string())?.to_vec();
+            secs.push(began.elapsed().as_secs_f64());
+            if status != 200 {
+                return Err(format!("GET {path}: {status} {}", String::from_utf8_lossy(&body)));
+            }
+        }
+        if path.contains("rider-participation") {
+            let report: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+            let carried: u64 =
+                report["items"].as_array().into_iter().flatten().filter_map(|i| i["completed"].as_u64()).sum();
+            if Some(carried) != stats["rides"].as_u64() {
+                return Err(format!(
+                    "rider participation counts {carried} rides carried, the stats {}",
+                    stats["rides"]
+                ));
+            }
+        }
+        secs.sort_by(f64::total_cmp);
+        out.push((path, secs[1], body.len()));
+    }
+    Ok(out)
 }
 
 fn check(stats: &Value, e: Expected) -> Result<(), String> {
@@ -251,6 +309,12 @@ fn table(f: &Figures) -> String {
             "| peak RSS of the all-in-one after a start and one stats call | {:.1} MB | |\n",
             r as f64 / 1e6
         ));
+    }
+    if !f.reads.is_empty() {
+        out.push_str("\n| the chapter's reads over the history, warm | median of 3 | body |\n|---|---:|---:|\n");
+        for (path, secs, bytes) in &f.reads {
+            out.push_str(&format!("| `GET {path}` | {:.0} ms | {:.0} kB |\n", secs * 1000.0, *bytes as f64 / 1e3));
+        }
     }
     out.push('\n');
     for l in &f.rebuild_lines {
