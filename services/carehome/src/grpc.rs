@@ -4,6 +4,7 @@
 
 mod bikes;
 mod carehomes;
+mod census;
 mod chapters;
 mod residents;
 
@@ -151,6 +152,10 @@ impl CareHomeService for Handlers {
 
     async fn get_maintenance_log(&self, r: Request<pb::IdRequest>) -> Result<Response<pb::MaintenanceLog>, Status> {
         answer(bikes::maintenance_log(self, r.into_inner()).await)
+    }
+
+    async fn get_consent_census(&self, r: Request<pb::IdRequest>) -> Result<Response<pb::ConsentCensus>, Status> {
+        answer(census::census(self, r.into_inner()).await)
     }
 
     async fn admit_resident(&self, r: Request<pb::AdmitResidentRequest>) -> Result<Response<pb::Resident>, Status> {

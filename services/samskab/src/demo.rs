@@ -162,6 +162,7 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
                     bike_type: t.into(),
                     qualified_on: servicekit::clock::now().date_naive().to_string(),
                     valid_until: (servicekit::clock::now().date_naive() + Days::days(730)).to_string(),
+                    ..Default::default()
                 }),
             })
             .await

@@ -153,6 +153,7 @@ pub fn pilot_proto(p: &Pilot, version: u64, personal: Option<PilotPersonal>) -> 
                 bike_type: t.clone(),
                 qualified_on: q.qualified_on.to_string(),
                 valid_until: q.valid_until.to_string(),
+                ..pb::Qualification::default()
             })
             .collect(),
         availability: Some(pb::Availability {
@@ -311,13 +312,27 @@ impl VolunteerService for Volunteer {
         } else {
             Some(types::parse_id("/cursor", &r.cursor).map_err(ServiceError::from)?)
         };
+        let on =
+            if r.on.is_empty() { None } else { Some(types::parse_date("/on", &r.on).map_err(ServiceError::from)?) };
         let docs = readmodel::list(&self.store, chapter_id, after, limit + 1).await.map_err(ServiceError::from)?;
         let more = docs.len() > limit;
         let mut pilots = Vec::with_capacity(limit);
         for d in docs.iter().take(limit) {
             let p = d.to_pilot();
             let personal = self.personal(&p).await?;
-            pilots.push(pilot_proto(&p, d.version, personal));
+            let mut proto = pilot_proto(&p, d.version, personal);
+            if let Some(on) = on {
+                for q in &mut proto.qualifications {
+                    (q.state, q.days_left) = match types::parse_date("/valid_until", &q.valid_until) {
+                        Ok(until) => {
+                            let (state, left) = crate::pilots::qualification_state(until, on);
+                            (state.to_owned(), left)
+                        }
+                        Err(_) => ("expired".to_owned(), 0),
+                    };
+                }
+            }
+            pilots.push(proto);
         }
         let next_cursor =
             if more { pilots.last().map(|p| p.pilot_id.clone()).unwrap_or_default() } else { String::new() };

@@ -150,6 +150,7 @@ async fn qualifying_again_renews(mut app: App) {
             bike_type: t.into(),
             qualified_on: "2027-01-10".into(),
             valid_until: until.into(),
+            ..Default::default()
         }),
     };
     let a = app.client.qualify_pilot(q("2027-12-31", "")).await.unwrap().into_inner();
@@ -242,11 +243,17 @@ async fn pilots_are_listed_by_chapter_in_pages(mut app: App) {
     }
     register(&mut app, Uuid::now_v7(), "Other chapter").await;
     ids.sort();
-    let list = |cursor: String| pb::ListPilotsRequest { chapter_id: chapter.to_string(), limit: 2, cursor };
+    let list =
+        |cursor: String| pb::ListPilotsRequest { chapter_id: chapter.to_string(), limit: 2, cursor, on: String::new() };
     // The list is a read model: wait until it holds all five pilots (a first page alone
     // may be full while the last pilots are still on their way).
     testkit::eventually("the five pilots in the list", testkit::DEFAULT_TIMEOUT, || async {
-        let all = pb::ListPilotsRequest { chapter_id: chapter.to_string(), limit: 500, cursor: String::new() };
+        let all = pb::ListPilotsRequest {
+            chapter_id: chapter.to_string(),
+            limit: 500,
+            cursor: String::new(),
+            on: String::new(),
+        };
         let listed = app.client.clone().list_pilots(all).await.unwrap().into_inner().pilots.len();
         if listed == ids.len() { Ok(()) } else { Err(format!("{listed} listed")) }
     })
@@ -267,6 +274,7 @@ async fn pilots_are_listed_by_chapter_in_pages(mut app: App) {
         chapter_id: chapter.to_string(),
         limit: 501,
         cursor: String::new(),
+        on: String::new(),
     });
     assert_eq!(RemoteError::from_status(&err.await.unwrap_err()).fields[0].field, "/limit");
 }

@@ -252,6 +252,7 @@ async fn personal_data_is_never_in_clear_and_erasure_holds(db: testkit::TestDb) 
                 bike_type: String::new(),
                 qualified_on: "2026-01-01".into(),
                 valid_until: "2028-12-31".into(),
+                ..Default::default()
             }),
         })
         .await

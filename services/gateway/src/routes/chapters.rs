@@ -133,7 +133,12 @@ async fn active_pilots(s: &AppState, chapter: &str) -> Result<u32, ApiError> {
         let page = s
             .clients
             .volunteer()
-            .list_pilots(vpb::ListPilotsRequest { chapter_id: chapter.to_owned(), limit: 500, cursor })
+            .list_pilots(vpb::ListPilotsRequest {
+                chapter_id: chapter.to_owned(),
+                limit: 500,
+                cursor,
+                on: String::new(),
+            })
             .await?
             .into_inner();
         n += page.pilots.iter().filter(|p| p.status == domain::types::PilotStatus::Active.as_str()).count() as u32;

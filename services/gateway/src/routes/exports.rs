@@ -344,7 +344,12 @@ pub async fn pilots(
             let page = s
                 .clients
                 .volunteer()
-                .list_pilots(vpb::ListPilotsRequest { chapter_id: chapter.clone(), limit: PAGE, cursor })
+                .list_pilots(vpb::ListPilotsRequest {
+                    chapter_id: chapter.clone(),
+                    limit: PAGE,
+                    cursor,
+                    on: String::new(),
+                })
                 .await;
             let page = match page {
                 Ok(p) => p.into_inner(),

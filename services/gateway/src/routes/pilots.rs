@@ -249,6 +249,7 @@ pub async fn list(
             chapter_id: f.chapter_id.to_string(),
             limit,
             cursor: f.cursor.unwrap_or_default(),
+            on: String::new(),
         })
         .await?
         .into_inner();
@@ -280,6 +281,7 @@ pub async fn qualify(
                 bike_type: b.bike_type.unwrap_or_default(),
                 qualified_on: b.qualified_on,
                 valid_until: b.valid_until,
+                ..Default::default()
             }),
         })
         .await?

@@ -135,12 +135,17 @@ where
     }
 }
 
-/// Every pilot of a chapter.
-pub async fn pilots(s: &AppState, chapter: Uuid) -> Result<Vec<vpb::Pilot>, ApiError> {
-    walk(|cursor| async move {
-        let q = vpb::ListPilotsRequest { chapter_id: chapter.to_string(), limit: PAGE, cursor };
-        let page = s.clients.volunteer().list_pilots(q).await.reply()?;
-        Ok((page.pilots, page.next_cursor))
+/// Every pilot of a chapter; with `on`, each qualification's state on that day as the
+/// volunteer service judges it.
+pub async fn pilots(s: &AppState, chapter: Uuid, on: Option<NaiveDate>) -> Result<Vec<vpb::Pilot>, ApiError> {
+    let on = on.map(|d| d.to_string()).unwrap_or_default();
+    walk(|cursor| {
+        let on = on.clone();
+        async move {
+            let q = vpb::ListPilotsRequest { chapter_id: chapter.to_string(), limit: PAGE, cursor, on };
+            let page = s.clients.volunteer().list_pilots(q).await.reply()?;
+            Ok((page.pilots, page.next_cursor))
+        }
     })
     .await
 }
@@ -308,7 +313,7 @@ pub async fn pilot_participation(
     let chapter = chapter_reports(&s, &caller, f.chapter_id).await?;
     let p = Period::parse(f.from.as_deref(), f.to.as_deref(), zone(&chapter))?;
     let mut by = participation(&s, f.chapter_id, p, "pilots").await?;
-    let items = pilots(&s, f.chapter_id)
+    let items = pilots(&s, f.chapter_id, None)
         .await?
         .into_iter()
         .map(|pl| {
@@ -458,22 +463,6 @@ pub struct VolunteerRoster {
     pub items: Vec<RosterPilot>,
 }
 
-/// How many days ahead a qualification counts as expiring.
-pub const EXPIRING_DAYS: i64 = 30;
-
-/// The state of a qualification valid through `until` on day `on`.
-pub fn qualification_state(until: NaiveDate, on: NaiveDate) -> (&'static str, i64) {
-    let left = (until - on).num_days();
-    let state = if left < 0 {
-        "expired"
-    } else if left <= EXPIRING_DAYS {
-        "expiring"
-    } else {
-        "valid"
-    };
-    (state, left)
-}
-
 /// Every pilot with its qualifications per trishaw type and their expiry: `expiring`
 /// within 30 days, `expired` (the chapter's admin, admin).
 #[utoipa::path(get, path = "/v1/reports/volunteer-roster", tag = "reports", params(RosterFilter),
@@ -494,7 +483,7 @@ pub async fn volunteer_roster(
             .transpose()?;
     let chapter = chapter_reports(&s, &caller, f.chapter_id).await?;
     let on = on.unwrap_or_else(|| servicekit::clock::now().with_timezone(&zone(&chapter)).date_naive());
-    let items = pilots(&s, f.chapter_id)
+    let items = pilots(&s, f.chapter_id, Some(on))
         .await?
         .into_iter()
         .map(|p| RosterPilot {
@@ -503,17 +492,12 @@ pub async fn volunteer_roster(
             qualifications: p
                 .qualifications
                 .into_iter()
-                .map(|q| {
-                    let (state, days_left) = NaiveDate::parse_from_str(&q.valid_until, "%Y-%m-%d")
-                        .map(|u| qualification_state(u, on))
-                        .unwrap_or(("expired", 0));
-                    RosterQualification {
-                        bike_type: q.bike_type,
-                        qualified_on: q.qualified_on,
-                        valid_until: q.valid_until,
-                        state: state.to_owned(),
-                        days_left,
-                    }
+                .map(|q| RosterQualification {
+                    bike_type: q.bike_type,
+                    qualified_on: q.qualified_on,
+                    valid_until: q.valid_until,
+                    state: q.state,
+                    days_left: q.days_left,
                 })
                 .collect(),
             pilot_id: p.pilot_id,
@@ -556,7 +540,7 @@ pub struct Season {
     pub ends: String,
 }
 
-/// The consent census of one care home.
+/// The consent census of one care home (counted by the care-home service).
 #[derive(Debug, Default, Serialize, ToSchema)]
 pub struct CensusHome {
     /// Care home.
@@ -606,53 +590,28 @@ pub async fn consent_census(
         let field = if f.from.is_some() { "/from" } else { "/to" };
         return Err(ApiError::invalid(field, "the census is per ride season: it takes no period"));
     }
-    let chapter = chapter_reports(&s, &caller, f.chapter_id).await?;
-    let tz = zone(&chapter);
-    let season = chapter.settings.as_ref().and_then(|st| st.ride_season.clone()).filter(|r| !r.starts.is_empty());
-    let window = season
-        .as_ref()
-        .map(|r| Period::parse(Some(&r.starts), Some(&r.ends), tz))
-        .transpose()
-        .map_err(|_| ApiError::new(servicekit::ErrorCode::Internal))?;
-    let mut items = Vec::new();
-    for home in carehomes(&s, f.chapter_id).await? {
-        let mut c = CensusHome {
-            given_in_season: window.map(|_| 0),
-            carehome_id: home.carehome_id.clone(),
-            name: home.name.clone(),
-            ..Default::default()
-        };
-        for r in residents(&s, &home.carehome_id).await? {
-            match r.status.as_str() {
-                "moved_out" => c.moved_out += 1,
-                "erased" => c.erased += 1,
-                _ => {
-                    c.residents += 1;
-                    match &r.consent {
-                        None => {
-                            c.withdrawn += 1;
-                            c.none += 1;
-                        }
-                        Some(k) => {
-                            let rides = k.scope.iter().any(|x| x == "rides");
-                            c.consent_rides += u32::from(rides);
-                            c.none += u32::from(!rides);
-                            c.consent_stories += u32::from(k.scope.iter().any(|x| x == "stories"));
-                            if let (Some(w), Some(n)) = (window, c.given_in_season.as_mut()) {
-                                *n += u32::from(w.holds(&k.given_at));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        items.push(c);
-    }
-    Ok(axum::Json(ConsentCensus {
-        chapter_id: f.chapter_id.to_string(),
-        season: season.map(|r| Season { starts: r.starts, ends: r.ends }),
-        items,
-    }))
+    chapter_reports(&s, &caller, f.chapter_id).await?;
+    let census =
+        s.clients.carehome().get_consent_census(cpb::IdRequest { id: f.chapter_id.to_string() }).await.reply()?;
+    let items = census
+        .homes
+        .into_iter()
+        .map(|h| CensusHome {
+            carehome_id: h.carehome_id,
+            name: h.name,
+            residents: h.residents,
+            consent_rides: h.consent_rides,
+            consent_stories: h.consent_stories,
+            withdrawn: h.withdrawn,
+            none: h.none,
+            given_in_season: h.given_in_season,
+            moved_out: h.moved_out,
+            erased: h.erased,
+        })
+        .collect();
+    let season =
+        (!census.season_starts.is_empty()).then_some(Season { starts: census.season_starts, ends: census.season_ends });
+    Ok(axum::Json(ConsentCensus { chapter_id: f.chapter_id.to_string(), season, items }))
 }
 
 /// One trishaw's maintenance history.

@@ -131,6 +131,24 @@ fn illegal(message: impl Into<String>) -> DomainError {
     DomainError::conflict(ErrorCode::IllegalTransition, message, None)
 }
 
+/// How many days ahead a qualification counts as expiring.
+pub const EXPIRING_DAYS: i64 = 30;
+
+/// The state of a qualification valid through `until` (inclusive) on day `on`: `valid`,
+/// `expiring` (valid through at most [`EXPIRING_DAYS`] more days) or `expired`, and the
+/// days left (negative once expired).
+pub fn qualification_state(until: NaiveDate, on: NaiveDate) -> (&'static str, i64) {
+    let left = (until - on).num_days();
+    let state = if left < 0 {
+        "expired"
+    } else if left <= EXPIRING_DAYS {
+        "expiring"
+    } else {
+        "valid"
+    };
+    (state, left)
+}
+
 /// Decides the events of a command.
 pub fn decide(state: Option<&Pilot>, command: Command) -> Result<Vec<VolunteerEvent>, DomainError> {
     let Some(p) = state else {
@@ -190,6 +208,15 @@ mod tests {
 
     fn date(s: &str) -> NaiveDate {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn qualifications_expire_after_their_last_day_and_warn_thirty_days_ahead() {
+        let on = date("2028-12-15");
+        assert_eq!(qualification_state(date("2029-01-14"), on), ("expiring", 30));
+        assert_eq!(qualification_state(date("2029-01-15"), on), ("valid", 31));
+        assert_eq!(qualification_state(on, on), ("expiring", 0), "valid through its last day");
+        assert_eq!(qualification_state(date("2028-12-14"), on), ("expired", -1));
     }
 
     fn run(state: Option<Pilot>, cmd: Command) -> Result<Option<Pilot>, DomainError> {

@@ -265,6 +265,7 @@ impl World {
                     bike_type: "trishaw".into(),
                     qualified_on: "2026-01-01".into(),
                     valid_until: valid_until.into(),
+                    ..Default::default()
                 }),
             })
             .await
