@@ -265,6 +265,12 @@ impl Command {
     pub fn context(&self) -> Option<samskab_proto::common::v1::CommandContext> {
         crate::clients::context(&self.caller, &self.route, self.key.as_deref(), self.if_match)
     }
+
+    /// The same without an expected version: for a command whose `If-Match` names another
+    /// object than the stream the service writes (the gateway checks it itself).
+    pub fn context_checked_here(&self) -> Option<samskab_proto::common::v1::CommandContext> {
+        crate::clients::context(&self.caller, &self.route, self.key.as_deref(), None)
+    }
 }
 
 impl FromRequestParts<AppState> for Command {

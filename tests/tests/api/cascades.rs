@@ -5,6 +5,7 @@
 
 use e2e::System;
 use gateway::Role;
+use reqwest::Method;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -62,4 +63,30 @@ async fn a_weather_day_never_misses_a_just_booked_ride_behind_an_open_transactio
         })
         .await;
     assert_eq!(statuses, ["cancelled", "cancelled"], "{}", weather.body);
+}
+
+testkit::both_backends!(setup = e2e::System::start; a_weather_days_if_match_is_the_chapters);
+
+/// `If-Match` on a weather day names the chapter's version, which the gateway checks; it is
+/// not the version of the day's own stream in booking, so asking again for a day already
+/// called off, with the chapter's current ETag, answers 200 (nothing more to cancel).
+async fn a_weather_days_if_match_is_the_chapters(s: System) {
+    let w = s.world().await;
+    let admin = s.token(Role::ChapterAdmin(w.chapter));
+    let chapter = s.get(&format!("/v1/chapters/{}", w.chapter), &admin).await.expect(200);
+    let etag = chapter.header("etag").expect("an ETag");
+    let path = format!("/v1/chapters/{}/weather-cancellations", w.chapter);
+    let ask = |tag: String| {
+        let (path, admin) = (path.clone(), admin.clone());
+        let s = &s;
+        async move {
+            s.call_with(Method::POST, &path, Some(&admin), Some(json!({"date": "2027-06-01"})), &[("If-Match", &tag)])
+                .await
+        }
+    };
+    ask(etag.clone()).await.expect(200);
+    let again = ask(etag.clone()).await.expect(200);
+    assert_eq!(again.body["cancelled"], 0, "the day was called off already: {}", again.body);
+    let stale = ask("\"999\"".to_owned()).await.expect(412);
+    assert_eq!(stale.header("etag"), Some(etag), "the chapter's ETag, not the day's");
 }

@@ -223,7 +223,8 @@ pub async fn create(
         .clients
         .carehome()
         .commission_bike(cpb::CommissionBikeRequest {
-            context: cmd.context(),
+            // `If-Match` is the care home's, checked above; the service writes a new stream.
+            context: cmd.context_checked_here(),
             carehome_id: id.to_string(),
             name: b.name,
             bike_type: b.bike_type.unwrap_or_default(),

@@ -147,7 +147,8 @@ pub async fn create(
         .clients
         .carehome()
         .admit_resident(cpb::AdmitResidentRequest {
-            context: cmd.context(),
+            // `If-Match` is the care home's, checked above; the service writes a new stream.
+            context: cmd.context_checked_here(),
             carehome_id: id.to_string(),
             display_name: b.display_name,
             notes: b.notes.unwrap_or_default(),

@@ -73,7 +73,8 @@ pub async fn cancel_day(
         .clients
         .booking()
         .cancel_day_for_weather(bpb::CancelDayForWeatherRequest {
-            context: cmd.context(),
+            // `If-Match` is the chapter's, checked above; booking writes the day's own stream.
+            context: cmd.context_checked_here(),
             chapter_id: id.to_string(),
             date: b.date,
             note: b.note.unwrap_or_default(),
