@@ -235,21 +235,16 @@ pub fn may(c: &Caller, action: Action, o: &Object) -> bool {
     let admins = chapter.map_or(matches!(c.role, Role::Admin), |ch| c.admin_of(ch));
     let chapter_pilot = c.pilot().is_some() && chapter.is_some_and(|ch| c.in_chapter(ch));
     let chapter_integrator = matches!(c.role, Role::Integrator(_)) && chapter.is_some_and(|ch| c.in_chapter(ch));
-    let own_pilot_record = matches!(*o, Object::Pilot { id, .. } if c.is_pilot(id));
     let coordinator = home.is_some_and(|h| c.coordinates(h));
-    let own_pilot = matches!(*o, Object::Ride { pilot, .. } if c.is_pilot(pilot));
+    // The pilot the object is about: a ride's pilot, or the pilot record itself.
+    let own_pilot = matches!(*o, Object::Ride { pilot, .. } | Object::Pilot { id: pilot, .. } if c.is_pilot(pilot));
     match action {
         Action::Book => matches!(o, Object::Ride { .. }) && !c.suspended && (own_pilot || coordinator || admins),
         Action::ChangeRide => matches!(o, Object::Ride { .. }) && (own_pilot || coordinator || admins),
         Action::ConfirmRide => matches!(o, Object::Ride { .. }) && (coordinator || admins),
         Action::RunRide => matches!(o, Object::Ride { .. }) && (own_pilot || admins),
         Action::RequestRide => matches!(o, Object::RideRequest { .. }) && (coordinator || admins),
-        Action::ClaimRequest => {
-            matches!(o, Object::RideRequest { .. })
-                && !c.suspended
-                && c.pilot().is_some()
-                && chapter.is_some_and(|ch| c.in_chapter(ch))
-        }
+        Action::ClaimRequest => matches!(o, Object::RideRequest { .. }) && !c.suspended && chapter_pilot,
         Action::Manage => coordinator || admins,
         Action::Administer | Action::ReadReports | Action::ReadAudit => admins,
         Action::ReadReach => matches!(o, Object::CareHome { .. }) && (coordinator || admins),
@@ -257,12 +252,12 @@ pub fn may(c: &Caller, action: Action, o: &Object) -> bool {
         Action::ReportIssue => matches!(o, Object::Bike { .. }) && (chapter_pilot || coordinator || admins),
         Action::ReadCalendar => match o {
             Object::CareHome { .. } => coordinator || admins || chapter_integrator,
-            Object::Pilot { .. } => own_pilot_record || admins || chapter_integrator,
+            Object::Pilot { .. } => own_pilot || admins || chapter_integrator,
             _ => false,
         },
         Action::ManageCalendar => match o {
             Object::CareHome { .. } => coordinator || admins,
-            Object::Pilot { .. } => own_pilot_record || admins,
+            Object::Pilot { .. } => own_pilot || admins,
             _ => false,
         },
         Action::ReadStats => match *o {

@@ -49,6 +49,15 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// Refuses a period that ends before it starts (`to == from` is an empty period, `to`
+    /// being exclusive: all zeros).
+    fn check_period(&self) -> ServiceResult<()> {
+        match (self.from, self.to) {
+            (Some(f), Some(t)) if t < f => Err(ServiceError::invalid("/to", "must not be before from")),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether a ride is in scope.
     pub fn contains(&self, r: &Ride) -> bool {
         self.chapter_id.is_none_or(|c| c == r.chapter_id)
@@ -402,11 +411,7 @@ pub async fn answer_participation(
     if scope.chapter_id.is_none() && scope.carehome_id.is_none() {
         return Err(ServiceError::invalid("/chapter_id", "a chapter or a care home is required"));
     }
-    if let (Some(f), Some(t)) = (scope.from, scope.to)
-        && t < f
-    {
-        return Err(ServiceError::invalid("/to", "must not be before from"));
-    }
+    scope.check_period()?;
     let rides = current_rides(store, &scope).await?;
     let zones = zones(store).await?;
     let people = participation(&rides, by, &zones)
@@ -506,12 +511,7 @@ pub async fn answer(store: &EventStore, r: pb::StatsRequest) -> ServiceResult<pb
         from: time("/from", &r.from)?,
         to: time("/to", &r.to)?,
     };
-    if let (Some(f), Some(t)) = (scope.from, scope.to)
-        && t < f
-    {
-        // `to == from` is an empty period (`to` is exclusive): all zeros.
-        return Err(ServiceError::invalid("/to", "must not be before from"));
-    }
+    scope.check_period()?;
     let rides = match time("/as_of", &r.as_of)? {
         None => current_rides(store, &scope).await?,
         Some(at) => {

@@ -40,21 +40,6 @@ impl Caller {
         access::Caller { role: self.role, chapter: self.chapter, suspended: self.suspended }
     }
 
-    /// Whether the caller is admin, or chapter admin of `chapter`.
-    pub fn admin_of(&self, chapter: Uuid) -> bool {
-        self.facts().admin_of(chapter)
-    }
-
-    /// Whether the caller belongs to `chapter` (admin and network integrators: every chapter).
-    pub fn in_chapter(&self, chapter: Uuid) -> bool {
-        self.facts().in_chapter(chapter)
-    }
-
-    /// Whether the caller coordinates `carehome`.
-    pub fn coordinates(&self, carehome: Uuid) -> bool {
-        self.facts().coordinates(carehome)
-    }
-
     /// Whether the caller is `pilot`.
     pub fn is_pilot(&self, pilot: Uuid) -> bool {
         self.facts().is_pilot(pilot)

@@ -59,8 +59,6 @@ pub struct Clients {
     booking: Channel,
     carehome: Channel,
     volunteer: Channel,
-    /// The channels, by service name (for health checks).
-    pub channels: Vec<(&'static str, Channel)>,
 }
 
 /// Where the services are.
@@ -86,27 +84,18 @@ impl Clients {
             servicekit::client::channel(&urls.carehome)?,
             servicekit::client::channel(&urls.volunteer)?,
         );
-        Ok(Clients {
-            channels: vec![("booking", b.clone()), ("carehome", c.clone()), ("volunteer", v.clone())],
-            booking: b,
-            carehome: c,
-            volunteer: v,
-        })
+        Ok(Clients::from_channels(b, c, v))
     }
 
     /// Clients over channels made elsewhere (in-process tests use tonic's in-memory
     /// transport).
     pub fn from_channels(booking: Channel, carehome: Channel, volunteer: Channel) -> Self {
-        Clients {
-            channels: vec![
-                ("booking", booking.clone()),
-                ("carehome", carehome.clone()),
-                ("volunteer", volunteer.clone()),
-            ],
-            booking,
-            carehome,
-            volunteer,
-        }
+        Clients { booking, carehome, volunteer }
+    }
+
+    /// The raw channels by service name (health checks, the event feed's subscriptions).
+    pub fn channels(&self) -> [(&'static str, Channel); 3] {
+        [Service::Booking, Service::CareHome, Service::Volunteer].map(|s| (s.name(), self.channel(s).clone()))
     }
 
     /// Booking.

@@ -105,8 +105,9 @@ struct ServicePage {
 impl FeedReader {
     /// Over the services' channels.
     pub fn new(clients: &Clients) -> Self {
+        let channels = clients.channels();
         let channel = |name: &str| {
-            clients.channels.iter().find(|(n, _)| *n == name).map(|(_, c)| c.clone()).expect("a channel per service")
+            channels.iter().find(|(n, _)| *n == name).map(|(_, c)| c.clone()).expect("a channel per service")
         };
         FeedReader { feeds: SERVICES.iter().map(|(_, name)| EventFeedClient::new(channel(name))).collect() }
     }

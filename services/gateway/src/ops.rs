@@ -25,7 +25,7 @@ pub struct Ops {
 impl Ops {
     /// Over the services' channels.
     pub fn new(clients: Clients) -> Self {
-        Ops { health: clients.channels.into_iter().map(|(n, c)| (n, HealthClient::new(c))).collect() }
+        Ops { health: clients.channels().into_iter().map(|(n, c)| (n, HealthClient::new(c))).collect() }
     }
 
     async fn ready(&self) -> Vec<(&'static str, bool)> {

@@ -15,8 +15,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::caller::Caller;
-use crate::clients::Found;
-use crate::clients::Service;
+use crate::clients::{Found, Service};
 use crate::extract::Params;
 use crate::problem::{ApiError, Problem};
 use crate::routes::{bikes, carehomes, chapters, pilots, requests, residents, rides};
