@@ -92,6 +92,7 @@ impl System {
                 cors_origins: vec!["https://app.example.org".into()],
                 request_timeout_secs: 30,
                 scope_cache_ms: 2000,
+                local_tokens: "on".into(),
                 webhooks: Default::default(),
             },
             keys: servicekit::bootstrap::KeyConfig { data_dir: dir, erasure_ledger_url: None },

@@ -45,6 +45,10 @@ pub struct Claims {
     /// Scope: pilot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pilot_id: Option<Uuid>,
+    /// Scope: the whole network (an integrator's; `api.md`: an integrator token with
+    /// neither `chapter_id` nor `network: true` is refused).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub network: bool,
 }
 
 impl Claims {
@@ -55,7 +59,12 @@ impl Claims {
             "chapter_admin" => Role::ChapterAdmin(self.chapter_id.ok_or("chapter_admin needs chapter_id")?),
             "coordinator" => Role::Coordinator(self.carehome_id.ok_or("coordinator needs carehome_id")?),
             "pilot" => Role::Pilot(self.pilot_id.ok_or("pilot needs pilot_id")?),
-            "integrator" => Role::Integrator(self.chapter_id),
+            "integrator" => match (self.chapter_id, self.network) {
+                (Some(c), false) => Role::Integrator(Some(c)),
+                (None, true) => Role::Integrator(None),
+                (Some(_), true) => return Err("an integrator token names a chapter or the network, not both"),
+                (None, false) => return Err("integrator needs chapter_id or network: true"),
+            },
             _ => return Err("unknown role"),
         })
     }
@@ -80,6 +89,7 @@ impl Claims {
             chapter_id,
             carehome_id,
             pilot_id,
+            network: role == Role::Integrator(None),
         }
     }
 }
@@ -207,6 +217,25 @@ mod tests {
 
     fn keys() -> Keys {
         Keys::parse("k2=0123456789abcdef0123456789abcdef;k1=fedcba9876543210fedcba9876543210").unwrap()
+    }
+
+    #[test]
+    fn an_integrator_token_names_its_chapter_or_the_network() {
+        let chapter = Uuid::from_u128(7);
+        let network = Claims::new("i", Role::Integrator(None), chrono::Duration::hours(1));
+        assert!(network.network && network.chapter_id.is_none());
+        assert_eq!(network.role(), Ok(Role::Integrator(None)));
+        let one = Claims::new("i", Role::Integrator(Some(chapter)), chrono::Duration::hours(1));
+        assert!(!one.network);
+        assert_eq!(one.role(), Ok(Role::Integrator(Some(chapter))));
+        // Minted without either, it used to become network-wide silently.
+        let neither = Claims { network: false, ..network.clone() };
+        assert!(neither.role().is_err());
+        let both = Claims { chapter_id: Some(chapter), ..network };
+        assert!(both.role().is_err());
+        // A token without the claim reads as `network: false`.
+        let json = serde_json::json!({"sub": "i", "role": "integrator", "iss": ISSUER, "aud": AUDIENCE, "exp": 1});
+        assert!(!serde_json::from_value::<Claims>(json).unwrap().network);
     }
 
     #[test]

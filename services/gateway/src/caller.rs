@@ -170,6 +170,9 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .ok_or_else(|| ApiError::unauthenticated("an Authorization: Bearer token is required"))?;
+        if !state.local_tokens {
+            return Err(ApiError::unauthenticated("Samskab's own tokens are switched off here"));
+        }
         let claims = state.keys.verify(token.trim())?;
         let role = claims.role().map_err(ApiError::unauthenticated)?;
         let (chapter, suspended) = resolve(state, role).await?;

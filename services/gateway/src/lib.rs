@@ -42,6 +42,8 @@ pub struct AppState {
     pub clients: Clients,
     /// Token keys.
     pub keys: Arc<Keys>,
+    /// Whether Samskab's own tokens are accepted.
+    pub local_tokens: bool,
     /// Caller scope lookups, cached briefly.
     pub scopes: Arc<caller::ScopeCache>,
     /// Idempotency records.
@@ -76,6 +78,10 @@ pub struct HttpConfig {
     /// chapter) is cached before it is read again; 0 reads it on every request.
     #[arg(long = "scope-cache-ms", env = "SAMSKAB_SCOPE_CACHE_MS", default_value_t = 2000)]
     pub scope_cache_ms: u64,
+    /// Samskab's own signed tokens (`samskab token`): `on` or `off`. For the embedded
+    /// default, development and tests; switch them off where people sign in elsewhere.
+    #[arg(long = "auth-local-tokens", env = "SAMSKAB_AUTH_LOCAL_TOKENS", default_value = "on", value_parser = ["on", "off"])]
+    pub local_tokens: String,
     /// Webhook delivery.
     #[command(flatten)]
     pub webhooks: webhooks::WebhookConfig,
@@ -88,6 +94,7 @@ impl Default for HttpConfig {
             cors_origins: Vec::new(),
             request_timeout_secs: 30,
             scope_cache_ms: 2000,
+            local_tokens: "on".into(),
             webhooks: webhooks::WebhookConfig::default(),
         }
     }
@@ -125,6 +132,7 @@ pub async fn state(
         ops: Arc::new(ops::Ops::new(clients.clone())),
         clients,
         keys: Arc::new(keys),
+        local_tokens: http.local_tokens == "on",
         scopes: Arc::new(caller::ScopeCache::new(Duration::from_millis(http.scope_cache_ms))),
         idempotency,
         calendar_tokens,

@@ -19,17 +19,21 @@ pub struct TokenArgs {
     /// The chapter (chapter_admin; integrator of one chapter).
     #[arg(long)]
     pub chapter: Option<Uuid>,
+    /// An integrator of the whole network (instead of `--chapter`).
+    #[arg(long)]
+    pub network: bool,
     /// The care home (coordinator).
     #[arg(long)]
     pub carehome: Option<Uuid>,
     /// The pilot (pilot).
     #[arg(long)]
     pub pilot: Option<Uuid>,
-    /// The pseudonymous user id (default: derived from the role and scope).
+    /// The pseudonymous user id (default: a fresh random one, so that two tokens of one role
+    /// never look like the same person).
     #[arg(long)]
     pub sub: Option<String>,
-    /// Hours until it expires.
-    #[arg(long = "ttl-hours", default_value_t = 24)]
+    /// Hours until it expires (1 to 720).
+    #[arg(long = "ttl-hours", default_value_t = 12, value_parser = clap::value_parser!(i64).range(1..=720))]
     pub ttl_hours: i64,
 }
 
@@ -41,12 +45,17 @@ pub fn token(cfg: &ServeConfig, a: &TokenArgs) -> Result<String, Error> {
         "chapter_admin" => Role::ChapterAdmin(need(a.chapter, "chapter")?),
         "coordinator" => Role::Coordinator(need(a.carehome, "carehome")?),
         "pilot" => Role::Pilot(need(a.pilot, "pilot")?),
-        "integrator" => Role::Integrator(a.chapter),
+        "integrator" => match (a.chapter, a.network) {
+            (Some(c), false) => Role::Integrator(Some(c)),
+            (None, true) => Role::Integrator(None),
+            _ => return Err(Error::Start("--role integrator needs --chapter or --network (not both)".into())),
+        },
         other => return Err(Error::Start(format!("unknown role {other}"))),
     };
-    let scope =
-        a.chapter.or(a.carehome).or(a.pilot).map(|u| u.simple().to_string()[..8].to_owned()).unwrap_or_default();
-    let sub = a.sub.clone().unwrap_or_else(|| format!("{}-{scope}", a.role).trim_end_matches('-').to_owned());
+    if a.network && a.role != "integrator" {
+        return Err(Error::Start("--network is for --role integrator".into()));
+    }
+    let sub = a.sub.clone().unwrap_or_else(|| Uuid::new_v4().simple().to_string());
     let keys = Keys::from_env_or_data_dir(cfg.data_dir()).map_err(Error::Start)?;
     Ok(keys.sign(&Claims::new(&sub, role, chrono::Duration::hours(a.ttl_hours))))
 }

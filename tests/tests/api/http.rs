@@ -16,6 +16,7 @@ testkit::both_backends!(
     a_token_over_its_rate_limit_gets_429_with_retry_after,
     cors_answers_configured_origins_only,
     a_request_that_does_not_arrive_in_time_gets_408,
+    local_tokens_switched_off_are_refused_and_write_nothing,
 );
 
 async fn operations_endpoints_answer_without_a_token(db: testkit::TestDb) {
@@ -195,4 +196,17 @@ async fn a_request_that_does_not_arrive_in_time_gets_408(db: testkit::TestDb) {
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("\"code\":\"timeout\""), "{text}");
     assert_eq!(heads, s.heads().await, "nothing written");
+}
+
+async fn local_tokens_switched_off_are_refused_and_write_nothing(db: testkit::TestDb) {
+    let s = System::start_with(db, |c| c.http.local_tokens = "off".into()).await;
+    let before = s.heads().await;
+    let body = serde_json::json!({"name": "Odense", "timezone": "Europe/Copenhagen"});
+    let r = s.post("/v1/chapters", &s.admin(), body).await.expect(401);
+    assert_eq!(r.code(), "unauthenticated");
+    assert_eq!(r.header("content-type").as_deref(), Some("application/problem+json"));
+    s.get("/v1/rides?limit=1", &s.admin()).await.expect(401);
+    assert_eq!(s.heads().await, before, "a refused token writes nothing");
+    // Operations endpoints need no token.
+    s.call(Method::GET, "/healthz", None, None).await.expect(200);
 }

@@ -746,3 +746,46 @@ async fn killing_the_booking_process_mid_burst_loses_and_doubles_nothing() {
         assert!(ids.contains(id.as_str()), "acknowledged ride {id} survived");
     }
 }
+
+/// `samskab token`: a fresh random subject unless one is given, 12 hours by default and at
+/// most 720, and an integrator names its chapter or `--network` (never silently both or none).
+#[test]
+fn local_tokens_are_minted_with_a_random_subject_and_an_explicit_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .arg("token")
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("SAMSKAB_LOG", "warn")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).split_whitespace().last().unwrap_or_default().to_owned();
+        (out.status.success(), text, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let claims = |jwt: &str| -> serde_json::Value {
+        use base64::Engine;
+        let part = jwt.split('.').nth(1).expect("a JWT");
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    };
+    let (ok, a, _) = token(&["--role", "admin"]);
+    let (_, b, _) = token(&["--role", "admin"]);
+    assert!(ok);
+    let (a, b) = (claims(&a), claims(&b));
+    assert_ne!(a["sub"], b["sub"], "two admins are two people");
+    assert_ne!(a["sub"], "admin");
+    assert_eq!(a["exp"].as_i64().unwrap() - a["iat"].as_i64().unwrap(), 12 * 3600);
+    let (ok, _, err) = token(&["--role", "integrator"]);
+    assert!(!ok && err.contains("--network"), "{err}");
+    let (ok, network, _) = token(&["--role", "integrator", "--network"]);
+    assert!(ok);
+    assert_eq!(claims(&network)["network"], true);
+    let (ok, _, _) = token(&["--role", "admin", "--network"]);
+    assert!(!ok, "--network is an integrator's");
+    let (ok, _, _) = token(&["--role", "admin", "--ttl-hours", "721"]);
+    assert!(!ok, "at most 720 hours");
+    let (ok, given, _) = token(&["--role", "admin", "--sub", "u-42", "--ttl-hours", "720"]);
+    assert!(ok);
+    assert_eq!(claims(&given)["sub"], "u-42");
+}
