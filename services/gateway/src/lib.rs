@@ -14,6 +14,7 @@ pub mod feed;
 pub mod http;
 pub mod ical;
 pub mod idempotency;
+pub mod oidc;
 pub mod openapi;
 pub mod ops;
 pub mod problem;
