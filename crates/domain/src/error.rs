@@ -52,6 +52,10 @@ codes! {
     ResidentBusy = "resident-busy" => 409;
     IllegalTransition = "illegal-transition" => 409;
     IdempotencyInFlight = "idempotency-in-flight" => 409;
+    InvitationUsed = "invitation-used" => 409;
+    PilotAlreadyLinked = "pilot-already-linked" => 409;
+    LastAdmin = "last-admin" => 409;
+    InvitationExpired = "invitation-expired" => 410;
     PreconditionFailed = "precondition-failed" => 412;
     TooLarge = "too-large" => 413;
     UnsupportedMediaType = "unsupported-media-type" => 415;

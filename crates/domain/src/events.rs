@@ -171,6 +171,16 @@ events!(
         PilotAvailabilityDeclared,
         /// See the struct.
         PilotErased,
+        /// See the struct.
+        PilotAccountLinked,
+        /// See the struct.
+        PilotAccountUnlinked,
+        /// See the struct.
+        InvitationIssued,
+        /// See the struct.
+        InvitationRedeemed,
+        /// See the struct.
+        InvitationRevoked,
     }
 );
 
@@ -402,6 +412,118 @@ pub struct CoordinatorRemoved {
     pub user_id: String,
 }
 
+/// A person became an administrator of the whole network (stream `admins`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdminAppointed {
+    /// The grant.
+    pub role_grant_id: Uuid,
+    /// The person.
+    pub person_id: Uuid,
+    /// Who granted it (a person or actor id; `bootstrap` for the first).
+    pub granted_by: String,
+}
+
+/// A person stopped being a network administrator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdminRemoved {
+    /// The grant.
+    pub role_grant_id: Uuid,
+    /// The person.
+    pub person_id: Uuid,
+}
+
+/// A person became an administrator of a chapter (on the chapter's stream).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChapterAdminAppointed {
+    /// The grant.
+    pub role_grant_id: Uuid,
+    /// The chapter.
+    pub chapter_id: Uuid,
+    /// The person.
+    pub person_id: Uuid,
+    /// Who granted it.
+    pub granted_by: String,
+}
+
+/// A person stopped being an administrator of a chapter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChapterAdminRemoved {
+    /// The grant.
+    pub role_grant_id: Uuid,
+    /// The chapter.
+    pub chapter_id: Uuid,
+    /// The person.
+    pub person_id: Uuid,
+}
+
+/// An invitation to a role was issued (its own stream; only the code's hash is kept).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvitationIssued {
+    /// The invitation (and its stream).
+    pub invitation_id: Uuid,
+    /// The role it grants.
+    pub role: String,
+    /// Scope: chapter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chapter_id: Option<Uuid>,
+    /// Scope: care home.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carehome_id: Option<Uuid>,
+    /// Scope: pilot record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pilot_id: Option<Uuid>,
+    /// SHA-256 of the code's secret part (hex).
+    pub code_sha256: String,
+    /// When it was issued.
+    pub issued_at: DateTime<Utc>,
+    /// Until when it can be redeemed.
+    pub expires_at: DateTime<Utc>,
+    /// Who issued it.
+    pub issued_by: String,
+}
+
+/// An invitation was redeemed by a person, making a grant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvitationRedeemed {
+    /// The invitation.
+    pub invitation_id: Uuid,
+    /// The person.
+    pub person_id: Uuid,
+    /// The grant made.
+    pub role_grant_id: Uuid,
+}
+
+/// An invitation was withdrawn before anyone redeemed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvitationRevoked {
+    /// The invitation.
+    pub invitation_id: Uuid,
+}
+
+/// A pilot record was linked to the person who signs in as that pilot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PilotAccountLinked {
+    /// The pilot.
+    pub pilot_id: Uuid,
+    /// The person.
+    pub person_id: Uuid,
+    /// The grant.
+    pub role_grant_id: Uuid,
+    /// Who granted it (the invitation's issuer).
+    pub granted_by: String,
+}
+
+/// A pilot record's link to a person was removed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PilotAccountUnlinked {
+    /// The pilot.
+    pub pilot_id: Uuid,
+    /// The person.
+    pub person_id: Uuid,
+    /// The grant.
+    pub role_grant_id: Uuid,
+}
+
 events!(
     /// The care-home service's events.
     CareHomeEvent {
@@ -419,6 +541,20 @@ events!(
         CoordinatorAssigned,
         /// See the struct.
         CoordinatorRemoved,
+        /// See the struct.
+        AdminAppointed,
+        /// See the struct.
+        AdminRemoved,
+        /// See the struct.
+        ChapterAdminAppointed,
+        /// See the struct.
+        ChapterAdminRemoved,
+        /// See the struct.
+        InvitationIssued,
+        /// See the struct.
+        InvitationRedeemed,
+        /// See the struct.
+        InvitationRevoked,
         /// See the struct.
         BikeCommissioned,
         /// See the struct.

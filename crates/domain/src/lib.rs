@@ -3,6 +3,7 @@
 //! service publishes ([`events`]), which are the services' public contract; the error codes
 //! and [`DomainError`] ([`error`]) and what deciders return ([`decision`]).
 
+pub mod access;
 pub mod decision;
 pub mod error;
 pub mod events;

@@ -23,7 +23,15 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         E::Forbidden => Code::PermissionDenied,
         E::NotFound => Code::NotFound,
         E::Timeout => Code::DeadlineExceeded,
-        E::BikeTaken | E::PilotBusy | E::ResidentBusy | E::IllegalTransition | E::IdempotencyInFlight => Code::Aborted,
+        E::BikeTaken
+        | E::PilotBusy
+        | E::ResidentBusy
+        | E::IllegalTransition
+        | E::IdempotencyInFlight
+        | E::InvitationUsed
+        | E::PilotAlreadyLinked
+        | E::LastAdmin => Code::Aborted,
+        E::InvitationExpired => Code::FailedPrecondition,
         E::PreconditionFailed
         | E::OutsideRideHours
         | E::LeadTime

@@ -1,6 +1,7 @@
 //! Test support shared by every suite of the workspace: throwaway databases (one per test,
-//! on both backends), [`both_backends!`] to declare a test once per backend, and
-//! [`eventually`] to wait on an observable outcome instead of sleeping.
+//! on both backends), [`both_backends!`] to declare a test once per backend,
+//! [`eventually`] to wait on an observable outcome instead of sleeping, and [`oidc`], a
+//! real OpenID Provider for tests of OIDC sign-in.
 //!
 //! PostgreSQL comes from `SAMSKAB_TEST_PG_URL` (set by `scripts/test`, which starts a
 //! server of its own); each test gets a fresh schema in it and drops it afterwards. Without
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 
 mod backends;
 mod eventually;
+pub mod oidc;
 
 pub use eventually::{DEFAULT_TIMEOUT, Outcome, eventually};
 

@@ -268,7 +268,16 @@ impl RemoteProjection for CareHomeFacts {
                     outbox(tx, e).await?;
                 }
                 E::BikeIssueReported(_) | E::BikeRepaired(_) => {}
-                E::CoordinatorAssigned(_) | E::CoordinatorRemoved(_) => {}
+                // Who may sign in as whom is not booking's to know.
+                E::CoordinatorAssigned(_)
+                | E::CoordinatorRemoved(_)
+                | E::AdminAppointed(_)
+                | E::AdminRemoved(_)
+                | E::ChapterAdminAppointed(_)
+                | E::ChapterAdminRemoved(_)
+                | E::InvitationIssued(_)
+                | E::InvitationRedeemed(_)
+                | E::InvitationRevoked(_) => {}
                 E::ResidentAdmitted(r) => {
                     let fact = ResidentFact {
                         resident_id: r.resident_id,
@@ -375,6 +384,11 @@ impl RemoteProjection for VolunteerFacts {
                 E::PilotReinstated(p) => {
                     update(tx, kind::PILOT, p.pilot_id, chapter, set_status(PilotStatus::Active)).await?
                 }
+                E::PilotAccountLinked(_)
+                | E::PilotAccountUnlinked(_)
+                | E::InvitationIssued(_)
+                | E::InvitationRedeemed(_)
+                | E::InvitationRevoked(_) => {}
                 E::PilotRetired(p) => {
                     update(tx, kind::PILOT, p.pilot_id, chapter, set_status(PilotStatus::Retired)).await?;
                     outbox(tx, e).await?;

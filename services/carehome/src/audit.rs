@@ -47,6 +47,15 @@ fn known(event_type: &str, d: &Value) -> Option<String> {
         }
         "CoordinatorAssigned" => format!("Coordinator {} assigned", field(d, "user_id")),
         "CoordinatorRemoved" => format!("Coordinator {} removed", field(d, "user_id")),
+        "AdminAppointed" => format!("Person {} appointed network administrator", field(d, "person_id")),
+        "AdminRemoved" => format!("Person {} no longer network administrator", field(d, "person_id")),
+        "ChapterAdminAppointed" => format!("Person {} appointed chapter administrator", field(d, "person_id")),
+        "ChapterAdminRemoved" => format!("Person {} no longer chapter administrator", field(d, "person_id")),
+        "InvitationIssued" => {
+            format!("Invitation as {} issued, valid until {}", field(d, "role"), field(d, "expires_at"))
+        }
+        "InvitationRedeemed" => format!("Invitation redeemed by person {}", field(d, "person_id")),
+        "InvitationRevoked" => "Invitation revoked".into(),
         "BikeCommissioned" => format!("Commissioned ({}, {} seats)", field(d, "bike_type"), d["seats"]),
         "BikeIssueReported" => {
             if d["grounding"].as_bool() == Some(true) {

@@ -108,6 +108,30 @@ fn texts(code: ErrorCode) -> (&'static str, &'static str, &'static str, &'static
             "A request with this idempotency key is still running.",
             "En forespørgsel med denne nøgle kører stadig.",
         ),
+        C::InvitationUsed => (
+            "Invitation used",
+            "Invitationen er brugt",
+            "Someone else has already redeemed this invitation.",
+            "En anden har allerede indløst denne invitation.",
+        ),
+        C::PilotAlreadyLinked => (
+            "Pilot already linked",
+            "Piloten er allerede tilknyttet",
+            "This pilot is already linked to another person.",
+            "Denne pilot er allerede tilknyttet en anden person.",
+        ),
+        C::LastAdmin => (
+            "Last administrator",
+            "Sidste administrator",
+            "The chapter's last administrator cannot be removed.",
+            "Afdelingens sidste administrator kan ikke fjernes.",
+        ),
+        C::InvitationExpired => (
+            "Invitation expired",
+            "Invitationen er udløbet",
+            "The invitation has expired or was withdrawn.",
+            "Invitationen er udløbet eller trukket tilbage.",
+        ),
         C::PreconditionFailed => (
             "Precondition failed",
             "Forudsætning ikke opfyldt",

@@ -33,6 +33,11 @@ fn known(event_type: &str, d: &Value) -> Option<String> {
             plural(count(d, "carehome_ids"), "care home")
         ),
         "PilotErased" => "Personal data erased".into(),
+        "PilotAccountLinked" => format!("Linked to person {}", field(d, "person_id")),
+        "PilotAccountUnlinked" => format!("Unlinked from person {}", field(d, "person_id")),
+        "InvitationIssued" => format!("Invitation issued, valid until {}", field(d, "expires_at")),
+        "InvitationRedeemed" => format!("Invitation redeemed by person {}", field(d, "person_id")),
+        "InvitationRevoked" => "Invitation revoked".into(),
         _ => return None,
     })
 }

@@ -2,6 +2,7 @@
 //! availability, served over gRPC with the service's event feed. Pilots' names, e-mails
 //! and phones are sealed with each pilot's own key.
 
+pub mod access;
 pub mod audit;
 pub mod commands;
 pub mod grpc;
@@ -20,7 +21,8 @@ pub use commands::pilots;
 pub use grpc::Volunteer;
 
 /// The fully qualified names of the gRPC services this server offers.
-pub const SERVICE_NAMES: &[&str] = &["samskab.volunteer.v1.VolunteerService", "samskab.common.v1.EventFeed"];
+pub const SERVICE_NAMES: &[&str] =
+    &["samskab.volunteer.v1.VolunteerService", "samskab.common.v1.EventFeed", "samskab.common.v1.Access"];
 
 /// Errors starting the service.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +67,8 @@ impl VolunteerServer {
     pub fn routes(&self) -> servicekit::server::ServiceRoutes {
         let stop = servicekit::server::Stop::new();
         let routes = tonic::service::Routes::new(VolunteerServiceServer::new(self.handlers.clone()))
-            .add_service(Feed::new(self.store.clone(), &[], stop.clone()).into_server())
+            .add_service(Feed::new(self.store.clone(), access::INTERNAL, stop.clone()).into_server())
+            .add_service(access::PilotAccess::new(self.store.clone()).into_server())
             .add_service(
                 servicekit::audit::AuditLog::new(self.store.clone(), audit::stream_of, audit::summary).into_server(),
             );

@@ -32,6 +32,9 @@ pub struct PilotDoc {
     pub weekly: Vec<WeeklyWindow>,
     /// Care homes.
     pub carehome_ids: Vec<Uuid>,
+    /// The linked person and the grant.
+    #[serde(default)]
+    pub account: Option<(Uuid, Uuid)>,
     /// Stream version.
     pub version: u64,
 }
@@ -51,6 +54,7 @@ impl PilotDoc {
                 .collect(),
             weekly: p.weekly.clone(),
             carehome_ids: p.carehome_ids.clone(),
+            account: p.account,
             version,
         }
     }
@@ -69,6 +73,7 @@ impl PilotDoc {
                 .collect(),
             weekly: self.weekly.clone(),
             carehome_ids: self.carehome_ids.clone(),
+            account: self.account,
         }
     }
 }
@@ -89,7 +94,13 @@ impl Projection for PilotsProjection {
         NAME
     }
 
+    /// Every event, so that the checkpoint reaches the head and [`caught_up`] can tell
+    /// that a pilot's link is applied; `apply` skips the other streams (invitations).
     fn filter(&self) -> eventlog::Filter {
+        eventlog::Filter::all()
+    }
+
+    fn rebuild_filter(&self) -> eventlog::Filter {
         eventlog::Filter::category("pilot-")
     }
 
@@ -100,6 +111,9 @@ impl Projection for PilotsProjection {
             else {
                 return Ok(());
             };
+            if !event.stream_id.starts_with("pilot-") {
+                return Ok(());
+            }
             let pilot_id: Uuid = event
                 .stream_id
                 .strip_prefix("pilot-")
@@ -109,15 +123,17 @@ impl Projection for PilotsProjection {
             let Some(after) = Pilot::apply(before, &ev) else { return Ok(()) };
             let doc = PilotDoc::of(&after, event.version);
             tx.execute(
-                "INSERT INTO volunteer_pilots (pilot_id, chapter_id, status, version, doc) VALUES ($1, $2, $3, $4, $5) \
+                "INSERT INTO volunteer_pilots (pilot_id, chapter_id, status, version, doc, person_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (pilot_id) DO UPDATE SET chapter_id = excluded.chapter_id, status = excluded.status, \
-                 version = excluded.version, doc = excluded.doc",
+                 version = excluded.version, doc = excluded.doc, person_id = excluded.person_id",
                 &[
                     pilot_id.into(),
                     after.chapter_id.into(),
                     Arg::Text(after.status.to_string()),
                     Arg::Int(event.version as i64),
                     Arg::Text(serde_json::to_string(&doc).map_err(Error::Payload)?),
+                    after.account.map_or(Arg::Null, |(person, _)| person.into()),
                 ],
             )
             .await?;
@@ -151,4 +167,35 @@ pub async fn count_active(store: &EventStore, chapter_id: Uuid) -> Result<u64, E
         )
         .await?;
     Ok(n.unwrap_or(0) as u64)
+}
+
+/// The pilots linked to `person`, by the read model (callers confirm each from its stream).
+pub async fn linked_to(store: &EventStore, person: Uuid) -> Result<Vec<Uuid>, Error> {
+    let ids = store
+        .fetch_texts("SELECT pilot_id FROM volunteer_pilots WHERE person_id = $1 ORDER BY pilot_id", &[person.into()])
+        .await?;
+    Ok(ids.iter().filter_map(|i| i.parse().ok()).collect())
+}
+
+/// Whether the projection has applied every event committed so far.
+pub async fn caught_up(store: &EventStore) -> Result<bool, Error> {
+    let head = store.last_committed().await?;
+    let checkpoint = store.load_checkpoint(NAME).await?;
+    Ok(head == eventlog::Cursor::START || checkpoint.and_then(|c| c.parse().ok()) >= Some(head))
+}
+
+/// The pilot whose link is the grant `grant` (`None`: no such link).
+pub async fn pilot_of_grant(store: &EventStore, grant: Uuid) -> Result<Option<Uuid>, Error> {
+    // The grant id is derived from the pilot and the person, so it is not a column: look it
+    // up among linked pilots' documents.
+    let docs = store
+        .fetch_texts("SELECT doc FROM volunteer_pilots WHERE person_id IS NOT NULL ORDER BY pilot_id", &[])
+        .await?;
+    for d in docs {
+        let doc: PilotDoc = serde_json::from_str(&d).map_err(Error::Payload)?;
+        if doc.account.is_some_and(|(_, g)| g == grant) {
+            return Ok(Some(doc.pilot_id));
+        }
+    }
+    Ok(None)
 }

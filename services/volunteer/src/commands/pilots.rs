@@ -36,6 +36,8 @@ pub struct Pilot {
     pub weekly: Vec<WeeklyWindow>,
     /// Care homes the pilot rides at.
     pub carehome_ids: Vec<Uuid>,
+    /// The person who signs in as this pilot, with the grant (`PilotAccountLinked`).
+    pub account: Option<(Uuid, Uuid)>,
 }
 
 impl Aggregate for Pilot {
@@ -52,6 +54,7 @@ impl Aggregate for Pilot {
                 qualifications: BTreeMap::new(),
                 weekly: Vec::new(),
                 carehome_ids: Vec::new(),
+                account: None,
             });
         }
         let mut p = state?;
@@ -79,7 +82,11 @@ impl Aggregate for Pilot {
             E::PilotErased(_) => {
                 p.status = PilotStatus::Erased;
                 p.personal = None;
+                p.account = None;
             }
+            E::PilotAccountLinked(l) => p.account = Some((l.person_id, l.role_grant_id)),
+            E::PilotAccountUnlinked(_) => p.account = None,
+            E::InvitationIssued(_) | E::InvitationRedeemed(_) | E::InvitationRevoked(_) => {}
         }
         Some(p)
     }
