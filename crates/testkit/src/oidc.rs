@@ -107,6 +107,9 @@ impl OidcProvider {
         let ready: Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("OIDC test provider: ready line `{line}` is not JSON: {e}"));
         let issuer = ready["issuer"].as_str().unwrap_or_else(|| panic!("no issuer in `{line}`")).to_owned();
+        // Where reqwest is linked with rustls and no default provider (the workspace's
+        // build), one must be installed before a client is built.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()

@@ -5,9 +5,11 @@
 
 use std::path::Path;
 
+use hmac::{Hmac, KeyInit, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::problem::ApiError;
@@ -98,6 +100,8 @@ impl Claims {
 #[derive(Clone)]
 pub struct Keys {
     keys: Vec<(String, Vec<u8>)>,
+    /// The deployment's person key: `person_id`s are HMACs under it.
+    person_key: Vec<u8>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -124,12 +128,35 @@ impl Keys {
         if keys.is_empty() {
             return Err("no keys".into());
         }
-        Ok(Keys { keys })
+        // Tests and tools that parse keys alone get a person key derived from them; a
+        // running gateway loads its own (`from_env_or_data_dir`).
+        let person_key = Sha256::digest([b"samskab person key\0".as_slice(), spec.as_bytes()].concat()).to_vec();
+        Ok(Keys { keys, person_key })
     }
 
     /// From `SAMSKAB_JWT_KEYS`, else `SAMSKAB_JWT_SECRET` (kid `k1`), else the data
-    /// directory's `jwt.keys`, generated (mode 0600) on first start.
+    /// directory's `jwt.keys`, generated (mode 0600) on first start; the person key from
+    /// `SAMSKAB_PERSON_KEY` (64 hex digits), else the data directory's `person.key`.
     pub fn from_env_or_data_dir(data_dir: &Path) -> Result<Keys, String> {
+        let mut keys = Keys::token_keys(data_dir)?;
+        keys.person_key = person_key(data_dir)?;
+        Ok(keys)
+    }
+
+    /// The person a provider's subject is: UUIDv8 of HMAC-SHA256(person key, issuer ‖ 0x00
+    /// ‖ subject): stable, pseudonymous, not computable without the deployment's key.
+    pub fn person_id(&self, issuer: &str, subject: &str) -> Uuid {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.person_key).expect("HMAC takes any key");
+        mac.update(issuer.as_bytes());
+        mac.update(&[0]);
+        mac.update(subject.as_bytes());
+        let d = mac.finalize().into_bytes();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&d[..16]);
+        Uuid::new_v8(bytes)
+    }
+
+    fn token_keys(data_dir: &Path) -> Result<Keys, String> {
         if let Ok(spec) = std::env::var("SAMSKAB_JWT_KEYS").or_else(|_| std::env::var("SAMSKAB_JWT_SECRET"))
             && !spec.trim().is_empty()
         {
@@ -175,6 +202,33 @@ impl Keys {
             .map(|d| d.claims)
             .map_err(|e| ApiError::unauthenticated(&format!("token refused: {}", e.kind_name())))
     }
+}
+
+/// The file a generated person key is kept in.
+pub const PERSON_KEY_FILE: &str = "person.key";
+
+fn person_key(data_dir: &Path) -> Result<Vec<u8>, String> {
+    let parse = |text: &str| -> Result<Vec<u8>, String> {
+        let k = hex::decode(text.trim()).map_err(|_| "the person key must be 64 hex digits".to_owned())?;
+        if k.len() != 32 {
+            return Err("the person key must be 64 hex digits".into());
+        }
+        Ok(k)
+    };
+    if let Ok(spec) = std::env::var("SAMSKAB_PERSON_KEY")
+        && !spec.trim().is_empty()
+    {
+        return parse(&spec);
+    }
+    let path = data_dir.join(PERSON_KEY_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return parse(&text);
+    }
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    std::fs::create_dir_all(data_dir).map_err(|e| e.to_string())?;
+    write_private(&path, &hex::encode(key)).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(key.to_vec())
 }
 
 trait KindName {

@@ -319,7 +319,14 @@ impl FromRequestParts<AppState> for CalendarCaller {
             return Err(ApiError::unauthenticated("unknown or revoked calendar token"));
         };
         let (chapter, suspended) = resolve(state, record.owner_role).await?;
-        let caller = Caller { sub: record.owner_sub.clone(), role: record.owner_role, chapter, suspended };
+        let caller = Caller {
+            sub: record.owner_sub.clone(),
+            person: record.owner_sub.parse().unwrap_or_default(),
+            grant: None,
+            role: record.owner_role,
+            chapter,
+            suspended,
+        };
         Ok(CalendarCaller { caller, token: Some(record) })
     }
 }

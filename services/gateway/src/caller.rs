@@ -16,16 +16,21 @@ use servicekit::ErrorCode;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::auth::Role;
-use crate::clients::Found;
+use crate::auth::{self, Role};
+use crate::clients::{Found, Service};
 use crate::problem::ApiError;
 use domain::types::PilotStatus;
+use samskab_proto::common::v1 as common;
 
 /// The caller of a request.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// Pseudonymous user id (`sub`).
+    /// The actor id written into events and audit: the person id.
     pub sub: String,
+    /// The person.
+    pub person: Uuid,
+    /// The role grant acted under (`None`: a Samskab token's claimed role).
+    pub grant: Option<Uuid>,
     /// Role and scope.
     pub role: Role,
     /// The chapter the caller belongs to (none: admin, network integrator).
@@ -157,6 +162,145 @@ pub(crate) async fn resolve(state: &AppState, role: Role) -> Result<(Option<Uuid
     }
 }
 
+/// The header that names the role grant a request acts under.
+pub const ROLE_GRANT_HEADER: &str = "samskab-role-grant";
+
+/// Who signed in, before any role is chosen: the person, and either the role a Samskab
+/// token carries in its claims or the person's role grants (read from their owners).
+#[derive(Debug, Clone)]
+pub struct Person {
+    /// The pseudonymous person id.
+    pub person_id: Uuid,
+    /// For Samskab's own tokens: the role of their claims.
+    pub claimed: Option<Role>,
+    /// For people signed in at a provider: their grants in force.
+    pub grants: Vec<common::RoleGrant>,
+}
+
+impl Person {
+    /// The role of a grant (`None`: a role this gateway does not know).
+    pub fn role_of(g: &common::RoleGrant) -> Option<Role> {
+        let id = |s: &str| s.parse::<Uuid>().ok();
+        Some(match g.role.as_str() {
+            "admin" => Role::Admin,
+            "chapter_admin" => Role::ChapterAdmin(id(&g.chapter_id)?),
+            "coordinator" => Role::Coordinator(id(&g.carehome_id)?),
+            "pilot" => Role::Pilot(id(&g.pilot_id)?),
+            _ => return None,
+        })
+    }
+
+    /// The grant a request acts under: the one the header names (403 if the person holds
+    /// no such grant), else the most powerful (admin > chapter_admin > coordinator > pilot).
+    pub fn acting(&self, named: Option<&str>) -> Result<Option<(Uuid, Role)>, ApiError> {
+        let mut held: Vec<(Uuid, Role)> =
+            self.grants.iter().filter_map(|g| Some((g.role_grant_id.parse().ok()?, Person::role_of(g)?))).collect();
+        if let Some(named) = named {
+            let named: Uuid = named
+                .trim()
+                .parse()
+                .map_err(|_| ApiError::forbidden().detail("Samskab-Role-Grant must name one of your role grants"))?;
+            return held
+                .into_iter()
+                .find(|(id, _)| *id == named)
+                .map(Some)
+                .ok_or_else(|| ApiError::forbidden().detail("you hold no such role grant"));
+        }
+        held.sort_by_key(|(id, role)| (rank(*role), *id));
+        Ok(held.into_iter().next())
+    }
+}
+
+fn rank(role: Role) -> u8 {
+    match role {
+        Role::Admin => 0,
+        Role::ChapterAdmin(_) => 1,
+        Role::Coordinator(_) => 2,
+        Role::Pilot(_) => 3,
+        Role::Integrator(_) => 4,
+    }
+}
+
+/// A person's grants, cached at most [`GRANT_TTL`] and never when there are none (so a
+/// redemption is in force at the redeemer's next request on any replica).
+#[derive(Default)]
+pub struct GrantCache {
+    entries: Mutex<HashMap<Uuid, (Instant, Vec<common::RoleGrant>)>>,
+}
+
+/// How long a person's grants are kept.
+pub const GRANT_TTL: Duration = Duration::from_secs(1);
+
+impl GrantCache {
+    fn get(&self, person: Uuid) -> Option<Vec<common::RoleGrant>> {
+        let map = self.entries.lock().expect("cache lock");
+        map.get(&person).filter(|(at, _)| at.elapsed() < GRANT_TTL).map(|(_, g)| g.clone())
+    }
+
+    fn put(&self, person: Uuid, grants: &[common::RoleGrant]) {
+        let mut map = self.entries.lock().expect("cache lock");
+        if map.len() > 10_000 {
+            map.retain(|_, (at, _)| at.elapsed() < GRANT_TTL);
+        }
+        if grants.is_empty() {
+            map.remove(&person);
+        } else {
+            map.insert(person, (Instant::now(), grants.to_vec()));
+        }
+    }
+
+    /// Forgets a person's grants (after a change made through this replica).
+    pub fn forget(&self, person: Uuid) {
+        self.entries.lock().expect("cache lock").remove(&person);
+    }
+}
+
+/// A person's grants in force, from the services that own them.
+pub async fn grants_of(state: &AppState, person: Uuid) -> Result<Vec<common::RoleGrant>, ApiError> {
+    if let Some(hit) = state.grants.get(person) {
+        return Ok(hit);
+    }
+    let req = common::PersonRequest { person_id: person.to_string() };
+    let pilots = state.clients.access(Service::Volunteer).person_grants(req).await.reply()?;
+    let grants = pilots.grants;
+    state.grants.put(person, &grants);
+    Ok(grants)
+}
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or_else(|| ApiError::unauthenticated("an Authorization: Bearer token is required"))
+}
+
+impl FromRequestParts<AppState> for Person {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(p) = parts.extensions.get::<Person>() {
+            return Ok(p.clone());
+        }
+        let token = bearer(parts)?;
+        let person = if state.oidc.is_configured() && state.oidc.claims_issuer(token) {
+            let id = state.oidc.verify(token).await?;
+            let person_id = state.keys.person_id(&id.issuer, &id.subject);
+            Person { person_id, claimed: None, grants: grants_of(state, person_id).await? }
+        } else if !state.local_tokens {
+            return Err(ApiError::unauthenticated("Samskab's own tokens are switched off here"));
+        } else {
+            let claims = state.keys.verify(token)?;
+            let role = claims.role().map_err(ApiError::unauthenticated)?;
+            Person { person_id: state.keys.person_id(auth::ISSUER, &claims.sub), claimed: Some(role), grants: vec![] }
+        };
+        parts.extensions.insert(person.clone());
+        Ok(person)
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -164,19 +308,20 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(c) = parts.extensions.get::<Caller>() {
             return Ok(c.clone());
         }
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .ok_or_else(|| ApiError::unauthenticated("an Authorization: Bearer token is required"))?;
-        if !state.local_tokens {
-            return Err(ApiError::unauthenticated("Samskab's own tokens are switched off here"));
-        }
-        let claims = state.keys.verify(token.trim())?;
-        let role = claims.role().map_err(ApiError::unauthenticated)?;
+        let person = Person::from_request_parts(parts, state).await?;
+        let (grant, role) = match person.claimed {
+            Some(role) => (None, role),
+            None => {
+                let named = parts.headers.get(ROLE_GRANT_HEADER).map(|v| v.to_str().unwrap_or("-"));
+                let (grant, role) = person
+                    .acting(named)?
+                    .ok_or_else(|| ApiError::forbidden().detail("you hold no role here yet; redeem an invitation"))?;
+                (Some(grant), role)
+            }
+        };
         let (chapter, suspended) = resolve(state, role).await?;
-        let caller = Caller { sub: claims.sub, role, chapter, suspended };
+        let caller =
+            Caller { sub: person.person_id.to_string(), person: person.person_id, grant, role, chapter, suspended };
         parts.extensions.insert(caller.clone());
         Ok(caller)
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use samskab_proto::booking::v1::booking_service_client::BookingServiceClient;
 use samskab_proto::carehome::v1::care_home_service_client::CareHomeServiceClient;
 use samskab_proto::common::v1 as common;
+use samskab_proto::common::v1::access_client::AccessClient;
 use samskab_proto::common::v1::audit_client::AuditClient;
 use samskab_proto::volunteer::v1::volunteer_service_client::VolunteerServiceClient;
 use tonic::service::interceptor::InterceptedService;
@@ -124,6 +125,11 @@ impl Clients {
     /// A service's audit trails.
     pub fn audit(&self, service: Service) -> AuditClient<Svc> {
         AuditClient::new(intercepted(self.channel(service)))
+    }
+
+    /// A service's role grants and invitations (volunteer: pilot links).
+    pub fn access(&self, service: Service) -> AccessClient<Svc> {
+        AccessClient::new(intercepted(self.channel(service)))
     }
 }
 

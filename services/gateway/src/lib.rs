@@ -45,6 +45,12 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     /// Whether Samskab's own tokens are accepted.
     pub local_tokens: bool,
+    /// The trusted OpenID Connect issuers.
+    pub oidc: Arc<oidc::Verifier>,
+    /// People's role grants, cached briefly.
+    pub grants: Arc<caller::GrantCache>,
+    /// Failed invitation redemptions per person.
+    pub redemption_failures: Arc<routes::people::RedemptionFailures>,
     /// Caller scope lookups, cached briefly.
     pub scopes: Arc<caller::ScopeCache>,
     /// Idempotency records.
@@ -80,9 +86,13 @@ pub struct HttpConfig {
     #[arg(long = "scope-cache-ms", env = "SAMSKAB_SCOPE_CACHE_MS", default_value_t = 2000)]
     pub scope_cache_ms: u64,
     /// Samskab's own signed tokens (`samskab token`): `on` or `off`. For the embedded
-    /// default, development and tests; switch them off where people sign in elsewhere.
-    #[arg(long = "auth-local-tokens", env = "SAMSKAB_AUTH_LOCAL_TOKENS", default_value = "on", value_parser = ["on", "off"])]
-    pub local_tokens: String,
+    /// default, development and tests. Default: on, unless an OpenID Connect issuer is
+    /// configured.
+    #[arg(long = "auth-local-tokens", env = "SAMSKAB_AUTH_LOCAL_TOKENS", value_parser = ["on", "off"])]
+    pub local_tokens: Option<String>,
+    /// Sign-in at OpenID Connect providers.
+    #[command(flatten)]
+    pub oidc: oidc::OidcConfig,
     /// Webhook delivery.
     #[command(flatten)]
     pub webhooks: webhooks::WebhookConfig,
@@ -95,8 +105,20 @@ impl Default for HttpConfig {
             cors_origins: Vec::new(),
             request_timeout_secs: 30,
             scope_cache_ms: 2000,
-            local_tokens: "on".into(),
+            local_tokens: None,
+            oidc: oidc::OidcConfig::default(),
             webhooks: webhooks::WebhookConfig::default(),
+        }
+    }
+}
+
+impl HttpConfig {
+    /// Whether Samskab's own tokens are accepted: as configured, else only where no OpenID
+    /// Connect issuer is.
+    pub fn local_tokens_on(&self) -> bool {
+        match self.local_tokens.as_deref() {
+            Some(v) => v == "on",
+            None => self.oidc.issuers.trim().is_empty(),
         }
     }
 }
@@ -133,7 +155,13 @@ pub async fn state(
         ops: Arc::new(ops::Ops::new(clients.clone())),
         clients,
         keys: Arc::new(keys),
-        local_tokens: http.local_tokens == "on",
+        local_tokens: http.local_tokens_on(),
+        oidc: Arc::new(
+            oidc::Verifier::new(&http.oidc)
+                .map_err(|e| eventlog::Error::Handler(format!("SAMSKAB_OIDC_ISSUERS: {e}")))?,
+        ),
+        grants: Arc::default(),
+        redemption_failures: Arc::default(),
         scopes: Arc::new(caller::ScopeCache::new(Duration::from_millis(http.scope_cache_ms))),
         idempotency,
         calendar_tokens,
@@ -167,6 +195,7 @@ pub fn app(state: AppState, cfg: &HttpConfig) -> Router {
             axum::http::header::IF_MATCH,
             axum::http::header::ACCEPT_LANGUAGE,
             axum::http::HeaderName::from_static("idempotency-key"),
+            axum::http::HeaderName::from_static(caller::ROLE_GRANT_HEADER),
         ])
         .expose_headers([
             axum::http::header::ETAG,

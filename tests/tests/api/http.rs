@@ -199,7 +199,7 @@ async fn a_request_that_does_not_arrive_in_time_gets_408(db: testkit::TestDb) {
 }
 
 async fn local_tokens_switched_off_are_refused_and_write_nothing(db: testkit::TestDb) {
-    let s = System::start_with(db, |c| c.http.local_tokens = "off".into()).await;
+    let s = System::start_with(db, |c| c.http.local_tokens = Some("off".into())).await;
     let before = s.heads().await;
     let body = serde_json::json!({"name": "Odense", "timezone": "Europe/Copenhagen"});
     let r = s.post("/v1/chapters", &s.admin(), body).await.expect(401);

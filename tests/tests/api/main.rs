@@ -18,6 +18,7 @@ mod feed;
 mod fuzz;
 mod http;
 mod journeys;
+mod people;
 mod reports;
 mod rides;
 mod stats;

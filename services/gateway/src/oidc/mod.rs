@@ -39,7 +39,7 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_DOCUMENT: usize = 256 * 1024;
 
 /// OpenID Connect settings of the gateway.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct OidcConfig {
     /// Trusted OpenID Connect issuers: `<issuer URL>|<audience>[|id_token]`, comma
     /// separated. With `|id_token` the issuer's ID tokens are accepted (audience = the
@@ -50,6 +50,12 @@ pub struct OidcConfig {
     /// The longest lifetime (`exp − iat`, seconds) of a provider's token that is accepted.
     #[arg(long = "oidc-max-token-secs", env = "SAMSKAB_OIDC_MAX_TOKEN_SECS", default_value_t = 86_400)]
     pub max_token_secs: u64,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        OidcConfig { issuers: String::new(), max_token_secs: 86_400 }
+    }
 }
 
 /// One trusted issuer as configured.

@@ -10,6 +10,7 @@ pub mod carehomes;
 pub mod chapters;
 pub mod events;
 pub mod exports;
+pub mod people;
 pub mod pilots;
 pub mod reach;
 pub mod reports;
@@ -44,4 +45,5 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(reports::routes())
         .merge(exports::routes())
         .merge(reach::routes())
+        .merge(people::routes())
 }

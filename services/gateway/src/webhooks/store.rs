@@ -572,8 +572,14 @@ mod tests {
 
     #[test]
     fn owners_are_keyed_by_role_scope_and_subject() {
-        let caller =
-            |role: Role, chapter: Option<Uuid>, sub: &str| Caller { sub: sub.into(), role, chapter, suspended: false };
+        let caller = |role: Role, chapter: Option<Uuid>, sub: &str| Caller {
+            sub: sub.into(),
+            person: Uuid::nil(),
+            grant: None,
+            role,
+            chapter,
+            suspended: false,
+        };
         let c = Uuid::from_u128(1);
         let key = owner_of(&caller(Role::Integrator(Some(c)), Some(c), "app"));
         assert_eq!(key.len(), 32);

@@ -1,0 +1,326 @@
+//! People and their access: `GET /v1/me`, invitations and their redemption. A person's
+//! roles are role grants kept by the services that own their scope; so far the volunteer
+//! service keeps pilot links and pilot invitations (`api.md` → *People and access*).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use access::Object;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use samskab_proto::common::v1 as common;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::caller::{Caller, Person};
+use crate::clients::{Found, Service};
+use crate::extract::{Body, Command, IdempotencyKey, Ids, NoBody};
+use crate::problem::{ApiError, Problem};
+use crate::routes::pilots;
+use crate::views::{Created, Versioned, time};
+use servicekit::ErrorCode;
+
+/// A role grant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleGrantView {
+    /// Id.
+    pub role_grant_id: Uuid,
+    /// The person.
+    pub person_id: Uuid,
+    /// `admin`, `chapter_admin`, `coordinator` or `pilot`.
+    pub role: String,
+    /// Scope: the chapter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chapter_id: Option<Uuid>,
+    /// Scope: the care home.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carehome_id: Option<Uuid>,
+    /// Scope: the pilot record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pilot_id: Option<Uuid>,
+    /// When it was granted.
+    pub granted_at: Option<String>,
+    /// Who granted it (a person id).
+    pub granted_by: String,
+}
+
+fn id(s: &str) -> Option<Uuid> {
+    s.parse().ok()
+}
+
+fn grant_view(g: common::RoleGrant) -> RoleGrantView {
+    RoleGrantView {
+        role_grant_id: id(&g.role_grant_id).unwrap_or_default(),
+        person_id: id(&g.person_id).unwrap_or_default(),
+        role: g.role,
+        chapter_id: id(&g.chapter_id),
+        carehome_id: id(&g.carehome_id),
+        pilot_id: id(&g.pilot_id),
+        granted_at: time(&g.granted_at),
+        granted_by: g.granted_by,
+    }
+}
+
+/// Who is signed in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    /// The pseudonymous person id.
+    pub person_id: Uuid,
+    /// The role grants in force.
+    pub roles: Vec<RoleGrantView>,
+    /// For Samskab's own tokens: the role their claims carry (development and tests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_role: Option<String>,
+}
+
+/// Who is signed in, with their role grants (anyone signed in, with or without roles).
+#[utoipa::path(get, path = "/v1/me", tag = "people",
+    responses((status = 200, body = Me), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn me(person: Person) -> Result<axum::Json<Me>, ApiError> {
+    Ok(axum::Json(Me {
+        person_id: person.person_id,
+        roles: person.grants.into_iter().map(grant_view).collect(),
+        token_role: person.claimed.map(|r| r.name().to_owned()),
+    }))
+}
+
+/// `POST /v1/invitations`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewInvitation {
+    /// The role it grants. So far `pilot` (the pilot record's chapter admin or an admin
+    /// invites).
+    #[schema(pattern = "^pilot$")]
+    pub role: String,
+    /// The pilot record the person will sign in as (for `pilot`).
+    pub pilot_id: Option<Uuid>,
+    /// Hours until it expires (default 168, at most 2160).
+    #[schema(minimum = 1, maximum = 2160)]
+    pub expires_in_hours: Option<u32>,
+}
+
+/// An invitation (never its code, except in the answer that issued it).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationView {
+    /// Id.
+    pub invitation_id: Uuid,
+    /// The role it grants.
+    pub role: String,
+    /// Scope: the chapter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chapter_id: Option<Uuid>,
+    /// Scope: the pilot record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pilot_id: Option<Uuid>,
+    /// `open`, `redeemed`, `revoked` or `expired`.
+    pub status: String,
+    /// When it was issued.
+    pub issued_at: Option<String>,
+    /// When it expires.
+    pub expires_at: Option<String>,
+    /// Who issued it (a person id).
+    pub issued_by: String,
+    /// Who redeemed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redeemed_by: Option<Uuid>,
+    /// The grant it made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role_grant_id: Option<Uuid>,
+    /// The code, shown once: in the answer that issued it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+fn invitation_view(i: common::Invitation, code: Option<String>) -> Versioned<InvitationView> {
+    let version = i.version;
+    Versioned(
+        InvitationView {
+            invitation_id: id(&i.invitation_id).unwrap_or_default(),
+            role: i.role,
+            chapter_id: id(&i.chapter_id),
+            pilot_id: id(&i.pilot_id),
+            status: i.status,
+            issued_at: time(&i.issued_at),
+            expires_at: time(&i.expires_at),
+            issued_by: i.issued_by,
+            redeemed_by: id(&i.redeemed_by),
+            role_grant_id: id(&i.role_grant_id),
+            code,
+        },
+        version,
+    )
+}
+
+/// 404 unless the caller may read the pilot; 403 unless it administers it.
+async fn administers_pilot(s: &AppState, caller: &Caller, pilot_id: Uuid) -> Result<(), ApiError> {
+    let p = pilots::visible(s, caller, pilot_id).await?;
+    let chapter = p.chapter_id.parse().map_err(|_| ApiError::new(ErrorCode::Internal))?;
+    caller.check(access::Action::Administer, &Object::Pilot { id: pilot_id, chapter })
+}
+
+/// Invite a person to a role: 201 with the `code`, shown this once (the chapter admin of
+/// the pilot record's chapter, admin).
+#[utoipa::path(post, path = "/v1/invitations", tag = "people", request_body = NewInvitation,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses((status = 201, body = InvitationView), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "The pilot is retired or erased", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(s): State<AppState>,
+    cmd: Command,
+    Body(b): Body<NewInvitation>,
+) -> Result<Created<InvitationView>, ApiError> {
+    if b.role != "pilot" {
+        return Err(ApiError::invalid("/role", "must be pilot"));
+    }
+    let pilot_id = b.pilot_id.ok_or_else(|| ApiError::invalid("/pilot_id", "a pilot invitation names its pilot"))?;
+    if b.expires_in_hours == Some(0) {
+        return Err(ApiError::invalid("/expires_in_hours", "must be at least 1"));
+    }
+    administers_pilot(&s, &cmd.caller, pilot_id).await?;
+    let issued = s
+        .clients
+        .access(Service::Volunteer)
+        .issue_invitation(common::IssueInvitationRequest {
+            context: cmd.context(),
+            role: b.role,
+            chapter_id: String::new(),
+            carehome_id: String::new(),
+            pilot_id: pilot_id.to_string(),
+            expires_in_hours: b.expires_in_hours.unwrap_or(0),
+        })
+        .await
+        .reply()?;
+    let inv = issued.invitation.ok_or_else(|| ApiError::new(ErrorCode::Internal))?;
+    let Versioned(v, version) = invitation_view(inv, Some(issued.code));
+    Ok(Created(format!("/v1/invitations/{}", v.invitation_id), v, version))
+}
+
+async fn managed_invitation(
+    s: &AppState,
+    caller: &Caller,
+    invitation_id: Uuid,
+) -> Result<common::Invitation, ApiError> {
+    let req = common::InvitationRequest { context: None, invitation_id: invitation_id.to_string() };
+    let inv = s.clients.access(Service::Volunteer).get_invitation(req).await.or_404()?;
+    let pilot = id(&inv.pilot_id).ok_or_else(ApiError::not_found)?;
+    administers_pilot(s, caller, pilot).await?;
+    Ok(inv)
+}
+
+/// Read an invitation (never its code).
+#[utoipa::path(get, path = "/v1/invitations/{id}", tag = "people", params(("id" = Uuid, Path)),
+    responses((status = 200, body = InvitationView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(s): State<AppState>,
+    caller: Caller,
+    Ids(invitation): Ids<Uuid>,
+) -> Result<Versioned<InvitationView>, ApiError> {
+    Ok(invitation_view(managed_invitation(&s, &caller, invitation).await?, None))
+}
+
+/// Withdraw an invitation nobody has redeemed (a redeemed one: 409; revoke the grant).
+#[utoipa::path(delete, path = "/v1/invitations/{id}", tag = "people", params(("id" = Uuid, Path)),
+    responses((status = 200, body = InvitationView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn revoke(
+    State(s): State<AppState>,
+    cmd: Command,
+    Ids(invitation): Ids<Uuid>,
+    _: NoBody,
+) -> Result<Versioned<InvitationView>, ApiError> {
+    managed_invitation(&s, &cmd.caller, invitation).await?;
+    let req = common::InvitationRequest { context: cmd.context(), invitation_id: invitation.to_string() };
+    let inv = s.clients.access(Service::Volunteer).revoke_invitation(req).await.reply()?;
+    Ok(invitation_view(inv, None))
+}
+
+/// `POST /v1/invitations/redeem`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Redeem {
+    /// The invitation code.
+    #[schema(min_length = 1, max_length = 200)]
+    pub code: String,
+}
+
+/// Failed redemptions a person may make per hour before 429.
+pub const FAILED_REDEMPTIONS_PER_HOUR: usize = 10;
+
+/// Failed redemptions per person in the last hour (this replica's count).
+#[derive(Default)]
+pub struct RedemptionFailures {
+    by_person: Mutex<HashMap<Uuid, Vec<Instant>>>,
+}
+
+impl RedemptionFailures {
+    fn recent(&self, person: Uuid) -> usize {
+        let mut map = self.by_person.lock().expect("lock");
+        let list = map.entry(person).or_default();
+        list.retain(|t| t.elapsed() < Duration::from_secs(3600));
+        list.len()
+    }
+
+    fn record(&self, person: Uuid) {
+        let mut map = self.by_person.lock().expect("lock");
+        if map.len() > 100_000 {
+            map.retain(|_, l| l.iter().any(|t| t.elapsed() < Duration::from_secs(3600)));
+        }
+        map.entry(person).or_default().push(Instant::now());
+    }
+}
+
+/// Redeem an invitation: 200 with the grant, in force at the next request (anyone signed in).
+#[utoipa::path(post, path = "/v1/invitations/redeem", tag = "people", request_body = Redeem,
+    responses((status = 200, body = RoleGrantView), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 404, description = "Unknown code", body = Problem),
+        (status = 409, description = "`invitation-used` by another person, `pilot-already-linked`", body = Problem),
+        (status = 410, description = "`invitation-expired`: expired, revoked, or its pilot retired or erased", body = Problem),
+        (status = 429, description = "Over 10 failed redemptions in an hour", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn redeem(
+    State(s): State<AppState>,
+    person: Person,
+    IdempotencyKey(key): IdempotencyKey,
+    Body(b): Body<Redeem>,
+) -> Result<impl IntoResponse, ApiError> {
+    if s.redemption_failures.recent(person.person_id) >= FAILED_REDEMPTIONS_PER_HOUR {
+        return Err(ApiError::new(ErrorCode::RateLimited).detail("too many failed redemptions; try again in an hour"));
+    }
+    let context = common::CommandContext {
+        idempotency_key: key.map(|k| format!("post /v1/invitations/redeem {k}")).unwrap_or_default(),
+        actor: Some(common::Actor { id: person.person_id.to_string(), role: "person".into() }),
+        correlation_id: String::new(),
+        expected_version: 0,
+    };
+    let req = common::RedeemRequest { context: Some(context), code: b.code, person_id: person.person_id.to_string() };
+    match s.clients.access(Service::Volunteer).redeem(req).await.reply() {
+        Ok(grant) => {
+            s.grants.forget(person.person_id);
+            Ok((StatusCode::OK, axum::Json(grant_view(grant))))
+        }
+        Err(e) => {
+            if e.code != ErrorCode::Unavailable && e.code != ErrorCode::Internal {
+                s.redemption_failures.record(person.person_id);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(me))
+        .routes(routes!(create))
+        .routes(routes!(redeem))
+        .routes(routes!(get, revoke))
+}
