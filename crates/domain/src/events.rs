@@ -524,6 +524,34 @@ pub struct PilotAccountUnlinked {
     pub role_grant_id: Uuid,
 }
 
+/// An API key for an integrator was issued (its own stream; only the key's hash is kept).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyIssued {
+    /// The key (and its stream).
+    pub api_key_id: Uuid,
+    /// What it is for (a name of an integration, never a person's).
+    pub name: String,
+    /// Scope: a chapter (none: the whole network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chapter_id: Option<Uuid>,
+    /// SHA-256 of the key's secret part (hex).
+    pub key_sha256: String,
+    /// When it was issued.
+    pub issued_at: DateTime<Utc>,
+    /// When it stops working, if ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Who issued it.
+    pub issued_by: String,
+}
+
+/// An API key was revoked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyRevoked {
+    /// The key.
+    pub api_key_id: Uuid,
+}
+
 events!(
     /// The care-home service's events.
     CareHomeEvent {
@@ -555,6 +583,10 @@ events!(
         InvitationRedeemed,
         /// See the struct.
         InvitationRevoked,
+        /// See the struct.
+        ApiKeyIssued,
+        /// See the struct.
+        ApiKeyRevoked,
         /// See the struct.
         BikeCommissioned,
         /// See the struct.

@@ -277,7 +277,9 @@ impl RemoteProjection for CareHomeFacts {
                 | E::ChapterAdminRemoved(_)
                 | E::InvitationIssued(_)
                 | E::InvitationRedeemed(_)
-                | E::InvitationRevoked(_) => {}
+                | E::InvitationRevoked(_)
+                | E::ApiKeyIssued(_)
+                | E::ApiKeyRevoked(_) => {}
                 E::ResidentAdmitted(r) => {
                     let fact = ResidentFact {
                         resident_id: r.resident_id,

@@ -56,6 +56,8 @@ fn known(event_type: &str, d: &Value) -> Option<String> {
         }
         "InvitationRedeemed" => format!("Invitation redeemed by person {}", field(d, "person_id")),
         "InvitationRevoked" => "Invitation revoked".into(),
+        "ApiKeyIssued" => format!("API key \"{}\" issued", field(d, "name")),
+        "ApiKeyRevoked" => "API key revoked".into(),
         "BikeCommissioned" => format!("Commissioned ({}, {} seats)", field(d, "bike_type"), d["seats"]),
         "BikeIssueReported" => {
             if d["grounding"].as_bool() == Some(true) {

@@ -4,13 +4,14 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod audit;
 pub mod commands;
 pub mod grpc;
 pub mod readmodel;
 pub mod validation;
 
-pub use commands::{bikes, carehomes, chapters, residents};
+pub use commands::{bikes, carehomes, chapters, people, residents};
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -26,7 +27,8 @@ use tokio::net::TcpListener;
 pub use grpc::Handlers;
 
 /// The fully qualified names of the gRPC services this server offers.
-pub const SERVICE_NAMES: &[&str] = &["samskab.carehome.v1.CareHomeService", "samskab.common.v1.EventFeed"];
+pub const SERVICE_NAMES: &[&str] =
+    &["samskab.carehome.v1.CareHomeService", "samskab.common.v1.EventFeed", "samskab.common.v1.Access"];
 
 /// Errors starting or running the service.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +73,8 @@ impl CareHomeServer {
     pub fn routes(&self) -> servicekit::server::ServiceRoutes {
         let stop = servicekit::server::Stop::new();
         let routes = tonic::service::Routes::new(CareHomeServiceServer::new(self.handlers.clone()))
-            .add_service(Feed::new(self.store.clone(), &[], stop.clone()).into_server())
+            .add_service(Feed::new(self.store.clone(), access::INTERNAL, stop.clone()).into_server())
+            .add_service(access::StaffAccess::new(self.store.clone()).into_server())
             .add_service(
                 servicekit::audit::AuditLog::new(self.store.clone(), audit::stream_of, audit::summary).into_server(),
             );

@@ -140,6 +140,7 @@ async fn apply_event(tx: &mut Tx<'_>, event: &RecordedEvent) -> Result<(), Error
     else {
         return Ok(()); // a type this build does not know (a newer writer)
     };
+    access_rows(tx, event, &parsed).await?;
     let Some((kind, id)) = event.stream_id.split_once('-') else { return Ok(()) };
     match kind {
         "chapter" => upsert::<Chapter>(tx, event, &parsed, id).await,
@@ -255,4 +256,209 @@ pub async fn count_bikes(store: &EventStore, chapter: Uuid) -> Result<u32, Servi
         )
         .await?;
     Ok(n.unwrap_or(0).try_into().unwrap_or(u32::MAX))
+}
+
+// ---------------------------------------------------------------- people's access
+
+/// A role grant in force, as the read model keeps it (found by person and by chapter).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrantDoc {
+    /// The grant.
+    pub role_grant_id: Uuid,
+    /// The person.
+    pub person_id: Uuid,
+    /// admin, chapter_admin or coordinator.
+    pub role: String,
+    /// Its chapter (none for admin).
+    pub chapter_id: Option<Uuid>,
+    /// Its care home (coordinator).
+    pub carehome_id: Option<Uuid>,
+    /// When.
+    pub granted_at: chrono::DateTime<chrono::Utc>,
+    /// By whom.
+    pub granted_by: String,
+}
+
+async fn put_grant(tx: &mut Tx<'_>, g: GrantDoc) -> Result<(), Error> {
+    let doc = serde_json::to_string(&g).map_err(Error::Payload)?;
+    tx.execute(
+        "INSERT INTO carehome_grants (role_grant_id, person_id, chapter_id, doc) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (role_grant_id) DO UPDATE SET person_id = excluded.person_id, chapter_id = excluded.chapter_id, \
+         doc = excluded.doc",
+        &[
+            g.role_grant_id.into(),
+            g.person_id.into(),
+            Arg::from(g.chapter_id.map(|c| c.to_string()).unwrap_or_default()),
+            Arg::from(doc),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn drop_grant(tx: &mut Tx<'_>, grant: Uuid) -> Result<(), Error> {
+    tx.execute("DELETE FROM carehome_grants WHERE role_grant_id = $1", &[grant.into()]).await?;
+    Ok(())
+}
+
+/// Keeps the grants, invitations and API keys tables (the same transaction as the rest).
+async fn access_rows(tx: &mut Tx<'_>, event: &RecordedEvent, parsed: &CareHomeEvent) -> Result<(), Error> {
+    use crate::people::{ApiKey, StaffInvitation};
+    use CareHomeEvent as E;
+    let at = event.occurred_at;
+    let by = || event.metadata.actor.as_ref().map(|a| a.id.clone()).unwrap_or_default();
+    match parsed {
+        E::AdminAppointed(e) => {
+            let g = GrantDoc {
+                role_grant_id: e.role_grant_id,
+                person_id: e.person_id,
+                role: "admin".into(),
+                chapter_id: None,
+                carehome_id: None,
+                granted_at: at,
+                granted_by: e.granted_by.clone(),
+            };
+            put_grant(tx, g).await
+        }
+        E::ChapterAdminAppointed(e) => {
+            let g = GrantDoc {
+                role_grant_id: e.role_grant_id,
+                person_id: e.person_id,
+                role: "chapter_admin".into(),
+                chapter_id: Some(e.chapter_id),
+                carehome_id: None,
+                granted_at: at,
+                granted_by: e.granted_by.clone(),
+            };
+            put_grant(tx, g).await
+        }
+        // Coordinators assigned before people signed in carry a token's `sub`, not a
+        // person id: they are shown, but grant nobody anything.
+        E::CoordinatorAssigned(e) => match e.user_id.parse::<Uuid>() {
+            Ok(person) => {
+                let g = GrantDoc {
+                    role_grant_id: domain::access::grant_id("coordinator", Some(e.carehome_id), person),
+                    person_id: person,
+                    role: "coordinator".into(),
+                    chapter_id: event.metadata.tenant,
+                    carehome_id: Some(e.carehome_id),
+                    granted_at: at,
+                    granted_by: by(),
+                };
+                put_grant(tx, g).await
+            }
+            Err(_) => Ok(()),
+        },
+        E::AdminRemoved(e) => drop_grant(tx, e.role_grant_id).await,
+        E::ChapterAdminRemoved(e) => drop_grant(tx, e.role_grant_id).await,
+        E::CoordinatorRemoved(e) => match e.user_id.parse::<Uuid>() {
+            Ok(p) => drop_grant(tx, domain::access::grant_id("coordinator", Some(e.carehome_id), p)).await,
+            Err(_) => Ok(()),
+        },
+        E::InvitationIssued(_) | E::InvitationRedeemed(_) | E::InvitationRevoked(_) => {
+            let id = event.stream_id.trim_start_matches("invitation-");
+            let current = tx
+                .fetch_text("SELECT doc FROM carehome_invitations WHERE invitation_id = $1", &[Arg::from(id)])
+                .await?;
+            let before = current
+                .map(|d| serde_json::from_str::<domain::access::Invitation>(&d).map(StaffInvitation))
+                .transpose()
+                .map_err(Error::Payload)?;
+            let Some(after) = StaffInvitation::apply(before, parsed) else { return Ok(()) };
+            let chapter = after.0.chapter_id.map(|c| c.to_string()).unwrap_or_default();
+            let doc = serde_json::to_string(&after.0).map_err(Error::Payload)?;
+            tx.execute(
+                "INSERT INTO carehome_invitations (invitation_id, chapter_id, doc) VALUES ($1, $2, $3) \
+                 ON CONFLICT (invitation_id) DO UPDATE SET chapter_id = excluded.chapter_id, doc = excluded.doc",
+                &[Arg::from(id), Arg::from(chapter), Arg::from(doc)],
+            )
+            .await?;
+            Ok(())
+        }
+        E::ApiKeyIssued(_) | E::ApiKeyRevoked(_) => {
+            let id = event.stream_id.trim_start_matches("apikey-");
+            let current =
+                tx.fetch_text("SELECT doc FROM carehome_api_keys WHERE api_key_id = $1", &[Arg::from(id)]).await?;
+            let before = current.map(|d| serde_json::from_str::<ApiKey>(&d)).transpose().map_err(Error::Payload)?;
+            let Some(after) = ApiKey::apply(before, parsed) else { return Ok(()) };
+            let chapter = after.chapter_id.map(|c| c.to_string()).unwrap_or_default();
+            let doc = serde_json::to_string(&after).map_err(Error::Payload)?;
+            tx.execute(
+                "INSERT INTO carehome_api_keys (api_key_id, chapter_id, doc) VALUES ($1, $2, $3) \
+                 ON CONFLICT (api_key_id) DO UPDATE SET chapter_id = excluded.chapter_id, doc = excluded.doc",
+                &[Arg::from(id), Arg::from(chapter), Arg::from(doc)],
+            )
+            .await?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether the read model has applied every event committed so far.
+pub async fn caught_up(store: &EventStore) -> Result<bool, Error> {
+    let head = store.last_committed().await?;
+    let checkpoint = store.load_checkpoint(PROJECTION_NAME).await?;
+    Ok(head == eventlog::Cursor::START || checkpoint.and_then(|c| c.parse().ok()) >= Some(head))
+}
+
+/// Documents of a table by a key column (static SQL).
+async fn docs<T: DeserializeOwned>(store: &EventStore, sql: &'static str, key: Arg) -> Result<Vec<T>, ServiceError> {
+    let texts = store.fetch_texts(sql, &[key]).await?;
+    texts.iter().map(|t| serde_json::from_str(t).map_err(|e| ServiceError::Internal(e.to_string()))).collect()
+}
+
+/// A person's grants in force.
+pub async fn grants_of_person(store: &EventStore, person: Uuid) -> Result<Vec<GrantDoc>, ServiceError> {
+    docs(store, "SELECT doc FROM carehome_grants WHERE person_id = $1 ORDER BY role_grant_id", person.into()).await
+}
+
+/// A chapter's grants ("": the network's admins).
+pub async fn grants_in_chapter(store: &EventStore, chapter: &str) -> Result<Vec<GrantDoc>, ServiceError> {
+    docs(store, "SELECT doc FROM carehome_grants WHERE chapter_id = $1 ORDER BY role_grant_id", Arg::from(chapter))
+        .await
+}
+
+/// One grant.
+pub async fn grant(store: &EventStore, grant: Uuid) -> Result<Option<GrantDoc>, ServiceError> {
+    Ok(docs(store, "SELECT doc FROM carehome_grants WHERE role_grant_id = $1", grant.into()).await?.pop())
+}
+
+/// A chapter's invitations ("": the network's).
+pub async fn invitations_in_chapter(
+    store: &EventStore,
+    chapter: &str,
+) -> Result<Vec<domain::access::Invitation>, ServiceError> {
+    docs(store, "SELECT doc FROM carehome_invitations WHERE chapter_id = $1 ORDER BY invitation_id", Arg::from(chapter))
+        .await
+}
+
+/// A chapter's API keys ("": the network's).
+pub async fn api_keys_in_chapter(
+    store: &EventStore,
+    chapter: &str,
+) -> Result<Vec<crate::people::ApiKey>, ServiceError> {
+    docs(store, "SELECT doc FROM carehome_api_keys WHERE chapter_id = $1 ORDER BY api_key_id", Arg::from(chapter)).await
+}
+
+/// When an API key was last used (Unix seconds).
+pub async fn api_key_last_used(store: &EventStore, key: Uuid) -> Result<Option<i64>, ServiceError> {
+    Ok(store.fetch_i64("SELECT last_used_at FROM carehome_api_keys WHERE api_key_id = $1", &[key.into()]).await?)
+}
+
+/// Marks an API key used now, unless it was within the last minute (one write a minute).
+pub async fn touch_api_key(store: &EventStore, key: Uuid, now: i64) -> Result<(), ServiceError> {
+    store
+        .transaction(move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "UPDATE carehome_api_keys SET last_used_at = $1 WHERE api_key_id = $2 \
+                     AND (last_used_at IS NULL OR last_used_at < $3)",
+                    &[Arg::Int(now), key.into(), Arg::Int(now - 60)],
+                )
+                .await
+            })
+        })
+        .await?;
+    Ok(())
 }

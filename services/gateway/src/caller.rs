@@ -261,8 +261,11 @@ pub async fn grants_of(state: &AppState, person: Uuid) -> Result<Vec<common::Rol
         return Ok(hit);
     }
     let req = common::PersonRequest { person_id: person.to_string() };
-    let pilots = state.clients.access(Service::Volunteer).person_grants(req).await.reply()?;
-    let grants = pilots.grants;
+    let (mut carehome, mut volunteer) =
+        (state.clients.access(Service::CareHome), state.clients.access(Service::Volunteer));
+    let (staff, pilots) = tokio::join!(carehome.person_grants(req.clone()), volunteer.person_grants(req));
+    let mut grants = staff.reply()?.grants;
+    grants.extend(pilots.reply()?.grants);
     state.grants.put(person, &grants);
     Ok(grants)
 }
@@ -285,7 +288,9 @@ impl FromRequestParts<AppState> for Person {
             return Ok(p.clone());
         }
         let token = bearer(parts)?;
-        let person = if state.oidc.is_configured() && state.oidc.claims_issuer(token) {
+        let person = if token.starts_with(domain::access::API_KEY_PREFIX) {
+            return Err(ApiError::forbidden().detail("an API key acts as an integrator, not as a person"));
+        } else if state.oidc.is_configured() && state.oidc.claims_issuer(token) {
             let id = state.oidc.verify(token).await?;
             let person_id = state.keys.person_id(&id.issuer, &id.subject);
             Person { person_id, claimed: None, grants: grants_of(state, person_id).await? }
@@ -301,12 +306,59 @@ impl FromRequestParts<AppState> for Person {
     }
 }
 
+/// Checked API keys, kept at most [`GRANT_TTL`] (a revoked key is refused within 2 s on
+/// every replica); by the key's hash, never the key.
+#[derive(Default)]
+pub struct ApiKeyCache {
+    entries: Mutex<HashMap<String, (Instant, common::ApiKey)>>,
+}
+
+/// The caller an API key is: an integrator of its chapter or of the network.
+async fn api_key_caller(state: &AppState, key: &str) -> Result<Caller, ApiError> {
+    use sha2::{Digest, Sha256};
+    let hash = hex::encode(Sha256::digest(key.as_bytes()));
+    let cached = {
+        let map = state.api_keys.entries.lock().expect("cache lock");
+        map.get(&hash).filter(|(at, _)| at.elapsed() < GRANT_TTL).map(|(_, k)| k.clone())
+    };
+    let k = match cached {
+        Some(k) => k,
+        None => {
+            let req = common::CheckApiKeyRequest { key: key.to_owned() };
+            let k = state.clients.access(Service::CareHome).check_api_key(req).await.reply()?;
+            let mut map = state.api_keys.entries.lock().expect("cache lock");
+            if map.len() > 10_000 {
+                map.retain(|_, (at, _)| at.elapsed() < GRANT_TTL);
+            }
+            map.insert(hash, (Instant::now(), k.clone()));
+            k
+        }
+    };
+    let chapter: Option<Uuid> =
+        if k.network { None } else { Some(k.chapter_id.parse().map_err(|_| ApiError::new(ErrorCode::Internal))?) };
+    Ok(Caller {
+        sub: k.api_key_id.clone(),
+        person: Uuid::nil(),
+        grant: None,
+        role: Role::Integrator(chapter),
+        chapter,
+        suspended: false,
+    })
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if let Some(c) = parts.extensions.get::<Caller>() {
             return Ok(c.clone());
+        }
+        if let Ok(token) = bearer(parts)
+            && token.starts_with(domain::access::API_KEY_PREFIX)
+        {
+            let caller = api_key_caller(state, token).await?;
+            parts.extensions.insert(caller.clone());
+            return Ok(caller);
         }
         let person = Person::from_request_parts(parts, state).await?;
         let (grant, role) = match person.claimed {

@@ -49,6 +49,8 @@ pub struct AppState {
     pub oidc: Arc<oidc::Verifier>,
     /// People's role grants, cached briefly.
     pub grants: Arc<caller::GrantCache>,
+    /// Checked API keys, cached briefly.
+    pub api_keys: Arc<caller::ApiKeyCache>,
     /// Failed invitation redemptions per person.
     pub redemption_failures: Arc<routes::people::RedemptionFailures>,
     /// Caller scope lookups, cached briefly.
@@ -162,6 +164,7 @@ pub async fn state(
         ),
         grants: Arc::default(),
         redemption_failures: Arc::default(),
+        api_keys: Arc::default(),
         scopes: Arc::new(caller::ScopeCache::new(Duration::from_millis(http.scope_cache_ms))),
         idempotency,
         calendar_tokens,

@@ -365,6 +365,71 @@ impl Access for PilotAccess {
         Ok(Response::new(pb::RoleGrants { grants }))
     }
 
+    async fn get_grant(&self, req: Request<pb::GrantRequest>) -> Result<Response<pb::RoleGrant>, Status> {
+        let id = parse_id("/role_grant_id", &req.into_inner().role_grant_id).map_err(status)?;
+        self.caught_up().await.map_err(status)?;
+        let pilot = readmodel::pilot_of_grant(&self.store, id)
+            .await
+            .map_err(|e| status(ServiceError::from(e)))?
+            .ok_or_else(|| status(ServiceError::NotFound("role grant".into())))?;
+        self.grant_of(pilot)
+            .await
+            .map_err(status)?
+            .filter(|g| g.role_grant_id == id.to_string())
+            .map(Response::new)
+            .ok_or_else(|| status(ServiceError::NotFound("role grant".into())))
+    }
+
+    async fn list_grants(&self, req: Request<pb::ListGrantsRequest>) -> Result<Response<pb::RoleGrants>, Status> {
+        let chapter = req.into_inner().chapter_id;
+        if chapter.is_empty() {
+            return Ok(Response::new(pb::RoleGrants::default()));
+        }
+        let chapter = parse_id("/chapter_id", &chapter).map_err(status)?;
+        let mut grants = Vec::new();
+        for pilot in
+            readmodel::links_in_chapter(&self.store, chapter).await.map_err(|e| status(ServiceError::from(e)))?
+        {
+            grants.extend(self.grant_of(pilot).await.map_err(status)?);
+        }
+        Ok(Response::new(pb::RoleGrants { grants }))
+    }
+
+    async fn list_invitations(
+        &self,
+        req: Request<pb::ListInvitationsRequest>,
+    ) -> Result<Response<pb::Invitations>, Status> {
+        let chapter = req.into_inner().chapter_id;
+        if chapter.is_empty() {
+            return Ok(Response::new(pb::Invitations::default()));
+        }
+        let chapter = parse_id("/chapter_id", &chapter).map_err(status)?;
+        let now = servicekit::clock::now();
+        let list =
+            readmodel::invitations_in_chapter(&self.store, chapter).await.map_err(|e| status(ServiceError::from(e)))?;
+        Ok(Response::new(pb::Invitations { invitations: list.iter().map(|i| invitation_proto(i, 0, now)).collect() }))
+    }
+
+    async fn issue_api_key(&self, _: Request<pb::IssueApiKeyRequest>) -> Result<Response<pb::IssuedApiKey>, Status> {
+        Err(unimplemented())
+    }
+
+    async fn get_api_key(&self, _: Request<pb::ApiKeyRequest>) -> Result<Response<pb::ApiKey>, Status> {
+        Err(unimplemented())
+    }
+
+    async fn list_api_keys(&self, _: Request<pb::ListApiKeysRequest>) -> Result<Response<pb::ApiKeys>, Status> {
+        Err(unimplemented())
+    }
+
+    async fn revoke_api_key(&self, _: Request<pb::ApiKeyRequest>) -> Result<Response<pb::ApiKey>, Status> {
+        Err(unimplemented())
+    }
+
+    async fn check_api_key(&self, _: Request<pb::CheckApiKeyRequest>) -> Result<Response<pb::ApiKey>, Status> {
+        Err(unimplemented())
+    }
+
     async fn revoke_grant(&self, req: Request<pb::RevokeGrantRequest>) -> Result<Response<pb::RoleGrant>, Status> {
         let req = req.into_inner();
         let ctx = CommandCtx::from_proto(req.context).map_err(status)?;
@@ -393,6 +458,10 @@ impl Access for PilotAccess {
             .map(Response::new)
             .ok_or_else(|| status(ServiceError::NotFound("role grant".into())))
     }
+}
+
+fn unimplemented() -> Status {
+    Status::unimplemented("API keys are kept by the care-home service")
 }
 
 #[cfg(test)]

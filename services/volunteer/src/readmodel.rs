@@ -100,10 +100,6 @@ impl Projection for PilotsProjection {
         eventlog::Filter::all()
     }
 
-    fn rebuild_filter(&self) -> eventlog::Filter {
-        eventlog::Filter::category("pilot-")
-    }
-
     fn apply<'a>(&'a self, tx: &'a mut Tx<'_>, event: &'a RecordedEvent) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let Some(ev) =
@@ -111,6 +107,9 @@ impl Projection for PilotsProjection {
             else {
                 return Ok(());
             };
+            if let Some(id) = event.stream_id.strip_prefix("invitation-") {
+                return invitation_row(tx, id, &ev).await;
+            }
             if !event.stream_id.starts_with("pilot-") {
                 return Ok(());
             }
@@ -198,4 +197,49 @@ pub async fn pilot_of_grant(store: &EventStore, grant: Uuid) -> Result<Option<Uu
         }
     }
     Ok(None)
+}
+
+async fn invitation_row(tx: &mut Tx<'_>, id: &str, ev: &VolunteerEvent) -> Result<(), Error> {
+    use crate::access::PilotInvitation;
+    let current =
+        tx.fetch_text("SELECT doc FROM volunteer_invitations WHERE invitation_id = $1", &[Arg::from(id)]).await?;
+    let before = current
+        .map(|d| serde_json::from_str::<domain::access::Invitation>(&d).map(PilotInvitation))
+        .transpose()
+        .map_err(Error::Payload)?;
+    let Some(after) = PilotInvitation::apply(before, ev) else { return Ok(()) };
+    let chapter = after.0.chapter_id.map(|c| c.to_string()).unwrap_or_default();
+    let doc = serde_json::to_string(&after.0).map_err(Error::Payload)?;
+    tx.execute(
+        "INSERT INTO volunteer_invitations (invitation_id, chapter_id, doc) VALUES ($1, $2, $3) \
+         ON CONFLICT (invitation_id) DO UPDATE SET chapter_id = excluded.chapter_id, doc = excluded.doc",
+        &[Arg::from(id), Arg::from(chapter), Arg::from(doc)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A chapter's pilot invitations, in id order.
+pub async fn invitations_in_chapter(
+    store: &EventStore,
+    chapter: Uuid,
+) -> Result<Vec<domain::access::Invitation>, Error> {
+    let docs = store
+        .fetch_texts(
+            "SELECT doc FROM volunteer_invitations WHERE chapter_id = $1 ORDER BY invitation_id",
+            &[chapter.into()],
+        )
+        .await?;
+    docs.iter().map(|d| serde_json::from_str(d).map_err(Error::Payload)).collect()
+}
+
+/// The pilot links of a chapter's pilots: (pilot, person, grant).
+pub async fn links_in_chapter(store: &EventStore, chapter: Uuid) -> Result<Vec<Uuid>, Error> {
+    let ids = store
+        .fetch_texts(
+            "SELECT pilot_id FROM volunteer_pilots WHERE chapter_id = $1 AND person_id IS NOT NULL ORDER BY pilot_id",
+            &[chapter.into()],
+        )
+        .await?;
+    Ok(ids.iter().filter_map(|i| i.parse().ok()).collect())
 }

@@ -37,6 +37,9 @@ pub struct Chapter {
     pub timezone: String,
     /// Settings.
     pub settings: ChapterSettings,
+    /// Its administrators: (person, role grant), in order of appointment.
+    #[serde(default)]
+    pub admins: Vec<(Uuid, Uuid)>,
 }
 
 impl Aggregate for Chapter {
@@ -49,8 +52,17 @@ impl Aggregate for Chapter {
                 name: e.name.clone(),
                 timezone: e.timezone.clone(),
                 settings: e.settings.clone(),
+                admins: Vec::new(),
             }),
             CareHomeEvent::ChapterSettingsChanged(e) => state.map(|c| Chapter { settings: e.settings.clone(), ..c }),
+            CareHomeEvent::ChapterAdminAppointed(e) => state.map(|mut c| {
+                c.admins.push((e.person_id, e.role_grant_id));
+                c
+            }),
+            CareHomeEvent::ChapterAdminRemoved(e) => state.map(|mut c| {
+                c.admins.retain(|(_, g)| *g != e.role_grant_id);
+                c
+            }),
             _ => state,
         }
     }

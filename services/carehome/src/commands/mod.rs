@@ -6,6 +6,7 @@
 pub mod bikes;
 pub mod carehomes;
 pub mod chapters;
+pub mod people;
 pub mod residents;
 
 #[cfg(test)]
@@ -17,6 +18,7 @@ mod purity {
             ("carehomes.rs", include_str!("carehomes.rs")),
             ("carehomes/coordinators.rs", include_str!("carehomes/coordinators.rs")),
             ("chapters.rs", include_str!("chapters.rs")),
+            ("people.rs", include_str!("people.rs")),
             ("residents.rs", include_str!("residents.rs")),
             ("validation.rs", include_str!("../validation.rs")),
         ];

@@ -2,6 +2,7 @@
 //! checks the object against the caller's scope (404 when it may not read it, 403 when it
 //! may read it but not act), then calls a service.
 
+pub mod api_keys;
 pub mod audit;
 pub mod availability;
 pub mod bikes;
@@ -46,4 +47,5 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(exports::routes())
         .merge(reach::routes())
         .merge(people::routes())
+        .merge(api_keys::routes())
 }

@@ -20,9 +20,9 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::caller::{Caller, Person};
 use crate::clients::{Found, Service};
-use crate::extract::{Body, Command, IdempotencyKey, Ids, NoBody};
+use crate::extract::{Body, Command, IdempotencyKey, Ids, NoBody, Params};
 use crate::problem::{ApiError, Problem};
-use crate::routes::pilots;
+use crate::routes::{carehomes, chapters, pilots};
 use crate::views::{Created, Versioned, time};
 use servicekit::ErrorCode;
 
@@ -91,15 +91,20 @@ pub async fn me(person: Person) -> Result<axum::Json<Me>, ApiError> {
     }))
 }
 
-/// `POST /v1/invitations`.
+/// `POST /v1/invitations`: the role and exactly the scope field it needs.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewInvitation {
-    /// The role it grants. So far `pilot` (the pilot record's chapter admin or an admin
-    /// invites).
-    #[schema(pattern = "^pilot$")]
+    /// The role it grants: `admin` (no scope), `chapter_admin` (`chapter_id`),
+    /// `coordinator` (`carehome_id`) or `pilot` (`pilot_id`, the record the person will
+    /// sign in as).
+    #[schema(pattern = "^(admin|chapter_admin|coordinator|pilot)$")]
     pub role: String,
-    /// The pilot record the person will sign in as (for `pilot`).
+    /// Scope of a `chapter_admin`.
+    pub chapter_id: Option<Uuid>,
+    /// Scope of a `coordinator`.
+    pub carehome_id: Option<Uuid>,
+    /// Scope of a `pilot`.
     pub pilot_id: Option<Uuid>,
     /// Hours until it expires (default 168, at most 2160).
     #[schema(minimum = 1, maximum = 2160)]
@@ -113,10 +118,13 @@ pub struct InvitationView {
     pub invitation_id: Uuid,
     /// The role it grants.
     pub role: String,
-    /// Scope: the chapter.
+    /// Scope: the chapter (every role but admin).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chapter_id: Option<Uuid>,
-    /// Scope: the pilot record.
+    /// Scope: the care home (coordinator).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carehome_id: Option<Uuid>,
+    /// Scope: the pilot record (pilot).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pilot_id: Option<Uuid>,
     /// `open`, `redeemed`, `revoked` or `expired`.
@@ -145,6 +153,7 @@ fn invitation_view(i: common::Invitation, code: Option<String>) -> Versioned<Inv
             invitation_id: id(&i.invitation_id).unwrap_or_default(),
             role: i.role,
             chapter_id: id(&i.chapter_id),
+            carehome_id: id(&i.carehome_id),
             pilot_id: id(&i.pilot_id),
             status: i.status,
             issued_at: time(&i.issued_at),
@@ -158,15 +167,56 @@ fn invitation_view(i: common::Invitation, code: Option<String>) -> Versioned<Inv
     )
 }
 
-/// 404 unless the caller may read the pilot; 403 unless it administers it.
-async fn administers_pilot(s: &AppState, caller: &Caller, pilot_id: Uuid) -> Result<(), ApiError> {
-    let p = pilots::visible(s, caller, pilot_id).await?;
-    let chapter = p.chapter_id.parse().map_err(|_| ApiError::new(ErrorCode::Internal))?;
-    caller.check(access::Action::Administer, &Object::Pilot { id: pilot_id, chapter })
+/// The service that keeps a role's grants and invitations.
+fn owner(role: &str) -> Service {
+    if role == "pilot" { Service::Volunteer } else { Service::CareHome }
 }
 
-/// Invite a person to a role: 201 with the `code`, shown this once (the chapter admin of
-/// the pilot record's chapter, admin).
+/// 404 unless the caller may read the chapter; 403 unless it administers it (the network,
+/// for `None`: admin alone).
+async fn administers(s: &AppState, caller: &Caller, chapter: Option<Uuid>) -> Result<(), ApiError> {
+    match chapter {
+        None => caller.check(access::Action::Administer, &Object::Network),
+        Some(c) => {
+            chapters::visible(s, caller, c).await?;
+            caller.check(access::Action::Administer, &Object::Chapter(c))
+        }
+    }
+}
+
+/// The chapter an invitation's scope is in (404 for what the caller may not read).
+async fn scope_chapter(s: &AppState, caller: &Caller, b: &NewInvitation) -> Result<Option<Uuid>, ApiError> {
+    let (needs, given) = match b.role.as_str() {
+        "admin" => ("", None),
+        "chapter_admin" => ("/chapter_id", b.chapter_id),
+        "coordinator" => ("/carehome_id", b.carehome_id),
+        "pilot" => ("/pilot_id", b.pilot_id),
+        _ => return Err(ApiError::invalid("/role", "must be admin, chapter_admin, coordinator or pilot")),
+    };
+    for (field, value) in [("/chapter_id", b.chapter_id), ("/carehome_id", b.carehome_id), ("/pilot_id", b.pilot_id)] {
+        if value.is_some() && field != needs {
+            return Err(ApiError::invalid(field, format!("a {} invitation does not take it", b.role)));
+        }
+    }
+    if !needs.is_empty() && given.is_none() {
+        return Err(ApiError::invalid(needs, format!("a {} invitation names it", b.role)));
+    }
+    Ok(match b.role.as_str() {
+        "admin" => None,
+        "chapter_admin" => b.chapter_id,
+        "coordinator" => {
+            let h = carehomes::visible(s, caller, b.carehome_id.unwrap_or_default()).await?;
+            Some(h.chapter_id.parse().map_err(|_| ApiError::new(ErrorCode::Internal))?)
+        }
+        _ => {
+            let p = pilots::visible(s, caller, b.pilot_id.unwrap_or_default()).await?;
+            Some(p.chapter_id.parse().map_err(|_| ApiError::new(ErrorCode::Internal))?)
+        }
+    })
+}
+
+/// Invite a person to a role: 201 with the `code`, shown this once (a chapter admin for
+/// its chapter's coordinators, pilots and chapter admins; admin for any, and for admins).
 #[utoipa::path(post, path = "/v1/invitations", tag = "people", request_body = NewInvitation,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
     responses((status = 201, body = InvitationView), (status = 400, body = Problem), (status = 401, body = Problem),
@@ -177,23 +227,21 @@ pub async fn create(
     cmd: Command,
     Body(b): Body<NewInvitation>,
 ) -> Result<Created<InvitationView>, ApiError> {
-    if b.role != "pilot" {
-        return Err(ApiError::invalid("/role", "must be pilot"));
+    if b.expires_in_hours == Some(0) || b.expires_in_hours.is_some_and(|h| h > 2160) {
+        return Err(ApiError::invalid("/expires_in_hours", "must be 1 to 2160"));
     }
-    let pilot_id = b.pilot_id.ok_or_else(|| ApiError::invalid("/pilot_id", "a pilot invitation names its pilot"))?;
-    if b.expires_in_hours == Some(0) {
-        return Err(ApiError::invalid("/expires_in_hours", "must be at least 1"));
-    }
-    administers_pilot(&s, &cmd.caller, pilot_id).await?;
+    let chapter = scope_chapter(&s, &cmd.caller, &b).await?;
+    administers(&s, &cmd.caller, chapter).await?;
+    let opt = |u: Option<Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
     let issued = s
         .clients
-        .access(Service::Volunteer)
+        .access(owner(&b.role))
         .issue_invitation(common::IssueInvitationRequest {
             context: cmd.context(),
-            role: b.role,
-            chapter_id: String::new(),
-            carehome_id: String::new(),
-            pilot_id: pilot_id.to_string(),
+            role: b.role.clone(),
+            chapter_id: opt(b.chapter_id),
+            carehome_id: opt(b.carehome_id),
+            pilot_id: opt(b.pilot_id),
             expires_in_hours: b.expires_in_hours.unwrap_or(0),
         })
         .await
@@ -203,16 +251,25 @@ pub async fn create(
     Ok(Created(format!("/v1/invitations/{}", v.invitation_id), v, version))
 }
 
+/// An invitation from whichever service keeps it, with that service.
+async fn find_invitation(s: &AppState, invitation_id: Uuid) -> Result<(common::Invitation, Service), ApiError> {
+    for service in [Service::CareHome, Service::Volunteer] {
+        let req = common::InvitationRequest { context: None, invitation_id: invitation_id.to_string() };
+        if let Some(inv) = s.clients.access(service).get_invitation(req).await.found()? {
+            return Ok((inv, service));
+        }
+    }
+    Err(ApiError::not_found())
+}
+
 async fn managed_invitation(
     s: &AppState,
     caller: &Caller,
     invitation_id: Uuid,
-) -> Result<common::Invitation, ApiError> {
-    let req = common::InvitationRequest { context: None, invitation_id: invitation_id.to_string() };
-    let inv = s.clients.access(Service::Volunteer).get_invitation(req).await.or_404()?;
-    let pilot = id(&inv.pilot_id).ok_or_else(ApiError::not_found)?;
-    administers_pilot(s, caller, pilot).await?;
-    Ok(inv)
+) -> Result<(common::Invitation, Service), ApiError> {
+    let (inv, service) = find_invitation(s, invitation_id).await?;
+    administers(s, caller, id(&inv.chapter_id)).await?;
+    Ok((inv, service))
 }
 
 /// Read an invitation (never its code).
@@ -224,7 +281,7 @@ pub async fn get(
     caller: Caller,
     Ids(invitation): Ids<Uuid>,
 ) -> Result<Versioned<InvitationView>, ApiError> {
-    Ok(invitation_view(managed_invitation(&s, &caller, invitation).await?, None))
+    Ok(invitation_view(managed_invitation(&s, &caller, invitation).await?.0, None))
 }
 
 /// Withdraw an invitation nobody has redeemed (a redeemed one: 409; revoke the grant).
@@ -237,10 +294,116 @@ pub async fn revoke(
     Ids(invitation): Ids<Uuid>,
     _: NoBody,
 ) -> Result<Versioned<InvitationView>, ApiError> {
-    managed_invitation(&s, &cmd.caller, invitation).await?;
+    let (_, service) = managed_invitation(&s, &cmd.caller, invitation).await?;
     let req = common::InvitationRequest { context: cmd.context(), invitation_id: invitation.to_string() };
-    let inv = s.clients.access(Service::Volunteer).revoke_invitation(req).await.reply()?;
+    let inv = s.clients.access(service).revoke_invitation(req).await.reply()?;
     Ok(invitation_view(inv, None))
+}
+
+/// `?chapter_id=`: a chapter's (omitted: for admin, the network's).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ChapterQuery {
+    /// The chapter (omitted: the caller's chapter; for admin, the network's).
+    pub chapter_id: Option<Uuid>,
+}
+
+fn chapter_of_list(caller: &Caller, q: &ChapterQuery) -> Option<Uuid> {
+    q.chapter_id.or(match caller.role {
+        access::Role::ChapterAdmin(c) => Some(c),
+        _ => None,
+    })
+}
+
+/// Invitations of a chapter (its chapter admin, admin) or, for admin without
+/// `chapter_id`, of the network; never their codes.
+#[utoipa::path(get, path = "/v1/invitations", tag = "people", params(ChapterQuery),
+    responses((status = 200, body = InvitationList), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params(q): Params<ChapterQuery>,
+) -> Result<axum::Json<InvitationList>, ApiError> {
+    let chapter = chapter_of_list(&caller, &q);
+    administers(&s, &caller, chapter).await?;
+    let req = common::ListInvitationsRequest { chapter_id: chapter.map(|c| c.to_string()).unwrap_or_default() };
+    let (mut c, mut v) = (s.clients.access(Service::CareHome), s.clients.access(Service::Volunteer));
+    let (staff, pilots) = tokio::join!(c.list_invitations(req.clone()), v.list_invitations(req));
+    let mut items: Vec<InvitationView> =
+        staff.reply()?.invitations.into_iter().map(|i| invitation_view(i, None).0).collect();
+    items.extend(pilots.reply()?.invitations.into_iter().map(|i| invitation_view(i, None).0));
+    items.sort_by_key(|i| i.invitation_id);
+    Ok(axum::Json(InvitationList { items, next_cursor: None }))
+}
+
+/// A list of invitations.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationList {
+    /// The invitations, in id order.
+    pub items: Vec<InvitationView>,
+    /// Always null: one page.
+    pub next_cursor: Option<String>,
+}
+
+/// A list of role grants.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleGrantList {
+    /// The grants in force.
+    pub items: Vec<RoleGrantView>,
+    /// Always null: one page.
+    pub next_cursor: Option<String>,
+}
+
+/// Role grants in force in a chapter (its chapter admin, admin) or, for admin without
+/// `chapter_id`, the network's admins.
+#[utoipa::path(get, path = "/v1/role-grants", tag = "people", params(ChapterQuery),
+    responses((status = 200, body = RoleGrantList), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn grants(
+    State(s): State<AppState>,
+    caller: Caller,
+    Params(q): Params<ChapterQuery>,
+) -> Result<axum::Json<RoleGrantList>, ApiError> {
+    let chapter = chapter_of_list(&caller, &q);
+    administers(&s, &caller, chapter).await?;
+    let req = common::ListGrantsRequest { chapter_id: chapter.map(|c| c.to_string()).unwrap_or_default() };
+    let (mut c, mut v) = (s.clients.access(Service::CareHome), s.clients.access(Service::Volunteer));
+    let (staff, pilots) = tokio::join!(c.list_grants(req.clone()), v.list_grants(req));
+    let mut items: Vec<RoleGrantView> = staff.reply()?.grants.into_iter().map(grant_view).collect();
+    items.extend(pilots.reply()?.grants.into_iter().map(grant_view));
+    items.sort_by_key(|g| g.role_grant_id);
+    Ok(axum::Json(RoleGrantList { items, next_cursor: None }))
+}
+
+/// Revoke a role grant: refused on every replica within 2 s. A chapter's last chapter
+/// admin stays (409 `last-admin`) unless an admin revokes it; the network's last admin
+/// stays.
+#[utoipa::path(delete, path = "/v1/role-grants/{id}", tag = "people", params(("id" = Uuid, Path)),
+    responses((status = 200, body = RoleGrantView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn revoke_grant(
+    State(s): State<AppState>,
+    cmd: Command,
+    Ids(grant): Ids<Uuid>,
+    _: NoBody,
+) -> Result<axum::Json<RoleGrantView>, ApiError> {
+    let mut found = None;
+    for service in [Service::CareHome, Service::Volunteer] {
+        let req = common::GrantRequest { role_grant_id: grant.to_string() };
+        if let Some(g) = s.clients.access(service).get_grant(req).await.found()? {
+            found = Some((g, service));
+            break;
+        }
+    }
+    let (g, service) = found.ok_or_else(ApiError::not_found)?;
+    administers(&s, &cmd.caller, id(&g.chapter_id)).await?;
+    let req = common::RevokeGrantRequest { context: cmd.context(), role_grant_id: grant.to_string() };
+    let revoked = s.clients.access(service).revoke_grant(req).await.reply()?;
+    if let Some(person) = id(&revoked.person_id) {
+        s.grants.forget(person);
+    }
+    Ok(axum::Json(grant_view(revoked)))
 }
 
 /// `POST /v1/invitations/redeem`.
@@ -302,7 +465,14 @@ pub async fn redeem(
         expected_version: 0,
     };
     let req = common::RedeemRequest { context: Some(context), code: b.code, person_id: person.person_id.to_string() };
-    match s.clients.access(Service::Volunteer).redeem(req).await.reply() {
+    // The code names its invitation's stream; whichever service holds it answers.
+    let staff = s.clients.access(Service::CareHome).redeem(req.clone()).await.found();
+    let answer = match staff {
+        Ok(Some(grant)) => Ok(grant),
+        Ok(None) => s.clients.access(Service::Volunteer).redeem(req).await.reply(),
+        Err(e) => Err(e),
+    };
+    match answer {
         Ok(grant) => {
             s.grants.forget(person.person_id);
             Ok((StatusCode::OK, axum::Json(grant_view(grant))))
@@ -320,7 +490,9 @@ pub async fn redeem(
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(me))
-        .routes(routes!(create))
+        .routes(routes!(create, list))
         .routes(routes!(redeem))
         .routes(routes!(get, revoke))
+        .routes(routes!(grants))
+        .routes(routes!(revoke_grant))
 }
