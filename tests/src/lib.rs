@@ -127,6 +127,12 @@ impl System {
         keys.sign(&Claims::new(&sub, role, chrono::Duration::hours(1)))
     }
 
+    /// The person a Samskab token with subject `sub` acts for (the audit's actor).
+    pub fn person_of(&self, sub: &str) -> String {
+        let keys = Keys::from_env_or_data_dir(self.config.data_dir()).expect("keys");
+        keys.person_id(gateway::auth::ISSUER, sub).to_string()
+    }
+
     /// The admin's token.
     pub fn admin(&self) -> String {
         self.token(Role::Admin)

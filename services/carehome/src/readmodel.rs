@@ -443,7 +443,10 @@ pub async fn api_keys_in_chapter(
 
 /// When an API key was last used (Unix seconds).
 pub async fn api_key_last_used(store: &EventStore, key: Uuid) -> Result<Option<i64>, ServiceError> {
-    Ok(store.fetch_i64("SELECT last_used_at FROM carehome_api_keys WHERE api_key_id = $1", &[key.into()]).await?)
+    let at = store
+        .fetch_i64("SELECT COALESCE(last_used_at, 0) FROM carehome_api_keys WHERE api_key_id = $1", &[key.into()])
+        .await?;
+    Ok(at.filter(|t| *t > 0))
 }
 
 /// Marks an API key used now, unless it was within the last minute (one write a minute).

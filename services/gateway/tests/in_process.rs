@@ -104,7 +104,9 @@ async fn a_care_homes_audit_trail_comes_from_its_owner_and_is_scoped() {
     let items = trail["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{trail}");
     assert_eq!(items[0]["type"], "CareHomeRegistered");
-    assert_eq!(items[0]["actor"], "user-chapter_admin");
+    // The actor is the person a Samskab token acts for, never the token's subject itself.
+    let person = app.keys.person_id(gateway::auth::ISSUER, "user-chapter_admin");
+    assert_eq!(items[0]["actor"], person.to_string());
     assert_eq!(items[0]["actor_role"], "chapter_admin");
     let summary = items[0]["summary"].as_str().unwrap();
     assert!(summary.starts_with("Care home registered (1 ride-hour window"), "{summary}");

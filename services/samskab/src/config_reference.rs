@@ -30,6 +30,12 @@ const EXTRA_ENV: &[(&str, &[&str], &str, &str)] = &[
     ),
     ("SAMSKAB_JWT_SECRET", TOKENS, "", "One token signing key, `secret` or `kid=secret` (kid `k1` when omitted)."),
     (
+        "SAMSKAB_PERSON_KEY",
+        TOKENS,
+        "",
+        "The deployment's person key (64 hex digits): `person_id` = UUIDv8 of HMAC-SHA256(this key, issuer ‖ 0x00 ‖ subject). Without it, `person.key` in the data directory (generated on first start). Gateways that share a deployment must share it; changing it gives everyone new person ids (their grants stay with the old ones).",
+    ),
+    (
         "SAMSKAB_TEST_CLOCK_FILE",
         ALL,
         "",

@@ -211,6 +211,18 @@ enum Ep {
     WebhookGet,
     WebhookDelete,
     WebhookDeliveries,
+    Me,
+    InvitationCreate,
+    InvitationList,
+    InvitationGet,
+    InvitationRevoke,
+    Redeem,
+    GrantList,
+    GrantRevoke,
+    ApiKeyCreate,
+    ApiKeyList,
+    ApiKeyGet,
+    ApiKeyRevoke,
 }
 use Ep::*;
 
@@ -391,6 +403,24 @@ fn rows() -> Vec<Row> {
         row(WebhookGet, "GET", "/v1/webhooks/{id}", 200, &[Admin], &[Admin]),
         row(WebhookDelete, "DELETE", "/v1/webhooks/{id}", 204, &[Admin], &[Admin]),
         row(WebhookDeliveries, "GET", "/v1/webhooks/{id}/deliveries", 200, &[Admin], &[Admin]),
+        // People and access. Anyone signed in reads who they are and may redeem a code.
+        Row { scoped: false, ..row(Me, "GET", "/v1/me", 200, ANYONE, ANYONE) },
+        Row { scoped: false, ..row(Redeem, "POST", "/v1/invitations/redeem", 200, ANYONE, ANYONE) },
+        // Inviting a pilot: its chapter's admin, admin; the pilot reads its record but may
+        // not invite (403). The object is the pilot record.
+        row(InvitationCreate, "POST", "/v1/invitations", 201, ADMINS, PILOT_SELF),
+        // Lists by a chapter: those who read the chapter are refused (403), others 404.
+        row(InvitationList, "GET", "/v1/invitations", 200, ADMINS, IN_CHAPTER),
+        row(GrantList, "GET", "/v1/role-grants", 200, ADMINS, IN_CHAPTER),
+        row(ApiKeyCreate, "POST", "/v1/api-keys", 201, ADMINS, IN_CHAPTER),
+        row(ApiKeyList, "GET", "/v1/api-keys", 200, ADMINS, IN_CHAPTER),
+        // An invitation, a grant, a key: read only by those who manage them; to everyone
+        // else an unknown id (404).
+        row(InvitationGet, "GET", "/v1/invitations/{id}", 200, ADMINS, ADMINS),
+        row(InvitationRevoke, "DELETE", "/v1/invitations/{id}", 200, ADMINS, ADMINS),
+        row(GrantRevoke, "DELETE", "/v1/role-grants/{id}", 200, ADMINS, ADMINS),
+        row(ApiKeyGet, "GET", "/v1/api-keys/{id}", 200, ADMINS, ADMINS),
+        row(ApiKeyRevoke, "DELETE", "/v1/api-keys/{id}", 200, ADMINS, ADMINS),
     ]
 }
 
@@ -442,6 +472,13 @@ struct Ctx {
     cal_token: Uuid,
     /// A webhook made by the chapter's integrator.
     webhook: Uuid,
+    /// An open pilot invitation for `pilot`, with its code.
+    invitation: Uuid,
+    code: String,
+    /// A coordinator grant at `home`.
+    grant: Uuid,
+    /// An API key of the chapter.
+    api_key: Uuid,
 }
 
 impl Ctx {
@@ -465,6 +502,10 @@ impl Ctx {
             coordinator: "coord-ghost".into(),
             cal_token: n(),
             webhook: n(),
+            invitation: n(),
+            code: "inv_unknown".into(),
+            grant: n(),
+            api_key: n(),
         }
     }
 }
@@ -695,6 +736,16 @@ fn request(m: &Matrix, row: &Row, who: Who, c: &Ctx, n: u32) -> (String, Option<
         WebhookList => ("/v1/webhooks".into(), None),
         WebhookGet | WebhookDelete => (format!("/v1/webhooks/{}", c.webhook), None),
         WebhookDeliveries => (format!("/v1/webhooks/{}/deliveries", c.webhook), None),
+        Me => ("/v1/me".into(), None),
+        Redeem => ("/v1/invitations/redeem".into(), Some(json!({"code": c.code}))),
+        InvitationCreate => ("/v1/invitations".into(), Some(json!({"role": "pilot", "pilot_id": c.pilot}))),
+        InvitationList => (format!("/v1/invitations?chapter_id={}", c.chapter), None),
+        InvitationGet | InvitationRevoke => (format!("/v1/invitations/{}", c.invitation), None),
+        GrantList => (format!("/v1/role-grants?chapter_id={}", c.chapter), None),
+        GrantRevoke => (format!("/v1/role-grants/{}", c.grant), None),
+        ApiKeyCreate => ("/v1/api-keys".into(), Some(json!({"name": "municipality", "chapter_id": c.chapter}))),
+        ApiKeyList => (format!("/v1/api-keys?chapter_id={}", c.chapter), None),
+        ApiKeyGet | ApiKeyRevoke => (format!("/v1/api-keys/{}", c.api_key), None),
     }
 }
 
@@ -779,12 +830,50 @@ async fn context(s: &System, m: &Matrix) -> Ctx {
         coordinator: String::new(),
         cal_token: Uuid::nil(),
         webhook: Uuid::nil(),
+        invitation: Uuid::nil(),
+        code: String::new(),
+        grant: Uuid::nil(),
+        api_key: Uuid::nil(),
     };
     (c.request, c.request_start) = ride_request(s, m, &c).await;
     c.coordinator = coordinator(s, m, &c).await;
     c.cal_token = calendar_token(s, &c).await;
     c.webhook = webhook(s, &c).await;
+    (c.invitation, c.code) = invitation(s, &c).await;
+    c.grant = grant(s, m, &c).await;
+    c.api_key = api_key(s, &c).await;
     c
+}
+
+/// An open pilot invitation for the context's pilot: its id and code.
+async fn invitation(s: &System, c: &Ctx) -> (Uuid, String) {
+    let r = s.post("/v1/invitations", &s.admin(), json!({"role": "pilot", "pilot_id": c.pilot})).await.expect(201);
+    (uuid_of(&r, "invitation_id"), r.str("code"))
+}
+
+/// A coordinator grant at the context's home, to a person made up for it.
+async fn grant(s: &System, m: &Matrix, c: &Ctx) -> Uuid {
+    let person = Uuid::now_v7();
+    let _ = m.next();
+    let path = format!("/v1/carehomes/{}/coordinators", c.home);
+    s.post(&path, &s.admin(), json!({"user_id": person.to_string()})).await.expect(200);
+    let list = format!("/v1/role-grants?chapter_id={}", c.chapter);
+    testkit::eventually("setup: the grant is listed", testkit::DEFAULT_TIMEOUT, || async {
+        let r = s.get(&list, &s.admin()).await.expect(200);
+        let items = r.body["items"].as_array().cloned().unwrap_or_default();
+        items
+            .iter()
+            .find(|g| g["person_id"] == person.to_string())
+            .and_then(|g| g["role_grant_id"].as_str()?.parse().ok())
+            .ok_or_else(|| "not yet".to_owned())
+    })
+    .await
+}
+
+/// An API key of the context's chapter.
+async fn api_key(s: &System, c: &Ctx) -> Uuid {
+    let r = s.post("/v1/api-keys", &s.admin(), json!({"name": "reports", "chapter_id": c.chapter})).await;
+    uuid_of(&r.expect(201), "api_key_id")
 }
 
 /// A webhook made by the context's chapter integrator (to a host that never resolves).
@@ -841,6 +930,14 @@ async fn fresh(s: &System, m: &Matrix, row: &Row, c: &Ctx) -> Ctx {
         CoordinatorRemove => c.coordinator = coordinator(s, m, &c).await,
         CalTokenRevoke => c.cal_token = calendar_token(s, &c).await,
         WebhookDelete => c.webhook = webhook(s, &c).await,
+        InvitationCreate => c.pilot = s.pilot(c.chapter).await,
+        InvitationRevoke => (c.invitation, c.code) = invitation(s, &c).await,
+        Redeem => {
+            c.pilot = s.pilot(c.chapter).await;
+            (c.invitation, c.code) = invitation(s, &c).await;
+        }
+        GrantRevoke => c.grant = grant(s, m, &c).await,
+        ApiKeyRevoke => c.api_key = api_key(s, &c).await,
         _ => {}
     }
     c

@@ -349,6 +349,12 @@ async fn bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_noth
     let spare = s.bike(chapter, home, 1).await;
     let r3 = s.resident(home).await;
     let p2 = s.pilot(chapter).await;
+    // Pilots to invite and to redeem an invitation of, and who redeems it.
+    let p3 = s.pilot(chapter).await;
+    let p4 = s.pilot(chapter).await;
+    let code =
+        s.post("/v1/invitations", &admin, json!({"role": "pilot", "pilot_id": p4})).await.expect(201).str("code");
+    let redeemer = s.token(Role::Pilot(p4));
     let days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
     let hours = |opens: &str, closes: &str| -> Vec<Value> {
         days.iter().map(|d| json!({"weekday": d, "opens": opens, "closes": closes})).collect()
@@ -938,6 +944,47 @@ async fn bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_noth
                 ("/event_types/0", json!("NoSuchEvent"), 400, "/event_types/0"),
             ],
             vec![],
+        )));
+        // People and access: a pilot invitation, its redemption, an API key.
+        routes.push(created_status(r(
+            route(
+                "POST /v1/invitations",
+                "/v1/invitations",
+                &[],
+                &chapter_admin,
+                Some(json!({"role": "pilot", "pilot_id": p3, "expires_in_hours": 48})),
+            ),
+            &["/role"],
+            vec![
+                ("/role", json!("superuser"), 400, "/role"),
+                ("/pilot_id", json!("not-a-uuid"), 400, "/pilot_id"),
+                ("/expires_in_hours", json!(0), 400, "/expires_in_hours"),
+                ("/expires_in_hours", json!(100000), 400, "/expires_in_hours"),
+                ("/chapter_id", json!(chapter), 400, "/chapter_id"),
+            ],
+            vec![format!("/v1/invitations?chapter_id={chapter}")],
+        )));
+        routes.push(r(
+            route("POST /v1/invitations/redeem", "/v1/invitations/redeem", &[], &redeemer, Some(json!({"code": code}))),
+            &["/code"],
+            vec![("/code", json!(""), 400, "/code")],
+            vec![format!("/v1/invitations?chapter_id={chapter}")],
+        ));
+        routes.push(created_status(r(
+            route(
+                "POST /v1/api-keys",
+                "/v1/api-keys",
+                &[],
+                &chapter_admin,
+                Some(json!({"name": "municipality reports", "chapter_id": chapter})),
+            ),
+            &["/name"],
+            vec![
+                ("/name", json!(""), 400, "/name"),
+                ("/chapter_id", json!("not-a-uuid"), 400, "/chapter_id"),
+                ("/expires_at", json!("2020-01-01T00:00:00Z"), 400, "/expires_at"),
+            ],
+            vec![format!("/v1/api-keys?chapter_id={chapter}")],
         )));
         // Calendar tokens: for the coordinator's own care home.
         routes.push(created_status(r(

@@ -451,9 +451,9 @@ async fn the_audit_trail_tells_who_did_what_in_order(s: System) {
     assert_eq!(
         seen,
         [
-            ("RideBooked", "pilot", p_sub.as_str()),
-            ("RideRescheduled", "coordinator", c_sub.as_str()),
-            ("RideCancelled", "chapter_admin", a_sub.as_str()),
+            ("RideBooked", "pilot", s.person_of(&p_sub).as_str()),
+            ("RideRescheduled", "coordinator", s.person_of(&c_sub).as_str()),
+            ("RideCancelled", "chapter_admin", s.person_of(&a_sub).as_str()),
         ],
         "{}",
         trail.body

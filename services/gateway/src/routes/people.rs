@@ -262,13 +262,21 @@ async fn find_invitation(s: &AppState, invitation_id: Uuid) -> Result<(common::I
     Err(ApiError::not_found())
 }
 
+/// 404 unless the caller administers the chapter (the network: admin): invitations,
+/// grants and keys are read only by those who manage them, and to everyone else they
+/// look like unknown ids.
+pub(crate) fn administers_or_404(caller: &Caller, chapter: Option<Uuid>) -> Result<(), ApiError> {
+    let object = chapter.map_or(Object::Network, Object::Chapter);
+    if caller.may(access::Action::Administer, &object) { Ok(()) } else { Err(ApiError::not_found()) }
+}
+
 async fn managed_invitation(
     s: &AppState,
     caller: &Caller,
     invitation_id: Uuid,
 ) -> Result<(common::Invitation, Service), ApiError> {
     let (inv, service) = find_invitation(s, invitation_id).await?;
-    administers(s, caller, id(&inv.chapter_id)).await?;
+    administers_or_404(caller, id(&inv.chapter_id))?;
     Ok((inv, service))
 }
 
@@ -397,7 +405,7 @@ pub async fn revoke_grant(
         }
     }
     let (g, service) = found.ok_or_else(ApiError::not_found)?;
-    administers(&s, &cmd.caller, id(&g.chapter_id)).await?;
+    administers_or_404(&cmd.caller, id(&g.chapter_id))?;
     let req = common::RevokeGrantRequest { context: cmd.context(), role_grant_id: grant.to_string() };
     let revoked = s.clients.access(service).revoke_grant(req).await.reply()?;
     if let Some(person) = id(&revoked.person_id) {
@@ -455,6 +463,9 @@ pub async fn redeem(
     IdempotencyKey(key): IdempotencyKey,
     Body(b): Body<Redeem>,
 ) -> Result<impl IntoResponse, ApiError> {
+    if b.code.trim().is_empty() || b.code.len() > 200 {
+        return Err(ApiError::invalid("/code", "must be an invitation code"));
+    }
     if s.redemption_failures.recent(person.person_id) >= FAILED_REDEMPTIONS_PER_HOUR {
         return Err(ApiError::new(ErrorCode::RateLimited).detail("too many failed redemptions; try again in an hour"));
     }
