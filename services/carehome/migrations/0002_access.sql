@@ -19,9 +19,15 @@ CREATE TABLE carehome_invitations (
 CREATE INDEX carehome_invitations_chapter ON carehome_invitations (chapter_id, invitation_id);
 
 CREATE TABLE carehome_api_keys (
-    api_key_id   TEXT PRIMARY KEY,
-    chapter_id   TEXT NOT NULL,
-    doc          TEXT NOT NULL,
-    last_used_at BIGINT
+    api_key_id TEXT PRIMARY KEY,
+    chapter_id TEXT NOT NULL,
+    doc        TEXT NOT NULL
 );
 CREATE INDEX carehome_api_keys_chapter ON carehome_api_keys (chapter_id, api_key_id);
+
+-- Kept apart from the projection's rows, so a use is recorded even before the key's row
+-- is projected.
+CREATE TABLE carehome_api_key_use (
+    api_key_id   TEXT PRIMARY KEY,
+    last_used_at BIGINT NOT NULL
+);

@@ -443,9 +443,8 @@ pub async fn api_keys_in_chapter(
 
 /// When an API key was last used (Unix seconds).
 pub async fn api_key_last_used(store: &EventStore, key: Uuid) -> Result<Option<i64>, ServiceError> {
-    let at = store
-        .fetch_i64("SELECT COALESCE(last_used_at, 0) FROM carehome_api_keys WHERE api_key_id = $1", &[key.into()])
-        .await?;
+    let at =
+        store.fetch_i64("SELECT last_used_at FROM carehome_api_key_use WHERE api_key_id = $1", &[key.into()]).await?;
     Ok(at.filter(|t| *t > 0))
 }
 
@@ -455,9 +454,10 @@ pub async fn touch_api_key(store: &EventStore, key: Uuid, now: i64) -> Result<()
         .transaction(move |tx| {
             Box::pin(async move {
                 tx.execute(
-                    "UPDATE carehome_api_keys SET last_used_at = $1 WHERE api_key_id = $2 \
-                     AND (last_used_at IS NULL OR last_used_at < $3)",
-                    &[Arg::Int(now), key.into(), Arg::Int(now - 60)],
+                    "INSERT INTO carehome_api_key_use (api_key_id, last_used_at) VALUES ($1, $2) \
+                     ON CONFLICT (api_key_id) DO UPDATE SET last_used_at = excluded.last_used_at \
+                     WHERE carehome_api_key_use.last_used_at < $3",
+                    &[key.into(), Arg::Int(now), Arg::Int(now - 60)],
                 )
                 .await
             })

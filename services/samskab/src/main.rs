@@ -29,6 +29,14 @@ enum Command {
         #[command(flatten)]
         config: samskab::ServeConfig,
     },
+    /// Print an invitation code to the admin role (bootstrap: the code is the last word on
+    /// stdout; redeem it signed in at `POST /v1/invitations/redeem`).
+    Invite {
+        #[command(flatten)]
+        invite: samskab::ops::InviteArgs,
+        #[command(flatten)]
+        config: samskab::ServeConfig,
+    },
     /// Apply every database migration and exit.
     Migrate {
         #[command(flatten)]
@@ -94,6 +102,18 @@ async fn main() -> std::process::ExitCode {
                     samskab::serve(&config, demo, shutdown).await.map_err(|e| e.to_string())
                 }
                 Command::Migrate { config } => samskab::ops::migrate(&config).await.map_err(|e| e.to_string()),
+                Command::Invite { invite, config } => match samskab::ops::invite(&config, &invite).await {
+                    Ok(code) => {
+                        println!(
+                            "An invitation to the {} role, valid {} h. Sign in and redeem it: \
+                             POST /v1/invitations/redeem {{\"code\": \"...\"}}. It is shown this once:",
+                            invite.role, invite.expires_in_hours
+                        );
+                        println!("{code}");
+                        Ok(())
+                    }
+                    Err(e) => Err(e.to_string()),
+                },
                 Command::RebuildProjections { config } => {
                     samskab::ops::rebuild(&config).await.map_err(|e| e.to_string())
                 }

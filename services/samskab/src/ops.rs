@@ -60,6 +60,42 @@ pub fn token(cfg: &ServeConfig, a: &TokenArgs) -> Result<String, Error> {
     Ok(keys.sign(&Claims::new(&sub, role, chrono::Duration::hours(a.ttl_hours))))
 }
 
+/// What `samskab invite` issues.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InviteArgs {
+    /// The role: `admin` (the first network administrator; everyone else is invited
+    /// through the API by an admin or a chapter admin).
+    #[arg(long, value_parser = ["admin"])]
+    pub role: String,
+    /// Hours until the code expires.
+    #[arg(long, default_value_t = domain::access::DEFAULT_INVITATION_HOURS, value_parser = clap::value_parser!(u32).range(1..=2160))]
+    pub expires_in_hours: u32,
+}
+
+/// Issues an invitation against this configuration's care-home database (the data
+/// directory, or `--database-url`; the system may be running) and returns its code, which
+/// is shown this once: redeem it signed in, `POST /v1/invitations/redeem {"code": ...}`.
+pub async fn invite(cfg: &ServeConfig, a: &InviteArgs) -> Result<String, Error> {
+    std::fs::create_dir_all(cfg.data_dir())?;
+    let store = EventStore::connect(&cfg.url("carehome")).await?;
+    carehome::migrate(&store).await?;
+    let ctx = servicekit::CommandCtx::system(Uuid::now_v7(), "samskab-invite");
+    let req = samskab_proto::common::v1::IssueInvitationRequest {
+        context: None,
+        role: a.role.clone(),
+        chapter_id: String::new(),
+        carehome_id: String::new(),
+        pilot_id: String::new(),
+        expires_in_hours: a.expires_in_hours,
+    };
+    let issued = carehome::access::StaffAccess::new(store.clone())
+        .issue(&ctx, &req)
+        .await
+        .map_err(|e| Error::Start(e.to_string()))?;
+    store.close().await;
+    Ok(issued.code)
+}
+
 /// The components with a database, and what each owns.
 pub const COMPONENTS: [&str; 4] = ["carehome", "volunteer", "booking", "gateway"];
 

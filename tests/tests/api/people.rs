@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::System;
+use e2e::{System, World};
+use gateway::Role;
 use reqwest::Method;
 use serde_json::json;
 use testkit::oidc::OidcProvider;
@@ -11,6 +12,8 @@ use testkit::oidc::OidcProvider;
 testkit::both_backends!(
     a_person_signs_in_redeems_a_pilot_invitation_and_acts_as_that_pilot,
     provider_tokens_that_do_not_fit_are_refused_and_write_nothing,
+    the_first_admin_is_bootstrapped_and_staff_act_under_their_grants,
+    api_keys_act_as_integrators_until_revoked_and_are_never_stored_in_clear,
 );
 
 /// A system that trusts the provider, with Samskab's own tokens kept on for the admin
@@ -140,4 +143,185 @@ async fn provider_tokens_that_do_not_fit_are_refused_and_write_nothing(db: testk
     assert!(asked_after_rotation <= asked + 1, "{asked} → {asked_after_rotation}");
     // Nothing was written by any refused request.
     assert_eq!(s.heads().await, before);
+}
+
+/// Polls until `check` holds, for at most 2 s (the revocation bound of `api.md`).
+async fn within_two_seconds<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < Duration::from_secs(2), "{what}: not within 2 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A world whose care home requires the coordinator's confirmation of pilots' bookings.
+async fn confirming_world(s: &System) -> World {
+    let chapter = s.chapter().await;
+    let days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    let body = json!({
+        "chapter_id": chapter, "name": "Bakkehuset", "address": "Bakkevej 2, Aarhus",
+        "ride_hours": days.iter().map(|d| json!({"weekday": d, "opens": "09:00", "closes": "17:00"})).collect::<Vec<_>>(),
+        "turnaround_minutes": 15, "requires_confirmation": true,
+    });
+    let home = s.post("/v1/carehomes", &s.admin(), body).await.expect(201).str("carehome_id").parse().unwrap();
+    let bike = s.bike(chapter, home, 2).await;
+    let pilot = s.pilot(chapter).await;
+    let residents = vec![s.resident(home).await];
+    let w = World { chapter, home, bike, pilot, residents };
+    s.settle(&w).await;
+    w
+}
+
+async fn redeem(s: &System, token: &str, code: &str) -> serde_json::Value {
+    s.post("/v1/invitations/redeem", token, json!({"code": code})).await.expect(200).body
+}
+
+async fn the_first_admin_is_bootstrapped_and_staff_act_under_their_grants(db: testkit::TestDb) {
+    let provider = OidcProvider::start().await;
+    let s = system_trusting(db, &provider).await;
+    let w = confirming_world(&s).await;
+
+    // `samskab invite --role admin` against the running system's database.
+    let args = samskab::ops::InviteArgs { role: "admin".into(), expires_in_hours: 24 };
+    let code = samskab::ops::invite(&s.config, &args).await.expect("an admin invitation");
+    let root = provider.sign_in("root").await.access_token;
+    let grant = redeem(&s, &root, &code).await;
+    assert_eq!(grant["role"], "admin");
+    assert_eq!(s.get("/v1/me", &root).await.body["roles"][0]["role"], "admin");
+
+    // The admin invites a chapter admin; she invites a coordinator and a pilot, who are
+    // the same person.
+    let carla = provider.sign_in("carla").await.access_token;
+    let inv = json!({"role": "chapter_admin", "chapter_id": w.chapter});
+    let code = s.post("/v1/invitations", &root, inv).await.expect(201).str("code");
+    let carla_grant = redeem(&s, &carla, &code).await;
+    assert_eq!(carla_grant["chapter_id"], w.chapter.to_string());
+    let pia = provider.sign_in("pia").await.access_token;
+    let inv = json!({"role": "coordinator", "carehome_id": w.home});
+    let code = s.post("/v1/invitations", &carla, inv).await.expect(201).str("code");
+    let coordinator = redeem(&s, &pia, &code).await;
+    let inv = json!({"role": "pilot", "pilot_id": w.pilot});
+    let code = s.post("/v1/invitations", &carla, inv).await.expect(201).str("code");
+    let pilot = redeem(&s, &pia, &code).await;
+    let roles = s.get("/v1/me", &pia).await.expect(200).body["roles"].clone();
+    assert_eq!(roles.as_array().map(Vec::len), Some(2), "{roles}");
+    // A chapter admin may not invite an admin, nor into another chapter.
+    assert_eq!(s.post("/v1/invitations", &carla, json!({"role": "admin"})).await.status, 403);
+    let other = s.chapter().await;
+    let inv = json!({"role": "chapter_admin", "chapter_id": other});
+    assert_eq!(s.post("/v1/invitations", &carla, inv).await.status, 404);
+
+    // Under the coordinator grant (the more powerful) a booking is booked; under the pilot
+    // grant it waits for the coordinator's confirmation.
+    let body = |start: &str| {
+        json!({"bike_id": w.bike, "pilot_id": w.pilot, "start": start, "duration_minutes": 60,
+               "resident_ids": [w.residents[0]]})
+    };
+    let as_coordinator = s.post("/v1/rides", &pia, body("2027-05-03T10:00:00+02:00")).await.expect(201);
+    assert_eq!(as_coordinator.str("status"), "booked");
+    let pilot_grant = pilot["role_grant_id"].as_str().unwrap();
+    let as_pilot = s
+        .call_with(
+            Method::POST,
+            "/v1/rides",
+            Some(&pia),
+            Some(body("2027-05-04T10:00:00+02:00")),
+            &[("samskab-role-grant", pilot_grant)],
+        )
+        .await
+        .expect(201);
+    assert_eq!(as_pilot.str("status"), "pending_confirmation");
+    // The audit names the person and the role it acted as.
+    let me = s.get("/v1/me", &pia).await.str("person_id");
+    let trail = format!("/v1/audit?object_type=ride&object_id={}", as_pilot.str("ride_id"));
+    s.eventually("the audit trail", || async { s.get(&trail, &carla).await.body["items"][0]["actor"] == me.as_str() })
+        .await;
+    assert_eq!(s.get(&trail, &carla).await.body["items"][0]["actor_role"], "pilot");
+
+    // The chapter lists its grants; revoking the coordinator grant is in force within 2 s.
+    let list = s.get(&format!("/v1/role-grants?chapter_id={}", w.chapter), &carla).await.expect(200);
+    let ids: Vec<&str> =
+        list.body["items"].as_array().unwrap().iter().filter_map(|g| g["role_grant_id"].as_str()).collect();
+    for g in [&carla_grant, &coordinator, &pilot] {
+        assert!(ids.contains(&g["role_grant_id"].as_str().unwrap()), "{g} in {ids:?}");
+    }
+    s.delete(&format!("/v1/role-grants/{}", coordinator["role_grant_id"].as_str().unwrap()), &carla).await.expect(200);
+    let home = format!("/v1/residents/{}", w.residents[0]);
+    within_two_seconds("a revoked coordinator", || async { s.get(&home, &pia).await.status == 404 }).await;
+    s.get(&format!("/v1/pilots/{}", w.pilot), &pia).await.expect(200);
+
+    // The chapter's last admin stays, unless an admin removes her.
+    let carla_id = carla_grant["role_grant_id"].as_str().unwrap();
+    let last = s.delete(&format!("/v1/role-grants/{carla_id}"), &carla).await;
+    assert_eq!((last.status.as_u16(), last.code()), (409, "last-admin"));
+    s.delete(&format!("/v1/role-grants/{carla_id}"), &root).await.expect(200);
+    within_two_seconds("a removed chapter admin", || async {
+        s.get(&format!("/v1/role-grants?chapter_id={}", w.chapter), &carla).await.status == 403
+    })
+    .await;
+}
+
+async fn api_keys_act_as_integrators_until_revoked_and_are_never_stored_in_clear(db: testkit::TestDb) {
+    let backend = db.backend;
+    let provider = OidcProvider::start().await;
+    let s = system_trusting(db, &provider).await;
+    let chapter = s.chapter().await;
+    let cadmin = s.token(Role::ChapterAdmin(chapter));
+    let r = s.post("/v1/api-keys", &cadmin, json!({"name": "municipality reports", "chapter_id": chapter})).await;
+    let r = r.expect(201);
+    let key = r.str("key");
+    let key_id = r.str("api_key_id");
+    assert!(key.starts_with("sk_") && key.len() > 50, "{key}");
+    let read = s.get(&format!("/v1/api-keys/{key_id}"), &cadmin).await.expect(200);
+    assert!(read.body.get("key").is_none(), "the key is shown once");
+    // A chapter admin's key is the chapter's integrator: it reads the chapter's stats, not
+    // another chapter's, and may not write.
+    let stats = format!("/v1/stats?chapter_id={chapter}&from=2027-01-01T00:00:00Z&to=2027-02-01T00:00:00Z");
+    s.get(&stats, &key).await.expect(200);
+    let other = s.chapter().await;
+    assert_eq!(
+        s.get(&format!("/v1/stats?chapter_id={other}&from=2027-01-01T00:00:00Z&to=2027-02-01T00:00:00Z"), &key)
+            .await
+            .status,
+        404
+    );
+    let pilot = json!({"chapter_id": chapter, "display_name": "X", "email": "x@example.org"});
+    assert_eq!(s.post("/v1/pilots", &key, pilot).await.status, 403);
+    // A network key is an admin's to issue.
+    let net = json!({"name": "network", "network": true});
+    assert_eq!(s.post("/v1/api-keys", &cadmin, net.clone()).await.status, 403);
+    s.post("/v1/api-keys", &s.admin(), net).await.expect(201);
+    // Used: `last_used_at` is set.
+    s.eventually("last_used_at", || async {
+        s.get(&format!("/v1/api-keys/{key_id}"), &cadmin).await.body["last_used_at"].is_string()
+    })
+    .await;
+    // A tampered key is refused.
+    let mut forged = key.clone();
+    forged.replace_range(forged.len() - 2.., if key.ends_with("AA") { "BB" } else { "AA" });
+    assert_eq!(s.get(&stats, &forged).await.status, 401);
+
+    // Never in clear: not in the databases' files (SQLite), nor in the event feed.
+    if backend == testkit::Backend::Sqlite {
+        let mut files = vec![s.config.data_dir().to_path_buf()];
+        while let Some(p) = files.pop() {
+            if p.is_dir() {
+                files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                let secret = &key.as_bytes()[3..];
+                assert!(!bytes.windows(secret.len()).any(|w| w == secret), "the key is in {}", p.display());
+            }
+        }
+    }
+    let feed = s.get("/v1/events?limit=500", &s.admin()).await.expect(200);
+    assert!(!feed.body.to_string().contains("ApiKeyIssued"), "access records stay out of the feed");
+
+    // Revoked: refused within 2 s.
+    s.delete(&format!("/v1/api-keys/{key_id}"), &cadmin).await.expect(200);
+    within_two_seconds("a revoked key", || async { s.get(&stats, &key).await.status == 401 }).await;
+    assert_eq!(s.get(&format!("/v1/api-keys/{key_id}"), &cadmin).await.body["status"], "revoked");
 }

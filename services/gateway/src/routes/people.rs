@@ -176,7 +176,10 @@ fn owner(role: &str) -> Service {
 /// for `None`: admin alone).
 async fn administers(s: &AppState, caller: &Caller, chapter: Option<Uuid>) -> Result<(), ApiError> {
     match chapter {
-        None => caller.check(access::Action::Administer, &Object::Network),
+        // The network names no object to hide: everyone but admin is refused (403), as
+        // for creating a chapter.
+        None if caller.may(access::Action::Administer, &Object::Network) => Ok(()),
+        None => Err(ApiError::forbidden()),
         Some(c) => {
             chapters::visible(s, caller, c).await?;
             caller.check(access::Action::Administer, &Object::Chapter(c))
