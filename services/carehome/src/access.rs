@@ -343,7 +343,8 @@ impl Access for StaffAccess {
             .await
             .map_err(status)?
             .ok_or_else(|| status(ServiceError::NotFound("role grant".into())))?;
-        let by_admin = ctx.actor.role == "admin";
+        let erasure = req.erasure;
+        let by_admin = ctx.actor.role == "admin" || erasure;
         let (role, chapter, home, person) = (g.role.clone(), g.chapter_id, g.carehome_id, g.person_id);
         let primary = match role.as_str() {
             "admin" => people::ADMINS_STREAM.to_owned(),
@@ -361,7 +362,7 @@ impl Access for StaffAccess {
                     Ok((loader, scope))
                 }
             },
-            |scope: &Scope| people::revoke(scope, person, id, by_admin),
+            |scope: &Scope| people::revoke(scope, person, id, by_admin, erasure),
         )
         .await
         .map_err(status)?;

@@ -49,6 +49,8 @@ pub struct AppState {
     pub oidc: Arc<oidc::Verifier>,
     /// People's role grants, cached briefly.
     pub grants: Arc<caller::GrantCache>,
+    /// The gateway's key store (erasures are recorded in its ledger).
+    pub keystore: KeyStore,
     /// Checked API keys, cached briefly.
     pub api_keys: Arc<caller::ApiKeyCache>,
     /// Failed invitation redemptions per person.
@@ -142,6 +144,7 @@ pub async fn state(
     let webhooks = webhooks::Webhooks::new(store.clone(), keys_store.clone(), feed.clone(), http.webhooks.clone());
     webhooks.spawn(stop.clone());
     let calendar_tokens = calendar_tokens::CalendarTokens::new(store.clone());
+    let keystore = keys_store.clone();
     let idempotency = idempotency::Idempotency::new(store, keys_store);
     idempotency.release_orphans().await?;
     let expiring = idempotency.clone();
@@ -165,6 +168,7 @@ pub async fn state(
         grants: Arc::default(),
         redemption_failures: Arc::default(),
         api_keys: Arc::default(),
+        keystore,
         scopes: Arc::new(caller::ScopeCache::new(Duration::from_millis(http.scope_cache_ms))),
         idempotency,
         calendar_tokens,

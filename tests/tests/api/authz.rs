@@ -223,6 +223,9 @@ enum Ep {
     ApiKeyList,
     ApiKeyGet,
     ApiKeyRevoke,
+    MeExport,
+    MeErase,
+    PersonErase,
 }
 use Ep::*;
 
@@ -421,6 +424,12 @@ fn rows() -> Vec<Row> {
         row(GrantRevoke, "DELETE", "/v1/role-grants/{id}", 200, ADMINS, ADMINS),
         row(ApiKeyGet, "GET", "/v1/api-keys/{id}", 200, ADMINS, ADMINS),
         row(ApiKeyRevoke, "DELETE", "/v1/api-keys/{id}", 200, ADMINS, ADMINS),
+        // Anyone signed in exports and erases themselves.
+        Row { scoped: false, ..row(MeExport, "GET", "/v1/me/export", 200, ANYONE, ANYONE) },
+        Row { scoped: false, ..row(MeErase, "DELETE", "/v1/me", 200, ANYONE, ANYONE) },
+        // A person who coordinates a home of A: erased by A's chapter admin or admin; to
+        // everyone else an unknown id.
+        row(PersonErase, "POST", "/v1/people/{id}/erasure", 200, ADMINS, ADMINS),
     ]
 }
 
@@ -479,6 +488,8 @@ struct Ctx {
     grant: Uuid,
     /// An API key of the chapter.
     api_key: Uuid,
+    /// The person holding `grant`.
+    person: Uuid,
 }
 
 impl Ctx {
@@ -506,6 +517,7 @@ impl Ctx {
             code: "inv_unknown".into(),
             grant: n(),
             api_key: n(),
+            person: n(),
         }
     }
 }
@@ -746,6 +758,9 @@ fn request(m: &Matrix, row: &Row, who: Who, c: &Ctx, n: u32) -> (String, Option<
         ApiKeyCreate => ("/v1/api-keys".into(), Some(json!({"name": "municipality", "chapter_id": c.chapter}))),
         ApiKeyList => (format!("/v1/api-keys?chapter_id={}", c.chapter), None),
         ApiKeyGet | ApiKeyRevoke => (format!("/v1/api-keys/{}", c.api_key), None),
+        MeExport => ("/v1/me/export".into(), None),
+        MeErase => ("/v1/me".into(), None),
+        PersonErase => (format!("/v1/people/{}/erasure", c.person), Some(json!({}))),
     }
 }
 
@@ -834,13 +849,14 @@ async fn context(s: &System, m: &Matrix) -> Ctx {
         code: String::new(),
         grant: Uuid::nil(),
         api_key: Uuid::nil(),
+        person: Uuid::nil(),
     };
     (c.request, c.request_start) = ride_request(s, m, &c).await;
     c.coordinator = coordinator(s, m, &c).await;
     c.cal_token = calendar_token(s, &c).await;
     c.webhook = webhook(s, &c).await;
     (c.invitation, c.code) = invitation(s, &c).await;
-    c.grant = grant(s, m, &c).await;
+    (c.grant, c.person) = grant(s, m, &c).await;
     c.api_key = api_key(s, &c).await;
     c
 }
@@ -851,8 +867,9 @@ async fn invitation(s: &System, c: &Ctx) -> (Uuid, String) {
     (uuid_of(&r, "invitation_id"), r.str("code"))
 }
 
-/// A coordinator grant at the context's home, to a person made up for it.
-async fn grant(s: &System, m: &Matrix, c: &Ctx) -> Uuid {
+/// A coordinator grant at the context's home, to a person made up for it: the grant and
+/// the person.
+async fn grant(s: &System, m: &Matrix, c: &Ctx) -> (Uuid, Uuid) {
     let person = Uuid::now_v7();
     let _ = m.next();
     let path = format!("/v1/carehomes/{}/coordinators", c.home);
@@ -865,6 +882,7 @@ async fn grant(s: &System, m: &Matrix, c: &Ctx) -> Uuid {
             .iter()
             .find(|g| g["person_id"] == person.to_string())
             .and_then(|g| g["role_grant_id"].as_str()?.parse().ok())
+            .map(|g| (g, person))
             .ok_or_else(|| "not yet".to_owned())
     })
     .await
@@ -936,7 +954,7 @@ async fn fresh(s: &System, m: &Matrix, row: &Row, c: &Ctx) -> Ctx {
             c.pilot = s.pilot(c.chapter).await;
             (c.invitation, c.code) = invitation(s, &c).await;
         }
-        GrantRevoke => c.grant = grant(s, m, &c).await,
+        GrantRevoke | PersonErase => (c.grant, c.person) = grant(s, m, &c).await,
         ApiKeyRevoke => c.api_key = api_key(s, &c).await,
         _ => {}
     }

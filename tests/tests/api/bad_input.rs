@@ -986,6 +986,21 @@ async fn bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_noth
             ],
             vec![format!("/v1/api-keys?chapter_id={chapter}")],
         )));
+        // Erasing a person (who coordinates nothing yet: nothing to revoke, the erasure is
+        // recorded).
+        let person = Uuid::now_v7();
+        routes.push(r(
+            route(
+                "POST /v1/people/{id}/erasure",
+                "/v1/people/{id}/erasure",
+                &[("id", person.to_string())],
+                &admin,
+                None,
+            ),
+            &[],
+            vec![],
+            vec![],
+        ));
         // Calendar tokens: for the coordinator's own care home.
         routes.push(created_status(r(
             route("POST /v1/calendar-tokens", "/v1/calendar-tokens", &[], &coord, Some(json!({"carehome_id": home}))),

@@ -14,6 +14,7 @@ testkit::both_backends!(
     provider_tokens_that_do_not_fit_are_refused_and_write_nothing,
     the_first_admin_is_bootstrapped_and_staff_act_under_their_grants,
     api_keys_act_as_integrators_until_revoked_and_are_never_stored_in_clear,
+    redemptions_are_rate_limited_targets_must_be_active_and_people_can_be_erased,
 );
 
 /// A system that trusts the provider, with Samskab's own tokens kept on for the admin
@@ -324,4 +325,61 @@ async fn api_keys_act_as_integrators_until_revoked_and_are_never_stored_in_clear
     s.delete(&format!("/v1/api-keys/{key_id}"), &cadmin).await.expect(200);
     within_two_seconds("a revoked key", || async { s.get(&stats, &key).await.status == 401 }).await;
     assert_eq!(s.get(&format!("/v1/api-keys/{key_id}"), &cadmin).await.body["status"], "revoked");
+}
+
+async fn redemptions_are_rate_limited_targets_must_be_active_and_people_can_be_erased(db: testkit::TestDb) {
+    let provider = OidcProvider::start().await;
+    let s = system_trusting(db, &provider).await;
+    let admin = s.admin();
+    let chapter = s.chapter().await;
+    let invite = |pilot: uuid::Uuid| {
+        let admin = admin.clone();
+        let s = &s;
+        async move { s.post("/v1/invitations", &admin, json!({"role": "pilot", "pilot_id": pilot})).await.expect(201) }
+    };
+
+    // A retired pilot's invitation has expired.
+    let retired = s.pilot(chapter).await;
+    let code = invite(retired).await.str("code");
+    s.post(&format!("/v1/pilots/{retired}/retire"), &admin, json!({})).await.expect(200);
+    let eve = provider.sign_in("eve").await.access_token;
+    let r = s.post("/v1/invitations/redeem", &eve, json!({"code": code})).await;
+    assert_eq!((r.status.as_u16(), r.code()), (410, "invitation-expired"));
+
+    // Guessing: after 10 failures in an hour, even a good code is 429 for that person.
+    let pilot = s.pilot(chapter).await;
+    let good = invite(pilot).await.str("code");
+    for i in 0..9 {
+        let r = s.post("/v1/invitations/redeem", &eve, json!({"code": format!("inv_guess{i}")})).await;
+        assert_eq!(r.status, 404, "guess {i}");
+    }
+    let r = s.post("/v1/invitations/redeem", &eve, json!({"code": good})).await;
+    assert_eq!((r.status.as_u16(), r.code()), (429, "rate-limited"));
+    assert!(r.header("retry-after").is_some() || r.body["detail"].is_string());
+    // Another person is not held back by eve's guesses.
+    let finn = provider.sign_in("finn").await.access_token;
+    let grant = redeem(&s, &finn, &good).await;
+
+    // Finn erases himself: his grant goes at once, and the pilot can be linked again.
+    let erased = s.delete("/v1/me", &finn).await.expect(200);
+    assert_eq!(erased.body["revoked"][0]["role_grant_id"], grant["role_grant_id"]);
+    assert_eq!(s.get("/v1/me", &finn).await.expect(200).body["roles"], json!([]));
+    assert_eq!(s.get(&format!("/v1/pilots/{pilot}"), &finn).await.status, 403);
+    let gina = provider.sign_in("gina").await.access_token;
+    let again = invite(pilot).await.str("code");
+    redeem(&s, &gina, &again).await;
+
+    // The chapter's admin erases gina; a chapter admin of another chapter may not.
+    let gina_id = s.get("/v1/me", &gina).await.str("person_id");
+    let other = s.token(Role::ChapterAdmin(s.chapter().await));
+    assert_eq!(s.post(&format!("/v1/people/{gina_id}/erasure"), &other, json!({})).await.status, 404);
+    let cadmin = s.token(Role::ChapterAdmin(chapter));
+    let r = s.post(&format!("/v1/people/{gina_id}/erasure"), &cadmin, json!({})).await.expect(200);
+    assert_eq!(r.body["revoked"].as_array().map(Vec::len), Some(1));
+    within_two_seconds("an erased person", || async {
+        s.get(&format!("/v1/pilots/{pilot}"), &gina).await.status == 403
+    })
+    .await;
+    let export = s.get("/v1/me/export", &gina).await.expect(200);
+    assert_eq!(export.body["roles"], json!([]));
 }

@@ -237,12 +237,14 @@ pub fn grant(scope: &Scope, person: Uuid, granted_by: &str) -> Result<(Decision<
 }
 
 /// Decides revoking the grant `grant` of `person` in `scope`. A chapter's last admin stays
-/// unless an admin removes it (409 `last-admin`); so does the network's last admin.
+/// unless an admin removes it (409 `last-admin`); so does the network's last admin. A
+/// person's erasure removes every grant (`samskab invite` bootstraps a new admin).
 pub fn revoke(
     scope: &Scope,
     person: Uuid,
     grant: Uuid,
     by_admin: bool,
+    erasure: bool,
 ) -> Result<Decision<CareHomeEvent>, DomainError> {
     let chapter = scope.chapter()?;
     if scope.held_by(person) != Some(grant) {
@@ -252,7 +254,7 @@ pub fn revoke(
         |what: &str| DomainError::conflict(ErrorCode::LastAdmin, format!("the last {what} cannot be removed"), None);
     let (stream, event): (String, CareHomeEvent) = match scope {
         Scope::Network(a) => {
-            if a.as_ref().is_some_and(|a| a.admins.len() <= 1) {
+            if a.as_ref().is_some_and(|a| a.admins.len() <= 1) && !erasure {
                 return Err(last("network administrator"));
             }
             (ADMINS_STREAM.to_owned(), AdminRemoved { role_grant_id: grant, person_id: person }.into())

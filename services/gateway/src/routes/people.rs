@@ -409,12 +409,118 @@ pub async fn revoke_grant(
     }
     let (g, service) = found.ok_or_else(ApiError::not_found)?;
     administers_or_404(&cmd.caller, id(&g.chapter_id))?;
-    let req = common::RevokeGrantRequest { context: cmd.context(), role_grant_id: grant.to_string() };
+    let req = common::RevokeGrantRequest { context: cmd.context(), role_grant_id: grant.to_string(), erasure: false };
     let revoked = s.clients.access(service).revoke_grant(req).await.reply()?;
     if let Some(person) = id(&revoked.person_id) {
         s.grants.forget(person);
     }
     Ok(axum::Json(grant_view(revoked)))
+}
+
+/// What Samskab keeps about a person (`GET /v1/me/export`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PersonExport {
+    /// The pseudonymous person id (derived from the provider's subject; the subject, the
+    /// e-mail and the name are never stored).
+    pub person_id: Uuid,
+    /// The role grants in force, with who granted them and when.
+    pub roles: Vec<RoleGrantView>,
+    /// For Samskab's own tokens: the role their claims carry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_role: Option<String>,
+    /// What else is kept: the person id as the actor of the events the person caused
+    /// (audit trails), and the answers to their idempotent requests (24 h, sealed).
+    pub also_kept: Vec<String>,
+}
+
+/// Everything kept about the signed-in person.
+#[utoipa::path(get, path = "/v1/me/export", tag = "people",
+    responses((status = 200, body = PersonExport), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn export(person: Person) -> Result<axum::Json<PersonExport>, ApiError> {
+    Ok(axum::Json(PersonExport {
+        person_id: person.person_id,
+        roles: person.grants.into_iter().map(grant_view).collect(),
+        token_role: person.claimed.map(|r| r.name().to_owned()),
+        also_kept: vec![
+            "the person id as the actor of events the person caused, in the audit trails".into(),
+            "answers to the person's requests with an Idempotency-Key, sealed, for 24 hours".into(),
+        ],
+    }))
+}
+
+/// What an erasure did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Erasure {
+    /// The person.
+    pub person_id: Uuid,
+    /// The grants revoked.
+    pub revoked: Vec<RoleGrantView>,
+}
+
+/// Revokes every grant of the person (a chapter's last admin too), forgets them on this
+/// replica and records the erasure in the ledger; in force on every replica within 2 s.
+async fn erase(s: &AppState, person: Uuid, context: Option<common::CommandContext>) -> Result<Erasure, ApiError> {
+    s.keystore.erase(&format!("person:{person}")).await.map_err(|e| {
+        tracing::error!(error = %e, "could not record an erasure");
+        ApiError::new(ErrorCode::Unavailable)
+    })?;
+    let req = common::PersonRequest { person_id: person.to_string() };
+    let mut revoked = Vec::new();
+    for service in [Service::CareHome, Service::Volunteer] {
+        let grants = s.clients.access(service).person_grants(req.clone()).await.reply()?.grants;
+        for g in grants {
+            let r = common::RevokeGrantRequest {
+                context: context.clone(),
+                role_grant_id: g.role_grant_id.clone(),
+                erasure: true,
+            };
+            s.clients.access(service).revoke_grant(r).await.found()?;
+            revoked.push(grant_view(g));
+        }
+    }
+    s.grants.forget(person);
+    Ok(Erasure { person_id: person, revoked })
+}
+
+/// Erase the signed-in person: their grants are revoked and the erasure recorded.
+#[utoipa::path(delete, path = "/v1/me", tag = "people",
+    responses((status = 200, body = Erasure), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn erase_me(State(s): State<AppState>, person: Person) -> Result<axum::Json<Erasure>, ApiError> {
+    let context = common::CommandContext {
+        idempotency_key: format!("erasure {}", person.person_id),
+        actor: Some(common::Actor { id: person.person_id.to_string(), role: "person".into() }),
+        correlation_id: String::new(),
+        expected_version: 0,
+    };
+    Ok(axum::Json(erase(&s, person.person_id, Some(context)).await?))
+}
+
+/// Erase a person (admin; the chapter admin of a chapter the person holds a grant in):
+/// their grants are revoked before the answer and the erasure is recorded in the ledger.
+#[utoipa::path(post, path = "/v1/people/{id}/erasure", tag = "people", params(("id" = Uuid, Path)),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses((status = 200, body = Erasure), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn erase_person(
+    State(s): State<AppState>,
+    cmd: Command,
+    Ids(person): Ids<Uuid>,
+    _: NoBody,
+) -> Result<axum::Json<Erasure>, ApiError> {
+    if !matches!(cmd.caller.role, access::Role::Admin) {
+        // A chapter admin erases people of its chapter only: a person without a grant
+        // there is unknown to it.
+        let grants = crate::caller::grants_of(&s, person).await?;
+        let ours = grants.iter().any(|g| {
+            id(&g.chapter_id).is_some_and(|c| cmd.caller.may(access::Action::Administer, &Object::Chapter(c)))
+        });
+        if !ours {
+            return Err(ApiError::not_found());
+        }
+    }
+    Ok(axum::Json(erase(&s, person, cmd.context()).await?))
 }
 
 /// `POST /v1/invitations/redeem`.
@@ -503,7 +609,9 @@ pub async fn redeem(
 /// The routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(me))
+        .routes(routes!(me, erase_me))
+        .routes(routes!(export))
+        .routes(routes!(erase_person))
         .routes(routes!(create, list))
         .routes(routes!(redeem))
         .routes(routes!(get, revoke))

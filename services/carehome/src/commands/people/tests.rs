@@ -60,16 +60,18 @@ fn a_chapters_last_admin_stays_unless_an_admin_removes_it() {
     let (a, b) = (Uuid::from_u128(100), Uuid::from_u128(101));
     let (ga, gb) = (Uuid::from_u128(200), Uuid::from_u128(201));
     let one = Scope::Chapter(Some(chapter(vec![(a, ga)])));
-    assert_eq!(revoke(&one, a, ga, false).unwrap_err().code(), ErrorCode::LastAdmin);
-    assert!(!revoke(&one, a, ga, true).unwrap().is_empty(), "an admin may");
+    assert_eq!(revoke(&one, a, ga, false, false).unwrap_err().code(), ErrorCode::LastAdmin);
+    assert!(!revoke(&one, a, ga, true, false).unwrap().is_empty(), "an admin may");
     let two = Scope::Chapter(Some(chapter(vec![(a, ga), (b, gb)])));
-    assert!(matches!(revoke(&two, a, ga, false).unwrap().of(&chapters::stream(Uuid::from_u128(1))).next(),
+    assert!(matches!(revoke(&two, a, ga, false, false).unwrap().of(&chapters::stream(Uuid::from_u128(1))).next(),
         Some(CareHomeEvent::ChapterAdminRemoved(e)) if e.role_grant_id == ga));
     // A grant not held (revoked before): nothing.
-    assert!(revoke(&two, a, gb, false).unwrap().is_empty());
+    assert!(revoke(&two, a, gb, false, false).unwrap().is_empty());
     // The network's last admin stays, whoever asks.
     let admins = Scope::Network(Some(Admins { admins: vec![(a, ga)] }));
-    assert_eq!(revoke(&admins, a, ga, true).unwrap_err().code(), ErrorCode::LastAdmin);
+    assert_eq!(revoke(&admins, a, ga, true, false).unwrap_err().code(), ErrorCode::LastAdmin);
+    // The person's erasure removes it all the same.
+    assert!(!revoke(&admins, a, ga, true, true).unwrap().is_empty());
 }
 
 #[test]
