@@ -127,6 +127,36 @@ impl System {
         keys.sign(&Claims::new(&sub, role, chrono::Duration::hours(1)))
     }
 
+    /// Starts a second gateway on the same database and services (another replica, with
+    /// caches of its own), and returns its base URL; it stops with the test.
+    pub async fn second_gateway(&self) -> String {
+        let running = self.running.as_ref().expect("running");
+        let store = eventlog::EventStore::connect(&self.config.url("gateway")).await.expect("gateway store");
+        let keys_store = servicekit::bootstrap::key_store(&store, &self.config.keys).await.expect("key store");
+        let keys = Keys::from_env_or_data_dir(self.config.data_dir()).expect("keys");
+        let clients = running.gateway.clients.clone();
+        let state = gateway::state(store, keys_store, keys, clients, &self.config.http).await.expect("gateway state");
+        let app = gateway::app(state, &self.config.http);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await;
+        });
+        format!("http://{addr}")
+    }
+
+    /// A request to another base URL (a second gateway).
+    pub async fn call_at(&self, base: &str, method: Method, path: &str, token: &str, body: Option<Value>) -> Reply {
+        let mut req = self.http.request(method, format!("{base}{path}")).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("the request is answered");
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let bytes = resp.bytes().await.unwrap_or_default();
+        Reply { status, headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+    }
+
     /// The person a Samskab token with subject `sub` acts for (the audit's actor).
     pub fn person_of(&self, sub: &str) -> String {
         let keys = Keys::from_env_or_data_dir(self.config.data_dir()).expect("keys");

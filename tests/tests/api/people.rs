@@ -15,6 +15,7 @@ testkit::both_backends!(
     the_first_admin_is_bootstrapped_and_staff_act_under_their_grants,
     api_keys_act_as_integrators_until_revoked_and_are_never_stored_in_clear,
     redemptions_are_rate_limited_targets_must_be_active_and_people_can_be_erased,
+    a_second_gateway_sees_a_redemption_at_once_and_revocations_within_two_seconds,
 );
 
 /// A system that trusts the provider, with Samskab's own tokens kept on for the admin
@@ -382,4 +383,50 @@ async fn redemptions_are_rate_limited_targets_must_be_active_and_people_can_be_e
     .await;
     let export = s.get("/v1/me/export", &gina).await.expect(200);
     assert_eq!(export.body["roles"], json!([]));
+}
+
+async fn a_second_gateway_sees_a_redemption_at_once_and_revocations_within_two_seconds(db: testkit::TestDb) {
+    let provider = OidcProvider::start().await;
+    let s = system_trusting(db, &provider).await;
+    let b = s.second_gateway().await;
+    let w = s.world().await;
+    let admin = s.admin();
+    let on_b = |path: String, token: String| {
+        let (s, b) = (&s, b.clone());
+        async move { s.call_at(&b, Method::GET, &path, &token, None).await }
+    };
+    let hana = provider.sign_in("hana").await.access_token;
+    // B has seen hana without a role (and must not remember that).
+    assert_eq!(on_b(format!("/v1/pilots/{}", w.pilot), hana.clone()).await.status, 403);
+
+    // Redeemed through A: in force on B at the next request.
+    let code = s.post("/v1/invitations", &admin, json!({"role": "pilot", "pilot_id": w.pilot})).await.expect(201);
+    redeem(&s, &hana, &code.str("code")).await;
+    assert_eq!(on_b(format!("/v1/pilots/{}", w.pilot), hana.clone()).await.status, 200);
+    let code = s.post("/v1/invitations", &admin, json!({"role": "coordinator", "carehome_id": w.home})).await;
+    let coordinator = redeem(&s, &hana, &code.expect(201).str("code")).await;
+    let resident = format!("/v1/residents/{}", w.residents[0]);
+    // A further grant of someone who holds one: within the 1 s B may keep her grants.
+    within_two_seconds("a second grant on B", || async { on_b(resident.clone(), hana.clone()).await.status == 200 })
+        .await;
+
+    // Revoked through A: refused on B within 2 s.
+    let grant = coordinator["role_grant_id"].as_str().unwrap();
+    s.delete(&format!("/v1/role-grants/{grant}"), &admin).await.expect(200);
+    within_two_seconds("a revoked grant on B", || async { on_b(resident.clone(), hana.clone()).await.status == 404 })
+        .await;
+    // The pilot retired through A: refused on B within 2 s.
+    s.post(&format!("/v1/pilots/{}/retire", w.pilot), &admin, json!({})).await.expect(200);
+    within_two_seconds("a retired pilot on B", || async {
+        matches!(on_b(format!("/v1/pilots/{}", w.pilot), hana.clone()).await.status.as_u16(), 401 | 403)
+    })
+    .await;
+
+    // An API key used on B, revoked through A: refused on B within 2 s.
+    let r = s.post("/v1/api-keys", &admin, json!({"name": "portal", "chapter_id": w.chapter})).await.expect(201);
+    let (key, key_id) = (r.str("key"), r.str("api_key_id"));
+    let stats = format!("/v1/stats?chapter_id={}&from=2027-01-01T00:00:00Z&to=2027-02-01T00:00:00Z", w.chapter);
+    assert_eq!(on_b(stats.clone(), key.clone()).await.status, 200);
+    s.delete(&format!("/v1/api-keys/{key_id}"), &admin).await.expect(200);
+    within_two_seconds("a revoked key on B", || async { on_b(stats.clone(), key.clone()).await.status == 401 }).await;
 }
