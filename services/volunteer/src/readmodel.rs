@@ -132,7 +132,10 @@ impl Projection for PilotsProjection {
                     Arg::Text(after.status.to_string()),
                     Arg::Int(event.version as i64),
                     Arg::Text(serde_json::to_string(&doc).map_err(Error::Payload)?),
-                    after.account.map_or(Arg::Null, |(person, _)| person.into()),
+                    // '' for none, not NULL: on PostgreSQL one prepared statement must
+                    // not see a typed NULL in a text parameter on one run and text on the
+                    // next (22P03).
+                    Arg::Text(after.account.map(|(person, _)| person.to_string()).unwrap_or_default()),
                 ],
             )
             .await?;
@@ -187,9 +190,8 @@ pub async fn caught_up(store: &EventStore) -> Result<bool, Error> {
 pub async fn pilot_of_grant(store: &EventStore, grant: Uuid) -> Result<Option<Uuid>, Error> {
     // The grant id is derived from the pilot and the person, so it is not a column: look it
     // up among linked pilots' documents.
-    let docs = store
-        .fetch_texts("SELECT doc FROM volunteer_pilots WHERE person_id IS NOT NULL ORDER BY pilot_id", &[])
-        .await?;
+    let docs =
+        store.fetch_texts("SELECT doc FROM volunteer_pilots WHERE person_id <> '' ORDER BY pilot_id", &[]).await?;
     for d in docs {
         let doc: PilotDoc = serde_json::from_str(&d).map_err(Error::Payload)?;
         if doc.account.is_some_and(|(_, g)| g == grant) {
@@ -237,7 +239,7 @@ pub async fn invitations_in_chapter(
 pub async fn links_in_chapter(store: &EventStore, chapter: Uuid) -> Result<Vec<Uuid>, Error> {
     let ids = store
         .fetch_texts(
-            "SELECT pilot_id FROM volunteer_pilots WHERE chapter_id = $1 AND person_id IS NOT NULL ORDER BY pilot_id",
+            "SELECT pilot_id FROM volunteer_pilots WHERE chapter_id = $1 AND person_id <> '' ORDER BY pilot_id",
             &[chapter.into()],
         )
         .await?;

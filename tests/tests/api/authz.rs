@@ -19,7 +19,7 @@
 //! allowed write runs concurrently, each on a fresh object from a small factory. All
 //! mismatches are printed as one table before the assertion.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -28,11 +28,17 @@ use e2e::{Reply, System};
 use gateway::Role;
 use reqwest::Method;
 use serde_json::{Value, json};
+use testkit::oidc::OidcProvider;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
 testkit::both_backends!(setup = e2e::System::start; every_route_of_the_openapi_document_has_a_row, every_cell_of_the_matrix_answers_as_specified);
+/// The matrix again with people signed in at an OpenID Provider and API keys as callers.
+mod principals {
+    use super::every_cell_answers_alike_for_people_and_api_keys;
+    testkit::both_backends!(every_cell_answers_alike_for_people_and_api_keys);
+}
 
 /// Cells where the gateway is known to answer against `api.md` and the fix is not the
 /// test's to make: (method, path template, caller, object). They are still run and
@@ -535,6 +541,15 @@ struct Matrix {
     f_home: Uuid,
     f_pilot: Uuid,
     counter: AtomicU32,
+    /// When the callers are people signed in at an OpenID Provider (with role grants) and
+    /// API keys: the provider, and a credential per role.
+    people: Option<People>,
+}
+
+/// The credentials of the people-and-keys run: one per role (`{role:?}`).
+struct People {
+    provider: OidcProvider,
+    tokens: HashMap<String, String>,
 }
 
 impl Matrix {
@@ -981,7 +996,16 @@ fn problem_code(status: u16) -> Option<&'static str> {
 
 async fn call(s: &System, m: &Matrix, row: &Row, who: Who, c: &Ctx, n: u32) -> Reply {
     let (path, body) = request(m, row, who, c, n);
-    let token = m.role(row, who).map(|r| s.token(r));
+    let token = match (&m.people, m.role(row, who)) {
+        (_, None) => None,
+        (None, Some(role)) => Some(s.token(role)),
+        // A person of their own for what concerns the caller alone (erasing themselves
+        // would take the role from every other cell).
+        (Some(p), Some(_)) if matches!(row.ep, Me | MeExport | MeErase | Redeem) => {
+            Some(p.provider.sign_in(&format!("someone-{n}")).await.access_token)
+        }
+        (Some(p), Some(role)) => Some(p.tokens[&format!("{role:?}")].clone()),
+    };
     let method = Method::from_bytes(row.method.as_bytes()).expect("method");
     s.call(method, &path, token.as_deref(), body).await
 }
@@ -1040,6 +1064,73 @@ async fn run(s: &Arc<System>, m: &Arc<Matrix>, cells: Vec<(usize, Who, Obj)>) ->
 
 async fn every_cell_of_the_matrix_answers_as_specified(s: System) {
     let s = Arc::new(s);
+    let m = Arc::new(matrix(&s).await);
+    check(&s, &m).await;
+}
+
+/// The same matrix with the callers as real principals: people signed in at a real OpenID
+/// Provider who hold one role grant each (redeemed invitations; the admin bootstrapped by
+/// `samskab invite`), and API keys for the integrators.
+async fn every_cell_answers_alike_for_people_and_api_keys(db: testkit::TestDb) {
+    let provider = OidcProvider::start().await;
+    let issuer = provider.issuer.clone();
+    let s = System::start_with(db, move |c| {
+        c.http.oidc.issuers = format!("{issuer}|samskab-api");
+        c.http.local_tokens = Some("on".into());
+    })
+    .await;
+    let s = Arc::new(s);
+    let mut m = matrix(&s).await;
+    let roles = [
+        Role::Admin,
+        Role::ChapterAdmin(m.own.chapter),
+        Role::ChapterAdmin(m.f_chapter),
+        Role::Coordinator(m.own.home),
+        Role::Coordinator(m.own.chome),
+        Role::Coordinator(m.sibling),
+        Role::Coordinator(m.f_home),
+        Role::Pilot(m.own.pilot),
+        Role::Pilot(m.other_pilot),
+        Role::Pilot(m.f_pilot),
+        Role::Integrator(Some(m.own.chapter)),
+        Role::Integrator(None),
+    ];
+    let admin = s.admin();
+    let mut tokens = HashMap::new();
+    for (i, role) in roles.into_iter().enumerate() {
+        let body = match role {
+            Role::Admin => None,
+            Role::ChapterAdmin(c) => Some(json!({"role": "chapter_admin", "chapter_id": c})),
+            Role::Coordinator(h) => Some(json!({"role": "coordinator", "carehome_id": h})),
+            Role::Pilot(p) => Some(json!({"role": "pilot", "pilot_id": p})),
+            Role::Integrator(scope) => {
+                let body = match scope {
+                    Some(c) => json!({"name": "matrix", "chapter_id": c}),
+                    None => json!({"name": "matrix", "network": true}),
+                };
+                let key = s.post("/v1/api-keys", &admin, body).await.expect(201).str("key");
+                tokens.insert(format!("{role:?}"), key);
+                continue;
+            }
+        };
+        let code = match body {
+            Some(b) => s.post("/v1/invitations", &admin, b).await.expect(201).str("code"),
+            None => {
+                let args = samskab::ops::InviteArgs { role: "admin".into(), expires_in_hours: 1 };
+                samskab::ops::invite(&s.config, &args).await.expect("invite")
+            }
+        };
+        let token = provider.sign_in(&format!("matrix-{i}")).await.access_token;
+        s.post("/v1/invitations/redeem", &token, json!({"code": code})).await.expect(200);
+        tokens.insert(format!("{role:?}"), token);
+    }
+    m.people = Some(People { provider, tokens });
+    check(&s, &Arc::new(m)).await;
+}
+
+/// The objects the matrix runs against: chapters A (ours), G (foreign) and F (the foreign
+/// callers').
+async fn matrix(s: &System) -> Matrix {
     let mut m = Matrix {
         own: Ctx::ghost(),
         foreign: Ctx::ghost(),
@@ -1050,6 +1141,7 @@ async fn every_cell_of_the_matrix_answers_as_specified(s: System) {
         f_home: Uuid::nil(),
         f_pilot: Uuid::nil(),
         counter: AtomicU32::new(0),
+        people: None,
     };
     m.own = context(&s, &m).await;
     m.foreign = context(&s, &m).await;
@@ -1060,8 +1152,11 @@ async fn every_cell_of_the_matrix_answers_as_specified(s: System) {
     m.f_chapter = s.chapter().await;
     m.f_home = carehome(&s, m.f_chapter, false).await;
     m.f_pilot = s.pilot(m.f_chapter).await;
-    let m = Arc::new(m);
+    m
+}
 
+async fn check(s: &Arc<System>, m: &Arc<Matrix>) {
+    let (s, m) = (s.clone(), m.clone());
     let rows = rows();
     for r in &rows {
         assert!(r.allowed.iter().all(|w| r.readers.contains(w)), "{}: who may act may read", r.path);

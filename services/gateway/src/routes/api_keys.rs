@@ -173,6 +173,7 @@ pub async fn revoke(
 
 /// `?chapter_id=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct KeysQuery {
     /// The chapter (omitted: the caller's chapter; for admin, the network's keys).

@@ -313,6 +313,7 @@ pub async fn revoke(
 
 /// `?chapter_id=`: a chapter's (omitted: for admin, the network's).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ChapterQuery {
     /// The chapter (omitted: the caller's chapter; for admin, the network's).
@@ -499,8 +500,8 @@ pub async fn erase_me(State(s): State<AppState>, person: Person) -> Result<axum:
 
 /// Erase a person (admin; the chapter admin of a chapter the person holds a grant in):
 /// their grants are revoked before the answer and the erasure is recorded in the ledger.
-#[utoipa::path(post, path = "/v1/people/{id}/erasure", tag = "people", params(("id" = Uuid, Path)),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+#[utoipa::path(post, path = "/v1/people/{id}/erasure", tag = "people",
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
     responses((status = 200, body = Erasure), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn erase_person(
@@ -572,7 +573,8 @@ pub async fn redeem(
     IdempotencyKey(key): IdempotencyKey,
     Body(b): Body<Redeem>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if b.code.trim().is_empty() || b.code.len() > 200 {
+    // The schema's bounds (1 to 200 characters); anything else is an unknown code (404).
+    if b.code.is_empty() || b.code.chars().count() > 200 {
         return Err(ApiError::invalid("/code", "must be an invitation code"));
     }
     if s.redemption_failures.recent(person.person_id) >= FAILED_REDEMPTIONS_PER_HOUR {
