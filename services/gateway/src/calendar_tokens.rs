@@ -64,6 +64,8 @@ pub struct Record {
     pub owner_role: Role,
     /// The maker's pseudonymous id.
     pub owner_sub: String,
+    /// The credential it was made with (`Caller::credential`), checked at every read.
+    pub owner_credential: String,
     /// When it was made (Unix seconds).
     pub created_at: i64,
 }
@@ -110,7 +112,7 @@ macro_rules! select {
     ($rest:literal) => {
         concat!(
             "SELECT calendar_token_id, calendar_kind, calendar_id, chapter_id, owner_role, owner_scope, created_at, \
-             owner_sub FROM gateway_calendar_tokens ",
+             owner_sub, owner_credential FROM gateway_calendar_tokens ",
             $rest
         )
     };
@@ -130,6 +132,7 @@ struct Row {
     owner_scope: String,
     created_at: i64,
     owner_sub: String,
+    owner_credential: String,
 }
 
 impl Row {
@@ -146,6 +149,7 @@ impl Row {
             chapter: self.chapter_id,
             owner_role: role_of(&self.owner_role, &self.owner_scope)?,
             owner_sub: self.owner_sub,
+            owner_credential: self.owner_credential,
             created_at: self.created_at,
         })
     }
@@ -184,6 +188,7 @@ impl CalendarTokens {
             chapter,
             owner_role: owner.role,
             owner_sub: owner.sub.clone(),
+            owner_credential: owner.credential(),
             created_at: chrono::Utc::now().timestamp(),
         };
         let (role, scope) = role_parts(owner.role);
@@ -197,14 +202,15 @@ impl CalendarTokens {
             Arg::Text(scope),
             Arg::Text(record.owner_sub.clone()),
             Arg::Int(record.created_at),
+            Arg::Text(record.owner_credential.clone()),
         ];
         self.store
             .transaction(move |tx| {
                 Box::pin(async move {
                     tx.execute(
                         "INSERT INTO gateway_calendar_tokens (calendar_token_id, token_hash, calendar_kind, calendar_id, \
-                         chapter_id, owner_role, owner_scope, owner_sub, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                         chapter_id, owner_role, owner_scope, owner_sub, created_at, owner_credential) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                         &args,
                     )
                     .await
@@ -318,6 +324,9 @@ impl FromRequestParts<AppState> for CalendarCaller {
         let Some(record) = record else {
             return Err(ApiError::unauthenticated("unknown or revoked calendar token"));
         };
+        if !state.credentials.in_force(&record.owner_credential).await? {
+            return Err(ApiError::unauthenticated("the calendar token's maker no longer holds that key or role"));
+        }
         let (chapter, suspended) = resolve(state, record.owner_role).await?;
         let caller = Caller {
             sub: record.owner_sub.clone(),
@@ -355,6 +364,7 @@ mod tests {
                 owner_scope: scope,
                 created_at: 17,
                 owner_sub: "u|with bars".into(),
+                owner_credential: String::new(),
             };
             let r = row.record().unwrap();
             assert_eq!(r.owner_role, role);

@@ -4,7 +4,7 @@
 //! suspended pilot may read but not book.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
@@ -79,6 +79,16 @@ impl Caller {
             return Err(ApiError::forbidden());
         }
         Ok(())
+    }
+
+    /// The credential the caller acts with, as webhooks and calendar tokens remember it:
+    /// `key:<api_key_id>`, `grant:<person_id>:<role_grant_id>`, or '' for a Samskab token.
+    pub fn credential(&self) -> String {
+        match (self.grant, self.role) {
+            (Some(g), _) => format!("grant:{}:{g}", self.person),
+            (None, Role::Integrator(_)) if self.person.is_nil() => format!("key:{}", self.sub),
+            _ => String::new(),
+        }
     }
 
     /// The key rate limits count by.
@@ -257,17 +267,53 @@ impl GrantCache {
 
 /// A person's grants in force, from the services that own them.
 pub async fn grants_of(state: &AppState, person: Uuid) -> Result<Vec<common::RoleGrant>, ApiError> {
-    if let Some(hit) = state.grants.get(person) {
-        return Ok(hit);
+    state.credentials.grants_of(person).await
+}
+
+/// Checks whether a remembered credential (of a webhook, a calendar token) is still in
+/// force: the key not revoked or expired, the person still holding the grant (each read
+/// at most [`GRANT_TTL`] old).
+#[derive(Clone)]
+pub struct Credentials {
+    clients: crate::clients::Clients,
+    grants: Arc<GrantCache>,
+}
+
+impl Credentials {
+    /// Over the services and the grant cache.
+    pub fn new(clients: crate::clients::Clients, grants: Arc<GrantCache>) -> Self {
+        Credentials { clients, grants }
     }
-    let req = common::PersonRequest { person_id: person.to_string() };
-    let (mut carehome, mut volunteer) =
-        (state.clients.access(Service::CareHome), state.clients.access(Service::Volunteer));
-    let (staff, pilots) = tokio::join!(carehome.person_grants(req.clone()), volunteer.person_grants(req));
-    let mut grants = staff.reply()?.grants;
-    grants.extend(pilots.reply()?.grants);
-    state.grants.put(person, &grants);
-    Ok(grants)
+
+    /// Whether `credential` is in force ('' always is: a Samskab token's claims).
+    pub async fn in_force(&self, credential: &str) -> Result<bool, ApiError> {
+        if let Some(key) = credential.strip_prefix("key:") {
+            let req = common::ApiKeyRequest { context: None, api_key_id: key.to_owned() };
+            let k = self.clients.access(Service::CareHome).get_api_key(req).await.found()?;
+            return Ok(k.is_some_and(|k| k.status == "active"));
+        }
+        if let Some(rest) = credential.strip_prefix("grant:") {
+            let Some((person, grant)) = rest.split_once(':') else { return Ok(false) };
+            let Ok(person) = person.parse() else { return Ok(false) };
+            return Ok(self.grants_of(person).await?.iter().any(|g| g.role_grant_id == grant));
+        }
+        Ok(credential.is_empty())
+    }
+
+    /// A person's grants in force (cached at most [`GRANT_TTL`], never when none).
+    pub async fn grants_of(&self, person: Uuid) -> Result<Vec<common::RoleGrant>, ApiError> {
+        if let Some(hit) = self.grants.get(person) {
+            return Ok(hit);
+        }
+        let req = common::PersonRequest { person_id: person.to_string() };
+        let (mut carehome, mut volunteer) =
+            (self.clients.access(Service::CareHome), self.clients.access(Service::Volunteer));
+        let (staff, pilots) = tokio::join!(carehome.person_grants(req.clone()), volunteer.person_grants(req));
+        let mut grants = staff.reply()?.grants;
+        grants.extend(pilots.reply()?.grants);
+        self.grants.put(person, &grants);
+        Ok(grants)
+    }
 }
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {

@@ -49,6 +49,8 @@ pub struct AppState {
     pub oidc: Arc<oidc::Verifier>,
     /// People's role grants, cached briefly.
     pub grants: Arc<caller::GrantCache>,
+    /// Checks remembered credentials (webhooks, calendar tokens) and reads grants.
+    pub credentials: caller::Credentials,
     /// The gateway's key store (erasures are recorded in its ledger).
     pub keystore: KeyStore,
     /// Checked API keys, cached briefly.
@@ -141,7 +143,15 @@ pub async fn state(
     migrate(&store).await?;
     let feed = feed::FeedReader::new(&clients);
     let stop = servicekit::server::Stop::new();
-    let webhooks = webhooks::Webhooks::new(store.clone(), keys_store.clone(), feed.clone(), http.webhooks.clone());
+    let grants: Arc<caller::GrantCache> = Arc::default();
+    let credentials = caller::Credentials::new(clients.clone(), grants.clone());
+    let webhooks = webhooks::Webhooks::new(
+        store.clone(),
+        keys_store.clone(),
+        feed.clone(),
+        http.webhooks.clone(),
+        credentials.clone(),
+    );
     webhooks.spawn(stop.clone());
     let calendar_tokens = calendar_tokens::CalendarTokens::new(store.clone());
     let keystore = keys_store.clone();
@@ -165,7 +175,8 @@ pub async fn state(
             oidc::Verifier::new(&http.oidc)
                 .map_err(|e| eventlog::Error::Handler(format!("SAMSKAB_OIDC_ISSUERS: {e}")))?,
         ),
-        grants: Arc::default(),
+        grants,
+        credentials,
         redemption_failures: Arc::default(),
         api_keys: Arc::default(),
         keystore,

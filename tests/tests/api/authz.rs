@@ -1143,14 +1143,14 @@ async fn matrix(s: &System) -> Matrix {
         counter: AtomicU32::new(0),
         people: None,
     };
-    m.own = context(&s, &m).await;
-    m.foreign = context(&s, &m).await;
-    m.sibling = carehome(&s, m.own.chapter, false).await;
+    m.own = context(s, &m).await;
+    m.foreign = context(s, &m).await;
+    m.sibling = carehome(s, m.own.chapter, false).await;
     m.other_pilot = s.pilot(m.own.chapter).await;
     // Booking must know the other pilot too (it books and claims in allowed cells).
-    book(&s, &m, m.own.bike, m.other_pilot, &[]).await;
+    book(s, &m, m.own.bike, m.other_pilot, &[]).await;
     m.f_chapter = s.chapter().await;
-    m.f_home = carehome(&s, m.f_chapter, false).await;
+    m.f_home = carehome(s, m.f_chapter, false).await;
     m.f_pilot = s.pilot(m.f_chapter).await;
     m
 }

@@ -16,6 +16,7 @@ testkit::both_backends!(
     api_keys_act_as_integrators_until_revoked_and_are_never_stored_in_clear,
     redemptions_are_rate_limited_targets_must_be_active_and_people_can_be_erased,
     a_second_gateway_sees_a_redemption_at_once_and_revocations_within_two_seconds,
+    webhooks_and_calendar_tokens_stop_with_the_key_or_grant_they_were_made_with,
 );
 
 /// A system that trusts the provider, with Samskab's own tokens kept on for the admin
@@ -429,4 +430,59 @@ async fn a_second_gateway_sees_a_redemption_at_once_and_revocations_within_two_s
     assert_eq!(on_b(stats.clone(), key.clone()).await.status, 200);
     s.delete(&format!("/v1/api-keys/{key_id}"), &admin).await.expect(200);
     within_two_seconds("a revoked key on B", || async { on_b(stats.clone(), key.clone()).await.status == 401 }).await;
+}
+
+async fn webhooks_and_calendar_tokens_stop_with_the_key_or_grant_they_were_made_with(db: testkit::TestDb) {
+    use std::sync::{Arc, Mutex};
+    let provider = OidcProvider::start().await;
+    let issuer = provider.issuer.clone();
+    let s = System::start_with(db, move |c| {
+        c.http.oidc.issuers = format!("{issuer}|samskab-api");
+        c.http.local_tokens = Some("on".into());
+        c.http.webhooks.allow_loopback = true;
+        c.http.webhooks.poll_ms = 100;
+    })
+    .await;
+    let w = s.world().await;
+    let admin = s.admin();
+
+    // A coordinator who signed in makes a calendar token; revoking her grant stops it.
+    let ines = provider.sign_in("ines").await.access_token;
+    let code = s.post("/v1/invitations", &admin, json!({"role": "coordinator", "carehome_id": w.home})).await;
+    let grant = redeem(&s, &ines, &code.expect(201).str("code")).await;
+    let cal = s.post("/v1/calendar-tokens", &ines, json!({"carehome_id": w.home})).await.expect(201);
+    let url = cal.str("url");
+    let fetch = || async { s.http.get(format!("{}{url}", s.base)).send().await.expect("answered").status().as_u16() };
+    assert_eq!(fetch().await, 200);
+    s.delete(&format!("/v1/role-grants/{}", grant["role_grant_id"].as_str().unwrap()), &admin).await.expect(200);
+    within_two_seconds("a calendar token of a revoked grant", || async { fetch().await == 401 }).await;
+
+    // A webhook made with an API key delivers until the key is revoked, then stops.
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let got = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let got = got.clone();
+            async move {
+                got.lock().unwrap().push(body);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let r = s.post("/v1/api-keys", &admin, json!({"name": "portal", "chapter_id": w.chapter})).await.expect(201);
+    let (key, key_id) = (r.str("key"), r.str("api_key_id"));
+    let hook = json!({"url": hook_url, "event_types": ["PilotRegistered"]});
+    s.post("/v1/webhooks", &key, hook).await.expect(201);
+    let pilots_seen = || seen.lock().unwrap().iter().filter(|b| b.contains("PilotRegistered")).count();
+    s.pilot(w.chapter).await;
+    s.eventually("a delivery", || async { pilots_seen() == 1 }).await;
+    s.delete(&format!("/v1/api-keys/{key_id}"), &admin).await.expect(200);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    s.pilot(w.chapter).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(pilots_seen(), 1, "a revoked key's webhook delivered again");
 }

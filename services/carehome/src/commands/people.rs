@@ -182,10 +182,7 @@ impl Scope {
             Scope::Home(h) => {
                 let h = h.as_ref()?;
                 let id = person.to_string();
-                h.coordinator_ids
-                    .iter()
-                    .any(|c| *c == id)
-                    .then(|| access::grant_id("coordinator", Some(h.carehome_id), person))
+                h.coordinator_ids.contains(&id).then(|| access::grant_id("coordinator", Some(h.carehome_id), person))
             }
         }
     }

@@ -214,11 +214,10 @@ impl Verifier {
         }
         let issuer = self.issuer_of(token).ok_or_else(|| refused("the token's issuer is not trusted here"))?;
         let typ = header.typ.as_deref().map(str::to_ascii_lowercase);
-        let typ_ok = match (issuer.config.id_token, typ.as_deref()) {
-            (true, None | Some("jwt")) => true,
-            (false, Some("at+jwt" | "application/at+jwt" | "jwt")) => true,
-            _ => false,
-        };
+        let typ_ok = matches!(
+            (issuer.config.id_token, typ.as_deref()),
+            (true, None | Some("jwt")) | (false, Some("at+jwt" | "application/at+jwt" | "jwt"))
+        );
         if !typ_ok {
             return Err(refused(if issuer.config.id_token {
                 "an ID token is expected from this issuer"

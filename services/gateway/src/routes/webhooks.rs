@@ -148,7 +148,8 @@ pub async fn create(
         Role::Integrator(Some(c)) => Some(c),
         _ => None,
     };
-    let (h, secret) = s.webhooks.create(owner_of(&caller), chapter, url.to_string(), b.event_types).await?;
+    let (h, secret) =
+        s.webhooks.create(owner_of(&caller), caller.credential(), chapter, url.to_string(), b.event_types).await?;
     let v = CreatedWebhook {
         webhook_id: h.id.to_string(),
         url: h.url,

@@ -129,6 +129,16 @@ impl Webhooks {
             if stop.stopped().now_or_never().is_some() {
                 return;
             }
+            // The key or grant it was made with must still be in force: a revoked one stops
+            // its deliveries (checked each round, so within the grant cache's second).
+            match self.credentials.in_force(&hook.owner_credential).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(webhook = %hook.id, code = %e.code, "webhooks: could not check the owner's credential");
+                    continue;
+                }
+            }
             if let Err(e) = self.fill(&hook).await {
                 tracing::warn!(webhook = %hook.id, code = %e.code, "webhooks: could not read the feed");
             }
@@ -342,6 +352,7 @@ mod tests {
             event_types: Vec::new(),
             url: String::new(),
             secret: String::new(),
+            owner_credential: String::new(),
         };
         // Any two names of the feed's vocabulary (the gateway names none itself).
         let mut types = crate::feed::event_types();

@@ -110,6 +110,9 @@ pub struct Hook {
     pub url: String,
     /// The sealed signing secret.
     pub secret: String,
+    /// The credential it was made with (`crate::caller::Credentials`): deliveries stop
+    /// while it is not in force (a revoked key or grant).
+    pub owner_credential: String,
 }
 
 /// One attempt, as logged.
@@ -146,12 +149,19 @@ pub struct Webhooks {
     reader: FeedReader,
     /// Configuration.
     pub config: WebhookConfig,
+    credentials: crate::caller::Credentials,
 }
 
 impl Webhooks {
     /// Over the gateway's database (migrations applied) and key store.
-    pub fn new(store: EventStore, keys: KeyStore, reader: FeedReader, config: WebhookConfig) -> Self {
+    pub fn new(
+        store: EventStore,
+        keys: KeyStore,
+        reader: FeedReader,
+        config: WebhookConfig,
+        credentials: crate::caller::Credentials,
+    ) -> Self {
         dispatcher::install_gauge();
-        Webhooks { store, keys, reader, config }
+        Webhooks { store, keys, reader, config, credentials }
     }
 }

@@ -20,7 +20,8 @@ use crate::problem::ApiError;
 macro_rules! hook_sql {
     ($tail:literal) => {
         concat!(
-            "SELECT webhook_id, owner, chapter_id, status, created_at, disabled_at, feed_cursor, event_types, url, secret ",
+            "SELECT webhook_id, owner, chapter_id, status, created_at, disabled_at, feed_cursor, event_types, url, secret, ",
+            "owner_credential ",
             "FROM gateway_webhooks ",
             $tail
         )
@@ -42,6 +43,7 @@ struct HookRow {
     event_types: String,
     url: String,
     secret: String,
+    owner_credential: String,
 }
 
 impl HookRow {
@@ -58,6 +60,7 @@ impl HookRow {
             event_types: serde_json::from_str(&self.event_types).ok()?,
             url: self.url,
             secret: self.secret,
+            owner_credential: self.owner_credential,
         })
     }
 }
@@ -189,6 +192,7 @@ impl Webhooks {
     pub async fn create(
         &self,
         owner: String,
+        owner_credential: String,
         chapter: Option<Uuid>,
         url: String,
         event_types: Vec<String>,
@@ -210,6 +214,7 @@ impl Webhooks {
             event_types,
             url,
             secret: sealed.0,
+            owner_credential,
         };
         let h = hook.clone();
         let types = serde_json::to_string(&h.event_types).expect("strings serialise");
@@ -218,7 +223,8 @@ impl Webhooks {
                 Box::pin(async move {
                     tx.execute(
                         "INSERT INTO gateway_webhooks (webhook_id, owner, chapter_id, status, created_at, disabled_at, \
-                         feed_cursor, event_types, url, secret, enqueued) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, 0)",
+                         feed_cursor, event_types, url, secret, enqueued, owner_credential) \
+                         VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, 0, $10)",
                         &[
                             Arg::Text(h.id.to_string()),
                             Arg::Text(h.owner),
@@ -229,6 +235,7 @@ impl Webhooks {
                             Arg::Text(types),
                             Arg::Text(h.url),
                             Arg::Text(h.secret),
+                            Arg::Text(h.owner_credential),
                         ],
                     )
                     .await
@@ -509,6 +516,7 @@ mod tests {
             event_types: event_types.into(),
             url: "https://hooks.example.org/".into(),
             secret: "sealed".into(),
+            owner_credential: String::new(),
         }
     }
 

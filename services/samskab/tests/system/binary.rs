@@ -523,6 +523,40 @@ async fn production_logs_are_json_lines_with_trace_ids_and_no_personal_data() {
         .unwrap();
     assert_eq!(resp.status(), 201);
     let trace_id = resp.headers()["x-trace-id"].to_str().unwrap().to_owned();
+    // Secrets: an invitation code redeemed, an API key issued and used.
+    let (st, inv) = call(
+        &http,
+        reqwest::Method::POST,
+        &format!("{base}/v1/invitations"),
+        &admin,
+        Some(json!({"role": "chapter_admin", "chapter_id": chapter})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 201, "{inv}");
+    let code = inv["code"].as_str().unwrap().to_owned();
+    let redeemer = token(&["--role", "pilot", "--pilot", &uuid::Uuid::now_v7().to_string()]);
+    let redeemed = http
+        .post(format!("{base}/v1/invitations/redeem"))
+        .bearer_auth(&redeemer)
+        .json(&json!({"code": code}))
+        .send()
+        .await
+        .unwrap();
+    assert!(redeemed.status().as_u16() < 500, "{}", redeemed.status());
+    let (st, key) = call(
+        &http,
+        reqwest::Method::POST,
+        &format!("{base}/v1/api-keys"),
+        &admin,
+        Some(json!({"name": "reports", "chapter_id": chapter})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 201, "{key}");
+    let key = key["key"].as_str().unwrap().to_owned();
+    let used = http.get(format!("{base}/v1/carehomes?chapter_id={chapter}")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(used.status(), 200);
     signal(&child, "-TERM");
     assert!(exit_status(&mut child).await.success());
 
@@ -549,6 +583,19 @@ async fn production_logs_are_json_lines_with_trace_ids_and_no_personal_data() {
     );
     for personal in ["Kirstine", "Bækgaard", "hjertemedicin"] {
         assert!(!text.contains(personal), "the log carries personal data ({personal})");
+    }
+    for (what, secret) in [("an invitation code", &code[4..]), ("an API key", &key[3..])] {
+        assert!(!text.contains(secret), "the log carries {what}");
+    }
+    // Nor does any database file of the data directory.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if let Ok(bytes) = std::fs::read(&path) {
+            for (what, secret) in [("an invitation code", &code[4..]), ("an API key", &key[3..])] {
+                let needle = secret.as_bytes();
+                assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{} holds {what}", path.display());
+            }
+        }
     }
 }
 
