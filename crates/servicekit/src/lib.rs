@@ -3,6 +3,7 @@
 //! and clock ([`clock`]), the event feed ([`feed`]), serving
 //! ([`server`]), calling ([`client`]) and following another service's feed ([`remote`]).
 
+pub mod access;
 pub mod aggregate;
 pub mod audit;
 pub mod bootstrap;

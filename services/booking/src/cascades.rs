@@ -69,13 +69,7 @@ impl Booking {
     /// under the gateway's 10 s deadline (5 s was seen to run out on a loaded 2-core CI
     /// machine on PostgreSQL, right after a burst of cascades).
     async fn rides_caught_up(&self) -> ServiceResult<()> {
-        for _ in 0..320 {
-            if readmodel::caught_up(&self.store).await? {
-                return Ok(());
-            }
-            tokio::time::sleep(StdDuration::from_millis(25)).await;
-        }
-        Err(ServiceError::Unavailable("the rides read model is behind".into()))
+        servicekit::access::wait_caught_up(&self.store, readmodel::NAME, "rides").await
     }
 
     async fn active_rides(&self, q: RideQuery) -> ServiceResult<Vec<rides::Ride>> {

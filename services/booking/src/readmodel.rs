@@ -418,7 +418,5 @@ pub async fn expired_requests(store: &EventStore, now: i64) -> Result<Vec<Uuid>,
 /// on PostgreSQL the head stays behind a ride committed just now while any older
 /// transaction in the cluster is open, and a cascade would then miss that ride.
 pub async fn caught_up(store: &EventStore) -> Result<bool, Error> {
-    let head = store.last_committed().await?;
-    let checkpoint = store.load_checkpoint(NAME).await?;
-    Ok(head == eventlog::Cursor::START || checkpoint.and_then(|c| c.parse().ok()) >= Some(head))
+    servicekit::access::caught_up(store, NAME).await
 }

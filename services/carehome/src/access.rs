@@ -10,6 +10,7 @@ use domain::{DomainError, ErrorCode};
 use eventlog::EventStore;
 use rand::Rng;
 use samskab_proto::common::v1::{self as pb, access_server::Access};
+use servicekit::access::invitation_proto;
 use servicekit::executor::{self, Loader};
 use servicekit::{CommandCtx, ServiceError, ServiceResult};
 use tonic::{Request, Response, Status};
@@ -55,24 +56,6 @@ fn opt(id: Option<Uuid>) -> String {
 
 fn optional_id(field: &str, s: &str) -> Result<Option<Uuid>, ServiceError> {
     if s.is_empty() { Ok(None) } else { Ok(Some(parse_id(field, s)?)) }
-}
-
-/// The proto form of an invitation.
-pub fn invitation_proto(i: &Invitation, version: u64, now: DateTime<Utc>) -> pb::Invitation {
-    pb::Invitation {
-        invitation_id: i.invitation_id.to_string(),
-        role: i.role.clone(),
-        chapter_id: opt(i.chapter_id),
-        carehome_id: opt(i.carehome_id),
-        pilot_id: opt(i.pilot_id),
-        issued_at: time(i.issued_at),
-        expires_at: time(i.expires_at),
-        status: i.status(now).to_owned(),
-        issued_by: i.issued_by.clone(),
-        redeemed_by: opt(i.redeemed.map(|r| r.0)),
-        role_grant_id: opt(i.redeemed.map(|r| r.1)),
-        version,
-    }
 }
 
 fn grant_proto(g: &GrantDoc) -> pb::RoleGrant {
@@ -150,16 +133,10 @@ impl StaffAccess {
         Ok(api_key_proto(&key, loader.version(&s), last, servicekit::clock::now()))
     }
 
-    /// Waits until the read model has applied everything committed (up to 8 s): a grant
-    /// made or removed a moment ago, on any replica, is then seen.
+    /// Waits until the read model has applied everything committed: a grant made or
+    /// removed a moment ago, on any replica, is then seen.
     async fn caught_up(&self) -> ServiceResult<()> {
-        for _ in 0..320 {
-            if readmodel::caught_up(&self.store).await? {
-                return Ok(());
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-        Err(ServiceError::Unavailable("the care-home read model is behind".into()))
+        servicekit::access::wait_caught_up(&self.store, readmodel::PROJECTION_NAME, "care-home").await
     }
 
     /// Issues an invitation (also used by `samskab invite` to bootstrap the first admin).

@@ -395,13 +395,6 @@ async fn access_rows(tx: &mut Tx<'_>, event: &RecordedEvent, parsed: &CareHomeEv
     }
 }
 
-/// Whether the read model has applied every event committed so far.
-pub async fn caught_up(store: &EventStore) -> Result<bool, Error> {
-    let head = store.last_committed().await?;
-    let checkpoint = store.load_checkpoint(PROJECTION_NAME).await?;
-    Ok(head == eventlog::Cursor::START || checkpoint.and_then(|c| c.parse().ok()) >= Some(head))
-}
-
 /// Documents of a table by a key column (static SQL).
 async fn docs<T: DeserializeOwned>(store: &EventStore, sql: &'static str, key: Arg) -> Result<Vec<T>, ServiceError> {
     let texts = store.fetch_texts(sql, &[key]).await?;

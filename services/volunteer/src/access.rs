@@ -14,6 +14,7 @@ use domain::{Aggregate, Decision, DomainError, DomainEvent, ErrorCode};
 use eventlog::EventStore;
 use rand::Rng;
 use samskab_proto::common::v1::{self as pb, access_server::Access};
+use servicekit::access::invitation_proto;
 use servicekit::executor::{self, Loader};
 use servicekit::{CommandCtx, ServiceError, ServiceResult};
 use tonic::{Request, Response, Status};
@@ -136,27 +137,6 @@ fn time(t: DateTime<Utc>) -> Option<prost_types::Timestamp> {
     Some(samskab_proto::time::to_proto(t))
 }
 
-fn opt(id: Option<Uuid>) -> String {
-    id.map(|i| i.to_string()).unwrap_or_default()
-}
-
-fn invitation_proto(i: &Invitation, version: u64, now: DateTime<Utc>) -> pb::Invitation {
-    pb::Invitation {
-        invitation_id: i.invitation_id.to_string(),
-        role: i.role.clone(),
-        chapter_id: opt(i.chapter_id),
-        carehome_id: opt(i.carehome_id),
-        pilot_id: opt(i.pilot_id),
-        issued_at: time(i.issued_at),
-        expires_at: time(i.expires_at),
-        status: i.status(now).to_owned(),
-        issued_by: i.issued_by.clone(),
-        redeemed_by: opt(i.redeemed.map(|r| r.0)),
-        role_grant_id: opt(i.redeemed.map(|r| r.1)),
-        version,
-    }
-}
-
 impl PilotAccess {
     async fn invitation(&self, id: &str) -> ServiceResult<(Invitation, u64)> {
         let id = parse_id("/invitation_id", id)?;
@@ -200,16 +180,10 @@ impl PilotAccess {
         }))
     }
 
-    /// Waits until the pilots read model has applied everything committed (up to 8 s), so
-    /// that a link made a moment ago on any replica is found.
+    /// Waits until the pilots read model has applied everything committed, so that a
+    /// link made a moment ago on any replica is found.
     async fn caught_up(&self) -> ServiceResult<()> {
-        for _ in 0..320 {
-            if readmodel::caught_up(&self.store).await? {
-                return Ok(());
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-        Err(ServiceError::Unavailable("the pilots read model is behind".into()))
+        servicekit::access::wait_caught_up(&self.store, readmodel::NAME, "pilots").await
     }
 }
 

@@ -179,13 +179,6 @@ pub async fn linked_to(store: &EventStore, person: Uuid) -> Result<Vec<Uuid>, Er
     Ok(ids.iter().filter_map(|i| i.parse().ok()).collect())
 }
 
-/// Whether the projection has applied every event committed so far.
-pub async fn caught_up(store: &EventStore) -> Result<bool, Error> {
-    let head = store.last_committed().await?;
-    let checkpoint = store.load_checkpoint(NAME).await?;
-    Ok(head == eventlog::Cursor::START || checkpoint.and_then(|c| c.parse().ok()) >= Some(head))
-}
-
 /// The pilot whose link is the grant `grant` (`None`: no such link).
 pub async fn pilot_of_grant(store: &EventStore, grant: Uuid) -> Result<Option<Uuid>, Error> {
     // The grant id is derived from the pilot and the person, so it is not a column: look it

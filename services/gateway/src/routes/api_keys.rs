@@ -2,7 +2,6 @@
 //! its chapter or by an admin for the network, shown once, kept by the care-home service as
 //! a hash; a key acts only as `integrator` of its scope.
 
-use access::Object;
 use axum::extract::State;
 use samskab_proto::common::v1 as common;
 use serde::{Deserialize, Serialize};
@@ -17,7 +16,7 @@ use crate::caller::Caller;
 use crate::clients::{Found, Service};
 use crate::extract::{Body, Command, Ids, NoBody, Params};
 use crate::problem::{ApiError, Problem};
-use crate::routes::chapters;
+use crate::routes::people::administers;
 use crate::views::{Created, Versioned, time};
 
 /// `POST /v1/api-keys`: a chapter's key or the network's.
@@ -79,21 +78,6 @@ fn view(k: common::ApiKey, key: Option<String>) -> Versioned<ApiKeyView> {
         },
         version,
     )
-}
-
-/// 404 unless the caller may read the chapter; 403 unless it administers it (the network:
-/// admin alone).
-async fn administers(s: &AppState, caller: &Caller, chapter: Option<Uuid>) -> Result<(), ApiError> {
-    match chapter {
-        // The network names no object to hide: everyone but admin is refused (403), as
-        // for creating a chapter.
-        None if caller.may(access::Action::Administer, &Object::Network) => Ok(()),
-        None => Err(ApiError::forbidden()),
-        Some(c) => {
-            chapters::visible(s, caller, c).await?;
-            caller.check(access::Action::Administer, &Object::Chapter(c))
-        }
-    }
 }
 
 /// Issue an API key: 201 with `key`, shown this once.

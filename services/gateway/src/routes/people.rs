@@ -174,7 +174,7 @@ fn owner(role: &str) -> Service {
 
 /// 404 unless the caller may read the chapter; 403 unless it administers it (the network,
 /// for `None`: admin alone).
-async fn administers(s: &AppState, caller: &Caller, chapter: Option<Uuid>) -> Result<(), ApiError> {
+pub(crate) async fn administers(s: &AppState, caller: &Caller, chapter: Option<Uuid>) -> Result<(), ApiError> {
     match chapter {
         // The network names no object to hide: everyone but admin is refused (403), as
         // for creating a chapter.
