@@ -170,9 +170,21 @@ pub fn context(
     key: Option<&str>,
     if_match: Option<u64>,
 ) -> Option<common::CommandContext> {
+    actor_context(&caller.sub, caller.role.name(), route, key, if_match)
+}
+
+/// The same for an actor that is not a caller with a role (a person redeeming or erasing
+/// themselves acts as `person`).
+pub fn actor_context(
+    actor: &str,
+    role: &str,
+    route: &str,
+    key: Option<&str>,
+    if_match: Option<u64>,
+) -> Option<common::CommandContext> {
     Some(common::CommandContext {
         idempotency_key: key.map(|k| format!("{route} {k}")).unwrap_or_default(),
-        actor: Some(common::Actor { id: caller.sub.clone(), role: caller.role.name().to_owned() }),
+        actor: Some(common::Actor { id: actor.to_owned(), role: role.to_owned() }),
         correlation_id: String::new(),
         expected_version: if_match.unwrap_or(0),
     })

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::caller::{Caller, Person};
-use crate::clients::{Found, Service};
+use crate::clients::{Found, Service, actor_context};
 use crate::extract::{Body, Command, IdempotencyKey, Ids, NoBody, Params};
 use crate::problem::{ApiError, Problem};
 use crate::routes::{carehomes, chapters, pilots};
@@ -489,13 +489,9 @@ async fn erase(s: &AppState, person: Uuid, context: Option<common::CommandContex
     responses((status = 200, body = Erasure), (status = 401, body = Problem)),
     security(("bearer" = [])))]
 pub async fn erase_me(State(s): State<AppState>, person: Person) -> Result<axum::Json<Erasure>, ApiError> {
-    let context = common::CommandContext {
-        idempotency_key: format!("erasure {}", person.person_id),
-        actor: Some(common::Actor { id: person.person_id.to_string(), role: "person".into() }),
-        correlation_id: String::new(),
-        expected_version: 0,
-    };
-    Ok(axum::Json(erase(&s, person.person_id, Some(context)).await?))
+    let id = person.person_id.to_string();
+    let context = actor_context(&id, "person", "erasure", Some(&id), None);
+    Ok(axum::Json(erase(&s, person.person_id, context).await?))
 }
 
 /// Erase a person (admin; the chapter admin of a chapter the person holds a grant in):
@@ -542,18 +538,27 @@ pub struct RedemptionFailures {
     by_person: Mutex<HashMap<Uuid, Vec<Instant>>>,
 }
 
+/// The window failed redemptions are counted in.
+const FAILURE_WINDOW: Duration = Duration::from_secs(3600);
+
 impl RedemptionFailures {
-    fn recent(&self, person: Uuid) -> usize {
+    /// When the person is over the limit: the seconds until the oldest failure of the
+    /// window ages out (the `Retry-After`).
+    fn blocked(&self, person: Uuid) -> Option<u64> {
         let mut map = self.by_person.lock().expect("lock");
         let list = map.entry(person).or_default();
-        list.retain(|t| t.elapsed() < Duration::from_secs(3600));
-        list.len()
+        list.retain(|t| t.elapsed() < FAILURE_WINDOW);
+        if list.len() < FAILED_REDEMPTIONS_PER_HOUR {
+            return None;
+        }
+        let oldest = list.iter().min().expect("not empty");
+        Some(FAILURE_WINDOW.saturating_sub(oldest.elapsed()).as_secs().max(1))
     }
 
     fn record(&self, person: Uuid) {
         let mut map = self.by_person.lock().expect("lock");
         if map.len() > 100_000 {
-            map.retain(|_, l| l.iter().any(|t| t.elapsed() < Duration::from_secs(3600)));
+            map.retain(|_, l| l.iter().any(|t| t.elapsed() < FAILURE_WINDOW));
         }
         map.entry(person).or_default().push(Instant::now());
     }
@@ -577,16 +582,14 @@ pub async fn redeem(
     if b.code.is_empty() || b.code.chars().count() > 200 {
         return Err(ApiError::invalid("/code", "must be an invitation code"));
     }
-    if s.redemption_failures.recent(person.person_id) >= FAILED_REDEMPTIONS_PER_HOUR {
-        return Err(ApiError::new(ErrorCode::RateLimited).detail("too many failed redemptions; try again in an hour"));
+    if let Some(wait) = s.redemption_failures.blocked(person.person_id) {
+        let mut e = ApiError::new(ErrorCode::RateLimited).detail("too many failed redemptions; try again later");
+        e.retry_after = Some(wait);
+        return Err(e);
     }
-    let context = common::CommandContext {
-        idempotency_key: key.map(|k| format!("post /v1/invitations/redeem {k}")).unwrap_or_default(),
-        actor: Some(common::Actor { id: person.person_id.to_string(), role: "person".into() }),
-        correlation_id: String::new(),
-        expected_version: 0,
-    };
-    let req = common::RedeemRequest { context: Some(context), code: b.code, person_id: person.person_id.to_string() };
+    let id = person.person_id.to_string();
+    let context = actor_context(&id, "person", "post /v1/invitations/redeem", key.as_deref(), None);
+    let req = common::RedeemRequest { context, code: b.code, person_id: id };
     // The code names its invitation's stream; whichever service holds it answers.
     let staff = s.clients.access(Service::CareHome).redeem(req.clone()).await.found();
     let answer = match staff {
