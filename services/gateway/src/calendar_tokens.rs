@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Role;
-use crate::caller::{Caller, resolve};
+use crate::caller::{Acting, Caller, resolve};
 use crate::problem::ApiError;
 
 /// What a token opens.
@@ -73,7 +73,7 @@ pub struct Record {
 impl Record {
     /// Whether `caller` made it (same subject, role and scope).
     pub fn owned_by(&self, caller: &Caller) -> bool {
-        self.owner_sub == caller.sub && self.owner_role == caller.role
+        self.owner_sub == caller.sub && self.owner_role == caller.role()
     }
 }
 
@@ -186,12 +186,12 @@ impl CalendarTokens {
             id: Uuid::now_v7(),
             calendar,
             chapter,
-            owner_role: owner.role,
+            owner_role: owner.role(),
             owner_sub: owner.sub.clone(),
             owner_credential: owner.credential(),
             created_at: chrono::Utc::now().timestamp(),
         };
-        let (role, scope) = role_parts(owner.role);
+        let (role, scope) = role_parts(owner.role());
         let args = vec![
             Arg::Text(record.id.to_string()),
             Arg::Text(hash(&token)),
@@ -243,7 +243,7 @@ impl CalendarTokens {
 
     /// The caller's own tokens in id order, after `after`, at most `limit`.
     pub async fn list(&self, owner: &Caller, after: Option<Uuid>, limit: u32) -> Result<Vec<Record>, ApiError> {
-        let (role, scope) = role_parts(owner.role);
+        let (role, scope) = role_parts(owner.role());
         let rows: Vec<Row> = self
             .store
             .fetch_rows(
@@ -328,14 +328,8 @@ impl FromRequestParts<AppState> for CalendarCaller {
             return Err(ApiError::unauthenticated("the calendar token's maker no longer holds that key or role"));
         }
         let (chapter, suspended) = resolve(state, record.owner_role).await?;
-        let caller = Caller {
-            sub: record.owner_sub.clone(),
-            person: record.owner_sub.parse().unwrap_or_default(),
-            grant: None,
-            role: record.owner_role,
-            chapter,
-            suspended,
-        };
+        let acting = Acting { grant: None, role: record.owner_role, chapter, suspended };
+        let caller = Caller::single(record.owner_sub.clone(), record.owner_sub.parse().unwrap_or_default(), acting);
         Ok(CalendarCaller { caller, token: Some(record) })
     }
 }

@@ -4,7 +4,7 @@
 //! suspended pilot may read but not book.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
@@ -22,52 +22,122 @@ use crate::problem::ApiError;
 use domain::types::PilotStatus;
 use samskab_proto::common::v1 as common;
 
-/// The caller of a request.
+/// One grant a request may act under, with its scope resolved from the records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acting {
+    /// The role grant (`None`: a Samskab token's claimed role, an API key).
+    pub grant: Option<Uuid>,
+    /// Role and scope.
+    pub role: Role,
+    /// The chapter the role belongs to (none: admin, network integrator).
+    pub chapter: Option<Uuid>,
+    /// For pilots: suspended (may read, may not book).
+    pub suspended: bool,
+}
+
+impl Acting {
+    fn facts(&self) -> access::Caller {
+        access::Caller { role: self.role, chapter: self.chapter, suspended: self.suspended }
+    }
+}
+
+/// The caller of a request: a person (or API key) and the grants the request may act
+/// under, most powerful first. A request acts under one of them: the first whose rules
+/// allow the first action the handler asks about ([`Caller::may`], [`Caller::check`]);
+/// from then on every rule, the actor role in events and audit, and the confirmation
+/// policy use that grant. Before any action is asked about, reads are allowed if any grant
+/// allows them (the most powerful grant that allows it).
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// The actor id written into events and audit: the person id.
     pub sub: String,
     /// The person.
     pub person: Uuid,
-    /// The role grant acted under (`None`: a Samskab token's claimed role).
-    pub grant: Option<Uuid>,
-    /// Role and scope.
-    pub role: Role,
-    /// The chapter the caller belongs to (none: admin, network integrator).
-    pub chapter: Option<Uuid>,
-    /// For pilots: suspended (may read, may not book).
-    pub suspended: bool,
+    grants: Arc<[Acting]>,
+    chosen: Arc<OnceLock<usize>>,
 }
 
 impl Caller {
-    /// The facts the read rules (`access`) ask about.
+    /// A caller with the grants it may act under, most powerful first (at least one).
+    pub fn new(sub: String, person: Uuid, grants: Vec<Acting>) -> Self {
+        assert!(!grants.is_empty(), "a caller acts under at least one grant");
+        Caller { sub, person, grants: grants.into(), chosen: Arc::default() }
+    }
+
+    /// A caller with one grant.
+    pub fn single(sub: String, person: Uuid, acting: Acting) -> Self {
+        Caller::new(sub, person, vec![acting])
+    }
+
+    /// The grant acted under: the chosen one, else the most powerful.
+    pub fn acting(&self) -> Acting {
+        self.grants[self.chosen.get().copied().unwrap_or(0)]
+    }
+
+    /// The role acted under.
+    pub fn role(&self) -> Role {
+        self.acting().role
+    }
+
+    /// The chapter of the role acted under.
+    pub fn chapter(&self) -> Option<Uuid> {
+        self.acting().chapter
+    }
+
+    /// Whether the role acted under is a suspended pilot's.
+    pub fn suspended(&self) -> bool {
+        self.acting().suspended
+    }
+
+    /// The role grant acted under.
+    pub fn grant(&self) -> Option<Uuid> {
+        self.acting().grant
+    }
+
+    /// The facts the read rules (`access`) ask about, for the grant acted under.
     pub fn facts(&self) -> access::Caller {
-        access::Caller { role: self.role, chapter: self.chapter, suspended: self.suspended }
+        self.acting().facts()
     }
 
-    /// Whether the caller is `pilot`.
+    /// The grants a question is answered over: the chosen one, or all before a choice.
+    fn candidates(&self) -> &[Acting] {
+        match self.chosen.get() {
+            Some(&i) => &self.grants[i..=i],
+            None => &self.grants,
+        }
+    }
+
+    /// Whether the caller is `pilot` (under any grant it may still act under).
     pub fn is_pilot(&self, pilot: Uuid) -> bool {
-        self.facts().is_pilot(pilot)
+        self.candidates().iter().any(|a| a.facts().is_pilot(pilot))
     }
 
-    /// Whether the caller is a pilot at all.
+    /// The pilot the caller is, if it may act as one.
     pub fn pilot(&self) -> Option<Uuid> {
-        self.facts().pilot()
+        self.candidates().iter().find_map(|a| a.facts().pilot())
     }
 
     /// Whether the caller may read `object` (404 otherwise).
     pub fn may_read(&self, object: &access::Object) -> bool {
-        access::may_read(&self.facts(), object)
+        self.candidates().iter().any(|a| access::may_read(&a.facts(), object))
     }
 
     /// Whether the caller sees `object`'s personal fields.
     pub fn sees_personal(&self, object: &access::Object) -> bool {
-        access::sees_personal(&self.facts(), object)
+        self.candidates().iter().any(|a| access::sees_personal(&a.facts(), object))
     }
 
-    /// Whether the caller may do `action` to `object`.
+    /// Whether the caller may do `action` to `object`. The first time this allows an
+    /// action, the most powerful grant that allows it becomes the grant acted under.
     pub fn may(&self, action: access::Action, object: &access::Object) -> bool {
-        access::may(&self.facts(), action, object)
+        let allows = |i: usize| access::may(&self.grants[i].facts(), action, object);
+        if let Some(&i) = self.chosen.get() {
+            return allows(i);
+        }
+        let Some(i) = (0..self.grants.len()).find(|&i| allows(i)) else {
+            return false;
+        };
+        allows(*self.chosen.get_or_init(|| i))
     }
 
     /// 404 unless the caller may read `object`; then 403 unless it may do `action` to it.
@@ -84,7 +154,7 @@ impl Caller {
     /// The credential the caller acts with, as webhooks and calendar tokens remember it:
     /// `key:<api_key_id>`, `grant:<person_id>:<role_grant_id>`, or '' for a Samskab token.
     pub fn credential(&self) -> String {
-        match (self.grant, self.role) {
+        match (self.grant(), self.role()) {
             (Some(g), _) => format!("grant:{}:{g}", self.person),
             (None, Role::Integrator(_)) if self.person.is_nil() => format!("key:{}", self.sub),
             _ => String::new(),
@@ -93,7 +163,7 @@ impl Caller {
 
     /// The key rate limits count by.
     pub fn rate_key(&self) -> String {
-        format!("{}:{}", self.role.name(), self.sub)
+        format!("{}:{}", self.role().name(), self.sub)
     }
 }
 
@@ -200,9 +270,10 @@ impl Person {
         })
     }
 
-    /// The grant a request acts under: the one the header names (403 if the person holds
-    /// no such grant), else the most powerful (admin > chapter_admin > coordinator > pilot).
-    pub fn acting(&self, named: Option<&str>) -> Result<Option<(Uuid, Role)>, ApiError> {
+    /// The grants a request may act under: the one the header names (403 if the person
+    /// holds no such grant), else all the person holds, most powerful first (admin >
+    /// chapter_admin > coordinator > pilot); the request acts under the first that allows it.
+    pub fn acting(&self, named: Option<&str>) -> Result<Vec<(Uuid, Role)>, ApiError> {
         let mut held: Vec<(Uuid, Role)> =
             self.grants.iter().filter_map(|g| Some((g.role_grant_id.parse().ok()?, Person::role_of(g)?))).collect();
         if let Some(named) = named {
@@ -210,14 +281,14 @@ impl Person {
                 .trim()
                 .parse()
                 .map_err(|_| ApiError::forbidden().detail("Samskab-Role-Grant must name one of your role grants"))?;
-            return held
-                .into_iter()
-                .find(|(id, _)| *id == named)
-                .map(Some)
-                .ok_or_else(|| ApiError::forbidden().detail("you hold no such role grant"));
+            held.retain(|(id, _)| *id == named);
+            if held.is_empty() {
+                return Err(ApiError::forbidden().detail("you hold no such role grant"));
+            }
+            return Ok(held);
         }
         held.sort_by_key(|(id, role)| (rank(*role), *id));
-        Ok(held.into_iter().next())
+        Ok(held)
     }
 }
 
@@ -382,14 +453,8 @@ async fn api_key_caller(state: &AppState, key: &str) -> Result<Caller, ApiError>
     };
     let chapter: Option<Uuid> =
         if k.network { None } else { Some(k.chapter_id.parse().map_err(|_| ApiError::new(ErrorCode::Internal))?) };
-    Ok(Caller {
-        sub: k.api_key_id.clone(),
-        person: Uuid::nil(),
-        grant: None,
-        role: Role::Integrator(chapter),
-        chapter,
-        suspended: false,
-    })
+    let acting = Acting { grant: None, role: Role::Integrator(chapter), chapter, suspended: false };
+    Ok(Caller::single(k.api_key_id.clone(), Uuid::nil(), acting))
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -407,19 +472,36 @@ impl FromRequestParts<AppState> for Caller {
             return Ok(caller);
         }
         let person = Person::from_request_parts(parts, state).await?;
-        let (grant, role) = match person.claimed {
-            Some(role) => (None, role),
+        let sub = person.person_id.to_string();
+        let caller = match person.claimed {
+            Some(role) => {
+                let (chapter, suspended) = resolve(state, role).await?;
+                Caller::single(sub, person.person_id, Acting { grant: None, role, chapter, suspended })
+            }
             None => {
                 let named = parts.headers.get(ROLE_GRANT_HEADER).map(|v| v.to_str().unwrap_or("-"));
-                let (grant, role) = person
-                    .acting(named)?
-                    .ok_or_else(|| ApiError::forbidden().detail("you hold no role here yet; redeem an invitation"))?;
-                (Some(grant), role)
+                let held = person.acting(named)?;
+                if held.is_empty() {
+                    return Err(ApiError::forbidden().detail("you hold no role here yet; redeem an invitation"));
+                }
+                // A grant whose scope no longer resolves (a pilot retired a moment ago) is
+                // left out; if none resolves, the first refusal is the answer.
+                let mut grants = Vec::with_capacity(held.len());
+                let mut refusal = None;
+                for (grant, role) in held {
+                    match resolve(state, role).await {
+                        Ok((chapter, suspended)) => {
+                            grants.push(Acting { grant: Some(grant), role, chapter, suspended })
+                        }
+                        Err(e) => refusal = refusal.or(Some(e)),
+                    }
+                }
+                match refusal {
+                    Some(e) if grants.is_empty() => return Err(e),
+                    _ => Caller::new(sub, person.person_id, grants),
+                }
             }
         };
-        let (chapter, suspended) = resolve(state, role).await?;
-        let caller =
-            Caller { sub: person.person_id.to_string(), person: person.person_id, grant, role, chapter, suspended };
         parts.extensions.insert(caller.clone());
         Ok(caller)
     }
@@ -435,10 +517,73 @@ impl From<access::Refusal> for ApiError {
     }
 }
 
-/// Refuses a suspended pilot's attempt to book or claim (422 `pilot-suspended`).
+/// Refuses a suspended pilot's attempt to book or claim (422 `pilot-suspended`): called
+/// when no grant allowed it, so it says why if one of them is a suspended pilot's.
 pub fn may_book(caller: &Caller) -> Result<(), ApiError> {
-    if caller.suspended {
+    if caller.candidates().iter().any(|a| a.suspended) {
         return Err(ApiError::new(ErrorCode::PilotSuspended).detail("a suspended pilot may read but not book"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use access::{Action, Object};
+
+    const CHAPTER: Uuid = Uuid::from_u128(1);
+    const HOME_A: Uuid = Uuid::from_u128(2);
+    const HOME_B: Uuid = Uuid::from_u128(3);
+    const PILOT: Uuid = Uuid::from_u128(4);
+
+    /// A coordinator of home A who also pilots in the chapter.
+    fn pia() -> Caller {
+        let grant = |n: u128, role: Role| Acting {
+            grant: Some(Uuid::from_u128(n)),
+            role,
+            chapter: Some(CHAPTER),
+            suspended: false,
+        };
+        Caller::new(
+            "pia".into(),
+            Uuid::from_u128(9),
+            vec![grant(10, Role::Coordinator(HOME_A)), grant(11, Role::Pilot(PILOT))],
+        )
+    }
+
+    #[test]
+    fn a_request_acts_under_the_most_powerful_grant_that_allows_it() {
+        let at = |home| Object::Ride { chapter: CHAPTER, carehome: home, pilot: PILOT };
+        // At home A both allow: the coordinator grant, the more powerful, is acted under.
+        let c = pia();
+        assert_eq!(c.role(), Role::Coordinator(HOME_A));
+        assert!(c.may(Action::Book, &at(HOME_A)));
+        assert_eq!((c.role(), c.grant()), (Role::Coordinator(HOME_A), Some(Uuid::from_u128(10))));
+        // At home B only the pilot grant allows booking: it is chosen, for the whole request
+        // (the clone the handler holds shares the choice).
+        let c = pia();
+        let held = c.clone();
+        assert!(c.may(Action::Book, &at(HOME_B)));
+        assert_eq!((held.role(), held.grant()), (Role::Pilot(PILOT), Some(Uuid::from_u128(11))));
+        assert_eq!(held.pilot(), Some(PILOT));
+        // Once chosen, the other grant answers nothing more: no mixing of two grants' rights.
+        assert!(!c.may(Action::Manage, &Object::CareHome { id: HOME_A, chapter: CHAPTER }));
+        assert!(!c.sees_personal(&Object::Resident { carehome: HOME_A, chapter: CHAPTER }));
+        // Before a choice, a read is allowed if any grant allows it; nothing allowed, no choice.
+        let c = pia();
+        assert!(c.may_read(&Object::Resident { carehome: HOME_A, chapter: CHAPTER }));
+        assert!(!c.may(Action::Administer, &Object::Chapter(CHAPTER)));
+        assert_eq!(c.chosen.get(), None);
+        assert!(c.check(Action::Manage, &Object::CareHome { id: HOME_A, chapter: CHAPTER }).is_ok());
+        assert_eq!(c.role(), Role::Coordinator(HOME_A));
+    }
+
+    #[test]
+    fn a_suspended_pilot_grant_is_named_when_nothing_allows_a_booking() {
+        let suspended = Acting { grant: None, role: Role::Pilot(PILOT), chapter: Some(CHAPTER), suspended: true };
+        let c = Caller::single("p".into(), Uuid::nil(), suspended);
+        assert!(!c.may(Action::Book, &Object::Ride { chapter: CHAPTER, carehome: HOME_A, pilot: PILOT }));
+        assert!(may_book(&c).is_err());
+        assert!(may_book(&pia()).is_ok());
+    }
 }

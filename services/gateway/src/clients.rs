@@ -170,7 +170,7 @@ pub fn context(
     key: Option<&str>,
     if_match: Option<u64>,
 ) -> Option<common::CommandContext> {
-    actor_context(&caller.sub, caller.role.name(), route, key, if_match)
+    actor_context(&caller.sub, caller.role().name(), route, key, if_match)
 }
 
 /// The same for an actor that is not a caller with a role (a person redeeming or erasing

@@ -327,7 +327,7 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
     };
     let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let hash = hex::encode(Sha256::digest([content_type.as_bytes(), b"\0", &bytes].concat()));
-    let scope = scope_of(&caller.sub, caller.role, &parts.method, parts.uri.path(), &key);
+    let scope = scope_of(&caller.sub, caller.role(), &parts.method, parts.uri.path(), &key);
     let subject = format!("idempotency:{}", hex::encode(&Sha256::digest(caller.sub.as_bytes())[..16]));
     let _running = match state.idempotency.claim(&scope, &hash).await {
         Err(e) => return e.into_response(),

@@ -245,6 +245,43 @@ async fn the_first_admin_is_bootstrapped_and_staff_act_under_their_grants(db: te
         .await;
     assert_eq!(s.get(&trail, &carla).await.body["items"][0]["actor_role"], "pilot");
 
+    // Without the header a request acts under the most powerful grant that allows it: at
+    // another care home of the chapter the coordinator grant may not book, so pia books
+    // there as the pilot she is (and the audit says so). Naming the coordinator grant
+    // there is 403: the grant named does not allow it.
+    let home_b = s.carehome(w.chapter).await;
+    let bike_b = s.bike(w.chapter, home_b, 2).await;
+    let resident_b = s.resident(home_b).await;
+    s.settle(&World { chapter: w.chapter, home: home_b, bike: bike_b, pilot: w.pilot, residents: vec![resident_b] })
+        .await;
+    let at_b = |start: &str| {
+        json!({"bike_id": bike_b, "pilot_id": w.pilot, "start": start, "duration_minutes": 60,
+               "resident_ids": [resident_b]})
+    };
+    let coordinator_grant = coordinator["role_grant_id"].as_str().unwrap();
+    let named = s
+        .call_with(
+            Method::POST,
+            "/v1/rides",
+            Some(&pia),
+            Some(at_b("2027-05-05T10:00:00+02:00")),
+            &[("samskab-role-grant", coordinator_grant)],
+        )
+        .await;
+    assert_eq!(named.status, 403, "{:?}", named.body);
+    let as_pilot_at_b = s.post("/v1/rides", &pia, at_b("2027-05-05T10:00:00+02:00")).await.expect(201);
+    let trail = format!("/v1/audit?object_type=ride&object_id={}", as_pilot_at_b.str("ride_id"));
+    s.eventually("the audit trail at home B", || async {
+        s.get(&trail, &carla).await.body["items"][0]["actor"] == me.as_str()
+    })
+    .await;
+    assert_eq!(s.get(&trail, &carla).await.body["items"][0]["actor_role"], "pilot");
+    // A pilot may not book for another pilot: no grant of pia's allows it (403).
+    let other_pilot = s.pilot(w.chapter).await;
+    let for_other = json!({"bike_id": bike_b, "pilot_id": other_pilot, "start": "2027-05-06T10:00:00+02:00",
+                           "duration_minutes": 60, "resident_ids": [resident_b]});
+    assert_eq!(s.post("/v1/rides", &pia, for_other).await.status, 403);
+
     // The chapter lists its grants; revoking the coordinator grant is in force within 2 s.
     let list = s.get(&format!("/v1/role-grants?chapter_id={}", w.chapter), &carla).await.expect(200);
     let ids: Vec<&str> =

@@ -183,7 +183,7 @@ pub async fn list(
     caller: Caller,
     Params(q): Params<KeysQuery>,
 ) -> Result<axum::Json<ApiKeyList>, ApiError> {
-    let chapter = q.chapter_id.or(match caller.role {
+    let chapter = q.chapter_id.or(match caller.role() {
         access::Role::ChapterAdmin(c) => Some(c),
         _ => None,
     });

@@ -51,7 +51,7 @@ pub struct FeedParams {
 /// The chapter whose events the caller may read (`Ok(None)`: all); 403 for roles that may
 /// not read the feed.
 pub fn tenant_of(caller: &Caller) -> Result<Option<Uuid>, ApiError> {
-    match caller.role {
+    match caller.role() {
         Role::Admin | Role::Integrator(None) => Ok(None),
         Role::Integrator(Some(c)) => Ok(Some(c)),
         _ => Err(ApiError::forbidden().detail("the event feed is for integrators")),

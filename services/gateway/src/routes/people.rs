@@ -321,7 +321,7 @@ pub struct ChapterQuery {
 }
 
 fn chapter_of_list(caller: &Caller, q: &ChapterQuery) -> Option<Uuid> {
-    q.chapter_id.or(match caller.role {
+    q.chapter_id.or(match caller.role() {
         access::Role::ChapterAdmin(c) => Some(c),
         _ => None,
     })
@@ -506,7 +506,7 @@ pub async fn erase_person(
     Ids(person): Ids<Uuid>,
     _: NoBody,
 ) -> Result<axum::Json<Erasure>, ApiError> {
-    if !matches!(cmd.caller.role, access::Role::Admin) {
+    if !matches!(cmd.caller.role(), access::Role::Admin) {
         // A chapter admin erases people of its chapter only: a person without a grant
         // there is unknown to it.
         let grants = crate::caller::grants_of(&s, person).await?;

@@ -309,12 +309,13 @@ pub async fn claim(
     let caller = &cmd.caller;
     let start = parse_time("/start", &b.start)?;
     let request = visible(&s, caller, id).await?;
-    let Some(pilot) = caller.pilot() else { return Err(ApiError::forbidden()) };
     if !object(&request).is_some_and(|o| caller.may(Action::ClaimRequest, &o)) {
         // A suspended pilot is told why; the rules refuse nothing else to a chapter's pilot.
         may_book(caller)?;
         return Err(ApiError::forbidden());
     }
+    // The pilot grant the claim acts under (a person may pilot in more than one chapter).
+    let Some(pilot) = caller.pilot() else { return Err(ApiError::forbidden()) };
     let c = s
         .clients
         .booking()

@@ -94,7 +94,7 @@ fn view(h: Hook, backlog: i64) -> WebhookView {
 
 /// Integrators and admin manage webhooks; 403 for the others.
 fn may_manage(caller: &Caller) -> Result<(), ApiError> {
-    match caller.role {
+    match caller.role() {
         Role::Admin | Role::Integrator(_) => Ok(()),
         _ => Err(ApiError::forbidden().detail("webhooks are for integrators")),
     }
@@ -103,7 +103,7 @@ fn may_manage(caller: &Caller) -> Result<(), ApiError> {
 /// A webhook the caller may see: its own, or any for admin (404 otherwise).
 async fn visible(s: &AppState, caller: &Caller, id: Uuid) -> Result<Hook, ApiError> {
     let hook = s.webhooks.get(id).await?.ok_or_else(ApiError::not_found)?;
-    match caller.role {
+    match caller.role() {
         Role::Admin => Ok(hook),
         Role::Integrator(_) if hook.owner == owner_of(caller) => Ok(hook),
         _ => Err(ApiError::not_found()),
@@ -144,7 +144,7 @@ pub async fn create(
     }
     // Refused now when it resolves to a refused address (and again at every delivery).
     resolve(&url, s.webhooks.config.allow_loopback).await.map_err(|why| ApiError::invalid("/url", why))?;
-    let chapter = match caller.role {
+    let chapter = match caller.role() {
         Role::Integrator(Some(c)) => Some(c),
         _ => None,
     };
@@ -174,7 +174,7 @@ pub async fn list(
     let limit = p.limit()?;
     let after = uuid_cursor(p.cursor.as_deref())?;
     may_manage(&caller)?;
-    let owner = (!matches!(caller.role, Role::Admin)).then(|| owner_of(&caller));
+    let owner = (!matches!(caller.role(), Role::Admin)).then(|| owner_of(&caller));
     let hooks = s.webhooks.list(owner.as_deref(), &after, limit).await?;
     let next = if hooks.len() == limit as usize { hooks.last().map(|h| h.id.to_string()) } else { None };
     let mut items = Vec::with_capacity(hooks.len());

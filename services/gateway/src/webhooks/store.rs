@@ -171,8 +171,8 @@ pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
 
 /// The key of a webhook's owner: role, scope and subject, hashed.
 pub fn owner_of(caller: &crate::caller::Caller) -> String {
-    let scope = caller.chapter.map(|c| c.to_string()).unwrap_or_default();
-    hex::encode(&Sha256::digest(format!("{}\0{scope}\0{}", caller.role.name(), caller.sub).as_bytes())[..16])
+    let scope = caller.chapter().map(|c| c.to_string()).unwrap_or_default();
+    hex::encode(&Sha256::digest(format!("{}\0{scope}\0{}", caller.role().name(), caller.sub).as_bytes())[..16])
 }
 
 impl Webhooks {
@@ -502,7 +502,7 @@ impl Webhooks {
 mod tests {
     use super::*;
     use crate::auth::Role;
-    use crate::caller::Caller;
+    use crate::caller::{Acting, Caller};
 
     fn hook_row(chapter_id: &str, event_types: &str) -> HookRow {
         HookRow {
@@ -580,13 +580,8 @@ mod tests {
 
     #[test]
     fn owners_are_keyed_by_role_scope_and_subject() {
-        let caller = |role: Role, chapter: Option<Uuid>, sub: &str| Caller {
-            sub: sub.into(),
-            person: Uuid::nil(),
-            grant: None,
-            role,
-            chapter,
-            suspended: false,
+        let caller = |role: Role, chapter: Option<Uuid>, sub: &str| {
+            Caller::single(sub.into(), Uuid::nil(), Acting { grant: None, role, chapter, suspended: false })
         };
         let c = Uuid::from_u128(1);
         let key = owner_of(&caller(Role::Integrator(Some(c)), Some(c), "app"));
