@@ -279,9 +279,16 @@ impl std::fmt::Debug for KeyStore {
 impl KeyStore {
     /// Opens the key store in the event store's database (creating its table).
     pub async fn connect(store: &EventStore, master: MasterKey) -> Result<Self, Error> {
+        let postgres = store.backend() == eventlog::Backend::Postgres;
         store
-            .transaction(|tx| {
+            .transaction(move |tx| {
                 Box::pin(async move {
+                    // Two processes starting at once (two gateway replicas) would both pass
+                    // `IF NOT EXISTS` and one fail on the catalogue's unique index: they
+                    // take turns.
+                    if postgres {
+                        tx.execute("SELECT pg_advisory_xact_lock(hashtext('keystore/create-table'))", &[]).await?;
+                    }
                     // Migration 1 of the key store (portable SQL; later changes get their own).
                     tx.execute(
                         "CREATE TABLE IF NOT EXISTS keystore_keys (\

@@ -117,3 +117,18 @@ async fn a_restored_backup_does_not_bring_an_erased_key_back() {
         drop(db);
     }
 }
+
+/// Replicas starting at once on a fresh database each open the key store: none fails on
+/// creating its table (PostgreSQL's `IF NOT EXISTS` alone is not safe against that).
+#[tokio::test]
+async fn processes_opening_a_fresh_key_store_at_once_all_succeed() {
+    for db in testkit::all_backends() {
+        let open = || async {
+            let store = EventStore::connect(&db.url).await.map_err(|e| e.to_string())?;
+            KeyStore::connect(&store, MasterKey::generate()).await.map(drop).map_err(|e| e.to_string())
+        };
+        let opened = tokio::join!(open(), open(), open(), open(), open(), open());
+        let opened = [opened.0, opened.1, opened.2, opened.3, opened.4, opened.5];
+        assert!(opened.iter().all(Result::is_ok), "{}: {opened:?}", db.url);
+    }
+}

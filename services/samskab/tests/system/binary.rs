@@ -55,7 +55,7 @@ async fn serve(dir: &Path, port: u16, demo: bool) -> (Child, String) {
     (child, printed)
 }
 
-async fn wait_ready(port: u16) {
+pub(crate) async fn wait_ready(port: u16) {
     let http = client(Duration::from_secs(30));
     testkit::eventually(&format!("samskab on port {port} to become ready"), Duration::from_secs(120), || async {
         let r = http.get(format!("http://127.0.0.1:{port}/readyz")).send().await;
@@ -81,7 +81,7 @@ fn demo_env(dir: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
-async fn call(
+pub(crate) async fn call(
     http: &reqwest::Client,
     method: reqwest::Method,
     url: &str,
@@ -259,9 +259,10 @@ async fn serve_demo_drains_on_sigterm_and_keeps_every_acknowledged_booking_throu
     assert!(exit_status(&mut child).await.success(), "SIGINT is a clean exit");
 }
 
-struct Component(#[allow(dead_code)] Child);
+/// A component process, killed when dropped.
+pub(crate) struct Component(#[allow(dead_code)] Child);
 
-fn run_component(dir: &Path, args: &[String]) -> Component {
+pub(crate) fn run_component(dir: &Path, args: &[String]) -> Component {
     let child = Command::new(BIN)
         .arg("run")
         .args(args)

@@ -9,4 +9,5 @@ mod support;
 
 mod binary;
 mod deploy;
+mod people;
 mod pg_restart;
