@@ -17,6 +17,7 @@ testkit::both_backends!(
     redemptions_are_rate_limited_targets_must_be_active_and_people_can_be_erased,
     a_second_gateway_sees_a_redemption_at_once_and_revocations_within_two_seconds,
     webhooks_and_calendar_tokens_stop_with_the_key_or_grant_they_were_made_with,
+    invitations_expire_when_their_time_is_up_and_redeeming_one_writes_nothing,
 );
 
 /// A system that trusts the provider, with Samskab's own tokens kept on for the admin
@@ -523,4 +524,43 @@ async fn webhooks_and_calendar_tokens_stop_with_the_key_or_grant_they_were_made_
     s.pilot(w.chapter).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(pilots_seen(), 1, "a revoked key's webhook delivered again");
+}
+
+/// Time moved past an invitation's expiry (the test clock, `docs/testing.md`): it shows as
+/// `expired` and redeeming it is 410 `invitation-expired`, for invitations of both owners
+/// (a pilot's at volunteer, a coordinator's at care-home), and nothing is written.
+async fn invitations_expire_when_their_time_is_up_and_redeeming_one_writes_nothing(db: testkit::TestDb) {
+    use servicekit::clock::{self, TestClockFile};
+    let dir = tempfile::tempdir().unwrap();
+    let time = TestClockFile::create(dir.path().join("offset")).unwrap();
+    clock::use_test_file(time.path());
+    let provider = OidcProvider::start().await;
+    let s = system_trusting(db, &provider).await;
+    let w = s.world().await;
+    let admin = s.admin();
+    let mut invitations = Vec::new();
+    for target in [json!({"role": "pilot", "pilot_id": w.pilot}), json!({"role": "coordinator", "carehome_id": w.home})]
+    {
+        let mut body = target;
+        body["expires_in_hours"] = json!(1);
+        let inv = s.post("/v1/invitations", &admin, body).await.expect(201);
+        assert_eq!(inv.str("status"), "open");
+        invitations.push((inv.str("invitation_id"), inv.str("code")));
+    }
+    let jo = provider.sign_in("jo").await.access_token;
+
+    // A minute before the hour they are open; a minute after, expired.
+    time.set_offset_seconds(59 * 60).unwrap();
+    for (id, _) in &invitations {
+        assert_eq!(s.get(&format!("/v1/invitations/{id}"), &admin).await.expect(200).str("status"), "open");
+    }
+    time.set_offset_seconds(61 * 60).unwrap();
+    let before = s.heads().await;
+    for (id, code) in &invitations {
+        assert_eq!(s.get(&format!("/v1/invitations/{id}"), &admin).await.expect(200).str("status"), "expired");
+        let r = s.post("/v1/invitations/redeem", &jo, json!({"code": code})).await;
+        assert_eq!((r.status.as_u16(), r.code()), (410, "invitation-expired"), "{:?}", r.body);
+    }
+    assert_eq!(s.heads().await, before, "a refused redemption writes nothing");
+    assert_eq!(s.get("/v1/me", &jo).await.expect(200).body["roles"], json!([]));
 }
