@@ -2,7 +2,8 @@
 //! this test; a ride booked over REST yields one trace holding the gateway's span, the
 //! booking service's RPC, the volunteer service's RPC (the gateway resolves the pilot) and
 //! the event log append, and the appended event carries that trace in its metadata. Spans
-//! never carry personal data. Metrics are pushed to the same receiver.
+//! never carry personal data, API keys or invitation codes. Metrics are pushed to the same
+//! receiver.
 //!
 //! One test per binary: telemetry is installed once per process, configured by the
 //! standard `OTEL_*` variables set before the system starts.
@@ -94,6 +95,12 @@ async fn a_booking_is_one_trace_from_the_gateway_to_the_event_log() {
     }
     let s = System::start(testkit::TestDb::sqlite()).await;
     let w = s.world().await;
+    // Secrets pass through first: an API key issued and used, an invitation code issued.
+    let key =
+        s.post("/v1/api-keys", &s.admin(), json!({"name": "portal", "network": true})).await.expect(201).str("key");
+    s.get(&format!("/v1/chapters/{}", w.chapter), &key).await.expect(200);
+    let code = s.post("/v1/invitations", &s.admin(), json!({"role": "pilot", "pilot_id": w.pilot})).await.expect(201);
+    let code = code.str("code");
     let pilot = s.token(Role::Pilot(w.pilot));
     let body = json!({"bike_id": w.bike, "pilot_id": w.pilot, "start": "2027-05-03T08:00:00Z",
                       "duration_minutes": 60, "resident_ids": [w.residents[0]]});
@@ -147,11 +154,17 @@ async fn a_booking_is_one_trace_from_the_gateway_to_the_event_log() {
     }
     assert!(found, "the append happens inside the booking RPC");
 
-    // No personal data in any span: names, notes and e-mails of the world never appear.
+    // No personal data in any span: names, notes and e-mails of the world never appear;
+    // nor do API keys or invitation codes (the spans of those requests are among them).
+    assert!(spans.iter().any(|s| s.name == "POST /v1/api-keys"), "the key's request was traced");
+    assert!(spans.iter().any(|s| s.name == "POST /v1/invitations"), "the invitation's request was traced");
     for span in &spans {
-        let text = format!("{} {:?}", span.name, span.attributes);
+        let text = format!("{} {:?} {:?}", span.name, span.attributes, span.events);
         for personal in ["Ærø", "Østergård", "loves the harbour", "@example.org"] {
             assert!(!text.contains(personal), "span {} carries personal data: {text}", span.name);
+        }
+        for (what, secret) in [("an API key", &key[3..]), ("an invitation code", &code[4..])] {
+            assert!(!text.contains(secret), "span {} carries {what}: {text}", span.name);
         }
     }
 

@@ -2,7 +2,8 @@
 //! `samskab run gateway` processes share the services and PostgreSQL, each with its own
 //! caches. A redemption through one is in force on the other at the next request; revoking
 //! a grant, retiring a pilot and revoking an API key through one are refused by both
-//! within 2 s.
+//! within 2 s. `samskab invite --role admin` bootstraps the first admin person against the
+//! running system's database; no invitation code or API key is in any database in clear.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use serde_json::{Value, json};
 use testkit::oidc::OidcProvider;
 
 use crate::binary::{Component, call, run_component, wait_ready};
-use crate::support::{client, free_port, shared_token};
+use crate::support::{BIN, SHARED_SECRETS, client, free_port, shared_token};
 
 /// Polls `check` until it holds, failing if that takes more than 2 s (plus a request's
 /// worth of slack on a loaded machine: the bound is the caches', not the HTTP round trip).
@@ -105,7 +106,7 @@ async fn two_gateway_processes_see_redemptions_at_once_and_revocations_within_tw
             assert_eq!(st, 201, "{inv}");
             let (st, grant) = post(g, "/v1/invitations/redeem", &person, json!({"code": inv["code"]})).await;
             assert_eq!(st, 200, "{grant}");
-            grant["role_grant_id"].as_str().unwrap().to_owned()
+            (grant["role_grant_id"].as_str().unwrap().to_owned(), inv["code"].as_str().unwrap().to_owned())
         }
     };
 
@@ -114,14 +115,14 @@ async fn two_gateway_processes_see_redemptions_at_once_and_revocations_within_tw
     let (p1, p2) = (pilot("Hana").await, pilot("Ida").await);
     let hana = provider.sign_in("hana").await.access_token;
     assert_eq!(get(1, format!("/v1/pilots/{p1}"), hana.clone()).await, 403);
-    let grant = redeem(0, p1.clone(), hana.clone()).await;
+    let (grant, hana_code) = redeem(0, p1.clone(), hana.clone()).await;
     for g in [1, 0] {
         assert_eq!(get(g, format!("/v1/pilots/{p1}"), hana.clone()).await, 200, "gateway {g}");
     }
     // Ida redeems through gateway 1: in force on gateway 0 at once.
     let ida = provider.sign_in("ida").await.access_token;
     assert_eq!(get(0, format!("/v1/pilots/{p2}"), ida.clone()).await, 403);
-    redeem(1, p2.clone(), ida.clone()).await;
+    let (_, ida_code) = redeem(1, p2.clone(), ida.clone()).await;
     for g in [0, 1] {
         assert_eq!(get(g, format!("/v1/pilots/{p2}"), ida.clone()).await, 200, "gateway {g}");
     }
@@ -155,7 +156,22 @@ async fn two_gateway_processes_see_redemptions_at_once_and_revocations_within_tw
         .await;
     }
 
+    // The first admin person, bootstrapped by `samskab invite --role admin` against the
+    // running system's database (the code is the last word of stdout).
+    let out = std::process::Command::new(BIN)
+        .args(["invite", "--role", "admin", "--database-url", &db.url, "--data-dir"])
+        .arg(&dir)
+        .envs(SHARED_SECRETS)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "samskab invite: {}", String::from_utf8_lossy(&out.stderr));
+    let code = String::from_utf8(out.stdout).unwrap().split_whitespace().last().unwrap().to_owned();
+    let root = provider.sign_in("root").await.access_token;
+    let (st, grant) = post(1, "/v1/invitations/redeem", &root, json!({"code": code})).await;
+    assert_eq!((st, grant["role"].as_str()), (200, Some("admin")), "{grant}");
+
     // An API key in use on both, revoked through gateway 0: refused by each within 2 s.
+    let admin = root;
     let (st, k) = post(0, "/v1/api-keys", &admin, json!({"name": "portal", "chapter_id": chapter})).await;
     assert_eq!(st, 201, "{k}");
     let (key, key_id) = (k["key"].as_str().unwrap().to_owned(), k["api_key_id"].as_str().unwrap().to_owned());
@@ -175,5 +191,27 @@ async fn two_gateway_processes_see_redemptions_at_once_and_revocations_within_tw
         })
         .await;
     }
+
+    // Neither the codes nor the key are in any table of any component's database in
+    // clear (every row of every table, as text).
+    for component in ["carehome", "volunteer", "booking", "gateway"] {
+        let store = eventlog::EventStore::connect(&url(component)).await.unwrap();
+        let dump = store.fetch_texts(DUMP, &[]).await.unwrap().concat();
+        assert!(dump.len() > 1000, "{component}: the dump holds the data ({} bytes)", dump.len());
+        if component == "carehome" {
+            assert!(dump.contains(&chapter) && dump.contains(&key_id), "the dump reads the records");
+        }
+        let secrets = [&hana_code[4..], &ida_code[4..], &code[4..], &key[3..]];
+        for (what, secret) in
+            ["a pilot's code", "a pilot's code", "the admin's code", "the API key"].iter().zip(secrets)
+        {
+            assert!(!dump.contains(secret), "{what} is in {component}'s database");
+        }
+        store.close().await;
+    }
     drop(procs);
 }
+
+/// Every row of every table in the current schema, as XML text.
+const DUMP: &str = "SELECT query_to_xml(format('SELECT * FROM %I', table_name), true, false, '')::text \
+    FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'";
