@@ -93,7 +93,7 @@ impl System {
         if let Some(url) = &args.url {
             let data_dir = args.data_dir.clone().ok_or("--url needs --data-dir of that system (for its token keys)")?;
             let bin = find_samskab(args.samskab_bin.as_deref())?;
-            let sys = System {
+            let mut sys = System {
                 base: url.trim_end_matches('/').to_owned(),
                 kind: "external",
                 backend: "unknown",
@@ -136,22 +136,36 @@ impl System {
         };
         match args.target {
             Target::AllInOne => {
-                let port = free_port()?;
                 sys.kind = "all-in-one";
                 sys.backend = "sqlite";
-                sys.base = format!("http://127.0.0.1:{port}");
                 sys.env = env;
                 let data = sys.data_dir.clone();
-                sys.spawn(
-                    "samskab",
-                    &[
-                        "serve".into(),
-                        "--data-dir".into(),
-                        data.display().to_string(),
-                        "--listen".into(),
-                        format!("127.0.0.1:{port}"),
-                    ],
-                )?;
+                // The free port may be taken by another program before samskab binds it
+                // (a busy test machine): then try another.
+                for attempt in 1.. {
+                    let port = free_port()?;
+                    sys.base = format!("http://127.0.0.1:{port}");
+                    sys.spawn(
+                        "samskab",
+                        &[
+                            "serve".into(),
+                            "--data-dir".into(),
+                            data.display().to_string(),
+                            "--listen".into(),
+                            format!("127.0.0.1:{port}"),
+                        ],
+                    )?;
+                    match sys.wait_ready(&[]).await {
+                        Err(e) if attempt < 3 && e.contains("Address already in use") => {
+                            eprintln!("samskab-load: port {port} was taken; trying another");
+                            sys.procs.clear();
+                        }
+                        other => {
+                            other?;
+                            break;
+                        }
+                    }
+                }
             }
             Target::Separate => {
                 let server =
@@ -290,7 +304,7 @@ impl System {
         Ok(())
     }
 
-    pub async fn wait_ready(&self, logs: &[PathBuf]) -> Result<(), String> {
+    pub async fn wait_ready(&mut self, logs: &[PathBuf]) -> Result<(), String> {
         let http = reqwest::Client::new();
         let until = Instant::now() + Duration::from_secs(180);
         loop {
@@ -298,6 +312,18 @@ impl System {
                 && r.status() == 200
             {
                 return Ok(());
+            }
+            // A process that exited (its port taken meanwhile by another program) will
+            // never answer: say so now, with its log.
+            let exited = self.procs.iter_mut().find_map(|p| match p.child.try_wait() {
+                Ok(Some(status)) => Some((p.name.clone(), status, p.log.clone())),
+                _ => None,
+            });
+            if let Some((name, status, log)) = exited {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(20).collect();
+                let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+                return Err(format!("{name} exited ({status}) before it was ready:\n{tail}"));
             }
             if Instant::now() > until {
                 let tails: Vec<String> = logs

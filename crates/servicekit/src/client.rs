@@ -10,17 +10,19 @@ use tonic::transport::{Channel, Endpoint};
 /// The deadline of a call when the caller sets none.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
-/// A channel to `url` (`http://host:port`) that connects on first use and reconnects after
-/// a failure. No channel-wide timeout: long-lived feeds use the same channels; every unary
-/// call sets its own deadline with [`request`].
+/// A channel to `url` (`http://host:port`, or `inproc://...` for a server of this process,
+/// see [`crate::inproc`]) that connects on first use and reconnects after a failure. No
+/// channel-wide timeout: long-lived feeds use the same channels; every unary call sets its
+/// own deadline with [`request`].
 pub fn channel(url: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(url.to_owned())?
+    let in_process = url.starts_with(crate::inproc::SCHEME);
+    let endpoint = Endpoint::from_shared(if in_process { "http://in-process".to_owned() } else { url.to_owned() })?
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(20))
         .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true)
-        .connect_lazy())
+        .keep_alive_while_idle(true);
+    Ok(if in_process { crate::inproc::channel(url, endpoint) } else { endpoint.connect_lazy() })
 }
 
 /// A request with a deadline and the current span's `traceparent`.

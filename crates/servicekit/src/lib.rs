@@ -13,6 +13,8 @@ pub mod context;
 pub mod error;
 pub mod executor;
 pub mod feed;
+pub mod inproc;
+pub mod policy;
 pub mod remote;
 pub mod rpc_metrics;
 pub mod server;

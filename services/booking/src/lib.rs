@@ -170,7 +170,7 @@ impl BookingServer {
                 servicekit::server::Readiness { store: store.head().await.is_ok(), subscriptions: Some(connected) }
             })
         });
-        servicekit::server::ServiceRoutes { routes, stop, probe: Some(probe) }
+        servicekit::server::ServiceRoutes { routes, stop, probe: Some(probe), reflection: false }
     }
 
     /// The handlers (for in-process use).
@@ -201,6 +201,9 @@ pub struct Config {
     /// Master key and erasure ledger.
     #[command(flatten)]
     pub keys: servicekit::bootstrap::KeyConfig,
+    /// The gRPC server (reflection).
+    #[command(flatten)]
+    pub grpc: servicekit::server::GrpcConfig,
 }
 
 /// Runs the service until `shutdown` resolves.
@@ -211,7 +214,8 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let server = BookingServer::start(store, keys, peers).await?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(listen = %config.listen, "booking service serving");
-    servicekit::server::serve(listener, server.routes(), SERVICE_NAMES, shutdown).await?;
+    let routes = server.routes().with_reflection(config.grpc.reflection);
+    servicekit::server::serve(listener, routes, SERVICE_NAMES, shutdown).await?;
     Ok(())
 }
 

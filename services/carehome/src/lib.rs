@@ -79,7 +79,7 @@ impl CareHomeServer {
                 servicekit::audit::AuditLog::new(self.store.clone(), audit::stream_of, audit::summary).into_server(),
             );
         let probe = Some(servicekit::server::store_probe(self.store.clone()));
-        servicekit::server::ServiceRoutes { routes, stop, probe }
+        servicekit::server::ServiceRoutes { routes, stop, probe, reflection: false }
     }
 
     /// The handlers (for in-process use).
@@ -104,6 +104,9 @@ pub struct Config {
     /// Master key and erasure ledger.
     #[command(flatten)]
     pub keys: servicekit::bootstrap::KeyConfig,
+    /// The gRPC server (reflection).
+    #[command(flatten)]
+    pub grpc: servicekit::server::GrpcConfig,
 }
 
 /// Creates the directory of a SQLite database file (SQLite creates the file, not its directory).
@@ -124,7 +127,8 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let server = CareHomeServer::start(store, keys).await?;
     let listener = TcpListener::bind(config.listen).await?;
     tracing::info!(listen = %config.listen, "care-home service serving");
-    servicekit::server::serve(listener, server.routes(), SERVICE_NAMES, shutdown).await?;
+    let routes = server.routes().with_reflection(config.grpc.reflection);
+    servicekit::server::serve(listener, routes, SERVICE_NAMES, shutdown).await?;
     Ok(())
 }
 

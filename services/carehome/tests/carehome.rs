@@ -7,6 +7,8 @@ mod harness;
 
 #[path = "carehome/bikes.rs"]
 mod bikes;
+#[path = "carehome/boundary.rs"]
+mod boundary;
 #[path = "carehome/carehomes.rs"]
 mod carehomes;
 #[path = "carehome/chapters.rs"]

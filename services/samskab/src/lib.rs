@@ -110,23 +110,32 @@ async fn open(cfg: &ServeConfig, component: &str) -> Result<(EventStore, keystor
     Ok((store, keys))
 }
 
-/// Starts the three services on loopback and the gateway on `cfg.listen`.
+/// Starts the three services inside this process (reachable by no other process: no TCP
+/// port, no socket file; see `servicekit::inproc`) and the gateway on `cfg.listen`.
 pub async fn start(cfg: &ServeConfig) -> Result<Running, Error> {
-    let loopback: SocketAddr = "127.0.0.1:0".parse().expect("loopback");
+    use servicekit::inproc::url_for;
+    use servicekit::server::spawn_in_process;
     let (store, keys) = open(cfg, "carehome").await?;
     let ch = carehome::CareHomeServer::start(store, keys).await.map_err(|e| Error::Start(e.to_string()))?;
-    let carehome = servicekit::server::spawn(loopback, ch.routes(), carehome::SERVICE_NAMES).await?;
+    let carehome = spawn_in_process("carehome", ch.routes(), carehome::SERVICE_NAMES);
     let (store, keys) = open(cfg, "volunteer").await?;
     let vol = volunteer::VolunteerServer::start(store, keys).await.map_err(|e| Error::Start(e.to_string()))?;
-    let volunteer = servicekit::server::spawn(loopback, vol.routes(), volunteer::SERVICE_NAMES).await?;
+    let volunteer = spawn_in_process("volunteer", vol.routes(), volunteer::SERVICE_NAMES);
     let (store, keys) = open(cfg, "booking").await?;
-    let peers = booking::Peers { carehome_url: carehome.url(), volunteer_url: volunteer.url() };
+    let peers = booking::Peers {
+        carehome_url: url_for(&carehome.url(), "booking"),
+        volunteer_url: url_for(&volunteer.url(), "booking"),
+    };
     let b = booking::BookingServer::start(store, keys, peers).await.map_err(|e| Error::Start(e.to_string()))?;
-    let booking = servicekit::server::spawn(loopback, b.routes(), booking::SERVICE_NAMES).await?;
+    let booking = spawn_in_process("booking", b.routes(), booking::SERVICE_NAMES);
 
     let (store, keys) = open(cfg, "gateway").await?;
     let tokens = gateway::Keys::from_env_or_data_dir(cfg.data_dir()).map_err(Error::Start)?;
-    let urls = gateway::ServiceUrls { booking: booking.url(), carehome: carehome.url(), volunteer: volunteer.url() };
+    let urls = gateway::ServiceUrls {
+        booking: url_for(&booking.url(), "gateway"),
+        carehome: url_for(&carehome.url(), "gateway"),
+        volunteer: url_for(&volunteer.url(), "gateway"),
+    };
     let state = gateway::state(store, keys, tokens, gateway::Clients::connect(&urls)?, &cfg.http).await?;
     let app = gateway::app(state.clone(), &cfg.http);
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;

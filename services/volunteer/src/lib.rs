@@ -73,7 +73,7 @@ impl VolunteerServer {
                 servicekit::audit::AuditLog::new(self.store.clone(), audit::stream_of, audit::summary).into_server(),
             );
         let probe = Some(servicekit::server::store_probe(self.store.clone()));
-        servicekit::server::ServiceRoutes { routes, stop, probe }
+        servicekit::server::ServiceRoutes { routes, stop, probe, reflection: false }
     }
 
     /// The handlers (for in-process use).
@@ -98,6 +98,9 @@ pub struct Config {
     /// Master key and erasure ledger.
     #[command(flatten)]
     pub keys: servicekit::bootstrap::KeyConfig,
+    /// The gRPC server (reflection).
+    #[command(flatten)]
+    pub grpc: servicekit::server::GrpcConfig,
 }
 
 /// Runs the service until `shutdown` resolves.
@@ -107,7 +110,8 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let server = VolunteerServer::start(store, keys).await?;
     let listener = TcpListener::bind(config.listen).await?;
     tracing::info!(listen = %config.listen, "volunteer service serving");
-    servicekit::server::serve(listener, server.routes(), SERVICE_NAMES, shutdown).await?;
+    let routes = server.routes().with_reflection(config.grpc.reflection);
+    servicekit::server::serve(listener, routes, SERVICE_NAMES, shutdown).await?;
     Ok(())
 }
 

@@ -837,3 +837,60 @@ fn local_tokens_are_minted_with_a_random_subject_and_an_explicit_scope() {
     assert!(ok);
     assert_eq!(claims(&given)["sub"], "u-42");
 }
+
+/// The TCP ports `pid` listens on and the Unix sockets it has bound, from its open file
+/// descriptors matched against the kernel's socket tables (Linux `/proc`).
+fn listening(pid: u32) -> (BTreeSet<u16>, Vec<String>) {
+    let inodes: BTreeSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the process's descriptors")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_owned))
+        .collect();
+    let mut ports = BTreeSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        for line in std::fs::read_to_string(table).unwrap_or_default().lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address st ... inode: state 0A is LISTEN.
+            if f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]) {
+                let port = f[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok()).unwrap();
+                ports.insert(port);
+            }
+        }
+    }
+    let unix = std::fs::read_to_string("/proc/net/unix")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f.len() > 7 && inodes.contains(f[6])).then(|| f.get(7).unwrap_or(&"(unnamed)").to_string())
+        })
+        .collect();
+    (ports, unix)
+}
+
+/// An attacker on the same host lists listening ports (`ss -ltn`) to find the services'
+/// gRPC: the all-in-one has none to find. Its process listens on the REST port only and
+/// has bound no Unix socket; its parts talk in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_all_in_one_listens_on_the_rest_port_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (child, _) = serve(dir.path(), port, false).await;
+    // The parts answer each other: a chapter made through the gateway is read back.
+    let token = std::process::Command::new(BIN)
+        .args(["token", "--role", "admin", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let token = String::from_utf8(token.stdout).unwrap().split_whitespace().last().unwrap().to_owned();
+    let http = client(Duration::from_secs(30));
+    let base = format!("http://127.0.0.1:{port}");
+    let body = json!({"name": "Vejle", "timezone": "Europe/Copenhagen"});
+    let (st, ch) = call(&http, reqwest::Method::POST, &format!("{base}/v1/chapters"), &token, Some(body), None).await;
+    assert_eq!(st, 201, "{ch}");
+    let pid = child.id().expect("running");
+    let (ports, unix) = listening(pid);
+    assert_eq!(ports, BTreeSet::from([port]), "the process listens on the REST port and nothing else");
+    assert!(unix.is_empty(), "no Unix socket bound: {unix:?}");
+}

@@ -1,0 +1,205 @@
+//! Who may call which gRPC method: one table, one row per method of every service in the
+//! descriptor set, naming the components that may call it. The gateway calls the
+//! commands, queries, audit and access methods; booking (and notify, later) read the
+//! other services' event feeds; nobody else calls anything. A method not in the table is
+//! refused to everyone, and a test walks every method of every descriptor, so a new method
+//! without a row fails the tests.
+//!
+//! Servers enforce it on every call ([`Policy`]) for callers whose identity they know: a
+//! part of the all-in-one names itself on its in-process connection
+//! ([`crate::inproc::Peer`]). Since only the gateway may call a command, the `actor` of a
+//! command context comes from the gateway only. Between separate processes the identity
+//! will come from the caller's certificate (mutual TLS, not built yet): until then a call
+//! over plain TCP carries no identity and is not checked (see `docs/security.md`).
+//!
+//! The health service is outside the table: anyone who reaches the server may ask it
+//! (orchestrators' probes carry no identity), and it tells nothing about the data.
+
+use std::task::{Context, Poll};
+
+use futures_util::future::BoxFuture;
+
+/// The components that may call anything.
+pub const COMPONENTS: &[&str] = &["gateway", "booking", "carehome", "volunteer", "notify"];
+
+const GATEWAY: &[&str] = &["gateway"];
+const FEED_READERS: &[&str] = &["gateway", "booking", "notify"];
+
+/// The table: method path → the components that may call it.
+pub const POLICY: &[(&str, &[&str])] = &[
+    ("/samskab.booking.v1.BookingService/BookRide", GATEWAY),
+    ("/samskab.booking.v1.BookingService/ConfirmRide", GATEWAY),
+    ("/samskab.booking.v1.BookingService/AddRider", GATEWAY),
+    ("/samskab.booking.v1.BookingService/RemoveRider", GATEWAY),
+    ("/samskab.booking.v1.BookingService/CheckInRider", GATEWAY),
+    ("/samskab.booking.v1.BookingService/RescheduleRide", GATEWAY),
+    ("/samskab.booking.v1.BookingService/CancelRide", GATEWAY),
+    ("/samskab.booking.v1.BookingService/StartRide", GATEWAY),
+    ("/samskab.booking.v1.BookingService/CompleteRide", GATEWAY),
+    ("/samskab.booking.v1.BookingService/MarkNoShow", GATEWAY),
+    ("/samskab.booking.v1.BookingService/GetRide", GATEWAY),
+    ("/samskab.booking.v1.BookingService/ListRides", GATEWAY),
+    ("/samskab.booking.v1.BookingService/GetAvailability", GATEWAY),
+    ("/samskab.booking.v1.BookingService/RequestRide", GATEWAY),
+    ("/samskab.booking.v1.BookingService/ClaimRideRequest", GATEWAY),
+    ("/samskab.booking.v1.BookingService/WithdrawRideRequest", GATEWAY),
+    ("/samskab.booking.v1.BookingService/GetRideRequest", GATEWAY),
+    ("/samskab.booking.v1.BookingService/ListRideRequests", GATEWAY),
+    ("/samskab.booking.v1.BookingService/CancelDayForWeather", GATEWAY),
+    ("/samskab.booking.v1.BookingService/ExportRides", GATEWAY),
+    ("/samskab.booking.v1.BookingService/Stats", GATEWAY),
+    ("/samskab.booking.v1.BookingService/Participation", GATEWAY),
+    ("/samskab.booking.v1.BookingService/Reach", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/RegisterChapter", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/ChangeChapterSettings", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/GetChapter", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/RegisterCareHome", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/ChangeRideHours", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/CloseCareHome", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/GetCareHome", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/ListCareHomes", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/AssignCoordinator", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/RemoveCoordinator", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/CommissionBike", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/ReportBikeIssue", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/TakeBikeOutOfService", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/ReturnBikeToService", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/RetireBike", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/GetBike", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/ListBikes", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/GetMaintenanceLog", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/GetConsentCensus", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/AdmitResident", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/RecordConsent", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/WithdrawConsent", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/MoveOutResident", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/EraseResident", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/GetResident", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/ListResidents", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/ExportResident", GATEWAY),
+    ("/samskab.common.v1.EventFeed/Subscribe", FEED_READERS),
+    ("/samskab.common.v1.EventFeed/ReadEvents", FEED_READERS),
+    ("/samskab.common.v1.Audit/Trail", GATEWAY),
+    ("/samskab.common.v1.Access/IssueInvitation", GATEWAY),
+    ("/samskab.common.v1.Access/GetInvitation", GATEWAY),
+    ("/samskab.common.v1.Access/RevokeInvitation", GATEWAY),
+    ("/samskab.common.v1.Access/Redeem", GATEWAY),
+    ("/samskab.common.v1.Access/PersonGrants", GATEWAY),
+    ("/samskab.common.v1.Access/RevokeGrant", GATEWAY),
+    ("/samskab.common.v1.Access/GetGrant", GATEWAY),
+    ("/samskab.common.v1.Access/ListGrants", GATEWAY),
+    ("/samskab.common.v1.Access/ListInvitations", GATEWAY),
+    ("/samskab.common.v1.Access/IssueApiKey", GATEWAY),
+    ("/samskab.common.v1.Access/GetApiKey", GATEWAY),
+    ("/samskab.common.v1.Access/ListApiKeys", GATEWAY),
+    ("/samskab.common.v1.Access/RevokeApiKey", GATEWAY),
+    ("/samskab.common.v1.Access/CheckApiKey", GATEWAY),
+    ("/samskab.volunteer.v1.VolunteerService/RegisterPilot", GATEWAY),
+    ("/samskab.volunteer.v1.VolunteerService/QualifyPilot", GATEWAY),
+    ("/samskab.volunteer.v1.VolunteerService/SuspendPilot", GATEWAY),
+    ("/samskab.volunteer.v1.VolunteerService/ReinstatePilot", GATEWAY),
+    ("/samskab.volunteer.v1.VolunteerService/RetirePilot", GATEWAY),
+    ("/samskab.volunteer.v1.VolunteerService/DeclareAvailability", GATEWAY),
+    ("/samskab.volunteer.v1.VolunteerService/ErasePilot", GATEWAY),
+    ("/samskab.volunteer.v1.VolunteerService/GetPilot", GATEWAY),
+    ("/samskab.volunteer.v1.VolunteerService/ListPilots", GATEWAY),
+    ("/samskab.volunteer.v1.VolunteerService/ExportPilot", GATEWAY),
+];
+
+/// Methods anyone may call (no identity needed).
+const OPEN: &[&str] = &["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"];
+
+/// Whether `caller` (a component) may call the method at `path`.
+pub fn may_call(caller: &str, path: &str) -> bool {
+    OPEN.contains(&path) || POLICY.iter().any(|(p, callers)| *p == path && callers.contains(&caller))
+}
+
+/// Refuses every call whose caller is known and not allowed by [`POLICY`]
+/// (`PERMISSION_DENIED`, naming the caller and the method).
+#[derive(Clone, Debug)]
+pub struct Policy<S> {
+    inner: S,
+}
+
+impl<S> Policy<S> {
+    /// Around `inner`.
+    pub fn new(inner: S) -> Self {
+        Policy { inner }
+    }
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Policy<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Send,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if let Some(crate::inproc::Peer(caller)) = req.extensions().get::<crate::inproc::Peer>() {
+            let path = req.uri().path();
+            if !may_call(caller, path) {
+                tracing::warn!(caller = %caller, rpc = %path, "a call the policy does not allow was refused");
+                let status = tonic::Status::permission_denied(format!("{caller:?} may not call {path}"));
+                return Box::pin(std::future::ready(Ok(status.into_http())));
+            }
+        }
+        Box::pin(self.inner.call(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+
+    #[test]
+    fn every_method_of_every_service_has_a_row() {
+        let fds = prost_types::FileDescriptorSet::decode(samskab_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let mut methods = Vec::new();
+        for file in &fds.file {
+            for service in &file.service {
+                for m in &service.method {
+                    let path = format!("/{}.{}/{}", file.package(), service.name(), m.name());
+                    let callers: Vec<&str> = COMPONENTS.iter().copied().filter(|c| may_call(c, &path)).collect();
+                    assert!(!callers.is_empty(), "{path} has no row: add it to servicekit::policy::POLICY");
+                    methods.push(path);
+                }
+            }
+        }
+        assert!(methods.len() > 70, "only {} methods found", methods.len());
+        // And no row names a method that does not exist (a rename leaves none behind).
+        for (path, _) in POLICY {
+            assert!(methods.iter().any(|m| m == path), "{path} is in the table but in no service");
+        }
+    }
+
+    #[test]
+    fn only_the_gateway_calls_commands_and_queries_and_only_components_read_feeds() {
+        let fds = prost_types::FileDescriptorSet::decode(samskab_proto::FILE_DESCRIPTOR_SET).unwrap();
+        for file in &fds.file {
+            for service in &file.service {
+                for m in &service.method {
+                    let path = format!("/{}.{}/{}", file.package(), service.name(), m.name());
+                    for c in COMPONENTS {
+                        let feed = service.name() == "EventFeed";
+                        let expected = *c == "gateway" || (feed && ["booking", "notify"].contains(c));
+                        assert_eq!(may_call(c, &path), expected, "{c} → {path}");
+                    }
+                    assert!(!may_call("", &path) && !may_call("intruder", &path), "{path}");
+                }
+            }
+        }
+        assert!(may_call("", "/grpc.health.v1.Health/Check"));
+        assert!(!may_call("gateway", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"));
+        assert!(!may_call("gateway", "/no.Such/Method") && !may_call("gateway", "garbage"));
+    }
+}
