@@ -96,7 +96,7 @@ impl System {
                 oidc: Default::default(),
                 webhooks: Default::default(),
             },
-            keys: servicekit::bootstrap::KeyConfig { data_dir: dir, erasure_ledger_url: None },
+            keys: servicekit::bootstrap::KeyConfig { data_dir: dir, erasure_ledger_url: None, generate: true },
         };
         let mut config = config;
         tune(&mut config);

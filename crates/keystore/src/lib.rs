@@ -11,6 +11,8 @@
 //! No unwrapped key is cached: a replica cannot keep decrypting after another replica
 //! erased the key.
 
+pub mod secret;
+
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -116,24 +118,41 @@ impl MasterKey {
     /// `SAMSKAB_MASTER_KEY_FILE`, else from `<data_dir>/master.key`, generated there (mode
     /// 0600) on first start when `data_dir` is given.
     pub fn from_env_or_data_dir(data_dir: Option<&Path>) -> Result<Self, Error> {
-        if let Ok(text) = std::env::var(MASTER_KEY_VAR)
-            && !text.trim().is_empty()
-        {
-            return Self::parse(&text);
+        Self::load(data_dir, true)
+    }
+
+    /// The master key from `SAMSKAB_MASTER_KEY`, else from the file named by
+    /// `SAMSKAB_MASTER_KEY_FILE`, else from `<data_dir>/master.key`; generated there (mode
+    /// 0600) only when `generate` (the embedded default), else an error. The key is
+    /// checked ([`secret::check`], and its bytes neither repeated nor consecutive); a
+    /// variable that is set must not be empty.
+    pub fn load(data_dir: Option<&Path>, generate: bool) -> Result<Self, Error> {
+        let refuse = |e: String| Error::MasterKey(e);
+        if let Ok(text) = std::env::var(MASTER_KEY_VAR) {
+            return Self::parse_checked(MASTER_KEY_VAR, &text);
         }
-        if let Ok(path) = std::env::var(MASTER_KEY_FILE_VAR)
-            && !path.trim().is_empty()
-        {
-            return Self::read_file(Path::new(&path));
+        if let Ok(path) = std::env::var(MASTER_KEY_FILE_VAR) {
+            if path.trim().is_empty() {
+                return Err(refuse(format!("{MASTER_KEY_FILE_VAR} is set but empty")));
+            }
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone().into(), source })?;
+            return Self::parse_checked(&format!("the master key in {path}"), &text);
         }
         let dir = data_dir.ok_or_else(|| {
-            Error::MasterKey(format!(
-                "set {MASTER_KEY_VAR} or {MASTER_KEY_FILE_VAR} (no data directory to keep one in)"
-            ))
+            refuse(format!("set {MASTER_KEY_VAR} or {MASTER_KEY_FILE_VAR} (no data directory to keep one in)"))
         })?;
         let path = dir.join(MASTER_KEY_FILE);
         if path.exists() {
-            return Self::read_file(&path);
+            let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+            return Self::parse_checked(&format!("the master key in {}", path.display()), &text);
+        }
+        if !generate {
+            return Err(refuse(format!(
+                "no master key: set {MASTER_KEY_VAR} or {MASTER_KEY_FILE_VAR}, or put one in {} \
+                 (`samskab keys --out DIR` makes one); only `samskab serve` generates its own",
+                path.display()
+            )));
         }
         let key = Self::generate();
         write_private(&path, &key.to_hex())?;
@@ -141,7 +160,18 @@ impl MasterKey {
         Ok(key)
     }
 
-    /// Reads a key file.
+    /// Parses a key given to this binary, refusing published, empty or low-entropy ones.
+    pub fn parse_checked(what: &str, text: &str) -> Result<Self, Error> {
+        secret::check(what, text).map_err(Error::MasterKey)?;
+        let key = Self::parse(text)
+            .map_err(|_| Error::MasterKey(format!("{what} must be 64 hex digits or base64 of exactly 32 bytes")))?;
+        if secret::low_entropy(&key.key) {
+            return Err(Error::MasterKey(format!("{what} is one byte repeated or a run of consecutive bytes")));
+        }
+        Ok(key)
+    }
+
+    /// Reads a key file (unchecked: also an old key being rotated away from).
     pub fn read_file(path: &Path) -> Result<Self, Error> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.into(), source })?;
         Self::parse(&text)

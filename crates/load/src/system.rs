@@ -176,6 +176,7 @@ impl System {
                 // Separate processes share their secrets through the environment.
                 env.push(("SAMSKAB_MASTER_KEY".into(), random_hex(32)));
                 env.push(("SAMSKAB_JWT_SECRET".into(), format!("k1={}", random_hex(32))));
+                env.push(("SAMSKAB_PERSON_KEY".into(), random_hex(32)));
                 let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
                 let url = |c: &str| {
                     let sep = if server.contains('?') { '&' } else { '?' };

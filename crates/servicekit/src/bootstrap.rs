@@ -16,6 +16,11 @@ pub struct KeyConfig {
     /// docs/privacy.md). Default: `erasure-ledger.db` in the data directory.
     #[arg(long = "erasure-ledger-url", env = "SAMSKAB_ERASURE_LEDGER_URL")]
     pub erasure_ledger_url: Option<String>,
+    /// Whether keys missing from the environment and the data directory are generated
+    /// there: the embedded default (`samskab serve` and its tools) only. A component run
+    /// on its own refuses to start without its keys instead of making new ones silently.
+    #[arg(skip)]
+    pub generate: bool,
 }
 
 impl KeyConfig {
@@ -30,7 +35,7 @@ impl KeyConfig {
 /// The service's key store: master key from the environment or the data directory, the
 /// erasure ledger applied (a restored backup loses erased keys again) and recording.
 pub async fn key_store(store: &EventStore, cfg: &KeyConfig) -> Result<KeyStore, keystore::Error> {
-    let master = MasterKey::from_env_or_data_dir(Some(&cfg.data_dir))?;
+    let master = MasterKey::load(Some(&cfg.data_dir), cfg.generate)?;
     let ledger = ErasureLedger::connect(&cfg.ledger_url()).await?;
     let (keys, again) = KeyStore::connect(store, master).await?.with_ledger(ledger).await?;
     if again > 0 {

@@ -138,9 +138,26 @@ impl Keys {
     /// directory's `jwt.keys`, generated (mode 0600) on first start; the person key from
     /// `SAMSKAB_PERSON_KEY` (64 hex digits), else the data directory's `person.key`.
     pub fn from_env_or_data_dir(data_dir: &Path) -> Result<Keys, String> {
-        let mut keys = Keys::token_keys(data_dir)?;
-        keys.person_key = person_key(data_dir)?;
+        Keys::load(data_dir, true)
+    }
+
+    /// The same, generating missing keys only when `generate` (the embedded default);
+    /// otherwise a missing key is an error. Every secret given is checked
+    /// (`keystore::secret::check`); a variable that is set must not be empty.
+    pub fn load(data_dir: &Path, generate: bool) -> Result<Keys, String> {
+        let mut keys = Keys::token_keys(data_dir, generate)?;
+        keys.person_key = person_key(data_dir, generate)?;
         Ok(keys)
+    }
+
+    /// [`Keys::parse`] of a spec given to this binary: each secret checked.
+    fn parse_checked(what: &str, spec: &str) -> Result<Keys, String> {
+        keystore::secret::check(what, spec)?;
+        for part in spec.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let (kid, secret) = part.split_once('=').unwrap_or(("k1", part));
+            keystore::secret::check(&format!("{what} (key {})", kid.trim()), secret)?;
+        }
+        Keys::parse(spec)
     }
 
     /// The person a provider's subject is: UUIDv8 of HMAC-SHA256(person key, issuer ‖ 0x00
@@ -156,15 +173,22 @@ impl Keys {
         Uuid::new_v8(bytes)
     }
 
-    fn token_keys(data_dir: &Path) -> Result<Keys, String> {
-        if let Ok(spec) = std::env::var("SAMSKAB_JWT_KEYS").or_else(|_| std::env::var("SAMSKAB_JWT_SECRET"))
-            && !spec.trim().is_empty()
-        {
-            return Keys::parse(&spec);
+    fn token_keys(data_dir: &Path, generate: bool) -> Result<Keys, String> {
+        for var in ["SAMSKAB_JWT_KEYS", "SAMSKAB_JWT_SECRET"] {
+            if let Ok(spec) = std::env::var(var) {
+                return Keys::parse_checked(var, &spec);
+            }
         }
         let path = data_dir.join(SECRET_FILE);
         if let Ok(spec) = std::fs::read_to_string(&path) {
-            return Keys::parse(&spec);
+            return Keys::parse_checked(&format!("the token keys in {}", path.display()), &spec);
+        }
+        if !generate {
+            return Err(format!(
+                "no token signing key: set SAMSKAB_JWT_KEYS or SAMSKAB_JWT_SECRET, or put one in {} \
+                 (`samskab keys --out DIR` makes one); only `samskab serve` generates its own",
+                path.display()
+            ));
         }
         let mut secret = [0u8; 32];
         rand::rng().fill_bytes(&mut secret);
@@ -207,22 +231,31 @@ impl Keys {
 /// The file a generated person key is kept in.
 pub const PERSON_KEY_FILE: &str = "person.key";
 
-fn person_key(data_dir: &Path) -> Result<Vec<u8>, String> {
-    let parse = |text: &str| -> Result<Vec<u8>, String> {
-        let k = hex::decode(text.trim()).map_err(|_| "the person key must be 64 hex digits".to_owned())?;
+fn person_key(data_dir: &Path, generate: bool) -> Result<Vec<u8>, String> {
+    let parse = |what: &str, text: &str| -> Result<Vec<u8>, String> {
+        keystore::secret::check(what, text)?;
+        let k = hex::decode(text.trim()).map_err(|_| format!("{what} must be 64 hex digits"))?;
         if k.len() != 32 {
-            return Err("the person key must be 64 hex digits".into());
+            return Err(format!("{what} must be 64 hex digits"));
+        }
+        if keystore::secret::low_entropy(&k) {
+            return Err(format!("{what} is one byte repeated or a run of consecutive bytes"));
         }
         Ok(k)
     };
-    if let Ok(spec) = std::env::var("SAMSKAB_PERSON_KEY")
-        && !spec.trim().is_empty()
-    {
-        return parse(&spec);
+    if let Ok(spec) = std::env::var("SAMSKAB_PERSON_KEY") {
+        return parse("SAMSKAB_PERSON_KEY", &spec);
     }
     let path = data_dir.join(PERSON_KEY_FILE);
     if let Ok(text) = std::fs::read_to_string(&path) {
-        return parse(&text);
+        return parse(&format!("the person key in {}", path.display()), &text);
+    }
+    if !generate {
+        return Err(format!(
+            "no person key: set SAMSKAB_PERSON_KEY, or put one in {} (`samskab keys --out DIR` makes one); \
+             every gateway replica needs the same one, and only `samskab serve` generates its own",
+            path.display()
+        ));
     }
     let mut key = [0u8; 32];
     rand::rng().fill_bytes(&mut key);

@@ -295,7 +295,7 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let store = EventStore::connect(&config.database_url).await?;
     let keys_store = servicekit::bootstrap::key_store(&store, &config.keys).await?;
-    let tokens = Keys::from_env_or_data_dir(&config.keys.data_dir).map_err(StartError::Tokens)?;
+    let tokens = Keys::load(&config.keys.data_dir, config.keys.generate).map_err(StartError::Tokens)?;
     let urls = ServiceUrls {
         booking: config.booking_url.clone(),
         carehome: config.carehome_url.clone(),

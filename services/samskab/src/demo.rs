@@ -313,8 +313,15 @@ fn print_welcome(cfg: &ServeConfig, running: &Running, ids: &serde_json::Value) 
     let path = cfg.data_dir().join("demo.env");
     write_private(&path, &exports)?;
     println!("\nSamskab demo: chapter Aarhus is ready at {base}\n");
-    println!("Ids and tokens (valid 30 days), also in {}:\n", path.display());
-    print!("{exports}");
+    // Tokens are shown on a terminal only: a redirected stdout ends up in log collectors
+    // and CI logs, where bearer tokens must not be.
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() {
+        println!("Ids and tokens (valid 30 days), also in {}:\n", path.display());
+        print!("{exports}");
+    } else {
+        println!("Ids and tokens (valid 30 days) are in {} (not printed: stdout is not a terminal).", path.display());
+    }
     println!("\nTry (after `source {}`):", path.display());
     println!(
         "  curl -s -H \"Authorization: Bearer $PILOT\" \"$SAMSKAB/v1/carehomes/$CAREHOME_ID/availability?from=${{DAY}}T00:00:00Z&to=${{DAY}}T23:59:59Z&duration_minutes=60\""

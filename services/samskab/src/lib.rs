@@ -106,7 +106,9 @@ impl Running {
 async fn open(cfg: &ServeConfig, component: &str) -> Result<(EventStore, keystore::KeyStore), Error> {
     std::fs::create_dir_all(cfg.data_dir())?;
     let store = EventStore::connect(&cfg.url(component)).await?;
-    let keys = servicekit::bootstrap::key_store(&store, &cfg.keys).await?;
+    // The embedded default keeps its keys in the data directory, made on first start.
+    let key_config = servicekit::bootstrap::KeyConfig { generate: true, ..cfg.keys.clone() };
+    let keys = servicekit::bootstrap::key_store(&store, &key_config).await?;
     Ok((store, keys))
 }
 

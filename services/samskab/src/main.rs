@@ -54,6 +54,14 @@ enum Command {
         #[command(flatten)]
         config: samskab::ServeConfig,
     },
+    /// Write a new master key, token signing key and person key into a directory (mode
+    /// 0700, files 0600), keeping any that are already there; for components run on their
+    /// own (`SAMSKAB_DATA_DIR` or the `*_FILE` variables pointing at them).
+    Keys {
+        /// The directory.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Run one component on its own (the code path of separate deployment).
     Run {
         #[command(subcommand)]
@@ -87,6 +95,11 @@ async fn main() -> std::process::ExitCode {
         Command::Token { token, config } => {
             samskab::ops::token(&config, &token).map(|t| println!("{t}")).map_err(|e| e.to_string())
         }
+        Command::Keys { out } => samskab::ops::write_keys(&out).map(|written| {
+            for (file, made) in written {
+                println!("{} {}", if made { "wrote" } else { "kept" }, out.join(file).display());
+            }
+        }),
         Command::ConfigReference { json } => {
             match json {
                 true => println!("{:#}", config_reference::json()),
@@ -126,7 +139,9 @@ async fn main() -> std::process::ExitCode {
                     Component::Volunteer(c) => volunteer::run(c, shutdown).await.map_err(|e| e.to_string()),
                     Component::Gateway(c) => gateway::run(c, shutdown).await.map_err(|e| e.to_string()),
                 },
-                Command::Token { .. } | Command::ConfigReference { .. } => unreachable!("handled above"),
+                Command::Token { .. } | Command::Keys { .. } | Command::ConfigReference { .. } => {
+                    unreachable!("handled above")
+                }
             };
             telemetry.shutdown();
             r

@@ -212,3 +212,49 @@ pub async fn generate_history(cfg: &ServeConfig, a: &HistoryArgs) -> Result<(), 
     println!("{out}");
     Ok(())
 }
+
+/// Writes the keys a deployment needs into `dir` (mode 0700), each file (mode 0600) only if
+/// it is not there yet: `master.key` (SAMSKAB_MASTER_KEY), `jwt.keys` (SAMSKAB_JWT_KEYS) and
+/// `person.key` (SAMSKAB_PERSON_KEY). Returns each file and whether it was written now.
+pub fn write_keys(dir: &std::path::Path) -> Result<Vec<(&'static str, bool)>, String> {
+    use std::io::Write;
+    let io = |what: &std::path::Path, e: std::io::Error| format!("{}: {e}", what.display());
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|e| io(dir, e))?;
+    let random_hex = || {
+        let mut bytes = [0u8; 32];
+        rand::fill(&mut bytes);
+        hex::encode(bytes)
+    };
+    let files: [(&'static str, String); 3] = [
+        (keystore::MASTER_KEY_FILE, random_hex()),
+        (gateway::auth::SECRET_FILE, format!("k1={}", random_hex())),
+        (gateway::auth::PERSON_KEY_FILE, random_hex()),
+    ];
+    let mut written = Vec::new();
+    for (file, text) in files {
+        let path = dir.join(file);
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        match opts.open(&path) {
+            Ok(mut f) => {
+                f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).map_err(|e| io(&path, e))?;
+                written.push((file, true));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => written.push((file, false)),
+            Err(e) => return Err(io(&path, e)),
+        }
+    }
+    Ok(written)
+}

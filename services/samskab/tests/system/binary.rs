@@ -110,10 +110,15 @@ async fn serve_demo_drains_on_sigterm_and_keeps_every_acknowledged_booking_throu
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let (child, printed) = serve(dir.path(), port, true).await;
-    for role in ["ADMIN=", "CHAPTER_ADMIN=", "COORDINATOR=", "PILOT=", "INTEGRATOR=", "curl "] {
-        assert!(printed.contains(role), "the welcome shows {role}: {printed}");
-    }
+    // Stdout is a pipe here, not a terminal: the welcome says where the tokens are and
+    // prints none (a redirected stdout ends up in logs); demo.env has them.
+    assert!(printed.contains("demo.env") && printed.contains("curl "), "the welcome: {printed}");
     let env = demo_env(dir.path());
+    for role in ["ADMIN", "CHAPTER_ADMIN", "COORDINATOR", "PILOT", "INTEGRATOR"] {
+        assert!(env[role].starts_with("eyJ"), "demo.env has {role}");
+        assert!(!printed.contains(&env[role]), "the {role} token is not printed to a pipe: {printed}");
+    }
+    assert!(!printed.contains("eyJ"), "no token on stdout: {printed}");
     let mode = std::fs::metadata(dir.path().join("demo.env")).unwrap();
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o600, "tokens are secrets");
     let base = format!("http://127.0.0.1:{port}");
@@ -893,4 +898,105 @@ async fn the_all_in_one_listens_on_the_rest_port_only() {
     let (ports, unix) = listening(pid);
     assert_eq!(ports, BTreeSet::from([port]), "the process listens on the REST port and nothing else");
     assert!(unix.is_empty(), "no Unix socket bound: {unix:?}");
+}
+
+/// `samskab run COMPONENT ARGS` with exactly `env` as its key variables; its exit status and
+/// stderr once it exits (or `None` if it is still running after `wait`: it started).
+async fn start_with_keys(component: &str, dir: &Path, env: &[(&str, &str)], wait: Duration) -> Option<(bool, String)> {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", component, "--database-url"])
+        .arg(format!("sqlite://{}", dir.join(format!("{component}.db")).display()))
+        .args(["--listen", &format!("127.0.0.1:{}", free_port()), "--data-dir"])
+        .arg(dir)
+        .env("SAMSKAB_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for var in [
+        "SAMSKAB_MASTER_KEY",
+        "SAMSKAB_MASTER_KEY_FILE",
+        "SAMSKAB_JWT_KEYS",
+        "SAMSKAB_JWT_SECRET",
+        "SAMSKAB_PERSON_KEY",
+    ] {
+        cmd.env_remove(var);
+    }
+    let child = cmd.envs(env.iter().copied()).spawn().expect("samskab runs");
+    match tokio::time::timeout(wait, child.wait_with_output()).await {
+        Ok(out) => {
+            let out = out.expect("output");
+            Some((out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned()))
+        }
+        Err(_) => None,
+    }
+}
+
+/// Weak, published, empty or missing keys stop a component at start with a message that
+/// names the variable; a component run on its own never makes a key up; `samskab keys`
+/// writes keys it starts with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn components_refuse_weak_published_empty_or_missing_keys() {
+    let compose_key = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    let good = "7c1e4b9a2f6d08e35a7b91c4d2e6f03819ab5c7e2d4f6a8b0c1e3d5f7a9b2c4d";
+    // (component, key variables, what the refusal says)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
+        ("carehome", &[("SAMSKAB_MASTER_KEY", compose_key)], "published with Samskab"),
+        ("carehome", &[("SAMSKAB_MASTER_KEY", " ")], "SAMSKAB_MASTER_KEY is set but empty"),
+        ("carehome", &[("SAMSKAB_MASTER_KEY_FILE", "")], "SAMSKAB_MASTER_KEY_FILE is set but empty"),
+        ("carehome", &[("SAMSKAB_MASTER_KEY", &"f".repeat(64))], "repeated"),
+        ("carehome", &[("SAMSKAB_MASTER_KEY", "0123456789abcdef")], "shorter than 32"),
+        ("carehome", &[("SAMSKAB_MASTER_KEY", &"ab".repeat(40))], "32 bytes"),
+        ("carehome", &[], "no master key"),
+        (
+            "gateway",
+            &[("SAMSKAB_MASTER_KEY", good), ("SAMSKAB_JWT_SECRET", "k1=laptop-only-secret-of-at-least-32-characters")],
+            "published with Samskab",
+        ),
+        ("gateway", &[("SAMSKAB_MASTER_KEY", good), ("SAMSKAB_JWT_KEYS", "")], "SAMSKAB_JWT_KEYS is set but empty"),
+        (
+            "gateway",
+            &[
+                ("SAMSKAB_MASTER_KEY", good),
+                ("SAMSKAB_JWT_SECRET", "k1=5e0c9b7a1d3f4e6a8c2b9d7f1e3a5c7b"),
+                ("SAMSKAB_PERSON_KEY", "1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100"),
+            ],
+            "SAMSKAB_PERSON_KEY",
+        ),
+        (
+            "gateway",
+            &[("SAMSKAB_MASTER_KEY", good), ("SAMSKAB_JWT_SECRET", "k1=5e0c9b7a1d3f4e6a8c2b9d7f1e3a5c7b")],
+            "no person key",
+        ),
+    ];
+    for (component, env, says) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let got = start_with_keys(component, dir.path(), env, Duration::from_secs(60)).await;
+        let Some((ok, stderr)) = got else { panic!("{component} with {env:?} started") };
+        assert!(!ok && stderr.contains(says), "{component} with {env:?}: expected {says:?} in: {stderr}");
+        for file in ["master.key", "jwt.keys", "person.key"] {
+            assert!(!dir.path().join(file).exists(), "{component} with {env:?} made {file} up");
+        }
+    }
+
+    // `samskab keys` writes the three keys (0700, 0600), keeps them on a second run, and a
+    // component started on that directory serves.
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let write = || std::process::Command::new(BIN).args(["keys", "--out"]).arg(&keys).output().unwrap();
+    let first = write();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let read = |f: &str| std::fs::read_to_string(keys.join(f)).unwrap();
+    let before: Vec<String> = ["master.key", "jwt.keys", "person.key"].iter().map(|f| read(f)).collect();
+    let mode = |p: &Path| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions()) & 0o777;
+    assert_eq!(mode(&keys), 0o700);
+    for f in ["master.key", "jwt.keys", "person.key"] {
+        assert_eq!(mode(&keys.join(f)), 0o600, "{f}");
+    }
+    let again = write();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("kept"), "a second run keeps the keys");
+    let after: Vec<String> = ["master.key", "jwt.keys", "person.key"].iter().map(|f| read(f)).collect();
+    assert_eq!(before, after);
+    let serving = start_with_keys("gateway", &keys, &[], Duration::from_secs(10)).await;
+    assert_eq!(serving, None, "a gateway on the written keys serves");
 }

@@ -9,9 +9,10 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_samskab");
 /// Separate processes share their secrets through the environment (a Kubernetes Secret in
 /// production), not through a data directory they would race to create them in; an
 /// all-in-one given them signs and accepts the same tokens.
-pub const SHARED_SECRETS: [(&str, &str); 2] = [
-    ("SAMSKAB_MASTER_KEY", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"),
-    ("SAMSKAB_JWT_SECRET", "k1=a-test-secret-of-enough-length-for-hs256"),
+pub const SHARED_SECRETS: [(&str, &str); 3] = [
+    ("SAMSKAB_MASTER_KEY", "7c1e4b9a2f6d08e35a7b91c4d2e6f03819ab5c7e2d4f6a8b0c1e3d5f7a9b2c4d"),
+    ("SAMSKAB_JWT_SECRET", "k1=5e0c9b7a1d3f4e6a8c2b9d7f1e3a5c7b"),
+    ("SAMSKAB_PERSON_KEY", "d41f6a2c8e0b7d9a3c5e1f7b9d2a4c6e8f0b1d3a5c7e9f2b4d6a8c0e1f3b5d7a"),
 ];
 
 /// An HTTP client. reqwest is linked with rustls without a built-in crypto provider (the
