@@ -337,6 +337,12 @@ impl KeyStore {
         Ok(KeyStore { store: store.clone(), master, ledger: None })
     }
 
+    /// Whether `store` holds keys wrapped by some master key (false before the key store's
+    /// table exists).
+    pub async fn holds_wrapped_keys(store: &EventStore) -> bool {
+        store.fetch_texts("SELECT subject FROM keystore_keys LIMIT 1", &[]).await.is_ok_and(|rows| !rows.is_empty())
+    }
+
     /// Records every future erasure in `ledger` too, and first applies the ledger: any
     /// subject erased there that still has a key here (a restored backup) loses it again.
     /// Returns the key store and how many keys it erased again.

@@ -35,7 +35,18 @@ impl KeyConfig {
 /// The service's key store: master key from the environment or the data directory, the
 /// erasure ledger applied (a restored backup loses erased keys again) and recording.
 pub async fn key_store(store: &EventStore, cfg: &KeyConfig) -> Result<KeyStore, keystore::Error> {
-    let master = MasterKey::load(Some(&cfg.data_dir), cfg.generate)?;
+    // A new master key beside keys wrapped by another one would leave every person's data
+    // unreadable: a lost `master.key` is an error to fix (restore it), never a reason to
+    // make a new one.
+    let generate = cfg.generate && !KeyStore::holds_wrapped_keys(store).await;
+    let master = MasterKey::load(Some(&cfg.data_dir), generate).map_err(|e| match e {
+        keystore::Error::MasterKey(m) if cfg.generate && !generate => keystore::Error::MasterKey(format!(
+            "{m}; this database holds keys wrapped by a master key that is missing: restore {} from your \
+             backup (a new key would leave every person's data unreadable)",
+            cfg.data_dir.join(keystore::MASTER_KEY_FILE).display()
+        )),
+        other => other,
+    })?;
     let ledger = ErasureLedger::connect(&cfg.ledger_url()).await?;
     let (keys, again) = KeyStore::connect(store, master).await?.with_ledger(ledger).await?;
     if again > 0 {

@@ -103,11 +103,37 @@ impl Running {
     }
 }
 
-async fn open(cfg: &ServeConfig, component: &str) -> Result<(EventStore, keystore::KeyStore), Error> {
-    std::fs::create_dir_all(cfg.data_dir())?;
+/// Makes the data directory 0700 and every file in it 0600, also when it existed with wider
+/// modes (it holds the SQLite databases, the keys and `demo.env`).
+pub fn secure_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let tighten = |path: &std::path::Path, mode: u32| -> std::io::Result<()> {
+            let now = std::fs::metadata(path)?.permissions().mode() & 0o777;
+            if now & !mode != 0 {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+                tracing::warn!(path = %path.display(), from = format!("{now:o}"), to = format!("{mode:o}"), "tightened permissions");
+            }
+            Ok(())
+        };
+        tighten(dir, 0o700)?;
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                tighten(&entry.path(), 0o600)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn open(cfg: &ServeConfig, component: &str, generate: bool) -> Result<(EventStore, keystore::KeyStore), Error> {
+    secure_data_dir(cfg.data_dir())?;
     let store = EventStore::connect(&cfg.url(component)).await?;
     // The embedded default keeps its keys in the data directory, made on first start.
-    let key_config = servicekit::bootstrap::KeyConfig { generate: true, ..cfg.keys.clone() };
+    let key_config = servicekit::bootstrap::KeyConfig { generate, ..cfg.keys.clone() };
     let keys = servicekit::bootstrap::key_store(&store, &key_config).await?;
     Ok((store, keys))
 }
@@ -117,13 +143,31 @@ async fn open(cfg: &ServeConfig, component: &str) -> Result<(EventStore, keystor
 pub async fn start(cfg: &ServeConfig) -> Result<Running, Error> {
     use servicekit::inproc::url_for;
     use servicekit::server::spawn_in_process;
-    let (store, keys) = open(cfg, "carehome").await?;
+    // The parts share one master key: it may be made only while no part's database holds
+    // keys wrapped by one (a lost `master.key` is restored, never replaced).
+    secure_data_dir(cfg.data_dir())?;
+    let mut generate = true;
+    for component in ops::COMPONENTS {
+        let store = EventStore::connect(&cfg.url(component)).await?;
+        generate &= !keystore::KeyStore::holds_wrapped_keys(&store).await;
+        store.close().await;
+    }
+    let key_file = cfg.data_dir().join(keystore::MASTER_KEY_FILE);
+    let given = [keystore::MASTER_KEY_VAR, keystore::MASTER_KEY_FILE_VAR].iter().any(|v| std::env::var_os(v).is_some());
+    if !generate && !given && !key_file.exists() {
+        return Err(Error::Start(format!(
+            "{} is missing, but the databases hold keys wrapped by it: restore it from your backup \
+             (a new key would leave every person's data unreadable)",
+            key_file.display()
+        )));
+    }
+    let (store, keys) = open(cfg, "carehome", generate).await?;
     let ch = carehome::CareHomeServer::start(store, keys).await.map_err(|e| Error::Start(e.to_string()))?;
     let carehome = spawn_in_process("carehome", ch.routes(), carehome::SERVICE_NAMES);
-    let (store, keys) = open(cfg, "volunteer").await?;
+    let (store, keys) = open(cfg, "volunteer", generate).await?;
     let vol = volunteer::VolunteerServer::start(store, keys).await.map_err(|e| Error::Start(e.to_string()))?;
     let volunteer = spawn_in_process("volunteer", vol.routes(), volunteer::SERVICE_NAMES);
-    let (store, keys) = open(cfg, "booking").await?;
+    let (store, keys) = open(cfg, "booking", generate).await?;
     let peers = booking::Peers {
         carehome_url: url_for(&carehome.url(), "booking"),
         volunteer_url: url_for(&volunteer.url(), "booking"),
@@ -131,7 +175,7 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, Error> {
     let b = booking::BookingServer::start(store, keys, peers).await.map_err(|e| Error::Start(e.to_string()))?;
     let booking = spawn_in_process("booking", b.routes(), booking::SERVICE_NAMES);
 
-    let (store, keys) = open(cfg, "gateway").await?;
+    let (store, keys) = open(cfg, "gateway", generate).await?;
     let tokens = gateway::Keys::from_env_or_data_dir(cfg.data_dir()).map_err(Error::Start)?;
     let urls = gateway::ServiceUrls {
         booking: url_for(&booking.url(), "gateway"),
@@ -152,6 +196,8 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, Error> {
             tracing::error!(error = %e, "the REST API stopped");
         }
     });
+    // Again, for the files the databases made on opening (SQLite's -wal and -shm).
+    secure_data_dir(cfg.data_dir())?;
     tracing::info!(%addr, "Samskab is serving");
     servicekit::clock::warn_if_movable();
     Ok(Running { addr, gateway: state, services: vec![carehome, volunteer, booking], http, stop_http })

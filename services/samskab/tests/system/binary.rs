@@ -1000,3 +1000,56 @@ async fn components_refuse_weak_published_empty_or_missing_keys() {
     let serving = start_with_keys("gateway", &keys, &[], Duration::from_secs(10)).await;
     assert_eq!(serving, None, "a gateway on the written keys serves");
 }
+
+/// The embedded default's data directory is private (0700, files 0600, tightened when it
+/// existed with wider modes), and a lost `master.key` is an error, never replaced by a new
+/// key that would leave every sealed field unreadable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_data_directory_is_private_and_a_lost_master_key_is_not_replaced() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(data.join("notes.txt"), "left here by hand").unwrap();
+    std::fs::set_permissions(data.join("notes.txt"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let port = free_port();
+    let (mut child, _) = serve(&data, port, false).await;
+    let token = std::process::Command::new(BIN).args(["token", "--role", "admin", "--data-dir"]).arg(&data).output();
+    let token = String::from_utf8(token.unwrap().stdout).unwrap().split_whitespace().last().unwrap().to_owned();
+    let http = client(Duration::from_secs(30));
+    let base = format!("http://127.0.0.1:{port}");
+    let post = |path: &str, body: Value| {
+        let url = format!("{base}{path}");
+        let (http, token) = (http.clone(), token.clone());
+        async move { call(&http, reqwest::Method::POST, &url, &token, Some(body), None).await }
+    };
+    let (st, ch) = post("/v1/chapters", json!({"name": "Vejle", "timezone": "Europe/Copenhagen"})).await;
+    assert_eq!(st, 201, "{ch}");
+    let (st, p) = post("/v1/pilots", json!({"chapter_id": ch["chapter_id"], "display_name": "Ærø Østergård"})).await;
+    assert_eq!(st, 201, "{p}");
+
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "the data directory");
+    let files: Vec<PathBuf> =
+        std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+    assert!(files.iter().any(|f| f.ends_with("master.key")) && files.len() > 5, "{files:?}");
+    for f in &files {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
+    signal(&child, "-TERM");
+    assert!(exit_status(&mut child).await.success());
+
+    // master.key lost: serve refuses, says what to do, and makes no new key.
+    std::fs::remove_file(data.join("master.key")).unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port()), "--data-dir"])
+        .arg(&data)
+        .env_remove("SAMSKAB_MASTER_KEY")
+        .env_remove("SAMSKAB_MASTER_KEY_FILE")
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out).await.expect("serve exits").unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("restore"), "{stderr}");
+    assert!(!data.join("master.key").exists(), "no new master key");
+}
