@@ -80,10 +80,13 @@ impl System {
             testkit::Backend::Postgres => Some(db.url.clone()),
             testkit::Backend::Sqlite => None,
         };
+        // A directory of its own inside the temporary one, so that the key directory beside
+        // it (`data.keys`) is inside it too.
         let dir = match db.backend {
             testkit::Backend::Sqlite => db.dir(),
             testkit::Backend::Postgres => data_dir,
-        };
+        }
+        .join("data");
         let config = samskab::ServeConfig {
             listen: "127.0.0.1:0".parse().expect("address"),
             database_url,
@@ -96,7 +99,12 @@ impl System {
                 oidc: Default::default(),
                 webhooks: Default::default(),
             },
-            keys: servicekit::bootstrap::KeyConfig { data_dir: dir, erasure_ledger_url: None, generate: true },
+            keys: servicekit::bootstrap::KeyConfig {
+                data_dir: dir,
+                erasure_ledger_url: None,
+                generate: true,
+                key_file: None,
+            },
         };
         let mut config = config;
         tune(&mut config);
@@ -132,7 +140,9 @@ impl System {
     pub async fn second_gateway(&self) -> String {
         let running = self.running.as_ref().expect("running");
         let store = eventlog::EventStore::connect(&self.config.url("gateway")).await.expect("gateway store");
-        let keys_store = servicekit::bootstrap::key_store(&store, &self.config.keys).await.expect("key store");
+        let keys_store = servicekit::bootstrap::key_store(&store, &self.config.key_config("gateway", false))
+            .await
+            .expect("key store");
         let keys = Keys::from_env_or_data_dir(self.config.data_dir()).expect("keys");
         let clients = running.gateway.clients.clone();
         let state = gateway::state(store, keys_store, keys, clients, &self.config.http).await.expect("gateway state");

@@ -118,15 +118,15 @@ impl MasterKey {
     /// `SAMSKAB_MASTER_KEY_FILE`, else from `<data_dir>/master.key`, generated there (mode
     /// 0600) on first start when `data_dir` is given.
     pub fn from_env_or_data_dir(data_dir: Option<&Path>) -> Result<Self, Error> {
-        Self::load(data_dir, true)
+        Self::load(data_dir.map(|d| d.join(MASTER_KEY_FILE)).as_deref(), true)
     }
 
     /// The master key from `SAMSKAB_MASTER_KEY`, else from the file named by
-    /// `SAMSKAB_MASTER_KEY_FILE`, else from `<data_dir>/master.key`; generated there (mode
-    /// 0600) only when `generate` (the embedded default), else an error. The key is
-    /// checked ([`secret::check`], and its bytes neither repeated nor consecutive); a
-    /// variable that is set must not be empty.
-    pub fn load(data_dir: Option<&Path>, generate: bool) -> Result<Self, Error> {
+    /// `SAMSKAB_MASTER_KEY_FILE`, else from `key_file` (usually `<data dir>/master.key`);
+    /// generated there (mode 0600) only when `generate` (the embedded default), else an
+    /// error. The key is checked ([`secret::check`], and its bytes neither repeated nor
+    /// consecutive); a variable that is set must not be empty.
+    pub fn load(key_file: Option<&Path>, generate: bool) -> Result<Self, Error> {
         let refuse = |e: String| Error::MasterKey(e);
         if let Ok(text) = std::env::var(MASTER_KEY_VAR) {
             return Self::parse_checked(MASTER_KEY_VAR, &text);
@@ -139,10 +139,10 @@ impl MasterKey {
                 std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone().into(), source })?;
             return Self::parse_checked(&format!("the master key in {path}"), &text);
         }
-        let dir = data_dir.ok_or_else(|| {
+        let path = key_file.ok_or_else(|| {
             refuse(format!("set {MASTER_KEY_VAR} or {MASTER_KEY_FILE_VAR} (no data directory to keep one in)"))
         })?;
-        let path = dir.join(MASTER_KEY_FILE);
+        let path = path.to_path_buf();
         if path.exists() {
             let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
             return Self::parse_checked(&format!("the master key in {}", path.display()), &text);

@@ -21,6 +21,10 @@ pub struct KeyConfig {
     /// on its own refuses to start without its keys instead of making new ones silently.
     #[arg(skip)]
     pub generate: bool,
+    /// The master key's file, when not `<data dir>/master.key` (the embedded default keeps
+    /// one per component in its key directory).
+    #[arg(skip)]
+    pub key_file: Option<PathBuf>,
 }
 
 impl KeyConfig {
@@ -39,11 +43,12 @@ pub async fn key_store(store: &EventStore, cfg: &KeyConfig) -> Result<KeyStore, 
     // unreadable: a lost `master.key` is an error to fix (restore it), never a reason to
     // make a new one.
     let generate = cfg.generate && !KeyStore::holds_wrapped_keys(store).await;
-    let master = MasterKey::load(Some(&cfg.data_dir), generate).map_err(|e| match e {
+    let key_file = cfg.key_file.clone().unwrap_or_else(|| cfg.data_dir.join(keystore::MASTER_KEY_FILE));
+    let master = MasterKey::load(Some(&key_file), generate).map_err(|e| match e {
         keystore::Error::MasterKey(m) if cfg.generate && !generate => keystore::Error::MasterKey(format!(
             "{m}; this database holds keys wrapped by a master key that is missing: restore {} from your \
              backup (a new key would leave every person's data unreadable)",
-            cfg.data_dir.join(keystore::MASTER_KEY_FILE).display()
+            key_file.display()
         )),
         other => other,
     })?;

@@ -130,12 +130,76 @@ pub fn secure_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
 }
 
 async fn open(cfg: &ServeConfig, component: &str, generate: bool) -> Result<(EventStore, keystore::KeyStore), Error> {
-    secure_data_dir(cfg.data_dir())?;
     let store = EventStore::connect(&cfg.url(component)).await?;
-    // The embedded default keeps its keys in the data directory, made on first start.
-    let key_config = servicekit::bootstrap::KeyConfig { generate, ..cfg.keys.clone() };
-    let keys = servicekit::bootstrap::key_store(&store, &key_config).await?;
+    let keys = servicekit::bootstrap::key_store(&store, &cfg.key_config(component, generate)).await?;
     Ok((store, keys))
+}
+
+impl ServeConfig {
+    /// The directory of the embedded default's master keys (one per component) and its
+    /// erasure ledger: beside the data directory, `<data dir>.keys`, so that a backup of the
+    /// databases never holds the keys that open them (`docs/privacy.md`).
+    pub fn keys_dir(&self) -> PathBuf {
+        let dir = std::path::absolute(self.data_dir()).unwrap_or_else(|_| self.data_dir().clone());
+        let name = dir.file_name().map_or_else(|| "samskab-data".into(), |n| n.to_string_lossy().into_owned());
+        dir.with_file_name(format!("{name}.keys"))
+    }
+
+    /// The master key file of one component in the key directory.
+    pub fn key_file(&self, component: &str) -> PathBuf {
+        self.keys_dir().join(format!("master-{component}.key"))
+    }
+
+    /// How `component` of the embedded default finds its master key and the ledger.
+    pub fn key_config(&self, component: &str, generate: bool) -> servicekit::bootstrap::KeyConfig {
+        let ledger = format!("sqlite://{}", self.keys_dir().join(keystore::LEDGER_FILE).display());
+        servicekit::bootstrap::KeyConfig {
+            generate,
+            key_file: Some(self.key_file(component)),
+            erasure_ledger_url: Some(self.keys.erasure_ledger_url.clone().unwrap_or(ledger)),
+            ..self.keys.clone()
+        }
+    }
+}
+
+/// Moves the keys of a data directory written before the key directory existed: the one
+/// master key becomes every component's (`samskab rotate-master-key` then gives each its
+/// own), and the erasure ledger moves too; logged.
+fn move_keys_apart(cfg: &ServeConfig) -> Result<(), Error> {
+    let keys = cfg.keys_dir();
+    let mut dirs = std::fs::DirBuilder::new();
+    dirs.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        dirs.mode(0o700);
+    }
+    dirs.create(&keys)?;
+    secure_data_dir(&keys)?;
+    let old = cfg.data_dir().join(keystore::MASTER_KEY_FILE);
+    if old.exists() {
+        let text = std::fs::read_to_string(&old)?;
+        for component in ops::COMPONENTS {
+            let file = cfg.key_file(component);
+            if !file.exists() {
+                ops::write_private(&file, &text)?;
+            }
+        }
+        std::fs::remove_file(&old)?;
+        tracing::warn!(from = %old.display(), to = %keys.display(), "moved the master key out of the data directory, one copy per component; `samskab rotate-master-key` gives each its own");
+    }
+    let ledger = cfg.data_dir().join(keystore::LEDGER_FILE);
+    if cfg.keys.erasure_ledger_url.is_none() && ledger.exists() && !keys.join(keystore::LEDGER_FILE).exists() {
+        for suffix in ["", "-wal", "-shm"] {
+            let from = cfg.data_dir().join(format!("{}{suffix}", keystore::LEDGER_FILE));
+            if from.exists() {
+                std::fs::rename(&from, keys.join(format!("{}{suffix}", keystore::LEDGER_FILE)))?;
+            }
+        }
+        let _ = std::fs::remove_file(cfg.data_dir().join(format!("{}.migrate-lock", keystore::LEDGER_FILE)));
+        tracing::warn!(from = %ledger.display(), to = %keys.display(), "moved the erasure ledger out of the data directory");
+    }
+    Ok(())
 }
 
 /// Starts the three services inside this process (reachable by no other process: no TCP
@@ -143,31 +207,34 @@ async fn open(cfg: &ServeConfig, component: &str, generate: bool) -> Result<(Eve
 pub async fn start(cfg: &ServeConfig) -> Result<Running, Error> {
     use servicekit::inproc::url_for;
     use servicekit::server::spawn_in_process;
-    // The parts share one master key: it may be made only while no part's database holds
-    // keys wrapped by one (a lost `master.key` is restored, never replaced).
     secure_data_dir(cfg.data_dir())?;
-    let mut generate = true;
+    move_keys_apart(cfg)?;
+    // Each part's master key may be made only while its database holds no keys wrapped by
+    // one (a lost key is restored, never replaced).
+    let given = [keystore::MASTER_KEY_VAR, keystore::MASTER_KEY_FILE_VAR].iter().any(|v| std::env::var_os(v).is_some());
+    let mut generate = std::collections::HashMap::new();
     for component in ops::COMPONENTS {
         let store = EventStore::connect(&cfg.url(component)).await?;
-        generate &= !keystore::KeyStore::holds_wrapped_keys(&store).await;
+        let holds = keystore::KeyStore::holds_wrapped_keys(&store).await;
         store.close().await;
+        let file = cfg.key_file(component);
+        if holds && !given && !file.exists() {
+            return Err(Error::Start(format!(
+                "{} is missing, but the {component} database holds keys wrapped by it: restore it from \
+                 your backup (a new key would leave every person's data unreadable)",
+                file.display()
+            )));
+        }
+        generate.insert(component, !holds);
     }
-    let key_file = cfg.data_dir().join(keystore::MASTER_KEY_FILE);
-    let given = [keystore::MASTER_KEY_VAR, keystore::MASTER_KEY_FILE_VAR].iter().any(|v| std::env::var_os(v).is_some());
-    if !generate && !given && !key_file.exists() {
-        return Err(Error::Start(format!(
-            "{} is missing, but the databases hold keys wrapped by it: restore it from your backup \
-             (a new key would leave every person's data unreadable)",
-            key_file.display()
-        )));
-    }
-    let (store, keys) = open(cfg, "carehome", generate).await?;
+    let generate = |component: &str| generate[component];
+    let (store, keys) = open(cfg, "carehome", generate("carehome")).await?;
     let ch = carehome::CareHomeServer::start(store, keys).await.map_err(|e| Error::Start(e.to_string()))?;
     let carehome = spawn_in_process("carehome", ch.routes(), carehome::SERVICE_NAMES);
-    let (store, keys) = open(cfg, "volunteer", generate).await?;
+    let (store, keys) = open(cfg, "volunteer", generate("volunteer")).await?;
     let vol = volunteer::VolunteerServer::start(store, keys).await.map_err(|e| Error::Start(e.to_string()))?;
     let volunteer = spawn_in_process("volunteer", vol.routes(), volunteer::SERVICE_NAMES);
-    let (store, keys) = open(cfg, "booking", generate).await?;
+    let (store, keys) = open(cfg, "booking", generate("booking")).await?;
     let peers = booking::Peers {
         carehome_url: url_for(&carehome.url(), "booking"),
         volunteer_url: url_for(&volunteer.url(), "booking"),
@@ -175,7 +242,7 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, Error> {
     let b = booking::BookingServer::start(store, keys, peers).await.map_err(|e| Error::Start(e.to_string()))?;
     let booking = spawn_in_process("booking", b.routes(), booking::SERVICE_NAMES);
 
-    let (store, keys) = open(cfg, "gateway", generate).await?;
+    let (store, keys) = open(cfg, "gateway", generate("gateway")).await?;
     let tokens = gateway::Keys::from_env_or_data_dir(cfg.data_dir()).map_err(Error::Start)?;
     let urls = gateway::ServiceUrls {
         booking: url_for(&booking.url(), "gateway"),
@@ -198,6 +265,7 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, Error> {
     });
     // Again, for the files the databases made on opening (SQLite's -wal and -shm).
     secure_data_dir(cfg.data_dir())?;
+    secure_data_dir(&cfg.keys_dir())?;
     tracing::info!(%addr, "Samskab is serving");
     servicekit::clock::warn_if_movable();
     Ok(Running { addr, gateway: state, services: vec![carehome, volunteer, booking], http, stop_http })

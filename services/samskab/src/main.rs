@@ -62,6 +62,12 @@ enum Command {
         #[arg(long)]
         out: std::path::PathBuf,
     },
+    /// Give each component a new master key of its own in the key directory
+    /// (`<data dir>.keys`), re-wrapping every key under it (run while Samskab is stopped).
+    RotateMasterKey {
+        #[command(flatten)]
+        config: samskab::ServeConfig,
+    },
     /// Run one component on its own (the code path of separate deployment).
     Run {
         #[command(subcommand)]
@@ -114,6 +120,15 @@ async fn main() -> std::process::ExitCode {
                 Command::Serve { demo, config } => {
                     samskab::serve(&config, demo, shutdown).await.map_err(|e| e.to_string())
                 }
+                Command::RotateMasterKey { config } => match samskab::ops::rotate_master_keys(&config).await {
+                    Ok(moved) => {
+                        for (component, keys) in moved {
+                            println!("{component}: {keys} keys re-wrapped under a new master key of its own");
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e.to_string()),
+                },
                 Command::Migrate { config } => samskab::ops::migrate(&config).await.map_err(|e| e.to_string()),
                 Command::Invite { invite, config } => match samskab::ops::invite(&config, &invite).await {
                     Ok(code) => {

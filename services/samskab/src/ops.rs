@@ -217,7 +217,6 @@ pub async fn generate_history(cfg: &ServeConfig, a: &HistoryArgs) -> Result<(), 
 /// it is not there yet: `master.key` (SAMSKAB_MASTER_KEY), `jwt.keys` (SAMSKAB_JWT_KEYS) and
 /// `person.key` (SAMSKAB_PERSON_KEY). Returns each file and whether it was written now.
 pub fn write_keys(dir: &std::path::Path) -> Result<Vec<(&'static str, bool)>, String> {
-    use std::io::Write;
     let io = |what: &std::path::Path, e: std::io::Error| format!("{}: {e}", what.display());
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
@@ -240,21 +239,63 @@ pub fn write_keys(dir: &std::path::Path) -> Result<Vec<(&'static str, bool)>, St
     let mut written = Vec::new();
     for (file, text) in files {
         let path = dir.join(file);
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        match opts.open(&path) {
-            Ok(mut f) => {
-                f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).map_err(|e| io(&path, e))?;
-                written.push((file, true));
-            }
+        match write_private(&path, &text) {
+            Ok(()) => written.push((file, true)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => written.push((file, false)),
             Err(e) => return Err(io(&path, e)),
         }
     }
     Ok(written)
+}
+
+/// Creates `path` (mode 0600, never over an existing file) holding `text`, synced.
+pub fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+/// `samskab rotate-master-key`: each component of the embedded default gets a new master
+/// key of its own, and every key in its database is re-wrapped under it. The new key is
+/// written beside the old one first (`master-<component>.key.new`) and replaces it once
+/// every key is re-wrapped; run again after an interruption, it finishes the job (keys
+/// already under the new key are left as they are). Returns the keys re-wrapped per
+/// component.
+pub async fn rotate_master_keys(cfg: &ServeConfig) -> Result<Vec<(&'static str, u64)>, Error> {
+    use keystore::{KeyStore, MasterKey};
+    if [keystore::MASTER_KEY_VAR, keystore::MASTER_KEY_FILE_VAR].iter().any(|v| std::env::var_os(v).is_some()) {
+        return Err(Error::Start(
+            "the master key comes from the environment here: rotate it with each component's own \
+             `rotate-master-key --old-key-file`"
+                .into(),
+        ));
+    }
+    let mut moved = Vec::new();
+    for component in COMPONENTS {
+        let file = cfg.key_file(component);
+        let next = file.with_extension("key.new");
+        let old = MasterKey::read_file(&file)?;
+        let new = if next.exists() {
+            MasterKey::read_file(&next)?
+        } else {
+            let new = MasterKey::generate();
+            write_private(&next, &new.to_hex())?;
+            new
+        };
+        let store = EventStore::connect(&cfg.url(component)).await?;
+        let keys = KeyStore::connect(&store, new).await?;
+        let n = keys.rewrap_from(&old).await?;
+        store.close().await;
+        std::fs::rename(&next, &file)?;
+        moved.push((component, n));
+    }
+    Ok(moved)
 }

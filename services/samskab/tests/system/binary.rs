@@ -1030,18 +1030,27 @@ async fn the_data_directory_is_private_and_a_lost_master_key_is_not_replaced() {
     assert_eq!(st, 201, "{p}");
 
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode(&data), 0o700, "the data directory");
-    let files: Vec<PathBuf> =
-        std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
-    assert!(files.iter().any(|f| f.ends_with("master.key")) && files.len() > 5, "{files:?}");
-    for f in &files {
-        assert_eq!(mode(f), 0o600, "{}", f.display());
+    let keys = dir.path().join("data.keys");
+    for d in [&data, &keys] {
+        assert_eq!(mode(d), 0o700, "{}", d.display());
+        let files: Vec<PathBuf> =
+            std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+        assert!(files.len() > 4, "{files:?}");
+        for f in &files {
+            assert_eq!(mode(f), 0o600, "{}", f.display());
+        }
     }
+    // The master keys and the ledger live apart from the databases, one key per component.
+    assert!(!data.join("master.key").exists() && !data.join("erasure-ledger.db").exists());
+    let read = |c: &str| std::fs::read_to_string(keys.join(format!("master-{c}.key"))).unwrap();
+    let all: BTreeSet<String> = ["carehome", "volunteer", "booking", "gateway"].iter().map(|c| read(c)).collect();
+    assert_eq!(all.len(), 4, "each component has a key of its own");
+    assert!(keys.join("erasure-ledger.db").exists());
     signal(&child, "-TERM");
     assert!(exit_status(&mut child).await.success());
 
-    // master.key lost: serve refuses, says what to do, and makes no new key.
-    std::fs::remove_file(data.join("master.key")).unwrap();
+    // The volunteer key lost: serve refuses, says what to do, and makes no new key.
+    std::fs::remove_file(keys.join("master-volunteer.key")).unwrap();
     let out = Command::new(BIN)
         .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port()), "--data-dir"])
         .arg(&data)
@@ -1051,5 +1060,61 @@ async fn the_data_directory_is_private_and_a_lost_master_key_is_not_replaced() {
     let out = tokio::time::timeout(Duration::from_secs(60), out).await.expect("serve exits").unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("restore"), "{stderr}");
-    assert!(!data.join("master.key").exists(), "no new master key");
+    assert!(!keys.join("master-volunteer.key").exists() && !data.join("master.key").exists(), "no new master key");
+}
+
+/// A data directory written before the key directory existed (checked in under
+/// `tests/fixtures/`): at the first start its master key and erasure ledger move out of it,
+/// the one key becoming every component's; the sealed data still opens; `samskab
+/// rotate-master-key` then gives each component its own, and the data still opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_data_directory_of_the_previous_release_is_upgraded() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/data-dir-2026-12-06");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for entry in std::fs::read_dir(&fixture).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), data.join(entry.file_name())).unwrap();
+    }
+    let old_key = std::fs::read_to_string(data.join("master.key")).unwrap();
+    let pilot = "1c788942-b71e-7f50-9279-06e128a9ed76";
+    let keys = dir.path().join("data.keys");
+    let read = |c: &str| std::fs::read_to_string(keys.join(format!("master-{c}.key"))).unwrap();
+    let components = ["carehome", "volunteer", "booking", "gateway"];
+    let pilot_name = |port: u16| {
+        let data = data.clone();
+        async move {
+            let token =
+                std::process::Command::new(BIN).args(["token", "--role", "admin", "--data-dir"]).arg(&data).output();
+            let token = String::from_utf8(token.unwrap().stdout).unwrap().split_whitespace().last().unwrap().to_owned();
+            let http = client(Duration::from_secs(30));
+            let url = format!("http://127.0.0.1:{port}/v1/pilots/{pilot}");
+            let (st, p) = call(&http, reqwest::Method::GET, &url, &token, None, None).await;
+            assert_eq!(st, 200, "{p}");
+            p["display_name"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+
+    let port = free_port();
+    let (mut child, _) = serve(&data, port, false).await;
+    assert_eq!(pilot_name(port).await, "Ærø Østergård", "the sealed name opens after the move");
+    assert!(!data.join("master.key").exists() && !data.join("erasure-ledger.db").exists(), "moved out");
+    for c in components {
+        assert_eq!(read(c), old_key, "{c} starts with the old shared key");
+    }
+    assert!(keys.join("erasure-ledger.db").exists());
+    signal(&child, "-TERM");
+    assert!(exit_status(&mut child).await.success());
+
+    let out = std::process::Command::new(BIN).args(["rotate-master-key", "--data-dir"]).arg(&data).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rotated: BTreeSet<String> = components.iter().map(|c| read(c)).collect();
+    assert_eq!(rotated.len(), 4, "each component has its own key now");
+    assert!(!rotated.contains(&old_key));
+    let port = free_port();
+    let (mut child, _) = serve(&data, port, false).await;
+    assert_eq!(pilot_name(port).await, "Ærø Østergård", "the sealed name opens under the new key");
+    signal(&child, "-TERM");
+    assert!(exit_status(&mut child).await.success());
 }
