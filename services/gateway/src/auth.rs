@@ -283,7 +283,8 @@ impl KindName for jsonwebtoken::errors::Error {
     }
 }
 
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+/// Creates `path` (mode 0600, never over an existing file) holding `text`, synced.
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);

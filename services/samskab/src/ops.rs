@@ -248,20 +248,7 @@ pub fn write_keys(dir: &std::path::Path) -> Result<Vec<(&'static str, bool)>, St
     Ok(written)
 }
 
-/// Creates `path` (mode 0600, never over an existing file) holding `text`, synced.
-pub fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()
-}
+pub use gateway::auth::write_private;
 
 /// `samskab rotate-master-key`: each component of the embedded default gets a new master
 /// key of its own, and every key in its database is re-wrapped under it. The new key is
