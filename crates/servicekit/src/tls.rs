@@ -62,6 +62,26 @@ impl DevCa {
     }
 }
 
+/// The components that may hold a certificate.
+pub const COMPONENTS: &[&str] = &["gateway", "booking", "carehome", "volunteer", "notify"];
+
+/// The component a peer certificate (already verified against the CA by the handshake) is
+/// for, by its DNS name; `None` for a certificate of no component.
+pub fn component_of(der: &[u8]) -> Option<&'static str> {
+    let der = rustls::pki_types::CertificateDer::from(der);
+    let cert = webpki::EndEntityCert::try_from(&der).ok()?;
+    COMPONENTS.iter().copied().find(|c| {
+        let name = rustls::pki_types::ServerName::try_from(component_name(c)).expect("a DNS name");
+        cert.verify_is_valid_for_subject_name(&name).is_ok()
+    })
+}
+
+/// The component that called, from the request's verified client certificate.
+pub fn caller<T>(req: &tonic::Request<T>) -> Option<&'static str> {
+    let certs = req.peer_certs()?;
+    component_of(certs.first()?.as_ref())
+}
+
 /// A server that presents `identity` and requires a client certificate of `ca`.
 pub fn server_config(identity: &Pem, ca: &str) -> ServerTlsConfig {
     ServerTlsConfig::new()

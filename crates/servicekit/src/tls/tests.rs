@@ -11,6 +11,12 @@ use super::*;
 async fn serve(ca: &DevCa) -> String {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (_, health) = tonic_health::server::health_reporter();
+    // Only the gateway may call (a policy of one method, for the test).
+    let health =
+        tonic::service::interceptor::InterceptedService::new(health, |req: tonic::Request<()>| match caller(&req) {
+            Some("gateway") => Ok(req),
+            other => Err(tonic::Status::permission_denied(format!("{other:?} may not call this"))),
+        });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let tls = server_config(&ca.issue("carehome").unwrap(), ca.cert_pem());
@@ -51,6 +57,21 @@ async fn only_a_component_of_the_ca_gets_through() {
     let other = DevCa::generate().unwrap();
     let stranger = other.issue("gateway").unwrap();
     assert!(check(&url, client_config(&stranger, ca.cert_pem(), "carehome")).await.is_err(), "another CA");
+    // Another component of the CA is who it is, and this method is not for it.
+    let booking = ca.issue("booking").unwrap();
+    let refused = check(&url, client_config(&booking, ca.cert_pem(), "carehome")).await.unwrap_err();
+    assert!(refused.contains("booking") && refused.contains("may not call"), "{refused}");
     // Expecting another component behind the address.
     assert!(check(&url, client_config(&gateway, ca.cert_pem(), "booking")).await.is_err(), "wrong server name");
+}
+
+#[test]
+fn a_certificate_names_its_component() {
+    let ca = DevCa::generate().unwrap();
+    let pem = ca.issue("booking").unwrap();
+    let der = rustls::pki_types::pem::PemObject::from_pem_slice(pem.cert.as_bytes())
+        .map(|c: rustls::pki_types::CertificateDer<'static>| c.to_vec())
+        .unwrap();
+    assert_eq!(component_of(&der), Some("booking"));
+    assert_eq!(component_of(b"not a certificate"), None);
 }
