@@ -16,13 +16,25 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 /// own deadline with [`request`].
 pub fn channel(url: &str) -> Result<Channel, tonic::transport::Error> {
     let in_process = url.starts_with(crate::inproc::SCHEME);
-    let endpoint = Endpoint::from_shared(if in_process { "http://in-process".to_owned() } else { url.to_owned() })?
+    let endpoint =
+        tuned(Endpoint::from_shared(if in_process { "http://in-process".to_owned() } else { url.to_owned() })?);
+    Ok(if in_process { crate::inproc::channel(url, endpoint) } else { endpoint.connect_lazy() })
+}
+
+/// Connect timeout and keep-alives of every channel.
+fn tuned(endpoint: Endpoint) -> Endpoint {
+    endpoint
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(20))
         .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true);
-    Ok(if in_process { crate::inproc::channel(url, endpoint) } else { endpoint.connect_lazy() })
+        .keep_alive_while_idle(true)
+}
+
+/// [`channel`] over mutual TLS ([`crate::tls::client_config`]: this component's
+/// certificate, the CA, and the component expected behind `url`).
+pub fn channel_tls(url: &str, tls: tonic::transport::ClientTlsConfig) -> Result<Channel, tonic::transport::Error> {
+    Ok(tuned(Endpoint::from_shared(url.to_owned())?.tls_config(tls)?).connect_lazy())
 }
 
 /// A request with a deadline and the current span's `traceparent`.

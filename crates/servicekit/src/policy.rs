@@ -7,10 +7,10 @@
 //!
 //! Servers enforce it on every call ([`Policy`]) for callers whose identity they know: a
 //! part of the all-in-one names itself on its in-process connection
-//! ([`crate::inproc::Peer`]). Since only the gateway may call a command, the `actor` of a
-//! command context comes from the gateway only. Between separate processes the identity
-//! will come from the caller's certificate (mutual TLS, not built yet): until then a call
-//! over plain TCP carries no identity and is not checked (see `docs/security.md`).
+//! ([`crate::inproc::Peer`]); a separate process is the component its client certificate
+//! names, verified by the TLS handshake ([`crate::tls`]). Since only the gateway may call
+//! a command, the `actor` of a command context comes from the gateway only. A call over
+//! plain TCP carries no identity and is not checked (see `docs/security.md`).
 //!
 //! The health service is outside the table: anyone who reaches the server may ask it
 //! (orchestrators' probes carry no identity), and it tells nothing about the data.
@@ -19,8 +19,7 @@ use std::task::{Context, Poll};
 
 use futures_util::future::BoxFuture;
 
-/// The components that may call anything.
-pub const COMPONENTS: &[&str] = &["gateway", "booking", "carehome", "volunteer", "notify"];
+pub use crate::tls::COMPONENTS;
 
 const GATEWAY: &[&str] = &["gateway"];
 const FEED_READERS: &[&str] = &["gateway", "booking", "notify"];
@@ -114,6 +113,20 @@ pub fn may_call(caller: &str, path: &str) -> bool {
     OPEN.contains(&path) || POLICY.iter().any(|(p, callers)| *p == path && callers.contains(&caller))
 }
 
+/// The component that made a call: named on an in-process connection, or read from the
+/// client certificate a TLS handshake verified (`""` for a certificate of no component).
+/// `None` over plain TCP: no identity.
+pub fn caller_of<B>(req: &http::Request<B>) -> Option<String> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    if let Some(crate::inproc::Peer(caller)) = req.extensions().get::<crate::inproc::Peer>() {
+        return Some(caller.clone());
+    }
+    let tls = req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>()?;
+    let certs = tls.peer_certs();
+    let first = certs.as_ref().and_then(|c| c.first().map(|c| c.to_vec())).unwrap_or_default();
+    Some(crate::tls::component_of(&first).unwrap_or_default().to_owned())
+}
+
 /// Refuses every call whose caller is known and not allowed by [`POLICY`]
 /// (`PERMISSION_DENIED`, naming the caller and the method).
 #[derive(Clone, Debug)]
@@ -143,9 +156,9 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if let Some(crate::inproc::Peer(caller)) = req.extensions().get::<crate::inproc::Peer>() {
+        if let Some(caller) = caller_of(&req) {
             let path = req.uri().path();
-            if !may_call(caller, path) {
+            if !may_call(&caller, path) {
                 tracing::warn!(caller = %caller, rpc = %path, "a call the policy does not allow was refused");
                 let status = tonic::Status::permission_denied(format!("{caller:?} may not call {path}"));
                 return Box::pin(std::future::ready(Ok(status.into_http())));

@@ -112,6 +112,9 @@ pub struct ServiceRoutes {
     pub probe: Option<Probe>,
     /// Whether the server offers gRPC reflection (off unless [`GrpcConfig::reflection`]).
     pub reflection: bool,
+    /// Mutual TLS: the server's identity and the CA its callers' certificates must be of
+    /// ([`crate::tls::server_config`]); `None`: plain TCP (or in-process).
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 /// Settings of a component's gRPC server.
@@ -128,6 +131,27 @@ impl ServiceRoutes {
     /// The same routes, with reflection on or off.
     pub fn with_reflection(mut self, on: bool) -> Self {
         self.reflection = on;
+        self
+    }
+
+    /// The same routes over mutual TLS when `tls` is configured; otherwise as they are, with
+    /// a warning that any process reaching the port may call them.
+    pub fn secured(self, tls: &crate::tls::TlsConfig) -> std::io::Result<Self> {
+        match tls.server().map_err(std::io::Error::other)? {
+            Some(t) => Ok(self.with_tls(t)),
+            None => {
+                tracing::warn!(
+                    "serving gRPC without TLS: any process that reaches this port may call it \
+                     (set SAMSKAB_TLS_CERT, SAMSKAB_TLS_KEY and SAMSKAB_TLS_CA)"
+                );
+                Ok(self)
+            }
+        }
+    }
+
+    /// The same routes, served over mutual TLS.
+    pub fn with_tls(mut self, tls: tonic::transport::ServerTlsConfig) -> Self {
+        self.tls = Some(tls);
         self
     }
 }
@@ -186,7 +210,7 @@ where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Connected + Unpin + Send + 'static,
 {
     crate::clock::warn_if_movable();
-    let ServiceRoutes { routes, stop, probe, reflection } = routes;
+    let ServiceRoutes { routes, stop, probe, reflection, tls } = routes;
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let health = Health { reporter, names: names.to_vec() };
     health.set(true).await;
@@ -241,7 +265,11 @@ where
         shutdown.await;
         let _ = stopping.send(());
     };
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let server = builder
         .trace_fn(call_span)
         .layer(tower::layer::layer_fn(crate::rpc_metrics::RpcMetrics::new))
         .layer(tower::layer::layer_fn(crate::policy::Policy::new))

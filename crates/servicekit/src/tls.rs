@@ -1,7 +1,9 @@
-//! Mutual TLS between components (issue 15, a first step): a development CA that issues
-//! one certificate per component (`<component>.samskab.internal`, usable as server and as
-//! client), and the tonic server and client configurations that require a certificate of
-//! that CA from the other side. rustls with the ring provider (aws-lc would need cmake).
+//! Mutual TLS between components: a development CA that issues one certificate per
+//! component (`<component>.samskab.internal`, usable as server and as client;
+//! `samskab certs`), the tonic server and client configurations that require a certificate
+//! of that CA from the other side, the settings that read them from files
+//! ([`TlsConfig`]), and the component a verified certificate names (read by
+//! [`crate::policy`]). rustls with the ring provider (aws-lc would need cmake).
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
@@ -95,6 +97,79 @@ pub fn client_config(identity: &Pem, ca: &str, server: &str) -> ClientTlsConfig 
         .ca_certificate(Certificate::from_pem(ca))
         .identity(Identity::from_pem(&identity.cert, &identity.key))
         .domain_name(component_name(server))
+}
+
+/// Mutual TLS between components, from files (PEM): this component's certificate and key,
+/// and the CA every component's certificate is of. All three or none.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsConfig {
+    /// This component's certificate (PEM) for mutual TLS with the other components (its
+    /// DNS name `<component>.samskab.internal`; `samskab certs --out DIR` makes a set).
+    #[arg(long = "tls-cert", env = "SAMSKAB_TLS_CERT")]
+    pub cert: Option<std::path::PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long = "tls-key", env = "SAMSKAB_TLS_KEY")]
+    pub key: Option<std::path::PathBuf>,
+    /// The CA (PEM) whose certificates the other components must present.
+    #[arg(long = "tls-ca", env = "SAMSKAB_TLS_CA")]
+    pub ca: Option<std::path::PathBuf>,
+}
+
+impl TlsConfig {
+    /// This component's identity and the CA, read from the files; `None` when none is set.
+    pub fn load(&self) -> Result<Option<(Pem, String)>, String> {
+        let read = |p: &std::path::Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+        match (&self.cert, &self.key, &self.ca) {
+            (None, None, None) => Ok(None),
+            (Some(cert), Some(key), Some(ca)) => Ok(Some((Pem { cert: read(cert)?, key: read(key)? }, read(ca)?))),
+            _ => Err("mutual TLS needs all of SAMSKAB_TLS_CERT, SAMSKAB_TLS_KEY and SAMSKAB_TLS_CA".into()),
+        }
+    }
+
+    /// The server side, if configured.
+    pub fn server(&self) -> Result<Option<ServerTlsConfig>, String> {
+        Ok(self.load()?.map(|(pem, ca)| server_config(&pem, &ca)))
+    }
+
+    /// A channel to `server` (a component) at `url`: over mutual TLS when configured (an
+    /// `http://` URL is then called as `https://`: never silently in plain text), else as
+    /// [`crate::client::channel`].
+    pub fn channel(&self, url: &str, server: &str) -> Result<tonic::transport::Channel, String> {
+        match self.load()? {
+            Some((pem, ca)) if !url.starts_with(crate::inproc::SCHEME) => {
+                let url = url.strip_prefix("http://").map_or_else(|| url.to_owned(), |rest| format!("https://{rest}"));
+                crate::client::channel_tls(&url, client_config(&pem, &ca, server)).map_err(|e| e.to_string())
+            }
+            _ => crate::client::channel(url).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Writes a development CA and a certificate per component into `dir` (`ca.pem`,
+/// `<component>.pem`, `<component>.key`; keys 0600), for running the services one by one
+/// and for tests; production certificates come from the cluster's issuer.
+pub fn write_dev_certs(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>, String> {
+    let io = |p: &std::path::Path, e: std::io::Error| format!("{}: {e}", p.display());
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let ca = DevCa::generate().map_err(|e| e.to_string())?;
+    let mut written = vec![dir.join("ca.pem")];
+    std::fs::write(&written[0], ca.cert_pem()).map_err(|e| io(&written[0], e))?;
+    for component in COMPONENTS {
+        let pem = ca.issue(component).map_err(|e| e.to_string())?;
+        let (cert, key) = (dir.join(format!("{component}.pem")), dir.join(format!("{component}.key")));
+        std::fs::write(&cert, &pem.cert).map_err(|e| io(&cert, e))?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        use std::io::Write;
+        opts.open(&key).and_then(|mut f| f.write_all(pem.key.as_bytes())).map_err(|e| io(&key, e))?;
+        written.extend([cert, key]);
+    }
+    Ok(written)
 }
 
 #[cfg(test)]

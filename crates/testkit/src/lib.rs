@@ -137,3 +137,21 @@ pub fn all_backends() -> Vec<TestDb> {
 pub async fn raw(db: TestDb) -> TestDb {
     db
 }
+
+/// A loopback port that is free now, for a process the test starts, chosen **outside the
+/// kernel's ephemeral range** (32768–60999 by default): a port the kernel hands out for
+/// `bind(0)` is also what it hands to outgoing connections, so between picking it and the
+/// child binding it another test's connection could take it ("Address already in use").
+/// Ports 20000–32767 are never given to outgoing connections; a random start makes two
+/// tests picking at once unlikely to meet, and the pick is checked by binding it.
+pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::hash::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.write_u32(std::process::id());
+    let start = h.finish();
+    (0..12768u64)
+        .map(|i| 20000 + ((start + i) % 12768) as u16)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port in 20000-32767")
+}

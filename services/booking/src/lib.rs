@@ -64,6 +64,8 @@ pub struct Peers {
     pub carehome_url: String,
     /// The volunteer service.
     pub volunteer_url: String,
+    /// Mutual TLS with them (none: plain text or in-process).
+    pub tls: servicekit::tls::TlsConfig,
 }
 
 /// A started booking service: migrated, following its peers, ready to serve.
@@ -104,8 +106,9 @@ impl BookingServer {
         let kick = Arc::new(Notify::new());
         let (carehome_tx, carehome_feed) = watch::channel(FollowStatus::default());
         let (volunteer_tx, volunteer_feed) = watch::channel(FollowStatus::default());
-        let carehome = EventFeedClient::new(servicekit::client::channel(&peers.carehome_url)?);
-        let volunteer = EventFeedClient::new(servicekit::client::channel(&peers.volunteer_url)?);
+        let channel = |url: &str, server: &str| peers.tls.channel(url, server).map_err(std::io::Error::other);
+        let carehome = EventFeedClient::new(channel(&peers.carehome_url, "carehome")?);
+        let volunteer = EventFeedClient::new(channel(&peers.volunteer_url, "volunteer")?);
         tokio::spawn(follow(
             store.clone(),
             carehome,
@@ -170,7 +173,7 @@ impl BookingServer {
                 servicekit::server::Readiness { store: store.head().await.is_ok(), subscriptions: Some(connected) }
             })
         });
-        servicekit::server::ServiceRoutes { routes, stop, probe: Some(probe), reflection: false }
+        servicekit::server::ServiceRoutes { routes, stop, probe: Some(probe), reflection: false, tls: None }
     }
 
     /// The handlers (for in-process use).
@@ -204,17 +207,24 @@ pub struct Config {
     /// The gRPC server (reflection).
     #[command(flatten)]
     pub grpc: servicekit::server::GrpcConfig,
+    /// Mutual TLS with the other components.
+    #[command(flatten)]
+    pub tls: servicekit::tls::TlsConfig,
 }
 
 /// Runs the service until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), StartError> {
     let store = EventStore::connect(&config.database_url).await?;
     let keys = servicekit::bootstrap::key_store(&store, &config.keys).await?;
-    let peers = Peers { carehome_url: config.carehome_url.clone(), volunteer_url: config.volunteer_url.clone() };
+    let peers = Peers {
+        carehome_url: config.carehome_url.clone(),
+        volunteer_url: config.volunteer_url.clone(),
+        tls: config.tls.clone(),
+    };
     let server = BookingServer::start(store, keys, peers).await?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(listen = %config.listen, "booking service serving");
-    let routes = server.routes().with_reflection(config.grpc.reflection);
+    let routes = server.routes().with_reflection(config.grpc.reflection).secured(&config.tls)?;
     servicekit::server::serve(listener, routes, SERVICE_NAMES, shutdown).await?;
     Ok(())
 }

@@ -79,7 +79,7 @@ impl CareHomeServer {
                 servicekit::audit::AuditLog::new(self.store.clone(), audit::stream_of, audit::summary).into_server(),
             );
         let probe = Some(servicekit::server::store_probe(self.store.clone()));
-        servicekit::server::ServiceRoutes { routes, stop, probe, reflection: false }
+        servicekit::server::ServiceRoutes { routes, stop, probe, reflection: false, tls: None }
     }
 
     /// The handlers (for in-process use).
@@ -107,6 +107,9 @@ pub struct Config {
     /// The gRPC server (reflection).
     #[command(flatten)]
     pub grpc: servicekit::server::GrpcConfig,
+    /// Mutual TLS with the other components.
+    #[command(flatten)]
+    pub tls: servicekit::tls::TlsConfig,
 }
 
 /// Creates the directory of a SQLite database file (SQLite creates the file, not its directory).
@@ -127,7 +130,7 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     let server = CareHomeServer::start(store, keys).await?;
     let listener = TcpListener::bind(config.listen).await?;
     tracing::info!(listen = %config.listen, "care-home service serving");
-    let routes = server.routes().with_reflection(config.grpc.reflection);
+    let routes = server.routes().with_reflection(config.grpc.reflection).secured(&config.tls)?;
     servicekit::server::serve(listener, routes, SERVICE_NAMES, shutdown).await?;
     Ok(())
 }

@@ -88,6 +88,17 @@ impl Clients {
         Ok(Clients::from_channels(b, c, v))
     }
 
+    /// The same over mutual TLS when `tls` is configured (each service must present its
+    /// component's certificate).
+    pub fn connect_with(urls: &ServiceUrls, tls: &servicekit::tls::TlsConfig) -> Result<Self, String> {
+        let (b, c, v) = (
+            tls.channel(&urls.booking, "booking")?,
+            tls.channel(&urls.carehome, "carehome")?,
+            tls.channel(&urls.volunteer, "volunteer")?,
+        );
+        Ok(Clients::from_channels(b, c, v))
+    }
+
     /// Clients over channels made elsewhere (in-process tests use tonic's in-memory
     /// transport).
     pub fn from_channels(booking: Channel, carehome: Channel, volunteer: Channel) -> Self {

@@ -266,6 +266,9 @@ pub struct Config {
     /// Master key, erasure ledger, data directory (also where a generated JWT secret lives).
     #[command(flatten)]
     pub keys: servicekit::bootstrap::KeyConfig,
+    /// Mutual TLS with the services.
+    #[command(flatten)]
+    pub tls: servicekit::tls::TlsConfig,
 }
 
 /// Errors starting the gateway.
@@ -301,7 +304,8 @@ pub async fn run(
         carehome: config.carehome_url.clone(),
         volunteer: config.volunteer_url.clone(),
     };
-    let state = state(store, keys_store, tokens, Clients::connect(&urls)?, &config.http).await?;
+    let clients = Clients::connect_with(&urls, &config.tls).map_err(std::io::Error::other)?;
+    let state = state(store, keys_store, tokens, clients, &config.http).await?;
     let stop = state.stop.clone();
     let app = app(state, &config.http);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;

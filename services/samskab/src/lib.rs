@@ -238,6 +238,7 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, Error> {
     let peers = booking::Peers {
         carehome_url: url_for(&carehome.url(), "booking"),
         volunteer_url: url_for(&volunteer.url(), "booking"),
+        tls: Default::default(),
     };
     let b = booking::BookingServer::start(store, keys, peers).await.map_err(|e| Error::Start(e.to_string()))?;
     let booking = spawn_in_process("booking", b.routes(), booking::SERVICE_NAMES);

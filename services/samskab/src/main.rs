@@ -62,6 +62,15 @@ enum Command {
         #[arg(long)]
         out: std::path::PathBuf,
     },
+    /// Write a development CA and a certificate per component into a directory (`ca.pem`,
+    /// `<component>.pem`, `<component>.key`) for mutual TLS between components run one by
+    /// one (`SAMSKAB_TLS_CERT`, `SAMSKAB_TLS_KEY`, `SAMSKAB_TLS_CA`). Production
+    /// certificates come from the cluster's issuer.
+    Certs {
+        /// The directory.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Give each component a new master key of its own in the key directory
     /// (`<data dir>.keys`), re-wrapping every key under it (run while Samskab is stopped).
     RotateMasterKey {
@@ -101,6 +110,11 @@ async fn main() -> std::process::ExitCode {
         Command::Token { token, config } => {
             samskab::ops::token(&config, &token).map(|t| println!("{t}")).map_err(|e| e.to_string())
         }
+        Command::Certs { out } => servicekit::tls::write_dev_certs(&out).map(|written| {
+            for file in written {
+                println!("wrote {}", file.display());
+            }
+        }),
         Command::Keys { out } => samskab::ops::write_keys(&out).map(|written| {
             for (file, made) in written {
                 println!("{} {}", if made { "wrote" } else { "kept" }, out.join(file).display());
@@ -154,7 +168,10 @@ async fn main() -> std::process::ExitCode {
                     Component::Volunteer(c) => volunteer::run(c, shutdown).await.map_err(|e| e.to_string()),
                     Component::Gateway(c) => gateway::run(c, shutdown).await.map_err(|e| e.to_string()),
                 },
-                Command::Token { .. } | Command::Keys { .. } | Command::ConfigReference { .. } => {
+                Command::Token { .. }
+                | Command::Keys { .. }
+                | Command::Certs { .. }
+                | Command::ConfigReference { .. } => {
                     unreachable!("handled above")
                 }
             };

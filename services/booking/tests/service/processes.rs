@@ -10,9 +10,7 @@ use chrono::{DateTime, Utc};
 use samskab_proto::booking::v1::booking_service_client::BookingServiceClient;
 use servicekit::ErrorCode;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use testkit::free_port;
 
 struct Process(tokio::process::Child);
 

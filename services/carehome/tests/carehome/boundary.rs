@@ -104,3 +104,58 @@ async fn in_process_callers_get_only_what_the_policy_allows_them() {
     assert_eq!(feed(as_("volunteer")).await.unwrap_err().code(), tonic::Code::PermissionDenied);
     spawned.stop().await;
 }
+
+/// Over TCP with mutual TLS (a CA made for this test, `servicekit::tls::DevCa`): a caller
+/// without a certificate of the CA gets no connection; the booking certificate may read
+/// the feed and is refused a query (`PERMISSION_DENIED`); the gateway's may query; a
+/// certificate of another CA, or a plaintext client, gets nothing.
+#[tokio::test]
+async fn over_tcp_only_certificates_of_the_ca_get_in_and_only_to_what_the_policy_allows() {
+    use samskab_proto::carehome::v1::{ListRequest, care_home_service_client::CareHomeServiceClient};
+    use samskab_proto::common::v1::{ReadEventsRequest, event_feed_client::EventFeedClient};
+    use servicekit::tls::{DevCa, client_config, component_name, server_config};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = DevCa::generate().unwrap();
+    let db = TestDb::sqlite();
+    let store = EventStore::connect(&db.url).await.unwrap();
+    let keys = KeyStore::connect(&store, MasterKey::generate()).await.unwrap();
+    let server = carehome::CareHomeServer::start(store, keys).await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let routes = server.routes().with_tls(server_config(&ca.issue("carehome").unwrap(), ca.cert_pem()));
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(servicekit::server::serve(listener, routes, carehome::SERVICE_NAMES, async move {
+        let _ = stopped.await;
+    }));
+    let url = format!("https://{addr}");
+    let as_ = |tls| servicekit::client::channel_tls(&url, tls).unwrap();
+    let residents = |channel| async move {
+        let list = ListRequest { parent_id: String::new(), limit: 10, cursor: String::new() };
+        CareHomeServiceClient::new(channel).list_residents(list).await.map(drop)
+    };
+    let feed = |channel| async move {
+        EventFeedClient::new(channel).read_events(ReadEventsRequest { limit: 10, ..Default::default() }).await.map(drop)
+    };
+    let gateway = ca.issue("gateway").unwrap();
+    let booking = ca.issue("booking").unwrap();
+    // The gateway's call gets through to the service, which answers it (this parent is
+    // not a UUID, so: INVALID_ARGUMENT, from the service itself).
+    let answered = residents(as_(client_config(&gateway, ca.cert_pem(), "carehome"))).await.unwrap_err();
+    assert_eq!(answered.code(), tonic::Code::InvalidArgument, "{answered:?}");
+    let refused = residents(as_(client_config(&booking, ca.cert_pem(), "carehome"))).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    feed(as_(client_config(&booking, ca.cert_pem(), "carehome"))).await.unwrap();
+
+    // No certificate, another CA's, or no TLS at all: no call gets through.
+    let anonymous = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca.cert_pem()))
+        .domain_name(component_name("carehome"));
+    let other = DevCa::generate().unwrap();
+    let stranger = client_config(&other.issue("gateway").unwrap(), ca.cert_pem(), "carehome");
+    for (who, channel) in [("no certificate", as_(anonymous)), ("another CA", as_(stranger))] {
+        let refused = residents(channel).await.unwrap_err();
+        assert_ne!(refused.code(), tonic::Code::Ok, "{who}");
+    }
+    let plaintext = servicekit::client::channel(&format!("http://{addr}")).unwrap();
+    assert!(residents(plaintext.clone()).await.is_err() && feed(plaintext).await.is_err(), "plaintext");
+}

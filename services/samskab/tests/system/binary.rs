@@ -265,7 +265,7 @@ async fn serve_demo_drains_on_sigterm_and_keeps_every_acknowledged_booking_throu
 }
 
 /// A component process, killed when dropped.
-pub(crate) struct Component(#[allow(dead_code)] Child);
+pub(crate) struct Component(#[allow(dead_code)] pub(crate) Child);
 
 pub(crate) fn run_component(dir: &Path, args: &[String]) -> Component {
     let child = Command::new(BIN)

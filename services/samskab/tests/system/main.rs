@@ -11,3 +11,4 @@ mod binary;
 mod deploy;
 mod people;
 mod pg_restart;
+mod tls;

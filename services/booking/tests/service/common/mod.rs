@@ -105,7 +105,11 @@ impl World {
         let carehome_server = servicekit::server::spawn(any, ch.routes(), carehome::SERVICE_NAMES).await.unwrap();
         let vol = volunteer::VolunteerServer::start(volunteer_store.clone(), vk).await.unwrap();
         let volunteer_server = servicekit::server::spawn(any, vol.routes(), volunteer::SERVICE_NAMES).await.unwrap();
-        let peers = Peers { carehome_url: carehome_server.url(), volunteer_url: volunteer_server.url() };
+        let peers = Peers {
+            carehome_url: carehome_server.url(),
+            volunteer_url: volunteer_server.url(),
+            tls: Default::default(),
+        };
         let server = BookingServer::start(booking_store.clone(), bk, peers).await.unwrap();
         let booking_server = servicekit::server::spawn(any, server.routes(), booking::SERVICE_NAMES).await.unwrap();
         let chan = |url: String| servicekit::client::channel(&url).unwrap();

@@ -22,10 +22,7 @@ pub fn client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder().timeout(timeout).build().unwrap()
 }
 
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+pub use testkit::free_port;
 
 /// `samskab token ARGS` for processes that share their secrets through the environment.
 pub fn shared_token(dir: &Path, args: &[&str]) -> String {
