@@ -177,6 +177,8 @@ impl System {
                 env.push(("SAMSKAB_MASTER_KEY".into(), random_hex(32)));
                 env.push(("SAMSKAB_JWT_SECRET".into(), format!("k1={}", random_hex(32))));
                 env.push(("SAMSKAB_PERSON_KEY".into(), random_hex(32)));
+                // Loopback on one machine: the benchmark measures the services, not TLS.
+                env.push(("SAMSKAB_INSECURE_PLAINTEXT".into(), "true".into()));
                 let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
                 let url = |c: &str| {
                     let sep = if server.contains('?') { '&' } else { '?' };

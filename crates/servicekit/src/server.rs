@@ -134,15 +134,16 @@ impl ServiceRoutes {
         self
     }
 
-    /// The same routes over mutual TLS when `tls` is configured; otherwise as they are, with
-    /// a warning that any process reaching the port may call them.
+    /// The same routes over mutual TLS when `tls` is configured; otherwise (only with
+    /// `--insecure-plaintext`, else an error) as they are, with a warning that any process
+    /// reaching the port may call them.
     pub fn secured(self, tls: &crate::tls::TlsConfig) -> std::io::Result<Self> {
         match tls.server().map_err(std::io::Error::other)? {
             Some(t) => Ok(self.with_tls(t)),
             None => {
                 tracing::warn!(
-                    "serving gRPC without TLS: any process that reaches this port may call it \
-                     (set SAMSKAB_TLS_CERT, SAMSKAB_TLS_KEY and SAMSKAB_TLS_CA)"
+                    "--insecure-plaintext: serving gRPC without TLS, any process that reaches this \
+                     port may call it (set SAMSKAB_TLS_CERT, SAMSKAB_TLS_KEY and SAMSKAB_TLS_CA)"
                 );
                 Ok(self)
             }

@@ -113,14 +113,32 @@ pub struct TlsConfig {
     /// The CA (PEM) whose certificates the other components must present.
     #[arg(long = "tls-ca", env = "SAMSKAB_TLS_CA")]
     pub ca: Option<std::path::PathBuf>,
+    /// Serve and call gRPC in plain text, without mutual TLS: any process that reaches the
+    /// port may then call every method. Without it, a component with no TLS settings
+    /// refuses to start.
+    #[arg(long = "insecure-plaintext", env = "SAMSKAB_INSECURE_PLAINTEXT")]
+    pub insecure_plaintext: bool,
 }
 
 impl TlsConfig {
-    /// This component's identity and the CA, read from the files; `None` when none is set.
+    /// Plain text on purpose (`--insecure-plaintext`): tests, and parts of one process.
+    pub fn plaintext() -> Self {
+        TlsConfig { insecure_plaintext: true, ..TlsConfig::default() }
+    }
+
+    /// This component's identity and the CA, read from the files; `None` when none is set
+    /// and `--insecure-plaintext` allows that (warned in the log), else an error.
     pub fn load(&self) -> Result<Option<(Pem, String)>, String> {
         let read = |p: &std::path::Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
         match (&self.cert, &self.key, &self.ca) {
-            (None, None, None) => Ok(None),
+            (None, None, None) if self.insecure_plaintext => Ok(None),
+            (None, None, None) => Err("no mutual TLS settings: set SAMSKAB_TLS_CERT, SAMSKAB_TLS_KEY and \
+                 SAMSKAB_TLS_CA (`samskab certs --out DIR` makes a development set), or run in plain text \
+                 with --insecure-plaintext (SAMSKAB_INSECURE_PLAINTEXT=true)"
+                .into()),
+            _ if self.insecure_plaintext => {
+                Err("--insecure-plaintext and the SAMSKAB_TLS_* settings exclude each other".into())
+            }
             (Some(cert), Some(key), Some(ca)) => Ok(Some((Pem { cert: read(cert)?, key: read(key)? }, read(ca)?))),
             _ => Err("mutual TLS needs all of SAMSKAB_TLS_CERT, SAMSKAB_TLS_KEY and SAMSKAB_TLS_CA".into()),
         }
@@ -135,8 +153,11 @@ impl TlsConfig {
     /// `http://` URL is then called as `https://`: never silently in plain text), else as
     /// [`crate::client::channel`].
     pub fn channel(&self, url: &str, server: &str) -> Result<tonic::transport::Channel, String> {
+        if url.starts_with(crate::inproc::SCHEME) {
+            return crate::client::channel(url).map_err(|e| e.to_string());
+        }
         match self.load()? {
-            Some((pem, ca)) if !url.starts_with(crate::inproc::SCHEME) => {
+            Some((pem, ca)) => {
                 let url = url.strip_prefix("http://").map_or_else(|| url.to_owned(), |rest| format!("https://{rest}"));
                 crate::client::channel_tls(&url, client_config(&pem, &ca, server)).map_err(|e| e.to_string())
             }
@@ -146,11 +167,16 @@ impl TlsConfig {
 }
 
 /// Writes a development CA and a certificate per component into `dir` (`ca.pem`,
-/// `<component>.pem`, `<component>.key`; keys 0600), for running the services one by one
-/// and for tests; production certificates come from the cluster's issuer.
+/// `<component>.pem`, `<component>.key`; keys 0600), for running the services one by one,
+/// docker-compose and tests; production certificates come from the cluster's issuer. A
+/// directory that has a `ca.pem` already is kept as it is (nothing written).
 pub fn write_dev_certs(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>, String> {
     let io = |p: &std::path::Path, e: std::io::Error| format!("{}: {e}", p.display());
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    if dir.join("ca.pem").exists() {
+        // Kept: components running with these would no longer meet new ones.
+        return Ok(Vec::new());
+    }
     let ca = DevCa::generate().map_err(|e| e.to_string())?;
     let mut written = vec![dir.join("ca.pem")];
     std::fs::write(&written[0], ca.cert_pem()).map_err(|e| io(&written[0], e))?;

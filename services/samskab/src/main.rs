@@ -111,6 +111,9 @@ async fn main() -> std::process::ExitCode {
             samskab::ops::token(&config, &token).map(|t| println!("{t}")).map_err(|e| e.to_string())
         }
         Command::Certs { out } => servicekit::tls::write_dev_certs(&out).map(|written| {
+            if written.is_empty() {
+                println!("kept the certificates in {}", out.display());
+            }
             for file in written {
                 println!("wrote {}", file.display());
             }

@@ -30,6 +30,7 @@ fn spawn_booking(w: &World, port: u16) -> Process {
         // The erasure ledger in the test's own database (not samskab-data/ in the working
         // directory), one for both processes, as in a deployment.
         .env("SAMSKAB_ERASURE_LEDGER_URL", w.db.sibling("ledger"))
+        .env("SAMSKAB_INSECURE_PLAINTEXT", "true")
         .env("SAMSKAB_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -4,7 +4,7 @@
 //! clients retry with their keys; `token`, `migrate` and `rebuild-projections` work; and
 //! every component runs as its own process against PostgreSQL (`samskab run ...`).
 
-use crate::support::{BIN, SHARED_SECRETS, client, free_port, shared_token};
+use crate::support::{BIN, PLAINTEXT, SHARED_SECRETS, client, free_port, shared_token};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -274,6 +274,7 @@ pub(crate) fn run_component(dir: &Path, args: &[String]) -> Component {
         .arg("--data-dir")
         .arg(dir)
         .envs(SHARED_SECRETS)
+        .env(PLAINTEXT.0, PLAINTEXT.1)
         .env("SAMSKAB_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -909,6 +910,7 @@ async fn start_with_keys(component: &str, dir: &Path, env: &[(&str, &str)], wait
         .args(["--listen", &format!("127.0.0.1:{}", free_port()), "--data-dir"])
         .arg(dir)
         .env("SAMSKAB_LOG", "warn")
+        .env(PLAINTEXT.0, PLAINTEXT.1)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -932,8 +934,9 @@ async fn start_with_keys(component: &str, dir: &Path, env: &[(&str, &str)], wait
 }
 
 /// Weak, published, empty or missing keys stop a component at start with a message that
-/// names the variable; a component run on its own never makes a key up; `samskab keys`
-/// writes keys it starts with.
+/// names the variable; a component run on its own never makes a key up; one without TLS
+/// settings refuses to start unless told `--insecure-plaintext`; `samskab keys` writes
+/// keys it starts with.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn components_refuse_weak_published_empty_or_missing_keys() {
     let compose_key = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -948,6 +951,21 @@ async fn components_refuse_weak_published_empty_or_missing_keys() {
         ("carehome", &[("SAMSKAB_MASTER_KEY", "0123456789abcdef")], "shorter than 32"),
         ("carehome", &[("SAMSKAB_MASTER_KEY", &"ab".repeat(40))], "32 bytes"),
         ("carehome", &[], "no master key"),
+        (
+            "carehome",
+            &[("SAMSKAB_MASTER_KEY", good), ("SAMSKAB_INSECURE_PLAINTEXT", "false")],
+            "no mutual TLS settings",
+        ),
+        (
+            "gateway",
+            &[
+                ("SAMSKAB_MASTER_KEY", good),
+                ("SAMSKAB_JWT_SECRET", "k1=5e0c9b7a1d3f4e6a8c2b9d7f1e3a5c7b"),
+                ("SAMSKAB_PERSON_KEY", "d41f6a2c8e0b7d9a3c5e1f7b9d2a4c6e8f0b1d3a5c7e9f2b4d6a8c0e1f3b5d7a"),
+                ("SAMSKAB_INSECURE_PLAINTEXT", "false"),
+            ],
+            "no mutual TLS settings",
+        ),
         (
             "gateway",
             &[("SAMSKAB_MASTER_KEY", good), ("SAMSKAB_JWT_SECRET", "k1=laptop-only-secret-of-at-least-32-characters")],

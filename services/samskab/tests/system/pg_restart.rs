@@ -15,7 +15,7 @@
 //! after 5 minutes; any `SAMSKAB_TEST_PG_URL` enables the test, which starts its own server):
 //! `SAMSKAB_TEST_PG_URL=own SAMSKAB_FAULT_ROUNDS=10 cargo test -p samskab --test system pg_restart::`.
 
-use crate::support::{BIN, SHARED_SECRETS, client, free_port, shared_token};
+use crate::support::{BIN, PLAINTEXT, SHARED_SECRETS, client, free_port, shared_token};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -169,6 +169,7 @@ fn samskab(args: &[String], data_dir: &Path) -> Child {
         .arg("--data-dir")
         .arg(data_dir)
         .envs(SHARED_SECRETS)
+        .env(PLAINTEXT.0, PLAINTEXT.1)
         .env("SAMSKAB_LOG", "warn")
         .env("SAMSKAB_RATE_LIMIT_PER_MINUTE", "1000000")
         .stdout(Stdio::null())

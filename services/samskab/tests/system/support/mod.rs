@@ -15,6 +15,10 @@ pub const SHARED_SECRETS: [(&str, &str); 3] = [
     ("SAMSKAB_PERSON_KEY", "d41f6a2c8e0b7d9a3c5e1f7b9d2a4c6e8f0b1d3a5c7e9f2b4d6a8c0e1f3b5d7a"),
 ];
 
+/// Components run by the tests in plain text on loopback (`tls.rs` runs them over mutual
+/// TLS and attacks them).
+pub const PLAINTEXT: (&str, &str) = ("SAMSKAB_INSECURE_PLAINTEXT", "true");
+
 /// An HTTP client. reqwest is linked with rustls without a built-in crypto provider (the
 /// gateway delivers webhooks over TLS with ring): install it before building clients.
 pub fn client(timeout: Duration) -> reqwest::Client {
