@@ -129,9 +129,12 @@ pub fn secure_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn open(cfg: &ServeConfig, component: &str, generate: bool) -> Result<(EventStore, keystore::KeyStore), Error> {
+/// A part's store and key store. Its master key is made on first start, but never while
+/// its database holds keys wrapped by one (`servicekit::bootstrap::key_store`: a lost key
+/// file is restored, never replaced).
+async fn open(cfg: &ServeConfig, component: &str) -> Result<(EventStore, keystore::KeyStore), Error> {
     let store = EventStore::connect(&cfg.url(component)).await?;
-    let keys = servicekit::bootstrap::key_store(&store, &cfg.key_config(component, generate)).await?;
+    let keys = servicekit::bootstrap::key_store(&store, &cfg.key_config(component, true)).await?;
     Ok((store, keys))
 }
 
@@ -209,32 +212,13 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, Error> {
     use servicekit::server::spawn_in_process;
     secure_data_dir(cfg.data_dir())?;
     move_keys_apart(cfg)?;
-    // Each part's master key may be made only while its database holds no keys wrapped by
-    // one (a lost key is restored, never replaced).
-    let given = [keystore::MASTER_KEY_VAR, keystore::MASTER_KEY_FILE_VAR].iter().any(|v| std::env::var_os(v).is_some());
-    let mut generate = std::collections::HashMap::new();
-    for component in ops::COMPONENTS {
-        let store = EventStore::connect(&cfg.url(component)).await?;
-        let holds = keystore::KeyStore::holds_wrapped_keys(&store).await;
-        store.close().await;
-        let file = cfg.key_file(component);
-        if holds && !given && !file.exists() {
-            return Err(Error::Start(format!(
-                "{} is missing, but the {component} database holds keys wrapped by it: restore it from \
-                 your backup (a new key would leave every person's data unreadable)",
-                file.display()
-            )));
-        }
-        generate.insert(component, !holds);
-    }
-    let generate = |component: &str| generate[component];
-    let (store, keys) = open(cfg, "carehome", generate("carehome")).await?;
+    let (store, keys) = open(cfg, "carehome").await?;
     let ch = carehome::CareHomeServer::start(store, keys).await.map_err(|e| Error::Start(e.to_string()))?;
     let carehome = spawn_in_process("carehome", ch.routes(), carehome::SERVICE_NAMES);
-    let (store, keys) = open(cfg, "volunteer", generate("volunteer")).await?;
+    let (store, keys) = open(cfg, "volunteer").await?;
     let vol = volunteer::VolunteerServer::start(store, keys).await.map_err(|e| Error::Start(e.to_string()))?;
     let volunteer = spawn_in_process("volunteer", vol.routes(), volunteer::SERVICE_NAMES);
-    let (store, keys) = open(cfg, "booking", generate("booking")).await?;
+    let (store, keys) = open(cfg, "booking").await?;
     let peers = booking::Peers {
         carehome_url: url_for(&carehome.url(), "booking"),
         volunteer_url: url_for(&volunteer.url(), "booking"),
@@ -243,7 +227,7 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, Error> {
     let b = booking::BookingServer::start(store, keys, peers).await.map_err(|e| Error::Start(e.to_string()))?;
     let booking = spawn_in_process("booking", b.routes(), booking::SERVICE_NAMES);
 
-    let (store, keys) = open(cfg, "gateway", generate("gateway")).await?;
+    let (store, keys) = open(cfg, "gateway").await?;
     let tokens = gateway::Keys::from_env_or_data_dir(cfg.data_dir()).map_err(Error::Start)?;
     let urls = gateway::ServiceUrls {
         booking: url_for(&booking.url(), "gateway"),
