@@ -45,6 +45,9 @@ pub enum Error {
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The schema is behind this release and this role may not migrate it.
+    #[error("{0}")]
+    NotMigrated(String),
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -55,6 +55,48 @@ fn valid_schema_name(s: &str) -> bool {
         && !s.starts_with(|c: char| c.is_ascii_digit())
 }
 
+/// Applies `migrator` unless every one of its migrations is applied already (same
+/// checksums): an up-to-date schema is only read, so a role without the right to change it
+/// (a component whose schema a separate owner role migrates) opens it. A role that would
+/// have to migrate and may not gets an error that says to run `samskab migrate`.
+pub(crate) async fn migrate_if_behind(pool: &PgPool, migrator: &sqlx::migrate::Migrator) -> Result<(), Error> {
+    let table = migrator.table_name.to_string();
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(&table).fetch_one(pool).await?;
+    if exists {
+        let applied: Vec<(i64, Vec<u8>, bool)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT version, checksum, success FROM {table}")))
+                .fetch_all(pool)
+                .await?;
+        let current = migrator
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .all(|m| applied.iter().any(|(v, sum, ok)| *v == m.version && *ok && sum.as_slice() == &*m.checksum));
+        if current {
+            return Ok(());
+        }
+    }
+    let schema: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(pool).await?;
+    migrator.run(pool).await.map_err(|e| match e {
+        sqlx::migrate::MigrateError::Execute(db) | sqlx::migrate::MigrateError::ExecuteMigration(db, _) => {
+            not_migrated(db, &schema)
+        }
+        other => Error::Migrate(other),
+    })
+}
+
+/// A refusal to change a schema (SQLSTATE 42501, insufficient privilege) said in words an
+/// operator can act on; any other error as it is.
+fn not_migrated(e: sqlx::Error, schema: &str) -> Error {
+    match &e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("42501") => Error::NotMigrated(format!(
+            "schema {schema:?} is missing or not migrated to this release, and this database role may not \
+             change it ({}): run `samskab migrate` with the schema owner's role (the migration Job) first",
+            db.message()
+        )),
+        _ => Error::Database(e),
+    }
+}
+
 impl PgStore {
     /// Tries to take the session advisory lock named `name` (within this schema) on a
     /// connection of its own, which then holds it until dropped or closed.
@@ -83,12 +125,26 @@ impl PgStore {
                 return Err(Error::UnsupportedUrl(format!("schema name {schema:?}")));
             }
             let admin = PgPoolOptions::new().max_connections(1).connect_with(connect.clone()).await?;
-            // Concurrent `CREATE SCHEMA IF NOT EXISTS` of one name can still fail on the
-            // catalogue's unique index: processes starting at once take turns.
-            let mut tx = admin.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('eventlog/create-schema'))").execute(&mut *tx).await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}"))).execute(&mut *tx).await?;
-            tx.commit().await?;
+            // A role with rights on its own schema only (a component in a least-privilege
+            // deployment, whose schema the migration Job made) may not create one: it
+            // never tries when the schema is there.
+            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+                .bind(schema)
+                .fetch_one(&admin)
+                .await?;
+            if !exists {
+                // Concurrent `CREATE SCHEMA IF NOT EXISTS` of one name can still fail on the
+                // catalogue's unique index: processes starting at once take turns.
+                let mut tx = admin.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext('eventlog/create-schema'))")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| not_migrated(e, schema))?;
+                tx.commit().await?;
+            }
             admin.close().await;
             connect = connect.options([("search_path", schema.as_str())]);
         }
@@ -99,7 +155,7 @@ impl PgStore {
             .await?;
         let mut migrator = sqlx::migrate!("./migrations/postgres");
         migrator.dangerous_set_table_name("eventlog_migrations");
-        migrator.run(&pool).await?;
+        migrate_if_behind(&pool, &migrator).await?;
         let schema_name: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(&pool).await?;
         let channel: Arc<str> = format!("eventlog_{schema_name}").into();
         let (wake, _) = watch::channel(0u64);

@@ -324,9 +324,51 @@ impl EventStore {
             Inner::Postgres(p) => {
                 let mut m = postgres;
                 m.dangerous_set_table_name(table);
-                Ok(m.run(&p.pool).await?)
+                crate::postgres::migrate_if_behind(&p.pool, &m).await
             }
         }
+    }
+
+    /// PostgreSQL: gives `role` what a component needs in this store's schema and nothing
+    /// more: `USAGE` on the schema (not `CREATE`), reading and appending to the log but
+    /// never changing or deleting an event, reading the migration records, and reading and
+    /// writing every other table (read models, checkpoints, keys). Run by the schema's
+    /// owner after migrating (`samskab migrate --grant-roles`); tables a later migration
+    /// adds are granted by the next run. SQLite has no roles: an error.
+    pub async fn grant_component_role(&self, role: &str) -> Result<(), Error> {
+        let Inner::Postgres(p) = &self.inner else {
+            return Err(Error::UnsupportedUrl("database roles need PostgreSQL".into()));
+        };
+        if !role.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') || role.is_empty() {
+            return Err(Error::UnsupportedUrl(format!("role name {role:?}")));
+        }
+        let schema: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(&p.pool).await?;
+        let tables: Vec<String> =
+            sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = $1 ORDER BY tablename")
+                .bind(&schema)
+                .fetch_all(&p.pool)
+                .await?;
+        let mut tx = p.pool.begin().await?;
+        let mut run = async |sql: String| sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await.map(|_| ());
+        run(format!("REVOKE ALL ON SCHEMA \"{schema}\" FROM PUBLIC")).await?;
+        run(format!("REVOKE ALL ON SCHEMA \"{schema}\" FROM {role}")).await?;
+        run(format!("GRANT USAGE ON SCHEMA \"{schema}\" TO {role}")).await?;
+        for t in &tables {
+            let rights = if t == "eventlog_events" {
+                "SELECT, INSERT"
+            } else if t.ends_with("_migrations") {
+                "SELECT"
+            } else {
+                "SELECT, INSERT, UPDATE, DELETE"
+            };
+            run(format!("REVOKE ALL ON \"{schema}\".\"{t}\" FROM {role}")).await?;
+            run(format!("GRANT {rights} ON \"{schema}\".\"{t}\" TO {role}")).await?;
+        }
+        run(format!("GRANT USAGE ON ALL SEQUENCES IN SCHEMA \"{schema}\" TO {role}")).await?;
+        run(format!("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA \"{schema}\" TO {role}")).await?;
+        drop(run);
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Runs a read query written in SQL both backends accept and returns its rows as `T`

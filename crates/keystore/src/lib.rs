@@ -309,7 +309,22 @@ impl std::fmt::Debug for KeyStore {
 impl KeyStore {
     /// Opens the key store in the event store's database (creating its table).
     pub async fn connect(store: &EventStore, master: MasterKey) -> Result<Self, Error> {
+        Self::migrate(store).await?;
+        Ok(KeyStore { store: store.clone(), master, ledger: None })
+    }
+
+    /// Creates the key store's table in `store`'s database unless it is there (a role that
+    /// may not create tables opens a schema the owner migrated; `samskab migrate`).
+    pub async fn migrate(store: &EventStore) -> Result<(), Error> {
         let postgres = store.backend() == eventlog::Backend::Postgres;
+        if postgres
+            && !store
+                .fetch_texts("SELECT 'present' WHERE to_regclass('keystore_keys') IS NOT NULL", &[])
+                .await?
+                .is_empty()
+        {
+            return Ok(());
+        }
         store
             .transaction(move |tx| {
                 Box::pin(async move {
@@ -334,7 +349,7 @@ impl KeyStore {
                 })
             })
             .await?;
-        Ok(KeyStore { store: store.clone(), master, ledger: None })
+        Ok(())
     }
 
     /// Whether `store` holds keys wrapped by some master key (false before the key store's

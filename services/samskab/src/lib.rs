@@ -59,24 +59,28 @@ impl ServeConfig {
     /// of its own in PostgreSQL (`<schema>_<component>` when the URL names a `schema=`).
     pub fn url(&self, component: &str) -> String {
         match &self.database_url {
-            Some(pg) if pg.starts_with("postgres") => {
-                let (base, query) = pg.split_once('?').unwrap_or((pg, ""));
-                let mut prefix = None;
-                let mut rest: Vec<&str> = Vec::new();
-                for kv in query.split('&').filter(|kv| !kv.is_empty()) {
-                    match kv.strip_prefix("schema=") {
-                        Some(p) => prefix = Some(p),
-                        None => rest.push(kv),
-                    }
-                }
-                let schema = prefix.map_or_else(|| component.to_owned(), |p| format!("{p}_{component}"));
-                rest.push("");
-                let rest = rest.join("&");
-                format!("{base}?{rest}schema={schema}")
-            }
+            Some(pg) if pg.starts_with("postgres") => with_component_schema(pg, component, None),
             _ => format!("sqlite://{}", self.data_dir().join(format!("{component}.db")).display()),
         }
     }
+}
+
+/// A PostgreSQL URL with `schema=<prefix>_<component>` when it names a `schema=<prefix>`,
+/// else with `default_prefix`, else `schema=<component>`.
+fn with_component_schema(pg: &str, component: &str, default_prefix: Option<&str>) -> String {
+    let (base, query) = pg.split_once('?').unwrap_or((pg, ""));
+    let mut prefix = None;
+    let mut rest: Vec<&str> = Vec::new();
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        match kv.strip_prefix("schema=") {
+            Some(p) => prefix = Some(p),
+            None => rest.push(kv),
+        }
+    }
+    let schema = prefix.or(default_prefix).map_or_else(|| component.to_owned(), |p| format!("{p}_{component}"));
+    rest.push("");
+    let rest = rest.join("&");
+    format!("{base}?{rest}schema={schema}")
 }
 
 /// The running system.
@@ -155,12 +159,24 @@ impl ServeConfig {
 
     /// How `component` of the embedded default finds its master key and the ledger.
     pub fn key_config(&self, component: &str, generate: bool) -> servicekit::bootstrap::KeyConfig {
-        let ledger = format!("sqlite://{}", self.keys_dir().join(keystore::LEDGER_FILE).display());
         servicekit::bootstrap::KeyConfig {
             generate,
             key_file: Some(self.key_file(component)),
-            erasure_ledger_url: Some(self.keys.erasure_ledger_url.clone().unwrap_or(ledger)),
+            erasure_ledger_url: Some(self.ledger_url(component)),
             ..self.keys.clone()
+        }
+    }
+
+    /// The erasure ledger of `component`: the one SQLite file in the key directory, or in
+    /// PostgreSQL (`--erasure-ledger-url`) a schema of its own, named as
+    /// [`ServeConfig::url`] names the components' (`erasure_ledger_<component>`, or
+    /// `<prefix>_<component>` for `?schema=<prefix>`), so that each role may write only its
+    /// own erasures.
+    pub fn ledger_url(&self, component: &str) -> String {
+        match &self.keys.erasure_ledger_url {
+            Some(pg) if pg.starts_with("postgres") => with_component_schema(pg, component, Some("erasure_ledger")),
+            Some(other) => other.clone(),
+            None => format!("sqlite://{}", self.keys_dir().join(keystore::LEDGER_FILE).display()),
         }
     }
 }

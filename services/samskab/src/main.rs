@@ -41,6 +41,8 @@ enum Command {
     Migrate {
         #[command(flatten)]
         config: samskab::ServeConfig,
+        #[command(flatten)]
+        args: samskab::ops::MigrateArgs,
     },
     /// Rebuild every read model from the event logs (run while Samskab is stopped).
     RebuildProjections {
@@ -146,7 +148,9 @@ async fn main() -> std::process::ExitCode {
                     }
                     Err(e) => Err(e.to_string()),
                 },
-                Command::Migrate { config } => samskab::ops::migrate(&config).await.map_err(|e| e.to_string()),
+                Command::Migrate { config, args } => {
+                    samskab::ops::migrate(&config, &args).await.map_err(|e| e.to_string())
+                }
                 Command::Invite { invite, config } => match samskab::ops::invite(&config, &invite).await {
                     Ok(code) => {
                         println!(

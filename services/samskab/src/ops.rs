@@ -99,8 +99,31 @@ pub async fn invite(cfg: &ServeConfig, a: &InviteArgs) -> Result<String, Error> 
 /// The components with a database, and what each owns.
 pub const COMPONENTS: [&str; 4] = ["carehome", "volunteer", "booking", "gateway"];
 
-/// Applies every migration (stores migrate when opened; services' read models too).
-pub async fn migrate(cfg: &ServeConfig) -> Result<(), Error> {
+/// What `samskab migrate` does besides migrating.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct MigrateArgs {
+    /// PostgreSQL: also give each component's own database role (`samskab_<component>`,
+    /// which must exist) the rights it needs on its schema and its erasure ledger schema,
+    /// and none on any other: the least-privilege deployment, where this command runs with
+    /// the schemas' owner role and the components cannot change a schema (they check it
+    /// is migrated and refuse to start otherwise). See docs/security.md.
+    #[arg(long = "grant-roles")]
+    pub grant_roles: bool,
+}
+
+/// The database role of `component` in a least-privilege deployment (`migrate --grant-roles`,
+/// the roles of `deploy/k8s/base/postgres-cluster.yaml`).
+pub fn component_role(component: &str) -> String {
+    format!("samskab_{component}")
+}
+
+/// Applies every migration (stores migrate when opened; services' read models and key
+/// stores too, and the erasure ledgers), and with `--grant-roles` gives each component's
+/// role its rights.
+pub async fn migrate(cfg: &ServeConfig, args: &MigrateArgs) -> Result<(), Error> {
+    if args.grant_roles && !cfg.database_url.as_deref().is_some_and(|u| u.starts_with("postgres")) {
+        return Err(Error::Start("--grant-roles needs PostgreSQL (--database-url postgres://...)".into()));
+    }
     std::fs::create_dir_all(cfg.data_dir())?;
     for c in COMPONENTS {
         let store = EventStore::connect(&cfg.url(c)).await?;
@@ -110,7 +133,27 @@ pub async fn migrate(cfg: &ServeConfig) -> Result<(), Error> {
             "booking" => booking::migrate(&store).await?,
             _ => gateway::migrate(&store).await?,
         }
-        println!("{c}: migrated");
+        keystore::KeyStore::migrate(&store).await.map_err(|e| Error::Start(e.to_string()))?;
+        // A ledger in PostgreSQL: its schema (the SQLite file of the embedded default
+        // is made by the component that opens it, in the key directory).
+        let ledger_url = cfg.ledger_url(c);
+        let ledger = match eventlog::backend_of(&ledger_url)? {
+            eventlog::Backend::Postgres => Some(EventStore::connect(&ledger_url).await?),
+            eventlog::Backend::Sqlite => None,
+        };
+        if args.grant_roles {
+            let role = component_role(c);
+            store.grant_component_role(&role).await?;
+            if let Some(ledger) = &ledger {
+                ledger.grant_component_role(&role).await?;
+            }
+            println!("{c}: migrated, rights granted to {role}");
+        } else {
+            println!("{c}: migrated");
+        }
+        if let Some(ledger) = ledger {
+            ledger.close().await;
+        }
         store.close().await;
     }
     Ok(())

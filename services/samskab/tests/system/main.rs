@@ -11,4 +11,5 @@ mod binary;
 mod deploy;
 mod people;
 mod pg_restart;
+mod roles;
 mod tls;

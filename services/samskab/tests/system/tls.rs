@@ -15,8 +15,20 @@ use crate::binary::{Component, call, wait_ready};
 use crate::support::{BIN, SHARED_SECRETS, client, free_port, shared_token};
 
 fn run(dir: &Path, certs: &Path, component: &str, args: &[String]) -> Component {
-    let child = tokio::process::Command::new(BIN)
-        .arg("run")
+    Component(command(dir, certs, component, args, &[]).spawn().expect("samskab run starts"))
+}
+
+/// `samskab run <component> ARGS` over mutual TLS with the certificates in `certs`, the
+/// shared secrets and then `env` (which may override them).
+pub(crate) fn command(
+    dir: &Path,
+    certs: &Path,
+    component: &str,
+    args: &[String],
+    env: &[(&str, String)],
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.arg("run")
         .arg(component)
         .args(args)
         .arg("--data-dir")
@@ -26,12 +38,71 @@ fn run(dir: &Path, certs: &Path, component: &str, args: &[String]) -> Component 
         .env("SAMSKAB_TLS_KEY", certs.join(format!("{component}.key")))
         .env("SAMSKAB_TLS_CA", certs.join("ca.pem"))
         .env("SAMSKAB_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("samskab run starts");
-    Component(child)
+        .kill_on_drop(true);
+    cmd
+}
+
+/// `samskab certs --out DIR/certs`.
+pub(crate) fn certs(dir: &Path) -> PathBuf {
+    let certs = dir.join("certs");
+    let out = std::process::Command::new(BIN).args(["certs", "--out"]).arg(&certs).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    certs
+}
+
+/// Through the gateway at `gateway` (a port): a chapter, a care home with a resident, a
+/// trishaw and a pilot, then a ride booked once booking has learnt of them from the
+/// services' feeds. Returns the care home's id.
+pub(crate) async fn book_a_ride(dir: &Path, gateway: u16) -> String {
+    let admin = shared_token(dir, &["--role", "admin"]);
+    let http = client(Duration::from_secs(30));
+    let gw = format!("http://127.0.0.1:{gateway}");
+    let post = |path: String, body: serde_json::Value| {
+        let (http, url, admin) = (http.clone(), format!("{gw}{path}"), admin.clone());
+        async move { call(&http, reqwest::Method::POST, &url, &admin, Some(body), None).await }
+    };
+    let (st, ch) = post("/v1/chapters".into(), json!({"name": "Odense", "timezone": "Europe/Copenhagen"})).await;
+    assert_eq!(st, 201, "{ch}");
+    let chapter = ch["chapter_id"].as_str().unwrap().to_owned();
+    let days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    let (st, home) = post(
+        "/v1/carehomes".into(),
+        json!({"chapter_id": chapter, "name": "Egeparken", "address": "Egevej 2",
+               "ride_hours": days.iter().map(|d| json!({"weekday": d, "opens": "09:00", "closes": "17:00"})).collect::<Vec<_>>(),
+               "turnaround_minutes": 15, "requires_confirmation": false}),
+    )
+    .await;
+    assert_eq!(st, 201, "{home}");
+    let home = home["carehome_id"].as_str().unwrap().to_owned();
+    let (st, resident) = post(
+        format!("/v1/carehomes/{home}/residents"),
+        json!({"display_name": "Karen Madsen", "notes": "Likes the harbour",
+               "consent": {"given_by": "relative", "given_at": "2026-11-01T10:00:00Z", "scope": ["rides"]}}),
+    )
+    .await;
+    assert_eq!(st, 201, "{resident}");
+    let (st, bike) = post(format!("/v1/carehomes/{home}/bikes"), json!({"name": "Cykel 1", "seats": 2})).await;
+    assert_eq!(st, 201, "{bike}");
+    let (st, p) = post("/v1/pilots".into(), json!({"chapter_id": chapter, "display_name": "Pilot"})).await;
+    assert_eq!(st, 201, "{p}");
+    let pilot = p["pilot_id"].as_str().unwrap().to_owned();
+    let (st, q) = post(
+        format!("/v1/pilots/{pilot}/qualifications"),
+        json!({"qualified_on": "2026-01-01", "valid_until": "2028-12-31"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{q}");
+    let body = json!({"bike_id": bike["bike_id"], "pilot_id": pilot, "start": "2027-06-01T08:00:00Z",
+                      "duration_minutes": 60, "resident_ids": [resident["resident_id"]]});
+    testkit::eventually("booking to learn the world over TLS", Duration::from_secs(30), || async {
+        let (st, v) = post("/v1/rides".into(), body.clone()).await;
+        if st == 201 { Ok(v) } else { Err(format!("{st} {v}")) }
+    })
+    .await;
+    home
 }
 
 fn pem(certs: &Path, component: &str) -> Pem {
@@ -43,9 +114,7 @@ fn pem(certs: &Path, component: &str) -> Pem {
 async fn separate_processes_talk_over_mutual_tls_and_strangers_get_nothing() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir: PathBuf = tempfile::tempdir().unwrap().keep();
-    let certs = dir.join("certs");
-    let out = std::process::Command::new(BIN).args(["certs", "--out"]).arg(&certs).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let certs = certs(&dir);
     let [carehome, volunteer, booking, gateway] = [free_port(), free_port(), free_port(), free_port()];
     let sqlite = |c: &str| format!("sqlite://{}", dir.join(format!("{c}.db")).display());
     let url = |p: u16| format!("http://127.0.0.1:{p}");
@@ -66,46 +135,8 @@ async fn separate_processes_talk_over_mutual_tls_and_strangers_get_nothing() {
     ];
     wait_ready(gateway).await;
 
-    // The stack works over TLS: a chapter, a care home, a trishaw and a pilot made through
-    // the gateway; booking learns of them over its TLS feeds and books.
-    let admin = shared_token(&dir, &["--role", "admin"]);
-    let http = client(Duration::from_secs(30));
-    let gw = format!("http://127.0.0.1:{gateway}");
-    let post = |path: String, body: serde_json::Value| {
-        let (http, url, admin) = (http.clone(), format!("{gw}{path}"), admin.clone());
-        async move { call(&http, reqwest::Method::POST, &url, &admin, Some(body), None).await }
-    };
-    let (st, ch) = post("/v1/chapters".into(), json!({"name": "Odense", "timezone": "Europe/Copenhagen"})).await;
-    assert_eq!(st, 201, "{ch}");
-    let chapter = ch["chapter_id"].as_str().unwrap().to_owned();
-    let days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
-    let (st, home) = post(
-        "/v1/carehomes".into(),
-        json!({"chapter_id": chapter, "name": "Egeparken", "address": "Egevej 2",
-               "ride_hours": days.iter().map(|d| json!({"weekday": d, "opens": "09:00", "closes": "17:00"})).collect::<Vec<_>>(),
-               "turnaround_minutes": 15, "requires_confirmation": false}),
-    )
-    .await;
-    assert_eq!(st, 201, "{home}");
-    let home = home["carehome_id"].as_str().unwrap().to_owned();
-    let (st, bike) = post(format!("/v1/carehomes/{home}/bikes"), json!({"name": "Cykel 1", "seats": 2})).await;
-    assert_eq!(st, 201, "{bike}");
-    let (st, p) = post("/v1/pilots".into(), json!({"chapter_id": chapter, "display_name": "Pilot"})).await;
-    assert_eq!(st, 201, "{p}");
-    let pilot = p["pilot_id"].as_str().unwrap().to_owned();
-    let (st, q) = post(
-        format!("/v1/pilots/{pilot}/qualifications"),
-        json!({"qualified_on": "2026-01-01", "valid_until": "2028-12-31"}),
-    )
-    .await;
-    assert_eq!(st, 200, "{q}");
-    let body = json!({"bike_id": bike["bike_id"], "pilot_id": pilot, "start": "2027-06-01T08:00:00Z",
-                      "duration_minutes": 60, "resident_ids": []});
-    testkit::eventually("booking to learn the world over TLS", Duration::from_secs(30), || async {
-        let (st, v) = post("/v1/rides".into(), body.clone()).await;
-        if st == 201 { Ok(v) } else { Err(format!("{st} {v}")) }
-    })
-    .await;
+    // The stack works over TLS: booking learns of the world over its TLS feeds and books.
+    let home = book_a_ride(&dir, gateway).await;
 
     // An attacker's process at the care-home port.
     let ca = std::fs::read_to_string(certs.join("ca.pem")).unwrap();
