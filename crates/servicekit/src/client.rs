@@ -37,6 +37,14 @@ pub fn channel_tls(url: &str, tls: tonic::transport::ClientTlsConfig) -> Result<
     Ok(tuned(Endpoint::from_shared(url.to_owned())?.tls_config(tls)?).connect_lazy())
 }
 
+/// [`channel`] whose connections `connector` makes (TLS of its own, see
+/// [`crate::tls::reload::Connector`]); an `https://` URL is given to it as `http://`, the
+/// connector doing the TLS.
+pub fn channel_via(url: &str, connector: crate::tls::reload::Connector) -> Result<Channel, tonic::transport::Error> {
+    let url = url.strip_prefix("https://").map_or_else(|| url.to_owned(), |rest| format!("http://{rest}"));
+    Ok(tuned(Endpoint::from_shared(url)?).connect_with_connector_lazy(connector))
+}
+
 /// A request with a deadline and the current span's `traceparent`.
 pub fn request<T>(message: T, deadline: Duration) -> Request<T> {
     let mut req = Request::new(message);

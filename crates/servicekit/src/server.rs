@@ -112,9 +112,10 @@ pub struct ServiceRoutes {
     pub probe: Option<Probe>,
     /// Whether the server offers gRPC reflection (off unless [`GrpcConfig::reflection`]).
     pub reflection: bool,
-    /// Mutual TLS: the server's identity and the CA its callers' certificates must be of
-    /// ([`crate::tls::server_config`]); `None`: plain TCP (or in-process).
-    pub tls: Option<tonic::transport::ServerTlsConfig>,
+    /// Mutual TLS: the server's identity and the CA its callers' certificates must be of,
+    /// kept current with their files ([`crate::tls::reload`]); `None`: plain TCP (or
+    /// in-process).
+    pub tls: Option<std::sync::Arc<crate::tls::reload::Reloading>>,
 }
 
 /// Settings of a component's gRPC server.
@@ -138,7 +139,7 @@ impl ServiceRoutes {
     /// `--insecure-plaintext`, else an error) as they are, with a warning that any process
     /// reaching the port may call them.
     pub fn secured(self, tls: &crate::tls::TlsConfig) -> std::io::Result<Self> {
-        match tls.server().map_err(std::io::Error::other)? {
+        match tls.reloading().map_err(std::io::Error::other)? {
             Some(t) => Ok(self.with_tls(t)),
             None => {
                 tracing::warn!(
@@ -151,7 +152,7 @@ impl ServiceRoutes {
     }
 
     /// The same routes, served over mutual TLS.
-    pub fn with_tls(mut self, tls: tonic::transport::ServerTlsConfig) -> Self {
+    pub fn with_tls(mut self, tls: std::sync::Arc<crate::tls::reload::Reloading>) -> Self {
         self.tls = Some(tls);
         self
     }
@@ -202,7 +203,7 @@ pub async fn serve(
 
 /// [`serve`] on any stream of connections (TCP, in-process).
 pub async fn serve_incoming<IO>(
-    incoming: impl futures_util::Stream<Item = std::io::Result<IO>> + Send,
+    incoming: impl futures_util::Stream<Item = std::io::Result<IO>> + Send + 'static,
     routes: ServiceRoutes,
     names: &[&'static str],
     shutdown: impl Future<Output = ()> + Send,
@@ -266,18 +267,21 @@ where
         shutdown.await;
         let _ = stopping.send(());
     };
-    let mut builder = Server::builder();
-    if let Some(tls) = tls {
-        builder = builder.tls_config(tls)?;
-    }
-    let server = builder
+    let router = Server::builder()
         .trace_fn(call_span)
         .layer(tower::layer::layer_fn(crate::rpc_metrics::RpcMetrics::new))
         .layer(tower::layer::layer_fn(crate::policy::Policy::new))
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, signal);
+        .add_routes(routes);
+    // Over TLS the handshake is ours (tonic's reads its certificate once): each new
+    // connection gets the certificate the files hold now.
+    let server = match tls {
+        Some(tls) => futures_util::future::Either::Left(
+            router.serve_with_incoming_shutdown(crate::tls::reload::accept(incoming, tls), signal),
+        ),
+        None => futures_util::future::Either::Right(router.serve_with_incoming_shutdown(incoming, signal)),
+    };
     tokio::select! {
         r = server => r?,
         _ = async {

@@ -118,12 +118,40 @@ pub struct TlsConfig {
     /// refuses to start.
     #[arg(long = "insecure-plaintext", env = "SAMSKAB_INSECURE_PLAINTEXT")]
     pub insecure_plaintext: bool,
+    /// How often the three files are read again (a renewed certificate, a CA added for a
+    /// rotation): new connections then use them, without a restart.
+    #[arg(long = "tls-reload-secs", env = "SAMSKAB_TLS_RELOAD_SECS", default_value_t = 10)]
+    pub reload_secs: u64,
 }
+
+/// One watcher per set of files in a process: the server and every channel of a component
+/// share it.
+static WATCHED: std::sync::Mutex<Vec<(reload::Files, std::sync::Weak<reload::Reloading>)>> =
+    std::sync::Mutex::new(Vec::new());
 
 impl TlsConfig {
     /// Plain text on purpose (`--insecure-plaintext`): tests, and parts of one process.
     pub fn plaintext() -> Self {
         TlsConfig { insecure_plaintext: true, ..TlsConfig::default() }
+    }
+
+    /// The identity and CA from the files, kept current with them (read again every
+    /// `--tls-reload-secs`); `None` as [`TlsConfig::load`].
+    pub fn reloading(&self) -> Result<Option<std::sync::Arc<reload::Reloading>>, String> {
+        if self.load()?.is_none() {
+            return Ok(None);
+        }
+        let (Some(cert), Some(key), Some(ca)) = (&self.cert, &self.key, &self.ca) else { return Ok(None) };
+        let files = reload::Files { cert: cert.clone(), key: key.clone(), ca: ca.clone() };
+        let mut watched = WATCHED.lock().expect("not poisoned");
+        watched.retain(|(_, w)| w.strong_count() > 0);
+        if let Some(r) = watched.iter().find(|(f, _)| *f == files).and_then(|(_, w)| w.upgrade()) {
+            return Ok(Some(r));
+        }
+        let every = std::time::Duration::from_secs(self.reload_secs.max(1));
+        let r = reload::Reloading::watch(files.clone(), every)?;
+        watched.push((files, std::sync::Arc::downgrade(&r)));
+        Ok(Some(r))
     }
 
     /// This component's identity and the CA, read from the files; `None` when none is set
@@ -144,23 +172,16 @@ impl TlsConfig {
         }
     }
 
-    /// The server side, if configured.
-    pub fn server(&self) -> Result<Option<ServerTlsConfig>, String> {
-        Ok(self.load()?.map(|(pem, ca)| server_config(&pem, &ca)))
-    }
-
-    /// A channel to `server` (a component) at `url`: over mutual TLS when configured (an
-    /// `http://` URL is then called as `https://`: never silently in plain text), else as
-    /// [`crate::client::channel`].
+    /// A channel to `server` (a component) at `url`: over mutual TLS when configured (with
+    /// the certificate the files hold at each new connection; an `http://` URL is called
+    /// over TLS too: never silently in plain text), else as [`crate::client::channel`].
     pub fn channel(&self, url: &str, server: &str) -> Result<tonic::transport::Channel, String> {
         if url.starts_with(crate::inproc::SCHEME) {
             return crate::client::channel(url).map_err(|e| e.to_string());
         }
-        match self.load()? {
-            Some((pem, ca)) => {
-                let url = url.strip_prefix("http://").map_or_else(|| url.to_owned(), |rest| format!("https://{rest}"));
-                crate::client::channel_tls(&url, client_config(&pem, &ca, server)).map_err(|e| e.to_string())
-            }
+        match self.reloading()? {
+            Some(tls) => crate::client::channel_via(url, reload::Connector::new(tls, &component_name(server))?)
+                .map_err(|e| e.to_string()),
             _ => crate::client::channel(url).map_err(|e| e.to_string()),
         }
     }
@@ -197,6 +218,8 @@ pub fn write_dev_certs(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>,
     }
     Ok(written)
 }
+
+pub mod reload;
 
 #[cfg(test)]
 mod tests;

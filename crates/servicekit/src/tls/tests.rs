@@ -75,3 +75,84 @@ fn a_certificate_names_its_component() {
     assert_eq!(component_of(&der), Some("booking"));
     assert_eq!(component_of(b"not a certificate"), None);
 }
+
+fn write(path: &std::path::Path, text: &str) {
+    // As kubelet swaps a Secret's files: the new content appears at once.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn write_set(dir: &std::path::Path, name: &str, pem: &Pem, ca: &str) -> TlsConfig {
+    let (cert, key, ca_file) =
+        (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")), dir.join(format!("{name}-ca.pem")));
+    write(&cert, &pem.cert);
+    write(&key, &pem.key);
+    write(&ca_file, ca);
+    TlsConfig { cert: Some(cert), key: Some(key), ca: Some(ca_file), insecure_plaintext: false, reload_secs: 1 }
+}
+
+/// A health service behind [`reload::accept`] with the certificates of `tls`.
+async fn serve_reloading(tls: &TlsConfig) -> String {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (_, health) = tonic_health::server::health_reporter();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming =
+        reload::accept(tokio_stream::wrappers::TcpListenerStream::new(listener), tls.reloading().unwrap().unwrap());
+    tokio::spawn(async move { Server::builder().add_service(health).serve_with_incoming(incoming).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// One call on a new channel (a new connection) made as `tls` says.
+async fn call_via(tls: &TlsConfig, url: &str) -> Result<(), String> {
+    let channel = tls.channel(url, "carehome")?;
+    HealthClient::new(channel)
+        .check(HealthCheckRequest { service: String::new() })
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+async fn until(what: &str, tls: &TlsConfig, url: &str, ok: bool) {
+    let started = std::time::Instant::now();
+    loop {
+        let r = call_via(tls, url).await;
+        if r.is_ok() == ok {
+            return;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "{what}: still {r:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn certificates_are_read_again_when_their_files_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, other) = (DevCa::generate().unwrap(), DevCa::generate().unwrap());
+    // The server starts with a certificate for the wrong component: a client expecting the
+    // care-home service refuses it.
+    let server = write_set(dir.path(), "server", &ca.issue("booking").unwrap(), ca.cert_pem());
+    let client = write_set(dir.path(), "client", &ca.issue("gateway").unwrap(), ca.cert_pem());
+    let url = serve_reloading(&server).await;
+    assert!(call_via(&client, &url).await.is_err(), "a server certificate for another component");
+    // Renewed in place (as cert-manager does): new connections get it, no restart.
+    let renewed = ca.issue("carehome").unwrap();
+    write(server.key.as_ref().unwrap(), &renewed.key);
+    write(server.cert.as_ref().unwrap(), &renewed.cert);
+    until("the server to present its renewed certificate", &client, &url, true).await;
+
+    // The client's certificate is replaced by one of another CA: refused at the next
+    // connection; then the server trusts both CAs (a CA rotation): let in again.
+    let stranger = other.issue("gateway").unwrap();
+    write(client.key.as_ref().unwrap(), &stranger.key);
+    write(client.cert.as_ref().unwrap(), &stranger.cert);
+    until("the client's new certificate of another CA to be refused", &client, &url, false).await;
+    write(server.ca.as_ref().unwrap(), &format!("{}{}", ca.cert_pem(), other.cert_pem()));
+    until("the server to trust the second CA", &client, &url, true).await;
+
+    // A half-written file is not taken: the previous set stays in use.
+    write(server.cert.as_ref().unwrap(), "-----BEGIN CERTIFICATE-----\ntruncat");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(call_via(&client, &url).await, Ok(()), "the previous set is kept");
+}

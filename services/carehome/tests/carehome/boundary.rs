@@ -113,7 +113,7 @@ async fn in_process_callers_get_only_what_the_policy_allows_them() {
 async fn over_tcp_only_certificates_of_the_ca_get_in_and_only_to_what_the_policy_allows() {
     use samskab_proto::carehome::v1::{ListRequest, care_home_service_client::CareHomeServiceClient};
     use samskab_proto::common::v1::{ReadEventsRequest, event_feed_client::EventFeedClient};
-    use servicekit::tls::{DevCa, client_config, component_name, server_config};
+    use servicekit::tls::{DevCa, client_config, component_name, reload::Reloading};
     let _ = rustls::crypto::ring::default_provider().install_default();
     let ca = DevCa::generate().unwrap();
     let db = TestDb::sqlite();
@@ -122,7 +122,7 @@ async fn over_tcp_only_certificates_of_the_ca_get_in_and_only_to_what_the_policy
     let server = carehome::CareHomeServer::start(store, keys).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let routes = server.routes().with_tls(server_config(&ca.issue("carehome").unwrap(), ca.cert_pem()));
+    let routes = server.routes().with_tls(Reloading::fixed(&ca.issue("carehome").unwrap(), ca.cert_pem()).unwrap());
     let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(servicekit::server::serve(listener, routes, carehome::SERVICE_NAMES, async move {
         let _ = stopped.await;
