@@ -349,24 +349,25 @@ impl EventStore {
                 .fetch_all(&p.pool)
                 .await?;
         let mut tx = p.pool.begin().await?;
-        let mut run = async |sql: String| sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await.map(|_| ());
-        run(format!("REVOKE ALL ON SCHEMA \"{schema}\" FROM PUBLIC")).await?;
-        run(format!("REVOKE ALL ON SCHEMA \"{schema}\" FROM {role}")).await?;
-        run(format!("GRANT USAGE ON SCHEMA \"{schema}\" TO {role}")).await?;
-        for t in &tables {
-            let rights = if t == "eventlog_events" {
-                "SELECT, INSERT"
-            } else if t.ends_with("_migrations") {
-                "SELECT"
-            } else {
-                "SELECT, INSERT, UPDATE, DELETE"
-            };
-            run(format!("REVOKE ALL ON \"{schema}\".\"{t}\" FROM {role}")).await?;
-            run(format!("GRANT {rights} ON \"{schema}\".\"{t}\" TO {role}")).await?;
+        {
+            let mut run = async |sql: String| sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await.map(|_| ());
+            run(format!("REVOKE ALL ON SCHEMA \"{schema}\" FROM PUBLIC")).await?;
+            run(format!("REVOKE ALL ON SCHEMA \"{schema}\" FROM {role}")).await?;
+            run(format!("GRANT USAGE ON SCHEMA \"{schema}\" TO {role}")).await?;
+            for t in &tables {
+                let rights = if t == "eventlog_events" {
+                    "SELECT, INSERT"
+                } else if t.ends_with("_migrations") {
+                    "SELECT"
+                } else {
+                    "SELECT, INSERT, UPDATE, DELETE"
+                };
+                run(format!("REVOKE ALL ON \"{schema}\".\"{t}\" FROM {role}")).await?;
+                run(format!("GRANT {rights} ON \"{schema}\".\"{t}\" TO {role}")).await?;
+            }
+            run(format!("GRANT USAGE ON ALL SEQUENCES IN SCHEMA \"{schema}\" TO {role}")).await?;
+            run(format!("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA \"{schema}\" TO {role}")).await?;
         }
-        run(format!("GRANT USAGE ON ALL SEQUENCES IN SCHEMA \"{schema}\" TO {role}")).await?;
-        run(format!("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA \"{schema}\" TO {role}")).await?;
-        drop(run);
         tx.commit().await?;
         Ok(())
     }

@@ -4,6 +4,13 @@
 //! containers exists for that binary; ports, probes, service URLs, Secret and ConfigMap
 //! keys, HPAs, PDBs and NetworkPolicies fit together. The binaries' flags come from
 //! `samskab config-reference --json`, generated from the clap definitions.
+//!
+//! The Kubernetes manifests are also held to least privilege (issue 15): each component
+//! speaks mutual TLS with a cert-manager certificate of the internal CA for its own name,
+//! mounted so that renewals reach it; connects to PostgreSQL as its own managed role over
+//! TLS verified against the cluster's CA; reads its own Secrets only (its own master key);
+//! keeps its erasure ledger in a cluster apart from its database; and sends and receives
+//! only what it needs (the gateway alone reaches the internet, never a private range).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -16,6 +23,18 @@ const BIN: &str = env!("CARGO_BIN_EXE_samskab");
 const OUR_IMAGE: &str = "samskab";
 /// Keys of the Secret that CloudNativePG creates for a Cluster `<name>` as `<name>-app`.
 const CNPG_APP_KEYS: &[&str] = &["username", "password", "host", "port", "dbname", "uri", "jdbc-uri", "pgpass"];
+/// Keys of the Secret `<name>-ca` of a CloudNativePG Cluster: its CA, key included.
+const CNPG_CA_KEYS: &[&str] = &["ca.crt", "ca.key"];
+/// Keys of a `kubernetes.io/basic-auth` Secret (a managed role's password).
+const BASIC_AUTH_KEYS: &[&str] = &["username", "password"];
+/// Keys of the Secret a cert-manager Certificate writes.
+const CERT_MANAGER_KEYS: &[&str] = &["tls.crt", "tls.key", "ca.crt"];
+/// What the gateway's egress to the internet must leave out: private, shared (CGNAT),
+/// link-local and loopback ranges, so that a webhook aimed inside the cluster or the
+/// network around it is dropped.
+const PRIVATE_V4: &[&str] =
+    &["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8"];
+const PRIVATE_V6: &[&str] = &["fc00::/7", "fe80::/10", "::1/128"];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
@@ -214,11 +233,15 @@ fn gateway_ops_paths() -> BTreeSet<String> {
 
 fn yaml_docs(path: &Path) -> Result<Vec<Value>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    yaml_text_docs(&text, &path.display().to_string())
+}
+
+fn yaml_text_docs(text: &str, origin: &str) -> Result<Vec<Value>, String> {
     let mut out = Vec::new();
-    for doc in serde_norway::Deserializer::from_str(&text) {
-        let mut v = serde_norway::Value::deserialize(doc).map_err(|e| format!("{}: {e}", path.display()))?;
-        v.apply_merge().map_err(|e| format!("{}: merge keys: {e}", path.display()))?;
-        let v = serde_json::to_value(&v).map_err(|e| format!("{}: {e}", path.display()))?;
+    for doc in serde_norway::Deserializer::from_str(text) {
+        let mut v = serde_norway::Value::deserialize(doc).map_err(|e| format!("{origin}: {e}"))?;
+        v.apply_merge().map_err(|e| format!("{origin}: merge keys: {e}"))?;
+        let v = serde_json::to_value(&v).map_err(|e| format!("{origin}: {e}"))?;
         if !v.is_null() {
             out.push(v);
         }
@@ -320,7 +343,11 @@ fn check_container(r: &Reference, c: &Container, problems: &mut Vec<String>) -> 
             return None;
         }
     };
-    let valid = inv.valid_env(r);
+    let mut valid = inv.valid_env(r);
+    // libpq's password variable, which sqlx reads when a PostgreSQL URL names no password.
+    if c.env.values().flatten().any(|v| v.starts_with("postgres")) {
+        valid.insert("PGPASSWORD".to_owned());
+    }
     let all_text = c
         .env
         .values()
@@ -390,6 +417,12 @@ fn check_container(r: &Reference, c: &Container, problems: &mut Vec<String>) -> 
                     Probe::Grpc { port: pp, service } => {
                         if !grpc {
                             p("gRPC health probe on a component that does not speak gRPC".into());
+                        }
+                        if c.env.contains_key("SAMSKAB_TLS_CERT") {
+                            p("gRPC probe on a server that requires a client certificate (mutual TLS), which \
+                               kubelet cannot present: use tcpSocket (the gateway's /readyz asks the \
+                               services' health over mutual TLS)"
+                                .into());
                         }
                         if *pp != port {
                             p(format!("gRPC probe on port {pp}, but the binary listens on {port}"));
@@ -765,11 +798,14 @@ struct Kustomized {
     objects: Vec<Value>,
     /// Image name -> (newName, newTag), from every kustomization on the way.
     images: BTreeMap<String, (Option<String>, Option<String>)>,
+    /// Objects a patch deletes (`$patch: delete`): a Secret so removed is one the operator
+    /// creates out of band instead, with the same keys.
+    deleted: Vec<Value>,
 }
 
 fn kustomize(dir: &Path, problems: &mut Vec<String>) -> Kustomized {
     let k = yaml_docs(&dir.join("kustomization.yaml")).unwrap_or_else(|e| panic!("{e}")).remove(0);
-    let mut out = Kustomized { objects: Vec::new(), images: BTreeMap::new() };
+    let mut out = Kustomized { objects: Vec::new(), images: BTreeMap::new(), deleted: Vec::new() };
     for res in strings(&k["resources"]) {
         let p = dir.join(&res);
         if p.is_dir() {
@@ -780,6 +816,7 @@ fn kustomize(dir: &Path, problems: &mut Vec<String>) -> Kustomized {
             let inner = kustomize(&p, problems);
             out.objects.extend(inner.objects);
             out.images.extend(inner.images);
+            out.deleted.extend(inner.deleted);
         } else if p.is_file() {
             out.objects.extend(yaml_docs(&p).unwrap_or_else(|e| panic!("{e}")));
         } else {
@@ -789,15 +826,23 @@ fn kustomize(dir: &Path, problems: &mut Vec<String>) -> Kustomized {
     for patch in
         k["patches"].as_array().into_iter().flatten().chain(k["patchesStrategicMerge"].as_array().into_iter().flatten())
     {
-        let file = patch["path"].as_str().or(patch.as_str()).expect("patch path");
-        let Ok(docs) = yaml_docs(&dir.join(file)) else {
+        // A file, or the patch inline.
+        let (file, docs) = match patch["patch"].as_str() {
+            Some(text) => ("(inline)", yaml_text_docs(text, "inline patch")),
+            None => {
+                let file = patch["path"].as_str().or(patch.as_str()).expect("patch path");
+                (file, yaml_docs(&dir.join(file)))
+            }
+        };
+        let Ok(docs) = docs else {
             problems.push(format!("{}: patch {file} does not exist or parse", dir.display()));
             continue;
         };
         for doc in docs {
             let (kind, name) = (doc["kind"].clone(), doc["metadata"]["name"].clone());
-            match out.objects.iter_mut().find(|o| o["kind"] == kind && o["metadata"]["name"] == name) {
-                Some(target) => merge(target, &doc),
+            match out.objects.iter().position(|o| o["kind"] == kind && o["metadata"]["name"] == name) {
+                Some(i) if doc["$patch"] == "delete" => out.deleted.push(out.objects.remove(i)),
+                Some(i) => merge(&mut out.objects[i], &doc),
                 None => problems
                     .push(format!("{}: patch {file} targets {kind}/{name}, which is not a resource", dir.display())),
             }
@@ -892,9 +937,32 @@ fn k8s_problems(dir: &Path, r: &Reference) -> Vec<String> {
             }
             stores.insert((kind.to_owned(), o["metadata"]["name"].as_str().unwrap().to_owned()), keys);
         }
-        if kind == "Cluster" && o["apiVersion"].as_str().unwrap_or("").starts_with("postgresql.cnpg.io/") {
-            let name = format!("{}-app", o["metadata"]["name"].as_str().unwrap());
-            stores.insert(("Secret".into(), name), CNPG_APP_KEYS.iter().map(|k| ((*k).to_owned(), None)).collect());
+    }
+    // Secrets made by operators, or out of band as the manifests say: those whose
+    // placeholders an overlay deletes keep their keys.
+    for o in k.deleted.iter().filter(|o| o["kind"] == "Secret") {
+        let keys = ["data", "stringData"]
+            .iter()
+            .flat_map(|f| o[*f].as_object().into_iter().flatten().map(|(key, _)| (key.clone(), None)))
+            .collect();
+        stores.insert(("Secret".into(), o["metadata"]["name"].as_str().unwrap().to_owned()), keys);
+    }
+    let mut made = |name: String, keys: &[&str]| {
+        stores.entry(("Secret".into(), name)).or_insert_with(|| keys.iter().map(|k| ((*k).to_owned(), None)).collect());
+    };
+    for o in objs {
+        let name = o["metadata"]["name"].as_str().unwrap_or_default();
+        if o["kind"] == "Cluster" && o["apiVersion"].as_str().unwrap_or("").starts_with("postgresql.cnpg.io/") {
+            made(format!("{name}-app"), CNPG_APP_KEYS);
+            made(format!("{name}-ca"), CNPG_CA_KEYS);
+            for role in o["spec"]["managed"]["roles"].as_array().into_iter().flatten() {
+                if let Some(secret) = role["passwordSecret"]["name"].as_str() {
+                    made(secret.to_owned(), BASIC_AUTH_KEYS);
+                }
+            }
+        }
+        if o["kind"] == "Certificate" && o["apiVersion"].as_str().unwrap_or("").starts_with("cert-manager.io/") {
+            made(o["spec"]["secretName"].as_str().unwrap_or_default().to_owned(), CERT_MANAGER_KEYS);
         }
     }
     let resolve_image = |image: &str| -> String {
@@ -916,6 +984,10 @@ fn k8s_problems(dir: &Path, r: &Reference) -> Vec<String> {
     // Workloads.
     let mut deployments: BTreeMap<String, Workload> = BTreeMap::new();
     let mut migrate_jobs = 0;
+    // Deployment or Job -> its container's variables (literal values; None from a Secret).
+    let mut workload_env: BTreeMap<String, BTreeMap<String, Option<String>>> = BTreeMap::new();
+    // (calling workload, Service called, Service port).
+    let mut service_calls: Vec<(String, Value, u16)> = Vec::new();
     for o in objs.iter().filter(|o| o["kind"] == "Deployment" || o["kind"] == "Job") {
         let kind = o["kind"].as_str().unwrap();
         let name = o["metadata"]["name"].as_str().unwrap();
@@ -1024,6 +1096,28 @@ fn k8s_problems(dir: &Path, r: &Reference) -> Vec<String> {
                     problems.push(format!("{origin}: no resources.{part}.{what}"));
                 }
             }
+            // Secret volumes: defined, and the keys they project exist.
+            for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
+                let Some(secret) = v["secret"]["secretName"].as_str() else { continue };
+                match stores.get(&("Secret".to_owned(), secret.to_owned())) {
+                    None => problems
+                        .push(format!("{origin}: volume {} is Secret {secret}, which is not defined", v["name"])),
+                    Some(keys) => {
+                        for item in v["secret"]["items"].as_array().into_iter().flatten() {
+                            let key = item["key"].as_str().unwrap_or_default();
+                            if !keys.contains_key(key) {
+                                problems.push(format!(
+                                    "{origin}: volume {} projects key {key} of Secret {secret}, which has no such key",
+                                    v["name"]
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            let mut env = c.env_from.clone();
+            env.extend(c.env.clone());
+            workload_env.insert(name.to_owned(), env);
             if let Some((comp, port)) = check_container(r, &c, &mut problems) {
                 if kind == "Deployment" {
                     deployments.insert(name.to_owned(), (o.clone(), comp, port, named));
@@ -1039,6 +1133,7 @@ fn k8s_problems(dir: &Path, r: &Reference) -> Vec<String> {
                     problems.push(format!("{origin}: {var}={url}: no Service {svc_name}"));
                     continue;
                 };
+                service_calls.push((name.to_owned(), svc.clone(), port));
                 let Some(sp) = svc["spec"]["ports"]
                     .as_array()
                     .into_iter()
@@ -1141,6 +1236,24 @@ fn k8s_problems(dir: &Path, r: &Reference) -> Vec<String> {
             problems.push(format!("PodDisruptionBudget {} selects no Deployment", pdb["metadata"]["name"]));
         }
     }
+    // Who calls whom: (calling workload, Deployment called, the port its pods listen on).
+    let mut calls: BTreeSet<(String, String, u16)> = BTreeSet::new();
+    for (caller, svc, port) in &service_calls {
+        for (callee, (d, _, _, named)) in &deployments {
+            if !labels_match(
+                &json!({"matchLabels": svc["spec"]["selector"]}),
+                &d["spec"]["template"]["metadata"]["labels"],
+            ) {
+                continue;
+            }
+            if let Some(sp) =
+                svc["spec"]["ports"].as_array().into_iter().flatten().find(|p| p["port"].as_u64() == Some(*port as u64))
+            {
+                let target = if sp["targetPort"].is_null() { &sp["port"] } else { &sp["targetPort"] };
+                calls.insert((caller.clone(), callee.clone(), probe_port(target, named)));
+            }
+        }
+    }
     // NetworkPolicies: the gateway open on its port; services only from our components.
     let policies: Vec<&Value> = of_kind("NetworkPolicy").collect();
     let ours: Vec<(&String, &Value)> =
@@ -1200,6 +1313,11 @@ fn k8s_problems(dir: &Path, r: &Reference) -> Vec<String> {
                 }
             }
         }
+        for other in &reachable_from {
+            if !calls.iter().any(|(from, to, _)| from == other && to == name) {
+                problems.push(format!("NetworkPolicy lets {other} reach {name}, which it never calls"));
+            }
+        }
         match component_deployment("gateway") {
             Some(g) if !reachable_from.contains(&g) => problems.push(format!("the gateway may not reach {name}")),
             _ => {}
@@ -1211,14 +1329,697 @@ fn k8s_problems(dir: &Path, r: &Reference) -> Vec<String> {
             problems.push(format!("booking may not reach {name} (it follows its feed)"));
         }
     }
-    // PostgreSQL: a CloudNativePG Cluster with three instances.
-    let clusters: Vec<&Value> = of_kind("Cluster").collect();
-    if clusters.len() != 1 || clusters[0]["spec"]["instances"] != 3 {
-        problems.push(format!("expected one CloudNativePG Cluster with 3 instances, found {clusters:?}"));
-    } else if let Some(e) = clusters[0]["spec"]["imageName"].as_str().and_then(image_problem) {
-        problems.push(format!("Cluster: {e}"));
-    }
+    trust_problems(objs, &deployments, &workload_env, &calls, &mut problems);
     problems
+}
+
+// ------------------------------------------------------------ least privilege (issue 15)
+
+/// A Secret volume mounted into a container.
+struct SecretMount {
+    secret: String,
+    path: String,
+    sub_path: Option<String>,
+    /// The keys it projects (`items`: key, file name), or None: every key under its name.
+    items: Option<Vec<(String, String)>>,
+}
+
+fn secret_mounts(pod: &Value, ct: &Value) -> Vec<SecretMount> {
+    let volumes = pod["volumes"].as_array().cloned().unwrap_or_default();
+    ct["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| {
+            let v = volumes.iter().find(|v| v["name"] == m["name"])?;
+            Some(SecretMount {
+                secret: v["secret"]["secretName"].as_str()?.to_owned(),
+                path: m["mountPath"].as_str()?.trim_end_matches('/').to_owned(),
+                sub_path: m["subPath"].as_str().map(str::to_owned),
+                items: v["secret"]["items"].as_array().map(|a| {
+                    a.iter().map(|i| (s(&i["key"]).unwrap_or_default(), s(&i["path"]).unwrap_or_default())).collect()
+                }),
+            })
+        })
+        .collect()
+}
+
+/// The Secret and key that a file of the container is.
+fn secret_file(mounts: &[SecretMount], file: &str) -> Result<(String, String), String> {
+    for m in mounts {
+        if let Some(sub) = &m.sub_path {
+            if file == m.path {
+                return Ok((m.secret.clone(), sub.clone()));
+            }
+            continue;
+        }
+        let Some(rest) = file.strip_prefix(&format!("{}/", m.path)) else { continue };
+        return match &m.items {
+            None => Ok((m.secret.clone(), rest.to_owned())),
+            Some(items) => items
+                .iter()
+                .find(|(_, p)| p == rest)
+                .map(|(k, _)| (m.secret.clone(), k.clone()))
+                .ok_or_else(|| format!("{file}: the mount of Secret {} projects no such file", m.secret)),
+        };
+    }
+    Err(format!("{file} is not in a mounted Secret"))
+}
+
+/// Every Secret a pod reads: (how, Secret).
+fn pod_secrets(pod: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let containers = pod["containers"].as_array().into_iter().chain(pod["initContainers"].as_array()).flatten();
+    for ct in containers {
+        for e in ct["env"].as_array().into_iter().flatten() {
+            if let Some(secret) = e["valueFrom"]["secretKeyRef"]["name"].as_str() {
+                out.push((format!("{} from", e["name"].as_str().unwrap_or("?")), secret.to_owned()));
+            }
+        }
+        for e in ct["envFrom"].as_array().into_iter().flatten() {
+            if let Some(secret) = e["secretRef"]["name"].as_str() {
+                out.push(("envFrom".to_owned(), secret.to_owned()));
+            }
+        }
+    }
+    for v in pod["volumes"].as_array().into_iter().flatten() {
+        let how = format!("volume {}", v["name"].as_str().unwrap_or("?"));
+        if let Some(secret) = v["secret"]["secretName"].as_str() {
+            out.push((how.clone(), secret.to_owned()));
+        }
+        for src in v["projected"]["sources"].as_array().into_iter().flatten() {
+            if let Some(secret) = src["secret"]["name"].as_str() {
+                out.push((how.clone(), secret.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// The parts of a `postgres://` URL that matter here.
+struct PgUrl {
+    user: Option<String>,
+    password: bool,
+    host: String,
+    database: String,
+    params: BTreeMap<String, String>,
+}
+
+fn url_params(query: &str) -> BTreeMap<String, String> {
+    query.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+}
+
+fn pg_url(url: &str) -> Option<PgUrl> {
+    let rest = url.strip_prefix("postgres://").or_else(|| url.strip_prefix("postgresql://"))?;
+    let (before, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (authority, database) = before.split_once('/').unwrap_or((before, ""));
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    Some(PgUrl {
+        user: userinfo.map(|u| u.split(':').next().unwrap().to_owned()),
+        password: userinfo.is_some_and(|u| u.contains(':')),
+        host: hostport.rsplit_once(':').map_or(hostport, |(h, _)| h).to_owned(),
+        database: database.to_owned(),
+        params: url_params(query),
+    })
+}
+
+/// The CloudNativePG Cluster whose primary Service (`<cluster>-rw`) a host names.
+fn cluster_of_host(host: &str, clusters: &BTreeMap<String, &Value>) -> Option<String> {
+    host.split('.').next()?.strip_suffix("-rw").filter(|c| clusters.contains_key(*c)).map(str::to_owned)
+}
+
+/// TLS to PostgreSQL that verifies the server (its certificate and its name) against the
+/// CA of `cluster`, mounted from CloudNativePG's Secret `<cluster>-ca`.
+fn pg_tls_problems(params: &BTreeMap<String, String>, cluster: &str, mounts: &[SecretMount]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mode = params.get("sslmode").map_or("(none)", String::as_str);
+    if mode != "verify-full" {
+        out.push(format!("sslmode={mode}, not verify-full (the server's certificate and name verified)"));
+    }
+    match params.get("sslrootcert") {
+        None => out.push(format!("no sslrootcert: the CA of Cluster {cluster} (Secret {cluster}-ca)")),
+        Some(path) => match secret_file(mounts, path) {
+            Err(e) => out.push(format!("sslrootcert {e}")),
+            Ok((secret, key)) if secret != format!("{cluster}-ca") || key != "ca.crt" => out.push(format!(
+                "sslrootcert {path} is {key} of Secret {secret}, not ca.crt of {cluster}-ca (the CA of \
+                 Cluster {cluster})"
+            )),
+            Ok(_) => {}
+        },
+    }
+    out
+}
+
+/// A component's PostgreSQL URL: its own role without a password in the URL, the primary
+/// of a Cluster that manages that role with the password PGPASSWORD is read from, the
+/// Cluster's database, verified TLS. Returns the Cluster.
+fn component_pg_url(
+    url: &str,
+    role: &str,
+    schema: Option<&str>,
+    password_secret: Option<&str>,
+    mounts: &[SecretMount],
+    clusters: &BTreeMap<String, &Value>,
+    p: &mut dyn FnMut(String),
+) -> Option<String> {
+    let Some(u) = pg_url(url) else {
+        p("not a postgres:// URL".into());
+        return None;
+    };
+    match &u.user {
+        None => p(format!("names no user: connect as the component's own role {role}")),
+        Some(user) if user != role => p(format!("connects as {user}, not the component's own role {role}")),
+        _ => {}
+    }
+    if u.password {
+        p("carries a password: give it as PGPASSWORD from the role's Secret".into());
+    }
+    if let Some(schema) = schema
+        && u.params.get("schema").map(String::as_str) != Some(schema)
+    {
+        p(format!("schema {:?}, not {schema}", u.params.get("schema")));
+    }
+    let Some(cluster) = cluster_of_host(&u.host, clusters) else {
+        p(format!("host {} is not the primary Service (<cluster>-rw) of a CloudNativePG Cluster", u.host));
+        return None;
+    };
+    let spec = &clusters[&cluster]["spec"];
+    let database = spec["bootstrap"]["initdb"]["database"].as_str().unwrap_or("app");
+    if u.database != database {
+        p(format!("database {:?}, but Cluster {cluster} holds {database:?}", u.database));
+    }
+    for e in pg_tls_problems(&u.params, &cluster, mounts) {
+        p(e);
+    }
+    match spec["managed"]["roles"].as_array().into_iter().flatten().find(|r| r["name"] == role) {
+        None => p(format!("Cluster {cluster} manages no role {role}")),
+        Some(r) => {
+            if r["login"] != true || r["ensure"] == "absent" {
+                p(format!("role {role} of Cluster {cluster} cannot log in"));
+            }
+            let from = r["passwordSecret"]["name"].as_str();
+            if from != password_secret {
+                p(format!(
+                    "PGPASSWORD comes from Secret {password_secret:?}, but Cluster {cluster} sets role {role}'s \
+                     password from {from:?}"
+                ));
+            }
+        }
+    }
+    Some(cluster)
+}
+
+/// A NetworkPolicy peer wider than a named namespace or a labelled set of pods.
+fn broad_peer(peer: &Value) -> Option<String> {
+    if let Some(cidr) = peer["ipBlock"]["cidr"].as_str() {
+        return Some(format!("ipBlock {cidr}"));
+    }
+    let empty = |sel: &Value| {
+        sel["matchLabels"].as_object().is_none_or(|m| m.is_empty())
+            && sel["matchExpressions"].as_array().is_none_or(|e| e.is_empty())
+    };
+    match (&peer["namespaceSelector"], &peer["podSelector"]) {
+        (Value::Null, Value::Null) => Some("anything (an empty peer)".into()),
+        (Value::Null, pods) if empty(pods) => Some("every pod of the namespace".into()),
+        (Value::Null, _) => None,
+        (ns, _) if !ns["matchLabels"]["kubernetes.io/metadata.name"].is_string() => {
+            Some(format!("namespaces {ns} (name one, by kubernetes.io/metadata.name)"))
+        }
+        _ => None,
+    }
+}
+
+/// Whether a peer selects pods labelled `labels` in namespace `ns` (None: the policy's own).
+fn peer_selects(peer: &Value, ns: Option<&str>, labels: &Value) -> bool {
+    if !peer["ipBlock"].is_null() {
+        return false;
+    }
+    let pods = peer["podSelector"].is_null() || labels_match(&peer["podSelector"], labels);
+    match (&peer["namespaceSelector"], ns) {
+        (Value::Null, None) => !peer["podSelector"].is_null() && pods,
+        (Value::Null, Some(_)) | (_, None) => false,
+        (sel, Some(ns)) => pods && labels_match(sel, &json!({"kubernetes.io/metadata.name": ns})),
+    }
+}
+
+/// Whether the rules (`ingress` with peers under `from`, `egress` under `to`) let traffic
+/// between the pod and pods labelled `labels` in `ns` through on `port`.
+fn rules_allow(rules: &[&Value], peers: &str, ns: Option<&str>, labels: &Value, port: u16, protocol: &str) -> bool {
+    rules.iter().any(|r| {
+        let ports = r["ports"].as_array().is_none_or(|a| {
+            a.is_empty()
+                || a.iter().any(|p| {
+                    p["port"].as_u64() == Some(port as u64) && p["protocol"].as_str().unwrap_or("TCP") == protocol
+                })
+        });
+        ports && r[peers].as_array().is_none_or(|a| a.is_empty() || a.iter().any(|p| peer_selects(p, ns, labels)))
+    })
+}
+
+/// Each component with its own certificate (mutual TLS from cert-manager), its own
+/// PostgreSQL role over verified TLS, its own master key, its erasure ledger in a cluster
+/// apart from its database, and network policies that let through only what it needs.
+fn trust_problems(
+    objs: &[Value],
+    deployments: &BTreeMap<String, Workload>,
+    workload_env: &BTreeMap<String, BTreeMap<String, Option<String>>>,
+    calls: &BTreeSet<(String, String, u16)>,
+    problems: &mut Vec<String>,
+) {
+    let of_kind = |kind: &'static str| objs.iter().filter(move |o| o["kind"] == kind);
+    let name_of = |o: &Value| o["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    let pod_labels = |name: &str| {
+        objs.iter()
+            .find(|o| (o["kind"] == "Deployment" || o["kind"] == "Job") && o["metadata"]["name"] == name)
+            .map_or(Value::Null, |o| o["spec"]["template"]["metadata"]["labels"].clone())
+    };
+    let clusters: BTreeMap<String, &Value> = of_kind("Cluster").map(|c| (name_of(c), c)).collect();
+    let certificates: Vec<&Value> = of_kind("Certificate").collect();
+    // The internal CA: an Issuer that signs with the Secret of a CA Certificate.
+    let ca_issuers: BTreeSet<String> = of_kind("Issuer")
+        .chain(of_kind("ClusterIssuer"))
+        .filter(|i| {
+            let secret = &i["spec"]["ca"]["secretName"];
+            secret.is_string()
+                && certificates.iter().any(|c| c["spec"]["isCA"] == true && &c["spec"]["secretName"] == secret)
+        })
+        .map(name_of)
+        .collect();
+    // One writer per certificate Secret (an Ingress's certificate is written by cert-manager too).
+    let mut writers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in &certificates {
+        let secret = c["spec"]["secretName"].as_str().unwrap_or_default().to_owned();
+        writers.entry(secret).or_default().push(format!("Certificate {}", name_of(c)));
+    }
+    for i in of_kind("Ingress") {
+        for tls in i["spec"]["tls"].as_array().into_iter().flatten() {
+            if let Some(secret) = tls["secretName"].as_str() {
+                writers.entry(secret.to_owned()).or_default().push(format!("Ingress {}", name_of(i)));
+            }
+        }
+    }
+    for (secret, by) in &writers {
+        if by.len() > 1 {
+            problems.push(format!("Secret {secret} is written by {}: one certificate per Secret", by.join(" and ")));
+        }
+    }
+    // Clusters: three instances, a pinned image, roles without powers of their own (what a
+    // role may touch is granted by `samskab migrate --grant-roles`).
+    let shipped: BTreeSet<String> = of_kind("Secret").map(name_of).collect();
+    if clusters.is_empty() {
+        problems.push("no CloudNativePG Cluster".into());
+    }
+    for (name, c) in &clusters {
+        let instances = &c["spec"]["instances"];
+        if instances != 3 {
+            problems.push(format!(
+                "Cluster {name} runs {instances} instances: expected 3 instances (a primary, two replicas)"
+            ));
+        }
+        if let Some(e) = c["spec"]["imageName"].as_str().and_then(image_problem) {
+            problems.push(format!("Cluster {name}: {e}"));
+        }
+        for role in c["spec"]["managed"]["roles"].as_array().into_iter().flatten() {
+            let r = role["name"].as_str().unwrap_or_default();
+            for power in ["superuser", "createdb", "createrole", "replication", "bypassrls"] {
+                if role[power] == true {
+                    problems.push(format!("Cluster {name}: role {r} has {power}: a component's role needs none"));
+                }
+            }
+            if !strings(&role["inRoles"]).is_empty() {
+                problems.push(format!(
+                    "Cluster {name}: role {r} is a member of {:?}: it gets their rights",
+                    strings(&role["inRoles"])
+                ));
+            }
+            if let Some(secret) = role["passwordSecret"]["name"].as_str()
+                && shipped.contains(secret)
+            {
+                problems.push(format!(
+                    "Cluster {name}: the manifests ship the password of role {r} (Secret {secret}): create it \
+                     out of band"
+                ));
+            }
+        }
+    }
+    // The migration Job: the owners' credentials over verified TLS, granting the roles.
+    let mut ledger_prefix = "erasure_ledger".to_owned();
+    let mut job: Option<(String, Vec<Option<String>>)> = None;
+    for j in of_kind("Job") {
+        let pod = &j["spec"]["template"]["spec"];
+        let ct = &pod["containers"][0];
+        let mut cmd = strings(&ct["command"]);
+        cmd.extend(strings(&ct["args"]));
+        if cmd.get(1).map(String::as_str) != Some("migrate") {
+            continue;
+        }
+        let name = name_of(j);
+        let mounts = secret_mounts(pod, ct);
+        if !cmd.iter().any(|a| a == "--grant-roles") {
+            problems.push(format!(
+                "Job/{name}: `samskab migrate` without --grant-roles: the components' roles could not use their schemas"
+            ));
+        }
+        let mut found = Vec::new();
+        for flag in ["--database-url", "--erasure-ledger-url"] {
+            let Some(url) = cmd.windows(2).find(|w| w[0] == flag).map(|w| w[1].clone()) else {
+                problems.push(format!("Job/{name}: no {flag}"));
+                found.push(None);
+                continue;
+            };
+            // `$(VAR)?...` with VAR the `uri` of a Cluster's owner Secret, or a literal URL.
+            let cluster = match url.strip_prefix("$(").and_then(|r| r.split_once(')')) {
+                Some((var, _)) => ct["env"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|e| e["name"] == var)
+                    .and_then(|e| e["valueFrom"]["secretKeyRef"]["name"].as_str())
+                    .and_then(|secret| secret.strip_suffix("-app"))
+                    .filter(|c| clusters.contains_key(*c))
+                    .map(str::to_owned),
+                None => pg_url(&url).and_then(|u| cluster_of_host(&u.host, &clusters)),
+            };
+            let Some(cluster) = cluster else {
+                problems.push(format!("Job/{name}: {flag} {url} names no CloudNativePG Cluster"));
+                found.push(None);
+                continue;
+            };
+            let params = url_params(url.split_once('?').map_or("", |(_, q)| q));
+            for e in pg_tls_problems(&params, &cluster, &mounts) {
+                problems.push(format!("Job/{name}: {flag}: {e}"));
+            }
+            if flag == "--erasure-ledger-url"
+                && let Some(prefix) = params.get("schema")
+            {
+                ledger_prefix = prefix.clone();
+            }
+            found.push(Some(cluster));
+        }
+        if let [Some(db), Some(ledger)] = found.as_slice()
+            && db == ledger
+        {
+            problems.push(format!("Job/{name}: the erasure ledger is migrated in Cluster {db}, with the database"));
+        }
+        job = Some((name, found));
+    }
+    // The components.
+    let mut master_keys: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // Workload -> the Clusters it connects to.
+    let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let (mut db_clusters, mut ledger_clusters) = (BTreeSet::new(), BTreeSet::new());
+    for (name, (d, comp, _, _)) in deployments {
+        let Some(c) = comp.as_deref() else { continue };
+        let mut p = |m: String| problems.push(format!("Deployment/{name} ({c}): {m}"));
+        let pod = &d["spec"]["template"]["spec"];
+        let ct = &pod["containers"][0];
+        let env = workload_env.get(name).cloned().unwrap_or_default();
+        let lit = |var: &str| env.get(var).cloned().flatten();
+        let from_secret = |var: &str| {
+            ct["env"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|e| e["name"] == var)
+                .and_then(|e| e["valueFrom"]["secretKeyRef"]["name"].as_str())
+                .map(str::to_owned)
+        };
+        let mounts = secret_mounts(pod, ct);
+        // Mutual TLS, from a certificate of the internal CA for `<c>.samskab.internal`.
+        let mut cmd = strings(&ct["command"]);
+        cmd.extend(strings(&ct["args"]));
+        if env.contains_key("SAMSKAB_INSECURE_PLAINTEXT") || cmd.iter().any(|a| a.starts_with("--insecure-plaintext")) {
+            p("sets SAMSKAB_INSECURE_PLAINTEXT: the components speak mutual TLS only".into());
+        }
+        for m in mounts.iter().filter(|m| m.sub_path.is_some()) {
+            p(format!(
+                "mounts Secret {} at {} with subPath: kubelet never updates such a file, so a renewed \
+                 certificate would not reach the pod",
+                m.secret, m.path
+            ));
+        }
+        let mut tls_secrets = BTreeSet::new();
+        for (var, key) in
+            [("SAMSKAB_TLS_CERT", "tls.crt"), ("SAMSKAB_TLS_KEY", "tls.key"), ("SAMSKAB_TLS_CA", "ca.crt")]
+        {
+            match lit(var) {
+                None => p(format!("no {var}: mutual TLS needs the component's certificate, key and CA")),
+                Some(path) => match secret_file(&mounts, &path) {
+                    Err(e) => p(format!("{var}={e}")),
+                    Ok((secret, k)) => {
+                        if k != key {
+                            p(format!("{var}={path} is {k} of Secret {secret}, not {key}"));
+                        }
+                        tls_secrets.insert(secret);
+                    }
+                },
+            }
+        }
+        if tls_secrets.len() > 1 {
+            p(format!("SAMSKAB_TLS_* come from several Secrets {tls_secrets:?}: one certificate"));
+        }
+        let want_dns = vec![servicekit::tls::component_name(c)];
+        for secret in &tls_secrets {
+            let Some(cert) = certificates.iter().find(|x| x["spec"]["secretName"] == secret.as_str()) else {
+                p(format!("its TLS Secret {secret} is issued by no cert-manager Certificate"));
+                continue;
+            };
+            let cn = name_of(cert);
+            let issuer = cert["spec"]["issuerRef"]["name"].as_str().unwrap_or_default();
+            if !ca_issuers.contains(issuer) {
+                p(format!("Certificate {cn} is issued by {issuer:?}, not by the internal CA (an Issuer with spec.ca)"));
+            }
+            let dns = strings(&cert["spec"]["dnsNames"]);
+            if dns != want_dns {
+                p(format!("Certificate {cn} names {dns:?}: the binaries verify the {c} by exactly {want_dns:?}"));
+            }
+            let usages = strings(&cert["spec"]["usages"]);
+            for u in ["server auth", "client auth"] {
+                if !usages.iter().any(|x| x == u) {
+                    p(format!("Certificate {cn} lacks the usage `{u}`: a component serves and calls with it"));
+                }
+            }
+        }
+        // Its own Secrets only, and the clusters' CA certificates (never their keys).
+        let own = [format!("samskab-{c}-keys"), format!("samskab-pg-{c}"), format!("samskab-{c}-tls")];
+        for (how, secret) in pod_secrets(pod) {
+            if secret.strip_suffix("-app").is_some_and(|cl| clusters.contains_key(cl)) {
+                p(format!(
+                    "{how} Secret {secret}, the database owner's credentials (the migration Job's): a \
+                     component connects as its own role"
+                ));
+            } else if !own.contains(&secret) && !secret.strip_suffix("-ca").is_some_and(|cl| clusters.contains_key(cl))
+            {
+                p(format!("{how} Secret {secret}, which is neither its own ({}) nor a cluster's CA", own.join(", ")));
+            }
+        }
+        for v in pod["volumes"].as_array().into_iter().flatten() {
+            let Some(secret) = v["secret"]["secretName"].as_str() else { continue };
+            let keys: Vec<String> =
+                v["secret"]["items"].as_array().into_iter().flatten().filter_map(|i| s(&i["key"])).collect();
+            if secret.strip_suffix("-ca").is_some_and(|cl| clusters.contains_key(cl))
+                && (keys.is_empty() || keys.iter().any(|k| k != "ca.crt"))
+            {
+                p(format!(
+                    "volume {} mounts Secret {secret}, which holds the CA's private key: project only ca.crt (items)",
+                    v["name"]
+                ));
+            }
+        }
+        match from_secret("SAMSKAB_MASTER_KEY") {
+            Some(secret) => master_keys.entry(secret).or_default().push(c.to_owned()),
+            None => p("no SAMSKAB_MASTER_KEY from a Secret".into()),
+        }
+        // Its own role in both clusters; its database and its erasure ledger in different ones.
+        let password_secret = from_secret("PGPASSWORD");
+        if password_secret.as_deref() != Some(own[1].as_str()) {
+            p(format!("PGPASSWORD comes from Secret {password_secret:?}, not its role's Secret {}", own[1]));
+        }
+        let role = format!("samskab_{c}");
+        let mut at = Vec::new();
+        let db_var = format!("SAMSKAB_{}_DATABASE_URL", c.to_uppercase());
+        let ledger_schema = format!("{ledger_prefix}_{c}");
+        for (var, schema) in [(db_var.as_str(), None), ("SAMSKAB_ERASURE_LEDGER_URL", Some(ledger_schema.as_str()))] {
+            let Some(url) = lit(var) else {
+                p(format!("no {var} given as a value"));
+                at.push(None);
+                continue;
+            };
+            let mut q = |m: String| p(format!("{var}={url}: {m}"));
+            at.push(component_pg_url(&url, &role, schema, password_secret.as_deref(), &mounts, &clusters, &mut q));
+        }
+        if let [Some(db), Some(ledger)] = at.as_slice() {
+            if db == ledger {
+                p(format!(
+                    "its erasure ledger is in Cluster {db} with its database: it must be a cluster of its own, \
+                     which a restore of the services' data never touches"
+                ));
+            }
+            db_clusters.insert(db.clone());
+            ledger_clusters.insert(ledger.clone());
+        }
+        uses.insert(name.clone(), at.into_iter().flatten().collect());
+    }
+    for (secret, comps) in &master_keys {
+        if comps.len() > 1 {
+            problems.push(format!(
+                "{} share the master-key Secret {secret}: each component has its own",
+                comps.join(" and ")
+            ));
+        }
+    }
+    if let Some((name, found)) = &job {
+        for (cluster, theirs, what) in
+            [(&found[0], &db_clusters, "databases"), (&found[1], &ledger_clusters, "erasure ledgers")]
+        {
+            if let Some(cluster) = cluster
+                && !theirs.is_empty()
+                && !theirs.contains(cluster)
+            {
+                problems.push(format!(
+                    "Job/{name} migrates Cluster {cluster}, but the components' {what} are in {theirs:?}"
+                ));
+            }
+        }
+        uses.insert(name.clone(), found.iter().flatten().cloned().collect());
+    }
+    // PostgreSQL pods: reachable only from Samskab's pods, their own instances and the operator.
+    let policies: Vec<&Value> = of_kind("NetworkPolicy").collect();
+    let typed = |p: &Value, t: &str| strings(&p["spec"]["policyTypes"]).iter().any(|x| x == t);
+    for cluster in clusters.keys() {
+        let labels = json!({"cnpg.io/cluster": cluster});
+        let rules: Vec<&Value> = policies
+            .iter()
+            .filter(|p| typed(p, "Ingress") && labels_match(&p["spec"]["podSelector"], &labels))
+            .flat_map(|p| p["spec"]["ingress"].as_array().into_iter().flatten())
+            .collect();
+        if !policies.iter().any(|p| typed(p, "Ingress") && labels_match(&p["spec"]["podSelector"], &labels)) {
+            problems.push(format!("no NetworkPolicy restricts ingress to the PostgreSQL pods of Cluster {cluster}"));
+            continue;
+        }
+        for rule in &rules {
+            let from = rule["from"].as_array().cloned().unwrap_or_default();
+            if from.is_empty() {
+                problems.push(format!("NetworkPolicy lets anyone reach the PostgreSQL pods of Cluster {cluster}"));
+            }
+            for peer in &from {
+                if let Some(m) = broad_peer(peer) {
+                    problems.push(format!("NetworkPolicy lets {m} reach the PostgreSQL pods of Cluster {cluster}"));
+                }
+            }
+        }
+        for (w, used) in &uses {
+            if used.contains(cluster) && !rules_allow(&rules, "from", None, &pod_labels(w), 5432, "TCP") {
+                problems
+                    .push(format!("no NetworkPolicy lets {w} into the PostgreSQL pods of Cluster {cluster} on 5432"));
+            }
+        }
+    }
+    // Egress: what each component (and the Job) needs, nothing wider; the internet for the
+    // gateway only, less the private ranges.
+    let mut senders: Vec<(String, bool)> = deployments
+        .iter()
+        .filter(|(_, d)| d.1.is_some())
+        .map(|(n, d)| (n.clone(), d.1.as_deref() == Some("gateway")))
+        .collect();
+    senders.extend(job.iter().map(|(n, _)| (n.clone(), false)));
+    for (w, gateway) in &senders {
+        let labels = pod_labels(w);
+        let selecting: Vec<&&Value> = policies
+            .iter()
+            .filter(|p| typed(p, "Egress") && labels_match(&p["spec"]["podSelector"], &labels))
+            .collect();
+        if selecting.is_empty() {
+            problems.push(format!("no NetworkPolicy restricts egress of {w}"));
+            continue;
+        }
+        let rules: Vec<&Value> =
+            selecting.iter().flat_map(|p| p["spec"]["egress"].as_array().into_iter().flatten()).collect();
+        let mut internet = false;
+        for rule in &rules {
+            let to = rule["to"].as_array().cloned().unwrap_or_default();
+            if to.is_empty() {
+                problems.push(format!("NetworkPolicy lets {w} send anywhere (an egress rule without `to`)"));
+            }
+            for peer in &to {
+                if let Some(cidr) = peer["ipBlock"]["cidr"].as_str() {
+                    if !gateway {
+                        problems.push(format!(
+                            "NetworkPolicy lets {w} reach ipBlock {cidr}: only the gateway sends outside the cluster"
+                        ));
+                        continue;
+                    }
+                    let private = match cidr {
+                        "0.0.0.0/0" => PRIVATE_V4,
+                        "::/0" => PRIVATE_V6,
+                        _ => {
+                            problems.push(format!(
+                                "NetworkPolicy lets the gateway reach ipBlock {cidr}: only 0.0.0.0/0 or ::/0, \
+                                 less the private ranges"
+                            ));
+                            continue;
+                        }
+                    };
+                    internet |= cidr == "0.0.0.0/0";
+                    let except = strings(&peer["ipBlock"]["except"]);
+                    for range in private {
+                        if !except.iter().any(|e| e == range) {
+                            problems.push(format!(
+                                "the gateway's egress to {cidr} does not except {range}: a webhook could reach a \
+                                 private range"
+                            ));
+                        }
+                    }
+                    continue;
+                }
+                if let Some(m) = broad_peer(peer) {
+                    problems.push(format!("NetworkPolicy lets {w} send to {m}"));
+                    continue;
+                }
+                if peer["namespaceSelector"].is_null() {
+                    for (other, (d, ..)) in deployments {
+                        if other != w
+                            && labels_match(&peer["podSelector"], &d["spec"]["template"]["metadata"]["labels"])
+                            && !calls.iter().any(|(from, to, _)| from == w && to == other)
+                        {
+                            problems.push(format!("NetworkPolicy lets {w} send to {other}, which it never calls"));
+                        }
+                    }
+                }
+            }
+        }
+        if *gateway && !internet {
+            problems.push("the gateway may not reach the internet (webhook deliveries, OpenID Connect issuers)".into());
+        }
+        let may = |ns: Option<&str>, labels: &Value, port: u16, protocol: &str| {
+            rules_allow(&rules, "to", ns, labels, port, protocol)
+        };
+        if !may(Some("kube-system"), &json!({"k8s-app": "kube-dns"}), 53, "UDP") {
+            problems.push(format!("{w} may not resolve names (DNS: kube-system, 53/UDP)"));
+        }
+        for (_, callee, port) in calls.iter().filter(|(from, ..)| from == w) {
+            if !may(None, &pod_labels(callee), *port, "TCP") {
+                problems.push(format!("{w} may not reach {callee} on {port}, which it calls"));
+            }
+        }
+        for cluster in uses.get(w).into_iter().flatten() {
+            if !may(None, &json!({"cnpg.io/cluster": cluster}), 5432, "TCP") {
+                problems.push(format!("{w} may not reach the PostgreSQL pods of Cluster {cluster}"));
+            }
+        }
+        if let Some(Some(endpoint)) = workload_env.get(w).and_then(|e| e.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+            && let Some((host, port)) = host_port(endpoint)
+        {
+            // `<service>.<namespace>.svc`: a Service in another namespace.
+            let ns = host.split('.').nth(1);
+            if !may(ns, &json!({}), port, "TCP") {
+                problems.push(format!("{w} may not reach the OpenTelemetry collector {endpoint}"));
+            }
+        }
+    }
 }
 
 #[test]
@@ -1243,6 +2044,13 @@ fn kubernetes_production_overlay_agrees_with_the_binaries() {
     let (name, tag) = k.images.get(OUR_IMAGE).cloned().expect("the overlay sets our image");
     assert!(name.is_some_and(|n| n.contains('/')), "production pulls our image from a registry");
     assert!(tag.is_some_and(|t| t != "latest"), "production pins our image's tag");
+    for o in k.objects.iter().filter(|o| o["kind"] == "Secret") {
+        assert!(
+            !o.to_string().contains("REPLACE-ME"),
+            "production applies the placeholder Secret {}: `kubectl apply -k` would write it over the real one",
+            o["metadata"]["name"]
+        );
+    }
     let ingress: Vec<&Value> = k.objects.iter().filter(|o| o["kind"] == "Ingress").collect();
     assert_eq!(ingress.len(), 1, "production exposes the gateway through one Ingress");
     for path in
@@ -1257,6 +2065,42 @@ fn kubernetes_production_overlay_agrees_with_the_binaries() {
             "Service {svc} has no port {port}"
         );
     }
+    // Both clusters backed up, apart (their own destination and credentials), the erasure
+    // ledger's kept at least as long as the services' database's.
+    let gateway_env = |var: &str| {
+        let d = k.objects.iter().find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "samskab-gateway");
+        let env = d.unwrap()["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap().clone();
+        let url = env.iter().find(|e| e["name"] == var).and_then(|e| e["value"].as_str()).unwrap().to_owned();
+        pg_url(&url).unwrap().host.split('.').next().unwrap().trim_end_matches("-rw").to_owned()
+    };
+    let backup = |cluster: &str| {
+        let c = k.objects.iter().find(|o| o["kind"] == "Cluster" && o["metadata"]["name"] == cluster);
+        let b = c.unwrap_or_else(|| panic!("no Cluster {cluster}"))["spec"]["backup"].clone();
+        let store = &b["barmanObjectStore"];
+        let path = store["destinationPath"].as_str().unwrap_or_else(|| panic!("production backs up Cluster {cluster}"));
+        let credentials = store["s3Credentials"]["secretAccessKey"]["name"].as_str().unwrap_or_default().to_owned();
+        let retention =
+            b["retentionPolicy"].as_str().unwrap_or_else(|| panic!("Cluster {cluster}: no retentionPolicy"));
+        let (n, unit) = retention.split_at(retention.len() - 1);
+        let days = n.parse::<u32>().unwrap()
+            * match unit {
+                "d" => 1,
+                "w" => 7,
+                "m" => 30,
+                u => panic!("Cluster {cluster}: retention unit {u}"),
+            };
+        (path.to_owned(), credentials, days)
+    };
+    let (db, ledger) =
+        (backup(&gateway_env("SAMSKAB_GATEWAY_DATABASE_URL")), backup(&gateway_env("SAMSKAB_ERASURE_LEDGER_URL")));
+    assert!(
+        !db.0.starts_with(&ledger.0) && !ledger.0.starts_with(&db.0),
+        "the erasure ledger's backups ({}) must be apart from the services' database's ({})",
+        ledger.0,
+        db.0
+    );
+    assert_ne!(db.1, ledger.1, "the erasure ledger's backups have their own credentials");
+    assert!(ledger.2 >= db.2, "the erasure ledger's backups are kept at least as long as the database's");
 }
 
 /// The check must be able to fail: a broken copy of each kind of setting is caught.
@@ -1358,15 +2202,28 @@ fn the_check_catches_kubernetes_mistakes() {
         ),
         (
             "networkpolicy.yaml",
-            "values: [samskab-gateway, samskab-carehome, samskab-volunteer]",
-            "values: [samskab-carehome, samskab-volunteer]",
+            "values: [samskab-gateway]\n",
+            "values: [samskab-volunteer]\n",
             "the gateway may not reach samskab-booking",
         ),
         (
+            "networkpolicy.yaml",
+            "values: [samskab-gateway]\n",
+            "values: [samskab-gateway, samskab-carehome]\n",
+            "lets samskab-carehome reach samskab-booking, which it never calls",
+        ),
+        (
             "carehome.yaml",
-            "grpc:\n              port: 50053\n            periodSeconds: 5",
-            "grpc:\n              port: 50053\n              service: samskab.booking.v1.BookingService\n            periodSeconds: 5",
+            "readinessProbe:\n            tcpSocket:\n              port: 50053\n",
+            "readinessProbe:\n            grpc:\n              port: 50053\n              service: samskab.booking.v1.BookingService\n",
             "not one of",
+        ),
+        // Mutual TLS: kubelet has no client certificate for a gRPC probe.
+        (
+            "carehome.yaml",
+            "readinessProbe:\n            tcpSocket:",
+            "readinessProbe:\n            grpc:",
+            "kubelet cannot present",
         ),
         ("kustomization.yaml", "  - hpa.yaml\n", "  - hpa.yaml\n  - missing.yaml\n", "missing.yaml does not exist"),
         (
@@ -1376,7 +2233,157 @@ fn the_check_catches_kubernetes_mistakes() {
             "envFrom brings SAMSKAB_BOOKING_URL",
         ),
         ("postgres-cluster.yaml", "instances: 3", "instances: 2", "3 instances"),
-        ("migrate-job.yaml", "\"--database-url\"", "\"--database\"", "has no flag --database"),
+        ("migrate-job.yaml", "- --database-url\n", "- --database\n", "has no flag --database"),
+        // Mutual TLS: a component without its certificate's mount, with a subPath mount, in
+        // plain text, or with a certificate for another name or without client auth.
+        (
+            "carehome.yaml",
+            "            - name: tls\n              mountPath: /etc/samskab/tls\n              readOnly: true\n",
+            "",
+            "SAMSKAB_TLS_CERT=/etc/samskab/tls/tls.crt is not in a mounted Secret",
+        ),
+        (
+            "booking.yaml",
+            "              mountPath: /etc/samskab/tls\n",
+            "              mountPath: /etc/samskab/tls/tls.crt\n              subPath: tls.crt\n",
+            "with subPath",
+        ),
+        (
+            "gateway.yaml",
+            "            - name: SAMSKAB_RATE_LIMIT_PER_MINUTE\n",
+            "            - name: SAMSKAB_INSECURE_PLAINTEXT\n              value: \"true\"\n            - name: SAMSKAB_RATE_LIMIT_PER_MINUTE\n",
+            "sets SAMSKAB_INSECURE_PLAINTEXT",
+        ),
+        (
+            "certificates.yaml",
+            "dnsNames: [volunteer.samskab.internal]",
+            "dnsNames: [volunteer.samskab.internal, samskab-volunteer]",
+            "the binaries verify the volunteer by exactly",
+        ),
+        (
+            "certificates.yaml",
+            "usages: [digital signature, key encipherment, server auth, client auth]",
+            "usages: [digital signature, key encipherment, server auth]",
+            "lacks the usage `client auth`",
+        ),
+        (
+            "certificates.yaml",
+            "secretName: samskab-booking-tls\n  issuerRef:\n    name: samskab-internal\n",
+            "secretName: samskab-booking-tls\n  issuerRef:\n    name: samskab-selfsigned\n",
+            "not by the internal CA",
+        ),
+        // Databases: the component's own role, verified TLS, its own password, never the
+        // owner's credentials; the erasure ledger in a cluster of its own, in its own schema.
+        (
+            "volunteer.yaml",
+            "schema=volunteer&sslmode=verify-full",
+            "schema=volunteer&sslmode=require",
+            "not verify-full",
+        ),
+        (
+            "booking.yaml",
+            "postgres://samskab_booking@samskab-pg-rw",
+            "postgres://samskab_gateway@samskab-pg-rw",
+            "not the component's own role samskab_booking",
+        ),
+        (
+            "carehome.yaml",
+            "name: samskab-pg-carehome\n                  key: password",
+            "name: samskab-pg-app\n                  key: password",
+            "the database owner's credentials",
+        ),
+        (
+            "gateway.yaml",
+            "sslrootcert=/etc/samskab/pg-ca/ca.crt",
+            "sslrootcert=/etc/ssl/certs/ca-certificates.crt",
+            "is not in a mounted Secret",
+        ),
+        (
+            "booking.yaml",
+            "            secretName: samskab-pg-ca\n            items:\n              - key: ca.crt\n                path: ca.crt\n",
+            "            secretName: samskab-pg-ca\n",
+            "holds the CA's private key",
+        ),
+        (
+            "gateway.yaml",
+            "samskab_gateway@samskab-ledger-pg-rw:5432/ledger?schema=erasure_ledger_gateway&sslmode=verify-full&sslrootcert=/etc/samskab/ledger-ca/ca.crt",
+            "samskab_gateway@samskab-pg-rw:5432/samskab?schema=erasure_ledger_gateway&sslmode=verify-full&sslrootcert=/etc/samskab/pg-ca/ca.crt",
+            "it must be a cluster of its own",
+        ),
+        ("carehome.yaml", "schema=erasure_ledger_carehome", "schema=erasure_ledger", "not erasure_ledger_carehome"),
+        ("postgres-cluster.yaml", "superuser: false", "superuser: true", "has superuser"),
+        (
+            "ledger-cluster.yaml",
+            "- name: samskab_volunteer\n",
+            "- name: samskab_volunteers\n",
+            "Cluster samskab-ledger-pg manages no role samskab_volunteer",
+        ),
+        (
+            "migrate-job.yaml",
+            "$(LEDGER_URI)?schema=erasure_ledger&sslmode=verify-full",
+            "$(LEDGER_URI)?schema=erasure_ledger&sslmode=disable",
+            "--erasure-ledger-url: sslmode=disable, not verify-full",
+        ),
+        ("migrate-job.yaml", "            - --grant-roles\n", "", "without --grant-roles"),
+        // Master keys: one Secret per component, read by that component only.
+        (
+            "volunteer.yaml",
+            "name: samskab-volunteer-keys",
+            "name: samskab-carehome-keys",
+            "carehome and volunteer share the master-key Secret samskab-carehome-keys",
+        ),
+        // The network: PostgreSQL pods fenced; every component's egress restricted; the
+        // gateway's internet without the private ranges.
+        (
+            "networkpolicy.yaml",
+            "      cnpg.io/cluster: samskab-ledger-pg\n  policyTypes",
+            "      cnpg.io/cluster: samskab-ledger\n  policyTypes",
+            "no NetworkPolicy restricts ingress to the PostgreSQL pods of Cluster samskab-ledger-pg",
+        ),
+        (
+            "networkpolicy.yaml",
+            "      app.kubernetes.io/name: samskab-carehome\n  policyTypes: [\"Egress\"]",
+            "      app.kubernetes.io/name: samskab-carehomes\n  policyTypes: [\"Egress\"]",
+            "no NetworkPolicy restricts egress of samskab-carehome",
+        ),
+        ("networkpolicy.yaml", "              - 10.0.0.0/8\n", "", "does not except 10.0.0.0/8"),
+        (
+            "networkpolicy.yaml",
+            "      app.kubernetes.io/name: samskab-carehome\n  policyTypes: [\"Egress\"]\n  egress:\n",
+            "      app.kubernetes.io/name: samskab-carehome\n  policyTypes: [\"Egress\"]\n  egress:\n    - to:\n        - podSelector:\n            matchLabels:\n              app.kubernetes.io/name: samskab-booking\n",
+            "lets samskab-carehome send to samskab-booking, which it never calls",
+        ),
+        (
+            "networkpolicy.yaml",
+            "      app.kubernetes.io/name: samskab-volunteer\n  policyTypes: [\"Egress\"]\n  egress:\n",
+            "      app.kubernetes.io/name: samskab-volunteer\n  policyTypes: [\"Egress\"]\n  egress:\n    - to:\n        - ipBlock:\n            cidr: 0.0.0.0/0\n",
+            "only the gateway sends outside the cluster",
+        ),
+        (
+            "networkpolicy.yaml",
+            "      cnpg.io/cluster: samskab-pg\n  policyTypes: [\"Ingress\"]\n  ingress:\n",
+            "      cnpg.io/cluster: samskab-pg\n  policyTypes: [\"Ingress\"]\n  ingress:\n    - {}\n",
+            "lets anyone reach the PostgreSQL pods of Cluster samskab-pg",
+        ),
+        (
+            "networkpolicy.yaml",
+            "        - port: 53\n          protocol: UDP\n",
+            "        - port: 5353\n          protocol: UDP\n",
+            "may not resolve names",
+        ),
+        ("certificates.yaml", "secretName: samskab-volunteer-tls", "secretName: samskab-carehome-tls", "is written by"),
+        (
+            "secret.yaml",
+            "  name: samskab-volunteer-keys\n",
+            "  name: samskab-pg-volunteer\n",
+            "the manifests ship the password of role samskab_volunteer",
+        ),
+        (
+            "networkpolicy.yaml",
+            "            cidr: 0.0.0.0/0\n",
+            "            cidr: 10.0.0.0/8\n",
+            "reach ipBlock 10.0.0.0/8",
+        ),
         ("volunteer.yaml", "containerPort: 50052", "containerPort: 50053", "declares ports"),
     ];
     for (file, from, to, expect) in cases {
