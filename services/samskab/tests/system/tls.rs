@@ -154,4 +154,34 @@ async fn separate_processes_talk_over_mutual_tls_and_strangers_get_nothing() {
     assert!(with(anonymous).list_residents(list()).await.is_err(), "no client certificate");
     let plaintext = servicekit::client::channel(&url(carehome)).unwrap();
     assert!(CareHomeServiceClient::new(plaintext).list_residents(list()).await.is_err(), "plain text");
+
+    // Every gRPC port: even the health service, which any component may ask, answers no one
+    // without a certificate of the CA (plain text, TLS without a client certificate, one of
+    // another CA), and a component's certificate gets through.
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let foreign = servicekit::tls::DevCa::generate().unwrap();
+    for (name, port) in [("carehome", carehome), ("volunteer", volunteer), ("booking", booking)] {
+        let https = format!("https://127.0.0.1:{port}");
+        let health = |channel| async move {
+            HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await.map(drop)
+        };
+        let plain = servicekit::client::channel(&url(port)).unwrap();
+        assert!(health(plain).await.is_err(), "{name}: plain text");
+        let anonymous = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(&ca))
+            .domain_name(servicekit::tls::component_name(name));
+        assert!(
+            health(servicekit::client::channel_tls(&https, anonymous).unwrap()).await.is_err(),
+            "{name}: anonymous"
+        );
+        let stranger = client_config(&foreign.issue("gateway").unwrap(), &ca, name);
+        assert!(
+            health(servicekit::client::channel_tls(&https, stranger).unwrap()).await.is_err(),
+            "{name}: another CA"
+        );
+        let gateway = client_config(&pem(&certs, "gateway"), &ca, name);
+        health(servicekit::client::channel_tls(&https, gateway).unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
 }
