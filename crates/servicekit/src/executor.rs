@@ -58,6 +58,12 @@ impl Loader {
         Ok(self.read.get(stream).map(Vec::as_slice).unwrap_or_default())
     }
 
+    /// Reads `stream` again at its next use: for a decision that must see it as it is after
+    /// another stream it was read before (stream reads are not one snapshot).
+    pub fn read_again(&mut self, stream: &str) {
+        self.read.remove(stream);
+    }
+
     /// A stream's events decoded, each with its version (unknown types skipped).
     pub async fn events<E: DomainEvent>(&mut self, stream: &str) -> ServiceResult<Vec<(E, u64)>> {
         let mut out = Vec::new();

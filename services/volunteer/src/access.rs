@@ -297,6 +297,12 @@ impl Access for PilotAccess {
                         Some(pilot_id) => loader.fold::<Pilot>(&stream(pilot_id)).await?,
                         None => None,
                     };
+                    // The invitation again, after its pilot: a redemption by someone else
+                    // that committed between the two reads then shows as the used
+                    // invitation it is (409 `invitation-used`), never as a pilot linked
+                    // to another person (the reads are not one snapshot).
+                    loader.read_again(&p);
+                    let inv = loader.fold::<PilotInvitation>(&p).await?;
                     let now = loader.now();
                     Ok((loader, (inv, pilot, now)))
                 }

@@ -687,6 +687,7 @@ async fn a_pilot_finds_claims_and_reads_its_own(s: System) {
     assert_eq!(rider_ids(&ride_view), [w.residents[1].to_string()]);
     assert_eq!(s.get(&req_path, &coord).await.expect(200).str("status"), "claimed");
     let other = s.pilot(w.chapter).await;
+    s.quiet().await;
     let second = s
         .post(
             &format!("{req_path}/claim"),
