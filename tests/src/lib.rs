@@ -98,6 +98,8 @@ impl System {
                 local_tokens: None,
                 oidc: Default::default(),
                 webhooks: Default::default(),
+                trusted_proxies: Vec::new(),
+                ..Default::default()
             },
             keys: servicekit::bootstrap::KeyConfig {
                 data_dir: dir,
@@ -114,7 +116,13 @@ impl System {
     async fn run(config: samskab::ServeConfig, db: TestDb) -> System {
         let running = samskab::start(&config).await.expect("the system starts");
         let base = format!("http://{}", running.addr);
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
+        // No idle connection kept: the gateway's connection limit is then exact for tests
+        // that measure it.
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("client");
         System { base, http, config, running: Some(running), db }
     }
 

@@ -152,6 +152,43 @@ pub fn current_trace_id() -> Option<String> {
     sc.is_valid().then(|| sc.trace_id().to_string())
 }
 
+/// Whether this process's sampler, as configured by `OTEL_TRACES_SAMPLER` and
+/// `OTEL_TRACES_SAMPLER_ARG` (read as the SDK reads them), samples a new trace with this id
+/// as its root. The REST gateway decides so for a caller whose own sampling flag it does
+/// not take (anyone but a trusted proxy): the trace id is continued, the cost is ours to
+/// choose.
+pub fn root_sampled(trace_id: opentelemetry::trace::TraceId) -> bool {
+    static RATIO: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let ratio = *RATIO.get_or_init(|| {
+        let arg = std::env::var("OTEL_TRACES_SAMPLER_ARG").ok().and_then(|a| a.trim().parse::<f64>().ok());
+        sampler_ratio(std::env::var("OTEL_TRACES_SAMPLER").ok().as_deref(), arg)
+    });
+    ratio_samples(ratio, trace_id)
+}
+
+/// The share of new traces a sampler setting keeps (1.0 when unset or unknown, as the SDK).
+fn sampler_ratio(sampler: Option<&str>, arg: Option<f64>) -> f64 {
+    match sampler.map(str::trim) {
+        Some("always_off" | "parentbased_always_off") => 0.0,
+        Some("traceidratio" | "parentbased_traceidratio") => arg.filter(|r| (0.0..=1.0).contains(r)).unwrap_or(1.0),
+        _ => 1.0,
+    }
+}
+
+/// The SDK's own trace-id-ratio decision.
+fn ratio_samples(ratio: f64, trace_id: opentelemetry::trace::TraceId) -> bool {
+    use opentelemetry_sdk::trace::ShouldSample;
+    let r = opentelemetry_sdk::trace::Sampler::TraceIdRatioBased(ratio).should_sample(
+        None,
+        trace_id,
+        "",
+        &opentelemetry::trace::SpanKind::Server,
+        &[],
+        &[],
+    );
+    r.decision == opentelemetry_sdk::trace::SamplingDecision::RecordAndSample
+}
+
 /// The W3C `traceparent` of the current span, to store with events and pass on.
 pub fn current_traceparent() -> Option<String> {
     let cx = tracing::Span::current().context();
@@ -163,6 +200,21 @@ pub fn current_traceparent() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_root_decision_follows_the_configured_sampler() {
+        assert_eq!(sampler_ratio(None, None), 1.0);
+        assert_eq!(sampler_ratio(Some("parentbased_always_off"), None), 0.0);
+        assert_eq!(sampler_ratio(Some("parentbased_traceidratio"), Some(0.1)), 0.1);
+        assert_eq!(sampler_ratio(Some("traceidratio"), Some(7.0)), 1.0, "out of range: the SDK's default");
+        let ids: Vec<_> = (1..=2000u128)
+            .map(|i| opentelemetry::trace::TraceId::from(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)))
+            .collect();
+        assert!(ids.iter().all(|&t| ratio_samples(1.0, t)));
+        assert!(!ids.iter().any(|&t| ratio_samples(0.0, t)));
+        let kept = ids.iter().filter(|&&t| ratio_samples(0.1, t)).count();
+        assert!((100..=300).contains(&kept), "about one in ten: {kept}");
+    }
 
     #[test]
     fn spans_get_trace_ids_without_a_collector() {

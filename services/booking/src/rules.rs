@@ -91,13 +91,15 @@ pub fn check_slot(f: &Facts, slot: &Slot, now: DateTime<Utc>) -> Result<(), Doma
         BikeStatus::InService => {}
         s => return Err(rule(ErrorCode::BikeOutOfService, format!("the trishaw is {s}"))),
     }
+    // Another chapter's pilot is not there for this chapter: 404 as for an unknown id, and
+    // before anything else about it (its status) is said.
+    if f.pilot.chapter_id != f.home.chapter_id {
+        return Err(rule(ErrorCode::NotFound, "no such pilot"));
+    }
     match f.pilot.status {
         PilotStatus::Active => {}
         PilotStatus::Suspended => return Err(rule(ErrorCode::PilotSuspended, "the pilot is suspended")),
         s => return Err(rule(ErrorCode::NotQualified, format!("the pilot is {s}"))),
-    }
-    if f.pilot.chapter_id != f.home.chapter_id {
-        return Err(rule(ErrorCode::NotQualified, "the pilot belongs to another chapter"));
     }
     let tz = f.timezone();
     let first_day = localtime::local_date(tz, slot.start);

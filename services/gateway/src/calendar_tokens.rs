@@ -68,6 +68,8 @@ pub struct Record {
     pub owner_credential: String,
     /// When it was made (Unix seconds).
     pub created_at: i64,
+    /// When it stops working (Unix seconds), if ever.
+    pub expires_at: Option<i64>,
 }
 
 impl Record {
@@ -112,7 +114,7 @@ macro_rules! select {
     ($rest:literal) => {
         concat!(
             "SELECT calendar_token_id, calendar_kind, calendar_id, chapter_id, owner_role, owner_scope, created_at, \
-             owner_sub, owner_credential FROM gateway_calendar_tokens ",
+             owner_sub, owner_credential, expires_at FROM gateway_calendar_tokens ",
             $rest
         )
     };
@@ -133,6 +135,7 @@ struct Row {
     created_at: i64,
     owner_sub: String,
     owner_credential: String,
+    expires_at: Option<i64>,
 }
 
 impl Row {
@@ -151,6 +154,7 @@ impl Row {
             owner_sub: self.owner_sub,
             owner_credential: self.owner_credential,
             created_at: self.created_at,
+            expires_at: self.expires_at,
         })
     }
 }
@@ -172,12 +176,14 @@ impl CalendarTokens {
         CalendarTokens { store }
     }
 
-    /// Makes a token for `calendar` (in `chapter`) owned by `owner`; returns it with its secret.
+    /// Makes a token for `calendar` (in `chapter`) owned by `owner`, working until
+    /// `expires_at` (Unix seconds) if given; returns it with its secret.
     pub async fn create(
         &self,
         owner: &Caller,
         calendar: Calendar,
         chapter: Uuid,
+        expires_at: Option<i64>,
     ) -> Result<(Record, String), ApiError> {
         let mut secret = [0u8; 32];
         rand::rng().fill_bytes(&mut secret);
@@ -190,6 +196,7 @@ impl CalendarTokens {
             owner_sub: owner.sub.clone(),
             owner_credential: owner.credential(),
             created_at: chrono::Utc::now().timestamp(),
+            expires_at,
         };
         let (role, scope) = role_parts(owner.role());
         let args = vec![
@@ -203,14 +210,15 @@ impl CalendarTokens {
             Arg::Text(record.owner_sub.clone()),
             Arg::Int(record.created_at),
             Arg::Text(record.owner_credential.clone()),
+            expires_at.map_or(Arg::Null, Arg::Int),
         ];
         self.store
             .transaction(move |tx| {
                 Box::pin(async move {
                     tx.execute(
                         "INSERT INTO gateway_calendar_tokens (calendar_token_id, token_hash, calendar_kind, calendar_id, \
-                         chapter_id, owner_role, owner_scope, owner_sub, created_at, owner_credential) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                         chapter_id, owner_role, owner_scope, owner_sub, created_at, owner_credential, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                         &args,
                     )
                     .await
@@ -305,6 +313,18 @@ impl CalendarCaller {
     }
 }
 
+impl CalendarCaller {
+    /// What a feed answers when the reader may not read it: with a calendar token, 401 (the
+    /// token stopped working: its maker no longer has that calendar); otherwise `e` (403 or
+    /// 404, as for any route).
+    pub fn refused(&self, e: ApiError) -> ApiError {
+        match &self.token {
+            Some(_) => ApiError::unauthenticated("the calendar token's maker may no longer read this calendar"),
+            None => e,
+        }
+    }
+}
+
 /// The `token` parameter of a query string, if present.
 fn query_token(parts: &Parts) -> Option<String> {
     let query = parts.uri.query()?;
@@ -324,6 +344,9 @@ impl FromRequestParts<AppState> for CalendarCaller {
         let Some(record) = record else {
             return Err(ApiError::unauthenticated("unknown or revoked calendar token"));
         };
+        if record.expires_at.is_some_and(|e| e <= servicekit::clock::now().timestamp()) {
+            return Err(ApiError::unauthenticated("this calendar token has expired"));
+        }
         if !state.credentials.in_force(&record.owner_credential).await? {
             return Err(ApiError::unauthenticated("the calendar token's maker no longer holds that key or role"));
         }
@@ -359,6 +382,7 @@ mod tests {
                 created_at: 17,
                 owner_sub: "u|with bars".into(),
                 owner_credential: String::new(),
+                expires_at: None,
             };
             let r = row.record().unwrap();
             assert_eq!(r.owner_role, role);

@@ -15,7 +15,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceId};
 use servicekit::ErrorCode;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -23,6 +23,13 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::AppState;
 use crate::caller::Caller;
 use crate::problem::{ApiError, Lang};
+
+/// Look-ups one request makes at once (names of a page's riders and the like).
+pub const LOOKUPS_AT_ONCE: usize = 8;
+
+/// Keys a limiter remembers before anonymous callers share one bucket: a flood of
+/// addresses cannot grow its memory without bound (pruned every minute).
+pub const MAX_LIMITER_KEYS: usize = 100_000;
 
 /// A per-key token bucket.
 pub struct Limiter {
@@ -38,8 +45,26 @@ impl Limiter {
         Arc::new(Limiter { limiter, per_minute: n.get() })
     }
 
+    /// Forgets the keys whose bucket is full again (nothing to remember); run every minute.
+    pub fn prune(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+
+    /// Keys remembered.
+    pub fn len(&self) -> usize {
+        self.limiter.len()
+    }
+
+    /// Whether no key is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.limiter.is_empty()
+    }
+
     /// Remaining requests and seconds until the bucket is full again, or seconds to wait.
     fn check(&self, key: &str) -> Result<(u32, u64), u64> {
+        // Past the bound, anonymous callers share one bucket until the next pruning.
+        let key = if key.starts_with("ip:") && self.limiter.len() >= MAX_LIMITER_KEYS { "ip:overflow" } else { key };
         match self.limiter.check_key(&key.to_owned()) {
             Ok(snap) => {
                 let remaining = snap.remaining_burst_capacity();
@@ -49,6 +74,42 @@ impl Limiter {
             Err(not_until) => Err(not_until.wait_time_from(DefaultClock::default().now()).as_secs().max(1)),
         }
     }
+}
+
+/// The proxies whose word the gateway takes (`SAMSKAB_TRUSTED_PROXIES`).
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Arc<Vec<ipnet::IpNet>>);
+
+impl TrustedProxies {
+    /// Whether `peer` (the connection's address) is one of them.
+    pub fn trusts(&self, peer: Option<std::net::IpAddr>) -> bool {
+        peer.is_some_and(|ip| self.0.iter().any(|net| net.contains(&ip)))
+    }
+}
+
+/// An address (a proxy of its own) or a CIDR range.
+pub fn parse_proxy(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is neither an IP address nor a CIDR range"))
+}
+
+/// The caller's trace context. From a trusted proxy as it is; from anyone else the trace
+/// id is continued but the sampled flag is this process's sampler's decision (`sampled`),
+/// so that the internet cannot make every request of its own recorded.
+fn parent_context(headers: &HeaderMap, trusted: bool, sampled: impl Fn(TraceId) -> bool) -> opentelemetry::Context {
+    let cx = extract_parent(headers);
+    if trusted {
+        return cx;
+    }
+    let sc = cx.span().span_context().clone();
+    if !sc.is_valid() {
+        return cx;
+    }
+    let flags = if sampled(sc.trace_id()) { TraceFlags::SAMPLED } else { TraceFlags::default() };
+    let ours = SpanContext::new(sc.trace_id(), sc.span_id(), flags, true, sc.trace_state().clone());
+    opentelemetry::Context::new().with_remote_span_context(ours)
 }
 
 fn extract_parent(headers: &HeaderMap) -> opentelemetry::Context {
@@ -111,7 +172,7 @@ fn http_metrics() -> &'static HttpMetrics {
 
 /// The outermost layer: a span per request (route, method, status; never bodies),
 /// `x-trace-id` on the response, and problems in the caller's language.
-pub async fn trace_and_language(req: Request, next: Next) -> Response {
+pub async fn trace_and_language(State(proxies): State<TrustedProxies>, req: Request, next: Next) -> Response {
     let route =
         req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let span = tracing::info_span!(
@@ -124,7 +185,8 @@ pub async fn trace_and_language(req: Request, next: Next) -> Response {
         span_id = tracing::field::Empty,
         otel.kind = "server"
     );
-    let _ = span.set_parent(extract_parent(req.headers()));
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let _ = span.set_parent(parent_context(req.headers(), proxies.trusts(peer), telemetry::root_sampled));
     let lang = Lang::from_headers(req.headers());
     let trace_id = trace_id_of(&span, req.headers());
     // For log lines (JSON logs list their spans' fields): the trace and this span.
@@ -213,13 +275,20 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
     let (mut parts, body) = req.into_parts();
     let key = match Caller::from_request_parts(&mut parts, &state).await {
         Ok(caller) => caller.rate_key(),
-        // Without a valid token, by address (tests in process have none).
-        Err(_) => parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map_or_else(|| "anonymous".to_owned(), |c| format!("ip:{}", c.0.ip())),
+        // Without a valid token, by the client's address (tests in process have none):
+        // behind a trusted proxy the one it forwarded for.
+        Err(_) => {
+            let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+            client_address(&parts.headers, peer, &state.proxies)
+                .map_or_else(|| "anonymous".to_owned(), |ip| format!("ip:{ip}"))
+        }
     };
+    // The expensive reads count against a lower limit of their own as well.
+    let expensive = is_expensive(parts.uri.path(), parts.uri.query());
     let req = Request::from_parts(parts, body);
+    if expensive && let Err(wait) = state.expensive.check(&key) {
+        return limited(state.expensive.per_minute, wait);
+    }
     let limit = state.limiter.per_minute;
     match state.limiter.check(&key) {
         Ok((remaining, reset)) => {
@@ -230,15 +299,132 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
             h.insert("ratelimit-reset", HeaderValue::from(reset));
             resp
         }
-        Err(wait) => {
-            let mut e = ApiError::new(ErrorCode::RateLimited);
-            e.retry_after = Some(wait);
-            let mut resp = e.into_response();
-            let h = resp.headers_mut();
-            h.insert("ratelimit-limit", HeaderValue::from(limit));
-            h.insert("ratelimit-remaining", HeaderValue::from(0u32));
-            h.insert("ratelimit-reset", HeaderValue::from(wait));
-            resp
+        Err(wait) => limited(limit, wait),
+    }
+}
+
+/// 429 with `Retry-After` and the limit's headers.
+fn limited(limit: u32, wait: u64) -> Response {
+    let mut e = ApiError::new(ErrorCode::RateLimited);
+    e.retry_after = Some(wait);
+    let mut resp = e.into_response();
+    let h = resp.headers_mut();
+    h.insert("ratelimit-limit", HeaderValue::from(limit));
+    h.insert("ratelimit-remaining", HeaderValue::from(0u32));
+    h.insert("ratelimit-reset", HeaderValue::from(wait));
+    resp
+}
+
+/// The reads that cost the services a computation over history: statistics as of a past
+/// moment, and the network's statistics.
+pub fn is_expensive(path: &str, query: Option<&str>) -> bool {
+    path == "/v1/stats/network"
+        || (path == "/v1/stats" && query.is_some_and(|q| q.split('&').any(|kv| kv.starts_with("as_of="))))
+}
+
+/// The client's address: the connection's peer, or, when the peer is a trusted proxy,
+/// the last address in `X-Forwarded-For` that is not one of the trusted proxies (what a
+/// client writes there itself comes first and is not believed).
+pub fn client_address(
+    headers: &HeaderMap,
+    peer: Option<std::net::IpAddr>,
+    proxies: &TrustedProxies,
+) -> Option<std::net::IpAddr> {
+    if !proxies.trusts(peer) {
+        return peer;
+    }
+    let forwarded: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    forwarded.into_iter().rev().find(|ip| !proxies.trusts(Some(*ip))).or(peer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(traceparent: &str) -> HeaderMap {
+        opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+        let mut h = HeaderMap::new();
+        h.insert("traceparent", HeaderValue::from_str(traceparent).unwrap());
+        h
+    }
+
+    fn flags_and_id(cx: &opentelemetry::Context) -> (bool, String) {
+        let span = cx.span();
+        let sc = span.span_context();
+        (sc.is_sampled(), sc.trace_id().to_string())
+    }
+
+    const ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    #[test]
+    fn only_a_trusted_proxy_decides_whether_a_trace_is_recorded() {
+        let sampled = headers(&format!("00-{ID}-00f067aa0ba902b7-01"));
+        let unsampled = headers(&format!("00-{ID}-00f067aa0ba902b7-00"));
+        // A trusted proxy's flag is taken, either way.
+        assert_eq!(flags_and_id(&parent_context(&sampled, true, |_| false)), (true, ID.into()));
+        assert_eq!(flags_and_id(&parent_context(&unsampled, true, |_| true)), (false, ID.into()));
+        // Anyone else's trace id is continued; whether it is recorded is ours to say.
+        assert_eq!(flags_and_id(&parent_context(&sampled, false, |_| false)), (false, ID.into()));
+        assert_eq!(flags_and_id(&parent_context(&unsampled, false, |_| true)), (true, ID.into()));
+        // No (valid) traceparent: nothing to continue.
+        assert!(!parent_context(&headers("garbage"), false, |_| true).span().span_context().is_valid());
+    }
+
+    #[test]
+    fn the_client_address_is_taken_from_trusted_proxies_only() {
+        let proxies = TrustedProxies(Arc::new(vec![parse_proxy("10.0.0.0/8").unwrap()]));
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("1.1.1.1, 203.0.113.7, 10.0.0.2"));
+        let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
+        // From a trusted proxy: the last address that is not a proxy (a client's own
+        // claim, 1.1.1.1, comes first and is passed over).
+        assert_eq!(client_address(&h, ip("10.0.0.1"), &proxies), ip("203.0.113.7"));
+        // From anyone else the header is not read.
+        assert_eq!(client_address(&h, ip("198.51.100.9"), &proxies), ip("198.51.100.9"));
+        // Nothing usable forwarded: the proxy itself.
+        let empty = HeaderMap::new();
+        assert_eq!(client_address(&empty, ip("10.0.0.1"), &proxies), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn past_its_bound_the_limiter_lets_anonymous_callers_share_one_bucket() {
+        let limiter = Limiter::new(2);
+        for i in 0..MAX_LIMITER_KEYS {
+            limiter.limiter.check_key(&format!("ip:{i}")).unwrap();
         }
+        assert_eq!(limiter.len(), MAX_LIMITER_KEYS);
+        // Two new addresses share the overflow bucket (2 a minute): the third call is refused.
+        assert!(limiter.check("ip:new-1").is_ok());
+        assert!(limiter.check("ip:new-2").is_ok());
+        assert!(limiter.check("ip:new-3").is_err());
+        assert_eq!(limiter.len(), MAX_LIMITER_KEYS + 1, "only the overflow key was added");
+        // A token's key is its own as before.
+        assert!(limiter.check("token:a").is_ok());
+    }
+
+    #[test]
+    fn expensive_reads_are_told_apart() {
+        assert!(is_expensive("/v1/stats/network", None));
+        assert!(is_expensive("/v1/stats", Some("chapter_id=x&as_of=2026-01-01T00:00:00Z")));
+        assert!(!is_expensive("/v1/stats", Some("chapter_id=x")));
+        assert!(!is_expensive("/v1/rides", Some("as_of=1")));
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_ranges() {
+        let p = TrustedProxies(Arc::new(vec![parse_proxy("10.0.0.0/8").unwrap(), parse_proxy("2001:db8::1").unwrap()]));
+        assert!(p.trusts(Some("10.1.2.3".parse().unwrap())));
+        assert!(p.trusts(Some("2001:db8::1".parse().unwrap())));
+        assert!(!p.trusts(Some("2001:db8::2".parse().unwrap())));
+        assert!(!p.trusts(Some("192.168.0.1".parse().unwrap())));
+        assert!(!p.trusts(None), "in process: no address, no trust");
+        assert!(parse_proxy("10.0.0.0/33").is_err());
+        assert!(parse_proxy("proxy.example.org").is_err());
     }
 }

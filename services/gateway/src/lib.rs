@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod ops;
 pub mod problem;
 pub mod routes;
+pub mod serve;
 pub mod views;
 pub mod webhooks;
 
@@ -65,6 +66,10 @@ pub struct AppState {
     pub calendar_tokens: calendar_tokens::CalendarTokens,
     /// Rate limits.
     pub limiter: Arc<http::Limiter>,
+    /// The lower limit of the expensive reads ([`http::is_expensive`]).
+    pub expensive: Arc<http::Limiter>,
+    /// The reverse proxies whose forwarded addresses are believed.
+    pub proxies: http::TrustedProxies,
     /// Readiness probes of the services.
     pub ops: Arc<ops::Ops>,
     /// The merged event feed.
@@ -102,6 +107,31 @@ pub struct HttpConfig {
     /// Webhook delivery.
     #[command(flatten)]
     pub webhooks: webhooks::WebhookConfig,
+    /// The reverse proxies in front of the gateway (comma-separated addresses or CIDR
+    /// ranges, e.g. `10.0.0.0/8`). Only from them is an incoming `traceparent`'s sampled
+    /// flag taken; anyone else's trace id is continued, and whether it is recorded is this
+    /// gateway's sampler's decision. None by default.
+    #[arg(long = "trusted-proxies", env = "SAMSKAB_TRUSTED_PROXIES", value_delimiter = ',', value_parser = http::parse_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Seconds a client may take to send a request's headers before its connection is
+    /// closed (a slow client holds nothing for long).
+    #[arg(long = "header-read-timeout-secs", env = "SAMSKAB_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+    /// Connections the REST listener keeps open at once; more wait until one closes.
+    #[arg(long = "max-connections", env = "SAMSKAB_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Requests per minute per caller to the expensive reads (statistics as of a past day,
+    /// the network's statistics), on top of the general limit.
+    #[arg(
+        long = "expensive-rate-limit-per-minute",
+        env = "SAMSKAB_EXPENSIVE_RATE_LIMIT_PER_MINUTE",
+        default_value_t = 60
+    )]
+    pub expensive_rate_limit_per_minute: u32,
+    /// Serve the operations endpoints (`/healthz`, `/readyz`, `/metrics`) on this address
+    /// instead of the REST listener (unset: on the REST listener).
+    #[arg(long = "ops-listen", env = "SAMSKAB_OPS_LISTEN")]
+    pub ops_listen: Option<SocketAddr>,
 }
 
 impl Default for HttpConfig {
@@ -114,6 +144,11 @@ impl Default for HttpConfig {
             local_tokens: None,
             oidc: oidc::OidcConfig::default(),
             webhooks: webhooks::WebhookConfig::default(),
+            trusted_proxies: Vec::new(),
+            header_read_timeout_secs: 10,
+            max_connections: 4096,
+            expensive_rate_limit_per_minute: 60,
+            ops_listen: None,
         }
     }
 }
@@ -154,6 +189,20 @@ pub async fn state(
     );
     webhooks.spawn(stop.clone());
     let calendar_tokens = calendar_tokens::CalendarTokens::new(store.clone());
+    let limiter = http::Limiter::new(http.rate_limit_per_minute);
+    let expensive = http::Limiter::new(http.expensive_rate_limit_per_minute);
+    // Buckets that are full again are forgotten every minute: the limiters' memory holds
+    // only the callers of the last minute.
+    let (pruned, stopping) = ([limiter.clone(), expensive.clone()], stop.stopped());
+    tokio::spawn(async move {
+        let prune = async {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                pruned.iter().for_each(|l| l.prune());
+            }
+        };
+        tokio::select! { () = prune => {}, () = stopping => {} }
+    });
     let keystore = keys_store.clone();
     let idempotency = idempotency::Idempotency::new(store, keys_store);
     idempotency.release_orphans().await?;
@@ -183,7 +232,9 @@ pub async fn state(
         scopes: Arc::new(caller::ScopeCache::new(Duration::from_millis(http.scope_cache_ms))),
         idempotency,
         calendar_tokens,
-        limiter: http::Limiter::new(http.rate_limit_per_minute),
+        limiter: limiter.clone(),
+        expensive: expensive.clone(),
+        proxies: http::TrustedProxies(Arc::new(http.trusted_proxies.clone())),
         feed,
         webhooks,
         stop,
@@ -223,9 +274,14 @@ pub fn app(state: AppState, cfg: &HttpConfig) -> Router {
             axum::http::HeaderName::from_static("ratelimit-remaining"),
             axum::http::HeaderName::from_static("ratelimit-reset"),
         ]);
+    let ops = match cfg.ops_listen {
+        None => ops::probes(),
+        Some(_) => Router::new(),
+    };
     Router::new()
         .merge(api)
-        .merge(ops::routes(doc))
+        .merge(ops::docs(doc))
+        .merge(ops)
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::middleware))
         .layer(axum::middleware::from_fn_with_state(state.clone(), http::rate_limit))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
@@ -234,8 +290,48 @@ pub fn app(state: AppState, cfg: &HttpConfig) -> Router {
             Duration::from_secs(cfg.request_timeout_secs),
         ))
         .layer(cors)
-        .layer(axum::middleware::from_fn(http::trace_and_language))
+        .layer(axum::middleware::from_fn_with_state(
+            http::TrustedProxies(Arc::new(cfg.trusted_proxies.clone())),
+            http::trace_and_language,
+        ))
         .with_state(state)
+}
+
+/// The operations endpoints alone, for `SAMSKAB_OPS_LISTEN`.
+pub fn ops_app(state: AppState) -> Router {
+    ops::probes().with_state(state)
+}
+
+/// Serves `app` on `listener` and, when `cfg.ops_listen` is set, the operations endpoints
+/// there, until `shutdown`; then triggers `state.stop` (event streams and the webhook
+/// dispatcher end) and drains.
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    cfg: &HttpConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), std::io::Error> {
+    let limits = serve::Limits::of(cfg);
+    let stop = state.stop.clone();
+    let ops = match cfg.ops_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            tracing::info!(listen = %addr, "operations endpoints serving");
+            let stopped = stop.stopped();
+            Some(tokio::spawn(serve::serve(listener, ops_app(state.clone()), limits, stopped)))
+        }
+        None => None,
+    };
+    let app = app(state, cfg);
+    serve::serve(listener, app, limits, async move {
+        shutdown.await;
+        stop.trigger();
+    })
+    .await?;
+    if let Some(ops) = ops {
+        ops.await.map_err(std::io::Error::other)??;
+    }
+    Ok(())
 }
 
 /// How the gateway binary is configured.
@@ -306,16 +402,8 @@ pub async fn run(
     };
     let clients = Clients::connect_with(&urls, &config.tls).map_err(std::io::Error::other)?;
     let state = state(store, keys_store, tokens, clients, &config.http).await?;
-    let stop = state.stop.clone();
-    let app = app(state, &config.http);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(listen = %config.listen, "gateway serving");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Event streams and the webhook dispatcher end, so that draining can finish.
-            stop.trigger();
-        })
-        .await?;
+    serve_http(listener, state, &config.http, shutdown).await?;
     Ok(())
 }

@@ -17,18 +17,44 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::AppState;
 use crate::clients::Clients;
 
+/// How long one `/readyz` answer is reused: however often probes and strangers ask, the
+/// services are asked at most once per this.
+pub const READY_CACHE: Duration = Duration::from_secs(1);
+
+/// What the services answered, and when.
+type Answer = (std::time::Instant, Vec<(&'static str, bool)>);
+
 /// Health checks of the services.
 pub struct Ops {
     health: Vec<(&'static str, HealthClient<tonic::transport::Channel>)>,
+    /// The last answer; held while asking, so that concurrent callers wait for one check
+    /// instead of each making their own.
+    last: tokio::sync::Mutex<Option<Answer>>,
 }
 
 impl Ops {
     /// Over the services' channels.
     pub fn new(clients: Clients) -> Self {
-        Ops { health: clients.channels().into_iter().map(|(n, c)| (n, HealthClient::new(c))).collect() }
+        Ops {
+            health: clients.channels().into_iter().map(|(n, c)| (n, HealthClient::new(c))).collect(),
+            last: tokio::sync::Mutex::new(None),
+        }
     }
 
+    /// Every service's readiness, asked at most once per [`READY_CACHE`].
     async fn ready(&self) -> Vec<(&'static str, bool)> {
+        let mut last = self.last.lock().await;
+        if let Some((at, answer)) = &*last
+            && at.elapsed() < READY_CACHE
+        {
+            return answer.clone();
+        }
+        let answer = self.ask().await;
+        *last = Some((std::time::Instant::now(), answer.clone()));
+        answer
+    }
+
+    async fn ask(&self) -> Vec<(&'static str, bool)> {
         let mut out = Vec::new();
         for (name, client) in &self.health {
             let mut c = client.clone();
@@ -70,13 +96,19 @@ async fn metrics() -> impl IntoResponse {
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }
 
-/// The operations routes and the documentation of `doc`.
-pub fn routes(doc: OpenApi) -> Router<AppState> {
-    let json = doc.clone();
+/// The operations routes: probes and metrics (on the REST listener, or on
+/// `SAMSKAB_OPS_LISTEN`).
+pub fn probes() -> Router<AppState> {
     Router::new()
         .route("/healthz", axum::routing::get(healthz))
         .route("/readyz", axum::routing::get(readyz))
         .route("/metrics", axum::routing::get(metrics))
+}
+
+/// The documentation of `doc` (always on the REST listener).
+pub fn docs(doc: OpenApi) -> Router<AppState> {
+    let json = doc.clone();
+    Router::new()
         .route("/openapi.json", axum::routing::get(move || async move { Json(json) }))
         .merge(SwaggerUi::new("/docs").url("/docs/openapi.json", doc))
 }

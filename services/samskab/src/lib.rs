@@ -251,16 +251,15 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, Error> {
         volunteer: url_for(&volunteer.url(), "gateway"),
     };
     let state = gateway::state(store, keys, tokens, gateway::Clients::connect(&urls)?, &cfg.http).await?;
-    let app = gateway::app(state.clone(), &cfg.http);
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
     let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (served, http_cfg) = (state.clone(), cfg.http.clone());
     let http = tokio::spawn(async move {
-        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            });
-        if let Err(e) = serve.await {
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = gateway::serve_http(listener, served, &http_cfg, stopped).await {
             tracing::error!(error = %e, "the REST API stopped");
         }
     });

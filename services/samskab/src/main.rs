@@ -102,7 +102,7 @@ enum Component {
     /// The volunteer service (gRPC).
     Volunteer(volunteer::Config),
     /// The REST gateway.
-    Gateway(gateway::Config),
+    Gateway(Box<gateway::Config>),
 }
 
 #[tokio::main]
@@ -173,7 +173,7 @@ async fn main() -> std::process::ExitCode {
                     Component::Booking(c) => booking::run(c, shutdown).await.map_err(|e| e.to_string()),
                     Component::Carehome(c) => carehome::run(c, shutdown).await.map_err(|e| e.to_string()),
                     Component::Volunteer(c) => volunteer::run(c, shutdown).await.map_err(|e| e.to_string()),
-                    Component::Gateway(c) => gateway::run(c, shutdown).await.map_err(|e| e.to_string()),
+                    Component::Gateway(c) => gateway::run(*c, shutdown).await.map_err(|e| e.to_string()),
                 },
                 Command::Token { .. }
                 | Command::Keys { .. }

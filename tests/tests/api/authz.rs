@@ -756,10 +756,9 @@ fn request(m: &Matrix, row: &Row, who: Who, c: &Ctx, n: u32) -> (String, Option<
         Events => ("/v1/events?limit=5".into(), None),
         // The stream closes itself after a second, so that the cell gets its whole answer.
         EventStream => ("/v1/events/stream?max_seconds=1".into(), None),
-        WebhookCreate => (
-            "/v1/webhooks".into(),
-            Some(json!({"url": "http://receiver.invalid/hook", "event_types": ["RideCancelled"]})),
-        ),
+        WebhookCreate => {
+            ("/v1/webhooks".into(), Some(json!({"url": "http://203.0.113.10/hook", "event_types": ["RideCancelled"]})))
+        }
         WebhookList => ("/v1/webhooks".into(), None),
         WebhookGet | WebhookDelete => (format!("/v1/webhooks/{}", c.webhook), None),
         WebhookDeliveries => (format!("/v1/webhooks/{}/deliveries", c.webhook), None),
@@ -911,7 +910,7 @@ async fn api_key(s: &System, c: &Ctx) -> Uuid {
 
 /// A webhook made by the context's chapter integrator (to a host that never resolves).
 async fn webhook(s: &System, c: &Ctx) -> Uuid {
-    let body = json!({"url": "http://receiver.invalid/hook", "event_types": ["RideBooked"]});
+    let body = json!({"url": "http://203.0.113.10/hook", "event_types": ["RideBooked"]});
     let r = s.post("/v1/webhooks", &s.token(Role::Integrator(Some(c.chapter))), body).await;
     uuid_of(&r.expect(201), "webhook_id")
 }

@@ -19,6 +19,7 @@ testkit::both_backends!(setup = e2e::System::start;
     a_care_home_feed_is_valid_rfc5545_and_names_nobody,
     a_pilot_feed_follows_its_rides,
     calendar_tokens_open_one_feed_and_nothing_else,
+    calendar_tokens_expire_and_stop_with_their_makers_access,
     the_audit_trail_tells_who_did_what_in_order,
 );
 
@@ -424,6 +425,57 @@ async fn calendar_tokens_open_one_feed_and_nothing_else(s: System) {
         .expect(204);
     let (status, _, _) = fetch(&s, &p.str("url"), None).await;
     assert_eq!(status, 401);
+}
+
+async fn calendar_tokens_expire_and_stop_with_their_makers_access(s: System) {
+    let w = world(&s).await;
+    let coord = s.token(Role::Coordinator(w.home));
+    // An expiry in the past, or not a time: 400 on the field, nothing made.
+    for expires_at in [json!("2020-01-01T00:00:00Z"), json!("tomorrow"), json!(17)] {
+        let r = s
+            .post("/v1/calendar-tokens", &coord, json!({"carehome_id": w.home, "expires_at": expires_at}))
+            .await
+            .expect(400);
+        assert_eq!(r.body["errors"][0]["field"], "/expires_at", "{}", r.body);
+    }
+    assert_eq!(s.get("/v1/calendar-tokens", &coord).await.expect(200).body["items"], json!([]));
+    // One that expires in a moment works until then, says when, and is refused after.
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let made =
+        s.post("/v1/calendar-tokens", &coord, json!({"carehome_id": w.home, "expires_at": soon})).await.expect(201);
+    assert_eq!(made.str("expires_at"), soon);
+    let url = made.str("url");
+    let (status, _, body) = fetch(&s, &url, None).await;
+    assert_eq!(status, 200, "{body}");
+    s.eventually("the token to expire", || {
+        let (s, url) = (&s, url.clone());
+        async move {
+            let (status, _, body) = fetch(s, &url, None).await;
+            status == 401 && body.contains("expired")
+        }
+    })
+    .await;
+    // One without an expiry has none.
+    let lasting = s.post("/v1/calendar-tokens", &coord, json!({"carehome_id": w.home})).await.expect(201);
+    assert!(lasting.body.get("expires_at").is_none(), "{}", lasting.body);
+
+    // A pilot makes one for its own calendar; retired, it no longer reads that calendar,
+    // and the token stops with it (401), while the chapter admin's token for the same
+    // calendar keeps working.
+    let (pilot, admin) = (s.token(Role::Pilot(w.pilot)), s.token(Role::ChapterAdmin(w.chapter)));
+    let own = s.post("/v1/calendar-tokens", &pilot, json!({"pilot_id": w.pilot})).await.expect(201);
+    let admins = s.post("/v1/calendar-tokens", &admin, json!({"pilot_id": w.pilot})).await.expect(201);
+    assert_eq!(fetch(&s, &own.str("url"), None).await.0, 200);
+    s.post(&format!("/v1/pilots/{}/retire", w.pilot), &admin, json!({})).await.expect(200);
+    s.eventually("the retired pilot's token to stop", || {
+        let (s, url) = (&s, own.str("url"));
+        async move {
+            let (status, _, body) = fetch(s, &url, None).await;
+            status == 401 && code(&body) == "unauthenticated"
+        }
+    })
+    .await;
+    assert_eq!(fetch(&s, &admins.str("url"), None).await.0, 200, "the admin still reads it");
 }
 
 async fn the_audit_trail_tells_who_did_what_in_order(s: System) {

@@ -630,6 +630,10 @@ async fn webhooks_refuse_private_targets_and_bad_input(s: System) {
         "http://100.64.1.1/",
         "http://0.0.0.0/",
         "http://192.168.0.10/",
+        "http://[2002:a00:1::1]/",
+        "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+        "http://[64:ff9b:1::a00:1]/",
+        "http://does-not-resolve.invalid/hook",
         "ftp://example.org/",
         "not a url",
         "http://user:pw@example.org/",
@@ -637,6 +641,9 @@ async fn webhooks_refuse_private_targets_and_bad_input(s: System) {
         let r =
             s.post("/v1/webhooks", &integrator, json!({"url": url, "event_types": ["RideBooked"]})).await.expect(400);
         assert_eq!(r.body["errors"][0]["field"], "/url", "{url}: {}", r.body);
+        // A refusal never says which address a name resolved to.
+        let text = r.body.to_string();
+        assert!(!text.contains("127.0.0.1") && !text.contains("::1"), "{url}: {text}");
     }
     let r = s
         .post("/v1/webhooks", &integrator, json!({"url": "http://example.org/", "event_types": ["NoSuchEvent"]}))

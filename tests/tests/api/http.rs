@@ -17,7 +17,109 @@ testkit::both_backends!(
     cors_answers_configured_origins_only,
     a_request_that_does_not_arrive_in_time_gets_408,
     local_tokens_switched_off_are_refused_and_write_nothing,
+    a_client_that_trickles_its_headers_is_cut_off,
+    connections_beyond_the_limit_wait_for_one_to_close,
+    expensive_reads_have_a_lower_limit_of_their_own,
+    anonymous_callers_are_limited_by_the_address_a_trusted_proxy_forwarded,
+    the_operations_endpoints_can_move_to_a_listener_of_their_own,
 );
+
+/// Reads until the peer closes the connection (`None`) or `limit` passes (`Some(bytes)`).
+async fn read_until_closed(conn: &mut tokio::net::TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(limit, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    if closed.is_ok() { None } else { Some(got) }
+}
+
+async fn a_client_that_trickles_its_headers_is_cut_off(db: testkit::TestDb) {
+    let s = System::start_with(db, |c| c.http.header_read_timeout_secs = 1).await;
+    let mut conn = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://")).await.unwrap();
+    // Headers that never end: the connection is closed, not held open.
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: ").await.unwrap();
+    assert_eq!(read_until_closed(&mut conn, Duration::from_secs(30)).await, None, "the gateway closed it");
+    // A client that sends its headers in time is answered as always.
+    s.call(Method::GET, "/healthz", None, None).await.expect(200);
+}
+
+async fn connections_beyond_the_limit_wait_for_one_to_close(db: testkit::TestDb) {
+    let s = System::start_with(db, |c| c.http.max_connections = 1).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let ask = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n";
+    // The one place: a connection that was answered and stays open (keep-alive). The test
+    // client keeps no idle connection, so once the first answer comes, this one holds it.
+    let mut first = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    first.write_all(ask).await.unwrap();
+    let mut buf = [0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(30), first.read(&mut buf)).await.unwrap().unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+    // A second client's request is not answered while it is open...
+    let mut second = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    second.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await.unwrap();
+    let early = tokio::time::timeout(Duration::from_secs(2), second.read(&mut buf)).await;
+    assert!(early.is_err(), "answered beyond the limit: {early:?}");
+    // ...and is, once it closes.
+    drop(first);
+    let n = tokio::time::timeout(Duration::from_secs(30), second.read(&mut buf)).await.unwrap().unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+}
+
+async fn expensive_reads_have_a_lower_limit_of_their_own(db: testkit::TestDb) {
+    let s = System::start_with(db, |c| c.http.expensive_rate_limit_per_minute = 2).await;
+    let admin = s.admin();
+    let network = "/v1/stats/network?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z";
+    s.get(network, &admin).await.expect(200);
+    s.get(network, &admin).await.expect(200);
+    let limited = s.get(network, &admin).await.expect(429);
+    assert_eq!(limited.code(), "rate-limited");
+    assert!(limited.header("retry-after").is_some());
+    // The same caller's ordinary reads go on; another caller has its own budget.
+    s.get("/v1/rides?limit=1", &admin).await.expect(200);
+    s.get(network, &s.admin()).await.expect(200);
+}
+
+async fn anonymous_callers_are_limited_by_the_address_a_trusted_proxy_forwarded(db: testkit::TestDb) {
+    let forwarded = |ip: &'static str| [("x-forwarded-for", ip)];
+    // Not a trusted proxy: what a client writes in X-Forwarded-For changes nothing.
+    let s = System::start_with(db, |c| c.http.rate_limit_per_minute = 2).await;
+    for ip in ["203.0.113.1", "203.0.113.2"] {
+        s.call_with(Method::GET, "/v1/rides?limit=1", None, None, &forwarded(ip)).await.expect(401);
+    }
+    let r = s.call_with(Method::GET, "/v1/rides?limit=1", None, None, &forwarded("203.0.113.3")).await.expect(429);
+    assert_eq!(r.code(), "rate-limited");
+    // The loopback peer as a trusted proxy: each forwarded client has its own budget.
+    let mut s = s;
+    s.config.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+    let s = s.restart().await;
+    for ip in ["203.0.113.1", "203.0.113.1", "203.0.113.2", "203.0.113.2"] {
+        s.call_with(Method::GET, "/v1/rides?limit=1", None, None, &forwarded(ip)).await.expect(401);
+    }
+    let r = s.call_with(Method::GET, "/v1/rides?limit=1", None, None, &forwarded("203.0.113.1")).await.expect(429);
+    assert_eq!(r.code(), "rate-limited");
+}
+
+async fn the_operations_endpoints_can_move_to_a_listener_of_their_own(db: testkit::TestDb) {
+    let port = testkit::free_port();
+    let s = System::start_with(db, |c| c.http.ops_listen = Some(format!("127.0.0.1:{port}").parse().unwrap())).await;
+    let ops = format!("http://127.0.0.1:{port}");
+    let health = s.http.get(format!("{ops}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let metrics = s.http.get(format!("{ops}/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    // Not on the REST listener any more; the API and its documents are.
+    s.call(Method::GET, "/healthz", None, None).await.expect(404);
+    s.call(Method::GET, "/metrics", None, None).await.expect(404);
+    s.call(Method::GET, "/openapi.json", None, None).await.expect(200);
+    s.get("/v1/rides?limit=1", &s.admin()).await.expect(200);
+}
 
 async fn operations_endpoints_answer_without_a_token(db: testkit::TestDb) {
     let s = System::start(db).await;
@@ -202,7 +304,7 @@ async fn local_tokens_switched_off_are_refused_and_write_nothing(db: testkit::Te
     let s = System::start_with(db, |c| c.http.local_tokens = Some("off".into())).await;
     let before = s.heads().await;
     let body = serde_json::json!({"name": "Odense", "timezone": "Europe/Copenhagen"});
-    let r = s.post("/v1/chapters", &s.admin(), body).await.expect(401);
+    let r = s.post("/v1/rides?limit=1", &s.admin(), body).await.expect(401);
     assert_eq!(r.code(), "unauthenticated");
     assert_eq!(r.header("content-type").as_deref(), Some("application/problem+json"));
     s.get("/v1/rides?limit=1", &s.admin()).await.expect(401);

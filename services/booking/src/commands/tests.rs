@@ -420,7 +420,10 @@ fn every_booking_rule_refuses_with_its_code() {
     then_refused(withdrawn.when_book(ride(BIKE, PILOT, MORNING, &[BO])), ErrorCode::NoConsent);
     let mut other_chapter = g.clone();
     other_chapter.pilots.get_mut(&PILOT).unwrap().chapter_id = Uuid::from_u128(0xc2);
-    then_refused(other_chapter.when_book(ride(BIKE, PILOT, MORNING, &[])), ErrorCode::NotQualified);
+    // Another chapter's pilot is not there for this chapter (404), whatever its status.
+    then_refused(other_chapter.when_book(ride(BIKE, PILOT, MORNING, &[])), ErrorCode::NotFound);
+    other_chapter.pilots.get_mut(&PILOT).unwrap().status = PilotStatus::Suspended;
+    then_refused(other_chapter.when_book(ride(BIKE, PILOT, MORNING, &[])), ErrorCode::NotFound);
 }
 
 #[test]

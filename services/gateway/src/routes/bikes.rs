@@ -11,6 +11,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use domain::ErrorCode;
+
 use crate::AppState;
 use crate::caller::Caller;
 use crate::clients::Found;
@@ -276,7 +278,8 @@ pub async fn get(
 #[utoipa::path(post, path = "/v1/bikes/{id}/issues", tag = "bikes", request_body = NewIssue,
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
         ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
-    responses((status = 200, body = BikeView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)),
+    responses((status = 200, body = BikeView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem),
+        (status = 422, body = Problem, description = "`pilot-suspended`: a suspended pilot reported a grounding issue")),
     security(("bearer" = [])))]
 pub async fn report_issue(
     State(s): State<AppState>,
@@ -290,6 +293,11 @@ pub async fn report_issue(
         .may(access::Action::ReportIssue, &access::Object::Bike { carehome: bike.carehome, chapter: bike.chapter })
     {
         return Err(ApiError::forbidden());
+    }
+    // A suspended pilot still reports what it sees, but may not take a trishaw out of
+    // service (api.md, *Riders' names and pilots*).
+    if b.grounding && caller.suspended() {
+        return Err(ApiError::new(ErrorCode::PilotSuspended).detail("a suspended pilot may not ground a trishaw"));
     }
     let b = s
         .clients

@@ -223,7 +223,7 @@ pub async fn carehome_feed(
     Params(_token): Params<FeedParams>,
 ) -> Result<Response, ApiError> {
     who.opens(Calendar::CareHome(id))?;
-    let (home, _) = home_calendar(&s, &who.caller, id).await?;
+    let (home, _) = home_calendar(&s, &who.caller, id).await.map_err(|e| who.refused(e))?;
     feed(&s, Calendar::CareHome(id), &format!("Trishaw rides – {}", home.name)).await
 }
 
@@ -240,7 +240,7 @@ pub async fn pilot_feed(
     Params(_token): Params<FeedParams>,
 ) -> Result<Response, ApiError> {
     who.opens(Calendar::Pilot(id))?;
-    pilot_calendar(&s, &who.caller, id).await?;
+    pilot_calendar(&s, &who.caller, id).await.map_err(|e| who.refused(e))?;
     feed(&s, Calendar::Pilot(id), "Trishaw rides").await
 }
 
@@ -254,6 +254,9 @@ pub struct NewCalendarToken {
     /// A pilot's calendar.
     #[serde(default)]
     pub pilot_id: Option<Uuid>,
+    /// When it stops working (in the future); left out, it works until revoked.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 // Written by hand: "exactly one of the two" is a `oneOf`, which the derive cannot say.
@@ -272,6 +275,13 @@ impl utoipa::PartialSchema for NewCalendarToken {
                 )
                 .required(given)
                 .property(absent, ObjectBuilder::new().schema_type(Type::Null))
+                .property(
+                    "expires_at",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                        .description(Some("When it stops working (in the future); left out, it works until revoked.")),
+                )
                 .additional_properties(Some(AdditionalProperties::FreeForm(false)))
                 .build()
         };
@@ -303,6 +313,9 @@ pub struct CalendarTokenView {
     pub url: String,
     /// When it was made.
     pub created_at: String,
+    /// When it stops working; absent: when revoked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 fn view(r: &Record, token: Option<String>) -> CalendarTokenView {
@@ -314,10 +327,20 @@ fn view(r: &Record, token: Option<String>) -> CalendarTokenView {
         Some(t) => format!("{}?token={t}", r.calendar.path()),
         None => r.calendar.path(),
     };
-    let created_at = DateTime::from_timestamp(r.created_at, 0)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default();
-    CalendarTokenView { calendar_token_id: r.id.to_string(), carehome_id, pilot_id, token, url, created_at }
+    let at = |secs: i64| {
+        DateTime::from_timestamp(secs, 0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    };
+    CalendarTokenView {
+        calendar_token_id: r.id.to_string(),
+        carehome_id,
+        pilot_id,
+        token,
+        url,
+        created_at: at(r.created_at),
+        expires_at: r.expires_at.map(at),
+    }
 }
 
 /// Make a read-only calendar token for a calendar the caller may read.
@@ -337,7 +360,11 @@ pub async fn create(
         (Some(_), Some(_)) => return Err(ApiError::invalid("/pilot_id", "give carehome_id or pilot_id, not both")),
         (None, None) => return Err(ApiError::invalid("/carehome_id", "give carehome_id or pilot_id")),
     };
-    let (record, token) = s.calendar_tokens.create(&caller, calendar, chapter).await?;
+    if b.expires_at.is_some_and(|e| e <= servicekit::clock::now()) {
+        return Err(ApiError::invalid("/expires_at", "must be in the future"));
+    }
+    let expires_at = b.expires_at.map(|e| e.timestamp());
+    let (record, token) = s.calendar_tokens.create(&caller, calendar, chapter, expires_at).await?;
     Ok(Created(format!("/v1/calendar-tokens/{}", record.id), view(&record, Some(token)), 1))
 }
 

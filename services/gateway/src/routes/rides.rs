@@ -147,15 +147,20 @@ pub async fn views(s: &AppState, caller: &Caller, rides: Vec<bpb::Ride>) -> Resu
         .collect();
     wanted.sort_unstable();
     wanted.dedup();
-    let names: HashMap<String, Option<String>> =
-        futures_util::future::try_join_all(wanted.into_iter().map(|id| async move {
-            let resident = s.clients.carehome().get_resident(cpb::IdRequest { id: id.to_owned() }).await.found()?;
-            let name = resident.and_then(|r| opt(r.display_name));
-            Ok::<_, ApiError>((id.to_owned(), name))
-        }))
-        .await?
+    // A few at a time: one request never opens a call per rider at once.
+    use futures_util::{StreamExt, TryStreamExt};
+    // Futures that own what they use (a client, the id): the stream borrows nothing.
+    let lookups: Vec<_> = wanted
         .into_iter()
+        .map(|id| (s.clients.carehome(), id.to_owned()))
+        .map(|(mut carehome, id)| async move {
+            let resident = carehome.get_resident(cpb::IdRequest { id: id.clone() }).await.found()?;
+            let name = resident.and_then(|r| opt(r.display_name));
+            Ok::<_, ApiError>((id, name))
+        })
         .collect();
+    let names: HashMap<String, Option<String>> =
+        futures_util::stream::iter(lookups).buffer_unordered(crate::http::LOOKUPS_AT_ONCE).try_collect().await?;
     Ok(rides.into_iter().map(|r| view_named(caller, r, &names)).collect())
 }
 

@@ -143,7 +143,10 @@ pub async fn create(
         }
     }
     // Refused now when it resolves to a refused address (and again at every delivery).
-    resolve(&url, s.webhooks.config.allow_loopback).await.map_err(|why| ApiError::invalid("/url", why))?;
+    let addrs = resolve(&url, s.webhooks.config.allow_loopback).await.map_err(|why| ApiError::invalid("/url", why))?;
+    if addrs.is_empty() {
+        return Err(ApiError::invalid("/url", "the target's host does not resolve"));
+    }
     let chapter = match caller.role() {
         Role::Integrator(Some(c)) => Some(c),
         _ => None,

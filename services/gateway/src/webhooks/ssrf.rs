@@ -25,8 +25,11 @@ fn forbidden(ip: IpAddr, allow_loopback: bool) -> bool {
                 || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
                 || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
                 || (s[0] & 0xff00) == 0xff00 // multicast
-                || (s[0] == 0x64 && s[1] == 0xff9b) // NAT64: judge the embedded IPv4 address
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0]) // NAT64 64:ff9b::/96: judge the embedded IPv4 address
                     && forbidden_v4(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8), allow_loopback)
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // local-use NAT64 64:ff9b:1::/48: a translator of this network
+                || s[0] == 0x2002 // 6to4: reaches any IPv4 address, private ones too
+                || (s[0] == 0x2001 && s[1] == 0) // Teredo 2001::/32: likewise
                 || (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0 && s[5] == 0) // IPv4-compatible
                 || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
         }
@@ -90,7 +93,11 @@ pub async fn resolve(u: &reqwest::Url, allow_loopback: bool) -> Result<Vec<Socke
         },
     };
     if let Some(bad) = addrs.iter().find(|a| forbidden(a.ip(), allow_loopback)) {
-        return Err(format!("the target resolves to {}, an address that is not allowed", bad.ip()));
+        // Which address is not said: the answer would map the network behind the gateway.
+        let _ = bad;
+        return Err("the target's host resolves to an address that is not allowed (loopback, private, link-local, \
+                    shared, reserved, or a tunnel or translator to one)"
+            .into());
     }
     Ok(addrs)
 }
@@ -139,9 +146,16 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.1.2.3",
             "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a00:1",
+            "64:ff9b:1:ffff::808:808",
+            "2002:a00:1::1",
+            "2002:808:808::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
         ] {
             assert!(forbidden(ip.parse().unwrap(), false), "{ip}");
         }
+        // The well-known NAT64 prefix is judged by the IPv4 address it carries.
+        assert!(!forbidden("64:ff9b::808:808".parse().unwrap(), false));
         for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "100.128.0.1", "172.32.0.1"] {
             assert!(!forbidden(ip.parse().unwrap(), false), "{ip}");
         }
@@ -207,6 +221,9 @@ mod tests {
         ] {
             let err = resolved(url, false).await.expect_err(url);
             assert!(err.contains("an address that is not allowed"), "{url}: {err}");
+            let ip = url.split("//").nth(1).unwrap().split(['/', ']']).next().unwrap().trim_start_matches('[');
+            let ip = ip.rsplit_once(':').filter(|_| !ip.contains("::")).map_or(ip, |(h, _)| h);
+            assert!(!err.contains(ip), "the refusal names no address: {err}");
         }
         assert!(resolved("http://169.254.169.254/", true).await.is_err());
         assert!(resolved("http://[fd00::1]/", true).await.is_err());

@@ -2053,6 +2053,17 @@ fn kubernetes_production_overlay_agrees_with_the_binaries() {
     }
     let ingress: Vec<&Value> = k.objects.iter().filter(|o| o["kind"] == "Ingress").collect();
     assert_eq!(ingress.len(), 1, "production exposes the gateway through one Ingress");
+    // The API and its documentation only: the probes and metrics stay inside the cluster.
+    let public: BTreeSet<(String, String)> = ingress[0]["spec"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["http"]["paths"].as_array().unwrap())
+        .map(|p| (p["path"].as_str().unwrap().to_owned(), p["pathType"].as_str().unwrap().to_owned()))
+        .collect();
+    let expected: BTreeSet<(String, String)> =
+        [("/v1/", "Prefix"), ("/openapi.json", "Exact"), ("/docs", "Prefix")].map(|(p, t)| (p.into(), t.into())).into();
+    assert_eq!(public, expected, "the Ingress routes exactly the API, its document and the docs");
     for path in
         ingress[0]["spec"]["rules"].as_array().unwrap().iter().flat_map(|r| r["http"]["paths"].as_array().unwrap())
     {
