@@ -110,9 +110,12 @@ impl OidcProvider {
         // Where reqwest is linked with rustls and no default provider (the workspace's
         // build), one must be installed before a client is built.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // Node closes an idle keep-alive connection after 5 s: a client that reused one just
+        // then got "error sending request". Idle connections are dropped well before.
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
+            .pool_idle_timeout(Duration::from_secs(1))
             .timeout(Duration::from_secs(30))
             .build()
             .expect("http client");
@@ -170,7 +173,12 @@ impl OidcProvider {
         let mut url = format!("{}/auth?{query}", self.issuer);
         let callback = 'follow: {
             for _ in 0..10 {
-                let resp = self.http.get(&url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+                // A GET is safe to send again when the connection failed under it.
+                let resp = match self.http.get(&url).send().await {
+                    Err(e) if e.is_request() || e.is_connect() => self.http.get(&url).send().await,
+                    other => other,
+                }
+                .unwrap_or_else(|e| panic!("GET {url}: {e}"));
                 let status = resp.status();
                 let location = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok());
                 let Some(location) = location.filter(|_| status.is_redirection()) else {
