@@ -20,6 +20,7 @@ pub mod ops;
 pub mod problem;
 pub mod routes;
 pub mod serve;
+pub mod streams;
 pub mod views;
 pub mod webhooks;
 
@@ -74,6 +75,10 @@ pub struct AppState {
     pub ops: Arc<ops::Ops>,
     /// The merged event feed.
     pub feed: feed::FeedReader,
+    /// The open event streams: their limits and their shared poller.
+    pub streams: Arc<streams::Streams>,
+    /// The longest an event stream stays open (seconds).
+    pub stream_max_seconds: u64,
     /// Webhooks and their dispatcher.
     pub webhooks: webhooks::Webhooks,
     /// Triggered when the gateway stops: ends event streams and the webhook dispatcher.
@@ -132,6 +137,16 @@ pub struct HttpConfig {
     /// instead of the REST listener (unset: on the REST listener).
     #[arg(long = "ops-listen", env = "SAMSKAB_OPS_LISTEN")]
     pub ops_listen: Option<SocketAddr>,
+    /// Event streams (`/v1/events/stream`) one caller may hold open at once; more get 429.
+    #[arg(long = "streams-per-caller", env = "SAMSKAB_STREAMS_PER_CALLER", default_value_t = 10)]
+    pub streams_per_caller: usize,
+    /// Event streams the gateway holds open in all; more get 429.
+    #[arg(long = "streams-total", env = "SAMSKAB_STREAMS_TOTAL", default_value_t = 1000)]
+    pub streams_total: usize,
+    /// Seconds an event stream stays open at most (its client then reconnects with
+    /// `Last-Event-ID`); a client's shorter `max_seconds` wins.
+    #[arg(long = "stream-max-seconds", env = "SAMSKAB_STREAM_MAX_SECONDS", default_value_t = 3600)]
+    pub stream_max_seconds: u64,
 }
 
 impl Default for HttpConfig {
@@ -149,6 +164,9 @@ impl Default for HttpConfig {
             max_connections: 4096,
             expensive_rate_limit_per_minute: 60,
             ops_listen: None,
+            streams_per_caller: 10,
+            streams_total: 1000,
+            stream_max_seconds: 3600,
         }
     }
 }
@@ -235,6 +253,11 @@ pub async fn state(
         limiter: limiter.clone(),
         expensive: expensive.clone(),
         proxies: http::TrustedProxies(Arc::new(http.trusted_proxies.clone())),
+        streams: streams::Streams::new(
+            feed.clone(),
+            streams::Limits { per_caller: http.streams_per_caller.max(1), total: http.streams_total.max(1) },
+        ),
+        stream_max_seconds: http.stream_max_seconds,
         feed,
         webhooks,
         stop,

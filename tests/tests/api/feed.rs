@@ -23,6 +23,9 @@ testkit::both_backends!(setup = start;
     webhooks_retry_one_failing_stream_while_others_flow_and_survive_a_restart,
     webhooks_refuse_private_targets_and_bad_input,
     webhooks_are_the_integrators_own,
+    event_streams_are_capped_per_caller_and_in_all,
+    an_event_stream_ends_by_itself_after_the_gateways_limit,
+    caught_up_streams_are_woken_by_the_shared_poller,
 );
 
 /// The system with fast webhook retries; loopback targets allowed (the receiver runs on
@@ -707,4 +710,87 @@ async fn webhooks_are_the_integrators_own(s: System) {
     assert!(verify(&typed.str("secret"), &first.0, &first.1), "signed with its own secret");
     s.delete(&path, &mine).await.expect(204);
     s.get(&path, &mine).await.expect(404);
+}
+
+async fn event_streams_are_capped_per_caller_and_in_all(mut s: System) {
+    s.config.http.streams_per_caller = 10;
+    s.config.http.streams_total = 15;
+    let s = s.restart().await;
+    let url = format!("{}/v1/events/stream", s.base);
+    let open = |token: String| {
+        let (http, url) = (s.http.clone(), url.clone());
+        async move { http.get(url).bearer_auth(token).send().await.expect("an answer") }
+    };
+    // 300 streams from one token at once: ten open, the rest are told 429.
+    let network = s.token(Role::Integrator(None));
+    let answers = futures_util::future::join_all((0..300).map(|_| open(network.clone()))).await;
+    let (mut streams, refused): (Vec<_>, Vec<_>) = answers.into_iter().partition(|r| r.status() == 200);
+    assert_eq!((streams.len(), refused.len()), (10, 290));
+    let first = refused.into_iter().next().unwrap();
+    assert!(first.headers().get("retry-after").is_some());
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(body["code"], "rate-limited", "{body}");
+    // While they are open, others are served.
+    s.call(reqwest::Method::GET, "/healthz", None, None).await.expect(200);
+    s.get("/v1/events?limit=1", &s.admin()).await.expect(200);
+    // Another caller has its own ten, but the gateway holds fifteen in all.
+    let admin = s.admin();
+    let mut more = Vec::new();
+    for _ in 0..5 {
+        let r = open(admin.clone()).await;
+        assert_eq!(r.status(), 200);
+        more.push(r);
+    }
+    assert_eq!(open(admin.clone()).await.status(), 429, "the gateway's limit");
+    // A stream that closes gives its place back.
+    drop(streams.pop());
+    s.eventually("a closed stream's place to be free again", || {
+        let open = open(network.clone());
+        async move { open.await.status() == 200 }
+    })
+    .await;
+    drop((streams, more));
+}
+
+async fn an_event_stream_ends_by_itself_after_the_gateways_limit(mut s: System) {
+    s.config.http.stream_max_seconds = 1;
+    let s = s.restart().await;
+    let resp = s
+        .http
+        .get(format!("{}/v1/events/stream", s.base))
+        .bearer_auth(s.admin())
+        .send()
+        .await
+        .expect("the stream opens");
+    assert_eq!(resp.status(), 200);
+    // Without max_seconds, the gateway's limit ends it: the body completes.
+    let body = tokio::time::timeout(std::time::Duration::from_secs(30), resp.text()).await;
+    assert!(body.is_ok_and(|b| b.is_ok()), "the stream ended by itself");
+}
+
+async fn caught_up_streams_are_woken_by_the_shared_poller(s: System) {
+    let token = s.token(Role::Integrator(None));
+    let start = feed_end(&s, &token).await;
+    // Three streams at the feed's end, caught up and waiting.
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let url = format!("{}/v1/events/stream?cursor={start}", s.base);
+        let resp = s.http.get(&url).bearer_auth(&token).send().await.expect("the stream opens");
+        assert_eq!(resp.status().as_u16(), 200);
+        streams.push(resp);
+    }
+    // Let them read to the end and wait (nothing in the feed can show when they do).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Something happens afterwards: the shared poller wakes each stream, well before the
+    // streams' own one-minute safety net.
+    let chapter = s.chapter().await;
+    let woken = tokio::time::timeout(Duration::from_secs(30), async {
+        for resp in &mut streams {
+            let mut buf = String::new();
+            let got = read_sse(resp, &mut buf, 1).await;
+            assert!(got[0].1["stream"].as_str().is_some_and(|st| st.contains(&chapter.to_string())), "{:?}", got[0].1);
+        }
+    })
+    .await;
+    assert!(woken.is_ok(), "the streams were not woken");
 }

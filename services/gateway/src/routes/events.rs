@@ -91,8 +91,9 @@ pub struct StreamParams {
         pattern = r"^b\.c1\.[0-9a-f]{1,15}\.[0-9a-f]{1,15}~c\.c1\.[0-9a-f]{1,15}\.[0-9a-f]{1,15}~v\.c1\.[0-9a-f]{1,15}\.[0-9a-f]{1,15}$"
     )]
     pub cursor: Option<String>,
-    /// Close the stream after this many seconds (1 to 86400; absent: keep it open), for
-    /// clients and proxies that prefer to reconnect with `Last-Event-ID` now and then.
+    /// Close the stream after this many seconds (1 to 86400; absent or longer: after the
+    /// gateway's own limit, an hour by default), for clients and proxies that prefer to
+    /// reconnect with `Last-Event-ID` now and then.
     #[param(minimum = 1, maximum = 86400)]
     pub max_seconds: Option<u32>,
 }
@@ -112,7 +113,8 @@ pub struct StreamEvent {
 #[utoipa::path(get, path = "/v1/events/stream", tag = "events",
     params(StreamParams, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event (empty: as if absent)")),
     responses((status = 200, description = "`text/event-stream`: each event's `data` is a feed item, its `id` the item's cursor", content_type = "text/event-stream", body = StreamEvent),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 429, body = Problem, description = "`rate-limited`: the caller, or the gateway, holds as many open streams as it may")),
     security(("bearer" = [])))]
 pub async fn stream(
     State(s): State<AppState>,
@@ -121,43 +123,60 @@ pub async fn stream(
     Params(p): Params<StreamParams>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let tenant = tenant_of(&caller)?;
-    let until = match p.max_seconds {
-        None => None,
-        Some(n) if (1..=86_400).contains(&n) => Some(tokio::time::Instant::now() + Duration::from_secs(u64::from(n))),
+    // The client's limit, at most the gateway's (`SAMSKAB_STREAM_MAX_SECONDS`): a stream
+    // ends by itself and its client reconnects with `Last-Event-ID`.
+    let most = s.stream_max_seconds.max(1);
+    let seconds = match p.max_seconds {
+        None => most,
+        Some(n) if (1..=86_400).contains(&n) => u64::from(n).min(most),
         Some(_) => return Err(ApiError::invalid("/max_seconds", "must be between 1 and 86400")),
     };
+    let until = Some(tokio::time::Instant::now() + Duration::from_secs(seconds));
     // An empty `Last-Event-ID` is what an SSE client sends before it has seen an id: none.
     let last = headers.get("last-event-id").map(|v| v.to_str().unwrap_or("\u{0}")).filter(|l| !l.is_empty());
     let after = match last {
         Some(l) => cursor_of(Some(l), "/Last-Event-ID")?,
         None => cursor_of(p.cursor.as_deref(), "/cursor")?,
     };
-    let state = (s, after, VecDeque::<FeedItem>::new());
-    let events = futures_util::stream::unfold(state, move |(s, mut at, mut buf)| async move {
+    // A place among the open streams (429 beyond the caller's or the gateway's limit),
+    // held until the stream ends or its client goes away.
+    let slot = s.streams.admit(&caller.rate_key())?;
+    let changes = s.streams.changes();
+    let state = (s, after, VecDeque::<FeedItem>::new(), changes, slot);
+    let events = futures_util::stream::unfold(state, move |(s, mut at, mut buf, mut changes, slot)| async move {
         loop {
             if let Some(item) = buf.pop_front() {
                 let data = serde_json::to_string(&item).unwrap_or_default();
                 let event = Event::default().id(item.cursor).data(data);
-                return Some((Ok(event), (s, at, buf)));
+                return Some((Ok(event), (s, at, buf, changes, slot)));
             }
             let over = until.is_some_and(|u| tokio::time::Instant::now() >= u);
             if over || s.stop.stopped().now_or_never().is_some() {
                 return None;
             }
+            // Moves of the feed's end from here on wake this stream.
+            changes.borrow_and_update();
             let pause = match s.feed.read(&at, 100, tenant).await {
                 Ok((items, next)) => {
                     at = next;
                     buf.extend(items);
-                    Duration::from_millis(250)
+                    None
                 }
                 // A service is unavailable: try again shortly.
-                Err(_) => Duration::from_secs(1),
+                Err(_) => Some(Duration::from_secs(1)),
             };
             if buf.is_empty() {
+                // Caught up: wait for the shared poller to see the end move, not polling on
+                // our own (a minute at most: a safety net, should a wake-up be missed).
+                if pause.is_none() {
+                    s.streams.caught_up(&at, &s.stop);
+                }
+                let pause = pause.unwrap_or(Duration::from_secs(60));
                 let pause =
                     until.map_or(pause, |u| pause.min(u.saturating_duration_since(tokio::time::Instant::now())));
                 tokio::select! {
                     _ = s.stop.stopped() => return None,
+                    _ = changes.changed() => {}
                     _ = tokio::time::sleep(pause) => {}
                 }
             }
