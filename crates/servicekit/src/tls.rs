@@ -136,13 +136,10 @@ impl TlsConfig {
     }
 
     /// The identity and CA from the files, kept current with them (read again every
-    /// `--tls-reload-secs`); `None` as [`TlsConfig::load`].
+    /// `--tls-reload-secs`), shared by every server and channel of the process that uses
+    /// the same files (read once here, not per channel); `None` as [`TlsConfig::files`].
     pub fn reloading(&self) -> Result<Option<std::sync::Arc<reload::Reloading>>, String> {
-        if self.load()?.is_none() {
-            return Ok(None);
-        }
-        let (Some(cert), Some(key), Some(ca)) = (&self.cert, &self.key, &self.ca) else { return Ok(None) };
-        let files = reload::Files { cert: cert.clone(), key: key.clone(), ca: ca.clone() };
+        let Some(files) = self.files()? else { return Ok(None) };
         let mut watched = WATCHED.lock().expect("not poisoned");
         watched.retain(|(_, w)| w.strong_count() > 0);
         if let Some(r) = watched.iter().find(|(f, _)| *f == files).and_then(|(_, w)| w.upgrade()) {
@@ -154,10 +151,10 @@ impl TlsConfig {
         Ok(Some(r))
     }
 
-    /// This component's identity and the CA, read from the files; `None` when none is set
-    /// and `--insecure-plaintext` allows that (warned in the log), else an error.
-    pub fn load(&self) -> Result<Option<(Pem, String)>, String> {
-        let read = |p: &std::path::Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+    /// The files of this component's identity and CA (read by [`reload::Reloading`]);
+    /// `None` when none is set and `--insecure-plaintext` allows that (warned in the log),
+    /// else an error.
+    pub fn files(&self) -> Result<Option<reload::Files>, String> {
         match (&self.cert, &self.key, &self.ca) {
             (None, None, None) if self.insecure_plaintext => Ok(None),
             (None, None, None) => Err("no mutual TLS settings: set SAMSKAB_TLS_CERT, SAMSKAB_TLS_KEY and \
@@ -167,7 +164,9 @@ impl TlsConfig {
             _ if self.insecure_plaintext => {
                 Err("--insecure-plaintext and the SAMSKAB_TLS_* settings exclude each other".into())
             }
-            (Some(cert), Some(key), Some(ca)) => Ok(Some((Pem { cert: read(cert)?, key: read(key)? }, read(ca)?))),
+            (Some(cert), Some(key), Some(ca)) => {
+                Ok(Some(reload::Files { cert: cert.clone(), key: key.clone(), ca: ca.clone() }))
+            }
             _ => Err("mutual TLS needs all of SAMSKAB_TLS_CERT, SAMSKAB_TLS_KEY and SAMSKAB_TLS_CA".into()),
         }
     }
