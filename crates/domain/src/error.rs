@@ -68,6 +68,7 @@ codes! {
     NoConsent = "no-consent" => 422;
     NotResidentHere = "not-resident-here" => 422;
     IdempotencyKeyReused = "idempotency-key-reused" => 422;
+    LimitReached = "limit-reached" => 422;
     RateLimited = "rate-limited" => 429;
     Unavailable = "unavailable" => 503;
     Internal = "internal" => 500;

@@ -41,7 +41,8 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | E::TooManyRiders
         | E::NoConsent
         | E::NotResidentHere
-        | E::IdempotencyKeyReused => Code::FailedPrecondition,
+        | E::IdempotencyKeyReused
+        | E::LimitReached => Code::FailedPrecondition,
         E::RateLimited => Code::ResourceExhausted,
         E::Unavailable => Code::Unavailable,
         E::Internal => Code::Internal,

@@ -116,4 +116,9 @@ impl EventFeed for Feed {
             page.events.iter().filter(|e| wanted(e, &req.stream_prefixes, self.internal)).map(envelope).collect();
         Ok(Response::new(pb::ReadEventsResponse { events, next_cursor: page.next.to_string() }))
     }
+
+    async fn head(&self, _req: Request<pb::HeadRequest>) -> Result<Response<pb::HeadResponse>, Status> {
+        let head = self.store.head().await.map_err(ServiceError::from)?;
+        Ok(Response::new(pb::HeadResponse { cursor: head.to_string() }))
+    }
 }

@@ -78,6 +78,7 @@ pub const POLICY: &[(&str, &[&str])] = &[
     ("/samskab.carehome.v1.CareHomeService/ExportResident", GATEWAY),
     ("/samskab.common.v1.EventFeed/Subscribe", FEED_READERS),
     ("/samskab.common.v1.EventFeed/ReadEvents", FEED_READERS),
+    ("/samskab.common.v1.EventFeed/Head", FEED_READERS),
     ("/samskab.common.v1.Audit/Trail", GATEWAY),
     ("/samskab.common.v1.Access/IssueInvitation", GATEWAY),
     ("/samskab.common.v1.Access/GetInvitation", GATEWAY),

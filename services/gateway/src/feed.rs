@@ -142,6 +142,23 @@ impl FeedReader {
         Ok(ServicePage { events: VecDeque::new(), next: after })
     }
 
+    /// Where the feed ends now: each service's head, asked at once, without reading any
+    /// event. Reading after it yields only what is appended later.
+    pub async fn end(&self) -> Result<FeedCursor, ApiError> {
+        let head = |i: usize| {
+            let mut feed = self.feeds[i].clone();
+            async move { Ok::<_, ApiError>(feed.head(pb::HeadRequest {}).await?.into_inner().cursor) }
+        };
+        let (b, c, v) = futures_util::join!(head(0), head(1), head(2));
+        let mut end = FeedCursor::default();
+        for (i, cursor) in [b?, c?, v?].into_iter().enumerate() {
+            if !cursor.is_empty() {
+                end.0[i] = cursor;
+            }
+        }
+        Ok(end)
+    }
+
     /// Up to `limit` events after `after`, and where to read next (never nothing: at the
     /// end it is where to poll).
     pub async fn read(

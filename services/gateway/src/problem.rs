@@ -204,6 +204,12 @@ fn texts(code: ErrorCode) -> (&'static str, &'static str, &'static str, &'static
             "This idempotency key was used with another request.",
             "Denne nøgle er brugt til en anden forespørgsel.",
         ),
+        C::LimitReached => (
+            "Limit reached",
+            "Grænsen er nået",
+            "You have as many of these as you may: delete one first.",
+            "Du har så mange af disse, som du må: slet en først.",
+        ),
         C::RateLimited => (
             "Too many requests",
             "For mange forespørgsler",

@@ -23,6 +23,8 @@ testkit::both_backends!(setup = start;
     webhooks_retry_one_failing_stream_while_others_flow_and_survive_a_restart,
     webhooks_refuse_private_targets_and_bad_input,
     webhooks_are_the_integrators_own,
+    webhooks_are_capped_per_owner_under_concurrent_creation,
+    a_receiver_that_holds_its_request_delays_only_its_own_webhook,
     event_streams_are_capped_per_caller_and_in_all,
     an_event_stream_ends_by_itself_after_the_gateways_limit,
     caught_up_streams_are_woken_by_the_shared_poller,
@@ -793,4 +795,121 @@ async fn caught_up_streams_are_woken_by_the_shared_poller(s: System) {
     })
     .await;
     assert!(woken.is_ok(), "the streams were not woken");
+}
+
+async fn webhooks_are_capped_per_owner_under_concurrent_creation(mut s: System) {
+    s.config.http.webhooks.per_owner = 3;
+    let s = s.restart().await;
+    let w = s.world().await;
+    let (_rx, url) = receiver().await;
+    let (a, b) = (s.token(Role::Integrator(Some(w.chapter))), s.token(Role::Integrator(Some(w.chapter))));
+    let body = json!({"url": url, "event_types": []});
+    // Eight creations by one owner at once: exactly three are made.
+    let answers = futures_util::future::join_all((0..8).map(|_| s.post("/v1/webhooks", &a, body.clone()))).await;
+    let made: Vec<String> = answers.iter().filter(|r| r.status == 201).map(|r| r.str("webhook_id")).collect();
+    let refused: Vec<_> = answers.iter().filter(|r| r.status == 422).collect();
+    assert_eq!(
+        (made.len(), refused.len()),
+        (3, 5),
+        "{:?}",
+        answers.iter().map(|r| r.status.as_u16()).collect::<Vec<_>>()
+    );
+    assert_eq!(refused[0].body["code"], "limit-reached", "{}", refused[0].body);
+    assert_eq!(s.get("/v1/webhooks", &a).await.expect(200).body["items"].as_array().unwrap().len(), 3);
+    // Another owner has its own three.
+    for _ in 0..3 {
+        s.post("/v1/webhooks", &b, body.clone()).await.expect(201);
+    }
+    s.post("/v1/webhooks", &b, body.clone()).await.expect(422);
+    // Two deletions of one webhook at once count it off once: one place, not two.
+    let path = format!("/v1/webhooks/{}", made[0]);
+    let (d1, d2) = futures_util::join!(s.delete(&path, &a), s.delete(&path, &a));
+    let mut statuses = [d1.status.as_u16(), d2.status.as_u16()];
+    statuses.sort();
+    assert!(statuses == [204, 204] || statuses == [204, 404], "{statuses:?}");
+    let again = futures_util::future::join_all((0..4).map(|_| s.post("/v1/webhooks", &a, body.clone()))).await;
+    let mut got: Vec<u16> = again.iter().map(|r| r.status.as_u16()).collect();
+    got.sort();
+    assert_eq!(got, [201, 422, 422, 422], "one place freed");
+    // A refused creation wrote nothing.
+    assert_eq!(s.get("/v1/webhooks", &a).await.expect(200).body["items"].as_array().unwrap().len(), 3);
+}
+
+/// A receiver that holds every request until released, and knows whether the gateway
+/// still waits for its answer (a request the gateway gave up on is dropped).
+#[derive(Default)]
+struct Holding {
+    /// Requests received.
+    arrived: std::sync::atomic::AtomicUsize,
+    /// Requests whose connection the gateway dropped before the answer.
+    abandoned: std::sync::atomic::AtomicUsize,
+    release: tokio::sync::Notify,
+    released: std::sync::atomic::AtomicBool,
+}
+
+async fn holding_receiver() -> (Arc<Holding>, String) {
+    use std::sync::atomic::Ordering::SeqCst;
+    struct Abandoned(Arc<Holding>, bool);
+    impl Drop for Abandoned {
+        fn drop(&mut self) {
+            if !self.1 {
+                self.0.abandoned.fetch_add(1, SeqCst);
+            }
+        }
+    }
+    let h = Arc::new(Holding::default());
+    let state = h.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let h = state.clone();
+            async move {
+                h.arrived.fetch_add(1, SeqCst);
+                let mut guard = Abandoned(h.clone(), false);
+                while !h.released.load(SeqCst) {
+                    let notified = h.release.notified();
+                    if h.released.load(SeqCst) {
+                        break;
+                    }
+                    notified.await;
+                }
+                guard.1 = true;
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (h, url)
+}
+
+async fn a_receiver_that_holds_its_request_delays_only_its_own_webhook(s: System) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let w = s.world().await;
+    let coord = s.token(Role::Coordinator(w.home));
+    // Owner A's webhook is made first (the dispatcher used to serve webhooks in this order).
+    let (held, held_url) = holding_receiver().await;
+    let a = s.token(Role::Integrator(Some(w.chapter)));
+    s.post("/v1/webhooks", &a, json!({"url": held_url, "event_types": ["RideBooked"]})).await.expect(201);
+    let (rx, url) = receiver().await;
+    let b = s.token(Role::Integrator(Some(w.chapter)));
+    s.post("/v1/webhooks", &b, json!({"url": url, "event_types": ["RideBooked"]})).await.expect(201);
+    let ride = s.post("/v1/rides", &coord, book_body(&w, "2027-05-04T08:00:00Z", w.residents[0])).await.expect(201);
+    let ride = ride.str("ride_id");
+    s.eventually("owner A's receiver to hold the booking", || async { held.arrived.load(SeqCst) >= 1 }).await;
+    s.eventually("owner B's delivery", || async {
+        rx.delivered().iter().any(|i| i["stream"] == format!("ride-{ride}"))
+    })
+    .await;
+    // B was served while the gateway still waited for A's answer.
+    assert_eq!(held.abandoned.load(SeqCst), 0, "A's request was still open when B's arrived");
+    assert!(!held.released.load(SeqCst));
+    held.released.store(true, SeqCst);
+    held.release.notify_waiters();
+    s.eventually("A's delivery recorded", || async {
+        let hooks = s.get("/v1/webhooks", &a).await.expect(200);
+        hooks.body["items"][0]["backlog"] == 0
+    })
+    .await;
 }

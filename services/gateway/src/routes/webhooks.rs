@@ -125,7 +125,9 @@ fn uuid_cursor(c: Option<&str>) -> Result<String, ApiError> {
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
     responses((status = 201, body = CreatedWebhook),
         (status = 400, body = Problem, description = "Malformed (`malformed`, `validation`), or `/url` names a host that does not resolve or resolves to a private, loopback, link-local or otherwise non-public address (`validation`; checked when the request arrives, so it depends on DNS)"),
-        (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 422, body = Problem, description = "The caller has as many webhooks as an owner may (`limit-reached`; `SAMSKAB_WEBHOOKS_PER_OWNER`, 25 by default): delete one first"),
+        (status = 503, body = Problem)),
     security(("bearer" = [])))]
 pub async fn create(
     State(s): State<AppState>,
@@ -207,8 +209,8 @@ pub async fn get(
     responses((status = 204, description = "Deleted"), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn delete(State(s): State<AppState>, caller: Caller, Ids(id): Ids<Uuid>) -> Result<Response, ApiError> {
-    visible(&s, &caller, id).await?;
-    s.webhooks.delete(id).await?;
+    let hook = visible(&s, &caller, id).await?;
+    s.webhooks.delete(&hook).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

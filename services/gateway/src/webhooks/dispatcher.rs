@@ -1,5 +1,7 @@
-//! The delivery loop, run in the gateway process. Each round reads new feed items into
-//! every active webhook's queue, then `POST`s the due head of each of its streams. A
+//! The delivery loop, run in the gateway process. Each round gives every active webhook
+//! that has none a worker of its own (at most `SAMSKAB_WEBHOOKS_WORKERS` at once), which
+//! reads new feed items into the webhook's queue, then `POST`s the due head of each of its
+//! streams; a receiver that holds its request delays only its own webhook. A
 //! stream's items go out one at a time, in order; a failing stream waits with exponential
 //! backoff (with jitter) while the other streams keep flowing. After a stream has failed
 //! for [`WebhookConfig::give_up_secs`] the webhook is disabled.
@@ -11,7 +13,7 @@
 //! The connection goes to the address the SSRF guard checked (pinned), and redirects are
 //! not followed. The gauge `webhook.backlog` reports each webhook's undelivered items.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -82,23 +84,36 @@ fn backoff(config: &WebhookConfig, attempt: i64) -> i64 {
     (full as f64 * jitter) as i64
 }
 
+/// The dispatcher's workers: one task per webhook being served.
+#[derive(Default)]
+struct Workers {
+    set: tokio::task::JoinSet<()>,
+    /// Task → its webhook.
+    tasks: HashMap<tokio::task::Id, Uuid>,
+    /// Webhooks with a worker.
+    busy: HashSet<Uuid>,
+    /// Where the next round starts in the list of webhooks (fair when the cap is reached).
+    next: usize,
+}
+
 impl Webhooks {
-    /// Starts the dispatcher; it ends when `stop` is triggered.
+    /// Starts the dispatcher; it ends when `stop` is triggered, after its workers finish
+    /// what they hold (an attempt is not cut short: it would stay leased).
     pub fn spawn(&self, stop: servicekit::server::Stop) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
             this.release_leases().await;
+            let mut workers = Workers::default();
             let stopped = stop.stopped();
             tokio::pin!(stopped);
             loop {
-                // A round is not cut short (an attempt would stay leased): it checks `stop`
-                // between webhooks and ends soon after.
-                this.round(&stop).await;
+                this.round(&mut workers, &stop).await;
                 tokio::select! {
                     _ = &mut stopped => break,
                     _ = tokio::time::sleep(Duration::from_millis(this.config.poll_ms)) => {}
                 }
             }
+            while workers.set.join_next().await.is_some() {}
             tracing::debug!("webhook dispatcher stopped");
         })
     }
@@ -115,9 +130,19 @@ impl Webhooks {
         }
     }
 
-    /// One round: for every active webhook, read new feed events into its queue, then
-    /// deliver the heads of its streams that are due.
-    async fn round(&self, stop: &servicekit::server::Stop) {
+    /// One round: every active webhook without a worker gets one (up to
+    /// [`WebhookConfig::workers`] at once, taken in turn from where the last round stopped),
+    /// so a receiver that holds its request, or fails, delays only its own webhook.
+    async fn round(&self, workers: &mut Workers, stop: &servicekit::server::Stop) {
+        while let Some(done) = workers.set.try_join_next_with_id() {
+            let id = match done {
+                Ok((id, _)) => id,
+                Err(e) => e.id(),
+            };
+            if let Some(hook) = workers.tasks.remove(&id) {
+                workers.busy.remove(&hook);
+            }
+        }
         let hooks = match self.active().await {
             Ok(hooks) => hooks,
             Err(e) => {
@@ -125,40 +150,60 @@ impl Webhooks {
                 return;
             }
         };
-        for hook in hooks {
-            if stop.stopped().now_or_never().is_some() {
+        if hooks.is_empty() {
+            return;
+        }
+        let cap = self.config.workers.max(1) as usize;
+        let first = workers.next % hooks.len();
+        for hook in hooks.iter().cycle().skip(first).take(hooks.len()) {
+            if workers.busy.len() >= cap {
+                // The rest start in the next round, first in line.
+                workers.next = hooks.iter().position(|h| h.id == hook.id).unwrap_or(0);
                 return;
             }
-            // The key or grant it was made with must still be in force: a revoked one stops
-            // its deliveries (checked each round, so within the grant cache's second).
-            match self.credentials.in_force(&hook.owner_credential).await {
-                Ok(true) => {}
-                Ok(false) => continue,
+            if workers.busy.contains(&hook.id) {
+                continue;
+            }
+            let (this, h, stop) = (self.clone(), hook.clone(), stop.clone());
+            let task = workers.set.spawn(async move { this.work(h, &stop).await });
+            workers.tasks.insert(task.id(), hook.id);
+            workers.busy.insert(hook.id);
+        }
+        workers.next = first;
+    }
+
+    /// A webhook's turn: read new feed events into its queue, then deliver the heads of
+    /// its streams that are due, until nothing is due or `stop`.
+    async fn work(&self, hook: Hook, stop: &servicekit::server::Stop) {
+        // The key or grant it was made with must still be in force: a revoked one stops
+        // its deliveries (checked each round, so within the grant cache's second).
+        match self.credentials.in_force(&hook.owner_credential).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(webhook = %hook.id, code = %e.code, "webhooks: could not check the owner's credential");
+                return;
+            }
+        }
+        if let Err(e) = self.fill(&hook).await {
+            tracing::warn!(webhook = %hook.id, code = %e.code, "webhooks: could not read the feed");
+        }
+        // Deliver until nothing is due (each pass sends the next item of every stream).
+        for _ in 0..50 {
+            if stop.stopped().now_or_never().is_some() {
+                break;
+            }
+            match self.dispatch(&hook).await {
+                Ok(true) => continue,
+                Ok(false) => break,
                 Err(e) => {
-                    tracing::warn!(webhook = %hook.id, code = %e.code, "webhooks: could not check the owner's credential");
-                    continue;
-                }
-            }
-            if let Err(e) = self.fill(&hook).await {
-                tracing::warn!(webhook = %hook.id, code = %e.code, "webhooks: could not read the feed");
-            }
-            // Deliver until nothing is due (each pass sends the next item of every stream).
-            for _ in 0..50 {
-                if stop.stopped().now_or_never().is_some() {
+                    tracing::warn!(webhook = %hook.id, error = %e, "webhooks: delivery round failed");
                     break;
                 }
-                match self.dispatch(&hook).await {
-                    Ok(true) => continue,
-                    Ok(false) => break,
-                    Err(e) => {
-                        tracing::warn!(webhook = %hook.id, error = %e, "webhooks: delivery round failed");
-                        break;
-                    }
-                }
             }
-            if let Ok(n) = self.backlog(hook.id).await {
-                backlogs().lock().map(|mut m| m.insert(hook.id.to_string(), n)).ok();
-            }
+        }
+        if let Ok(n) = self.backlog(hook.id).await {
+            backlogs().lock().map(|mut m| m.insert(hook.id.to_string(), n)).ok();
         }
     }
 

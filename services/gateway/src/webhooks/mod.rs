@@ -65,6 +65,15 @@ pub struct WebhookConfig {
         hide = true
     )]
     pub give_up_secs: u64,
+    /// Webhooks one owner (an integrator's key or token) may have, active or disabled;
+    /// creating one more is 422 `limit-reached` until one is deleted.
+    #[arg(long = "webhooks-per-owner", env = "SAMSKAB_WEBHOOKS_PER_OWNER", default_value_t = 25,
+        value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub per_owner: u32,
+    /// Webhooks delivered to at once (one worker each; a slow receiver holds only its own).
+    #[arg(long = "webhooks-workers", env = "SAMSKAB_WEBHOOKS_WORKERS", default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub workers: u32,
     /// How often the dispatcher looks for new events, in milliseconds.
     #[arg(long = "webhooks-poll-ms", env = "SAMSKAB_WEBHOOKS_POLL_MS", default_value_t = 250, hide = true)]
     pub poll_ms: u64,
@@ -77,6 +86,8 @@ impl Default for WebhookConfig {
             backoff_base_ms: 10_000,
             backoff_max_ms: 3_600_000,
             give_up_secs: 86_400,
+            per_owner: 25,
+            workers: 64,
             poll_ms: 250,
         }
     }

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{DeliveryView, Hook, Webhooks, now_ms};
-use crate::feed::{FeedCursor, FeedItem};
+use crate::feed::FeedItem;
 use crate::problem::ApiError;
 
 /// A query of whole webhook rows (read as [`HookRow`]).
@@ -176,18 +176,6 @@ pub fn owner_of(caller: &crate::caller::Caller) -> String {
 }
 
 impl Webhooks {
-    /// The feed position now (the end), where a new webhook starts.
-    pub async fn feed_end(&self, tenant: Option<Uuid>) -> Result<FeedCursor, ApiError> {
-        let mut at = FeedCursor::default();
-        loop {
-            let (items, next) = self.reader.read(&at, 500, tenant).await?;
-            at = next;
-            if items.is_empty() {
-                return Ok(at);
-            }
-        }
-    }
-
     /// Stores a new webhook; returns it with its secret in clear.
     pub async fn create(
         &self,
@@ -202,7 +190,7 @@ impl Webhooks {
         rand::Rng::fill_bytes(&mut rand::rng(), &mut raw);
         let secret = format!("whsec_{}", hex::encode(raw));
         let sealed = self.keys.seal(&format!("webhook:{id}"), "secret", &secret).await.map_err(internal)?;
-        let cursor = self.feed_end(chapter).await?.to_string();
+        let cursor = self.reader.end().await?.to_string();
         let hook = Hook {
             id,
             owner,
@@ -218,9 +206,25 @@ impl Webhooks {
         };
         let h = hook.clone();
         let types = serde_json::to_string(&h.event_types).expect("strings serialise");
-        self.store
+        let cap = i64::from(self.config.per_owner);
+        let made = self
+            .store
             .transaction(move |tx| {
                 Box::pin(async move {
+                    // The owner's count goes up only while below the cap; the row's lock
+                    // orders concurrent creations (PostgreSQL re-checks the condition on
+                    // the row as the previous one left it; SQLite has one writer).
+                    let counted = tx
+                        .execute(
+                            "INSERT INTO gateway_webhook_owners (owner, webhooks) VALUES ($1, 1) \
+                             ON CONFLICT (owner) DO UPDATE SET webhooks = gateway_webhook_owners.webhooks + 1 \
+                             WHERE gateway_webhook_owners.webhooks < $2",
+                            &[Arg::Text(h.owner.clone()), Arg::Int(cap)],
+                        )
+                        .await?;
+                    if counted == 0 {
+                        return Ok(false);
+                    }
                     tx.execute(
                         "INSERT INTO gateway_webhooks (webhook_id, owner, chapter_id, status, created_at, disabled_at, \
                          feed_cursor, event_types, url, secret, enqueued, owner_credential) \
@@ -238,11 +242,16 @@ impl Webhooks {
                             Arg::Text(h.owner_credential),
                         ],
                     )
-                    .await
+                    .await?;
+                    Ok(true)
                 })
             })
             .await
             .map_err(internal)?;
+        if !made {
+            return Err(ApiError::new(servicekit::ErrorCode::LimitReached)
+                .detail(format!("an integrator may have at most {cap} webhooks: delete one before making another")));
+        }
         Ok((hook, secret))
     }
 
@@ -286,9 +295,10 @@ impl Webhooks {
         Ok(rows.into_iter().filter_map(HookRow::hook).collect())
     }
 
-    /// Deletes a webhook, its queue and its log.
-    pub async fn delete(&self, id: Uuid) -> Result<(), ApiError> {
-        let id = id.to_string();
+    /// Deletes a webhook, its queue and its log, and counts it off its owner's webhooks
+    /// (once, however many deletions of it race).
+    pub async fn delete(&self, hook: &Hook) -> Result<(), ApiError> {
+        let (id, owner) = (hook.id.to_string(), hook.owner.clone());
         super::dispatcher::forget_backlog(&id);
         self.store
             .transaction(move |tx| {
@@ -296,7 +306,14 @@ impl Webhooks {
                     let a = [Arg::Text(id)];
                     tx.execute("DELETE FROM gateway_webhook_queue WHERE webhook_id = $1", &a).await?;
                     tx.execute("DELETE FROM gateway_webhook_deliveries WHERE webhook_id = $1", &a).await?;
-                    tx.execute("DELETE FROM gateway_webhooks WHERE webhook_id = $1", &a).await
+                    if tx.execute("DELETE FROM gateway_webhooks WHERE webhook_id = $1", &a).await? == 1 {
+                        tx.execute(
+                            "UPDATE gateway_webhook_owners SET webhooks = webhooks - 1 WHERE owner = $1 AND webhooks > 0",
+                            &[Arg::Text(owner)],
+                        )
+                        .await?;
+                    }
+                    Ok(())
                 })
             })
             .await
