@@ -347,13 +347,21 @@ impl System {
         id(&r, "chapter_id")
     }
 
-    /// Creates a care home as the chapter's admin.
+    /// Creates a care home as the chapter's admin; its pilots choose their riders (the
+    /// suites book residents as pilots; `tests/tests/api/riders.rs` covers a home that
+    /// does not let them).
     pub async fn carehome(&self, chapter: Uuid) -> Uuid {
+        self.carehome_where(chapter, true).await
+    }
+
+    /// Creates a care home as the chapter's admin, saying whether pilots choose riders.
+    pub async fn carehome_where(&self, chapter: Uuid, pilots_choose_riders: bool) -> Uuid {
         let days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
         let body = json!({
             "chapter_id": chapter, "name": "Lindehuset", "address": "Lindevej 1, Aarhus",
             "ride_hours": days.iter().map(|d| json!({"weekday": d, "opens": "09:00", "closes": "17:00"})).collect::<Vec<_>>(),
             "turnaround_minutes": 15, "requires_confirmation": false,
+            "pilots_choose_riders": pilots_choose_riders,
         });
         let r = self.post("/v1/carehomes", &self.token(Role::ChapterAdmin(chapter)), body).await.expect(201);
         id(&r, "carehome_id")

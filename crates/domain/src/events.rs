@@ -253,6 +253,10 @@ pub struct CareHomeRegistered {
     pub turnaround_minutes: u32,
     /// Whether pilot-booked rides wait for the coordinator's confirmation.
     pub requires_confirmation: bool,
+    /// Whether a pilot may put residents on its own rides (otherwise only those named in a
+    /// request it claimed); absent from events written before the rule: false.
+    #[serde(default)]
+    pub pilots_choose_riders: bool,
 }
 
 /// A care home changed its weekly ride hours.

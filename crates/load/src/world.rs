@@ -270,6 +270,7 @@ pub async fn build(args: &Args, sys: &System, http: &reqwest::Client) -> Result<
             let body = json!({
                 "chapter_id": ch, "name": format!("Home {i}"), "address": format!("Loadvej {i}"),
                 "ride_hours": hours, "turnaround_minutes": 15, "requires_confirmation": false,
+                "pilots_choose_riders": true,
             });
             let home = create(&http, &base, "/v1/carehomes", &ca, body, "carehome_id").await?;
             let mut bikes = Vec::new();

@@ -47,6 +47,9 @@ pub struct CareHomeFact {
     pub turnaround_minutes: u32,
     /// Pilot bookings wait for confirmation.
     pub requires_confirmation: bool,
+    /// Pilots may put residents on their own rides (facts stored before the rule: false).
+    #[serde(default)]
+    pub pilots_choose_riders: bool,
     /// Closed date ranges.
     pub closures: Vec<DateRange>,
 }
@@ -235,6 +238,7 @@ impl RemoteProjection for CareHomeFacts {
                         ride_hours: c.ride_hours,
                         turnaround_minutes: c.turnaround_minutes,
                         requires_confirmation: c.requires_confirmation,
+                        pilots_choose_riders: c.pilots_choose_riders,
                         closures: Vec::new(),
                     };
                     save(tx, kind::CAREHOME, c.carehome_id, Some(c.chapter_id), &fact).await?;

@@ -143,6 +143,25 @@ pub fn check_slot(f: &Facts, slot: &Slot, now: DateTime<Utc>) -> Result<(), Doma
     Ok(())
 }
 
+/// A pilot puts residents on its own ride only where the care home lets pilots choose
+/// their riders, or residents named in a ride request it claimed (`named`); otherwise
+/// 403 `forbidden`, so that seating a resident cannot tell a pilot the resident's name.
+/// Other roles are judged by the gateway's read and write rules.
+pub fn check_pilot_seats(
+    home: &CareHomeFact,
+    actor_role: &str,
+    residents: &[Uuid],
+    named: &[Uuid],
+) -> Result<(), DomainError> {
+    if actor_role != "pilot" || home.pilots_choose_riders || residents.iter().all(|r| named.contains(r)) {
+        return Ok(());
+    }
+    Err(DomainError::rule(
+        ErrorCode::Forbidden,
+        "this care home chooses the riders of pilots' rides: a pilot may seat only residents named in a request it claimed",
+    ))
+}
+
 /// The roster rules: capacity, residence and consent of every rider.
 pub fn check_riders(
     home: &CareHomeFact,
@@ -215,6 +234,7 @@ mod tests {
                     .collect(),
                 turnaround_minutes: 15,
                 requires_confirmation: false,
+                pilots_choose_riders: false,
                 closures: vec![],
             },
             bike: BikeFact {
@@ -311,5 +331,18 @@ mod tests {
         assert!(check_story_consent(&[r(Some(ok.clone()))]).is_err());
         let stories = ResidentFact { consent: vec![ConsentScope::Rides, ConsentScope::Stories], ..ok };
         assert!(check_story_consent(&[r(Some(stories))]).is_ok());
+    }
+
+    #[test]
+    fn a_pilot_seats_only_whom_the_home_or_a_claimed_request_allows() {
+        let mut f = facts();
+        let (named, other) = (Uuid::from_u128(50), Uuid::from_u128(51));
+        let refused = check_pilot_seats(&f.home, "pilot", &[named, other], &[named]).unwrap_err();
+        assert!(matches!(refused, DomainError::Rule { code: ErrorCode::Forbidden, .. }), "{refused:?}");
+        assert!(check_pilot_seats(&f.home, "pilot", &[named], &[named]).is_ok());
+        assert!(check_pilot_seats(&f.home, "pilot", &[], &[]).is_ok(), "an empty roster seats nobody");
+        assert!(check_pilot_seats(&f.home, "coordinator", &[other], &[]).is_ok(), "the home chooses");
+        f.home.pilots_choose_riders = true;
+        assert!(check_pilot_seats(&f.home, "pilot", &[named, other], &[]).is_ok());
     }
 }

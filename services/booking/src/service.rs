@@ -51,6 +51,8 @@ pub struct Reads {
     pub facts: bool,
     /// Residents' facts.
     pub riders: Vec<Uuid>,
+    /// The residents named in the request the ride fulfils, if its pilot claimed it.
+    pub named: bool,
 }
 
 /// The schedule streams, folded.
@@ -87,12 +89,50 @@ async fn residents(store: &EventStore, ids: &[Uuid]) -> ServiceResult<Vec<(Uuid,
     Ok(out)
 }
 
+/// Whether a booking is a pilot seating residents itself where the care home does not
+/// let pilots choose (the only case that needs the pilot's claimed requests).
+fn pilot_seats(cmd: &BookRide, home: &CareHomeFact) -> bool {
+    cmd.actor_role == "pilot"
+        && cmd.ride_request_id.is_none()
+        && !cmd.resident_ids.is_empty()
+        && !home.pilots_choose_riders
+}
+
+/// The residents named in requests `pilot` claimed at `home` whose window has not passed
+/// (from the read model: a claim and its ride are one append, so a request claimed a
+/// moment ago has its riders on that ride already).
+async fn claimed_residents(
+    store: &EventStore,
+    home: Uuid,
+    pilot: Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> ServiceResult<Vec<Uuid>> {
+    let docs = store
+        .fetch_texts(
+            "SELECT doc FROM booking_ride_requests WHERE carehome_id = $1 AND status = 'claimed' AND window_to >= $2",
+            &[home.into(), eventlog::Arg::Int(now.timestamp_micros())],
+        )
+        .await?;
+    let mut out = Vec::new();
+    for doc in docs {
+        let d: crate::readmodel::RequestDoc = serde_json::from_str(&doc).map_err(eventlog::Error::Payload)?;
+        if d.request.pilot_id == Some(pilot) {
+            out.extend(d.request.resident_ids);
+        }
+    }
+    Ok(out)
+}
+
 /// The input of a booking: facts, riders, and the schedules of the slots its rides would
 /// hold (read only when the rules let it get that far: the decider refuses before).
 async fn book_input(l: &mut Loader, cmd: &BookRide) -> ServiceResult<BookInput> {
     let facts = fact_parts(l.store(), cmd.bike_id, cmd.pilot_id).await?;
     let riders = residents(l.store(), &cmd.resident_ids).await?;
-    let mut input = BookInput { facts, riders, schedules: Schedules::default(), now: l.now() };
+    let named = match &facts.home {
+        Some(h) if pilot_seats(cmd, h) => claimed_residents(l.store(), h.carehome_id, cmd.pilot_id, l.now()).await?,
+        _ => Vec::new(),
+    };
+    let mut input = BookInput { facts, riders, schedules: Schedules::default(), named, now: l.now() };
     if let Ok(f) = input.facts.facts()
         && let Ok(legs) = book_cmd::legs(&f, &input.riders, cmd, input.now)
     {
@@ -176,6 +216,13 @@ impl Booking {
                         input.facts = fact_parts(l.store(), ride.bike_id, ride.pilot_id).await?;
                     }
                     input.riders = residents(l.store(), &want.riders).await?;
+                    if want.named
+                        && let Some(id) = ride.ride_request_id
+                        && let Some(req) = l.fold::<RideRequest>(&request_stream(id)).await?
+                        && req.pilot_id == Some(ride.pilot_id)
+                    {
+                        input.named = req.resident_ids;
+                    }
                 }
                 Ok((l, input))
             }
@@ -233,12 +280,14 @@ impl Booking {
 impl Booking {
     /// Puts a resident on a ride's roster under the booking rules.
     pub async fn add_rider(&self, ctx: &CommandCtx, ride_id: Uuid, resident: Uuid) -> ServiceResult<()> {
+        let pilot = ctx.actor.role == "pilot";
         let reads = |r: &Ride| Reads {
             streams: streams_of(&rides_cmd::rider_holds(r, resident), &[]),
             facts: true,
             riders: r.riders.iter().map(|x| x.resident_id).chain([resident]).collect(),
+            named: pilot,
         };
-        self.on_ride(ctx, ride_id, reads, |i| rides_cmd::add_rider(i, resident)).await
+        self.on_ride(ctx, ride_id, reads, |i| rides_cmd::add_rider(i, resident, &ctx.actor.role)).await
     }
 
     /// Takes a resident off a ride's roster (`cause`: `removed`, `consent_withdrawn`, ...).
@@ -276,6 +325,7 @@ impl Booking {
             } else {
                 Vec::new()
             },
+            ..Reads::default()
         };
         self.on_ride(ctx, ride_id, reads, |i| rides_cmd::reschedule(i, start, duration_minutes)).await
     }

@@ -86,6 +86,8 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
                     .collect(),
                 turnaround_minutes: 15,
                 requires_confirmation: confirm,
+                // The first home lets pilots choose their riders; the others do not.
+                pilots_choose_riders: i == 0,
             })
             .await
             .map_err(fail)?

@@ -20,6 +20,7 @@ mod http;
 mod journeys;
 mod people;
 mod reports;
+mod riders;
 mod rides;
 mod stats;
 mod tracing;

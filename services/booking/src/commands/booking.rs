@@ -77,6 +77,9 @@ pub struct BookInput {
     pub riders: Vec<(Uuid, Option<ResidentFact>)>,
     /// The schedule streams of the rides' holds.
     pub schedules: Schedules,
+    /// Residents named in ride requests the booking pilot claimed at the care home (loaded
+    /// for a pilot's own booking only).
+    pub named: Vec<Uuid>,
     /// Now.
     pub now: DateTime<Utc>,
 }
@@ -154,6 +157,10 @@ pub fn holds(legs: &[RideBooked]) -> Vec<Hold> {
 /// stream it holds, or the first rule or conflict that refuses it.
 pub fn book(input: &BookInput, cmd: &BookRide) -> Result<Decision<BookingEvent>, DomainError> {
     let f = input.facts.facts()?;
+    // A claim seats the request's residents; any other booking by a pilot is checked.
+    if cmd.ride_request_id.is_none() {
+        rules::check_pilot_seats(&f.home, &cmd.actor_role, &cmd.resident_ids, &input.named)?;
+    }
     let legs = legs(&f, &input.riders, cmd, input.now)?;
     let mut d = Decision::in_tenant(Some(f.home.chapter_id));
     for leg in &legs {

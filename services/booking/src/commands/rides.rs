@@ -26,6 +26,9 @@ pub struct RideInput {
     pub facts: FactParts,
     /// Riders' facts (roster changes, event rides, stories).
     pub riders: Vec<(Uuid, Option<ResidentFact>)>,
+    /// Residents named in the ride request the ride's pilot claimed for it (roster
+    /// changes of a claimed ride).
+    pub named: Vec<Uuid>,
     /// Now.
     pub now: DateTime<Utc>,
 }
@@ -205,14 +208,16 @@ pub fn rider_holds(ride: &Ride, resident: Uuid) -> Vec<Hold> {
     Hold::of(ride.ride_id, holds_of(&[Holder::Resident(resident)], ride.start, ride.duration_minutes, 0))
 }
 
-/// Puts a resident on a ride's roster under the booking rules (`riders`: the roster after).
-pub fn add_rider(input: &RideInput, resident: Uuid) -> Result<Decision<BookingEvent>, DomainError> {
+/// Puts a resident on a ride's roster under the booking rules (`riders`: the roster
+/// after); `actor_role` is who asks (a pilot seats only whom it may).
+pub fn add_rider(input: &RideInput, resident: Uuid, actor_role: &str) -> Result<Decision<BookingEvent>, DomainError> {
     let ride = input.ride()?;
     bookable(ride, "given riders")?;
+    let facts = input.facts()?;
+    rules::check_pilot_seats(&facts.home, actor_role, &[resident], &input.named)?;
     if ride.has_rider(resident) {
         return Ok(Decision::nothing());
     }
-    let facts = input.facts()?;
     rules::check_riders(&facts.home, &facts.bike, ride.kind, ride.duration_minutes, ride.trip_minutes, &input.riders)?;
     let mut d = on_ride(ride, vec![RiderAddedToRoster { ride_id: ride.ride_id, resident_id: resident }.into()]);
     for (stream, e) in schedule_events(&input.schedules, &rider_holds(ride, resident), &[])? {

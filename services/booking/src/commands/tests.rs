@@ -95,6 +95,8 @@ fn given() -> Given {
                 .collect(),
             turnaround_minutes: 15,
             requires_confirmation: false,
+            // The rule on pilots' riders has its own tests (rules.rs, tests/tests/api/riders.rs).
+            pilots_choose_riders: true,
             closures: vec![],
         }),
         bikes: [(BIKE, bike(BIKE, 2)), (BIKE2, bike(BIKE2, 2))].into(),
@@ -167,6 +169,7 @@ impl Given {
             facts: self.facts(cmd.bike_id, cmd.pilot_id),
             riders: self.riders(&cmd.resident_ids),
             schedules: Schedules::default(),
+            named: Vec::new(),
             now: self.now,
         };
         if let Ok(f) = input.facts.facts()
@@ -239,7 +242,7 @@ impl Given {
         let r = self.the_ride(ride_id);
         let streams = streams_of(&rides::rider_holds(&r, resident), &[]);
         let riders = r.riders.iter().map(|x| x.resident_id).chain([resident]).collect();
-        rides::add_rider(&self.ride_input(ride_id, streams, true, riders), resident)
+        rides::add_rider(&self.ride_input(ride_id, streams, true, riders), resident, "coordinator")
     }
 
     fn when_remove_rider(&self, ride_id: Uuid, resident: Uuid) -> Outcome {

@@ -57,6 +57,7 @@ fn facts(lead_minutes: u32) -> Facts {
                 .collect(),
             turnaround_minutes: 15,
             requires_confirmation: false,
+            pilots_choose_riders: false,
             closures: vec![],
         },
         bike: BikeFact {

@@ -54,6 +54,10 @@ pub struct CareHome {
     pub turnaround_minutes: u32,
     /// Whether pilot-booked rides wait for confirmation.
     pub requires_confirmation: bool,
+    /// Whether pilots may put residents on their own rides (absent from documents
+    /// written before the rule).
+    #[serde(default)]
+    pub pilots_choose_riders: bool,
     /// Closures, in the order they were recorded.
     pub closures: Vec<Closure>,
     /// Its coordinators' pseudonymous user ids, in order of assignment (absent from
@@ -83,6 +87,7 @@ impl Aggregate for CareHome {
                 ride_hours: e.ride_hours.clone(),
                 turnaround_minutes: e.turnaround_minutes,
                 requires_confirmation: e.requires_confirmation,
+                pilots_choose_riders: e.pilots_choose_riders,
                 closures: vec![],
                 coordinator_ids: vec![],
             }),
@@ -132,6 +137,8 @@ pub struct RegisterCareHome {
     pub turnaround_minutes: u32,
     /// Confirmation policy.
     pub requires_confirmation: bool,
+    /// Whether pilots choose their riders.
+    pub pilots_choose_riders: bool,
 }
 
 /// The raw fields of a care-home registration.
@@ -149,6 +156,8 @@ pub struct RegisterCareHomeInput<'a> {
     pub turnaround_minutes: u32,
     /// Confirmation policy.
     pub requires_confirmation: bool,
+    /// Whether pilots choose their riders.
+    pub pilots_choose_riders: bool,
 }
 
 impl RegisterCareHome {
@@ -175,6 +184,7 @@ impl RegisterCareHome {
                 ride_hours: ride_hours?,
                 turnaround_minutes: input.turnaround_minutes,
                 requires_confirmation: input.requires_confirmation,
+                pilots_choose_riders: input.pilots_choose_riders,
             })
         })
     }
@@ -195,6 +205,7 @@ pub fn register(state: Option<&CareHome>, cmd: &RegisterCareHome) -> Result<Vec<
             ride_hours: cmd.ride_hours.clone(),
             turnaround_minutes: cmd.turnaround_minutes,
             requires_confirmation: cmd.requires_confirmation,
+            pilots_choose_riders: cmd.pilots_choose_riders,
         }
         .into(),
     ])

@@ -33,6 +33,7 @@ pub(super) fn view(home: &CareHome, chapter_timezone: &str, version: u64) -> pb:
         ride_hours: home.ride_hours.iter().map(hours_view).collect(),
         turnaround_minutes: home.turnaround_minutes,
         requires_confirmation: home.requires_confirmation,
+        pilots_choose_riders: home.pilots_choose_riders,
         closures: home
             .closures
             .iter()
@@ -65,6 +66,7 @@ pub async fn register(h: &Handlers, req: pb::RegisterCareHomeRequest) -> Service
         ride_hours: hours_input(&req.ride_hours),
         turnaround_minutes: req.turnaround_minutes,
         requires_confirmation: req.requires_confirmation,
+        pilots_choose_riders: req.pilots_choose_riders,
     };
     let cmd = RegisterCareHome::parse(carehome_id, chapter_id, input)?;
     let chapter = chapter(&h.store, chapter_id).await?;

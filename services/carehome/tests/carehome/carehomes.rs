@@ -20,14 +20,16 @@ pub async fn a_care_home_is_registered_with_ride_hours_and_closures(db: TestDb) 
     assert_eq!((home.timezone.as_str(), home.effective_timezone.as_str()), ("", "Europe/Copenhagen"));
     assert_eq!(home.ride_hours, vec![hours("monday", "09:00", "16:00")]);
     assert_eq!((home.turnaround_minutes, home.requires_confirmation, home.version), (15, false, 1));
+    assert!(!home.pilots_choose_riders, "pilots do not choose riders unless the home says so");
 
     let mut req = carehome_request(&c.chapter_id);
     req.timezone = "Atlantic/Faroe".into();
     req.turnaround_minutes = 0;
     req.requires_confirmation = true;
+    req.pilots_choose_riders = true;
     let faroe = app.client.register_care_home(req).await.unwrap().into_inner();
     assert_eq!(faroe.effective_timezone, "Atlantic/Faroe");
-    assert_eq!((faroe.turnaround_minutes, faroe.requires_confirmation), (0, true));
+    assert_eq!((faroe.turnaround_minutes, faroe.requires_confirmation, faroe.pilots_choose_riders), (0, true, true));
 
     let new_hours = vec![hours("saturday", "10:00", "12:00"), hours("saturday", "13:00", "16:30")];
     let req = pb::ChangeRideHoursRequest {

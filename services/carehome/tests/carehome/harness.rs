@@ -111,6 +111,7 @@ pub fn carehome_request(chapter_id: &str) -> pb::RegisterCareHomeRequest {
         ride_hours: vec![pb::RideHours { weekday: "monday".into(), opens: "09:00".into(), closes: "16:00".into() }],
         turnaround_minutes: 15,
         requires_confirmation: false,
+        pilots_choose_riders: false,
     }
 }
 

@@ -88,6 +88,10 @@ pub struct NewCareHome {
     pub turnaround_minutes: u32,
     /// Whether pilot-booked rides wait for the coordinator's confirmation.
     pub requires_confirmation: bool,
+    /// Whether pilots may put residents on their own rides (booking, roster); otherwise
+    /// only residents named in a request they claimed (default false).
+    #[serde(default)]
+    pub pilots_choose_riders: bool,
 }
 
 /// `PUT /v1/carehomes/{id}/ride-hours`.
@@ -132,6 +136,8 @@ pub struct CareHomeView {
     pub turnaround_minutes: u32,
     /// Whether pilot-booked rides wait for confirmation.
     pub requires_confirmation: bool,
+    /// Whether pilots may put residents on their own rides.
+    pub pilots_choose_riders: bool,
     /// Closures.
     pub closures: Vec<Closure>,
     /// Its coordinators' user ids, in order of assignment.
@@ -173,6 +179,7 @@ fn view_of(h: cpb::CareHome) -> CareHomeView {
         ride_hours: h.ride_hours.into_iter().map(Into::into).collect(),
         turnaround_minutes: h.turnaround_minutes,
         requires_confirmation: h.requires_confirmation,
+        pilots_choose_riders: h.pilots_choose_riders,
         closures: h.closures.into_iter().map(|c| Closure { from: c.from, to: c.to, reason: c.reason }).collect(),
         coordinator_ids: h.coordinator_ids,
     }
@@ -246,6 +253,7 @@ pub async fn create(
             ride_hours: b.ride_hours.into_iter().map(Into::into).collect(),
             turnaround_minutes: b.turnaround_minutes,
             requires_confirmation: b.requires_confirmation,
+            pilots_choose_riders: b.pilots_choose_riders,
         })
         .await?
         .into_inner();

@@ -67,8 +67,12 @@ pub struct RideRequestView {
     pub carehome_id: String,
     /// Chapter.
     pub chapter_id: String,
-    /// Residents.
-    pub resident_ids: Vec<String>,
+    /// The residents it names: for the home's coordinator, the chapter's admins and the
+    /// pilot that claimed it; other pilots see `resident_count` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resident_ids: Option<Vec<String>>,
+    /// How many residents it names.
+    pub resident_count: u32,
     /// When the ride may happen (UTC).
     pub window: Window,
     /// Length in minutes.
@@ -111,13 +115,23 @@ fn may_read(caller: &Caller, r: &bpb::RideRequest) -> bool {
     object(r).is_some_and(|o| caller.may_read(&o))
 }
 
-fn view(r: bpb::RideRequest) -> RideRequestView {
+/// Whether the caller sees which residents a request names: those who see its note, and
+/// the pilot that claimed it. A pilot before claiming sees how many, not whom (it could
+/// otherwise seat them on its own ride and read their names).
+fn sees_riders(caller: &Caller, r: &bpb::RideRequest) -> bool {
+    sees_note(caller, r) || r.pilot_id.parse::<Uuid>().is_ok_and(|p| caller.is_pilot(p))
+}
+
+fn view(caller: &Caller, r: bpb::RideRequest) -> RideRequestView {
     let w = r.window.unwrap_or_default();
+    let resident_count = r.resident_ids.len() as u32;
+    let resident_ids = sees_riders(caller, &r).then_some(r.resident_ids);
     RideRequestView {
         ride_request_id: r.ride_request_id,
         carehome_id: r.carehome_id,
         chapter_id: r.chapter_id,
-        resident_ids: r.resident_ids,
+        resident_ids,
+        resident_count,
         window: Window { from: time(&w.from).unwrap_or_default(), to: time(&w.to).unwrap_or_default() },
         duration_minutes: r.duration_minutes,
         kind: r.kind,
@@ -146,7 +160,7 @@ pub async fn visible(s: &AppState, caller: &Caller, id: Uuid) -> Result<bpb::Rid
 async fn shown(s: &AppState, caller: &Caller, r: bpb::RideRequest) -> Result<Versioned<RideRequestView>, ApiError> {
     let r = if sees_note(caller, &r) { load(s, &r.ride_request_id, true).await? } else { r };
     let version = r.version;
-    Ok(Versioned(view(r), version))
+    Ok(Versioned(view(caller, r), version))
 }
 
 /// Ask for a ride (the home's coordinator, the chapter's admin).
@@ -196,7 +210,7 @@ pub async fn get(
 ) -> Result<Versioned<RideRequestView>, ApiError> {
     let r = visible(&s, &caller, id).await?;
     let version = r.version;
-    Ok(Versioned(view(r), version))
+    Ok(Versioned(view(&caller, r), version))
 }
 
 /// `GET /v1/ride-requests` filters.
@@ -332,7 +346,7 @@ pub async fn claim(
     let version = request.version;
     let ride = rides::view(&s, caller, ride).await?;
     let location = format!("/v1/rides/{}", ride.ride_id);
-    Ok(([(header::LOCATION, location)], Versioned(Claimed { ride_request: view(request), ride }, version)))
+    Ok(([(header::LOCATION, location)], Versioned(Claimed { ride_request: view(caller, request), ride }, version)))
 }
 
 /// Withdraw an open ride request (the home's coordinator, the chapter's admin).

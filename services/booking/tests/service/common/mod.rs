@@ -205,6 +205,8 @@ impl World {
                     .collect(),
                 turnaround_minutes: 15,
                 requires_confirmation,
+                // These suites test the booking rules with pilots as actors.
+                pilots_choose_riders: true,
             })
             .await
             .unwrap()

@@ -20,6 +20,7 @@ fn input<'a>() -> RegisterCareHomeInput<'a> {
         ride_hours: vec![("monday", "09:00", "12:00"), ("monday", "13:00", "17:00")],
         turnaround_minutes: 15,
         requires_confirmation: true,
+        pilots_choose_riders: false,
     }
 }
 
@@ -62,6 +63,7 @@ fn registration_names_every_bad_field() {
         ride_hours: vec![("monday", "9:00", "12:00")],
         turnaround_minutes: 241,
         requires_confirmation: false,
+        pilots_choose_riders: false,
     };
     let e = RegisterCareHome::parse(Uuid::nil(), Uuid::nil(), i).unwrap_err();
     assert_eq!(fields(e), ["/name", "/address", "/timezone", "/ride_hours/0/opens", "/turnaround_minutes"]);

@@ -1,0 +1,90 @@
+//! Riders' names and pilots (api.md → *Riders' names and pilots*), over HTTP on the real
+//! system, both backends: where the care home does not let pilots choose their riders, a
+//! pilot sees an open request's riders as a count only, and cannot seat a resident on its
+//! own ride (booking or roster) unless a request it claimed names them; that closes the
+//! way a pilot used to learn any resident's name (seat them, read `riders[].display_name`).
+
+use e2e::{System, World};
+use gateway::Role;
+use serde_json::{Value, json};
+
+testkit::both_backends!(setup = e2e::System::start;
+    a_pilot_cannot_learn_names_where_the_home_chooses_riders,
+);
+
+fn ride(w: &World, start: &str, residents: &[uuid::Uuid]) -> Value {
+    json!({"bike_id": w.bike, "pilot_id": w.pilot, "start": start, "duration_minutes": 60, "resident_ids": residents})
+}
+
+fn riders(v: &Value) -> Vec<String> {
+    v["riders"].as_array().unwrap().iter().map(|r| r["resident_id"].as_str().unwrap().to_owned()).collect()
+}
+
+async fn a_pilot_cannot_learn_names_where_the_home_chooses_riders(s: System) {
+    let chapter = s.chapter().await;
+    let home = s.carehome_where(chapter, false).await;
+    let bike = s.bike(chapter, home, 2).await;
+    let pilot = s.pilot(chapter).await;
+    let residents = vec![s.resident(home).await, s.resident(home).await];
+    let w = World { chapter, home, bike, pilot, residents };
+    s.settle(&w).await;
+    let (r0, r1) = (w.residents[0], w.residents[1]);
+    let admin = s.token(Role::ChapterAdmin(w.chapter));
+    let coord = s.token(Role::Coordinator(w.home));
+    let me = s.token(Role::Pilot(w.pilot));
+    let shown = s.get(&format!("/v1/carehomes/{}", w.home), &admin).await.expect(200);
+    assert_eq!(shown.body["pilots_choose_riders"], false, "the default");
+    let bad = json!({"chapter_id": w.chapter, "name": "X", "address": "Y", "ride_hours": [],
+        "turnaround_minutes": 15, "requires_confirmation": false, "pilots_choose_riders": "yes"});
+    let r = s.post("/v1/carehomes", &admin, bad).await.expect(400);
+    assert_eq!(r.body["errors"][0]["field"], "/pilots_choose_riders", "{}", r.body);
+
+    // A request names r0: its coordinator sees whom, a pilot only how many.
+    let body = json!({"carehome_id": w.home, "resident_ids": [r0], "duration_minutes": 60,
+        "window": {"from": "2027-05-03T07:00:00Z", "to": "2027-05-03T12:00:00Z"}});
+    let request = s.post("/v1/ride-requests", &coord, body).await.expect(201).str("ride_request_id");
+    let path = format!("/v1/ride-requests/{request}");
+    let theirs = s.get(&path, &coord).await.expect(200);
+    assert_eq!((theirs.body["resident_ids"].clone(), theirs.body["resident_count"].clone()), (json!([r0]), json!(1)));
+    let mine = s.get(&path, &me).await.expect(200);
+    assert_eq!((mine.body.get("resident_ids"), mine.body["resident_count"].clone()), (None, json!(1)), "{}", mine.body);
+    let listed = s.get(&format!("/v1/ride-requests?carehome_id={}", w.home), &me).await.expect(200);
+    assert_eq!(listed.body["items"][0].get("resident_ids"), None, "{}", listed.body);
+    assert_eq!(listed.body["items"][0]["resident_count"], 1);
+
+    // Seating anyone on its own ride is refused, and nothing is booked.
+    for who in [vec![r0], vec![r1], vec![r0, r1]] {
+        let r = s.post("/v1/rides", &me, ride(&w, "2027-05-04T08:00:00Z", &who)).await.expect(403);
+        assert_eq!(r.code(), "forbidden", "{}", r.body);
+    }
+    let empty = s.post("/v1/rides", &me, ride(&w, "2027-05-04T08:00:00Z", &[])).await.expect(201);
+    let own = empty.str("ride_id");
+    let roster = format!("/v1/rides/{own}/roster");
+    let r = s.post(&roster, &me, json!({"resident_id": r1})).await.expect(403);
+    assert_eq!(r.code(), "forbidden");
+    let read = s.get(&format!("/v1/rides/{own}"), &me).await.expect(200);
+    assert!(riders(&read.body).is_empty(), "nothing seated: {}", read.body);
+    // The care home chooses: its coordinator may seat r1 on the pilot's ride.
+    s.post(&roster, &coord, json!({"resident_id": r1})).await.expect(200);
+
+    // Once it claims the request, the pilot sees whom it names and may seat them again.
+    let claim = json!({"bike_id": w.bike, "start": "2027-05-03T08:00:00Z"});
+    let claimed = s.post(&format!("{path}/claim"), &me, claim).await;
+    assert!(claimed.status.is_success(), "{}", claimed.body);
+    assert_eq!(claimed.body["ride_request"]["resident_ids"], json!([r0]));
+    let claimed_ride = claimed.body["ride"]["ride_id"].as_str().unwrap().to_owned();
+    assert_eq!(s.get(&path, &me).await.expect(200).body["resident_ids"], json!([r0]));
+    let its_roster = format!("/v1/rides/{claimed_ride}/roster");
+    s.delete(&format!("{its_roster}/{r0}"), &me).await.expect(200);
+    let back = s.post(&its_roster, &me, json!({"resident_id": r0})).await.expect(200);
+    assert_eq!(riders(&back.body), vec![r0.to_string()]);
+    // ... but nobody the request does not name.
+    s.post(&its_roster, &me, json!({"resident_id": r1})).await.expect(403);
+    // A new booking of its own with the named resident is its choice too; with another, not.
+    s.post("/v1/rides", &me, ride(&w, "2027-05-03T10:00:00Z", &[r0])).await.expect(201);
+    s.post("/v1/rides", &me, ride(&w, "2027-05-05T10:00:00Z", &[r1])).await.expect(403);
+    // Another pilot of the chapter still sees the claimed request's count only.
+    let other = s.token(Role::Pilot(s.pilot(w.chapter).await));
+    let theirs = s.get(&path, &other).await.expect(200);
+    assert_eq!((theirs.body.get("resident_ids"), theirs.body["resident_count"].clone()), (None, json!(1)));
+}
