@@ -86,8 +86,9 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
                     .collect(),
                 turnaround_minutes: 15,
                 requires_confirmation: confirm,
-                // The first home lets pilots choose their riders; the others do not.
-                pilots_choose_riders: i == 0,
+                // The home where pilots book (and the coordinator confirms) lets them
+                // choose their riders; at the others the home chooses.
+                pilots_choose_riders: confirm,
             })
             .await
             .map_err(fail)?

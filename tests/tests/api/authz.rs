@@ -798,7 +798,9 @@ fn uuid_of(r: &Reply, field: &str) -> Uuid {
 
 async fn carehome(s: &System, chapter: Uuid, requires_confirmation: bool) -> Uuid {
     let body = json!({"chapter_id": chapter, "name": "Lindehuset", "address": "Lindevej 1", "ride_hours": hours(),
-        "turnaround_minutes": 15, "requires_confirmation": requires_confirmation});
+        "turnaround_minutes": 15, "requires_confirmation": requires_confirmation,
+        // The matrix's pilots seat residents; riders.rs covers a home that chooses them.
+        "pilots_choose_riders": true});
     uuid_of(&s.post("/v1/carehomes", &s.admin(), body).await.expect(201), "carehome_id")
 }
 

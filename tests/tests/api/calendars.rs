@@ -76,7 +76,7 @@ async fn world(s: &System) -> World {
             &s.token(Role::ChapterAdmin(chapter)),
             json!({"chapter_id": chapter, "name": HOME_NAME, "address": "Åbakken 7, 8000 Aarhus C",
                 "ride_hours": days.iter().map(|d| json!({"weekday": d, "opens": "09:00", "closes": "17:00"})).collect::<Vec<_>>(),
-                "turnaround_minutes": 15, "requires_confirmation": true}),
+                "turnaround_minutes": 15, "requires_confirmation": true, "pilots_choose_riders": true}),
         )
         .await
         .expect(201)

@@ -169,7 +169,7 @@ async fn confirming_world(s: &System) -> World {
     let body = json!({
         "chapter_id": chapter, "name": "Bakkehuset", "address": "Bakkevej 2, Aarhus",
         "ride_hours": days.iter().map(|d| json!({"weekday": d, "opens": "09:00", "closes": "17:00"})).collect::<Vec<_>>(),
-        "turnaround_minutes": 15, "requires_confirmation": true,
+        "turnaround_minutes": 15, "requires_confirmation": true, "pilots_choose_riders": true,
     });
     let home = s.post("/v1/carehomes", &s.admin(), body).await.expect(201).str("carehome_id").parse().unwrap();
     let bike = s.bike(chapter, home, 2).await;
