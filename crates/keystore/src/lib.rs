@@ -391,6 +391,23 @@ impl KeyStore {
         Ok(Sealed(format!("{}{}", Sealed::PREFIX, B64.encode(bytes))))
     }
 
+    /// A keyed digest of `data` for `purpose` (HMAC-SHA256 under a key derived from the
+    /// master key), in hex: for values that are compared but never read back, such as a
+    /// request body kept only to tell a retry from a new request. Equal inputs give equal
+    /// digests; without the master key a digest does not even confirm a guessed input, as
+    /// a bare hash of a short body with a name in it would.
+    pub fn digest(&self, purpose: &str, data: &[u8]) -> String {
+        use hmac::{KeyInit, Mac};
+        let mut derive =
+            <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&self.master.key).expect("HMAC takes any key");
+        derive.update(b"samskab digest\0");
+        derive.update(purpose.as_bytes());
+        let key = derive.finalize().into_bytes();
+        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&key).expect("HMAC takes any key");
+        mac.update(data);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
     /// Seals a serialisable value as JSON.
     pub async fn seal_json<T: serde::Serialize>(&self, subject: &str, field: &str, value: &T) -> Result<Sealed, Error> {
         let text = serde_json::to_string(value)

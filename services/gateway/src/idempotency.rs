@@ -149,18 +149,21 @@ impl Idempotency {
             .await
     }
 
-    async fn claim(&self, scope: &str, hash: &str) -> Result<Claim, ApiError> {
+    /// Claims `scope` for a request whose body has the keyed digest `hash`; `legacy` is the
+    /// bare hash older gateways stored, accepted from rows that hold one (for the day such
+    /// rows are kept after an upgrade).
+    async fn claim(&self, scope: &str, hash: &str, legacy: Option<&str>) -> Result<Claim, ApiError> {
         // A row that vanished between the insert and the read was released (its request
         // got a 5xx): claim again.
         for _ in 0..3 {
-            if let Some(claim) = self.try_claim(scope, hash).await? {
+            if let Some(claim) = self.try_claim(scope, hash, legacy).await? {
                 return Ok(claim);
             }
         }
         Err(ApiError::new(ErrorCode::IdempotencyInFlight))
     }
 
-    async fn try_claim(&self, scope: &str, hash: &str) -> Result<Option<Claim>, ApiError> {
+    async fn try_claim(&self, scope: &str, hash: &str, legacy: Option<&str>) -> Result<Option<Claim>, ApiError> {
         // Marked running before the claim is visible, so that no concurrent retry in this
         // process takes it for an orphan.
         let running = self.run(scope);
@@ -194,7 +197,8 @@ impl Idempotency {
         let Some(ClaimRow { request_hash: stored_hash, status, updated_at: updated, owner, response }) = row else {
             return Ok(None);
         };
-        if stored_hash != hash {
+        let same = stored_hash == hash || (!stored_hash.starts_with(KEYED) && legacy.is_some_and(|l| stored_hash == l));
+        if !same {
             return Err(ApiError::new(ErrorCode::IdempotencyKeyReused));
         }
         if status == 0 {
@@ -236,6 +240,26 @@ impl Idempotency {
         Ok((moved == 1).then_some(running))
     }
 
+    /// Drops every kept answer that names `id` (a person just erased): a replay can no
+    /// longer show their data; a retry runs again and the service, which finds its first
+    /// outcome by the events' ids, answers from the erased state. Requests still running
+    /// keep their claim.
+    pub async fn forget_subject(&self, id: uuid::Uuid) -> Result<u64, ApiError> {
+        let pattern = format!("%{id}%");
+        self.store
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        "DELETE FROM gateway_idempotency WHERE status > 0 AND subjects LIKE $1",
+                        &[Arg::Text(pattern)],
+                    )
+                    .await
+                })
+            })
+            .await
+            .map_err(internal)
+    }
+
     async fn finish(&self, scope: &str, subject: &str, stored: Option<Stored>) -> Result<(), ApiError> {
         let s = scope.to_owned();
         let Some(stored) = stored else {
@@ -251,14 +275,16 @@ impl Idempotency {
                 .map(|_| ())
                 .map_err(internal);
         };
+        let subjects = subjects_of(&stored.body);
         let sealed = self.keys.seal_json(subject, "response", &stored).await.map_err(|e| internal(e.to_string()))?;
         let (status, t) = (i64::from(stored.status), now());
         self.store
             .transaction(move |tx| {
                 Box::pin(async move {
                     tx.execute(
-                        "UPDATE gateway_idempotency SET status = $2, response = $3, updated_at = $4 WHERE scope = $1",
-                        &[Arg::Text(s), Arg::Int(status), Arg::Text(sealed.0), Arg::Int(t)],
+                        "UPDATE gateway_idempotency SET status = $2, response = $3, updated_at = $4, subjects = $5 \
+                         WHERE scope = $1",
+                        &[Arg::Text(s), Arg::Int(status), Arg::Text(sealed.0), Arg::Int(t), Arg::Text(subjects)],
                     )
                     .await
                 })
@@ -298,6 +324,37 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorCode::Unavailable)
 }
 
+/// Every id (a UUID-shaped string value) an answer's JSON body names, space-separated.
+fn subjects_of(body: &str) -> String {
+    fn walk(v: &serde_json::Value, out: &mut std::collections::BTreeSet<uuid::Uuid>) {
+        match v {
+            serde_json::Value::String(s) if s.len() == 36 => {
+                if let Ok(id) = s.parse() {
+                    out.insert(id);
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            serde_json::Value::Object(m) => m.values().for_each(|i| walk(i, out)),
+            _ => {}
+        }
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
+        walk(&v, &mut ids);
+    }
+    ids.iter().map(uuid::Uuid::to_string).collect::<Vec<_>>().join(" ")
+}
+
+/// The prefix of a keyed request digest (rows written before it hold a bare SHA-256).
+const KEYED: &str = "k1:";
+
+/// What is kept of a request's content type and body to tell a retry from another
+/// request under the same key: a keyed digest, since a body holds names and a bare hash of
+/// it would confirm a guessed one to whoever reads the table.
+fn request_digest(keys: &KeyStore, request: &[u8]) -> String {
+    format!("{KEYED}{}", keys.digest("idempotency request", request))
+}
+
 /// The scope of a key: caller, method and path.
 fn scope_of(sub: &str, role: Role, method: &Method, path: &str, key: &str) -> String {
     let digest = Sha256::digest(format!("{}\0{sub}\0{method}\0{path}\0{key}", role.name()).as_bytes());
@@ -326,10 +383,12 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
         _ => return ApiError::new(ErrorCode::TooLarge).into_response(),
     };
     let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let hash = hex::encode(Sha256::digest([content_type.as_bytes(), b"\0", &bytes].concat()));
+    let request = [content_type.as_bytes(), b"\0", &bytes].concat();
+    let hash = request_digest(&state.idempotency.keys, &request);
+    let legacy = hex::encode(Sha256::digest(&request));
     let scope = scope_of(&caller.sub, caller.role(), &parts.method, parts.uri.path(), &key);
     let subject = format!("idempotency:{}", hex::encode(&Sha256::digest(caller.sub.as_bytes())[..16]));
-    let _running = match state.idempotency.claim(&scope, &hash).await {
+    let _running = match state.idempotency.claim(&scope, &hash, Some(&legacy)).await {
         Err(e) => return e.into_response(),
         Ok(Claim::Replay(sealed)) => {
             return state.idempotency.replay(&subject, &sealed).await.unwrap_or_else(IntoResponse::into_response);
@@ -370,27 +429,27 @@ mod tests {
             Idempotency { instance: uuid::Uuid::new_v4().to_string(), running: Default::default(), ..one.clone() };
 
         // A request running here: a retry here or in another gateway is told it is in flight.
-        let Claim::Run(running) = one.claim("s1", "h").await.unwrap() else { panic!("first claim runs") };
+        let Claim::Run(running) = one.claim("s1", "h", None).await.unwrap() else { panic!("first claim runs") };
         for (who, i) in [("this gateway", &one), ("another gateway", &other)] {
-            let err = i.claim("s1", "h").await.err().unwrap_or_else(|| panic!("{who} ran a running request"));
+            let err = i.claim("s1", "h", None).await.err().unwrap_or_else(|| panic!("{who} ran a running request"));
             assert_eq!(err.code, ErrorCode::IdempotencyInFlight, "{who}");
         }
         // It ends without recording an answer (the database was down): the claim is an
         // orphan. Another gateway cannot know that and waits for the lease; this one
         // takes it over at once, and only once.
         drop(running);
-        assert_eq!(other.claim("s1", "h").await.err().unwrap().code, ErrorCode::IdempotencyInFlight);
-        let Claim::Run(again) = one.claim("s1", "h").await.unwrap() else { panic!("the orphan is taken over") };
-        assert_eq!(one.claim("s1", "h").await.err().unwrap().code, ErrorCode::IdempotencyInFlight);
+        assert_eq!(other.claim("s1", "h", None).await.err().unwrap().code, ErrorCode::IdempotencyInFlight);
+        let Claim::Run(again) = one.claim("s1", "h", None).await.unwrap() else { panic!("the orphan is taken over") };
+        assert_eq!(one.claim("s1", "h", None).await.err().unwrap().code, ErrorCode::IdempotencyInFlight);
         // The retry records its answer; later repeats replay it, anywhere.
         let stored = Stored { status: 201, headers: vec![], body: "{}".into() };
         one.finish("s1", "idempotency:test", Some(stored)).await.unwrap();
         drop(again);
         for i in [&one, &other] {
-            assert!(matches!(i.claim("s1", "h").await.unwrap(), Claim::Replay(_)));
+            assert!(matches!(i.claim("s1", "h", None).await.unwrap(), Claim::Replay(_)));
         }
         // Another body under the key is still refused.
-        assert_eq!(one.claim("s1", "other").await.err().unwrap().code, ErrorCode::IdempotencyKeyReused);
+        assert_eq!(one.claim("s1", "other", None).await.err().unwrap().code, ErrorCode::IdempotencyKeyReused);
     }
 
     #[tokio::test]
@@ -402,5 +461,59 @@ mod tests {
     async fn postgres_orphans_of_this_process_are_taken_over_at_once() {
         let Some(db) = testkit::TestDb::postgres() else { return };
         orphans_of_this_process_are_taken_over_at_once(db).await;
+    }
+
+    async fn kept_requests_are_keyed_digests_and_an_erasure_drops_the_answers_naming_its_person(db: testkit::TestDb) {
+        let one = idempotency(&db).await;
+        let body = br#"application/json\0{"display_name":"Karen Blixen"}"#;
+        let digest = request_digest(&one.keys, body);
+        assert!(digest.starts_with(KEYED));
+        assert_eq!(digest, request_digest(&one.keys, body), "equal bodies, equal digests");
+        assert_ne!(digest, request_digest(&one.keys, b"application/json\0{}"));
+        let bare = hex::encode(Sha256::digest(body));
+        assert!(!digest.contains(&bare), "a guessed body cannot be confirmed by hashing it");
+        let other_keys = KeyStore::connect(&one.store, keystore::MasterKey::generate()).await.unwrap();
+        assert_ne!(digest, request_digest(&other_keys, body), "another master key, another digest");
+        // A row kept by an older gateway holds the bare hash: its retry still replays.
+        let Claim::Run(r) = one.claim("old", &bare, None).await.unwrap() else { panic!("runs") };
+        one.finish("old", "idempotency:test", Some(Stored { status: 201, headers: vec![], body: "{}".into() }))
+            .await
+            .unwrap();
+        drop(r);
+        assert!(matches!(one.claim("old", &digest, Some(&bare)).await.unwrap(), Claim::Replay(_)));
+        assert_eq!(
+            one.claim("old", &digest, Some("another")).await.err().unwrap().code,
+            ErrorCode::IdempotencyKeyReused
+        );
+
+        // Answers naming a person are dropped when the person is erased; others stay, and
+        // so does a request still running.
+        let (person, other) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        for (scope, body) in [
+            ("names", format!(r#"{{"ride_id":"{other}","riders":[{{"resident_id":"{person}","display_name":"K"}}]}}"#)),
+            ("unrelated", format!(r#"{{"ride_id":"{other}"}}"#)),
+        ] {
+            let Claim::Run(r) = one.claim(scope, "k1:x", None).await.unwrap() else { panic!("runs") };
+            one.finish(scope, "idempotency:test", Some(Stored { status: 201, headers: vec![], body })).await.unwrap();
+            drop(r);
+        }
+        let Claim::Run(_running) = one.claim("running", "k1:x", None).await.unwrap() else { panic!("runs") };
+        assert_eq!(subjects_of(&format!(r#"{{"a":["{person}",{{"b":"{other}"}}],"c":"x"}}"#)).split(' ').count(), 2);
+        assert_eq!(one.forget_subject(person).await.unwrap(), 1);
+        let Claim::Run(_again) = one.claim("names", "k1:x", None).await.unwrap() else { panic!("runs again") };
+        assert!(matches!(one.claim("unrelated", "k1:x", None).await.unwrap(), Claim::Replay(_)));
+        assert_eq!(one.claim("running", "k1:x", None).await.err().unwrap().code, ErrorCode::IdempotencyInFlight);
+    }
+
+    #[tokio::test]
+    async fn sqlite_kept_requests_are_keyed_digests_and_an_erasure_drops_the_answers_naming_its_person() {
+        kept_requests_are_keyed_digests_and_an_erasure_drops_the_answers_naming_its_person(testkit::TestDb::sqlite())
+            .await;
+    }
+
+    #[tokio::test]
+    async fn postgres_kept_requests_are_keyed_digests_and_an_erasure_drops_the_answers_naming_its_person() {
+        let Some(db) = testkit::TestDb::postgres() else { return };
+        kept_requests_are_keyed_digests_and_an_erasure_drops_the_answers_naming_its_person(db).await;
     }
 }

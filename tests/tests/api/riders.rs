@@ -3,13 +3,17 @@
 //! pilot sees an open request's riders as a count only, and cannot seat a resident on its
 //! own ride (booking or roster) unless a request it claimed names them; that closes the
 //! way a pilot used to learn any resident's name (seat them, read `riders[].display_name`).
+//! And after a resident's erasure, replaying a request whose kept answer named them (its
+//! admission, a ride it was booked on) shows no name (issue 17).
 
 use e2e::{System, World};
 use gateway::Role;
+use reqwest::Method;
 use serde_json::{Value, json};
 
 testkit::both_backends!(setup = e2e::System::start;
     a_pilot_cannot_learn_names_where_the_home_chooses_riders,
+    a_replay_after_an_erasure_shows_no_name,
 );
 
 fn ride(w: &World, start: &str, residents: &[uuid::Uuid]) -> Value {
@@ -87,4 +91,36 @@ async fn a_pilot_cannot_learn_names_where_the_home_chooses_riders(s: System) {
     let other = s.token(Role::Pilot(s.pilot(w.chapter).await));
     let theirs = s.get(&path, &other).await.expect(200);
     assert_eq!((theirs.body.get("resident_ids"), theirs.body["resident_count"].clone()), (None, json!(1)));
+}
+
+async fn a_replay_after_an_erasure_shows_no_name(s: System) {
+    let w = s.world().await;
+    let coord = s.token(Role::Coordinator(w.home));
+    let name = "Karen Blixen-Dinesen";
+    let admit = json!({"display_name": name,
+        "consent": {"given_by": "relative", "given_at": "2026-11-01T10:00:00Z", "scope": ["rides", "stories"]}});
+    let admit_path = format!("/v1/carehomes/{}/residents", w.home);
+    let send = |path: String, body: Value, key: &'static str| {
+        let (s, coord) = (&s, coord.clone());
+        async move { s.call_with(Method::POST, &path, Some(&coord), Some(body), &[("Idempotency-Key", key)]).await }
+    };
+    let first = send(admit_path.clone(), admit.clone(), "admit-karen").await.expect(201);
+    assert_eq!(first.str("display_name"), name);
+    let resident = first.str("resident_id");
+    s.quiet().await; // booking knows the resident
+    let ride = json!({"bike_id": w.bike, "pilot_id": w.pilot, "start": "2027-05-03T08:00:00Z",
+        "duration_minutes": 60, "resident_ids": [resident]});
+    let booked = send("/v1/rides".into(), ride.clone(), "ride-karen").await.expect(201);
+    assert!(booked.body.to_string().contains(name), "{}", booked.body);
+    let again = send(admit_path.clone(), admit.clone(), "admit-karen").await.expect(201);
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(again.str("display_name"), name, "before the erasure a replay is the answer");
+
+    s.post(&format!("/v1/residents/{resident}/erasure"), &coord, json!({})).await.expect(200);
+    for (path, body, key) in [(admit_path, admit, "admit-karen"), ("/v1/rides".to_owned(), ride, "ride-karen")] {
+        let r = send(path.clone(), body, key).await;
+        assert!(!r.status.is_server_error(), "{path}: {}", r.status);
+        assert!(!r.body.to_string().contains(name), "{path} after the erasure: {} {}", r.status, r.body);
+        assert!(!r.body.to_string().contains("Karen"), "{path}: {}", r.body);
+    }
 }

@@ -481,6 +481,7 @@ async fn erase(s: &AppState, person: Uuid, context: Option<common::CommandContex
         }
     }
     s.grants.forget(person);
+    s.idempotency.forget_subject(person).await?;
     Ok(Erasure { person_id: person, revoked })
 }
 

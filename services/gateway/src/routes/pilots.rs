@@ -408,7 +408,10 @@ pub async fn erase(
     Ids(id): Ids<Uuid>,
     _: NoBody,
 ) -> Result<Versioned<PilotView>, ApiError> {
-    act(&s, &cmd, id, Action::Erase).await
+    let erased = act(&s, &cmd, id, Action::Erase).await?;
+    // Kept idempotent answers that named the pilot go too (see residents::erase).
+    s.idempotency.forget_subject(id).await?;
+    Ok(erased)
 }
 
 fn json(text: &str) -> Result<serde_json::Value, ApiError> {

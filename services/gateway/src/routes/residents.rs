@@ -285,7 +285,11 @@ pub async fn erase(
     Ids(id): Ids<Uuid>,
     _: NoBody,
 ) -> Result<Versioned<ResidentView>, ApiError> {
-    command(&s, &cmd, id, Bodiless::Erase).await
+    let erased = command(&s, &cmd, id, Bodiless::Erase).await?;
+    // Kept idempotent answers that named the resident (its admission, rides it was
+    // booked on) go too: a replay never shows the erased name.
+    s.idempotency.forget_subject(id).await?;
+    Ok(erased)
 }
 
 /// Everything held about a resident, decrypted (GDPR access): the care-home service's
