@@ -46,6 +46,7 @@ pub const POLICY: &[(&str, &[&str])] = &[
     ("/samskab.booking.v1.BookingService/ListRideRequests", GATEWAY),
     ("/samskab.booking.v1.BookingService/CancelDayForWeather", GATEWAY),
     ("/samskab.booking.v1.BookingService/ExportRides", GATEWAY),
+    ("/samskab.booking.v1.BookingService/ForgetPerson", GATEWAY),
     ("/samskab.booking.v1.BookingService/Stats", GATEWAY),
     ("/samskab.booking.v1.BookingService/Participation", GATEWAY),
     ("/samskab.booking.v1.BookingService/Reach", GATEWAY),

@@ -128,7 +128,7 @@ impl Booking {
                 }
             }
             Target::ErasedPilot(pilot) => {
-                self.forget_rides(&readmodel::rides_of_pilot(&self.store, pilot).await?).await?;
+                self.forget_pilot(pilot).await?;
                 changed += self.cancel_pilot_rides(event_id, pilot, now).await?;
             }
             Target::Pilot(pilot) => changed += self.cancel_pilot_rides(event_id, pilot, now).await?,
@@ -156,10 +156,9 @@ impl Booking {
             }
             Target::Resident(resident, cause) => {
                 if cause == "erased" {
-                    self.forget_rides(&readmodel::all_rides_of_resident(&self.store, resident).await?).await?;
-                    for request in readmodel::requests_naming(&self.store, resident).await? {
-                        self.forget(&request_subject(request)).await?;
-                    }
+                    // Done already when the erasure came through the gateway (ForgetPerson);
+                    // again here for erasures that did not, and for rides booked since.
+                    self.forget_resident(resident).await?;
                 }
                 for ride_id in readmodel::rides_of_resident(&self.store, resident, now).await? {
                     let ctx = CommandCtx::system(event_id, &format!("roster:{ride_id}"));
@@ -182,6 +181,26 @@ impl Booking {
                 u32::from(self.cancel_for(cause, r.ride_id, CancellationReason::Volunteer, "system", None).await?);
         }
         Ok(changed)
+    }
+
+    /// Destroys the keys of every ride the resident was ever on the roster of (taken off
+    /// since or not) and of the ride requests naming them; returns how many of each.
+    /// Idempotent.
+    pub async fn forget_resident(&self, resident: Uuid) -> ServiceResult<(usize, usize)> {
+        let rides = readmodel::rides_ever_of_resident(&self.store, resident).await?;
+        self.forget_rides(&rides).await?;
+        let requests = readmodel::requests_naming(&self.store, resident).await?;
+        for request in &requests {
+            self.forget(&request_subject(*request)).await?;
+        }
+        Ok((rides.len(), requests.len()))
+    }
+
+    /// Destroys the keys of every ride of the pilot; returns how many. Idempotent.
+    pub async fn forget_pilot(&self, pilot: Uuid) -> ServiceResult<usize> {
+        let rides = readmodel::rides_of_pilot(&self.store, pilot).await?;
+        self.forget_rides(&rides).await?;
+        Ok(rides.len())
     }
 
     /// Destroys the keys of rides that involved an erased person: their stories, notes and

@@ -665,13 +665,33 @@ impl BookingService for Booking {
         Ok(Response::new(pb::CancelDayForWeatherResponse { cancelled }))
     }
 
+    async fn forget_person(&self, req: Request<pb::ForgetPersonRequest>) -> Reply<pb::ForgetPersonResponse> {
+        let r = req.into_inner();
+        let (rides, requests) = match (r.resident_id.is_empty(), r.pilot_id.is_empty()) {
+            (false, true) => {
+                let id = types::parse_id("/resident_id", &r.resident_id).map_err(ServiceError::from)?;
+                self.forget_resident(id).await?
+            }
+            (true, false) => {
+                let id = types::parse_id("/pilot_id", &r.pilot_id).map_err(ServiceError::from)?;
+                (self.forget_pilot(id).await?, 0)
+            }
+            _ => {
+                return Err(
+                    ServiceError::invalid("/resident_id", "name exactly one of resident_id and pilot_id").into()
+                );
+            }
+        };
+        Ok(Response::new(pb::ForgetPersonResponse { rides: rides as u32, requests: requests as u32 }))
+    }
+
     async fn export_rides(&self, req: Request<pb::ExportRidesRequest>) -> Reply<pb::PersonalExport> {
         let r = req.into_inner();
         let (rides, requests) = match (r.resident_id.is_empty(), r.pilot_id.is_empty()) {
             (false, true) => {
                 let id = types::parse_id("/resident_id", &r.resident_id).map_err(ServiceError::from)?;
                 (
-                    readmodel::all_rides_of_resident(&self.store, id).await.map_err(ServiceError::from)?,
+                    readmodel::rides_ever_of_resident(&self.store, id).await.map_err(ServiceError::from)?,
                     readmodel::requests_naming(&self.store, id).await.map_err(ServiceError::from)?,
                 )
             }

@@ -354,6 +354,27 @@ pub async fn all_rides_of_resident(store: &EventStore, resident: Uuid) -> Result
     Ok(ids.iter().filter_map(|i| i.parse().ok()).collect())
 }
 
+/// Every ride a resident was ever on the roster of: booked with them or given them later,
+/// whether taken off since or not. Derived from the log (the read model keeps today's
+/// rosters only); one scan of the rides' roster events, for erasures and access exports.
+pub async fn rides_ever_of_resident(store: &EventStore, resident: Uuid) -> Result<Vec<Uuid>, Error> {
+    let streams = store
+        .fetch_texts(
+            "SELECT DISTINCT stream_id FROM eventlog_events \
+             WHERE event_type IN ('RideBooked', 'RiderAddedToRoster') AND stream_id LIKE 'ride-%' \
+               AND CAST(payload AS TEXT) LIKE $1 ORDER BY stream_id",
+            &[Arg::Text(format!("%{resident}%"))],
+        )
+        .await?;
+    let mut ids: Vec<Uuid> = streams.iter().filter_map(|s| s.strip_prefix("ride-")?.parse().ok()).collect();
+    for id in all_rides_of_resident(store, resident).await? {
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
 /// Ride requests that name a resident.
 pub async fn requests_naming(store: &EventStore, resident: Uuid) -> Result<Vec<Uuid>, Error> {
     let ids = store

@@ -339,7 +339,14 @@ enum Action {
 }
 
 async fn act(s: &AppState, cmd: &Command, id: Uuid, action: Action) -> Result<Versioned<PilotView>, ApiError> {
-    managed(s, &cmd.caller, id).await?;
+    let pilot = managed(s, &cmd.caller, id).await?;
+    if matches!(action, Action::Erase) {
+        // Booking forgets the pilot's rides first (idempotent: a retry after a failure
+        // here or below does it again), so their keys are gone before the answer.
+        crate::routes::carehomes::precondition(cmd.if_match, pilot.version)?;
+        let forget = bpb::ForgetPersonRequest { resident_id: String::new(), pilot_id: id.to_string() };
+        s.clients.booking().forget_person(forget).await?;
+    }
     let r = vpb::PilotCommandRequest { context: cmd.context(), pilot_id: id.to_string() };
     let mut v = s.clients.volunteer();
     let p = match action {

@@ -285,6 +285,13 @@ pub async fn erase(
     Ids(id): Ids<Uuid>,
     _: NoBody,
 ) -> Result<Versioned<ResidentView>, ApiError> {
+    // Booking forgets every ride the resident was ever on (and the requests naming them)
+    // first; idempotent, so a retry after a failure here or below completes the erasure.
+    // Both are done before the answer.
+    let resident = visible(&s, &cmd.caller, id).await?;
+    crate::routes::carehomes::precondition(cmd.if_match, resident.version)?;
+    let forget = bpb::ForgetPersonRequest { resident_id: id.to_string(), pilot_id: String::new() };
+    s.clients.booking().forget_person(forget).await?;
     let erased = command(&s, &cmd, id, Bodiless::Erase).await?;
     // Kept idempotent answers that named the resident (its admission, rides it was
     // booked on) go too: a replay never shows the erased name.
