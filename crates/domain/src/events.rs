@@ -275,7 +275,9 @@ pub struct CareHomeClosed {
     pub carehome_id: Uuid,
     /// The closed days, `to` exclusive.
     pub dates: DateRange,
-    /// Why (institutional, e.g. "outbreak", "renovation").
+    /// Why (institutional, e.g. "outbreak", "renovation"); sealed under the care home's
+    /// key, so absent from the public payload.
+    #[serde(default)]
     pub reason: String,
 }
 
@@ -299,7 +301,9 @@ pub struct BikeCommissioned {
 pub struct BikeIssueReported {
     /// The trishaw.
     pub bike_id: Uuid,
-    /// What is wrong with the equipment.
+    /// What is wrong with the equipment; sealed under the trishaw's key, so absent from
+    /// the public payload.
+    #[serde(default)]
     pub description: String,
     /// Whether it takes the trishaw out of service.
     pub grounding: bool,
@@ -310,7 +314,8 @@ pub struct BikeIssueReported {
 pub struct BikeTakenOutOfService {
     /// The trishaw.
     pub bike_id: Uuid,
-    /// Why.
+    /// Why; sealed under the trishaw's key, so absent from the public payload.
+    #[serde(default)]
     pub reason: String,
     /// When it should be back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -322,7 +327,8 @@ pub struct BikeTakenOutOfService {
 pub struct BikeRepaired {
     /// The trishaw.
     pub bike_id: Uuid,
-    /// What was done.
+    /// What was done; sealed under the trishaw's key, so absent from the public payload.
+    #[serde(default)]
     pub note: String,
 }
 
@@ -338,7 +344,8 @@ pub struct BikeReturnedToService {
 pub struct BikeRetired {
     /// The trishaw.
     pub bike_id: Uuid,
-    /// Why.
+    /// Why; sealed under the trishaw's key, so absent from the public payload.
+    #[serde(default)]
     pub reason: String,
 }
 
@@ -936,6 +943,30 @@ mod tests {
         assert_eq!(CareHomeEvent::from_stored("BikeTakenOutOfService", &text).unwrap(), Some(e));
         assert_eq!(CareHomeEvent::from_stored("SomethingNew", "{}").unwrap(), None);
         assert!(BookingEvent::NAMES.contains(&"RideBooked"));
+    }
+
+    #[test]
+    fn equipment_and_closure_events_decode_from_their_public_payload() {
+        // Their free text arrives sealed and the feed drops it: followers (booking) must
+        // still read the facts.
+        let sealed = || "sealed:v1:QUJD".to_owned();
+        let dates = DateRange {
+            from: NaiveDate::from_ymd_opt(2027, 7, 1).unwrap(),
+            to: NaiveDate::from_ymd_opt(2027, 7, 3).unwrap(),
+        };
+        let bike_id = Uuid::nil();
+        for e in [
+            CareHomeEvent::from(CareHomeClosed { carehome_id: Uuid::nil(), dates, reason: sealed() }),
+            BikeIssueReported { bike_id, description: sealed(), grounding: true }.into(),
+            BikeTakenOutOfService { bike_id, reason: sealed(), expected_back: None }.into(),
+            BikeRepaired { bike_id, note: sealed() }.into(),
+            BikeRetired { bike_id, reason: sealed() }.into(),
+        ] {
+            let public = public_payload(&e.to_json());
+            assert!(!public.to_string().contains("sealed:"), "{public}");
+            let read = CareHomeEvent::from_stored(e.event_type(), &public.to_string()).unwrap();
+            assert_eq!(read.map(|r| r.event_type()), Some(e.event_type()));
+        }
     }
 
     #[test]

@@ -27,6 +27,41 @@ pub struct Handlers {
     keys: KeyStore,
 }
 
+/// Free text about a trishaw or a care home (issue descriptions, reasons, repair notes,
+/// closure reasons) is sealed under the object's key (`subject`), so it is not in clear in
+/// the log and the feed leaves it out of the public payload (sealed values are removed).
+/// Empty text stays empty.
+pub(crate) async fn seal_text(h: &Handlers, subject: &str, text: &str) -> ServiceResult<String> {
+    if text.is_empty() {
+        return Ok(String::new());
+    }
+    Ok(h.keys.seal(subject, "text", text).await.map_err(|e| ServiceError::Internal(e.to_string()))?.0)
+}
+
+/// Opens free text sealed by [`seal_text`]; text written before the sealing, in clear, is
+/// read as it is.
+pub(crate) async fn open_text(h: &Handlers, subject: &str, text: &str) -> ServiceResult<String> {
+    if !text.starts_with(domain::types::Sealed::PREFIX) {
+        return Ok(text.to_owned());
+    }
+    let sealed = domain::types::Sealed(text.to_owned());
+    Ok(h.keys
+        .unseal(subject, "text", &sealed)
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?
+        .unwrap_or_default())
+}
+
+/// The key subject of a trishaw's free text.
+pub(crate) fn bike_subject(bike: Uuid) -> String {
+    format!("bike:{bike}")
+}
+
+/// The key subject of a care home's free text.
+pub(crate) fn carehome_subject(home: Uuid) -> String {
+    format!("carehome:{home}")
+}
+
 impl Handlers {
     /// Handlers over a store and its key store.
     pub fn new(store: EventStore, keys: KeyStore) -> Self {

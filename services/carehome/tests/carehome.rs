@@ -36,6 +36,7 @@ testkit::both_backends!(
     coordinators::coordinator_requests_are_validated_and_a_missing_care_home_is_not_found,
     coordinators::if_match_and_retries_apply_to_coordinator_commands,
     bikes::a_trishaw_goes_through_its_life_cycle_and_keeps_a_maintenance_log,
+    bikes::free_text_about_trishaws_and_closures_is_sealed,
     bikes::illegal_trishaw_transitions_are_aborted,
     bikes::a_retried_command_finds_its_original_outcome,
     bikes::if_match_refuses_a_stale_version,

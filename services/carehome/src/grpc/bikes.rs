@@ -9,15 +9,19 @@ use samskab_proto::carehome::v1 as pb;
 use servicekit::{CommandCtx, ServiceError, ServiceResult};
 use uuid::Uuid;
 
-use super::{Handlers, carehome, id, load_existing, rfc3339};
+use super::{Handlers, bike_subject, carehome, id, load_existing, open_text, rfc3339, seal_text};
 use crate::bikes::{self, Bike, CommissionBike, ReportIssue, ServiceChange};
 use crate::readmodel::{self, PageRequest};
 use servicekit::aggregate::execute_in;
 
-/// The proto form of a trishaw of a care home in `chapter_id`.
-fn view(b: &Bike, chapter_id: Uuid, version: u64) -> pb::Bike {
+/// The proto form of a trishaw of a care home in `chapter_id` (its reason opened).
+async fn view(h: &Handlers, b: &Bike, chapter_id: Uuid, version: u64) -> ServiceResult<pb::Bike> {
     let out = b.status != BikeStatus::InService;
-    pb::Bike {
+    let reason = match (&b.reason, out) {
+        (Some(r), true) => open_text(h, &bike_subject(b.bike_id), r).await?,
+        _ => String::new(),
+    };
+    Ok(pb::Bike {
         bike_id: b.bike_id.to_string(),
         carehome_id: b.carehome_id.to_string(),
         chapter_id: chapter_id.to_string(),
@@ -25,10 +29,10 @@ fn view(b: &Bike, chapter_id: Uuid, version: u64) -> pb::Bike {
         bike_type: b.bike_type.clone(),
         seats: b.seats,
         status: b.status.to_string(),
-        out_of_service_reason: if out { b.reason.clone().unwrap_or_default() } else { String::new() },
+        out_of_service_reason: reason,
         expected_back: b.expected_back.map(|d| d.to_string()).unwrap_or_default(),
         version,
-    }
+    })
 }
 
 /// CommissionBike.
@@ -41,7 +45,7 @@ pub async fn commission(h: &Handlers, req: pb::CommissionBikeRequest) -> Service
     let stream = bikes::stream(bike_id);
     let loaded = execute_in(&h.store, &ctx, &stream, Some(home.chapter_id), |s| bikes::commission(s, &cmd)).await?;
     let bike = loaded.state.ok_or_else(|| ServiceError::NotFound("trishaw".into()))?;
-    Ok(view(&bike, home.chapter_id, loaded.version))
+    view(h, &bike, home.chapter_id, loaded.version).await
 }
 
 /// Runs a command on an existing trishaw, in its care home's chapter.
@@ -61,30 +65,42 @@ where
     let home = carehome(&h.store, bike.carehome_id).await?;
     let loaded = execute_in(&h.store, &ctx, &stream, Some(home.chapter_id), decide).await?;
     let bike = loaded.state.ok_or_else(|| ServiceError::NotFound("trishaw".into()))?;
-    Ok(view(&bike, home.chapter_id, loaded.version))
+    view(h, &bike, home.chapter_id, loaded.version).await
+}
+
+/// Seals a change's free text under the trishaw's key (validated in clear first).
+async fn sealed_change(h: &Handlers, bike_id: &str, mut change: ServiceChange) -> ServiceResult<ServiceChange> {
+    if let Some(r) = &change.reason {
+        change.reason = Some(seal_text(h, &bike_subject(id("/bike_id", bike_id)?), r).await?);
+    }
+    Ok(change)
 }
 
 /// ReportBikeIssue.
 pub async fn report_issue(h: &Handlers, req: pb::ReportBikeIssueRequest) -> ServiceResult<pb::Bike> {
-    let cmd = ReportIssue::parse(&req.description, req.grounding)?;
+    let mut cmd = ReportIssue::parse(&req.description, req.grounding)?;
+    cmd.description = seal_text(h, &bike_subject(id("/bike_id", &req.bike_id)?), &cmd.description).await?;
     on_bike(h, req.context, &req.bike_id, |s| bikes::report_issue(s, &cmd)).await
 }
 
 /// TakeBikeOutOfService.
 pub async fn take_out_of_service(h: &Handlers, req: pb::BikeServiceRequest) -> ServiceResult<pb::Bike> {
     let change = ServiceChange::parse(&req.reason, &req.expected_back, true)?;
+    let change = sealed_change(h, &req.bike_id, change).await?;
     on_bike(h, req.context, &req.bike_id, |s| bikes::take_out_of_service(s, &change)).await
 }
 
 /// ReturnBikeToService.
 pub async fn return_to_service(h: &Handlers, req: pb::BikeServiceRequest) -> ServiceResult<pb::Bike> {
     let change = ServiceChange::parse(&req.reason, &req.expected_back, false)?;
+    let change = sealed_change(h, &req.bike_id, change).await?;
     on_bike(h, req.context, &req.bike_id, |s| bikes::return_to_service(s, &change)).await
 }
 
 /// RetireBike.
 pub async fn retire(h: &Handlers, req: pb::BikeServiceRequest) -> ServiceResult<pb::Bike> {
     let change = ServiceChange::parse(&req.reason, &req.expected_back, false)?;
+    let change = sealed_change(h, &req.bike_id, change).await?;
     on_bike(h, req.context, &req.bike_id, |s| bikes::retire(s, &change)).await
 }
 
@@ -93,7 +109,7 @@ pub async fn get(h: &Handlers, req: pb::IdRequest) -> ServiceResult<pb::Bike> {
     let bike_id = id("/id", &req.id)?;
     let (bike, version) = load_existing::<Bike>(&h.store, &bikes::stream(bike_id), "trishaw").await?;
     let home = carehome(&h.store, bike.carehome_id).await?;
-    Ok(view(&bike, home.chapter_id, version))
+    view(h, &bike, home.chapter_id, version).await
 }
 
 /// ListBikes: a care home's trishaws, in id order.
@@ -102,10 +118,11 @@ pub async fn list(h: &Handlers, req: pb::ListRequest) -> ServiceResult<pb::ListB
     let paging = PageRequest::parse(req.limit, &req.cursor)?;
     let home = carehome(&h.store, carehome_id).await?;
     let page = readmodel::page::<Bike>(&h.store, carehome_id, &paging).await?;
-    Ok(pb::ListBikesResponse {
-        bikes: page.items.iter().map(|d| view(&d.state, home.chapter_id, d.version)).collect(),
-        next_cursor: page.next_cursor,
-    })
+    let mut bikes = Vec::with_capacity(page.items.len());
+    for d in &page.items {
+        bikes.push(view(h, &d.state, home.chapter_id, d.version).await?);
+    }
+    Ok(pb::ListBikesResponse { bikes, next_cursor: page.next_cursor })
 }
 
 /// GetMaintenanceLog: every event of the trishaw's stream, in order.
@@ -123,6 +140,8 @@ pub async fn maintenance_log(h: &Handlers, req: pb::IdRequest) -> ServiceResult<
             continue;
         };
         let mut entry = entry(&event);
+        entry.description = open_text(h, &bike_subject(bike_id), &entry.description).await?;
+        entry.reason = open_text(h, &bike_subject(bike_id), &entry.reason).await?;
         entry.at = rfc3339(e.occurred_at);
         entry.actor_role = e.metadata.actor.as_ref().map(|a| a.role.clone()).unwrap_or_default();
         entries.push(entry);

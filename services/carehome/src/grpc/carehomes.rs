@@ -7,7 +7,7 @@ use servicekit::aggregate::execute;
 use servicekit::{CommandCtx, Loaded, ServiceError, ServiceResult};
 use uuid::Uuid;
 
-use super::{Handlers, chapter, id, load_existing};
+use super::{Handlers, carehome_subject, chapter, id, load_existing, open_text, seal_text};
 use crate::carehomes::{
     self as homes, CareHome, RegisterCareHome, RegisterCareHomeInput, RideHoursInput, coordinators,
 };
@@ -22,8 +22,21 @@ fn hours_view(h: &RideHours) -> pb::RideHours {
 }
 
 /// The proto form of a care home; `chapter_timezone` fills in the effective zone.
-pub(super) fn view(home: &CareHome, chapter_timezone: &str, version: u64) -> pb::CareHome {
-    pb::CareHome {
+pub(super) async fn view(
+    h: &Handlers,
+    home: &CareHome,
+    chapter_timezone: &str,
+    version: u64,
+) -> ServiceResult<pb::CareHome> {
+    let mut closures = Vec::with_capacity(home.closures.len());
+    for c in &home.closures {
+        closures.push(pb::Closure {
+            from: c.dates.from.to_string(),
+            to: c.dates.to.to_string(),
+            reason: open_text(h, &carehome_subject(home.carehome_id), &c.reason).await?,
+        });
+    }
+    Ok(pb::CareHome {
         carehome_id: home.carehome_id.to_string(),
         chapter_id: home.chapter_id.to_string(),
         name: home.name.clone(),
@@ -34,24 +47,16 @@ pub(super) fn view(home: &CareHome, chapter_timezone: &str, version: u64) -> pb:
         turnaround_minutes: home.turnaround_minutes,
         requires_confirmation: home.requires_confirmation,
         pilots_choose_riders: home.pilots_choose_riders,
-        closures: home
-            .closures
-            .iter()
-            .map(|c| pb::Closure {
-                from: c.dates.from.to_string(),
-                to: c.dates.to.to_string(),
-                reason: c.reason.clone(),
-            })
-            .collect(),
+        closures,
         version,
         coordinator_ids: home.coordinator_ids.clone(),
-    }
+    })
 }
 
 async fn view_loaded(h: &Handlers, loaded: Loaded<CareHome>) -> ServiceResult<pb::CareHome> {
     let home = loaded.state.ok_or_else(|| ServiceError::NotFound("care home".into()))?;
     let chapter = chapter(&h.store, home.chapter_id).await?;
-    Ok(view(&home, &chapter.timezone, loaded.version))
+    view(h, &home, &chapter.timezone, loaded.version).await
 }
 
 /// RegisterCareHome.
@@ -72,7 +77,7 @@ pub async fn register(h: &Handlers, req: pb::RegisterCareHomeRequest) -> Service
     let chapter = chapter(&h.store, chapter_id).await?;
     let loaded = execute(&h.store, &ctx, &homes::stream(carehome_id), |s| homes::register(s, &cmd)).await?;
     let home = loaded.state.ok_or_else(|| ServiceError::NotFound("care home".into()))?;
-    Ok(view(&home, &chapter.timezone, loaded.version))
+    view(h, &home, &chapter.timezone, loaded.version).await
 }
 
 /// ChangeRideHours.
@@ -89,7 +94,8 @@ pub async fn close(h: &Handlers, req: pb::CloseCareHomeRequest) -> ServiceResult
     let ctx = CommandCtx::from_proto(req.context)?;
     let carehome_id = id("/carehome_id", &req.carehome_id)?;
     let c = req.closure.unwrap_or_default();
-    let closure = homes::parse_closure(&c.from, &c.to, &c.reason)?;
+    let mut closure = homes::parse_closure(&c.from, &c.to, &c.reason)?;
+    closure.reason = seal_text(h, &carehome_subject(carehome_id), &closure.reason).await?;
     let loaded = execute(&h.store, &ctx, &homes::stream(carehome_id), |s| homes::close(s, &closure)).await?;
     view_loaded(h, loaded).await
 }
@@ -117,7 +123,7 @@ pub async fn get(h: &Handlers, req: pb::IdRequest) -> ServiceResult<pb::CareHome
     let carehome_id = id("/id", &req.id)?;
     let (home, version) = load_existing::<CareHome>(&h.store, &homes::stream(carehome_id), "care home").await?;
     let chapter = chapter(&h.store, home.chapter_id).await?;
-    Ok(view(&home, &chapter.timezone, version))
+    view(h, &home, &chapter.timezone, version).await
 }
 
 /// ListCareHomes: a chapter's care homes, in id order.
@@ -126,8 +132,9 @@ pub async fn list(h: &Handlers, req: pb::ListRequest) -> ServiceResult<pb::ListC
     let paging = PageRequest::parse(req.limit, &req.cursor)?;
     let chapter = chapter(&h.store, chapter_id).await?;
     let page = readmodel::page::<CareHome>(&h.store, chapter_id, &paging).await?;
-    Ok(pb::ListCareHomesResponse {
-        carehomes: page.items.iter().map(|d| view(&d.state, &chapter.timezone, d.version)).collect(),
-        next_cursor: page.next_cursor,
-    })
+    let mut carehomes = Vec::with_capacity(page.items.len());
+    for d in &page.items {
+        carehomes.push(view(h, &d.state, &chapter.timezone, d.version).await?);
+    }
+    Ok(pb::ListCareHomesResponse { carehomes, next_cursor: page.next_cursor })
 }

@@ -83,6 +83,61 @@ pub async fn a_trishaw_goes_through_its_life_cycle_and_keeps_a_maintenance_log(d
     assert!(log.entries.iter().all(|e| e.actor_role == "chapter_admin" && e.at.ends_with('Z')));
 }
 
+/// Free text about trishaws and closures is sealed: readable through the calls, never in
+/// clear in the log, and left out of the feed's public payload.
+pub async fn free_text_about_trishaws_and_closures_is_sealed(db: TestDb) {
+    let mut app = spawn_app(db).await;
+    let c = chapter(&mut app).await;
+    let home = carehome(&mut app, &c.chapter_id).await;
+    let b = bike(&mut app, &home.carehome_id).await;
+    let phrase = "Jens broke it on Dyrehavebakken";
+    let req = pb::ReportBikeIssueRequest {
+        context: cx(&key()),
+        bike_id: b.bike_id.clone(),
+        description: format!("{phrase} (issue)"),
+        grounding: true,
+    };
+    let grounded = app.client.report_bike_issue(req).await.unwrap().into_inner();
+    assert_eq!(grounded.out_of_service_reason, format!("{phrase} (issue)"));
+    app.client.return_bike_to_service(change(&key(), &b.bike_id, &format!("{phrase} (repair)"))).await.unwrap();
+    app.client.take_bike_out_of_service(change(&key(), &b.bike_id, &format!("{phrase} (out)"))).await.unwrap();
+    let close = pb::CloseCareHomeRequest {
+        context: cx(&key()),
+        carehome_id: home.carehome_id.clone(),
+        closure: Some(pb::Closure {
+            from: "2027-07-01".into(),
+            to: "2027-07-03".into(),
+            reason: format!("{phrase} (closed)"),
+        }),
+    };
+    let closed = app.client.close_care_home(close).await.unwrap().into_inner();
+    assert_eq!(closed.closures[0].reason, format!("{phrase} (closed)"));
+    let listed = app.client.list_bikes(pb::ListRequest {
+        parent_id: home.carehome_id.clone(),
+        limit: 10,
+        cursor: String::new(),
+    });
+    assert_eq!(listed.await.unwrap().into_inner().bikes[0].out_of_service_reason, format!("{phrase} (out)"));
+    let log = app.client.get_maintenance_log(pb::IdRequest { id: b.bike_id.clone() }).await.unwrap().into_inner();
+    let texts: Vec<String> = log.entries.iter().flat_map(|e| [e.description.clone(), e.reason.clone()]).collect();
+    for what in ["issue", "repair", "out"] {
+        assert!(texts.contains(&format!("{phrase} ({what})")), "{what}: {texts:?}");
+    }
+    // The log holds no clear text, the feed not even the ciphertext.
+    let payloads = app.store.fetch_texts("SELECT CAST(payload AS TEXT) FROM eventlog_events", &[]).await.unwrap();
+    assert!(payloads.iter().filter(|p| p.contains("sealed:v1:")).count() >= 4, "the texts are there, sealed");
+    assert!(!payloads.iter().any(|p| p.contains("Jens") || p.contains("Dyrehavebakken")), "clear text in the log");
+    let page = app
+        .feed
+        .read_events(samskab_proto::common::v1::ReadEventsRequest { limit: 1000, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let closure = page.events.iter().find(|e| e.event_type == "CareHomeClosed").expect("the closure in the feed");
+    assert!(closure.data_json.contains("2027-07-01") && !closure.data_json.contains("reason"), "{}", closure.data_json);
+    assert!(page.events.iter().all(|e| !e.data_json.contains("Jens") && !e.data_json.contains("sealed:v1:")));
+}
+
 pub async fn illegal_trishaw_transitions_are_aborted(db: TestDb) {
     let mut app = spawn_app(db).await;
     let b = a_bike(&mut app).await;
