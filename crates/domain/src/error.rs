@@ -55,9 +55,11 @@ codes! {
     InvitationUsed = "invitation-used" => 409;
     PilotAlreadyLinked = "pilot-already-linked" => 409;
     LastAdmin = "last-admin" => 409;
+    ConflictsWithRides = "conflicts-with-rides" => 409;
     InvitationExpired = "invitation-expired" => 410;
     PreconditionFailed = "precondition-failed" => 412;
     TooLarge = "too-large" => 413;
+    PreconditionRequired = "precondition-required" => 428;
     UnsupportedMediaType = "unsupported-media-type" => 415;
     OutsideRideHours = "outside-ride-hours" => 422;
     LeadTime = "lead-time" => 422;

@@ -152,6 +152,20 @@ pub struct PilotErased {
     pub pilot_id: Uuid,
 }
 
+/// A pilot's personal fields were corrected (GDPR Art. 16). The whole corrected
+/// `PilotPersonal` is sealed under the pilot's key, like the registration's, so erasure
+/// reaches the old values and the new; `fields` names what changed (never the values).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PilotDetailsCorrected {
+    /// The pilot.
+    pub pilot_id: Uuid,
+    /// Sealed `PilotPersonal`, as it is after the correction.
+    #[serde(default)]
+    pub personal: Sealed,
+    /// The fields changed (`display_name`, `email`, `phone`).
+    pub fields: Vec<String>,
+}
+
 events!(
     /// The volunteer service's events.
     VolunteerEvent {
@@ -171,6 +185,8 @@ events!(
         PilotAvailabilityDeclared,
         /// See the struct.
         PilotErased,
+        /// See the struct.
+        PilotDetailsCorrected,
         /// See the struct.
         PilotAccountLinked,
         /// See the struct.
@@ -198,6 +214,32 @@ pub struct ChapterSettings {
     /// The riding season, if the chapter has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ride_season: Option<DateRange>,
+    /// How many days back a pilot may record a ride after the fact (0–90).
+    #[serde(default = "ChapterSettings::default_record_window_days")]
+    pub record_window_days: u32,
+    /// How far ahead a recurring series books its occurrences, in days (7–365).
+    #[serde(default = "ChapterSettings::default_series_horizon_days")]
+    pub series_horizon_days: u32,
+    /// How many pilots a ride request is offered to at once (1–50).
+    #[serde(default = "ChapterSettings::default_offer_fanout")]
+    pub offer_fanout: u32,
+}
+
+impl ChapterSettings {
+    /// 14 days.
+    pub fn default_record_window_days() -> u32 {
+        14
+    }
+
+    /// 56 days (eight weeks).
+    pub fn default_series_horizon_days() -> u32 {
+        56
+    }
+
+    /// Five pilots.
+    pub fn default_offer_fanout() -> u32 {
+        5
+    }
 }
 
 impl Default for ChapterSettings {
@@ -207,6 +249,9 @@ impl Default for ChapterSettings {
             default_turnaround_minutes: 15,
             reminder_lead_minutes: vec![1440, 60],
             ride_season: None,
+            record_window_days: Self::default_record_window_days(),
+            series_horizon_days: Self::default_series_horizon_days(),
+            offer_fanout: Self::default_offer_fanout(),
         }
     }
 }
@@ -281,6 +326,42 @@ pub struct CareHomeClosed {
     pub reason: String,
 }
 
+/// A care home's details were corrected. Only the changed fields are present; a change of
+/// turnaround applies to the rides booked after it (booking cancels, reason `facility`, a
+/// booked future ride the new turnaround would make overlap, as a booking that slipped in
+/// past the gateway's check).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct CareHomeDetailsCorrected {
+    /// The care home.
+    pub carehome_id: Uuid,
+    /// New name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New institutional address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// New turnaround.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turnaround_minutes: Option<u32>,
+    /// New confirmation policy (for new bookings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires_confirmation: Option<bool>,
+    /// New riders'-names rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pilots_choose_riders: Option<bool>,
+}
+
+/// A closure was lifted (rides it cancelled stay cancelled).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClosureLifted {
+    /// The care home.
+    pub carehome_id: Uuid,
+    /// The closure: the id of its `CareHomeClosed` event.
+    pub closure_id: Uuid,
+    /// Its closed days, `to` exclusive (what followers fold by).
+    pub dates: DateRange,
+}
+
 /// A trishaw was put into service at a care home.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BikeCommissioned {
@@ -349,6 +430,36 @@ pub struct BikeRetired {
     pub reason: String,
 }
 
+/// A trishaw's details were corrected. Only the changed fields are present. Booking
+/// cancels (reason `equipment`) a booked future ride the change breaks (more riders than
+/// seats, a pilot not qualified for the new type), as a booking that slipped in past the
+/// gateway's check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct BikeDetailsCorrected {
+    /// The trishaw.
+    pub bike_id: Uuid,
+    /// New name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bike_type: Option<String>,
+    /// New number of seats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seats: Option<u32>,
+}
+
+/// A trishaw moved to another care home of its chapter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BikeMoved {
+    /// The trishaw.
+    pub bike_id: Uuid,
+    /// Where it was.
+    pub from_carehome_id: Uuid,
+    /// Where it is now.
+    pub carehome_id: Uuid,
+}
+
 /// A resident's personal fields, sealed with the resident's key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ResidentPersonal {
@@ -369,6 +480,20 @@ pub struct ResidentAdmitted {
     /// Sealed `ResidentPersonal`.
     #[serde(default)]
     pub personal: Sealed,
+}
+
+/// A resident's personal fields were corrected (GDPR Art. 16): the whole corrected
+/// `ResidentPersonal` sealed under the resident's key, so erasure reaches old values and
+/// new; `fields` names what changed (never the values).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResidentDetailsCorrected {
+    /// The resident.
+    pub resident_id: Uuid,
+    /// Sealed `ResidentPersonal`, as it is after the correction.
+    #[serde(default)]
+    pub personal: Sealed,
+    /// The fields changed (`display_name`, `notes`).
+    pub fields: Vec<String>,
 }
 
 /// Consent was recorded (replacing any earlier one).
@@ -577,6 +702,10 @@ events!(
         /// See the struct.
         CareHomeClosed,
         /// See the struct.
+        CareHomeDetailsCorrected,
+        /// See the struct.
+        ClosureLifted,
+        /// See the struct.
         CoordinatorAssigned,
         /// See the struct.
         CoordinatorRemoved,
@@ -611,6 +740,10 @@ events!(
         /// See the struct.
         BikeRetired,
         /// See the struct.
+        BikeDetailsCorrected,
+        /// See the struct.
+        BikeMoved,
+        /// See the struct.
         ResidentAdmitted,
         /// See the struct.
         ResidentConsentRecorded,
@@ -620,6 +753,8 @@ events!(
         ResidentMovedOut,
         /// See the struct.
         ResidentErased,
+        /// See the struct.
+        ResidentDetailsCorrected,
     }
 );
 

@@ -30,9 +30,11 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | E::IdempotencyInFlight
         | E::InvitationUsed
         | E::PilotAlreadyLinked
-        | E::LastAdmin => Code::Aborted,
+        | E::LastAdmin
+        | E::ConflictsWithRides => Code::Aborted,
         E::InvitationExpired => Code::FailedPrecondition,
         E::PreconditionFailed
+        | E::PreconditionRequired
         | E::OutsideRideHours
         | E::LeadTime
         | E::NotQualified

@@ -36,8 +36,26 @@ pub const SECOND_PASS: StdDuration = StdDuration::from_secs(15);
 
 const ACTIVE: [RideStatus; 2] = [RideStatus::PendingConfirmation, RideStatus::Booked];
 
+/// A correction whose effect on booked rides is asked for (`BrokenRides`) or cascaded.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    /// A trishaw's correction or move.
+    pub bike_id: Option<Uuid>,
+    /// A care home's correction.
+    pub carehome_id: Option<Uuid>,
+    /// New seats.
+    pub seats: Option<u32>,
+    /// New type.
+    pub bike_type: Option<String>,
+    /// New turnaround.
+    pub turnaround_minutes: Option<u32>,
+    /// Every future ride of the trishaw (a move).
+    pub every_future: bool,
+}
+
 enum Target {
     Bike(Uuid, CancellationReason),
+    Broken(Change, CancellationReason),
     Pilot(Uuid),
     ErasedPilot(Uuid),
     Home(Uuid, NaiveDate, NaiveDate),
@@ -50,6 +68,21 @@ fn target(event_type: &str, data: &str) -> Option<Target> {
             CareHomeEvent::BikeTakenOutOfService(b) => Some(Target::Bike(b.bike_id, CancellationReason::Equipment)),
             CareHomeEvent::BikeRetired(b) => Some(Target::Bike(b.bike_id, CancellationReason::Equipment)),
             CareHomeEvent::CareHomeClosed(c) => Some(Target::Home(c.carehome_id, c.dates.from, c.dates.to)),
+            CareHomeEvent::BikeMoved(b) => Some(Target::Bike(b.bike_id, CancellationReason::Equipment)),
+            CareHomeEvent::BikeDetailsCorrected(b) if b.seats.is_some() || b.bike_type.is_some() => {
+                Some(Target::Broken(
+                    Change { bike_id: Some(b.bike_id), seats: b.seats, bike_type: b.bike_type, ..Change::default() },
+                    CancellationReason::Equipment,
+                ))
+            }
+            CareHomeEvent::CareHomeDetailsCorrected(c) if c.turnaround_minutes.is_some() => Some(Target::Broken(
+                Change {
+                    carehome_id: Some(c.carehome_id),
+                    turnaround_minutes: c.turnaround_minutes,
+                    ..Change::default()
+                },
+                CancellationReason::Facility,
+            )),
             CareHomeEvent::ResidentConsentWithdrawn(r) => Some(Target::Resident(r.resident_id, "consent_withdrawn")),
             CareHomeEvent::ResidentMovedOut(r) => Some(Target::Resident(r.resident_id, "moved_out")),
             CareHomeEvent::ResidentErased(r) => Some(Target::Resident(r.resident_id, "erased")),
@@ -127,6 +160,11 @@ impl Booking {
                     changed += u32::from(self.cancel_for(event_id, r.ride_id, reason, "system", None).await?);
                 }
             }
+            Target::Broken(change, reason) => {
+                for ride_id in self.broken(&change, now, true).await? {
+                    changed += u32::from(self.cancel_for(event_id, ride_id, reason, "system", None).await?);
+                }
+            }
             Target::ErasedPilot(pilot) => {
                 self.forget_pilot(pilot).await?;
                 changed += self.cancel_pilot_rides(event_id, pilot, now).await?;
@@ -171,6 +209,66 @@ impl Booking {
             }
         }
         Ok(changed)
+    }
+
+    /// The booked (or pending) future rides a correction would break: see [`Change`]. With
+    /// `one_of_each_pair`, of two rides a new turnaround makes overlap only the one booked
+    /// later is named (what the cascade cancels); otherwise both (what a 409 lists).
+    pub async fn broken(&self, c: &Change, now: i64, one_of_each_pair: bool) -> ServiceResult<Vec<Uuid>> {
+        self.rides_caught_up().await?;
+        let mut out = Vec::new();
+        if let Some(bike) = c.bike_id {
+            let rides =
+                self.active_rides(RideQuery { bike_id: Some(bike), from: Some(now), ..RideQuery::default() }).await?;
+            for r in rides {
+                if c.every_future || self.breaks(c, &r).await? {
+                    out.push(r.ride_id);
+                }
+            }
+        }
+        if let (Some(home), Some(turnaround)) = (c.carehome_id, c.turnaround_minutes) {
+            let mut rides = self
+                .active_rides(RideQuery { carehome_id: Some(home), from: Some(now), ..RideQuery::default() })
+                .await?;
+            rides.sort_by_key(|r| (r.bike_id, r.start, r.ride_id));
+            let gap = chrono::Duration::minutes(i64::from(turnaround));
+            for (i, a) in rides.iter().enumerate() {
+                for b in rides[i + 1..].iter().take_while(|b| b.bike_id == a.bike_id && b.start < a.end() + gap) {
+                    let later = if (b.booked_at, b.ride_id) > (a.booked_at, a.ride_id) { b } else { a };
+                    let named: &[&rides::Ride] = if one_of_each_pair { &[later] } else { &[a, b] };
+                    for r in named {
+                        if !out.contains(&r.ride_id) {
+                            out.push(r.ride_id);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether a trishaw correction breaks one of its rides: more riders than the new
+    /// seats take, or a pilot not qualified for the new type on the ride's local days.
+    async fn breaks(&self, c: &Change, r: &rides::Ride) -> ServiceResult<bool> {
+        if let Some(seats) = c.seats
+            && r.riders.len() as u32 > rides::Ride::capacity(r.kind, seats, r.duration_minutes, r.trip_minutes)
+        {
+            return Ok(true);
+        }
+        let Some(bike_type) = &c.bike_type else { return Ok(false) };
+        let pilot = facts::get::<facts::PilotFact>(&self.store, kind::PILOT, r.pilot_id).await?;
+        let Some((on, until)) = pilot.as_ref().and_then(|p| p.qualifications.get(bike_type)) else {
+            return Ok(true);
+        };
+        let home = facts::get::<CareHomeFact>(&self.store, kind::CAREHOME, r.carehome_id).await?;
+        let chapter = facts::get::<ChapterFact>(&self.store, kind::CHAPTER, r.chapter_id).await?;
+        let tz = match (&home, &chapter) {
+            (Some(h), Some(c)) => rules::zone(h, c),
+            _ => chrono_tz::UTC,
+        };
+        let first = localtime::local_date(tz, r.start);
+        let last = localtime::local_date(tz, r.end() - chrono::Duration::microseconds(1));
+        Ok(first < *on || last > *until)
     }
 
     async fn cancel_pilot_rides(&self, cause: Uuid, pilot: Uuid, now: i64) -> ServiceResult<u32> {

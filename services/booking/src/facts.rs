@@ -252,6 +252,64 @@ impl RemoteProjection for CareHomeFacts {
                         .await?;
                     outbox(tx, e).await?;
                 }
+                E::CareHomeDetailsCorrected(c) => {
+                    update::<CareHomeFact>(tx, kind::CAREHOME, c.carehome_id, home, |f| {
+                        if let Some(v) = c.turnaround_minutes {
+                            f.turnaround_minutes = v;
+                        }
+                        if let Some(v) = c.requires_confirmation {
+                            f.requires_confirmation = v;
+                        }
+                        if let Some(v) = c.pilots_choose_riders {
+                            f.pilots_choose_riders = v;
+                        }
+                    })
+                    .await?;
+                    if c.turnaround_minutes.is_some() {
+                        outbox(tx, e).await?;
+                    }
+                }
+                E::ClosureLifted(c) => {
+                    update::<CareHomeFact>(tx, kind::CAREHOME, c.carehome_id, home, |f| {
+                        f.closures.retain(|d| *d != c.dates);
+                    })
+                    .await?;
+                }
+                E::BikeDetailsCorrected(b) => {
+                    update::<BikeFact>(
+                        tx,
+                        kind::BIKE,
+                        b.bike_id,
+                        |f| Some(f.carehome_id),
+                        |f| {
+                            if let Some(t) = &b.bike_type {
+                                f.bike_type.clone_from(t);
+                            }
+                            if let Some(s) = b.seats {
+                                f.seats = s;
+                            }
+                        },
+                    )
+                    .await?;
+                    if b.bike_type.is_some() || b.seats.is_some() {
+                        outbox(tx, e).await?;
+                    }
+                }
+                E::BikeMoved(b) => {
+                    // The parent follows the care home (the fact is saved under its new one).
+                    update::<BikeFact>(
+                        tx,
+                        kind::BIKE,
+                        b.bike_id,
+                        |f| Some(f.carehome_id),
+                        |f| {
+                            f.carehome_id = b.carehome_id;
+                        },
+                    )
+                    .await?;
+                    outbox(tx, e).await?;
+                }
+                E::ResidentDetailsCorrected(_) => {}
                 E::BikeCommissioned(b) => {
                     let fact = BikeFact {
                         bike_id: b.bike_id,
@@ -403,7 +461,7 @@ impl RemoteProjection for VolunteerFacts {
                     update(tx, kind::PILOT, p.pilot_id, chapter, set_status(PilotStatus::Erased)).await?;
                     outbox(tx, e).await?;
                 }
-                E::PilotAvailabilityDeclared(_) => {}
+                E::PilotAvailabilityDeclared(_) | E::PilotDetailsCorrected(_) => {}
             }
             Ok(())
         })

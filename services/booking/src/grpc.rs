@@ -685,6 +685,24 @@ impl BookingService for Booking {
         Ok(Response::new(pb::ForgetPersonResponse { rides: rides as u32, requests: requests as u32 }))
     }
 
+    async fn broken_rides(&self, req: Request<pb::BrokenRidesRequest>) -> Reply<pb::BrokenRidesResponse> {
+        let r = req.into_inner();
+        let parse = |field: &str, v: &str| -> Result<Option<Uuid>, ServiceError> {
+            if v.is_empty() { Ok(None) } else { Ok(Some(types::parse_id(field, v)?)) }
+        };
+        let change = crate::cascades::Change {
+            bike_id: parse("/bike_id", &r.bike_id)?,
+            carehome_id: parse("/carehome_id", &r.carehome_id)?,
+            seats: r.seats,
+            bike_type: r.bike_type,
+            turnaround_minutes: r.turnaround_minutes,
+            every_future: r.every_future,
+        };
+        let now = servicekit::clock::now().timestamp_micros();
+        let ids = self.broken(&change, now, false).await?;
+        Ok(Response::new(pb::BrokenRidesResponse { ride_ids: ids.iter().map(Uuid::to_string).collect() }))
+    }
+
     async fn export_rides(&self, req: Request<pb::ExportRidesRequest>) -> Reply<pb::PersonalExport> {
         let r = req.into_inner();
         let (rides, requests) = match (r.resident_id.is_empty(), r.pilot_id.is_empty()) {

@@ -80,6 +80,18 @@ fn known(event_type: &str, d: &Value) -> Option<String> {
         "ResidentConsentWithdrawn" => "Consent withdrawn".into(),
         "ResidentMovedOut" => "Moved out".into(),
         "ResidentErased" => "Personal data erased".into(),
+        "ResidentDetailsCorrected" => format!("Corrected: {}", list(d, "fields")),
+        "CareHomeDetailsCorrected" | "BikeDetailsCorrected" => {
+            let fields: Vec<&str> = d
+                .as_object()
+                .map(|m| m.keys().map(String::as_str).filter(|k| !k.ends_with("_id")).collect())
+                .unwrap_or_default();
+            format!("Corrected: {}", fields.join(", "))
+        }
+        "ClosureLifted" => {
+            format!("Closure from {} to {} lifted", field(&d["dates"], "from"), field(&d["dates"], "to"))
+        }
+        "BikeMoved" => format!("Moved from care home {} to {}", field(d, "from_carehome_id"), field(d, "carehome_id")),
         _ => return None,
     })
 }

@@ -212,6 +212,29 @@ impl CareHomeService for Handlers {
         answer(residents::move_out(self, r.into_inner()).await)
     }
 
+    async fn correct_resident(&self, r: Request<pb::CorrectResidentRequest>) -> Result<Response<pb::Resident>, Status> {
+        answer(residents::correct(self, r.into_inner()).await)
+    }
+
+    async fn correct_care_home(
+        &self,
+        r: Request<pb::CorrectCareHomeRequest>,
+    ) -> Result<Response<pb::CareHome>, Status> {
+        answer(carehomes::correct(self, r.into_inner()).await)
+    }
+
+    async fn lift_closure(&self, r: Request<pb::LiftClosureRequest>) -> Result<Response<pb::CareHome>, Status> {
+        answer(carehomes::lift_closure(self, r.into_inner()).await)
+    }
+
+    async fn correct_bike(&self, r: Request<pb::CorrectBikeRequest>) -> Result<Response<pb::Bike>, Status> {
+        answer(bikes::correct(self, r.into_inner()).await)
+    }
+
+    async fn move_bike(&self, r: Request<pb::MoveBikeRequest>) -> Result<Response<pb::Bike>, Status> {
+        answer(bikes::move_to(self, r.into_inner()).await)
+    }
+
     async fn erase_resident(&self, r: Request<pb::ResidentCommandRequest>) -> Result<Response<pb::Resident>, Status> {
         answer(residents::erase(self, r.into_inner()).await)
     }

@@ -170,6 +170,67 @@ impl<S: Send + Sync> FromRequest<S> for NoBody {
     }
 }
 
+/// A body type that can be sent as a JSON merge patch: which of its fields `null` clears.
+pub trait Patchable: DeserializeOwned {
+    /// The fields `null` clears; `null` on any other field is 400.
+    const CLEARABLE: &'static [&'static str];
+}
+
+/// A JSON merge patch body (RFC 7396): `Content-Type: application/merge-patch+json` only
+/// (415 otherwise), an object, no unknown field (400 naming it); a field left out keeps its
+/// value, `null` clears one of [`Patchable::CLEARABLE`] (listed in `cleared`) and is 400
+/// on any other field.
+#[derive(Debug, Clone)]
+pub struct MergePatch<T> {
+    /// The fields sent with a value.
+    pub patch: T,
+    /// The fields sent as `null`.
+    pub cleared: Vec<String>,
+}
+
+impl<T> MergePatch<T> {
+    /// Whether `field` was sent as `null`.
+    pub fn clears(&self, field: &str) -> bool {
+        self.cleared.iter().any(|c| c == field)
+    }
+}
+
+impl<T: Patchable, S: Send + Sync> FromRequest<S> for MergePatch<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let merge_patch = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/merge-patch+json"));
+        if !merge_patch {
+            return Err(ApiError::new(ErrorCode::UnsupportedMediaType)
+                .detail("send the body as application/merge-patch+json (RFC 7396)"));
+        }
+        let bytes = read_body(req, state).await?;
+        require_object(&bytes)?;
+        let mut fields = parse_json::<serde_json::Map<String, serde_json::Value>>(&bytes)?;
+        let mut cleared = Vec::new();
+        let nulls: Vec<String> = fields.iter().filter(|(_, v)| v.is_null()).map(|(k, _)| k.clone()).collect();
+        for k in nulls {
+            if !T::CLEARABLE.contains(&k.as_str()) {
+                return Err(ApiError::invalid(
+                    format!("/{}", k.replace('~', "~0").replace('/', "~1")),
+                    "must not be null: this field cannot be cleared",
+                ));
+            }
+            fields.remove(&k);
+            cleared.push(k);
+        }
+        let rest = serde_json::to_vec(&serde_json::Value::Object(fields))
+            .map_err(|_| ApiError::malformed("", "the body could not be read"))?;
+        let patch = parse_json::<T>(&rest)?;
+        Ok(MergePatch { patch, cleared })
+    }
+}
+
 /// A query string deserialised into `T` (unknown parameters refused).
 #[derive(Debug, Clone)]
 pub struct Params<T>(pub T);
@@ -257,6 +318,8 @@ pub struct Command {
     pub if_match: Option<u64>,
     /// `POST /v1/rides/<id>/cancel`.
     pub route: String,
+    /// Whether an `If-Match` header was sent at all (`*` included).
+    pub if_match_sent: bool,
 }
 
 impl Command {
@@ -264,6 +327,17 @@ impl Command {
     /// the expected version.
     pub fn context(&self) -> Option<samskab_proto::common::v1::CommandContext> {
         crate::clients::context(&self.caller, &self.route, self.key.as_deref(), self.if_match)
+    }
+
+    /// A correction requires `If-Match` (RFC 6585: 428 without), so that it never
+    /// overwrites a change its author has not seen.
+    pub fn require_if_match(&self) -> Result<(), ApiError> {
+        if self.if_match_sent {
+            Ok(())
+        } else {
+            Err(ApiError::new(ErrorCode::PreconditionRequired)
+                .detail("send If-Match with the ETag of the version you are changing (read it with GET first)"))
+        }
     }
 
     /// The same without an expected version: for a command whose `If-Match` names another
@@ -282,7 +356,8 @@ impl FromRequestParts<AppState> for Command {
         let IfMatch(if_match) = IfMatch::from_request_parts(parts, state).await?;
         let path = parts.extensions.get::<OriginalUri>().map_or_else(|| parts.uri.path(), |u| u.0.path());
         let route = format!("{} {}", parts.method, path.to_ascii_lowercase());
-        Ok(Command { caller, key, if_match, route })
+        let if_match_sent = parts.headers.contains_key(header::IF_MATCH);
+        Ok(Command { caller, key, if_match, route, if_match_sent })
     }
 }
 

@@ -126,6 +126,18 @@ fn texts(code: ErrorCode) -> (&'static str, &'static str, &'static str, &'static
             "The chapter's last administrator cannot be removed.",
             "Afdelingens sidste administrator kan ikke fjernes.",
         ),
+        C::ConflictsWithRides => (
+            "Conflicts with rides",
+            "I konflikt med ture",
+            "The change would break booked rides (listed in ride_ids); cancel or move them first.",
+            "Ændringen ville bryde bookede ture (i ride_ids); aflys eller flyt dem først.",
+        ),
+        C::PreconditionRequired => (
+            "Precondition required",
+            "Forudsætning påkrævet",
+            "Send If-Match with the ETag of the version you are changing.",
+            "Send If-Match med ETag for den version, du ændrer.",
+        ),
         C::InvitationExpired => (
             "Invitation expired",
             "Invitationen er udløbet",
@@ -237,6 +249,15 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// What a 409 names: the other ride, or the rides a correction would break.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Conflict {
+    /// The other ride (`conflict_with`).
+    pub with: Option<String>,
+    /// The booked rides a correction would break (`ride_ids`).
+    pub ride_ids: Vec<String>,
+}
+
 /// An error answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
@@ -246,8 +267,9 @@ pub struct ApiError {
     pub detail: Option<String>,
     /// Offending fields (400).
     pub errors: Vec<FieldError>,
-    /// The other ride of a conflict (409).
-    pub conflict_with: Option<String>,
+    /// The other ride of a conflict, or the rides a correction would break (409); boxed,
+    /// so an error stays small.
+    pub conflict: Option<Box<Conflict>>,
     /// The object's current version (412: sent as `ETag`).
     pub current_version: Option<u64>,
     /// Seconds to wait (429).
@@ -274,19 +296,15 @@ pub struct Problem {
     /// The conflicting ride.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conflict_with: Option<String>,
+    /// The booked rides a correction would break (`conflicts-with-rides`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ride_ids: Vec<String>,
 }
 
 impl ApiError {
     /// An error with just a code.
     pub fn new(code: ErrorCode) -> Self {
-        ApiError {
-            code,
-            detail: None,
-            errors: Vec::new(),
-            conflict_with: None,
-            current_version: None,
-            retry_after: None,
-        }
+        ApiError { code, detail: None, errors: Vec::new(), conflict: None, current_version: None, retry_after: None }
     }
 
     /// With an English detail.
@@ -343,7 +361,8 @@ impl ApiError {
             detail,
             code: self.code.as_str().to_owned(),
             errors: self.errors.clone(),
-            conflict_with: self.conflict_with.clone(),
+            conflict_with: self.conflict.as_ref().and_then(|c| c.with.clone()),
+            ride_ids: self.conflict.as_ref().map(|c| c.ride_ids.clone()).unwrap_or_default(),
         }
     }
 
@@ -383,7 +402,9 @@ impl From<RemoteError> for ApiError {
         }
         e.detail = Some(r.message);
         e.errors = r.fields.into_iter().map(|Invalid { field, message }| FieldError { field, message }).collect();
-        e.conflict_with = r.metadata.get("conflict_with").cloned();
+        if let Some(with) = r.metadata.get("conflict_with") {
+            e.conflict = Some(Box::new(Conflict { with: Some(with.clone()), ride_ids: Vec::new() }));
+        }
         e.current_version = r.metadata.get("current_version").and_then(|v| v.parse().ok());
         e
     }

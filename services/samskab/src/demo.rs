@@ -56,7 +56,7 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
                 lead_time_minutes: 60,
                 default_turnaround_minutes: 15,
                 reminder_lead_minutes: vec![1440, 60],
-                ride_season: None,
+                ..Default::default()
             }),
         })
         .await

@@ -2,7 +2,7 @@
 //! without personal data (`servicekit::audit`).
 
 use serde_json::Value;
-use servicekit::audit::{count, field, plural, words};
+use servicekit::audit::{count, field, list, plural, words};
 use uuid::Uuid;
 
 /// The stream of a pilot.
@@ -33,6 +33,7 @@ fn known(event_type: &str, d: &Value) -> Option<String> {
             plural(count(d, "carehome_ids"), "care home")
         ),
         "PilotErased" => "Personal data erased".into(),
+        "PilotDetailsCorrected" => format!("Corrected: {}", list(d, "fields")),
         "PilotAccountLinked" => format!("Linked to person {}", field(d, "person_id")),
         "PilotAccountUnlinked" => format!("Unlinked from person {}", field(d, "person_id")),
         "InvitationIssued" => format!("Invitation issued, valid until {}", field(d, "expires_at")),

@@ -280,6 +280,46 @@ impl VolunteerService for Volunteer {
         Ok(Response::new(self.run(&ctx, pilot_id, Command::DeclareAvailability { weekly, carehome_ids }).await?))
     }
 
+    async fn correct_pilot(&self, req: Request<pb::CorrectPilotRequest>) -> Result<Response<pb::Pilot>, Status> {
+        let r = req.into_inner();
+        let ctx = CommandCtx::from_proto(r.context)?;
+        let pilot_id = self.pilot_id(&r.pilot_id).await?;
+        let mut errors = Vec::new();
+        let display_name = r
+            .display_name
+            .as_deref()
+            .and_then(|v| types::parse_label("/display_name", v, MAX_NAME).map_err(|e| errors.push(e)).ok());
+        // An empty e-mail or phone clears it (`null` in the merge patch).
+        let email = r.email.as_deref().map(|v| parse_email(v, &mut errors));
+        let phone = r.phone.as_deref().map(|v| parse_phone(v, &mut errors));
+        invalid_all(errors)?;
+        let loaded = self.load(pilot_id).await?;
+        let p = loaded.state.as_ref().ok_or_else(|| ServiceError::NotFound("pilot".into()))?;
+        let current = self.personal(p).await?.unwrap_or_default();
+        let mut next = current.clone();
+        let mut fields = Vec::new();
+        if let Some(name) = display_name.filter(|n| *n != current.display_name) {
+            next.display_name = name;
+            fields.push("display_name".to_owned());
+        }
+        if let Some(email) = email.filter(|e| *e != current.email) {
+            next.email = email;
+            fields.push("email".to_owned());
+        }
+        if let Some(phone) = phone.filter(|p| *p != current.phone) {
+            next.phone = phone;
+            fields.push("phone".to_owned());
+        }
+        // The corrected whole is sealed under the pilot's own key: erasure reaches it and
+        // every older value alike. Nothing changed: nothing is sealed or written.
+        let personal = if fields.is_empty() || p.status == PilotStatus::Erased {
+            types::Sealed::default()
+        } else {
+            self.keys.seal_json(&subject(pilot_id), "personal", &next).await.map_err(ServiceError::from)?
+        };
+        Ok(Response::new(self.run(&ctx, pilot_id, Command::Correct { personal, fields }).await?))
+    }
+
     async fn erase_pilot(&self, req: Request<pb::PilotCommandRequest>) -> Result<Response<pb::Pilot>, Status> {
         let r = req.into_inner();
         let ctx = CommandCtx::from_proto(r.context)?;

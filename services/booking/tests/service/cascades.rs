@@ -187,6 +187,7 @@ async fn a_closed_care_home_cancels_the_closed_days(mut w: World) {
                 from: "2027-05-04".into(),
                 to: "2027-05-06".into(),
                 reason: "outbreak".into(),
+                ..Default::default()
             }),
         })
         .await

@@ -4,8 +4,8 @@
 
 use chrono::NaiveDate;
 use domain::events::{
-    BikeCommissioned, BikeIssueReported, BikeRepaired, BikeRetired, BikeReturnedToService, BikeTakenOutOfService,
-    CareHomeEvent,
+    BikeCommissioned, BikeDetailsCorrected, BikeIssueReported, BikeMoved, BikeRepaired, BikeRetired,
+    BikeReturnedToService, BikeTakenOutOfService, CareHomeEvent,
 };
 use domain::types::{BikeStatus, parse_label};
 use domain::{Aggregate, DomainError, ErrorCode};
@@ -77,6 +77,13 @@ impl Aggregate for Bike {
             E::BikeReturnedToService(_) => {
                 state.map(|b| Bike { status: BikeStatus::InService, reason: None, expected_back: None, ..b })
             }
+            E::BikeDetailsCorrected(e) => state.map(|b| Bike {
+                name: e.name.clone().unwrap_or(b.name),
+                bike_type: e.bike_type.clone().unwrap_or(b.bike_type),
+                seats: e.seats.unwrap_or(b.seats),
+                ..b
+            }),
+            E::BikeMoved(e) => state.map(|b| Bike { carehome_id: e.carehome_id, ..b }),
             E::BikeRetired(e) => state.map(|b| Bike {
                 status: BikeStatus::Retired,
                 reason: Some(e.reason.clone()).filter(|r| !r.is_empty()),
@@ -253,6 +260,55 @@ pub fn retire(state: Option<&Bike>, cmd: &ServiceChange) -> Result<Vec<CareHomeE
         return Err(illegal(bike, "retired"));
     }
     Ok(vec![BikeRetired { bike_id: bike.bike_id, reason: cmd.reason.clone().unwrap_or_default() }.into()])
+}
+
+/// Validates a correction of a trishaw's details (a field left out keeps its value).
+pub fn parse_correction(
+    name: Option<&str>,
+    bike_type: Option<&str>,
+    seats: Option<u32>,
+) -> Result<BikeDetailsCorrected, DomainError> {
+    let mut v = Violations::new();
+    let name = name.map(|n| v.check(parse_label("/name", n, NAME_MAX)));
+    let bike_type = bike_type.map(|t| v.check(parse_label("/bike_type", t, TYPE_MAX)));
+    if seats.is_some_and(|s| !(1..=2).contains(&s)) {
+        v.push("/seats", "must be 1 or 2");
+    }
+    v.finish(|| {
+        Some(BikeDetailsCorrected { bike_id: Uuid::nil(), name: name.flatten(), bike_type: bike_type.flatten(), seats })
+    })
+}
+
+/// Decides a correction: only the fields that differ are recorded; none writes nothing.
+/// A retired trishaw keeps its last details.
+pub fn correct(state: Option<&Bike>, c: &BikeDetailsCorrected) -> Result<Vec<CareHomeEvent>, DomainError> {
+    let bike = existing(state)?;
+    let changed = BikeDetailsCorrected {
+        bike_id: bike.bike_id,
+        name: c.name.clone().filter(|v| *v != bike.name),
+        bike_type: c.bike_type.clone().filter(|v| *v != bike.bike_type),
+        seats: c.seats.filter(|v| *v != bike.seats),
+    };
+    if changed == (BikeDetailsCorrected { bike_id: bike.bike_id, ..Default::default() }) {
+        return Ok(vec![]);
+    }
+    if bike.status == BikeStatus::Retired {
+        return Err(illegal(bike, "corrected"));
+    }
+    Ok(vec![changed.into()])
+}
+
+/// Decides a move to another care home (the caller checked it is of the same chapter);
+/// to where it is already: nothing to write.
+pub fn move_to(state: Option<&Bike>, carehome_id: Uuid) -> Result<Vec<CareHomeEvent>, DomainError> {
+    let bike = existing(state)?;
+    if bike.carehome_id == carehome_id {
+        return Ok(vec![]);
+    }
+    if bike.status == BikeStatus::Retired {
+        return Err(illegal(bike, "moved"));
+    }
+    Ok(vec![BikeMoved { bike_id: bike.bike_id, from_carehome_id: bike.carehome_id, carehome_id }.into()])
 }
 
 #[cfg(test)]

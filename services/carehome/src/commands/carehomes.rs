@@ -5,7 +5,9 @@
 
 pub mod coordinators;
 
-use domain::events::{CareHomeClosed, CareHomeEvent, CareHomeRegistered, RideHoursChanged};
+use domain::events::{
+    CareHomeClosed, CareHomeDetailsCorrected, CareHomeEvent, CareHomeRegistered, ClosureLifted, RideHoursChanged,
+};
 use domain::types::{DateRange, RideHours, parse_date, parse_label, parse_ride_hours, parse_timezone};
 use domain::{Aggregate, DomainError, ErrorCode};
 use serde::{Deserialize, Serialize};
@@ -94,6 +96,28 @@ impl Aggregate for CareHome {
             CareHomeEvent::RideHoursChanged(e) => state.map(|h| CareHome { ride_hours: e.ride_hours.clone(), ..h }),
             CareHomeEvent::CareHomeClosed(e) => state.map(|mut h| {
                 h.closures.push(Closure { dates: e.dates, reason: e.reason.clone() });
+                h
+            }),
+            CareHomeEvent::CareHomeDetailsCorrected(e) => state.map(|mut h| {
+                if let Some(v) = &e.name {
+                    h.name.clone_from(v);
+                }
+                if let Some(v) = &e.address {
+                    h.address.clone_from(v);
+                }
+                if let Some(v) = e.turnaround_minutes {
+                    h.turnaround_minutes = v;
+                }
+                if let Some(v) = e.requires_confirmation {
+                    h.requires_confirmation = v;
+                }
+                if let Some(v) = e.pilots_choose_riders {
+                    h.pilots_choose_riders = v;
+                }
+                h
+            }),
+            CareHomeEvent::ClosureLifted(e) => state.map(|mut h| {
+                h.closures.retain(|c| c.dates != e.dates);
                 h
             }),
             CareHomeEvent::CoordinatorAssigned(e) => state.map(|mut h| {
@@ -249,6 +273,73 @@ pub fn close(state: Option<&CareHome>, closure: &Closure) -> Result<Vec<CareHome
     Ok(vec![
         CareHomeClosed { carehome_id: home.carehome_id, dates: closure.dates, reason: closure.reason.clone() }.into(),
     ])
+}
+
+/// A correction of a care home's details as it arrives (a field left out keeps its value).
+#[derive(Debug, Clone, Default)]
+pub struct CorrectionInput<'a> {
+    /// Name.
+    pub name: Option<&'a str>,
+    /// Address.
+    pub address: Option<&'a str>,
+    /// Turnaround minutes.
+    pub turnaround_minutes: Option<u32>,
+    /// Confirmation policy (new bookings only).
+    pub requires_confirmation: Option<bool>,
+    /// Riders'-names rule.
+    pub pilots_choose_riders: Option<bool>,
+}
+
+/// Validates a correction into the event's fields (care home id left nil).
+pub fn parse_correction(input: &CorrectionInput<'_>) -> Result<CareHomeDetailsCorrected, DomainError> {
+    let mut v = Violations::new();
+    let name = input.name.map(|n| v.check(parse_label("/name", n, NAME_MAX)));
+    let address = input.address.map(|a| v.check(parse_label("/address", a, ADDRESS_MAX)));
+    if input.turnaround_minutes.is_some_and(|t| t > MAX_TURNAROUND_MINUTES) {
+        v.push("/turnaround_minutes", format!("must be at most {MAX_TURNAROUND_MINUTES}"));
+    }
+    v.finish(|| {
+        Some(CareHomeDetailsCorrected {
+            carehome_id: Uuid::nil(),
+            name: name.flatten(),
+            address: address.flatten(),
+            turnaround_minutes: input.turnaround_minutes,
+            requires_confirmation: input.requires_confirmation,
+            pilots_choose_riders: input.pilots_choose_riders,
+        })
+    })
+}
+
+/// Decides a correction: only the fields that differ are recorded; none writes nothing.
+pub fn correct(state: Option<&CareHome>, c: &CareHomeDetailsCorrected) -> Result<Vec<CareHomeEvent>, DomainError> {
+    let home = state.ok_or_else(|| DomainError::NotFound("care home".into()))?;
+    let changed = CareHomeDetailsCorrected {
+        carehome_id: home.carehome_id,
+        name: c.name.clone().filter(|v| *v != home.name),
+        address: c.address.clone().filter(|v| *v != home.address),
+        turnaround_minutes: c.turnaround_minutes.filter(|v| *v != home.turnaround_minutes),
+        requires_confirmation: c.requires_confirmation.filter(|v| *v != home.requires_confirmation),
+        pilots_choose_riders: c.pilots_choose_riders.filter(|v| *v != home.pilots_choose_riders),
+    };
+    if changed == (CareHomeDetailsCorrected { carehome_id: home.carehome_id, ..Default::default() }) {
+        return Ok(vec![]);
+    }
+    Ok(vec![changed.into()])
+}
+
+/// Decides lifting the closure recorded by event `closure_id` over `dates` (`current`:
+/// whether it is the closure in force for those days). Lifted already: nothing to write.
+pub fn lift(
+    state: Option<&CareHome>,
+    closure_id: Uuid,
+    dates: DateRange,
+    current: bool,
+) -> Result<Vec<CareHomeEvent>, DomainError> {
+    let home = state.ok_or_else(|| DomainError::NotFound("care home".into()))?;
+    if !current || !home.closures.iter().any(|c| c.dates == dates) {
+        return Ok(vec![]);
+    }
+    Ok(vec![ClosureLifted { carehome_id: home.carehome_id, closure_id, dates }.into()])
 }
 
 #[cfg(test)]

@@ -83,7 +83,17 @@ pub struct SettingsInput<'a> {
     pub reminder_lead_minutes: &'a [u32],
     /// Season `(starts, ends)`, `"YYYY-MM-DD"` each, `ends` exclusive; both empty: none.
     pub ride_season: (&'a str, &'a str),
+    /// Record window in days (none: the default or the value kept).
+    pub record_window_days: Option<u32>,
+    /// Series horizon in days.
+    pub series_horizon_days: Option<u32>,
+    /// Pilots a request is offered to at once.
+    pub offer_fanout: Option<u32>,
 }
+
+/// The ranges of the December 2026 settings: (field, least, most).
+pub const RANGES: [(&str, u32, u32); 3] =
+    [("record_window_days", 0, 90), ("series_horizon_days", 7, 365), ("offer_fanout", 1, 50)];
 
 /// Validates settings; `prefix` is where they sit in the request body (`/settings` or "").
 pub fn parse_settings(prefix: &str, input: &SettingsInput<'_>) -> Result<ChapterSettings, Vec<Invalid>> {
@@ -106,6 +116,14 @@ pub fn parse_settings(prefix: &str, input: &SettingsInput<'_>) -> Result<Chapter
         }
     }
     let ride_season = parse_season(&mut v, prefix, input.ride_season);
+    let given = [input.record_window_days, input.series_horizon_days, input.offer_fanout];
+    for ((name, least, most), value) in RANGES.iter().zip(given) {
+        if let Some(value) = value
+            && !(*least..=*most).contains(&value)
+        {
+            v.push(format!("{prefix}/{name}"), format!("must be from {least} to {most}"));
+        }
+    }
     if !v.is_empty() {
         return Err(v.into_list());
     }
@@ -114,6 +132,9 @@ pub fn parse_settings(prefix: &str, input: &SettingsInput<'_>) -> Result<Chapter
         default_turnaround_minutes: input.default_turnaround_minutes,
         reminder_lead_minutes: input.reminder_lead_minutes.to_vec(),
         ride_season,
+        record_window_days: input.record_window_days.unwrap_or_else(ChapterSettings::default_record_window_days),
+        series_horizon_days: input.series_horizon_days.unwrap_or_else(ChapterSettings::default_series_horizon_days),
+        offer_fanout: input.offer_fanout.unwrap_or_else(ChapterSettings::default_offer_fanout),
     })
 }
 

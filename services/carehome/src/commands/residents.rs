@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use domain::Invalid;
 use domain::events::{
-    CareHomeEvent, ResidentAdmitted, ResidentConsentRecorded, ResidentConsentWithdrawn, ResidentErased,
-    ResidentMovedOut, ResidentPersonal,
+    CareHomeEvent, ResidentAdmitted, ResidentConsentRecorded, ResidentConsentWithdrawn, ResidentDetailsCorrected,
+    ResidentErased, ResidentMovedOut, ResidentPersonal,
 };
 use domain::types::{ConsentScope, GivenBy, ResidentStatus, Sealed, parse_enum, parse_label};
 use domain::{Aggregate, DomainError, ErrorCode};
@@ -78,6 +78,7 @@ impl Aggregate for Resident {
             }),
             E::ResidentConsentWithdrawn(_) => state.map(|r| Resident { consent: None, ..r }),
             E::ResidentMovedOut(_) => state.map(|r| Resident { status: ResidentStatus::MovedOut, ..r }),
+            E::ResidentDetailsCorrected(e) => state.map(|r| Resident { personal: Some(e.personal.clone()), ..r }),
             E::ResidentErased(_) => {
                 state.map(|r| Resident { status: ResidentStatus::Erased, personal: None, consent: None, ..r })
             }
@@ -206,6 +207,62 @@ pub fn withdraw_consent(state: Option<&Resident>) -> Result<Vec<CareHomeEvent>, 
 pub fn move_out(state: Option<&Resident>) -> Result<Vec<CareHomeEvent>, DomainError> {
     let r = living_here(state, "moving out")?;
     Ok(vec![ResidentMovedOut { resident_id: r.resident_id }.into()])
+}
+
+/// A validated correction: the new name (if sent) and notes (if sent; `Some(None)` clears
+/// them).
+pub type Correction = (Option<String>, Option<Option<String>>);
+
+/// Validates a correction's fields: `display_name` (if sent) and `notes` (if sent; empty
+/// clears them).
+pub fn parse_correction(display_name: Option<&str>, notes: Option<&str>) -> Result<Correction, Vec<Invalid>> {
+    let mut v = Violations::new();
+    let display_name = display_name.map(|n| v.check(parse_label("/display_name", n, NAME_MAX)));
+    let notes = notes.map(|n| v.check(optional_text("/notes", n, NOTES_MAX)));
+    if !v.is_empty() {
+        return Err(v.into_list());
+    }
+    Ok((display_name.flatten(), notes.flatten()))
+}
+
+/// What a correction changes of `current`: the corrected whole and the names of the
+/// changed fields (none: nothing to write).
+pub fn corrected(
+    current: &ResidentPersonal,
+    display_name: Option<String>,
+    notes: Option<Option<String>>,
+) -> (ResidentPersonal, Vec<String>) {
+    let mut next = current.clone();
+    let mut fields = Vec::new();
+    if let Some(name) = display_name.filter(|n| *n != current.display_name) {
+        next.display_name = name;
+        fields.push("display_name".to_owned());
+    }
+    if let Some(notes) = notes.filter(|n| *n != current.notes) {
+        next.notes = notes;
+        fields.push("notes".to_owned());
+    }
+    (next, fields)
+}
+
+/// Decides a correction of the personal fields (GDPR Art. 16): allowed while the resident
+/// lives here or after moving out, never after erasure; no changed field writes nothing.
+pub fn correct(
+    state: Option<&Resident>,
+    personal: &Sealed,
+    fields: &[String],
+) -> Result<Vec<CareHomeEvent>, DomainError> {
+    let r = state.ok_or_else(|| DomainError::NotFound("resident".into()))?;
+    if r.status == ResidentStatus::Erased {
+        return Err(DomainError::conflict(ErrorCode::IllegalTransition, "the resident has been erased", None));
+    }
+    if fields.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(vec![
+        ResidentDetailsCorrected { resident_id: r.resident_id, personal: personal.clone(), fields: fields.to_vec() }
+            .into(),
+    ])
 }
 
 /// Decides recording an erasure (the key is deleted before); erasing again writes nothing.

@@ -104,6 +104,26 @@ pub async fn retire(h: &Handlers, req: pb::BikeServiceRequest) -> ServiceResult<
     on_bike(h, req.context, &req.bike_id, |s| bikes::retire(s, &change)).await
 }
 
+/// CorrectBike: the changed fields only (`If-Match` in the context).
+pub async fn correct(h: &Handlers, req: pb::CorrectBikeRequest) -> ServiceResult<pb::Bike> {
+    let c = bikes::parse_correction(req.name.as_deref(), req.bike_type.as_deref(), req.seats)?;
+    on_bike(h, req.context, &req.bike_id, |s| bikes::correct(s, &c)).await
+}
+
+/// MoveBike: to another care home of the same chapter (another chapter's is 404: it is not
+/// known here to the caller's chapter).
+pub async fn move_to(h: &Handlers, req: pb::MoveBikeRequest) -> ServiceResult<pb::Bike> {
+    let to = id("/carehome_id", &req.carehome_id)?;
+    let bike_id = id("/bike_id", &req.bike_id)?;
+    let (bike, _) = load_existing::<Bike>(&h.store, &bikes::stream(bike_id), "trishaw").await?;
+    let from = carehome(&h.store, bike.carehome_id).await?;
+    let target = carehome(&h.store, to).await?;
+    if target.chapter_id != from.chapter_id {
+        return Err(ServiceError::NotFound("care home".into()));
+    }
+    on_bike(h, req.context, &req.bike_id, |s| bikes::move_to(s, to)).await
+}
+
 /// GetBike.
 pub async fn get(h: &Handlers, req: pb::IdRequest) -> ServiceResult<pb::Bike> {
     let bike_id = id("/id", &req.id)?;
@@ -167,6 +187,8 @@ fn entry(event: &CareHomeEvent) -> pb::MaintenanceEntry {
         E::BikeRepaired(r) => pb::MaintenanceEntry { description: r.note.clone(), ..kind("repaired") },
         E::BikeReturnedToService(_) => kind("returned_to_service"),
         E::BikeRetired(r) => pb::MaintenanceEntry { reason: r.reason.clone(), ..kind("retired") },
+        E::BikeDetailsCorrected(_) => kind("details_corrected"),
+        E::BikeMoved(_) => kind("moved"),
         other => kind(other.event_type()),
     }
 }

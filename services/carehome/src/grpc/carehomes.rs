@@ -1,7 +1,9 @@
 //! Care-home calls: register, change ride hours, close, assign and remove coordinators,
 //! read one (from its stream) and list a chapter's (from the read model).
 
-use domain::types::RideHours;
+use domain::DomainEvent;
+use domain::events::CareHomeEvent;
+use domain::types::{DateRange, RideHours};
 use samskab_proto::carehome::v1 as pb;
 use servicekit::aggregate::execute;
 use servicekit::{CommandCtx, Loaded, ServiceError, ServiceResult};
@@ -29,11 +31,14 @@ pub(super) async fn view(
     version: u64,
 ) -> ServiceResult<pb::CareHome> {
     let mut closures = Vec::with_capacity(home.closures.len());
+    let ids = if home.closures.is_empty() { Vec::new() } else { closure_ids(h, home.carehome_id).await? };
     for c in &home.closures {
+        let closure_id = ids.iter().rev().find(|(_, d)| *d == c.dates).map(|(id, _)| id.to_string());
         closures.push(pb::Closure {
             from: c.dates.from.to_string(),
             to: c.dates.to.to_string(),
             reason: open_text(h, &carehome_subject(home.carehome_id), &c.reason).await?,
+            closure_id: closure_id.unwrap_or_default(),
         });
     }
     Ok(pb::CareHome {
@@ -51,6 +56,55 @@ pub(super) async fn view(
         version,
         coordinator_ids: home.coordinator_ids.clone(),
     })
+}
+
+/// The closures ever recorded on a care home's stream: each `CareHomeClosed` event's id
+/// (a closure's id) and its days, in the order recorded. The closure in force for some
+/// days is the last one recorded for them.
+async fn closure_ids(h: &Handlers, carehome_id: Uuid) -> ServiceResult<Vec<(Uuid, DateRange)>> {
+    let events = h.store.read_whole_stream(&homes::stream(carehome_id)).await?;
+    let mut out = Vec::new();
+    for e in events.iter().filter(|e| e.event_type == "CareHomeClosed") {
+        if let Ok(Some(CareHomeEvent::CareHomeClosed(c))) = CareHomeEvent::from_stored(&e.event_type, e.payload.get()) {
+            out.push((e.id, c.dates));
+        }
+    }
+    Ok(out)
+}
+
+/// CorrectCareHome: the changed fields only (`If-Match` in the context).
+pub async fn correct(h: &Handlers, req: pb::CorrectCareHomeRequest) -> ServiceResult<pb::CareHome> {
+    let ctx = CommandCtx::from_proto(req.context)?;
+    let carehome_id = id("/carehome_id", &req.carehome_id)?;
+    let input = homes::CorrectionInput {
+        name: req.name.as_deref(),
+        address: req.address.as_deref(),
+        turnaround_minutes: req.turnaround_minutes,
+        requires_confirmation: req.requires_confirmation,
+        pilots_choose_riders: req.pilots_choose_riders,
+    };
+    let correction = homes::parse_correction(&input)?;
+    let loaded = execute(&h.store, &ctx, &homes::stream(carehome_id), |s| homes::correct(s, &correction)).await?;
+    view_loaded(h, loaded).await
+}
+
+/// LiftClosure: the closure is named by its event's id; an unknown id is 404, a closure
+/// lifted already (or closed again since, under a new id) writes nothing.
+pub async fn lift_closure(h: &Handlers, req: pb::LiftClosureRequest) -> ServiceResult<pb::CareHome> {
+    let ctx = CommandCtx::from_proto(req.context)?;
+    let carehome_id = id("/carehome_id", &req.carehome_id)?;
+    let closure_id = id("/closure_id", &req.closure_id)?;
+    load_existing::<CareHome>(&h.store, &homes::stream(carehome_id), "care home").await?;
+    let ids = closure_ids(h, carehome_id).await?;
+    let dates = ids
+        .iter()
+        .find(|(id, _)| *id == closure_id)
+        .map(|(_, d)| *d)
+        .ok_or_else(|| ServiceError::NotFound("closure".into()))?;
+    let current = ids.iter().rev().find(|(_, d)| *d == dates).is_some_and(|(id, _)| *id == closure_id);
+    let loaded =
+        execute(&h.store, &ctx, &homes::stream(carehome_id), |s| homes::lift(s, closure_id, dates, current)).await?;
+    view_loaded(h, loaded).await
 }
 
 async fn view_loaded(h: &Handlers, loaded: Loaded<CareHome>) -> ServiceResult<pb::CareHome> {

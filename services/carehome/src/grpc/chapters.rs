@@ -16,6 +16,9 @@ fn input(s: &pb::ChapterSettings) -> SettingsInput<'_> {
         default_turnaround_minutes: s.default_turnaround_minutes,
         reminder_lead_minutes: &s.reminder_lead_minutes,
         ride_season: season,
+        record_window_days: s.record_window_days,
+        series_horizon_days: s.series_horizon_days,
+        offer_fanout: s.offer_fanout,
     }
 }
 
@@ -25,6 +28,9 @@ fn settings_view(s: &ChapterSettings) -> pb::ChapterSettings {
         default_turnaround_minutes: s.default_turnaround_minutes,
         reminder_lead_minutes: s.reminder_lead_minutes.clone(),
         ride_season: s.ride_season.map(|r| pb::RideSeason { starts: r.from.to_string(), ends: r.to.to_string() }),
+        record_window_days: Some(s.record_window_days),
+        series_horizon_days: Some(s.series_horizon_days),
+        offer_fanout: Some(s.offer_fanout),
     }
 }
 
@@ -58,7 +64,12 @@ pub async fn register(h: &Handlers, req: pb::RegisterChapterRequest) -> ServiceR
 pub async fn change_settings(h: &Handlers, req: pb::ChangeChapterSettingsRequest) -> ServiceResult<pb::Chapter> {
     let ctx = CommandCtx::from_proto(req.context)?;
     let chapter_id = id("/chapter_id", &req.chapter_id)?;
-    let given = req.settings.ok_or_else(|| ServiceError::invalid("", "the settings are required"))?;
+    let mut given = req.settings.ok_or_else(|| ServiceError::invalid("", "the settings are required"))?;
+    // The December 2026 settings keep their value when a change leaves them out.
+    let (current, _) = load_existing::<Chapter>(&h.store, &chaps::stream(chapter_id), "chapter").await?;
+    given.record_window_days = given.record_window_days.or(Some(current.settings.record_window_days));
+    given.series_horizon_days = given.series_horizon_days.or(Some(current.settings.series_horizon_days));
+    given.offer_fanout = given.offer_fanout.or(Some(current.settings.offer_fanout));
     let settings = chaps::parse_settings("", &input(&given)).map_err(ServiceError::Invalid)?;
     let loaded = execute(&h.store, &ctx, &chaps::stream(chapter_id), |s| chaps::change_settings(s, &settings)).await?;
     view_loaded(h, loaded).await

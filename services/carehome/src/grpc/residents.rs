@@ -126,6 +126,30 @@ pub async fn move_out(h: &Handlers, req: pb::ResidentCommandRequest) -> ServiceR
     on_resident(h, &ctx, resident_id, residents::move_out).await
 }
 
+/// CorrectResident: the changed fields are merged into the opened personal fields and the
+/// whole is sealed again under the resident's own key (so erasure reaches old values and
+/// new); the event names the changed fields only. Nothing changed writes nothing.
+pub async fn correct(h: &Handlers, req: pb::CorrectResidentRequest) -> ServiceResult<pb::Resident> {
+    let ctx = CommandCtx::from_proto(req.context)?;
+    let resident_id = id("/resident_id", &req.resident_id)?;
+    let (display_name, notes) = residents::parse_correction(req.display_name.as_deref(), req.notes.as_deref())
+        .map_err(ServiceError::Invalid)?;
+    let (r, _, _) = existing(h, resident_id).await?;
+    let (sealed, fields) = match personal(h, &r).await? {
+        Some(current) if r.status != ResidentStatus::Erased => {
+            let (next, fields) = residents::corrected(&current, display_name, notes);
+            if fields.is_empty() {
+                (Sealed::default(), fields)
+            } else {
+                (h.keys.seal_json(&subject(resident_id), PERSONAL_FIELD, &next).await.map_err(key_error)?, fields)
+            }
+        }
+        // Erased: the decider refuses.
+        _ => (Sealed::default(), vec!["display_name".to_owned()]),
+    };
+    on_resident(h, &ctx, resident_id, |s| residents::correct(s, &sealed, &fields)).await
+}
+
 /// EraseResident: deletes the key first, then records the erasure (once; again is harmless).
 pub async fn erase(h: &Handlers, req: pb::ResidentCommandRequest) -> ServiceResult<pb::Resident> {
     let ctx = CommandCtx::from_proto(req.context)?;

@@ -108,6 +108,7 @@ pub async fn free_text_about_trishaws_and_closures_is_sealed(db: TestDb) {
             from: "2027-07-01".into(),
             to: "2027-07-03".into(),
             reason: format!("{phrase} (closed)"),
+            ..Default::default()
         }),
     };
     let closed = app.client.close_care_home(close).await.unwrap().into_inner();

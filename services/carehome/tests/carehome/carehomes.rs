@@ -40,21 +40,42 @@ pub async fn a_care_home_is_registered_with_ride_hours_and_closures(db: TestDb) 
     let changed = app.client.change_ride_hours(req).await.unwrap().into_inner();
     assert_eq!((changed.ride_hours, changed.version), (new_hours.clone(), 2));
 
-    let closure = pb::Closure { from: "2027-03-01".into(), to: "2027-03-08".into(), reason: "outbreak".into() };
+    let closure = pb::Closure {
+        from: "2027-03-01".into(),
+        to: "2027-03-08".into(),
+        reason: "outbreak".into(),
+        ..Default::default()
+    };
     let req = pb::CloseCareHomeRequest {
         context: cx(&key()),
         carehome_id: home.carehome_id.clone(),
         closure: Some(closure.clone()),
     };
     let closed = app.client.close_care_home(req).await.unwrap().into_inner();
+    // A closure's id is the id of the event that recorded it.
+    let closure_id: uuid::Uuid = closed.closures[0].closure_id.parse().expect("a closure id");
+    let closure = pb::Closure { closure_id: closure_id.to_string(), ..closure };
     assert_eq!((closed.closures, closed.version), (vec![closure.clone()], 3));
 
     let got = app.client.get_care_home(pb::IdRequest { id: home.carehome_id.clone() }).await.unwrap().into_inner();
-    assert_eq!((got.ride_hours, got.closures, got.version), (new_hours, vec![closure], 3));
+    assert_eq!((got.ride_hours, got.closures, got.version), (new_hours, vec![closure.clone()], 3));
     assert_eq!(
         stream_types(&app, &format!("carehome-{}", home.carehome_id)).await,
         ["CareHomeRegistered", "RideHoursChanged", "CareHomeClosed"]
     );
+
+    // Lifting names the closure by its id; again changes nothing; an unknown id is 404.
+    let lift = |closure_id: String| pb::LiftClosureRequest {
+        context: cx(&key()),
+        carehome_id: home.carehome_id.clone(),
+        closure_id,
+    };
+    let lifted = app.client.lift_closure(lift(closure.closure_id.clone())).await.unwrap().into_inner();
+    assert_eq!((lifted.closures.len(), lifted.version), (0, 4));
+    let again = app.client.lift_closure(lift(closure.closure_id.clone())).await.unwrap().into_inner();
+    assert_eq!(again.version, 4, "lifting twice writes nothing");
+    let unknown = app.client.lift_closure(lift(uuid::Uuid::new_v4().to_string())).await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
 }
 
 pub async fn care_home_fields_are_validated_and_a_missing_chapter_is_not_found(db: TestDb) {
@@ -77,7 +98,12 @@ pub async fn care_home_fields_are_validated_and_a_missing_chapter_is_not_found(d
         ride_hours: vec![hours("friday", "09:00", "12:00"), hours("friday", "11:00", "13:00")],
     };
     assert_invalid(app.client.change_ride_hours(req).await, "/ride_hours/1");
-    let closure = pb::Closure { from: "2027-03-08".into(), to: "2027-03-01".into(), reason: "outbreak".into() };
+    let closure = pb::Closure {
+        from: "2027-03-08".into(),
+        to: "2027-03-01".into(),
+        reason: "outbreak".into(),
+        ..Default::default()
+    };
     let req = pb::CloseCareHomeRequest { context: cx(&key()), carehome_id: home.carehome_id, closure: Some(closure) };
     assert_invalid(app.client.close_care_home(req).await, "/to");
 

@@ -43,6 +43,9 @@ pub async fn chapter_settings_change_and_bad_settings_name_their_fields(db: Test
         default_turnaround_minutes: 20,
         reminder_lead_minutes: vec![1440, 120],
         ride_season: Some(pb::RideSeason { starts: "2027-04-01".into(), ends: "2027-10-01".into() }),
+        record_window_days: Some(30),
+        series_horizon_days: None,
+        offer_fanout: Some(8),
     };
     let req = pb::ChangeChapterSettingsRequest {
         context: cx(&key()),
@@ -50,7 +53,31 @@ pub async fn chapter_settings_change_and_bad_settings_name_their_fields(db: Test
         settings: Some(settings.clone()),
     };
     let changed = app.client.change_chapter_settings(req).await.unwrap().into_inner();
+    // A setting left out keeps its value (the default 56 here).
+    let settings = pb::ChapterSettings { series_horizon_days: Some(56), ..settings };
     assert_eq!((changed.settings, changed.version), (Some(settings.clone()), 2));
+    let kept = pb::ChapterSettings { record_window_days: None, offer_fanout: None, ..settings.clone() };
+    let req = pb::ChangeChapterSettingsRequest {
+        context: cx(&key()),
+        chapter_id: c.chapter_id.clone(),
+        settings: Some(kept),
+    };
+    let again = app.client.change_chapter_settings(req).await.unwrap().into_inner();
+    assert_eq!((again.settings, again.version), (Some(settings.clone()), 2), "nothing changed: nothing written");
+    for (field, bad) in [("/record_window_days", 91), ("/offer_fanout", 0)] {
+        let mut out = settings.clone();
+        if field == "/offer_fanout" {
+            out.offer_fanout = Some(bad);
+        } else {
+            out.record_window_days = Some(bad);
+        }
+        let req = pb::ChangeChapterSettingsRequest {
+            context: cx(&key()),
+            chapter_id: c.chapter_id.clone(),
+            settings: Some(out),
+        };
+        assert_invalid(app.client.change_chapter_settings(req).await, field);
+    }
 
     let too_long = pb::ChapterSettings { lead_time_minutes: 10_081, ..settings.clone() };
     let req = pb::ChangeChapterSettingsRequest {

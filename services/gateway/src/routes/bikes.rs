@@ -38,6 +38,45 @@ pub struct NewBike {
     pub seats: u32,
 }
 
+/// `PATCH /v1/bikes/{id}` (JSON merge patch): a field left out keeps its value; no field
+/// may be `null`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BikePatch {
+    /// Name.
+    #[serde(default)]
+    #[schema(
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        max_length = 100
+    )]
+    pub name: Option<String>,
+    /// Type label (409 `conflicts-with-rides` while a booked future ride's pilot is not
+    /// qualified for it).
+    #[serde(default)]
+    #[schema(
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        max_length = 50
+    )]
+    pub bike_type: Option<String>,
+    /// Rider seats, 1 or 2 (409 `conflicts-with-rides` while a booked future ride has
+    /// more riders).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 2)]
+    pub seats: Option<u32>,
+}
+
+impl crate::extract::Patchable for BikePatch {
+    const CLEARABLE: &'static [&'static str] = &[];
+}
+
+/// `POST /v1/bikes/{id}/move`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BikeMove {
+    /// The care home of the same chapter that keeps it from now on.
+    pub carehome_id: Uuid,
+}
+
 /// A trishaw.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BikeView {
@@ -120,7 +159,7 @@ pub struct MaintenanceEntry {
     /// When (UTC).
     pub at: String,
     /// `commissioned`, `issue_reported`, `taken_out_of_service`, `repaired`,
-    /// `returned_to_service`, `retired`.
+    /// `returned_to_service`, `retired`, `details_corrected`, `moved`.
     pub kind: String,
     /// Issue or repair description.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -421,11 +460,107 @@ pub async fn maintenance(
     Ok(axum::Json(MaintenanceLog { items }))
 }
 
+/// Correct a trishaw's details (its care home's coordinator, its chapter's admin): a JSON
+/// merge patch with `If-Match`. Fewer seats than a booked future ride's riders, or a type
+/// a booked future ride's pilot is not qualified for, is 409 `conflicts-with-rides`.
+#[utoipa::path(patch, path = "/v1/bikes/{id}", tag = "bikes",
+    request_body(content = BikePatch, content_type = "application/merge-patch+json"),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+        ("If-Match" = String, Header, description = "The trishaw's ETag (428 without)")),
+    responses((status = 200, body = BikeView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "`conflicts-with-rides` (the rides in `ride_ids`), or the trishaw is retired (`illegal-transition`)", body = Problem),
+        (status = 412, body = Problem), (status = 415, description = "Not `application/merge-patch+json` (`unsupported-media-type`)", body = Problem),
+        (status = 428, description = "No `If-Match` (`precondition-required`)", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn correct(
+    State(s): State<AppState>,
+    cmd: Command,
+    Ids(id): Ids<Uuid>,
+    patch: crate::extract::MergePatch<BikePatch>,
+) -> Result<Versioned<BikeView>, ApiError> {
+    let b = managed(&s, &cmd.caller, id).await?;
+    cmd.require_if_match()?;
+    carehomes::precondition(cmd.if_match, b.bike.version)?;
+    let p = patch.patch;
+    let seats = p.seats.filter(|n| *n < b.bike.seats);
+    let bike_type = p.bike_type.clone().filter(|t| t.trim() != b.bike.bike_type);
+    if seats.is_some() || bike_type.is_some() {
+        let ask = samskab_proto::booking::v1::BrokenRidesRequest {
+            bike_id: id.to_string(),
+            seats,
+            bike_type: bike_type.map(|t| t.trim().to_owned()),
+            ..Default::default()
+        };
+        carehomes::refuse_broken_rides(&s, ask).await?;
+    }
+    let bike = s
+        .clients
+        .carehome()
+        .correct_bike(cpb::CorrectBikeRequest {
+            context: cmd.context(),
+            bike_id: id.to_string(),
+            name: p.name,
+            bike_type: p.bike_type,
+            seats: p.seats,
+        })
+        .await?
+        .into_inner();
+    Ok(view(bike))
+}
+
+/// Move a trishaw to another care home of its chapter (its chapter's admin). While it has
+/// booked future rides: 409 `conflicts-with-rides`.
+#[utoipa::path(post, path = "/v1/bikes/{id}/move", tag = "bikes", request_body = BikeMove,
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+        ("If-Match" = Option<String>, Header, description = "The trishaw's ETag")),
+    responses((status = 200, body = BikeView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "`conflicts-with-rides` (the rides in `ride_ids`), or the trishaw is retired (`illegal-transition`)", body = Problem),
+        (status = 412, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn move_to(
+    State(s): State<AppState>,
+    cmd: Command,
+    Ids(id): Ids<Uuid>,
+    Body(m): Body<BikeMove>,
+) -> Result<Versioned<BikeView>, ApiError> {
+    let caller = &cmd.caller;
+    let b = visible(&s, caller, id).await?;
+    if !caller.may(access::Action::Administer, &access::Object::Bike { carehome: b.carehome, chapter: b.chapter }) {
+        return Err(ApiError::forbidden());
+    }
+    carehomes::precondition(cmd.if_match, b.bike.version)?;
+    if m.carehome_id != b.carehome {
+        // The target must be a care home of the same chapter the caller may see (404).
+        let target = carehomes::visible(&s, caller, m.carehome_id).await?;
+        if carehomes::chapter_of(&target) != Some(b.chapter) {
+            return Err(ApiError::not_found());
+        }
+        let ask = samskab_proto::booking::v1::BrokenRidesRequest {
+            bike_id: id.to_string(),
+            every_future: true,
+            ..Default::default()
+        };
+        carehomes::refuse_broken_rides(&s, ask).await?;
+    }
+    let bike = s
+        .clients
+        .carehome()
+        .move_bike(cpb::MoveBikeRequest {
+            context: cmd.context(),
+            bike_id: id.to_string(),
+            carehome_id: m.carehome_id.to_string(),
+        })
+        .await?
+        .into_inner();
+    Ok(view(bike))
+}
+
 /// The trishaw routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create, list))
-        .routes(routes!(get))
+        .routes(routes!(get, correct))
+        .routes(routes!(move_to))
         .routes(routes!(report_issue))
         .routes(routes!(out_of_service))
         .routes(routes!(return_to_service))

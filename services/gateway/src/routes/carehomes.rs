@@ -4,6 +4,7 @@
 
 use access::{Action, Object};
 use axum::extract::State;
+use samskab_proto::booking::v1 as bpb;
 use samskab_proto::carehome::v1 as cpb;
 use serde::{Deserialize, Serialize};
 use servicekit::ErrorCode;
@@ -58,6 +59,66 @@ pub struct Closure {
     pub to: String,
     /// Why it is closed.
     pub reason: String,
+}
+
+/// A closure in force, with the id that lifts it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ClosureView {
+    /// The closure's id (the id of the event that recorded it).
+    pub closure_id: String,
+    /// First closed day, `YYYY-MM-DD`.
+    #[schema(format = Date)]
+    pub from: String,
+    /// First day open again.
+    #[schema(format = Date)]
+    pub to: String,
+    /// Why it is closed.
+    pub reason: String,
+}
+
+/// `PATCH /v1/carehomes/{id}` (JSON merge patch): a field left out keeps its value; no
+/// field may be `null`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CareHomePatch {
+    /// Name.
+    #[serde(default)]
+    #[schema(
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        max_length = 200
+    )]
+    pub name: Option<String>,
+    /// Postal address.
+    #[serde(default)]
+    #[schema(
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        max_length = 300
+    )]
+    pub address: Option<String>,
+    /// Minimum minutes between two rides on one trishaw (409 `conflicts-with-rides` if
+    /// two booked future rides would then overlap).
+    #[serde(default)]
+    #[schema(maximum = 240)]
+    pub turnaround_minutes: Option<u32>,
+    /// Whether pilot-booked rides wait for confirmation (new bookings only).
+    #[serde(default)]
+    pub requires_confirmation: Option<bool>,
+    /// Whether pilots may put residents on their own rides.
+    #[serde(default)]
+    pub pilots_choose_riders: Option<bool>,
+}
+
+impl crate::extract::Patchable for CareHomePatch {
+    const CLEARABLE: &'static [&'static str] = &[];
+}
+
+/// Path of a closure of a care home.
+#[derive(Debug, Deserialize)]
+pub struct ClosurePath {
+    /// The care home.
+    pub id: Uuid,
+    /// The closure.
+    pub closure_id: Uuid,
 }
 
 /// `POST /v1/carehomes`.
@@ -138,8 +199,8 @@ pub struct CareHomeView {
     pub requires_confirmation: bool,
     /// Whether pilots may put residents on their own rides.
     pub pilots_choose_riders: bool,
-    /// Closures.
-    pub closures: Vec<Closure>,
+    /// Closures in force.
+    pub closures: Vec<ClosureView>,
     /// Its coordinators' user ids, in order of assignment.
     pub coordinator_ids: Vec<String>,
 }
@@ -180,7 +241,11 @@ fn view_of(h: cpb::CareHome) -> CareHomeView {
         turnaround_minutes: h.turnaround_minutes,
         requires_confirmation: h.requires_confirmation,
         pilots_choose_riders: h.pilots_choose_riders,
-        closures: h.closures.into_iter().map(|c| Closure { from: c.from, to: c.to, reason: c.reason }).collect(),
+        closures: h
+            .closures
+            .into_iter()
+            .map(|c| ClosureView { closure_id: c.closure_id, from: c.from, to: c.to, reason: c.reason })
+            .collect(),
         coordinator_ids: h.coordinator_ids,
     }
 }
@@ -352,7 +417,99 @@ pub async fn close(
         .close_care_home(cpb::CloseCareHomeRequest {
             context: cmd.context(),
             carehome_id: id.to_string(),
-            closure: Some(cpb::Closure { from: b.from, to: b.to, reason: b.reason }),
+            closure: Some(cpb::Closure { from: b.from, to: b.to, reason: b.reason, ..Default::default() }),
+        })
+        .await?
+        .into_inner();
+    Ok(view(h))
+}
+
+/// Refuses a correction that would break booked future rides: booking names them (409
+/// `conflicts-with-rides`, listed in `ride_ids`). A booking that slips in after this
+/// check is cancelled by booking's cascade on the correction's event.
+pub async fn refuse_broken_rides(s: &AppState, ask: bpb::BrokenRidesRequest) -> Result<(), ApiError> {
+    let ids = s.clients.booking().broken_rides(ask).await?.into_inner().ride_ids;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut e = ApiError::new(ErrorCode::ConflictsWithRides)
+        .detail(format!("the change would break {} booked ride(s); cancel or move them first", ids.len()));
+    e.conflict = Some(Box::new(crate::problem::Conflict { with: None, ride_ids: ids }));
+    Err(e)
+}
+
+/// Correct a care home's details (its chapter's admin): a JSON merge patch with
+/// `If-Match`. A turnaround that would make two booked future rides of one trishaw overlap
+/// is 409 `conflicts-with-rides`; `requires_confirmation` applies to new bookings only.
+#[utoipa::path(patch, path = "/v1/carehomes/{id}", tag = "carehomes",
+    request_body(content = CareHomePatch, content_type = "application/merge-patch+json"),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+        ("If-Match" = String, Header, description = "The care home's ETag (428 without)")),
+    responses((status = 200, body = CareHomeView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "`conflicts-with-rides` (the rides in `ride_ids`)", body = Problem),
+        (status = 412, body = Problem), (status = 415, description = "Not `application/merge-patch+json` (`unsupported-media-type`)", body = Problem),
+        (status = 428, description = "No `If-Match` (`precondition-required`)", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn correct(
+    State(s): State<AppState>,
+    cmd: Command,
+    Ids(id): Ids<Uuid>,
+    patch: crate::extract::MergePatch<CareHomePatch>,
+) -> Result<Versioned<CareHomeView>, ApiError> {
+    let caller = &cmd.caller;
+    let home = visible(&s, caller, id).await?;
+    if !caller.may(Action::Administer, &object(&home, id)) {
+        return Err(ApiError::forbidden());
+    }
+    cmd.require_if_match()?;
+    precondition(cmd.if_match, home.version)?;
+    let p = patch.patch;
+    if let Some(t) = p.turnaround_minutes.filter(|t| *t > home.turnaround_minutes) {
+        let ask =
+            bpb::BrokenRidesRequest { carehome_id: id.to_string(), turnaround_minutes: Some(t), ..Default::default() };
+        refuse_broken_rides(&s, ask).await?;
+    }
+    let h = s
+        .clients
+        .carehome()
+        .correct_care_home(cpb::CorrectCareHomeRequest {
+            context: cmd.context(),
+            carehome_id: id.to_string(),
+            name: p.name,
+            address: p.address,
+            turnaround_minutes: p.turnaround_minutes,
+            requires_confirmation: p.requires_confirmation,
+            pilots_choose_riders: p.pilots_choose_riders,
+        })
+        .await?
+        .into_inner();
+    Ok(view(h))
+}
+
+/// Lift a closure (its coordinator, its chapter's admin): the days are open again; rides
+/// it cancelled stay cancelled. Lifting it again changes nothing.
+#[utoipa::path(delete, path = "/v1/carehomes/{id}/closures/{closure_id}", tag = "carehomes",
+    params(("id" = Uuid, Path), ("closure_id" = Uuid, Path),
+        ("If-Match" = Option<String>, Header, description = "The care home's ETag")),
+    responses((status = 200, body = CareHomeView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn lift_closure(
+    State(s): State<AppState>,
+    cmd: Command,
+    Ids(p): Ids<ClosurePath>,
+) -> Result<Versioned<CareHomeView>, ApiError> {
+    let caller = &cmd.caller;
+    let home = visible(&s, caller, p.id).await?;
+    if !manages(caller, &home, p.id) {
+        return Err(ApiError::forbidden());
+    }
+    let h = s
+        .clients
+        .carehome()
+        .lift_closure(cpb::LiftClosureRequest {
+            context: cmd.context(),
+            carehome_id: p.id.to_string(),
+            closure_id: p.closure_id.to_string(),
         })
         .await?
         .into_inner();
@@ -426,9 +583,10 @@ pub async fn remove_coordinator(
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create, list))
-        .routes(routes!(get))
+        .routes(routes!(get, correct))
         .routes(routes!(put_ride_hours))
         .routes(routes!(close))
+        .routes(routes!(lift_closure))
         .routes(routes!(assign_coordinator))
         .routes(routes!(remove_coordinator))
 }

@@ -45,6 +45,19 @@ pub struct Settings {
     /// Riding season, if any (`ends` after `starts`: a 400 otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ride_season: Option<RideSeason>,
+    /// How many days back a pilot may record a ride after the fact (default 14). Left
+    /// out of a change: kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 90)]
+    pub record_window_days: Option<u32>,
+    /// How far ahead a recurring series books, in days (default 56). Left out: kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 7, maximum = 365)]
+    pub series_horizon_days: Option<u32>,
+    /// How many pilots a ride request is offered to at once (default 5). Left out: kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 50)]
+    pub offer_fanout: Option<u32>,
 }
 
 /// The document's limits are the care-home service's (`carehome::chapters`, with the
@@ -74,6 +87,9 @@ impl From<Settings> for cpb::ChapterSettings {
             default_turnaround_minutes: s.default_turnaround_minutes,
             reminder_lead_minutes: s.reminder_lead_minutes,
             ride_season: s.ride_season.map(|r| cpb::RideSeason { starts: r.starts, ends: r.ends }),
+            record_window_days: s.record_window_days,
+            series_horizon_days: s.series_horizon_days,
+            offer_fanout: s.offer_fanout,
         }
     }
 }
@@ -85,6 +101,9 @@ impl From<cpb::ChapterSettings> for Settings {
             default_turnaround_minutes: s.default_turnaround_minutes,
             reminder_lead_minutes: s.reminder_lead_minutes,
             ride_season: s.ride_season.map(|r| RideSeason { starts: r.starts, ends: r.ends }),
+            record_window_days: s.record_window_days,
+            series_horizon_days: s.series_horizon_days,
+            offer_fanout: s.offer_fanout,
         }
     }
 }

@@ -59,6 +59,32 @@ pub struct NewQualification {
     pub valid_until: String,
 }
 
+/// `PATCH /v1/pilots/{id}` (JSON merge patch): a field left out keeps its value; `null`
+/// clears `email` or `phone`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PilotPatch {
+    /// Name (personal, stored encrypted).
+    #[serde(default)]
+    #[schema(
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        max_length = 200
+    )]
+    pub display_name: Option<String>,
+    /// E-mail (personal); `null` clears it.
+    #[serde(default)]
+    #[schema(nullable)]
+    pub email: Option<String>,
+    /// Phone (personal); `null` clears it.
+    #[serde(default)]
+    #[schema(nullable)]
+    pub phone: Option<String>,
+}
+
+impl crate::extract::Patchable for PilotPatch {
+    const CLEARABLE: &'static [&'static str] = &["email", "phone"];
+}
+
 /// A qualification for one trishaw type.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QualificationView {
@@ -329,6 +355,43 @@ pub async fn put_availability(
     Ok(view(p))
 }
 
+/// Correct a pilot's personal details (the pilot itself, its chapter's admin): a JSON merge
+/// patch with `If-Match`. The old values stay sealed under the pilot's key, so erasure
+/// reaches them; the audit names the changed fields, never the values.
+#[utoipa::path(patch, path = "/v1/pilots/{id}", tag = "pilots",
+    request_body(content = PilotPatch, content_type = "application/merge-patch+json"),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+        ("If-Match" = String, Header, description = "The pilot's ETag (428 without)")),
+    responses((status = 200, body = PilotView), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 412, body = Problem), (status = 415, description = "Not `application/merge-patch+json` (`unsupported-media-type`)", body = Problem),
+        (status = 428, description = "No `If-Match` (`precondition-required`)", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn correct(
+    State(s): State<AppState>,
+    cmd: Command,
+    Ids(id): Ids<Uuid>,
+    patch: crate::extract::MergePatch<PilotPatch>,
+) -> Result<Versioned<PilotView>, ApiError> {
+    visible(&s, &cmd.caller, id).await?;
+    cmd.require_if_match()?;
+    let clear = |field: &str, value: Option<String>| {
+        if patch.clears(field) { Some(String::new()) } else { value }
+    };
+    let p = s
+        .clients
+        .volunteer()
+        .correct_pilot(vpb::CorrectPilotRequest {
+            context: cmd.context(),
+            pilot_id: id.to_string(),
+            display_name: patch.patch.display_name.clone(),
+            email: clear("email", patch.patch.email.clone()),
+            phone: clear("phone", patch.patch.phone.clone()),
+        })
+        .await?
+        .into_inner();
+    Ok(view(p))
+}
+
 /// The status commands a chapter admin gives a pilot.
 #[derive(Debug, Clone, Copy)]
 enum Action {
@@ -452,7 +515,7 @@ pub async fn export(State(s): State<AppState>, caller: Caller, Ids(id): Ids<Uuid
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create, list))
-        .routes(routes!(get))
+        .routes(routes!(get, correct))
         .routes(routes!(qualify))
         .routes(routes!(put_availability))
         .routes(routes!(suspend))

@@ -59,6 +59,28 @@ pub struct NewResident {
     pub consent: Consent,
 }
 
+/// `PATCH /v1/residents/{id}` (JSON merge patch): a field left out keeps its value; `null`
+/// clears `notes`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResidentPatch {
+    /// The name the care home uses.
+    #[serde(default)]
+    #[schema(
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        max_length = 200
+    )]
+    pub display_name: Option<String>,
+    /// Care notes; `null` clears them.
+    #[serde(default)]
+    #[schema(nullable)]
+    pub notes: Option<String>,
+}
+
+impl crate::extract::Patchable for ResidentPatch {
+    const CLEARABLE: &'static [&'static str] = &["notes"];
+}
+
 /// A resident.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ResidentView {
@@ -194,6 +216,40 @@ pub async fn get(
     Ids(id): Ids<Uuid>,
 ) -> Result<Versioned<ResidentView>, ApiError> {
     Ok(view(visible(&s, &caller, id).await?))
+}
+
+/// Correct a resident's name or care notes (their care home's coordinator, their chapter's
+/// admin): a JSON merge patch with `If-Match`. The old values stay sealed under the
+/// resident's key, so erasure reaches them; the audit names the changed fields only.
+#[utoipa::path(patch, path = "/v1/residents/{id}", tag = "residents",
+    request_body(content = ResidentPatch, content_type = "application/merge-patch+json"),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+        ("If-Match" = String, Header, description = "The resident's ETag (428 without)")),
+    responses((status = 200, body = ResidentView), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 412, body = Problem), (status = 415, description = "Not `application/merge-patch+json` (`unsupported-media-type`)", body = Problem),
+        (status = 428, description = "No `If-Match` (`precondition-required`)", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn correct(
+    State(s): State<AppState>,
+    cmd: Command,
+    Ids(id): Ids<Uuid>,
+    patch: crate::extract::MergePatch<ResidentPatch>,
+) -> Result<Versioned<ResidentView>, ApiError> {
+    visible(&s, &cmd.caller, id).await?;
+    cmd.require_if_match()?;
+    let notes = if patch.clears("notes") { Some(String::new()) } else { patch.patch.notes.clone() };
+    let r = s
+        .clients
+        .carehome()
+        .correct_resident(cpb::CorrectResidentRequest {
+            context: cmd.context(),
+            resident_id: id.to_string(),
+            display_name: patch.patch.display_name.clone(),
+            notes,
+        })
+        .await?
+        .into_inner();
+    Ok(view(r))
 }
 
 /// Record (replace) a resident's consent; the body is the consent itself.
@@ -332,7 +388,7 @@ pub async fn export(
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create, list))
-        .routes(routes!(get))
+        .routes(routes!(get, correct))
         .routes(routes!(record_consent, withdraw_consent))
         .routes(routes!(move_out))
         .routes(routes!(erase))

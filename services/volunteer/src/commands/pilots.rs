@@ -84,6 +84,7 @@ impl Aggregate for Pilot {
                 p.personal = None;
                 p.account = None;
             }
+            E::PilotDetailsCorrected(c) => p.personal = Some(c.personal.clone()),
             E::PilotAccountLinked(l) => p.account = Some((l.person_id, l.role_grant_id)),
             E::PilotAccountUnlinked(_) => p.account = None,
             E::InvitationIssued(_) | E::InvitationRedeemed(_) | E::InvitationRevoked(_) => {}
@@ -129,6 +130,14 @@ pub enum Command {
         weekly: Vec<WeeklyWindow>,
         /// Care homes.
         carehome_ids: Vec<Uuid>,
+    },
+    /// Correct personal fields: the whole corrected set, sealed, and the names of the
+    /// fields that changed (an empty list writes nothing).
+    Correct {
+        /// Sealed `PilotPersonal` after the correction.
+        personal: Sealed,
+        /// What changed.
+        fields: Vec<String>,
     },
     /// Erase personal data (the key is deleted by the caller first).
     Erase,
@@ -200,6 +209,9 @@ pub fn decide(state: Option<&Pilot>, command: Command) -> Result<Vec<VolunteerEv
             PilotStatus::Active | PilotStatus::Suspended => Ok(vec![PilotRetired { pilot_id }.into()]),
             _ => Err(illegal(format!("a {status} pilot cannot retire"))),
         },
+        // Rectification is every pilot's right, retired or not (only erasure ends it).
+        Command::Correct { fields, .. } if fields.is_empty() => Ok(vec![]),
+        Command::Correct { personal, fields } => Ok(vec![PilotDetailsCorrected { pilot_id, personal, fields }.into()]),
         Command::DeclareAvailability { weekly, carehome_ids } => match status {
             PilotStatus::Active | PilotStatus::Suspended => {
                 Ok(vec![PilotAvailabilityDeclared { pilot_id, weekly, carehome_ids }.into()])
@@ -298,6 +310,20 @@ mod tests {
         assert_eq!(p.personal, None);
         assert!(decide(Some(&p), Command::Erase).unwrap().is_empty());
         assert_eq!(decide(Some(&p), Command::Suspend).unwrap_err().code(), ErrorCode::IllegalTransition);
+        let fix = Command::Correct { personal: Sealed("sealed:v1:BBBB".into()), fields: vec!["email".into()] };
+        assert_eq!(decide(Some(&p), fix).unwrap_err().code(), ErrorCode::IllegalTransition);
+    }
+
+    #[test]
+    fn a_correction_replaces_the_sealed_fields_and_names_what_changed() {
+        let p = run(Some(registered()), Command::Retire).unwrap().unwrap();
+        let new = Sealed("sealed:v1:BBBB".into());
+        let fix = Command::Correct { personal: new.clone(), fields: vec!["display_name".into()] };
+        let events = decide(Some(&p), fix.clone()).unwrap();
+        assert_eq!(events[0].event_type(), "PilotDetailsCorrected");
+        assert_eq!(run(Some(p.clone()), fix).unwrap().unwrap().personal, Some(new.clone()));
+        let nothing = Command::Correct { personal: new, fields: vec![] };
+        assert!(decide(Some(&p), nothing).unwrap().is_empty(), "no change writes nothing");
     }
 
     #[test]

@@ -180,7 +180,7 @@ impl World {
                     lead_time_minutes: 60,
                     default_turnaround_minutes: 15,
                     reminder_lead_minutes: vec![60],
-                    ride_season: None,
+                    ..Default::default()
                 }),
             })
             .await

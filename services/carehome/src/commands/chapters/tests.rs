@@ -45,6 +45,9 @@ fn settings_are_bounded_and_name_their_fields() {
         default_turnaround_minutes: 241,
         reminder_lead_minutes: &reminders,
         ride_season: ("2027-09-30", "2027-04-01"),
+        record_window_days: Some(91),
+        series_horizon_days: Some(6),
+        offer_fanout: Some(51),
     };
     let e = RegisterChapter::parse(Uuid::nil(), "A", "Europe/Copenhagen", Some(&input)).unwrap_err();
     assert_eq!(
@@ -55,6 +58,9 @@ fn settings_are_bounded_and_name_their_fields() {
             "/settings/reminder_lead_minutes",
             "/settings/reminder_lead_minutes/1",
             "/settings/ride_season/ends",
+            "/settings/record_window_days",
+            "/settings/series_horizon_days",
+            "/settings/offer_fanout",
         ]
     );
     let half = SettingsInput { ride_season: ("2027-04-01", ""), ..Default::default() };
@@ -71,12 +77,17 @@ fn settings_at_their_limits_are_accepted() {
         default_turnaround_minutes: 240,
         reminder_lead_minutes: &reminders,
         ride_season: ("2027-04-01", "2027-10-01"),
+        record_window_days: Some(90),
+        series_horizon_days: Some(7),
+        offer_fanout: Some(50),
     };
     let s = parse_settings("/settings", &input).unwrap();
     assert_eq!(s.reminder_lead_minutes, reminders);
+    assert_eq!((s.record_window_days, s.series_horizon_days, s.offer_fanout), (90, 7, 50));
     assert_eq!(s.ride_season.unwrap().to, NaiveDate::from_ymd_opt(2027, 10, 1).unwrap());
     let zero = parse_settings("", &SettingsInput::default()).unwrap();
     assert_eq!((zero.lead_time_minutes, zero.ride_season), (0, None));
+    assert_eq!((zero.record_window_days, zero.series_horizon_days, zero.offer_fanout), (14, 56, 5), "defaults");
 }
 
 #[test]
@@ -90,6 +101,7 @@ fn changing_settings_replaces_them() {
             default_turnaround_minutes: 10,
             reminder_lead_minutes: &reminders,
             ride_season: ("", ""),
+            ..Default::default()
         },
     )
     .unwrap();

@@ -15,7 +15,7 @@ fn chapter(admins: Vec<(Uuid, Uuid)>) -> Chapter {
             lead_time_minutes: 60,
             default_turnaround_minutes: 15,
             reminder_lead_minutes: vec![],
-            ride_season: None,
+            ..Default::default()
         },
         admins,
     }
