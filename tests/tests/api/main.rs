@@ -14,6 +14,7 @@ mod bad_input;
 mod calendars;
 mod cascades;
 mod claims;
+mod corrections;
 mod erasure;
 mod feed;
 mod fuzz;

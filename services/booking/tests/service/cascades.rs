@@ -15,6 +15,7 @@ testkit::both_backends!(setup = World::new;
     a_closed_care_home_cancels_the_closed_days,
     a_weather_day_cancels_the_local_day_once,
     booking_catches_up_after_the_carehome_service_restarts,
+    corrections_that_slip_past_the_check_cancel_the_rides_they_break_once,
 );
 
 async fn status(w: &mut World, ride: &str) -> (String, String) {
@@ -282,4 +283,87 @@ async fn booking_catches_up_after_the_carehome_service_restarts(mut w: World) {
     w.restart_carehome().await;
     w.settle().await;
     w.book(new_bike, b.pilot, "2027-05-04T08:00:00Z", 60, &[]).await.unwrap();
+}
+
+async fn broken(w: &mut World, ask: bpb::BrokenRidesRequest) -> Vec<String> {
+    let mut ids = w.booking.broken_rides(ask).await.unwrap().into_inner().ride_ids;
+    ids.sort();
+    ids
+}
+
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
+async fn wait_cancelled(w: &World, ride: &str, reason: &str) {
+    let booking = w.booking.clone();
+    testkit::eventually("a cancellation by the correction's cascade", testkit::DEFAULT_TIMEOUT, || {
+        let (mut booking, id) = (booking.clone(), ride.to_owned());
+        async move {
+            let r = booking.get_ride(bpb::GetRideRequest { ride_id: id, include_personal: false }).await.unwrap();
+            let r = r.into_inner();
+            (r.status.as_str(), r.cancel_reason.as_str()) == ("cancelled", reason)
+        }
+    })
+    .await;
+}
+
+/// The gateway asks booking which rides a correction would break (`BrokenRides`) and
+/// refuses it while there are any; a booking that slips in between is cancelled by the
+/// cascade on the correction's event. Here the corrections go to the care-home service
+/// directly, past any check, as such a booking would find them.
+async fn corrections_that_slip_past_the_check_cancel_the_rides_they_break_once(mut w: World) {
+    let b = w.basic().await;
+    let (r1, r2) = (w.resident(b.home, &["rides"]).await, w.resident(b.home, &["rides"]).await);
+    w.settle().await;
+    let two = w.book(b.bike, b.pilot, "2027-05-03T08:00:00Z", 60, &[r1, r2]).await.unwrap().ride_id;
+    let one = w.book(b.bike, b.pilot, "2027-05-04T08:00:00Z", 60, &[r1]).await.unwrap().ride_id;
+    // Two rides 20 minutes apart: fine with a turnaround of 15, not of 30.
+    let early = w.book(b.bike, b.pilot, "2027-05-05T08:00:00Z", 60, &[]).await.unwrap().ride_id;
+    let late = w.book(b.bike, b.pilot, "2027-05-05T09:20:00Z", 60, &[]).await.unwrap().ride_id;
+    let bike = b.bike.to_string();
+    let seats = bpb::BrokenRidesRequest { bike_id: bike.clone(), seats: Some(1), ..Default::default() };
+    assert_eq!(broken(&mut w, seats).await, vec![two.clone()], "one seat: the two-rider ride");
+    let tandem =
+        bpb::BrokenRidesRequest { bike_id: bike.clone(), bike_type: Some("tandem".into()), ..Default::default() };
+    let all = sorted(vec![two.clone(), one.clone(), early.clone(), late.clone()]);
+    assert_eq!(broken(&mut w, tandem).await, all, "a type the pilot is not qualified for: every ride");
+    let qualified =
+        bpb::BrokenRidesRequest { bike_id: bike.clone(), bike_type: Some("trishaw".into()), ..Default::default() };
+    assert!(broken(&mut w, qualified).await.is_empty());
+    let moved = bpb::BrokenRidesRequest { bike_id: bike.clone(), every_future: true, ..Default::default() };
+    assert_eq!(broken(&mut w, moved).await, all, "a move: every future ride");
+    let home = b.home.to_string();
+    let wider =
+        bpb::BrokenRidesRequest { carehome_id: home.clone(), turnaround_minutes: Some(30), ..Default::default() };
+    assert_eq!(broken(&mut w, wider).await, sorted(vec![early.clone(), late.clone()]), "both rides of the pair");
+    let fits =
+        bpb::BrokenRidesRequest { carehome_id: home.clone(), turnaround_minutes: Some(20), ..Default::default() };
+    assert!(broken(&mut w, fits).await.is_empty(), "20 minutes still fit");
+
+    // Fewer seats: the two-rider ride is cancelled (equipment), exactly once.
+    let correction =
+        cpb::CorrectBikeRequest { context: ctx(), bike_id: bike.clone(), seats: Some(1), ..Default::default() };
+    w.carehome.correct_bike(correction).await.unwrap();
+    wait_cancelled(&w, &two, "equipment").await;
+    // A wider turnaround: of the pair, the ride booked later is cancelled (facility).
+    let correction = cpb::CorrectCareHomeRequest {
+        context: ctx(),
+        carehome_id: home,
+        turnaround_minutes: Some(30),
+        ..Default::default()
+    };
+    w.carehome.correct_care_home(correction).await.unwrap();
+    wait_cancelled(&w, &late, "facility").await;
+    w.settle().await;
+    for ride in [&one, &early] {
+        assert_eq!(status(&mut w, ride).await.0, "booked", "a ride the corrections do not break stays");
+    }
+    // The new facts hold for new bookings: two riders on one seat are refused.
+    let refused = w.book(b.bike, b.pilot, "2027-05-06T08:00:00Z", 60, &[r1, r2]).await.unwrap_err();
+    assert_eq!(code(&refused), ErrorCode::TooManyRiders);
+    assert_eq!(count(&w, "RideCancelled").await, 2);
+    redeliver_everything(&mut w).await;
+    assert_eq!(count(&w, "RideCancelled").await, 2, "a cascade delivered twice cancels once");
 }
