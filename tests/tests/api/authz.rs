@@ -232,6 +232,12 @@ enum Ep {
     MeExport,
     MeErase,
     PersonErase,
+    HomePatch,
+    ClosureLift,
+    BikePatch,
+    BikeMove,
+    ResidentPatch,
+    PilotPatch,
 }
 use Ep::*;
 
@@ -281,6 +287,16 @@ fn rows() -> Vec<Row> {
         row(HomeGet, "GET", "/v1/carehomes/{id}", 200, IN_CHAPTER, IN_CHAPTER),
         row(RideHours, "PUT", "/v1/carehomes/{id}/ride-hours", 200, RUNS_HOME, IN_CHAPTER),
         row(Closure, "POST", "/v1/carehomes/{id}/closures", 200, RUNS_HOME, IN_CHAPTER),
+        // Corrections (api.md → *Corrections*): a care home's details are its chapter
+        // admin's; lifting a closure is the home's like closing; a trishaw's details are the
+        // home's, moving it between homes the chapter admin's; a resident's are those who
+        // run the home; a pilot's the pilot's own and its chapter admin's.
+        row(HomePatch, "PATCH", "/v1/carehomes/{id}", 200, ADMINS, IN_CHAPTER),
+        row(ClosureLift, "DELETE", "/v1/carehomes/{id}/closures/{closure_id}", 200, RUNS_HOME, IN_CHAPTER),
+        row(BikePatch, "PATCH", "/v1/bikes/{id}", 200, RUNS_HOME, IN_CHAPTER),
+        row(BikeMove, "POST", "/v1/bikes/{id}/move", 200, ADMINS, IN_CHAPTER),
+        row(ResidentPatch, "PATCH", "/v1/residents/{id}", 200, RUNS_HOME, RUNS_HOME),
+        row(PilotPatch, "PATCH", "/v1/pilots/{id}", 200, PILOT_SELF, PILOT_SELF),
         // Who coordinates a home is the chapter admin's decision, not the coordinator's.
         row(CoordinatorAssign, "POST", "/v1/carehomes/{id}/coordinators", 200, ADMINS, IN_CHAPTER),
         row(CoordinatorRemove, "DELETE", "/v1/carehomes/{id}/coordinators/{user_id}", 200, ADMINS, IN_CHAPTER),
@@ -496,6 +512,10 @@ struct Ctx {
     api_key: Uuid,
     /// The person holding `grant`.
     person: Uuid,
+    /// A closure of `home` (made fresh for a lifting cell).
+    closure: Uuid,
+    /// Another care home of the chapter, where a trishaw may move (fresh for a move).
+    spare_home: Uuid,
 }
 
 impl Ctx {
@@ -524,6 +544,8 @@ impl Ctx {
             grant: n(),
             api_key: n(),
             person: n(),
+            closure: n(),
+            spare_home: n(),
         }
     }
 }
@@ -753,6 +775,12 @@ fn request(m: &Matrix, row: &Row, who: Who, c: &Ctx, n: u32) -> (String, Option<
         CalTokenCreate => ("/v1/calendar-tokens".into(), Some(json!({"carehome_id": h}))),
         CalTokenList => ("/v1/calendar-tokens".into(), None),
         CalTokenGet | CalTokenRevoke => (format!("/v1/calendar-tokens/{}", c.cal_token), None),
+        HomePatch => (format!("/v1/carehomes/{h}"), Some(json!({"name": format!("Lindehuset {n}")}))),
+        ClosureLift => (format!("/v1/carehomes/{h}/closures/{}", c.closure), None),
+        BikePatch => (format!("/v1/bikes/{}", c.bike), Some(json!({"name": format!("Karen {n}")}))),
+        BikeMove => (format!("/v1/bikes/{}/move", c.bike), Some(json!({"carehome_id": c.spare_home}))),
+        ResidentPatch => (format!("/v1/residents/{r0}"), Some(json!({"notes": format!("likes the sea {n}")}))),
+        PilotPatch => (format!("/v1/pilots/{}", c.pilot), Some(json!({"phone": format!("+45 70 {n:02}")}))),
         Events => ("/v1/events?limit=5".into(), None),
         // The stream closes itself after a second, so that the cell gets its whole answer.
         EventStream => ("/v1/events/stream?max_seconds=1".into(), None),
@@ -866,6 +894,8 @@ async fn context(s: &System, m: &Matrix) -> Ctx {
         grant: Uuid::nil(),
         api_key: Uuid::nil(),
         person: Uuid::nil(),
+        closure: Uuid::nil(),
+        spare_home: home,
     };
     (c.request, c.request_start) = ride_request(s, m, &c).await;
     c.coordinator = coordinator(s, m, &c).await;
@@ -972,6 +1002,20 @@ async fn fresh(s: &System, m: &Matrix, row: &Row, c: &Ctx) -> Ctx {
         }
         GrantRevoke | PersonErase => (c.grant, c.person) = grant(s, m, &c).await,
         ApiKeyRevoke => c.api_key = api_key(s, &c).await,
+        ClosureLift => {
+            let day = free_day(3000 + m.next());
+            let to = day + chrono::Duration::days(1);
+            let closure = json!({"from": day.to_string(), "to": to.to_string(), "reason": "painting"});
+            let r = s.post(&format!("/v1/carehomes/{}/closures", c.home), &admin, closure).await.expect(200);
+            let closures = r.body["closures"].as_array().cloned().unwrap_or_default();
+            let mine = closures.iter().find(|x| x["from"] == day.to_string()).expect("the new closure");
+            c.closure = mine["closure_id"].as_str().and_then(|id| id.parse().ok()).expect("a closure id");
+        }
+        // A trishaw without rides moves to a second home of its chapter.
+        BikeMove => {
+            c.bike = s.bike(c.chapter, c.home, 1).await;
+            c.spare_home = s.carehome(c.chapter).await;
+        }
         _ => {}
     }
     c
@@ -1008,6 +1052,13 @@ async fn call(s: &System, m: &Matrix, row: &Row, who: Who, c: &Ctx, n: u32) -> R
         (Some(p), Some(role)) => Some(p.tokens[&format!("{role:?}")].clone()),
     };
     let method = Method::from_bytes(row.method.as_bytes()).expect("method");
+    if method == Method::PATCH
+        && let Some(t) = token.as_deref()
+    {
+        // A correction is a merge patch with If-Match (`*`: whatever the version).
+        let body = body.unwrap_or_default().to_string();
+        return s.send_raw(method, &path, t, "application/merge-patch+json", body, &[("if-match", "*")]).await;
+    }
     s.call(method, &path, token.as_deref(), body).await
 }
 
