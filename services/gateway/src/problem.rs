@@ -159,8 +159,8 @@ fn texts(code: ErrorCode) -> (&'static str, &'static str, &'static str, &'static
         C::UnsupportedMediaType => (
             "Unsupported media type",
             "Ikke understøttet medietype",
-            "Send application/json.",
-            "Send application/json.",
+            "Send application/json (a PATCH: application/merge-patch+json).",
+            "Send application/json (ved PATCH application/merge-patch+json).",
         ),
         C::OutsideRideHours => (
             "Outside ride hours",

@@ -87,7 +87,11 @@ fn texts(code: &str) -> (&'static str, &'static str, &'static str) {
         "malformed" => ("Malformed request", "Forkert udformet forespørgsel", "Forespørgslen kunne ikke læses."),
         "validation" => ("Invalid request", "Ugyldig forespørgsel", "Et felt i forespørgslen er ugyldigt."),
         "too-large" => ("Request too large", "Forespørgslen er for stor", "Indholdet er større end 1 MiB."),
-        "unsupported-media-type" => ("Unsupported media type", "Ikke understøttet medietype", "Send application/json."),
+        "unsupported-media-type" => (
+            "Unsupported media type",
+            "Ikke understøttet medietype",
+            "Send application/json (ved PATCH application/merge-patch+json).",
+        ),
         other => panic!("no texts for {other}"),
     }
 }
@@ -161,20 +165,23 @@ fn oversize(v: &Value) -> Vec<u8> {
 }
 
 const JSON: Option<&str> = Some("application/json");
+const MERGE_PATCH: Option<&str> = Some("application/merge-patch+json");
 
-/// The batch of bad requests derived from a route's valid body.
+/// The batch of bad requests derived from a route's valid body (a PATCH's in its media
+/// type, a JSON merge patch; `application/json` is then 415 too).
 fn cases(r: &Route) -> Vec<Case> {
+    let ct = if r.method == Method::PATCH { MERGE_PATCH } else { JSON };
     let case =
         |name: String, content_type, body, expect| Case { name, path: r.path.clone(), content_type, body, expect };
     let mut out = Vec::new();
     let Some(base) = &r.base else {
         // A command without a body: nothing or `{}` is fine, anything else is refused.
-        out.push(case("truncated JSON".into(), JSON, b"{\"reason\":".to_vec(), problem(400, "malformed", None)));
-        out.push(case("not JSON at all".into(), JSON, b"reason=rider".to_vec(), problem(400, "malformed", None)));
-        out.push(case("unknown field".into(), JSON, bytes(&json!({"colour": "red"})), invalid("/colour")));
-        out.push(case("array instead of an object".into(), JSON, b"[]".to_vec(), invalid("")));
-        out.push(case("string instead of an object".into(), JSON, b"\"go\"".to_vec(), invalid("")));
-        out.push(case("over 1 MiB".into(), JSON, oversize(&json!({})), problem(413, "too-large", None)));
+        out.push(case("truncated ct".into(), ct, b"{\"reason\":".to_vec(), problem(400, "malformed", None)));
+        out.push(case("not ct at all".into(), ct, b"reason=rider".to_vec(), problem(400, "malformed", None)));
+        out.push(case("unknown field".into(), ct, bytes(&json!({"colour": "red"})), invalid("/colour")));
+        out.push(case("array instead of an object".into(), ct, b"[]".to_vec(), invalid("")));
+        out.push(case("string instead of an object".into(), ct, b"\"go\"".to_vec(), invalid("")));
+        out.push(case("over 1 MiB".into(), ct, oversize(&json!({})), problem(413, "too-large", None)));
         out.push(case(
             "text/plain".into(),
             Some("text/plain"),
@@ -185,7 +192,7 @@ fn cases(r: &Route) -> Vec<Case> {
             out.push(Case {
                 name: format!("bad id in the path {field}"),
                 path: path.clone(),
-                content_type: JSON,
+                content_type: ct,
                 body: bytes(&json!({})),
                 expect: invalid(field),
             });
@@ -193,10 +200,10 @@ fn cases(r: &Route) -> Vec<Case> {
         return out;
     };
     let text = bytes(base);
-    out.push(case("truncated JSON".into(), JSON, text[..text.len() / 2].to_vec(), problem(400, "malformed", None)));
+    out.push(case("truncated ct".into(), ct, text[..text.len() / 2].to_vec(), problem(400, "malformed", None)));
     out.push(case(
-        "JSON with a trailing comma".into(),
-        JSON,
+        "ct with a trailing comma".into(),
+        ct,
         {
             let mut t = text[..text.len() - 1].to_vec();
             t.extend_from_slice(b",}");
@@ -204,37 +211,41 @@ fn cases(r: &Route) -> Vec<Case> {
         },
         problem(400, "malformed", None),
     ));
-    // Valid JSON of the wrong shape: serde would read a struct from an array of its fields.
+    // Valid ct of the wrong shape: serde would read a struct from an array of its fields.
     let values: Vec<Value> = base.as_object().expect("an object").values().cloned().collect();
-    out.push(case("array of the fields' values".into(), JSON, bytes(&Value::Array(values)), invalid("")));
-    out.push(case("array holding the body".into(), JSON, bytes(&json!([base])), invalid("")));
-    out.push(case("string instead of an object".into(), JSON, bytes(&json!("body")), invalid("")));
-    out.push(case("null instead of an object".into(), JSON, b"null".to_vec(), invalid("")));
+    out.push(case("array of the fields' values".into(), ct, bytes(&Value::Array(values)), invalid("")));
+    out.push(case("array holding the body".into(), ct, bytes(&json!([base])), invalid("")));
+    out.push(case("string instead of an object".into(), ct, bytes(&json!("body")), invalid("")));
+    out.push(case("null instead of an object".into(), ct, b"null".to_vec(), invalid("")));
     if let Some(first) = r.required.iter().find(|p| p.matches('/').count() == 1) {
-        out.push(case("empty object".into(), JSON, bytes(&json!({})), invalid(first)));
+        out.push(case("empty object".into(), ct, bytes(&json!({})), invalid(first)));
     }
     for p in &r.required {
-        out.push(case(format!("missing {p}"), JSON, bytes(&without(base, p)), invalid(p)));
+        out.push(case(format!("missing {p}"), ct, bytes(&without(base, p)), invalid(p)));
     }
     let mut all = Vec::new();
     pointers(base, "", &mut all);
     for (p, v) in &all {
         let (x, what) = wrong_type(v);
-        out.push(case(format!("{what} at {p}"), JSON, bytes(&with(base, p, x)), invalid(p)));
+        out.push(case(format!("{what} at {p}"), ct, bytes(&with(base, p, x)), invalid(p)));
         if v.is_u64() {
-            out.push(case(format!("fraction at {p}"), JSON, bytes(&with(base, p, json!(1.5))), invalid(p)));
+            out.push(case(format!("fraction at {p}"), ct, bytes(&with(base, p, json!(1.5))), invalid(p)));
         }
     }
     for at in std::iter::once(String::new()).chain(all.iter().filter(|(_, v)| v.is_object()).map(|(p, _)| p.clone())) {
         let p = format!("{at}/colour");
-        out.push(case(format!("unknown field {p}"), JSON, bytes(&with(base, &p, json!("red"))), invalid(&p)));
+        out.push(case(format!("unknown field {p}"), ct, bytes(&with(base, &p, json!("red"))), invalid(&p)));
     }
     for (p, x, status, field) in &r.ranges {
         let expect = if *status == 400 { invalid(field) } else { panic!("only schema ranges here") };
-        out.push(case(format!("{p} = {x}"), JSON, bytes(&with(base, p, x.clone())), expect));
+        out.push(case(format!("{p} = {x}"), ct, bytes(&with(base, p, x.clone())), expect));
     }
-    out.push(case("over 1 MiB".into(), JSON, oversize(base), problem(413, "too-large", None)));
+    out.push(case("over 1 MiB".into(), ct, oversize(base), problem(413, "too-large", None)));
     out.push(case("text/plain".into(), Some("text/plain"), text.clone(), problem(415, "unsupported-media-type", None)));
+    if r.method == Method::PATCH {
+        let wrong = problem(415, "unsupported-media-type", None);
+        out.push(case("application/json for a merge patch".into(), Some("application/json"), text.clone(), wrong));
+    }
     out.push(case("no content type".into(), None, text.clone(), problem(415, "unsupported-media-type", None)));
     out.push(case(
         "form encoded".into(),
@@ -246,7 +257,7 @@ fn cases(r: &Route) -> Vec<Case> {
         out.push(Case {
             name: format!("bad id in the path {field}"),
             path: path.clone(),
-            content_type: JSON,
+            content_type: ct,
             body: text.clone(),
             expect: invalid(field),
         });
@@ -264,6 +275,9 @@ async fn send(s: &System, r: &Route, c: &Case, lang: &str) -> (u16, reqwest::hea
         .body(c.body.clone());
     if let Some(ct) = c.content_type {
         req = req.header("content-type", ct);
+    }
+    if r.method == Method::PATCH {
+        req = req.header("if-match", "*");
     }
     let resp = req.send().await.expect("an answer");
     let status = resp.status().as_u16();
@@ -347,6 +361,8 @@ async fn bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_noth
     // More objects in scope: a spare trishaw for the service changes, a resident and a
     // pilot to move out, erase and suspend, a care home that requires confirmation.
     let spare = s.bike(chapter, home, 1).await;
+    // A trishaw without rides, to move to the second home.
+    let mover = s.bike(chapter, home, 1).await;
     let r3 = s.resident(home).await;
     let p2 = s.pilot(chapter).await;
     // Pilots to invite and to redeem an invitation of, and who redeems it.
@@ -409,7 +425,11 @@ async fn bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_noth
     let id = |u: Uuid| u.to_string();
     let route =
         |name: &'static str, template: &str, ids: &[(&'static str, String)], token: &str, base: Option<Value>| {
-            let method = if name.starts_with("PUT") { Method::PUT } else { Method::POST };
+            let method = match name.split(' ').next() {
+                Some("PUT") => Method::PUT,
+                Some("PATCH") => Method::PATCH,
+                _ => Method::POST,
+            };
             let (path, bad_paths) = paths(template, ids);
             Route {
                 name,
@@ -763,6 +783,83 @@ async fn bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_noth
         ),
         r(
             route(
+                "PATCH /v1/bikes/{id}",
+                "/v1/bikes/{id}",
+                &[("id", id(spare))],
+                &coord,
+                Some(json!({"name": "Reserven", "bike_type": "trishaw", "seats": 1})),
+            ),
+            &[],
+            vec![
+                ("/seats", json!(3), 400, "/seats"),
+                ("/seats", json!(null), 400, "/seats"),
+                ("/name", json!(""), 400, "/name"),
+                ("/name", json!(null), 400, "/name"),
+            ],
+            vec![format!("/v1/bikes/{spare}")],
+        ),
+        r(
+            route(
+                "POST /v1/bikes/{id}/move",
+                "/v1/bikes/{id}/move",
+                &[("id", id(mover))],
+                &chapter_admin,
+                Some(json!({"carehome_id": home2})),
+            ),
+            &["/carehome_id"],
+            vec![("/carehome_id", json!("Bøgehuset"), 400, "/carehome_id")],
+            vec![format!("/v1/bikes/{mover}")],
+        ),
+        r(
+            route(
+                "PATCH /v1/carehomes/{id}",
+                "/v1/carehomes/{id}",
+                &[("id", id(home))],
+                &chapter_admin,
+                Some(json!({"name": "Lindehuset Nord", "turnaround_minutes": 15, "pilots_choose_riders": true})),
+            ),
+            &[],
+            vec![
+                ("/turnaround_minutes", json!(241), 400, "/turnaround_minutes"),
+                ("/name", json!(""), 400, "/name"),
+                ("/name", json!(null), 400, "/name"),
+                ("/pilots_choose_riders", json!(null), 400, "/pilots_choose_riders"),
+            ],
+            vec![home_path.clone()],
+        ),
+        r(
+            route(
+                "PATCH /v1/residents/{id}",
+                "/v1/residents/{id}",
+                &[("id", id(r1))],
+                &coord,
+                Some(json!({"display_name": "Ærø Ø. Østergård", "notes": "Elsker færger"})),
+            ),
+            &[],
+            vec![
+                ("/display_name", json!(""), 400, "/display_name"),
+                ("/display_name", json!(null), 400, "/display_name"),
+            ],
+            vec![format!("/v1/residents/{r1}")],
+        ),
+        r(
+            route(
+                "PATCH /v1/pilots/{id}",
+                "/v1/pilots/{id}",
+                &[("id", id(pilot))],
+                &pilot_token,
+                Some(json!({"display_name": "Pilot Pia", "email": "pia@example.org", "phone": "+45 11 22 33 44"})),
+            ),
+            &[],
+            vec![
+                ("/email", json!("nope"), 400, "/email"),
+                ("/phone", json!("call me"), 400, "/phone"),
+                ("/display_name", json!(null), 400, "/display_name"),
+            ],
+            vec![format!("/v1/pilots/{pilot}")],
+        ),
+        r(
+            route(
                 "POST /v1/bikes/{id}/out-of-service",
                 "/v1/bikes/{id}/out-of-service",
                 &[("id", id(spare))],
@@ -1019,7 +1116,7 @@ async fn bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_noth
         .expect("paths")
         .iter()
         .flat_map(|(path, item)| {
-            ["post", "put"]
+            ["post", "put", "patch"]
                 .into_iter()
                 .filter(|m| item.get(*m).is_some())
                 .map(move |m| format!("{} {path}", m.to_uppercase()))
@@ -1028,7 +1125,7 @@ async fn bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_noth
     let mut covered: Vec<String> = routes.iter().map(|r| r.name.to_owned()).collect();
     documented.sort();
     covered.sort();
-    assert_eq!(covered, documented, "one row per POST/PUT route of /openapi.json");
+    assert_eq!(covered, documented, "one row per POST/PUT/PATCH route of /openapi.json");
 
     let known = |route: &str, case: &str| KNOWN_GAPS.iter().find(|(r, c, _)| *r == route && *c == case);
     let mut mismatches = Vec::new();
@@ -1081,8 +1178,15 @@ async fn bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_noth
                 .request(r.method.clone(), format!("{}{}", s.base, r.path))
                 .bearer_auth(&r.token)
                 .header("idempotency-key", &key);
-            if let Some(b) = &r.valid {
-                req = req.json(b);
+            match &r.valid {
+                Some(b) if r.method == Method::PATCH => {
+                    req = req
+                        .header("content-type", "application/merge-patch+json")
+                        .header("if-match", "*")
+                        .body(b.to_string());
+                }
+                Some(b) => req = req.json(b),
+                None => {}
             }
             let resp = req.send().await.expect("an answer");
             let status = resp.status().as_u16();

@@ -103,7 +103,8 @@ async fn a_chapter_admin_runs_a_chapter(s: System) {
     assert_eq!((created.str("name"), created.str("timezone")), ("Odense".into(), "Europe/Copenhagen".into()));
     assert_eq!(
         created.body["settings"],
-        json!({"lead_time_minutes": 60, "default_turnaround_minutes": 15, "reminder_lead_minutes": [1440, 60]})
+        json!({"lead_time_minutes": 60, "default_turnaround_minutes": 15, "reminder_lead_minutes": [1440, 60],
+            "record_window_days": 14, "series_horizon_days": 56, "offer_fanout": 5})
     );
     let admin = s.token(Role::ChapterAdmin(chapter));
     let path = format!("/v1/chapters/{chapter}");
@@ -120,6 +121,11 @@ async fn a_chapter_admin_runs_a_chapter(s: System) {
         "ride_season": {"starts": "2027-03-01", "ends": "2027-11-01"},
     });
     let put = s.put(&format!("{path}/settings"), &admin, settings.clone()).await.expect(200);
+    // The settings left out keep their values (the defaults here).
+    let mut settings = settings;
+    settings["record_window_days"] = json!(14);
+    settings["series_horizon_days"] = json!(56);
+    settings["offer_fanout"] = json!(5);
     assert_eq!(put.body["settings"], settings);
     assert_ne!(etag(&put), etag(&read), "the change is a new version");
     let read = s.get(&path, &admin).await.expect(200);
@@ -254,7 +260,12 @@ async fn a_chapter_admin_runs_a_chapter(s: System) {
         )
         .await
         .expect(200);
-    assert_eq!(c.body["closures"], json!([{"from": "2027-05-03", "to": "2027-05-05", "reason": "renovation"}]));
+    let closure_id = c.body["closures"][0]["closure_id"].as_str().unwrap_or_default().to_owned();
+    assert!(closure_id.parse::<uuid::Uuid>().is_ok(), "a closure has an id: {}", c.body);
+    assert_eq!(
+        c.body["closures"],
+        json!([{"closure_id": closure_id, "from": "2027-05-03", "to": "2027-05-05", "reason": "renovation"}])
+    );
     let r = cancelled(&s, &admin, &closed_day).await;
     assert_eq!(r["cancel_reason"], "facility");
     assert_eq!(ride(&s, &admin, &open_day).await["status"], "booked", "the day after the closure is untouched");
