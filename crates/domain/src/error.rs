@@ -71,6 +71,9 @@ codes! {
     NotResidentHere = "not-resident-here" => 422;
     IdempotencyKeyReused = "idempotency-key-reused" => 422;
     LimitReached = "limit-reached" => 422;
+    NotOnRoster = "not-on-roster" => 422;
+    AllRidersAbsent = "all-riders-absent" => 422;
+    OutsideRecordWindow = "outside-record-window" => 422;
     RateLimited = "rate-limited" => 429;
     Unavailable = "unavailable" => 503;
     Internal = "internal" => 500;

@@ -906,13 +906,89 @@ pub struct RideCompleted {
     /// Sealed short story.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub story: Option<Sealed>,
+    /// Riders on the roster who did not come (the whole set; they count in no figure).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub absent: Vec<Uuid>,
 }
 
-/// Nobody turned up.
+/// Nobody turned up: the riders (`riders`, the default and what events before the field
+/// meant) or the pilot (`pilot`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RideMarkedNoShow {
     /// The ride.
     pub ride_id: Uuid,
+    /// Who did not come: `riders` or `pilot`.
+    #[serde(default = "RideMarkedNoShow::riders")]
+    pub by: String,
+}
+
+impl RideMarkedNoShow {
+    /// `riders`.
+    pub fn riders() -> String {
+        "riders".into()
+    }
+}
+
+/// A ride that happened without a booking, recorded after the fact: it is completed from
+/// the start. Checked against the facts of its own time (qualification, trishaw status,
+/// residence, consent) and, on its actual times, against the other rides of its trishaw,
+/// pilot and riders (it holds their schedule streams like a booking, without turnaround).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideRecorded {
+    /// The ride.
+    pub ride_id: Uuid,
+    /// `pleasure` or `event`.
+    pub kind: RideKind,
+    /// The chapter.
+    pub chapter_id: Uuid,
+    /// The trishaw's care home at the time.
+    pub carehome_id: Uuid,
+    /// The trishaw.
+    pub bike_id: Uuid,
+    /// The pilot.
+    pub pilot_id: Uuid,
+    /// When it actually started.
+    pub started_at: DateTime<Utc>,
+    /// When it actually ended.
+    pub ended_at: DateTime<Utc>,
+    /// Kilometres ridden.
+    pub distance_km: f64,
+    /// The riders on it (absent ones included).
+    pub riders: Vec<Uuid>,
+    /// Riders who did not come.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub absent: Vec<Uuid>,
+    /// The trishaw's condition afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bike_condition: Option<String>,
+    /// Sealed short story (ride's key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub story: Option<Sealed>,
+    /// Sealed note of who recorded it (ride's key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<Sealed>,
+}
+
+/// A completed ride was corrected: only the changed facts are present.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct RideCorrected {
+    /// The ride.
+    pub ride_id: Uuid,
+    /// Corrected actual start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// Corrected actual end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Corrected kilometres.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance_km: Option<f64>,
+    /// The whole set of absent riders, when corrected (`[]` clears it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub absent: Option<Vec<Uuid>>,
+    /// Sealed note on the correction (ride's key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<Sealed>,
 }
 
 /// A reminder went out.
@@ -1024,6 +1100,10 @@ events!(
         RideCompleted,
         /// See the struct.
         RideMarkedNoShow,
+        /// See the struct.
+        RideRecorded,
+        /// See the struct.
+        RideCorrected,
         /// See the struct.
         RideReminderSent,
         /// See the struct.

@@ -44,7 +44,10 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | E::NoConsent
         | E::NotResidentHere
         | E::IdempotencyKeyReused
-        | E::LimitReached => Code::FailedPrecondition,
+        | E::LimitReached
+        | E::NotOnRoster
+        | E::AllRidersAbsent
+        | E::OutsideRecordWindow => Code::FailedPrecondition,
         E::RateLimited => Code::ResourceExhausted,
         E::Unavailable => Code::Unavailable,
         E::Internal => Code::Internal,

@@ -36,6 +36,8 @@ pub const POLICY: &[(&str, &[&str])] = &[
     ("/samskab.booking.v1.BookingService/StartRide", GATEWAY),
     ("/samskab.booking.v1.BookingService/CompleteRide", GATEWAY),
     ("/samskab.booking.v1.BookingService/MarkNoShow", GATEWAY),
+    ("/samskab.booking.v1.BookingService/RecordRide", GATEWAY),
+    ("/samskab.booking.v1.BookingService/CorrectRide", GATEWAY),
     ("/samskab.booking.v1.BookingService/GetRide", GATEWAY),
     ("/samskab.booking.v1.BookingService/ListRides", GATEWAY),
     ("/samskab.booking.v1.BookingService/GetAvailability", GATEWAY),

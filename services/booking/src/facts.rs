@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use domain::DomainEvent;
 use domain::events::{CareHomeEvent, ChapterSettings, VolunteerEvent};
 use domain::types::{BikeStatus, ConsentScope, DateRange, PilotStatus, ResidentStatus, RideHours};
@@ -221,6 +221,7 @@ impl RemoteProjection for CareHomeFacts {
             use CareHomeEvent as E;
             let Some(ev) = decode::<CareHomeEvent>(e)? else { return Ok(()) };
             let home = |f: &CareHomeFact| Some(f.chapter_id);
+            let changed = carehome_fact_changed(&ev);
             match ev {
                 E::ChapterRegistered(c) => {
                     let fact = ChapterFact { chapter_id: c.chapter_id, timezone: c.timezone, settings: c.settings };
@@ -365,8 +366,109 @@ impl RemoteProjection for CareHomeFacts {
                     outbox(tx, e).await?;
                 }
             }
+            if let Some((kind, id, effective)) = changed {
+                remember(tx, e, kind, id, effective).await?;
+            }
             Ok(())
         })
+    }
+}
+
+/// The fact a care-home event changes, and when the change took effect if not at the
+/// event's own time (a consent from its `given_at`).
+fn carehome_fact_changed(ev: &CareHomeEvent) -> Option<(&'static str, Uuid, Option<DateTime<Utc>>)> {
+    use CareHomeEvent as E;
+    Some(match ev {
+        E::ChapterRegistered(c) => (kind::CHAPTER, c.chapter_id, None),
+        E::ChapterSettingsChanged(c) => (kind::CHAPTER, c.chapter_id, None),
+        E::CareHomeRegistered(c) => (kind::CAREHOME, c.carehome_id, None),
+        E::RideHoursChanged(c) => (kind::CAREHOME, c.carehome_id, None),
+        E::CareHomeClosed(c) => (kind::CAREHOME, c.carehome_id, None),
+        E::CareHomeDetailsCorrected(c) => (kind::CAREHOME, c.carehome_id, None),
+        E::ClosureLifted(c) => (kind::CAREHOME, c.carehome_id, None),
+        E::BikeCommissioned(b) => (kind::BIKE, b.bike_id, None),
+        E::BikeTakenOutOfService(b) => (kind::BIKE, b.bike_id, None),
+        E::BikeReturnedToService(b) => (kind::BIKE, b.bike_id, None),
+        E::BikeRetired(b) => (kind::BIKE, b.bike_id, None),
+        E::BikeDetailsCorrected(b) => (kind::BIKE, b.bike_id, None),
+        E::BikeMoved(b) => (kind::BIKE, b.bike_id, None),
+        E::ResidentAdmitted(r) => (kind::RESIDENT, r.resident_id, None),
+        E::ResidentConsentRecorded(c) => (kind::RESIDENT, c.resident_id, Some(c.given_at)),
+        E::ResidentConsentWithdrawn(c) => (kind::RESIDENT, c.resident_id, None),
+        E::ResidentMovedOut(r) => (kind::RESIDENT, r.resident_id, None),
+        E::ResidentErased(r) => (kind::RESIDENT, r.resident_id, None),
+        _ => return None,
+    })
+}
+
+/// The pilot a volunteer event changes, and when a qualification took effect (its
+/// `qualified_on`, from the start of that UTC day).
+fn pilot_fact_changed(ev: &VolunteerEvent) -> Option<(Uuid, Option<DateTime<Utc>>)> {
+    use VolunteerEvent as E;
+    let day = |d: NaiveDate| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    Some(match ev {
+        E::PilotRegistered(p) => (p.pilot_id, None),
+        E::PilotQualified(q) => (q.pilot_id, day(q.qualified_on)),
+        E::PilotQualificationRenewed(q) => (q.pilot_id, day(q.qualified_on)),
+        E::PilotSuspended(p) => (p.pilot_id, None),
+        E::PilotReinstated(p) => (p.pilot_id, None),
+        E::PilotRetired(p) => (p.pilot_id, None),
+        E::PilotErased(p) => (p.pilot_id, None),
+        _ => return None,
+    })
+}
+
+/// Keeps the fact as it stands now (after `e`) in its history, from the event's time or
+/// the earlier moment the change took effect. One row per event: a redelivery adds none.
+async fn remember(
+    tx: &mut Tx<'_>,
+    e: &EventEnvelope,
+    kind: &'static str,
+    id: Uuid,
+    effective: Option<DateTime<Utc>>,
+) -> Result<(), Error> {
+    let occurred = e.occurred_at.as_ref().map_or(0, |t| t.seconds * 1_000_000 + i64::from(t.nanos / 1000));
+    let from = effective.map_or(occurred, |t| t.timestamp_micros().min(occurred));
+    tx.execute(
+        "INSERT INTO booking_fact_history (kind, id, event_id, valid_from, seq, doc) \
+         SELECT kind, id, $3, $4, (SELECT COALESCE(MAX(seq), 0) + 1 FROM booking_fact_history WHERE kind = $1 AND id = $2), doc \
+         FROM booking_facts WHERE kind = $1 AND id = $2 \
+         ON CONFLICT (kind, id, event_id) DO NOTHING",
+        &[kind.into(), id.into(), e.event_id.clone().into(), Arg::Int(from)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A fact as it stood at `at`: the last change that had taken effect by then; before its
+/// first one (a trishaw, resident or pilot registered later), as it was registered. Facts
+/// learnt before history was kept have none: then as they stand now.
+pub async fn get_at<T: DeserializeOwned>(
+    store: &EventStore,
+    kind: &'static str,
+    id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<Option<T>, Error> {
+    let before = store
+        .fetch_texts(
+            "SELECT doc FROM booking_fact_history WHERE kind = $1 AND id = $2 AND valid_from <= $3 \
+             ORDER BY valid_from DESC, seq DESC LIMIT 1",
+            &[kind.into(), id.into(), Arg::Int(at.timestamp_micros())],
+        )
+        .await?;
+    let docs = if before.is_empty() {
+        store
+            .fetch_texts(
+                "SELECT doc FROM booking_fact_history WHERE kind = $1 AND id = $2 ORDER BY valid_from, seq LIMIT 1",
+                &[kind.into(), id.into()],
+            )
+            .await?
+    } else {
+        before
+    };
+    match docs.first() {
+        Some(d) => serde_json::from_str(d).map(Some).map_err(Error::Payload),
+        None => get(store, kind, id).await,
     }
 }
 
@@ -419,6 +521,7 @@ impl RemoteProjection for VolunteerFacts {
             let Some(ev) = decode::<VolunteerEvent>(e)? else { return Ok(()) };
             let chapter = |f: &PilotFact| Some(f.chapter_id);
             let set_status = |s: PilotStatus| move |f: &mut PilotFact| f.status = s;
+            let changed = pilot_fact_changed(&ev);
             match ev {
                 E::PilotRegistered(p) => {
                     let fact = PilotFact {
@@ -462,6 +565,9 @@ impl RemoteProjection for VolunteerFacts {
                     outbox(tx, e).await?;
                 }
                 E::PilotAvailabilityDeclared(_) | E::PilotDetailsCorrected(_) => {}
+            }
+            if let Some((id, effective)) = changed {
+                remember(tx, e, kind::PILOT, id, effective).await?;
             }
             Ok(())
         })

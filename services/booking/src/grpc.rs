@@ -145,6 +145,18 @@ impl Booking {
             booked_at: Some(to_proto(ride.booked_at)),
             riders_carried: if completed { crate::stats::riders_carried(ride).count() as u32 } else { 0 },
             ride_minutes: if completed { crate::stats::actual_minutes(ride) } else { 0 },
+            absent_resident_ids: ride.absent.iter().map(Uuid::to_string).collect(),
+            recorded: ride.recorded,
+            no_show_by: ride.no_show_by.clone().unwrap_or_default(),
+            notes: if personal {
+                let mut out = Vec::new();
+                for n in &ride.notes {
+                    out.push(self.open(id, "note", &Some(n.clone())).await?);
+                }
+                out
+            } else {
+                Vec::new()
+            },
         })
     }
 
@@ -391,7 +403,11 @@ impl BookingService for Booking {
         let r = req.into_inner();
         let ctx = CommandCtx::from_proto(r.context)?;
         let id = ride_id(&r.ride_id)?;
-        self.on_ride(&ctx, id, |_| Reads::default(), rides_cmd::start).await?;
+        let started_at = match &r.started_at {
+            None => None,
+            Some(t) => Some(from_proto(t).ok_or_else(|| ServiceError::invalid("/started_at", "must be a time"))?),
+        };
+        self.on_ride(&ctx, id, |_| Reads::default(), |i| rides_cmd::start(i, started_at)).await?;
         Ok(Response::new(self.current(id).await?))
     }
 
@@ -410,6 +426,10 @@ impl BookingService for Booking {
             f.take(types::parse_label("/bike_condition", &r.bike_condition, 60))
         };
         let story = if r.story.trim().is_empty() { None } else { f.take(types::parse_label("/story", &r.story, 4000)) };
+        let mut absent = Vec::new();
+        for (i, a) in r.absent_resident_ids.iter().enumerate() {
+            absent.extend(f.id(&format!("/absent_resident_ids/{i}"), a));
+        }
         let ended_at = f.finish(|| ended_at)?;
         let sealed = match story {
             None => None,
@@ -419,7 +439,8 @@ impl BookingService for Booking {
             }
         };
         let with_story = sealed.is_some();
-        let done = Completion { ended_at, distance_km: r.distance_km, bike_condition: condition, story: sealed };
+        let done =
+            Completion { ended_at, distance_km: r.distance_km, bike_condition: condition, story: sealed, absent };
         // A story needs every rider's consent to stories: the decider reads the roster's facts.
         let reads = |ride: &Ride| Reads {
             riders: if with_story { ride.riders.iter().map(|x| x.resident_id).collect() } else { Vec::new() },
@@ -433,7 +454,142 @@ impl BookingService for Booking {
         let r = req.into_inner();
         let ctx = CommandCtx::from_proto(r.context)?;
         let id = ride_id(&r.ride_id)?;
-        self.on_ride(&ctx, id, |_| Reads::default(), rides_cmd::no_show).await?;
+        let by = if r.by.is_empty() { "riders" } else { r.by.as_str() };
+        self.on_ride(&ctx, id, |_| Reads::default(), |i| rides_cmd::no_show(i, by)).await?;
+        Ok(Response::new(self.current(id).await?))
+    }
+
+    async fn record_ride(&self, req: Request<pb::RecordRideRequest>) -> Reply<pb::Ride> {
+        let r = req.into_inner();
+        let ctx = CommandCtx::from_proto(r.context)?;
+        let mut f = Fields::new();
+        let bike_id = f.id("/bike_id", &r.bike_id);
+        let pilot_id = f.id("/pilot_id", &r.pilot_id);
+        let started_at = f.time("/started_at", &r.started_at);
+        let ended_at = f.time("/ended_at", &r.ended_at);
+        if !(0.0..=500.0).contains(&r.distance_km) || r.distance_km.is_nan() {
+            f.0.push(Invalid::new("/distance_km", "must be between 0 and 500"));
+        }
+        let kind = match r.kind.as_str() {
+            "" | "pleasure" => Some(RideKind::Pleasure),
+            "event" => Some(RideKind::Event),
+            _ => {
+                f.0.push(Invalid::new("/kind", "must be pleasure or event"));
+                None
+            }
+        };
+        let mut riders = Vec::new();
+        for (i, x) in r.resident_ids.iter().enumerate() {
+            if let Some(id) = f.id(&format!("/resident_ids/{i}"), x) {
+                if riders.contains(&id) {
+                    f.0.push(Invalid::new(format!("/resident_ids/{i}"), "is named twice"));
+                }
+                riders.push(id);
+            }
+        }
+        let mut absent = Vec::new();
+        for (i, a) in r.absent_resident_ids.iter().enumerate() {
+            absent.extend(f.id(&format!("/absent_resident_ids/{i}"), a));
+        }
+        let condition = if r.bike_condition.trim().is_empty() {
+            None
+        } else {
+            f.take(types::parse_label("/bike_condition", &r.bike_condition, 60))
+        };
+        let story = if r.story.trim().is_empty() { None } else { f.take(types::parse_label("/story", &r.story, 4000)) };
+        let note = if r.note.trim().is_empty() { None } else { f.take(types::parse_label("/note", &r.note, 2000)) };
+        if let (Some(s), Some(e)) = (started_at, ended_at) {
+            let now = servicekit::clock::now();
+            if let Err(domain::DomainError::Invalid(list)) = rides_cmd::check_actual(s, e, now) {
+                f.0.extend(list);
+            }
+        }
+        let (bike_id, pilot_id, started_at, ended_at, kind) =
+            f.finish(|| Some((bike_id?, pilot_id?, started_at?, ended_at?, kind?)))?;
+        let ride_id = ctx.new_object_id("ride");
+        let seal = |field: &'static str, text: Option<String>| {
+            let keys = self.keys.clone();
+            async move {
+                match text {
+                    None => Ok(None),
+                    Some(t) => keys.seal(&ride_subject(ride_id), field, &t).await.map(Some).map_err(ServiceError::from),
+                }
+            }
+        };
+        let cmd = crate::commands::record::RecordRide {
+            ride_id,
+            bike_id,
+            pilot_id,
+            started_at,
+            ended_at,
+            distance_km: r.distance_km,
+            resident_ids: riders,
+            absent,
+            kind,
+            story: seal("story", story).await?,
+            bike_condition: condition,
+            note: seal("note", note).await?,
+            actor_role: ctx.actor.role.clone(),
+        };
+        let (ride, version) = self.record(&ctx, &cmd).await?;
+        Ok(Response::new(self.ride_proto(&ride, version, false).await?))
+    }
+
+    async fn correct_ride(&self, req: Request<pb::CorrectRideRequest>) -> Reply<pb::Ride> {
+        let r = req.into_inner();
+        let ctx = CommandCtx::from_proto(r.context)?;
+        let id = ride_id(&r.ride_id)?;
+        let mut f = Fields::new();
+        let started_at = r.started_at.as_ref().and_then(|_| f.time("/started_at", &r.started_at));
+        let ended_at = r.ended_at.as_ref().and_then(|_| f.time("/ended_at", &r.ended_at));
+        let absent = if r.set_absent {
+            let mut out = Vec::new();
+            for (i, a) in r.absent_resident_ids.iter().enumerate() {
+                out.extend(f.id(&format!("/absent_resident_ids/{i}"), a));
+            }
+            Some(out)
+        } else {
+            None
+        };
+        let note = if r.note.trim().is_empty() { None } else { f.take(types::parse_label("/note", &r.note, 2000)) };
+        f.done()?;
+        let (ride, _) = self.ride(id).await?;
+        // A pilot corrects its rides within the chapter's record window (as it records).
+        if ctx.actor.role == "pilot" {
+            let window = i64::from(self.record_window(ride.chapter_id).await?);
+            let began = ride.started_at.unwrap_or(ride.start);
+            if servicekit::clock::now() - began > chrono::Duration::days(window) {
+                return Err(ServiceError::from(domain::DomainError::rule(
+                    servicekit::ErrorCode::OutsideRecordWindow,
+                    format!("a pilot corrects rides of the last {window} days only; ask a coordinator"),
+                ))
+                .into());
+            }
+        }
+        let note = match note {
+            None => None,
+            Some(t) => Some(self.keys.seal(&ride_subject(id), "note", &t).await.map_err(ServiceError::from)?),
+        };
+        let c = rides_cmd::Correction { started_at, ended_at, distance_km: r.distance_km, absent, note };
+        let reads = |ride: &Ride| {
+            let moves = ride.recorded && (c.started_at.is_some() || c.ended_at.is_some());
+            if !moves {
+                return Reads::default();
+            }
+            let mut after = ride.clone();
+            let (s, e) = (
+                c.started_at.or(ride.started_at).unwrap_or(ride.start),
+                c.ended_at.or(ride.ended_at).unwrap_or(ride.end()),
+            );
+            after.start = s;
+            after.duration_minutes = crate::rides::actual_length(s, e);
+            let holds = crate::commands::schedule::Hold::of(ride.ride_id, after.holds());
+            Reads {
+                streams: crate::commands::schedule::streams_of(&holds, &rides_cmd::releases_of(ride)),
+                ..Reads::default()
+            }
+        };
+        self.on_ride(&ctx, id, reads, |i| rides_cmd::correct(i, &c)).await?;
         Ok(Response::new(self.current(id).await?))
     }
 

@@ -314,6 +314,7 @@ fn day_events(r: &PastRide, out: &mut Vec<(String, NewEvent)>) -> Result<(), Err
                 distance_km: r.distance_km,
                 bike_condition: Some("ok".into()),
                 story: None,
+                absent: Vec::new(),
             };
             out.push((stream, event(done, &m, ended)?));
         }
@@ -333,7 +334,7 @@ fn day_events(r: &PastRide, out: &mut Vec<(String, NewEvent)>) -> Result<(), Err
             }
         }
         Fate::NoShow => {
-            out.push((stream, event(RideMarkedNoShow { ride_id: r.id }, &m, r.start)?));
+            out.push((stream, event(RideMarkedNoShow { ride_id: r.id, by: RideMarkedNoShow::riders() }, &m, r.start)?));
         }
     }
     Ok(())

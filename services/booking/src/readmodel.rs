@@ -144,7 +144,8 @@ impl Projection for RidesProjection {
                     r.carehome_id.into(),
                     r.bike_id.into(),
                     r.pilot_id.into(),
-                    Arg::Int(r.start.timestamp_micros()),
+                    // Periods select rides by their start, the actual one once completed.
+                    Arg::Int(r.counted_start().timestamp_micros()),
                     Arg::Int(r.end().timestamp_micros()),
                     Arg::Text(r.status.to_string()),
                     Arg::Int(version as i64),
@@ -361,7 +362,7 @@ pub async fn rides_ever_of_resident(store: &EventStore, resident: Uuid) -> Resul
     let streams = store
         .fetch_texts(
             "SELECT DISTINCT stream_id FROM eventlog_events \
-             WHERE event_type IN ('RideBooked', 'RiderAddedToRoster') AND stream_id LIKE 'ride-%' \
+             WHERE event_type IN ('RideBooked', 'RiderAddedToRoster', 'RideRecorded') AND stream_id LIKE 'ride-%' \
                AND CAST(payload AS TEXT) LIKE $1 ORDER BY stream_id",
             &[Arg::Text(format!("%{resident}%"))],
         )

@@ -89,9 +89,37 @@ pub struct Ride {
     pub story: Option<Sealed>,
     /// When it was booked.
     pub booked_at: DateTime<Utc>,
+    /// Riders on the roster who did not come (they count in no figure).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub absent: Vec<Uuid>,
+    /// Recorded after the fact, without a booking.
+    #[serde(default)]
+    pub recorded: bool,
+    /// Of a no-show: who did not come (`riders` or `pilot`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_show_by: Option<String>,
+    /// Sealed notes of its record and corrections, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<Sealed>,
+}
+
+/// The length of an actual interval in whole minutes, rounded up (a recorded ride's slot
+/// and trishaw time).
+pub fn actual_length(start: DateTime<Utc>, end: DateTime<Utc>) -> u32 {
+    let seconds = (end - start).num_seconds().max(0);
+    u32::try_from((seconds + 59) / 60).unwrap_or(u32::MAX)
 }
 
 impl Ride {
+    /// When the ride counts as having started for periods and months: its actual start
+    /// once completed, its scheduled start otherwise (api.md, *What really happened*).
+    pub fn counted_start(&self) -> DateTime<Utc> {
+        match (self.status, self.started_at) {
+            (RideStatus::Completed, Some(s)) => s,
+            _ => self.start,
+        }
+    }
+
     /// When the slot ends.
     pub fn end(&self) -> DateTime<Utc> {
         self.start + Duration::minutes(i64::from(self.duration_minutes))
@@ -168,6 +196,39 @@ impl Aggregate for Ride {
                 bike_condition: None,
                 story: None,
                 booked_at: b.booked_at.unwrap_or(b.start),
+                absent: Vec::new(),
+                recorded: false,
+                no_show_by: None,
+                notes: Vec::new(),
+            });
+        }
+        if let E::RideRecorded(e) = event {
+            return Some(Ride {
+                ride_id: e.ride_id,
+                kind: e.kind,
+                status: RideStatus::Completed,
+                chapter_id: e.chapter_id,
+                carehome_id: e.carehome_id,
+                bike_id: e.bike_id,
+                pilot_id: e.pilot_id,
+                start: e.started_at,
+                duration_minutes: actual_length(e.started_at, e.ended_at),
+                turnaround_minutes: 0,
+                riders: e.riders.iter().map(|r| Rider { resident_id: *r, checked_in: true }).collect(),
+                trip_minutes: None,
+                route: None,
+                ride_request_id: None,
+                cancellation: None,
+                started_at: Some(e.started_at),
+                ended_at: Some(e.ended_at),
+                distance_km: Some(e.distance_km),
+                bike_condition: e.bike_condition.clone(),
+                story: e.story.clone(),
+                booked_at: e.started_at,
+                absent: e.absent.clone(),
+                recorded: true,
+                no_show_by: None,
+                notes: e.note.iter().cloned().collect(),
             });
         }
         let mut r = state?;
@@ -204,8 +265,37 @@ impl Aggregate for Ride {
                 r.distance_km = Some(c.distance_km);
                 r.bike_condition = c.bike_condition.clone();
                 r.story = c.story.clone();
+                r.absent.clone_from(&c.absent);
             }
-            E::RideMarkedNoShow(_) => r.status = RideStatus::NoShow,
+            E::RideMarkedNoShow(n) => {
+                r.status = RideStatus::NoShow;
+                r.no_show_by = Some(n.by.clone());
+            }
+            E::RideCorrected(c) => {
+                if let Some(s) = c.started_at {
+                    r.started_at = Some(s);
+                    if r.recorded {
+                        r.start = s;
+                    }
+                }
+                if let Some(e) = c.ended_at {
+                    r.ended_at = Some(e);
+                }
+                if r.recorded
+                    && let (Some(s), Some(e)) = (r.started_at, r.ended_at)
+                {
+                    r.duration_minutes = actual_length(s, e);
+                }
+                if let Some(d) = c.distance_km {
+                    r.distance_km = Some(d);
+                }
+                if let Some(a) = &c.absent {
+                    r.absent.clone_from(a);
+                }
+                if let Some(n) = &c.note {
+                    r.notes.push(n.clone());
+                }
+            }
             _ => {}
         }
         Some(r)

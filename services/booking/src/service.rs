@@ -15,6 +15,7 @@ use servicekit::{CommandCtx, ServiceResult};
 use uuid::Uuid;
 
 use crate::commands::booking::{self as book_cmd, BookInput, BookRide, Claim, ClaimInput};
+use crate::commands::record::{self as record_cmd, RecordInput, RecordRide};
 use crate::commands::requests::{self as request_cmd, NewRequest, RequestInput};
 use crate::commands::rides::{self as rides_cmd, RideInput};
 use crate::commands::schedule::{Schedules, streams_of};
@@ -177,6 +178,51 @@ impl Booking {
             None => None,
         };
         Ok(Booked { ride, return_ride })
+    }
+
+    /// Records a ride after the fact, checked against the facts of its own time; a retry
+    /// of the same command returns the same ride.
+    pub async fn record(&self, ctx: &CommandCtx, cmd: &RecordRide) -> ServiceResult<(Ride, u64)> {
+        let load = |mut l: Loader| async move {
+            let store = l.store().clone();
+            let t = cmd.started_at;
+            let bike: Option<BikeFact> = facts::get_at(&store, kind::BIKE, cmd.bike_id, t).await?;
+            let (home, home_now) = match &bike {
+                Some(b) => (
+                    facts::get_at::<CareHomeFact>(&store, kind::CAREHOME, b.carehome_id, t).await?,
+                    facts::get::<CareHomeFact>(&store, kind::CAREHOME, b.carehome_id).await?,
+                ),
+                None => (None, None),
+            };
+            let chapter: Option<ChapterFact> = match &home {
+                Some(h) => facts::get(&store, kind::CHAPTER, h.chapter_id).await?,
+                None => None,
+            };
+            let pilot: Option<PilotFact> = facts::get_at(&store, kind::PILOT, cmd.pilot_id, t).await?;
+            let mut riders = Vec::with_capacity(cmd.resident_ids.len());
+            for id in &cmd.resident_ids {
+                riders.push((*id, facts::get_at::<ResidentFact>(&store, kind::RESIDENT, *id, t).await?));
+            }
+            let named = match &home_now {
+                Some(h) if cmd.actor_role == "pilot" && !h.pilots_choose_riders && !cmd.resident_ids.is_empty() => {
+                    claimed_residents(&store, h.carehome_id, cmd.pilot_id, l.now()).await?
+                }
+                _ => Vec::new(),
+            };
+            let schedules = schedules(&mut l, &streams_of(&record_cmd::holds(cmd), &[])).await?;
+            let input = RecordInput { bike, home, home_now, chapter, pilot, riders, named, schedules, now: l.now() };
+            Ok((l, input))
+        };
+        executor::run(&self.store, ctx, &ride_stream(cmd.ride_id), load, |i| record_cmd::record(i, cmd)).await?;
+        self.ride(cmd.ride_id).await
+    }
+
+    /// The record window of a ride's chapter, in days.
+    pub async fn record_window(&self, chapter: Uuid) -> ServiceResult<u32> {
+        let c: Option<ChapterFact> = facts::get(&self.store, kind::CHAPTER, chapter).await?;
+        Ok(c.map_or_else(domain::events::ChapterSettings::default_record_window_days, |c| {
+            c.settings.record_window_days
+        }))
     }
 
     /// A pilot claims a request: the ride is booked and the request marked claimed in one append.

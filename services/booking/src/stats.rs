@@ -64,8 +64,8 @@ impl Scope {
             && self.carehome_id.is_none_or(|h| h == r.carehome_id)
             && self.pilot_id.is_none_or(|p| p == r.pilot_id)
             && self.bike_id.is_none_or(|b| b == r.bike_id)
-            && self.from.is_none_or(|f| r.start >= f)
-            && self.to.is_none_or(|t| r.start < t)
+            && self.from.is_none_or(|f| r.counted_start() >= f)
+            && self.to.is_none_or(|t| r.counted_start() < t)
     }
 }
 
@@ -86,14 +86,22 @@ pub struct Figures {
     pub distance_m: u64,
     /// Rides marked no-show.
     pub no_shows: u64,
+    /// Of them, those the pilot did not come to.
+    pub no_shows_by_pilot: u64,
     /// Cancelled rides by reason.
     pub cancelled: BTreeMap<CancellationReason, u64>,
 }
 
-/// The riders a completed ride carried: the roster at completion, or for an event ride
-/// the riders who checked in.
+/// The riders a completed ride carried (the counting rule, api.md): the roster at
+/// completion, or for an event ride the riders who checked in; riders recorded absent
+/// (on completion, in a record or a correction) count in no figure. A recorded ride's
+/// riders were all there but the absent ones.
 pub fn riders_carried(r: &Ride) -> impl Iterator<Item = Uuid> + '_ {
-    r.riders.iter().filter(move |x| r.kind != RideKind::Event || x.checked_in).map(|x| x.resident_id)
+    r.riders
+        .iter()
+        .filter(move |x| r.kind != RideKind::Event || x.checked_in || r.recorded)
+        .map(|x| x.resident_id)
+        .filter(move |id| !r.absent.contains(id))
 }
 
 /// The actual minutes of a completed ride: from the later of its scheduled start and the
@@ -118,7 +126,10 @@ impl Figures {
                 self.ride_minutes += actual_minutes(r);
                 self.distance_m += distance_m(r);
             }
-            RideStatus::NoShow => self.no_shows += 1,
+            RideStatus::NoShow => {
+                self.no_shows += 1;
+                self.no_shows_by_pilot += u64::from(r.no_show_by.as_deref() == Some("pilot"));
+            }
             RideStatus::Cancelled => {
                 if let Some(c) = &r.cancellation {
                     *self.cancelled.entry(c.reason).or_default() += 1;
@@ -141,6 +152,8 @@ impl Figures {
             bike_minutes: self.bike_minutes,
             distance_m: self.distance_m,
             no_shows: self.no_shows,
+            no_shows_by_pilot: self.no_shows_by_pilot,
+            no_shows_by_riders: self.no_shows - self.no_shows_by_pilot,
             cancelled: Some(pb::CancelledCounts {
                 weather: n(CancellationReason::Weather),
                 rider: n(CancellationReason::Rider),
@@ -166,7 +179,7 @@ impl Tally {
     /// Counts one ride; `zone` is its chapter's.
     pub fn add(&mut self, r: &Ride, zone: Tz) {
         self.total.add(r);
-        let month = r.start.with_timezone(&zone).format("%Y-%m").to_string();
+        let month = r.counted_start().with_timezone(&zone).format("%Y-%m").to_string();
         self.months.entry(month).or_default().add(r);
     }
 
@@ -343,7 +356,10 @@ pub struct Person {
 impl Person {
     fn add(&mut self, r: &Ride, completed: bool, zone: Tz) {
         self.total.add(r, completed);
-        self.months.entry(r.start.with_timezone(&zone).format("%Y-%m").to_string()).or_default().add(r, completed);
+        self.months
+            .entry(r.counted_start().with_timezone(&zone).format("%Y-%m").to_string())
+            .or_default()
+            .add(r, completed);
         if completed {
             self.last_completed = self.last_completed.max(Some(r.start));
         }
@@ -576,6 +592,10 @@ mod tests {
             bike_condition: None,
             story: None,
             booked_at: t("2027-01-01T00:00:00Z"),
+            absent: vec![],
+            recorded: false,
+            no_show_by: None,
+            notes: vec![],
         }
     }
 

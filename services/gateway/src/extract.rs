@@ -141,6 +141,28 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     }
 }
 
+/// A body that may be left out: nothing at all is `None`; anything else is read as
+/// [`Body`] (`application/json`, 415 otherwise; an object fitting `T`).
+#[derive(Debug, Clone)]
+pub struct MaybeBody<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for MaybeBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = is_json(&req);
+        let bytes = read_body(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(MaybeBody(None));
+        }
+        if !json {
+            return Err(ApiError::new(ErrorCode::UnsupportedMediaType).detail("send the body as application/json"));
+        }
+        require_object(&bytes)?;
+        parse_json(&bytes).map(|t| MaybeBody(Some(t)))
+    }
+}
+
 /// The body of a command that takes none: nothing at all, or an empty JSON object `{}`.
 /// Anything else is refused like any body (415 not JSON, 413 too large, 400 `malformed`,
 /// 400 `validation` naming an unknown field), so a typo is never silently ignored.

@@ -44,7 +44,9 @@ pub fn finish(mut doc: OpenApi) -> OpenApi {
         ))),
     );
     for item in doc.paths.paths.values_mut() {
-        for op in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete].into_iter().flatten() {
+        for op in
+            [&mut item.get, &mut item.put, &mut item.post, &mut item.patch, &mut item.delete].into_iter().flatten()
+        {
             complete(op);
         }
     }

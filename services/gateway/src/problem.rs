@@ -126,6 +126,24 @@ fn texts(code: ErrorCode) -> (&'static str, &'static str, &'static str, &'static
             "The chapter's last administrator cannot be removed.",
             "Afdelingens sidste administrator kan ikke fjernes.",
         ),
+        C::NotOnRoster => (
+            "Not on the roster",
+            "Ikke på holdlisten",
+            "An absent rider must be on the ride's roster.",
+            "En fraværende passager skal være på turens holdliste.",
+        ),
+        C::AllRidersAbsent => (
+            "Every rider absent",
+            "Alle passagerer fraværende",
+            "Every rider was absent: mark the ride a no-show by the riders instead.",
+            "Alle passagerer var fraværende: markér turen som udeblevet (passagererne) i stedet.",
+        ),
+        C::OutsideRecordWindow => (
+            "Outside the record window",
+            "Uden for registreringsvinduet",
+            "The ride is older than the chapter lets a pilot record or correct; ask a coordinator.",
+            "Turen er ældre end afdelingen lader en pilot registrere eller rette; spørg en koordinator.",
+        ),
         C::ConflictsWithRides => (
             "Conflicts with rides",
             "I konflikt med ture",

@@ -211,6 +211,7 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
                         book.start_ride(bpb::RideCommandRequest {
                             context: ctx(&format!("start {id}"), "pilot"),
                             ride_id: id.clone(),
+                            ..Default::default()
                         })
                         .await
                         .map_err(fail)?;
@@ -225,6 +226,7 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
                             } else {
                                 String::new()
                             },
+                            ..Default::default()
                         })
                         .await
                         .map_err(fail)?;
@@ -243,6 +245,7 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
                         book.mark_no_show(bpb::RideCommandRequest {
                             context: ctx(&format!("noshow {id}"), "coordinator"),
                             ride_id: id.clone(),
+                            ..Default::default()
                         })
                         .await
                         .map_err(fail)?;

@@ -4,6 +4,7 @@
 //! reads), appends the decision at the versions read, and decides again after a lost race.
 
 pub mod booking;
+pub mod record;
 pub mod requests;
 pub mod rides;
 pub mod schedule;
@@ -18,6 +19,7 @@ mod purity {
     fn no_decider_is_async_or_touches_a_store_a_key_or_the_clock() {
         let sources = [
             ("commands/booking.rs", include_str!("booking.rs")),
+            ("commands/record.rs", include_str!("record.rs")),
             ("commands/requests.rs", include_str!("requests.rs")),
             ("commands/rides.rs", include_str!("rides.rs")),
             ("commands/schedule.rs", include_str!("schedule.rs")),

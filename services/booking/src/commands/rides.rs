@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use domain::events::*;
 use domain::types::{CancellationReason, RideKind, RideStatus, Sealed};
-use domain::{Decision, DomainError, ErrorCode};
+use domain::{Aggregate, Decision, DomainError, ErrorCode};
 use uuid::Uuid;
 
 use super::schedule::{Hold, Schedules, schedule_events};
@@ -68,13 +68,54 @@ pub fn confirm(input: &RideInput) -> Result<Decision<BookingEvent>, DomainError>
     }
 }
 
-/// `booked → started`, now.
-pub fn start(input: &RideInput) -> Result<Decision<BookingEvent>, DomainError> {
+/// How early before its slot a ride may say it started, in minutes.
+pub const EARLIEST_START_MINUTES: i64 = 60;
+/// How far past now a reported start may be (clocks differ), in minutes.
+pub const CLOCK_SKEW_MINUTES: i64 = 5;
+
+/// `booked → started`, now or at `started_at` as the pilot's app reports it (an app that was
+/// offline): no earlier than [`EARLIEST_START_MINUTES`] before the slot, no later than now
+/// plus [`CLOCK_SKEW_MINUTES`].
+pub fn start(input: &RideInput, started_at: Option<DateTime<Utc>>) -> Result<Decision<BookingEvent>, DomainError> {
     let ride = input.ride()?;
-    match ride.status {
-        RideStatus::Booked => Ok(on_ride(ride, vec![RideStarted { ride_id: ride.ride_id, at: input.now }.into()])),
-        _ => Err(illegal(ride, "started")),
+    if ride.status != RideStatus::Booked {
+        return Err(illegal(ride, "started"));
     }
+    let at = started_at.unwrap_or(input.now);
+    if at < ride.start - chrono::Duration::minutes(EARLIEST_START_MINUTES) {
+        return Err(DomainError::invalid(
+            "/started_at",
+            format!("must be no earlier than {EARLIEST_START_MINUTES} minutes before the ride's slot"),
+        ));
+    }
+    if at > input.now + chrono::Duration::minutes(CLOCK_SKEW_MINUTES) {
+        return Err(DomainError::invalid("/started_at", "must not be in the future"));
+    }
+    Ok(on_ride(ride, vec![RideStarted { ride_id: ride.ride_id, at }.into()]))
+}
+
+/// Checks absent riders: each on the roster (422 `not-on-roster`), not every rider (422:
+/// that is a no-show by the riders). No duplicates.
+pub fn check_absent(riders: &[Uuid], absent: &[Uuid], field: &str) -> Result<Vec<Uuid>, DomainError> {
+    let mut out: Vec<Uuid> = Vec::new();
+    for (i, a) in absent.iter().enumerate() {
+        if !riders.contains(a) {
+            return Err(DomainError::Rule {
+                code: ErrorCode::NotOnRoster,
+                message: format!("{field}/{i}: resident {a} is not on the ride's roster"),
+            });
+        }
+        if !out.contains(a) {
+            out.push(*a);
+        }
+    }
+    if !riders.is_empty() && out.len() == riders.len() {
+        return Err(DomainError::rule(
+            ErrorCode::AllRidersAbsent,
+            "every rider was absent: mark the ride a no-show by the riders instead",
+        ));
+    }
+    Ok(out)
 }
 
 /// Checks a rider in (a second check-in changes nothing).
@@ -101,6 +142,8 @@ pub struct Completion {
     pub bike_condition: Option<String>,
     /// The story, sealed (only with every rider's consent to stories).
     pub story: Option<Sealed>,
+    /// Riders who did not come (the whole set).
+    pub absent: Vec<Uuid>,
 }
 
 /// `started → completed`. A story needs every rider's consent to stories (`riders`).
@@ -115,23 +158,108 @@ pub fn complete(input: &RideInput, c: &Completion) -> Result<Decision<BookingEve
     if ride.started_at.is_some_and(|s| c.ended_at < s) {
         return Err(DomainError::invalid("/ended_at", "must not be before the ride started"));
     }
+    let riders: Vec<Uuid> = ride.riders.iter().map(|r| r.resident_id).collect();
+    let absent = check_absent(&riders, &c.absent, "/absent_resident_ids")?;
     let done = RideCompleted {
         ride_id: ride.ride_id,
         ended_at: c.ended_at,
         distance_km: c.distance_km,
         bike_condition: c.bike_condition.clone(),
         story: c.story.clone(),
+        absent,
     };
     Ok(on_ride(ride, vec![done.into()]))
 }
 
-/// Any state before `completed` → `no_show`.
-pub fn no_show(input: &RideInput) -> Result<Decision<BookingEvent>, DomainError> {
+/// Any state before `completed` → `no_show`; `by` is `riders` or `pilot` (who may say
+/// `pilot` is the gateway's to check).
+pub fn no_show(input: &RideInput, by: &str) -> Result<Decision<BookingEvent>, DomainError> {
     let ride = input.ride()?;
+    if !matches!(by, "riders" | "pilot") {
+        return Err(DomainError::invalid("/by", "must be riders or pilot"));
+    }
     if !ride.status.is_active() {
         return Err(illegal(ride, "marked no-show"));
     }
-    Ok(on_ride(ride, vec![RideMarkedNoShow { ride_id: ride.ride_id }.into()]))
+    Ok(on_ride(ride, vec![RideMarkedNoShow { ride_id: ride.ride_id, by: by.to_owned() }.into()]))
+}
+
+/// A correction of a completed ride (fields left out keep their value).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Correction {
+    /// Actual start.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Actual end.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Kilometres.
+    pub distance_km: Option<f64>,
+    /// The whole set of absent riders (`[]` clears it).
+    pub absent: Option<Vec<Uuid>>,
+    /// A note, sealed.
+    pub note: Option<Sealed>,
+}
+
+/// The longest ride, in hours.
+pub const MAX_RIDE_HOURS: i64 = 24;
+
+/// Checks an actual interval: the end after the start, at most [`MAX_RIDE_HOURS`], and
+/// neither in the future.
+pub fn check_actual(started_at: DateTime<Utc>, ended_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), DomainError> {
+    let skew = chrono::Duration::minutes(CLOCK_SKEW_MINUTES);
+    if started_at > now + skew {
+        return Err(DomainError::invalid("/started_at", "must not be in the future"));
+    }
+    if ended_at <= started_at {
+        return Err(DomainError::invalid("/ended_at", "must be after started_at"));
+    }
+    if ended_at - started_at > chrono::Duration::hours(MAX_RIDE_HOURS) {
+        return Err(DomainError::invalid("/ended_at", format!("a ride lasts at most {MAX_RIDE_HOURS} hours")));
+    }
+    if ended_at > now + skew {
+        return Err(DomainError::invalid("/ended_at", "must not be in the future"));
+    }
+    Ok(())
+}
+
+/// Corrects a completed ride. A recorded ride's corrected times move the slots it holds
+/// (its actual times, checked like a record's: no overlap); a booked ride keeps holding
+/// its slot. Nothing changed: nothing written.
+pub fn correct(input: &RideInput, c: &Correction) -> Result<Decision<BookingEvent>, DomainError> {
+    let ride = input.ride()?;
+    if ride.status != RideStatus::Completed {
+        return Err(illegal(ride, "corrected (only a completed ride is)"));
+    }
+    let started = c.started_at.or(ride.started_at).unwrap_or(ride.start);
+    let ended = c.ended_at.or(ride.ended_at).unwrap_or(ride.end());
+    if c.started_at.is_some() || c.ended_at.is_some() {
+        check_actual(started, ended, input.now)?;
+    }
+    if c.distance_km.is_some_and(|d| !(0.0..=500.0).contains(&d)) {
+        return Err(DomainError::invalid("/distance_km", "must be from 0 to 500"));
+    }
+    let riders: Vec<Uuid> = ride.riders.iter().map(|r| r.resident_id).collect();
+    let absent = c.absent.as_ref().map(|a| check_absent(&riders, a, "/absent_resident_ids")).transpose()?;
+    let changed = RideCorrected {
+        ride_id: ride.ride_id,
+        started_at: c.started_at.filter(|s| Some(*s) != ride.started_at),
+        ended_at: c.ended_at.filter(|e| Some(*e) != ride.ended_at),
+        distance_km: c.distance_km.filter(|d| Some(*d) != ride.distance_km),
+        absent: absent.filter(|a| *a != ride.absent),
+        note: c.note.clone(),
+    };
+    if changed == (RideCorrected { ride_id: ride.ride_id, ..Default::default() }) {
+        return Ok(Decision::nothing());
+    }
+    let moves = ride.recorded && (changed.started_at.is_some() || changed.ended_at.is_some());
+    let after = Ride::apply(Some(ride.clone()), &changed.clone().into()).expect("a ride stays a ride");
+    let mut d = on_ride(ride, vec![changed.into()]);
+    if moves {
+        let holds = Hold::of(ride.ride_id, after.holds());
+        for (stream, e) in schedule_events(&input.schedules, &holds, &releases_of(ride))? {
+            d.push(stream, e);
+        }
+    }
+    Ok(d)
 }
 
 /// Cancelling a ride.

@@ -468,7 +468,7 @@ fn a_pilots_booking_waits_for_confirmation_where_the_home_asks_it() {
     assert_eq!(g.the_ride(id).status, RideStatus::PendingConfirmation);
     let id2 = g.book(ride(BIKE2, PILOT2, MORNING, &[]));
     assert_eq!(g.the_ride(id2).status, RideStatus::Booked, "staff bookings need no confirmation");
-    then_refused(g.when_on_ride(id, rides::start), ErrorCode::IllegalTransition);
+    then_refused(g.when_on_ride(id, start_now), ErrorCode::IllegalTransition);
     let d = then_events(g.when_on_ride(id, rides::confirm), &[("ride-", "RideConfirmed")]);
     g.apply(&d);
     assert_eq!(g.the_ride(id).status, RideStatus::Booked);
@@ -520,44 +520,58 @@ fn roster_changes_follow_the_rules_and_the_schedules() {
 
 // Invariant 4: a ride changes state only along its life cycle.
 
+fn start_now(i: &RideInput) -> Outcome {
+    rides::start(i, None)
+}
+
+fn no_show_riders(i: &RideInput) -> Outcome {
+    rides::no_show(i, "riders")
+}
+
 #[test]
 fn the_life_cycle_runs_forward_only_and_a_cancelled_ride_stays_cancelled() {
     let mut g = given();
     let id = g.book(ride(BIKE, PILOT, MORNING, &[ANNA]));
     then_refused(g.when_on_ride(id, rides::confirm), ErrorCode::IllegalTransition);
     g.now = t("2027-05-03T08:02:00Z");
-    let d = then_events(g.when_on_ride(id, rides::start), &[("ride-", "RideStarted")]);
+    let d = then_events(g.when_on_ride(id, start_now), &[("ride-", "RideStarted")]);
     g.apply(&d);
     let d = then_events(g.when_on_ride(id, |i| rides::check_in(i, ANNA)), &[("ride-", "RiderCheckedIn")]);
     g.apply(&d);
     assert!(g.when_on_ride(id, |i| rides::check_in(i, ANNA)).unwrap().is_empty(), "checked in once");
     then_refused(g.when_on_ride(id, |i| rides::check_in(i, BO)), ErrorCode::NotFound);
-    let early = Completion { ended_at: t("2027-05-03T07:00:00Z"), distance_km: 1.0, bike_condition: None, story: None };
+    let early = Completion {
+        ended_at: t("2027-05-03T07:00:00Z"),
+        distance_km: 1.0,
+        bike_condition: None,
+        story: None,
+        absent: vec![],
+    };
     then_refused(g.when_on_ride(id, |i| rides::complete(i, &early)), ErrorCode::Validation);
     let done = Completion { ended_at: t("2027-05-03T09:00:00Z"), ..early };
     let d = then_events(g.when_on_ride(id, |i| rides::complete(i, &done)), &[("ride-", "RideCompleted")]);
     g.apply(&d);
     assert_eq!(g.the_ride(id).status, RideStatus::Completed);
     then_refused(g.when_on_ride(id, |i| rides::complete(i, &done)), ErrorCode::IllegalTransition);
-    then_refused(g.when_on_ride(id, rides::no_show), ErrorCode::IllegalTransition);
+    then_refused(g.when_on_ride(id, no_show_riders), ErrorCode::IllegalTransition);
     then_refused(g.when_cancel(id, CancellationReason::Rider, None), ErrorCode::IllegalTransition);
 
     let other = g.book(ride(BIKE2, PILOT2, "2027-05-04T08:00:00Z", &[]));
     let d = g.when_cancel(other, CancellationReason::Weather, None).unwrap();
     g.apply(&d);
-    for decide in [rides::confirm, rides::start, rides::no_show] {
+    for decide in [rides::confirm, start_now, no_show_riders] {
         then_refused(g.when_on_ride(other, decide), ErrorCode::IllegalTransition);
     }
     then_refused(g.when_cancel(other, CancellationReason::Weather, None), ErrorCode::IllegalTransition);
     then_refused(g.when_reschedule(other, "2027-05-04T09:00:00Z", 60), ErrorCode::IllegalTransition);
-    then_refused(g.when_on_ride(Uuid::from_u128(0x77), rides::start), ErrorCode::NotFound);
+    then_refused(g.when_on_ride(Uuid::from_u128(0x77), start_now), ErrorCode::NotFound);
 }
 
 #[test]
 fn a_no_show_is_reachable_before_completion() {
     let mut g = given();
     let id = g.book(ride(BIKE, PILOT, MORNING, &[]));
-    then_events(g.when_on_ride(id, rides::no_show), &[("ride-", "RideMarkedNoShow")]);
+    then_events(g.when_on_ride(id, no_show_riders), &[("ride-", "RideMarkedNoShow")]);
 }
 
 // Invariant 5: every change is an event; the state is the fold of the events.
@@ -585,7 +599,7 @@ fn a_story_is_kept_only_with_every_riders_consent_to_stories() {
     let mut g = given();
     let id = g.book(ride(BIKE, PILOT, MORNING, &[ANNA, BO]));
     g.now = t("2027-05-03T08:00:00Z");
-    let d = g.when_on_ride(id, rides::start).unwrap();
+    let d = g.when_on_ride(id, start_now).unwrap();
     g.apply(&d);
     let story = Sealed(format!("{}xyz", Sealed::PREFIX));
     let done = Completion {
@@ -593,6 +607,7 @@ fn a_story_is_kept_only_with_every_riders_consent_to_stories() {
         distance_km: 4.0,
         bike_condition: None,
         story: Some(story.clone()),
+        absent: vec![],
     };
     let with_riders = |g: &Given| g.ride_input(id, vec![], false, vec![ANNA, BO]);
     then_refused(rides::complete(&with_riders(&g), &done), ErrorCode::NoConsent);

@@ -295,7 +295,11 @@ mod races {
         w.settle().await;
         for day in ["2027-05-03", "2027-05-04", "2027-05-05"] {
             let ride = w.book(b.bike, b.pilot, &format!("{day}T08:00:00Z"), 60, &[]).await.unwrap();
-            let start = bpb::RideCommandRequest { context: ctx_as("pilot"), ride_id: ride.ride_id.clone() };
+            let start = bpb::RideCommandRequest {
+                context: ctx_as("pilot"),
+                ride_id: ride.ride_id.clone(),
+                ..Default::default()
+            };
             w.booking.start_ride(start).await.unwrap();
             let complete = bpb::CompleteRideRequest {
                 context: ctx_as("pilot"),

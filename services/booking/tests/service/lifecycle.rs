@@ -17,7 +17,7 @@ testkit::both_backends!(setup = World::new;
 );
 
 fn cmd(ride: &str) -> bpb::RideCommandRequest {
-    bpb::RideCommandRequest { context: ctx_as("pilot"), ride_id: ride.into() }
+    bpb::RideCommandRequest { context: ctx_as("pilot"), ride_id: ride.into(), ..Default::default() }
 }
 
 async fn a_ride_runs_from_pending_to_completed(mut w: World) {
@@ -55,6 +55,7 @@ async fn a_ride_runs_from_pending_to_completed(mut w: World) {
             distance_km: 7.5,
             bike_condition: "ok".into(),
             story: "Vi så havnen".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -159,6 +160,7 @@ async fn a_story_needs_the_riders_consent_and_is_sealed(mut w: World) {
         distance_km: 3.0,
         bike_condition: String::new(),
         story: story.into(),
+        ..Default::default()
     };
     let err = w.booking.complete_ride(complete("Fru Østergård smilede")).await.unwrap_err();
     assert_eq!(code(&err), ErrorCode::NoConsent);

@@ -262,7 +262,11 @@ async fn personal_data_is_never_in_clear_and_erasure_holds(db: testkit::TestDb) 
     for (day, story) in [("2027-05-03", &secrets.0[4]), ("2027-05-04", &secrets.0[4])] {
         let ride = w.book(bike, pilot, &format!("{day}T08:00:00Z"), 60, &[resident]).await.unwrap();
         w.booking
-            .start_ride(bpb::RideCommandRequest { context: ctx_as("pilot"), ride_id: ride.ride_id.clone() })
+            .start_ride(bpb::RideCommandRequest {
+                context: ctx_as("pilot"),
+                ride_id: ride.ride_id.clone(),
+                ..Default::default()
+            })
             .await
             .unwrap();
         w.booking
@@ -273,6 +277,7 @@ async fn personal_data_is_never_in_clear_and_erasure_holds(db: testkit::TestDb) 
                 distance_km: 7.5,
                 bike_condition: "ok".into(),
                 story: story.clone(),
+                ..Default::default()
             })
             .await
             .unwrap();

@@ -85,7 +85,7 @@ async fn dump(store: &EventStore) -> Dump {
 }
 
 fn cmd(ride: &str) -> bpb::RideCommandRequest {
-    bpb::RideCommandRequest { context: ctx_as("pilot"), ride_id: ride.into() }
+    bpb::RideCommandRequest { context: ctx_as("pilot"), ride_id: ride.into(), ..Default::default() }
 }
 
 async fn live_one_by_one_and_rebuilt_read_models_are_equal(mut w: World) {
@@ -126,6 +126,7 @@ async fn live_one_by_one_and_rebuilt_read_models_are_equal(mut w: World) {
             distance_km: 6.5,
             bike_condition: "ok".into(),
             story: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -19,7 +19,7 @@ use crate::clients::Found;
 use access::{Action, ListFilter, Object};
 
 use crate::caller::{Caller, may_book};
-use crate::extract::{Body, Command, Ids, NoBody, Params};
+use crate::extract::{Body, Command, Ids, MaybeBody, NoBody, Params};
 use crate::problem::{ApiError, Problem};
 use crate::views::{Created, Page, PageParams, Versioned, opt, parse_time, time};
 
@@ -108,6 +108,17 @@ pub struct RideView {
     pub story: Option<String>,
     /// When it was booked.
     pub booked_at: Option<String>,
+    /// Riders on the roster who did not come (they count in no figure).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub absent_resident_ids: Vec<String>,
+    /// Recorded after the fact, without a booking.
+    pub recorded: bool,
+    /// A no-show: `riders` or `pilot`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_show_by: Option<String>,
+    /// Notes of its record and corrections (for callers allowed to see them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// The version (also the ETag).
     pub version: u64,
 }
@@ -205,6 +216,10 @@ fn view_named(caller: &Caller, ride: bpb::Ride, names: &HashMap<String, Option<S
         bike_condition: opt(ride.bike_condition),
         story: keep(ride.story),
         booked_at: time(&ride.booked_at),
+        absent_resident_ids: ride.absent_resident_ids,
+        recorded: ride.recorded,
+        no_show_by: opt(ride.no_show_by),
+        notes: if personal { ride.notes } else { Vec::new() },
         version: ride.version,
     }
 }
@@ -525,14 +540,34 @@ async fn simple(
     let ride = visible(s, caller, id).await?;
     allowed(caller, &ride, who)?;
     let mut b = s.clients.booking();
-    let r = bpb::RideCommandRequest { context: cmd.context(), ride_id: id.to_string() };
+    let r = bpb::RideCommandRequest { context: cmd.context(), ride_id: id.to_string(), ..Default::default() };
     let ride = match tail {
         "/confirm" => b.confirm_ride(r).await?,
-        "/start" => b.start_ride(r).await?,
-        _ => b.mark_no_show(r).await?,
+        _ => return Err(ApiError::not_found()),
     }
     .into_inner();
     after(s, caller, ride, id).await
+}
+
+/// `POST /v1/rides/{id}/start` (optional).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartBody {
+    /// When it started, as an app that was offline reports it: no earlier than 60 minutes
+    /// before the slot, no later than now + 5 minutes (400 on `/started_at` otherwise).
+    #[serde(default)]
+    #[schema(format = DateTime)]
+    pub started_at: Option<String>,
+}
+
+/// `POST /v1/rides/{id}/no-show` (optional).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoShowBody {
+    /// Who did not come: `riders` (default) or `pilot` (a coordinator or chapter admin only).
+    #[serde(default)]
+    #[schema(pattern = "^(riders|pilot)$")]
+    pub by: Option<String>,
 }
 
 /// Confirm a pending ride (the care home's coordinator).
@@ -548,30 +583,50 @@ pub async fn confirm(
     simple(&s, &cmd, id, Action::ConfirmRide, "/confirm").await
 }
 
-/// Start a ride (its pilot).
-#[utoipa::path(post, path = "/v1/rides/{id}/start", tag = "rides", params(("id" = Uuid, Path)),
-    responses((status = 200, body = RideView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+/// Start a ride (its pilot), now or when its app says it started.
+#[utoipa::path(post, path = "/v1/rides/{id}/start", tag = "rides", request_body(content = Option<StartBody>, description = "Optional"), params(("id" = Uuid, Path)),
+    responses((status = 200, body = RideView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
     security(("bearer" = [])))]
 pub async fn start(
     State(s): State<AppState>,
     cmd: Command,
     Ids(id): Ids<Uuid>,
-    _: NoBody,
+    MaybeBody(b): MaybeBody<StartBody>,
 ) -> Result<Versioned<RideView>, ApiError> {
-    simple(&s, &cmd, id, Action::RunRide, "/start").await
+    let caller = &cmd.caller;
+    let started_at = b.and_then(|b| b.started_at).map(|t| parse_time("/started_at", &t)).transpose()?;
+    let ride = visible(&s, caller, id).await?;
+    allowed(caller, &ride, Action::RunRide)?;
+    let r = bpb::RideCommandRequest { context: cmd.context(), ride_id: id.to_string(), started_at, by: String::new() };
+    let ride = s.clients.booking().start_ride(r).await?.into_inner();
+    after(&s, caller, ride, id).await
 }
 
-/// Mark a ride as no-show (its pilot, the care home's coordinator).
-#[utoipa::path(post, path = "/v1/rides/{id}/no-show", tag = "rides", params(("id" = Uuid, Path)),
-    responses((status = 200, body = RideView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+/// Mark a ride as no-show (its pilot, the care home's coordinator): the riders did not
+/// come (default), or the pilot did not (`by: pilot`: the coordinator or chapter admin).
+#[utoipa::path(post, path = "/v1/rides/{id}/no-show", tag = "rides", request_body(content = Option<NoShowBody>, description = "Optional"), params(("id" = Uuid, Path)),
+    responses((status = 200, body = RideView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
     security(("bearer" = [])))]
 pub async fn no_show(
     State(s): State<AppState>,
     cmd: Command,
     Ids(id): Ids<Uuid>,
-    _: NoBody,
+    MaybeBody(b): MaybeBody<NoShowBody>,
 ) -> Result<Versioned<RideView>, ApiError> {
-    simple(&s, &cmd, id, Action::ChangeRide, "/no-show").await
+    let caller = &cmd.caller;
+    let by = b.and_then(|b| b.by).unwrap_or_else(|| "riders".into());
+    if !matches!(by.as_str(), "riders" | "pilot") {
+        return Err(ApiError::invalid("/by", "must be riders or pilot"));
+    }
+    let ride = visible(&s, caller, id).await?;
+    allowed(caller, &ride, Action::ChangeRide)?;
+    if by == "pilot" {
+        // Only the care home's side says the pilot did not come.
+        allowed(caller, &ride, Action::ConfirmRide)?;
+    }
+    let r = bpb::RideCommandRequest { context: cmd.context(), ride_id: id.to_string(), started_at: None, by };
+    let ride = s.clients.booking().mark_no_show(r).await?.into_inner();
+    after(&s, caller, ride, id).await
 }
 
 /// `POST /v1/rides/{id}/reschedule`.
@@ -671,6 +726,10 @@ pub struct Complete {
     /// A short story (personal: stored sealed; needs the riders' consent to stories).
     #[serde(default)]
     pub story: Option<String>,
+    /// Riders on the roster who did not come (the whole set; each on the roster, 422
+    /// `not-on-roster` otherwise; not every rider: that is a no-show by the riders).
+    #[serde(default)]
+    pub absent_resident_ids: Option<Vec<Uuid>>,
 }
 
 /// Complete and log a ride (its pilot).
@@ -698,6 +757,155 @@ pub async fn complete(
             distance_km: b.distance_km,
             bike_condition: b.bike_condition.unwrap_or_default(),
             story: b.story.unwrap_or_default(),
+            absent_resident_ids: b.absent_resident_ids.unwrap_or_default().iter().map(Uuid::to_string).collect(),
+        })
+        .await?
+        .into_inner();
+    after(&s, caller, r, id).await
+}
+
+/// `POST /v1/ride-records`: a ride that happened without a booking.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRecord {
+    /// Trishaw.
+    pub bike_id: Uuid,
+    /// Pilot (a pilot records its own rides).
+    pub pilot_id: Uuid,
+    /// When it actually started (not in the future; a pilot: within the chapter's
+    /// `record_window_days`, 422 `outside-record-window` otherwise).
+    #[schema(format = DateTime)]
+    pub started_at: String,
+    /// When it actually ended: after `started_at`, at most 24 hours later.
+    #[schema(format = DateTime)]
+    pub ended_at: String,
+    /// Kilometres ridden.
+    #[schema(minimum = 0, maximum = 500)]
+    pub distance_km: f64,
+    /// The riders (absent ones included).
+    pub resident_ids: Vec<Uuid>,
+    /// Riders who did not come (on the roster; not all of them).
+    #[serde(default)]
+    pub absent_resident_ids: Option<Vec<Uuid>>,
+    /// `pleasure` (default) or `event`.
+    #[serde(default)]
+    #[schema(pattern = "^(pleasure|event)$")]
+    pub kind: Option<String>,
+    /// A short story (personal: sealed; needs the riders' consent to stories).
+    #[serde(default)]
+    pub story: Option<String>,
+    /// The trishaw's condition afterwards.
+    #[serde(default)]
+    #[schema(
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        max_length = 60
+    )]
+    pub bike_condition: Option<String>,
+    /// A note (sealed under the ride's key).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Record a ride that happened without a booking (a pilot for itself, within the record
+/// window; the trishaw's coordinator; the chapter's admin). It is checked against the
+/// facts of its own time and against other rides on its actual times.
+#[utoipa::path(post, path = "/v1/ride-records", tag = "rides", request_body = NewRecord,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses((status = 201, body = RideView), (status = 400, description = "Malformed, or a time rule the schema cannot state (`ended_at` not after `started_at`, longer than 24 h, in the future: `validation` on the field)", body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn record(
+    State(s): State<AppState>,
+    cmd: Command,
+    Body(b): Body<NewRecord>,
+) -> Result<Created<RideView>, ApiError> {
+    let caller = &cmd.caller;
+    let started_at = parse_time("/started_at", &b.started_at)?;
+    let ended_at = parse_time("/ended_at", &b.ended_at)?;
+    let (chapter, home) = bike_chapter(&s, caller, b.bike_id).await?;
+    let recorded = Object::Ride { chapter, carehome: home, pilot: b.pilot_id };
+    if !caller.may(Action::Book, &recorded) {
+        return Err(ApiError::forbidden());
+    }
+    let r = s
+        .clients
+        .booking()
+        .record_ride(bpb::RecordRideRequest {
+            context: cmd.context(),
+            bike_id: b.bike_id.to_string(),
+            pilot_id: b.pilot_id.to_string(),
+            started_at: Some(started_at),
+            ended_at: Some(ended_at),
+            distance_km: b.distance_km,
+            resident_ids: b.resident_ids.iter().map(Uuid::to_string).collect(),
+            absent_resident_ids: b.absent_resident_ids.unwrap_or_default().iter().map(Uuid::to_string).collect(),
+            kind: b.kind.unwrap_or_default(),
+            story: b.story.unwrap_or_default(),
+            bike_condition: b.bike_condition.unwrap_or_default(),
+            note: b.note.unwrap_or_default(),
+        })
+        .await?
+        .into_inner();
+    let id: Uuid = r.ride_id.parse().map_err(|_| ApiError::new(servicekit::ErrorCode::Internal))?;
+    let Versioned(v, version) = after(&s, caller, r, id).await?;
+    Ok(Created(format!("/v1/rides/{}", v.ride_id), v, version))
+}
+
+/// `POST /v1/rides/{id}/corrections`: fields left out keep their value.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RideCorrection {
+    /// Actual start.
+    #[serde(default)]
+    #[schema(format = DateTime)]
+    pub started_at: Option<String>,
+    /// Actual end.
+    #[serde(default)]
+    #[schema(format = DateTime)]
+    pub ended_at: Option<String>,
+    /// Kilometres.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 500)]
+    pub distance_km: Option<f64>,
+    /// The whole set of absent riders (`[]` clears it).
+    #[serde(default)]
+    pub absent_resident_ids: Option<Vec<Uuid>>,
+    /// A note on the correction (sealed under the ride's key).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Correct a completed ride (its pilot, within the record window; the coordinator; the
+/// chapter's admin). Earlier `as_of` answers do not change.
+#[utoipa::path(post, path = "/v1/rides/{id}/corrections", tag = "rides", request_body = RideCorrection,
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+        ("If-Match" = Option<String>, Header, description = "The ride's ETag")),
+    responses((status = 200, body = RideView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn correct(
+    State(s): State<AppState>,
+    cmd: Command,
+    Ids(id): Ids<Uuid>,
+    Body(b): Body<RideCorrection>,
+) -> Result<Versioned<RideView>, ApiError> {
+    let caller = &cmd.caller;
+    let started_at = b.started_at.as_deref().map(|t| parse_time("/started_at", t)).transpose()?;
+    let ended_at = b.ended_at.as_deref().map(|t| parse_time("/ended_at", t)).transpose()?;
+    let ride = visible(&s, caller, id).await?;
+    allowed(caller, &ride, Action::ChangeRide)?;
+    let r = s
+        .clients
+        .booking()
+        .correct_ride(bpb::CorrectRideRequest {
+            context: cmd.context(),
+            ride_id: id.to_string(),
+            started_at,
+            ended_at,
+            distance_km: b.distance_km,
+            set_absent: b.absent_resident_ids.is_some(),
+            absent_resident_ids: b.absent_resident_ids.unwrap_or_default().iter().map(Uuid::to_string).collect(),
+            note: b.note.unwrap_or_default(),
         })
         .await?
         .into_inner();
@@ -718,4 +926,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reschedule))
         .routes(routes!(cancel))
         .routes(routes!(complete))
+        .routes(routes!(correct))
+        .routes(routes!(record))
 }

@@ -26,6 +26,15 @@ use crate::clients::Found;
 use crate::extract::Params;
 use crate::problem::{ApiError, Problem};
 
+/// No-shows by who did not come.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct NoShowsBy {
+    /// The pilot did not come.
+    pub pilot: u64,
+    /// The riders did not come.
+    pub riders: u64,
+}
+
 /// Cancelled rides by reason.
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct CancelledView {
@@ -63,6 +72,8 @@ pub struct FiguresView {
     pub distance_km: f64,
     /// Rides marked no-show.
     pub no_shows: u64,
+    /// No-shows by who did not come.
+    pub no_shows_by: NoShowsBy,
     /// Cancelled rides by reason.
     pub cancelled: CancelledView,
 }
@@ -121,6 +132,7 @@ fn figures(f: Option<bpb::StatsFigures>) -> FiguresView {
         bike_minutes: f.bike_minutes,
         distance_km: f.distance_m as f64 / 1000.0,
         no_shows: f.no_shows,
+        no_shows_by: NoShowsBy { pilot: f.no_shows_by_pilot, riders: f.no_shows_by_riders },
         cancelled: CancelledView {
             weather: c.weather,
             rider: c.rider,
