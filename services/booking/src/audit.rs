@@ -39,7 +39,24 @@ fn known(event_type: &str, d: &Value) -> Option<String> {
         "RideStarted" => format!("Ride started at {}", field(d, "at")),
         "RiderCheckedIn" => "A rider was checked in".into(),
         "RideCompleted" => format!("Ride completed at {}, {} km", field(d, "ended_at"), d["distance_km"]),
-        "RideMarkedNoShow" => "Ride marked as no-show".into(),
+        "RideMarkedNoShow" => match d["by"].as_str() {
+            Some("pilot") => "Ride marked as no-show: the pilot did not come".into(),
+            _ => "Ride marked as no-show: the riders did not come".into(),
+        },
+        "RideRecorded" => format!(
+            "Ride recorded after the fact: {} to {}, {} km, {}",
+            field(d, "started_at"),
+            field(d, "ended_at"),
+            d["distance_km"],
+            plural(count(d, "riders"), "rider")
+        ),
+        "RideCorrected" => {
+            let fields: Vec<&str> = d
+                .as_object()
+                .map(|m| m.keys().map(String::as_str).filter(|k| *k != "ride_id").collect())
+                .unwrap_or_default();
+            format!("Ride corrected: {}", fields.join(", "))
+        }
         "RideReminderSent" => format!("Reminder sent {} min before the start", d["lead_minutes"]),
         "RideRequested" => format!(
             "Ride requested for {}, between {} and {}, {} min",

@@ -80,6 +80,39 @@ pub struct ResidentFact {
     pub status: ResidentStatus,
     /// Consent on record (empty: none).
     pub consent: Vec<ConsentScope>,
+    /// Every consent ever on record, from its `given_at` until withdrawn or replaced (a
+    /// ride recorded after the fact is checked against the consent of its own time, also
+    /// one recorded later than it was given). Facts stored before: none kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consents: Vec<ConsentPeriod>,
+}
+
+/// A consent from when it was given until it was withdrawn or replaced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsentPeriod {
+    /// When it was given.
+    pub given_at: DateTime<Utc>,
+    /// When it ended (withdrawn, replaced); open while none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// What it covered.
+    pub scope: Vec<ConsentScope>,
+}
+
+impl ResidentFact {
+    /// The consent in force at `t`: from the periods kept, or (a fact stored before they
+    /// were kept) the consent on record.
+    pub fn consent_at(&self, t: DateTime<Utc>) -> Vec<ConsentScope> {
+        if self.consents.is_empty() {
+            return self.consent.clone();
+        }
+        self.consents
+            .iter()
+            .rev()
+            .find(|p| p.given_at <= t && p.ended_at.is_none_or(|e| e > t))
+            .map(|p| p.scope.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// What booking needs of a pilot.
@@ -93,6 +126,20 @@ pub struct PilotFact {
     pub status: PilotStatus,
     /// Qualifications: trishaw type → (qualified_on, valid_until).
     pub qualifications: BTreeMap<String, (NaiveDate, NaiveDate)>,
+    /// Every qualification ever recorded, renewals included: (type, qualified_on,
+    /// valid_until). A qualification counts from `qualified_on` to `valid_until` whenever
+    /// it was recorded. Facts stored before: none kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub qualified: Vec<(String, NaiveDate, NaiveDate)>,
+}
+
+impl PilotFact {
+    /// Whether the pilot was qualified for `bike_type` on every day from `first` to `last`.
+    pub fn qualified_for(&self, bike_type: &str, first: NaiveDate, last: NaiveDate) -> bool {
+        let within = |on: &NaiveDate, until: &NaiveDate| first >= *on && last <= *until;
+        self.qualifications.get(bike_type).is_some_and(|(on, until)| within(on, until))
+            || self.qualified.iter().any(|(t, on, until)| t == bike_type && within(on, until))
+    }
 }
 
 /// The kinds of fact, as stored.
@@ -349,12 +396,42 @@ impl RemoteProjection for CareHomeFacts {
                         carehome_id: r.carehome_id,
                         status: ResidentStatus::LivingHere,
                         consent: Vec::new(),
+                        consents: Vec::new(),
                     };
                     save(tx, kind::RESIDENT, r.resident_id, Some(r.carehome_id), &fact).await?;
                 }
-                E::ResidentConsentRecorded(c) => set_resident(tx, c.resident_id, None, Some(c.scope)).await?,
+                E::ResidentConsentRecorded(c) => {
+                    let period = ConsentPeriod { given_at: c.given_at, ended_at: None, scope: c.scope.clone() };
+                    update::<ResidentFact>(
+                        tx,
+                        kind::RESIDENT,
+                        c.resident_id,
+                        |f| Some(f.carehome_id),
+                        |f| {
+                            f.consent = c.scope;
+                            for p in f.consents.iter_mut().filter(|p| p.ended_at.is_none()) {
+                                p.ended_at = Some(period.given_at.max(p.given_at));
+                            }
+                            f.consents.push(period);
+                        },
+                    )
+                    .await?;
+                }
                 E::ResidentConsentWithdrawn(c) => {
-                    set_resident(tx, c.resident_id, None, Some(Vec::new())).await?;
+                    let at = occurred(e);
+                    update::<ResidentFact>(
+                        tx,
+                        kind::RESIDENT,
+                        c.resident_id,
+                        |f| Some(f.carehome_id),
+                        |f| {
+                            f.consent = Vec::new();
+                            for p in f.consents.iter_mut().filter(|p| p.ended_at.is_none()) {
+                                p.ended_at = Some(at.max(p.given_at));
+                            }
+                        },
+                    )
+                    .await?;
                     outbox(tx, e).await?;
                 }
                 E::ResidentMovedOut(r) => {
@@ -366,69 +443,68 @@ impl RemoteProjection for CareHomeFacts {
                     outbox(tx, e).await?;
                 }
             }
-            if let Some((kind, id, effective)) = changed {
-                remember(tx, e, kind, id, effective).await?;
+            if let Some((kind, id)) = changed {
+                remember(tx, e, kind, id).await?;
             }
             Ok(())
         })
     }
 }
 
-/// The fact a care-home event changes, and when the change took effect if not at the
-/// event's own time (a consent from its `given_at`).
-fn carehome_fact_changed(ev: &CareHomeEvent) -> Option<(&'static str, Uuid, Option<DateTime<Utc>>)> {
+/// The fact a care-home event changes. (Consents and qualifications count from the time
+/// they name, whenever recorded: their periods are kept in the fact itself.)
+fn carehome_fact_changed(ev: &CareHomeEvent) -> Option<(&'static str, Uuid)> {
     use CareHomeEvent as E;
     Some(match ev {
-        E::ChapterRegistered(c) => (kind::CHAPTER, c.chapter_id, None),
-        E::ChapterSettingsChanged(c) => (kind::CHAPTER, c.chapter_id, None),
-        E::CareHomeRegistered(c) => (kind::CAREHOME, c.carehome_id, None),
-        E::RideHoursChanged(c) => (kind::CAREHOME, c.carehome_id, None),
-        E::CareHomeClosed(c) => (kind::CAREHOME, c.carehome_id, None),
-        E::CareHomeDetailsCorrected(c) => (kind::CAREHOME, c.carehome_id, None),
-        E::ClosureLifted(c) => (kind::CAREHOME, c.carehome_id, None),
-        E::BikeCommissioned(b) => (kind::BIKE, b.bike_id, None),
-        E::BikeTakenOutOfService(b) => (kind::BIKE, b.bike_id, None),
-        E::BikeReturnedToService(b) => (kind::BIKE, b.bike_id, None),
-        E::BikeRetired(b) => (kind::BIKE, b.bike_id, None),
-        E::BikeDetailsCorrected(b) => (kind::BIKE, b.bike_id, None),
-        E::BikeMoved(b) => (kind::BIKE, b.bike_id, None),
-        E::ResidentAdmitted(r) => (kind::RESIDENT, r.resident_id, None),
-        E::ResidentConsentRecorded(c) => (kind::RESIDENT, c.resident_id, Some(c.given_at)),
-        E::ResidentConsentWithdrawn(c) => (kind::RESIDENT, c.resident_id, None),
-        E::ResidentMovedOut(r) => (kind::RESIDENT, r.resident_id, None),
-        E::ResidentErased(r) => (kind::RESIDENT, r.resident_id, None),
+        E::ChapterRegistered(c) => (kind::CHAPTER, c.chapter_id),
+        E::ChapterSettingsChanged(c) => (kind::CHAPTER, c.chapter_id),
+        E::CareHomeRegistered(c) => (kind::CAREHOME, c.carehome_id),
+        E::RideHoursChanged(c) => (kind::CAREHOME, c.carehome_id),
+        E::CareHomeClosed(c) => (kind::CAREHOME, c.carehome_id),
+        E::CareHomeDetailsCorrected(c) => (kind::CAREHOME, c.carehome_id),
+        E::ClosureLifted(c) => (kind::CAREHOME, c.carehome_id),
+        E::BikeCommissioned(b) => (kind::BIKE, b.bike_id),
+        E::BikeTakenOutOfService(b) => (kind::BIKE, b.bike_id),
+        E::BikeReturnedToService(b) => (kind::BIKE, b.bike_id),
+        E::BikeRetired(b) => (kind::BIKE, b.bike_id),
+        E::BikeDetailsCorrected(b) => (kind::BIKE, b.bike_id),
+        E::BikeMoved(b) => (kind::BIKE, b.bike_id),
+        E::ResidentAdmitted(r) => (kind::RESIDENT, r.resident_id),
+        E::ResidentConsentRecorded(c) => (kind::RESIDENT, c.resident_id),
+        E::ResidentConsentWithdrawn(c) => (kind::RESIDENT, c.resident_id),
+        E::ResidentMovedOut(r) => (kind::RESIDENT, r.resident_id),
+        E::ResidentErased(r) => (kind::RESIDENT, r.resident_id),
         _ => return None,
     })
 }
 
-/// The pilot a volunteer event changes, and when a qualification took effect (its
-/// `qualified_on`, from the start of that UTC day).
-fn pilot_fact_changed(ev: &VolunteerEvent) -> Option<(Uuid, Option<DateTime<Utc>>)> {
+/// The pilot a volunteer event changes.
+fn pilot_fact_changed(ev: &VolunteerEvent) -> Option<Uuid> {
     use VolunteerEvent as E;
-    let day = |d: NaiveDate| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
     Some(match ev {
-        E::PilotRegistered(p) => (p.pilot_id, None),
-        E::PilotQualified(q) => (q.pilot_id, day(q.qualified_on)),
-        E::PilotQualificationRenewed(q) => (q.pilot_id, day(q.qualified_on)),
-        E::PilotSuspended(p) => (p.pilot_id, None),
-        E::PilotReinstated(p) => (p.pilot_id, None),
-        E::PilotRetired(p) => (p.pilot_id, None),
-        E::PilotErased(p) => (p.pilot_id, None),
+        E::PilotRegistered(p) => p.pilot_id,
+        E::PilotQualified(q) => q.pilot_id,
+        E::PilotQualificationRenewed(q) => q.pilot_id,
+        E::PilotSuspended(p) => p.pilot_id,
+        E::PilotReinstated(p) => p.pilot_id,
+        E::PilotRetired(p) => p.pilot_id,
+        E::PilotErased(p) => p.pilot_id,
         _ => return None,
     })
 }
 
-/// Keeps the fact as it stands now (after `e`) in its history, from the event's time or
-/// the earlier moment the change took effect. One row per event: a redelivery adds none.
-async fn remember(
-    tx: &mut Tx<'_>,
-    e: &EventEnvelope,
-    kind: &'static str,
-    id: Uuid,
-    effective: Option<DateTime<Utc>>,
-) -> Result<(), Error> {
-    let occurred = e.occurred_at.as_ref().map_or(0, |t| t.seconds * 1_000_000 + i64::from(t.nanos / 1000));
-    let from = effective.map_or(occurred, |t| t.timestamp_micros().min(occurred));
+/// When an event happened, as its envelope says.
+fn occurred(e: &EventEnvelope) -> DateTime<Utc> {
+    e.occurred_at
+        .as_ref()
+        .and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
+        .unwrap_or_default()
+}
+
+/// Keeps the fact as it stands now (after `e`) in its history, from the event's time. One
+/// row per event: a redelivery adds none.
+async fn remember(tx: &mut Tx<'_>, e: &EventEnvelope, kind: &'static str, id: Uuid) -> Result<(), Error> {
+    let from = occurred(e).timestamp_micros();
     tx.execute(
         "INSERT INTO booking_fact_history (kind, id, event_id, valid_from, seq, doc) \
          SELECT kind, id, $3, $4, (SELECT COALESCE(MAX(seq), 0) + 1 FROM booking_fact_history WHERE kind = $1 AND id = $2), doc \
@@ -529,17 +605,20 @@ impl RemoteProjection for VolunteerFacts {
                         chapter_id: p.chapter_id,
                         status: PilotStatus::Active,
                         qualifications: BTreeMap::new(),
+                        qualified: Vec::new(),
                     };
                     save(tx, kind::PILOT, p.pilot_id, Some(p.chapter_id), &fact).await?;
                 }
                 E::PilotQualified(q) => {
                     update::<PilotFact>(tx, kind::PILOT, q.pilot_id, chapter, |f| {
+                        f.qualified.push((q.bike_type.clone(), q.qualified_on, q.valid_until));
                         f.qualifications.insert(q.bike_type, (q.qualified_on, q.valid_until));
                     })
                     .await?;
                 }
                 E::PilotQualificationRenewed(q) => {
                     update::<PilotFact>(tx, kind::PILOT, q.pilot_id, chapter, |f| {
+                        f.qualified.push((q.bike_type.clone(), q.qualified_on, q.valid_until));
                         f.qualifications.insert(q.bike_type, (q.qualified_on, q.valid_until));
                     })
                     .await?;
@@ -566,8 +645,8 @@ impl RemoteProjection for VolunteerFacts {
                 }
                 E::PilotAvailabilityDeclared(_) | E::PilotDetailsCorrected(_) => {}
             }
-            if let Some((id, effective)) = changed {
-                remember(tx, e, kind::PILOT, id, effective).await?;
+            if let Some(id) = changed {
+                remember(tx, e, kind::PILOT, id).await?;
             }
             Ok(())
         })

@@ -249,6 +249,7 @@ mod tests {
                 chapter_id: chapter,
                 status: PilotStatus::Active,
                 qualifications: q,
+                qualified: vec![],
             },
         }
     }
@@ -313,6 +314,7 @@ mod tests {
             carehome_id: f.home.carehome_id,
             status: ResidentStatus::LivingHere,
             consent: vec![ConsentScope::Rides],
+            consents: vec![],
         };
         let r = |fact: Option<ResidentFact>| (Uuid::from_u128(10), fact);
         let three = vec![r(Some(ok.clone())), r(Some(ok.clone())), r(Some(ok.clone()))];

@@ -199,9 +199,20 @@ impl Booking {
                 None => None,
             };
             let pilot: Option<PilotFact> = facts::get_at(&store, kind::PILOT, cmd.pilot_id, t).await?;
+            let pilot_now: Option<PilotFact> = facts::get(&store, kind::PILOT, cmd.pilot_id).await?;
+            // Each rider as they were then (residence), with the consent in force then
+            // (from its `given_at` until withdrawn, whenever it was recorded).
             let mut riders = Vec::with_capacity(cmd.resident_ids.len());
             for id in &cmd.resident_ids {
-                riders.push((*id, facts::get_at::<ResidentFact>(&store, kind::RESIDENT, *id, t).await?));
+                let then = facts::get_at::<ResidentFact>(&store, kind::RESIDENT, *id, t).await?;
+                let now: Option<ResidentFact> = facts::get(&store, kind::RESIDENT, *id).await?;
+                let then = then.map(|mut r| {
+                    if let Some(n) = &now {
+                        r.consent = n.consent_at(t);
+                    }
+                    r
+                });
+                riders.push((*id, then));
             }
             let named = match &home_now {
                 Some(h) if cmd.actor_role == "pilot" && !h.pilots_choose_riders && !cmd.resident_ids.is_empty() => {
@@ -210,7 +221,8 @@ impl Booking {
                 _ => Vec::new(),
             };
             let schedules = schedules(&mut l, &streams_of(&record_cmd::holds(cmd), &[])).await?;
-            let input = RecordInput { bike, home, home_now, chapter, pilot, riders, named, schedules, now: l.now() };
+            let input =
+                RecordInput { bike, home, home_now, chapter, pilot, pilot_now, riders, named, schedules, now: l.now() };
             Ok((l, input))
         };
         executor::run(&self.store, ctx, &ride_stream(cmd.ride_id), load, |i| record_cmd::record(i, cmd)).await?;

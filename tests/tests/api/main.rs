@@ -21,6 +21,7 @@ mod fuzz;
 mod http;
 mod journeys;
 mod people;
+mod records;
 mod reports;
 mod riders;
 mod rides;

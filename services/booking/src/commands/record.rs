@@ -64,6 +64,9 @@ pub struct RecordInput {
     pub chapter: Option<ChapterFact>,
     /// The pilot then.
     pub pilot: Option<PilotFact>,
+    /// The pilot now (every qualification ever recorded: one counts from `qualified_on`
+    /// to `valid_until`, whenever it was recorded).
+    pub pilot_now: Option<PilotFact>,
     /// The riders then.
     pub riders: Vec<(Uuid, Option<ResidentFact>)>,
     /// Residents named in requests the pilot claimed.
@@ -81,10 +84,10 @@ pub fn holds(cmd: &RecordRide) -> Vec<Hold> {
     Hold::of(cmd.ride_id, holds_of(&holders, cmd.started_at, actual_length(cmd.started_at, cmd.ended_at), 0))
 }
 
-/// Whether a pilot's `qualifications` cover `bike_type` on every local day of the ride.
+/// Whether a pilot's qualifications cover `bike_type` on every local day of the ride.
 fn qualified(pilot: &PilotFact, bike_type: &str, tz: chrono_tz::Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
     let (first, last) = (localtime::local_date(tz, from), localtime::local_date(tz, to - Duration::microseconds(1)));
-    pilot.qualifications.get(bike_type).is_some_and(|(on, until)| first >= *on && last <= *until)
+    pilot.qualified_for(bike_type, first, last)
 }
 
 /// Decides a record.
@@ -122,7 +125,7 @@ pub fn record(input: &RecordInput, cmd: &RecordRide) -> Result<Decision<BookingE
         s => return Err(DomainError::rule(ErrorCode::NotQualified, format!("the pilot was {s} then"))),
     }
     let tz = rules::zone(home, chapter);
-    if !qualified(pilot, &bike.bike_type, tz, cmd.started_at, cmd.ended_at) {
+    if !qualified(input.pilot_now.as_ref().unwrap_or(pilot), &bike.bike_type, tz, cmd.started_at, cmd.ended_at) {
         return Err(DomainError::rule(
             ErrorCode::NotQualified,
             format!("the pilot was not qualified for a {} then", bike.bike_type),

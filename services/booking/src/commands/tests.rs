@@ -67,11 +67,11 @@ fn bike(id: Uuid, seats: u32) -> BikeFact {
 fn pilot(id: Uuid) -> PilotFact {
     let mut q = BTreeMap::new();
     q.insert("trishaw".to_owned(), ("2027-01-01".parse().unwrap(), "2027-12-31".parse().unwrap()));
-    PilotFact { pilot_id: id, chapter_id: CHAPTER, status: PilotStatus::Active, qualifications: q }
+    PilotFact { pilot_id: id, chapter_id: CHAPTER, status: PilotStatus::Active, qualifications: q, qualified: vec![] }
 }
 
 fn resident(id: Uuid, consent: Vec<ConsentScope>) -> ResidentFact {
-    ResidentFact { resident_id: id, carehome_id: HOME, status: ResidentStatus::LivingHere, consent }
+    ResidentFact { resident_id: id, carehome_id: HOME, status: ResidentStatus::LivingHere, consent, consents: vec![] }
 }
 
 /// A chapter in Copenhagen time, a care home open 09:00–17:00 every day with a 15-minute

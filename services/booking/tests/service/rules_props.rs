@@ -72,6 +72,7 @@ fn facts(lead_minutes: u32) -> Facts {
             chapter_id: chapter,
             status: PilotStatus::Active,
             qualifications: q,
+            qualified: vec![],
         },
     }
 }
