@@ -159,6 +159,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for MaybeBody<T> {
             return Err(ApiError::new(ErrorCode::UnsupportedMediaType).detail("send the body as application/json"));
         }
         require_object(&bytes)?;
+        // Not JSON at all is `malformed` before any field is judged.
+        parse_json::<serde_json::Value>(&bytes)?;
         parse_json(&bytes).map(|t| MaybeBody(Some(t)))
     }
 }

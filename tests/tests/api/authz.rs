@@ -238,6 +238,8 @@ enum Ep {
     BikeMove,
     ResidentPatch,
     PilotPatch,
+    RideRecord,
+    RideCorrect,
 }
 use Ep::*;
 
@@ -347,6 +349,10 @@ fn rows() -> Vec<Row> {
         // Booking on a trishaw of A: a pilot for itself (any pilot of the chapter), the
         // trishaw's home's coordinator, admins. The object is the trishaw.
         row(RideBook, "POST", "/v1/rides", 201, HOME_AND_PILOTS, IN_CHAPTER),
+        // Recording a ride after the fact is booking's who on the trishaw (a pilot for
+        // itself); correcting a completed ride is its people's, like changing it.
+        row(RideRecord, "POST", "/v1/ride-records", 201, HOME_AND_PILOTS, IN_CHAPTER),
+        row(RideCorrect, "POST", "/v1/rides/{id}/corrections", 200, RIDE_PEOPLE, RIDE_PEOPLE),
         // The ride list filtered by a home of A: each sees its own rides there (a pilot
         // its own); a neighbouring coordinator and integrators may read the home but not
         // its rides (403).
@@ -618,6 +624,12 @@ fn slot(n: u32) -> DateTime<Utc> {
     base + chrono::Duration::days(i64::from(n % 400)) + chrono::Duration::hours(i64::from(n / 400))
 }
 
+/// The n-th minute-long slot in the past, for rides recorded after the fact (within the
+/// pilots' record window, never overlapping another).
+fn past(n: u32) -> DateTime<Utc> {
+    Utc::now() - chrono::Duration::hours(2) - chrono::Duration::minutes(2 * i64::from(n))
+}
+
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -726,6 +738,21 @@ fn request(m: &Matrix, row: &Row, who: Who, c: &Ctx, n: u32) -> (String, Option<
                 ),
             )
         }
+        RideRecord => {
+            let pilot = match who {
+                Pilot => m.own.pilot,
+                OtherPilot => m.other_pilot,
+                ForeignPilot => m.f_pilot,
+                _ => c.pilot,
+            };
+            let from = past(n);
+            (
+                "/v1/ride-records".into(),
+                Some(json!({"bike_id": c.bike, "pilot_id": pilot, "started_at": rfc3339(from),
+                    "ended_at": rfc3339(from + chrono::Duration::minutes(1)), "distance_km": 1.5, "resident_ids": []})),
+            )
+        }
+        RideCorrect => (format!("/v1/rides/{}/corrections", c.ride), Some(json!({"distance_km": 3.5}))),
         RideList => (format!("/v1/rides?carehome_id={h}"), None),
         RideGet => (format!("/v1/rides/{}", c.ride), None),
         RosterAdd => (format!("/v1/rides/{}/roster", c.ride), Some(json!({"resident_id": r1}))),
@@ -1002,6 +1029,12 @@ async fn fresh(s: &System, m: &Matrix, row: &Row, c: &Ctx) -> Ctx {
         }
         GrantRevoke | PersonErase => (c.grant, c.person) = grant(s, m, &c).await,
         ApiKeyRevoke => c.api_key = api_key(s, &c).await,
+        RideCorrect => {
+            let from = past(m.next());
+            let body = json!({"bike_id": c.bike, "pilot_id": c.pilot, "started_at": rfc3339(from),
+                "ended_at": rfc3339(from + chrono::Duration::minutes(1)), "distance_km": 1.5, "resident_ids": []});
+            c.ride = uuid_of(&created(s, "/v1/ride-records", &admin, body).await, "ride_id");
+        }
         ClosureLift => {
             let day = free_day(3000 + m.next());
             let to = day + chrono::Duration::days(1);

@@ -418,6 +418,19 @@ async fn bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_noth
     let req_claim = created(&s, "/v1/ride-requests", &coord, request_body(9, vec![r1]), "ride_request_id").await;
     let req_withdraw = created(&s, "/v1/ride-requests", &coord, request_body(10, vec![r1]), "ride_request_id").await;
 
+    // A ride recorded after the fact, to correct; and the times of another record.
+    let hours_ago =
+        |h: i64| (chrono::Utc::now() - chrono::Duration::hours(h)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let recorded = created(
+        &s,
+        "/v1/ride-records",
+        &coord,
+        json!({"bike_id": bike, "pilot_id": pilot, "started_at": hours_ago(8), "ended_at": hours_ago(7),
+            "distance_km": 2.0, "resident_ids": [r0]}),
+        "ride_id",
+    )
+    .await;
+
     let season = json!({"starts": "2027-03-01", "ends": "2027-11-01"});
     let settings = json!({"lead_time_minutes": 60, "default_turnaround_minutes": 15,
         "reminder_lead_minutes": [1440, 60], "ride_season": season});
@@ -712,6 +725,42 @@ async fn bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_noth
             vec![],
         ),
         no_body(ride("/confirm", "POST /v1/rides/{id}/confirm", ride_pending, &coord2, None)),
+        created_status(r(
+            route(
+                "POST /v1/ride-records",
+                "/v1/ride-records",
+                &[],
+                &coord,
+                Some(json!({"bike_id": bike, "pilot_id": pilot, "started_at": hours_ago(5), "ended_at": hours_ago(4),
+                    "distance_km": 2.5, "resident_ids": [r0]})),
+            ),
+            &["/bike_id", "/pilot_id", "/started_at", "/ended_at", "/distance_km", "/resident_ids"],
+            vec![
+                ("/started_at", json!("yesterday"), 400, "/started_at"),
+                ("/ended_at", json!(hours_ago(6)), 400, "/ended_at"),
+                ("/distance_km", json!(-1), 400, "/distance_km"),
+                ("/kind", json!("functional"), 400, "/kind"),
+            ],
+            vec![format!("/v1/rides?carehome_id={home}")],
+        )),
+        r(
+            ride(
+                "/corrections",
+                "POST /v1/rides/{id}/corrections",
+                recorded,
+                &coord,
+                Some(
+                    json!({"distance_km": 3.0, "ended_at": hours_ago(6), "absent_resident_ids": [], "note": "Lidt længere"}),
+                ),
+            ),
+            &[],
+            vec![
+                ("/distance_km", json!(-1), 400, "/distance_km"),
+                ("/ended_at", json!("soon"), 400, "/ended_at"),
+                ("/ended_at", json!(hours_ago(9)), 400, "/ended_at"),
+            ],
+            vec![],
+        ),
         created_status(r(
             route("POST /v1/ride-requests", "/v1/ride-requests", &[], &coord, Some(request_body(11, vec![r0]))),
             &["/carehome_id", "/resident_ids", "/window", "/window/from", "/window/to", "/duration_minutes"],

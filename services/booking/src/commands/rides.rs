@@ -73,15 +73,18 @@ pub const EARLIEST_START_MINUTES: i64 = 60;
 /// How far past now a reported start may be (clocks differ), in minutes.
 pub const CLOCK_SKEW_MINUTES: i64 = 5;
 
-/// `booked → started`, now or at `started_at` as the pilot's app reports it (an app that was
-/// offline): no earlier than [`EARLIEST_START_MINUTES`] before the slot, no later than now
-/// plus [`CLOCK_SKEW_MINUTES`].
+/// `booked → started`: now, or at `started_at` as the pilot's app reports it (an app that
+/// was offline), which must be no earlier than [`EARLIEST_START_MINUTES`] before the slot
+/// and no later than now plus [`CLOCK_SKEW_MINUTES`]. (Started now, a ride may start
+/// whenever it is booked: the bounds are for a time the app reports.)
 pub fn start(input: &RideInput, started_at: Option<DateTime<Utc>>) -> Result<Decision<BookingEvent>, DomainError> {
     let ride = input.ride()?;
     if ride.status != RideStatus::Booked {
         return Err(illegal(ride, "started"));
     }
-    let at = started_at.unwrap_or(input.now);
+    let Some(at) = started_at else {
+        return Ok(on_ride(ride, vec![RideStarted { ride_id: ride.ride_id, at: input.now }.into()]));
+    };
     if at < ride.start - chrono::Duration::minutes(EARLIEST_START_MINUTES) {
         return Err(DomainError::invalid(
             "/started_at",
