@@ -111,11 +111,17 @@ pub fn actual_length(start: DateTime<Utc>, end: DateTime<Utc>) -> u32 {
 }
 
 impl Ride {
+    /// How long before its slot a start counts as when the ride began (the bound of a
+    /// reported start).
+    pub const EARLIEST_START: Duration = Duration::minutes(60);
+
     /// When the ride counts as having started for periods and months: its actual start
-    /// once completed, its scheduled start otherwise (api.md, *What really happened*).
+    /// once completed, its scheduled start otherwise (api.md, *What really happened*). A
+    /// start pressed more than [`Self::EARLIEST_START`] before the slot (which a reported
+    /// start cannot be) is not taken as when the ride began: the slot's start is.
     pub fn counted_start(&self) -> DateTime<Utc> {
         match (self.status, self.started_at) {
-            (RideStatus::Completed, Some(s)) => s,
+            (RideStatus::Completed, Some(s)) if self.recorded || s >= self.start - Self::EARLIEST_START => s,
             _ => self.start,
         }
     }

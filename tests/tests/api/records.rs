@@ -27,6 +27,25 @@ fn figures(r: &Reply) -> (u64, u64, u64) {
     (n("trips"), n("rides"), n("distinct_residents"))
 }
 
+/// The stats once they show `expected` (the rides read model follows the log a moment
+/// behind), or the last answer after the default wait.
+async fn settled(s: &System, token: &str, home: Uuid, expected: (u64, u64, u64)) -> Reply {
+    let mut last = None;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let r = stats(s, token, home, None).await;
+            let done = figures(&r) == expected;
+            last = Some(r);
+            if done {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    last.expect("an answer")
+}
+
 async fn stats(s: &System, token: &str, home: Uuid, as_of: Option<DateTime<Utc>>) -> Reply {
     let mut path = format!("/v1/stats?carehome_id={home}");
     if let Some(t) = as_of {
@@ -98,7 +117,7 @@ async fn records_and_corrections_count_and_never_change_an_earlier_as_of(s: Syst
     let ride = made.str("ride_id");
     assert_eq!(made.header("location"), Some(format!("/v1/rides/{ride}")));
     assert_eq!((made.str("status"), made.body["recorded"].clone()), ("completed".into(), json!(true)));
-    let s1 = stats(&s, &admin, w.home, None).await;
+    let s1 = settled(&s, &admin, w.home, (1, 2, 2)).await;
     assert_eq!(figures(&s1), (1, 2, 2), "{}", s1.body);
     assert_eq!(s1.body["bike_minutes"], 60);
     // The same trishaw at an overlapping actual time: 409 naming the recorded ride.
@@ -123,7 +142,7 @@ async fn records_and_corrections_count_and_never_change_an_earlier_as_of(s: Syst
     assert_eq!(read.body["notes"], json!(["Bo was ill that day"]), "{}", read.body);
     let feed = s.get("/v1/events?limit=500", &s.admin()).await.expect(200);
     assert!(!feed.body.to_string().contains("Bo was ill"), "the note is sealed");
-    assert_eq!(figures(&stats(&s, &admin, w.home, None).await), (1, 1, 1), "absent riders count in no figure");
+    assert_eq!(figures(&settled(&s, &admin, w.home, (1, 1, 1)).await), (1, 1, 1), "absent riders count in no figure");
 
     // `as_of` answers as the log stood: before the record, nothing; between the record and
     // the correction, the record as it was. (On PostgreSQL the log is read up to its head,
@@ -134,7 +153,7 @@ async fn records_and_corrections_count_and_never_change_an_earlier_as_of(s: Syst
     // `[]` clears the absent riders.
     s.post(&path, &coord, json!({"absent_resident_ids": []})).await.expect(200);
     s.quiet().await;
-    assert_eq!(figures(&stats(&s, &admin, w.home, None).await), (1, 2, 2));
+    assert_eq!(figures(&settled(&s, &admin, w.home, (1, 2, 2)).await), (1, 2, 2));
     assert_eq!(figures(&stats(&s, &admin, w.home, Some(t2)).await), (1, 2, 2));
     let audit = s.get(&format!("/v1/audit?object_type=ride&object_id={ride}"), &admin).await.expect(200);
     let text = audit.body.to_string();
@@ -180,7 +199,7 @@ async fn starts_completions_and_no_shows_say_what_really_happened(s: System) {
     assert_eq!((r.status.as_u16(), r.code()), (422, "all-riders-absent"), "{}", r.body);
     let r = s.post(&done, &pilot, json!({"ended_at": end, "distance_km": 3.0, "absent_resident_ids": [r1]})).await;
     assert_eq!(r.expect(200).body["absent_resident_ids"], json!([r1.to_string()]));
-    let f = stats(&s, &admin, w.home, None).await;
+    let f = settled(&s, &admin, w.home, (1, 1, 1)).await;
     assert_eq!(figures(&f), (1, 1, 1), "{}", f.body);
 
     // No-shows by whom: a pilot may not say the pilot did not come; the home may.
@@ -196,6 +215,8 @@ async fn starts_completions_and_no_shows_say_what_really_happened(s: System) {
     assert_eq!(r.str("no_show_by"), "pilot");
     let r = s.call(reqwest::Method::POST, &format!("/v1/rides/{b}/no-show"), Some(&pilot), None).await.expect(200);
     assert_eq!(r.str("no_show_by"), "riders", "the default");
+    s.eventually("both no-shows counted", || async { stats(&s, &admin, w.home, None).await.body["no_shows"] == 2 })
+        .await;
     let f = stats(&s, &admin, w.home, None).await;
     assert_eq!(f.body["no_shows"], 2);
     assert_eq!(f.body["no_shows_by"], json!({"pilot": 1, "riders": 1}), "{}", f.body);

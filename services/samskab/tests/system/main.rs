@@ -9,6 +9,7 @@ mod support;
 
 mod binary;
 mod deploy;
+mod erasure;
 mod people;
 mod pg_restart;
 mod roles;
