@@ -158,6 +158,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for MaybeBody<T> {
         if !json {
             return Err(ApiError::new(ErrorCode::UnsupportedMediaType).detail("send the body as application/json"));
         }
+        // JSON `null` is "no body" too: the optional body's schema allows it.
+        if std::str::from_utf8(&bytes).is_ok_and(|t| t.trim() == "null") {
+            return Ok(MaybeBody(None));
+        }
         require_object(&bytes)?;
         // Not JSON at all is `malformed` before any field is judged.
         parse_json::<serde_json::Value>(&bytes)?;

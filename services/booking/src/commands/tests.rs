@@ -780,3 +780,192 @@ fn a_request_is_withdrawn_or_expires_once() {
     then_refused(requests::withdraw(&input(&g)), ErrorCode::IllegalTransition);
     then_refused(requests::withdraw(&RequestInput::default()), ErrorCode::NotFound);
 }
+
+// What really happened (issue 17): records, corrections, reported starts, absence.
+
+mod really_happened {
+    use super::*;
+    use crate::commands::record::{self, RecordInput, RecordRide};
+
+    fn recording(g: &Given, from: &str, minutes: i64, riders: &[Uuid], actor: &str) -> RecordRide {
+        let started_at = t(from);
+        RecordRide {
+            ride_id: Uuid::from_u128(0x5000 + g.n),
+            bike_id: BIKE,
+            pilot_id: PILOT,
+            started_at,
+            ended_at: started_at + chrono::Duration::minutes(minutes),
+            distance_km: 3.0,
+            resident_ids: riders.to_vec(),
+            absent: vec![],
+            kind: RideKind::Pleasure,
+            story: None,
+            bike_condition: None,
+            note: None,
+            actor_role: actor.into(),
+        }
+    }
+
+    /// As `Booking::record`, with the facts as they are now standing in for "then".
+    fn record_input(g: &Given, cmd: &RecordRide) -> RecordInput {
+        RecordInput {
+            bike: g.bikes.get(&cmd.bike_id).cloned(),
+            home: g.home.clone(),
+            home_now: g.home.clone(),
+            chapter: g.chapter.clone(),
+            pilot: g.pilots.get(&cmd.pilot_id).cloned(),
+            pilot_now: g.pilots.get(&cmd.pilot_id).cloned(),
+            riders: g.riders(&cmd.resident_ids),
+            named: vec![],
+            schedules: g.schedules(&streams_of(&record::holds(cmd), &[])),
+            now: g.now,
+        }
+    }
+
+    fn when_record(g: &Given, cmd: &RecordRide) -> Outcome {
+        record::record(&record_input(g, cmd), cmd)
+    }
+
+    /// Then: the record on the ride's stream, and slots held on schedule streams only.
+    #[track_caller]
+    fn then_recorded(outcome: Outcome) -> Decision<BookingEvent> {
+        let d = outcome.unwrap_or_else(|e| panic!("expected a record, refused: {e} ({})", e.code()));
+        let got = types(&d);
+        assert!(got[0].0.starts_with("ride-") && got[0].1 == "RideRecorded", "decided {got:?}");
+        assert!(got[1..].iter().all(|(s, t)| !s.starts_with("ride-") && *t == "SlotHeld"), "decided {got:?}");
+        d
+    }
+
+    #[test]
+    fn a_record_is_completed_holds_its_actual_interval_and_obeys_the_overlap_invariants() {
+        let mut g = given();
+        g.now = t("2027-05-03T18:00:00Z");
+        let cmd = recording(&g, "2027-05-03T12:00:00Z", 45, &[ANNA, BO], "pilot");
+        let d = then_recorded(when_record(&g, &cmd));
+        assert!(d.events.iter().filter(|(s, _)| s.starts_with("bikeday-")).count() == 1, "it holds its trishaw");
+        g.apply(&d);
+        let r = g.the_ride(cmd.ride_id);
+        assert_eq!(
+            (r.status, r.recorded, r.duration_minutes, r.turnaround_minutes),
+            (RideStatus::Completed, true, 45, 0)
+        );
+        // The same trishaw at an overlapping time: refused, naming the record.
+        g.n += 1;
+        let mut other = recording(&g, "2027-05-03T12:30:00Z", 30, &[], "chapter_admin");
+        other.pilot_id = PILOT2;
+        match when_record(&g, &other) {
+            Err(DomainError::Conflict { code, conflict_with, .. }) => {
+                assert_eq!((code, conflict_with), (ErrorCode::BikeTaken, Some(cmd.ride_id)))
+            }
+            other => panic!("expected bike-taken, got {other:?}"),
+        }
+        // Right after it ends (no turnaround for an actual interval): fine.
+        let after = RecordRide { started_at: t("2027-05-03T12:45:00Z"), ended_at: t("2027-05-03T13:00:00Z"), ..other };
+        then_recorded(when_record(&g, &after));
+    }
+
+    #[test]
+    fn a_record_refuses_times_windows_absence_and_facts_that_did_not_hold() {
+        let mut g = given();
+        g.now = t("2027-05-20T18:00:00Z");
+        let base = recording(&g, "2027-05-19T12:00:00Z", 60, &[ANNA, BO], "pilot");
+        let field = |o: Outcome| match o {
+            Err(DomainError::Invalid(f)) => f[0].field.clone(),
+            other => panic!("expected invalid, got {other:?}"),
+        };
+        let future =
+            RecordRide { started_at: t("2027-05-21T12:00:00Z"), ended_at: t("2027-05-21T13:00:00Z"), ..base.clone() };
+        assert_eq!(field(when_record(&g, &future)), "/started_at");
+        let backwards = RecordRide { ended_at: base.started_at, ..base.clone() };
+        assert_eq!(field(when_record(&g, &backwards)), "/ended_at");
+        let long = RecordRide { ended_at: base.started_at + chrono::Duration::hours(25), ..base.clone() };
+        assert_eq!(field(when_record(&g, &long)), "/ended_at");
+        // The pilots' window (14 days): a coordinator may record older rides.
+        let old = recording(&g, "2027-05-05T12:00:00Z", 60, &[ANNA], "pilot");
+        then_refused(when_record(&g, &old), ErrorCode::OutsideRecordWindow);
+        then_recorded(when_record(&g, &RecordRide { actor_role: "coordinator".into(), ..old }));
+        // Absence: on the roster, not everyone.
+        then_refused(when_record(&g, &RecordRide { absent: vec![CARL], ..base.clone() }), ErrorCode::NotOnRoster);
+        then_refused(
+            when_record(&g, &RecordRide { absent: vec![ANNA, BO], ..base.clone() }),
+            ErrorCode::AllRidersAbsent,
+        );
+        // Facts of its time: out of service, suspended, unqualified, no consent.
+        let mut out = g.clone();
+        out.bikes.get_mut(&BIKE).unwrap().status = BikeStatus::OutOfService;
+        then_refused(when_record(&out, &base), ErrorCode::BikeOutOfService);
+        let mut suspended = g.clone();
+        suspended.pilots.get_mut(&PILOT).unwrap().status = PilotStatus::Suspended;
+        then_refused(when_record(&suspended, &base), ErrorCode::PilotSuspended);
+        let mut lapsed = g.clone();
+        lapsed
+            .pilots
+            .get_mut(&PILOT)
+            .unwrap()
+            .qualifications
+            .insert("trishaw".into(), ("2027-01-01".parse().unwrap(), "2027-05-18".parse().unwrap()));
+        then_refused(when_record(&lapsed, &base), ErrorCode::NotQualified);
+        // ...unless a qualification ever recorded covers the day.
+        lapsed.pilots.get_mut(&PILOT).unwrap().qualified.push((
+            "trishaw".into(),
+            "2027-05-01".parse().unwrap(),
+            "2027-05-31".parse().unwrap(),
+        ));
+        then_recorded(when_record(&lapsed, &base));
+        let mut no_consent = g.clone();
+        no_consent.residents.get_mut(&BO).unwrap().consent.clear();
+        then_refused(when_record(&no_consent, &base), ErrorCode::NoConsent);
+    }
+
+    #[test]
+    fn a_reported_start_lies_between_an_hour_before_the_slot_and_now() {
+        let mut g = given();
+        let id = g.book(ride(BIKE, PILOT, MORNING, &[ANNA]));
+        g.now = t("2027-05-03T08:30:00Z");
+        let at = |s: &'static str| move |i: &RideInput| rides::start(i, Some(t(s)));
+        then_refused(g.when_on_ride(id, at("2027-05-03T06:59:00Z")), ErrorCode::Validation);
+        then_refused(g.when_on_ride(id, at("2027-05-03T08:36:00Z")), ErrorCode::Validation);
+        let d = then_events(g.when_on_ride(id, at("2027-05-03T07:05:00Z")), &[("ride-", "RideStarted")]);
+        g.apply(&d);
+        assert_eq!(g.the_ride(id).started_at, Some(t("2027-05-03T07:05:00Z")));
+    }
+
+    #[test]
+    fn absence_and_corrections_change_what_counts_and_only_what_changed_is_written() {
+        let mut g = given();
+        let id = g.book(ride(BIKE, PILOT, MORNING, &[ANNA, BO]));
+        g.now = t("2027-05-03T08:00:00Z");
+        let d = g.when_on_ride(id, start_now).unwrap();
+        g.apply(&d);
+        g.now = t("2027-05-03T10:00:00Z");
+        let done = Completion {
+            ended_at: t("2027-05-03T09:00:00Z"),
+            distance_km: 4.0,
+            bike_condition: None,
+            story: None,
+            absent: vec![BO],
+        };
+        let d = then_events(g.when_on_ride(id, |i| rides::complete(i, &done)), &[("ride-", "RideCompleted")]);
+        g.apply(&d);
+        assert_eq!(crate::stats::riders_carried(&g.the_ride(id)).collect::<Vec<_>>(), vec![ANNA]);
+        // A correction writes only what changed; nothing changed writes nothing.
+        let same = rides::Correction { distance_km: Some(4.0), absent: Some(vec![BO]), ..Default::default() };
+        assert!(g.when_on_ride(id, |i| rides::correct(i, &same)).unwrap().is_empty());
+        let fix = rides::Correction { absent: Some(vec![]), ..Default::default() };
+        let d = then_events(g.when_on_ride(id, |i| rides::correct(i, &fix)), &[("ride-", "RideCorrected")]);
+        assert!(
+            matches!(&d.events[0].1, BookingEvent::RideCorrected(c) if c.absent == Some(vec![]) && c.distance_km.is_none())
+        );
+        g.apply(&d);
+        assert_eq!(crate::stats::riders_carried(&g.the_ride(id)).count(), 2, "[] clears the absent riders");
+        let backwards = rides::Correction { ended_at: Some(t("2027-05-03T07:00:00Z")), ..Default::default() };
+        then_refused(g.when_on_ride(id, |i| rides::correct(i, &backwards)), ErrorCode::Validation);
+        // Only a completed ride is corrected.
+        let other = g.book(ride(BIKE2, PILOT2, "2027-05-04T08:00:00Z", &[]));
+        then_refused(g.when_on_ride(other, |i| rides::correct(i, &fix)), ErrorCode::IllegalTransition);
+        // No-show by whom.
+        let d = then_events(g.when_on_ride(other, |i| rides::no_show(i, "pilot")), &[("ride-", "RideMarkedNoShow")]);
+        g.apply(&d);
+        assert_eq!(g.the_ride(other).no_show_by.as_deref(), Some("pilot"));
+    }
+}

@@ -46,6 +46,7 @@ pub struct BikePatch {
     /// Name.
     #[serde(default)]
     #[schema(
+        nullable = false,
         pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
         max_length = 100
     )]
@@ -54,6 +55,7 @@ pub struct BikePatch {
     /// qualified for it).
     #[serde(default)]
     #[schema(
+        nullable = false,
         pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
         max_length = 50
     )]
@@ -61,7 +63,7 @@ pub struct BikePatch {
     /// Rider seats, 1 or 2 (409 `conflicts-with-rides` while a booked future ride has
     /// more riders).
     #[serde(default)]
-    #[schema(minimum = 1, maximum = 2)]
+    #[schema(nullable = false, minimum = 1, maximum = 2)]
     pub seats: Option<u32>,
 }
 

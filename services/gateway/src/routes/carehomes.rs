@@ -84,6 +84,7 @@ pub struct CareHomePatch {
     /// Name.
     #[serde(default)]
     #[schema(
+        nullable = false,
         pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
         max_length = 200
     )]
@@ -91,6 +92,7 @@ pub struct CareHomePatch {
     /// Postal address.
     #[serde(default)]
     #[schema(
+        nullable = false,
         pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
         max_length = 300
     )]
@@ -98,13 +100,15 @@ pub struct CareHomePatch {
     /// Minimum minutes between two rides on one trishaw (409 `conflicts-with-rides` if
     /// two booked future rides would then overlap).
     #[serde(default)]
-    #[schema(maximum = 240)]
+    #[schema(nullable = false, maximum = 240)]
     pub turnaround_minutes: Option<u32>,
     /// Whether pilot-booked rides wait for confirmation (new bookings only).
     #[serde(default)]
+    #[schema(nullable = false)]
     pub requires_confirmation: Option<bool>,
     /// Whether pilots may put residents on their own rides.
     #[serde(default)]
+    #[schema(nullable = false)]
     pub pilots_choose_riders: Option<bool>,
 }
 

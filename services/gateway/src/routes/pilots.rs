@@ -67,6 +67,7 @@ pub struct PilotPatch {
     /// Name (personal, stored encrypted).
     #[serde(default)]
     #[schema(
+        nullable = false,
         pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
         max_length = 200
     )]

@@ -151,3 +151,26 @@ fn commands_on_an_unknown_trishaw_are_not_found() {
     assert_eq!(return_to_service(None, &change("", "")).unwrap_err().code(), ErrorCode::NotFound);
     assert_eq!(retire(None, &change("", "")).unwrap_err().code(), ErrorCode::NotFound);
 }
+
+#[test]
+fn a_correction_records_only_what_changed_and_a_move_changes_the_home() {
+    let b = in_service();
+    let c = parse_correction(Some("Rosa"), Some("tandem"), Some(1)).unwrap();
+    let events = correct(Some(&b), &c).unwrap();
+    assert_eq!(types(&events), ["BikeDetailsCorrected"]);
+    assert!(
+        matches!(&events[0], CareHomeEvent::BikeDetailsCorrected(e) if e.name.is_none() && e.seats == Some(1)),
+        "the unchanged name is left out: {events:?}"
+    );
+    let b = fold(Some(b), &events);
+    assert_eq!((b.bike_type.as_str(), b.seats), ("tandem", 1));
+    assert!(correct(Some(&b), &c).unwrap().is_empty(), "the same again writes nothing");
+    assert_eq!(fields(parse_correction(Some(" "), None, Some(3)).unwrap_err()), ["/name", "/seats"]);
+    let home = Uuid::from_u128(2);
+    let moved = fold(Some(b.clone()), &move_to(Some(&b), home).unwrap());
+    assert_eq!(moved.carehome_id, home);
+    assert!(move_to(Some(&moved), home).unwrap().is_empty(), "already there");
+    let r = retired();
+    assert_eq!(correct(Some(&r), &c).unwrap_err().code(), ErrorCode::IllegalTransition);
+    assert_eq!(move_to(Some(&r), home).unwrap_err().code(), ErrorCode::IllegalTransition);
+}

@@ -114,3 +114,35 @@ fn a_closure_needs_an_ordered_range_and_a_reason() {
     let c = parse_closure("2027-03-01", "2027-03-02", "x").unwrap();
     assert_eq!(close(None, &c).unwrap_err().code(), ErrorCode::NotFound);
 }
+
+#[test]
+fn a_correction_records_only_what_changed_and_a_lifted_closure_opens_its_days() {
+    let h = registered();
+    let input = CorrectionInput {
+        name: Some("Solgården Syd"),
+        address: Some("Strandvejen 1, 2800 Lyngby"),
+        turnaround_minutes: Some(20),
+        ..Default::default()
+    };
+    let c = parse_correction(&input).unwrap();
+    let events = correct(Some(&h), &c).unwrap();
+    assert!(
+        matches!(&events[..], [CareHomeEvent::CareHomeDetailsCorrected(e)]
+            if e.name.as_deref() == Some("Solgården Syd") && e.address.is_none() && e.turnaround_minutes == Some(20)),
+        "{events:?}"
+    );
+    let h = events.iter().fold(Some(h), CareHome::apply).unwrap();
+    assert_eq!((h.name.as_str(), h.turnaround_minutes), ("Solgården Syd", 20));
+    assert!(correct(Some(&h), &c).unwrap().is_empty(), "the same again writes nothing");
+    let bad = CorrectionInput { name: Some(""), turnaround_minutes: Some(241), ..Default::default() };
+    assert_eq!(fields(parse_correction(&bad).unwrap_err()), ["/name", "/turnaround_minutes"]);
+
+    let closure = parse_closure("2027-03-01", "2027-03-08", "outbreak").unwrap();
+    let h = close(Some(&h), &closure).unwrap().iter().fold(Some(h), CareHome::apply).unwrap();
+    let id = Uuid::from_u128(9);
+    let lifted = lift(Some(&h), id, closure.dates, true).unwrap();
+    assert!(matches!(&lifted[..], [CareHomeEvent::ClosureLifted(e)] if e.closure_id == id));
+    let h = lifted.iter().fold(Some(h), CareHome::apply).unwrap();
+    assert!(h.closures.is_empty());
+    assert!(lift(Some(&h), id, closure.dates, true).unwrap().is_empty(), "lifted already");
+}
