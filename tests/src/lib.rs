@@ -59,6 +59,16 @@ impl Reply {
     }
 }
 
+/// Sends a request and reads its answer (the body as JSON, `Null` when empty or not JSON).
+async fn answer(req: reqwest::RequestBuilder) -> Reply {
+    let resp = req.send().await.expect("the request is answered");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.unwrap_or_default();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Reply { status, headers, body }
+}
+
 /// Which backend a system runs on.
 pub fn backends() -> Vec<TestDb> {
     testkit::all_backends()
@@ -210,12 +220,7 @@ impl System {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.expect("the request is answered");
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = resp.bytes().await.unwrap_or_default();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, headers, body }
+        answer(req).await
     }
 
     /// GET.
@@ -252,12 +257,7 @@ impl System {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = req.send().await.expect("the request is answered");
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = resp.bytes().await.unwrap_or_default();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, headers, body }
+        answer(req).await
     }
 
     /// PATCH with a JSON merge patch (RFC 7396) and, when given, `If-Match`.
