@@ -132,13 +132,15 @@ impl Streams {
                 }
             }
             let Some(at) = self.end.lock().expect("not poisoned").clone() else { return };
-            match self.feed.read(&at, 1000, None).await {
-                Ok((items, next)) if !items.is_empty() || next != at => {
-                    *self.end.lock().expect("not poisoned") = Some(next);
+            // The services' heads (one indexed lookup each), not the events after `at`: the
+            // poller only needs to know that the end moved; each woken stream reads its own.
+            match self.feed.end().await {
+                Ok(end) if end != at => {
+                    *self.end.lock().expect("not poisoned") = Some(end);
                     self.moved.send_modify(|n| *n += 1);
                 }
                 Ok(_) => {}
-                Err(e) => tracing::debug!(error = ?e, "the event streams' poller could not read the feed"),
+                Err(e) => tracing::debug!(error = ?e, "the event streams' poller could not read the feed's end"),
             }
         }
     }

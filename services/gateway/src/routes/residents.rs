@@ -291,6 +291,11 @@ enum Bodiless {
 /// Runs a bodiless command on a resident the caller may read.
 async fn command(s: &AppState, cmd: &Command, id: Uuid, what: Bodiless) -> Result<Versioned<ResidentView>, ApiError> {
     visible(s, &cmd.caller, id).await?;
+    send(s, cmd, id, what).await
+}
+
+/// Sends a bodiless command on a resident whose visibility the caller has checked.
+async fn send(s: &AppState, cmd: &Command, id: Uuid, what: Bodiless) -> Result<Versioned<ResidentView>, ApiError> {
     let request = cpb::ResidentCommandRequest { context: cmd.context(), resident_id: id.to_string() };
     let mut client = s.clients.carehome();
     let r = match what {
@@ -349,7 +354,7 @@ pub async fn erase(
     crate::routes::carehomes::precondition(cmd.if_match, resident.version)?;
     let forget = bpb::ForgetPersonRequest { resident_id: id.to_string(), pilot_id: String::new() };
     s.clients.booking().forget_person(forget).await?;
-    let erased = command(&s, &cmd, id, Bodiless::Erase).await?;
+    let erased = send(&s, &cmd, id, Bodiless::Erase).await?;
     // Kept idempotent answers that named the resident (its admission, rides it was
     // booked on) go too: a replay never shows the erased name.
     s.idempotency.forget_subject(id).await?;
