@@ -16,6 +16,7 @@ testkit::both_backends!(setup = e2e::System::start;
     records_and_corrections_count_and_never_change_an_earlier_as_of,
     starts_completions_and_no_shows_say_what_really_happened,
     a_record_is_checked_against_the_facts_of_its_own_time,
+    one_of_many_concurrent_corrections_of_a_ride_with_the_same_etag_wins,
 );
 
 fn at(t: DateTime<Utc>) -> String {
@@ -120,7 +121,8 @@ async fn records_and_corrections_count_and_never_change_an_earlier_as_of(s: Syst
     let s1 = settled(&s, &admin, w.home, (1, 2, 2)).await;
     assert_eq!(figures(&s1), (1, 2, 2), "{}", s1.body);
     assert_eq!(s1.body["bike_minutes"], 60);
-    // The same trishaw at an overlapping actual time: 409 naming the recorded ride.
+    // The same trishaw at an overlapping actual time: 409 naming the recorded ride, and
+    // nothing written.
     let overlapping = record(w.bike, other, now - Duration::minutes(150), 60, &[]);
     let r = s.post("/v1/ride-records", &coord, overlapping).await.expect(409);
     assert_eq!((r.code(), r.str("conflict_with")), ("bike-taken", ride.clone()), "{}", r.body);
@@ -249,6 +251,16 @@ async fn a_record_is_checked_against_the_facts_of_its_own_time(s: System) {
     )
     .await
     .expect(200);
+    // A ride booked on a second trishaw for day 2, 08:00 UTC (in ride hours), by the pilot.
+    let bike2 = s.bike(w.chapter, w.home, 2).await;
+    let slot = (t0 + Duration::days(2)).date_naive().and_hms_opt(8, 0, 0).unwrap().and_utc();
+    let booking =
+        json!({"bike_id": bike2, "pilot_id": w.pilot, "start": at(slot), "duration_minutes": 60, "resident_ids": []});
+    let booked = testkit::eventually("booking to learn the second trishaw", testkit::DEFAULT_TIMEOUT, || async {
+        let r = s.post("/v1/rides", &coord, booking.clone()).await;
+        (r.status == 201).then(|| r.str("ride_id"))
+    })
+    .await;
     // The trishaw is out of service from day 1 to day 2.
     time.set_offset_seconds(86_400).unwrap();
     s.post(&format!("/v1/bikes/{}/out-of-service", w.bike), &coord, json!({"reason": "brakes"})).await.expect(200);
@@ -267,6 +279,13 @@ async fn a_record_is_checked_against_the_facts_of_its_own_time(s: System) {
     let r = s.post("/v1/ride-records", &coord, record(w.bike, p2, t0 + Duration::hours(62), 30, &[])).await;
     assert_eq!((r.status.as_u16(), r.code()), (422, "not-qualified"), "{}", r.body);
 
+    // A record on the second trishaw overlapping the ride booked there (whose time has
+    // come): 409 naming it.
+    let p3 = s.pilot(w.chapter).await;
+    s.quiet().await;
+    let r = s.post("/v1/ride-records", &coord, record(bike2, p3, slot + Duration::minutes(10), 30, &[])).await;
+    assert_eq!((r.status.as_u16(), r.code(), r.str("conflict_with")), (409, "bike-taken", booked), "{}", r.body);
+
     // The pilots' record window (14 days by default): older is the coordinator's to record
     // (and before the trishaw, pilot and rider were registered, they count as registered).
     let old = Utc::now() + Duration::days(3) - Duration::days(15);
@@ -282,4 +301,29 @@ async fn a_record_is_checked_against_the_facts_of_its_own_time(s: System) {
     let r = s.post("/v1/ride-records", &pilot, record(w.bike, w.pilot, recent, 30, &[r0])).await.expect(403);
     assert_eq!(r.code(), "forbidden");
     s.post("/v1/ride-records", &pilot, record(w.bike, w.pilot, recent, 30, &[])).await.expect(201);
+}
+
+async fn one_of_many_concurrent_corrections_of_a_ride_with_the_same_etag_wins(s: System) {
+    let w = s.world().await;
+    let coord = s.token(Role::Coordinator(w.home));
+    let made = s
+        .post("/v1/ride-records", &coord, record(w.bike, w.pilot, Utc::now() - Duration::hours(5), 60, &w.residents))
+        .await
+        .expect(201);
+    let tag = made.header("etag").expect("an ETag");
+    let path = format!("/v1/rides/{}/corrections", made.str("ride_id"));
+    let answers = futures_util::future::join_all((0..32).map(|i| {
+        let (s, path, coord, tag) = (&s, &path, &coord, &tag);
+        async move {
+            let body = json!({"distance_km": 1.0 + f64::from(i) / 10.0});
+            s.call_with(reqwest::Method::POST, path, Some(coord), Some(body), &[("if-match", tag)])
+                .await
+                .status
+                .as_u16()
+        }
+    }))
+    .await;
+    let ok = answers.iter().filter(|c| **c == 200).count();
+    let stale = answers.iter().filter(|c| **c == 412).count();
+    assert_eq!((ok, stale), (1, 31), "{answers:?}");
 }
