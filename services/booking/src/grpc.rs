@@ -417,7 +417,7 @@ impl BookingService for Booking {
         let id = ride_id(&r.ride_id)?;
         let mut f = Fields::new();
         let ended_at = f.time("/ended_at", &r.ended_at);
-        if !(0.0..=500.0).contains(&r.distance_km) || r.distance_km.is_nan() {
+        if !rides_cmd::valid_distance(r.distance_km) {
             f.0.push(Invalid::new("/distance_km", "must be between 0 and 500"));
         }
         let condition = if r.bike_condition.trim().is_empty() {
@@ -467,7 +467,7 @@ impl BookingService for Booking {
         let pilot_id = f.id("/pilot_id", &r.pilot_id);
         let started_at = f.time("/started_at", &r.started_at);
         let ended_at = f.time("/ended_at", &r.ended_at);
-        if !(0.0..=500.0).contains(&r.distance_km) || r.distance_km.is_nan() {
+        if !rides_cmd::valid_distance(r.distance_km) {
             f.0.push(Invalid::new("/distance_km", "must be between 0 and 500"));
         }
         let kind = match r.kind.as_str() {
@@ -572,18 +572,7 @@ impl BookingService for Booking {
         };
         let c = rides_cmd::Correction { started_at, ended_at, distance_km: r.distance_km, absent, note };
         let reads = |ride: &Ride| {
-            let moves = ride.recorded && (c.started_at.is_some() || c.ended_at.is_some());
-            if !moves {
-                return Reads::default();
-            }
-            let mut after = ride.clone();
-            let (s, e) = (
-                c.started_at.or(ride.started_at).unwrap_or(ride.start),
-                c.ended_at.or(ride.ended_at).unwrap_or(ride.end()),
-            );
-            after.start = s;
-            after.duration_minutes = crate::rides::actual_length(s, e);
-            let holds = crate::commands::schedule::Hold::of(ride.ride_id, after.holds());
+            let Some(holds) = rides_cmd::corrected_holds(ride, &c) else { return Reads::default() };
             Reads {
                 streams: crate::commands::schedule::streams_of(&holds, &rides_cmd::releases_of(ride)),
                 ..Reads::default()

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use domain::events::*;
 use domain::types::{CancellationReason, RideKind, RideStatus, Sealed};
-use domain::{Aggregate, Decision, DomainError, ErrorCode};
+use domain::{Decision, DomainError, ErrorCode};
 use uuid::Uuid;
 
 use super::schedule::{Hold, Schedules, schedule_events};
@@ -237,7 +237,7 @@ pub fn correct(input: &RideInput, c: &Correction) -> Result<Decision<BookingEven
     if c.started_at.is_some() || c.ended_at.is_some() {
         check_actual(started, ended, input.now)?;
     }
-    if c.distance_km.is_some_and(|d| !(0.0..=500.0).contains(&d)) {
+    if c.distance_km.is_some_and(|d| !valid_distance(d)) {
         return Err(DomainError::invalid("/distance_km", "must be from 0 to 500"));
     }
     let riders: Vec<Uuid> = ride.riders.iter().map(|r| r.resident_id).collect();
@@ -253,16 +253,34 @@ pub fn correct(input: &RideInput, c: &Correction) -> Result<Decision<BookingEven
     if changed == (RideCorrected { ride_id: ride.ride_id, ..Default::default() }) {
         return Ok(Decision::nothing());
     }
-    let moves = ride.recorded && (changed.started_at.is_some() || changed.ended_at.is_some());
-    let after = Ride::apply(Some(ride.clone()), &changed.clone().into()).expect("a ride stays a ride");
+    let times = Correction { started_at: changed.started_at, ended_at: changed.ended_at, ..Correction::default() };
+    let moved = corrected_holds(ride, &times);
     let mut d = on_ride(ride, vec![changed.into()]);
-    if moves {
-        let holds = Hold::of(ride.ride_id, after.holds());
+    if let Some(holds) = moved {
         for (stream, e) in schedule_events(&input.schedules, &holds, &releases_of(ride))? {
             d.push(stream, e);
         }
     }
     Ok(d)
+}
+
+/// The holds a correction moves a recorded ride to (its corrected actual interval, without
+/// turnaround); `None` when it moves none (a booked ride keeps its slot; no new times).
+pub fn corrected_holds(ride: &Ride, c: &Correction) -> Option<Vec<Hold>> {
+    if !ride.recorded || (c.started_at.is_none() && c.ended_at.is_none()) {
+        return None;
+    }
+    let started = c.started_at.or(ride.started_at).unwrap_or(ride.start);
+    let ended = c.ended_at.or(ride.ended_at).unwrap_or(ride.end());
+    let mut after = ride.clone();
+    after.start = started;
+    after.duration_minutes = crate::rides::actual_length(started, ended);
+    Some(Hold::of(ride.ride_id, after.holds()))
+}
+
+/// Whether a logged distance is plausible: 0 to 500 km (not NaN).
+pub fn valid_distance(km: f64) -> bool {
+    (0.0..=500.0).contains(&km)
 }
 
 /// Cancelling a ride.
