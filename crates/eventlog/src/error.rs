@@ -39,6 +39,10 @@ pub enum Error {
     /// A stored row could not be decoded.
     #[error("corrupt row in the log: {0}")]
     Corrupt(String),
+    /// A payload rewrite found an event missing or changed since it was read; nothing of
+    /// the rewrite was written.
+    #[error("rewrite refused: {0}")]
+    Rewrite(String),
     /// A consumer's handler failed.
     #[error("handler failed: {0}")]
     Handler(String),

@@ -14,6 +14,7 @@ mod error;
 mod metrics;
 mod model;
 mod postgres;
+mod rewrite;
 mod sqlite;
 mod store;
 mod subscription;
@@ -24,5 +25,6 @@ pub use model::{
     Actor, AppendResult, Appended, Cursor, ExpectedVersion, Filter, Metadata, NewEvent, Page, RecordedEvent,
     StreamAppend,
 };
+pub use rewrite::{PayloadRewrite, RewriteEntry};
 pub use store::{Backend, EventStore, Leadership, PortableRow, StoreOptions, backend_of};
 pub use subscription::Subscription;

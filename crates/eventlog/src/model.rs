@@ -134,18 +134,21 @@ impl NewEvent {
     /// type, schema version and payload. Metadata and times are left out on purpose: a
     /// retry legitimately carries another trace and another clock reading.
     pub(crate) fn content_hash(&self, stream_id: &str) -> Vec<u8> {
-        let mut h = Sha256::new();
-        for part in [
-            stream_id.as_bytes(),
-            self.event_type.as_bytes(),
-            &self.schema_version.to_be_bytes(),
-            canonical_json(self.payload.get()).as_bytes(),
-        ] {
-            h.update((part.len() as u64).to_be_bytes());
-            h.update(part);
-        }
-        h.finalize().to_vec()
+        content_hash(stream_id, &self.event_type, self.schema_version, self.payload.get())
     }
+}
+
+/// The content hash of an event (see [`NewEvent::content_hash`]); also what a sanctioned
+/// rewrite of a stored payload recomputes (`EventStore::rewrite_payloads`).
+pub(crate) fn content_hash(stream_id: &str, event_type: &str, schema_version: i32, payload: &str) -> Vec<u8> {
+    let mut h = Sha256::new();
+    for part in
+        [stream_id.as_bytes(), event_type.as_bytes(), &schema_version.to_be_bytes(), canonical_json(payload).as_bytes()]
+    {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.finalize().to_vec()
 }
 
 /// JSON with object keys sorted, so that two serialisations of one value hash alike

@@ -329,9 +329,44 @@ impl EventStore {
         }
     }
 
+    /// Leaves no old copy of deleted or rewritten content in the database's files: SQLite
+    /// `VACUUM` (the file written afresh) and a truncating WAL checkpoint; PostgreSQL
+    /// `VACUUM FULL` of every table of the store's schema (each table's files written
+    /// afresh; the server's WAL archive and backups keep old rows until they expire). It
+    /// takes the tables for itself while it runs: for operators' migrations with the
+    /// services stopped (`samskab migrate`).
+    pub async fn compact(&self) -> Result<(), Error> {
+        match &self.inner {
+            Inner::Sqlite(s) => {
+                s.raw(Box::new(|conn| {
+                    Box::pin(async move {
+                        sqlx::query("VACUUM").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *conn).await?;
+                        Ok(())
+                    })
+                }))
+                .await
+            }
+            Inner::Postgres(p) => {
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename",
+                )
+                .fetch_all(&p.pool)
+                .await?;
+                let mut conn = p.pool.acquire().await?;
+                for t in tables {
+                    let t = t.replace('"', "\"\"");
+                    sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM FULL \"{t}\""))).execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// PostgreSQL: gives `role` what a component needs in this store's schema and nothing
     /// more: `USAGE` on the schema (not `CREATE`), reading and appending to the log but
-    /// never changing or deleting an event, reading the migration records, and reading and
+    /// never changing or deleting an event, reading the migration records and the record of
+    /// payload rewrites (only the owner rewrites: `EventStore::rewrite_payloads`), and reading and
     /// writing every other table (read models, checkpoints, keys). Run by the schema's
     /// owner after migrating (`samskab migrate --grant-roles`); tables a later migration
     /// adds are granted by the next run. SQLite has no roles: an error.
@@ -357,7 +392,7 @@ impl EventStore {
             for t in &tables {
                 let rights = if t == "eventlog_events" {
                     "SELECT, INSERT"
-                } else if t.ends_with("_migrations") {
+                } else if t == "eventlog_rewrites" || t.ends_with("_migrations") {
                     "SELECT"
                 } else {
                     "SELECT, INSERT, UPDATE, DELETE"

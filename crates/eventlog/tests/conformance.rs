@@ -29,4 +29,5 @@ testkit::both_backends!(
     suite::one_runner_leads_a_projection_and_a_standby_takes_over,
     suite::processes_opening_a_new_log_at_once_migrate_it_once,
     suite::typed_rows_decode_the_same_on_both_backends,
+    suite::rewriting_payloads_recomputes_hashes_and_records_one_entry,
 );

@@ -122,3 +122,54 @@ impl EventFeed for Feed {
         Ok(Response::new(pb::HeadResponse { cursor: head.to_string() }))
     }
 }
+
+/// Removes payload fields from copies of feed items that a component keeps in a table
+/// (booking's outbox, the gateway's webhook queue), after `samskab migrate` sealed those
+/// fields in the log, so no clear copy of them stays. `drops` names (event id, field);
+/// `select` returns (key, event id, JSON document) rows and `update` takes ($1 key, $2 event
+/// id, $3 document); `member` is where the payload sits in the document (`None`: the
+/// document is the payload). Returns how many documents changed. Run with the component
+/// stopped.
+pub async fn drop_copied_fields(
+    store: &eventlog::EventStore,
+    select: &'static str,
+    update: &'static str,
+    member: Option<&'static str>,
+    drops: &[(String, String)],
+) -> Result<u64, eventlog::Error> {
+    use eventlog::Arg;
+    if drops.is_empty() {
+        return Ok(0);
+    }
+    let rows: Vec<(String, String, String)> = store.fetch_rows(select, &[]).await?;
+    let mut changed = Vec::new();
+    for (key, event, doc) in rows {
+        let fields: Vec<&String> = drops.iter().filter(|(e, _)| *e == event).map(|(_, f)| f).collect();
+        if fields.is_empty() {
+            continue;
+        }
+        let mut value: serde_json::Value = serde_json::from_str(&doc).map_err(eventlog::Error::Payload)?;
+        let payload = match member {
+            Some(m) => value.get_mut(m),
+            None => Some(&mut value),
+        };
+        let Some(payload) = payload.and_then(|p| p.as_object_mut()) else { continue };
+        let before = payload.len();
+        payload.retain(|k, _| !fields.contains(&k));
+        if payload.len() != before {
+            changed.push((key, event, value.to_string()));
+        }
+    }
+    let n = changed.len() as u64;
+    store
+        .transaction(move |tx| {
+            Box::pin(async move {
+                for (key, event, doc) in changed {
+                    tx.execute(update, &[Arg::Text(key), Arg::Text(event), Arg::Text(doc)]).await?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
+    Ok(n)
+}

@@ -424,3 +424,21 @@ impl Booking {
         Ok(count)
     }
 }
+
+/// Removes payload fields from care-home events still waiting in the outbox (`(event id,
+/// field)`), which keeps them as the feed sent them: a migration that sealed those fields
+/// in care-home's log (`samskab migrate`) leaves no clear copy here. Returns how many
+/// changed. Run with booking stopped.
+pub async fn drop_outbox_fields(
+    store: &eventlog::EventStore,
+    drops: &[(String, String)],
+) -> Result<u64, eventlog::Error> {
+    servicekit::feed::drop_copied_fields(
+        store,
+        "SELECT event_id, event_id, data FROM booking_outbox",
+        "UPDATE booking_outbox SET data = $3 WHERE event_id = $1 AND event_id = $2",
+        None,
+        drops,
+    )
+    .await
+}

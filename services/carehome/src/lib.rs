@@ -9,6 +9,7 @@ pub mod audit;
 pub mod commands;
 pub mod grpc;
 pub mod readmodel;
+pub mod reseal;
 pub mod validation;
 
 pub use commands::{bikes, carehomes, chapters, people, residents};

@@ -37,6 +37,7 @@ testkit::both_backends!(
     coordinators::if_match_and_retries_apply_to_coordinator_commands,
     bikes::a_trishaw_goes_through_its_life_cycle_and_keeps_a_maintenance_log,
     bikes::free_text_about_trishaws_and_closures_is_sealed,
+    bikes::clear_free_text_of_an_older_release_is_resealed_in_place,
     bikes::illegal_trishaw_transitions_are_aborted,
     bikes::a_retried_command_finds_its_original_outcome,
     bikes::if_match_refuses_a_stale_version,

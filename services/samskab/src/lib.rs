@@ -184,7 +184,7 @@ impl ServeConfig {
 /// Moves the keys of a data directory written before the key directory existed: the one
 /// master key becomes every component's (`samskab rotate-master-key` then gives each its
 /// own), and the erasure ledger moves too; logged.
-fn move_keys_apart(cfg: &ServeConfig) -> Result<(), Error> {
+pub(crate) fn move_keys_apart(cfg: &ServeConfig) -> Result<(), Error> {
     let keys = cfg.keys_dir();
     let mut dirs = std::fs::DirBuilder::new();
     dirs.recursive(true);

@@ -37,7 +37,7 @@ enum Command {
         #[command(flatten)]
         config: samskab::ServeConfig,
     },
-    /// Apply every database migration and exit.
+    /// Apply every database migration, seal free text older releases stored in clear, and exit.
     Migrate {
         #[command(flatten)]
         config: samskab::ServeConfig,

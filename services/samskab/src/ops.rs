@@ -121,10 +121,16 @@ pub fn component_role(component: &str) -> String {
 /// stores too, and the erasure ledgers), and with `--grant-roles` gives each component's
 /// role its rights.
 pub async fn migrate(cfg: &ServeConfig, args: &MigrateArgs) -> Result<(), Error> {
-    if args.grant_roles && !cfg.database_url.as_deref().is_some_and(|u| u.starts_with("postgres")) {
+    let postgres = cfg.database_url.as_deref().is_some_and(|u| u.starts_with("postgres"));
+    if args.grant_roles && !postgres {
         return Err(Error::Start("--grant-roles needs PostgreSQL (--database-url postgres://...)".into()));
     }
     std::fs::create_dir_all(cfg.data_dir())?;
+    if !postgres {
+        // A data directory of a release before the key directory: its keys move first.
+        crate::secure_data_dir(cfg.data_dir())?;
+        crate::move_keys_apart(cfg)?;
+    }
     for c in COMPONENTS {
         let store = EventStore::connect(&cfg.url(c)).await?;
         match c {
@@ -156,6 +162,46 @@ pub async fn migrate(cfg: &ServeConfig, args: &MigrateArgs) -> Result<(), Error>
         }
         store.close().await;
     }
+    reseal_free_text(cfg).await
+}
+
+/// Seals free text an older release stored in clear in care-home's log, in place (one
+/// audit entry), then rebuilds its read models (their documents held the text too) and
+/// compacts care-home's and booking's databases (booking's outbox held the feed's old
+/// public payloads), so that no copy of the text stays in their files. Needs care-home's
+/// master key only when there is something to seal. See docs/eventlog.md.
+async fn reseal_free_text(cfg: &ServeConfig) -> Result<(), Error> {
+    let store = EventStore::connect(&cfg.url("carehome")).await?;
+    let found = carehome::reseal::pending(&store).await?;
+    if found.is_empty() {
+        store.close().await;
+        return Ok(());
+    }
+    let keys = servicekit::bootstrap::key_store(&store, &cfg.key_config("carehome", false)).await.map_err(|e| {
+        Error::Start(format!(
+            "{} events of care-home's log hold free text in clear, and sealing it needs care-home's master key: {e}",
+            found.len()
+        ))
+    })?;
+    let n = found.len();
+    let drops: Vec<(String, String)> = found.iter().map(|c| (c.event_id().to_string(), c.field().to_owned())).collect();
+    let entry = carehome::reseal::reseal(&store, &keys, found).await.map_err(|e| Error::Start(e.to_string()))?;
+    carehome::rebuild(&store, |_, _| {}).await?;
+    store.compact().await?;
+    store.close().await;
+    let booking = EventStore::connect(&cfg.url("booking")).await?;
+    let waiting = booking::cascades::drop_outbox_fields(&booking, &drops).await?;
+    booking.compact().await?;
+    booking.close().await;
+    let gateway = EventStore::connect(&cfg.url("gateway")).await?;
+    let queued = gateway::webhooks::drop_queued_fields(&gateway, &drops).await?;
+    gateway.compact().await?;
+    gateway.close().await;
+    println!(
+        "carehome: sealed the free text of {n} events written in clear (audit entry {}); read models rebuilt, \
+         {waiting} events in booking's outbox and {queued} queued webhook deliveries cleaned, databases compacted",
+        entry.unwrap_or_default()
+    );
     Ok(())
 }
 

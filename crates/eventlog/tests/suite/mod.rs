@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use eventlog::{
-    Actor, Arg, Cursor, Error, EventStore, ExpectedVersion, Filter, Metadata, NewEvent, Projection, RecordedEvent,
-    StreamAppend, Tx, run_projection,
+    Actor, Arg, Cursor, Error, EventStore, ExpectedVersion, Filter, Metadata, NewEvent, PayloadRewrite, Projection,
+    RecordedEvent, StreamAppend, Tx, run_projection,
 };
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
@@ -840,4 +840,65 @@ pub async fn typed_rows_decode_the_same_on_both_backends(db: TestDb) {
     // A column that is not what the struct expects is an error, not a silent default.
     let wrong = store.fetch_rows::<(i64,)>("SELECT name FROM typed_rows", &[]).await;
     assert!(wrong.is_err(), "text does not decode as an integer: {wrong:?}");
+}
+
+/// The one sanctioned in-place change: payloads replaced, content hashes recomputed (a
+/// replay of the new content is a no-op, of the old one a clash), positions, versions and
+/// cursors untouched, one audit entry; a rewrite of an event changed since it was read
+/// writes nothing at all; compacting keeps everything.
+pub async fn rewriting_payloads_recomputes_hashes_and_records_one_entry(db: TestDb) {
+    let store = open(&db).await;
+    let a = NewEvent::new("Noted", &json!({"id": 1, "text": "clear words"})).unwrap();
+    let b = NewEvent::new("Noted", &json!({"id": 2, "text": "more clear words"})).unwrap();
+    let c = ev("Other", 3);
+    store.append(one("s-1", ExpectedVersion::NoStream, vec![a.clone(), b.clone(), c.clone()])).await.unwrap();
+    let before = store.read_all(Cursor::START, &Filter::all(), 10).await.unwrap();
+    assert_eq!(store.rewrites().await.unwrap(), vec![]);
+    assert_eq!(store.rewrite_payloads("nothing", vec![]).await.unwrap(), None, "no entry for nothing");
+
+    let rewrites = before.events[..2]
+        .iter()
+        .map(|e| {
+            let mut p: serde_json::Value = e.payload_as().unwrap();
+            p["text"] = json!("sealed:v1:AAAA");
+            PayloadRewrite::new(e, &p, vec!["text".into()])
+        })
+        .collect();
+    let id = store.rewrite_payloads("test: seal text", rewrites).await.unwrap().expect("an entry");
+    let after = store.read_all(Cursor::START, &Filter::all(), 10).await.unwrap();
+    assert_eq!(after.next, before.next, "the log's end did not move");
+    for (old, new) in before.events.iter().zip(&after.events) {
+        assert_eq!((old.id, old.position, old.version, &old.cursor), (new.id, new.position, new.version, &new.cursor));
+        assert_eq!(old.metadata, new.metadata);
+    }
+    let texts: Vec<serde_json::Value> =
+        after.events.iter().map(|e| e.payload_as::<serde_json::Value>().unwrap()["text"].clone()).collect();
+    assert_eq!(texts, vec![json!("sealed:v1:AAAA"), json!("sealed:v1:AAAA"), serde_json::Value::Null]);
+    let entries = store.rewrites().await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!((entries[0].rewrite_id, entries[0].event_count, entries[0].reason.as_str()), (id, 2, "test: seal text"));
+    assert_eq!(entries[0].events[0]["event_id"], json!(a.id));
+    assert_eq!(entries[0].events[1]["fields"], json!(["text"]));
+    assert!(!entries[0].events.to_string().contains("clear words"), "the entry never holds the old content");
+
+    // The stored hash is the new content's: replaying the new payload is a no-op, the old one a clash.
+    let mut now = NewEvent::with_id(a.id, "Noted", &json!({"id": 1, "text": "sealed:v1:AAAA"})).unwrap();
+    now.metadata = a.metadata.clone();
+    assert!(store.append(one("s-1", ExpectedVersion::Any, vec![now])).await.unwrap().replayed);
+    let err = store.append(one("s-1", ExpectedVersion::Any, vec![a.clone()])).await.unwrap_err();
+    assert!(matches!(err, Error::IdempotencyClash { .. }), "{err:?}");
+
+    // A rewrite prepared from a stale read (b changed since) writes nothing, also not its other event.
+    let stale = PayloadRewrite::new(&before.events[1], &json!({"id": 2, "text": "x"}), vec!["text".into()]);
+    let fresh = PayloadRewrite::new(&after.events[2], &json!({"n": 99}), vec!["n".into()]);
+    let err = store.rewrite_payloads("stale", vec![fresh, stale]).await.unwrap_err();
+    assert!(matches!(err, Error::Rewrite(_)), "{err:?}");
+    let unchanged = store.read_all(Cursor::START, &Filter::all(), 10).await.unwrap();
+    assert_eq!(unchanged.events[2].payload.get(), after.events[2].payload.get());
+    assert_eq!(store.rewrites().await.unwrap().len(), 1);
+
+    store.compact().await.unwrap();
+    let compacted = store.read_all(Cursor::START, &Filter::all(), 10).await.unwrap();
+    assert_eq!(compacted.events.len(), 3);
+    assert_eq!(compacted.events[0].payload.get(), after.events[0].payload.get());
 }

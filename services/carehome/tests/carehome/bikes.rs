@@ -262,3 +262,68 @@ pub async fn concurrent_status_changes_on_one_trishaw_stay_consistent(db: TestDb
     let expected = if types.len() % 2 == 0 { "out_of_service" } else { "in_service" };
     assert_eq!((last.status.as_str(), last.version as usize), (expected, types.len()));
 }
+
+/// Events an older release wrote with free text in clear (appended here as it did) are
+/// found without a key, sealed in place under the trishaw's or care home's key with one
+/// audit entry, and then read like new ones: the calls open the text, the log holds none of
+/// it, and nothing is left to seal.
+pub async fn clear_free_text_of_an_older_release_is_resealed_in_place(db: TestDb) {
+    use domain::events::{BikeRetired, CareHomeClosed, CareHomeEvent, DomainEvent};
+    use eventlog::{ExpectedVersion, NewEvent, StreamAppend};
+    let mut app = spawn_app(db).await;
+    let c = chapter(&mut app).await;
+    let home = carehome(&mut app, &c.chapter_id).await;
+    let b = bike(&mut app, &home.carehome_id).await;
+    let (bike_id, home_id) = (b.bike_id.parse().unwrap(), home.carehome_id.parse().unwrap());
+    let phrase = "Fru Madsen's grandson rode it into the fjord";
+    let old = |stream: String, e: CareHomeEvent| {
+        let mut new = NewEvent::new(e.event_type(), &e.to_json()).unwrap();
+        new.metadata.tenant = Some(c.chapter_id.parse().unwrap());
+        StreamAppend::new(stream, ExpectedVersion::Any, vec![new])
+    };
+    let dates = domain::types::DateRange {
+        from: chrono::NaiveDate::from_ymd_opt(2027, 8, 1).unwrap(),
+        to: chrono::NaiveDate::from_ymd_opt(2027, 8, 3).unwrap(),
+    };
+    app.store
+        .append(vec![
+            old(
+                carehome::bikes::stream(bike_id),
+                BikeRetired { bike_id, reason: format!("{phrase} (retired)") }.into(),
+            ),
+            old(
+                carehome::carehomes::stream(home_id),
+                CareHomeClosed { carehome_id: home_id, dates, reason: format!("{phrase} (closed)") }.into(),
+            ),
+        ])
+        .await
+        .unwrap();
+    let clear = || async {
+        let payloads = app.store.fetch_texts("SELECT CAST(payload AS TEXT) FROM eventlog_events", &[]).await.unwrap();
+        payloads.iter().filter(|p| p.contains("Fru Madsen")).count()
+    };
+    assert_eq!(clear().await, 2, "written in clear, as the older release did");
+
+    let found = carehome::reseal::pending(&app.store).await.unwrap();
+    assert_eq!(found.iter().map(|f| f.field()).collect::<Vec<_>>(), vec!["reason", "reason"]);
+    let entry = carehome::reseal::reseal(&app.store, &app.keys, found).await.unwrap();
+    assert!(entry.is_some());
+    assert_eq!(clear().await, 0, "no clear text left in the log");
+    let entries = app.store.rewrites().await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].event_count, 2);
+    assert!(carehome::reseal::pending(&app.store).await.unwrap().is_empty(), "nothing left to seal");
+    assert_eq!(carehome::reseal::reseal(&app.store, &app.keys, vec![]).await.unwrap(), None);
+
+    let got = app.client.get_bike(pb::IdRequest { id: b.bike_id.clone() }).await.unwrap().into_inner();
+    assert_eq!(got.out_of_service_reason, format!("{phrase} (retired)"));
+    let got = app.client.get_care_home(pb::IdRequest { id: home.carehome_id.clone() }).await.unwrap().into_inner();
+    assert_eq!(got.closures.iter().map(|c| c.reason.as_str()).collect::<Vec<_>>(), vec![format!("{phrase} (closed)")]);
+    let page = app
+        .feed
+        .read_events(samskab_proto::common::v1::ReadEventsRequest { limit: 1000, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(page.events.iter().all(|e| !e.data_json.contains("Fru Madsen") && !e.data_json.contains("sealed:v1:")));
+}

@@ -176,3 +176,21 @@ impl Webhooks {
         Webhooks { store, keys, reader, config, credentials }
     }
 }
+
+/// Removes payload fields from deliveries still queued (`(event id, field)`): a migration
+/// that sealed those fields in the log (`samskab migrate`) leaves no clear copy of them in
+/// the webhook queue, which holds each item as it will be sent. Returns how many queued
+/// items changed. Run with the gateway stopped.
+pub async fn drop_queued_fields(
+    store: &eventlog::EventStore,
+    drops: &[(String, String)],
+) -> Result<u64, eventlog::Error> {
+    servicekit::feed::drop_copied_fields(
+        store,
+        "SELECT webhook_id, event_id, item FROM gateway_webhook_queue",
+        "UPDATE gateway_webhook_queue SET item = $3 WHERE webhook_id = $1 AND event_id = $2",
+        Some("data"),
+        drops,
+    )
+    .await
+}

@@ -14,14 +14,14 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-fn signal(child: &Child, sig: &str) {
+pub(crate) fn signal(child: &Child, sig: &str) {
     let pid = child.id().expect("running").to_string();
     let ok = std::process::Command::new("kill").args([sig, &pid]).status().expect("kill runs").success();
     assert!(ok, "kill {sig} {pid}");
 }
 
 /// `samskab serve` on a data directory; returns when it prints its welcome (demo) or answers.
-async fn serve(dir: &Path, port: u16, demo: bool) -> (Child, String) {
+pub(crate) async fn serve(dir: &Path, port: u16, demo: bool) -> (Child, String) {
     let mut cmd = Command::new(BIN);
     cmd.arg("serve").arg("--data-dir").arg(dir).arg("--listen").arg(format!("127.0.0.1:{port}"));
     if demo {
@@ -68,7 +68,7 @@ fn utc(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-async fn exit_status(child: &mut Child) -> std::process::ExitStatus {
+pub(crate) async fn exit_status(child: &mut Child) -> std::process::ExitStatus {
     tokio::time::timeout(Duration::from_secs(60), child.wait()).await.expect("the process exits").expect("status")
 }
 

@@ -12,5 +12,6 @@ mod deploy;
 mod erasure;
 mod people;
 mod pg_restart;
+mod reseal;
 mod roles;
 mod tls;
