@@ -31,8 +31,15 @@ fn holding_phrase(dir: &Path) -> Vec<PathBuf> {
         let p = e.unwrap().path();
         if p.is_dir() {
             found.extend(holding_phrase(&p));
-        } else if std::fs::read(&p).unwrap().windows(PHRASE.len()).any(|w| w == PHRASE.as_bytes()) {
-            found.push(p);
+        } else {
+            // A SQLite -wal or -shm file a closing connection removes meanwhile holds nothing.
+            let bytes = match std::fs::read(&p) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                read => read.unwrap(),
+            };
+            if bytes.windows(PHRASE.len()).any(|w| w == PHRASE.as_bytes()) {
+                found.push(p);
+            }
         }
     }
     found
@@ -107,7 +114,8 @@ async fn clear_free_text_of_an_older_release_is_sealed_by_migrate() {
     let mut feed = String::new();
     let mut cursor = String::new();
     loop {
-        let page = get(format!("/v1/events?limit=500&cursor={cursor}")).await;
+        let after = if cursor.is_empty() { String::new() } else { format!("&cursor={cursor}") };
+        let page = get(format!("/v1/events?limit=500{after}")).await;
         let items = page["items"].as_array().unwrap();
         if items.is_empty() {
             break;
@@ -122,8 +130,8 @@ async fn clear_free_text_of_an_older_release_is_sealed_by_migrate() {
 
     let again = migrate(&data);
     assert!(!again.contains("sealed the free text"), "nothing left to seal: {again}");
-    assert_eq!(rewrites(&data).await.len(), 1);
     assert_eq!(holding_phrase(&data), Vec::<PathBuf>::new());
+    assert_eq!(rewrites(&data).await.len(), 1);
 }
 
 /// Deliveries still queued for a webhook hold the feed's item as it will be sent: a
