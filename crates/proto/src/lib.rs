@@ -37,6 +37,15 @@ pub mod booking {
     }
 }
 
+/// The notify service.
+pub mod notify {
+    /// Version 1.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("samskab.notify.v1");
+    }
+}
+
 /// The encoded file descriptor set of every proto, for `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("descriptor");
 

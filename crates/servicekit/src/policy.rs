@@ -53,6 +53,8 @@ pub const POLICY: &[(&str, &[&str])] = &[
     ("/samskab.booking.v1.BookingService/Stats", GATEWAY),
     ("/samskab.booking.v1.BookingService/Participation", GATEWAY),
     ("/samskab.booking.v1.BookingService/Reach", GATEWAY),
+    ("/samskab.notify.v1.NotifyService/ListNotices", GATEWAY),
+    ("/samskab.notify.v1.NotifyService/MarkNoticeRead", GATEWAY),
     ("/samskab.carehome.v1.CareHomeService/RegisterChapter", GATEWAY),
     ("/samskab.carehome.v1.CareHomeService/ChangeChapterSettings", GATEWAY),
     ("/samskab.carehome.v1.CareHomeService/GetChapter", GATEWAY),

@@ -11,6 +11,7 @@ use samskab_proto::carehome::v1::care_home_service_client::CareHomeServiceClient
 use samskab_proto::common::v1 as common;
 use samskab_proto::common::v1::access_client::AccessClient;
 use samskab_proto::common::v1::audit_client::AuditClient;
+use samskab_proto::notify::v1::notify_service_client::NotifyServiceClient;
 use samskab_proto::volunteer::v1::volunteer_service_client::VolunteerServiceClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -60,6 +61,8 @@ pub struct Clients {
     booking: Channel,
     carehome: Channel,
     volunteer: Channel,
+    /// The notify service (none: the inbox answers 503).
+    notify: Option<Channel>,
 }
 
 /// Where the services are.
@@ -71,6 +74,8 @@ pub struct ServiceUrls {
     pub carehome: String,
     /// Volunteers.
     pub volunteer: String,
+    /// Notify (none: the inbox answers 503 `unavailable`).
+    pub notify: Option<String>,
 }
 
 fn intercepted(c: &Channel) -> Svc {
@@ -85,7 +90,8 @@ impl Clients {
             servicekit::client::channel(&urls.carehome)?,
             servicekit::client::channel(&urls.volunteer)?,
         );
-        Ok(Clients::from_channels(b, c, v))
+        let n = urls.notify.as_deref().map(servicekit::client::channel).transpose()?;
+        Ok(Clients { notify: n, ..Clients::from_channels(b, c, v) })
     }
 
     /// The same over mutual TLS when `tls` is configured (each service must present its
@@ -96,13 +102,19 @@ impl Clients {
             tls.channel(&urls.carehome, "carehome")?,
             tls.channel(&urls.volunteer, "volunteer")?,
         );
-        Ok(Clients::from_channels(b, c, v))
+        let n = urls.notify.as_deref().map(|u| tls.channel(u, "notify")).transpose()?;
+        Ok(Clients { notify: n, ..Clients::from_channels(b, c, v) })
     }
 
     /// Clients over channels made elsewhere (in-process tests use tonic's in-memory
     /// transport).
     pub fn from_channels(booking: Channel, carehome: Channel, volunteer: Channel) -> Self {
-        Clients { booking, carehome, volunteer }
+        Clients { booking, carehome, volunteer, notify: None }
+    }
+
+    /// The same with the notify service.
+    pub fn with_notify(self, notify: Channel) -> Self {
+        Clients { notify: Some(notify), ..self }
     }
 
     /// The raw channels by service name (health checks, the event feed's subscriptions).
@@ -123,6 +135,14 @@ impl Clients {
     /// Volunteers.
     pub fn volunteer(&self) -> VolunteerServiceClient<Svc> {
         VolunteerServiceClient::new(intercepted(&self.volunteer))
+    }
+
+    /// Notify; 503 `unavailable` when this gateway has none.
+    pub fn notify(&self) -> Result<NotifyServiceClient<Svc>, ApiError> {
+        let channel = self.notify.as_ref().ok_or_else(|| {
+            ApiError::new(servicekit::ErrorCode::Unavailable).detail("notifications are not configured here")
+        })?;
+        Ok(NotifyServiceClient::new(intercepted(channel)))
     }
 
     fn channel(&self, service: Service) -> &Channel {

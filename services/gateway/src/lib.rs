@@ -379,6 +379,9 @@ pub struct Config {
     /// The volunteer service.
     #[arg(long = "volunteer-url", env = "SAMSKAB_VOLUNTEER_URL", default_value = "http://127.0.0.1:50052")]
     pub volunteer_url: String,
+    /// The notify service (none: `/v1/me/notifications` answers 503).
+    #[arg(long = "notify-url", env = "SAMSKAB_NOTIFY_URL")]
+    pub notify_url: Option<String>,
     /// HTTP tuning.
     #[command(flatten)]
     pub http: HttpConfig,
@@ -422,6 +425,7 @@ pub async fn run(
         booking: config.booking_url.clone(),
         carehome: config.carehome_url.clone(),
         volunteer: config.volunteer_url.clone(),
+        notify: config.notify_url.clone(),
     };
     let clients = Clients::connect_with(&urls, &config.tls).map_err(std::io::Error::other)?;
     let state = state(store, keys_store, tokens, clients, &config.http).await?;

@@ -19,6 +19,7 @@ async fn app() -> (axum::Router, tempfile::TempDir) {
         booking: "http://127.0.0.1:9".into(),
         carehome: "http://127.0.0.1:9".into(),
         volunteer: "http://127.0.0.1:9".into(),
+        notify: None,
     };
     let tokens = Keys::parse("k1=0123456789abcdef0123456789abcdef").unwrap();
     let state =

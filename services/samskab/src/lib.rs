@@ -242,6 +242,16 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, Error> {
     };
     let b = booking::BookingServer::start(store, keys, peers).await.map_err(|e| Error::Start(e.to_string()))?;
     let booking = spawn_in_process("booking", b.routes(), booking::SERVICE_NAMES);
+    // Notify starts before the gateway (and before `--demo` seeds), so it sees every event
+    // of the demo as it happens.
+    let store = EventStore::connect(&cfg.url("notify")).await?;
+    let peers = notify::Peers {
+        carehome_url: url_for(&carehome.url(), "notify"),
+        booking_url: url_for(&booking.url(), "notify"),
+        tls: Default::default(),
+    };
+    let n = notify::NotifyServer::start(store, peers).await.map_err(|e| Error::Start(e.to_string()))?;
+    let notify = spawn_in_process("notify", n.routes(), notify::SERVICE_NAMES);
 
     let (store, keys) = open(cfg, "gateway").await?;
     let tokens = gateway::Keys::from_env_or_data_dir(cfg.data_dir()).map_err(Error::Start)?;
@@ -249,6 +259,7 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, Error> {
         booking: url_for(&booking.url(), "gateway"),
         carehome: url_for(&carehome.url(), "gateway"),
         volunteer: url_for(&volunteer.url(), "gateway"),
+        notify: Some(url_for(&notify.url(), "gateway")),
     };
     let state = gateway::state(store, keys, tokens, gateway::Clients::connect(&urls)?, &cfg.http).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
@@ -268,7 +279,7 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, Error> {
     secure_data_dir(&cfg.keys_dir())?;
     tracing::info!(%addr, "Samskab is serving");
     servicekit::clock::warn_if_movable();
-    Ok(Running { addr, gateway: state, services: vec![carehome, volunteer, booking], http, stop_http })
+    Ok(Running { addr, gateway: state, services: vec![carehome, volunteer, booking, notify], http, stop_http })
 }
 
 /// Serves until `shutdown`, then drains and stops.

@@ -162,6 +162,11 @@ pub async fn migrate(cfg: &ServeConfig, args: &MigrateArgs) -> Result<(), Error>
         }
         store.close().await;
     }
+    // Notify keeps no keys yet and has no role of its own in the least-privilege manifests.
+    let store = EventStore::connect(&cfg.url("notify")).await?;
+    notify::migrate(&store).await?;
+    store.close().await;
+    println!("notify: migrated");
     reseal_free_text(cfg).await
 }
 

@@ -11,6 +11,7 @@ pub mod carehomes;
 pub mod chapters;
 pub mod events;
 pub mod exports;
+pub mod notifications;
 pub mod people;
 pub mod pilots;
 pub mod reach;
@@ -47,5 +48,6 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(exports::routes())
         .merge(reach::routes())
         .merge(people::routes())
+        .merge(notifications::routes())
         .merge(api_keys::routes())
 }

@@ -1,0 +1,145 @@
+//! The signed-in person's inbox (`/v1/me/notifications`), kept by the notify service: the
+//! notices addressed to the person and to every pilot record they act as (a pilot grant,
+//! or a development token's pilot claim), newest first.
+
+use axum::extract::State;
+use samskab_proto::notify::v1 as npb;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::Role;
+use crate::caller::Person;
+use crate::clients::Found;
+use crate::extract::{Ids, NoBody, Params};
+use crate::problem::{ApiError, Problem};
+use crate::views::{Page, PageParams};
+
+/// `?cursor=&unread=&limit=` of the inbox.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct InboxParams {
+    /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// Where to continue (the previous page's `next_cursor`).
+    #[param(pattern = r"^[0-9]{1,19}\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+    pub cursor: Option<String>,
+    /// Only notices not yet read.
+    pub unread: Option<bool>,
+}
+
+/// What a notification is about.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationLinks {
+    /// The ride.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ride_id: Option<Uuid>,
+    /// The ride request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ride_request_id: Option<Uuid>,
+}
+
+/// A notification in the inbox, in the reader's language (until a person chooses one:
+/// Danish for rides in the `Europe/Copenhagen` zone, else English).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationView {
+    /// Id.
+    pub notification_id: Uuid,
+    /// Its kind (`ride.reminder`, `ride.cancelled`, ...; docs/notifications.md).
+    pub kind: String,
+    /// When it was decided (RFC 3339, UTC).
+    pub created_at: String,
+    /// When it was first read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_at: Option<String>,
+    /// Title.
+    pub title: String,
+    /// Text (riders as a count; no resident is named).
+    pub body: String,
+    /// What it is about.
+    pub links: NotificationLinks,
+}
+
+fn rfc3339(t: &Option<prost_types::Timestamp>) -> Option<String> {
+    t.as_ref().and_then(samskab_proto::time::from_proto).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+fn view(n: npb::Notice) -> NotificationView {
+    NotificationView {
+        notification_id: n.notice_id.parse().unwrap_or_default(),
+        kind: n.kind,
+        created_at: rfc3339(&n.created_at).unwrap_or_default(),
+        read_at: rfc3339(&n.read_at),
+        title: n.title,
+        body: n.body,
+        links: NotificationLinks { ride_id: n.ride_id.parse().ok(), ride_request_id: n.ride_request_id.parse().ok() },
+    }
+}
+
+/// Whose notices the person reads: their own and those of each pilot record they act as.
+fn recipients(person: &Person) -> Vec<String> {
+    let mut to = vec![format!("person:{}", person.person_id)];
+    let roles = person.claimed.into_iter().chain(person.grants.iter().filter_map(Person::role_of));
+    for role in roles {
+        if let Role::Pilot(p) = role {
+            let r = format!("pilot:{p}");
+            if !to.contains(&r) && to.len() < 16 {
+                to.push(r);
+            }
+        }
+    }
+    to
+}
+
+/// The signed-in person's notifications, newest first (anyone signed in).
+#[utoipa::path(get, path = "/v1/me/notifications", tag = "notifications", params(InboxParams),
+    responses((status = 200, body = Page<NotificationView>), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 503, description = "The notify service is not configured or not reachable", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(s): State<AppState>,
+    person: Person,
+    Params(p): Params<InboxParams>,
+) -> Result<axum::Json<Page<NotificationView>>, ApiError> {
+    let limit = PageParams { limit: p.limit, cursor: None }.limit()?;
+    let req = npb::ListNoticesRequest {
+        recipients: recipients(&person),
+        cursor: p.cursor.unwrap_or_default(),
+        limit,
+        unread_only: p.unread.unwrap_or(false),
+        language: String::new(),
+    };
+    let page = s.clients.notify()?.list_notices(req).await.reply()?;
+    Ok(axum::Json(Page::new(page.notices.into_iter().map(view).collect(), page.next_cursor)))
+}
+
+/// Marks one of the person's notifications read; the first reading's time stays.
+#[utoipa::path(post, path = "/v1/me/notifications/{id}/read", tag = "notifications", params(("id" = Uuid, Path)),
+    responses((status = 200, body = NotificationView), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 404, description = "No such notification of this person", body = Problem),
+        (status = 503, description = "The notify service is not configured or not reachable", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn read(
+    State(s): State<AppState>,
+    person: Person,
+    Ids(id): Ids<Uuid>,
+    _: NoBody,
+) -> Result<axum::Json<NotificationView>, ApiError> {
+    let req = npb::MarkNoticeReadRequest {
+        recipients: recipients(&person),
+        notice_id: id.to_string(),
+        language: String::new(),
+    };
+    let notice = s.clients.notify()?.mark_notice_read(req).await.or_404()?;
+    Ok(axum::Json(view(notice)))
+}
+
+/// The inbox's routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(read))
+}

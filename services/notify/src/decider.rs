@@ -1,0 +1,300 @@
+//! Deciding notices when they fall due, on the one clock (`servicekit::clock`, which tests
+//! move). Two sources: occasions events started (`notify_pending`, written with the feed's
+//! checkpoint) and reminders, which follow each booked ride's start and its chapter's
+//! `reminder_lead_minutes` in the ride's zone (so a 24 h reminder of a 10:00 ride is at
+//! 10:00 the day before, also across a change of the clocks). A decision is an append of
+//! `NoticeDecided` (or `NoticeSkipped`, when its occasion passed more than an hour ago) under
+//! the notice's own id, so any number of processes deciding the same notice store it once.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use eventlog::{Arg, Error, EventStore, ExpectedVersion, NewEvent, StreamAppend};
+use uuid::Uuid;
+
+use crate::facts::{Pending, STALE_AFTER_MINUTES, from_micros, micros};
+use crate::notices::{self, Facts, NoticeDecided, NoticeSkipped, channel, kind};
+
+/// A ride as notify knows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct RideRow {
+    ride_id: String,
+    chapter_id: String,
+    carehome_id: String,
+    pilot_id: String,
+    starts_at: i64,
+    riders: i64,
+}
+
+/// A chapter's zone and reminder lead times.
+#[derive(Debug, Clone)]
+struct Chapter {
+    timezone: String,
+    leads: Vec<u32>,
+}
+
+/// The zone a ride's times are told in: its home's, else its chapter's.
+fn zone(home_tz: &str, chapter_tz: &str) -> String {
+    if home_tz.is_empty() { chapter_tz.to_owned() } else { home_tz.to_owned() }
+}
+
+/// When a reminder `lead` minutes before `start` falls due: that many minutes earlier on
+/// the wall clock of `tz` (a day-before reminder keeps the hour across a change of the
+/// clocks); a wall time the change skipped moves on by the hour skipped.
+pub fn reminder_due(start: DateTime<Utc>, tz: &str, lead: u32) -> DateTime<Utc> {
+    let Ok(tz) = tz.parse::<Tz>() else { return start - Duration::minutes(i64::from(lead)) };
+    let local = start.with_timezone(&tz).naive_local() - Duration::minutes(i64::from(lead));
+    match local.and_local_timezone(tz) {
+        chrono::LocalResult::Single(t) => t.to_utc(),
+        chrono::LocalResult::Ambiguous(first, _) => first.to_utc(),
+        chrono::LocalResult::None => {
+            (local + Duration::hours(1)).and_local_timezone(tz).earliest().map_or(start, |t| t.to_utc())
+        }
+    }
+}
+
+async fn chapters(store: &EventStore) -> Result<HashMap<String, Chapter>, Error> {
+    let rows: Vec<(String, String, String)> =
+        store.fetch_rows("SELECT chapter_id, timezone, reminder_leads FROM notify_chapters", &[]).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, timezone, leads)| {
+            (id, Chapter { timezone, leads: serde_json::from_str(&leads).unwrap_or_default() })
+        })
+        .collect())
+}
+
+async fn home(store: &EventStore, carehome_id: &str) -> Result<(String, String), Error> {
+    let rows: Vec<(String, String)> = store
+        .fetch_rows("SELECT name, timezone FROM notify_carehomes WHERE carehome_id = $1", &[carehome_id.into()])
+        .await?;
+    Ok(rows.into_iter().next().unwrap_or_default())
+}
+
+async fn coordinators(store: &EventStore, carehome_id: &str) -> Result<Vec<String>, Error> {
+    let ids = store
+        .fetch_texts(
+            "SELECT person_id FROM notify_coordinators WHERE carehome_id = $1 ORDER BY person_id",
+            &[carehome_id.into()],
+        )
+        .await?;
+    Ok(ids.into_iter().map(|p| format!("person:{p}")).collect())
+}
+
+async fn facts_of(store: &EventStore, ride: &RideRow, chapters: &HashMap<String, Chapter>) -> Result<Facts, Error> {
+    let (name, home_tz) = home(store, &ride.carehome_id).await?;
+    let chapter_tz = chapters.get(&ride.chapter_id).map(|c| c.timezone.clone()).unwrap_or_default();
+    Ok(Facts {
+        ride_id: ride.ride_id.parse().ok(),
+        start: Some(from_micros(ride.starts_at)),
+        timezone: zone(&home_tz, &chapter_tz),
+        carehome: name,
+        riders: ride.riders.max(0) as u32,
+        ..Facts::default()
+    })
+}
+
+/// What a decision is about: the kind, the occasion's key, when it fell due, the chapter.
+struct Occasion<'a> {
+    tenant: Option<Uuid>,
+    kind: &'a str,
+    key: &'a str,
+    due_at: DateTime<Utc>,
+    /// It passed more than an hour ago: recorded as skipped, never sent.
+    stale: bool,
+}
+
+/// Decides one notice: appends its decision (or, when stale, its skipping) under its own
+/// id. An id already stored (another process, a retry) is success.
+async fn decide(store: &EventStore, o: &Occasion<'_>, recipient: &str, facts: &Facts) -> Result<(), Error> {
+    let (tenant, kind, occasion, due_at, stale) = (o.tenant, o.kind, o.key, o.due_at, o.stale);
+    let notice_id = notices::notice_id(kind, occasion, recipient, channel::INBOX);
+    let mut event = if stale {
+        let e = NoticeSkipped {
+            notice_id,
+            kind: kind.into(),
+            occasion: occasion.into(),
+            recipient: recipient.into(),
+            channel: channel::INBOX.into(),
+            due_at,
+        };
+        NewEvent::with_id(notice_id, "NoticeSkipped", &e)?
+    } else {
+        let e = NoticeDecided {
+            notice_id,
+            kind: kind.into(),
+            occasion: occasion.into(),
+            recipient: recipient.into(),
+            channel: channel::INBOX.into(),
+            due_at,
+            facts: facts.clone(),
+        };
+        NewEvent::with_id(notice_id, "NoticeDecided", &e)?
+    };
+    event.metadata.tenant = tenant;
+    event.occurred_at = due_at;
+    match store
+        .append(vec![StreamAppend::new(notices::stream(notice_id), ExpectedVersion::NoStream, vec![event])])
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Decided before (by this or another process), perhaps with facts as they were then.
+        Err(Error::IdempotencyClash { .. }) | Err(Error::WrongExpectedVersion { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn ride(store: &EventStore, ride_id: Uuid) -> Result<Option<RideRow>, Error> {
+    let rows: Vec<RideRow> = store
+        .fetch_rows(
+            "SELECT ride_id, chapter_id, carehome_id, pilot_id, starts_at, riders FROM notify_rides WHERE ride_id = $1",
+            &[ride_id.into()],
+        )
+        .await?;
+    Ok(rows.into_iter().next())
+}
+
+/// Who is told of an occasion an event started, the person who caused it left out.
+async fn recipients(store: &EventStore, p: &Pending, ride: &RideRow) -> Result<Vec<String>, Error> {
+    let pilot = format!("pilot:{}", ride.pilot_id);
+    let by_pilot = p.actor_role == "pilot";
+    let mut to = match p.kind.as_str() {
+        kind::PENDING_CONFIRMATION => coordinators(store, &ride.carehome_id).await?,
+        kind::BOOKED_FOR_YOU => vec![pilot.clone()],
+        kind::CANCELLED => {
+            let mut to = vec![pilot.clone()];
+            to.extend(coordinators(store, &ride.carehome_id).await?);
+            to
+        }
+        // Confirmed, rescheduled, roster changed: the pilot, and the home's coordinators
+        // when the pilot made the change.
+        _ => {
+            let mut to = vec![pilot.clone()];
+            if by_pilot {
+                to.extend(coordinators(store, &ride.carehome_id).await?);
+            }
+            to
+        }
+    };
+    let actor = format!("person:{}", p.actor_id);
+    to.retain(|r| *r != actor && !(by_pilot && *r == pilot));
+    Ok(to)
+}
+
+/// Decides what fell due by `now`; returns how many notices it decided or skipped.
+pub async fn tick(store: &EventStore, now: DateTime<Utc>) -> Result<usize, Error> {
+    let chapters = chapters(store).await?;
+    let stale_before = now - Duration::minutes(STALE_AFTER_MINUTES);
+    let mut n = 0;
+
+    let due: Vec<(String, i64, String)> = store
+        .fetch_rows(
+            "SELECT occasion, due_at, doc FROM notify_pending WHERE due_at <= $1 ORDER BY due_at, occasion LIMIT 500",
+            &[Arg::Int(micros(now))],
+        )
+        .await?;
+    for (occasion, due_at, doc) in due {
+        let p: Pending = serde_json::from_str(&doc).map_err(Error::Payload)?;
+        if let Some(ride) = ride(store, p.ride_id).await? {
+            let mut facts = facts_of(store, &ride, &chapters).await?;
+            facts.reason = p.reason.clone();
+            let due_at = from_micros(due_at);
+            let tenant = ride.chapter_id.parse().ok();
+            let o = Occasion { tenant, kind: &p.kind, key: &occasion, due_at, stale: due_at < stale_before };
+            for r in recipients(store, &p, &ride).await? {
+                decide(store, &o, &r, &facts).await?;
+                n += 1;
+            }
+        }
+        store
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    tx.execute("DELETE FROM notify_pending WHERE occasion = $1", &[occasion.into()]).await
+                })
+            })
+            .await?;
+    }
+
+    // Reminders of rides that start within the longest lead time (a day more for the
+    // clocks), each lead once per start: a moved ride is reminded of its new start.
+    let longest = chapters.values().flat_map(|c| c.leads.iter().copied()).max().unwrap_or(0);
+    if longest == 0 {
+        return Ok(n);
+    }
+    let horizon = now + Duration::minutes(i64::from(longest)) + Duration::days(1);
+    let rides: Vec<RideRow> = store
+        .fetch_rows(
+            "SELECT ride_id, chapter_id, carehome_id, pilot_id, starts_at, riders FROM notify_rides \
+             WHERE status IN ('booked', 'pending_confirmation') AND starts_at > $1 AND starts_at <= $2",
+            &[Arg::Int(micros(now)), Arg::Int(micros(horizon))],
+        )
+        .await?;
+    for ride in rides {
+        let Some(chapter) = chapters.get(&ride.chapter_id) else { continue };
+        let start = from_micros(ride.starts_at);
+        let mut facts: Option<Facts> = None;
+        for &lead in &chapter.leads {
+            let occasion = format!("{}/{}/{}/{lead}", kind::REMINDER, ride.ride_id, ride.starts_at);
+            let home_tz = home(store, &ride.carehome_id).await?.1;
+            let due_at = reminder_due(start, &zone(&home_tz, &chapter.timezone), lead);
+            if due_at > now || is_decided(store, &occasion).await? {
+                continue;
+            }
+            if facts.is_none() {
+                facts = Some(facts_of(store, &ride, &chapters).await?);
+            }
+            let mut f = facts.clone().unwrap_or_default();
+            f.lead_minutes = Some(lead);
+            let pilot = format!("pilot:{}", ride.pilot_id);
+            let tenant = ride.chapter_id.parse().ok();
+            let o = Occasion { tenant, kind: kind::REMINDER, key: &occasion, due_at, stale: due_at < stale_before };
+            decide(store, &o, &pilot, &f).await?;
+            store
+                .transaction(move |tx| {
+                    Box::pin(async move {
+                        tx.execute(
+                            "INSERT INTO notify_decided (occasion) VALUES ($1) ON CONFLICT (occasion) DO NOTHING",
+                            &[occasion.into()],
+                        )
+                        .await
+                    })
+                })
+                .await?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+async fn is_decided(store: &EventStore, occasion: &str) -> Result<bool, Error> {
+    Ok(!store
+        .fetch_texts("SELECT occasion FROM notify_decided WHERE occasion = $1", &[occasion.into()])
+        .await?
+        .is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_day_before_reminder_keeps_the_local_hour_across_the_change_of_the_clocks() {
+        // 2027-03-28: Copenhagen moves from +01:00 to +02:00. A ride at 10:00 local on the
+        // 29th (08:00 UTC) is reminded at 10:00 local on the 28th (08:00 UTC): 23 hours.
+        assert_eq!(reminder_due(t("2027-03-29T08:00:00Z"), "Europe/Copenhagen", 1440), t("2027-03-28T08:00:00Z"));
+        // And in autumn (2027-10-31, back to +01:00): a ride at 10:00 local that day (09:00
+        // UTC) is reminded at 10:00 local on the 30th (08:00 UTC): 25 hours.
+        assert_eq!(reminder_due(t("2027-10-31T09:00:00Z"), "Europe/Copenhagen", 1440), t("2027-10-30T08:00:00Z"));
+        // An hour's lead is an hour.
+        assert_eq!(reminder_due(t("2027-03-29T08:00:00Z"), "Europe/Copenhagen", 60), t("2027-03-29T07:00:00Z"));
+        // A wall time the change skips (02:30 on the 28th) moves on by the hour skipped.
+        assert_eq!(reminder_due(t("2027-03-29T00:30:00Z"), "Europe/Copenhagen", 1440), t("2027-03-28T01:30:00Z"));
+        // An unknown zone: plain minutes.
+        assert_eq!(reminder_due(t("2027-03-29T08:00:00Z"), "Nowhere/Else", 1440), t("2027-03-28T08:00:00Z"));
+    }
+}

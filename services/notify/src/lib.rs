@@ -1,0 +1,173 @@
+//! Samskab's notify service: who is told what, when. It follows the care-home and booking
+//! feeds, decides each notice once per (kind, occasion, recipient, channel) when it falls
+//! due (for whoever it concerns then), records the decisions in its own log and keeps every
+//! person's inbox. Its events never reach the integrator feed (it serves no feed).
+//! docs/notifications.md lists the kinds.
+
+pub mod decider;
+pub mod facts;
+pub mod grpc;
+pub mod inbox;
+pub mod notices;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventlog::EventStore;
+use samskab_proto::common::v1::event_feed_client::EventFeedClient;
+use samskab_proto::notify::v1::notify_service_server::NotifyServiceServer;
+use servicekit::remote::{FollowStatus, follow};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use grpc::Notify;
+
+/// The fully qualified names of the gRPC services this server offers.
+pub const SERVICE_NAMES: &[&str] = &["samskab.notify.v1.NotifyService"];
+
+/// How often the decider looks for what fell due.
+pub const TICK: Duration = Duration::from_millis(500);
+
+/// Errors starting the service.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The event store failed.
+    #[error(transparent)]
+    Store(#[from] eventlog::Error),
+    /// Serving failed.
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+    /// Binding the address failed.
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// The services notify follows.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    /// The care-home service (`http://host:port`).
+    pub carehome_url: String,
+    /// The booking service.
+    pub booking_url: String,
+    /// Mutual TLS with them (none: plain text or in-process).
+    pub tls: servicekit::tls::TlsConfig,
+}
+
+/// A started notify service: migrated, following its peers, deciding, ready to serve.
+#[derive(Clone)]
+pub struct NotifyServer {
+    handlers: Notify,
+    /// Status of the care-home feed follower.
+    pub carehome_feed: watch::Receiver<FollowStatus>,
+    /// Status of the booking feed follower.
+    pub booking_feed: watch::Receiver<FollowStatus>,
+}
+
+fn forever<F, Fut>(what: &'static str, f: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = f().await {
+                tracing::error!(task = what, error = %e, "background task failed; restarting");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
+impl NotifyServer {
+    /// Migrates, starts the inbox projection, the feed followers and the decider.
+    pub async fn start(store: EventStore, peers: Peers) -> Result<Self, StartError> {
+        migrate(&store).await?;
+        let s = store.clone();
+        forever("inbox projection", move || {
+            let s = s.clone();
+            async move { eventlog::run_projection(s, Arc::new(inbox::Inbox)).await.map_err(|e| e.to_string()) }
+        });
+        let (carehome_tx, carehome_feed) = watch::channel(FollowStatus::default());
+        let (booking_tx, booking_feed) = watch::channel(FollowStatus::default());
+        let channel = |url: &str, server: &str| peers.tls.channel(url, server).map_err(std::io::Error::other);
+        let carehome = EventFeedClient::new(channel(&peers.carehome_url, "carehome")?);
+        let booking = EventFeedClient::new(channel(&peers.booking_url, "booking")?);
+        tokio::spawn(follow(store.clone(), carehome, Arc::new(facts::CareHomeFacts), carehome_tx));
+        tokio::spawn(follow(store.clone(), booking, Arc::new(facts::Rides), booking_tx));
+        let s = store.clone();
+        forever("decider", move || {
+            let s = s.clone();
+            async move {
+                loop {
+                    decider::tick(&s, servicekit::clock::now()).await.map_err(|e| e.to_string())?;
+                    tokio::time::sleep(TICK).await;
+                }
+            }
+        });
+        Ok(NotifyServer { handlers: Notify { store }, carehome_feed, booking_feed })
+    }
+
+    /// The service's routes.
+    pub fn routes(&self) -> servicekit::server::ServiceRoutes {
+        let stop = servicekit::server::Stop::new();
+        let routes = tonic::service::Routes::new(NotifyServiceServer::new(self.handlers.clone()));
+        let (store, feeds) = (self.handlers.store.clone(), [self.carehome_feed.clone(), self.booking_feed.clone()]);
+        let probe: servicekit::server::Probe = Arc::new(move || {
+            let (store, connected) = (store.clone(), feeds.iter().all(|f| f.borrow().connected));
+            Box::pin(async move {
+                servicekit::server::Readiness { store: store.head().await.is_ok(), subscriptions: Some(connected) }
+            })
+        });
+        servicekit::server::ServiceRoutes { routes, stop, probe: Some(probe), reflection: false, tls: None }
+    }
+
+    /// The handlers (for in-process use).
+    pub fn handlers(&self) -> &Notify {
+        &self.handlers
+    }
+}
+
+/// How the service binary is configured.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Database of the notify service: `sqlite://path` or `postgres://...` (`?schema=` to share a server).
+    #[arg(
+        long = "database-url",
+        env = "SAMSKAB_NOTIFY_DATABASE_URL",
+        default_value = "sqlite://samskab-data/notify.db"
+    )]
+    pub database_url: String,
+    /// Address to serve gRPC on.
+    #[arg(long, env = "SAMSKAB_NOTIFY_LISTEN", default_value = "127.0.0.1:50054")]
+    pub listen: SocketAddr,
+    /// The care-home service's address.
+    #[arg(long = "carehome-url", env = "SAMSKAB_CAREHOME_URL", default_value = "http://127.0.0.1:50053")]
+    pub carehome_url: String,
+    /// The booking service's address.
+    #[arg(long = "booking-url", env = "SAMSKAB_BOOKING_URL", default_value = "http://127.0.0.1:50051")]
+    pub booking_url: String,
+    /// The gRPC server (reflection).
+    #[command(flatten)]
+    pub grpc: servicekit::server::GrpcConfig,
+    /// Mutual TLS with the other components.
+    #[command(flatten)]
+    pub tls: servicekit::tls::TlsConfig,
+}
+
+/// Runs the service until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), StartError> {
+    let store = EventStore::connect(&config.database_url).await?;
+    let peers = Peers { carehome_url: config.carehome_url, booking_url: config.booking_url, tls: config.tls.clone() };
+    let server = NotifyServer::start(store, peers).await?;
+    let listener = TcpListener::bind(config.listen).await?;
+    tracing::info!(listen = %config.listen, "notify service serving");
+    let routes = server.routes().with_reflection(config.grpc.reflection).secured(&config.tls)?;
+    servicekit::server::serve(listener, routes, SERVICE_NAMES, shutdown).await?;
+    Ok(())
+}
+
+/// Applies the service's migrations (the log's own apply when a store opens).
+pub async fn migrate(store: &EventStore) -> Result<(), eventlog::Error> {
+    store.migrate("notify_migrations", sqlx::migrate!("./migrations"), sqlx::migrate!("./migrations")).await
+}
