@@ -232,6 +232,8 @@ enum Ep {
     MeExport,
     MeErase,
     PersonErase,
+    Inbox,
+    NoticeRead,
     HomePatch,
     ClosureLift,
     BikePatch,
@@ -458,6 +460,10 @@ fn rows() -> Vec<Row> {
         // A person who coordinates a home of A: erased by A's chapter admin or admin; to
         // everyone else an unknown id.
         row(PersonErase, "POST", "/v1/people/{id}/erasure", 200, ADMINS, ADMINS),
+        // Anyone signed in reads their own inbox; a notification is its recipient's alone
+        // (here one of the ride's pilot): to everyone else an unknown id.
+        Row { scoped: false, ..row(Inbox, "GET", "/v1/me/notifications", 200, ANYONE, ANYONE) },
+        row(NoticeRead, "POST", "/v1/me/notifications/{id}/read", 200, &[Pilot], &[Pilot]),
     ]
 }
 
@@ -522,6 +528,8 @@ struct Ctx {
     closure: Uuid,
     /// Another care home of the chapter, where a trishaw may move (fresh for a move).
     spare_home: Uuid,
+    /// A notification of `pilot` (its ride was booked by someone else).
+    notice: Uuid,
 }
 
 impl Ctx {
@@ -552,6 +560,7 @@ impl Ctx {
             person: n(),
             closure: n(),
             spare_home: n(),
+            notice: n(),
         }
     }
 }
@@ -830,6 +839,8 @@ fn request(m: &Matrix, row: &Row, who: Who, c: &Ctx, n: u32) -> (String, Option<
         MeExport => ("/v1/me/export".into(), None),
         MeErase => ("/v1/me".into(), None),
         PersonErase => (format!("/v1/people/{}/erasure", c.person), Some(json!({}))),
+        Inbox => ("/v1/me/notifications".into(), None),
+        NoticeRead => (format!("/v1/me/notifications/{}/read", c.notice), None),
     }
 }
 
@@ -923,6 +934,7 @@ async fn context(s: &System, m: &Matrix) -> Ctx {
         person: Uuid::nil(),
         closure: Uuid::nil(),
         spare_home: home,
+        notice: Uuid::nil(),
     };
     (c.request, c.request_start) = ride_request(s, m, &c).await;
     c.coordinator = coordinator(s, m, &c).await;
@@ -931,7 +943,19 @@ async fn context(s: &System, m: &Matrix) -> Ctx {
     (c.invitation, c.code) = invitation(s, &c).await;
     (c.grant, c.person) = grant(s, m, &c).await;
     c.api_key = api_key(s, &c).await;
+    c.notice = notice(s, &c).await;
     c
+}
+
+/// A notification of the context's pilot (notify decides it a moment after the booking).
+async fn notice(s: &System, c: &Ctx) -> Uuid {
+    let token = s.token(Role::Pilot(c.pilot));
+    testkit::eventually("setup: the pilot is notified", testkit::DEFAULT_TIMEOUT, || async {
+        let r = s.get("/v1/me/notifications", &token).await.expect(200);
+        let items = r.body["items"].as_array().cloned().unwrap_or_default();
+        items.first().and_then(|n| n["notification_id"].as_str()?.parse().ok()).ok_or_else(|| "not yet".to_owned())
+    })
+    .await
 }
 
 /// An open pilot invitation for the context's pilot: its id and code.
@@ -1079,7 +1103,12 @@ async fn call(s: &System, m: &Matrix, row: &Row, who: Who, c: &Ctx, n: u32) -> R
         (None, Some(role)) => Some(s.token(role)),
         // A person of their own for what concerns the caller alone (erasing themselves
         // would take the role from every other cell).
-        (Some(p), Some(_)) if matches!(row.ep, Me | MeExport | MeErase | Redeem) => {
+        // The inbox too: an API key is no person (403; `notifications.rs`), and a
+        // notification is only ever its recipient's, so anyone but its pilot is a person who
+        // does not have it (404).
+        (Some(p), Some(_))
+            if matches!(row.ep, Me | MeExport | MeErase | Redeem | Inbox) || (row.ep == NoticeRead && who != Pilot) =>
+        {
             Some(p.provider.sign_in(&format!("someone-{n}")).await.access_token)
         }
         (Some(p), Some(role)) => Some(p.tokens[&format!("{role:?}")].clone()),

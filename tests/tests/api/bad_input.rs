@@ -1154,6 +1154,22 @@ async fn bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_noth
             vec![("/carehome_id", json!("not-a-uuid"), 400, "/carehome_id")],
             vec![],
         )));
+        // Marking one of the pilot's notifications read (the coordinator booked its rides).
+        let notice: Uuid = testkit::eventually("the pilot to be notified", testkit::DEFAULT_TIMEOUT, || async {
+            let r = s.get("/v1/me/notifications", &pilot_token).await.expect(200);
+            r.body["items"][0]["notification_id"]
+                .as_str()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| "not yet".to_owned())
+        })
+        .await;
+        routes.push(no_body(route(
+            "POST /v1/me/notifications/{id}/read",
+            "/v1/me/notifications/{id}/read",
+            &[("id", id(notice))],
+            &pilot_token,
+            None,
+        )));
         routes
     };
 

@@ -20,6 +20,7 @@ mod feed;
 mod fuzz;
 mod http;
 mod journeys;
+mod notifications;
 mod people;
 mod records;
 mod reports;
