@@ -29,7 +29,9 @@ CREATE TABLE notify_rides (
     pilot_id    TEXT NOT NULL,
     starts_at   BIGINT NOT NULL,
     status      TEXT NOT NULL,
-    riders      BIGINT NOT NULL
+    riders      BIGINT NOT NULL,
+    -- JSON array of the reminders decided: "<starts_at>/<lead minutes>".
+    reminded    TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX notify_rides_start ON notify_rides (status, starts_at);
 
@@ -39,11 +41,6 @@ CREATE TABLE notify_pending (
     occasion TEXT PRIMARY KEY,
     due_at   BIGINT NOT NULL,
     doc      TEXT NOT NULL
-);
-
--- Occasions already decided (a decision is an idempotent append; this spares the repeat).
-CREATE TABLE notify_decided (
-    occasion TEXT PRIMARY KEY
 );
 
 -- The inbox: notify's own log, projected.

@@ -25,6 +25,7 @@ struct RideRow {
     pilot_id: String,
     starts_at: i64,
     riders: i64,
+    reminded: String,
 }
 
 /// A chapter's zone and reminder lead times.
@@ -65,11 +66,11 @@ async fn chapters(store: &EventStore) -> Result<HashMap<String, Chapter>, Error>
         .collect())
 }
 
-async fn home(store: &EventStore, carehome_id: &str) -> Result<(String, String), Error> {
-    let rows: Vec<(String, String)> = store
-        .fetch_rows("SELECT name, timezone FROM notify_carehomes WHERE carehome_id = $1", &[carehome_id.into()])
-        .await?;
-    Ok(rows.into_iter().next().unwrap_or_default())
+/// Every care home's name and zone (a small table, read once per look).
+async fn homes(store: &EventStore) -> Result<HashMap<String, (String, String)>, Error> {
+    let rows: Vec<(String, String, String)> =
+        store.fetch_rows("SELECT carehome_id, name, timezone FROM notify_carehomes", &[]).await?;
+    Ok(rows.into_iter().map(|(id, name, tz)| (id, (name, tz))).collect())
 }
 
 async fn coordinators(store: &EventStore, carehome_id: &str) -> Result<Vec<String>, Error> {
@@ -82,17 +83,30 @@ async fn coordinators(store: &EventStore, carehome_id: &str) -> Result<Vec<Strin
     Ok(ids.into_iter().map(|p| format!("person:{p}")).collect())
 }
 
-async fn facts_of(store: &EventStore, ride: &RideRow, chapters: &HashMap<String, Chapter>) -> Result<Facts, Error> {
-    let (name, home_tz) = home(store, &ride.carehome_id).await?;
-    let chapter_tz = chapters.get(&ride.chapter_id).map(|c| c.timezone.clone()).unwrap_or_default();
-    Ok(Facts {
-        ride_id: ride.ride_id.parse().ok(),
-        start: Some(from_micros(ride.starts_at)),
-        timezone: zone(&home_tz, &chapter_tz),
-        carehome: name,
-        riders: ride.riders.max(0) as u32,
-        ..Facts::default()
-    })
+/// What the decider reads once per look: chapters and care homes.
+struct World {
+    chapters: HashMap<String, Chapter>,
+    homes: HashMap<String, (String, String)>,
+}
+
+impl World {
+    /// The zone a ride's times are told in.
+    fn zone_of(&self, ride: &RideRow) -> String {
+        let home_tz = self.homes.get(&ride.carehome_id).map(|h| h.1.as_str()).unwrap_or("");
+        let chapter_tz = self.chapters.get(&ride.chapter_id).map(|c| c.timezone.as_str()).unwrap_or("");
+        zone(home_tz, chapter_tz)
+    }
+
+    fn facts_of(&self, ride: &RideRow) -> Facts {
+        Facts {
+            ride_id: ride.ride_id.parse().ok(),
+            start: Some(from_micros(ride.starts_at)),
+            timezone: self.zone_of(ride),
+            carehome: self.homes.get(&ride.carehome_id).map(|h| h.0.clone()).unwrap_or_default(),
+            riders: ride.riders.max(0) as u32,
+            ..Facts::default()
+        }
+    }
 }
 
 /// What a decision is about: the kind, the occasion's key, when it fell due, the chapter.
@@ -148,7 +162,8 @@ async fn decide(store: &EventStore, o: &Occasion<'_>, recipient: &str, facts: &F
 async fn ride(store: &EventStore, ride_id: Uuid) -> Result<Option<RideRow>, Error> {
     let rows: Vec<RideRow> = store
         .fetch_rows(
-            "SELECT ride_id, chapter_id, carehome_id, pilot_id, starts_at, riders FROM notify_rides WHERE ride_id = $1",
+            "SELECT ride_id, chapter_id, carehome_id, pilot_id, starts_at, riders, reminded FROM notify_rides \
+             WHERE ride_id = $1",
             &[ride_id.into()],
         )
         .await?;
@@ -184,7 +199,7 @@ async fn recipients(store: &EventStore, p: &Pending, ride: &RideRow) -> Result<V
 
 /// Decides what fell due by `now`; returns how many notices it decided or skipped.
 pub async fn tick(store: &EventStore, now: DateTime<Utc>) -> Result<usize, Error> {
-    let chapters = chapters(store).await?;
+    let world = World { chapters: chapters(store).await?, homes: homes(store).await? };
     let stale_before = now - Duration::minutes(STALE_AFTER_MINUTES);
     let mut n = 0;
 
@@ -197,7 +212,7 @@ pub async fn tick(store: &EventStore, now: DateTime<Utc>) -> Result<usize, Error
     for (occasion, due_at, doc) in due {
         let p: Pending = serde_json::from_str(&doc).map_err(Error::Payload)?;
         if let Some(ride) = ride(store, p.ride_id).await? {
-            let mut facts = facts_of(store, &ride, &chapters).await?;
+            let mut facts = world.facts_of(&ride);
             facts.reason = p.reason.clone();
             let due_at = from_micros(due_at);
             let tenant = ride.chapter_id.parse().ok();
@@ -217,61 +232,61 @@ pub async fn tick(store: &EventStore, now: DateTime<Utc>) -> Result<usize, Error
     }
 
     // Reminders of rides that start within the longest lead time (a day more for the
-    // clocks), each lead once per start: a moved ride is reminded of its new start.
-    let longest = chapters.values().flat_map(|c| c.leads.iter().copied()).max().unwrap_or(0);
+    // clocks), each lead once per start (`reminded`): a moved ride is reminded of its new
+    // start.
+    let longest = world.chapters.values().flat_map(|c| c.leads.iter().copied()).max().unwrap_or(0);
     if longest == 0 {
         return Ok(n);
     }
     let horizon = now + Duration::minutes(i64::from(longest)) + Duration::days(1);
     let rides: Vec<RideRow> = store
         .fetch_rows(
-            "SELECT ride_id, chapter_id, carehome_id, pilot_id, starts_at, riders FROM notify_rides \
+            "SELECT ride_id, chapter_id, carehome_id, pilot_id, starts_at, riders, reminded FROM notify_rides \
              WHERE status IN ('booked', 'pending_confirmation') AND starts_at > $1 AND starts_at <= $2",
             &[Arg::Int(micros(now)), Arg::Int(micros(horizon))],
         )
         .await?;
     for ride in rides {
-        let Some(chapter) = chapters.get(&ride.chapter_id) else { continue };
+        let Some(chapter) = world.chapters.get(&ride.chapter_id) else { continue };
         let start = from_micros(ride.starts_at);
-        let mut facts: Option<Facts> = None;
+        let zone = world.zone_of(&ride);
+        let mut reminded: Vec<String> = serde_json::from_str(&ride.reminded).unwrap_or_default();
+        let before = reminded.len();
         for &lead in &chapter.leads {
-            let occasion = format!("{}/{}/{}/{lead}", kind::REMINDER, ride.ride_id, ride.starts_at);
-            let home_tz = home(store, &ride.carehome_id).await?.1;
-            let due_at = reminder_due(start, &zone(&home_tz, &chapter.timezone), lead);
-            if due_at > now || is_decided(store, &occasion).await? {
+            let done = format!("{}/{lead}", ride.starts_at);
+            let due_at = reminder_due(start, &zone, lead);
+            if due_at > now || reminded.contains(&done) {
                 continue;
             }
-            if facts.is_none() {
-                facts = Some(facts_of(store, &ride, &chapters).await?);
-            }
-            let mut f = facts.clone().unwrap_or_default();
+            let mut f = world.facts_of(&ride);
             f.lead_minutes = Some(lead);
+            let occasion = format!("{}/{}/{done}", kind::REMINDER, ride.ride_id);
             let pilot = format!("pilot:{}", ride.pilot_id);
             let tenant = ride.chapter_id.parse().ok();
             let o = Occasion { tenant, kind: kind::REMINDER, key: &occasion, due_at, stale: due_at < stale_before };
             decide(store, &o, &pilot, &f).await?;
+            reminded.push(done);
+            n += 1;
+        }
+        if reminded.len() != before {
+            // Only the reminders of the current start are kept.
+            let prefix = format!("{}/", ride.starts_at);
+            reminded.retain(|r| r.starts_with(&prefix));
+            let (id, list) = (ride.ride_id.clone(), serde_json::to_string(&reminded).map_err(Error::Payload)?);
             store
                 .transaction(move |tx| {
                     Box::pin(async move {
                         tx.execute(
-                            "INSERT INTO notify_decided (occasion) VALUES ($1) ON CONFLICT (occasion) DO NOTHING",
-                            &[occasion.into()],
+                            "UPDATE notify_rides SET reminded = $2 WHERE ride_id = $1",
+                            &[id.into(), list.into()],
                         )
                         .await
                     })
                 })
                 .await?;
-            n += 1;
         }
     }
     Ok(n)
-}
-
-async fn is_decided(store: &EventStore, occasion: &str) -> Result<bool, Error> {
-    Ok(!store
-        .fetch_texts("SELECT occasion FROM notify_decided WHERE occasion = $1", &[occasion.into()])
-        .await?
-        .is_empty())
 }
 
 #[cfg(test)]

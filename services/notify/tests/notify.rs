@@ -21,7 +21,8 @@ use uuid::Uuid;
 testkit::both_backends!(
     setup = World::new;
     notices_follow_a_ride_from_its_booking_to_its_cancellation,
-    a_first_start_on_history_sends_nothing_about_the_past
+    a_first_start_on_history_sends_nothing_about_the_past,
+    a_weather_day_and_a_grounded_trishaw_tell_every_affected_pilot_once
 );
 
 /// A notify server on its own database next to `w`'s.
@@ -243,4 +244,46 @@ async fn a_first_start_on_history_sends_nothing_about_the_past(mut w: World) {
     let reminders = until(&client, &pilot, "ride.reminder", 1).await;
     assert_eq!(at(&reminders[0]), t("2027-05-06T09:00:00Z"));
     assert_eq!(inbox(&client, &pilot).await.0.len(), 1, "only the reminder");
+}
+
+/// Cascades tell too: a weather day cancels two pilots' rides and each is told once; a
+/// grounded trishaw cancels another ride and its pilot is told once, with the reason.
+async fn a_weather_day_and_a_grounded_trishaw_tell_every_affected_pilot_once(mut w: World) {
+    let dir = tempfile::tempdir().unwrap();
+    let time = TestClockFile::create(dir.path().join("offset")).unwrap();
+    clock::use_test_file(time.path());
+    time.jump_to(t("2027-06-01T10:00:00Z")).unwrap();
+    let b = world(&mut w).await;
+    let other = w.pilot(b.chapter).await;
+    w.settle().await;
+    let (_n, client, _) = notify(&w).await;
+    // Thursday 3 June: both pilots; Friday 4 June: the first again.
+    w.book(b.bike, b.pilot, "2027-06-03T08:00:00Z", 60, &[]).await.unwrap();
+    w.book(b.bike, other, "2027-06-03T10:00:00Z", 60, &[]).await.unwrap();
+    w.book(b.bike, b.pilot, "2027-06-04T08:00:00Z", 60, &[]).await.unwrap();
+    let (first, second) = (format!("pilot:{}", b.pilot), format!("pilot:{other}"));
+    until(&client, &first, "ride.booked_for_you", 2).await;
+    let weather = bpb::CancelDayForWeatherRequest {
+        context: ctx(),
+        chapter_id: b.chapter.to_string(),
+        date: "2027-06-03".into(),
+        note: String::new(),
+    };
+    w.booking.cancel_day_for_weather(weather).await.unwrap();
+    let theirs = until(&client, &second, "ride.cancelled", 1).await;
+    assert!(theirs[0].body.contains("weather"), "{}", theirs[0].body);
+    until(&client, &first, "ride.cancelled", 1).await;
+    let ground = cpb::ReportBikeIssueRequest {
+        context: ctx_as("pilot"),
+        bike_id: b.bike.to_string(),
+        description: "the chain is off".into(),
+        grounding: true,
+    };
+    w.carehome.report_bike_issue(ground).await.unwrap();
+    let mine = until(&client, &first, "ride.cancelled", 2).await;
+    assert!(mine[0].body.contains("equipment"), "{}", mine[0].body);
+    tokio::time::sleep(notify::TICK * 4).await;
+    assert_eq!(inbox(&client, &first).await.0.get("ride.cancelled"), Some(&2));
+    assert_eq!(inbox(&client, &second).await.0.get("ride.cancelled"), Some(&1));
+    assert!(!inbox(&client, &second).await.1.iter().any(|n| n.body.contains("chain")), "no free text is told");
 }

@@ -11,6 +11,9 @@ use clap::{ArgAction, Args, CommandFactory, Subcommand};
 use serde_json::{Value, json};
 
 const ALL: &[&str] = &["samskab", "samskab-booking", "samskab-carehome", "samskab-volunteer", "samskab-gateway"];
+/// Every binary: those with keys, and notify, which keeps none yet.
+const EVERY: &[&str] =
+    &["samskab", "samskab-booking", "samskab-carehome", "samskab-volunteer", "samskab-gateway", "samskab-notify"];
 const TOKENS: &[&str] = &["samskab", "samskab-gateway"];
 
 /// Variables read outside the flags: name, binaries that read it, default, description.
@@ -37,41 +40,46 @@ const EXTRA_ENV: &[(&str, &[&str], &str, &str)] = &[
     ),
     (
         "SAMSKAB_TEST_CLOCK_FILE",
-        ALL,
+        EVERY,
         "",
         "Test builds only (cargo feature `test-clock`, never the release build or the image): a file holding seconds to add to the clock, so that tests can move time (docs/testing.md). Ignored by every other build.",
     ),
-    ("SAMSKAB_LOG", ALL, "info", "Log filter (tracing `EnvFilter` syntax, e.g. `info,booking=debug`)."),
-    ("RUST_LOG", ALL, "", "Log filter when SAMSKAB_LOG is not set."),
+    ("SAMSKAB_LOG", EVERY, "info", "Log filter (tracing `EnvFilter` syntax, e.g. `info,booking=debug`)."),
+    ("RUST_LOG", EVERY, "", "Log filter when SAMSKAB_LOG is not set."),
     (
         "SAMSKAB_LOG_FORMAT",
-        ALL,
+        EVERY,
         "text",
         "`json` for one JSON object per line with trace and span ids (production), else text.",
     ),
     (
         "OTEL_EXPORTER_OTLP_ENDPOINT",
-        ALL,
+        EVERY,
         "",
         "OTLP/gRPC collector (e.g. `http://otel-collector:4317`) for spans and metrics; nothing is exported unless this or a signal's own endpoint is set.",
     ),
-    ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ALL, "", "OTLP/gRPC endpoint for traces only; wins over the general one."),
-    ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", ALL, "", "OTLP/gRPC endpoint for metrics only; wins over the general one."),
+    ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", EVERY, "", "OTLP/gRPC endpoint for traces only; wins over the general one."),
+    (
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        EVERY,
+        "",
+        "OTLP/gRPC endpoint for metrics only; wins over the general one.",
+    ),
     (
         "OTEL_EXPORTER_OTLP_HEADERS",
-        ALL,
+        EVERY,
         "",
         "Headers sent to the collector (`key=value,...`), read by the OTLP exporter.",
     ),
-    ("OTEL_SERVICE_NAME", ALL, "", "Service name of the spans (the binary's component name by default)."),
+    ("OTEL_SERVICE_NAME", EVERY, "", "Service name of the spans (the binary's component name by default)."),
     (
         "OTEL_RESOURCE_ATTRIBUTES",
-        ALL,
+        EVERY,
         "",
         "Extra resource attributes (`key=value,...`), e.g. `deployment.environment=production`.",
     ),
-    ("OTEL_TRACES_SAMPLER", ALL, "parentbased_always_on", "Sampler, read by the OpenTelemetry SDK."),
-    ("OTEL_TRACES_SAMPLER_ARG", ALL, "", "Sampler argument (e.g. the ratio of `parentbased_traceidratio`)."),
+    ("OTEL_TRACES_SAMPLER", EVERY, "parentbased_always_on", "Sampler, read by the OpenTelemetry SDK."),
+    ("OTEL_TRACES_SAMPLER_ARG", EVERY, "", "Sampler argument (e.g. the ratio of `parentbased_traceidratio`)."),
 ];
 
 fn binaries() -> Vec<clap::Command> {
@@ -84,6 +92,7 @@ fn binaries() -> Vec<clap::Command> {
         service("samskab-carehome", "Samskab's care-home service (gRPC)", carehome::Config::augment_args),
         service("samskab-volunteer", "Samskab's volunteer service (gRPC)", volunteer::Config::augment_args),
         gateway::Config::augment_args(clap::Command::new("samskab-gateway").about("Samskab's REST gateway")),
+        notify::Config::augment_args(clap::Command::new("samskab-notify").about("Samskab's notify service (gRPC)")),
     ]
 }
 

@@ -518,7 +518,9 @@ fn configuration_md_is_generated_from_the_binaries() {
              cargo run -q -p samskab -- config-reference > docs/configuration.md\n{detail}"
         );
     }
-    for bin in ["samskab", "samskab-booking", "samskab-carehome", "samskab-volunteer", "samskab-gateway"] {
+    for bin in
+        ["samskab", "samskab-booking", "samskab-carehome", "samskab-volunteer", "samskab-gateway", "samskab-notify"]
+    {
         assert!(generated.contains(&format!("## `{bin}`")), "the reference has no section for {bin}");
     }
 }
