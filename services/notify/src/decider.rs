@@ -152,7 +152,12 @@ async fn decide(store: &EventStore, o: &Occasion<'_>, recipient: &str, facts: &F
         .append(vec![StreamAppend::new(notices::stream(notice_id), ExpectedVersion::NoStream, vec![event])])
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(r) => {
+            if !r.replayed {
+                crate::metrics::notice(kind, channel::INBOX, stale);
+            }
+            Ok(())
+        }
         // Decided before (by this or another process), perhaps with facts as they were then.
         Err(Error::IdempotencyClash { .. }) | Err(Error::WrongExpectedVersion { .. }) => Ok(()),
         Err(e) => Err(e),
@@ -203,6 +208,8 @@ pub async fn tick(store: &EventStore, now: DateTime<Utc>) -> Result<usize, Error
     let stale_before = now - Duration::minutes(STALE_AFTER_MINUTES);
     let mut n = 0;
 
+    let waiting = store.fetch_i64("SELECT COUNT(*) FROM notify_pending", &[]).await?.unwrap_or(0);
+    crate::metrics::backlog(waiting);
     let due: Vec<(String, i64, String)> = store
         .fetch_rows(
             "SELECT occasion, due_at, doc FROM notify_pending WHERE due_at <= $1 ORDER BY due_at, occasion LIMIT 500",

@@ -8,6 +8,7 @@ pub mod decider;
 pub mod facts;
 pub mod grpc;
 pub mod inbox;
+pub mod metrics;
 pub mod notices;
 
 use std::net::SocketAddr;

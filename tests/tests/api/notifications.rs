@@ -56,6 +56,15 @@ async fn a_booking_reaches_the_pilots_inbox_and_is_read_once(s: System) {
     s.post(&format!("/v1/me/notifications/{id}/read"), &other, json!({})).await.expect(404);
     let theirs = s.get("/v1/me/notifications", &other).await.expect(200);
     assert_eq!(theirs.body["items"], json!([]), "another pilot's inbox is empty");
+    // The figures: decided notices by kind, channel and outcome.
+    let metrics = s.http.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("notify_notices_total{")
+            && l.contains("kind=\"ride.booked_for_you\"")
+            && l.contains("outcome=\"decided\"")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("notify_backlog"), "{metrics}");
     // An API key acts as an integrator, not as a person: it has no inbox.
     let key = s.post("/v1/api-keys", &s.admin(), json!({"name": "reports", "chapter_id": w.chapter})).await.expect(201);
     let refused = s.get("/v1/me/notifications", &key.str("key")).await.expect(403);
