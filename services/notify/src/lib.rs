@@ -168,6 +168,15 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
     Ok(())
 }
 
+/// Rebuilds the inbox from notify's log (`samskab rebuild-projections`): empties it and
+/// replays every decision and reading; `progress` gets (events applied, head position).
+/// The facts followed from other services' feeds are not rebuilt here (they are copies of
+/// other logs). Run it while the service is stopped.
+pub async fn rebuild(store: &EventStore, progress: impl Fn(u64, u64)) -> Result<u64, eventlog::Error> {
+    migrate(store).await?;
+    eventlog::rebuild_projection(store, Arc::new(inbox::Inbox), &["DELETE FROM notify_inbox"], progress).await
+}
+
 /// Applies the service's migrations (the log's own apply when a store opens).
 pub async fn migrate(store: &EventStore) -> Result<(), eventlog::Error> {
     store.migrate("notify_migrations", sqlx::migrate!("./migrations"), sqlx::migrate!("./migrations")).await

@@ -215,6 +215,7 @@ async fn rebuild_one(component: &str, store: &EventStore, progress: impl Fn(u64,
         "carehome" => carehome::rebuild(store, progress).await?,
         "volunteer" => volunteer::rebuild(store, progress).await?,
         "booking" => booking::rebuild(store, progress).await?,
+        "notify" => notify::rebuild(store, progress).await?,
         _ => 0,
     })
 }
@@ -222,7 +223,7 @@ async fn rebuild_one(component: &str, store: &EventStore, progress: impl Fn(u64,
 /// Rebuilds every read model from the logs, with a progress bar. Booking's copies of
 /// other services' facts are refetched from their feeds at the next start.
 pub async fn rebuild(cfg: &ServeConfig) -> Result<(), Error> {
-    for c in ["carehome", "volunteer", "booking"] {
+    for c in ["carehome", "volunteer", "booking", "notify"] {
         let store = EventStore::connect(&cfg.url(c)).await?;
         let events = store.head().await?.position().max(0) as u64;
         let bar = ProgressBar::new(events);
