@@ -181,6 +181,24 @@ pub const SUBSCRIPTIONS: &str = "samskab.subscriptions";
 /// The standard health service.
 const HEALTH: &str = "grpc.health.v1.Health";
 
+/// Runs a service's background task (a projection, a follower's worker, a decider) for
+/// as long as the process lives: when it fails it is logged and started again a second
+/// later.
+pub fn forever<F, Fut>(what: &'static str, f: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = f().await {
+                tracing::error!(task = what, error = %e, "background task failed; restarting");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
+}
+
 /// A probe of a store alone.
 pub fn store_probe(store: eventlog::EventStore) -> Probe {
     std::sync::Arc::new(move || {

@@ -78,28 +78,13 @@ pub struct BookingServer {
     pub volunteer_feed: watch::Receiver<FollowStatus>,
 }
 
-fn forever<F, Fut>(what: &'static str, f: F)
-where
-    F: Fn() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<(), String>> + Send,
-{
-    tokio::spawn(async move {
-        loop {
-            if let Err(e) = f().await {
-                tracing::error!(task = what, error = %e, "background task failed; restarting");
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    });
-}
-
 impl BookingServer {
     /// Migrates, starts the projections, the feed followers and the cascade worker.
     pub async fn start(store: EventStore, keys: KeyStore, peers: Peers) -> Result<Self, StartError> {
         store.migrate("booking_migrations", sqlx::migrate!("./migrations"), sqlx::migrate!("./migrations")).await?;
         let booking = Booking::new(store.clone(), keys);
         let s = store.clone();
-        forever("rides projection", move || {
+        servicekit::server::forever("rides projection", move || {
             let s = s.clone();
             async move { eventlog::run_projection(s, Arc::new(readmodel::RidesProjection)).await.map_err(|e| e.to_string()) }
         });
@@ -123,7 +108,7 @@ impl BookingServer {
         ));
         let b = booking.clone();
         let k = kick.clone();
-        forever("cascades", move || {
+        servicekit::server::forever("cascades", move || {
             let (b, k) = (b.clone(), k.clone());
             async move {
                 loop {
@@ -137,7 +122,7 @@ impl BookingServer {
             }
         });
         let b = booking.clone();
-        forever("ride request expiry", move || {
+        servicekit::server::forever("ride request expiry", move || {
             let b = b.clone();
             async move {
                 loop {

@@ -65,27 +65,12 @@ pub struct NotifyServer {
     pub booking_feed: watch::Receiver<FollowStatus>,
 }
 
-fn forever<F, Fut>(what: &'static str, f: F)
-where
-    F: Fn() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<(), String>> + Send,
-{
-    tokio::spawn(async move {
-        loop {
-            if let Err(e) = f().await {
-                tracing::error!(task = what, error = %e, "background task failed; restarting");
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    });
-}
-
 impl NotifyServer {
     /// Migrates, starts the inbox projection, the feed followers and the decider.
     pub async fn start(store: EventStore, peers: Peers) -> Result<Self, StartError> {
         migrate(&store).await?;
         let s = store.clone();
-        forever("inbox projection", move || {
+        servicekit::server::forever("inbox projection", move || {
             let s = s.clone();
             async move { eventlog::run_projection(s, Arc::new(inbox::Inbox)).await.map_err(|e| e.to_string()) }
         });
@@ -97,7 +82,7 @@ impl NotifyServer {
         tokio::spawn(follow(store.clone(), carehome, Arc::new(facts::CareHomeFacts), carehome_tx));
         tokio::spawn(follow(store.clone(), booking, Arc::new(facts::Rides), booking_tx));
         let s = store.clone();
-        forever("decider", move || {
+        servicekit::server::forever("decider", move || {
             let s = s.clone();
             async move {
                 loop {
