@@ -46,6 +46,9 @@ CREATE TABLE notify_pending (
 -- The inbox: notify's own log, projected.
 CREATE TABLE notify_inbox (
     notice_id  TEXT PRIMARY KEY,
+    -- The order the inbox received its notices in (1, 2, ...; the inbox's one runner
+    -- assigns it): what a stream of the inbox resumes after.
+    seq        BIGINT NOT NULL,
     recipient  TEXT NOT NULL,
     kind       TEXT NOT NULL,
     created_at BIGINT NOT NULL,
@@ -53,3 +56,4 @@ CREATE TABLE notify_inbox (
     doc        TEXT NOT NULL
 );
 CREATE INDEX notify_inbox_recipient ON notify_inbox (recipient, created_at, notice_id);
+CREATE INDEX notify_inbox_seq ON notify_inbox (recipient, seq);

@@ -44,6 +44,7 @@ fn to_proto(e: &Entry, lang: Option<Language>) -> pb::Notice {
         body,
         ride_id: e.facts.ride_id.map(|r| r.to_string()).unwrap_or_default(),
         ride_request_id: String::new(),
+        seq: e.seq.max(0) as u64,
     }
 }
 
@@ -52,6 +53,15 @@ impl NotifyService for Notify {
     async fn list_notices(&self, req: Request<pb::ListNoticesRequest>) -> Result<Response<pb::NoticePage>, Status> {
         let r = req.into_inner();
         let who = recipients(&r.recipients)?;
+        let limit = if r.limit == 0 { 50 } else { r.limit.min(MAX_PAGE) } as usize;
+        let lang = Language::parse(&r.language);
+        if r.follow {
+            let after = i64::try_from(r.after_seq)
+                .map_err(|_| ServiceError::Invalid(vec![Invalid::new("/after_seq", "out of range")]))?;
+            let new = inbox::since(&self.store, &who, after, limit).await.map_err(ServiceError::from)?;
+            let notices = new.iter().map(|e| to_proto(e, lang)).collect();
+            return Ok(Response::new(pb::NoticePage { notices, next_cursor: String::new() }));
+        }
         let after = if r.cursor.is_empty() {
             None
         } else {
@@ -60,9 +70,7 @@ impl NotifyService for Notify {
                     .ok_or_else(|| ServiceError::Invalid(vec![Invalid::new("/cursor", "not a cursor of this list")]))?,
             )
         };
-        let limit = if r.limit == 0 { 50 } else { r.limit.min(MAX_PAGE) } as usize;
         let page = inbox::page(&self.store, &who, after, limit, r.unread_only).await.map_err(ServiceError::from)?;
-        let lang = Language::parse(&r.language);
         let next_cursor =
             if page.len() == limit { page.last().map(inbox::cursor_of).unwrap_or_default() } else { String::new() };
         Ok(Response::new(pb::NoticePage { notices: page.iter().map(|e| to_proto(e, lang)).collect(), next_cursor }))

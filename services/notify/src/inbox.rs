@@ -32,8 +32,9 @@ impl Projection for Inbox {
                     let d: NoticeDecided = event.payload_as()?;
                     let doc = Doc { kind: d.kind.clone(), facts: d.facts };
                     tx.execute(
-                        "INSERT INTO notify_inbox (notice_id, recipient, kind, created_at, read_at, doc) \
-                         VALUES ($1, $2, $3, $4, NULL, $5) ON CONFLICT (notice_id) DO NOTHING",
+                        "INSERT INTO notify_inbox (notice_id, seq, recipient, kind, created_at, read_at, doc) \
+                         VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM notify_inbox), $2, $3, $4, NULL, $5) \
+                         ON CONFLICT (notice_id) DO NOTHING",
                         &[
                             d.notice_id.into(),
                             d.recipient.into(),
@@ -71,6 +72,8 @@ struct Doc {
 pub struct Entry {
     /// Id.
     pub notice_id: Uuid,
+    /// The order the inbox received it in.
+    pub seq: i64,
     /// To whom.
     pub recipient: String,
     /// Kind.
@@ -86,6 +89,7 @@ pub struct Entry {
 #[derive(sqlx::FromRow)]
 struct Row {
     notice_id: String,
+    seq: i64,
     recipient: String,
     created_at: i64,
     read_at: Option<i64>,
@@ -97,6 +101,7 @@ impl Row {
         let doc: Doc = serde_json::from_str(&self.doc).map_err(Error::Payload)?;
         Ok(Entry {
             notice_id: self.notice_id.parse().map_err(|_| Error::Corrupt(format!("notice id {}", self.notice_id)))?,
+            seq: self.seq,
             recipient: self.recipient,
             kind: doc.kind,
             created_at: from_micros(self.created_at),
@@ -130,7 +135,7 @@ pub async fn page(
     for r in recipients {
         let rows: Vec<Row> = store
             .fetch_rows(
-                "SELECT notice_id, recipient, created_at, read_at, doc FROM notify_inbox \
+                "SELECT notice_id, seq, recipient, created_at, read_at, doc FROM notify_inbox \
                  WHERE recipient = $1 AND (created_at < $2 OR (created_at = $2 AND notice_id < $3)) \
                  AND ($4 = 0 OR read_at IS NULL) \
                  ORDER BY created_at DESC, notice_id DESC LIMIT $5",
@@ -152,11 +157,36 @@ pub async fn page(
     Ok(all)
 }
 
+/// The recipients' notices received after `after_seq`, oldest first; at most `limit`.
+pub async fn since(
+    store: &EventStore,
+    recipients: &[String],
+    after_seq: i64,
+    limit: usize,
+) -> Result<Vec<Entry>, Error> {
+    let mut all = Vec::new();
+    for r in recipients {
+        let rows: Vec<Row> = store
+            .fetch_rows(
+                "SELECT notice_id, seq, recipient, created_at, read_at, doc FROM notify_inbox \
+                 WHERE recipient = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                &[r.as_str().into(), Arg::Int(after_seq), Arg::Int(limit as i64)],
+            )
+            .await?;
+        for row in rows {
+            all.push(row.entry()?);
+        }
+    }
+    all.sort_by_key(|e| e.seq);
+    all.truncate(limit);
+    Ok(all)
+}
+
 /// One notice, if it is one of `recipients`'.
 pub async fn get(store: &EventStore, recipients: &[String], notice_id: Uuid) -> Result<Option<Entry>, Error> {
     let rows: Vec<Row> = store
         .fetch_rows(
-            "SELECT notice_id, recipient, created_at, read_at, doc FROM notify_inbox WHERE notice_id = $1",
+            "SELECT notice_id, seq, recipient, created_at, read_at, doc FROM notify_inbox WHERE notice_id = $1",
             &[notice_id.into()],
         )
         .await?;

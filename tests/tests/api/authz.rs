@@ -233,6 +233,7 @@ enum Ep {
     MeErase,
     PersonErase,
     Inbox,
+    InboxStream,
     NoticeRead,
     HomePatch,
     ClosureLift,
@@ -463,6 +464,7 @@ fn rows() -> Vec<Row> {
         // Anyone signed in reads their own inbox; a notification is its recipient's alone
         // (here one of the ride's pilot): to everyone else an unknown id.
         Row { scoped: false, ..row(Inbox, "GET", "/v1/me/notifications", 200, ANYONE, ANYONE) },
+        Row { scoped: false, ..row(InboxStream, "GET", "/v1/me/notifications/stream", 200, ANYONE, ANYONE) },
         row(NoticeRead, "POST", "/v1/me/notifications/{id}/read", 200, &[Pilot], &[Pilot]),
     ]
 }
@@ -840,6 +842,8 @@ fn request(m: &Matrix, row: &Row, who: Who, c: &Ctx, n: u32) -> (String, Option<
         MeErase => ("/v1/me".into(), None),
         PersonErase => (format!("/v1/people/{}/erasure", c.person), Some(json!({}))),
         Inbox => ("/v1/me/notifications".into(), None),
+        // The stream closes itself after a second, so that the cell gets its whole answer.
+        InboxStream => ("/v1/me/notifications/stream?max_seconds=1".into(), None),
         NoticeRead => (format!("/v1/me/notifications/{}/read", c.notice), None),
     }
 }
@@ -1107,7 +1111,8 @@ async fn call(s: &System, m: &Matrix, row: &Row, who: Who, c: &Ctx, n: u32) -> R
         // notification is only ever its recipient's, so anyone but its pilot is a person who
         // does not have it (404).
         (Some(p), Some(_))
-            if matches!(row.ep, Me | MeExport | MeErase | Redeem | Inbox) || (row.ep == NoticeRead && who != Pilot) =>
+            if matches!(row.ep, Me | MeExport | MeErase | Redeem | Inbox | InboxStream)
+                || (row.ep == NoticeRead && who != Pilot) =>
         {
             Some(p.provider.sign_in(&format!("someone-{n}")).await.access_token)
         }

@@ -7,7 +7,11 @@ use e2e::System;
 use gateway::Role;
 use serde_json::json;
 
-testkit::both_backends!(setup = e2e::System::start; a_booking_reaches_the_pilots_inbox_and_is_read_once);
+testkit::both_backends!(
+    setup = e2e::System::start;
+    a_booking_reaches_the_pilots_inbox_and_is_read_once,
+    the_inbox_streams_what_arrives_and_resumes_after_an_id
+);
 
 async fn a_booking_reaches_the_pilots_inbox_and_is_read_once(s: System) {
     let w = s.world().await;
@@ -69,4 +73,77 @@ async fn a_booking_reaches_the_pilots_inbox_and_is_read_once(s: System) {
     let key = s.post("/v1/api-keys", &s.admin(), json!({"name": "reports", "chapter_id": w.chapter})).await.expect(201);
     let refused = s.get("/v1/me/notifications", &key.str("key")).await.expect(403);
     assert_eq!(refused.str("code"), "forbidden");
+}
+
+/// The events of an SSE body: (id, data as JSON).
+fn sse(text: &str) -> Vec<(String, serde_json::Value)> {
+    let mut out = Vec::new();
+    let mut id = String::new();
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("id:") {
+            id = v.trim().to_owned();
+        } else if let Some(v) = line.strip_prefix("data:") {
+            out.push((id.clone(), serde_json::from_str(v.trim()).unwrap_or_default()));
+        }
+    }
+    out
+}
+
+/// A stream opened before a booking carries its notification as it arrives, from now on
+/// (nothing older); a stream resumed with `Last-Event-ID` carries only what came after it.
+async fn the_inbox_streams_what_arrives_and_resumes_after_an_id(s: System) {
+    let w = s.world().await;
+    let coord = s.token(Role::Coordinator(w.home));
+    let pilot = s.token(Role::Pilot(w.pilot));
+    let book = |day: u32| {
+        json!({"bike_id": w.bike, "pilot_id": w.pilot, "start": format!("2027-05-{day:02}T08:00:00Z"),
+            "duration_minutes": 60, "resident_ids": []})
+    };
+    // One notification before the stream opens: the stream starts after it.
+    s.post("/v1/rides", &coord, book(3)).await.expect(201);
+    testkit::eventually("the first notification", testkit::DEFAULT_TIMEOUT, || async {
+        s.get("/v1/me/notifications", &pilot).await.body["items"].as_array().is_some_and(|i| i.len() == 1)
+    })
+    .await;
+    let url = format!("{}/v1/me/notifications/stream?max_seconds=4", s.base);
+    let open = s.http.get(&url).bearer_auth(&pilot).send();
+    let (response, _) = tokio::join!(open, async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        s.post("/v1/rides", &coord, book(4)).await.expect(201);
+    });
+    let response = response.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let events = sse(&response.text().await.unwrap());
+    assert_eq!(events.len(), 1, "only what arrived while it was open: {events:?}");
+    let (id, n) = &events[0];
+    assert_eq!(n["kind"], "ride.booked_for_you");
+    assert!(n["body"].as_str().unwrap().contains("04.05.2027"), "{n}");
+    // A third booking; a stream resumed after the second's id carries only the third.
+    s.post("/v1/rides", &coord, book(5)).await.expect(201);
+    testkit::eventually("the third notification", testkit::DEFAULT_TIMEOUT, || async {
+        s.get("/v1/me/notifications", &pilot).await.body["items"].as_array().is_some_and(|i| i.len() == 3)
+    })
+    .await;
+    let resumed = s
+        .http
+        .get(format!("{}/v1/me/notifications/stream?max_seconds=1", s.base))
+        .bearer_auth(&pilot)
+        .header("last-event-id", id.as_str())
+        .send()
+        .await
+        .unwrap();
+    let events = sse(&resumed.text().await.unwrap());
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].1["body"].as_str().unwrap().contains("05.05.2027"), "{:?}", events[0]);
+    assert!(events[0].0.parse::<u64>().unwrap() > id.parse::<u64>().unwrap());
+    let bad = s
+        .http
+        .get(format!("{}/v1/me/notifications/stream?max_seconds=1", s.base))
+        .bearer_auth(&pilot)
+        .header("last-event-id", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
 }

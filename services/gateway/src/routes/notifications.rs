@@ -2,7 +2,13 @@
 //! notices addressed to the person and to every pilot record they act as (a pilot grant,
 //! or a development token's pilot claim), newest first.
 
+use std::convert::Infallible;
+use std::time::Duration;
+
 use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
 use samskab_proto::notify::v1 as npb;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -112,7 +118,7 @@ pub async fn list(
         cursor: p.cursor.unwrap_or_default(),
         limit,
         unread_only: p.unread.unwrap_or(false),
-        language: String::new(),
+        ..Default::default()
     };
     let page = s.clients.notify()?.list_notices(req).await.reply()?;
     Ok(axum::Json(Page::new(page.notices.into_iter().map(view).collect(), page.next_cursor)))
@@ -139,7 +145,105 @@ pub async fn read(
     Ok(axum::Json(view(notice)))
 }
 
+/// `?max_seconds=` of the inbox's stream.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct InboxStreamParams {
+    /// Close the stream after this many seconds (1 to 86400; absent or longer: after the
+    /// gateway's own limit, an hour by default); the client reconnects with `Last-Event-ID`.
+    #[param(minimum = 1, maximum = 86400)]
+    pub max_seconds: Option<u32>,
+}
+
+/// One server-sent event of the inbox's stream, as an SSE parser reads it.
+#[derive(Debug, ToSchema)]
+pub struct InboxStreamEvent {
+    /// The order the inbox received the notification in (resume with it as `Last-Event-ID`).
+    pub id: String,
+    /// The SSE event type (always the default, `message`).
+    pub event: Option<String>,
+    /// One notification as JSON (the shape of an item of `GET /v1/me/notifications`).
+    pub data: String,
+}
+
+/// How often an open inbox stream asks notify for what arrived.
+const STREAM_POLL: Duration = Duration::from_secs(1);
+
+/// Follow one's inbox as server-sent events (anyone signed in): each notification as it
+/// arrives; `id:` resumes with `Last-Event-ID` (absent: from now on).
+#[utoipa::path(get, path = "/v1/me/notifications/stream", tag = "notifications",
+    params(InboxStreamParams, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this notification's id (empty: as if absent)")),
+    responses((status = 200, description = "`text/event-stream`: each event's `data` is a notification, its `id` the order the inbox received it in", content_type = "text/event-stream", body = InboxStreamEvent),
+        (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 429, body = Problem, description = "`rate-limited`: the caller, or the gateway, holds as many open streams as it may"),
+        (status = 503, description = "The notify service is not configured or not reachable", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn stream(
+    State(s): State<AppState>,
+    person: Person,
+    headers: HeaderMap,
+    Params(p): Params<InboxStreamParams>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let most = s.stream_max_seconds.max(1);
+    let seconds = match p.max_seconds {
+        None => most,
+        Some(n) if (1..=86_400).contains(&n) => u64::from(n).min(most),
+        Some(_) => return Err(ApiError::invalid("/max_seconds", "must be between 1 and 86400")),
+    };
+    let until = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    let who = recipients(&person);
+    let notify = s.clients.notify()?;
+    let last = headers.get("last-event-id").map(|v| v.to_str().unwrap_or("\u{0}")).filter(|l| !l.is_empty());
+    let after: u64 = match last {
+        Some(l) => l.parse().map_err(|_| ApiError::invalid("/Last-Event-ID", "must be an id of this stream"))?,
+        // From now on: after the newest notification there is.
+        None => {
+            let newest = npb::ListNoticesRequest { recipients: who.clone(), limit: 1, ..Default::default() };
+            notify.clone().list_notices(newest).await.reply()?.notices.first().map_or(0, |n| n.seq)
+        }
+    };
+    // A place among the open streams (the event feed's limits; 429 beyond them).
+    let slot = s.streams.admit(&format!("person:{}", person.person_id))?;
+    let state = (s, notify, after, std::collections::VecDeque::<npb::Notice>::new(), slot);
+    let events = futures_util::stream::unfold(state, move |(s, notify, mut after, mut buf, slot)| {
+        let who = who.clone();
+        async move {
+            loop {
+                if let Some(n) = buf.pop_front() {
+                    let id = n.seq.to_string();
+                    let data = serde_json::to_string(&view(n)).unwrap_or_default();
+                    return Some((Ok(Event::default().id(id).data(data)), (s, notify, after, buf, slot)));
+                }
+                if tokio::time::Instant::now() >= until {
+                    return None;
+                }
+                let req = npb::ListNoticesRequest {
+                    recipients: who.clone(),
+                    follow: true,
+                    after_seq: after,
+                    limit: 100,
+                    ..Default::default()
+                };
+                if let Ok(page) = notify.clone().list_notices(req).await {
+                    let page = page.into_inner();
+                    after = page.notices.last().map_or(after, |n| n.seq);
+                    buf.extend(page.notices);
+                }
+                if buf.is_empty() {
+                    let pause = STREAM_POLL.min(until.saturating_duration_since(tokio::time::Instant::now()));
+                    tokio::select! {
+                        _ = s.stop.stopped() => return None,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                }
+            }
+        }
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("keep-alive")))
+}
+
 /// The inbox's routes.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list)).routes(routes!(read))
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(read)).routes(routes!(stream))
 }
