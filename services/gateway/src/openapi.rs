@@ -43,11 +43,11 @@ pub fn finish(mut doc: OpenApi) -> OpenApi {
              `Authorization`; it opens only the calendar it was made for (401 for any other)",
         ))),
     );
-    for item in doc.paths.paths.values_mut() {
+    for (path, item) in doc.paths.paths.iter_mut() {
         for op in
             [&mut item.get, &mut item.put, &mut item.post, &mut item.patch, &mut item.delete].into_iter().flatten()
         {
-            complete(op);
+            complete(path, op);
         }
     }
     doc
@@ -59,7 +59,7 @@ pub fn finish(mut doc: OpenApi) -> OpenApi {
 /// than as one pattern: the same set of strings, but a generator that cannot build a string
 /// from the pattern (schemathesis draws header values from letters and digits only, and no
 /// ETag or feed cursor is one) still finds a valid value in the fixed one.
-fn header_schema(name: &str) -> Option<Schema> {
+fn header_schema(path: &str, name: &str) -> Option<Schema> {
     let text = |pattern: &str| ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern)).build();
     let exactly = |value: &str| ObjectBuilder::new().schema_type(Type::String).enum_values(Some([value])).build();
     match name {
@@ -70,20 +70,23 @@ fn header_schema(name: &str) -> Option<Schema> {
         // 1 to 255 visible ASCII characters.
         "idempotency-key" => Some(Schema::Object(text("^[!-~]{1,255}$"))),
         // Empty (what an SSE client sends before it has seen an id: from the beginning), or
-        // the `id` of an event of the stream.
+        // the `id` of an event of the stream: a feed cursor, or in the inbox's stream
+        // `inbox.<n>`.
         "last-event-id" => {
-            Some(Schema::AnyOf(AnyOfBuilder::new().item(exactly("")).item(text(crate::views::FEED_CURSOR)).build()))
+            let id =
+                if path == "/v1/me/notifications/stream" { r"^inbox\.[0-9]{1,19}$" } else { crate::views::FEED_CURSOR };
+            Some(Schema::AnyOf(AnyOfBuilder::new().item(exactly("")).item(text(id)).build()))
         }
         _ => None,
     }
 }
 
 /// What an operation's own annotation leaves implicit.
-fn complete(op: &mut Operation) {
+fn complete(path: &str, op: &mut Operation) {
     for p in op.parameters.iter_mut().flatten() {
         if let RefOr::T(p) = p
             && p.parameter_in == ParameterIn::Header
-            && let Some(schema) = header_schema(&p.name.to_ascii_lowercase())
+            && let Some(schema) = header_schema(path, &p.name.to_ascii_lowercase())
         {
             p.schema = Some(RefOr::T(schema));
         }

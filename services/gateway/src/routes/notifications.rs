@@ -156,10 +156,27 @@ pub struct InboxStreamParams {
     pub max_seconds: Option<u32>,
 }
 
+/// The inbox stream's header (documentation: the handler reads it from the headers).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct InboxStreamHeaders {
+    /// Resume after this notification: an `id:` this stream sent (empty: as if absent).
+    // (Its schema is written by `openapi::header_schema`, as every header's.)
+    #[param(rename = "Last-Event-ID")]
+    pub last_event_id: Option<String>,
+}
+
+/// The `id:` of a notification in the inbox's stream: `inbox.<n>`, n the order the inbox
+/// received it in.
+fn stream_id(seq: u64) -> String {
+    format!("inbox.{seq}")
+}
+
 /// One server-sent event of the inbox's stream, as an SSE parser reads it.
 #[derive(Debug, ToSchema)]
 pub struct InboxStreamEvent {
-    /// The order the inbox received the notification in (resume with it as `Last-Event-ID`).
+    /// `inbox.<n>`, n the order the inbox received the notification in (resume with it as
+    /// `Last-Event-ID`).
     pub id: String,
     /// The SSE event type (always the default, `message`).
     pub event: Option<String>,
@@ -173,7 +190,7 @@ const STREAM_POLL: Duration = Duration::from_secs(1);
 /// Follow one's inbox as server-sent events (anyone signed in): each notification as it
 /// arrives; `id:` resumes with `Last-Event-ID` (absent: from now on).
 #[utoipa::path(get, path = "/v1/me/notifications/stream", tag = "notifications",
-    params(InboxStreamParams, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this notification's id (empty: as if absent)")),
+    params(InboxStreamParams, InboxStreamHeaders),
     responses((status = 200, description = "`text/event-stream`: each event's `data` is a notification, its `id` the order the inbox received it in", content_type = "text/event-stream", body = InboxStreamEvent),
         (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 429, body = Problem, description = "`rate-limited`: the caller, or the gateway, holds as many open streams as it may"),
@@ -196,7 +213,10 @@ pub async fn stream(
     let notify = s.clients.notify()?;
     let last = headers.get("last-event-id").map(|v| v.to_str().unwrap_or("\u{0}")).filter(|l| !l.is_empty());
     let after: u64 = match last {
-        Some(l) => l.parse().map_err(|_| ApiError::invalid("/Last-Event-ID", "must be an id of this stream"))?,
+        Some(l) => l
+            .strip_prefix("inbox.")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| ApiError::invalid("/Last-Event-ID", "must be an id of this stream"))?,
         // From now on: after the newest notification there is.
         None => {
             let newest = npb::ListNoticesRequest { recipients: who.clone(), limit: 1, ..Default::default() };
@@ -211,7 +231,7 @@ pub async fn stream(
         async move {
             loop {
                 if let Some(n) = buf.pop_front() {
-                    let id = n.seq.to_string();
+                    let id = stream_id(n.seq);
                     let data = serde_json::to_string(&view(n)).unwrap_or_default();
                     return Some((Ok(Event::default().id(id).data(data)), (s, notify, after, buf, slot)));
                 }
