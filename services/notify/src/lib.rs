@@ -8,6 +8,7 @@ pub mod decider;
 pub mod facts;
 pub mod grpc;
 pub mod inbox;
+pub mod mail;
 pub mod metrics;
 pub mod notices;
 
@@ -133,6 +134,16 @@ pub struct Config {
     /// The booking service's address.
     #[arg(long = "booking-url", env = "SAMSKAB_BOOKING_URL", default_value = "http://127.0.0.1:50051")]
     pub booking_url: String,
+    /// The volunteer service's address (pilots' links to persons, and their record's
+    /// e-mail address, asked for at send time).
+    #[arg(long = "volunteer-url", env = "SAMSKAB_VOLUNTEER_URL", default_value = "http://127.0.0.1:50052")]
+    pub volunteer_url: String,
+    /// Master key and erasure ledger (contact details are sealed under each person's key).
+    #[command(flatten)]
+    pub keys: servicekit::bootstrap::KeyConfig,
+    /// E-mail (SMTP).
+    #[command(flatten)]
+    pub mail: mail::MailConfig,
     /// The gRPC server (reflection).
     #[command(flatten)]
     pub grpc: servicekit::server::GrpcConfig,
