@@ -117,6 +117,7 @@ impl System {
                 generate: true,
                 key_file: None,
             },
+            mail: Default::default(),
         };
         let mut config = config;
         tune(&mut config);

@@ -74,6 +74,9 @@ codes! {
     NotOnRoster = "not-on-roster" => 422;
     AllRidersAbsent = "all-riders-absent" => 422;
     OutsideRecordWindow = "outside-record-window" => 422;
+    CodeWrong = "code-wrong" => 422;
+    CodeExpired = "code-expired" => 410;
+    CodeLocked = "code-locked" => 409;
     RateLimited = "rate-limited" => 429;
     Unavailable = "unavailable" => 503;
     Internal = "internal" => 500;

@@ -31,8 +31,9 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | E::InvitationUsed
         | E::PilotAlreadyLinked
         | E::LastAdmin
-        | E::ConflictsWithRides => Code::Aborted,
-        E::InvitationExpired => Code::FailedPrecondition,
+        | E::ConflictsWithRides
+        | E::CodeLocked => Code::Aborted,
+        E::InvitationExpired | E::CodeExpired => Code::FailedPrecondition,
         E::PreconditionFailed
         | E::PreconditionRequired
         | E::OutsideRideHours
@@ -47,7 +48,8 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | E::LimitReached
         | E::NotOnRoster
         | E::AllRidersAbsent
-        | E::OutsideRecordWindow => Code::FailedPrecondition,
+        | E::OutsideRecordWindow
+        | E::CodeWrong => Code::FailedPrecondition,
         E::RateLimited => Code::ResourceExhausted,
         E::Unavailable => Code::Unavailable,
         E::Internal => Code::Internal,

@@ -1,7 +1,8 @@
 //! Who may call which gRPC method: one table, one row per method of every service in the
 //! descriptor set, naming the components that may call it. The gateway calls the
-//! commands, queries, audit and access methods; booking (and notify, later) read the
-//! other services' event feeds; nobody else calls anything. A method not in the table is
+//! commands, queries, audit and access methods; booking and notify read the other
+//! services' event feeds, and notify a pilot's record (its e-mail address, at send time);
+//! nobody else calls anything. A method not in the table is
 //! refused to everyone, and a test walks every method of every descriptor, so a new method
 //! without a row fails the tests.
 //!
@@ -23,6 +24,8 @@ pub use crate::tls::COMPONENTS;
 
 const GATEWAY: &[&str] = &["gateway"];
 const FEED_READERS: &[&str] = &["gateway", "booking", "notify"];
+/// A pilot's record (its e-mail address): the gateway, and notify at send time.
+const GATEWAY_AND_NOTIFY: &[&str] = &["gateway", "notify"];
 
 /// The table: method path → the components that may call it.
 pub const POLICY: &[(&str, &[&str])] = &[
@@ -55,6 +58,11 @@ pub const POLICY: &[(&str, &[&str])] = &[
     ("/samskab.booking.v1.BookingService/Reach", GATEWAY),
     ("/samskab.notify.v1.NotifyService/ListNotices", GATEWAY),
     ("/samskab.notify.v1.NotifyService/MarkNoticeRead", GATEWAY),
+    ("/samskab.notify.v1.NotifyService/GetPreferences", GATEWAY),
+    ("/samskab.notify.v1.NotifyService/SetPreferences", GATEWAY),
+    ("/samskab.notify.v1.NotifyService/Unsubscribe", GATEWAY),
+    ("/samskab.notify.v1.NotifyService/SetContact", GATEWAY),
+    ("/samskab.notify.v1.NotifyService/ConfirmContact", GATEWAY),
     ("/samskab.carehome.v1.CareHomeService/RegisterChapter", GATEWAY),
     ("/samskab.carehome.v1.CareHomeService/ChangeChapterSettings", GATEWAY),
     ("/samskab.carehome.v1.CareHomeService/GetChapter", GATEWAY),
@@ -113,7 +121,7 @@ pub const POLICY: &[(&str, &[&str])] = &[
     ("/samskab.volunteer.v1.VolunteerService/DeclareAvailability", GATEWAY),
     ("/samskab.volunteer.v1.VolunteerService/CorrectPilot", GATEWAY),
     ("/samskab.volunteer.v1.VolunteerService/ErasePilot", GATEWAY),
-    ("/samskab.volunteer.v1.VolunteerService/GetPilot", GATEWAY),
+    ("/samskab.volunteer.v1.VolunteerService/GetPilot", GATEWAY_AND_NOTIFY),
     ("/samskab.volunteer.v1.VolunteerService/ListPilots", GATEWAY),
     ("/samskab.volunteer.v1.VolunteerService/ExportPilot", GATEWAY),
 ];
@@ -217,7 +225,10 @@ mod tests {
                     let path = format!("/{}.{}/{}", file.package(), service.name(), m.name());
                     for c in COMPONENTS {
                         let feed = service.name() == "EventFeed";
-                        let expected = *c == "gateway" || (feed && ["booking", "notify"].contains(c));
+                        let pilot_record = path == "/samskab.volunteer.v1.VolunteerService/GetPilot";
+                        let expected = *c == "gateway"
+                            || (feed && ["booking", "notify"].contains(c))
+                            || (pilot_record && *c == "notify");
                         assert_eq!(may_call(c, &path), expected, "{c} → {path}");
                     }
                     assert!(!may_call("", &path) && !may_call("intruder", &path), "{path}");

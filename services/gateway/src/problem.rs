@@ -156,6 +156,24 @@ fn texts(code: ErrorCode) -> (&'static str, &'static str, &'static str, &'static
             "Send If-Match with the ETag of the version you are changing.",
             "Send If-Match med ETag for den version, du ændrer.",
         ),
+        C::CodeWrong => (
+            "Wrong code",
+            "Forkert kode",
+            "The confirmation code is not the one sent.",
+            "Bekræftelseskoden er ikke den, der blev sendt.",
+        ),
+        C::CodeExpired => (
+            "Code expired",
+            "Koden er udløbet",
+            "The confirmation code has expired: set the address again.",
+            "Bekræftelseskoden er udløbet: angiv adressen igen.",
+        ),
+        C::CodeLocked => (
+            "Too many wrong codes",
+            "For mange forkerte koder",
+            "Five wrong codes were tried: set the address again for a new code.",
+            "Der er prøvet fem forkerte koder: angiv adressen igen for at få en ny kode.",
+        ),
         C::InvitationExpired => (
             "Invitation expired",
             "Invitationen er udløbet",

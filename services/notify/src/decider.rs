@@ -110,51 +110,64 @@ impl World {
 }
 
 /// What a decision is about: the kind, the occasion's key, when it fell due, the chapter.
-struct Occasion<'a> {
-    tenant: Option<Uuid>,
-    kind: &'a str,
-    key: &'a str,
-    due_at: DateTime<Utc>,
+pub(crate) struct Occasion<'a> {
+    pub(crate) tenant: Option<Uuid>,
+    pub(crate) kind: &'a str,
+    pub(crate) key: &'a str,
+    pub(crate) due_at: DateTime<Utc>,
     /// It passed more than an hour ago: recorded as skipped, never sent.
-    stale: bool,
+    pub(crate) stale: bool,
 }
 
-/// Decides one notice: appends its decision (or, when stale, its skipping) under its own
-/// id. An id already stored (another process, a retry) is success.
-async fn decide(store: &EventStore, o: &Occasion<'_>, recipient: &str, facts: &Facts) -> Result<(), Error> {
+/// Decides one notice on each of `channels`: appends each decision (or, when stale, its
+/// skipping) under its own id, in one append. An id already stored (another process, a
+/// retry) is success. Nothing is decided for an erased recipient.
+pub(crate) async fn decide(
+    store: &EventStore,
+    o: &Occasion<'_>,
+    recipient: &str,
+    facts: &Facts,
+    channels: &[&str],
+) -> Result<(), Error> {
+    if crate::people::erased(store, recipient).await? {
+        return Ok(());
+    }
     let (tenant, kind, occasion, due_at, stale) = (o.tenant, o.kind, o.key, o.due_at, o.stale);
-    let notice_id = notices::notice_id(kind, occasion, recipient, channel::INBOX);
-    let mut event = if stale {
-        let e = NoticeSkipped {
-            notice_id,
-            kind: kind.into(),
-            occasion: occasion.into(),
-            recipient: recipient.into(),
-            channel: channel::INBOX.into(),
-            due_at,
+    let mut appends = Vec::new();
+    for &ch in channels {
+        let notice_id = notices::notice_id(kind, occasion, recipient, ch);
+        let mut event = if stale {
+            let e = NoticeSkipped {
+                notice_id,
+                kind: kind.into(),
+                occasion: occasion.into(),
+                recipient: recipient.into(),
+                channel: ch.into(),
+                due_at,
+            };
+            NewEvent::with_id(notice_id, "NoticeSkipped", &e)?
+        } else {
+            let e = NoticeDecided {
+                notice_id,
+                kind: kind.into(),
+                occasion: occasion.into(),
+                recipient: recipient.into(),
+                channel: ch.into(),
+                due_at,
+                facts: facts.clone(),
+            };
+            NewEvent::with_id(notice_id, "NoticeDecided", &e)?
         };
-        NewEvent::with_id(notice_id, "NoticeSkipped", &e)?
-    } else {
-        let e = NoticeDecided {
-            notice_id,
-            kind: kind.into(),
-            occasion: occasion.into(),
-            recipient: recipient.into(),
-            channel: channel::INBOX.into(),
-            due_at,
-            facts: facts.clone(),
-        };
-        NewEvent::with_id(notice_id, "NoticeDecided", &e)?
-    };
-    event.metadata.tenant = tenant;
-    event.occurred_at = due_at;
-    match store
-        .append(vec![StreamAppend::new(notices::stream(notice_id), ExpectedVersion::NoStream, vec![event])])
-        .await
-    {
+        event.metadata.tenant = tenant;
+        event.occurred_at = due_at;
+        appends.push(StreamAppend::new(notices::stream(notice_id), ExpectedVersion::NoStream, vec![event]));
+    }
+    match store.append(appends).await {
         Ok(r) => {
             if !r.replayed {
-                crate::metrics::notice(kind, channel::INBOX, stale);
+                for &ch in channels {
+                    crate::metrics::notice(kind, ch, if stale { "skipped" } else { "decided" });
+                }
             }
             Ok(())
         }
@@ -163,6 +176,10 @@ async fn decide(store: &EventStore, o: &Occasion<'_>, recipient: &str, facts: &F
         Err(e) => Err(e),
     }
 }
+
+/// The channels of a ride notice: the inbox, and e-mail (whether it goes out is settled at
+/// send time: the recipient's choice, an address, a relay).
+const RIDE_CHANNELS: &[&str] = &[channel::INBOX, channel::EMAIL];
 
 async fn ride(store: &EventStore, ride_id: Uuid) -> Result<Option<RideRow>, Error> {
     let rows: Vec<RideRow> = store
@@ -225,7 +242,7 @@ pub async fn tick(store: &EventStore, now: DateTime<Utc>) -> Result<usize, Error
             let tenant = ride.chapter_id.parse().ok();
             let o = Occasion { tenant, kind: &p.kind, key: &occasion, due_at, stale: due_at < stale_before };
             for r in recipients(store, &p, &ride).await? {
-                decide(store, &o, &r, &facts).await?;
+                decide(store, &o, &r, &facts, RIDE_CHANNELS).await?;
                 n += 1;
             }
         }
@@ -271,7 +288,7 @@ pub async fn tick(store: &EventStore, now: DateTime<Utc>) -> Result<usize, Error
             let pilot = format!("pilot:{}", ride.pilot_id);
             let tenant = ride.chapter_id.parse().ok();
             let o = Occasion { tenant, kind: kind::REMINDER, key: &occasion, due_at, stale: due_at < stale_before };
-            decide(store, &o, &pilot, &f).await?;
+            decide(store, &o, &pilot, &f, RIDE_CHANNELS).await?;
             reminded.push(done);
             n += 1;
         }

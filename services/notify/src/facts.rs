@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use domain::DomainEvent;
-use domain::events::{BookingEvent, CareHomeEvent};
+use domain::events::{BookingEvent, CareHomeEvent, VolunteerEvent};
 use eventlog::{Arg, Error, Tx};
 use futures_util::future::BoxFuture;
 use samskab_proto::common::v1::EventEnvelope;
@@ -243,4 +243,60 @@ async fn riders(tx: &mut Tx<'_>, ride_id: Uuid, by: i64) -> Result<(), Error> {
     tx.execute("UPDATE notify_rides SET riders = riders + $2 WHERE ride_id = $1", &[ride_id.into(), Arg::Int(by)])
         .await?;
     Ok(())
+}
+
+/// The checkpoint name of [`Pilots`].
+pub const VOLUNTEER_FEED: &str = "notify-volunteer-feed";
+
+/// Follows volunteer's feed: pilot records, the person linked to each, erasure.
+pub struct Pilots;
+
+impl RemoteProjection for Pilots {
+    fn name(&self) -> &str {
+        VOLUNTEER_FEED
+    }
+
+    fn stream_prefixes(&self) -> Vec<String> {
+        vec!["pilot-".into()]
+    }
+
+    fn apply<'a>(&'a self, tx: &'a mut Tx<'_>, e: &'a EventEnvelope) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let Some(ev) = VolunteerEvent::from_stored(&e.event_type, &e.data_json).map_err(Error::Payload)? else {
+                return Ok(());
+            };
+            use VolunteerEvent as E;
+            match ev {
+                E::PilotRegistered(p) => {
+                    tx.execute(
+                        "INSERT INTO notify_pilots (pilot_id, chapter_id) VALUES ($1, $2) \
+                         ON CONFLICT (pilot_id) DO NOTHING",
+                        &[p.pilot_id.into(), p.chapter_id.into()],
+                    )
+                    .await?;
+                }
+                E::PilotAccountLinked(l) => {
+                    tx.execute(
+                        "UPDATE notify_pilots SET person_id = $2 WHERE pilot_id = $1",
+                        &[l.pilot_id.into(), l.person_id.into()],
+                    )
+                    .await?;
+                }
+                E::PilotAccountUnlinked(l) => {
+                    tx.execute("UPDATE notify_pilots SET person_id = '' WHERE pilot_id = $1", &[l.pilot_id.into()])
+                        .await?;
+                }
+                E::PilotErased(p) => {
+                    tx.execute(
+                        "UPDATE notify_pilots SET erased = 1, person_id = '' WHERE pilot_id = $1",
+                        &[p.pilot_id.into()],
+                    )
+                    .await?;
+                    crate::people::erase_in(tx, &format!("pilot:{}", p.pilot_id)).await?;
+                }
+                _ => {}
+            }
+            Ok(())
+        })
+    }
 }

@@ -7,8 +7,16 @@ use servicekit::ServiceError;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use std::collections::BTreeMap;
+
+use servicekit::ErrorCode;
+
 use crate::inbox::{self, Entry};
-use crate::notices::{self, Language, NoticeRead};
+use crate::notices::{self, Facts, Language, NoticeDecided, NoticeRead, Secret, channel, kind};
+use crate::people::{
+    self, CHANNELS, ContactConfirmationFailed, ContactConfirmed, ContactDetailsSet, NotificationPreferencesSet,
+    Preferences, QuietHours,
+};
 
 /// Pages hold at most this many notices.
 pub const MAX_PAGE: u32 = 500;
@@ -17,6 +25,7 @@ pub const MAX_PAGE: u32 = 500;
 #[derive(Clone)]
 pub struct Notify {
     pub(crate) store: EventStore,
+    pub(crate) keys: keystore::KeyStore,
 }
 
 fn recipients(list: &[String]) -> Result<Vec<String>, ServiceError> {
@@ -48,9 +57,14 @@ fn to_proto(e: &Entry, lang: Option<Language>) -> pb::Notice {
     }
 }
 
-#[tonic::async_trait]
-impl NotifyService for Notify {
-    async fn list_notices(&self, req: Request<pb::ListNoticesRequest>) -> Result<Response<pb::NoticePage>, Status> {
+/// The inbox's calls.
+struct Inbox;
+
+impl Inbox {
+    async fn list_notices(
+        n: &Notify,
+        req: Request<pb::ListNoticesRequest>,
+    ) -> Result<Response<pb::NoticePage>, Status> {
         let r = req.into_inner();
         let who = recipients(&r.recipients)?;
         let limit = if r.limit == 0 { 50 } else { r.limit.min(MAX_PAGE) } as usize;
@@ -58,7 +72,7 @@ impl NotifyService for Notify {
         if r.follow {
             let after = i64::try_from(r.after_seq)
                 .map_err(|_| ServiceError::Invalid(vec![Invalid::new("/after_seq", "out of range")]))?;
-            let new = inbox::since(&self.store, &who, after, limit).await.map_err(ServiceError::from)?;
+            let new = inbox::since(&n.store, &who, after, limit).await.map_err(ServiceError::from)?;
             let notices = new.iter().map(|e| to_proto(e, lang)).collect();
             return Ok(Response::new(pb::NoticePage { notices, next_cursor: String::new() }));
         }
@@ -70,13 +84,16 @@ impl NotifyService for Notify {
                     .ok_or_else(|| ServiceError::Invalid(vec![Invalid::new("/cursor", "not a cursor of this list")]))?,
             )
         };
-        let page = inbox::page(&self.store, &who, after, limit, r.unread_only).await.map_err(ServiceError::from)?;
+        let page = inbox::page(&n.store, &who, after, limit, r.unread_only).await.map_err(ServiceError::from)?;
         let next_cursor =
             if page.len() == limit { page.last().map(inbox::cursor_of).unwrap_or_default() } else { String::new() };
         Ok(Response::new(pb::NoticePage { notices: page.iter().map(|e| to_proto(e, lang)).collect(), next_cursor }))
     }
 
-    async fn mark_notice_read(&self, req: Request<pb::MarkNoticeReadRequest>) -> Result<Response<pb::Notice>, Status> {
+    async fn mark_notice_read(
+        n: &Notify,
+        req: Request<pb::MarkNoticeReadRequest>,
+    ) -> Result<Response<pb::Notice>, Status> {
         let r = req.into_inner();
         let who = recipients(&r.recipients)?;
         let id: Uuid = r
@@ -85,7 +102,7 @@ impl NotifyService for Notify {
             .map_err(|_| ServiceError::Invalid(vec![Invalid::new("/notice_id", "must be a UUID")]))?;
         let lang = Language::parse(&r.language);
         let not_found = || ServiceError::NotFound("notice".into());
-        let mut entry = inbox::get(&self.store, &who, id).await.map_err(ServiceError::from)?.ok_or_else(not_found)?;
+        let mut entry = inbox::get(&n.store, &who, id).await.map_err(ServiceError::from)?.ok_or_else(not_found)?;
         if entry.read_at.is_some() {
             return Ok(Response::new(to_proto(&entry, lang)));
         }
@@ -94,10 +111,10 @@ impl NotifyService for Notify {
         let event = NewEvent::new("NoticeRead", &NoticeRead { notice_id: id, at }).map_err(ServiceError::from)?;
         // Version 1 is the decision: the first reader's time stays.
         let stream = notices::stream(id);
-        match self.store.append(vec![StreamAppend::new(stream.clone(), ExpectedVersion::Exact(1), vec![event])]).await {
+        match n.store.append(vec![StreamAppend::new(stream.clone(), ExpectedVersion::Exact(1), vec![event])]).await {
             Ok(_) => entry.read_at = Some(at),
             Err(eventlog::Error::WrongExpectedVersion { .. }) => {
-                let read = self.store.read_stream(&stream, 1, 1).await.map_err(ServiceError::from)?;
+                let read = n.store.read_stream(&stream, 1, 1).await.map_err(ServiceError::from)?;
                 let first = read.first().and_then(|e| e.payload_as::<NoticeRead>().ok());
                 entry.read_at = Some(first.map_or(at, |r| r.at));
             }
@@ -105,4 +122,323 @@ impl NotifyService for Notify {
         }
         Ok(Response::new(to_proto(&entry, lang)))
     }
+}
+
+/// How many wrong codes lock a pending address.
+pub const MAX_TRIES: u32 = 5;
+/// How long a confirmation code holds.
+pub const CODE_VALID_HOURS: i64 = 24;
+
+fn person_recipient(r: &str) -> Result<String, ServiceError> {
+    match r.strip_prefix("person:").map(str::parse::<Uuid>) {
+        Some(Ok(id)) => Ok(format!("person:{id}")),
+        _ => Err(ServiceError::invalid("/recipient", "must be `person:<uuid>`")),
+    }
+}
+
+fn hh_mm(field: &str, s: &str) -> Result<chrono::NaiveTime, ServiceError> {
+    chrono::NaiveTime::parse_from_str(s, "%H:%M").map_err(|_| ServiceError::invalid(field, "must be HH:MM"))
+}
+
+/// Checks a preferences document: every named field that is wrong is reported.
+fn checked(p: Option<pb::Preferences>) -> Result<Preferences, ServiceError> {
+    let p = p.unwrap_or_default();
+    let mut bad = Vec::new();
+    let language = match p.language.as_str() {
+        "" => None,
+        "da" | "en" => Some(p.language.clone()),
+        _ => {
+            bad.push(Invalid::new("/language", "must be `da` or `en`"));
+            None
+        }
+    };
+    let quiet_hours = match p.quiet_hours {
+        None => None,
+        Some(q) => {
+            let from = hh_mm("/quiet_hours/from", &q.from);
+            let to = hh_mm("/quiet_hours/to", &q.to);
+            match (&from, &to) {
+                (Ok(f), Ok(t)) if f == t => bad.push(Invalid::new("/quiet_hours/to", "must differ from `from`")),
+                _ => {}
+            }
+            for r in [from, to] {
+                if let Err(ServiceError::Invalid(v)) = r {
+                    bad.extend(v);
+                }
+            }
+            if !q.timezone.is_empty() && q.timezone.parse::<chrono_tz::Tz>().is_err() {
+                bad.push(Invalid::new("/quiet_hours/timezone", "not an IANA time zone"));
+            }
+            Some(QuietHours { from: q.from, to: q.to, timezone: q.timezone })
+        }
+    };
+    let mut channels = BTreeMap::new();
+    for (kind, list) in p.channels {
+        if !notices::kind::ALL.contains(&kind.as_str()) {
+            bad.push(Invalid::new(format!("/channels/{kind}"), "not a kind of notice"));
+            continue;
+        }
+        let mut seen = Vec::new();
+        for c in list.channels {
+            if !CHANNELS.contains(&c.as_str()) || seen.contains(&c) {
+                bad.push(Invalid::new(format!("/channels/{kind}"), "`email`, `sms` or `push`, each once"));
+                break;
+            }
+            seen.push(c);
+        }
+        channels.insert(kind, seen);
+    }
+    if !bad.is_empty() {
+        return Err(ServiceError::Invalid(bad));
+    }
+    Ok(Preferences { language, quiet_hours, channels })
+}
+
+fn view_of(p: &Preferences, default_language: &str) -> pb::PreferencesView {
+    let language = p.language.clone().unwrap_or_else(|| if default_language == "da" { "da" } else { "en" }.into());
+    pb::PreferencesView {
+        language,
+        quiet_hours: p.quiet_hours.as_ref().map(|q| pb::QuietHours {
+            from: q.from.clone(),
+            to: q.to.clone(),
+            timezone: q.timezone.clone(),
+        }),
+        channels: p.effective().into_iter().map(|(k, v)| (k, pb::ChannelList { channels: v })).collect(),
+    }
+}
+
+impl Notify {
+    /// Appends the recipient's event after `version` (their stream's, as read).
+    async fn append_own<T: serde::Serialize>(
+        &self,
+        recipient: &str,
+        version: u64,
+        event_type: &str,
+        payload: &T,
+        more: Vec<StreamAppend>,
+    ) -> Result<(), eventlog::Error> {
+        let expected = if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) };
+        let mut appends =
+            vec![StreamAppend::new(people::stream(recipient), expected, vec![NewEvent::new(event_type, payload)?])];
+        appends.extend(more);
+        self.store.append(appends).await.map(|_| ())
+    }
+
+    /// Runs `f` on the recipient's state and appends what it returns, again on a race.
+    async fn change<F>(&self, recipient: &str, f: F) -> Result<(), ServiceError>
+    where
+        F: Fn(&people::State) -> Result<Option<(&'static str, serde_json::Value, Vec<StreamAppend>)>, ServiceError>,
+    {
+        for _ in 0..20 {
+            let state = people::load(&self.store, recipient).await?;
+            if state.erased {
+                return Err(ServiceError::NotFound("recipient".into()));
+            }
+            let Some((event_type, payload, more)) = f(&state)? else { return Ok(()) };
+            match self.append_own(recipient, state.version, event_type, &payload, more).await {
+                Ok(()) => return Ok(()),
+                Err(eventlog::Error::WrongExpectedVersion { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Unavailable("too many concurrent changes; try again".into()))
+    }
+}
+
+#[tonic::async_trait]
+impl NotifyService for Notify {
+    async fn list_notices(&self, req: Request<pb::ListNoticesRequest>) -> Result<Response<pb::NoticePage>, Status> {
+        Inbox::list_notices(self, req).await
+    }
+
+    async fn mark_notice_read(&self, req: Request<pb::MarkNoticeReadRequest>) -> Result<Response<pb::Notice>, Status> {
+        Inbox::mark_notice_read(self, req).await
+    }
+
+    async fn get_preferences(
+        &self,
+        req: Request<pb::GetPreferencesRequest>,
+    ) -> Result<Response<pb::PreferencesView>, Status> {
+        let r = req.into_inner();
+        let who = person_recipient(&r.recipient)?;
+        let state = people::load(&self.store, &who).await.map_err(ServiceError::from)?;
+        Ok(Response::new(view_of(&state.preferences.unwrap_or_default(), &r.default_language)))
+    }
+
+    async fn set_preferences(
+        &self,
+        req: Request<pb::SetPreferencesRequest>,
+    ) -> Result<Response<pb::PreferencesView>, Status> {
+        let r = req.into_inner();
+        let who = person_recipient(&r.recipient)?;
+        let prefs = checked(r.preferences)?;
+        let event = NotificationPreferencesSet { recipient: who.clone(), preferences: prefs.clone(), by: "set".into() };
+        let payload = serde_json::to_value(&event).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.change(&who, |_| Ok(Some(("NotificationPreferencesSet", payload.clone(), vec![])))).await?;
+        Ok(Response::new(view_of(&prefs, &r.default_language)))
+    }
+
+    async fn unsubscribe(
+        &self,
+        req: Request<pb::UnsubscribeRequest>,
+    ) -> Result<Response<pb::UnsubscribeResponse>, Status> {
+        let r = req.into_inner();
+        let Some((who, kind)) = people::verify_unsubscribe(&self.keys, &r.token) else {
+            return Err(Status::unauthenticated("not a valid unsubscribe link"));
+        };
+        if !r.check_only {
+            let (kind2, who2) = (kind.clone(), who.clone());
+            self.change(&who, move |state| {
+                let mut prefs = state.preferences.clone().unwrap_or_default();
+                let mut list = prefs.channels_of(&kind2);
+                if !list.iter().any(|c| c == "email") {
+                    return Ok(None);
+                }
+                list.retain(|c| c != "email");
+                prefs.channels.insert(kind2.clone(), list);
+                let event = NotificationPreferencesSet {
+                    recipient: who2.clone(),
+                    preferences: prefs,
+                    by: format!("unsubscribed:{kind2}"),
+                };
+                let payload = serde_json::to_value(&event).map_err(|e| ServiceError::Internal(e.to_string()))?;
+                Ok(Some(("NotificationPreferencesSet", payload, vec![])))
+            })
+            .await
+            // An erased recipient's link stops nothing more: already nothing is sent.
+            .or_else(|e| if matches!(e, ServiceError::NotFound(_)) { Ok(()) } else { Err(e) })?;
+        }
+        Ok(Response::new(pb::UnsubscribeResponse { kind }))
+    }
+
+    async fn set_contact(
+        &self,
+        req: Request<pb::SetContactRequest>,
+    ) -> Result<Response<pb::SetContactResponse>, Status> {
+        let r = req.into_inner();
+        let who = person_recipient(&r.recipient)?;
+        let mut bad = Vec::new();
+        let email = r.email.filter(|e| !e.is_empty());
+        let phone = r.phone.filter(|p| !p.is_empty());
+        if let Some(e) = &email
+            && (e.len() > 254 || e.parse::<lettre::Address>().is_err())
+        {
+            bad.push(Invalid::new("/email", "not an e-mail address"));
+        }
+        if let Some(p) = &phone
+            && !e164(p)
+        {
+            bad.push(Invalid::new("/phone", "must be in E.164 form (+4512345678)"));
+        }
+        if email.is_none() && phone.is_none() && bad.is_empty() {
+            bad.push(Invalid::new("/email", "give `email`, `phone` or both"));
+        }
+        if !bad.is_empty() {
+            return Err(ServiceError::Invalid(bad).into());
+        }
+        let lang = Language::parse(&r.language).unwrap_or(Language::En);
+        let now = chrono::SubsecRound::trunc_subsecs(servicekit::clock::now(), 6);
+        let mut pending = Vec::new();
+        for (channel, address) in [("email", email), ("sms", phone)] {
+            let Some(address) = address else { continue };
+            let code = format!("{:06}", rand::random_range(0..1_000_000u32));
+            let sealed =
+                self.keys.seal(&who, channel, &address).await.map_err(|e| ServiceError::Internal(e.to_string()))?;
+            let secret = Secret { to: Some(address), code: code.clone() };
+            let facts = Facts {
+                sealed: Some(
+                    self.keys
+                        .seal_json(&who, "notice", &secret)
+                        .await
+                        .map_err(|e| ServiceError::Internal(e.to_string()))?,
+                ),
+                language: Some(if lang == Language::Da { "da" } else { "en" }.into()),
+                ..Facts::default()
+            };
+            let set = ContactDetailsSet {
+                recipient: who.clone(),
+                channel: channel.into(),
+                address: sealed,
+                code_digest: people::code_digest(&self.keys, &who, channel, &code),
+                expires_at: now + chrono::Duration::hours(CODE_VALID_HOURS),
+            };
+            let occasion = format!("contact/{channel}/{}", Uuid::now_v7());
+            let notice_id = notices::notice_id(kind::CONTACT_CONFIRMATION, &occasion, &who, channel);
+            let decided = NoticeDecided {
+                notice_id,
+                kind: kind::CONTACT_CONFIRMATION.into(),
+                occasion,
+                recipient: who.clone(),
+                channel: if channel == "sms" { "sms".into() } else { channel::EMAIL.into() },
+                due_at: now,
+                facts,
+            };
+            let notice = NewEvent::with_id(notice_id, "NoticeDecided", &decided).map_err(ServiceError::from)?;
+            let payload = serde_json::to_value(&set).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            let more = StreamAppend::new(notices::stream(notice_id), ExpectedVersion::NoStream, vec![notice]);
+            self.change(&who, |_| Ok(Some(("ContactDetailsSet", payload.clone(), vec![more.clone()])))).await?;
+            pending.push(channel.to_owned());
+        }
+        Ok(Response::new(pb::SetContactResponse { pending }))
+    }
+
+    async fn confirm_contact(
+        &self,
+        req: Request<pb::ConfirmContactRequest>,
+    ) -> Result<Response<pb::ConfirmContactResponse>, Status> {
+        let r = req.into_inner();
+        let who = person_recipient(&r.recipient)?;
+        if !["email", "sms"].contains(&r.channel.as_str()) {
+            return Err(ServiceError::invalid("/channel", "must be `email` or `sms`").into());
+        }
+        if r.code.len() != 6 || !r.code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ServiceError::invalid("/code", "must be the 6 digits sent").into());
+        }
+        let digest = people::code_digest(&self.keys, &who, &r.channel, &r.code);
+        let now = servicekit::clock::now();
+        let channel = r.channel.clone();
+        let wrong = std::sync::atomic::AtomicU32::new(0);
+        self.change(&who, |state| {
+            let Some(p) = state.pending.get(&channel) else {
+                return Err(ServiceError::NotFound("pending contact".into()));
+            };
+            if p.tries >= MAX_TRIES {
+                return Err(ServiceError::conflict(
+                    ErrorCode::CodeLocked,
+                    "too many wrong codes: set the address again",
+                    None,
+                ));
+            }
+            if now > p.expires_at {
+                return Err(ServiceError::rule(ErrorCode::CodeExpired, "the code expired: set the address again"));
+            }
+            let r = ContactConfirmationFailed { recipient: who.clone(), channel: channel.clone() };
+            if people::same_digest(&p.code_digest, &digest) {
+                let c = ContactConfirmed { recipient: who.clone(), channel: channel.clone() };
+                let payload = serde_json::to_value(&c).map_err(|e| ServiceError::Internal(e.to_string()))?;
+                return Ok(Some(("ContactConfirmed", payload, vec![])));
+            }
+            wrong.store(p.tries + 1, std::sync::atomic::Ordering::Relaxed);
+            let payload = serde_json::to_value(&r).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            Ok(Some(("ContactConfirmationFailed", payload, vec![])))
+        })
+        .await?;
+        match wrong.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => Ok(Response::new(pb::ConfirmContactResponse { channel: r.channel })),
+            n if n >= MAX_TRIES => {
+                Err(ServiceError::conflict(ErrorCode::CodeLocked, "too many wrong codes: set the address again", None)
+                    .into())
+            }
+            n => {
+                Err(ServiceError::rule(ErrorCode::CodeWrong, format!("wrong code; {} tries left", MAX_TRIES - n))
+                    .into())
+            }
+        }
+    }
+}
+
+/// Whether `p` is a phone number in E.164 form.
+pub fn e164(p: &str) -> bool {
+    let digits = p.strip_prefix('+').unwrap_or("");
+    (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
 }

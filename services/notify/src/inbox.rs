@@ -1,5 +1,6 @@
 //! The inbox: notify's own log projected into `notify_inbox` (one row per decided notice,
-//! its read time once read), and the queries the gRPC service answers from it.
+//! its read time once read), `notify_outbox` (notices waiting to go out on other channels)
+//! and the recipients' tables ([`crate::people`]), and the inbox's queries.
 
 use chrono::{DateTime, Utc};
 use eventlog::{Arg, Error, EventStore, Projection, RecordedEvent, Tx};
@@ -8,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::facts::{from_micros, micros};
-use crate::notices::{Facts, NoticeDecided, NoticeRead};
+use crate::notices::{Facts, NoticeDecided, NoticeRead, channel};
 
 /// The projection's checkpoint name.
 pub const NAME: &str = "notify-inbox";
@@ -21,8 +22,9 @@ impl Projection for Inbox {
         NAME
     }
 
+    /// Notify's log holds only its own events: notices and recipients'.
     fn filter(&self) -> eventlog::Filter {
-        eventlog::Filter::category("notice-")
+        eventlog::Filter::all()
     }
 
     fn apply<'a>(&'a self, tx: &'a mut Tx<'_>, event: &'a RecordedEvent) -> BoxFuture<'a, Result<(), Error>> {
@@ -30,6 +32,23 @@ impl Projection for Inbox {
             match event.event_type.as_str() {
                 "NoticeDecided" => {
                     let d: NoticeDecided = event.payload_as()?;
+                    if d.channel != channel::INBOX {
+                        let doc = OutboxDoc { occasion: d.occasion, facts: d.facts };
+                        tx.execute(
+                            "INSERT INTO notify_outbox (notice_id, recipient, kind, channel, due_at, next_at, doc) \
+                             VALUES ($1, $2, $3, $4, $5, $5, $6) ON CONFLICT (notice_id) DO NOTHING",
+                            &[
+                                d.notice_id.into(),
+                                d.recipient.into(),
+                                d.kind.into(),
+                                d.channel.into(),
+                                Arg::Int(micros(d.due_at)),
+                                Arg::Text(serde_json::to_string(&doc).map_err(Error::Payload)?),
+                            ],
+                        )
+                        .await?;
+                        return Ok(());
+                    }
                     let doc = Doc { kind: d.kind.clone(), facts: d.facts };
                     tx.execute(
                         "INSERT INTO notify_inbox (notice_id, seq, recipient, kind, created_at, read_at, doc) \
@@ -53,11 +72,30 @@ impl Projection for Inbox {
                     )
                     .await?;
                 }
-                _ => {}
+                "NoticeDelivered" | "NoticeFailed" => {
+                    let outcome: Outcome = event.payload_as()?;
+                    tx.execute("DELETE FROM notify_outbox WHERE notice_id = $1", &[outcome.notice_id.into()]).await?;
+                }
+                _ => crate::people::apply(tx, event).await?,
             }
             Ok(())
         })
     }
+}
+
+/// The notice an outcome is about.
+#[derive(Deserialize)]
+struct Outcome {
+    notice_id: Uuid,
+}
+
+/// What an outbox row keeps besides its columns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxDoc {
+    /// The notice's occasion.
+    pub occasion: String,
+    /// Its facts.
+    pub facts: Facts,
 }
 
 /// What an inbox row keeps besides its columns.

@@ -5,12 +5,14 @@
 //! docs/notifications.md lists the kinds.
 
 pub mod decider;
+pub mod deliver;
 pub mod facts;
 pub mod grpc;
 pub mod inbox;
 pub mod mail;
 pub mod metrics;
 pub mod notices;
+pub mod people;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use std::time::Duration;
 use eventlog::EventStore;
 use samskab_proto::common::v1::event_feed_client::EventFeedClient;
 use samskab_proto::notify::v1::notify_service_server::NotifyServiceServer;
+use samskab_proto::volunteer::v1::volunteer_service_client::VolunteerServiceClient;
 use servicekit::remote::{FollowStatus, follow};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -40,6 +43,12 @@ pub enum StartError {
     /// Serving failed.
     #[error(transparent)]
     Transport(#[from] tonic::transport::Error),
+    /// The key store failed.
+    #[error(transparent)]
+    Keys(#[from] keystore::Error),
+    /// E-mail is misconfigured.
+    #[error(transparent)]
+    Mail(#[from] mail::MailError),
     /// Binding the address failed.
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
@@ -52,6 +61,8 @@ pub struct Peers {
     pub carehome_url: String,
     /// The booking service.
     pub booking_url: String,
+    /// The volunteer service.
+    pub volunteer_url: String,
     /// Mutual TLS with them (none: plain text or in-process).
     pub tls: servicekit::tls::TlsConfig,
 }
@@ -64,11 +75,19 @@ pub struct NotifyServer {
     pub carehome_feed: watch::Receiver<FollowStatus>,
     /// Status of the booking feed follower.
     pub booking_feed: watch::Receiver<FollowStatus>,
+    /// Status of the volunteer feed follower.
+    pub volunteer_feed: watch::Receiver<FollowStatus>,
 }
 
 impl NotifyServer {
-    /// Migrates, starts the inbox projection, the feed followers and the decider.
-    pub async fn start(store: EventStore, peers: Peers) -> Result<Self, StartError> {
+    /// Migrates, starts the inbox projection, the feed followers, the decider and the
+    /// sender (e-mail through `mailer`; none: recorded as `not-configured`).
+    pub async fn start(
+        store: EventStore,
+        keys: keystore::KeyStore,
+        peers: Peers,
+        mailer: Option<mail::Mailer>,
+    ) -> Result<Self, StartError> {
         migrate(&store).await?;
         let s = store.clone();
         servicekit::server::forever("inbox projection", move || {
@@ -77,11 +96,15 @@ impl NotifyServer {
         });
         let (carehome_tx, carehome_feed) = watch::channel(FollowStatus::default());
         let (booking_tx, booking_feed) = watch::channel(FollowStatus::default());
+        let (volunteer_tx, volunteer_feed) = watch::channel(FollowStatus::default());
         let channel = |url: &str, server: &str| peers.tls.channel(url, server).map_err(std::io::Error::other);
         let carehome = EventFeedClient::new(channel(&peers.carehome_url, "carehome")?);
         let booking = EventFeedClient::new(channel(&peers.booking_url, "booking")?);
+        let volunteer_channel = channel(&peers.volunteer_url, "volunteer")?;
+        let volunteer = EventFeedClient::new(volunteer_channel.clone());
         tokio::spawn(follow(store.clone(), carehome, Arc::new(facts::CareHomeFacts), carehome_tx));
         tokio::spawn(follow(store.clone(), booking, Arc::new(facts::Rides), booking_tx));
+        tokio::spawn(follow(store.clone(), volunteer, Arc::new(facts::Pilots), volunteer_tx));
         let s = store.clone();
         servicekit::server::forever("decider", move || {
             let s = s.clone();
@@ -92,14 +115,30 @@ impl NotifyServer {
                 }
             }
         });
-        Ok(NotifyServer { handlers: Notify { store }, carehome_feed, booking_feed })
+        let sender = deliver::Sender {
+            store: store.clone(),
+            keys: keys.clone(),
+            mailer,
+            volunteer: Some(VolunteerServiceClient::new(volunteer_channel)),
+        };
+        servicekit::server::forever("sender", move || {
+            let sender = sender.clone();
+            async move {
+                loop {
+                    sender.round(servicekit::clock::now()).await.map_err(|e| e.to_string())?;
+                    tokio::time::sleep(TICK).await;
+                }
+            }
+        });
+        Ok(NotifyServer { handlers: Notify { store, keys }, carehome_feed, booking_feed, volunteer_feed })
     }
 
     /// The service's routes.
     pub fn routes(&self) -> servicekit::server::ServiceRoutes {
         let stop = servicekit::server::Stop::new();
         let routes = tonic::service::Routes::new(NotifyServiceServer::new(self.handlers.clone()));
-        let (store, feeds) = (self.handlers.store.clone(), [self.carehome_feed.clone(), self.booking_feed.clone()]);
+        let feeds = [self.carehome_feed.clone(), self.booking_feed.clone(), self.volunteer_feed.clone()];
+        let store = self.handlers.store.clone();
         let probe: servicekit::server::Probe = Arc::new(move || {
             let (store, connected) = (store.clone(), feeds.iter().all(|f| f.borrow().connected));
             Box::pin(async move {
@@ -155,8 +194,15 @@ pub struct Config {
 /// Runs the service until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), StartError> {
     let store = EventStore::connect(&config.database_url).await?;
-    let peers = Peers { carehome_url: config.carehome_url, booking_url: config.booking_url, tls: config.tls.clone() };
-    let server = NotifyServer::start(store, peers).await?;
+    let keys = servicekit::bootstrap::key_store(&store, &config.keys).await?;
+    let mailer = mail::Mailer::from_config(&config.mail)?;
+    let peers = Peers {
+        carehome_url: config.carehome_url,
+        booking_url: config.booking_url,
+        volunteer_url: config.volunteer_url,
+        tls: config.tls.clone(),
+    };
+    let server = NotifyServer::start(store, keys, peers, mailer).await?;
     let listener = TcpListener::bind(config.listen).await?;
     tracing::info!(listen = %config.listen, "notify service serving");
     let routes = server.routes().with_reflection(config.grpc.reflection).secured(&config.tls)?;
@@ -170,7 +216,14 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
 /// other logs). Run it while the service is stopped.
 pub async fn rebuild(store: &EventStore, progress: impl Fn(u64, u64)) -> Result<u64, eventlog::Error> {
     migrate(store).await?;
-    eventlog::rebuild_projection(store, Arc::new(inbox::Inbox), &["DELETE FROM notify_inbox"], progress).await
+    const TABLES: &[&str] = &[
+        "DELETE FROM notify_inbox",
+        "DELETE FROM notify_outbox",
+        "DELETE FROM notify_contacts",
+        "DELETE FROM notify_preferences",
+        "DELETE FROM notify_erased WHERE recipient LIKE 'person:%'",
+    ];
+    eventlog::rebuild_projection(store, Arc::new(inbox::Inbox), TABLES, progress).await
 }
 
 /// Applies the service's migrations (the log's own apply when a store opens).

@@ -226,10 +226,7 @@ impl Mailer {
 }
 
 fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("u={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    url::form_urlencoded::parse(format!("u={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
 }
 
 fn footer(unsubscribe: Option<&str>, language: &str) -> Option<String> {
@@ -266,7 +263,8 @@ pub fn escape(s: &str) -> String {
 fn html_of(subject: &str, text: &str, unsubscribe: Option<&str>, language: &str) -> String {
     let unsub = match unsubscribe {
         Some(link) => {
-            let words = if language == "da" { "Afmeld denne slags e-mails" } else { "Unsubscribe from e-mails like this" };
+            let words =
+                if language == "da" { "Afmeld denne slags e-mails" } else { "Unsubscribe from e-mails like this" };
             format!(r#"<p style="color:#666;font-size:small"><a href="{}">{words}</a></p>"#, escape(link))
         }
         None => String::new(),

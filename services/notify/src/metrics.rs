@@ -1,6 +1,6 @@
 //! Notify's figures, as OpenTelemetry instruments (shown at `/metrics`):
-//! `notify_notices_total{kind, channel, outcome}` (outcome `decided` or `skipped`; a
-//! decision another process made first counts where it was made) and `notify_backlog`
+//! `notify_notices_total{kind, channel, outcome}` (outcomes in [`notice`]; a decision
+//! another process made first counts where it was made) and `notify_backlog`
 //! (occasions started by events and not yet decided, as of the last look).
 
 use std::sync::OnceLock;
@@ -35,9 +35,11 @@ fn instruments() -> &'static Instruments {
     })
 }
 
-/// One notice decided (`skipped`: recorded, never sent).
-pub fn notice(kind: &str, channel: &str, skipped: bool) {
-    let outcome = if skipped { "skipped" } else { "decided" };
+/// One notice's outcome on a channel: `decided`, `skipped` (recorded, never sent), and
+/// for e-mail `delivered`, `retried`, `failed`, `rejected`, `not-configured`, `no-address`,
+/// `opted-out`, `erased`.
+pub fn notice(kind: &str, channel: &str, outcome: &str) {
+    let outcome = outcome.to_owned();
     instruments().notices.add(
         1,
         &[

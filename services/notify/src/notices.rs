@@ -23,12 +23,66 @@ pub mod kind {
     pub const CANCELLED: &str = "ride.cancelled";
     /// Someone else booked the pilot.
     pub const BOOKED_FOR_YOU: &str = "ride.booked_for_you";
+    /// A pilot invitation, e-mailed to the pilot record's address.
+    pub const INVITATION: &str = "invitation";
+    /// The code confirming a new address (not a kind anyone chooses or stops).
+    pub const CONTACT_CONFIRMATION: &str = "contact.confirmation";
+
+    /// The kinds a person chooses channels for (and may stop by e-mail).
+    pub const ALL: &[&str] = &[
+        REMINDER,
+        PENDING_CONFIRMATION,
+        CONFIRMED,
+        RESCHEDULED,
+        ROSTER_CHANGED,
+        CANCELLED,
+        BOOKED_FOR_YOU,
+        "ride.no_riders",
+        "request.offered",
+        "request.claimed",
+        "request.unclaimed",
+        "qualification.expiring",
+        "waitlist.promoted",
+    ];
 }
 
 /// The channels. The inbox gets every notice exactly once.
 pub mod channel {
     /// The in-app inbox.
     pub const INBOX: &str = "inbox";
+    /// E-mail (at least once, one `Message-ID` per notice).
+    pub const EMAIL: &str = "email";
+}
+
+/// A notice went out on its channel (the relay took it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoticeDelivered {
+    /// The notice.
+    pub notice_id: Uuid,
+    /// The channel.
+    pub channel: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Attempts it took.
+    pub attempts: u32,
+}
+
+/// A notice will not go out on its channel: `failed` (retried for 24 h), `rejected` (the
+/// relay refused the address for good), `not-configured` (no relay), `no-address`,
+/// `opted-out` (the recipient stopped the kind on the channel), `erased`. No address and
+/// no relay's words are kept (they may name the address).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoticeFailed {
+    /// The notice.
+    pub notice_id: Uuid,
+    /// The channel.
+    pub channel: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Why, as above.
+    pub outcome: String,
+    /// Attempts made.
+    pub attempts: u32,
 }
 
 /// A notice was decided for a recipient on a channel.
@@ -100,6 +154,25 @@ pub struct Facts {
     /// A cancellation's reason code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What only the message may carry (a confirmation code and the address it goes to,
+    /// an invitation's code): [`Secret`] sealed under the recipient's key, unsealed at
+    /// send time only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<domain::types::Sealed>,
+    /// The language fixed when it was decided (a code sent in the language it was asked in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+}
+
+/// The sealed part of a notice's facts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Secret {
+    /// The address to send to instead of the recipient's (a confirmation code's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// The code.
+    #[serde(default)]
+    pub code: String,
 }
 
 /// The stream of a notice in notify's log.
@@ -143,6 +216,9 @@ impl Language {
     /// The language of a notice for a reader who chose none: Danish for rides in the
     /// `Europe/Copenhagen` zone, else English (api.md: until a person chooses).
     pub fn default_for(f: &Facts) -> Self {
+        if let Some(l) = f.language.as_deref().and_then(Language::parse) {
+            return l;
+        }
         if f.timezone == "Europe/Copenhagen" { Language::Da } else { Language::En }
     }
 }
@@ -195,6 +271,21 @@ pub fn words(kind: &str, f: &Facts, lang: Language) -> (String, String) {
         (kind::BOOKED_FOR_YOU, Da) => ("Du er booket til en tur".into(), format!("Du kører fra {home} {at} ({who}).")),
         (kind::BOOKED_FOR_YOU, En) => {
             ("You were booked for a ride".into(), format!("You ride from {home} on {at} ({who})."))
+        }
+        (kind::INVITATION, Da) => (
+            "Du er inviteret som pilot".into(),
+            "Du er inviteret som pilot i Cykling uden alder. Din invitationskode står nedenfor.".into(),
+        ),
+        (kind::INVITATION, En) => (
+            "You are invited as a pilot".into(),
+            "You are invited as a pilot with Cycling Without Age. Your invitation code is below.".into(),
+        ),
+        (kind::CONTACT_CONFIRMATION, Da) => (
+            "Bekræft din adresse".into(),
+            "Skriv koden nedenfor for at bekræfte din adresse (gyldig i 24 timer).".into(),
+        ),
+        (kind::CONTACT_CONFIRMATION, En) => {
+            ("Confirm your address".into(), "Enter the code below to confirm your address (valid for 24 hours).".into())
         }
         (other, _) => (other.to_owned(), String::new()),
     }

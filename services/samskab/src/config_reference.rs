@@ -10,10 +10,10 @@
 use clap::{ArgAction, Args, CommandFactory, Subcommand};
 use serde_json::{Value, json};
 
-const ALL: &[&str] = &["samskab", "samskab-booking", "samskab-carehome", "samskab-volunteer", "samskab-gateway"];
-/// Every binary: those with keys, and notify, which keeps none yet.
-const EVERY: &[&str] =
+/// Every binary (each keeps keys).
+const ALL: &[&str] =
     &["samskab", "samskab-booking", "samskab-carehome", "samskab-volunteer", "samskab-gateway", "samskab-notify"];
+const EVERY: &[&str] = ALL;
 const TOKENS: &[&str] = &["samskab", "samskab-gateway"];
 
 /// Variables read outside the flags: name, binaries that read it, default, description.
@@ -92,7 +92,7 @@ fn binaries() -> Vec<clap::Command> {
         service("samskab-carehome", "Samskab's care-home service (gRPC)", carehome::Config::augment_args),
         service("samskab-volunteer", "Samskab's volunteer service (gRPC)", volunteer::Config::augment_args),
         gateway::Config::augment_args(clap::Command::new("samskab-gateway").about("Samskab's REST gateway")),
-        notify::Config::augment_args(clap::Command::new("samskab-notify").about("Samskab's notify service (gRPC)")),
+        service("samskab-notify", "Samskab's notify service (gRPC)", notify::Config::augment_args),
     ]
 }
 

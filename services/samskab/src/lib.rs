@@ -47,6 +47,9 @@ pub struct ServeConfig {
     /// Data directory (SQLite files, master key, JWT secret, erasure ledger).
     #[command(flatten)]
     pub keys: KeyConfig,
+    /// E-mail notices (SMTP).
+    #[command(flatten)]
+    pub mail: notify::mail::MailConfig,
 }
 
 impl ServeConfig {
@@ -244,13 +247,15 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, Error> {
     let booking = spawn_in_process("booking", b.routes(), booking::SERVICE_NAMES);
     // Notify starts before the gateway (and before `--demo` seeds), so it sees every event
     // of the demo as it happens.
-    let store = EventStore::connect(&cfg.url("notify")).await?;
+    let (store, keys) = open(cfg, "notify").await?;
     let peers = notify::Peers {
         carehome_url: url_for(&carehome.url(), "notify"),
         booking_url: url_for(&booking.url(), "notify"),
+        volunteer_url: url_for(&volunteer.url(), "notify"),
         tls: Default::default(),
     };
-    let n = notify::NotifyServer::start(store, peers).await.map_err(|e| Error::Start(e.to_string()))?;
+    let mailer = notify::mail::Mailer::from_config(&cfg.mail).map_err(|e| Error::Start(e.to_string()))?;
+    let n = notify::NotifyServer::start(store, keys, peers, mailer).await.map_err(|e| Error::Start(e.to_string()))?;
     let notify = spawn_in_process("notify", n.routes(), notify::SERVICE_NAMES);
 
     let (store, keys) = open(cfg, "gateway").await?;

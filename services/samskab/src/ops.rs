@@ -97,7 +97,7 @@ pub async fn invite(cfg: &ServeConfig, a: &InviteArgs) -> Result<String, Error> 
 }
 
 /// The components with a database, and what each owns.
-pub const COMPONENTS: [&str; 4] = ["carehome", "volunteer", "booking", "gateway"];
+pub const COMPONENTS: [&str; 5] = ["carehome", "volunteer", "booking", "notify", "gateway"];
 
 /// What `samskab migrate` does besides migrating.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -137,6 +137,7 @@ pub async fn migrate(cfg: &ServeConfig, args: &MigrateArgs) -> Result<(), Error>
             "carehome" => carehome::migrate(&store).await?,
             "volunteer" => volunteer::migrate(&store).await?,
             "booking" => booking::migrate(&store).await?,
+            "notify" => notify::migrate(&store).await?,
             _ => gateway::migrate(&store).await?,
         }
         keystore::KeyStore::migrate(&store).await.map_err(|e| Error::Start(e.to_string()))?;
@@ -162,11 +163,6 @@ pub async fn migrate(cfg: &ServeConfig, args: &MigrateArgs) -> Result<(), Error>
         }
         store.close().await;
     }
-    // Notify keeps no keys yet and has no role of its own in the least-privilege manifests.
-    let store = EventStore::connect(&cfg.url("notify")).await?;
-    notify::migrate(&store).await?;
-    store.close().await;
-    println!("notify: migrated");
     reseal_free_text(cfg).await
 }
 

@@ -1,0 +1,304 @@
+//! Sending what the outbox holds (e-mail): each notice leased by one sender at a time (two
+//! processes may run), its recipient's choice, address and language settled at send time
+//! (an address is unsealed only here, never stored in clear), retried with exponential
+//! backoff and jitter for 24 h, then recorded as failed; one recipient's failure never holds
+//! back another's. Every copy of a notice carries one `Message-ID`: a crash between sending
+//! and recording sends it again, recognisably.
+
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use eventlog::{Arg, Error, EventStore, ExpectedVersion, NewEvent, StreamAppend};
+use keystore::KeyStore;
+use samskab_proto::volunteer::v1::{GetPilotRequest, volunteer_service_client::VolunteerServiceClient};
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+use crate::facts::{from_micros, micros};
+use crate::inbox::OutboxDoc;
+use crate::mail::{Email, MailError, Mailer};
+use crate::notices::{self, Language, NoticeDelivered, NoticeFailed, Secret, kind};
+use crate::people;
+
+/// How long a sender holds a notice it is sending.
+const LEASE: Duration = Duration::minutes(2);
+/// How long a notice is retried.
+pub const GIVE_UP_AFTER: Duration = Duration::hours(24);
+/// The first retry's delay; each next one doubles, up to [`MAX_DELAY`].
+const FIRST_DELAY: Duration = Duration::seconds(30);
+const MAX_DELAY: Duration = Duration::hours(1);
+/// Notices sent per look.
+const BATCH: i64 = 20;
+
+/// The delay before attempt `attempts + 1`: 30 s, 1 min, 2 min, ... up to 1 h, each
+/// between half and all of it (jitter, so a relay that comes back is not hit at once).
+pub fn backoff(attempts: u32, jitter: f64) -> Duration {
+    let exp = FIRST_DELAY.num_milliseconds().saturating_mul(1i64 << attempts.saturating_sub(1).min(20));
+    let ms = exp.min(MAX_DELAY.num_milliseconds()) as f64;
+    Duration::milliseconds((ms * (0.5 + 0.5 * jitter.clamp(0.0, 1.0))) as i64)
+}
+
+/// Sends the outbox.
+#[derive(Clone)]
+pub struct Sender {
+    /// Notify's log and tables.
+    pub store: EventStore,
+    /// Notify's keys (contact details, codes).
+    pub keys: KeyStore,
+    /// The relay, if configured.
+    pub mailer: Option<Mailer>,
+    /// Volunteer, for a pilot record's address.
+    pub volunteer: Option<VolunteerServiceClient<Channel>>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct Row {
+    notice_id: String,
+    recipient: String,
+    kind: String,
+    channel: String,
+    due_at: i64,
+    next_at: i64,
+    attempts: i64,
+    doc: String,
+}
+
+/// What became of one attempt.
+enum Outcome {
+    Delivered,
+    /// Not sent, for good (the word recorded).
+    Final(&'static str),
+    /// Try again later.
+    Retry,
+}
+
+impl Sender {
+    /// One look: sends what is due by `now`; returns how many notices it settled or retried.
+    pub async fn round(&self, now: DateTime<Utc>) -> Result<usize, Error> {
+        let rows: Vec<Row> = self
+            .store
+            .fetch_rows(
+                "SELECT notice_id, recipient, kind, channel, due_at, next_at, attempts, doc FROM notify_outbox \
+                 WHERE next_at <= $1 ORDER BY next_at, notice_id LIMIT $2",
+                &[Arg::Int(micros(now)), Arg::Int(BATCH)],
+            )
+            .await?;
+        let mut n = 0;
+        for row in rows {
+            if !self.lease(&row, now).await? {
+                continue;
+            }
+            let attempts = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
+            let outcome = self.attempt(&row).await;
+            let id: Uuid = row.notice_id.parse().map_err(|_| Error::Corrupt(format!("notice {}", row.notice_id)))?;
+            match outcome {
+                Outcome::Delivered => {
+                    let e = NoticeDelivered { notice_id: id, channel: row.channel.clone(), at: now, attempts };
+                    self.record(id, "NoticeDelivered", &e).await?;
+                    crate::metrics::notice(&row.kind, &row.channel, "delivered");
+                }
+                Outcome::Final(word) => {
+                    let e = NoticeFailed {
+                        notice_id: id,
+                        channel: row.channel.clone(),
+                        at: now,
+                        outcome: word.into(),
+                        attempts,
+                    };
+                    self.record(id, "NoticeFailed", &e).await?;
+                    crate::metrics::notice(&row.kind, &row.channel, word);
+                }
+                Outcome::Retry if now - from_micros(row.due_at) >= GIVE_UP_AFTER => {
+                    let e = NoticeFailed {
+                        notice_id: id,
+                        channel: row.channel.clone(),
+                        at: now,
+                        outcome: "failed".into(),
+                        attempts,
+                    };
+                    self.record(id, "NoticeFailed", &e).await?;
+                    crate::metrics::notice(&row.kind, &row.channel, "failed");
+                }
+                Outcome::Retry => {
+                    let next = now + backoff(attempts, rand::random::<f64>());
+                    self.store
+                        .transaction(move |tx| {
+                            let id = id.to_string();
+                            Box::pin(async move {
+                                tx.execute(
+                                    "UPDATE notify_outbox SET next_at = $2 WHERE notice_id = $1",
+                                    &[id.into(), Arg::Int(micros(next))],
+                                )
+                                .await
+                            })
+                        })
+                        .await?;
+                    crate::metrics::notice(&row.kind, &row.channel, "retried");
+                }
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Takes the notice for this sender: moves its next attempt past the lease, if no other
+    /// sender moved it first.
+    async fn lease(&self, row: &Row, now: DateTime<Utc>) -> Result<bool, Error> {
+        let (id, old, until) = (row.notice_id.clone(), row.next_at, micros(now + LEASE));
+        let taken = self
+            .store
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        "UPDATE notify_outbox SET next_at = $3, attempts = attempts + 1 \
+                         WHERE notice_id = $1 AND next_at = $2",
+                        &[id.into(), Arg::Int(old), Arg::Int(until)],
+                    )
+                    .await
+                })
+            })
+            .await?;
+        Ok(taken == 1)
+    }
+
+    async fn record<T: serde::Serialize>(&self, id: Uuid, event_type: &str, payload: &T) -> Result<(), Error> {
+        // One outcome per notice: its id names it, so a second sender's is a no-op.
+        let event_id = notices::notice_id("outcome", &id.to_string(), "", "");
+        let event = NewEvent::with_id(event_id, event_type, payload)?;
+        match self.store.append(vec![StreamAppend::new(notices::stream(id), ExpectedVersion::Any, vec![event])]).await {
+            Ok(_) | Err(Error::IdempotencyClash { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The recipient whose choices apply: a pilot's linked person, else the recipient.
+    async fn chooser(&self, recipient: &str) -> Result<String, Error> {
+        if let Some(pilot) = recipient.strip_prefix("pilot:") {
+            let person = self
+                .store
+                .fetch_texts("SELECT person_id FROM notify_pilots WHERE pilot_id = $1", &[pilot.into()])
+                .await?
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            if !person.is_empty() {
+                return Ok(format!("person:{person}"));
+            }
+        }
+        Ok(recipient.to_owned())
+    }
+
+    /// The pilot record's e-mail address, asked of volunteer now (none once erased).
+    async fn pilot_email(&self, pilot_id: &str) -> Result<Option<String>, MailError> {
+        let Some(client) = &self.volunteer else { return Ok(None) };
+        let mut client = client.clone();
+        let call = client.get_pilot(GetPilotRequest { pilot_id: pilot_id.into() });
+        match tokio::time::timeout(StdDuration::from_secs(10), call).await {
+            Ok(Ok(p)) => {
+                let p = p.into_inner();
+                Ok(Some(p.email).filter(|e| !e.is_empty() && !p.erased))
+            }
+            Ok(Err(s)) if s.code() == tonic::Code::NotFound => Ok(None),
+            Ok(Err(s)) => Err(MailError::Transient(format!("volunteer: {}", s.code()))),
+            Err(_) => Err(MailError::Transient("volunteer: timeout".into())),
+        }
+    }
+
+    /// Where the notice goes: the sealed address it carries (a confirmation code's), the
+    /// chooser's confirmed address, or a pilot record's.
+    async fn address(&self, row: &Row, chooser: &str, secret: &Option<Secret>) -> Result<Option<String>, MailError> {
+        if let Some(to) = secret.as_ref().and_then(|s| s.to.clone()) {
+            return Ok(Some(to));
+        }
+        let transient = |e: Error| MailError::Transient(e.to_string());
+        // An invitation goes to the pilot record's address, whoever else is linked.
+        if row.kind != kind::INVITATION
+            && let Some(person) = chooser.strip_prefix("person:")
+            && let Some(a) =
+                people::confirmed_address(&self.store, &self.keys, person, "email").await.map_err(transient)?
+        {
+            return Ok(Some(a));
+        }
+        match row.recipient.strip_prefix("pilot:") {
+            Some(pilot) => self.pilot_email(pilot).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn attempt(&self, row: &Row) -> Outcome {
+        match self.try_send(row).await {
+            Ok(o) => o,
+            Err(MailError::Permanent(_)) => Outcome::Final("rejected"),
+            Err(MailError::Config(_)) => Outcome::Final("not-configured"),
+            Err(MailError::Transient(e)) => {
+                // The relay's words may hold the address: only the notice is named.
+                tracing::warn!(notice_id = %row.notice_id, error = %redact(&e), "e-mail not sent; retrying later");
+                Outcome::Retry
+            }
+        }
+    }
+
+    async fn try_send(&self, row: &Row) -> Result<Outcome, MailError> {
+        let transient = |e: Error| MailError::Transient(e.to_string());
+        let Some(mailer) = &self.mailer else { return Ok(Outcome::Final("not-configured")) };
+        if people::erased(&self.store, &row.recipient).await.map_err(transient)? {
+            return Ok(Outcome::Final("erased"));
+        }
+        let doc: OutboxDoc = serde_json::from_str(&row.doc).map_err(|e| MailError::Permanent(e.to_string()))?;
+        let chooser = self.chooser(&row.recipient).await.map_err(transient)?;
+        let prefs = people::preferences(&self.store, &chooser).await.map_err(transient)?.unwrap_or_default();
+        let choosable = kind::ALL.contains(&row.kind.as_str());
+        if choosable && !prefs.channels_of(&row.kind).iter().any(|c| c == "email") {
+            return Ok(Outcome::Final("opted-out"));
+        }
+        let secret: Option<Secret> = match &doc.facts.sealed {
+            Some(sealed) => match self.keys.unseal_json::<Secret>(&row.recipient, "notice", sealed).await {
+                Ok(Some(s)) => Some(s),
+                // The recipient's key is gone: erased.
+                Ok(None) => return Ok(Outcome::Final("erased")),
+                Err(e) => return Err(MailError::Transient(e.to_string())),
+            },
+            None => None,
+        };
+        let Some(to) = self.address(row, &chooser, &secret).await? else { return Ok(Outcome::Final("no-address")) };
+        let lang =
+            prefs.language.as_deref().and_then(Language::parse).unwrap_or_else(|| Language::default_for(&doc.facts));
+        let (subject, mut text) = notices::words(&row.kind, &doc.facts, lang);
+        if let Some(s) = &secret {
+            text = format!("{text}\n\n{}", s.code);
+        }
+        let unsubscribe = choosable.then(|| {
+            let token = people::unsubscribe_token(&self.keys, &chooser, &row.kind);
+            format!("{}/v1/unsubscribe?token={token}", mailer.public_url)
+        });
+        let language = if lang == Language::Da { "da" } else { "en" };
+        let id: Uuid = row.notice_id.parse().map_err(|_| MailError::Permanent("notice id".into()))?;
+        mailer.send(&Email { to, subject, text, notice_id: id, unsubscribe, language }).await?;
+        Ok(Outcome::Delivered)
+    }
+}
+
+/// A relay's error without anything that looks like an address.
+fn redact(s: &str) -> String {
+    s.split_whitespace().map(|w| if w.contains('@') { "<address>" } else { w }).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_with_jitter_up_to_an_hour() {
+        assert_eq!(backoff(1, 1.0), Duration::seconds(30));
+        assert_eq!(backoff(2, 1.0), Duration::seconds(60));
+        assert_eq!(backoff(3, 1.0), Duration::seconds(120));
+        assert_eq!(backoff(3, 0.0), Duration::seconds(60));
+        assert_eq!(backoff(30, 1.0), Duration::hours(1));
+        assert!(backoff(4, 0.5) > backoff(4, 0.0) && backoff(4, 0.5) < backoff(4, 1.0));
+    }
+
+    #[test]
+    fn a_relays_words_lose_their_addresses() {
+        assert_eq!(redact("550 5.1.1 <pilot@example.org>: unknown"), "550 5.1.1 <address> unknown");
+    }
+}
