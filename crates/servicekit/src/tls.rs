@@ -53,6 +53,16 @@ impl DevCa {
         &self.cert_pem
     }
 
+    /// A server certificate for other names (a test's SMTP relay on `localhost`).
+    pub fn issue_for(&self, names: &[&str]) -> Result<Pem, rcgen::Error> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())?;
+        params.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or("server"));
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Pem { cert: cert.pem(), key: key.serialize_pem() })
+    }
+
     /// A certificate for `component`, usable to serve and to call.
     pub fn issue(&self, component: &str) -> Result<Pem, rcgen::Error> {
         let key = KeyPair::generate()?;

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 mod backends;
 mod eventually;
 pub mod oidc;
+pub mod smtp;
 
 pub use eventually::{DEFAULT_TIMEOUT, Outcome, eventually};
 

@@ -366,7 +366,7 @@ fn installed(dir: &Path) -> bool {
 /// Runs `npm ci` in `dir` unless its packages are installed, at most one install at a time
 /// across threads and processes (test runners such as nextest run each test in a process
 /// of its own): whoever creates the lock directory installs, the others wait for it.
-fn ensure_installed(dir: &Path) -> Result<(), String> {
+pub(crate) fn ensure_installed(dir: &Path) -> Result<(), String> {
     static IN_PROCESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _in_process = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
     let lock = dir.join(".install.lock");
@@ -387,7 +387,7 @@ fn ensure_installed(dir: &Path) -> Result<(), String> {
                 if installed(dir) {
                     return Ok(());
                 }
-                eprintln!("OIDC test provider: npm ci in {}", dir.display());
+                eprintln!("test server: npm ci in {}", dir.display());
                 let out = std::process::Command::new("npm")
                     .args(["ci", "--no-audit", "--no-fund"])
                     .current_dir(dir)

@@ -22,18 +22,38 @@ testkit::both_backends!(
     setup = World::new;
     notices_follow_a_ride_from_its_booking_to_its_cancellation,
     a_first_start_on_history_sends_nothing_about_the_past,
-    a_weather_day_and_a_grounded_trishaw_tell_every_affected_pilot_once
+    a_weather_day_and_a_grounded_trishaw_tell_every_affected_pilot_once,
+    reminders_reach_the_pilot_record_by_email_once_per_notice_naming_no_resident,
+    over_starttls_a_confirmed_address_gets_notices_until_unsubscribed
 );
 
-/// A notify server on its own database next to `w`'s.
+/// A notify server on its own database next to `w`'s, without e-mail.
 async fn notify(w: &World) -> (Spawned, NotifyServiceClient<Channel>, notify::NotifyServer) {
+    notify_mailing(w, None).await
+}
+
+/// The master key every notify server of a test shares (one per process: tests of one
+/// binary run in processes of their own under nextest).
+fn notify_master() -> keystore::MasterKey {
+    static KEY: std::sync::OnceLock<keystore::MasterKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(keystore::MasterKey::generate).clone()
+}
+
+/// The same, sending e-mail as `mail` says.
+async fn notify_mailing(
+    w: &World,
+    mail: Option<notify::mail::MailConfig>,
+) -> (Spawned, NotifyServiceClient<Channel>, notify::NotifyServer) {
     let store = eventlog::EventStore::connect(&format!("{}{}", w.db.sibling("notify"), w.url_options)).await.unwrap();
+    let keys = keystore::KeyStore::connect(&store, notify_master()).await.unwrap();
     let peers = notify::Peers {
         carehome_url: w.carehome_server.as_ref().unwrap().url(),
         booking_url: w.booking_server.url(),
+        volunteer_url: w.volunteer_url(),
         tls: servicekit::tls::TlsConfig::plaintext(),
     };
-    let server = notify::NotifyServer::start(store, peers).await.unwrap();
+    let mailer = mail.map(|m| notify::mail::Mailer::from_config(&m).unwrap().unwrap());
+    let server = notify::NotifyServer::start(store, keys, peers, mailer).await.unwrap();
     let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
     let spawned = servicekit::server::spawn(any, server.routes(), notify::SERVICE_NAMES).await.unwrap();
     let client = NotifyServiceClient::new(servicekit::client::channel(&spawned.url()).unwrap());
@@ -286,4 +306,247 @@ async fn a_weather_day_and_a_grounded_trishaw_tell_every_affected_pilot_once(mut
     assert_eq!(inbox(&client, &first).await.0.get("ride.cancelled"), Some(&2));
     assert_eq!(inbox(&client, &second).await.0.get("ride.cancelled"), Some(&1));
     assert!(!inbox(&client, &second).await.1.iter().any(|n| n.body.contains("chain")), "no free text is told");
+}
+
+/// A pilot with an e-mail address on their record, qualified and known to booking.
+async fn pilot_with_email(w: &mut World, chapter: Uuid, email: &str) -> Uuid {
+    use samskab_proto::volunteer::v1 as vpb;
+    let p = w
+        .volunteer
+        .register_pilot(vpb::RegisterPilotRequest {
+            context: ctx(),
+            chapter_id: chapter.to_string(),
+            display_name: "Kirsten Holm".into(),
+            email: email.into(),
+            phone: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    w.volunteer
+        .qualify_pilot(vpb::QualifyPilotRequest {
+            context: ctx(),
+            pilot_id: p.pilot_id.clone(),
+            qualification: Some(vpb::Qualification {
+                bike_type: "trishaw".into(),
+                qualified_on: "2026-01-01".into(),
+                valid_until: "2028-12-31".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    w.settle().await;
+    p.pilot_id.parse().unwrap()
+}
+
+fn mail_to(port: u16) -> notify::mail::MailConfig {
+    notify::mail::MailConfig {
+        smtp_url: Some(format!("smtp://127.0.0.1:{port}")),
+        from: "Samskab <notices@odense.example.org>".into(),
+        public_url: "https://samskab.example.org".into(),
+        ..Default::default()
+    }
+}
+
+async fn messages_until(smtp: &testkit::smtp::SmtpServer, n: usize) -> Vec<testkit::smtp::Received> {
+    testkit::eventually(&format!("{n} e-mails"), Duration::from_secs(60), || async { smtp.messages().len() >= n })
+        .await;
+    smtp.messages()
+}
+
+/// Every payload in notify's log, as text.
+async fn notify_log_text(w: &World) -> String {
+    let store = eventlog::EventStore::connect(&format!("{}{}", w.db.sibling("notify"), w.url_options)).await.unwrap();
+    let page = store.read_all(eventlog::Cursor::default(), &eventlog::Filter::all(), 100_000).await.unwrap();
+    page.events.iter().map(|e| format!("{}\n", e.payload.get())).collect()
+}
+
+/// A booked ride's reminders go by e-mail to the pilot record's address: each notice at
+/// least once (the relay refuses the first attempt: it is retried) and every copy with one
+/// `Message-ID`, never a resident's name; the address stays out of notify's log and
+/// database; two notify processes send each notice's e-mail under one `Message-ID`.
+async fn reminders_reach_the_pilot_record_by_email_once_per_notice_naming_no_resident(mut w: World) {
+    let dir = tempfile::tempdir().unwrap();
+    let time = TestClockFile::create(dir.path().join("offset")).unwrap();
+    clock::use_test_file(time.path());
+    time.jump_to(t("2027-09-06T06:00:00Z")).unwrap();
+    let b = world(&mut w).await;
+    let address = format!("kirsten-{}@pilots.example.org", Uuid::now_v7().simple());
+    let pilot = pilot_with_email(&mut w, b.chapter, &address).await;
+    let resident = w.resident(b.home, &["rides"]).await;
+    w.settle().await;
+    let smtp = testkit::smtp::SmtpServer::start(testkit::smtp::Options { fail_first: 1, ..Default::default() }).await;
+    let (_a, client, _) = notify_mailing(&w, Some(mail_to(smtp.port))).await;
+    let (_b, _, _) = notify_mailing(&w, Some(mail_to(smtp.port))).await;
+    let recipient = format!("pilot:{pilot}");
+
+    // Tuesday 7 September 2027, 10:00 in Copenhagen (08:00 UTC), booked by an admin.
+    w.book(b.bike, pilot, "2027-09-07T08:00:00Z", 60, &[resident]).await.unwrap();
+    until(&client, &recipient, "ride.booked_for_you", 1).await;
+    time.jump_to(t("2027-09-06T08:00:30Z")).unwrap();
+    until(&client, &recipient, "ride.reminder", 1).await;
+    // The first e-mail was refused (451): retried after its backoff (at most a minute).
+    time.jump_to(t("2027-09-06T08:02:00Z")).unwrap();
+    let got = messages_until(&smtp, 2).await;
+    time.jump_to(t("2027-09-07T07:00:30Z")).unwrap();
+    until(&client, &recipient, "ride.reminder", 2).await;
+    let got = if got.len() < 3 { messages_until(&smtp, 3).await } else { got };
+    tokio::time::sleep(notify::TICK * 6).await;
+    let got_all = smtp.messages();
+    let ids: std::collections::BTreeSet<String> = got_all.iter().map(|m| m.header("Message-ID").unwrap()).collect();
+    assert_eq!(ids.len(), 3, "booked for you, two reminders: one Message-ID each: {ids:?}");
+    assert!(got.len() >= 3);
+    for m in &got_all {
+        assert_eq!(m.to, vec![address.clone()]);
+        assert!(!m.secure);
+        assert!(m.header("Message-ID").unwrap().ends_with("@odense.example.org>"));
+        let unsubscribe = m.header("List-Unsubscribe").unwrap();
+        assert!(unsubscribe.starts_with("<https://samskab.example.org/v1/unsubscribe?token="), "{unsubscribe}");
+        assert_eq!(m.header("List-Unsubscribe-Post").as_deref(), Some("List-Unsubscribe=One-Click"));
+        assert!(m.raw.contains("multipart/alternative"), "{}", m.raw);
+        for name in ["Ærø", "Østergård", "=C3=86r=C3=B8", "Kirsten"] {
+            assert!(!m.raw.contains(name), "a name in an e-mail: {}", m.raw);
+        }
+    }
+    // The inbox holds each notice once.
+    let (kinds, _) = inbox(&client, &recipient).await;
+    assert_eq!(kinds.get("ride.reminder"), Some(&2));
+    // Nothing in notify's log or database names the address.
+    let log = notify_log_text(&w).await;
+    assert!(!log.contains(&address) && !log.contains("pilots.example.org"), "the address in notify's log");
+    if let Some(path) = w.db.sibling("notify").strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap();
+        for file in [path.to_owned(), format!("{path}-wal")] {
+            if let Ok(bytes) = std::fs::read(&file) {
+                let text = String::from_utf8_lossy(&bytes);
+                assert!(!text.contains("pilots.example.org"), "the address in {file}");
+            }
+        }
+    }
+}
+
+/// Over STARTTLS with the relay's CA: a coordinator sets an address, receives its code
+/// there, confirms it after wrong tries (and a second address locks after five wrong
+/// ones); a cancellation then reaches the confirmed address with a one-click unsubscribe
+/// link; after unsubscribing that kind, the next cancellation is not e-mailed (the inbox
+/// still has it); a forged token is refused.
+async fn over_starttls_a_confirmed_address_gets_notices_until_unsubscribed(mut w: World) {
+    let dir = tempfile::tempdir().unwrap();
+    let time = TestClockFile::create(dir.path().join("offset")).unwrap();
+    clock::use_test_file(time.path());
+    time.jump_to(t("2027-09-06T06:00:00Z")).unwrap();
+    let b = world(&mut w).await;
+    w.settle().await;
+    let person = Uuid::now_v7();
+    coordinator(&w, b.home, person).await;
+    let ca = servicekit::tls::DevCa::generate().unwrap();
+    let pem = ca.issue_for(&["localhost"]).unwrap();
+    let (cert, key, ca_file) = (dir.path().join("smtp.crt"), dir.path().join("smtp.key"), dir.path().join("ca.crt"));
+    std::fs::write(&cert, &pem.cert).unwrap();
+    std::fs::write(&key, &pem.key).unwrap();
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    let smtp = testkit::smtp::SmtpServer::start(testkit::smtp::Options { tls: Some((cert, key)), fail_first: 0 }).await;
+    let mail = notify::mail::MailConfig {
+        smtp_url: Some(format!("smtp://localhost:{}?tls=required", smtp.port)),
+        smtp_ca_file: Some(ca_file),
+        ..mail_to(smtp.port)
+    };
+    let (_a, client, _) = notify_mailing(&w, Some(mail)).await;
+    let me = format!("person:{person}");
+
+    let address = "coordinator@home.example.org";
+    let set = npb::SetContactRequest {
+        recipient: me.clone(),
+        email: Some(address.into()),
+        phone: None,
+        language: "en".into(),
+    };
+    let pending = client.clone().set_contact(set.clone()).await.unwrap().into_inner();
+    assert_eq!(pending.pending, vec!["email".to_owned()]);
+    let got = messages_until(&smtp, 1).await;
+    assert!(got[0].secure, "STARTTLS");
+    assert_eq!(got[0].to, vec![address.to_owned()]);
+    assert!(got[0].header("List-Unsubscribe").is_none(), "a code is not a kind one stops");
+    let code: String = {
+        // The plain-text part (7bit) holds the code on a line of its own.
+        let body = got[0].raw.split("text/plain").nth(1).unwrap_or_default();
+        let digits: Vec<&str> =
+            body.split(|c: char| !c.is_ascii_digit()).filter(|d| d.len() == 6).collect();
+        digits.first().unwrap_or_else(|| panic!("no code in {}", got[0].raw)).to_string()
+    };
+    let confirm = |code: &str| npb::ConfirmContactRequest {
+        recipient: me.clone(),
+        channel: "email".into(),
+        code: code.into(),
+    };
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for left in [4, 3] {
+        let e = client.clone().confirm_contact(confirm(wrong)).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+        assert!(e.message().contains(&format!("{left} tries left")), "{}", e.message());
+    }
+    client.clone().confirm_contact(confirm(&code)).await.unwrap();
+
+    // A cancellation reaches the confirmed address.
+    let ride = w.book(b.bike, b.pilot, "2027-09-08T08:00:00Z", 60, &[]).await.unwrap();
+    let cancel = |id: &str| bpb::CancelRideRequest {
+        context: ctx(),
+        ride_id: id.into(),
+        reason: "weather".into(),
+        note: String::new(),
+    };
+    w.booking.cancel_ride(cancel(&ride.ride_id)).await.unwrap();
+    let got = messages_until(&smtp, 2).await;
+    assert_eq!(got[1].to, vec![address.to_owned()]);
+    let link = got[1].header("List-Unsubscribe").unwrap();
+    let token = link.split("token=").nth(1).unwrap().trim_end_matches('>').to_owned();
+
+    // A forged token (another kind under the same signature) is refused; the real one stops
+    // cancellations by e-mail.
+    let forged = {
+        let (body, mac) = token.split_once('.').unwrap();
+        let mut chars: Vec<char> = body.chars().collect();
+        chars[0] = if chars[0] == 'A' { 'B' } else { 'A' };
+        format!("{}.{mac}", chars.into_iter().collect::<String>())
+    };
+    let refused = client
+        .clone()
+        .unsubscribe(npb::UnsubscribeRequest { token: forged, check_only: false })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let stopped =
+        client.clone().unsubscribe(npb::UnsubscribeRequest { token, check_only: false }).await.unwrap().into_inner();
+    assert_eq!(stopped.kind, "ride.cancelled");
+    let prefs = client
+        .clone()
+        .get_preferences(npb::GetPreferencesRequest { recipient: me.clone(), default_language: "da".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(prefs.channels["ride.cancelled"].channels.is_empty());
+    assert_eq!(prefs.channels["ride.reminder"].channels, vec!["email".to_owned()]);
+    assert_eq!(prefs.language, "da");
+
+    let ride = w.book(b.bike, b.pilot, "2027-09-09T08:00:00Z", 60, &[]).await.unwrap();
+    w.booking.cancel_ride(cancel(&ride.ride_id)).await.unwrap();
+    until(&client, &me, "ride.cancelled", 2).await;
+    tokio::time::sleep(notify::TICK * 6).await;
+    assert_eq!(smtp.messages().len(), 2, "no e-mail after unsubscribing");
+
+    // Five wrong codes lock a new address; a sixth try, even the right one, is refused.
+    client
+        .clone()
+        .set_contact(npb::SetContactRequest { email: Some("other@home.example.org".into()), ..set })
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        let e = client.clone().confirm_contact(confirm(wrong)).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    }
+    let e = client.clone().confirm_contact(confirm(wrong)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Aborted, "the fifth wrong code locks: {}", e.message());
+    let e = client.clone().confirm_contact(confirm(wrong)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Aborted);
 }
