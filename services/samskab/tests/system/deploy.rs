@@ -35,6 +35,17 @@ const CERT_MANAGER_KEYS: &[&str] = &["tls.crt", "tls.key", "ca.crt"];
 const PRIVATE_V4: &[&str] =
     &["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8"];
 const PRIVATE_V6: &[&str] = &["fc00::/7", "fe80::/10", "::1/128"];
+/// The ports of an SMTP relay (SMTP, SMTPS, submission): the only ones notify may reach
+/// outside the cluster.
+const SMTP_PORTS: &[u64] = &[25, 465, 587];
+/// The components deployed on their own (each a Deployment and a compose service).
+const DEPLOYED: &[&str] = &["gateway", "booking", "carehome", "volunteer", "notify"];
+
+/// The components with a database schema of their own that `samskab migrate` creates
+/// (notify listed here too, whether or not `samskab::ops::COMPONENTS` names it yet).
+fn db_components() -> BTreeSet<&'static str> {
+    samskab::ops::COMPONENTS.iter().copied().chain(["notify"]).collect()
+}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
@@ -216,6 +227,7 @@ fn grpc_service_names(component: &str) -> &'static [&'static str] {
         "booking" => booking::SERVICE_NAMES,
         "carehome" => carehome::SERVICE_NAMES,
         "volunteer" => volunteer::SERVICE_NAMES,
+        "notify" => notify::SERVICE_NAMES,
         _ => &[],
     }
 }
@@ -449,7 +461,7 @@ fn check_container(r: &Reference, c: &Container, problems: &mut Vec<String>) -> 
         }
     }
     // Each component's database is the schema `samskab migrate` creates for it.
-    for comp in samskab::ops::COMPONENTS {
+    for comp in db_components() {
         let var = format!("SAMSKAB_{}_DATABASE_URL", comp.to_uppercase());
         if let Some(Some(url)) = env.get(&var)
             && url.starts_with("postgres")
@@ -470,6 +482,9 @@ fn check_container(r: &Reference, c: &Container, problems: &mut Vec<String>) -> 
     Some((component, port))
 }
 
+/// URLs that name no peer: the REST API's public address (notify's links in e-mails).
+const NOT_PEERS: &[&str] = &["SAMSKAB_PUBLIC_URL", "--public-url"];
+
 /// The `http://host:port` peer URLs given to a container: (variable or flag, url).
 fn peer_urls(c: &Container) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = c
@@ -477,10 +492,10 @@ fn peer_urls(c: &Container) -> Vec<(String, String)> {
         .iter()
         .chain(c.env_from.iter())
         .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
-        .filter(|(k, v)| k.ends_with("_URL") && v.starts_with("http"))
+        .filter(|(k, v)| k.ends_with("_URL") && v.starts_with("http") && !NOT_PEERS.contains(&k.as_str()))
         .collect();
     for w in c.command.windows(2) {
-        if w[0].ends_with("-url") && w[1].starts_with("http") {
+        if w[0].ends_with("-url") && w[1].starts_with("http") && !NOT_PEERS.contains(&w[0].as_str()) {
             out.push((w[0].clone(), w[1].clone()));
         }
     }
@@ -492,7 +507,7 @@ fn peer_component(var: &str) -> Option<String> {
     let v = var.trim_start_matches("--").to_lowercase().replace('-', "_");
     let v = v.strip_prefix("samskab_").unwrap_or(&v);
     let c = v.strip_suffix("_url")?;
-    ["booking", "carehome", "volunteer", "gateway"].contains(&c).then(|| c.to_owned())
+    DEPLOYED.contains(&c).then(|| c.to_owned())
 }
 
 // ---------------------------------------------------------------- tests
@@ -727,7 +742,7 @@ fn compose_problems(compose: &Value, r: &Reference) -> Vec<String> {
             }
         }
     }
-    for want in ["booking", "carehome", "volunteer", "gateway"] {
+    for want in DEPLOYED {
         if !listen.values().any(|(c, _)| c.as_deref() == Some(want)) {
             problems.push(format!("docker-compose.yml runs no {want}"));
         }
@@ -1176,7 +1191,7 @@ fn k8s_problems(dir: &Path, r: &Reference) -> Vec<String> {
     }
     let component_deployment =
         |comp: &str| deployments.iter().find(|(_, d)| d.1.as_deref() == Some(comp)).map(|(n, _)| n.clone());
-    for comp in ["gateway", "booking", "carehome", "volunteer"] {
+    for comp in DEPLOYED {
         if component_deployment(comp).is_none() {
             problems.push(format!("no Deployment runs the {comp}"));
         }
@@ -1318,6 +1333,12 @@ fn k8s_problems(dir: &Path, r: &Reference) -> Vec<String> {
         for other in &reachable_from {
             if !calls.iter().any(|(from, to, _)| from == other && to == name) {
                 problems.push(format!("NetworkPolicy lets {other} reach {name}, which it never calls"));
+            }
+        }
+        // Every caller is let in (notify follows booking's, care-home's and volunteer's feeds).
+        for (caller, ..) in calls.iter().filter(|(_, to, _)| to == name) {
+            if !reachable_from.contains(caller) {
+                problems.push(format!("NetworkPolicy keeps {caller} from {name}, which it calls"));
             }
         }
         match component_deployment("gateway") {
@@ -1835,6 +1856,20 @@ fn trust_problems(
             Some(secret) => master_keys.entry(secret).or_default().push(c.to_owned()),
             None => p("no SAMSKAB_MASTER_KEY from a Secret".into()),
         }
+        // A secret given as a file (notify's SAMSKAB_SMTP_PASSWORD_FILE, a *_KEY_FILE) is a
+        // file of one of its own Secrets, mounted.
+        for (var, path) in env.iter().filter_map(|(k, v)| Some((k, v.as_deref()?))) {
+            if !(var.ends_with("_FILE") && (var.contains("PASSWORD") || var.contains("KEY"))) {
+                continue;
+            }
+            match secret_file(&mounts, path) {
+                Err(e) => p(format!("{var}={e}")),
+                Ok((secret, _)) if !own.contains(&secret) => {
+                    p(format!("{var}={path} is in Secret {secret}, not one of its own ({})", own.join(", ")))
+                }
+                Ok(_) => {}
+            }
+        }
         // Its own role in both clusters; its database and its erasure ledger in different ones.
         let password_secret = from_secret("PGPASSWORD");
         if password_secret.as_deref() != Some(own[1].as_str()) {
@@ -1921,14 +1956,14 @@ fn trust_problems(
         }
     }
     // Egress: what each component (and the Job) needs, nothing wider; the internet for the
-    // gateway only, less the private ranges.
-    let mut senders: Vec<(String, bool)> = deployments
-        .iter()
-        .filter(|(_, d)| d.1.is_some())
-        .map(|(n, d)| (n.clone(), d.1.as_deref() == Some("gateway")))
-        .collect();
-    senders.extend(job.iter().map(|(n, _)| (n.clone(), false)));
-    for (w, gateway) in &senders {
+    // gateway only, and its SMTP ports for notify, less the private ranges.
+    let mut senders: Vec<(String, Option<String>)> =
+        deployments.iter().filter(|(_, d)| d.1.is_some()).map(|(n, d)| (n.clone(), d.1.clone())).collect();
+    senders.extend(job.iter().map(|(n, _)| (n.clone(), None)));
+    for (w, comp) in &senders {
+        let gateway = comp.as_deref() == Some("gateway");
+        // Notify sends e-mail to an SMTP relay outside the cluster: on its ports only.
+        let notify = comp.as_deref() == Some("notify");
         let labels = pod_labels(w);
         let selecting: Vec<&&Value> = policies
             .iter()
@@ -1948,7 +1983,21 @@ fn trust_problems(
             }
             for peer in &to {
                 if let Some(cidr) = peer["ipBlock"]["cidr"].as_str() {
-                    if !gateway {
+                    if notify {
+                        let ports: Vec<Value> = rule["ports"].as_array().cloned().unwrap_or_default();
+                        let smtp_only = !ports.is_empty()
+                            && ports.iter().all(|p| {
+                                p["port"].as_u64().is_some_and(|n| SMTP_PORTS.contains(&n)) && p["endPort"].is_null()
+                            });
+                        if !smtp_only {
+                            let ports: Vec<String> = ports.iter().filter_map(|p| s(&p["port"])).collect();
+                            problems.push(format!(
+                                "NetworkPolicy lets {w} reach ipBlock {cidr} on ports {ports:?}: notify sends \
+                                 outside the cluster only to an SMTP relay, on ports {SMTP_PORTS:?}"
+                            ));
+                            continue;
+                        }
+                    } else if !gateway {
                         problems.push(format!(
                             "NetworkPolicy lets {w} reach ipBlock {cidr}: only the gateway sends outside the cluster"
                         ));
@@ -1959,8 +2008,8 @@ fn trust_problems(
                         "::/0" => PRIVATE_V6,
                         _ => {
                             problems.push(format!(
-                                "NetworkPolicy lets the gateway reach ipBlock {cidr}: only 0.0.0.0/0 or ::/0, \
-                                 less the private ranges"
+                                "NetworkPolicy lets {w} reach ipBlock {cidr}: only 0.0.0.0/0 or ::/0, less the \
+                                 private ranges"
                             ));
                             continue;
                         }
@@ -1970,8 +2019,8 @@ fn trust_problems(
                     for range in private {
                         if !except.iter().any(|e| e == range) {
                             problems.push(format!(
-                                "the gateway's egress to {cidr} does not except {range}: a webhook could reach a \
-                                 private range"
+                                "{w}'s egress to {cidr} does not except {range}: a webhook or an e-mail could \
+                                 reach a private range"
                             ));
                         }
                     }
@@ -1993,8 +2042,11 @@ fn trust_problems(
                 }
             }
         }
-        if *gateway && !internet {
+        if gateway && !internet {
             problems.push("the gateway may not reach the internet (webhook deliveries, OpenID Connect issuers)".into());
+        }
+        if notify && !internet {
+            problems.push(format!("{w} may not reach an SMTP relay on the internet (ports {SMTP_PORTS:?})"));
         }
         let may = |ns: Option<&str>, labels: &Value, port: u16, protocol: &str| {
             rules_allow(&rules, "to", ns, labels, port, protocol)
@@ -2169,6 +2221,33 @@ fn the_check_catches_mistakes() {
         ),
         ("from a foreign image", Box::new(|c| c["services"]["booking"]["image"] = json!("example/other:1.0"))),
         (
+            "but notify listens on 50054",
+            Box::new(|c| {
+                c["services"]["gateway"]["environment"]["SAMSKAB_NOTIFY_URL"] = json!("http://notify:50051");
+            }),
+        ),
+        (
+            "SAMSKAB_NOTIFY_URL points at booking",
+            Box::new(|c| {
+                c["services"]["gateway"]["environment"]["SAMSKAB_NOTIFY_URL"] = json!("http://booking:50051");
+            }),
+        ),
+        (
+            "not the `notify` schema",
+            Box::new(|c| {
+                c["services"]["notify"]["environment"]["SAMSKAB_NOTIFY_DATABASE_URL"] =
+                    json!("postgres://samskab:samskab@postgres:5432/samskab?schema=booking");
+            }),
+        ),
+        (
+            "docker-compose.yml runs no notify",
+            Box::new(|c| {
+                c["services"].as_object_mut().unwrap().remove("notify");
+                c["services"]["gateway"]["depends_on"].as_object_mut().unwrap().remove("notify");
+                c["services"]["gateway"]["environment"].as_object_mut().unwrap().remove("SAMSKAB_NOTIFY_URL");
+            }),
+        ),
+        (
             "not the `booking` schema",
             Box::new(|c| {
                 c["services"]["booking"]["environment"]["SAMSKAB_BOOKING_DATABASE_URL"] =
@@ -2215,15 +2294,69 @@ fn the_check_catches_kubernetes_mistakes() {
         ),
         (
             "networkpolicy.yaml",
-            "values: [samskab-gateway]\n",
-            "values: [samskab-volunteer]\n",
+            "values: [samskab-gateway, samskab-notify]\n",
+            "values: [samskab-volunteer, samskab-notify]\n",
             "the gateway may not reach samskab-booking",
         ),
         (
             "networkpolicy.yaml",
-            "values: [samskab-gateway]\n",
-            "values: [samskab-gateway, samskab-carehome]\n",
+            "values: [samskab-gateway, samskab-notify]\n",
+            "values: [samskab-gateway, samskab-notify, samskab-carehome]\n",
             "lets samskab-carehome reach samskab-booking, which it never calls",
+        ),
+        // Notify: follows booking's feed, is called by the gateway only.
+        (
+            "networkpolicy.yaml",
+            "values: [samskab-gateway, samskab-notify]\n",
+            "values: [samskab-gateway]\n",
+            "NetworkPolicy keeps samskab-notify from samskab-booking, which it calls",
+        ),
+        (
+            "networkpolicy.yaml",
+            "values: [samskab-gateway]\n",
+            "values: [samskab-gateway, samskab-booking]\n",
+            "lets samskab-booking reach samskab-notify, which it never calls",
+        ),
+        (
+            "networkpolicy.yaml",
+            "              app.kubernetes.io/name: samskab-notify\n      ports:\n        - port: 50054\n",
+            "              app.kubernetes.io/name: samskab-booking\n      ports:\n        - port: 50054\n",
+            "samskab-gateway may not reach samskab-notify on 50054",
+        ),
+        ("notify.yaml", "\"0.0.0.0:50054\"", "\"0.0.0.0:50055\"", "listens on port 50055"),
+        // Notify's e-mail: settings no other binary reads stay out of the shared ConfigMap;
+        // the relay's password is a file of its own Secret; the relay only on SMTP ports of
+        // public addresses.
+        (
+            "configmap.yaml",
+            "  SAMSKAB_LOG: info\n",
+            "  SAMSKAB_LOG: info\n  SAMSKAB_SMTP_URL: smtp://relay:25\n",
+            "envFrom brings SAMSKAB_SMTP_URL, which `samskab-gateway` does not read",
+        ),
+        (
+            "notify.yaml",
+            "            - name: smtp\n              mountPath: /etc/samskab/smtp\n              readOnly: true\n",
+            "",
+            "SAMSKAB_SMTP_PASSWORD_FILE=/etc/samskab/smtp/password is not in a mounted Secret",
+        ),
+        ("networkpolicy.yaml", "        - port: 587\n", "        - port: 443\n", "only to an SMTP relay"),
+        (
+            "networkpolicy.yaml",
+            "              - \"::1/128\"\n      ports:\n        - port: 25\n",
+            "      ports:\n        - port: 25\n",
+            "samskab-notify's egress to ::/0 does not except ::1/128",
+        ),
+        (
+            "certificates.yaml",
+            "dnsNames: [notify.samskab.internal]",
+            "dnsNames: [samskab-notify]",
+            "verify the notify by",
+        ),
+        (
+            "notify.yaml",
+            "name: samskab-notify-keys\n                  key: SAMSKAB_MASTER_KEY",
+            "name: samskab-booking-keys\n                  key: SAMSKAB_MASTER_KEY",
+            "share the master-key Secret samskab-booking-keys",
         ),
         (
             "carehome.yaml",
