@@ -25,6 +25,17 @@ CREATE TABLE notify_outbox (
 );
 CREATE INDEX notify_outbox_next ON notify_outbox (next_at);
 
+-- Outcomes of notices on channels other than the inbox (a person's export lists them).
+CREATE TABLE notify_deliveries (
+    notice_id TEXT PRIMARY KEY,
+    recipient TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    channel   TEXT NOT NULL,
+    outcome   TEXT NOT NULL,
+    at        BIGINT NOT NULL
+);
+CREATE INDEX notify_deliveries_recipient ON notify_deliveries (recipient, at);
+
 -- A person's contact details per channel: `confirmed` and `pending` are sealed under the
 -- person's key (JSON of a sealed value; empty: none); the pending one's code as a keyed
 -- digest, its expiry and the wrong tries so far.
@@ -46,7 +57,7 @@ CREATE TABLE notify_preferences (
     doc       TEXT NOT NULL
 );
 
--- Recipients erased: nothing more is decided for them.
+-- Recipients erased: nothing more is decided for them (an id, no personal data).
 CREATE TABLE notify_erased (
     recipient TEXT PRIMARY KEY
 );

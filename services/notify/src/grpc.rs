@@ -382,6 +382,132 @@ impl NotifyService for Notify {
         Ok(Response::new(pb::SetContactResponse { pending }))
     }
 
+    async fn send_invitation(
+        &self,
+        req: Request<pb::SendInvitationRequest>,
+    ) -> Result<Response<pb::SendInvitationResponse>, Status> {
+        let r = req.into_inner();
+        let pilot: Uuid = r.pilot_id.parse().map_err(|_| ServiceError::invalid("/pilot_id", "must be a UUID"))?;
+        let invitation: Uuid =
+            r.invitation_id.parse().map_err(|_| ServiceError::invalid("/invitation_id", "must be a UUID"))?;
+        if r.code.is_empty() || r.code.len() > 200 {
+            return Err(ServiceError::invalid("/code", "1 to 200 characters").into());
+        }
+        let recipient = format!("pilot:{pilot}");
+        let occasion = format!("invitation/{invitation}");
+        let notice_id = notices::notice_id(kind::INVITATION, &occasion, &recipient, channel::EMAIL);
+        if people::erased(&self.store, &recipient).await.map_err(ServiceError::from)? {
+            return Err(ServiceError::NotFound("pilot".into()).into());
+        }
+        let secret = Secret { to: None, code: r.code };
+        let sealed = self
+            .keys
+            .seal_json(&recipient, "notice", &secret)
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let facts = Facts {
+            sealed: Some(sealed),
+            language: Language::parse(&r.language).map(|l| if l == Language::Da { "da" } else { "en" }.to_owned()),
+            ..Facts::default()
+        };
+        let now = chrono::SubsecRound::trunc_subsecs(servicekit::clock::now(), 6);
+        let decided = NoticeDecided {
+            notice_id,
+            kind: kind::INVITATION.into(),
+            occasion,
+            recipient,
+            channel: channel::EMAIL.into(),
+            due_at: now,
+            facts,
+        };
+        let mut event = NewEvent::with_id(notice_id, "NoticeDecided", &decided).map_err(ServiceError::from)?;
+        event.metadata.tenant = r.chapter_id.parse().ok();
+        match self
+            .store
+            .append(vec![StreamAppend::new(notices::stream(notice_id), ExpectedVersion::NoStream, vec![event])])
+            .await
+        {
+            Ok(_)
+            | Err(eventlog::Error::IdempotencyClash { .. })
+            | Err(eventlog::Error::WrongExpectedVersion { .. }) => {}
+            Err(e) => return Err(ServiceError::from(e).into()),
+        }
+        Ok(Response::new(pb::SendInvitationResponse { notice_id: notice_id.to_string() }))
+    }
+
+    async fn export_recipients(
+        &self,
+        req: Request<pb::ExportRecipientsRequest>,
+    ) -> Result<Response<pb::ExportRecipientsResponse>, Status> {
+        let r = req.into_inner();
+        let who = recipients(&r.recipients)?;
+        let mut out = Vec::new();
+        for recipient in who {
+            let mut e = pb::RecipientExport { recipient: recipient.clone(), ..Default::default() };
+            if let Some(person) = recipient.strip_prefix("person:") {
+                for channel in ["email", "sms"] {
+                    let Some(row) = people::contact(&self.store, person, channel).await.map_err(ServiceError::from)?
+                    else {
+                        continue;
+                    };
+                    let c = people::unseal(&self.keys, &recipient, channel, &row.confirmed).await.unwrap_or_default();
+                    let p = people::unseal(&self.keys, &recipient, channel, &row.pending).await.unwrap_or_default();
+                    if channel == "email" {
+                        (e.email, e.pending_email) = (c, p);
+                    } else {
+                        (e.phone, e.pending_phone) = (c, p);
+                    }
+                }
+            }
+            let prefs =
+                people::preferences(&self.store, &recipient).await.map_err(ServiceError::from)?.unwrap_or_default();
+            e.preferences = Some(view_of(&prefs, ""));
+            let lang = prefs.language.as_deref().and_then(Language::parse);
+            let all = inbox::page(&self.store, std::slice::from_ref(&recipient), None, 10_000, false)
+                .await
+                .map_err(ServiceError::from)?;
+            e.notices = all.iter().map(|n| to_proto(n, lang)).collect();
+            let rows: Vec<(String, String, String, String, i64)> = self
+                .store
+                .fetch_rows(
+                    "SELECT notice_id, kind, channel, outcome, at FROM notify_deliveries WHERE recipient = $1 \
+                     UNION ALL SELECT notice_id, kind, channel, 'waiting', due_at FROM notify_outbox WHERE recipient = $1",
+                    &[recipient.as_str().into()],
+                )
+                .await
+                .map_err(ServiceError::from)?;
+            e.deliveries = rows
+                .into_iter()
+                .map(|(notice_id, kind, channel, outcome, at)| pb::Delivery {
+                    notice_id,
+                    kind,
+                    channel,
+                    outcome,
+                    at: Some(samskab_proto::time::to_proto(crate::facts::from_micros(at))),
+                })
+                .collect();
+            out.push(e);
+        }
+        Ok(Response::new(pb::ExportRecipientsResponse { recipients: out }))
+    }
+
+    async fn erase_recipient(
+        &self,
+        req: Request<pb::EraseRecipientRequest>,
+    ) -> Result<Response<pb::EraseRecipientResponse>, Status> {
+        let r = req.into_inner();
+        let who = person_recipient(&r.recipient)?;
+        let event = NewEvent::new("RecipientErased", &people::RecipientErased { recipient: who.clone() })
+            .map_err(ServiceError::from)?;
+        self.store
+            .append(vec![StreamAppend::new(people::stream(&who), ExpectedVersion::Any, vec![event])])
+            .await
+            .map_err(ServiceError::from)?;
+        // The person's key: their sealed addresses and codes, in the log too, are unreadable.
+        self.keys.erase(&who).await.map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+        Ok(Response::new(pb::EraseRecipientResponse {}))
+    }
+
     async fn confirm_contact(
         &self,
         req: Request<pb::ConfirmContactRequest>,

@@ -74,6 +74,14 @@ impl Projection for Inbox {
                 }
                 "NoticeDelivered" | "NoticeFailed" => {
                     let outcome: Outcome = event.payload_as()?;
+                    let word = outcome.outcome.unwrap_or_else(|| "delivered".into());
+                    tx.execute(
+                        "INSERT INTO notify_deliveries (notice_id, recipient, kind, channel, outcome, at) \
+                         SELECT notice_id, recipient, kind, channel, $2, $3 FROM notify_outbox WHERE notice_id = $1 \
+                         ON CONFLICT (notice_id) DO NOTHING",
+                        &[outcome.notice_id.into(), word.into(), Arg::Int(micros(outcome.at))],
+                    )
+                    .await?;
                     tx.execute("DELETE FROM notify_outbox WHERE notice_id = $1", &[outcome.notice_id.into()]).await?;
                 }
                 _ => crate::people::apply(tx, event).await?,
@@ -87,6 +95,8 @@ impl Projection for Inbox {
 #[derive(Deserialize)]
 struct Outcome {
     notice_id: Uuid,
+    at: DateTime<Utc>,
+    outcome: Option<String>,
 }
 
 /// What an outbox row keeps besides its columns.

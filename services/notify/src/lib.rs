@@ -219,6 +219,7 @@ pub async fn rebuild(store: &EventStore, progress: impl Fn(u64, u64)) -> Result<
     const TABLES: &[&str] = &[
         "DELETE FROM notify_inbox",
         "DELETE FROM notify_outbox",
+        "DELETE FROM notify_deliveries",
         "DELETE FROM notify_contacts",
         "DELETE FROM notify_preferences",
         "DELETE FROM notify_erased WHERE recipient LIKE 'person:%'",

@@ -183,6 +183,7 @@ pub async fn erase_in(tx: &mut Tx<'_>, recipient: &str) -> Result<(), Error> {
     tx.execute("DELETE FROM notify_contacts WHERE person_id = $1", &[person_of(&r).into()]).await?;
     tx.execute("DELETE FROM notify_inbox WHERE recipient = $1", &[r.as_str().into()]).await?;
     tx.execute("DELETE FROM notify_outbox WHERE recipient = $1", &[r.as_str().into()]).await?;
+    tx.execute("DELETE FROM notify_deliveries WHERE recipient = $1", &[r.as_str().into()]).await?;
     Ok(())
 }
 
