@@ -81,8 +81,25 @@ fn header_schema(path: &str, name: &str) -> Option<Schema> {
     }
 }
 
+/// An optional form body (`request_body = Option<Form>`: the unsubscribe link's POST) is
+/// documented by `required: false` alone: utoipa also writes it as `oneOf` the form or
+/// `null`, which no form can be (JSON bodies keep it: `null` is no body there).
+fn form_not_null(op: &mut Operation) {
+    use utoipa::openapi::schema::SchemaType;
+    let Some(RefOr::T(body)) = op.request_body.as_mut() else { return };
+    let Some(RefOr::T(form)) = body.content.get_mut("application/x-www-form-urlencoded") else { return };
+    let Some(RefOr::T(Schema::OneOf(one_of))) = &form.schema else { return };
+    let is_null =
+        |s: &RefOr<Schema>| matches!(s, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null));
+    let rest: Vec<RefOr<Schema>> = one_of.items.iter().filter(|s| !is_null(s)).cloned().collect();
+    if let [only] = rest.as_slice() {
+        form.schema = Some(only.clone());
+    }
+}
+
 /// What an operation's own annotation leaves implicit.
 fn complete(path: &str, op: &mut Operation) {
+    form_not_null(op);
     for p in op.parameters.iter_mut().flatten() {
         if let RefOr::T(p) = p
             && p.parameter_in == ParameterIn::Header

@@ -120,6 +120,25 @@ const HOME_CALENDAR: &[Who] = &[Admin, ChapterAdmin, Coordinator, Integrator, Ne
 /// A pilot's calendar: the pilot itself, its chapter's admin and integrators.
 const PILOT_CALENDAR: &[Who] = &[Admin, ChapterAdmin, Pilot, Integrator, NetworkIntegrator];
 
+/// People with a role grant (integrators stand for API keys, which are no person).
+const GRANT_HOLDERS: &[Who] = &[
+    Admin,
+    ChapterAdmin,
+    ForeignChapterAdmin,
+    Coordinator,
+    SiblingCoordinator,
+    ForeignCoordinator,
+    Pilot,
+    OtherPilot,
+    ForeignPilot,
+];
+
+/// A well-formed unsubscribe token whose signature does not hold.
+fn forged_unsubscribe_token() -> String {
+    // base64url of "person:forged\nride.reminder".
+    format!("cGVyc29uOmZvcmdlZApyaWRlLnJlbWluZGVy.{}", "0".repeat(64))
+}
+
 /// The event feed and webhooks: integrators and admin.
 const FEED_READERS: &[Who] = &[Admin, Integrator, NetworkIntegrator];
 
@@ -235,6 +254,12 @@ enum Ep {
     Inbox,
     InboxStream,
     NoticeRead,
+    PrefsGet,
+    PrefsSet,
+    ContactSet,
+    ContactConfirm,
+    Unsubscribe,
+    UnsubscribePage,
     HomePatch,
     ClosureLift,
     BikePatch,
@@ -466,6 +491,21 @@ fn rows() -> Vec<Row> {
         Row { scoped: false, ..row(Inbox, "GET", "/v1/me/notifications", 200, ANYONE, ANYONE) },
         Row { scoped: false, ..row(InboxStream, "GET", "/v1/me/notifications/stream", 200, ANYONE, ANYONE) },
         row(NoticeRead, "POST", "/v1/me/notifications/{id}/read", 200, &[Pilot], &[Pilot]),
+        // Preferences and contact details are a person's own, for people with a grant
+        // (api.md); an integrator (an API key, or a Samskab token's integrator role) is no
+        // person: 403.
+        Row { scoped: false, ..row(PrefsGet, "GET", "/v1/me/notification-preferences", 200, GRANT_HOLDERS, ANYONE) },
+        Row { scoped: false, ..row(PrefsSet, "PUT", "/v1/me/notification-preferences", 200, GRANT_HOLDERS, ANYONE) },
+        Row { scoped: false, ..row(ContactSet, "PUT", "/v1/me/contact", 202, GRANT_HOLDERS, ANYONE) },
+        // The code is only in the message sent to the new address: an allowed cell
+        // reaches notify, which has nothing waiting on SMS for the caller (404; the cells
+        // above set e-mail only). notifications.rs confirms codes' refusals.
+        Row { scoped: false, ..row(ContactConfirm, "POST", "/v1/me/contact/confirm", 404, GRANT_HOLDERS, ANYONE) },
+        // No sign-in: the signed token in an e-mail's link is the credential, whoever
+        // calls. A forged one is 401 for everyone (a valid one is only in e-mails;
+        // notifications.rs signs one with notify's key).
+        Row { scoped: false, ..row(Unsubscribe, "POST", "/v1/unsubscribe", 401, ANYONE, ANYONE) },
+        Row { scoped: false, ..row(UnsubscribePage, "GET", "/v1/unsubscribe", 401, ANYONE, ANYONE) },
     ]
 }
 
@@ -845,6 +885,14 @@ fn request(m: &Matrix, row: &Row, who: Who, c: &Ctx, n: u32) -> (String, Option<
         // The stream closes itself after a second, so that the cell gets its whole answer.
         InboxStream => ("/v1/me/notifications/stream?max_seconds=1".into(), None),
         NoticeRead => (format!("/v1/me/notifications/{}/read", c.notice), None),
+        PrefsGet => ("/v1/me/notification-preferences".into(), None),
+        PrefsSet => (
+            "/v1/me/notification-preferences".into(),
+            Some(json!({"language": "da", "channels": {"ride.reminder": ["email", "sms"]}})),
+        ),
+        ContactSet => ("/v1/me/contact".into(), Some(json!({"email": format!("matrix-{n}@example.org")}))),
+        ContactConfirm => ("/v1/me/contact/confirm".into(), Some(json!({"channel": "sms", "code": "123456"}))),
+        Unsubscribe | UnsubscribePage => (format!("/v1/unsubscribe?token={}", forged_unsubscribe_token()), None),
     }
 }
 

@@ -52,6 +52,9 @@ struct Route {
     ok: u16,
     /// The body of the valid request (`None`: no body at all).
     valid: Option<Value>,
+    /// The route takes no JSON but an optional form (`POST /v1/unsubscribe`): its own
+    /// cases ([`form_cases`]).
+    form: bool,
 }
 
 /// The problem a case must get.
@@ -170,6 +173,9 @@ const MERGE_PATCH: Option<&str> = Some("application/merge-patch+json");
 /// The batch of bad requests derived from a route's valid body (a PATCH's in its media
 /// type, a JSON merge patch; `application/json` is then 415 too).
 fn cases(r: &Route) -> Vec<Case> {
+    if r.form {
+        return form_cases(r);
+    }
     let ct = if r.method == Method::PATCH { MERGE_PATCH } else { JSON };
     let case =
         |name: String, content_type, body, expect| Case { name, path: r.path.clone(), content_type, body, expect };
@@ -263,6 +269,46 @@ fn cases(r: &Route) -> Vec<Case> {
         });
     }
     out
+}
+
+/// The cases of the unsubscribe link's POST (RFC 8058): no body or the form
+/// `List-Unsubscribe=One-Click`, and the token as its pattern says. The route's path holds
+/// a well-formed token.
+fn form_cases(r: &Route) -> Vec<Case> {
+    const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+    let case = |name: &str, path: String, content_type, body: &[u8], expect| Case {
+        name: name.to_owned(),
+        path,
+        content_type,
+        body: body.to_vec(),
+        expect,
+    };
+    let (base, query) = r.path.split_once('?').expect("a query");
+    let token = query.strip_prefix("token=").expect("the token");
+    let one_click = b"List-Unsubscribe=One-Click";
+    let mut big = one_click.to_vec();
+    big.resize(MIB + 1, b'&');
+    vec![
+        case("malformed token", format!("{base}?token=abc"), FORM, one_click, invalid("/token")),
+        case("token in capitals", format!("{base}?token={}", token.to_uppercase()), FORM, one_click, invalid("/token")),
+        case("no token", base.to_owned(), FORM, one_click, invalid("/token")),
+        case("empty token", format!("{base}?token="), FORM, one_click, invalid("/token")),
+        case("unknown parameter", format!("{}&colour=red", r.path), FORM, one_click, invalid("/colour")),
+        case("another value", r.path.clone(), FORM, b"List-Unsubscribe=Yes", invalid("/List-Unsubscribe")),
+        case(
+            "the field twice",
+            r.path.clone(),
+            FORM,
+            b"List-Unsubscribe=One-Click&List-Unsubscribe=One-Click",
+            invalid("/List-Unsubscribe"),
+        ),
+        case("unknown form field", r.path.clone(), FORM, b"colour=red", invalid("/colour")),
+        case("form without the field", r.path.clone(), FORM, b"&", invalid("/List-Unsubscribe")),
+        case("JSON", r.path.clone(), JSON, b"{}", problem(415, "unsupported-media-type", None)),
+        case("text/plain", r.path.clone(), Some("text/plain"), one_click, problem(415, "unsupported-media-type", None)),
+        case("no content type", r.path.clone(), None, one_click, problem(415, "unsupported-media-type", None)),
+        case("over 1 MiB", r.path.clone(), FORM, &big, problem(413, "too-large", None)),
+    ]
 }
 
 /// Sends a case; the answer's status, headers and JSON body.
@@ -456,6 +502,7 @@ async fn bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_noth
                 ranges: Vec::new(),
                 watch: Vec::new(),
                 ok: 200,
+                form: false,
             }
         };
     let ride = |tail: &'static str, name: &'static str, r: Uuid, token: &str, base: Option<Value>| {
@@ -1170,6 +1217,81 @@ async fn bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_noth
             &pilot_token,
             None,
         )));
+        // What a person chooses (a pilot holds a grant): preferences, contact details.
+        routes.push(r(
+            route(
+                "PUT /v1/me/notification-preferences",
+                "/v1/me/notification-preferences",
+                &[],
+                &pilot_token,
+                Some(json!({"language": "en",
+                    "quiet_hours": {"from": "22:00", "to": "07:00", "timezone": "Europe/Copenhagen"},
+                    "channels": {"ride.reminder": ["email", "sms"]}})),
+            ),
+            &["/language", "/channels", "/quiet_hours/from", "/quiet_hours/to"],
+            vec![
+                ("/language", json!("fr"), 400, "/language"),
+                ("/language", json!(""), 400, "/language"),
+                ("/quiet_hours/from", json!("7:00"), 400, "/quiet_hours/from"),
+                ("/quiet_hours/to", json!("24:00"), 400, "/quiet_hours/to"),
+                ("/quiet_hours/to", json!("22:00"), 400, "/quiet_hours/to"),
+                ("/quiet_hours/timezone", json!("Mars/Olympus"), 400, "/quiet_hours/timezone"),
+                ("/quiet_hours/timezone", json!(""), 400, "/quiet_hours/timezone"),
+                ("/channels/ride.reminder/0", json!("fax"), 400, "/channels/ride.reminder"),
+                ("/channels/ride.reminder", json!(["sms", "sms"]), 400, "/channels/ride.reminder"),
+                ("/channels/ride.foo", json!(["email"]), 400, "/channels/ride.foo"),
+            ],
+            vec![],
+        ));
+        let mut contact = r(
+            route(
+                "PUT /v1/me/contact",
+                "/v1/me/contact",
+                &[],
+                &pilot_token,
+                Some(json!({"email": "pilot@example.org", "phone": "+4512345678"})),
+            ),
+            &[],
+            vec![
+                ("/email", json!("not an address"), 400, "/email"),
+                ("/email", json!(""), 400, "/email"),
+                ("/phone", json!("12345678"), 400, "/phone"),
+                ("/phone", json!(""), 400, "/phone"),
+            ],
+            vec![],
+        );
+        contact.ok = 202;
+        routes.push(contact);
+        // Someone with nothing waiting for a code (the code is only in the message sent):
+        // the valid request reaches notify, which answers 404.
+        let mut confirm = r(
+            route(
+                "POST /v1/me/contact/confirm",
+                "/v1/me/contact/confirm",
+                &[],
+                &s.token(Role::Pilot(pilot)),
+                Some(json!({"channel": "sms", "code": "123456"})),
+            ),
+            &["/channel", "/code"],
+            vec![
+                ("/channel", json!("fax"), 400, "/channel"),
+                ("/code", json!("12345"), 400, "/code"),
+                ("/code", json!("abcdef"), 400, "/code"),
+            ],
+            vec![],
+        );
+        confirm.ok = 404;
+        routes.push(confirm);
+        // The unsubscribe link: no sign-in, a form or no body; a well-formed token whose
+        // signature does not hold (a valid one is only in e-mails: notifications.rs), so
+        // the valid request is 401.
+        let token = format!("cGVyc29uOmZvcmdlZApyaWRlLnJlbWluZGVy.{}", "0123456789abcdef".repeat(4));
+        let mut unsubscribe = route("POST /v1/unsubscribe", "/v1/unsubscribe", &[], &admin, None);
+        unsubscribe.path = format!("/v1/unsubscribe?token={token}");
+        unsubscribe.form = true;
+        unsubscribe.valid = None;
+        unsubscribe.ok = 401;
+        routes.push(unsubscribe);
         routes
     };
 

@@ -14,6 +14,7 @@ pub mod exports;
 pub mod notifications;
 pub mod people;
 pub mod pilots;
+pub mod preferences;
 pub mod reach;
 pub mod reports;
 pub mod requests;
@@ -49,5 +50,6 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(reach::routes())
         .merge(people::routes())
         .merge(notifications::routes())
+        .merge(preferences::routes())
         .merge(api_keys::routes())
 }
