@@ -73,6 +73,20 @@ fn parse_request(after: &str, prefixes: &[String], tenant: &str) -> Result<(Curs
     Ok((cursor, Filter { stream_prefix, tenant }))
 }
 
+/// Whether the caller may read the internal events: notify (in-process or by its
+/// certificate); over plain TCP no caller is known and nothing is checked anywhere
+/// (`docs/security.md`), so the request is honoured there too.
+fn may_read_internal<T>(req: &Request<T>) -> bool {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    if let Some(crate::inproc::Peer(caller)) = req.extensions().get::<crate::inproc::Peer>() {
+        return caller == "notify";
+    }
+    if req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>().is_some() {
+        return crate::tls::caller(req) == Some("notify");
+    }
+    true
+}
+
 fn wanted(e: &RecordedEvent, prefixes: &[String], internal: &[&str]) -> bool {
     !internal.contains(&e.event_type.as_str())
         && (prefixes.is_empty() || prefixes.iter().any(|p| e.stream_id.starts_with(p.as_str())))
@@ -85,9 +99,10 @@ impl EventFeed for Feed {
     type SubscribeStream = EnvelopeStream;
 
     async fn subscribe(&self, req: Request<pb::SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
+        let all = req.get_ref().with_internal && may_read_internal(&req);
         let req = req.into_inner();
         let (cursor, filter) = parse_request(&req.after, &req.stream_prefixes, &req.tenant)?;
-        let internal = self.internal;
+        let internal = if all { &[] } else { self.internal };
         let prefixes = req.stream_prefixes;
         let stream = self.store.subscribe(cursor, filter).take_until(self.stop.stopped()).filter_map(move |e| {
             let out = match e {
@@ -104,16 +119,17 @@ impl EventFeed for Feed {
         &self,
         req: Request<pb::ReadEventsRequest>,
     ) -> Result<Response<pb::ReadEventsResponse>, Status> {
+        let all = req.get_ref().with_internal && may_read_internal(&req);
         let req = req.into_inner();
         let (cursor, filter) = parse_request(&req.after, &req.stream_prefixes, &req.tenant)?;
+        let internal = if all { &[] } else { self.internal };
         let limit = match req.limit {
             0 => 100,
             n if n <= 1000 => n as usize,
             _ => return Err(ServiceError::invalid("/limit", "must be at most 1000").into()),
         };
         let page = self.store.read_all(cursor, &filter, limit).await.map_err(ServiceError::from)?;
-        let events =
-            page.events.iter().filter(|e| wanted(e, &req.stream_prefixes, self.internal)).map(envelope).collect();
+        let events = page.events.iter().filter(|e| wanted(e, &req.stream_prefixes, internal)).map(envelope).collect();
         Ok(Response::new(pb::ReadEventsResponse { events, next_cursor: page.next.to_string() }))
     }
 

@@ -23,6 +23,11 @@ pub trait RemoteProjection: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Whether it needs the feed's internal events too (notify: grants and pilot links).
+    fn with_internal(&self) -> bool {
+        false
+    }
+
     /// Applies one envelope inside the transaction that also moves the checkpoint.
     fn apply<'a>(
         &'a self,
@@ -81,6 +86,7 @@ async fn follow_once<P: RemoteProjection>(
         after: checkpoint.clone().unwrap_or_default(),
         stream_prefixes: projection.stream_prefixes(),
         tenant: String::new(),
+        with_internal: projection.with_internal(),
     };
     let mut stream = client.subscribe(req).await.map_err(|e| e.to_string())?.into_inner().ready_chunks(200);
     let resumed = checkpoint.clone();

@@ -129,6 +129,7 @@ impl FeedReader {
                     limit,
                     stream_prefixes: Vec::new(),
                     tenant: tenant.map(|t| t.to_string()).unwrap_or_default(),
+                    with_internal: false,
                 })
                 .await?
                 .into_inner();

@@ -61,3 +61,30 @@ CREATE TABLE notify_preferences (
 CREATE TABLE notify_erased (
     recipient TEXT PRIMARY KEY
 );
+
+-- Ride requests as booking's feed tells them (a claim tells the home's coordinators).
+CREATE TABLE notify_requests (
+    ride_request_id TEXT PRIMARY KEY,
+    chapter_id      TEXT NOT NULL,
+    carehome_id     TEXT NOT NULL,
+    window_from     BIGINT NOT NULL
+);
+
+-- Chapter admins as care-home's feed tells them.
+CREATE TABLE notify_chapter_admins (
+    chapter_id TEXT NOT NULL,
+    person_id  TEXT NOT NULL,
+    PRIMARY KEY (chapter_id, person_id)
+);
+
+-- Pilots' qualifications (volunteer's feed) and the validity last told about.
+CREATE TABLE notify_qualifications (
+    pilot_id    TEXT NOT NULL,
+    bike_type   TEXT NOT NULL,
+    -- YYYY-MM-DD.
+    valid_until TEXT NOT NULL,
+    -- The `valid_until` whose expiry notice was decided (empty: none yet).
+    told        TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (pilot_id, bike_type)
+);
+CREATE INDEX notify_qualifications_until ON notify_qualifications (valid_until);

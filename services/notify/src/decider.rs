@@ -90,6 +90,13 @@ struct World {
 }
 
 impl World {
+    /// The zone of a home's times.
+    fn zone_of_home(&self, carehome_id: &str, chapter_id: &str) -> String {
+        let home_tz = self.homes.get(carehome_id).map(|h| h.1.as_str()).unwrap_or("");
+        let chapter_tz = self.chapters.get(chapter_id).map(|c| c.timezone.as_str()).unwrap_or("");
+        zone(home_tz, chapter_tz)
+    }
+
     /// The zone a ride's times are told in.
     fn zone_of(&self, ride: &RideRow) -> String {
         let home_tz = self.homes.get(&ride.carehome_id).map(|h| h.1.as_str()).unwrap_or("");
@@ -181,6 +188,98 @@ pub(crate) async fn decide(
 /// send time: the recipient's choice, an address, a relay).
 const RIDE_CHANNELS: &[&str] = &[channel::INBOX, channel::EMAIL];
 
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct RequestRow {
+    chapter_id: String,
+    carehome_id: String,
+    window_from: i64,
+}
+
+async fn request(store: &EventStore, id: Uuid) -> Result<Option<RequestRow>, Error> {
+    let rows: Vec<RequestRow> = store
+        .fetch_rows(
+            "SELECT chapter_id, carehome_id, window_from FROM notify_requests WHERE ride_request_id = $1",
+            &[id.into()],
+        )
+        .await?;
+    Ok(rows.into_iter().next())
+}
+
+/// How long before a qualification's last day its holder and the chapter's admins are told.
+pub const QUALIFICATION_NOTICE_DAYS: i64 = 30;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct QualificationRow {
+    pilot_id: String,
+    bike_type: String,
+    valid_until: String,
+    chapter_id: String,
+}
+
+/// `qualification.expiring`: at midnight in the chapter's zone 30 days before a
+/// qualification's last day, to the pilot and the chapter's admins; once per (pilot, type,
+/// valid until): a renewal is a new occasion.
+async fn qualifications(store: &EventStore, world: &World, now: DateTime<Utc>) -> Result<usize, Error> {
+    let limit = (now + Duration::days(QUALIFICATION_NOTICE_DAYS + 1)).date_naive().to_string();
+    let rows: Vec<QualificationRow> = store
+        .fetch_rows(
+            "SELECT q.pilot_id, q.bike_type, q.valid_until, p.chapter_id FROM notify_qualifications q \
+             JOIN notify_pilots p ON p.pilot_id = q.pilot_id \
+             WHERE p.erased = 0 AND q.told <> q.valid_until AND q.valid_until <= $1",
+            &[limit.into()],
+        )
+        .await?;
+    let stale_before = now - Duration::minutes(STALE_AFTER_MINUTES);
+    let mut n = 0;
+    for q in rows {
+        let Ok(until) = q.valid_until.parse::<chrono::NaiveDate>() else { continue };
+        let tz = world.chapters.get(&q.chapter_id).map(|c| c.timezone.clone()).unwrap_or_default();
+        let day = until - Duration::days(QUALIFICATION_NOTICE_DAYS);
+        let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+        let due_at = match tz.parse::<Tz>() {
+            Ok(tz) => midnight.and_local_timezone(tz).earliest().map_or(midnight.and_utc(), |t| t.to_utc()),
+            Err(_) => midnight.and_utc(),
+        };
+        if due_at > now {
+            continue;
+        }
+        let occasion = format!("{}/{}/{}/{}", kind::QUALIFICATION_EXPIRING, q.pilot_id, q.bike_type, q.valid_until);
+        let facts = Facts { timezone: tz, qualification: Some((q.bike_type.clone(), until)), ..Facts::default() };
+        let o = Occasion {
+            tenant: q.chapter_id.parse().ok(),
+            kind: kind::QUALIFICATION_EXPIRING,
+            key: &occasion,
+            due_at,
+            stale: due_at < stale_before,
+        };
+        let mut to = vec![format!("pilot:{}", q.pilot_id)];
+        let admins = store
+            .fetch_texts(
+                "SELECT person_id FROM notify_chapter_admins WHERE chapter_id = $1 ORDER BY person_id",
+                &[q.chapter_id.as_str().into()],
+            )
+            .await?;
+        to.extend(admins.into_iter().map(|p| format!("person:{p}")));
+        for r in &to {
+            decide(store, &o, r, &facts, RIDE_CHANNELS).await?;
+            n += 1;
+        }
+        let (pilot, bike_type, told) = (q.pilot_id.clone(), q.bike_type.clone(), q.valid_until.clone());
+        store
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        "UPDATE notify_qualifications SET told = $3 WHERE pilot_id = $1 AND bike_type = $2",
+                        &[pilot.into(), bike_type.into(), told.into()],
+                    )
+                    .await
+                })
+            })
+            .await?;
+    }
+    Ok(n)
+}
+
 async fn ride(store: &EventStore, ride_id: Uuid) -> Result<Option<RideRow>, Error> {
     let rows: Vec<RideRow> = store
         .fetch_rows(
@@ -235,7 +334,31 @@ pub async fn tick(store: &EventStore, now: DateTime<Utc>) -> Result<usize, Error
         .await?;
     for (occasion, due_at, doc) in due {
         let p: Pending = serde_json::from_str(&doc).map_err(Error::Payload)?;
-        if let Some(ride) = ride(store, p.ride_id).await? {
+        if let Some(request_id) = p.ride_request_id {
+            if let Some(req) = request(store, request_id).await? {
+                let due_at = from_micros(due_at);
+                let facts = Facts {
+                    ride_id: Some(p.ride_id),
+                    ride_request_id: Some(request_id),
+                    start: Some(from_micros(req.window_from)),
+                    timezone: world.zone_of_home(&req.carehome_id, &req.chapter_id),
+                    carehome: world.homes.get(&req.carehome_id).map(|h| h.0.clone()).unwrap_or_default(),
+                    ..Facts::default()
+                };
+                let o = Occasion {
+                    tenant: req.chapter_id.parse().ok(),
+                    kind: &p.kind,
+                    key: &occasion,
+                    due_at,
+                    stale: due_at < stale_before,
+                };
+                let actor = format!("person:{}", p.actor_id);
+                for r in coordinators(store, &req.carehome_id).await?.into_iter().filter(|r| *r != actor) {
+                    decide(store, &o, &r, &facts, RIDE_CHANNELS).await?;
+                    n += 1;
+                }
+            }
+        } else if let Some(ride) = ride(store, p.ride_id).await? {
             let mut facts = world.facts_of(&ride);
             facts.reason = p.reason.clone();
             let due_at = from_micros(due_at);
@@ -254,6 +377,8 @@ pub async fn tick(store: &EventStore, now: DateTime<Utc>) -> Result<usize, Error
             })
             .await?;
     }
+
+    n += qualifications(store, &world, now).await?;
 
     // Reminders of rides that start within the longest lead time (a day more for the
     // clocks), each lead once per start (`reminded`): a moved ride is reminded of its new

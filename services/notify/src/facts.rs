@@ -45,6 +45,11 @@ impl RemoteProjection for CareHomeFacts {
         CAREHOME_FEED
     }
 
+    /// Chapter admins are appointed by internal events.
+    fn with_internal(&self) -> bool {
+        true
+    }
+
     fn apply<'a>(&'a self, tx: &'a mut Tx<'_>, e: &'a EventEnvelope) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let Some(ev) = CareHomeEvent::from_stored(&e.event_type, &e.data_json).map_err(Error::Payload)? else {
@@ -94,6 +99,21 @@ impl RemoteProjection for CareHomeFacts {
                     )
                     .await?;
                 }
+                E::ChapterAdminAppointed(a) => {
+                    tx.execute(
+                        "INSERT INTO notify_chapter_admins (chapter_id, person_id) VALUES ($1, $2) \
+                         ON CONFLICT (chapter_id, person_id) DO NOTHING",
+                        &[a.chapter_id.into(), a.person_id.into()],
+                    )
+                    .await?;
+                }
+                E::ChapterAdminRemoved(a) => {
+                    tx.execute(
+                        "DELETE FROM notify_chapter_admins WHERE chapter_id = $1 AND person_id = $2",
+                        &[a.chapter_id.into(), a.person_id.into()],
+                    )
+                    .await?;
+                }
                 E::CoordinatorRemoved(c) => {
                     tx.execute(
                         "DELETE FROM notify_coordinators WHERE carehome_id = $1 AND person_id = $2",
@@ -126,6 +146,9 @@ pub struct Pending {
     /// A cancellation's reason code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The ride request (a claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ride_request_id: Option<Uuid>,
 }
 
 /// Follows booking's feed.
@@ -137,7 +160,7 @@ impl RemoteProjection for Rides {
     }
 
     fn stream_prefixes(&self) -> Vec<String> {
-        vec!["ride-".into()]
+        vec!["ride-".into(), "riderequest-".into()]
     }
 
     fn apply<'a>(&'a self, tx: &'a mut Tx<'_>, e: &'a EventEnvelope) -> BoxFuture<'a, Result<(), Error>> {
@@ -155,6 +178,7 @@ impl RemoteProjection for Rides {
                 actor_id: actor_id.clone(),
                 actor_role: actor_role.clone(),
                 reason: None,
+                ride_request_id: None,
             };
             use BookingEvent as E;
             let mut occasions = Vec::new();
@@ -205,6 +229,24 @@ impl RemoteProjection for Rides {
                     set_status(tx, c.ride_id, "cancelled").await?;
                     let mut p = pending(kind::CANCELLED, c.ride_id);
                     p.reason = Some(c.reason.to_string());
+                    occasions.push(p);
+                }
+                E::RideRequested(r) => {
+                    tx.execute(
+                        "INSERT INTO notify_requests (ride_request_id, chapter_id, carehome_id, window_from) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (ride_request_id) DO NOTHING",
+                        &[
+                            r.ride_request_id.into(),
+                            r.chapter_id.into(),
+                            r.carehome_id.into(),
+                            Arg::Int(micros(r.window_from)),
+                        ],
+                    )
+                    .await?;
+                }
+                E::RideRequestClaimed(c) => {
+                    let mut p = pending(kind::CLAIMED, c.ride_id);
+                    p.ride_request_id = Some(c.ride_request_id);
                     occasions.push(p);
                 }
                 E::RideStarted(s) => set_status(tx, s.ride_id, "started").await?,
@@ -260,6 +302,11 @@ impl RemoteProjection for Pilots {
         vec!["pilot-".into()]
     }
 
+    /// Pilot links are internal events.
+    fn with_internal(&self) -> bool {
+        true
+    }
+
     fn apply<'a>(&'a self, tx: &'a mut Tx<'_>, e: &'a EventEnvelope) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let Some(ev) = VolunteerEvent::from_stored(&e.event_type, &e.data_json).map_err(Error::Payload)? else {
@@ -275,6 +322,8 @@ impl RemoteProjection for Pilots {
                     )
                     .await?;
                 }
+                E::PilotQualified(q) => qualified(tx, q.pilot_id, &q.bike_type, q.valid_until).await?,
+                E::PilotQualificationRenewed(q) => qualified(tx, q.pilot_id, &q.bike_type, q.valid_until).await?,
                 E::PilotAccountLinked(l) => {
                     tx.execute(
                         "UPDATE notify_pilots SET person_id = $2 WHERE pilot_id = $1",
@@ -299,4 +348,14 @@ impl RemoteProjection for Pilots {
             Ok(())
         })
     }
+}
+
+async fn qualified(tx: &mut Tx<'_>, pilot: Uuid, bike_type: &str, until: chrono::NaiveDate) -> Result<(), Error> {
+    tx.execute(
+        "INSERT INTO notify_qualifications (pilot_id, bike_type, valid_until) VALUES ($1, $2, $3) \
+         ON CONFLICT (pilot_id, bike_type) DO UPDATE SET valid_until = excluded.valid_until",
+        &[pilot.into(), bike_type.into(), until.to_string().into()],
+    )
+    .await?;
+    Ok(())
 }

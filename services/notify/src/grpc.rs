@@ -52,7 +52,7 @@ fn to_proto(e: &Entry, lang: Option<Language>) -> pb::Notice {
         title,
         body,
         ride_id: e.facts.ride_id.map(|r| r.to_string()).unwrap_or_default(),
-        ride_request_id: String::new(),
+        ride_request_id: e.facts.ride_request_id.map(|r| r.to_string()).unwrap_or_default(),
         seq: e.seq.max(0) as u64,
     }
 }

@@ -23,6 +23,10 @@ pub mod kind {
     pub const CANCELLED: &str = "ride.cancelled";
     /// Someone else booked the pilot.
     pub const BOOKED_FOR_YOU: &str = "ride.booked_for_you";
+    /// A pilot claimed a ride request.
+    pub const CLAIMED: &str = "request.claimed";
+    /// A qualification runs out in 30 days.
+    pub const QUALIFICATION_EXPIRING: &str = "qualification.expiring";
     /// A pilot invitation, e-mailed to the pilot record's address.
     pub const INVITATION: &str = "invitation";
     /// The code confirming a new address (not a kind anyone chooses or stops).
@@ -39,9 +43,9 @@ pub mod kind {
         BOOKED_FOR_YOU,
         "ride.no_riders",
         "request.offered",
-        "request.claimed",
+        CLAIMED,
         "request.unclaimed",
-        "qualification.expiring",
+        QUALIFICATION_EXPIRING,
         "waitlist.promoted",
     ];
 }
@@ -159,6 +163,12 @@ pub struct Facts {
     /// send time only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed: Option<domain::types::Sealed>,
+    /// The ride request (a claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ride_request_id: Option<Uuid>,
+    /// A qualification's trishaw type and last valid day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qualification: Option<(String, chrono::NaiveDate)>,
     /// The language fixed when it was decided (a code sent in the language it was asked in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
@@ -271,6 +281,25 @@ pub fn words(kind: &str, f: &Facts, lang: Language) -> (String, String) {
         (kind::BOOKED_FOR_YOU, Da) => ("Du er booket til en tur".into(), format!("Du kører fra {home} {at} ({who}).")),
         (kind::BOOKED_FOR_YOU, En) => {
             ("You were booked for a ride".into(), format!("You ride from {home} on {at} ({who})."))
+        }
+        (kind::CLAIMED, Da) => {
+            ("En pilot har taget en tur".into(), format!("En pilot har taget ønsket om en tur fra {home} ({at})."))
+        }
+        (kind::CLAIMED, En) => {
+            ("A pilot took a ride".into(), format!("A pilot took the ride request from {home} ({at})."))
+        }
+        (kind::QUALIFICATION_EXPIRING, lang) => {
+            let (t, until) = f.qualification.clone().unwrap_or_default();
+            match lang {
+                Da => (
+                    "Et kørekort udløber snart".into(),
+                    format!("Godkendelsen til {t} gælder til og med {}.", until.format("%d.%m.%Y")),
+                ),
+                En => (
+                    "A qualification runs out soon".into(),
+                    format!("The qualification for {t} is valid until {}.", until.format("%Y-%m-%d")),
+                ),
+            }
         }
         (kind::INVITATION, Da) => (
             "Du er inviteret som pilot".into(),

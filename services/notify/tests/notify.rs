@@ -25,7 +25,8 @@ testkit::both_backends!(
     a_weather_day_and_a_grounded_trishaw_tell_every_affected_pilot_once,
     reminders_reach_the_pilot_record_by_email_once_per_notice_naming_no_resident,
     over_starttls_a_confirmed_address_gets_notices_until_unsubscribed,
-    an_invitation_is_emailed_once_and_an_erased_person_is_told_nothing_more
+    an_invitation_is_emailed_once_and_an_erased_person_is_told_nothing_more,
+    a_claim_tells_the_coordinators_and_an_expiring_qualification_the_pilot_and_admins
 );
 
 /// A notify server on its own database next to `w`'s, without e-mail.
@@ -632,4 +633,74 @@ async fn an_invitation_is_emailed_once_and_an_erased_person_is_told_nothing_more
     assert!(inbox(&client, &me).await.1.is_empty(), "an erased person gets nothing more");
     assert_eq!(smtp.messages().len(), 3, "no e-mail to an erased person");
     assert!(!notify_log_text(&w).await.contains(mine), "no address in clear in notify's log");
+}
+
+/// Makes `person` an admin of `chapter` (an invitation redeemed).
+async fn chapter_admin(w: &World, chapter: Uuid, person: Uuid) {
+    let mut access =
+        AccessClient::new(servicekit::client::channel(&w.carehome_server.as_ref().unwrap().url()).unwrap());
+    let issued = access
+        .issue_invitation(pbc::IssueInvitationRequest {
+            context: ctx(),
+            role: "chapter_admin".into(),
+            chapter_id: chapter.to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    access
+        .redeem(pbc::RedeemRequest {
+            context: ctx_as("chapter_admin"),
+            code: issued.code,
+            person_id: person.to_string(),
+        })
+        .await
+        .unwrap();
+}
+
+/// A pilot's claim of a ride request tells the home's coordinators (`request.claimed`,
+/// linking the request); a qualification's last day 30 days ahead tells the pilot and the
+/// chapter's admins at midnight in the chapter's zone, once.
+async fn a_claim_tells_the_coordinators_and_an_expiring_qualification_the_pilot_and_admins(mut w: World) {
+    let dir = tempfile::tempdir().unwrap();
+    let time = TestClockFile::create(dir.path().join("offset")).unwrap();
+    clock::use_test_file(time.path());
+    time.jump_to(t("2027-05-01T10:00:00Z")).unwrap();
+    let b = world(&mut w).await;
+    let rider = w.resident(b.home, &["rides"]).await;
+    // Valid until 2027-06-30: told at 00:00 on 31 May in Copenhagen (22:00 UTC on the 30th).
+    let expiring = w.pilot_until(b.chapter, "2027-06-30").await;
+    w.settle().await;
+    let (coord, admin) = (Uuid::now_v7(), Uuid::now_v7());
+    coordinator(&w, b.home, coord).await;
+    chapter_admin(&w, b.chapter, admin).await;
+    let (_n, client, _) = notify(&w).await;
+    let request = w.request_ride(b.home, &[rider], ("2027-05-03T07:00:00Z", "2027-05-03T15:00:00Z"), 60, "").await;
+    let claim = bpb::ClaimRideRequestRequest {
+        context: ctx_as("pilot"),
+        ride_request_id: request.ride_request_id.clone(),
+        pilot_id: b.pilot.to_string(),
+        bike_id: b.bike.to_string(),
+        start: ts("2027-05-03T08:00:00Z"),
+    };
+    w.booking.claim_ride_request(claim).await.unwrap();
+    let claimed = until(&client, &format!("person:{coord}"), "request.claimed", 1).await;
+    assert_eq!(claimed[0].ride_request_id, request.ride_request_id);
+    assert!(!claimed[0].ride_id.is_empty());
+
+    let (pilot, admin) = (format!("pilot:{expiring}"), format!("person:{admin}"));
+    time.jump_to(t("2027-05-30T21:59:00Z")).unwrap();
+    tokio::time::sleep(notify::TICK * 4).await;
+    assert_eq!(inbox(&client, &pilot).await.0.get("qualification.expiring"), None, "not before midnight");
+    time.jump_to(t("2027-05-30T22:00:30Z")).unwrap();
+    let told = until(&client, &pilot, "qualification.expiring", 1).await;
+    assert_eq!(at(&told[0]), t("2027-05-30T22:00:00Z"));
+    assert!(told[0].body.contains("2027-06-30"), "{}", told[0].body);
+    until(&client, &admin, "qualification.expiring", 1).await;
+    time.jump_to(t("2027-06-02T10:00:00Z")).unwrap();
+    tokio::time::sleep(notify::TICK * 4).await;
+    assert_eq!(inbox(&client, &pilot).await.0.get("qualification.expiring"), Some(&1), "once");
+    // Other pilots (valid until 2028) are not told.
+    assert_eq!(inbox(&client, &format!("pilot:{}", b.pilot)).await.0.get("qualification.expiring"), None);
 }

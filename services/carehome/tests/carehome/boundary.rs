@@ -105,6 +105,44 @@ async fn in_process_callers_get_only_what_the_policy_allows_them() {
     spawned.stop().await;
 }
 
+/// Who may sign in as whom stays out of every feed reader's view but notify's: the gateway
+/// and booking asking for the internal events get the feed without them.
+#[tokio::test]
+async fn only_notify_reads_the_internal_events() {
+    use samskab_proto::common::v1::{
+        IssueInvitationRequest, ReadEventsRequest, access_client::AccessClient, event_feed_client::EventFeedClient,
+    };
+    let db = TestDb::sqlite();
+    let store = EventStore::connect(&db.url).await.unwrap();
+    let keys = KeyStore::connect(&store, MasterKey::generate()).await.unwrap();
+    let server = carehome::CareHomeServer::start(store, keys).await.unwrap();
+    let spawned = servicekit::server::spawn_in_process("carehome", server.routes(), carehome::SERVICE_NAMES);
+    let as_ = |caller: &str| servicekit::client::channel(&servicekit::inproc::url_for(&spawned.url(), caller)).unwrap();
+    let issue = IssueInvitationRequest {
+        context: Some(samskab_proto::common::v1::CommandContext {
+            idempotency_key: uuid::Uuid::new_v4().to_string(),
+            actor: Some(samskab_proto::common::v1::Actor { id: "admin".into(), role: "admin".into() }),
+            ..Default::default()
+        }),
+        role: "admin".into(),
+        ..Default::default()
+    };
+    AccessClient::new(as_("gateway")).issue_invitation(issue).await.unwrap();
+    let types = |caller: &'static str| {
+        let channel = as_(caller);
+        async move {
+            let req = ReadEventsRequest { limit: 100, with_internal: true, ..Default::default() };
+            let page = EventFeedClient::new(channel).read_events(req).await.unwrap().into_inner();
+            page.events.into_iter().map(|e| e.event_type).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(types("notify").await, vec!["InvitationIssued".to_owned()]);
+    for caller in ["gateway", "booking"] {
+        assert_eq!(types(caller).await, Vec::<String>::new(), "{caller} asked for the internal events");
+    }
+    spawned.stop().await;
+}
+
 /// Over TCP with mutual TLS (a CA made for this test, `servicekit::tls::DevCa`): a caller
 /// without a certificate of the CA gets no connection; the booking certificate may read
 /// the feed and is refused a query (`PERMISSION_DENIED`); the gateway's may query; a
