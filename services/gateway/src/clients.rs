@@ -117,6 +117,12 @@ impl Clients {
         Clients { notify: Some(notify), ..self }
     }
 
+    /// The notify service's channel, when this gateway has one (its health check in
+    /// `/readyz`; notify serves no event feed, so it is not among [`Clients::channels`]).
+    pub fn notify_channel(&self) -> Option<Channel> {
+        self.notify.clone()
+    }
+
     /// The raw channels by service name (health checks, the event feed's subscriptions).
     pub fn channels(&self) -> [(&'static str, Channel); 3] {
         [Service::Booking, Service::CareHome, Service::Volunteer].map(|s| (s.name(), self.channel(s).clone()))

@@ -33,12 +33,12 @@ pub struct Ops {
 }
 
 impl Ops {
-    /// Over the services' channels.
+    /// Over the services' channels, notify's too when this gateway has one (without it,
+    /// `/readyz` asks the other three, as before notify existed).
     pub fn new(clients: Clients) -> Self {
-        Ops {
-            health: clients.channels().into_iter().map(|(n, c)| (n, HealthClient::new(c))).collect(),
-            last: tokio::sync::Mutex::new(None),
-        }
+        let mut health: Vec<_> = clients.channels().into_iter().map(|(n, c)| (n, HealthClient::new(c))).collect();
+        health.extend(clients.notify_channel().map(|c| ("notify", HealthClient::new(c))));
+        Ops { health, last: tokio::sync::Mutex::new(None) }
     }
 
     /// Every service's readiness, asked at most once per [`READY_CACHE`].

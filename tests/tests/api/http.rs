@@ -128,7 +128,7 @@ async fn operations_endpoints_answer_without_a_token(db: testkit::TestDb) {
     // Ready once every service answers and booking's feeds are connected (a moment after start).
     s.eventually("readiness", || async { s.call(Method::GET, "/readyz", None, None).await.status == 200 }).await;
     let r = s.call(Method::GET, "/readyz", None, None).await.expect(200);
-    assert_eq!(r.body["services"], json!({"booking": true, "carehome": true, "volunteer": true}));
+    assert_eq!(r.body["services"], json!({"booking": true, "carehome": true, "volunteer": true, "notify": true}));
     let doc = s.call(Method::GET, "/openapi.json", None, None).await.expect(200);
     assert!(doc.body["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")));
     let docs = s.http.get(format!("{}/docs/", s.base)).send().await.unwrap();

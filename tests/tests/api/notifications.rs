@@ -410,3 +410,67 @@ async fn only_a_person_with_a_grant_chooses_preferences_and_contact(db: testkit:
     assert_eq!(s.get(PREFS, &token).await.expect(200).body["language"], "en");
     s.put("/v1/me/contact", &token, json!({"phone": "+4512345678"})).await.expect(202);
 }
+
+/// E-mail through the whole system (the all-in-one with an SMTP relay: a real SMTP server
+/// the test starts): a pilot invitation's code reaches the pilot record's address; a
+/// coordinator's new address gets its code and, confirmed, is in the person's export with
+/// their notifications; once the person is erased, notify keeps nothing of them.
+mod email {
+    use super::*;
+    testkit::both_backends!(an_invitation_and_a_persons_address_travel_by_email_and_leave_with_the_person);
+}
+
+async fn an_invitation_and_a_persons_address_travel_by_email_and_leave_with_the_person(db: testkit::TestDb) {
+    let smtp = testkit::smtp::SmtpServer::start(testkit::smtp::Options::default()).await;
+    let port = smtp.port;
+    let s = System::start_with(db, move |c| {
+        c.mail.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
+        c.mail.from = "Samskab <noreply@odense.example.org>".into();
+    })
+    .await;
+    let w = s.world().await;
+    let admin = s.admin();
+    let address = format!("invited-{}@pilots.example.org", uuid::Uuid::now_v7().simple());
+    let pilot = s
+        .post("/v1/pilots", &admin, json!({"chapter_id": w.chapter, "display_name": "Hanne Vinther", "email": address}))
+        .await
+        .expect(201);
+    let pilot_id = pilot.str("pilot_id");
+    let invited = s.post("/v1/invitations", &admin, json!({"role": "pilot", "pilot_id": pilot_id})).await.expect(201);
+    let code = invited.str("code");
+    let mails = testkit::eventually("the invitation by e-mail", testkit::DEFAULT_TIMEOUT, || async {
+        let m = smtp.messages();
+        (!m.is_empty()).then_some(m)
+    })
+    .await;
+    assert_eq!(mails[0].to, vec![address.clone()]);
+    assert!(mails[0].raw.contains(&code), "the code in the e-mail: {}", mails[0].raw);
+    assert!(!mails[0].raw.contains("Hanne"), "no name in the e-mail");
+
+    // A coordinator's address: the code arrives there; confirmed, it is in the export.
+    let coord = s.token(Role::Coordinator(w.home));
+    let mine = "coordinator@home.example.org";
+    s.put("/v1/me/contact", &coord, json!({"email": mine})).await.expect(202);
+    let mails = testkit::eventually("the code by e-mail", testkit::DEFAULT_TIMEOUT, || async {
+        let m = smtp.messages();
+        (m.len() >= 2).then_some(m)
+    })
+    .await;
+    assert_eq!(mails[1].to, vec![mine.to_owned()]);
+    let text = mails[1].raw.split("text/plain").nth(1).unwrap_or_default().to_owned();
+    let code = text.split(|c: char| !c.is_ascii_digit()).find(|d| d.len() == 6).unwrap().to_owned();
+    s.post("/v1/me/contact/confirm", &coord, json!({"channel": "email", "code": code})).await.expect(200);
+    let export = testkit::eventually("the address in the export", testkit::DEFAULT_TIMEOUT, || async {
+        let e = s.get("/v1/me/export", &coord).await.expect(200);
+        (e.body["notifications"][0]["contact"]["email"] == mine).then_some(e)
+    })
+    .await;
+    assert_eq!(export.body["notifications"][0]["recipient"], format!("person:{}", export.str("person_id")));
+
+    // Erased: notify keeps nothing of the person.
+    s.delete("/v1/me", &coord).await.expect(200);
+    let after = s.get("/v1/me/export", &coord).await.expect(200);
+    let n = &after.body["notifications"][0];
+    assert!(n["contact"]["email"].is_null(), "{n}");
+    assert!(n["notifications"].as_array().is_some_and(|a| a.is_empty()), "{n}");
+}

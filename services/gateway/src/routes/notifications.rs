@@ -88,7 +88,7 @@ fn view(n: npb::Notice) -> NotificationView {
 }
 
 /// Whose notices the person reads: their own and those of each pilot record they act as.
-fn recipients(person: &Person) -> Vec<String> {
+pub(crate) fn recipients(person: &Person) -> Vec<String> {
     let mut to = vec![format!("person:{}", person.person_id)];
     let roles = person.claimed.into_iter().chain(person.grants.iter().filter_map(Person::role_of));
     for role in roles {

@@ -10,7 +10,9 @@ use access::Object;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use samskab_proto::carehome::v1 as cpb;
 use samskab_proto::common::v1 as common;
+use samskab_proto::notify::v1 as npb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -250,8 +252,36 @@ pub async fn create(
         .await
         .reply()?;
     let inv = issued.invitation.ok_or_else(|| ApiError::new(ErrorCode::Internal))?;
+    if b.role == "pilot" {
+        email_invitation(&s, &inv, &issued.code, chapter).await;
+    }
     let Versioned(v, version) = invitation_view(inv, Some(issued.code));
     Ok(Created(format!("/v1/invitations/{}", v.invitation_id), v, version))
+}
+
+/// Hands a pilot invitation's code to notify, which e-mails it to the pilot record's
+/// address (once per invitation, also on a retry). The answer carries the code whatever
+/// happens here: without notify, or when it fails, the inviter passes the code on.
+async fn email_invitation(s: &AppState, inv: &common::Invitation, code: &str, chapter: Option<Uuid>) {
+    let Ok(mut notify) = s.clients.notify() else { return };
+    let mut language = "en";
+    if let Some(c) = chapter
+        && let Ok(Some(ch)) = s.clients.carehome().get_chapter(cpb::IdRequest { id: c.to_string() }).await.found()
+        && ch.timezone == "Europe/Copenhagen"
+    {
+        language = "da";
+    }
+    let req = npb::SendInvitationRequest {
+        pilot_id: inv.pilot_id.clone(),
+        invitation_id: inv.invitation_id.clone(),
+        code: code.to_owned(),
+        expires_at: inv.expires_at,
+        language: language.into(),
+        chapter_id: chapter.map(|c| c.to_string()).unwrap_or_default(),
+    };
+    if let Err(e) = notify.send_invitation(req).await {
+        tracing::warn!(status = ?e.code(), invitation_id = %inv.invitation_id, "the invitation was not handed to notify: its code is in the answer only");
+    }
 }
 
 /// An invitation from whichever service keeps it, with that service.
@@ -432,14 +462,28 @@ pub struct PersonExport {
     /// What else is kept: the person id as the actor of the events the person caused
     /// (audit trails), and the answers to their idempotent requests (24 h, sealed).
     pub also_kept: Vec<String>,
+    /// What the notify service keeps: contact details, preferences, inbox and deliveries,
+    /// for the person and each pilot record they act as (absent without notify).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub notifications: Option<serde_json::Value>,
 }
 
 /// Everything kept about the signed-in person.
 #[utoipa::path(get, path = "/v1/me/export", tag = "people",
     responses((status = 200, body = PersonExport), (status = 401, body = Problem)),
     security(("bearer" = [])))]
-pub async fn export(person: Person) -> Result<axum::Json<PersonExport>, ApiError> {
+pub async fn export(State(s): State<AppState>, person: Person) -> Result<axum::Json<PersonExport>, ApiError> {
+    let notifications = match s.clients.notify() {
+        Ok(mut notify) => {
+            let recipients = crate::routes::notifications::recipients(&person);
+            let got = notify.export_recipients(npb::ExportRecipientsRequest { recipients }).await.reply()?;
+            Some(export_json(got))
+        }
+        Err(_) => None,
+    };
     Ok(axum::Json(PersonExport {
+        notifications,
         person_id: person.person_id,
         roles: person.grants.into_iter().map(grant_view).collect(),
         token_role: person.claimed.map(|r| r.name().to_owned()),
@@ -448,6 +492,41 @@ pub async fn export(person: Person) -> Result<axum::Json<PersonExport>, ApiError
             "answers to the person's requests with an Idempotency-Key, sealed, for 24 hours".into(),
         ],
     }))
+}
+
+fn export_json(got: npb::ExportRecipientsResponse) -> serde_json::Value {
+    let time = |t: &Option<prost_types::Timestamp>| {
+        t.as_ref()
+            .and_then(samskab_proto::time::from_proto)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    };
+    let opt = |s: String| if s.is_empty() { serde_json::Value::Null } else { serde_json::Value::String(s) };
+    serde_json::Value::Array(
+        got.recipients
+            .into_iter()
+            .map(|r| {
+                let prefs = r.preferences.unwrap_or_default();
+                serde_json::json!({
+                    "recipient": r.recipient,
+                    "contact": {"email": opt(r.email), "phone": opt(r.phone),
+                        "pending_email": opt(r.pending_email), "pending_phone": opt(r.pending_phone)},
+                    "preferences": {
+                        "language": prefs.language,
+                        "quiet_hours": prefs.quiet_hours.map(|q| serde_json::json!({"from": q.from, "to": q.to, "timezone": opt(q.timezone)})),
+                        "channels": prefs.channels.into_iter().map(|(k, v)| (k, serde_json::json!(v.channels))).collect::<serde_json::Map<_, _>>(),
+                    },
+                    "notifications": r.notices.into_iter().map(|n| serde_json::json!({
+                        "notification_id": n.notice_id, "kind": n.kind, "created_at": time(&n.created_at),
+                        "read_at": time(&n.read_at), "title": n.title, "body": n.body,
+                    })).collect::<Vec<_>>(),
+                    "deliveries": r.deliveries.into_iter().map(|d| serde_json::json!({
+                        "notification_id": d.notice_id, "kind": d.kind, "channel": d.channel,
+                        "outcome": d.outcome, "at": time(&d.at),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
 }
 
 /// What an erasure did.
@@ -479,6 +558,12 @@ async fn erase(s: &AppState, person: Uuid, context: Option<common::CommandContex
             s.clients.access(service).revoke_grant(r).await.found()?;
             revoked.push(grant_view(g));
         }
+    }
+    // What notify keeps of the person (contact details, preferences, inbox): gone, and
+    // nothing more is decided for them. Pilot records they acted as are the pilot's, erased
+    // with the pilot record.
+    if let Ok(mut notify) = s.clients.notify() {
+        notify.erase_recipient(npb::EraseRecipientRequest { recipient: format!("person:{person}") }).await.reply()?;
     }
     s.grants.forget(person);
     s.idempotency.forget_subject(person).await?;
