@@ -57,6 +57,12 @@ fn to_proto(e: &Entry, lang: Option<Language>) -> pb::Notice {
     }
 }
 
+/// The language `recipient` chose, if any.
+async fn chosen_language(store: &EventStore, recipient: &str) -> Result<Option<Language>, ServiceError> {
+    let prefs = people::preferences(store, recipient).await.map_err(ServiceError::from)?;
+    Ok(prefs.and_then(|p| p.language).as_deref().and_then(Language::parse))
+}
+
 /// The inbox's calls.
 struct Inbox;
 
@@ -68,13 +74,17 @@ impl Inbox {
         let r = req.into_inner();
         let who = recipients(&r.recipients)?;
         let limit = if r.limit == 0 { 50 } else { r.limit.min(MAX_PAGE) } as usize;
-        let lang = Language::parse(&r.language);
+        let lang = match Language::parse(&r.language) {
+            Some(l) => Some(l),
+            None => chosen_language(&n.store, &who[0]).await?,
+        };
+        let head_seq = inbox::head_seq(&n.store, &who).await.map_err(ServiceError::from)?;
         if r.follow {
             let after = i64::try_from(r.after_seq)
                 .map_err(|_| ServiceError::Invalid(vec![Invalid::new("/after_seq", "out of range")]))?;
             let new = inbox::since(&n.store, &who, after, limit).await.map_err(ServiceError::from)?;
             let notices = new.iter().map(|e| to_proto(e, lang)).collect();
-            return Ok(Response::new(pb::NoticePage { notices, next_cursor: String::new() }));
+            return Ok(Response::new(pb::NoticePage { notices, next_cursor: String::new(), head_seq }));
         }
         let after = if r.cursor.is_empty() {
             None
@@ -87,7 +97,8 @@ impl Inbox {
         let page = inbox::page(&n.store, &who, after, limit, r.unread_only).await.map_err(ServiceError::from)?;
         let next_cursor =
             if page.len() == limit { page.last().map(inbox::cursor_of).unwrap_or_default() } else { String::new() };
-        Ok(Response::new(pb::NoticePage { notices: page.iter().map(|e| to_proto(e, lang)).collect(), next_cursor }))
+        let notices = page.iter().map(|e| to_proto(e, lang)).collect();
+        Ok(Response::new(pb::NoticePage { notices, next_cursor, head_seq }))
     }
 
     async fn mark_notice_read(

@@ -243,3 +243,16 @@ pub async fn get(store: &EventStore, recipients: &[String], notice_id: Uuid) -> 
         _ => Ok(None),
     }
 }
+
+/// The highest `seq` among the recipients' notices (0: none).
+pub async fn head_seq(store: &EventStore, recipients: &[String]) -> Result<u64, Error> {
+    let mut head = 0;
+    for r in recipients {
+        let n = store
+            .fetch_i64("SELECT COALESCE(MAX(seq), 0) FROM notify_inbox WHERE recipient = $1", &[r.as_str().into()])
+            .await?
+            .unwrap_or(0);
+        head = head.max(n.max(0) as u64);
+    }
+    Ok(head)
+}

@@ -530,6 +530,26 @@ async fn over_starttls_a_confirmed_address_gets_notices_until_unsubscribed(mut w
     tokio::time::sleep(notify::TICK * 6).await;
     assert_eq!(smtp.messages().len(), 2, "no e-mail after unsubscribing");
 
+    // The inbox speaks the language the person chose (Danish by the zone until then).
+    let titles = |client: NotifyServiceClient<Channel>, me: String| async move {
+        let req = npb::ListNoticesRequest { recipients: vec![me], limit: 10, ..Default::default() };
+        let page = client.clone().list_notices(req).await.unwrap().into_inner();
+        (page.notices.iter().map(|n| n.title.clone()).collect::<Vec<_>>(), page.head_seq)
+    };
+    assert_eq!(titles(client.clone(), me.clone()).await.0, vec!["Turen er aflyst".to_owned(); 2]);
+    let english = npb::SetPreferencesRequest {
+        recipient: me.clone(),
+        preferences: Some(npb::Preferences { language: "en".into(), ..Default::default() }),
+        default_language: "da".into(),
+    };
+    client.clone().set_preferences(english).await.unwrap();
+    testkit::eventually("English titles", Duration::from_secs(10), || async {
+        titles(client.clone(), me.clone()).await.0 == vec!["Ride cancelled".to_owned(); 2]
+    })
+    .await;
+    let (_, head) = titles(client.clone(), me.clone()).await;
+    assert!(head >= 2, "the highest number the inbox gave: {head}");
+
     // Five wrong codes lock a new address; a sixth try, even the right one, is refused.
     client
         .clone()

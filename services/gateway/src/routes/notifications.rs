@@ -217,10 +217,11 @@ pub async fn stream(
             .strip_prefix("inbox.")
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| ApiError::invalid("/Last-Event-ID", "must be an id of this stream"))?,
-        // From now on: after the newest notification there is.
+        // From now on: after the last notification the inbox received (the highest
+        // number, which is not always the newest by time: a reminder decided late).
         None => {
-            let newest = npb::ListNoticesRequest { recipients: who.clone(), limit: 1, ..Default::default() };
-            notify.clone().list_notices(newest).await.reply()?.notices.first().map_or(0, |n| n.seq)
+            let head = npb::ListNoticesRequest { recipients: who.clone(), limit: 1, ..Default::default() };
+            notify.clone().list_notices(head).await.reply()?.head_seq
         }
     };
     // A place among the open streams (the event feed's limits; 429 beyond them).
