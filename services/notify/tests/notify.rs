@@ -26,7 +26,8 @@ testkit::both_backends!(
     reminders_reach_the_pilot_record_by_email_once_per_notice_naming_no_resident,
     over_starttls_a_confirmed_address_gets_notices_until_unsubscribed,
     an_invitation_is_emailed_once_and_an_erased_person_is_told_nothing_more,
-    a_claim_tells_the_coordinators_and_an_expiring_qualification_the_pilot_and_admins
+    a_claim_tells_the_coordinators_and_an_expiring_qualification_the_pilot_and_admins,
+    two_notify_processes_one_killed_and_restarted_tell_each_reminder_once
 );
 
 /// A notify server on its own database next to `w`'s, without e-mail.
@@ -723,4 +724,77 @@ async fn a_claim_tells_the_coordinators_and_an_expiring_qualification_the_pilot_
     assert_eq!(inbox(&client, &pilot).await.0.get("qualification.expiring"), Some(&1), "once");
     // Other pilots (valid until 2028) are not told.
     assert_eq!(inbox(&client, &format!("pilot:{}", b.pilot)).await.0.get("qualification.expiring"), None);
+}
+
+/// The `samskab-notify` binary, on the test's clock file, over plain TCP to `w`'s services.
+fn spawn_notify(w: &World, port: u16, smtp_port: u16, clock_file: &std::path::Path) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_samskab-notify"))
+        .env("SAMSKAB_NOTIFY_DATABASE_URL", format!("{}{}", w.db.sibling("notify"), w.url_options))
+        .env("SAMSKAB_NOTIFY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SAMSKAB_CAREHOME_URL", w.carehome_server.as_ref().unwrap().url())
+        .env("SAMSKAB_BOOKING_URL", w.booking_server.url())
+        .env("SAMSKAB_VOLUNTEER_URL", w.volunteer_url())
+        .env("SAMSKAB_MASTER_KEY", notify_master().to_hex())
+        .env("SAMSKAB_ERASURE_LEDGER_URL", w.db.sibling("ledger_notify"))
+        .env("SAMSKAB_INSECURE_PLAINTEXT", "true")
+        .env("SAMSKAB_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}"))
+        .env("SAMSKAB_MAIL_FROM", "Samskab <notices@odense.example.org>")
+        .env(servicekit::clock::TEST_CLOCK_VAR, clock_file)
+        .env("SAMSKAB_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start samskab-notify")
+}
+
+async fn client_at(port: u16) -> NotifyServiceClient<Channel> {
+    let client = NotifyServiceClient::new(servicekit::client::channel(&format!("http://127.0.0.1:{port}")).unwrap());
+    testkit::eventually("a notify process to answer", Duration::from_secs(60), || async {
+        let req = npb::ListNoticesRequest { recipients: vec!["person:x".into()], ..Default::default() };
+        client.clone().list_notices(req).await.is_ok()
+    })
+    .await;
+    client
+}
+
+/// Two `samskab-notify` processes on one database; one is killed (SIGKILL) after the
+/// day-before reminder and started again before the hour-before one: the inbox holds each
+/// notice once, and every notice's e-mails (at least one each) share one `Message-ID`.
+async fn two_notify_processes_one_killed_and_restarted_tell_each_reminder_once(mut w: World) {
+    let dir = tempfile::tempdir().unwrap();
+    let time = TestClockFile::create(dir.path().join("offset")).unwrap();
+    clock::use_test_file(time.path());
+    time.jump_to(t("2027-09-06T06:00:00Z")).unwrap();
+    let b = world(&mut w).await;
+    let address = format!("kirsten-{}@pilots.example.org", Uuid::now_v7().simple());
+    let pilot = pilot_with_email(&mut w, b.chapter, &address).await;
+    let smtp = testkit::smtp::SmtpServer::start(testkit::smtp::Options::default()).await;
+    let ports = [testkit::free_port(), testkit::free_port()];
+    let mut first = spawn_notify(&w, ports[0], smtp.port, time.path());
+    let _second = spawn_notify(&w, ports[1], smtp.port, time.path());
+    let client = client_at(ports[0]).await;
+    let other = client_at(ports[1]).await;
+    let recipient = format!("pilot:{pilot}");
+
+    w.book(b.bike, pilot, "2027-09-07T08:00:00Z", 60, &[]).await.unwrap();
+    until(&client, &recipient, "ride.booked_for_you", 1).await;
+    time.jump_to(t("2027-09-06T08:00:30Z")).unwrap();
+    until(&client, &recipient, "ride.reminder", 1).await;
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    time.jump_to(t("2027-09-07T07:00:30Z")).unwrap();
+    until(&other, &recipient, "ride.reminder", 2).await;
+    let _first = spawn_notify(&w, ports[0], smtp.port, time.path());
+    let client = client_at(ports[0]).await;
+    time.jump_to(t("2027-09-07T07:05:00Z")).unwrap();
+    tokio::time::sleep(notify::TICK * 8).await;
+    let (kinds, _) = inbox(&client, &recipient).await;
+    let expected: BTreeMap<String, usize> =
+        [("ride.booked_for_you", 1), ("ride.reminder", 2)].into_iter().map(|(k, n)| (k.to_owned(), n)).collect();
+    assert_eq!(kinds, expected, "each notice once in the inbox");
+    let mails = messages_until(&smtp, 3).await;
+    let ids: std::collections::BTreeSet<String> = mails.iter().map(|m| m.header("Message-ID").unwrap()).collect();
+    assert_eq!(ids.len(), 3, "three notices, one Message-ID each, however many copies: {ids:?}");
+    assert!(mails.iter().all(|m| m.to == vec![address.clone()]));
 }
