@@ -335,7 +335,8 @@ fn print_welcome(cfg: &ServeConfig, running: &Running, ids: &serde_json::Value) 
     println!(
         "  curl -s -H \"Authorization: Bearer $PILOT\" -H 'Content-Type: application/json' -H 'Idempotency-Key: tour-1' \\\n    -d \"{{\\\"bike_id\\\":\\\"$BIKE_ID\\\",\\\"pilot_id\\\":\\\"$PILOT_ID\\\",\\\"start\\\":\\\"$START\\\",\\\"duration_minutes\\\":60,\\\"resident_ids\\\":[]}}\" \"$SAMSKAB/v1/rides\""
     );
-    println!("  curl -s -H \"Authorization: Bearer $COORDINATOR\" \"$SAMSKAB/v1/rides?carehome_id=$CAREHOME_ID\"\n");
+    println!("  curl -s -H \"Authorization: Bearer $COORDINATOR\" \"$SAMSKAB/v1/rides?carehome_id=$CAREHOME_ID\"");
+    println!("  curl -s -H \"Authorization: Bearer $PILOT\" \"$SAMSKAB/v1/me/notifications\"   # the pilot's inbox\n");
     println!("API documentation: {base}/docs\n");
     Ok(())
 }

@@ -139,6 +139,19 @@ async fn serve_demo_drains_on_sigterm_and_keeps_every_acknowledged_booking_throu
     let statuses: BTreeSet<String> =
         list["items"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap().to_owned()).collect();
     assert!(statuses.len() >= 3, "rides in several states: {statuses:?}");
+    // Notify started before the seeding: the demo pilot's inbox has the rides booked for them.
+    let mut booked_for_you = 0;
+    for _ in 0..60 {
+        let (st, inbox) =
+            call(&http, reqwest::Method::GET, &format!("{base}/v1/me/notifications?limit=100"), &pilot, None, None).await;
+        assert_eq!(st, 200, "{inbox}");
+        booked_for_you = inbox["items"].as_array().unwrap().iter().filter(|n| n["kind"] == "ride.booked_for_you").count();
+        if booked_for_you > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(booked_for_you > 0, "the demo pilot's inbox holds the rides booked for them");
 
     // Three rounds: a burst of bookings (one a day at 15:00 Copenhagen time, each with its
     // own key) during which the process is killed; then a restart and every client retries
