@@ -207,6 +207,18 @@ pub fn store_probe(store: eventlog::EventStore) -> Probe {
     })
 }
 
+/// Ready while `store` answers; the subscriptions entry says whether every feed follower
+/// in `feeds` is connected (a service that follows others' feeds: booking, notify).
+pub fn followers_probe(
+    store: eventlog::EventStore,
+    feeds: Vec<tokio::sync::watch::Receiver<crate::remote::FollowStatus>>,
+) -> Probe {
+    std::sync::Arc::new(move || {
+        let (store, connected) = (store.clone(), feeds.iter().all(|f| f.borrow().connected));
+        Box::pin(async move { Readiness { store: store.head().await.is_ok(), subscriptions: Some(connected) } })
+    })
+}
+
 /// Serves `routes` (the service's own) plus health and reflection on `listener` until
 /// `shutdown` resolves; feed subscriptions are ended and in-flight calls finish first
 /// (at most [`DRAIN`]). `names` are the fully qualified service names reported as SERVING.

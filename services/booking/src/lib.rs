@@ -151,13 +151,8 @@ impl BookingServer {
             );
         // Healthy while its store answers; the subscriptions entry says whether both peers'
         // feeds are connected (bookings go on from the read models while one is not).
-        let (store, feeds) = (self.booking.store.clone(), [self.carehome_feed.clone(), self.volunteer_feed.clone()]);
-        let probe: servicekit::server::Probe = std::sync::Arc::new(move || {
-            let (store, connected) = (store.clone(), feeds.iter().all(|f| f.borrow().connected));
-            Box::pin(async move {
-                servicekit::server::Readiness { store: store.head().await.is_ok(), subscriptions: Some(connected) }
-            })
-        });
+        let feeds = vec![self.carehome_feed.clone(), self.volunteer_feed.clone()];
+        let probe = servicekit::server::followers_probe(self.booking.store.clone(), feeds);
         servicekit::server::ServiceRoutes { routes, stop, probe: Some(probe), reflection: false, tls: None }
     }
 

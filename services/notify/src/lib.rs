@@ -137,14 +137,8 @@ impl NotifyServer {
     pub fn routes(&self) -> servicekit::server::ServiceRoutes {
         let stop = servicekit::server::Stop::new();
         let routes = tonic::service::Routes::new(NotifyServiceServer::new(self.handlers.clone()));
-        let feeds = [self.carehome_feed.clone(), self.booking_feed.clone(), self.volunteer_feed.clone()];
-        let store = self.handlers.store.clone();
-        let probe: servicekit::server::Probe = Arc::new(move || {
-            let (store, connected) = (store.clone(), feeds.iter().all(|f| f.borrow().connected));
-            Box::pin(async move {
-                servicekit::server::Readiness { store: store.head().await.is_ok(), subscriptions: Some(connected) }
-            })
-        });
+        let feeds = vec![self.carehome_feed.clone(), self.booking_feed.clone(), self.volunteer_feed.clone()];
+        let probe = servicekit::server::followers_probe(self.handlers.store.clone(), feeds);
         servicekit::server::ServiceRoutes { routes, stop, probe: Some(probe), reflection: false, tls: None }
     }
 
