@@ -319,19 +319,29 @@ async fn recipients(store: &EventStore, p: &Pending, ride: &RideRow) -> Result<V
 }
 
 /// Decides what fell due by `now`; returns how many notices it decided or skipped.
+/// Reminders first: their time matters most, and occasions started by a burst of events
+/// (at most 200 a look) wait behind them, not the other way round.
 pub async fn tick(store: &EventStore, now: DateTime<Utc>) -> Result<usize, Error> {
     let world = World { chapters: chapters(store).await?, homes: homes(store).await? };
+    let mut n = reminders(store, &world, now).await?;
+    n += qualifications(store, &world, now).await?;
+    n += occasions(store, &world, now).await?;
+    Ok(n)
+}
+
+/// Occasions events started (`notify_pending`), oldest first.
+async fn occasions(store: &EventStore, world: &World, now: DateTime<Utc>) -> Result<usize, Error> {
     let stale_before = now - Duration::minutes(STALE_AFTER_MINUTES);
     let mut n = 0;
-
     let waiting = store.fetch_i64("SELECT COUNT(*) FROM notify_pending", &[]).await?.unwrap_or(0);
     crate::metrics::backlog(waiting);
     let due: Vec<(String, i64, String)> = store
         .fetch_rows(
-            "SELECT occasion, due_at, doc FROM notify_pending WHERE due_at <= $1 ORDER BY due_at, occasion LIMIT 500",
+            "SELECT occasion, due_at, doc FROM notify_pending WHERE due_at <= $1 ORDER BY due_at, occasion LIMIT 200",
             &[Arg::Int(micros(now))],
         )
         .await?;
+    let mut settled = Vec::with_capacity(due.len());
     for (occasion, due_at, doc) in due {
         let p: Pending = serde_json::from_str(&doc).map_err(Error::Payload)?;
         if let Some(request_id) = p.ride_request_id {
@@ -369,16 +379,31 @@ pub async fn tick(store: &EventStore, now: DateTime<Utc>) -> Result<usize, Error
                 n += 1;
             }
         }
+        settled.push(occasion);
+    }
+    // Settled occasions leave in one commit: after a crash before it, they are decided
+    // again, which appends nothing (each notice's id is stored once).
+    if !settled.is_empty() {
         store
             .transaction(move |tx| {
                 Box::pin(async move {
-                    tx.execute("DELETE FROM notify_pending WHERE occasion = $1", &[occasion.into()]).await
+                    let mut gone = 0;
+                    for occasion in settled {
+                        gone +=
+                            tx.execute("DELETE FROM notify_pending WHERE occasion = $1", &[occasion.into()]).await?;
+                    }
+                    Ok(gone)
                 })
             })
             .await?;
     }
+    Ok(n)
+}
 
-    n += qualifications(store, &world, now).await?;
+/// Reminders of booked rides.
+async fn reminders(store: &EventStore, world: &World, now: DateTime<Utc>) -> Result<usize, Error> {
+    let stale_before = now - Duration::minutes(STALE_AFTER_MINUTES);
+    let mut n = 0;
 
     // Reminders of rides that start within the longest lead time (a day more for the
     // clocks), each lead once per start (`reminded`): a moved ride is reminded of its new
