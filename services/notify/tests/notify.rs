@@ -27,7 +27,8 @@ testkit::both_backends!(
     over_starttls_a_confirmed_address_gets_notices_until_unsubscribed,
     an_invitation_is_emailed_once_and_an_erased_person_is_told_nothing_more,
     a_claim_tells_the_coordinators_and_an_expiring_qualification_the_pilot_and_admins,
-    two_notify_processes_one_killed_and_restarted_tell_each_reminder_once
+    two_notify_processes_one_killed_and_restarted_tell_each_reminder_once,
+    a_refused_address_holds_back_nobody_a_linked_person_is_mailed_and_a_dead_relay_fails_after_a_day
 );
 
 /// A notify server on its own database next to `w`'s, without e-mail.
@@ -797,4 +798,109 @@ async fn two_notify_processes_one_killed_and_restarted_tell_each_reminder_once(m
     let ids: std::collections::BTreeSet<String> = mails.iter().map(|m| m.header("Message-ID").unwrap()).collect();
     assert_eq!(ids.len(), 3, "three notices, one Message-ID each, however many copies: {ids:?}");
     assert!(mails.iter().all(|m| m.to == vec![address.clone()]));
+}
+
+/// Links `pilot` to `person` (a pilot invitation redeemed at volunteer).
+async fn link_pilot(w: &World, pilot: Uuid, person: Uuid) {
+    let mut access = AccessClient::new(servicekit::client::channel(&w.volunteer_url()).unwrap());
+    let issued = access
+        .issue_invitation(pbc::IssueInvitationRequest {
+            context: ctx(),
+            role: "pilot".into(),
+            pilot_id: pilot.to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    access
+        .redeem(pbc::RedeemRequest { context: ctx_as("pilot"), code: issued.code, person_id: person.to_string() })
+        .await
+        .unwrap();
+}
+
+async fn outcomes(client: &NotifyServiceClient<Channel>, recipient: &str) -> Vec<(String, String)> {
+    let req = npb::ExportRecipientsRequest { recipients: vec![recipient.into()] };
+    let e = client.clone().export_recipients(req).await.unwrap().into_inner();
+    e.recipients[0].deliveries.iter().map(|d| (d.kind.clone(), d.outcome.clone())).collect()
+}
+
+/// One pilot's address is refused for good (550): that notice is `rejected` at once and
+/// another pilot's goes out. A pilot linked to a person with a confirmed address is mailed
+/// there, not at the record's. With the relay gone, a notice is retried (with backoff) and
+/// recorded `failed` once it is a day old.
+async fn a_refused_address_holds_back_nobody_a_linked_person_is_mailed_and_a_dead_relay_fails_after_a_day(
+    mut w: World,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let time = TestClockFile::create(dir.path().join("offset")).unwrap();
+    clock::use_test_file(time.path());
+    time.jump_to(t("2027-09-06T06:00:00Z")).unwrap();
+    let b = world(&mut w).await;
+    let refused = pilot_with_email(&mut w, b.chapter, "reject-me@pilots.example.org").await;
+    let fine = pilot_with_email(&mut w, b.chapter, "fine@pilots.example.org").await;
+    let second = w.bike(b.home, 2).await;
+    w.settle().await;
+    // (After settling: booking does not follow pilot links.)
+    let person = Uuid::now_v7();
+    link_pilot(&w, fine, person).await;
+    let smtp = testkit::smtp::SmtpServer::start(testkit::smtp::Options::default()).await;
+    let (_a, client, server) = notify_mailing(&w, Some(mail_to(smtp.port))).await;
+    testkit::eventually("the link to reach notify", Duration::from_secs(30), || async {
+        server.volunteer_feed.borrow().applied >= 5
+    })
+    .await;
+
+    w.book(b.bike, refused, "2027-09-08T08:00:00Z", 60, &[]).await.unwrap();
+    w.book(second, fine, "2027-09-08T08:00:00Z", 60, &[]).await.unwrap();
+    let (refused_r, fine_r) = (format!("pilot:{refused}"), format!("pilot:{fine}"));
+    testkit::eventually("both outcomes", Duration::from_secs(30), || async {
+        outcomes(&client, &refused_r).await == vec![("ride.booked_for_you".to_owned(), "rejected".to_owned())]
+            && outcomes(&client, &fine_r).await == vec![("ride.booked_for_you".to_owned(), "delivered".to_owned())]
+    })
+    .await;
+    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(smtp.messages()[0].to, vec!["fine@pilots.example.org".to_owned()]);
+
+    // The linked person's confirmed address wins over the record's.
+    let me = format!("person:{person}");
+    let set = npb::SetContactRequest {
+        recipient: me.clone(),
+        email: Some("person@linked.example.org".into()),
+        phone: None,
+        language: "en".into(),
+    };
+    client.clone().set_contact(set).await.unwrap();
+    let got = messages_until(&smtp, 2).await;
+    let body = got[1].raw.split("text/plain").nth(1).unwrap_or_default().to_owned();
+    let code = body.split(|c: char| !c.is_ascii_digit()).find(|d| d.len() == 6).unwrap().to_owned();
+    let confirm = npb::ConfirmContactRequest { recipient: me, channel: "email".into(), code };
+    client.clone().confirm_contact(confirm).await.unwrap();
+    let ride = w.book(second, fine, "2027-09-09T08:00:00Z", 60, &[]).await.unwrap();
+    let got = messages_until(&smtp, 3).await;
+    assert_eq!(got[2].to, vec!["person@linked.example.org".to_owned()]);
+
+    // The relay goes away: the cancellation is retried, and after a day it has failed.
+    drop(smtp);
+    let cancel = bpb::CancelRideRequest {
+        context: ctx(),
+        ride_id: ride.ride_id.clone(),
+        reason: "weather".into(),
+        note: String::new(),
+    };
+    w.booking.cancel_ride(cancel).await.unwrap();
+    until(&client, &fine_r, "ride.cancelled", 1).await;
+    tokio::time::sleep(notify::TICK * 4).await;
+    let waiting = ("ride.cancelled".to_owned(), "waiting".to_owned());
+    let now = outcomes(&client, &fine_r).await;
+    assert!(now.contains(&waiting), "still being retried: {now:?}");
+    time.jump_to(t("2027-09-06T20:00:00Z")).unwrap();
+    tokio::time::sleep(notify::TICK * 4).await;
+    let now = outcomes(&client, &fine_r).await;
+    assert!(now.contains(&waiting), "retried within the day: {now:?}");
+    time.jump_to(t("2027-09-07T06:30:00Z")).unwrap();
+    testkit::eventually("the day-old notice to fail", Duration::from_secs(30), || async {
+        outcomes(&client, &fine_r).await.contains(&("ride.cancelled".to_owned(), "failed".to_owned()))
+    })
+    .await;
 }
