@@ -471,6 +471,20 @@ async fn fuzzed_bodies_never_get_a_5xx_and_refusals_write_nothing(s: System) {
             json!({"url": "http://203.0.113.10/samskab", "event_types": ["RideBooked"]}),
         ),
         route("POST /v1/calendar-tokens", "/v1/calendar-tokens".into(), &coord, json!({"carehome_id": home})),
+        route(
+            "PUT /v1/me/notification-preferences",
+            "/v1/me/notification-preferences".into(),
+            &coord,
+            json!({"language": "da", "quiet_hours": {"from": "22:00", "to": "07:00"},
+                "channels": {"ride.reminder": ["email"], "ride.cancelled": []}}),
+        ),
+        route("PUT /v1/me/contact", "/v1/me/contact".into(), &coord, json!({"email": "koordinator@example.org"})),
+        route(
+            "POST /v1/me/contact/confirm",
+            "/v1/me/contact/confirm".into(),
+            &coord,
+            json!({"channel": "email", "code": "123456"}),
+        ),
     ];
 
     // The table should cover every POST and PUT of the OpenAPI document (bad_input.rs
