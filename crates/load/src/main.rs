@@ -9,6 +9,7 @@
 
 mod drive;
 mod history;
+mod reminders;
 mod report;
 mod system;
 mod world;
@@ -114,6 +115,10 @@ pub struct Args {
     /// Seed of the random choices.
     #[arg(long, default_value_t = 8)]
     pub seed: u64,
+    /// Pilots whose ride reminders fall due during the mix, one a second, to measure how
+    /// late reminders reach the inbox under load (0: none).
+    #[arg(long = "reminder-probes", default_value_t = 10)]
+    pub reminder_probes: usize,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -158,6 +163,13 @@ async fn run(args: Args) -> Result<(), String> {
     let sampler = sys.sample_rss();
     let outcome = async {
         let world = world::build(&args, &sys, &http).await?;
+        let probe = if args.reminder_probes > 0 {
+            let lead = Duration::from_secs_f64(args.baseline_secs + 2.0);
+            Some(reminders::prepare(&sys, &http, args.reminder_probes, lead).await?)
+        } else {
+            None
+        };
+        let watcher = probe.map(|p| tokio::spawn(p.watch(http.clone(), sys.base.clone())));
         eprintln!(
             "samskab-load: baseline, GET /healthz for {}s at concurrency {}",
             args.baseline_secs, args.concurrency
@@ -165,18 +177,26 @@ async fn run(args: Args) -> Result<(), String> {
         let baseline = drive::baseline(&http, &sys.base, args.concurrency, args.baseline_secs).await;
         eprintln!("samskab-load: mix for {}s at concurrency {}", args.duration, args.concurrency);
         let mix = drive::mix(&http, &sys.base, &world, args.concurrency, args.duration, args.seed).await;
-        Ok::<_, String>((world, baseline, mix))
+        let late = match watcher {
+            Some(w) => Some(w.await.map_err(|e| e.to_string())?),
+            None => None,
+        };
+        Ok::<_, String>((world, baseline, mix, late))
     }
     .await;
     sampler.abort();
     let procs = sys.memory();
     sys.stop().await;
-    let (world, baseline, mix) = outcome?;
+    let (world, baseline, mix, late) = outcome?;
     let report = report::Report::new(&args, &sys, &world, baseline, mix, procs);
     if args.json {
         println!("{:#}", report.json());
     } else {
         print!("{}", report.table());
+    }
+    if let Some(late) = late {
+        let line = format!("reminders reaching the inbox during the mix: {}", reminders::summary(&late));
+        if args.json { eprintln!("{line}") } else { println!("{line}") }
     }
     Ok(())
 }

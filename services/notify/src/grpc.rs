@@ -243,7 +243,7 @@ impl Notify {
         for _ in 0..20 {
             let state = people::load(&self.store, recipient).await?;
             if state.erased {
-                return Err(ServiceError::NotFound("recipient".into()));
+                return Err(erased());
             }
             let Some((event_type, payload, more)) = f(&state)? else { return Ok(()) };
             match self.append_own(recipient, state.version, event_type, &payload, more).await {
@@ -347,22 +347,19 @@ impl NotifyService for Notify {
         if !bad.is_empty() {
             return Err(ServiceError::Invalid(bad).into());
         }
+        if people::erased(&self.store, &who).await.map_err(ServiceError::from)? {
+            return Err(erased().into());
+        }
         let lang = Language::parse(&r.language).unwrap_or(Language::En);
         let now = chrono::SubsecRound::trunc_subsecs(servicekit::clock::now(), 6);
         let mut pending = Vec::new();
         for (channel, address) in [("email", email), ("sms", phone)] {
             let Some(address) = address else { continue };
             let code = format!("{:06}", rand::random_range(0..1_000_000u32));
-            let sealed =
-                self.keys.seal(&who, channel, &address).await.map_err(|e| ServiceError::Internal(e.to_string()))?;
+            let sealed = self.keys.seal(&who, channel, &address).await.map_err(key_error)?;
             let secret = Secret { to: Some(address), code: code.clone() };
             let facts = Facts {
-                sealed: Some(
-                    self.keys
-                        .seal_json(&who, "notice", &secret)
-                        .await
-                        .map_err(|e| ServiceError::Internal(e.to_string()))?,
-                ),
+                sealed: Some(self.keys.seal_json(&who, "notice", &secret).await.map_err(key_error)?),
                 language: Some(if lang == Language::Da { "da" } else { "en" }.into()),
                 ..Facts::default()
             };
@@ -411,11 +408,7 @@ impl NotifyService for Notify {
             return Err(ServiceError::NotFound("pilot".into()).into());
         }
         let secret = Secret { to: None, code: r.code };
-        let sealed = self
-            .keys
-            .seal_json(&recipient, "notice", &secret)
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let sealed = self.keys.seal_json(&recipient, "notice", &secret).await.map_err(key_error)?;
         let facts = Facts {
             sealed: Some(sealed),
             language: Language::parse(&r.language).map(|l| if l == Language::Da { "da" } else { "en" }.to_owned()),
@@ -571,6 +564,20 @@ impl NotifyService for Notify {
                     .into())
             }
         }
+    }
+}
+
+/// A person erased here keeps no contact details or preferences: a request to set them
+/// (a development token outlives its person's erasure) finds no such person.
+fn erased() -> ServiceError {
+    ServiceError::NotFound("person (erased: nothing is kept for them)".into())
+}
+
+/// A key store error: an erased subject is [`erased`], anything else unavailable.
+fn key_error(e: keystore::Error) -> ServiceError {
+    match e {
+        keystore::Error::Erased(_) => erased(),
+        e => ServiceError::Unavailable(e.to_string()),
     }
 }
 

@@ -647,6 +647,11 @@ async fn an_invitation_is_emailed_once_and_an_erased_person_is_told_nothing_more
         e[0].email.is_empty() && e[0].notices.is_empty() && e[0].deliveries.is_empty()
     })
     .await;
+    // Nothing new is kept for them either (a development token outlives its person).
+    let again =
+        npb::SetContactRequest { recipient: me.clone(), email: Some(mine.into()), phone: None, language: "en".into() };
+    let refused = client.clone().set_contact(again).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
     let ride = w.book(b.bike, b.pilot, "2027-09-09T08:00:00Z", 60, &[]).await.unwrap();
     w.booking.cancel_ride(cancel(&ride.ride_id)).await.unwrap();
     // The pilot is told; the erased coordinator is not.

@@ -465,7 +465,7 @@ pub struct PersonExport {
     /// What the notify service keeps: contact details, preferences, inbox and deliveries,
     /// for the person and each pilot record they act as (absent without notify).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub notifications: Option<serde_json::Value>,
 }
 

@@ -143,9 +143,11 @@ async fn serve_demo_drains_on_sigterm_and_keeps_every_acknowledged_booking_throu
     let mut booked_for_you = 0;
     for _ in 0..60 {
         let (st, inbox) =
-            call(&http, reqwest::Method::GET, &format!("{base}/v1/me/notifications?limit=100"), &pilot, None, None).await;
+            call(&http, reqwest::Method::GET, &format!("{base}/v1/me/notifications?limit=100"), &pilot, None, None)
+                .await;
         assert_eq!(st, 200, "{inbox}");
-        booked_for_you = inbox["items"].as_array().unwrap().iter().filter(|n| n["kind"] == "ride.booked_for_you").count();
+        booked_for_you =
+            inbox["items"].as_array().unwrap().iter().filter(|n| n["kind"] == "ride.booked_for_you").count();
         if booked_for_you > 0 {
             break;
         }
