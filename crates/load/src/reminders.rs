@@ -10,10 +10,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::system::System;
-use crate::world::call;
+use crate::world::{call, create};
 
 /// The probe's rides.
 pub struct Probe {
@@ -22,21 +21,6 @@ pub struct Probe {
 
 /// Lateness of each reminder (ms; `None`: not seen within 30 s).
 pub type Lateness = Vec<Option<f64>>;
-
-async fn create(
-    http: &reqwest::Client,
-    base: &str,
-    path: &str,
-    token: &str,
-    body: serde_json::Value,
-    id: &str,
-) -> Result<Uuid, String> {
-    let (st, v) = call(http, Method::POST, &format!("{base}{path}"), token, Some(&body), None).await;
-    if st != 201 {
-        return Err(format!("POST {path}: {st} {v}"));
-    }
-    v[id].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| format!("POST {path}: no {id} in {v}"))
-}
 
 /// Builds the probe and books its rides so that their reminders fall due `after` from now,
 /// one a second.

@@ -115,7 +115,8 @@ pub async fn call(
     }
 }
 
-async fn create(
+/// POSTs `body` to `path` and returns the new object's `id` field (201 expected).
+pub async fn create(
     http: &reqwest::Client,
     base: &str,
     path: &str,

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 mod backends;
 mod eventually;
+pub mod node;
 pub mod oidc;
 pub mod smtp;
 

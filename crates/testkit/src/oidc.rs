@@ -21,7 +21,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// The confidential client of the client-credentials grant.
 pub const CC_CLIENT_ID: &str = "samskab-cc";
@@ -38,8 +37,6 @@ pub const API_RESOURCE: &str = "samskab-api";
 /// `samskab-api;ttl=172800`).
 pub const LONG_RESOURCE: &str = "samskab-api-long";
 
-/// How long the provider may take to start (the first start may install its packages).
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long `npm ci` of another process may hold the install lock before it is thought dead.
 const STALE_LOCK: Duration = Duration::from_secs(600);
 
@@ -70,40 +67,7 @@ impl OidcProvider {
     /// Starts a provider on a free port, installing its npm packages first if needed.
     /// Panics when Node.js or the packages cannot be had, or it does not start.
     pub async fn start() -> OidcProvider {
-        let dir = provider_dir();
-        let install_dir = dir.clone();
-        tokio::task::spawn_blocking(move || ensure_installed(&install_dir))
-            .await
-            .expect("npm install task")
-            .unwrap_or_else(|e| panic!("OIDC test provider: {e}"));
-
-        let mut child = tokio::process::Command::new("node")
-            .arg("server.mjs")
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("OIDC test provider: cannot run `node` (Node.js 20 or later is needed): {e}"));
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        // Its log goes to the test's output (captured by the test runner).
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                eprintln!("oidc-provider: {line}");
-            }
-        });
-
-        let mut lines = BufReader::new(stdout).lines();
-        let line = match tokio::time::timeout(START_TIMEOUT, lines.next_line()).await {
-            Ok(Ok(Some(line))) => line,
-            Ok(Ok(None)) => panic!("OIDC test provider exited before it was ready (its log is above)"),
-            Ok(Err(e)) => panic!("OIDC test provider: reading its stdout: {e}"),
-            Err(_) => panic!("OIDC test provider not ready after {START_TIMEOUT:?}"),
-        };
+        let (child, stdin, line) = crate::node::start("OIDC test provider", &provider_dir(), &[]).await;
         let ready: Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("OIDC test provider: ready line `{line}` is not JSON: {e}"));
         let issuer = ready["issuer"].as_str().unwrap_or_else(|| panic!("no issuer in `{line}`")).to_owned();

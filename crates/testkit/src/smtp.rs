@@ -5,10 +5,6 @@
 //! every accepted message to a directory the test reads.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
-
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// The server's directory (`tests/smtp-server` of the workspace).
 pub fn server_dir() -> PathBuf {
@@ -45,6 +41,13 @@ pub struct Received {
 }
 
 impl Received {
+    /// The 6-digit code of a confirmation e-mail (on a line of its own in the plain part).
+    pub fn code(&self) -> String {
+        let text = self.raw.split("text/plain").nth(1).unwrap_or_default();
+        let code = text.split(|c: char| !c.is_ascii_digit()).find(|d| d.len() == 6);
+        code.unwrap_or_else(|| panic!("no code in {}", self.raw)).to_owned()
+    }
+
     /// The first value of a header (unfolded), if present.
     pub fn header(&self, name: &str) -> Option<String> {
         let head = self.raw.split("\r\n\r\n").next().unwrap_or_default();
@@ -70,40 +73,13 @@ impl Received {
 impl SmtpServer {
     /// Starts a server; panics when Node.js or its packages cannot be had.
     pub async fn start(options: Options) -> SmtpServer {
-        let dir = server_dir();
-        let install_dir = dir.clone();
-        tokio::task::spawn_blocking(move || crate::oidc::ensure_installed(&install_dir))
-            .await
-            .expect("npm install task")
-            .unwrap_or_else(|e| panic!("SMTP test server: {e}"));
         let mail = tempfile::tempdir().expect("mail directory");
-        let mut cmd = tokio::process::Command::new("node");
-        cmd.arg("server.mjs").arg("--dir").arg(mail.path()).arg("--fail-first").arg(options.fail_first.to_string());
+        let mut args: Vec<std::ffi::OsString> = vec!["--dir".into(), mail.path().into(), "--fail-first".into()];
+        args.push(options.fail_first.to_string().into());
         if let Some((cert, key)) = &options.tls {
-            cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+            args.extend(["--tls-cert".into(), cert.into(), "--tls-key".into(), key.into()]);
         }
-        let mut child = cmd
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("SMTP test server: cannot run `node`: {e}"));
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                eprintln!("smtp-server: {line}");
-            }
-        });
-        let mut lines = BufReader::new(stdout).lines();
-        let line = match tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await {
-            Ok(Ok(Some(line))) => line,
-            other => panic!("SMTP test server did not start: {other:?}"),
-        };
+        let (child, stdin, line) = crate::node::start("SMTP test server", &server_dir(), &args).await;
         let ready: serde_json::Value = serde_json::from_str(&line).expect("ready line");
         let port = ready["port"].as_u64().expect("port") as u16;
         SmtpServer { port, dir: mail, _stdin: stdin, _child: child }

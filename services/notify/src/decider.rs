@@ -143,27 +143,19 @@ pub(crate) async fn decide(
     let mut appends = Vec::new();
     for &ch in channels {
         let notice_id = notices::notice_id(kind, occasion, recipient, ch);
+        let decided = NoticeDecided {
+            notice_id,
+            kind: kind.into(),
+            occasion: occasion.into(),
+            recipient: recipient.into(),
+            channel: ch.into(),
+            due_at,
+            facts: facts.clone(),
+        };
         let mut event = if stale {
-            let e = NoticeSkipped {
-                notice_id,
-                kind: kind.into(),
-                occasion: occasion.into(),
-                recipient: recipient.into(),
-                channel: ch.into(),
-                due_at,
-            };
-            NewEvent::with_id(notice_id, "NoticeSkipped", &e)?
+            NewEvent::with_id(notice_id, "NoticeSkipped", &NoticeSkipped::from(&decided))?
         } else {
-            let e = NoticeDecided {
-                notice_id,
-                kind: kind.into(),
-                occasion: occasion.into(),
-                recipient: recipient.into(),
-                channel: ch.into(),
-                due_at,
-                facts: facts.clone(),
-            };
-            NewEvent::with_id(notice_id, "NoticeDecided", &e)?
+            NewEvent::with_id(notice_id, "NoticeDecided", &decided)?
         };
         event.metadata.tenant = tenant;
         event.occurred_at = due_at;

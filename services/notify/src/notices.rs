@@ -125,6 +125,19 @@ pub struct NoticeSkipped {
     pub due_at: DateTime<Utc>,
 }
 
+impl From<&NoticeDecided> for NoticeSkipped {
+    fn from(d: &NoticeDecided) -> Self {
+        NoticeSkipped {
+            notice_id: d.notice_id,
+            kind: d.kind.clone(),
+            occasion: d.occasion.clone(),
+            recipient: d.recipient.clone(),
+            channel: d.channel.clone(),
+            due_at: d.due_at,
+        }
+    }
+}
+
 /// The recipient read the notice.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NoticeRead {

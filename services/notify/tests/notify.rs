@@ -64,6 +64,20 @@ async fn notify_mailing(
     (spawned, client, server)
 }
 
+/// The test clock, at `at`; its file lives in the returned directory.
+fn test_clock(at: &str) -> (tempfile::TempDir, TestClockFile) {
+    let dir = tempfile::tempdir().unwrap();
+    let time = TestClockFile::create(dir.path().join("offset")).unwrap();
+    clock::use_test_file(time.path());
+    time.jump_to(t(at)).unwrap();
+    (dir, time)
+}
+
+/// A coordinator's cancellation of `ride_id` for the weather.
+fn cancel(ride_id: &str) -> bpb::CancelRideRequest {
+    bpb::CancelRideRequest { context: ctx(), ride_id: ride_id.into(), reason: "weather".into(), note: String::new() }
+}
+
 /// A chapter reminding 24 h and 1 h before, with one home, trishaw and pilot.
 async fn world(w: &mut World) -> Basic {
     let c = w
@@ -89,24 +103,20 @@ async fn world(w: &mut World) -> Basic {
     Basic { chapter, home, bike, pilot }
 }
 
-/// Makes `person` a coordinator of `home` (an invitation redeemed).
+/// Grants `person` a role by redeeming an invitation at the service that keeps it
+/// (`url`): `role` with its scope field set in `scope`.
+async fn redeem(url: &str, role: &str, scope: pbc::IssueInvitationRequest, person: Uuid) {
+    let mut access = AccessClient::new(servicekit::client::channel(url).unwrap());
+    let req = pbc::IssueInvitationRequest { context: ctx(), role: role.into(), ..scope };
+    let issued = access.issue_invitation(req).await.unwrap().into_inner();
+    let redeem = pbc::RedeemRequest { context: ctx_as(role), code: issued.code, person_id: person.to_string() };
+    access.redeem(redeem).await.unwrap();
+}
+
+/// Makes `person` a coordinator of `home`.
 async fn coordinator(w: &World, home: Uuid, person: Uuid) {
-    let mut access =
-        AccessClient::new(servicekit::client::channel(&w.carehome_server.as_ref().unwrap().url()).unwrap());
-    let issued = access
-        .issue_invitation(pbc::IssueInvitationRequest {
-            context: ctx(),
-            role: "coordinator".into(),
-            carehome_id: home.to_string(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    access
-        .redeem(pbc::RedeemRequest { context: ctx_as("coordinator"), code: issued.code, person_id: person.to_string() })
-        .await
-        .unwrap();
+    let scope = pbc::IssueInvitationRequest { carehome_id: home.to_string(), ..Default::default() };
+    redeem(&w.carehome_server.as_ref().unwrap().url(), "coordinator", scope, person).await;
 }
 
 /// The kinds in a recipient's inbox, counted, and the notices.
@@ -148,10 +158,7 @@ fn at(n: &npb::Notice) -> chrono::DateTime<chrono::Utc> {
 /// coordinator; two notify servers on one database decide every notice once; a notice is
 /// read once.
 async fn notices_follow_a_ride_from_its_booking_to_its_cancellation(mut w: World) {
-    let dir = tempfile::tempdir().unwrap();
-    let time = TestClockFile::create(dir.path().join("offset")).unwrap();
-    clock::use_test_file(time.path());
-    time.jump_to(t("2027-03-26T12:00:00Z")).unwrap();
+    let (_dir, time) = test_clock("2027-03-26T12:00:00Z");
     let b = world(&mut w).await;
     w.settle().await;
     // (After settling: booking does not follow invitations, so its cursor stays behind them.)
@@ -188,13 +195,7 @@ async fn notices_follow_a_ride_from_its_booking_to_its_cancellation(mut w: World
     let reminders = until(&client, &pilot, "ride.reminder", 2).await;
     assert_eq!(at(&reminders[0]), t("2027-03-29T09:00:00Z"), "an hour before the new start");
 
-    let cancel = bpb::CancelRideRequest {
-        context: ctx(),
-        ride_id: ride.ride_id.clone(),
-        reason: "weather".into(),
-        note: String::new(),
-    };
-    w.booking.cancel_ride(cancel).await.unwrap();
+    w.booking.cancel_ride(cancel(&ride.ride_id)).await.unwrap();
     let cancelled = until(&client, &pilot, "ride.cancelled", 1).await;
     assert!(cancelled[0].body.contains("weather"), "{}", cancelled[0].body);
     until(&client, &coord, "ride.cancelled", 1).await;
@@ -246,10 +247,7 @@ async fn notices_follow_a_ride_from_its_booking_to_its_cancellation(mut w: World
 /// Notify starts on a booking log whose events are hours old: nothing about them is told,
 /// and a reminder whose time passed long ago is skipped; one still to come is sent.
 async fn a_first_start_on_history_sends_nothing_about_the_past(mut w: World) {
-    let dir = tempfile::tempdir().unwrap();
-    let time = TestClockFile::create(dir.path().join("offset")).unwrap();
-    clock::use_test_file(time.path());
-    time.jump_to(t("2027-05-01T10:00:00Z")).unwrap();
+    let (_dir, time) = test_clock("2027-05-01T10:00:00Z");
     let b = world(&mut w).await;
     w.settle().await;
     // Thursday 6 May, 12:00 local (10:00 UTC).
@@ -273,10 +271,7 @@ async fn a_first_start_on_history_sends_nothing_about_the_past(mut w: World) {
 /// Cascades tell too: a weather day cancels two pilots' rides and each is told once; a
 /// grounded trishaw cancels another ride and its pilot is told once, with the reason.
 async fn a_weather_day_and_a_grounded_trishaw_tell_every_affected_pilot_once(mut w: World) {
-    let dir = tempfile::tempdir().unwrap();
-    let time = TestClockFile::create(dir.path().join("offset")).unwrap();
-    clock::use_test_file(time.path());
-    time.jump_to(t("2027-06-01T10:00:00Z")).unwrap();
+    let (_dir, _time) = test_clock("2027-06-01T10:00:00Z");
     let b = world(&mut w).await;
     let other = w.pilot(b.chapter).await;
     w.settle().await;
@@ -314,34 +309,9 @@ async fn a_weather_day_and_a_grounded_trishaw_tell_every_affected_pilot_once(mut
 
 /// A pilot with an e-mail address on their record, qualified and known to booking.
 async fn pilot_with_email(w: &mut World, chapter: Uuid, email: &str) -> Uuid {
-    use samskab_proto::volunteer::v1 as vpb;
-    let p = w
-        .volunteer
-        .register_pilot(vpb::RegisterPilotRequest {
-            context: ctx(),
-            chapter_id: chapter.to_string(),
-            display_name: "Kirsten Holm".into(),
-            email: email.into(),
-            phone: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    w.volunteer
-        .qualify_pilot(vpb::QualifyPilotRequest {
-            context: ctx(),
-            pilot_id: p.pilot_id.clone(),
-            qualification: Some(vpb::Qualification {
-                bike_type: "trishaw".into(),
-                qualified_on: "2026-01-01".into(),
-                valid_until: "2028-12-31".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
+    let pilot = w.pilot_with(chapter, "2028-12-31", "Kirsten Holm", email).await;
     w.settle().await;
-    p.pilot_id.parse().unwrap()
+    pilot
 }
 
 fn mail_to(port: u16) -> notify::mail::MailConfig {
@@ -371,10 +341,7 @@ async fn notify_log_text(w: &World) -> String {
 /// `Message-ID`, never a resident's name; the address stays out of notify's log and
 /// database; two notify processes send each notice's e-mail under one `Message-ID`.
 async fn reminders_reach_the_pilot_record_by_email_once_per_notice_naming_no_resident(mut w: World) {
-    let dir = tempfile::tempdir().unwrap();
-    let time = TestClockFile::create(dir.path().join("offset")).unwrap();
-    clock::use_test_file(time.path());
-    time.jump_to(t("2027-09-06T06:00:00Z")).unwrap();
+    let (_dir, time) = test_clock("2027-09-06T06:00:00Z");
     let b = world(&mut w).await;
     let address = format!("kirsten-{}@pilots.example.org", Uuid::now_v7().simple());
     let pilot = pilot_with_email(&mut w, b.chapter, &address).await;
@@ -436,10 +403,7 @@ async fn reminders_reach_the_pilot_record_by_email_once_per_notice_naming_no_res
 /// link; after unsubscribing that kind, the next cancellation is not e-mailed (the inbox
 /// still has it); a forged token is refused.
 async fn over_starttls_a_confirmed_address_gets_notices_until_unsubscribed(mut w: World) {
-    let dir = tempfile::tempdir().unwrap();
-    let time = TestClockFile::create(dir.path().join("offset")).unwrap();
-    clock::use_test_file(time.path());
-    time.jump_to(t("2027-09-06T06:00:00Z")).unwrap();
+    let (dir, _time) = test_clock("2027-09-06T06:00:00Z");
     let b = world(&mut w).await;
     w.settle().await;
     let person = Uuid::now_v7();
@@ -472,12 +436,7 @@ async fn over_starttls_a_confirmed_address_gets_notices_until_unsubscribed(mut w
     assert!(got[0].secure, "STARTTLS");
     assert_eq!(got[0].to, vec![address.to_owned()]);
     assert!(got[0].header("List-Unsubscribe").is_none(), "a code is not a kind one stops");
-    let code: String = {
-        // The plain-text part (7bit) holds the code on a line of its own.
-        let body = got[0].raw.split("text/plain").nth(1).unwrap_or_default();
-        let digits: Vec<&str> = body.split(|c: char| !c.is_ascii_digit()).filter(|d| d.len() == 6).collect();
-        digits.first().unwrap_or_else(|| panic!("no code in {}", got[0].raw)).to_string()
-    };
+    let code = got[0].code();
     let confirm =
         |code: &str| npb::ConfirmContactRequest { recipient: me.clone(), channel: "email".into(), code: code.into() };
     let wrong = if code == "000000" { "111111" } else { "000000" };
@@ -490,12 +449,6 @@ async fn over_starttls_a_confirmed_address_gets_notices_until_unsubscribed(mut w
 
     // A cancellation reaches the confirmed address.
     let ride = w.book(b.bike, b.pilot, "2027-09-08T08:00:00Z", 60, &[]).await.unwrap();
-    let cancel = |id: &str| bpb::CancelRideRequest {
-        context: ctx(),
-        ride_id: id.into(),
-        reason: "weather".into(),
-        note: String::new(),
-    };
     w.booking.cancel_ride(cancel(&ride.ride_id)).await.unwrap();
     let got = messages_until(&smtp, 2).await;
     assert_eq!(got[1].to, vec![address.to_owned()]);
@@ -572,10 +525,7 @@ async fn over_starttls_a_confirmed_address_gets_notices_until_unsubscribed(mut w
 /// handed over; a person's export lists their address, notices and deliveries; once erased
 /// they are told nothing more, by inbox or e-mail, and their export is empty.
 async fn an_invitation_is_emailed_once_and_an_erased_person_is_told_nothing_more(mut w: World) {
-    let dir = tempfile::tempdir().unwrap();
-    let time = TestClockFile::create(dir.path().join("offset")).unwrap();
-    clock::use_test_file(time.path());
-    time.jump_to(t("2027-09-06T06:00:00Z")).unwrap();
+    let (_dir, _time) = test_clock("2027-09-06T06:00:00Z");
     let b = world(&mut w).await;
     let address = format!("new-pilot-{}@pilots.example.org", Uuid::now_v7().simple());
     let pilot = pilot_with_email(&mut w, b.chapter, &address).await;
@@ -609,19 +559,12 @@ async fn an_invitation_is_emailed_once_and_an_erased_person_is_told_nothing_more
         npb::SetContactRequest { recipient: me.clone(), email: Some(mine.into()), phone: None, language: "en".into() };
     client.clone().set_contact(set).await.unwrap();
     let got = messages_until(&smtp, 2).await;
-    let body = got[1].raw.split("text/plain").nth(1).unwrap_or_default().to_owned();
-    let code = body.split(|c: char| !c.is_ascii_digit()).find(|d| d.len() == 6).unwrap().to_owned();
+    let code = got[1].code();
     client
         .clone()
         .confirm_contact(npb::ConfirmContactRequest { recipient: me.clone(), channel: "email".into(), code })
         .await
         .unwrap();
-    let cancel = |id: &str| bpb::CancelRideRequest {
-        context: ctx(),
-        ride_id: id.into(),
-        reason: "weather".into(),
-        note: String::new(),
-    };
     let ride = w.book(b.bike, b.pilot, "2027-09-08T08:00:00Z", 60, &[]).await.unwrap();
     w.booking.cancel_ride(cancel(&ride.ride_id)).await.unwrap();
     until(&client, &me, "ride.cancelled", 1).await;
@@ -662,38 +605,17 @@ async fn an_invitation_is_emailed_once_and_an_erased_person_is_told_nothing_more
     assert!(!notify_log_text(&w).await.contains(mine), "no address in clear in notify's log");
 }
 
-/// Makes `person` an admin of `chapter` (an invitation redeemed).
+/// Makes `person` an admin of `chapter`.
 async fn chapter_admin(w: &World, chapter: Uuid, person: Uuid) {
-    let mut access =
-        AccessClient::new(servicekit::client::channel(&w.carehome_server.as_ref().unwrap().url()).unwrap());
-    let issued = access
-        .issue_invitation(pbc::IssueInvitationRequest {
-            context: ctx(),
-            role: "chapter_admin".into(),
-            chapter_id: chapter.to_string(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    access
-        .redeem(pbc::RedeemRequest {
-            context: ctx_as("chapter_admin"),
-            code: issued.code,
-            person_id: person.to_string(),
-        })
-        .await
-        .unwrap();
+    let scope = pbc::IssueInvitationRequest { chapter_id: chapter.to_string(), ..Default::default() };
+    redeem(&w.carehome_server.as_ref().unwrap().url(), "chapter_admin", scope, person).await;
 }
 
 /// A pilot's claim of a ride request tells the home's coordinators (`request.claimed`,
 /// linking the request); a qualification's last day 30 days ahead tells the pilot and the
 /// chapter's admins at midnight in the chapter's zone, once.
 async fn a_claim_tells_the_coordinators_and_an_expiring_qualification_the_pilot_and_admins(mut w: World) {
-    let dir = tempfile::tempdir().unwrap();
-    let time = TestClockFile::create(dir.path().join("offset")).unwrap();
-    clock::use_test_file(time.path());
-    time.jump_to(t("2027-05-01T10:00:00Z")).unwrap();
+    let (_dir, time) = test_clock("2027-05-01T10:00:00Z");
     let b = world(&mut w).await;
     let rider = w.resident(b.home, &["rides"]).await;
     // Valid until 2027-06-30: told at 00:00 on 31 May in Copenhagen (22:00 UTC on the 30th).
@@ -768,10 +690,7 @@ async fn client_at(port: u16) -> NotifyServiceClient<Channel> {
 /// day-before reminder and started again before the hour-before one: the inbox holds each
 /// notice once, and every notice's e-mails (at least one each) share one `Message-ID`.
 async fn two_notify_processes_one_killed_and_restarted_tell_each_reminder_once(mut w: World) {
-    let dir = tempfile::tempdir().unwrap();
-    let time = TestClockFile::create(dir.path().join("offset")).unwrap();
-    clock::use_test_file(time.path());
-    time.jump_to(t("2027-09-06T06:00:00Z")).unwrap();
+    let (_dir, time) = test_clock("2027-09-06T06:00:00Z");
     let b = world(&mut w).await;
     let address = format!("kirsten-{}@pilots.example.org", Uuid::now_v7().simple());
     let pilot = pilot_with_email(&mut w, b.chapter, &address).await;
@@ -807,21 +726,8 @@ async fn two_notify_processes_one_killed_and_restarted_tell_each_reminder_once(m
 
 /// Links `pilot` to `person` (a pilot invitation redeemed at volunteer).
 async fn link_pilot(w: &World, pilot: Uuid, person: Uuid) {
-    let mut access = AccessClient::new(servicekit::client::channel(&w.volunteer_url()).unwrap());
-    let issued = access
-        .issue_invitation(pbc::IssueInvitationRequest {
-            context: ctx(),
-            role: "pilot".into(),
-            pilot_id: pilot.to_string(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    access
-        .redeem(pbc::RedeemRequest { context: ctx_as("pilot"), code: issued.code, person_id: person.to_string() })
-        .await
-        .unwrap();
+    let scope = pbc::IssueInvitationRequest { pilot_id: pilot.to_string(), ..Default::default() };
+    redeem(&w.volunteer_url(), "pilot", scope, person).await;
 }
 
 async fn outcomes(client: &NotifyServiceClient<Channel>, recipient: &str) -> Vec<(String, String)> {
@@ -837,10 +743,7 @@ async fn outcomes(client: &NotifyServiceClient<Channel>, recipient: &str) -> Vec
 async fn a_refused_address_holds_back_nobody_a_linked_person_is_mailed_and_a_dead_relay_fails_after_a_day(
     mut w: World,
 ) {
-    let dir = tempfile::tempdir().unwrap();
-    let time = TestClockFile::create(dir.path().join("offset")).unwrap();
-    clock::use_test_file(time.path());
-    time.jump_to(t("2027-09-06T06:00:00Z")).unwrap();
+    let (_dir, time) = test_clock("2027-09-06T06:00:00Z");
     let b = world(&mut w).await;
     let refused = pilot_with_email(&mut w, b.chapter, "reject-me@pilots.example.org").await;
     let fine = pilot_with_email(&mut w, b.chapter, "fine@pilots.example.org").await;
@@ -877,8 +780,7 @@ async fn a_refused_address_holds_back_nobody_a_linked_person_is_mailed_and_a_dea
     };
     client.clone().set_contact(set).await.unwrap();
     let got = messages_until(&smtp, 2).await;
-    let body = got[1].raw.split("text/plain").nth(1).unwrap_or_default().to_owned();
-    let code = body.split(|c: char| !c.is_ascii_digit()).find(|d| d.len() == 6).unwrap().to_owned();
+    let code = got[1].code();
     let confirm = npb::ConfirmContactRequest { recipient: me, channel: "email".into(), code };
     client.clone().confirm_contact(confirm).await.unwrap();
     let ride = w.book(second, fine, "2027-09-09T08:00:00Z", 60, &[]).await.unwrap();
@@ -887,13 +789,7 @@ async fn a_refused_address_holds_back_nobody_a_linked_person_is_mailed_and_a_dea
 
     // The relay goes away: the cancellation is retried, and after a day it has failed.
     drop(smtp);
-    let cancel = bpb::CancelRideRequest {
-        context: ctx(),
-        ride_id: ride.ride_id.clone(),
-        reason: "weather".into(),
-        note: String::new(),
-    };
-    w.booking.cancel_ride(cancel).await.unwrap();
+    w.booking.cancel_ride(cancel(&ride.ride_id)).await.unwrap();
     until(&client, &fine_r, "ride.cancelled", 1).await;
     tokio::time::sleep(notify::TICK * 4).await;
     let waiting = ("ride.cancelled".to_owned(), "waiting".to_owned());

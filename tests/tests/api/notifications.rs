@@ -457,8 +457,7 @@ async fn an_invitation_and_a_persons_address_travel_by_email_and_leave_with_the_
     })
     .await;
     assert_eq!(mails[1].to, vec![mine.to_owned()]);
-    let text = mails[1].raw.split("text/plain").nth(1).unwrap_or_default().to_owned();
-    let code = text.split(|c: char| !c.is_ascii_digit()).find(|d| d.len() == 6).unwrap().to_owned();
+    let code = mails[1].code();
     s.post("/v1/me/contact/confirm", &coord, json!({"channel": "email", "code": code})).await.expect(200);
     let export = testkit::eventually("the address in the export", testkit::DEFAULT_TIMEOUT, || async {
         let e = s.get("/v1/me/export", &coord).await.expect(200);

@@ -251,13 +251,18 @@ impl World {
     }
 
     pub async fn pilot_until(&mut self, chapter: Uuid, valid_until: &str) -> Uuid {
+        self.pilot_with(chapter, valid_until, "Pilot", "").await
+    }
+
+    /// A pilot with a name and an e-mail address on the record, qualified until `valid_until`.
+    pub async fn pilot_with(&mut self, chapter: Uuid, valid_until: &str, name: &str, email: &str) -> Uuid {
         let p = self
             .volunteer
             .register_pilot(vpb::RegisterPilotRequest {
                 context: ctx(),
                 chapter_id: chapter.to_string(),
-                display_name: "Pilot".into(),
-                email: String::new(),
+                display_name: name.into(),
+                email: email.into(),
                 phone: String::new(),
             })
             .await
