@@ -252,7 +252,9 @@ async fn qualifications(store: &EventStore, world: &World, now: DateTime<Utc>) -
             )
             .await?;
         to.extend(admins.into_iter().map(|p| format!("person:{p}")));
-        for r in &to {
+        let chapter: Uuid = q.chapter_id.parse().unwrap_or_default();
+        let object = access::Object::Pilot { id: q.pilot_id.parse().unwrap_or_default(), chapter };
+        for r in to.iter().filter(|r| may_read(r, access::Role::ChapterAdmin(chapter), chapter, &object)) {
             decide(store, &o, r, &facts, RIDE_CHANNELS).await?;
             n += 1;
         }
@@ -307,7 +309,30 @@ async fn recipients(store: &EventStore, p: &Pending, ride: &RideRow) -> Result<V
     };
     let actor = format!("person:{}", p.actor_id);
     to.retain(|r| *r != actor && !(by_pilot && *r == pilot));
+    // Whoever may read the ride now, by the read rules (every person here is addressed as
+    // a coordinator of the ride's home).
+    let (Ok(chapter), Ok(home), Ok(pilot_id)) =
+        (ride.chapter_id.parse(), ride.carehome_id.parse(), ride.pilot_id.parse::<Uuid>())
+    else {
+        return Ok(Vec::new());
+    };
+    let ride_object = access::Object::Ride { chapter, carehome: home, pilot: pilot_id };
+    to.retain(|r| may_read(r, access::Role::Coordinator(home), chapter, &ride_object));
     Ok(to)
+}
+
+/// Whether `recipient` may read `object` by the read rules (`crates/access`): a pilot
+/// record as that pilot, a person in the role notify addresses them in (`as_person`).
+fn may_read(recipient: &str, as_person: access::Role, chapter: Uuid, object: &access::Object) -> bool {
+    let role = match recipient.split_once(':') {
+        Some(("pilot", id)) => match id.parse() {
+            Ok(id) => access::Role::Pilot(id),
+            Err(_) => return false,
+        },
+        Some(("person", _)) => as_person,
+        _ => return false,
+    };
+    access::may_read(&access::Caller { role, chapter: Some(chapter), suspended: false }, object)
 }
 
 /// Decides what fell due by `now`; returns how many notices it decided or skipped.
@@ -355,7 +380,14 @@ async fn occasions(store: &EventStore, world: &World, now: DateTime<Utc>) -> Res
                     stale: due_at < stale_before,
                 };
                 let actor = format!("person:{}", p.actor_id);
-                for r in coordinators(store, &req.carehome_id).await?.into_iter().filter(|r| *r != actor) {
+                let (chapter, home) =
+                    (req.chapter_id.parse().unwrap_or_default(), req.carehome_id.parse().unwrap_or_default());
+                let object = access::Object::RideRequest { chapter, carehome: home };
+                let readers = coordinators(store, &req.carehome_id)
+                    .await?
+                    .into_iter()
+                    .filter(|r| *r != actor && may_read(r, access::Role::Coordinator(home), chapter, &object));
+                for r in readers {
                     decide(store, &o, &r, &facts, RIDE_CHANNELS).await?;
                     n += 1;
                 }
