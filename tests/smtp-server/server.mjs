@@ -1,6 +1,7 @@
 // Samskab's test SMTP server. Arguments: --dir DIR (each accepted message is written there
 // as <n>.eml, with <n>.json naming the envelope and whether TLS was on), optional
-// --tls-key FILE --tls-cert FILE (offers STARTTLS), --fail-first N (answers the first N
+// --tls-key FILE --tls-cert FILE (offers STARTTLS; with --secure, TLS from the first byte
+// instead, as smtps:// on port 465 does), --fail-first N (answers the first N
 // messages with 451, a transient failure). Recipients starting with `reject` are refused
 // with 550 (a permanent failure). Prints {"port": N} on stdout once listening on loopback.
 import fs from 'node:fs';
@@ -19,14 +20,19 @@ if (!dir) {
 }
 const tlsKey = arg('--tls-key');
 const tlsCert = arg('--tls-cert');
+const secure = args.includes('--secure');
+if (secure && !tlsKey) {
+  console.error('--secure needs --tls-key and --tls-cert');
+  process.exit(2);
+}
 let failFirst = Number(arg('--fail-first') || 0);
 let accepted = 0;
 
 const options = {
-  secure: false,
+  secure,
   authOptional: true,
   logger: false,
-  disabledCommands: tlsKey ? ['AUTH'] : ['AUTH', 'STARTTLS'],
+  disabledCommands: tlsKey && !secure ? ['AUTH'] : ['AUTH', 'STARTTLS'],
   onRcptTo(address, session, callback) {
     if (address.address.startsWith('reject')) {
       const e = new Error('No such mailbox');

@@ -1,6 +1,7 @@
 //! A real SMTP server for tests of e-mail (`tests/smtp-server`: Nodemailer's `smtp-server`
 //! on Node.js, its npm packages installed on first use like the OIDC provider's). It
-//! listens on loopback, offers STARTTLS when given a certificate, can fail the first
+//! listens on loopback, offers STARTTLS when given a certificate (or speaks TLS from the
+//! first byte, as `smtps://` expects, when `implicit_tls`), can fail the first
 //! messages with 451 and refuses recipients starting with `reject` with 550, and writes
 //! every accepted message to a directory the test reads.
 
@@ -16,6 +17,8 @@ pub fn server_dir() -> PathBuf {
 pub struct Options {
     /// Certificate and key files (PEM): STARTTLS is offered.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// With `tls`: TLS from the connection's first byte (`smtps://`) instead of STARTTLS.
+    pub implicit_tls: bool,
     /// The first this many messages are refused with 451.
     pub fail_first: u32,
 }
@@ -78,6 +81,9 @@ impl SmtpServer {
         args.push(options.fail_first.to_string().into());
         if let Some((cert, key)) = &options.tls {
             args.extend(["--tls-cert".into(), cert.into(), "--tls-key".into(), key.into()]);
+            if options.implicit_tls {
+                args.push("--secure".into());
+            }
         }
         let (child, stdin, line) = crate::node::start("SMTP test server", &server_dir(), &args).await;
         let ready: serde_json::Value = serde_json::from_str(&line).expect("ready line");

@@ -22,9 +22,11 @@ testkit::both_backends!(
     setup = World::new;
     notices_follow_a_ride_from_its_booking_to_its_cancellation,
     a_first_start_on_history_sends_nothing_about_the_past,
+    the_backlog_gauge_counts_the_occasions_waiting,
     a_weather_day_and_a_grounded_trishaw_tell_every_affected_pilot_once,
     reminders_reach_the_pilot_record_by_email_once_per_notice_naming_no_resident,
     over_starttls_a_confirmed_address_gets_notices_until_unsubscribed,
+    over_smtps_a_contact_code_goes_out_encrypted,
     an_invitation_is_emailed_once_and_an_erased_person_is_told_nothing_more,
     a_claim_tells_the_coordinators_and_an_expiring_qualification_the_pilot_and_admins,
     two_notify_processes_one_killed_and_restarted_tell_each_reminder_once,
@@ -268,6 +270,38 @@ async fn a_first_start_on_history_sends_nothing_about_the_past(mut w: World) {
     assert_eq!(inbox(&client, &pilot).await.0.len(), 1, "only the reminder");
 }
 
+/// `notify_backlog` at `/metrics` is the number of occasions waiting to be decided, as of
+/// the decider's last look: three not due yet are three; decided or gone, none.
+async fn the_backlog_gauge_counts_the_occasions_waiting(mut w: World) {
+    let (_dir, _time) = test_clock("2027-09-06T06:00:00Z");
+    world(&mut w).await;
+    let (_a, _client, _) = notify(&w).await;
+    let store = eventlog::EventStore::connect(&format!("{}{}", w.db.sibling("notify"), w.url_options)).await.unwrap();
+    let later = t("2027-09-10T06:00:00Z").timestamp_micros();
+    store
+        .transaction(move |tx| {
+            Box::pin(async move {
+                for n in 0..3 {
+                    tx.execute(
+                        "INSERT INTO notify_pending (occasion, due_at, doc) VALUES ($1, $2, '{}')",
+                        &[format!("test/{n}").into(), eventlog::Arg::Int(later)],
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+    let backlog = || async {
+        let text = tokio::task::spawn_blocking(|| telemetry::metrics::metrics().render()).await.unwrap();
+        text.lines().find(|l| l.starts_with("notify_backlog")).and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    testkit::eventually("three waiting", Duration::from_secs(30), || async { backlog().await == Some(3.0) }).await;
+    store.transaction(|tx| Box::pin(async move { tx.execute("DELETE FROM notify_pending", &[]).await })).await.unwrap();
+    testkit::eventually("none waiting", Duration::from_secs(30), || async { backlog().await == Some(0.0) }).await;
+}
+
 /// Cascades tell too: a weather day cancels two pilots' rides and each is told once; a
 /// grounded trishaw cancels another ride and its pilot is told once, with the reason.
 async fn a_weather_day_and_a_grounded_trishaw_tell_every_affected_pilot_once(mut w: World) {
@@ -408,13 +442,7 @@ async fn over_starttls_a_confirmed_address_gets_notices_until_unsubscribed(mut w
     w.settle().await;
     let person = Uuid::now_v7();
     coordinator(&w, b.home, person).await;
-    let ca = servicekit::tls::DevCa::generate().unwrap();
-    let pem = ca.issue_for(&["localhost"]).unwrap();
-    let (cert, key, ca_file) = (dir.path().join("smtp.crt"), dir.path().join("smtp.key"), dir.path().join("ca.crt"));
-    std::fs::write(&cert, &pem.cert).unwrap();
-    std::fs::write(&key, &pem.key).unwrap();
-    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
-    let smtp = testkit::smtp::SmtpServer::start(testkit::smtp::Options { tls: Some((cert, key)), fail_first: 0 }).await;
+    let (smtp, ca_file) = tls_relay(dir.path(), false).await;
     let mail = notify::mail::MailConfig {
         smtp_url: Some(format!("smtp://localhost:{}?tls=required", smtp.port)),
         smtp_ca_file: Some(ca_file),
@@ -519,6 +547,92 @@ async fn over_starttls_a_confirmed_address_gets_notices_until_unsubscribed(mut w
     assert_eq!(e.code(), tonic::Code::Aborted, "the fifth wrong code locks: {}", e.message());
     let e = client.clone().confirm_contact(confirm(wrong)).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::Aborted);
+}
+
+/// A relay speaking TLS (from the first byte, as `smtps://` on port 465 expects, when
+/// `implicit_tls`; else by STARTTLS), its certificate issued by a new test CA for
+/// `localhost`; the CA's certificate is the returned file (in `dir`).
+async fn tls_relay(dir: &std::path::Path, implicit_tls: bool) -> (testkit::smtp::SmtpServer, std::path::PathBuf) {
+    let ca = servicekit::tls::DevCa::generate().unwrap();
+    let pem = ca.issue_for(&["localhost"]).unwrap();
+    let (cert, key, ca_file) = (dir.join("smtp.crt"), dir.join("smtp.key"), dir.join("ca.crt"));
+    std::fs::write(&cert, &pem.cert).unwrap();
+    std::fs::write(&key, &pem.key).unwrap();
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    let options = testkit::smtp::Options { tls: Some((cert, key)), implicit_tls, ..Default::default() };
+    (testkit::smtp::SmtpServer::start(options).await, ca_file)
+}
+
+/// Over `smtps://` with the relay's CA: a new address's code goes out encrypted and is
+/// recorded delivered.
+async fn over_smtps_a_contact_code_goes_out_encrypted(mut w: World) {
+    let (dir, _time) = test_clock("2027-09-06T06:00:00Z");
+    world(&mut w).await;
+    let (smtp, ca_file) = tls_relay(dir.path(), true).await;
+    let mail = notify::mail::MailConfig {
+        smtp_url: Some(format!("smtps://localhost:{}", smtp.port)),
+        smtp_ca_file: Some(ca_file),
+        ..mail_to(smtp.port)
+    };
+    let (_a, client, _) = notify_mailing(&w, Some(mail)).await;
+    let me = format!("person:{}", Uuid::now_v7());
+    let set = npb::SetContactRequest {
+        recipient: me.clone(),
+        email: Some("secure@home.example.org".into()),
+        phone: None,
+        language: "en".into(),
+    };
+    client.clone().set_contact(set).await.unwrap();
+    let got = messages_until(&smtp, 1).await;
+    assert!(got[0].secure, "over TLS");
+    assert_eq!(got[0].to, vec!["secure@home.example.org".to_owned()]);
+    testkit::eventually("the code recorded delivered", Duration::from_secs(30), || async {
+        outcomes(&client, &me).await == vec![("contact.confirmation".to_owned(), "delivered".to_owned())]
+    })
+    .await;
+}
+
+/// What a man in the middle would try on the way to the relay, and why the sender gives
+/// it nothing: over `smtps://` it sends only to a relay whose certificate chains to the
+/// system's roots or `SAMSKAB_SMTP_CA_FILE` (another CA's certificate: refused, and
+/// retried later, not sent in the clear); neither `smtps://` nor `?tls=required` falls
+/// back to plain SMTP when the relay does not speak TLS.
+#[tokio::test]
+async fn tls_to_the_relay_is_never_given_up_for_an_untrusted_certificate_or_plain_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tls, ca_file) = tls_relay(dir.path(), true).await;
+    let other = tempfile::tempdir().unwrap();
+    let (_, other_ca) = tls_relay(other.path(), true).await;
+    let plain = testkit::smtp::SmtpServer::start(testkit::smtp::Options::default()).await;
+    let email = notify::mail::Email {
+        to: "pilot@pilots.example.org".into(),
+        subject: "Reminder".into(),
+        text: "Your ride is tomorrow.".into(),
+        notice_id: Uuid::now_v7(),
+        unsubscribe: None,
+        language: "en",
+    };
+    let mailer = |url: String, ca: Option<&std::path::Path>| {
+        let cfg = notify::mail::MailConfig { smtp_url: Some(url), smtp_ca_file: ca.map(Into::into), ..mail_to(0) };
+        notify::mail::Mailer::from_config(&cfg).unwrap().unwrap()
+    };
+    let refused = [
+        ("no CA: only the system's roots", mailer(format!("smtps://localhost:{}", tls.port), None)),
+        ("another CA", mailer(format!("smtps://localhost:{}", tls.port), Some(&other_ca))),
+        ("smtps:// to a plain relay", mailer(format!("smtps://localhost:{}", plain.port), Some(&ca_file))),
+        ("STARTTLS required, not offered", mailer(format!("smtp://localhost:{}?tls=required", plain.port), None)),
+    ];
+    for (what, m) in refused {
+        match m.send(&email).await {
+            Err(notify::mail::MailError::Transient(e)) => eprintln!("{what}: {e}"),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    assert!(tls.messages().is_empty() && plain.messages().is_empty(), "nothing reached either relay");
+    mailer(format!("smtps://localhost:{}", tls.port), Some(&ca_file)).send(&email).await.unwrap();
+    let got = tls.messages();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].secure);
 }
 
 /// A pilot invitation's code reaches the pilot record's address once, however often it is

@@ -466,6 +466,31 @@ async fn an_invitation_and_a_persons_address_travel_by_email_and_leave_with_the_
     .await;
     assert_eq!(export.body["notifications"][0]["recipient"], format!("person:{}", export.str("person_id")));
 
+    // The figures: each e-mail counted once by kind, channel and outcome; nothing waiting.
+    let counted = |text: &str, kind: &str, outcome: &str| -> Option<f64> {
+        text.lines().find_map(|l| {
+            let (labels, value) = l.strip_prefix("notify_notices_total{")?.rsplit_once("} ")?;
+            let ours = [format!("kind=\"{kind}\""), "channel=\"email\"".into(), format!("outcome=\"{outcome}\"")];
+            ours.iter().all(|p| labels.contains(p.as_str())).then(|| value.trim().parse().unwrap())
+        })
+    };
+    let scrape = || async { s.http.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap() };
+    // (The count follows the relay's answer by a moment.)
+    let metrics = testkit::eventually("both e-mails counted", testkit::DEFAULT_TIMEOUT, || async {
+        let m = scrape().await;
+        counted(&m, "contact.confirmation", "delivered").is_some().then_some(m)
+    })
+    .await;
+    assert_eq!(counted(&metrics, "invitation", "delivered"), Some(1.0), "{metrics}");
+    assert_eq!(counted(&metrics, "contact.confirmation", "delivered"), Some(1.0), "{metrics}");
+    assert_eq!(counted(&metrics, "invitation", "retried"), None, "{metrics}");
+    let backlog = metrics
+        .lines()
+        .find(|l| l.starts_with("notify_backlog ") || l.starts_with("notify_backlog{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .map(|v| v.parse::<f64>());
+    assert_eq!(backlog, Some(Ok(0.0)), "{metrics}");
+
     // Erased: notify keeps nothing of the person.
     s.delete("/v1/me", &coord).await.expect(200);
     let after = s.get("/v1/me/export", &coord).await.expect(200);
