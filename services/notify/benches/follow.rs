@@ -9,6 +9,9 @@
 //!
 //! Then reminder lateness: rides whose reminders fall due during a second follow of the
 //! same size; for each reminder, how long after its due time the decider appended it.
+//! Its baseline, in the same run: as many reminders falling due with nothing to follow.
+//! The decider loops as in the service: at once while more occasions are due than one
+//! look takes, else after a pause of `notify::TICK`.
 //!
 //!   cargo bench -p samskab-notify --bench follow -- --events 100000
 //!
@@ -16,7 +19,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use clap::Parser;
@@ -168,13 +171,14 @@ async fn follow_and_decide(store: &EventStore, events: Vec<EventEnvelope>) -> f6
     let (s, d) = (store.clone(), done.clone());
     let decider = tokio::spawn(async move {
         loop {
-            let decided = notify::decider::tick(&s, servicekit::clock::now()).await.expect("tick");
+            let look = notify::decider::tick(&s, servicekit::clock::now()).await.expect("tick");
             let waiting = s.fetch_i64("SELECT COUNT(*) FROM notify_pending", &[]).await.expect("count").unwrap_or(0);
             if d.load(Ordering::SeqCst) && waiting == 0 {
                 break;
             }
-            if decided == 0 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+            // As the service does: at once while more is due, else after a pause.
+            if !look.more {
+                tokio::time::sleep(notify::TICK).await;
             }
         }
     });
@@ -215,27 +219,28 @@ async fn baseline(store: &EventStore, n: usize) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
-/// Reminders due during a follow of `events`: how late each was decided (ms), sorted.
-async fn lateness(store: &EventStore, args: &Args) -> Vec<f64> {
+/// Reminders due during a follow of `events` load events (none: the baseline, reminders
+/// falling due on an idle service): how late each was decided (ms), sorted.
+async fn lateness(store: &EventStore, reminders: usize, events: usize) -> Vec<f64> {
     // One 60-minute lead; rides start 60 minutes plus 1..20 s from now, so their reminders
     // fall due one by one while the follow runs.
     let w = setup(store, vec![60]).await;
     let now = Utc::now();
     let due_spread =
         |i: usize| now + chrono::Duration::minutes(60) + chrono::Duration::milliseconds(1000 + 100 * i as i64);
-    let reminded = ride_events(&w, args.reminders * 4, due_spread, now);
+    let reminded = ride_events(&w, reminders * 4, due_spread, now);
     // Only the bookings: the rides stay booked.
     let booked: Vec<EventEnvelope> = reminded.into_iter().filter(|e| e.event_type == "RideBooked").collect();
     apply(store, Arc::new(notify::facts::Rides), booked).await;
     // The load: cancelled rides far ahead, as in the first run.
     let far = |_| now + chrono::Duration::days(30);
-    let load = ride_events(&w, args.events, far, now);
+    let load = ride_events(&w, events, far, now);
     follow_and_decide(store, load).await;
     // Let the last reminders fall due and be decided.
-    let until = now + chrono::Duration::milliseconds(1000 + 100 * args.reminders as i64 + 500);
+    let until = now + chrono::Duration::milliseconds(1000 + 100 * reminders as i64 + 500);
     while Utc::now() < until {
         notify::decider::tick(store, servicekit::clock::now()).await.expect("tick");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(notify::TICK).await;
     }
     notify::decider::tick(store, servicekit::clock::now()).await.expect("tick");
     let page = store.read_all(eventlog::Cursor::default(), &eventlog::Filter::all(), 1_000_000).await.expect("read");
@@ -271,7 +276,9 @@ async fn run(name: &str, db: testkit::TestDb, args: &Args) {
     let base_store = EventStore::connect(&db.sibling("baseline")).await.expect("store");
     let base_secs = baseline(&base_store, args.events).await;
     let late_store = EventStore::connect(&db.sibling("lateness")).await.expect("store");
-    let late = lateness(&late_store, args).await;
+    let late = lateness(&late_store, args.reminders, args.events).await;
+    let idle_store = EventStore::connect(&db.sibling("idle")).await.expect("store");
+    let idle = lateness(&idle_store, args.reminders, 0).await;
     println!(
         "{name:>8}: followed {} events and decided {decided} notices (x2 channels) in {secs:.1} s: {:.0} events/s, \
          {:.0} notices/s | baseline (appends only): {:.0} notices/s | ratio {:.2}",
@@ -281,14 +288,22 @@ async fn run(name: &str, db: testkit::TestDb, args: &Args) {
         args.events as f64 / base_secs,
         (decided as f64 / secs) / (args.events as f64 / base_secs),
     );
+    let figures = |v: &[f64]| {
+        format!(
+            "late by p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            pct(v, 0.5),
+            pct(v, 0.99),
+            v.last().copied().unwrap_or(f64::NAN)
+        )
+    };
     println!(
-        "{name:>8}: {} reminders due during a follow of {} events: late by p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms \
-         (decider looks every {} ms in the service)",
+        "{name:>8}: {} reminders due during a follow of {} events: {} | baseline, {} due on an idle service: {} \
+         (the decider looks every {} ms when nothing more is due)",
         late.len(),
         args.events,
-        pct(&late, 0.5),
-        pct(&late, 0.99),
-        late.last().copied().unwrap_or(f64::NAN),
+        figures(&late),
+        idle.len(),
+        figures(&idle),
         notify::TICK.as_millis(),
     );
 }

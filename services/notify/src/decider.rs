@@ -136,43 +136,108 @@ pub(crate) async fn decide(
     facts: &Facts,
     channels: &[&str],
 ) -> Result<(), Error> {
-    if crate::people::erased(store, recipient).await? {
-        return Ok(());
-    }
-    let (tenant, kind, occasion, due_at, stale) = (o.tenant, o.kind, o.key, o.due_at, o.stale);
-    let mut appends = Vec::new();
-    for &ch in channels {
-        let notice_id = notices::notice_id(kind, occasion, recipient, ch);
-        let decided = NoticeDecided {
-            notice_id,
-            kind: kind.into(),
-            occasion: occasion.into(),
-            recipient: recipient.into(),
-            channel: ch.into(),
-            due_at,
-            facts: facts.clone(),
-        };
-        let mut event = if stale {
-            NewEvent::with_id(notice_id, "NoticeSkipped", &NoticeSkipped::from(&decided))?
-        } else {
-            NewEvent::with_id(notice_id, "NoticeDecided", &decided)?
-        };
-        event.metadata.tenant = tenant;
-        event.occurred_at = due_at;
-        appends.push(StreamAppend::new(notices::stream(notice_id), ExpectedVersion::NoStream, vec![event]));
-    }
-    match store.append(appends).await {
-        Ok(r) => {
-            if !r.replayed {
-                for &ch in channels {
-                    crate::metrics::notice(kind, ch, if stale { "skipped" } else { "decided" });
-                }
-            }
-            Ok(())
+    let mut batch = Batch::default();
+    batch.add(store, o, recipient, facts, channels).await?;
+    batch.commit(store).await
+}
+
+/// Decisions gathered to be appended together: a look at many occasions costs one turn
+/// at the database's writer, not one per notice (on SQLite, whose one writer the feed
+/// followers' batches also queue for, that is what keeps a burst of events from delaying
+/// the next look, and with it the reminders that fall due meanwhile).
+#[derive(Default)]
+pub(crate) struct Batch {
+    /// Each recipient's notice on its channels: one append's worth.
+    decisions: Vec<Vec<StreamAppend>>,
+    /// (kind, channel, outcome) of every notice, counted once stored.
+    counted: Vec<(String, String, &'static str)>,
+    ids: std::collections::HashSet<Uuid>,
+}
+
+impl Batch {
+    /// Adds the notice of `o` to `recipient` on each of `channels` (none for an erased
+    /// recipient, nor twice).
+    pub(crate) async fn add(
+        &mut self,
+        store: &EventStore,
+        o: &Occasion<'_>,
+        recipient: &str,
+        facts: &Facts,
+        channels: &[&str],
+    ) -> Result<(), Error> {
+        if crate::people::erased(store, recipient).await? {
+            return Ok(());
         }
-        // Decided before (by this or another process), perhaps with facts as they were then.
-        Err(Error::IdempotencyClash { .. }) | Err(Error::WrongExpectedVersion { .. }) => Ok(()),
-        Err(e) => Err(e),
+        let (tenant, kind, occasion, due_at, stale) = (o.tenant, o.kind, o.key, o.due_at, o.stale);
+        let mut appends = Vec::new();
+        for &ch in channels {
+            let notice_id = notices::notice_id(kind, occasion, recipient, ch);
+            if !self.ids.insert(notice_id) {
+                continue;
+            }
+            let decided = NoticeDecided {
+                notice_id,
+                kind: kind.into(),
+                occasion: occasion.into(),
+                recipient: recipient.into(),
+                channel: ch.into(),
+                due_at,
+                facts: facts.clone(),
+            };
+            let mut event = if stale {
+                NewEvent::with_id(notice_id, "NoticeSkipped", &NoticeSkipped::from(&decided))?
+            } else {
+                NewEvent::with_id(notice_id, "NoticeDecided", &decided)?
+            };
+            event.metadata.tenant = tenant;
+            event.occurred_at = due_at;
+            appends.push(StreamAppend::new(notices::stream(notice_id), ExpectedVersion::NoStream, vec![event]));
+            self.counted.push((kind.into(), ch.into(), if stale { "skipped" } else { "decided" }));
+        }
+        if !appends.is_empty() {
+            self.decisions.push(appends);
+        }
+        Ok(())
+    }
+
+    /// Appends every decision in one append. When some were stored before (another process
+    /// deciding the same occasions, or this one again after a crash), that append is refused
+    /// as a whole: each recipient's notice is then appended alone, and one stored before is
+    /// success.
+    pub(crate) async fn commit(self, store: &EventStore) -> Result<(), Error> {
+        if self.decisions.is_empty() {
+            return Ok(());
+        }
+        let all: Vec<StreamAppend> = self.decisions.iter().flatten().cloned().collect();
+        match store.append(all).await {
+            Ok(r) => {
+                if !r.replayed {
+                    for (kind, ch, outcome) in &self.counted {
+                        crate::metrics::notice(kind, ch, outcome);
+                    }
+                }
+                return Ok(());
+            }
+            Err(Error::IdempotencyClash { .. }) | Err(Error::WrongExpectedVersion { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        if self.decisions.len() == 1 {
+            return Ok(());
+        }
+        let mut counted = self.counted.iter();
+        for appends in self.decisions {
+            let mine: Vec<_> = counted.by_ref().take(appends.len()).collect();
+            match store.append(appends).await {
+                Ok(r) if !r.replayed => {
+                    for (kind, ch, outcome) in mine {
+                        crate::metrics::notice(kind, ch, outcome);
+                    }
+                }
+                Ok(_) | Err(Error::IdempotencyClash { .. }) | Err(Error::WrongExpectedVersion { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -335,30 +400,44 @@ fn may_read(recipient: &str, as_person: access::Role, chapter: Uuid, object: &ac
     access::may_read(&access::Caller { role, chapter: Some(chapter), suspended: false }, object)
 }
 
-/// Decides what fell due by `now`; returns how many notices it decided or skipped.
-/// Reminders first: their time matters most, and occasions started by a burst of events
-/// (at most 200 a look) wait behind them, not the other way round.
-pub async fn tick(store: &EventStore, now: DateTime<Utc>) -> Result<usize, Error> {
-    let world = World { chapters: chapters(store).await?, homes: homes(store).await? };
-    let mut n = reminders(store, &world, now).await?;
-    n += qualifications(store, &world, now).await?;
-    n += occasions(store, &world, now).await?;
-    Ok(n)
+/// What one look did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Look {
+    /// Notices decided or skipped (per recipient, over every channel).
+    pub decided: usize,
+    /// More occasions were due than one look takes: look again at once.
+    pub more: bool,
 }
 
-/// Occasions events started (`notify_pending`), oldest first.
-async fn occasions(store: &EventStore, world: &World, now: DateTime<Utc>) -> Result<usize, Error> {
+/// Occasions decided in one look at most (their notices are appended together).
+pub const OCCASIONS_PER_LOOK: usize = 200;
+
+/// Decides what fell due by `now`. Reminders first: their time matters most, and
+/// occasions started by a burst of events (at most [`OCCASIONS_PER_LOOK`] a look, appended
+/// together) wait behind them, not the other way round.
+pub async fn tick(store: &EventStore, now: DateTime<Utc>) -> Result<Look, Error> {
+    let world = World { chapters: chapters(store).await?, homes: homes(store).await? };
+    let mut decided = reminders(store, &world, now).await?;
+    decided += qualifications(store, &world, now).await?;
+    let (n, more) = occasions(store, &world, now).await?;
+    Ok(Look { decided: decided + n, more })
+}
+
+/// Occasions events started (`notify_pending`), oldest first; and whether more are due.
+async fn occasions(store: &EventStore, world: &World, now: DateTime<Utc>) -> Result<(usize, bool), Error> {
     let stale_before = now - Duration::minutes(STALE_AFTER_MINUTES);
     let mut n = 0;
     let waiting = store.fetch_i64("SELECT COUNT(*) FROM notify_pending", &[]).await?.unwrap_or(0);
     crate::metrics::backlog(waiting);
     let due: Vec<(String, i64, String)> = store
         .fetch_rows(
-            "SELECT occasion, due_at, doc FROM notify_pending WHERE due_at <= $1 ORDER BY due_at, occasion LIMIT 200",
-            &[Arg::Int(micros(now))],
+            "SELECT occasion, due_at, doc FROM notify_pending WHERE due_at <= $1 ORDER BY due_at, occasion LIMIT $2",
+            &[Arg::Int(micros(now)), Arg::Int(OCCASIONS_PER_LOOK as i64)],
         )
         .await?;
+    let more = due.len() == OCCASIONS_PER_LOOK;
     let mut settled = Vec::with_capacity(due.len());
+    let mut batch = Batch::default();
     for (occasion, due_at, doc) in due {
         let p: Pending = serde_json::from_str(&doc).map_err(Error::Payload)?;
         if let Some(request_id) = p.ride_request_id {
@@ -388,7 +467,7 @@ async fn occasions(store: &EventStore, world: &World, now: DateTime<Utc>) -> Res
                     .into_iter()
                     .filter(|r| *r != actor && may_read(r, access::Role::Coordinator(home), chapter, &object));
                 for r in readers {
-                    decide(store, &o, &r, &facts, RIDE_CHANNELS).await?;
+                    batch.add(store, &o, &r, &facts, RIDE_CHANNELS).await?;
                     n += 1;
                 }
             }
@@ -399,12 +478,13 @@ async fn occasions(store: &EventStore, world: &World, now: DateTime<Utc>) -> Res
             let tenant = ride.chapter_id.parse().ok();
             let o = Occasion { tenant, kind: &p.kind, key: &occasion, due_at, stale: due_at < stale_before };
             for r in recipients(store, &p, &ride).await? {
-                decide(store, &o, &r, &facts, RIDE_CHANNELS).await?;
+                batch.add(store, &o, &r, &facts, RIDE_CHANNELS).await?;
                 n += 1;
             }
         }
         settled.push(occasion);
     }
+    batch.commit(store).await?;
     // Settled occasions leave in one commit: after a crash before it, they are decided
     // again, which appends nothing (each notice's id is stored once).
     if !settled.is_empty() {
@@ -421,7 +501,7 @@ async fn occasions(store: &EventStore, world: &World, now: DateTime<Utc>) -> Res
             })
             .await?;
     }
-    Ok(n)
+    Ok((n, more))
 }
 
 /// Reminders of booked rides.
@@ -490,6 +570,50 @@ async fn reminders(store: &EventStore, world: &World, now: DateTime<Utc>) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod batches {
+        use super::*;
+        testkit::both_backends!(a_look_appends_together_and_what_was_stored_before_holds_back_nothing);
+    }
+
+    /// A look's decisions go in one append; when some were stored before (another process,
+    /// a look repeated after a crash) the rest are still stored, and two processes
+    /// committing the same look at once store each notice once.
+    async fn a_look_appends_together_and_what_was_stored_before_holds_back_nothing(db: testkit::TestDb) {
+        let store = EventStore::connect(&db.sibling("notify")).await.unwrap();
+        crate::migrate(&store).await.unwrap();
+        let due_at = t("2027-09-06T08:00:00Z");
+        let o = |key: &'static str| Occasion { tenant: None, kind: kind::CANCELLED, key, due_at, stale: false };
+        let facts = Facts::default();
+        let count = || async {
+            let page = store.read_all(eventlog::Cursor::default(), &eventlog::Filter::all(), 10_000).await.unwrap();
+            let ids: std::collections::HashSet<Uuid> = page.events.iter().map(|e| e.id).collect();
+            assert_eq!(ids.len(), page.events.len(), "a notice stored twice");
+            page.events.len()
+        };
+
+        decide(&store, &o("one"), "pilot:b", &facts, RIDE_CHANNELS).await.unwrap();
+        assert_eq!(count().await, 2);
+        let mut batch = Batch::default();
+        for r in ["pilot:a", "pilot:b", "pilot:c", "pilot:a"] {
+            batch.add(&store, &o("one"), r, &facts, RIDE_CHANNELS).await.unwrap();
+        }
+        batch.commit(&store).await.unwrap();
+        assert_eq!(count().await, 6, "three recipients on two channels, each once");
+
+        let look = || async {
+            let mut batch = Batch::default();
+            for n in 0..50 {
+                batch.add(&store, &o("two"), &format!("pilot:{n}"), &facts, RIDE_CHANNELS).await.unwrap();
+            }
+            batch
+        };
+        let (first, second) = (look().await, look().await);
+        let (a, b) = tokio::join!(first.commit(&store), second.commit(&store));
+        a.unwrap();
+        b.unwrap();
+        assert_eq!(count().await, 106);
+    }
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()

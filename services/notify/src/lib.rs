@@ -110,8 +110,13 @@ impl NotifyServer {
             let s = s.clone();
             async move {
                 loop {
-                    decider::tick(&s, servicekit::clock::now()).await.map_err(|e| e.to_string())?;
-                    tokio::time::sleep(TICK).await;
+                    let look = decider::tick(&s, servicekit::clock::now()).await.map_err(|e| e.to_string())?;
+                    // A backlog is worked off look after look, reminders first in each.
+                    if look.more {
+                        tokio::task::yield_now().await;
+                    } else {
+                        tokio::time::sleep(TICK).await;
+                    }
                 }
             }
         });
