@@ -118,6 +118,7 @@ impl System {
                 key_file: None,
             },
             mail: Default::default(),
+            sms: Default::default(),
         };
         let mut config = config;
         tune(&mut config);

@@ -245,6 +245,23 @@ impl Batch {
 /// send time: the recipient's choice, an address, a relay).
 const RIDE_CHANNELS: &[&str] = &[channel::INBOX, channel::EMAIL];
 
+/// The channels of a notice of `kind` to `recipient`: the inbox and e-mail always (whether
+/// e-mail goes out is settled at send time), SMS and push only when whoever chooses for the
+/// recipient chose them for this kind (and it is checked again at send time).
+async fn channels_for(store: &EventStore, recipient: &str, kind: &str) -> Result<Vec<&'static str>, Error> {
+    let mut out = RIDE_CHANNELS.to_vec();
+    let chooser = crate::people::chooser(store, recipient).await?;
+    if let Some(p) = crate::people::preferences(store, &chooser).await? {
+        let chosen = p.channels_of(kind);
+        for ch in [channel::SMS, channel::PUSH] {
+            if chosen.iter().any(|c| c == ch) {
+                out.push(ch);
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct RequestRow {
     chapter_id: String,
@@ -320,7 +337,7 @@ async fn qualifications(store: &EventStore, world: &World, now: DateTime<Utc>) -
         let chapter: Uuid = q.chapter_id.parse().unwrap_or_default();
         let object = access::Object::Pilot { id: q.pilot_id.parse().unwrap_or_default(), chapter };
         for r in to.iter().filter(|r| may_read(r, access::Role::ChapterAdmin(chapter), chapter, &object)) {
-            decide(store, &o, r, &facts, RIDE_CHANNELS).await?;
+            decide(store, &o, r, &facts, &channels_for(store, r, o.kind).await?).await?;
             n += 1;
         }
         let (pilot, bike_type, told) = (q.pilot_id.clone(), q.bike_type.clone(), q.valid_until.clone());
@@ -467,7 +484,7 @@ async fn occasions(store: &EventStore, world: &World, now: DateTime<Utc>) -> Res
                     .into_iter()
                     .filter(|r| *r != actor && may_read(r, access::Role::Coordinator(home), chapter, &object));
                 for r in readers {
-                    batch.add(store, &o, &r, &facts, RIDE_CHANNELS).await?;
+                    batch.add(store, &o, &r, &facts, &channels_for(store, &r, o.kind).await?).await?;
                     n += 1;
                 }
             }
@@ -478,7 +495,7 @@ async fn occasions(store: &EventStore, world: &World, now: DateTime<Utc>) -> Res
             let tenant = ride.chapter_id.parse().ok();
             let o = Occasion { tenant, kind: &p.kind, key: &occasion, due_at, stale: due_at < stale_before };
             for r in recipients(store, &p, &ride).await? {
-                batch.add(store, &o, &r, &facts, RIDE_CHANNELS).await?;
+                batch.add(store, &o, &r, &facts, &channels_for(store, &r, o.kind).await?).await?;
                 n += 1;
             }
         }
@@ -542,7 +559,7 @@ async fn reminders(store: &EventStore, world: &World, now: DateTime<Utc>) -> Res
             let pilot = format!("pilot:{}", ride.pilot_id);
             let tenant = ride.chapter_id.parse().ok();
             let o = Occasion { tenant, kind: kind::REMINDER, key: &occasion, due_at, stale: due_at < stale_before };
-            decide(store, &o, &pilot, &f, RIDE_CHANNELS).await?;
+            decide(store, &o, &pilot, &f, &channels_for(store, &pilot, o.kind).await?).await?;
             reminded.push(done);
             n += 1;
         }

@@ -1,4 +1,4 @@
-//! Sending what the outbox holds (e-mail): each notice leased by one sender at a time (two
+//! Sending what the outbox holds (e-mail, SMS): each notice leased by one sender at a time (two
 //! processes may run), its recipient's choice, address and language settled at send time
 //! (an address is unsealed only here, never stored in clear), retried with exponential
 //! backoff and jitter for 24 h, then recorded as failed; one recipient's failure never holds
@@ -16,9 +16,10 @@ use uuid::Uuid;
 
 use crate::facts::{from_micros, micros};
 use crate::inbox::OutboxDoc;
-use crate::mail::{Email, MailError, Mailer};
+use crate::mail::{Email, Mailer, SendError};
 use crate::notices::{self, Language, NoticeDelivered, NoticeFailed, Secret, kind};
 use crate::people;
+use crate::sms::{Sms, SmsSender};
 
 /// How long a sender holds a notice it is sending.
 const LEASE: Duration = Duration::minutes(2);
@@ -47,6 +48,8 @@ pub struct Sender {
     pub keys: KeyStore,
     /// The relay, if configured.
     pub mailer: Option<Mailer>,
+    /// The SMS provider, if configured.
+    pub sms: Option<SmsSender>,
     /// Volunteer, for a pilot record's address.
     pub volunteer: Option<VolunteerServiceClient<Channel>>,
 }
@@ -70,6 +73,8 @@ enum Outcome {
     Final(&'static str),
     /// Try again later.
     Retry,
+    /// Held by the recipient's quiet hours until then (not an attempt).
+    Hold(DateTime<Utc>),
 }
 
 impl Sender {
@@ -89,7 +94,7 @@ impl Sender {
                 continue;
             }
             let attempts = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
-            let outcome = self.attempt(&row).await;
+            let outcome = self.attempt(&row, now).await;
             let id: Uuid = row.notice_id.parse().map_err(|_| Error::Corrupt(format!("notice {}", row.notice_id)))?;
             match outcome {
                 Outcome::Delivered => {
@@ -135,6 +140,23 @@ impl Sender {
                         .await?;
                     crate::metrics::notice(&row.kind, &row.channel, "retried");
                 }
+                Outcome::Hold(until) => {
+                    // Not an attempt: it waits for the end of the quiet hours.
+                    self.store
+                        .transaction(move |tx| {
+                            let id = id.to_string();
+                            Box::pin(async move {
+                                tx.execute(
+                                    "UPDATE notify_outbox SET next_at = $2, attempts = attempts - 1 \
+                                     WHERE notice_id = $1",
+                                    &[id.into(), Arg::Int(micros(until))],
+                                )
+                                .await
+                            })
+                        })
+                        .await?;
+                    crate::metrics::notice(&row.kind, &row.channel, "held");
+                }
             }
             n += 1;
         }
@@ -171,92 +193,100 @@ impl Sender {
         }
     }
 
-    /// The recipient whose choices apply: a pilot's linked person, else the recipient.
-    async fn chooser(&self, recipient: &str) -> Result<String, Error> {
-        if let Some(pilot) = recipient.strip_prefix("pilot:") {
-            let person = self
-                .store
-                .fetch_texts("SELECT person_id FROM notify_pilots WHERE pilot_id = $1", &[pilot.into()])
-                .await?
-                .into_iter()
-                .next()
-                .unwrap_or_default();
-            if !person.is_empty() {
-                return Ok(format!("person:{person}"));
-            }
-        }
-        Ok(recipient.to_owned())
-    }
-
-    /// The pilot record's e-mail address, asked of volunteer now (none once erased).
-    async fn pilot_email(&self, pilot_id: &str) -> Result<Option<String>, MailError> {
+    /// The pilot record's address on `channel` (`email`, or `sms`: its phone number in
+    /// E.164), asked of volunteer now (none once erased).
+    async fn pilot_address(&self, pilot_id: &str, channel: &str) -> Result<Option<String>, SendError> {
         let Some(client) = &self.volunteer else { return Ok(None) };
         let mut client = client.clone();
         let call = client.get_pilot(GetPilotRequest { pilot_id: pilot_id.into() });
         match tokio::time::timeout(StdDuration::from_secs(10), call).await {
             Ok(Ok(p)) => {
                 let p = p.into_inner();
-                Ok(Some(p.email).filter(|e| !e.is_empty() && !p.erased))
+                let a = if channel == notices::channel::SMS { p.phone } else { p.email };
+                let usable = channel != notices::channel::SMS || crate::grpc::e164(&a);
+                Ok(Some(a).filter(|a| !a.is_empty() && usable && !p.erased))
             }
             Ok(Err(s)) if s.code() == tonic::Code::NotFound => Ok(None),
-            Ok(Err(s)) => Err(MailError::Transient(format!("volunteer: {}", s.code()))),
-            Err(_) => Err(MailError::Transient("volunteer: timeout".into())),
+            Ok(Err(s)) => Err(SendError::Transient(format!("volunteer: {}", s.code()))),
+            Err(_) => Err(SendError::Transient("volunteer: timeout".into())),
         }
     }
 
-    /// Where the notice goes: the sealed address it carries (a confirmation code's), the
-    /// chooser's confirmed address, or a pilot record's.
-    async fn address(&self, row: &Row, chooser: &str, secret: &Option<Secret>) -> Result<Option<String>, MailError> {
+    /// Where the notice goes on its channel: the sealed address it carries (a confirmation
+    /// code's), the chooser's confirmed address or number, or a pilot record's.
+    async fn address(&self, row: &Row, chooser: &str, secret: &Option<Secret>) -> Result<Option<String>, SendError> {
         if let Some(to) = secret.as_ref().and_then(|s| s.to.clone()) {
             return Ok(Some(to));
         }
-        let transient = |e: Error| MailError::Transient(e.to_string());
+        let transient = |e: Error| SendError::Transient(e.to_string());
         // An invitation goes to the pilot record's address, whoever else is linked.
         if row.kind != kind::INVITATION
             && let Some(person) = chooser.strip_prefix("person:")
             && let Some(a) =
-                people::confirmed_address(&self.store, &self.keys, person, "email").await.map_err(transient)?
+                people::confirmed_address(&self.store, &self.keys, person, &row.channel).await.map_err(transient)?
         {
             return Ok(Some(a));
         }
         match row.recipient.strip_prefix("pilot:") {
-            Some(pilot) => self.pilot_email(pilot).await,
+            Some(pilot) => self.pilot_address(pilot, &row.channel).await,
             None => Ok(None),
         }
     }
 
-    async fn attempt(&self, row: &Row) -> Outcome {
-        match self.try_send(row).await {
+    async fn attempt(&self, row: &Row, now: DateTime<Utc>) -> Outcome {
+        match self.try_send(row, now).await {
             Ok(o) => o,
-            Err(MailError::Permanent(_)) => Outcome::Final("rejected"),
-            Err(MailError::Config(_)) => Outcome::Final("not-configured"),
-            Err(MailError::Transient(e)) => {
-                // The relay's words may hold the address: only the notice is named.
-                tracing::warn!(notice_id = %row.notice_id, error = %redact(&e), "e-mail not sent; retrying later");
+            Err(SendError::Permanent(_)) => Outcome::Final("rejected"),
+            Err(SendError::Config(_)) => Outcome::Final("not-configured"),
+            Err(SendError::Transient(e)) => {
+                // A relay's or provider's words may hold the address: only the notice is named.
+                tracing::warn!(notice_id = %row.notice_id, channel = %row.channel, error = %redact(&e),
+                    "notice not sent; retrying later");
                 Outcome::Retry
             }
         }
     }
 
-    async fn try_send(&self, row: &Row) -> Result<Outcome, MailError> {
-        let transient = |e: Error| MailError::Transient(e.to_string());
-        let Some(mailer) = &self.mailer else { return Ok(Outcome::Final("not-configured")) };
+    async fn try_send(&self, row: &Row, now: DateTime<Utc>) -> Result<Outcome, SendError> {
+        let transient = |e: Error| SendError::Transient(e.to_string());
+        let configured = match row.channel.as_str() {
+            notices::channel::EMAIL => self.mailer.is_some(),
+            notices::channel::SMS => self.sms.is_some(),
+            _ => false,
+        };
+        if !configured {
+            return Ok(Outcome::Final("not-configured"));
+        }
         if people::erased(&self.store, &row.recipient).await.map_err(transient)? {
             return Ok(Outcome::Final("erased"));
         }
-        let doc: OutboxDoc = serde_json::from_str(&row.doc).map_err(|e| MailError::Permanent(e.to_string()))?;
-        let chooser = self.chooser(&row.recipient).await.map_err(transient)?;
+        let doc: OutboxDoc = serde_json::from_str(&row.doc).map_err(|e| SendError::Permanent(e.to_string()))?;
+        let chooser = people::chooser(&self.store, &row.recipient).await.map_err(transient)?;
         let prefs = people::preferences(&self.store, &chooser).await.map_err(transient)?.unwrap_or_default();
         let choosable = kind::ALL.contains(&row.kind.as_str());
-        if choosable && !prefs.channels_of(&row.kind).iter().any(|c| c == "email") {
+        if choosable && !prefs.channels_of(&row.kind).contains(&row.channel) {
             return Ok(Outcome::Final("opted-out"));
+        }
+        // Quiet hours hold SMS and push of what a person may choose (a code they asked for
+        // just now, or an invitation, is not held).
+        if choosable
+            && row.channel != notices::channel::EMAIL
+            && let Some(q) = &prefs.quiet_hours
+        {
+            let zone = [q.timezone.as_str(), doc.facts.timezone.as_str()]
+                .iter()
+                .find_map(|z| z.parse::<chrono_tz::Tz>().ok())
+                .unwrap_or(chrono_tz::UTC);
+            if let Some(until) = crate::quiet::held_until(q, zone, now, doc.facts.start) {
+                return Ok(Outcome::Hold(until));
+            }
         }
         let secret: Option<Secret> = match &doc.facts.sealed {
             Some(sealed) => match self.keys.unseal_json::<Secret>(&row.recipient, "notice", sealed).await {
                 Ok(Some(s)) => Some(s),
                 // The recipient's key is gone: erased.
                 Ok(None) => return Ok(Outcome::Final("erased")),
-                Err(e) => return Err(MailError::Transient(e.to_string())),
+                Err(e) => return Err(SendError::Transient(e.to_string())),
             },
             None => None,
         };
@@ -267,13 +297,21 @@ impl Sender {
         if let Some(s) = &secret {
             text = format!("{text}\n\n{}", s.code);
         }
-        let unsubscribe = choosable.then(|| {
-            let token = people::unsubscribe_token(&self.keys, &chooser, &row.kind);
-            format!("{}/v1/unsubscribe?token={token}", mailer.public_url)
-        });
-        let language = if lang == Language::Da { "da" } else { "en" };
-        let id: Uuid = row.notice_id.parse().map_err(|_| MailError::Permanent("notice id".into()))?;
-        mailer.send(&Email { to, subject, text, notice_id: id, unsubscribe, language }).await?;
+        let id: Uuid = row.notice_id.parse().map_err(|_| SendError::Permanent("notice id".into()))?;
+        match (row.channel.as_str(), &self.mailer, &self.sms) {
+            (notices::channel::EMAIL, Some(mailer), _) => {
+                let unsubscribe = choosable.then(|| {
+                    let token = people::unsubscribe_token(&self.keys, &chooser, &row.kind);
+                    format!("{}/v1/unsubscribe?token={token}", mailer.public_url)
+                });
+                let language = if lang == Language::Da { "da" } else { "en" };
+                mailer.send(&Email { to, subject, text, notice_id: id, unsubscribe, language }).await?;
+            }
+            (notices::channel::SMS, _, Some(sms)) => {
+                sms.send(&Sms { to, text: crate::sms::text_of(&subject, &text), notice_id: id }).await?;
+            }
+            _ => return Ok(Outcome::Final("not-configured")),
+        }
         Ok(Outcome::Delivered)
     }
 }

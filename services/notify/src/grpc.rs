@@ -282,7 +282,13 @@ impl NotifyService for Notify {
     ) -> Result<Response<pb::PreferencesView>, Status> {
         let r = req.into_inner();
         let who = person_recipient(&r.recipient)?;
-        let prefs = checked(r.preferences)?;
+        let mut prefs = checked(r.preferences)?;
+        if let Some(q) = prefs.quiet_hours.as_mut()
+            && q.timezone.is_empty()
+            && r.default_timezone.parse::<chrono_tz::Tz>().is_ok()
+        {
+            q.timezone = r.default_timezone.clone();
+        }
         let event = NotificationPreferencesSet { recipient: who.clone(), preferences: prefs.clone(), by: "set".into() };
         let payload = serde_json::to_value(&event).map_err(|e| ServiceError::Internal(e.to_string()))?;
         self.change(&who, |_| Ok(Some(("NotificationPreferencesSet", payload.clone(), vec![])))).await?;

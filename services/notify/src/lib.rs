@@ -13,6 +13,8 @@ pub mod mail;
 pub mod metrics;
 pub mod notices;
 pub mod people;
+pub mod quiet;
+pub mod sms;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,9 +48,9 @@ pub enum StartError {
     /// The key store failed.
     #[error(transparent)]
     Keys(#[from] keystore::Error),
-    /// E-mail is misconfigured.
+    /// E-mail or SMS is misconfigured.
     #[error(transparent)]
-    Mail(#[from] mail::MailError),
+    Mail(#[from] mail::SendError),
     /// Binding the address failed.
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
@@ -79,14 +81,41 @@ pub struct NotifyServer {
     pub volunteer_feed: watch::Receiver<FollowStatus>,
 }
 
+/// Where notices go besides the inbox; a channel left out records its notices once as
+/// `not-configured`.
+#[derive(Debug, Clone, Default)]
+pub struct Outbound {
+    /// E-mail.
+    pub mailer: Option<mail::Mailer>,
+    /// SMS.
+    pub sms: Option<sms::SmsSender>,
+}
+
+impl Outbound {
+    /// The channels `mail` and `sms` configure.
+    pub fn from_config(mail: &mail::MailConfig, sms: &sms::SmsConfig) -> Result<Self, mail::SendError> {
+        Ok(Outbound { mailer: mail::Mailer::from_config(mail)?, sms: sms::SmsSender::from_config(sms)? })
+    }
+}
+
 impl NotifyServer {
-    /// Migrates, starts the inbox projection, the feed followers, the decider and the
-    /// sender (e-mail through `mailer`; none: recorded as `not-configured`).
+    /// [`NotifyServer::start_with`] sending e-mail only (through `mailer`, if any).
     pub async fn start(
         store: EventStore,
         keys: keystore::KeyStore,
         peers: Peers,
         mailer: Option<mail::Mailer>,
+    ) -> Result<Self, StartError> {
+        Self::start_with(store, keys, peers, Outbound { mailer, sms: None }).await
+    }
+
+    /// Migrates, starts the inbox projection, the feed followers, the decider and the
+    /// sender (through `outbound`).
+    pub async fn start_with(
+        store: EventStore,
+        keys: keystore::KeyStore,
+        peers: Peers,
+        outbound: Outbound,
     ) -> Result<Self, StartError> {
         migrate(&store).await?;
         let s = store.clone();
@@ -123,7 +152,8 @@ impl NotifyServer {
         let sender = deliver::Sender {
             store: store.clone(),
             keys: keys.clone(),
-            mailer,
+            mailer: outbound.mailer,
+            sms: outbound.sms,
             volunteer: Some(VolunteerServiceClient::new(volunteer_channel)),
         };
         servicekit::server::forever("sender", move || {
@@ -182,6 +212,9 @@ pub struct Config {
     /// E-mail (SMTP).
     #[command(flatten)]
     pub mail: mail::MailConfig,
+    /// SMS (an HTTP provider).
+    #[command(flatten)]
+    pub sms: sms::SmsConfig,
     /// The gRPC server (reflection).
     #[command(flatten)]
     pub grpc: servicekit::server::GrpcConfig,
@@ -194,14 +227,14 @@ pub struct Config {
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), StartError> {
     let store = EventStore::connect(&config.database_url).await?;
     let keys = servicekit::bootstrap::key_store(&store, &config.keys).await?;
-    let mailer = mail::Mailer::from_config(&config.mail)?;
+    let outbound = Outbound::from_config(&config.mail, &config.sms)?;
     let peers = Peers {
         carehome_url: config.carehome_url,
         booking_url: config.booking_url,
         volunteer_url: config.volunteer_url,
         tls: config.tls.clone(),
     };
-    let server = NotifyServer::start(store, keys, peers, mailer).await?;
+    let server = NotifyServer::start_with(store, keys, peers, outbound).await?;
     let listener = TcpListener::bind(config.listen).await?;
     tracing::info!(listen = %config.listen, "notify service serving");
     let routes = server.routes().with_reflection(config.grpc.reflection).secured(&config.tls)?;

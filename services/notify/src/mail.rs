@@ -88,11 +88,11 @@ fn private_host(host: &str) -> bool {
     }
 }
 
-/// Why configuring or sending failed.
+/// Why configuring or sending failed (e-mail, SMS).
 #[derive(Debug, thiserror::Error)]
-pub enum MailError {
+pub enum SendError {
     /// The configuration is unusable (at start).
-    #[error("e-mail: {0}")]
+    #[error("configuration: {0}")]
     Config(String),
     /// The relay refused for good (an unknown mailbox): not retried.
     #[error("refused: {0}")]
@@ -137,49 +137,49 @@ impl std::fmt::Debug for Mailer {
 
 impl Mailer {
     /// The relay of `cfg`, or `None` when no URL is configured.
-    pub fn from_config(cfg: &MailConfig) -> Result<Option<Self>, MailError> {
+    pub fn from_config(cfg: &MailConfig) -> Result<Option<Self>, SendError> {
         let Some(url) = cfg.smtp_url.as_deref().filter(|u| !u.is_empty()) else { return Ok(None) };
         let shown = masked(url);
-        let parsed = url::Url::parse(url).map_err(|e| MailError::Config(format!("SAMSKAB_SMTP_URL {shown}: {e}")))?;
+        let parsed = url::Url::parse(url).map_err(|e| SendError::Config(format!("SAMSKAB_SMTP_URL {shown}: {e}")))?;
         let host = parsed.host_str().unwrap_or_default().to_owned();
         if host.is_empty() {
-            return Err(MailError::Config(format!("SAMSKAB_SMTP_URL {shown}: no host")));
+            return Err(SendError::Config(format!("SAMSKAB_SMTP_URL {shown}: no host")));
         }
         if parsed.password().is_some() {
             tracing::warn!(url = %shown, "the SMTP URL holds a password: put it in SAMSKAB_SMTP_PASSWORD_FILE instead");
         }
         let tls_required = parsed.query_pairs().any(|(k, v)| k == "tls" && v == "required");
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|e| MailError::Config(format!("SAMSKAB_SMTP_URL {shown}: {e}")))?
+            .map_err(|e| SendError::Config(format!("SAMSKAB_SMTP_URL {shown}: {e}")))?
             .timeout(Some(Duration::from_secs(30)));
         let implicit = parsed.scheme() == "smtps";
         if implicit || tls_required {
             let mut params = TlsParameters::builder(host.clone());
             if let Some(ca) = &cfg.smtp_ca_file {
                 let pem = std::fs::read(ca)
-                    .map_err(|e| MailError::Config(format!("SAMSKAB_SMTP_CA_FILE {}: {e}", ca.display())))?;
+                    .map_err(|e| SendError::Config(format!("SAMSKAB_SMTP_CA_FILE {}: {e}", ca.display())))?;
                 let cert = Certificate::from_pem(&pem)
-                    .map_err(|e| MailError::Config(format!("SAMSKAB_SMTP_CA_FILE {}: {e}", ca.display())))?;
+                    .map_err(|e| SendError::Config(format!("SAMSKAB_SMTP_CA_FILE {}: {e}", ca.display())))?;
                 params = params.add_root_certificate(cert);
             }
-            let params = params.build().map_err(|e| MailError::Config(format!("TLS for {shown}: {e}")))?;
+            let params = params.build().map_err(|e| SendError::Config(format!("TLS for {shown}: {e}")))?;
             builder = builder.tls(if implicit { Tls::Wrapper(params) } else { Tls::Required(params) });
         } else if !private_host(&host) {
             tracing::warn!(url = %shown, "plain SMTP to a host that is not on loopback or a private network: add ?tls=required or use smtps://");
         }
         if let Some(file) = &cfg.smtp_password_file {
             let password = std::fs::read_to_string(file)
-                .map_err(|e| MailError::Config(format!("SAMSKAB_SMTP_PASSWORD_FILE {}: {e}", file.display())))?;
+                .map_err(|e| SendError::Config(format!("SAMSKAB_SMTP_PASSWORD_FILE {}: {e}", file.display())))?;
             let user = percent_decode(parsed.username());
             if user.is_empty() {
-                return Err(MailError::Config(format!(
+                return Err(SendError::Config(format!(
                     "SAMSKAB_SMTP_PASSWORD_FILE is set but {shown} names no user (smtp://user@host)"
                 )));
             }
             builder = builder.credentials(Credentials::new(user, password.trim_end_matches(['\r', '\n']).to_owned()));
         }
         let from: Mailbox =
-            cfg.from.parse().map_err(|e| MailError::Config(format!("SAMSKAB_MAIL_FROM {:?}: {e}", cfg.from)))?;
+            cfg.from.parse().map_err(|e| SendError::Config(format!("SAMSKAB_MAIL_FROM {:?}: {e}", cfg.from)))?;
         let domain = from.email.domain().to_owned();
         tracing::info!(url = %shown, "e-mail notices go through this SMTP relay");
         Ok(Some(Mailer {
@@ -196,8 +196,8 @@ impl Mailer {
     }
 
     /// The message for `email`.
-    pub fn message(&self, email: &Email) -> Result<Message, MailError> {
-        let to: Mailbox = email.to.parse().map_err(|_| MailError::Permanent("not an e-mail address".into()))?;
+    pub fn message(&self, email: &Email) -> Result<Message, SendError> {
+        let to: Mailbox = email.to.parse().map_err(|_| SendError::Permanent("not an e-mail address".into()))?;
         let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)
@@ -211,16 +211,16 @@ impl Mailer {
         let body = MultiPart::alternative()
             .singlepart(SinglePart::plain(text_of(&email.text, email.unsubscribe.as_deref(), email.language)))
             .singlepart(SinglePart::html(html));
-        builder.multipart(body).map_err(|e| MailError::Permanent(e.to_string()))
+        builder.multipart(body).map_err(|e| SendError::Permanent(e.to_string()))
     }
 
     /// Sends `email`.
-    pub async fn send(&self, email: &Email) -> Result<(), MailError> {
+    pub async fn send(&self, email: &Email) -> Result<(), SendError> {
         let message = self.message(email)?;
         match self.transport.send(message).await {
             Ok(_) => Ok(()),
-            Err(e) if e.is_permanent() => Err(MailError::Permanent(e.to_string())),
-            Err(e) => Err(MailError::Transient(e.to_string())),
+            Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
+            Err(e) => Err(SendError::Transient(e.to_string())),
         }
     }
 }
@@ -355,7 +355,7 @@ mod tests {
         assert!(raw.contains("text/plain") && raw.contains("text/html"), "{raw}");
         assert!(matches!(
             mailer.message(&Email { to: "not an address".into(), ..email }),
-            Err(MailError::Permanent(_))
+            Err(SendError::Permanent(_))
         ));
     }
 
@@ -369,6 +369,6 @@ mod tests {
             smtp_password_file: Some(file),
             ..MailConfig::default()
         };
-        assert!(matches!(Mailer::from_config(&cfg), Err(MailError::Config(_))));
+        assert!(matches!(Mailer::from_config(&cfg), Err(SendError::Config(_))));
     }
 }

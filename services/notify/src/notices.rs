@@ -56,6 +56,10 @@ pub mod channel {
     pub const INBOX: &str = "inbox";
     /// E-mail (at least once, one `Message-ID` per notice).
     pub const EMAIL: &str = "email";
+    /// SMS (at least once, one key per notice; only when the recipient chose it).
+    pub const SMS: &str = "sms";
+    /// Web Push (only when the recipient chose it).
+    pub const PUSH: &str = "push";
 }
 
 /// A notice went out on its channel (the relay took it).

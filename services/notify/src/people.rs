@@ -187,6 +187,22 @@ pub async fn erase_in(tx: &mut Tx<'_>, recipient: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The recipient whose choices apply: a pilot's linked person, else the recipient.
+pub async fn chooser(store: &EventStore, recipient: &str) -> Result<String, Error> {
+    if let Some(pilot) = recipient.strip_prefix("pilot:") {
+        let person = store
+            .fetch_texts("SELECT person_id FROM notify_pilots WHERE pilot_id = $1", &[pilot.into()])
+            .await?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        if !person.is_empty() {
+            return Ok(format!("person:{person}"));
+        }
+    }
+    Ok(recipient.to_owned())
+}
+
 /// Whether `recipient` was erased.
 pub async fn erased(store: &EventStore, recipient: &str) -> Result<bool, Error> {
     Ok(store

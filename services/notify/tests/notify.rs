@@ -30,7 +30,9 @@ testkit::both_backends!(
     an_invitation_is_emailed_once_and_an_erased_person_is_told_nothing_more,
     a_claim_tells_the_coordinators_and_an_expiring_qualification_the_pilot_and_admins,
     two_notify_processes_one_killed_and_restarted_tell_each_reminder_once,
-    a_refused_address_holds_back_nobody_a_linked_person_is_mailed_and_a_dead_relay_fails_after_a_day
+    a_refused_address_holds_back_nobody_a_linked_person_is_mailed_and_a_dead_relay_fails_after_a_day,
+    by_sms_a_code_and_a_cancellation_go_out_once_per_key_and_an_invalid_number_is_refused_once,
+    quiet_hours_hold_sms_until_seven_on_a_night_the_clocks_change_unless_the_ride_starts_first
 );
 
 /// A notify server on its own database next to `w`'s, without e-mail.
@@ -524,6 +526,7 @@ async fn over_starttls_a_confirmed_address_gets_notices_until_unsubscribed(mut w
         recipient: me.clone(),
         preferences: Some(npb::Preferences { language: "en".into(), ..Default::default() }),
         default_language: "da".into(),
+        default_timezone: "Europe/Copenhagen".into(),
     };
     client.clone().set_preferences(english).await.unwrap();
     testkit::eventually("English titles", Duration::from_secs(10), || async {
@@ -624,7 +627,7 @@ async fn tls_to_the_relay_is_never_given_up_for_an_untrusted_certificate_or_plai
     ];
     for (what, m) in refused {
         match m.send(&email).await {
-            Err(notify::mail::MailError::Transient(e)) => eprintln!("{what}: {e}"),
+            Err(notify::mail::SendError::Transient(e)) => eprintln!("{what}: {e}"),
             other => panic!("{what}: {other:?}"),
         }
     }
@@ -918,4 +921,252 @@ async fn a_refused_address_holds_back_nobody_a_linked_person_is_mailed_and_a_dea
         outcomes(&client, &fine_r).await.contains(&("ride.cancelled".to_owned(), "failed".to_owned()))
     })
     .await;
+}
+
+/// A notify server sending SMS through `provider` (token `sms-token`), no e-mail.
+async fn notify_texting(
+    w: &World,
+    provider: &testkit::sms::SmsProvider,
+    dir: &std::path::Path,
+) -> (Spawned, NotifyServiceClient<Channel>, notify::NotifyServer) {
+    let token = dir.join("sms-token");
+    std::fs::write(&token, "sms-token\n").unwrap();
+    let cfg = notify::sms::SmsConfig {
+        url: Some(provider.url.clone()),
+        token_file: Some(token),
+        format: "samskab".into(),
+        sender: "Samskab".into(),
+    };
+    let store = eventlog::EventStore::connect(&format!("{}{}", w.db.sibling("notify"), w.url_options)).await.unwrap();
+    let keys = keystore::KeyStore::connect(&store, notify_master()).await.unwrap();
+    let peers = notify::Peers {
+        carehome_url: w.carehome_server.as_ref().unwrap().url(),
+        booking_url: w.booking_server.url(),
+        volunteer_url: w.volunteer_url(),
+        tls: servicekit::tls::TlsConfig::plaintext(),
+    };
+    let outbound = notify::Outbound { mailer: None, sms: notify::sms::SmsSender::from_config(&cfg).unwrap() };
+    let server = notify::NotifyServer::start_with(store, keys, peers, outbound).await.unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let spawned = servicekit::server::spawn(any, server.routes(), notify::SERVICE_NAMES).await.unwrap();
+    let client = NotifyServiceClient::new(servicekit::client::channel(&spawned.url()).unwrap());
+    (spawned, client, server)
+}
+
+async fn texts_until(provider: &testkit::sms::SmsProvider, n: usize) -> Vec<testkit::sms::SmsRequest> {
+    testkit::eventually(&format!("{n} accepted SMS"), Duration::from_secs(60), || async {
+        provider.accepted().len() >= n
+    })
+    .await;
+    provider.accepted()
+}
+
+/// `person` confirms `phone` with the code texted to it (the code is the last run of six
+/// digits in the newest accepted SMS to it).
+async fn confirm_phone(
+    client: &NotifyServiceClient<Channel>,
+    provider: &testkit::sms::SmsProvider,
+    person: Uuid,
+    phone: &str,
+    nth: usize,
+) {
+    let me = format!("person:{person}");
+    let set =
+        npb::SetContactRequest { recipient: me.clone(), email: None, phone: Some(phone.into()), language: "da".into() };
+    client.clone().set_contact(set).await.unwrap();
+    let texts = texts_until(provider, nth).await;
+    let text = texts.iter().rev().find(|r| r.body["to"] == phone).unwrap().body["text"].as_str().unwrap().to_owned();
+    let code = text.split(|c: char| !c.is_ascii_digit()).rfind(|d| d.len() == 6).unwrap().to_owned();
+    let confirm = npb::ConfirmContactRequest { recipient: me, channel: "sms".into(), code };
+    client.clone().confirm_contact(confirm).await.unwrap();
+}
+
+/// `person` takes `kinds` by SMS only, with `quiet` hours (in Copenhagen) if any.
+async fn choose_sms(client: &NotifyServiceClient<Channel>, person: Uuid, kinds: &[&str], quiet: Option<(&str, &str)>) {
+    let channels = kinds.iter().map(|k| ((*k).to_owned(), npb::ChannelList { channels: vec!["sms".into()] })).collect();
+    let req = npb::SetPreferencesRequest {
+        recipient: format!("person:{person}"),
+        preferences: Some(npb::Preferences {
+            language: "da".into(),
+            quiet_hours: quiet.map(|(from, to)| npb::QuietHours {
+                from: from.into(),
+                to: to.into(),
+                timezone: String::new(),
+            }),
+            channels,
+        }),
+        default_language: "da".into(),
+        default_timezone: "Europe/Copenhagen".into(),
+    };
+    client.clone().set_preferences(req).await.unwrap();
+}
+
+/// By SMS: a person's number is confirmed with a texted code (the provider's first answer
+/// is 503: the retry carries the same key); a cancellation reaches the pilot linked to that
+/// person who chose SMS, in Danish, naming no resident, once per key, with the token as
+/// the provider's bearer; a number the provider refuses (400) is recorded `rejected` and
+/// never retried; no number is in notify's log or database in clear.
+async fn by_sms_a_code_and_a_cancellation_go_out_once_per_key_and_an_invalid_number_is_refused_once(mut w: World) {
+    let (dir, time) = test_clock("2027-09-06T08:00:00Z");
+    let b = world(&mut w).await;
+    let resident = w.resident(b.home, &["rides"]).await;
+    w.settle().await;
+    let person = Uuid::now_v7();
+    link_pilot(&w, b.pilot, person).await;
+    let provider = testkit::sms::SmsProvider::start(1).await;
+    let (_a, client, server) = notify_texting(&w, &provider, dir.path()).await;
+    testkit::eventually("the link to reach notify", Duration::from_secs(30), || async {
+        server.volunteer_feed.borrow().applied >= 3
+    })
+    .await;
+
+    // The code: refused once with 503, then sent again (after its backoff) under one key.
+    let me = format!("person:{person}");
+    let set = npb::SetContactRequest {
+        recipient: me.clone(),
+        email: None,
+        phone: Some("+4512345678".into()),
+        language: "da".into(),
+    };
+    client.clone().set_contact(set).await.unwrap();
+    testkit::eventually("the first try", Duration::from_secs(30), || async { !provider.requests().is_empty() }).await;
+    time.jump_to(t("2027-09-06T08:02:00Z")).unwrap();
+    let texts = texts_until(&provider, 1).await;
+    let all = provider.requests();
+    assert_eq!(all[0].status, 503);
+    assert_eq!(all[0].idempotency_key, texts[0].idempotency_key, "one key for every copy");
+    assert_eq!(texts[0].body["reference"], texts[0].idempotency_key.as_str());
+    assert_eq!(texts[0].authorization, "Bearer sms-token");
+    assert_eq!(texts[0].body["to"], "+4512345678");
+    let text = texts[0].body["text"].as_str().unwrap();
+    let code = text.split(|c: char| !c.is_ascii_digit()).rfind(|d| d.len() == 6).unwrap().to_owned();
+    let confirm = npb::ConfirmContactRequest { recipient: me.clone(), channel: "sms".into(), code };
+    client.clone().confirm_contact(confirm).await.unwrap();
+
+    // Cancellations by SMS: the linked person's confirmed number, Danish, no resident.
+    choose_sms(&client, person, &["ride.cancelled"], None).await;
+    let ride = w.book(b.bike, b.pilot, "2027-09-08T08:00:00Z", 60, &[resident]).await.unwrap();
+    w.booking.cancel_ride(cancel(&ride.ride_id)).await.unwrap();
+    let texts = texts_until(&provider, 2).await;
+    let sms = &texts[1];
+    assert_eq!(sms.body["to"], "+4512345678");
+    let text = sms.body["text"].as_str().unwrap();
+    assert!(text.starts_with("Turen er aflyst"), "{text}");
+    assert!(text.chars().count() <= notify::sms::MAX_CHARS);
+    for name in ["Ærø", "Østergård", "harbour"] {
+        assert!(!text.contains(name), "a resident in an SMS: {text}");
+    }
+    let pilot_r = format!("pilot:{}", b.pilot);
+    testkit::eventually("the SMS recorded delivered", Duration::from_secs(30), || async {
+        outcomes(&client, &pilot_r).await.contains(&("ride.cancelled".to_owned(), "delivered".to_owned()))
+    })
+    .await;
+    // Booked for you was not chosen by SMS: not texted.
+    tokio::time::sleep(notify::TICK * 6).await;
+    assert_eq!(provider.accepted().len(), 2);
+
+    // A number the provider refuses: recorded once, never retried.
+    let other = Uuid::now_v7();
+    let them = format!("person:{other}");
+    let set = npb::SetContactRequest {
+        recipient: them.clone(),
+        email: None,
+        phone: Some("+4599123456".into()),
+        language: "da".into(),
+    };
+    client.clone().set_contact(set).await.unwrap();
+    testkit::eventually("the refusal recorded", Duration::from_secs(30), || async {
+        outcomes(&client, &them).await == vec![("contact.confirmation".to_owned(), "rejected".to_owned())]
+    })
+    .await;
+    time.jump_to(t("2027-09-06T12:00:00Z")).unwrap();
+    tokio::time::sleep(notify::TICK * 6).await;
+    let to_it = provider.requests().iter().filter(|r| r.body["to"] == "+4599123456").count();
+    assert_eq!(to_it, 1, "a refused number is tried once");
+
+    // No number in clear in notify's log or database.
+    let log = notify_log_text(&w).await;
+    for number in ["12345678", "99123456"] {
+        assert!(!log.contains(number), "a number in notify's log");
+    }
+    if let Some(path) = w.db.sibling("notify").strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap();
+        for file in [path.to_owned(), format!("{path}-wal")] {
+            if let Ok(bytes) = std::fs::read(&file) {
+                let text = String::from_utf8_lossy(&bytes);
+                assert!(!text.contains("12345678") && !text.contains("99123456"), "a number in {file}");
+            }
+        }
+    }
+}
+
+/// A home whose rides may start from 06:00.
+async fn early_home(w: &mut World, chapter: Uuid) -> Uuid {
+    let days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    let h = w
+        .carehome
+        .register_care_home(cpb::RegisterCareHomeRequest {
+            context: ctx(),
+            chapter_id: chapter.to_string(),
+            name: "Morgenhuset".into(),
+            address: "Morgenvej 1, Odense".into(),
+            timezone: String::new(),
+            ride_hours: days
+                .iter()
+                .map(|d| cpb::RideHours { weekday: (*d).into(), opens: "06:00".into(), closes: "20:00".into() })
+                .collect(),
+            turnaround_minutes: 15,
+            requires_confirmation: false,
+            pilots_choose_riders: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    h.carehome_id.parse().unwrap()
+}
+
+/// Quiet hours 22:00-07:00 in Copenhagen, on the night the clocks go forward (28 March
+/// 2027): a cancellation at 23:00 is in the inbox at once but texted only at 07:00 (05:00
+/// UTC, summer time), unless its ride starts at 06:30, which is texted at once. The
+/// number's confirmation code is never held.
+async fn quiet_hours_hold_sms_until_seven_on_a_night_the_clocks_change_unless_the_ride_starts_first(mut w: World) {
+    // Saturday 27 March 2027, 23:00 in Copenhagen (+01:00).
+    let (dir, time) = test_clock("2027-03-27T22:00:00Z");
+    let b = world(&mut w).await;
+    let home = early_home(&mut w, b.chapter).await;
+    let bike = w.bike(home, 2).await;
+    w.settle().await;
+    let person = Uuid::now_v7();
+    link_pilot(&w, b.pilot, person).await;
+    let provider = testkit::sms::SmsProvider::start(0).await;
+    let (_a, client, server) = notify_texting(&w, &provider, dir.path()).await;
+    testkit::eventually("the link to reach notify", Duration::from_secs(30), || async {
+        server.volunteer_feed.borrow().applied >= 3
+    })
+    .await;
+    choose_sms(&client, person, &["ride.cancelled"], Some(("22:00", "07:00"))).await;
+    // The code comes at once, quiet hours or not.
+    confirm_phone(&client, &provider, person, "+4512345678", 1).await;
+
+    // Sunday 28 March: 10:00 summer time is 08:00 UTC; 06:30 is 04:30 UTC.
+    let late = w.book(bike, b.pilot, "2027-03-28T08:00:00Z", 60, &[]).await.unwrap();
+    let early = w.book(bike, b.pilot, "2027-03-28T04:30:00Z", 60, &[]).await.unwrap();
+    w.booking.cancel_ride(cancel(&late.ride_id)).await.unwrap();
+    let pilot_r = format!("pilot:{}", b.pilot);
+    until(&client, &pilot_r, "ride.cancelled", 1).await;
+    w.booking.cancel_ride(cancel(&early.ride_id)).await.unwrap();
+    let texts = texts_until(&provider, 2).await;
+    let ride_of = |r: &testkit::sms::SmsRequest| r.body["text"].as_str().unwrap().to_owned();
+    assert!(ride_of(&texts[1]).contains("06:30"), "the early ride's goes at once: {}", ride_of(&texts[1]));
+    until(&client, &pilot_r, "ride.cancelled", 2).await;
+    tokio::time::sleep(notify::TICK * 6).await;
+    assert_eq!(provider.accepted().len(), 2, "the 10:00 ride's waits");
+
+    // 06:59 summer time: still waiting; 07:00: sent.
+    time.jump_to(t("2027-03-28T04:59:00Z")).unwrap();
+    tokio::time::sleep(notify::TICK * 6).await;
+    assert_eq!(provider.accepted().len(), 2, "still quiet at 06:59");
+    time.jump_to(t("2027-03-28T05:00:30Z")).unwrap();
+    let texts = texts_until(&provider, 3).await;
+    assert!(ride_of(&texts[2]).contains("10:00"), "{}", ride_of(&texts[2]));
 }

@@ -50,6 +50,9 @@ pub struct ServeConfig {
     /// E-mail notices (SMTP).
     #[command(flatten)]
     pub mail: notify::mail::MailConfig,
+    /// SMS notices (an HTTP provider).
+    #[command(flatten)]
+    pub sms: notify::sms::SmsConfig,
 }
 
 impl ServeConfig {
@@ -254,8 +257,10 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, Error> {
         volunteer_url: url_for(&volunteer.url(), "notify"),
         tls: Default::default(),
     };
-    let mailer = notify::mail::Mailer::from_config(&cfg.mail).map_err(|e| Error::Start(e.to_string()))?;
-    let n = notify::NotifyServer::start(store, keys, peers, mailer).await.map_err(|e| Error::Start(e.to_string()))?;
+    let outbound = notify::Outbound::from_config(&cfg.mail, &cfg.sms).map_err(|e| Error::Start(e.to_string()))?;
+    let n = notify::NotifyServer::start_with(store, keys, peers, outbound)
+        .await
+        .map_err(|e| Error::Start(e.to_string()))?;
     let notify = spawn_in_process("notify", n.routes(), notify::SERVICE_NAMES);
 
     let (store, keys) = open(cfg, "gateway").await?;

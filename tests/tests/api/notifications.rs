@@ -185,7 +185,9 @@ async fn preferences_are_kept_and_shown_with_the_defaults_of_kinds_not_chosen(s:
     let after = s.get(PREFS, &pilot).await.expect(200);
     assert_eq!(set.body, after.body, "PUT answers what GET then shows");
     assert_eq!(after.body["language"], "en");
-    assert_eq!(after.body["quiet_hours"], json!({"from": "22:00", "to": "07:00"}));
+    // Given without a zone, the quiet hours are kept in the zone of the pilot's chapter.
+    let quiet = json!({"from": "22:00", "to": "07:00", "timezone": "Europe/Copenhagen"});
+    assert_eq!(after.body["quiet_hours"], quiet);
     assert_eq!(after.body["channels"]["ride.reminder"], json!(["email", "sms"]));
     assert_eq!(after.body["channels"]["ride.cancelled"], json!([]), "the inbox only");
     assert_eq!(after.body["channels"]["ride.confirmed"], json!(["email"]), "a kind not chosen goes by e-mail");

@@ -113,8 +113,9 @@ pub struct QuietHours {
     /// before it).
     #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub to: String,
-    /// The zone `from` and `to` are in; absent or null: the zone of the chapter of the
-    /// person's first grant.
+    /// The zone `from` and `to` are in; absent or null when set: the zone of the chapter
+    /// of the person's first grant, which is then kept and shown (a person with no
+    /// chapter: the zone of what each notice is about).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = crate::views::optional_timezone)]
     pub timezone: Option<String>,
@@ -213,6 +214,11 @@ impl Granted {
     /// A Samskab token's role that no longer resolves (a retired pilot) is 401, as for
     /// every other route; a grant that does not is passed over.
     async fn default_language(&self, s: &AppState) -> Result<&'static str, ApiError> {
+        Ok(self.defaults(s).await?.0)
+    }
+
+    /// The default language (as above) and the zone of that chapter (empty: none).
+    async fn defaults(&self, s: &AppState) -> Result<(&'static str, String), ApiError> {
         for role in &self.roles {
             let chapter = match caller::resolve(s, *role).await {
                 Ok((Some(chapter), _)) => chapter,
@@ -221,9 +227,10 @@ impl Granted {
                 Err(_) => continue,
             };
             let found = s.clients.carehome().get_chapter(cpb::IdRequest { id: chapter.to_string() }).await.found()?;
-            return Ok(if found.is_some_and(|c| c.timezone == DANISH_ZONE) { "da" } else { "en" });
+            let zone = found.map(|c| c.timezone).unwrap_or_default();
+            return Ok((if zone == DANISH_ZONE { "da" } else { "en" }, zone));
         }
-        Ok("en")
+        Ok(("en", String::new()))
     }
 }
 
@@ -266,10 +273,12 @@ pub async fn set_preferences(
     let who = Granted::of(person)?;
     b.check()?;
     let notify = s.clients.notify()?;
+    let (language, zone) = who.defaults(&s).await?;
     let req = npb::SetPreferencesRequest {
         recipient: who.recipient(),
         preferences: Some(b.into_proto()),
-        default_language: who.default_language(&s).await?.to_owned(),
+        default_language: language.to_owned(),
+        default_timezone: zone,
     };
     let view = notify.clone().set_preferences(req).await.reply()?;
     Ok(axum::Json(NotificationPreferences::from_view(view)))
