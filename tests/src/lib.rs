@@ -119,6 +119,8 @@ impl System {
             },
             mail: Default::default(),
             sms: Default::default(),
+            // The test push services listen on loopback.
+            push: notify::push::PushConfig { allow_loopback: true, ..Default::default() },
         };
         let mut config = config;
         tune(&mut config);

@@ -18,6 +18,7 @@ pub mod policy;
 pub mod remote;
 pub mod rpc_metrics;
 pub mod server;
+pub mod ssrf;
 pub mod tls;
 
 pub use aggregate::{Aggregate, Loaded};

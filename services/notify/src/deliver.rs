@@ -1,4 +1,4 @@
-//! Sending what the outbox holds (e-mail, SMS): each notice leased by one sender at a time (two
+//! Sending what the outbox holds (e-mail, SMS, Web Push): each notice leased by one sender at a time (two
 //! processes may run), its recipient's choice, address and language settled at send time
 //! (an address is unsealed only here, never stored in clear), retried with exponential
 //! backoff and jitter for 24 h, then recorded as failed; one recipient's failure never holds
@@ -50,6 +50,8 @@ pub struct Sender {
     pub mailer: Option<Mailer>,
     /// The SMS provider, if configured.
     pub sms: Option<SmsSender>,
+    /// Web Push.
+    pub pusher: crate::push::Pusher,
     /// Volunteer, for a pilot record's address.
     pub volunteer: Option<VolunteerServiceClient<Channel>>,
 }
@@ -252,6 +254,7 @@ impl Sender {
         let configured = match row.channel.as_str() {
             notices::channel::EMAIL => self.mailer.is_some(),
             notices::channel::SMS => self.sms.is_some(),
+            notices::channel::PUSH => true,
             _ => false,
         };
         if !configured {
@@ -290,7 +293,6 @@ impl Sender {
             },
             None => None,
         };
-        let Some(to) = self.address(row, &chooser, &secret).await? else { return Ok(Outcome::Final("no-address")) };
         let lang =
             prefs.language.as_deref().and_then(Language::parse).unwrap_or_else(|| Language::default_for(&doc.facts));
         let (subject, mut text) = notices::words(&row.kind, &doc.facts, lang);
@@ -298,6 +300,10 @@ impl Sender {
             text = format!("{text}\n\n{}", s.code);
         }
         let id: Uuid = row.notice_id.parse().map_err(|_| SendError::Permanent("notice id".into()))?;
+        if row.channel == notices::channel::PUSH {
+            return self.push(row, &chooser, &doc, id, &subject, &text).await;
+        }
+        let Some(to) = self.address(row, &chooser, &secret).await? else { return Ok(Outcome::Final("no-address")) };
         match (row.channel.as_str(), &self.mailer, &self.sms) {
             (notices::channel::EMAIL, Some(mailer), _) => {
                 let unsubscribe = choosable.then(|| {
@@ -313,6 +319,71 @@ impl Sender {
             _ => return Ok(Outcome::Final("not-configured")),
         }
         Ok(Outcome::Delivered)
+    }
+}
+
+impl Sender {
+    /// Pushes the notice to each of the chooser's browsers: delivered when a push service
+    /// took it for one of them (a browser whose push service is down then misses it: the
+    /// others are not pushed again and again); a subscription the push service calls gone is
+    /// deleted; when none took it and one could not be reached, all are tried again later
+    /// (one topic per notice: a push service replaces a copy not yet delivered).
+    async fn push(
+        &self,
+        row: &Row,
+        chooser: &str,
+        doc: &OutboxDoc,
+        id: Uuid,
+        title: &str,
+        body: &str,
+    ) -> Result<Outcome, SendError> {
+        let transient = |e: Error| SendError::Transient(e.to_string());
+        let Some(person) = chooser.strip_prefix("person:") else { return Ok(Outcome::Final("no-address")) };
+        let subs = crate::push::subscriptions(&self.store, person).await.map_err(transient)?;
+        let payload = serde_json::json!({
+            "notification_id": id,
+            "kind": row.kind,
+            "title": title,
+            "body": body,
+            "links": {"ride_id": doc.facts.ride_id, "ride_request_id": doc.facts.ride_request_id},
+        })
+        .to_string();
+        let topic = id.simple().to_string();
+        let urgent = row.kind == kind::REMINDER || row.kind == kind::CANCELLED;
+        let (mut sent, mut retry, mut gone) = (0usize, false, 0usize);
+        for (sub_id, sealed, _) in &subs {
+            let Ok(sealed) = serde_json::from_str::<domain::types::Sealed>(sealed) else { continue };
+            let target = match self.keys.unseal_json::<people::PushTarget>(chooser, "push", &sealed).await {
+                Ok(Some(t)) => t,
+                Ok(None) => return Ok(Outcome::Final("erased")),
+                Err(e) => return Err(SendError::Transient(e.to_string())),
+            };
+            match self.pusher.send(&target, payload.as_bytes(), &topic, urgent).await {
+                Ok(crate::push::Pushed::Sent) => sent += 1,
+                Ok(crate::push::Pushed::Gone) => {
+                    gone += 1;
+                    if let Ok(sub) = sub_id.parse() {
+                        crate::subscriptions::remove(&self.store, chooser, sub, "gone")
+                            .await
+                            .map_err(|e| SendError::Transient(e.to_string()))?;
+                    }
+                }
+                Err(SendError::Transient(e)) => {
+                    tracing::warn!(notice_id = %row.notice_id, error = %e, "push not sent; retrying later");
+                    retry = true;
+                }
+                Err(e) => tracing::warn!(notice_id = %row.notice_id, error = %e, "push refused"),
+            }
+        }
+        Ok(if sent > 0 {
+            Outcome::Delivered
+        } else if retry {
+            Outcome::Retry
+        } else if gone == subs.len() {
+            Outcome::Final("no-address")
+        } else {
+            Outcome::Final("rejected")
+        })
     }
 }
 

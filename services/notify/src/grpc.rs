@@ -26,6 +26,7 @@ pub const MAX_PAGE: u32 = 500;
 pub struct Notify {
     pub(crate) store: EventStore,
     pub(crate) keys: keystore::KeyStore,
+    pub(crate) pusher: crate::push::Pusher,
 }
 
 fn recipients(list: &[String]) -> Result<Vec<String>, ServiceError> {
@@ -140,7 +141,7 @@ pub const MAX_TRIES: u32 = 5;
 /// How long a confirmation code holds.
 pub const CODE_VALID_HOURS: i64 = 24;
 
-fn person_recipient(r: &str) -> Result<String, ServiceError> {
+pub(crate) fn person_recipient(r: &str) -> Result<String, ServiceError> {
     match r.strip_prefix("person:").map(str::parse::<Uuid>) {
         Some(Ok(id)) => Ok(format!("person:{id}")),
         _ => Err(ServiceError::invalid("/recipient", "must be `person:<uuid>`")),
@@ -264,6 +265,34 @@ impl NotifyService for Notify {
 
     async fn mark_notice_read(&self, req: Request<pb::MarkNoticeReadRequest>) -> Result<Response<pb::Notice>, Status> {
         Inbox::mark_notice_read(self, req).await
+    }
+
+    async fn vapid_public_key(
+        &self,
+        _: Request<pb::VapidPublicKeyRequest>,
+    ) -> Result<Response<pb::VapidPublicKeyResponse>, Status> {
+        Ok(Response::new(pb::VapidPublicKeyResponse { key: self.pusher.public_key().to_owned() }))
+    }
+
+    async fn add_push_subscription(
+        &self,
+        req: Request<pb::AddPushSubscriptionRequest>,
+    ) -> Result<Response<pb::AddPushSubscriptionResponse>, Status> {
+        crate::subscriptions::add(self, req).await
+    }
+
+    async fn list_push_subscriptions(
+        &self,
+        req: Request<pb::ListPushSubscriptionsRequest>,
+    ) -> Result<Response<pb::ListPushSubscriptionsResponse>, Status> {
+        crate::subscriptions::list(self, req).await
+    }
+
+    async fn delete_push_subscription(
+        &self,
+        req: Request<pb::DeletePushSubscriptionRequest>,
+    ) -> Result<Response<pb::DeletePushSubscriptionResponse>, Status> {
+        crate::subscriptions::delete(self, req).await
     }
 
     async fn get_preferences(
@@ -486,6 +515,9 @@ impl NotifyService for Notify {
                 )
                 .await
                 .map_err(ServiceError::from)?;
+            if recipient.starts_with("person:") {
+                e.push_subscriptions = crate::subscriptions::list_of(self, &recipient).await?;
+            }
             e.deliveries = rows
                 .into_iter()
                 .map(|(notice_id, kind, channel, outcome, at)| pb::Delivery {
@@ -575,7 +607,7 @@ impl NotifyService for Notify {
 
 /// A person erased here keeps no contact details or preferences: a request to set them
 /// (a development token outlives its person's erasure) finds no such person.
-fn erased() -> ServiceError {
+pub(crate) fn erased() -> ServiceError {
     ServiceError::NotFound("person (erased: nothing is kept for them)".into())
 }
 

@@ -13,8 +13,10 @@ pub mod mail;
 pub mod metrics;
 pub mod notices;
 pub mod people;
+pub mod push;
 pub mod quiet;
 pub mod sms;
+pub mod subscriptions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -81,20 +83,31 @@ pub struct NotifyServer {
     pub volunteer_feed: watch::Receiver<FollowStatus>,
 }
 
-/// Where notices go besides the inbox; a channel left out records its notices once as
-/// `not-configured`.
+/// Where notices go besides the inbox; e-mail or SMS left out records its notices once as
+/// `not-configured`. Web Push needs nothing outside (its key pair is made on first start).
 #[derive(Debug, Clone, Default)]
 pub struct Outbound {
     /// E-mail.
     pub mailer: Option<mail::Mailer>,
     /// SMS.
     pub sms: Option<sms::SmsSender>,
+    /// Web Push.
+    pub push: push::PushConfig,
 }
 
 impl Outbound {
-    /// The channels `mail` and `sms` configure.
-    pub fn from_config(mail: &mail::MailConfig, sms: &sms::SmsConfig) -> Result<Self, mail::SendError> {
-        Ok(Outbound { mailer: mail::Mailer::from_config(mail)?, sms: sms::SmsSender::from_config(sms)? })
+    /// The channels `mail`, `sms` and `push` configure; the VAPID subject defaults to the
+    /// sender address of e-mail.
+    pub fn from_config(
+        mail: &mail::MailConfig,
+        sms: &sms::SmsConfig,
+        push: &push::PushConfig,
+    ) -> Result<Self, mail::SendError> {
+        let mut push = push.clone();
+        if push.subject.as_deref().is_none_or(str::is_empty) {
+            push.subject = Some(mail::vapid_subject_of(&mail.from));
+        }
+        Ok(Outbound { mailer: mail::Mailer::from_config(mail)?, sms: sms::SmsSender::from_config(sms)?, push })
     }
 }
 
@@ -106,7 +119,7 @@ impl NotifyServer {
         peers: Peers,
         mailer: Option<mail::Mailer>,
     ) -> Result<Self, StartError> {
-        Self::start_with(store, keys, peers, Outbound { mailer, sms: None }).await
+        Self::start_with(store, keys, peers, Outbound { mailer, ..Outbound::default() }).await
     }
 
     /// Migrates, starts the inbox projection, the feed followers, the decider and the
@@ -118,6 +131,9 @@ impl NotifyServer {
         outbound: Outbound,
     ) -> Result<Self, StartError> {
         migrate(&store).await?;
+        let vapid = push::Vapid::load_or_generate(&store, &keys).await?;
+        let subject = outbound.push.subject.clone().unwrap_or_else(|| "mailto:noreply@samskab.invalid".into());
+        let pusher = push::Pusher::new(vapid, subject, outbound.push.allow_loopback);
         let s = store.clone();
         servicekit::server::forever("inbox projection", move || {
             let s = s.clone();
@@ -154,6 +170,7 @@ impl NotifyServer {
             keys: keys.clone(),
             mailer: outbound.mailer,
             sms: outbound.sms,
+            pusher: pusher.clone(),
             volunteer: Some(VolunteerServiceClient::new(volunteer_channel)),
         };
         servicekit::server::forever("sender", move || {
@@ -165,7 +182,7 @@ impl NotifyServer {
                 }
             }
         });
-        Ok(NotifyServer { handlers: Notify { store, keys }, carehome_feed, booking_feed, volunteer_feed })
+        Ok(NotifyServer { handlers: Notify { store, keys, pusher }, carehome_feed, booking_feed, volunteer_feed })
     }
 
     /// The service's routes.
@@ -215,6 +232,9 @@ pub struct Config {
     /// SMS (an HTTP provider).
     #[command(flatten)]
     pub sms: sms::SmsConfig,
+    /// Web Push.
+    #[command(flatten)]
+    pub push: push::PushConfig,
     /// The gRPC server (reflection).
     #[command(flatten)]
     pub grpc: servicekit::server::GrpcConfig,
@@ -227,7 +247,7 @@ pub struct Config {
 pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), StartError> {
     let store = EventStore::connect(&config.database_url).await?;
     let keys = servicekit::bootstrap::key_store(&store, &config.keys).await?;
-    let outbound = Outbound::from_config(&config.mail, &config.sms)?;
+    let outbound = Outbound::from_config(&config.mail, &config.sms, &config.push)?;
     let peers = Peers {
         carehome_url: config.carehome_url,
         booking_url: config.booking_url,
@@ -254,6 +274,7 @@ pub async fn rebuild(store: &EventStore, progress: impl Fn(u64, u64)) -> Result<
         "DELETE FROM notify_deliveries",
         "DELETE FROM notify_contacts",
         "DELETE FROM notify_preferences",
+        "DELETE FROM notify_push_subscriptions",
         "DELETE FROM notify_erased WHERE recipient LIKE 'person:%'",
     ];
     eventlog::rebuild_projection(store, Arc::new(inbox::Inbox), TABLES, progress).await

@@ -74,6 +74,13 @@ pub fn masked(url: &str) -> String {
     }
 }
 
+/// `mailto:` the address of `from` (`Name <address>` or an address): the VAPID subject
+/// when none is configured.
+pub fn vapid_subject_of(from: &str) -> String {
+    let address = from.rsplit_once('<').map_or(from, |(_, a)| a.trim_end_matches('>')).trim();
+    format!("mailto:{address}")
+}
+
 /// Whether plain SMTP to `host` stays on this machine or a private network.
 fn private_host(host: &str) -> bool {
     if host == "localhost" {

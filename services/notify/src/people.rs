@@ -109,6 +109,44 @@ pub struct RecipientErased {
     pub recipient: String,
 }
 
+/// A browser subscribed to Web Push for the person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushSubscriptionAdded {
+    /// `person:<id>`.
+    pub recipient: String,
+    /// Its id.
+    pub subscription_id: uuid::Uuid,
+    /// [`PushTarget`] as JSON, sealed under the person's key.
+    pub target: Sealed,
+    /// A keyed digest of the endpoint (the same browser subscribing again is found by it).
+    pub endpoint_digest: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A subscription is gone: deleted by the person (`deleted`) or refused by the push
+/// service as expired (`gone`: a 404 or 410).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushSubscriptionRemoved {
+    /// `person:<id>`.
+    pub recipient: String,
+    /// Its id.
+    pub subscription_id: uuid::Uuid,
+    /// `deleted` or `gone`.
+    pub reason: String,
+}
+
+/// Where and how a push goes (sealed in [`PushSubscriptionAdded`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushTarget {
+    /// The push service's URL for the browser.
+    pub endpoint: String,
+    /// The browser's P-256 public key, base64url.
+    pub p256dh: String,
+    /// Its auth secret, base64url.
+    pub auth: String,
+}
+
 /// The stream of a recipient's own events.
 pub fn stream(recipient: &str) -> String {
     format!("recipient-{recipient}")
@@ -161,6 +199,31 @@ pub async fn apply(tx: &mut Tx<'_>, event: &RecordedEvent) -> Result<(), Error> 
             let e: RecipientErased = event.payload_as()?;
             erase_in(tx, &e.recipient).await?;
         }
+        "PushSubscriptionAdded" => {
+            let a: PushSubscriptionAdded = event.payload_as()?;
+            let sealed = serde_json::to_string(&a.target).map_err(Error::Payload)?;
+            tx.execute(
+                "INSERT INTO notify_push_subscriptions \
+                 (subscription_id, person_id, sealed, endpoint_digest, created_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (subscription_id) DO NOTHING",
+                &[
+                    a.subscription_id.to_string().into(),
+                    person_of(&a.recipient).into(),
+                    sealed.into(),
+                    a.endpoint_digest.into(),
+                    Arg::Int(micros(a.created_at)),
+                ],
+            )
+            .await?;
+        }
+        "PushSubscriptionRemoved" => {
+            let r: PushSubscriptionRemoved = event.payload_as()?;
+            tx.execute(
+                "DELETE FROM notify_push_subscriptions WHERE subscription_id = $1",
+                &[r.subscription_id.to_string().into()],
+            )
+            .await?;
+        }
         _ => {}
     }
     Ok(())
@@ -181,6 +244,7 @@ pub async fn erase_in(tx: &mut Tx<'_>, recipient: &str) -> Result<(), Error> {
     .await?;
     tx.execute("DELETE FROM notify_preferences WHERE recipient = $1", &[r.as_str().into()]).await?;
     tx.execute("DELETE FROM notify_contacts WHERE person_id = $1", &[person_of(&r).into()]).await?;
+    tx.execute("DELETE FROM notify_push_subscriptions WHERE person_id = $1", &[person_of(&r).into()]).await?;
     tx.execute("DELETE FROM notify_inbox WHERE recipient = $1", &[r.as_str().into()]).await?;
     tx.execute("DELETE FROM notify_outbox WHERE recipient = $1", &[r.as_str().into()]).await?;
     tx.execute("DELETE FROM notify_deliveries WHERE recipient = $1", &[r.as_str().into()]).await?;
@@ -326,6 +390,8 @@ pub struct State {
     pub preferences: Option<Preferences>,
     /// Pending addresses per channel.
     pub pending: BTreeMap<String, PendingContact>,
+    /// Push subscriptions, oldest first.
+    pub push: Vec<PushSubscriptionAdded>,
     /// Erased.
     pub erased: bool,
 }
@@ -358,6 +424,13 @@ pub async fn load(store: &EventStore, recipient: &str) -> Result<State, Error> {
             }
             "RecipientErased" => {
                 s = State { version: e.version, erased: true, ..State::default() };
+            }
+            "PushSubscriptionAdded" => {
+                s.push.push(e.payload_as::<PushSubscriptionAdded>()?);
+            }
+            "PushSubscriptionRemoved" => {
+                let r: PushSubscriptionRemoved = e.payload_as()?;
+                s.push.retain(|a| a.subscription_id != r.subscription_id);
             }
             _ => {}
         }

@@ -32,7 +32,9 @@ testkit::both_backends!(
     two_notify_processes_one_killed_and_restarted_tell_each_reminder_once,
     a_refused_address_holds_back_nobody_a_linked_person_is_mailed_and_a_dead_relay_fails_after_a_day,
     by_sms_a_code_and_a_cancellation_go_out_once_per_key_and_an_invalid_number_is_refused_once,
-    quiet_hours_hold_sms_until_seven_on_a_night_the_clocks_change_unless_the_ride_starts_first
+    quiet_hours_hold_sms_until_seven_on_a_night_the_clocks_change_unless_the_ride_starts_first,
+    by_push_each_browser_gets_the_notice_encrypted_and_signed_and_a_gone_one_is_deleted,
+    at_most_ten_push_subscriptions_a_person_even_when_added_at_once
 );
 
 /// A notify server on its own database next to `w`'s, without e-mail.
@@ -937,6 +939,15 @@ async fn notify_texting(
         format: "samskab".into(),
         sender: "Samskab".into(),
     };
+    let sms = notify::sms::SmsSender::from_config(&cfg).unwrap();
+    notify_with(w, notify::Outbound { sms, ..Default::default() }).await
+}
+
+/// A notify server sending through `outbound`.
+async fn notify_with(
+    w: &World,
+    outbound: notify::Outbound,
+) -> (Spawned, NotifyServiceClient<Channel>, notify::NotifyServer) {
     let store = eventlog::EventStore::connect(&format!("{}{}", w.db.sibling("notify"), w.url_options)).await.unwrap();
     let keys = keystore::KeyStore::connect(&store, notify_master()).await.unwrap();
     let peers = notify::Peers {
@@ -945,7 +956,6 @@ async fn notify_texting(
         volunteer_url: w.volunteer_url(),
         tls: servicekit::tls::TlsConfig::plaintext(),
     };
-    let outbound = notify::Outbound { mailer: None, sms: notify::sms::SmsSender::from_config(&cfg).unwrap() };
     let server = notify::NotifyServer::start_with(store, keys, peers, outbound).await.unwrap();
     let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
     let spawned = servicekit::server::spawn(any, server.routes(), notify::SERVICE_NAMES).await.unwrap();
@@ -1169,4 +1179,188 @@ async fn quiet_hours_hold_sms_until_seven_on_a_night_the_clocks_change_unless_th
     time.jump_to(t("2027-03-28T05:00:30Z")).unwrap();
     let texts = texts_until(&provider, 3).await;
     assert!(ride_of(&texts[2]).contains("10:00"), "{}", ride_of(&texts[2]));
+}
+
+/// A notify server pushing to push services on loopback (the test's), no e-mail or SMS.
+async fn notify_pushing(w: &World) -> (Spawned, NotifyServiceClient<Channel>, notify::NotifyServer) {
+    let push = notify::push::PushConfig { subject: Some("mailto:ops@odense.example.org".into()), allow_loopback: true };
+    notify_with(w, notify::Outbound { push, ..Default::default() }).await
+}
+
+fn subscribe(person: Uuid, endpoint: &str) -> npb::AddPushSubscriptionRequest {
+    npb::AddPushSubscriptionRequest {
+        recipient: format!("person:{person}"),
+        endpoint: endpoint.into(),
+        p256dh: testkit::push::UA_PUBLIC.into(),
+        auth: testkit::push::AUTH.into(),
+    }
+}
+
+async fn subscriptions(client: &NotifyServiceClient<Channel>, person: Uuid) -> Vec<String> {
+    let req = npb::ListPushSubscriptionsRequest { recipient: format!("person:{person}") };
+    let list = client.clone().list_push_subscriptions(req).await.unwrap().into_inner();
+    list.subscriptions.into_iter().map(|s| s.endpoint).collect()
+}
+
+/// Web Push: a person's two browsers each get a cancellation, encrypted for them (the
+/// stand-in push service decrypts with the browser's keys) and signed with the VAPID key
+/// the API hands out, under the notice's topic, naming no resident; a push service that
+/// answers 410 has its subscription deleted and the other browser still gets the next one;
+/// endpoints that are not https or reach a private address, and keys that are not P-256
+/// points, are refused; a person deletes their own subscriptions only.
+async fn by_push_each_browser_gets_the_notice_encrypted_and_signed_and_a_gone_one_is_deleted(mut w: World) {
+    let (_dir, _time) = test_clock("2027-09-06T08:00:00Z");
+    let b = world(&mut w).await;
+    let resident = w.resident(b.home, &["rides"]).await;
+    w.settle().await;
+    let person = Uuid::now_v7();
+    link_pilot(&w, b.pilot, person).await;
+    let service = testkit::push::PushService::start().await;
+    let (_a, client, server) = notify_pushing(&w).await;
+    testkit::eventually("the link to reach notify", Duration::from_secs(30), || async {
+        server.volunteer_feed.borrow().applied >= 3
+    })
+    .await;
+    let vapid = client.clone().vapid_public_key(npb::VapidPublicKeyRequest {}).await.unwrap().into_inner().key;
+    assert_eq!(base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &vapid).unwrap().len(), 65);
+
+    // Refused: not https, a private address, keys that are not a browser's.
+    let refused = |req: npb::AddPushSubscriptionRequest, field: &'static str| {
+        let client = client.clone();
+        async move {
+            let e = client.clone().add_push_subscription(req).await.unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument, "{}", e.message());
+            assert!(e.message().contains(field), "{field}: {}", e.message());
+        }
+    };
+    refused(subscribe(person, "https://10.1.2.3/push/x"), "/endpoint").await;
+    refused(subscribe(person, "http://push.example.org/push/x"), "/endpoint").await;
+    refused(
+        npb::AddPushSubscriptionRequest { p256dh: "BAAA".into(), ..subscribe(person, &service.endpoint("a")) },
+        "/keys/p256dh",
+    )
+    .await;
+    refused(
+        npb::AddPushSubscriptionRequest { auth: "AAAA".into(), ..subscribe(person, &service.endpoint("a")) },
+        "/keys/auth",
+    )
+    .await;
+    assert!(subscriptions(&client, person).await.is_empty(), "nothing kept of a refusal");
+
+    // Two browsers; the same one again is the same subscription.
+    let first =
+        client.clone().add_push_subscription(subscribe(person, &service.endpoint("a"))).await.unwrap().into_inner();
+    assert!(first.created);
+    let again =
+        client.clone().add_push_subscription(subscribe(person, &service.endpoint("a"))).await.unwrap().into_inner();
+    assert!(!again.created);
+    assert_eq!(
+        again.subscription.unwrap().push_subscription_id,
+        first.subscription.as_ref().unwrap().push_subscription_id
+    );
+    client.clone().add_push_subscription(subscribe(person, &service.endpoint("b"))).await.unwrap();
+    assert_eq!(subscriptions(&client, person).await, vec![service.endpoint("a"), service.endpoint("b")]);
+
+    // A cancellation, chosen by push: both browsers, decrypted and verified.
+    let prefs = npb::SetPreferencesRequest {
+        recipient: format!("person:{person}"),
+        preferences: Some(npb::Preferences {
+            language: "da".into(),
+            quiet_hours: None,
+            channels: [("ride.cancelled".to_owned(), npb::ChannelList { channels: vec!["push".into()] })].into(),
+        }),
+        default_language: "da".into(),
+        default_timezone: "Europe/Copenhagen".into(),
+    };
+    client.clone().set_preferences(prefs).await.unwrap();
+    let ride = w.book(b.bike, b.pilot, "2027-09-08T08:00:00Z", 60, &[resident]).await.unwrap();
+    w.booking.cancel_ride(cancel(&ride.ride_id)).await.unwrap();
+    testkit::eventually("two pushes", Duration::from_secs(30), || async { service.received().len() >= 2 }).await;
+    let got = service.received();
+    let mut to: Vec<&str> = got.iter().map(|r| r.subscription.as_str()).collect();
+    to.sort();
+    assert_eq!(to, vec!["a", "b"]);
+    for r in &got {
+        assert_eq!(r.error, None, "checked and decrypted");
+        assert_eq!(r.status, 201);
+        assert_eq!(r.vapid_key, vapid, "signed with the key browsers subscribe with");
+        assert_eq!(r.payload["kind"], "ride.cancelled");
+        assert_eq!(r.payload["title"], "Turen er aflyst");
+        assert_eq!(r.payload["links"]["ride_id"], ride.ride_id.as_str());
+        assert_eq!(r.topic, r.payload["notification_id"].as_str().unwrap().replace('-', ""), "one topic per notice");
+        assert_eq!(r.urgency, "high");
+        let text = r.payload.to_string();
+        for name in ["Ærø", "Østergård", "harbour"] {
+            assert!(!text.contains(name), "a resident in a push: {text}");
+        }
+    }
+    let pilot_r = format!("pilot:{}", b.pilot);
+    testkit::eventually("the push recorded delivered", Duration::from_secs(30), || async {
+        outcomes(&client, &pilot_r).await.contains(&("ride.cancelled".to_owned(), "delivered".to_owned()))
+    })
+    .await;
+
+    // Browser b's push service says it is gone: b is deleted, a still gets the next one.
+    service.gone("b");
+    let ride = w.book(b.bike, b.pilot, "2027-09-09T08:00:00Z", 60, &[]).await.unwrap();
+    w.booking.cancel_ride(cancel(&ride.ride_id)).await.unwrap();
+    testkit::eventually("b deleted", Duration::from_secs(30), || async {
+        subscriptions(&client, person).await == vec![service.endpoint("a")]
+    })
+    .await;
+    let got = service.received();
+    assert!(got.iter().any(|r| r.subscription == "a" && r.payload["links"]["ride_id"] == ride.ride_id.as_str()));
+    assert!(got.iter().any(|r| r.subscription == "b" && r.status == 410));
+
+    // The export lists the browser; another person cannot delete it; the person can, once.
+    let export = client
+        .clone()
+        .export_recipients(npb::ExportRecipientsRequest { recipients: vec![format!("person:{person}")] })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(export.recipients[0].push_subscriptions.len(), 1);
+    let id = export.recipients[0].push_subscriptions[0].push_subscription_id.clone();
+    let delete = |who: Uuid| npb::DeletePushSubscriptionRequest {
+        recipient: format!("person:{who}"),
+        push_subscription_id: id.clone(),
+    };
+    let e = client.clone().delete_push_subscription(delete(Uuid::now_v7())).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    client.clone().delete_push_subscription(delete(person)).await.unwrap();
+    let e = client.clone().delete_push_subscription(delete(person)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    assert!(subscriptions(&client, person).await.is_empty());
+    // No endpoint in clear in notify's log.
+    let log = notify_log_text(&w).await;
+    assert!(!log.contains("/push/a") && !log.contains("127.0.0.1"), "an endpoint in notify's log");
+}
+
+/// Twelve browsers subscribing at once: ten are kept, two are refused (limit-reached).
+async fn at_most_ten_push_subscriptions_a_person_even_when_added_at_once(mut w: World) {
+    let (_dir, _time) = test_clock("2027-09-06T08:00:00Z");
+    world(&mut w).await;
+    let service = testkit::push::PushService::start().await;
+    let (_a, client, _) = notify_pushing(&w).await;
+    let person = Uuid::now_v7();
+    let adds = (0..12).map(|i| {
+        let (client, endpoint) = (client.clone(), service.endpoint(&format!("browser-{i}")));
+        tokio::spawn(async move { client.clone().add_push_subscription(subscribe(person, &endpoint)).await })
+    });
+    let results = futures_util::future::join_all(adds).await;
+    let mut kept = 0;
+    for r in results {
+        match r.unwrap() {
+            Ok(r) => {
+                assert!(r.into_inner().created);
+                kept += 1;
+            }
+            Err(e) => {
+                assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{}", e.message());
+                assert!(e.message().contains("at most 10"), "{}", e.message());
+            }
+        }
+    }
+    assert_eq!(kept, 10);
+    assert_eq!(subscriptions(&client, person).await.len(), 10);
 }

@@ -53,6 +53,9 @@ pub struct ServeConfig {
     /// SMS notices (an HTTP provider).
     #[command(flatten)]
     pub sms: notify::sms::SmsConfig,
+    /// Web Push notices.
+    #[command(flatten)]
+    pub push: notify::push::PushConfig,
 }
 
 impl ServeConfig {
@@ -257,7 +260,8 @@ pub async fn start(cfg: &ServeConfig) -> Result<Running, Error> {
         volunteer_url: url_for(&volunteer.url(), "notify"),
         tls: Default::default(),
     };
-    let outbound = notify::Outbound::from_config(&cfg.mail, &cfg.sms).map_err(|e| Error::Start(e.to_string()))?;
+    let outbound =
+        notify::Outbound::from_config(&cfg.mail, &cfg.sms, &cfg.push).map_err(|e| Error::Start(e.to_string()))?;
     let n = notify::NotifyServer::start_with(store, keys, peers, outbound)
         .await
         .map_err(|e| Error::Start(e.to_string()))?;

@@ -22,11 +22,11 @@ use opentelemetry::KeyValue;
 use uuid::Uuid;
 
 use super::signature::{HEADER, signature};
-use super::ssrf::{check_url, literal_ip, resolve};
 use super::store::{Attempt, Queued};
 use super::{Hook, WebhookConfig, Webhooks, now_ms};
 use crate::feed::{FeedCursor, FeedItem};
 use crate::problem::ApiError;
+use servicekit::ssrf::{check_url, literal_ip, resolve};
 
 /// How long a claimed attempt is leased to its dispatcher.
 const LEASE_MS: i64 = 30_000;

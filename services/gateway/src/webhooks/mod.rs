@@ -16,12 +16,11 @@
 //! - `store`: the rows and their SQL (webhooks, the queue, the log of attempts);
 //! - `dispatcher`: the delivery loop (feed into queue, leases, backoff, giving up, the
 //!   backlog gauge, the `POST`);
-//! - `ssrf`: which targets are allowed;
+//! - `servicekit::ssrf`: which targets are allowed (shared with notify's push sender);
 //! - `signature`: the `Samskab-Signature` header.
 
 mod dispatcher;
 mod signature;
-mod ssrf;
 mod store;
 
 use serde::Serialize;
@@ -32,7 +31,7 @@ use keystore::KeyStore;
 
 use crate::feed::FeedReader;
 
-pub use ssrf::{check_url, resolve};
+pub use servicekit::ssrf::{check_url, resolve};
 pub use store::owner_of;
 
 /// How webhooks are delivered.

@@ -1,8 +1,9 @@
 //! The guard against server-side request forgery. A target must be an absolute `http://`
 //! or `https://` URL without credentials; its host is resolved and every address must be
 //! public (not loopback, private, link-local, cloud metadata, unspecified, multicast,
-//! CGNAT or reserved). The dispatcher then connects to the checked address (pinned) and
-//! does not follow redirects. `--webhooks-allow-loopback` allows loopback targets for
+//! CGNAT or reserved). A sender (the gateway's webhook dispatcher, notify's push sender)
+//! then connects to the checked address (pinned) and does not follow redirects.
+//! `--webhooks-allow-loopback` and `--push-allow-loopback` allow loopback targets for
 //! local development and tests.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -54,8 +55,8 @@ fn forbidden_v4(ip: Ipv4Addr, allow_loopback: bool) -> bool {
 }
 
 /// Why a URL is refused as a target (the message of a 400 on `/url`).
-pub fn check_url(url: &str) -> Result<reqwest::Url, &'static str> {
-    let u = reqwest::Url::parse(url).map_err(|_| "must be an absolute http:// or https:// URL")?;
+pub fn check_url(url: &str) -> Result<url::Url, &'static str> {
+    let u = url::Url::parse(url).map_err(|_| "must be an absolute http:// or https:// URL")?;
     match u.scheme() {
         "http" | "https" => {}
         _ => return Err("must be an absolute http:// or https:// URL"),
@@ -76,13 +77,13 @@ pub fn check_url(url: &str) -> Result<reqwest::Url, &'static str> {
 }
 
 /// The URL's host when it is an IP address literal.
-pub(super) fn literal_ip(u: &reqwest::Url) -> Option<IpAddr> {
+pub fn literal_ip(u: &url::Url) -> Option<IpAddr> {
     u.host_str()?.trim_start_matches('[').trim_end_matches(']').parse().ok()
 }
 
 /// Resolves the target's host; `Err` when any address is refused, `Ok(empty)` when it
 /// does not resolve.
-pub async fn resolve(u: &reqwest::Url, allow_loopback: bool) -> Result<Vec<SocketAddr>, String> {
+pub async fn resolve(u: &url::Url, allow_loopback: bool) -> Result<Vec<SocketAddr>, String> {
     let port = u.port_or_known_default().unwrap_or(80);
     let host = u.host_str().unwrap_or("");
     let addrs: Vec<SocketAddr> = match literal_ip(u) {
