@@ -260,6 +260,10 @@ enum Ep {
     ContactConfirm,
     Unsubscribe,
     UnsubscribePage,
+    VapidKey,
+    PushAdd,
+    PushList,
+    PushDelete,
     HomePatch,
     ClosureLift,
     BikePatch,
@@ -286,6 +290,8 @@ struct Row {
     scoped: bool,
     /// Whether the object lives at the care home that requires confirmation.
     confirm_home: bool,
+    /// Whether it needs no sign-in at all (a public key): `ok` without a token too.
+    public: bool,
 }
 
 const fn row(
@@ -296,7 +302,7 @@ const fn row(
     allowed: &'static [Who],
     readers: &'static [Who],
 ) -> Row {
-    Row { ep, method, path, ok, allowed, readers, scoped: true, confirm_home: false }
+    Row { ep, method, path, ok, allowed, readers, scoped: true, confirm_home: false, public: false }
 }
 
 /// The table. Where `api.md` is silent the decision is written at the row.
@@ -506,13 +512,25 @@ fn rows() -> Vec<Row> {
         // notifications.rs signs one with notify's key).
         Row { scoped: false, ..row(Unsubscribe, "POST", "/v1/unsubscribe", 401, ANYONE, ANYONE) },
         Row { scoped: false, ..row(UnsubscribePage, "GET", "/v1/unsubscribe", 401, ANYONE, ANYONE) },
+        // The VAPID key is public: anyone, signed in or not.
+        Row { scoped: false, public: true, ..row(VapidKey, "GET", "/v1/push/vapid-public-key", 200, ANYONE, ANYONE) },
+        // Push subscriptions are a person's own, for people with a grant, as contact
+        // details are. Each allowed cell adds a browser of its own (the test push services
+        // are on loopback, allowed in tests); deleting an id that is not the caller's is 404
+        // for every allowed cell (notifications.rs deletes a person's own).
+        Row { scoped: false, ..row(PushAdd, "POST", "/v1/me/push-subscriptions", 201, GRANT_HOLDERS, ANYONE) },
+        Row { scoped: false, ..row(PushList, "GET", "/v1/me/push-subscriptions", 200, GRANT_HOLDERS, ANYONE) },
+        Row {
+            scoped: false,
+            ..row(PushDelete, "DELETE", "/v1/me/push-subscriptions/{id}", 404, GRANT_HOLDERS, ANYONE)
+        },
     ]
 }
 
 /// The status a cell must answer.
 fn expected(row: &Row, who: Who, obj: Obj) -> u16 {
     if who == NoToken {
-        return 401;
+        return if row.public { row.ok } else { 401 };
     }
     // On a foreign (or unknown) object only the unscoped callers keep their relation.
     let relation = match obj {
@@ -893,6 +911,14 @@ fn request(m: &Matrix, row: &Row, who: Who, c: &Ctx, n: u32) -> (String, Option<
         ContactSet => ("/v1/me/contact".into(), Some(json!({"email": format!("matrix-{n}@example.org")}))),
         ContactConfirm => ("/v1/me/contact/confirm".into(), Some(json!({"channel": "sms", "code": "123456"}))),
         Unsubscribe | UnsubscribePage => (format!("/v1/unsubscribe?token={}", forged_unsubscribe_token()), None),
+        VapidKey => ("/v1/push/vapid-public-key".into(), None),
+        PushAdd => (
+            "/v1/me/push-subscriptions".into(),
+            Some(json!({"endpoint": format!("http://127.0.0.1:9/push/matrix-{n}"),
+                "keys": {"p256dh": testkit::push::UA_PUBLIC, "auth": testkit::push::AUTH}})),
+        ),
+        PushList => ("/v1/me/push-subscriptions".into(), None),
+        PushDelete => (format!("/v1/me/push-subscriptions/{}", Uuid::now_v7()), None),
     }
 }
 

@@ -1282,6 +1282,32 @@ async fn bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_noth
         );
         confirm.ok = 404;
         routes.push(confirm);
+        // A browser's push subscription (the test push services are on loopback, allowed
+        // in tests; a public https address that does not resolve here is refused as such).
+        let mut subscribe = r(
+            route(
+                "POST /v1/me/push-subscriptions",
+                "/v1/me/push-subscriptions",
+                &[],
+                &pilot_token,
+                Some(json!({"endpoint": "http://127.0.0.1:9/push/bad-input",
+                    "keys": {"p256dh": testkit::push::UA_PUBLIC, "auth": testkit::push::AUTH}})),
+            ),
+            &["/endpoint", "/keys", "/keys/p256dh", "/keys/auth"],
+            vec![
+                ("/endpoint", json!("http://push.example.org/x"), 400, "/endpoint"),
+                ("/endpoint", json!("https://10.0.0.1/x"), 400, "/endpoint"),
+                ("/endpoint", json!("https://user:pw@push.example.org/x"), 400, "/endpoint"),
+                ("/endpoint", json!("not a url"), 400, "/endpoint"),
+                ("/keys/p256dh", json!("BAAA"), 400, "/keys/p256dh"),
+                ("/keys/p256dh", json!(testkit::push::AUTH), 400, "/keys/p256dh"),
+                ("/keys/auth", json!("AAAA"), 400, "/keys/auth"),
+                ("/keys/auth", json!("!!!!!!!!!!!!!!!!!!!!!!"), 400, "/keys/auth"),
+            ],
+            vec![],
+        );
+        subscribe.ok = 201;
+        routes.push(subscribe);
         // The unsubscribe link: no sign-in, a form or no body; a well-formed token whose
         // signature does not hold (a valid one is only in e-mails: notifications.rs), so
         // the valid request is 401.

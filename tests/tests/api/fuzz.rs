@@ -485,6 +485,13 @@ async fn fuzzed_bodies_never_get_a_5xx_and_refusals_write_nothing(s: System) {
             &coord,
             json!({"channel": "email", "code": "123456"}),
         ),
+        route(
+            "POST /v1/me/push-subscriptions",
+            "/v1/me/push-subscriptions".into(),
+            &coord,
+            json!({"endpoint": "http://127.0.0.1:9/push/fuzz",
+                "keys": {"p256dh": testkit::push::UA_PUBLIC, "auth": testkit::push::AUTH}}),
+        ),
     ];
 
     // The table should cover every POST and PUT of the OpenAPI document (bad_input.rs

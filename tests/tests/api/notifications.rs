@@ -14,7 +14,8 @@ testkit::both_backends!(
     the_inbox_streams_what_arrives_and_resumes_after_an_id,
     preferences_are_kept_and_shown_with_the_defaults_of_kinds_not_chosen,
     a_contact_code_locks_after_five_wrong_tries,
-    an_unsubscribe_link_stops_its_kind_by_email_and_a_forged_one_is_401
+    an_unsubscribe_link_stops_its_kind_by_email_and_a_forged_one_is_401,
+    push_subscriptions_are_a_persons_own_at_most_ten_and_leave_with_the_person
 );
 /// People signed in at an OpenID Provider, with and without grants.
 mod grants {
@@ -499,4 +500,57 @@ async fn an_invitation_and_a_persons_address_travel_by_email_and_leave_with_the_
     let n = &after.body["notifications"][0];
     assert!(n["contact"]["email"].is_null(), "{n}");
     assert!(n["notifications"].as_array().is_some_and(|a| a.is_empty()), "{n}");
+}
+
+/// Web Push over HTTP: the VAPID key needs no sign-in; a person's browser subscribes once
+/// (the same endpoint again is 200 with the same subscription), sees only their own, and
+/// may keep ten; an API key is no person (403); another person's subscription is 404 to
+/// delete; it is in the person's export and gone after their erasure.
+async fn push_subscriptions_are_a_persons_own_at_most_ten_and_leave_with_the_person(s: System) {
+    let w = s.world().await;
+    let service = testkit::push::PushService::start().await;
+    let key = s.http.get(format!("{}/v1/push/vapid-public-key", s.base)).send().await.unwrap();
+    assert_eq!(key.status(), 200);
+    let key: serde_json::Value = key.json().await.unwrap();
+    assert_eq!(key["key"].as_str().unwrap().len(), 87, "{key}");
+
+    let coord = s.token(Role::Coordinator(w.home));
+    let other = s.token(Role::Coordinator(w.home));
+    let browser = |name: &str| {
+        json!({"endpoint": service.endpoint(name), "expirationTime": null,
+            "keys": {"p256dh": testkit::push::UA_PUBLIC, "auth": testkit::push::AUTH}})
+    };
+    const SUBS: &str = "/v1/me/push-subscriptions";
+    let first = s.post(SUBS, &coord, browser("phone")).await.expect(201);
+    let id = first.str("push_subscription_id");
+    assert_eq!(first.body["endpoint"], service.endpoint("phone"));
+    let again = s.post(SUBS, &coord, browser("phone")).await.expect(200);
+    assert_eq!(again.str("push_subscription_id"), id, "the same browser is the same subscription");
+    let mine = s.get(SUBS, &coord).await.expect(200);
+    assert_eq!(mine.body["items"].as_array().unwrap().len(), 1);
+    assert!(mine.body["items"][0].get("keys").is_none(), "keys are never shown");
+    assert_eq!(s.get(SUBS, &other).await.expect(200).body["items"], json!([]), "another's list is their own");
+    s.delete(&format!("{SUBS}/{id}"), &other).await.expect(404);
+
+    // Ten at most.
+    for n in 1..10 {
+        s.post(SUBS, &coord, browser(&format!("tablet-{n}"))).await.expect(201);
+    }
+    let eleventh = s.post(SUBS, &coord, browser("one-too-many")).await.expect(422);
+    assert_eq!(eleventh.code(), "limit-reached");
+    // An API key acts for an integrator, not a person.
+    let api_key =
+        s.post("/v1/api-keys", &s.admin(), json!({"name": "push", "chapter_id": w.chapter})).await.expect(201);
+    s.post(SUBS, &api_key.str("key"), browser("integrator")).await.expect(403);
+
+    // In the export; deleted once; gone after erasure.
+    let export = s.get("/v1/me/export", &coord).await.expect(200);
+    let listed = &export.body["notifications"][0]["push_subscriptions"];
+    assert_eq!(listed.as_array().unwrap().len(), 10, "{listed}");
+    s.delete(&format!("{SUBS}/{id}"), &coord).await.expect(204);
+    s.delete(&format!("{SUBS}/{id}"), &coord).await.expect(404);
+    assert_eq!(s.get(SUBS, &coord).await.expect(200).body["items"].as_array().unwrap().len(), 9);
+    s.delete("/v1/me", &coord).await.expect(200);
+    let after = s.get("/v1/me/export", &coord).await.expect(200);
+    assert_eq!(after.body["notifications"][0]["push_subscriptions"], json!([]), "{}", after.body);
 }

@@ -15,6 +15,7 @@ pub mod notifications;
 pub mod people;
 pub mod pilots;
 pub mod preferences;
+pub mod push;
 pub mod reach;
 pub mod reports;
 pub mod requests;
@@ -51,5 +52,6 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(people::routes())
         .merge(notifications::routes())
         .merge(preferences::routes())
+        .merge(push::routes())
         .merge(api_keys::routes())
 }

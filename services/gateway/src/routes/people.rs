@@ -523,6 +523,10 @@ fn export_json(got: npb::ExportRecipientsResponse) -> serde_json::Value {
                         "notification_id": d.notice_id, "kind": d.kind, "channel": d.channel,
                         "outcome": d.outcome, "at": time(&d.at),
                     })).collect::<Vec<_>>(),
+                    "push_subscriptions": r.push_subscriptions.into_iter().map(|p| serde_json::json!({
+                        "push_subscription_id": p.push_subscription_id, "endpoint": p.endpoint,
+                        "created_at": time(&p.created_at),
+                    })).collect::<Vec<_>>(),
                 })
             })
             .collect(),

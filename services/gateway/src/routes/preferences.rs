@@ -183,14 +183,14 @@ impl NotificationPreferences {
 }
 
 /// A person who may choose: signed in, with at least one grant (403 otherwise).
-struct Granted {
+pub(crate) struct Granted {
     person: Person,
     /// The person's roles, most powerful first.
     roles: Vec<Role>,
 }
 
 impl Granted {
-    fn of(person: Person) -> Result<Self, ApiError> {
+    pub(crate) fn of(person: Person) -> Result<Self, ApiError> {
         let roles: Vec<Role> = match person.claimed {
             Some(Role::Integrator(_)) => {
                 return Err(ApiError::forbidden().detail("an integrator's token is no person's: it has no preferences"));
@@ -205,7 +205,7 @@ impl Granted {
     }
 
     /// `person:<id>`.
-    fn recipient(&self) -> String {
+    pub(crate) fn recipient(&self) -> String {
         format!("person:{}", self.person.person_id)
     }
 
