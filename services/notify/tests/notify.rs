@@ -931,6 +931,11 @@ async fn notify_texting(
     provider: &testkit::sms::SmsProvider,
     dir: &std::path::Path,
 ) -> (Spawned, NotifyServiceClient<Channel>, notify::NotifyServer) {
+    notify_with(w, notify::Outbound { sms: sms_sender(provider, dir), ..Default::default() }).await
+}
+
+/// An SMS sender to `provider` with the token `sms-token` (its file in `dir`).
+fn sms_sender(provider: &testkit::sms::SmsProvider, dir: &std::path::Path) -> Option<notify::sms::SmsSender> {
     let token = dir.join("sms-token");
     std::fs::write(&token, "sms-token\n").unwrap();
     let cfg = notify::sms::SmsConfig {
@@ -939,8 +944,7 @@ async fn notify_texting(
         format: "samskab".into(),
         sender: "Samskab".into(),
     };
-    let sms = notify::sms::SmsSender::from_config(&cfg).unwrap();
-    notify_with(w, notify::Outbound { sms, ..Default::default() }).await
+    notify::sms::SmsSender::from_config(&cfg).unwrap()
 }
 
 /// A notify server sending through `outbound`.
@@ -1136,8 +1140,8 @@ async fn early_home(w: &mut World, chapter: Uuid) -> Uuid {
 }
 
 /// Quiet hours 22:00-07:00 in Copenhagen, on the night the clocks go forward (28 March
-/// 2027): a cancellation at 23:00 is in the inbox at once but texted only at 07:00 (05:00
-/// UTC, summer time), unless its ride starts at 06:30, which is texted at once. The
+/// 2027): a cancellation at 23:00 is in the inbox at once but texted and pushed only at
+/// 07:00 (05:00 UTC, summer time), unless its ride starts at 06:30, which goes at once. The
 /// number's confirmation code is never held.
 async fn quiet_hours_hold_sms_until_seven_on_a_night_the_clocks_change_unless_the_ride_starts_first(mut w: World) {
     // Saturday 27 March 2027, 23:00 in Copenhagen (+01:00).
@@ -1149,12 +1153,27 @@ async fn quiet_hours_hold_sms_until_seven_on_a_night_the_clocks_change_unless_th
     let person = Uuid::now_v7();
     link_pilot(&w, b.pilot, person).await;
     let provider = testkit::sms::SmsProvider::start(0).await;
-    let (_a, client, server) = notify_texting(&w, &provider, dir.path()).await;
+    let service = testkit::push::PushService::start().await;
+    let push = notify::push::PushConfig { subject: Some("mailto:ops@odense.example.org".into()), allow_loopback: true };
+    let outbound = notify::Outbound { sms: sms_sender(&provider, dir.path()), push, ..Default::default() };
+    let (_a, client, server) = notify_with(&w, outbound).await;
     testkit::eventually("the link to reach notify", Duration::from_secs(30), || async {
         server.volunteer_feed.borrow().applied >= 3
     })
     .await;
-    choose_sms(&client, person, &["ride.cancelled"], Some(("22:00", "07:00"))).await;
+    client.clone().add_push_subscription(subscribe(person, &service.endpoint("phone"))).await.unwrap();
+    let prefs = npb::SetPreferencesRequest {
+        recipient: format!("person:{person}"),
+        preferences: Some(npb::Preferences {
+            language: "da".into(),
+            quiet_hours: Some(npb::QuietHours { from: "22:00".into(), to: "07:00".into(), timezone: String::new() }),
+            channels: [("ride.cancelled".to_owned(), npb::ChannelList { channels: vec!["sms".into(), "push".into()] })]
+                .into(),
+        }),
+        default_language: "da".into(),
+        default_timezone: "Europe/Copenhagen".into(),
+    };
+    client.clone().set_preferences(prefs).await.unwrap();
     // The code comes at once, quiet hours or not.
     confirm_phone(&client, &provider, person, "+4512345678", 1).await;
 
@@ -1169,16 +1188,25 @@ async fn quiet_hours_hold_sms_until_seven_on_a_night_the_clocks_change_unless_th
     let ride_of = |r: &testkit::sms::SmsRequest| r.body["text"].as_str().unwrap().to_owned();
     assert!(ride_of(&texts[1]).contains("06:30"), "the early ride's goes at once: {}", ride_of(&texts[1]));
     until(&client, &pilot_r, "ride.cancelled", 2).await;
+    testkit::eventually("the early ride's push", Duration::from_secs(30), || async { !service.received().is_empty() })
+        .await;
     tokio::time::sleep(notify::TICK * 6).await;
-    assert_eq!(provider.accepted().len(), 2, "the 10:00 ride's waits");
+    assert_eq!(provider.accepted().len(), 2, "the 10:00 ride's SMS waits");
+    let pushed = service.received();
+    assert_eq!(pushed.len(), 1, "the 10:00 ride's push waits");
+    assert_eq!(pushed[0].payload["links"]["ride_id"], early.ride_id.as_str());
 
     // 06:59 summer time: still waiting; 07:00: sent.
     time.jump_to(t("2027-03-28T04:59:00Z")).unwrap();
     tokio::time::sleep(notify::TICK * 6).await;
     assert_eq!(provider.accepted().len(), 2, "still quiet at 06:59");
+    assert_eq!(service.received().len(), 1, "still quiet at 06:59");
     time.jump_to(t("2027-03-28T05:00:30Z")).unwrap();
     let texts = texts_until(&provider, 3).await;
     assert!(ride_of(&texts[2]).contains("10:00"), "{}", ride_of(&texts[2]));
+    testkit::eventually("the 10:00 ride's push", Duration::from_secs(30), || async { service.received().len() == 2 })
+        .await;
+    assert_eq!(service.received()[1].payload["links"]["ride_id"], late.ride_id.as_str());
 }
 
 /// A notify server pushing to push services on loopback (the test's), no e-mail or SMS.
