@@ -35,9 +35,9 @@ const CERT_MANAGER_KEYS: &[&str] = &["tls.crt", "tls.key", "ca.crt"];
 const PRIVATE_V4: &[&str] =
     &["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8"];
 const PRIVATE_V6: &[&str] = &["fc00::/7", "fe80::/10", "::1/128"];
-/// The ports of an SMTP relay (SMTP, SMTPS, submission): the only ones notify may reach
-/// outside the cluster.
-const SMTP_PORTS: &[u64] = &[25, 465, 587];
+/// The ports notify may reach outside the cluster: an SMTP relay's (SMTP, SMTPS,
+/// submission) and https (an SMS provider, browsers' push services).
+const NOTIFY_PORTS: &[u64] = &[25, 443, 465, 587];
 /// The components deployed on their own (each a Deployment and a compose service).
 const DEPLOYED: &[&str] = &["gateway", "booking", "carehome", "volunteer", "notify"];
 
@@ -1985,15 +1985,16 @@ fn trust_problems(
                 if let Some(cidr) = peer["ipBlock"]["cidr"].as_str() {
                     if notify {
                         let ports: Vec<Value> = rule["ports"].as_array().cloned().unwrap_or_default();
-                        let smtp_only = !ports.is_empty()
+                        let notify_only = !ports.is_empty()
                             && ports.iter().all(|p| {
-                                p["port"].as_u64().is_some_and(|n| SMTP_PORTS.contains(&n)) && p["endPort"].is_null()
+                                p["port"].as_u64().is_some_and(|n| NOTIFY_PORTS.contains(&n)) && p["endPort"].is_null()
                             });
-                        if !smtp_only {
+                        if !notify_only {
                             let ports: Vec<String> = ports.iter().filter_map(|p| s(&p["port"])).collect();
                             problems.push(format!(
                                 "NetworkPolicy lets {w} reach ipBlock {cidr} on ports {ports:?}: notify sends \
-                                 outside the cluster only to an SMTP relay, on ports {SMTP_PORTS:?}"
+                                 outside the cluster only to an SMTP relay, an SMS provider and push services, on \
+                                 ports {NOTIFY_PORTS:?}"
                             ));
                             continue;
                         }
@@ -2046,7 +2047,9 @@ fn trust_problems(
             problems.push("the gateway may not reach the internet (webhook deliveries, OpenID Connect issuers)".into());
         }
         if notify && !internet {
-            problems.push(format!("{w} may not reach an SMTP relay on the internet (ports {SMTP_PORTS:?})"));
+            problems.push(format!(
+                "{w} may not reach its relay and push services on the internet (ports {NOTIFY_PORTS:?})"
+            ));
         }
         let may = |ns: Option<&str>, labels: &Value, port: u16, protocol: &str| {
             rules_allow(&rules, "to", ns, labels, port, protocol)
@@ -2339,7 +2342,12 @@ fn the_check_catches_kubernetes_mistakes() {
             "",
             "SAMSKAB_SMTP_PASSWORD_FILE=/etc/samskab/smtp/password is not in a mounted Secret",
         ),
-        ("networkpolicy.yaml", "        - port: 587\n", "        - port: 443\n", "only to an SMTP relay"),
+        (
+            "networkpolicy.yaml",
+            "        - port: 587\n",
+            "        - port: 8443\n",
+            "only to an SMTP relay, an SMS provider",
+        ),
         (
             "networkpolicy.yaml",
             "              - \"::1/128\"\n      ports:\n        - port: 25\n",
