@@ -37,10 +37,10 @@ use crate::people::PushTarget;
 pub struct PushConfig {
     /// The contact a push service may reach the operator at (VAPID `sub`): `mailto:` or
     /// `https:`. Unset: the public URL of the REST API.
-    #[arg(long = "vapid-subject", env = "SAMSKAB_VAPID_SUBJECT")]
+    #[arg(id = "vapid_subject", long = "vapid-subject", env = "SAMSKAB_VAPID_SUBJECT")]
     pub subject: Option<String>,
     /// Tests only: allow push services on loopback (and plain http there).
-    #[arg(long = "push-allow-loopback", env = "SAMSKAB_PUSH_ALLOW_LOOPBACK", hide = true)]
+    #[arg(id = "push_allow_loopback", long = "push-allow-loopback", env = "SAMSKAB_PUSH_ALLOW_LOOPBACK", hide = true)]
     pub allow_loopback: bool,
 }
 

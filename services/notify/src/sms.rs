@@ -30,16 +30,16 @@ use crate::mail::SendError;
 pub struct SmsConfig {
     /// The provider's HTTP endpoint (https, or http on loopback). Unset: SMS notices are
     /// recorded once as `not-configured`.
-    #[arg(long = "sms-url", env = "SAMSKAB_SMS_URL")]
+    #[arg(id = "sms_url", long = "sms-url", env = "SAMSKAB_SMS_URL")]
     pub url: Option<String>,
     /// A file holding the provider's API token.
-    #[arg(long = "sms-token-file", env = "SAMSKAB_SMS_TOKEN_FILE")]
+    #[arg(id = "sms_token_file", long = "sms-token-file", env = "SAMSKAB_SMS_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
     /// The request shape: `samskab` (documented in docs/notifications.md) or `gatewayapi`.
-    #[arg(long = "sms-format", env = "SAMSKAB_SMS_FORMAT", default_value = "samskab")]
+    #[arg(id = "sms_format", long = "sms-format", env = "SAMSKAB_SMS_FORMAT", default_value = "samskab")]
     pub format: String,
     /// The sender name or number shown on the phone (`gatewayapi`; at most 11 letters).
-    #[arg(long = "sms-sender", env = "SAMSKAB_SMS_SENDER", default_value = "Samskab")]
+    #[arg(id = "sms_sender", long = "sms-sender", env = "SAMSKAB_SMS_SENDER", default_value = "Samskab")]
     pub sender: String,
 }
 

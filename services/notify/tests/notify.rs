@@ -345,6 +345,16 @@ async fn a_weather_day_and_a_grounded_trishaw_tell_every_affected_pilot_once(mut
     assert!(!inbox(&client, &second).await.1.iter().any(|n| n.body.contains("chain")), "no free text is told");
 }
 
+/// `recipient` sets an e-mail address (`Some`) or, else, the phone number `phone`.
+fn contact(recipient: &str, email: Option<&str>, phone: Option<&str>, language: &str) -> npb::SetContactRequest {
+    npb::SetContactRequest {
+        recipient: recipient.into(),
+        email: email.map(Into::into),
+        phone: phone.map(Into::into),
+        language: language.into(),
+    }
+}
+
 /// A pilot with an e-mail address on their record, qualified and known to booking.
 async fn pilot_with_email(w: &mut World, chapter: Uuid, email: &str) -> Uuid {
     let pilot = w.pilot_with(chapter, "2028-12-31", "Kirsten Holm", email).await;
@@ -456,12 +466,7 @@ async fn over_starttls_a_confirmed_address_gets_notices_until_unsubscribed(mut w
     let me = format!("person:{person}");
 
     let address = "coordinator@home.example.org";
-    let set = npb::SetContactRequest {
-        recipient: me.clone(),
-        email: Some(address.into()),
-        phone: None,
-        language: "en".into(),
-    };
+    let set = contact(&me, Some(address), None, "en");
     let pending = client.clone().set_contact(set.clone()).await.unwrap().into_inner();
     assert_eq!(pending.pending, vec!["email".to_owned()]);
     let got = messages_until(&smtp, 1).await;
@@ -581,12 +586,7 @@ async fn over_smtps_a_contact_code_goes_out_encrypted(mut w: World) {
     };
     let (_a, client, _) = notify_mailing(&w, Some(mail)).await;
     let me = format!("person:{}", Uuid::now_v7());
-    let set = npb::SetContactRequest {
-        recipient: me.clone(),
-        email: Some("secure@home.example.org".into()),
-        phone: None,
-        language: "en".into(),
-    };
+    let set = contact(&me, Some("secure@home.example.org"), None, "en");
     client.clone().set_contact(set).await.unwrap();
     let got = messages_until(&smtp, 1).await;
     assert!(got[0].secure, "over TLS");
@@ -674,8 +674,7 @@ async fn an_invitation_is_emailed_once_and_an_erased_person_is_told_nothing_more
     // The coordinator's address, confirmed; a cancellation by e-mail and in the inbox.
     let me = format!("person:{person}");
     let mine = "erase-me@home.example.org";
-    let set =
-        npb::SetContactRequest { recipient: me.clone(), email: Some(mine.into()), phone: None, language: "en".into() };
+    let set = contact(&me, Some(mine), None, "en");
     client.clone().set_contact(set).await.unwrap();
     let got = messages_until(&smtp, 2).await;
     let code = got[1].code();
@@ -710,8 +709,7 @@ async fn an_invitation_is_emailed_once_and_an_erased_person_is_told_nothing_more
     })
     .await;
     // Nothing new is kept for them either (a development token outlives its person).
-    let again =
-        npb::SetContactRequest { recipient: me.clone(), email: Some(mine.into()), phone: None, language: "en".into() };
+    let again = contact(&me, Some(mine), None, "en");
     let refused = client.clone().set_contact(again).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
     let ride = w.book(b.bike, b.pilot, "2027-09-09T08:00:00Z", 60, &[]).await.unwrap();
@@ -891,12 +889,7 @@ async fn a_refused_address_holds_back_nobody_a_linked_person_is_mailed_and_a_dea
 
     // The linked person's confirmed address wins over the record's.
     let me = format!("person:{person}");
-    let set = npb::SetContactRequest {
-        recipient: me.clone(),
-        email: Some("person@linked.example.org".into()),
-        phone: None,
-        language: "en".into(),
-    };
+    let set = contact(&me, Some("person@linked.example.org"), None, "en");
     client.clone().set_contact(set).await.unwrap();
     let got = messages_until(&smtp, 2).await;
     let code = got[1].code();
@@ -985,8 +978,7 @@ async fn confirm_phone(
     nth: usize,
 ) {
     let me = format!("person:{person}");
-    let set =
-        npb::SetContactRequest { recipient: me.clone(), email: None, phone: Some(phone.into()), language: "da".into() };
+    let set = contact(&me, None, Some(phone), "da");
     client.clone().set_contact(set).await.unwrap();
     let texts = texts_until(provider, nth).await;
     let text = texts.iter().rev().find(|r| r.body["to"] == phone).unwrap().body["text"].as_str().unwrap().to_owned();
@@ -1036,12 +1028,7 @@ async fn by_sms_a_code_and_a_cancellation_go_out_once_per_key_and_an_invalid_num
 
     // The code: refused once with 503, then sent again (after its backoff) under one key.
     let me = format!("person:{person}");
-    let set = npb::SetContactRequest {
-        recipient: me.clone(),
-        email: None,
-        phone: Some("+4512345678".into()),
-        language: "da".into(),
-    };
+    let set = contact(&me, None, Some("+4512345678"), "da");
     client.clone().set_contact(set).await.unwrap();
     testkit::eventually("the first try", Duration::from_secs(30), || async { !provider.requests().is_empty() }).await;
     time.jump_to(t("2027-09-06T08:02:00Z")).unwrap();
@@ -1082,12 +1069,7 @@ async fn by_sms_a_code_and_a_cancellation_go_out_once_per_key_and_an_invalid_num
     // A number the provider refuses: recorded once, never retried.
     let other = Uuid::now_v7();
     let them = format!("person:{other}");
-    let set = npb::SetContactRequest {
-        recipient: them.clone(),
-        email: None,
-        phone: Some("+4599123456".into()),
-        language: "da".into(),
-    };
+    let set = contact(&them, None, Some("+4599123456"), "da");
     client.clone().set_contact(set).await.unwrap();
     testkit::eventually("the refusal recorded", Duration::from_secs(30), || async {
         outcomes(&client, &them).await == vec![("contact.confirmation".to_owned(), "rejected".to_owned())]
