@@ -33,7 +33,8 @@ pub struct VapidPublicKey {
 /// The key Samskab signs its pushes with (VAPID, RFC 8292). No sign-in: it is public.
 #[utoipa::path(get, path = "/v1/push/vapid-public-key", tag = "notifications",
     responses((status = 200, body = VapidPublicKey),
-        (status = 503, description = "The notify service is not configured or not reachable", body = Problem)))]
+        (status = 503, description = "The notify service is not configured or not reachable", body = Problem)),
+    security(()))]
 pub async fn vapid_public_key(State(s): State<AppState>) -> Result<axum::Json<VapidPublicKey>, ApiError> {
     let key = s.clients.notify()?.vapid_public_key(npb::VapidPublicKeyRequest {}).await.reply()?.key;
     Ok(axum::Json(VapidPublicKey { key }))
