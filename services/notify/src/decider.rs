@@ -250,8 +250,7 @@ const RIDE_CHANNELS: &[&str] = &[channel::INBOX, channel::EMAIL];
 /// recipient chose them for this kind (and it is checked again at send time).
 async fn channels_for(store: &EventStore, recipient: &str, kind: &str) -> Result<Vec<&'static str>, Error> {
     let mut out = RIDE_CHANNELS.to_vec();
-    let chooser = crate::people::chooser(store, recipient).await?;
-    if let Some(p) = crate::people::preferences(store, &chooser).await? {
+    if let Some(p) = crate::people::chooser_preferences(store, recipient).await? {
         let chosen = p.channels_of(kind);
         for ch in [channel::SMS, channel::PUSH] {
             if chosen.iter().any(|c| c == ch) {

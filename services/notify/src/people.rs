@@ -267,6 +267,23 @@ pub async fn chooser(store: &EventStore, recipient: &str) -> Result<String, Erro
     Ok(recipient.to_owned())
 }
 
+/// The preferences of whoever chooses for `recipient` ([`chooser`]), in one read (the
+/// decider asks this of every recipient of every notice).
+pub async fn chooser_preferences(store: &EventStore, recipient: &str) -> Result<Option<Preferences>, Error> {
+    let pilot = recipient.strip_prefix("pilot:").unwrap_or_default();
+    let doc = store
+        .fetch_texts(
+            "SELECT doc FROM notify_preferences WHERE recipient = COALESCE(\
+             (SELECT 'person:' || person_id FROM notify_pilots WHERE pilot_id = $1 AND person_id <> ''), $2)",
+            &[pilot.into(), recipient.into()],
+        )
+        .await?;
+    match doc.into_iter().next() {
+        Some(d) => Ok(Some(serde_json::from_str(&d).map_err(Error::Payload)?)),
+        None => Ok(None),
+    }
+}
+
 /// Whether `recipient` was erased.
 pub async fn erased(store: &EventStore, recipient: &str) -> Result<bool, Error> {
     Ok(store

@@ -113,12 +113,18 @@ pub async fn free_text_about_trishaws_and_closures_is_sealed(db: TestDb) {
     };
     let closed = app.client.close_care_home(close).await.unwrap().into_inner();
     assert_eq!(closed.closures[0].reason, format!("{phrase} (closed)"));
-    let listed = app.client.list_bikes(pb::ListRequest {
-        parent_id: home.carehome_id.clone(),
-        limit: 10,
-        cursor: String::new(),
-    });
-    assert_eq!(listed.await.unwrap().into_inner().bikes[0].out_of_service_reason, format!("{phrase} (out)"));
+    // The list is a projection: it may lag the writes by a moment.
+    let out = format!("{phrase} (out)");
+    testkit::eventually("the list to show the trishaw out of service", testkit::DEFAULT_TIMEOUT, || async {
+        let mut client = app.client.clone();
+        let listed = client.list_bikes(pb::ListRequest {
+            parent_id: home.carehome_id.clone(),
+            limit: 10,
+            cursor: String::new(),
+        });
+        listed.await.unwrap().into_inner().bikes.first().is_some_and(|b| b.out_of_service_reason == out)
+    })
+    .await;
     let log = app.client.get_maintenance_log(pb::IdRequest { id: b.bike_id.clone() }).await.unwrap().into_inner();
     let texts: Vec<String> = log.entries.iter().flat_map(|e| [e.description.clone(), e.reason.clone()]).collect();
     for what in ["issue", "repair", "out"] {
