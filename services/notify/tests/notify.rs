@@ -54,20 +54,8 @@ async fn notify_mailing(
     w: &World,
     mail: Option<notify::mail::MailConfig>,
 ) -> (Spawned, NotifyServiceClient<Channel>, notify::NotifyServer) {
-    let store = eventlog::EventStore::connect(&format!("{}{}", w.db.sibling("notify"), w.url_options)).await.unwrap();
-    let keys = keystore::KeyStore::connect(&store, notify_master()).await.unwrap();
-    let peers = notify::Peers {
-        carehome_url: w.carehome_server.as_ref().unwrap().url(),
-        booking_url: w.booking_server.url(),
-        volunteer_url: w.volunteer_url(),
-        tls: servicekit::tls::TlsConfig::plaintext(),
-    };
     let mailer = mail.map(|m| notify::mail::Mailer::from_config(&m).unwrap().unwrap());
-    let server = notify::NotifyServer::start(store, keys, peers, mailer).await.unwrap();
-    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let spawned = servicekit::server::spawn(any, server.routes(), notify::SERVICE_NAMES).await.unwrap();
-    let client = NotifyServiceClient::new(servicekit::client::channel(&spawned.url()).unwrap());
-    (spawned, client, server)
+    notify_with(w, notify::Outbound { mailer, ..Default::default() }).await
 }
 
 /// The test clock, at `at`; its file lives in the returned directory.
