@@ -813,6 +813,9 @@ pub struct RideBooked {
     /// When it was booked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub booked_at: Option<DateTime<Utc>>,
+    /// An occurrence of a ride series: the series.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ride_series_id: Option<Uuid>,
 }
 
 /// The care home confirmed a pending ride.
@@ -1000,6 +1003,108 @@ pub struct RideReminderSent {
     pub lead_minutes: u32,
 }
 
+/// How a ride series recurs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recurrence {
+    /// The weekdays it rides on.
+    pub weekdays: Vec<Weekday>,
+    /// Every N weeks (1: every week).
+    pub interval_weeks: u32,
+    /// The last local date (inclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<NaiveDate>,
+    /// How many dates, booked or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+}
+
+/// A ride series was planned: the same trishaw, pilot, riders and local wall-clock time on
+/// the given weekdays every N weeks. Its occurrences are booked as rides (each under every
+/// rule) up to the chapter's `series_horizon_days` ahead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideSeriesPlanned {
+    /// The series.
+    pub ride_series_id: Uuid,
+    /// The chapter.
+    pub chapter_id: Uuid,
+    /// The care home.
+    pub carehome_id: Uuid,
+    /// The trishaw.
+    pub bike_id: Uuid,
+    /// The pilot.
+    pub pilot_id: Uuid,
+    /// The first occurrence (UTC).
+    pub start: DateTime<Utc>,
+    /// The local wall-clock time every occurrence starts at.
+    pub local_time: LocalTime,
+    /// The zone that time is kept in (the care home's).
+    pub timezone: String,
+    /// Length in minutes.
+    pub duration_minutes: u32,
+    /// The roster, in order.
+    pub riders: Vec<Uuid>,
+    /// Kind (`pleasure` or `event`).
+    pub kind: RideKind,
+    /// Event rides: minutes per trip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trip_minutes: Option<u32>,
+    /// How it recurs.
+    pub recurrence: Recurrence,
+    /// The role it was planned under (its occurrences are booked as that role's bookings:
+    /// a pilot's need the care home's confirmation where it requires it).
+    pub planned_by_role: String,
+    /// When.
+    pub planned_at: DateTime<Utc>,
+}
+
+/// Internal to booking: an occurrence of a series was booked as a ride (kept on the
+/// series' stream, so that a cancellation and the booking of a date never cross).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideSeriesOccurrenceBooked {
+    /// The series.
+    pub ride_series_id: Uuid,
+    /// The local date.
+    pub date: NaiveDate,
+    /// The ride.
+    pub ride_id: Uuid,
+}
+
+/// An occurrence of a series broke a rule and was not booked (recorded once, not retried).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideSeriesOccurrenceSkipped {
+    /// The series.
+    pub ride_series_id: Uuid,
+    /// The local date.
+    pub date: NaiveDate,
+    /// The error code of the rule it broke (`closed`, `bike-taken`, ...).
+    pub code: String,
+    /// The ride it would have overlapped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict_with: Option<Uuid>,
+}
+
+/// A series was cancelled from a local date (its rides from then on cancelled in the same
+/// append), or stopped by the system at a retired trishaw or pilot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideSeriesCancelled {
+    /// The series.
+    pub ride_series_id: Uuid,
+    /// The first local date cancelled.
+    pub from: NaiveDate,
+    /// Why.
+    pub reason: CancellationReason,
+    /// The role of who cancelled (`system` when it stopped at a retired trishaw or pilot).
+    pub by_role: String,
+    /// Sealed free-text note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<Sealed>,
+    /// The event that stopped it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caused_by: Option<Uuid>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 /// A chapter called off a local day for weather.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DayCancelledForWeather {
@@ -1117,6 +1222,14 @@ events!(
         /// See the struct.
         RideRequestExpired,
         /// See the struct.
+        RideSeriesPlanned,
+        /// See the struct.
+        RideSeriesOccurrenceBooked,
+        /// See the struct.
+        RideSeriesOccurrenceSkipped,
+        /// See the struct.
+        RideSeriesCancelled,
+        /// See the struct.
         SlotHeld,
         /// See the struct.
         SlotReleased,
@@ -1124,7 +1237,7 @@ events!(
 );
 
 /// Event types that stay inside their service (not in the public feed).
-pub const INTERNAL_EVENT_TYPES: &[&str] = &["SlotHeld", "SlotReleased"];
+pub const INTERNAL_EVENT_TYPES: &[&str] = &["SlotHeld", "SlotReleased", "RideSeriesOccurrenceBooked"];
 
 /// The public form of a payload: every sealed value removed, so feeds carry ids and facts
 /// but neither personal data nor ciphertext.

@@ -157,6 +157,7 @@ impl Booking {
             } else {
                 Vec::new()
             },
+            ride_series_id: ride.ride_series_id.map(|s| s.to_string()).unwrap_or_default(),
         })
     }
 
@@ -202,6 +203,7 @@ impl Booking {
             route,
             ride_request_id: None,
             actor_role: ctx.actor.role.clone(),
+            ride_series_id: None,
         })
     }
 
@@ -793,6 +795,25 @@ impl BookingService for Booking {
         let next_cursor =
             if more { out.last().map(|r| r.ride_request_id.clone()).unwrap_or_default() } else { String::new() };
         Ok(Response::new(pb::ListRideRequestsResponse { ride_requests: out, next_cursor }))
+    }
+
+    async fn plan_ride_series(&self, _req: Request<pb::PlanRideSeriesRequest>) -> Reply<pb::RideSeries> {
+        Err(Status::unimplemented("ride series: in progress"))
+    }
+
+    async fn get_ride_series(&self, _req: Request<pb::GetRideSeriesRequest>) -> Reply<pb::RideSeries> {
+        Err(Status::unimplemented("ride series: in progress"))
+    }
+
+    async fn list_ride_series(&self, _req: Request<pb::ListRideSeriesRequest>) -> Reply<pb::ListRideSeriesResponse> {
+        Err(Status::unimplemented("ride series: in progress"))
+    }
+
+    async fn cancel_ride_series(
+        &self,
+        _req: Request<pb::CancelRideSeriesRequest>,
+    ) -> Reply<pb::CancelRideSeriesResponse> {
+        Err(Status::unimplemented("ride series: in progress"))
     }
 
     async fn cancel_day_for_weather(

@@ -286,6 +286,7 @@ fn booking_events(r: &PastRide, out: &mut Vec<(String, NewEvent)>) -> Result<(),
         route: None,
         ride_request_id: None,
         booked_at: Some(booked_at),
+        ride_series_id: None,
     };
     out.push((ride_stream(r.id), event(booked, &m, booked_at)?));
     for (stream, start, end) in r.holds() {

@@ -101,6 +101,9 @@ pub struct Ride {
     /// Sealed notes of its record and corrections, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<Sealed>,
+    /// An occurrence of a ride series: the series.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ride_series_id: Option<Uuid>,
 }
 
 /// The length of an actual interval in whole minutes, rounded up (a recorded ride's slot
@@ -206,6 +209,7 @@ impl Aggregate for Ride {
                 recorded: false,
                 no_show_by: None,
                 notes: Vec::new(),
+                ride_series_id: b.ride_series_id,
             });
         }
         if let E::RideRecorded(e) = event {
@@ -235,6 +239,7 @@ impl Aggregate for Ride {
                 recorded: true,
                 no_show_by: None,
                 notes: e.note.iter().cloned().collect(),
+                ride_series_id: None,
             });
         }
         let mut r = state?;
@@ -338,6 +343,7 @@ mod tests {
             route: None,
             ride_request_id: None,
             booked_at: Some(t("2027-05-01T10:00:00Z")),
+            ride_series_id: None,
         });
         let r = Ride::apply(None, &e).unwrap();
         let holds = r.holds();

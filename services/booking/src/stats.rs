@@ -596,6 +596,7 @@ mod tests {
             recorded: false,
             no_show_by: None,
             notes: vec![],
+            ride_series_id: None,
         }
     }
 

@@ -141,6 +141,7 @@ fn ride_events(w: &World, n: usize, start: impl Fn(usize) -> DateTime<Utc>, now:
                 route: None,
                 ride_request_id: None,
                 booked_at: None,
+                ride_series_id: None,
             },
             now,
         ));

@@ -44,6 +44,8 @@ pub struct BookRide {
     pub ride_request_id: Option<Uuid>,
     /// The role of who books (a pilot's booking may need the care home's confirmation).
     pub actor_role: String,
+    /// An occurrence of a ride series: the series.
+    pub ride_series_id: Option<Uuid>,
 }
 
 /// A functional ride's addresses, sealed under each leg's ride.
@@ -116,6 +118,7 @@ pub fn legs(
         route,
         ride_request_id: cmd.ride_request_id,
         booked_at: Some(now),
+        ride_series_id: cmd.ride_series_id,
     };
     let Some(route) = &cmd.route else { return Ok(vec![booked(cmd.ride_id, cmd.start, None)]) };
     let outbound = FunctionalRoute {
@@ -213,6 +216,7 @@ pub fn claim_booking(req: &RideRequest, c: &Claim) -> BookRide {
         route: None,
         ride_request_id: Some(req.ride_request_id),
         actor_role: c.actor_role.clone(),
+        ride_series_id: None,
     }
 }
 

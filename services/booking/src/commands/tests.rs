@@ -127,6 +127,7 @@ fn ride(bike: Uuid, pilot: Uuid, start: &str, riders: &[Uuid]) -> BookRide {
         route: None,
         ride_request_id: None,
         actor_role: "chapter_admin".into(),
+        ride_series_id: None,
     }
 }
 
