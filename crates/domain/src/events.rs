@@ -1103,6 +1103,9 @@ pub struct RideSeriesCancelled {
     pub caused_by: Option<Uuid>,
     /// When.
     pub at: DateTime<Utc>,
+    /// The rides cancelled with it (their `RideCancelled` in the same append).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rides: Vec<Uuid>,
 }
 
 /// A chapter called off a local day for weather.

@@ -147,6 +147,23 @@ impl Booking {
 
     /// Works one cascade; returns how many rides it changed.
     pub async fn cascade(&self, event_id: Uuid, event_type: &str, data: &str) -> ServiceResult<u32> {
+        // A series stops at a retired trishaw or pilot (its rides go with the rides below).
+        let stops = match (CareHomeEvent::from_stored(event_type, data), VolunteerEvent::from_stored(event_type, data))
+        {
+            (Ok(Some(CareHomeEvent::BikeRetired(b))), _) => {
+                Some((Some(b.bike_id), None, CancellationReason::Equipment))
+            }
+            (_, Ok(Some(VolunteerEvent::PilotRetired(p)))) => {
+                Some((None, Some(p.pilot_id), CancellationReason::Volunteer))
+            }
+            (_, Ok(Some(VolunteerEvent::PilotErased(p)))) => {
+                Some((None, Some(p.pilot_id), CancellationReason::Volunteer))
+            }
+            _ => None,
+        };
+        if let Some((bike, pilot, reason)) = stops {
+            self.stop_series_of(event_id, bike, pilot, reason).await?;
+        }
         let Some(target) = target(event_type, data) else { return Ok(0) };
         self.rides_caught_up().await?;
         let now = clock::now().timestamp_micros();

@@ -797,23 +797,58 @@ impl BookingService for Booking {
         Ok(Response::new(pb::ListRideRequestsResponse { ride_requests: out, next_cursor }))
     }
 
-    async fn plan_ride_series(&self, _req: Request<pb::PlanRideSeriesRequest>) -> Reply<pb::RideSeries> {
-        Err(Status::unimplemented("ride series: in progress"))
+    async fn plan_ride_series(&self, req: Request<pb::PlanRideSeriesRequest>) -> Reply<pb::RideSeries> {
+        let r = req.into_inner();
+        let ctx = CommandCtx::from_proto(r.context.clone())?;
+        let cmd = crate::grpc_series::parse_plan(&ctx, &r)?;
+        let (s, version) = self.plan_series(&ctx, &cmd).await?;
+        Ok(Response::new(self.series_proto(&s, version, true).await?))
     }
 
-    async fn get_ride_series(&self, _req: Request<pb::GetRideSeriesRequest>) -> Reply<pb::RideSeries> {
-        Err(Status::unimplemented("ride series: in progress"))
+    async fn get_ride_series(&self, req: Request<pb::GetRideSeriesRequest>) -> Reply<pb::RideSeries> {
+        let r = req.into_inner();
+        let id = types::parse_id("/ride_series_id", &r.ride_series_id).map_err(ServiceError::from)?;
+        let (s, version) = self.series(id).await?;
+        Ok(Response::new(self.series_proto(&s, version, true).await?))
     }
 
-    async fn list_ride_series(&self, _req: Request<pb::ListRideSeriesRequest>) -> Reply<pb::ListRideSeriesResponse> {
-        Err(Status::unimplemented("ride series: in progress"))
+    async fn list_ride_series(&self, req: Request<pb::ListRideSeriesRequest>) -> Reply<pb::ListRideSeriesResponse> {
+        let r = req.into_inner();
+        let mut f = Fields::new();
+        let home = f.id("/carehome_id", &r.carehome_id);
+        let pilot = if r.pilot_id.is_empty() { None } else { f.id("/pilot_id", &r.pilot_id) };
+        let after = if r.after.is_empty() { None } else { f.id("/after", &r.after) };
+        let home = f.finish(|| home)?;
+        let limit = match r.limit {
+            0 => 50,
+            n => n.min(200),
+        };
+        let page = self.list_series(home, pilot, after, limit).await?;
+        let next_after = if page.len() as u32 == limit {
+            page.last().map(|(s, _)| s.plan.ride_series_id.to_string()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let mut items = Vec::with_capacity(page.len());
+        for (s, version) in &page {
+            items.push(self.series_proto(s, *version, false).await?);
+        }
+        Ok(Response::new(pb::ListRideSeriesResponse { items, next_after }))
     }
 
     async fn cancel_ride_series(
         &self,
-        _req: Request<pb::CancelRideSeriesRequest>,
+        req: Request<pb::CancelRideSeriesRequest>,
     ) -> Reply<pb::CancelRideSeriesResponse> {
-        Err(Status::unimplemented("ride series: in progress"))
+        let r = req.into_inner();
+        let ctx = CommandCtx::from_proto(r.context.clone())?;
+        let (id, c) = self.parse_cancel_series(&ctx, &r).await?;
+        let cancelled = self.cancel_series(&ctx, id, &c).await?;
+        let (s, version) = self.series(id).await?;
+        Ok(Response::new(pb::CancelRideSeriesResponse {
+            cancelled,
+            series: Some(self.series_proto(&s, version, true).await?),
+        }))
     }
 
     async fn cancel_day_for_weather(

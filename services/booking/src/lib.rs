@@ -9,12 +9,15 @@ pub mod cascades;
 pub mod commands;
 pub mod facts;
 pub mod grpc;
+mod grpc_series;
 pub mod history;
 pub mod readmodel;
 pub mod requests;
 pub mod rides;
 pub mod rules;
 pub mod schedule;
+pub mod scheduling;
+pub mod series;
 pub mod service;
 pub mod stats;
 
@@ -88,6 +91,13 @@ impl BookingServer {
             let s = s.clone();
             async move { eventlog::run_projection(s, Arc::new(readmodel::RidesProjection)).await.map_err(|e| e.to_string()) }
         });
+        let s = store.clone();
+        servicekit::server::forever("ride series projection", move || {
+            let s = s.clone();
+            async move {
+                eventlog::run_projection(s, Arc::new(scheduling::SeriesProjection)).await.map_err(|e| e.to_string())
+            }
+        });
         let kick = Arc::new(Notify::new());
         let (carehome_tx, carehome_feed) = watch::channel(FollowStatus::default());
         let (volunteer_tx, volunteer_feed) = watch::channel(FollowStatus::default());
@@ -135,6 +145,9 @@ impl BookingServer {
                 }
             }
         });
+        // Ride series: booked up to the horizon at start, then daily at 02:00 local.
+        let b = booking.clone();
+        servicekit::server::forever("ride series", move || scheduling::run_sweep(b.clone()));
         Ok(BookingServer { booking, carehome_feed, volunteer_feed })
     }
 
@@ -214,13 +227,21 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
 /// while the service is stopped.
 pub async fn rebuild(store: &EventStore, progress: impl Fn(u64, u64)) -> Result<u64, eventlog::Error> {
     store.migrate("booking_migrations", sqlx::migrate!("./migrations"), sqlx::migrate!("./migrations")).await?;
-    eventlog::rebuild_projection(
+    let rides = eventlog::rebuild_projection(
         store,
         std::sync::Arc::new(readmodel::RidesProjection),
         &["DELETE FROM booking_rides", "DELETE FROM booking_ride_riders", "DELETE FROM booking_ride_requests"],
-        progress,
+        &progress,
     )
-    .await
+    .await?;
+    let series = eventlog::rebuild_projection(
+        store,
+        std::sync::Arc::new(scheduling::SeriesProjection),
+        &["DELETE FROM booking_series"],
+        &progress,
+    )
+    .await?;
+    Ok(rides + series)
 }
 
 /// Applies the service's read-model migrations (the log's own apply when a store opens).

@@ -57,7 +57,7 @@ pub struct Reads {
 }
 
 /// The schedule streams, folded.
-async fn schedules(l: &mut Loader, streams: &[String]) -> ServiceResult<Schedules> {
+pub(crate) async fn schedules(l: &mut Loader, streams: &[String]) -> ServiceResult<Schedules> {
     let mut out = BTreeMap::new();
     for stream in streams {
         let events = l.events::<BookingEvent>(stream).await?;
@@ -67,7 +67,7 @@ async fn schedules(l: &mut Loader, streams: &[String]) -> ServiceResult<Schedule
 }
 
 /// The facts of a booking of `bike` by `pilot`, each as found.
-async fn fact_parts(store: &EventStore, bike_id: Uuid, pilot_id: Uuid) -> ServiceResult<FactParts> {
+pub(crate) async fn fact_parts(store: &EventStore, bike_id: Uuid, pilot_id: Uuid) -> ServiceResult<FactParts> {
     let bike: Option<BikeFact> = facts::get(store, kind::BIKE, bike_id).await?;
     let home: Option<CareHomeFact> = match &bike {
         Some(b) => facts::get(store, kind::CAREHOME, b.carehome_id).await?,
@@ -102,7 +102,7 @@ fn pilot_seats(cmd: &BookRide, home: &CareHomeFact) -> bool {
 /// The residents named in requests `pilot` claimed at `home` whose window has not passed
 /// (from the read model: a claim and its ride are one append, so a request claimed a
 /// moment ago has its riders on that ride already).
-async fn claimed_residents(
+pub(crate) async fn claimed_residents(
     store: &EventStore,
     home: Uuid,
     pilot: Uuid,
@@ -126,7 +126,7 @@ async fn claimed_residents(
 
 /// The input of a booking: facts, riders, and the schedules of the slots its rides would
 /// hold (read only when the rules let it get that far: the decider refuses before).
-async fn book_input(l: &mut Loader, cmd: &BookRide) -> ServiceResult<BookInput> {
+pub(crate) async fn book_input(l: &mut Loader, cmd: &BookRide) -> ServiceResult<BookInput> {
     let facts = fact_parts(l.store(), cmd.bike_id, cmd.pilot_id).await?;
     let riders = residents(l.store(), &cmd.resident_ids).await?;
     let named = match &facts.home {

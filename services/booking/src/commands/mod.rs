@@ -8,6 +8,7 @@ pub mod record;
 pub mod requests;
 pub mod rides;
 pub mod schedule;
+pub mod series;
 pub mod weather;
 
 #[cfg(test)]
@@ -23,6 +24,8 @@ mod purity {
             ("commands/requests.rs", include_str!("requests.rs")),
             ("commands/rides.rs", include_str!("rides.rs")),
             ("commands/schedule.rs", include_str!("schedule.rs")),
+            ("commands/series.rs", include_str!("series.rs")),
+            ("series.rs", include_str!("../series.rs")),
             ("commands/weather.rs", include_str!("weather.rs")),
             ("rules.rs", include_str!("../rules.rs")),
             ("schedule.rs", include_str!("../schedule.rs")),

@@ -17,3 +17,4 @@ mod privacy;
 mod processes;
 mod rebuild;
 mod rules_props;
+mod series;
