@@ -10,6 +10,7 @@ pub fn stream_of(object_type: &str, id: Uuid) -> Option<String> {
     match object_type {
         "ride" => Some(crate::rides::ride_stream(id)),
         "ride_request" => Some(crate::requests::request_stream(id)),
+        "ride_series" => Some(crate::series::series_stream(id)),
         _ => None,
     }
 }
@@ -69,6 +70,26 @@ fn known(event_type: &str, d: &Value) -> Option<String> {
         "RideRequestWithdrawn" => "Request withdrawn by the care home".into(),
         "RideRequestExpired" => "Request expired unclaimed".into(),
         "DayCancelledForWeather" => format!("Day cancelled for weather ({})", field(d, "date")),
+        "RideSeriesPlanned" => format!(
+            "Ride series planned from {} at {} ({}), every {} week(s) on {}, {} min, {}",
+            field(d, "start"),
+            field(d, "local_time"),
+            field(d, "timezone"),
+            d["recurrence"]["interval_weeks"],
+            d["recurrence"]["weekdays"]
+                .as_array()
+                .map_or(String::new(), |w| { w.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ") }),
+            d["duration_minutes"],
+            plural(count(d, "riders"), "rider")
+        ),
+        "RideSeriesOccurrenceBooked" => format!("{}: ride {} booked", field(d, "date"), field(d, "ride_id")),
+        "RideSeriesOccurrenceSkipped" => format!("{}: not booked ({})", field(d, "date"), field(d, "code")),
+        "RideSeriesCancelled" => format!(
+            "Ride series cancelled from {} (reason: {}), {}",
+            field(d, "from"),
+            field(d, "reason"),
+            plural(count(d, "rides"), "ride")
+        ),
         _ => return None,
     })
 }

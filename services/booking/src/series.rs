@@ -20,8 +20,8 @@ pub fn series_stream(id: Uuid) -> String {
 
 /// The most dates a series may have (`count`).
 pub const MAX_COUNT: u32 = 260;
-/// The furthest `until` may lie after the first date, in days (two years).
-pub const MAX_SPAN_DAYS: i64 = 731;
+/// The furthest `until` may lie after the first date, in months (two years).
+pub const MAX_SPAN_MONTHS: u32 = 24;
 /// The most weeks between two rounds of a series.
 pub const MAX_INTERVAL_WEEKS: u32 = 52;
 
@@ -193,7 +193,8 @@ pub fn last_date(first: NaiveDate, r: &Recurrence) -> Option<NaiveDate> {
     match (r.until, r.count) {
         (None, None) => None,
         (until, _) => {
-            let through = until.unwrap_or_else(|| first + Duration::days(MAX_SPAN_DAYS * 60));
+            let through =
+                until.unwrap_or_else(|| first + Duration::weeks(i64::from(MAX_COUNT) * i64::from(MAX_INTERVAL_WEEKS)));
             dates(first, r, through).last().copied().or(Some(first))
         }
     }

@@ -2,7 +2,7 @@
 //! booking rule, or the rule it broke recorded once), cancelling it from a date (its rides
 //! from then on cancelled in the same append) and stopping it at a retired trishaw or pilot.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use domain::events::{
     BookingEvent, Recurrence, RideSeriesCancelled, RideSeriesOccurrenceBooked, RideSeriesOccurrenceSkipped,
     RideSeriesPlanned,
@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::booking::{self as book_cmd, BookInput, BookRide};
 use super::rides::{self as rides_cmd, RideInput};
 use crate::rules::{self, FactParts};
-use crate::series::{MAX_SPAN_DAYS, RideSeries, occurrence_id, series_stream};
+use crate::series::{MAX_SPAN_MONTHS, RideSeries, occurrence_id, series_stream};
 
 /// A series to plan (validated field by field before: weekdays, interval, count).
 #[derive(Debug, Clone, PartialEq)]
@@ -74,7 +74,7 @@ pub fn plan(input: &PlanInput, cmd: &PlanSeries) -> Result<Decision<BookingEvent
         if until < first {
             return Err(DomainError::invalid("/recurrence/until", "must not be before the start's date"));
         }
-        if until > first + Duration::days(MAX_SPAN_DAYS - 1) {
+        if first.checked_add_months(chrono::Months::new(MAX_SPAN_MONTHS)).is_none_or(|last| until > last) {
             return Err(DomainError::invalid("/recurrence/until", "must be at most two years after the start"));
         }
     }

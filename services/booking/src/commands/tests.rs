@@ -970,3 +970,169 @@ mod really_happened {
         assert_eq!(g.the_ride(other).no_show_by.as_deref(), Some("pilot"));
     }
 }
+
+/// Ride series: the plan, each date's booking, cancellation and the stop.
+mod series {
+    use super::super::series::{self as series_cmd, CancelInput, CancelSeries, OccurrenceInput, PlanInput, PlanSeries};
+    use super::*;
+    use crate::series::{RideSeries, occurrence_id, series_stream};
+
+    const SERIES: Uuid = Uuid::from_u128(0x5e);
+
+    /// Every Monday at 10:00 Copenhagen from 3 May 2027, four times.
+    fn mondays() -> PlanSeries {
+        PlanSeries {
+            ride_series_id: SERIES,
+            bike_id: BIKE,
+            pilot_id: PILOT,
+            start: t(MORNING),
+            duration_minutes: 60,
+            resident_ids: vec![ANNA],
+            kind: RideKind::Pleasure,
+            trip_minutes: None,
+            recurrence: Recurrence { weekdays: vec![Weekday::Monday], interval_weeks: 1, until: None, count: Some(4) },
+            actor_role: "coordinator".into(),
+        }
+    }
+
+    impl Given {
+        fn plan(&self, cmd: &PlanSeries) -> Outcome {
+            let input = PlanInput { facts: self.facts(cmd.bike_id, cmd.pilot_id), named: vec![], now: self.now };
+            series_cmd::plan(&input, cmd)
+        }
+
+        /// As `Booking::book_occurrence`'s loader.
+        fn occurrence(&self, date: &str) -> Outcome {
+            let series: Option<RideSeries> = self.fold(&series_stream(SERIES));
+            let date: NaiveDate = date.parse().unwrap();
+            let book = match &series {
+                Some(s) => self.book_input(&series_cmd::occurrence_booking(s, date)),
+                None => BookInput::default(),
+            };
+            series_cmd::occurrence(&OccurrenceInput { series, book }, date)
+        }
+    }
+
+    fn planned() -> Given {
+        let mut g = given();
+        let d = g.plan(&mondays()).unwrap();
+        g.apply(&d);
+        g
+    }
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_plan_keeps_the_local_time_and_checks_the_dates() {
+        let d0 = given().plan(&mondays()).unwrap();
+        let BookingEvent::RideSeriesPlanned(p) = &d0.events[0].1 else { panic!("{d0:?}") };
+        assert_eq!((p.local_time.to_string().as_str(), p.timezone.as_str()), ("10:00", "Europe/Copenhagen"));
+        let mut wrong_day = mondays();
+        wrong_day.recurrence.weekdays = vec![Weekday::Tuesday];
+        let until_before = PlanSeries {
+            recurrence: Recurrence { until: Some(d("2027-05-02")), count: None, ..mondays().recurrence },
+            ..mondays()
+        };
+        let until_far = PlanSeries {
+            recurrence: Recurrence { until: Some(d("2029-05-04")), count: None, ..mondays().recurrence },
+            ..mondays()
+        };
+        for (cmd, field) in
+            [(wrong_day, "/recurrence/weekdays"), (until_before, "/recurrence/until"), (until_far, "/recurrence/until")]
+        {
+            match given().plan(&cmd) {
+                Err(DomainError::Invalid(v)) => assert_eq!(v[0].field, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        // Two years to the day is allowed.
+        let two_years = PlanSeries {
+            recurrence: Recurrence { until: Some(d("2029-05-03")), count: None, ..mondays().recurrence },
+            ..mondays()
+        };
+        assert!(given().plan(&two_years).is_ok());
+    }
+
+    #[test]
+    fn a_date_is_booked_as_a_ride_of_the_series_once() {
+        let mut g = planned();
+        let d1 = g.occurrence("2027-05-10").unwrap();
+        let ride = occurrence_id(SERIES, d("2027-05-10"));
+        assert!(d1.events.iter().any(|(s, e)| s == &ride_stream(ride)
+            && matches!(e, BookingEvent::RideBooked(b) if b.ride_series_id == Some(SERIES)
+                && b.start == t("2027-05-10T08:00:00Z"))));
+        assert!(d1.of(&series_stream(SERIES)).any(|e| matches!(e, BookingEvent::RideSeriesOccurrenceBooked(_))));
+        g.apply(&d1);
+        assert!(g.occurrence("2027-05-10").unwrap().is_empty(), "booked before: nothing to do");
+        assert!(g.occurrence("2027-05-11").unwrap().is_empty(), "a Tuesday is not a date of the series");
+        assert!(g.occurrence("2027-05-31").unwrap().is_empty(), "the fifth Monday is past the count");
+    }
+
+    #[test]
+    fn a_date_that_breaks_a_rule_is_recorded_with_its_problem_once() {
+        let mut g = planned();
+        // Another ride holds the trishaw on the second Monday (invariant 1).
+        let other = g.book(ride(BIKE, PILOT2, "2027-05-10T08:30:00Z", &[]));
+        let d1 = g.occurrence("2027-05-10").unwrap();
+        assert_eq!(d1.streams(), vec![series_stream(SERIES).as_str()], "only the series' stream: no ride");
+        let BookingEvent::RideSeriesOccurrenceSkipped(k) = &d1.events[0].1 else { panic!("{d1:?}") };
+        assert_eq!((k.code.as_str(), k.conflict_with), ("bike-taken", Some(other)));
+        g.apply(&d1);
+        assert!(g.occurrence("2027-05-10").unwrap().is_empty(), "not retried");
+    }
+
+    #[test]
+    fn a_retired_trishaw_stops_the_series_and_a_cancelled_date_is_not_booked() {
+        let mut g = planned();
+        g.bikes.get_mut(&BIKE).unwrap().status = BikeStatus::Retired;
+        let stop = g.occurrence("2027-05-10").unwrap();
+        let BookingEvent::RideSeriesCancelled(c) = &stop.events[0].1 else { panic!("{stop:?}") };
+        assert_eq!((c.from, c.reason, c.by_role.as_str()), (d("2027-05-10"), CancellationReason::Equipment, "system"));
+        g.apply(&stop);
+        g.bikes.get_mut(&BIKE).unwrap().status = BikeStatus::InService;
+        assert!(g.occurrence("2027-05-17").unwrap().is_empty(), "stopped: no later date is booked");
+        assert!(
+            g.occurrence("2027-05-03").unwrap().events.iter().any(|(s, _)| s.starts_with("ride-")),
+            "earlier dates are"
+        );
+    }
+
+    #[test]
+    fn cancelling_from_a_date_cancels_its_rides_in_the_same_append() {
+        let mut g = planned();
+        for date in ["2027-05-03", "2027-05-10", "2027-05-17", "2027-05-24"] {
+            let d1 = g.occurrence(date).unwrap();
+            g.apply(&d1);
+        }
+        let s: RideSeries = g.fold(&series_stream(SERIES)).unwrap();
+        let c = CancelSeries {
+            from: Some(d("2027-05-17")),
+            reason: CancellationReason::Rider,
+            by_role: "coordinator".into(),
+            note: None,
+        };
+        let rides: Vec<RideInput> = s
+            .booked_from(d("2027-05-17"))
+            .into_iter()
+            .map(|(_, id)| {
+                let r = g.the_ride(id);
+                g.ride_input(id, streams_of(&[], &rides::releases_of(&r)), false, vec![])
+            })
+            .collect();
+        let input = CancelInput { series: Some(s), rides, now: g.now };
+        let d1 = series_cmd::cancel(&input, &c).unwrap();
+        let BookingEvent::RideSeriesCancelled(e) = &d1.events[0].1 else { panic!("{d1:?}") };
+        assert_eq!(e.rides.len(), 2);
+        assert_eq!(d1.events.iter().filter(|(_, e)| matches!(e, BookingEvent::RideCancelled(_))).count(), 2);
+        assert!(d1.events.iter().any(|(s, e)| s.starts_with("bikeday-") && matches!(e, BookingEvent::SlotReleased(_))));
+        g.apply(&d1);
+        // Again from a later date, with nothing left: nothing.
+        let s: RideSeries = g.fold(&series_stream(SERIES)).unwrap();
+        let later = CancelSeries { from: Some(d("2027-05-24")), ..c };
+        assert!(
+            series_cmd::cancel(&CancelInput { series: Some(s), rides: vec![], now: g.now }, &later).unwrap().is_empty()
+        );
+    }
+}

@@ -21,6 +21,7 @@ testkit::both_backends!(setup = World::new;
     twelve_tuesdays_keep_ten_oclock_skip_a_closure_book_as_days_pass_once_and_cancel_from_week_six,
     occurrences_are_rides_to_cascades_and_a_series_stops_at_a_retired_trishaw,
     a_pilots_series_needs_confirmation_and_names_only_riders_it_may,
+    concurrent_retries_book_each_date_once_and_rival_series_never_share_a_trishaw,
 );
 
 fn test_clock(at: &str) -> (tempfile::TempDir, TestClockFile) {
@@ -354,4 +355,48 @@ async fn a_pilots_series_needs_confirmation_and_names_only_riders_it_may(mut w: 
     assert_eq!(code(&wrong), ErrorCode::Validation);
     assert!(wrong.message().contains("/recurrence/weekdays"), "{}", wrong.message());
     assert_eq!(count(&w, "RideSeriesPlanned").await, 1);
+}
+
+/// Six retries of one create at once make one series with each date booked once; two
+/// series planned at once for one trishaw at overlapping times never both book a date: of
+/// each date one has the ride, the other the `bike-taken` problem naming it.
+async fn concurrent_retries_book_each_date_once_and_rival_series_never_share_a_trishaw(mut w: World) {
+    let (_dir, _time) = test_clock("2027-05-03T06:00:00Z");
+    let b = w.basic().await;
+    let other_pilot = w.pilot(b.chapter).await;
+    w.settle().await;
+    let req = plan(&b, "2027-05-04T08:00:00Z", &[], &["tuesday", "friday"], Some(10));
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (mut c, r) = (w.booking.clone(), req.clone());
+        tasks.push(tokio::spawn(async move { c.plan_ride_series(r).await.map(|s| s.into_inner()) }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for t in tasks {
+        ids.insert(t.await.unwrap().unwrap().ride_series_id);
+    }
+    assert_eq!(ids.len(), 1, "one series");
+    let s = series(&w, ids.first().unwrap()).await;
+    assert_eq!(booked_dates(&s).len(), 10);
+    assert_eq!(count(&w, "RideSeriesPlanned").await, 1);
+    assert_eq!(count(&w, "RideBooked").await, 10, "each date once");
+
+    // Two rival series on another weekday, 30 minutes apart, at once.
+    let first = plan(&b, "2027-05-05T08:00:00Z", &[], &["wednesday"], Some(6));
+    let mut second = plan(&b, "2027-05-05T08:30:00Z", &[], &["wednesday"], Some(6));
+    second.pilot_id = other_pilot.to_string();
+    let (mut c1, mut c2) = (w.booking.clone(), w.booking.clone());
+    let (a, z) = tokio::join!(c1.plan_ride_series(first), c2.plan_ride_series(second));
+    let (a, z) = (a.unwrap().into_inner(), z.unwrap().into_inner());
+    let (a, z) = (series(&w, &a.ride_series_id).await, series(&w, &z.ride_series_id).await);
+    for (x, y) in a.occurrences.iter().zip(&z.occurrences) {
+        assert_eq!(x.date, y.date);
+        let (winner, loser) = match (x.ride_id.is_empty(), y.ride_id.is_empty()) {
+            (false, true) => (x, y),
+            (true, false) => (y, x),
+            other => panic!("{}: exactly one series books the trishaw, got {other:?}", x.date),
+        };
+        let problem = loser.problem.as_ref().expect("the other date has its problem");
+        assert_eq!((problem.code.as_str(), problem.conflict_with.as_str()), ("bike-taken", winner.ride_id.as_str()));
+    }
 }
