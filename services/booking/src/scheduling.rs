@@ -321,6 +321,11 @@ impl Booking {
     /// Extends every active series whose horizon has moved past what it booked (the daily
     /// run: at 02:00 in its chapter's zone the horizon moves a day). Returns dates decided.
     pub async fn sweep_series(&self) -> ServiceResult<usize> {
+        self.sweep_series_at(servicekit::clock::now()).await
+    }
+
+    /// The sweep as it would run at `now` (benchmarks extend a week ahead with it).
+    pub async fn sweep_series_at(&self, now: DateTime<Utc>) -> ServiceResult<usize> {
         let rows: Vec<(String, String, String)> = self
             .store
             .fetch_rows(
@@ -329,7 +334,6 @@ impl Booking {
                 &[],
             )
             .await?;
-        let now = servicekit::clock::now();
         let mut chapters: HashMap<Uuid, Option<ChapterFact>> = HashMap::new();
         let mut decided = 0;
         for (id, booked_through, doc) in rows {
