@@ -272,6 +272,10 @@ enum Ep {
     PilotPatch,
     RideRecord,
     RideCorrect,
+    SeriesCreate,
+    SeriesList,
+    SeriesGet,
+    SeriesCancel,
 }
 use Ep::*;
 
@@ -404,6 +408,13 @@ fn rows() -> Vec<Row> {
         row(Reschedule, "POST", "/v1/rides/{id}/reschedule", 200, RIDE_PEOPLE, RIDE_PEOPLE),
         row(Cancel, "POST", "/v1/rides/{id}/cancel", 200, RIDE_PEOPLE, RIDE_PEOPLE),
         row(Complete, "POST", "/v1/rides/{id}/complete", 200, PILOT_SELF, RIDE_PEOPLE),
+        // Ride series (api.md → *Scheduling*): planned as a ride is booked (a pilot for
+        // itself, on a trishaw of A), listed by a home of A as rides are (a pilot its own),
+        // read and cancelled by the people of its rides.
+        row(SeriesCreate, "POST", "/v1/ride-series", 201, HOME_AND_PILOTS, IN_CHAPTER),
+        row(SeriesList, "GET", "/v1/ride-series", 200, HOME_AND_PILOTS, IN_CHAPTER),
+        row(SeriesGet, "GET", "/v1/ride-series/{id}", 200, RIDE_PEOPLE, RIDE_PEOPLE),
+        row(SeriesCancel, "POST", "/v1/ride-series/{id}/cancel", 200, RIDE_PEOPLE, RIDE_PEOPLE),
         // Ride requests are asked by the home and read by every pilot of the chapter (they
         // are there to be claimed); a neighbouring coordinator neither reads nor lists them.
         row(RequestCreate, "POST", "/v1/ride-requests", 201, RUNS_HOME, IN_CHAPTER),
@@ -590,6 +601,8 @@ struct Ctx {
     spare_home: Uuid,
     /// A notification of `pilot` (its ride was booked by someone else).
     notice: Uuid,
+    /// A ride series of `pilot` on `bike` (one date).
+    series: Uuid,
 }
 
 impl Ctx {
@@ -621,6 +634,7 @@ impl Ctx {
             closure: n(),
             spare_home: n(),
             notice: n(),
+            series: n(),
         }
     }
 }
@@ -822,6 +836,18 @@ fn request(m: &Matrix, row: &Row, who: Who, c: &Ctx, n: u32) -> (String, Option<
             )
         }
         RideCorrect => (format!("/v1/rides/{}/corrections", c.ride), Some(json!({"distance_km": 3.5}))),
+        SeriesCreate => {
+            let pilot = match who {
+                Pilot => m.own.pilot,
+                OtherPilot => m.other_pilot,
+                ForeignPilot => m.f_pilot,
+                _ => c.pilot,
+            };
+            ("/v1/ride-series".into(), Some(series_body(c.bike, pilot, slot(n))))
+        }
+        SeriesList => (format!("/v1/ride-series?carehome_id={h}"), None),
+        SeriesGet => (format!("/v1/ride-series/{}", c.series), None),
+        SeriesCancel => (format!("/v1/ride-series/{}/cancel", c.series), Some(json!({"reason": "rider"}))),
         RideList => (format!("/v1/rides?carehome_id={h}"), None),
         RideGet => (format!("/v1/rides/{}", c.ride), None),
         RosterAdd => (format!("/v1/rides/{}/roster", c.ride), Some(json!({"resident_id": r1}))),
@@ -966,6 +992,22 @@ async fn book_as(s: &System, m: &Matrix, token: &str, bike: Uuid, pilot: Uuid, r
     created(s, "/v1/rides", token, body).await
 }
 
+/// A series of one date at `start` (its weekday in the chapter's zone, Copenhagen: every
+/// slot is in daytime, on the same date there as in UTC).
+fn series_body(bike: Uuid, pilot: Uuid, start: DateTime<Utc>) -> Value {
+    use chrono::Datelike;
+    let days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    let weekday = days[start.weekday().num_days_from_monday() as usize];
+    json!({"bike_id": bike, "pilot_id": pilot, "start": rfc3339(start), "duration_minutes": 30, "resident_ids": [],
+        "recurrence": {"weekdays": [weekday], "count": 1}})
+}
+
+/// A ride series of the context's pilot on its trishaw, planned by admin.
+async fn series(s: &System, m: &Matrix, c: &Ctx) -> Uuid {
+    let r = created(s, "/v1/ride-series", &s.admin(), series_body(c.bike, c.pilot, slot(m.next()))).await;
+    uuid_of(&r, "ride_series_id")
+}
+
 /// An open ride request at the context's home, and where a claim of it starts.
 async fn ride_request(s: &System, m: &Matrix, c: &Ctx) -> (Uuid, String) {
     let start = slot(m.next());
@@ -1013,6 +1055,7 @@ async fn context(s: &System, m: &Matrix) -> Ctx {
         closure: Uuid::nil(),
         spare_home: home,
         notice: Uuid::nil(),
+        series: Uuid::nil(),
     };
     (c.request, c.request_start) = ride_request(s, m, &c).await;
     c.coordinator = coordinator(s, m, &c).await;
@@ -1022,6 +1065,7 @@ async fn context(s: &System, m: &Matrix) -> Ctx {
     (c.grant, c.person) = grant(s, m, &c).await;
     c.api_key = api_key(s, &c).await;
     c.notice = notice(s, &c).await;
+    c.series = series(s, m, &c).await;
     c
 }
 
@@ -1107,6 +1151,7 @@ async fn fresh(s: &System, m: &Matrix, row: &Row, c: &Ctx) -> Ctx {
             c.pilot = s.pilot(c.chapter).await;
             s.post(&format!("/v1/pilots/{}/suspend", c.pilot), &admin, json!({})).await.expect(200);
         }
+        SeriesCancel => c.series = series(s, m, &c).await,
         RosterAdd | CheckIn | Start | NoShow | Reschedule | Cancel => {
             c.ride = uuid_of(&book(s, m, c.bike, c.pilot, &[c.residents[0]]).await, "ride_id");
         }

@@ -463,6 +463,20 @@ async fn bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_noth
     };
     let req_claim = created(&s, "/v1/ride-requests", &coord, request_body(9, vec![r1]), "ride_request_id").await;
     let req_withdraw = created(&s, "/v1/ride-requests", &coord, request_body(10, vec![r1]), "ride_request_id").await;
+    // Ride series: one to plan (Tuesdays from 15 June 2027, 10:00 in Copenhagen) and one
+    // to cancel (Thursdays).
+    let series_body = |start: &str, weekday: &str, until: &str| {
+        json!({"bike_id": bike, "pilot_id": pilot, "start": start, "duration_minutes": 60, "resident_ids": [r0],
+            "kind": "pleasure", "recurrence": {"weekdays": [weekday], "interval_weeks": 1, "until": until}})
+    };
+    let series_cancel = created(
+        &s,
+        "/v1/ride-series",
+        &coord,
+        series_body("2027-06-17T10:00:00+02:00", "thursday", "2027-07-15"),
+        "ride_series_id",
+    )
+    .await;
 
     // A ride recorded after the fact, to correct; and the times of another record.
     let hours_ago =
@@ -844,6 +858,49 @@ async fn bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_noth
             &[],
             vec![],
             vec![format!("/v1/ride-requests/{req_withdraw}")],
+        ),
+        created_status(r(
+            route(
+                "POST /v1/ride-series",
+                "/v1/ride-series",
+                &[],
+                &pilot_token,
+                Some(series_body("2027-06-15T10:00:00+02:00", "tuesday", "2027-07-13")),
+            ),
+            &["/bike_id", "/pilot_id", "/start", "/duration_minutes", "/recurrence", "/recurrence/weekdays"],
+            vec![
+                ("/bike_id", json!("not-a-uuid"), 400, "/bike_id"),
+                ("/start", json!("tomorrow"), 400, "/start"),
+                ("/kind", json!("functional"), 400, "/kind"),
+                ("/resident_ids/0", json!("not-a-uuid"), 400, "/resident_ids/0"),
+                ("/recurrence/weekdays", json!([]), 400, "/recurrence/weekdays"),
+                ("/recurrence/weekdays/0", json!("funday"), 400, "/recurrence/weekdays/0"),
+                // The first occurrence is a Wednesday, not one of the weekdays.
+                ("/start", json!("2027-06-16T10:00:00+02:00"), 400, "/recurrence/weekdays"),
+                ("/recurrence/until", json!("2027-02-30"), 400, "/recurrence/until"),
+                ("/recurrence/until", json!("2027-06-14"), 400, "/recurrence/until"),
+                ("/recurrence/until", json!("2029-07-01"), 400, "/recurrence/until"),
+                ("/recurrence/count", json!(261), 400, "/recurrence/count"),
+                ("/recurrence/interval_weeks", json!(0), 400, "/recurrence/interval_weeks"),
+            ],
+            vec![format!("/v1/ride-series?carehome_id={home}"), format!("/v1/rides?pilot_id={pilot}")],
+        )),
+        r(
+            route(
+                "POST /v1/ride-series/{id}/cancel",
+                "/v1/ride-series/{id}/cancel",
+                &[("id", id(series_cancel))],
+                &pilot_token,
+                Some(json!({"from": "2027-06-24", "reason": "rider", "note": "Sommerferie"})),
+            ),
+            &["/reason"],
+            vec![
+                ("/reason", json!("boredom"), 400, "/reason"),
+                ("/reason", json!(""), 400, "/reason"),
+                ("/from", json!("2027-02-30"), 400, "/from"),
+                ("/from", json!("next week"), 400, "/from"),
+            ],
+            vec![format!("/v1/ride-series/{series_cancel}")],
         ),
         r(
             route(

@@ -307,6 +307,13 @@ async fn fuzzed_bodies_never_get_a_5xx_and_refusals_write_nothing(s: System) {
             "duration_minutes": 60, "kind": "pleasure", "note": "Hun elsker havnen"})
     };
     let request = created(&s, "/v1/ride-requests", &coord, request_body(9), "ride_request_id").await;
+    let series_body = |start: &str, weekday: &str| {
+        json!({"bike_id": bike, "pilot_id": pilot, "start": start, "duration_minutes": 60, "resident_ids": [r0],
+            "kind": "pleasure", "recurrence": {"weekdays": [weekday], "interval_weeks": 1, "count": 4}})
+    };
+    let series =
+        created(&s, "/v1/ride-series", &coord, series_body("2027-06-17T10:00:00+02:00", "thursday"), "ride_series_id")
+            .await;
     let days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
     let hours: Vec<Value> = days.iter().map(|d| json!({"weekday": d, "opens": "09:00", "closes": "17:00"})).collect();
     let consent = json!({"given_by": "guardian", "given_at": "2026-11-20T10:00:00+01:00", "scope": ["rides"]});
@@ -444,6 +451,18 @@ async fn fuzzed_bodies_never_get_a_5xx_and_refusals_write_nothing(s: System) {
             format!("/v1/ride-requests/{request}/withdraw"),
             &coord,
             json!({}),
+        ),
+        route(
+            "POST /v1/ride-series",
+            "/v1/ride-series".into(),
+            &pt,
+            series_body("2027-06-15T10:00:00+02:00", "tuesday"),
+        ),
+        route(
+            "POST /v1/ride-series/{id}/cancel",
+            format!("/v1/ride-series/{series}/cancel"),
+            &pt,
+            json!({"from": "2027-06-24", "reason": "rider", "note": "Sommerferie"}),
         ),
         route(
             "POST /v1/bikes/{id}/issues",

@@ -21,6 +21,7 @@ pub mod reports;
 pub mod requests;
 pub mod residents;
 pub mod rides;
+pub mod series;
 pub mod stats;
 pub mod weather;
 pub mod webhooks;
@@ -41,6 +42,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(pilots::routes())
         .merge(availability::routes())
         .merge(rides::routes())
+        .merge(series::routes())
         .merge(stats::routes())
         .merge(requests::routes())
         .merge(weather::routes())

@@ -79,6 +79,9 @@ pub struct RideView {
     /// The ride request it fulfils.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ride_request_id: Option<String>,
+    /// The series it is an occurrence of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ride_series_id: Option<String>,
     /// Cancellation reason code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
@@ -206,6 +209,7 @@ fn view_named(caller: &Caller, ride: bpb::Ride, names: &HashMap<String, Option<S
         dropoff: f.as_ref().and_then(|f| keep(f.dropoff.clone())),
         return_ride_id: None,
         ride_request_id: opt(ride.ride_request_id),
+        ride_series_id: opt(ride.ride_series_id),
         cancel_reason: opt(ride.cancel_reason),
         cancelled_by_role: opt(ride.cancelled_by_role),
         cancelled_at: time(&ride.cancelled_at),
