@@ -26,5 +26,6 @@ mod records;
 mod reports;
 mod riders;
 mod rides;
+mod series;
 mod stats;
 mod tracing;
