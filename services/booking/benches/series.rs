@@ -86,9 +86,9 @@ async fn run(name: &str, db: testkit::TestDb, args: &Args) {
                 kind: String::new(),
                 trip_minutes: 0,
                 recurrence: Some(bpb::Recurrence {
-                    weekdays: vec![["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-                        [k % 7]
-                        .into()],
+                    weekdays: vec![
+                        ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"][k % 7].into(),
+                    ],
                     interval_weeks: None,
                     until: String::new(),
                     count: None,

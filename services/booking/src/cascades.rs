@@ -308,6 +308,15 @@ impl Booking {
         for request in &requests {
             self.forget(&request_subject(*request)).await?;
         }
+        // The notes of series that had the resident on their plan.
+        let series = self
+            .store
+            .fetch_texts(
+                "SELECT ride_series_id FROM booking_series WHERE doc LIKE $1",
+                &[eventlog::Arg::Text(format!("%{resident}%"))],
+            )
+            .await?;
+        self.forget_series(&series).await?;
         Ok((rides.len(), requests.len()))
     }
 
@@ -315,7 +324,20 @@ impl Booking {
     pub async fn forget_pilot(&self, pilot: Uuid) -> ServiceResult<usize> {
         let rides = readmodel::rides_of_pilot(&self.store, pilot).await?;
         self.forget_rides(&rides).await?;
+        let series = self
+            .store
+            .fetch_texts("SELECT ride_series_id FROM booking_series WHERE pilot_id = $1", &[pilot.into()])
+            .await?;
+        self.forget_series(&series).await?;
         Ok(rides.len())
+    }
+
+    /// Destroys the keys of series (their cancellation notes) that involved an erased person.
+    async fn forget_series(&self, ids: &[String]) -> ServiceResult<()> {
+        for id in ids.iter().filter_map(|i| i.parse::<Uuid>().ok()) {
+            self.forget(&crate::series::series_stream(id)).await?;
+        }
+        Ok(())
     }
 
     /// Destroys the keys of rides that involved an erased person: their stories, notes and

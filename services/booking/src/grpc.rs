@@ -842,8 +842,8 @@ impl BookingService for Booking {
     ) -> Reply<pb::CancelRideSeriesResponse> {
         let r = req.into_inner();
         let ctx = CommandCtx::from_proto(r.context.clone())?;
-        let (id, c) = self.parse_cancel_series(&ctx, &r).await?;
-        let cancelled = self.cancel_series(&ctx, id, &c).await?;
+        let (id, c, note) = self.parse_cancel_series(&ctx, &r).await?;
+        let cancelled = self.cancel_series(&ctx, id, &c, note.as_deref()).await?;
         let (s, version) = self.series(id).await?;
         Ok(Response::new(pb::CancelRideSeriesResponse {
             cancelled,

@@ -121,7 +121,7 @@ impl Booking {
         &self,
         ctx: &CommandCtx,
         r: &pb::CancelRideSeriesRequest,
-    ) -> ServiceResult<(Uuid, CancelSeries)> {
+    ) -> ServiceResult<(Uuid, CancelSeries, Option<String>)> {
         let mut bad = Vec::new();
         let id = types::parse_id("/ride_series_id", &r.ride_series_id).map_err(|e| bad.push(e)).ok();
         let reason = types::parse_enum::<CancellationReason>("/reason", &r.reason).map_err(|e| bad.push(e)).ok();
@@ -135,14 +135,14 @@ impl Booking {
         let (Some(id), Some(reason), true) = (id, reason, bad.is_empty()) else {
             return Err(ServiceError::Invalid(bad));
         };
-        let note = match note {
+        let sealed = match &note {
             Some(text) => {
                 self.series(id).await?;
-                Some(self.keys.seal(&series_stream(id), "cancel_note", &text).await.map_err(ServiceError::from)?)
+                Some(self.keys.seal(&series_stream(id), "cancel_note", text).await.map_err(ServiceError::from)?)
             }
             None => None,
         };
-        Ok((id, CancelSeries { from, reason, by_role: ctx.actor.role.clone(), note }))
+        Ok((id, CancelSeries { from, reason, by_role: ctx.actor.role.clone(), note: sealed }, note))
     }
 
     /// The proto form of a series, its dates' rides read from their streams (`fresh`) or

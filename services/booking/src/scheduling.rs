@@ -20,7 +20,7 @@ use eventlog::{Actor, Arg, Error, Filter, Projection, RecordedEvent, Tx};
 use futures_util::future::BoxFuture;
 use servicekit::aggregate;
 use servicekit::executor::{self, Loader};
-use servicekit::{CommandCtx, ServiceResult};
+use servicekit::{CommandCtx, ServiceError, ServiceResult};
 use uuid::Uuid;
 
 use crate::Booking;
@@ -31,9 +31,9 @@ use crate::commands::series::{
     self as series_cmd, CancelInput, CancelSeries, OccurrenceInput, PlanInput, PlanSeries, occurrence_booking,
 };
 use crate::facts::{self, ChapterFact, kind};
-use crate::rides::{Ride, ride_stream};
+use crate::rides::{Ride, ride_stream, ride_subject};
 use crate::series::{Outcome, RideSeries, occurrence_id, series_stream};
-use crate::service::{book_input, claimed_residents, fact_parts, schedules};
+use crate::service::{book_input, claimed_residents, fact_parts, residents, schedules};
 
 /// How often the sweep looks for series to extend (every second in a `test-clock` build,
 /// so that a test that moves the clock past 02:00 sees them extended at once).
@@ -101,8 +101,9 @@ impl Booking {
                 }
                 _ => Vec::new(),
             };
+            let riders = residents(l.store(), &cmd.resident_ids).await?;
             let now = l.now();
-            Ok((l, PlanInput { facts, named, now }))
+            Ok((l, PlanInput { facts, riders, named, now }))
         };
         executor::run(&self.store, ctx, &stream, load, |i| series_cmd::plan(i, cmd)).await?;
         let (s, _) = self.series(cmd.ride_series_id).await?;
@@ -136,13 +137,15 @@ impl Booking {
             let stream = stream.clone();
             async move {
                 let series = l.fold::<RideSeries>(&stream).await?;
-                let book = match &series {
+                let (riders, book) = match &series {
                     Some(s) if !s.dates.contains_key(&date) && !s.cancelled_on(date) => {
-                        book_input(&mut l, &occurrence_booking(s, date)).await?
+                        let riders = residents(l.store(), &s.plan.riders).await?;
+                        let book = book_input(&mut l, &occurrence_booking(s, date, &riders)).await?;
+                        (riders, book)
                     }
-                    _ => BookInput { now: l.now(), ..BookInput::default() },
+                    _ => (Vec::new(), BookInput { now: l.now(), ..BookInput::default() }),
                 };
-                Ok((l, OccurrenceInput { series, book }))
+                Ok((l, OccurrenceInput { series, riders, book }))
             }
         };
         let primary = ride_stream(occurrence_id(id, date));
@@ -152,25 +155,35 @@ impl Booking {
 
     /// Cancels a series from a date; returns how many rides it cancelled (a retry answers
     /// the first attempt's number).
-    pub async fn cancel_series(&self, ctx: &CommandCtx, id: Uuid, c: &CancelSeries) -> ServiceResult<u32> {
+    pub async fn cancel_series(
+        &self,
+        ctx: &CommandCtx,
+        id: Uuid,
+        c: &CancelSeries,
+        note: Option<&str>,
+    ) -> ServiceResult<u32> {
         let stream = series_stream(id);
         let load = |mut l: Loader| {
             let stream = stream.clone();
             async move {
                 let series = l.fold::<RideSeries>(&stream).await?;
                 let now = l.now();
-                let mut rides = Vec::new();
+                let (mut rides, mut notes) = (Vec::new(), std::collections::BTreeMap::new());
                 if let Some(s) = &series {
                     for (_, ride_id) in s.booked_from(series_cmd::cancel_from(s, c, now)) {
                         let mut input =
                             RideInput { ride: l.fold::<Ride>(&ride_stream(ride_id)).await?, now, ..Default::default() };
                         if let Some(r) = input.ride.as_ref().filter(|r| r.status.is_active()) {
                             input.schedules = schedules(&mut l, &streams_of(&[], &releases_of(r))).await?;
+                            if let Some(text) = note {
+                                let sealed = self.keys.seal(&ride_subject(ride_id), "cancel_note", text).await;
+                                notes.insert(ride_id, sealed.map_err(ServiceError::from)?);
+                            }
                         }
                         rides.push(input);
                     }
                 }
-                Ok((l, CancelInput { series, rides, now }))
+                Ok((l, CancelInput { series, rides, notes, now }))
             }
         };
         let done = executor::run(&self.store, ctx, &stream, load, |i| series_cmd::cancel(i, c)).await?;

@@ -82,7 +82,7 @@ pub(crate) async fn fact_parts(store: &EventStore, bike_id: Uuid, pilot_id: Uuid
 }
 
 /// Residents' facts (absent ones as `None`).
-async fn residents(store: &EventStore, ids: &[Uuid]) -> ServiceResult<Vec<(Uuid, Option<ResidentFact>)>> {
+pub(crate) async fn residents(store: &EventStore, ids: &[Uuid]) -> ServiceResult<Vec<(Uuid, Option<ResidentFact>)>> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         out.push((*id, facts::get(store, kind::RESIDENT, *id).await?));

@@ -8,12 +8,16 @@ use domain::events::{
     RideSeriesPlanned,
 };
 use domain::localtime;
-use domain::types::{BikeStatus, CancellationReason, LocalTime, PilotStatus, RideKind, RideStatus, Sealed, Weekday};
+use domain::types::{
+    BikeStatus, CancellationReason, ConsentScope, LocalTime, PilotStatus, ResidentStatus, RideKind, RideStatus, Sealed,
+    Weekday,
+};
 use domain::{Decision, DomainError};
 use uuid::Uuid;
 
 use super::booking::{self as book_cmd, BookInput, BookRide};
 use super::rides::{self as rides_cmd, RideInput};
+use crate::facts::ResidentFact;
 use crate::rules::{self, FactParts};
 use crate::series::{MAX_SPAN_MONTHS, RideSeries, occurrence_id, series_stream};
 
@@ -47,6 +51,8 @@ pub struct PlanSeries {
 pub struct PlanInput {
     /// Trishaw, care home, chapter, pilot.
     pub facts: FactParts,
+    /// The roster's residents.
+    pub riders: Vec<(Uuid, Option<ResidentFact>)>,
     /// Residents named in requests the planning pilot claimed at the care home.
     pub named: Vec<Uuid>,
     /// Now.
@@ -61,6 +67,7 @@ pub fn plan(input: &PlanInput, cmd: &PlanSeries) -> Result<Decision<BookingEvent
         return Err(DomainError::NotFound("pilot".into()));
     }
     rules::check_pilot_seats(&f.home, &cmd.actor_role, &cmd.resident_ids, &input.named)?;
+    rules::check_riders(&f.home, &f.bike, cmd.kind, cmd.duration_minutes, cmd.trip_minutes, &input.riders)?;
     let tz = f.timezone();
     let local = cmd.start.with_timezone(&tz);
     let first = local.date_naive();
@@ -105,13 +112,28 @@ pub fn plan(input: &PlanInput, cmd: &PlanSeries) -> Result<Decision<BookingEvent
 pub struct OccurrenceInput {
     /// The series (`None`: no such series).
     pub series: Option<RideSeries>,
+    /// The plan's riders as booking now knows them.
+    pub riders: Vec<(Uuid, Option<ResidentFact>)>,
     /// The booking's facts, riders and schedules.
     pub book: BookInput,
 }
 
 /// The booking of a date of the series (its ride id derived from series and date; a
-/// pilot's plan books as the pilot, so the care home's confirmation applies).
-pub fn occurrence_booking(s: &RideSeries, date: NaiveDate) -> BookRide {
+/// pilot's plan books as the pilot, so the care home's confirmation applies). Its roster is
+/// the plan's riders who still live at the care home with consent to ride: a resident who
+/// moved out, withdrew consent or was erased leaves the series' future rosters as it
+/// leaves every future roster (invariant 7); `riders` are the plan's riders' facts.
+pub fn occurrence_booking(s: &RideSeries, date: NaiveDate, riders: &[(Uuid, Option<ResidentFact>)]) -> BookRide {
+    let still = |id: &Uuid| {
+        riders.iter().any(|(r, f)| {
+            r == id
+                && f.as_ref().is_some_and(|f| {
+                    f.carehome_id == s.plan.carehome_id
+                        && f.status == ResidentStatus::LivingHere
+                        && f.consent.contains(&ConsentScope::Rides)
+                })
+        })
+    };
     let ride_id = occurrence_id(s.plan.ride_series_id, date);
     BookRide {
         ride_id,
@@ -120,7 +142,7 @@ pub fn occurrence_booking(s: &RideSeries, date: NaiveDate) -> BookRide {
         pilot_id: s.plan.pilot_id,
         start: s.start_on(date),
         duration_minutes: s.plan.duration_minutes,
-        resident_ids: s.plan.riders.clone(),
+        resident_ids: s.plan.riders.iter().copied().filter(still).collect(),
         kind: s.plan.kind,
         trip_minutes: s.plan.trip_minutes,
         route: None,
@@ -148,7 +170,7 @@ pub fn occurrence(input: &OccurrenceInput, date: NaiveDate) -> Result<Decision<B
         return Ok(stop(s, date, CancellationReason::Volunteer, None, input.book.now));
     }
     let series = series_stream(s.plan.ride_series_id);
-    let cmd = occurrence_booking(s, date);
+    let cmd = occurrence_booking(s, date, &input.riders);
     match book_cmd::book(&input.book, &cmd) {
         Ok(mut d) => {
             let booked =
@@ -220,6 +242,8 @@ pub struct CancelInput {
     pub series: Option<RideSeries>,
     /// The rides of its dates from `from`, each with the schedules it would release.
     pub rides: Vec<RideInput>,
+    /// The cancellation's note sealed under each of those rides (shown with the ride).
+    pub notes: std::collections::BTreeMap<Uuid, Sealed>,
     /// Now.
     pub now: DateTime<Utc>,
 }
@@ -238,12 +262,17 @@ pub fn cancel(input: &CancelInput, c: &CancelSeries) -> Result<Decision<BookingE
     let from = cancel_from(s, c, input.now);
     let mut d = Decision::in_tenant(Some(s.plan.chapter_id));
     let mut rides = Vec::new();
-    let ride_cancel = rides_cmd::Cancel { reason: c.reason, by_role: c.by_role.clone(), note: None, caused_by: None };
     for ri in &input.rides {
         let Some(ride) = &ri.ride else { continue };
         if !matches!(ride.status, RideStatus::PendingConfirmation | RideStatus::Booked) {
             continue;
         }
+        let ride_cancel = rides_cmd::Cancel {
+            reason: c.reason,
+            by_role: c.by_role.clone(),
+            note: input.notes.get(&ride.ride_id).cloned(),
+            caused_by: None,
+        };
         d.extend(rides_cmd::cancel(ri, &ride_cancel)?);
         rides.push(ride.ride_id);
     }

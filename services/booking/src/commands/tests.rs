@@ -997,7 +997,12 @@ mod series {
 
     impl Given {
         fn plan(&self, cmd: &PlanSeries) -> Outcome {
-            let input = PlanInput { facts: self.facts(cmd.bike_id, cmd.pilot_id), named: vec![], now: self.now };
+            let input = PlanInput {
+                facts: self.facts(cmd.bike_id, cmd.pilot_id),
+                riders: self.riders(&cmd.resident_ids),
+                named: vec![],
+                now: self.now,
+            };
             series_cmd::plan(&input, cmd)
         }
 
@@ -1005,11 +1010,12 @@ mod series {
         fn occurrence(&self, date: &str) -> Outcome {
             let series: Option<RideSeries> = self.fold(&series_stream(SERIES));
             let date: NaiveDate = date.parse().unwrap();
+            let riders = series.as_ref().map(|s| self.riders(&s.plan.riders)).unwrap_or_default();
             let book = match &series {
-                Some(s) => self.book_input(&series_cmd::occurrence_booking(s, date)),
+                Some(s) => self.book_input(&series_cmd::occurrence_booking(s, date, &riders)),
                 None => BookInput::default(),
             };
-            series_cmd::occurrence(&OccurrenceInput { series, book }, date)
+            series_cmd::occurrence(&OccurrenceInput { series, riders, book }, date)
         }
     }
 
@@ -1068,6 +1074,21 @@ mod series {
         assert!(g.occurrence("2027-05-10").unwrap().is_empty(), "booked before: nothing to do");
         assert!(g.occurrence("2027-05-11").unwrap().is_empty(), "a Tuesday is not a date of the series");
         assert!(g.occurrence("2027-05-31").unwrap().is_empty(), "the fifth Monday is past the count");
+        // Anna moves out: the next dates are booked without her (invariant 7).
+        g.residents.get_mut(&ANNA).unwrap().status = ResidentStatus::MovedOut;
+        let d2 = g.occurrence("2027-05-17").unwrap();
+        assert!(d2.events.iter().any(|(_, e)| matches!(e, BookingEvent::RideBooked(b) if b.riders.is_empty())));
+        assert!(!d2.events.iter().any(|(s, _)| s.starts_with("residentday-")), "her day is not held");
+    }
+
+    #[test]
+    fn a_plan_names_only_riders_who_may_ride() {
+        let mut g = given();
+        g.residents.get_mut(&BO).unwrap().consent = vec![];
+        let cmd = PlanSeries { resident_ids: vec![ANNA, BO], ..mondays() };
+        assert_eq!(g.plan(&cmd).unwrap_err().code(), ErrorCode::NoConsent);
+        let crowd = PlanSeries { resident_ids: vec![ANNA, CARL, BO], ..mondays() };
+        assert_eq!(given().plan(&crowd).unwrap_err().code(), ErrorCode::TooManyRiders);
     }
 
     #[test]
@@ -1121,7 +1142,7 @@ mod series {
                 g.ride_input(id, streams_of(&[], &rides::releases_of(&r)), false, vec![])
             })
             .collect();
-        let input = CancelInput { series: Some(s), rides, now: g.now };
+        let input = CancelInput { series: Some(s), rides, notes: Default::default(), now: g.now };
         let d1 = series_cmd::cancel(&input, &c).unwrap();
         let BookingEvent::RideSeriesCancelled(e) = &d1.events[0].1 else { panic!("{d1:?}") };
         assert_eq!(e.rides.len(), 2);
@@ -1132,7 +1153,12 @@ mod series {
         let s: RideSeries = g.fold(&series_stream(SERIES)).unwrap();
         let later = CancelSeries { from: Some(d("2027-05-24")), ..c };
         assert!(
-            series_cmd::cancel(&CancelInput { series: Some(s), rides: vec![], now: g.now }, &later).unwrap().is_empty()
+            series_cmd::cancel(
+                &CancelInput { series: Some(s), rides: vec![], notes: Default::default(), now: g.now },
+                &later
+            )
+            .unwrap()
+            .is_empty()
         );
     }
 }

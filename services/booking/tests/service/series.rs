@@ -221,6 +221,7 @@ async fn twelve_tuesdays_keep_ten_oclock_skip_a_closure_book_as_days_pass_once_a
         assert_eq!(ride.status, want, "week {} ({})", i + 1, o.date);
         if i >= 5 {
             assert_eq!((ride.cancel_reason.as_str(), ride.cancelled_by_role.as_str()), ("volunteer", "coordinator"));
+            assert_eq!(ride.cancel_note, "Karen moves away", "the note goes with each ride, sealed under it");
         }
     }
     assert_eq!(count(&w, "RideCancelled").await, 7);
