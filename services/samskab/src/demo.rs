@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use chrono::{Duration as Days, NaiveTime, TimeZone, Utc};
+use chrono::{Datelike, Duration as Days, NaiveTime, TimeZone, Utc};
 use gateway::{Claims, Keys, Role};
 use samskab_proto::booking::v1 as bpb;
 use samskab_proto::carehome::v1 as cpb;
@@ -256,7 +256,43 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
             }
         }
     }
-    Ok(serde_json::json!({ "chapter_id": chapter, "carehomes": homes, "pilot_ids": pilots, "ride_ids": rides }))
+    // The weekly routine booked once: every Tuesday at 11:30 at the first care home, twelve
+    // times, the first pilot with the home's first resident.
+    let mut tuesday = first;
+    while tuesday.weekday() != chrono::Weekday::Tue {
+        tuesday = tuesday + Days::days(1);
+    }
+    let local = tuesday.and_time(NaiveTime::from_hms_opt(11, 30, 0).expect("time"));
+    let start = tz.from_local_datetime(&local).earliest().expect("local time exists").with_timezone(&Utc);
+    let home = &homes[0];
+    let series = book
+        .plan_ride_series(bpb::PlanRideSeriesRequest {
+            context: ctx("series tuesdays", "coordinator"),
+            bike_id: home["bike_ids"][0].as_str().unwrap_or_default().to_owned(),
+            pilot_id: pilots[0].clone(),
+            start: Some(samskab_proto::time::to_proto(start)),
+            duration_minutes: 60,
+            resident_ids: home["resident_ids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .take(1)
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            kind: String::new(),
+            trip_minutes: 0,
+            recurrence: Some(bpb::Recurrence {
+                weekdays: vec!["tuesday".into()],
+                interval_weeks: None,
+                until: String::new(),
+                count: Some(12),
+            }),
+        })
+        .await
+        .map_err(fail)?
+        .into_inner();
+    Ok(serde_json::json!({ "chapter_id": chapter, "carehomes": homes, "pilot_ids": pilots, "ride_ids": rides,
+        "ride_series_ids": [series.ride_series_id] }))
 }
 
 fn chrono_tz_copenhagen() -> chrono_tz::Tz {
