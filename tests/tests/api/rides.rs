@@ -299,6 +299,12 @@ async fn a_suspended_pilot_reads_but_cannot_book(mut s: System) {
     .await;
     let refused = s.post("/v1/rides", &pilot, book_body(&w, "2027-05-14T08:00:00Z")).await.expect(422);
     assert_eq!(refused.code(), "pilot-suspended");
+    // Nor plan a series (2027-05-14 is a Friday).
+    let mut series = book_body(&w, "2027-05-14T08:00:00Z");
+    series["recurrence"] = json!({"weekdays": ["friday"], "count": 2});
+    let heads = s.heads().await;
+    assert_eq!(s.post("/v1/ride-series", &pilot, series).await.expect(422).code(), "pilot-suspended");
+    assert_eq!(s.heads().await, heads, "nothing written");
     s.post(&format!("/v1/pilots/{}/retire", w.pilot), &s.token(Role::ChapterAdmin(w.chapter)), json!({}))
         .await
         .expect(200);
