@@ -260,7 +260,7 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
     // times, the first pilot with the home's first resident.
     let mut tuesday = first;
     while tuesday.weekday() != chrono::Weekday::Tue {
-        tuesday = tuesday + Days::days(1);
+        tuesday += Days::days(1);
     }
     let local = tuesday.and_time(NaiveTime::from_hms_opt(11, 30, 0).expect("time"));
     let start = tz.from_local_datetime(&local).earliest().expect("local time exists").with_timezone(&Utc);
