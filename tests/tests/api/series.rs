@@ -120,4 +120,16 @@ async fn a_series_is_planned_read_listed_and_cancelled(s: System) {
     let third = s.get(&format!("/v1/rides/{ride_three}"), &pilot).await.expect(200);
     assert_eq!((third.str("status"), third.str("cancel_reason")), ("cancelled".to_owned(), "rider".to_owned()));
     assert_eq!(s.get(&format!("/v1/rides/{ride_one}"), &pilot).await.expect(200).str("status"), "booked");
+    // The cancellation's note travels with the ride it cancelled, for those who see notes.
+    assert_eq!(third.str("cancel_note"), "Sommerhus");
+
+    // The series' audit trail: who planned, what became of each date, who cancelled; in
+    // words without the note.
+    let cadmin = s.token(Role::ChapterAdmin(w.chapter));
+    let trail = s.get(&format!("/v1/audit?object_type=ride_series&object_id={id}"), &cadmin).await.expect(200);
+    let types: Vec<&str> = trail.body["items"].as_array().unwrap().iter().filter_map(|i| i["type"].as_str()).collect();
+    assert_eq!(types.first(), Some(&"RideSeriesPlanned"), "{}", trail.body);
+    assert!(types.contains(&"RideSeriesOccurrenceSkipped") && types.contains(&"RideSeriesCancelled"), "{types:?}");
+    assert!(!trail.body.to_string().contains("Sommerhus"));
+    s.get(&format!("/v1/audit?object_type=ride_series&object_id={id}"), &pilot).await.expect(403);
 }

@@ -18,19 +18,20 @@ use crate::caller::Caller;
 use crate::clients::{Found, Service};
 use crate::extract::Params;
 use crate::problem::{ApiError, Problem};
-use crate::routes::{bikes, carehomes, chapters, pilots, requests, residents, rides};
+use crate::routes::{bikes, carehomes, chapters, pilots, requests, residents, rides, series};
 use crate::views::time;
 
 /// The object types of `?object_type=`.
-pub const OBJECT_TYPES: &[&str] = &["chapter", "carehome", "bike", "resident", "pilot", "ride", "ride_request"];
+pub const OBJECT_TYPES: &[&str] =
+    &["chapter", "carehome", "bike", "resident", "pilot", "ride", "ride_request", "ride_series"];
 
 /// `GET /v1/audit` parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// `chapter`, `carehome`, `bike`, `resident`, `pilot`, `ride` or `ride_request`.
-    #[param(pattern = "^(chapter|carehome|bike|resident|pilot|ride|ride_request)$")]
+    /// `chapter`, `carehome`, `bike`, `resident`, `pilot`, `ride`, `ride_request` or `ride_series`.
+    #[param(pattern = "^(chapter|carehome|bike|resident|pilot|ride|ride_request|ride_series)$")]
     pub object_type: String,
     /// The object's id.
     pub object_id: Uuid,
@@ -76,6 +77,7 @@ async fn locate(s: &AppState, caller: &Caller, kind: &str, id: Uuid) -> Result<(
         "pilot" => (chapter(&pilots::visible(s, caller, id).await?.chapter_id)?, Service::Volunteer),
         "ride" => (chapter(&rides::visible(s, caller, id).await?.chapter_id)?, Service::Booking),
         "ride_request" => (chapter(&requests::visible(s, caller, id).await?.chapter_id)?, Service::Booking),
+        "ride_series" => (chapter(&series::visible(s, caller, id).await?.chapter_id)?, Service::Booking),
         _ => return Err(ApiError::invalid("/object_type", format!("must be one of {}", OBJECT_TYPES.join(", ")))),
     })
 }

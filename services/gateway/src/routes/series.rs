@@ -248,7 +248,7 @@ fn object(s: &bpb::RideSeries) -> Option<Object> {
 }
 
 /// Loads a series the caller may read (404 otherwise, as for an unknown id).
-async fn visible(s: &AppState, caller: &Caller, id: Uuid) -> Result<bpb::RideSeries, ApiError> {
+pub async fn visible(s: &AppState, caller: &Caller, id: Uuid) -> Result<bpb::RideSeries, ApiError> {
     let series = s
         .clients
         .booking()
