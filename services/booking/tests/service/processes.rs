@@ -2,7 +2,6 @@
 //! for one trishaw: the schedule streams in the shared log keep the invariant across
 //! processes exactly as within one.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use crate::common::*;
@@ -11,34 +10,6 @@ use samskab_proto::booking::v1::booking_service_client::BookingServiceClient;
 use servicekit::ErrorCode;
 
 use testkit::free_port;
-
-struct Process(tokio::process::Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.start_kill();
-    }
-}
-
-fn spawn_booking(w: &World, port: u16) -> Process {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_samskab-booking"))
-        .env("SAMSKAB_BOOKING_DATABASE_URL", w.db.sibling("booking"))
-        .env("SAMSKAB_BOOKING_LISTEN", format!("127.0.0.1:{port}"))
-        .env("SAMSKAB_CAREHOME_URL", format!("http://{}", w.carehome_addr))
-        .env("SAMSKAB_VOLUNTEER_URL", w.volunteer_url())
-        .env("SAMSKAB_MASTER_KEY", w.master.to_hex())
-        // The erasure ledger in the test's own database (not samskab-data/ in the working
-        // directory), one for both processes, as in a deployment.
-        .env("SAMSKAB_ERASURE_LEDGER_URL", w.db.sibling("ledger"))
-        .env("SAMSKAB_INSECURE_PLAINTEXT", "true")
-        .env("SAMSKAB_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start samskab-booking");
-    Process(child)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_booking_processes_on_one_postgres_keep_one_trishaw_unshared() {
@@ -51,7 +22,7 @@ async fn two_booking_processes_on_one_postgres_keep_one_trishaw_unshared() {
     }
     w.settle().await;
     let ports = [free_port(), free_port()];
-    let _procs: Vec<Process> = ports.iter().map(|p| spawn_booking(&w, *p)).collect();
+    let _procs: Vec<Process> = ports.iter().map(|p| spawn_booking(&w, *p, None)).collect();
     let mut clients = Vec::new();
     for p in ports {
         clients.push(BookingServiceClient::new(servicekit::client::channel(&format!("http://127.0.0.1:{p}")).unwrap()));

@@ -3,7 +3,6 @@
 //! clock with two more booking processes (the real binary) sweeping the same log, each date
 //! booked once, cancellation from a week on, and cascades and stops.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use crate::common::*;
@@ -30,34 +29,6 @@ fn test_clock(at: &str) -> (tempfile::TempDir, TestClockFile) {
     clock::use_test_file(time.path());
     time.jump_to(t(at)).unwrap();
     (dir, time)
-}
-
-struct Process(tokio::process::Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.start_kill();
-    }
-}
-
-/// The `samskab-booking` binary on `w`'s booking database and the test's clock file.
-fn spawn_booking(w: &World, port: u16, clock_file: &std::path::Path) -> Process {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_samskab-booking"))
-        .env("SAMSKAB_BOOKING_DATABASE_URL", format!("{}{}", w.db.sibling("booking"), w.url_options))
-        .env("SAMSKAB_BOOKING_LISTEN", format!("127.0.0.1:{port}"))
-        .env("SAMSKAB_CAREHOME_URL", format!("http://{}", w.carehome_addr))
-        .env("SAMSKAB_VOLUNTEER_URL", w.volunteer_url())
-        .env("SAMSKAB_MASTER_KEY", w.master.to_hex())
-        .env("SAMSKAB_ERASURE_LEDGER_URL", w.db.sibling("ledger"))
-        .env("SAMSKAB_INSECURE_PLAINTEXT", "true")
-        .env(clock::TEST_CLOCK_VAR, clock_file)
-        .env("SAMSKAB_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start samskab-booking");
-    Process(child)
 }
 
 async fn answering(port: u16) -> BookingServiceClient<tonic::transport::Channel> {
@@ -170,7 +141,7 @@ async fn twelve_tuesdays_keep_ten_oclock_skip_a_closure_book_as_days_pass_once_a
 
     // Two more booking processes on the same log and the same clock.
     let ports = [free_port(), free_port()];
-    let _procs: Vec<Process> = ports.iter().map(|p| spawn_booking(&w, *p, time.path())).collect();
+    let _procs: Vec<Process> = ports.iter().map(|p| spawn_booking(&w, *p, Some(time.path()))).collect();
     for p in ports {
         answering(p).await;
     }
