@@ -286,7 +286,7 @@ pub struct NewRide {
 }
 
 /// The trishaw of a booking, as the caller may see it: 404 when invisible.
-async fn bike_chapter(s: &AppState, caller: &Caller, bike: Uuid) -> Result<(Uuid, Uuid), ApiError> {
+pub(crate) async fn bike_chapter(s: &AppState, caller: &Caller, bike: Uuid) -> Result<(Uuid, Uuid), ApiError> {
     let b = s.clients.carehome().get_bike(cpb::IdRequest { id: bike.to_string() }).await.or_404()?;
     let chapter: Uuid = b.chapter_id.parse().map_err(|_| ApiError::not_found())?;
     let home: Uuid = b.carehome_id.parse().map_err(|_| ApiError::not_found())?;

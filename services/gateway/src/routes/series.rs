@@ -261,22 +261,6 @@ pub async fn visible(s: &AppState, caller: &Caller, id: Uuid) -> Result<bpb::Rid
     Ok(series)
 }
 
-/// The trishaw of a plan, as the caller may see it (404 when invisible): its chapter and home.
-async fn bike_chapter(s: &AppState, caller: &Caller, bike: Uuid) -> Result<(Uuid, Uuid), ApiError> {
-    let b = s
-        .clients
-        .carehome()
-        .get_bike(samskab_proto::carehome::v1::IdRequest { id: bike.to_string() })
-        .await
-        .or_404()?;
-    let chapter: Uuid = b.chapter_id.parse().map_err(|_| ApiError::not_found())?;
-    let home: Uuid = b.carehome_id.parse().map_err(|_| ApiError::not_found())?;
-    if !caller.may_read(&Object::Bike { carehome: home, chapter }) {
-        return Err(ApiError::not_found());
-    }
-    Ok((chapter, home))
-}
-
 /// What the gateway checks of a plan before it looks anything up: the syntax of each
 /// field. The rules between fields (`start` on one of the weekdays, `until` after `start`
 /// and within two years, `count` and `interval_weeks` in range) are booking's, which names
@@ -326,7 +310,7 @@ pub async fn create(
 ) -> Result<Created<RideSeriesView>, ApiError> {
     let caller = &cmd.caller;
     let start = check_plan(&b)?;
-    let (chapter, home) = bike_chapter(&s, caller, b.bike_id).await?;
+    let (chapter, home) = crate::routes::rides::bike_chapter(&s, caller, b.bike_id).await?;
     if !caller.may(Action::Book, &Object::Ride { chapter, carehome: home, pilot: b.pilot_id }) {
         // A suspended pilot planning for itself is told why.
         if caller.is_pilot(b.pilot_id) {
