@@ -18,3 +18,4 @@ mod processes;
 mod rebuild;
 mod rules_props;
 mod series;
+mod spawn;

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::common::*;
+use crate::spawn::{Process, spawn_booking};
 use chrono::{DateTime, Utc};
 use samskab_proto::booking::v1::booking_service_client::BookingServiceClient;
 use servicekit::ErrorCode;

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::common::*;
+use crate::spawn::{Process, spawn_booking};
 use chrono::{NaiveTime, Timelike};
 use chrono_tz::Europe::Copenhagen;
 use samskab_proto::booking::v1::{self as bpb, booking_service_client::BookingServiceClient};
