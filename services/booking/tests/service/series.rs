@@ -22,6 +22,7 @@ testkit::both_backends!(setup = World::new;
     occurrences_are_rides_to_cascades_and_a_series_stops_at_a_retired_trishaw,
     a_pilots_series_needs_confirmation_and_names_only_riders_it_may,
     concurrent_retries_book_each_date_once_and_rival_series_never_share_a_trishaw,
+    a_create_cut_short_by_a_killed_process_completes_on_retry_with_its_key,
 );
 
 fn test_clock(at: &str) -> (tempfile::TempDir, TestClockFile) {
@@ -372,4 +373,55 @@ async fn concurrent_retries_book_each_date_once_and_rival_series_never_share_a_t
         let problem = loser.problem.as_ref().expect("the other date has its problem");
         assert_eq!((problem.code.as_str(), problem.conflict_with.as_str()), ("bike-taken", winner.ride_id.as_str()));
     }
+}
+
+/// A create whose booking process is killed (SIGKILL) after its first dates: the retry with
+/// the same key, on another process, answers the same series with every date booked once.
+async fn a_create_cut_short_by_a_killed_process_completes_on_retry_with_its_key(mut w: World) {
+    let (_dir, time) = test_clock("2027-01-04T06:00:00Z");
+    // A chapter that books a year ahead.
+    let chapter = w
+        .carehome
+        .register_chapter(cpb::RegisterChapterRequest {
+            context: ctx_as("admin"),
+            name: "Vejle".into(),
+            timezone: "Europe/Copenhagen".into(),
+            settings: Some(cpb::ChapterSettings {
+                lead_time_minutes: 60,
+                default_turnaround_minutes: 15,
+                reminder_lead_minutes: vec![60],
+                series_horizon_days: Some(365),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let chapter: Uuid = chapter.chapter_id.parse().unwrap();
+    let home = w.home(chapter, false).await;
+    let b = Basic { chapter, home, bike: w.bike(home, 2).await, pilot: w.pilot(chapter).await };
+    w.settle().await;
+    let port = free_port();
+    let mut process = spawn_booking(&w, port, Some(time.path()));
+    let mut client = answering(port).await;
+    // Every day at 10:00, 260 times: all inside the horizon, booked by the create.
+    let days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    let req = plan(&b, "2027-01-05T09:00:00Z", &[], &days, Some(260));
+    let first = req.clone();
+    let cut = tokio::spawn(async move { client.plan_ride_series(first).await });
+    testkit::eventually("the first dates to be booked", Duration::from_secs(60), || async {
+        count(&w, "RideSeriesOccurrenceBooked").await > 0
+    })
+    .await;
+    process.0.start_kill().unwrap();
+    process.0.wait().await.unwrap();
+    assert!(cut.await.unwrap().is_err(), "the create was cut short");
+    let booked = count(&w, "RideSeriesOccurrenceBooked").await;
+    assert!(booked < 260, "killed part-way: {booked} of 260 dates booked");
+    // The retry (the client's, with its key) on the in-process service.
+    let s = w.booking.plan_ride_series(req).await.unwrap().into_inner();
+    assert_eq!(booked_dates(&s).len(), 260, "the retry booked the rest");
+    assert_eq!(count(&w, "RideSeriesPlanned").await, 1);
+    assert_eq!(count(&w, "RideBooked").await, 260, "every date once");
+    assert_eq!(count(&w, "RideSeriesOccurrenceBooked").await, 260);
 }
