@@ -390,16 +390,20 @@ async fn recipients(store: &EventStore, p: &Pending, ride: &RideRow) -> Result<V
     };
     let actor = format!("person:{}", p.actor_id);
     to.retain(|r| *r != actor && !(by_pilot && *r == pilot));
-    // Whoever may read the ride now, by the read rules (every person here is addressed as
-    // a coordinator of the ride's home).
-    let (Ok(chapter), Ok(home), Ok(pilot_id)) =
+    // Whoever may read the ride now, by the read rules.
+    Ok(readers_of(ride, to))
+}
+
+/// Of `to`, those who may read the ride now (persons addressed as the home's coordinators).
+fn readers_of(ride: &RideRow, mut to: Vec<String>) -> Vec<String> {
+    let (Ok(chapter), Ok(home), Ok(pilot)) =
         (ride.chapter_id.parse(), ride.carehome_id.parse(), ride.pilot_id.parse::<Uuid>())
     else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
-    let ride_object = access::Object::Ride { chapter, carehome: home, pilot: pilot_id };
-    to.retain(|r| may_read(r, access::Role::Coordinator(home), chapter, &ride_object));
-    Ok(to)
+    let object = access::Object::Ride { chapter, carehome: home, pilot };
+    to.retain(|r| may_read(r, access::Role::Coordinator(home), chapter, &object));
+    to
 }
 
 /// Whether `recipient` may read `object` by the read rules (`crates/access`): a pilot
@@ -520,7 +524,10 @@ async fn occasions(store: &EventStore, world: &World, now: DateTime<Utc>) -> Res
     Ok((n, more))
 }
 
-/// Reminders of booked rides.
+/// How long before a ride with an empty roster its pilot and coordinators are told (24 h).
+pub const NO_RIDERS_LEAD: u32 = 24 * 60;
+
+/// Reminders of booked rides, and the empty-roster check a day before each.
 async fn reminders(store: &EventStore, world: &World, now: DateTime<Utc>) -> Result<usize, Error> {
     let stale_before = now - Duration::minutes(STALE_AFTER_MINUTES);
     let mut n = 0;
@@ -528,10 +535,8 @@ async fn reminders(store: &EventStore, world: &World, now: DateTime<Utc>) -> Res
     // Reminders of rides that start within the longest lead time (a day more for the
     // clocks), each lead once per start (`reminded`): a moved ride is reminded of its new
     // start.
-    let longest = world.chapters.values().flat_map(|c| c.leads.iter().copied()).max().unwrap_or(0);
-    if longest == 0 {
-        return Ok(n);
-    }
+    // (At least a day: the empty-roster check looks 24 hours ahead.)
+    let longest = world.chapters.values().flat_map(|c| c.leads.iter().copied()).max().unwrap_or(0).max(NO_RIDERS_LEAD);
     let horizon = now + Duration::minutes(i64::from(longest)) + Duration::days(1);
     let rides: Vec<RideRow> = store
         .fetch_rows(
@@ -546,6 +551,23 @@ async fn reminders(store: &EventStore, world: &World, now: DateTime<Utc>) -> Res
         let zone = world.zone_of(&ride);
         let mut reminded: Vec<String> = serde_json::from_str(&ride.reminded).unwrap_or_default();
         let before = reminded.len();
+        // A day before a ride with nobody on its roster: the pilot and the home's
+        // coordinators, once per start (a ride moved is checked again for its new start).
+        let done = format!("{}/no_riders", ride.starts_at);
+        let due_at = start - Duration::minutes(i64::from(NO_RIDERS_LEAD));
+        if ride.riders == 0 && due_at <= now && !reminded.contains(&done) {
+            let occasion = format!("{}/{}/{}", kind::NO_RIDERS, ride.ride_id, ride.starts_at);
+            let tenant = ride.chapter_id.parse().ok();
+            let o = Occasion { tenant, kind: kind::NO_RIDERS, key: &occasion, due_at, stale: due_at < stale_before };
+            let f = world.facts_of(&ride);
+            let mut to = vec![format!("pilot:{}", ride.pilot_id)];
+            to.extend(coordinators(store, &ride.carehome_id).await?);
+            for r in readers_of(&ride, to) {
+                decide(store, &o, &r, &f, &channels_for(store, &r, o.kind).await?).await?;
+                n += 1;
+            }
+            reminded.push(done);
+        }
         for &lead in &chapter.leads {
             let done = format!("{}/{lead}", ride.starts_at);
             let due_at = reminder_due(start, &zone, lead);

@@ -23,6 +23,8 @@ pub mod kind {
     pub const CANCELLED: &str = "ride.cancelled";
     /// Someone else booked the pilot.
     pub const BOOKED_FOR_YOU: &str = "ride.booked_for_you";
+    /// A day before a booked ride that has nobody on its roster.
+    pub const NO_RIDERS: &str = "ride.no_riders";
     /// A pilot claimed a ride request.
     pub const CLAIMED: &str = "request.claimed";
     /// A qualification runs out in 30 days.
@@ -41,7 +43,7 @@ pub mod kind {
         ROSTER_CHANGED,
         CANCELLED,
         BOOKED_FOR_YOU,
-        "ride.no_riders",
+        NO_RIDERS,
         "request.offered",
         CLAIMED,
         "request.unclaimed",
@@ -295,6 +297,14 @@ pub fn words(kind: &str, f: &Facts, lang: Language) -> (String, String) {
         (kind::CANCELLED, En) => {
             ("Ride cancelled".into(), format!("The ride from {home} on {at} was cancelled ({reason})."))
         }
+        (kind::NO_RIDERS, Da) => (
+            "Ingen passagerer på turen".into(),
+            format!("Turen fra {home} {at} har ingen passagerer endnu. Sæt nogen på, eller aflys den."),
+        ),
+        (kind::NO_RIDERS, En) => (
+            "No riders on the ride".into(),
+            format!("The ride from {home} on {at} has nobody on its roster yet. Add riders, or cancel it."),
+        ),
         (kind::BOOKED_FOR_YOU, Da) => ("Du er booket til en tur".into(), format!("Du kører fra {home} {at} ({who}).")),
         (kind::BOOKED_FOR_YOU, En) => {
             ("You were booked for a ride".into(), format!("You ride from {home} on {at} ({who})."))

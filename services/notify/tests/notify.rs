@@ -34,7 +34,8 @@ testkit::both_backends!(
     by_sms_a_code_and_a_cancellation_go_out_once_per_key_and_an_invalid_number_is_refused_once,
     quiet_hours_hold_sms_until_seven_on_a_night_the_clocks_change_unless_the_ride_starts_first,
     by_push_each_browser_gets_the_notice_encrypted_and_signed_and_a_gone_one_is_deleted,
-    at_most_ten_push_subscriptions_a_person_even_when_added_at_once
+    at_most_ten_push_subscriptions_a_person_even_when_added_at_once,
+    a_ride_without_riders_is_told_to_its_pilot_and_coordinators_a_day_before_once
 );
 
 /// A notify server on its own database next to `w`'s, without e-mail.
@@ -154,6 +155,8 @@ fn at(n: &npb::Notice) -> chrono::DateTime<chrono::Utc> {
 async fn notices_follow_a_ride_from_its_booking_to_its_cancellation(mut w: World) {
     let (_dir, time) = test_clock("2027-03-26T12:00:00Z");
     let b = world(&mut w).await;
+    // (A rider on the roster: an empty one is told of a day before, `ride.no_riders`.)
+    let rider = w.resident(b.home, &["rides"]).await;
     w.settle().await;
     // (After settling: booking does not follow invitations, so its cursor stays behind them.)
     let person = Uuid::now_v7();
@@ -163,7 +166,7 @@ async fn notices_follow_a_ride_from_its_booking_to_its_cancellation(mut w: World
     let (pilot, coord) = (format!("pilot:{}", b.pilot), format!("person:{person}"));
 
     // Monday 29 March 2027, 10:00 in Copenhagen (summer time since Sunday): 08:00 UTC.
-    let ride = w.book(b.bike, b.pilot, "2027-03-29T08:00:00Z", 60, &[]).await.unwrap();
+    let ride = w.book(b.bike, b.pilot, "2027-03-29T08:00:00Z", 60, &[rider]).await.unwrap();
     until(&client, &pilot, "ride.booked_for_you", 1).await;
 
     // Sunday 28 March, 10:00 local (08:00 UTC, 23 hours before): the day-before reminder.
@@ -806,8 +809,11 @@ async fn two_notify_processes_one_killed_and_restarted_tell_each_reminder_once(m
     let client = client_at(ports[0]).await;
     let other = client_at(ports[1]).await;
     let recipient = format!("pilot:{pilot}");
+    // (A rider on the roster: an empty one is told of a day before, `ride.no_riders`.)
+    let rider = w.resident(b.home, &["rides"]).await;
+    w.settle().await;
 
-    w.book(b.bike, pilot, "2027-09-07T08:00:00Z", 60, &[]).await.unwrap();
+    w.book(b.bike, pilot, "2027-09-07T08:00:00Z", 60, &[rider]).await.unwrap();
     until(&client, &recipient, "ride.booked_for_you", 1).await;
     time.jump_to(t("2027-09-06T08:00:30Z")).unwrap();
     until(&client, &recipient, "ride.reminder", 1).await;
@@ -1361,4 +1367,31 @@ async fn at_most_ten_push_subscriptions_a_person_even_when_added_at_once(mut w: 
     }
     assert_eq!(kept, 10);
     assert_eq!(subscriptions(&client, person).await.len(), 10);
+}
+
+/// A day before a booked ride with nobody on its roster, its pilot and the home's
+/// coordinators are told (`ride.no_riders`), once; a ride with a rider tells nobody.
+async fn a_ride_without_riders_is_told_to_its_pilot_and_coordinators_a_day_before_once(mut w: World) {
+    let (_dir, time) = test_clock("2027-05-01T10:00:00Z");
+    let b = world(&mut w).await;
+    let rider = w.resident(b.home, &["rides"]).await;
+    w.settle().await;
+    let coord = Uuid::now_v7();
+    coordinator(&w, b.home, coord).await;
+    let (_n, client, _) = notify(&w).await;
+    let empty = w.book(b.bike, b.pilot, "2027-05-04T08:00:00Z", 60, &[]).await.unwrap();
+    w.book(b.bike, b.pilot, "2027-05-04T10:00:00Z", 60, &[rider]).await.unwrap();
+    let (pilot, coord) = (format!("pilot:{}", b.pilot), format!("person:{coord}"));
+    time.jump_to(t("2027-05-03T07:59:00Z")).unwrap();
+    tokio::time::sleep(notify::TICK * 4).await;
+    assert_eq!(inbox(&client, &pilot).await.0.get("ride.no_riders"), None, "not before 24 hours ahead");
+    time.jump_to(t("2027-05-03T08:00:30Z")).unwrap();
+    let told = until(&client, &pilot, "ride.no_riders", 1).await;
+    assert_eq!((told[0].ride_id.as_str(), at(&told[0])), (empty.ride_id.as_str(), t("2027-05-03T08:00:00Z")));
+    assert!(told[0].body.contains("nobody"), "{}", told[0].body);
+    until(&client, &coord, "ride.no_riders", 1).await;
+    time.jump_to(t("2027-05-03T11:00:00Z")).unwrap();
+    tokio::time::sleep(notify::TICK * 4).await;
+    assert_eq!(inbox(&client, &pilot).await.0.get("ride.no_riders"), Some(&1), "once; not for the ride with a rider");
+    assert_eq!(inbox(&client, &coord).await.0.get("ride.no_riders"), Some(&1));
 }
