@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use domain::DomainEvent;
-use domain::events::{BookingEvent, RideSeriesPlanned};
+use domain::events::{BookingEvent, RideSeriesOccurrenceBooked, RideSeriesOccurrenceSkipped, RideSeriesPlanned};
 use domain::localtime;
 use eventlog::{Actor, Arg, Error, Filter, Projection, RecordedEvent, Tx};
 use futures_util::future::BoxFuture;
@@ -109,29 +109,36 @@ impl Booking {
         let (s, _) = self.series(cmd.ride_series_id).await?;
         if let Some(chapter) = self.chapter_of(&s).await? {
             let through = horizon(&chapter, servicekit::clock::now(), true);
-            self.extend_series(cmd.ride_series_id, through, ctx.correlation_id).await?;
+            self.extend_series(&s, through, ctx.correlation_id).await?;
         }
         self.series(cmd.ride_series_id).await
     }
 
     /// Books every date of the series up to `through` not yet booked or skipped; returns
     /// how many dates it decided (booked, skipped, or the series stopped).
-    pub async fn extend_series(&self, id: Uuid, through: NaiveDate, correlation_id: Uuid) -> ServiceResult<usize> {
-        let (s, _) = self.series(id).await?;
+    pub async fn extend_series(
+        &self,
+        s: &RideSeries,
+        through: NaiveDate,
+        correlation_id: Uuid,
+    ) -> ServiceResult<usize> {
+        let id = s.plan.ride_series_id;
         let mut decided = 0;
         for date in s.due_through(through) {
             let ctx = occurrence_ctx(id, date, correlation_id);
-            decided += usize::from(self.book_occurrence(&ctx, id, date).await?);
+            let (done, stopped) = self.book_occurrence(&ctx, id, date).await?;
+            decided += usize::from(done);
             // A stop (retired trishaw or pilot) ends the walk: nothing later is due.
-            if decided > 0 && self.series(id).await?.0.cancelled_on(date) {
+            if stopped {
                 break;
             }
         }
         Ok(decided)
     }
 
-    /// Books one date (or records why not); `false`: nothing to do (done before).
-    async fn book_occurrence(&self, ctx: &CommandCtx, id: Uuid, date: NaiveDate) -> ServiceResult<bool> {
+    /// Books one date (or records why not): whether it decided anything (`false`: done
+    /// before), and whether that was the series' stop.
+    async fn book_occurrence(&self, ctx: &CommandCtx, id: Uuid, date: NaiveDate) -> ServiceResult<(bool, bool)> {
         let stream = series_stream(id);
         let load = |mut l: Loader| {
             let stream = stream.clone();
@@ -150,7 +157,8 @@ impl Booking {
         };
         let primary = ride_stream(occurrence_id(id, date));
         let done = executor::run(&self.store, ctx, &primary, load, |i| series_cmd::occurrence(i, date)).await?;
-        Ok(!done.replayed && !done.decision.is_empty())
+        let stopped = done.decision.events.iter().any(|(_, e)| matches!(e, BookingEvent::RideSeriesCancelled(_)));
+        Ok((!done.replayed && !done.decision.is_empty(), stopped))
     }
 
     /// Cancels a series from a date; returns how many rides it cancelled (a retry answers
@@ -370,7 +378,11 @@ impl Booking {
             if !probe.dates_through(through).iter().any(|d| booked.is_none_or(|b| *d > b)) {
                 continue;
             }
-            match self.extend_series(id, through, Uuid::now_v7()).await {
+            let extended = match self.series(id).await {
+                Ok((s, _)) => self.extend_series(&s, through, Uuid::now_v7()).await,
+                Err(e) => Err(e),
+            };
+            match extended {
                 Ok(n) => decided += n,
                 Err(e) => {
                     tracing::warn!(series = %id, error = %e, "extending a ride series failed; retried next sweep")
@@ -415,9 +427,12 @@ impl Projection for SeriesProjection {
             let id = id_of(&event.stream_id)?;
             match ev {
                 BookingEvent::RideSeriesPlanned(p) => {
+                    let s = RideSeries { plan: p, dates: Default::default(), cancellation: None };
+                    let last = s.last_date().map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default();
+                    let p = s.plan;
                     tx.execute(
                         "INSERT INTO booking_series (ride_series_id, chapter_id, carehome_id, bike_id, pilot_id, \
-                         status, booked_through, doc) VALUES ($1, $2, $3, $4, $5, 'active', '', $6) \
+                         status, booked_through, last_date, doc) VALUES ($1, $2, $3, $4, $5, 'active', '', $6, $7) \
                          ON CONFLICT (ride_series_id) DO NOTHING",
                         &[
                             id.into(),
@@ -425,31 +440,21 @@ impl Projection for SeriesProjection {
                             p.carehome_id.into(),
                             p.bike_id.into(),
                             p.pilot_id.into(),
+                            Arg::Text(last),
                             Arg::Text(serde_json::to_string(&p).map_err(Error::Payload)?),
                         ],
                     )
                     .await?;
                 }
-                BookingEvent::RideSeriesOccurrenceBooked(_) | BookingEvent::RideSeriesOccurrenceSkipped(_) => {
-                    let date = match &ev {
-                        BookingEvent::RideSeriesOccurrenceBooked(b) => b.date,
-                        BookingEvent::RideSeriesOccurrenceSkipped(k) => k.date,
-                        _ => unreachable!("matched above"),
-                    };
-                    let Some(doc) =
-                        tx.fetch_text("SELECT doc FROM booking_series WHERE ride_series_id = $1", &[id.into()]).await?
-                    else {
-                        return Ok(());
-                    };
-                    let plan: RideSeriesPlanned = serde_json::from_str(&doc).map_err(Error::Payload)?;
-                    let s = RideSeries { plan, dates: Default::default(), cancellation: None };
-                    let ended = s.last_date().is_some_and(|last| date >= last);
+                BookingEvent::RideSeriesOccurrenceBooked(RideSeriesOccurrenceBooked { date, .. })
+                | BookingEvent::RideSeriesOccurrenceSkipped(RideSeriesOccurrenceSkipped { date, .. }) => {
+                    // The last date decided ends a bounded series.
                     let d = Arg::Text(date.format("%Y-%m-%d").to_string());
                     tx.execute(
                         "UPDATE booking_series SET booked_through = CASE WHEN booked_through < $2 THEN $2 \
-                         ELSE booked_through END, status = CASE WHEN status = 'active' AND $3 THEN 'ended' \
-                         ELSE status END WHERE ride_series_id = $1",
-                        &[id.into(), d, Arg::Bool(ended)],
+                         ELSE booked_through END, status = CASE WHEN status = 'active' AND last_date <> '' \
+                         AND $2 >= last_date THEN 'ended' ELSE status END WHERE ride_series_id = $1",
+                        &[id.into(), d],
                     )
                     .await?;
                 }

@@ -128,41 +128,37 @@ impl Sender {
                 }
                 Outcome::Retry => {
                     let next = now + backoff(attempts, rand::random::<f64>());
-                    self.store
-                        .transaction(move |tx| {
-                            let id = id.to_string();
-                            Box::pin(async move {
-                                tx.execute(
-                                    "UPDATE notify_outbox SET next_at = $2 WHERE notice_id = $1",
-                                    &[id.into(), Arg::Int(micros(next))],
-                                )
-                                .await
-                            })
-                        })
-                        .await?;
+                    self.reschedule(id, next, true).await?;
                     crate::metrics::notice(&row.kind, &row.channel, "retried");
                 }
                 Outcome::Hold(until) => {
                     // Not an attempt: it waits for the end of the quiet hours.
-                    self.store
-                        .transaction(move |tx| {
-                            let id = id.to_string();
-                            Box::pin(async move {
-                                tx.execute(
-                                    "UPDATE notify_outbox SET next_at = $2, attempts = attempts - 1 \
-                                     WHERE notice_id = $1",
-                                    &[id.into(), Arg::Int(micros(until))],
-                                )
-                                .await
-                            })
-                        })
-                        .await?;
+                    self.reschedule(id, until, false).await?;
                     crate::metrics::notice(&row.kind, &row.channel, "held");
                 }
             }
             n += 1;
         }
         Ok(n)
+    }
+
+    /// Moves a notice's next attempt to `at`; one that was not an attempt (held for quiet
+    /// hours) gives back the attempt its lease counted.
+    async fn reschedule(&self, id: Uuid, at: DateTime<Utc>, attempted: bool) -> Result<(), Error> {
+        let (id, at) = (id.to_string(), Arg::Int(micros(at)));
+        self.store
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    let sql = if attempted {
+                        "UPDATE notify_outbox SET next_at = $2 WHERE notice_id = $1"
+                    } else {
+                        "UPDATE notify_outbox SET next_at = $2, attempts = attempts - 1 WHERE notice_id = $1"
+                    };
+                    tx.execute(sql, &[id.into(), at]).await
+                })
+            })
+            .await?;
+        Ok(())
     }
 
     /// Takes the notice for this sender: moves its next attempt past the lease, if no other

@@ -220,40 +220,18 @@ fn view_of(p: &Preferences, default_language: &str) -> pb::PreferencesView {
 }
 
 impl Notify {
-    /// Appends the recipient's event after `version` (their stream's, as read).
-    async fn append_own<T: serde::Serialize>(
-        &self,
-        recipient: &str,
-        version: u64,
-        event_type: &str,
-        payload: &T,
-        more: Vec<StreamAppend>,
-    ) -> Result<(), eventlog::Error> {
-        let expected = if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) };
-        let mut appends =
-            vec![StreamAppend::new(people::stream(recipient), expected, vec![NewEvent::new(event_type, payload)?])];
-        appends.extend(more);
-        self.store.append(appends).await.map(|_| ())
-    }
-
     /// Runs `f` on the recipient's state and appends what it returns, again on a race.
     async fn change<F>(&self, recipient: &str, f: F) -> Result<(), ServiceError>
     where
-        F: Fn(&people::State) -> Result<Option<(&'static str, serde_json::Value, Vec<StreamAppend>)>, ServiceError>,
+        F: Fn(&people::State) -> Result<Option<people::Change>, ServiceError>,
     {
-        for _ in 0..20 {
-            let state = people::load(&self.store, recipient).await?;
+        people::change(&self.store, recipient, |state| {
             if state.erased {
                 return Err(erased());
             }
-            let Some((event_type, payload, more)) = f(&state)? else { return Ok(()) };
-            match self.append_own(recipient, state.version, event_type, &payload, more).await {
-                Ok(()) => return Ok(()),
-                Err(eventlog::Error::WrongExpectedVersion { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ServiceError::Unavailable("too many concurrent changes; try again".into()))
+            Ok(((), f(state)?))
+        })
+        .await
     }
 }
 

@@ -413,6 +413,36 @@ pub struct State {
     pub erased: bool,
 }
 
+/// What a change appends: the recipient stream's event (type and payload) and the appends
+/// of other streams that go with it, in the same append.
+pub type Change = (&'static str, serde_json::Value, Vec<eventlog::StreamAppend>);
+
+/// Runs `decide` on the recipient's state and appends the change it returns at the version
+/// it read, deciding again after a lost race; answers what `decide` answered.
+pub async fn change<T>(
+    store: &EventStore,
+    recipient: &str,
+    decide: impl Fn(&State) -> Result<(T, Option<Change>), servicekit::ServiceError>,
+) -> Result<T, servicekit::ServiceError> {
+    use eventlog::{ExpectedVersion, NewEvent, StreamAppend};
+    for _ in 0..20 {
+        let state = load(store, recipient).await?;
+        let (answer, change) = decide(&state)?;
+        let Some((event_type, payload, more)) = change else { return Ok(answer) };
+        let expected =
+            if state.version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(state.version) };
+        let mut appends =
+            vec![StreamAppend::new(stream(recipient), expected, vec![NewEvent::new(event_type, &payload)?])];
+        appends.extend(more);
+        match store.append(appends).await {
+            Ok(_) => return Ok(answer),
+            Err(Error::WrongExpectedVersion { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(servicekit::ServiceError::Unavailable("too many concurrent changes; try again".into()))
+}
+
 /// Folds `recipient`'s stream.
 pub async fn load(store: &EventStore, recipient: &str) -> Result<State, Error> {
     let mut s = State::default();

@@ -8,7 +8,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use domain::ErrorCode;
 use domain::types::Invalid;
-use eventlog::{ExpectedVersion, NewEvent, StreamAppend};
 use samskab_proto::notify::v1 as pb;
 use servicekit::error::ServiceError;
 use tonic::{Request, Response, Status};
@@ -79,46 +78,40 @@ pub(crate) async fn add(
     }
     let target = PushTarget { endpoint: r.endpoint.clone(), p256dh: r.p256dh.clone(), auth: r.auth.clone() };
     let digest = n.keys.digest("push-endpoint", r.endpoint.as_bytes());
-    for _ in 0..20 {
-        let state = people::load(&n.store, &who).await.map_err(ServiceError::from)?;
+    // No key is made for an erased person; the change checks again.
+    if people::load(&n.store, &who).await.map_err(ServiceError::from)?.erased {
+        return Err(erased().into());
+    }
+    // Sealed once: a retry after a lost race adds the same subscription.
+    let sealed = n.keys.seal_json(&who, "push", &target).await.map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+    let (subscription_id, created_at) = (Uuid::now_v7(), servicekit::clock::now());
+    let (subscription, created) = people::change(&n.store, &who, |state| {
         if state.erased {
-            return Err(erased().into());
+            return Err(erased());
         }
         if let Some(a) = state.push.iter().find(|a| people::same_digest(&a.endpoint_digest, &digest)) {
             let s = view(&a.subscription_id.to_string(), r.endpoint.clone(), crate::facts::micros(a.created_at));
-            return Ok(Response::new(pb::AddPushSubscriptionResponse { subscription: Some(s), created: false }));
+            return Ok(((s, false), None));
         }
         if state.push.len() >= MAX_PER_PERSON {
             return Err(ServiceError::rule(
                 ErrorCode::LimitReached,
                 format!("at most {MAX_PER_PERSON} push subscriptions a person; delete one first"),
-            )
-            .into());
+            ));
         }
-        let sealed =
-            n.keys.seal_json(&who, "push", &target).await.map_err(|e| ServiceError::Unavailable(e.to_string()))?;
-        let created_at = servicekit::clock::now();
         let event = PushSubscriptionAdded {
             recipient: who.clone(),
-            subscription_id: Uuid::now_v7(),
-            target: sealed,
+            subscription_id,
+            target: sealed.clone(),
             endpoint_digest: digest.clone(),
             created_at,
         };
-        let expected =
-            if state.version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(state.version) };
-        let e = NewEvent::new("PushSubscriptionAdded", &event).map_err(ServiceError::from)?;
-        match n.store.append(vec![StreamAppend::new(people::stream(&who), expected, vec![e])]).await {
-            Ok(_) => {
-                let id = event.subscription_id.to_string();
-                let s = view(&id, r.endpoint.clone(), crate::facts::micros(created_at));
-                return Ok(Response::new(pb::AddPushSubscriptionResponse { subscription: Some(s), created: true }));
-            }
-            Err(eventlog::Error::WrongExpectedVersion { .. }) => continue,
-            Err(e) => return Err(ServiceError::from(e).into()),
-        }
-    }
-    Err(ServiceError::Unavailable("too many concurrent changes; try again".into()).into())
+        let s = view(&subscription_id.to_string(), r.endpoint.clone(), crate::facts::micros(created_at));
+        let payload = serde_json::to_value(&event).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        Ok(((s, true), Some(("PushSubscriptionAdded", payload, Vec::new()))))
+    })
+    .await?;
+    Ok(Response::new(pb::AddPushSubscriptionResponse { subscription: Some(subscription), created }))
 }
 
 pub(crate) async fn list(
@@ -131,21 +124,15 @@ pub(crate) async fn list(
 
 /// Appends the removal of `id` if it is still `who`'s; whether it was.
 pub async fn remove(store: &eventlog::EventStore, who: &str, id: Uuid, reason: &str) -> Result<bool, ServiceError> {
-    for _ in 0..20 {
-        let state = people::load(store, who).await?;
+    people::change(store, who, |state| {
         if state.erased || !state.push.iter().any(|a| a.subscription_id == id) {
-            return Ok(false);
+            return Ok((false, None));
         }
         let event = PushSubscriptionRemoved { recipient: who.to_owned(), subscription_id: id, reason: reason.into() };
-        let e = NewEvent::new("PushSubscriptionRemoved", &event)?;
-        let expected = ExpectedVersion::Exact(state.version);
-        match store.append(vec![StreamAppend::new(people::stream(who), expected, vec![e])]).await {
-            Ok(_) => return Ok(true),
-            Err(eventlog::Error::WrongExpectedVersion { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ServiceError::Unavailable("too many concurrent changes; try again".into()))
+        let payload = serde_json::to_value(&event).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        Ok((true, Some(("PushSubscriptionRemoved", payload, Vec::new()))))
+    })
+    .await
 }
 
 pub(crate) async fn delete(
