@@ -56,6 +56,7 @@ codes! {
     PilotAlreadyLinked = "pilot-already-linked" => 409;
     LastAdmin = "last-admin" => 409;
     ConflictsWithRides = "conflicts-with-rides" => 409;
+    SeatFree = "seat-free" => 409;
     InvitationExpired = "invitation-expired" => 410;
     PreconditionFailed = "precondition-failed" => 412;
     TooLarge = "too-large" => 413;

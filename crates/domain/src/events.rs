@@ -845,6 +845,41 @@ pub struct RiderRemovedFromRoster {
     pub cause: String,
 }
 
+/// A resident joined a full ride's waitlist (last in line).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResidentWaitlisted {
+    /// The ride.
+    pub ride_id: Uuid,
+    /// The waiting resident.
+    pub resident_id: Uuid,
+}
+
+/// A resident left a ride's waitlist without a seat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResidentLeftWaitlist {
+    /// The ride.
+    pub ride_id: Uuid,
+    /// The resident.
+    pub resident_id: Uuid,
+    /// `removed` (by a coordinator), `promoted_elsewhere` (seated on an overlapping ride),
+    /// `consent_withdrawn`, `moved_out` or `erased`.
+    pub cause: String,
+}
+
+/// The first waiting resident who may ride took a seat that freed: off the waitlist and
+/// on the roster, in the same append as the change that freed the seat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RiderPromotedFromWaitlist {
+    /// The ride.
+    pub ride_id: Uuid,
+    /// The resident now on the roster.
+    pub resident_id: Uuid,
+    /// Waiting residents passed over because they may not ride it now (busy elsewhere, moved
+    /// out, no consent); they keep their place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Uuid>,
+}
+
 /// A ride moved to another slot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RideRescheduled {
@@ -1178,6 +1213,19 @@ pub struct SlotHeld {
     pub end: DateTime<Utc>,
 }
 
+/// Internal to booking: a waiting resident's place on their schedule stream (not a hold:
+/// nothing overlaps it; a promotion finds the resident's other waits by it, and a join
+/// and a promotion of one resident touch the same streams).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlotAwaited {
+    /// The ride waited for.
+    pub ride_id: Uuid,
+    /// Start of the ride's interval.
+    pub start: DateTime<Utc>,
+    /// End of the ride's interval.
+    pub end: DateTime<Utc>,
+}
+
 /// Internal to booking: a ride let go of its interval on a schedule stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlotReleased {
@@ -1196,6 +1244,12 @@ events!(
         RiderAddedToRoster,
         /// See the struct.
         RiderRemovedFromRoster,
+        /// See the struct.
+        ResidentWaitlisted,
+        /// See the struct.
+        ResidentLeftWaitlist,
+        /// See the struct.
+        RiderPromotedFromWaitlist,
         /// See the struct.
         RideRescheduled,
         /// See the struct.
@@ -1236,11 +1290,13 @@ events!(
         SlotHeld,
         /// See the struct.
         SlotReleased,
+        /// See the struct.
+        SlotAwaited,
     }
 );
 
 /// Event types that stay inside their service (not in the public feed).
-pub const INTERNAL_EVENT_TYPES: &[&str] = &["SlotHeld", "SlotReleased", "RideSeriesOccurrenceBooked"];
+pub const INTERNAL_EVENT_TYPES: &[&str] = &["SlotHeld", "SlotReleased", "SlotAwaited", "RideSeriesOccurrenceBooked"];
 
 /// The public form of a payload: every sealed value removed, so feeds carry ids and facts
 /// but neither personal data nor ciphertext.

@@ -32,6 +32,7 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | E::PilotAlreadyLinked
         | E::LastAdmin
         | E::ConflictsWithRides
+        | E::SeatFree
         | E::CodeLocked => Code::Aborted,
         E::InvitationExpired | E::CodeExpired => Code::FailedPrecondition,
         E::PreconditionFailed

@@ -33,6 +33,8 @@ pub const POLICY: &[(&str, &[&str])] = &[
     ("/samskab.booking.v1.BookingService/ConfirmRide", GATEWAY),
     ("/samskab.booking.v1.BookingService/AddRider", GATEWAY),
     ("/samskab.booking.v1.BookingService/RemoveRider", GATEWAY),
+    ("/samskab.booking.v1.BookingService/JoinWaitlist", GATEWAY),
+    ("/samskab.booking.v1.BookingService/LeaveWaitlist", GATEWAY),
     ("/samskab.booking.v1.BookingService/CheckInRider", GATEWAY),
     ("/samskab.booking.v1.BookingService/RescheduleRide", GATEWAY),
     ("/samskab.booking.v1.BookingService/CancelRide", GATEWAY),

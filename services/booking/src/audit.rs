@@ -35,6 +35,12 @@ fn known(event_type: &str, d: &Value) -> Option<String> {
         "RideConfirmed" => "Ride confirmed by the care home".into(),
         "RiderAddedToRoster" => "A rider was added to the roster".into(),
         "RiderRemovedFromRoster" => format!("A rider left the roster ({})", field(d, "cause")),
+        "ResidentWaitlisted" => "A resident joined the waitlist".into(),
+        "ResidentLeftWaitlist" => format!("A resident left the waitlist ({})", field(d, "cause")),
+        "RiderPromotedFromWaitlist" => match count(d, "skipped") {
+            0 => "A waiting resident took the freed seat".into(),
+            n => format!("A waiting resident took the freed seat ({} passed over)", n),
+        },
         "RideRescheduled" => format!("Ride rescheduled to {}, {} min", field(d, "start"), d["duration_minutes"]),
         "RideCancelled" => format!("Ride cancelled (reason: {})", field(d, "reason")),
         "RideStarted" => format!("Ride started at {}", field(d, "at")),

@@ -223,6 +223,14 @@ impl Booking {
                         Err(e) => return Err(e),
                     }
                 }
+                for ride_id in readmodel::rides_waited_by(&self.store, resident, now).await? {
+                    let ctx = CommandCtx::system(event_id, &format!("waitlist:{ride_id}"));
+                    match self.leave_waitlist(&ctx, ride_id, resident, cause).await {
+                        Ok(()) => changed += 1,
+                        Err(ServiceError::Conflict { .. }) | Err(ServiceError::NotFound(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
             }
         }
         Ok(changed)

@@ -158,6 +158,7 @@ impl Booking {
                 Vec::new()
             },
             ride_series_id: ride.ride_series_id.map(|s| s.to_string()).unwrap_or_default(),
+            waitlist: ride.waitlist.iter().map(Uuid::to_string).collect(),
         })
     }
 
@@ -360,6 +361,24 @@ impl BookingService for Booking {
         let id = ride_id(&r.ride_id)?;
         let resident = types::parse_id("/resident_id", &r.resident_id).map_err(ServiceError::from)?;
         Booking::remove_rider(self, &ctx, id, resident, "removed").await?;
+        Ok(Response::new(self.current(id).await?))
+    }
+
+    async fn join_waitlist(&self, req: Request<pb::RosterRequest>) -> Reply<pb::Ride> {
+        let r = req.into_inner();
+        let ctx = CommandCtx::from_proto(r.context)?;
+        let id = ride_id(&r.ride_id)?;
+        let resident = types::parse_id("/resident_id", &r.resident_id).map_err(ServiceError::from)?;
+        Booking::join_waitlist(self, &ctx, id, resident).await?;
+        Ok(Response::new(self.current(id).await?))
+    }
+
+    async fn leave_waitlist(&self, req: Request<pb::RosterRequest>) -> Reply<pb::Ride> {
+        let r = req.into_inner();
+        let ctx = CommandCtx::from_proto(r.context)?;
+        let id = ride_id(&r.ride_id)?;
+        let resident = types::parse_id("/resident_id", &r.resident_id).map_err(ServiceError::from)?;
+        Booking::leave_waitlist(self, &ctx, id, resident, "removed").await?;
         Ok(Response::new(self.current(id).await?))
     }
 

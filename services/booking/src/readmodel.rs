@@ -342,6 +342,19 @@ pub async fn rides_of_resident(store: &EventStore, resident: Uuid, from: i64) ->
     Ok(ids.iter().filter_map(|i| i.parse().ok()).collect())
 }
 
+/// The pending or booked rides not yet ended whose waitlist may name `resident` (a
+/// candidate list: the caller checks each ride's stream).
+pub async fn rides_waited_by(store: &EventStore, resident: Uuid, from: i64) -> Result<Vec<Uuid>, Error> {
+    let ids = store
+        .fetch_texts(
+            "SELECT ride_id FROM booking_rides \
+             WHERE end_at > $2 AND status IN ('pending_confirmation', 'booked') AND doc LIKE $1",
+            &[Arg::Text(format!("%\"waitlist\":[%{resident}%")), Arg::Int(from)],
+        )
+        .await?;
+    Ok(ids.iter().filter_map(|i| i.parse().ok()).collect())
+}
+
 /// Every ride a pilot has been booked on, in any status.
 pub async fn rides_of_pilot(store: &EventStore, pilot: Uuid) -> Result<Vec<Uuid>, Error> {
     let ids = store.fetch_texts("SELECT ride_id FROM booking_rides WHERE pilot_id = $1", &[pilot.into()]).await?;

@@ -104,6 +104,9 @@ pub struct Ride {
     /// An occurrence of a ride series: the series.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ride_series_id: Option<Uuid>,
+    /// Residents waiting for a seat, first in line first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waitlist: Vec<Uuid>,
 }
 
 /// The length of an actual interval in whole minutes, rounded up (a recorded ride's slot
@@ -144,6 +147,13 @@ impl Ride {
         let mut holders = vec![Holder::Bike(self.bike_id), Holder::Pilot(self.pilot_id)];
         holders.extend(self.riders.iter().map(|r| Holder::Resident(r.resident_id)));
         holds_of(&holders, self.start, self.duration_minutes, self.turnaround_minutes)
+    }
+
+    /// The schedule streams the ride's waiting residents have their place on
+    /// ([`domain::events::SlotAwaited`]), with the ride's interval.
+    pub fn waits(&self) -> Vec<(String, DateTime<Utc>, DateTime<Utc>)> {
+        let holders: Vec<Holder> = self.waitlist.iter().map(|w| Holder::Resident(*w)).collect();
+        holds_of(&holders, self.start, self.duration_minutes, 0)
     }
 
     /// Whether `resident` is on the roster.
@@ -210,6 +220,7 @@ impl Aggregate for Ride {
                 no_show_by: None,
                 notes: Vec::new(),
                 ride_series_id: b.ride_series_id,
+                waitlist: Vec::new(),
             });
         }
         if let E::RideRecorded(e) = event {
@@ -240,18 +251,34 @@ impl Aggregate for Ride {
                 no_show_by: None,
                 notes: e.note.iter().cloned().collect(),
                 ride_series_id: None,
+                waitlist: Vec::new(),
             });
         }
         let mut r = state?;
         match event {
             E::RideConfirmed(_) => r.status = RideStatus::Booked,
-            E::RiderAddedToRoster(a) => r.riders.push(Rider { resident_id: a.resident_id, checked_in: false }),
+            E::RiderAddedToRoster(a) => {
+                r.waitlist.retain(|w| *w != a.resident_id);
+                r.riders.push(Rider { resident_id: a.resident_id, checked_in: false });
+            }
+            E::RiderPromotedFromWaitlist(a) => {
+                r.waitlist.retain(|w| *w != a.resident_id);
+                r.riders.push(Rider { resident_id: a.resident_id, checked_in: false });
+            }
+            E::ResidentWaitlisted(w) => {
+                if !r.waitlist.contains(&w.resident_id) {
+                    r.waitlist.push(w.resident_id);
+                }
+            }
+            E::ResidentLeftWaitlist(w) => r.waitlist.retain(|x| *x != w.resident_id),
             E::RiderRemovedFromRoster(a) => r.riders.retain(|x| x.resident_id != a.resident_id),
             E::RideRescheduled(s) => {
                 r.start = s.start;
                 r.duration_minutes = s.duration_minutes;
             }
             E::RideCancelled(c) => {
+                // A cancelled ride drops its waitlist (the places are released with it).
+                r.waitlist.clear();
                 r.status = RideStatus::Cancelled;
                 r.cancellation = Some(Cancellation {
                     reason: c.reason,

@@ -69,6 +69,8 @@ pub fn held_interval(
 pub struct DaySchedule {
     /// Ride → held interval.
     pub held: BTreeMap<Uuid, (DateTime<Utc>, DateTime<Utc>)>,
+    /// Ride → its interval, for rides the holder waits for (not holds: nothing overlaps them).
+    pub waiting: BTreeMap<Uuid, (DateTime<Utc>, DateTime<Utc>)>,
     /// The stream's version.
     pub version: u64,
 }
@@ -80,10 +82,15 @@ impl DaySchedule {
         for (e, version) in events {
             match e {
                 BookingEvent::SlotHeld(h) => {
+                    s.waiting.remove(&h.ride_id);
                     s.held.insert(h.ride_id, (h.start, h.end));
                 }
                 BookingEvent::SlotReleased(r) => {
                     s.held.remove(&r.ride_id);
+                    s.waiting.remove(&r.ride_id);
+                }
+                BookingEvent::SlotAwaited(w) => {
+                    s.waiting.insert(w.ride_id, (w.start, w.end));
                 }
                 _ => {}
             }

@@ -54,6 +54,10 @@ pub struct Reads {
     pub riders: Vec<Uuid>,
     /// The residents named in the request the ride fulfils, if its pilot claimed it.
     pub named: bool,
+    /// What a promotion from the waitlist decides on: the waiting residents' facts and
+    /// schedule streams, the booking facts, and the other rides they wait for that
+    /// overlap this one (with those rides' places on the streams).
+    pub waitlist: bool,
 }
 
 /// The schedule streams, folded.
@@ -64,6 +68,48 @@ pub(crate) async fn schedules(l: &mut Loader, streams: &[String]) -> ServiceResu
         out.insert(stream.clone(), DaySchedule::fold(events.iter().map(|(e, v)| (e, *v))));
     }
     Ok(Schedules(out))
+}
+
+/// What a promotion from `ride`'s waitlist reads: the booking facts, each waiting
+/// resident's facts and schedule streams at the ride's slot, and the other rides they
+/// wait for that overlap it, with those rides' places on the residents' streams.
+async fn waitlist_input(l: &mut Loader, ride: &Ride, input: &mut RideInput) -> ServiceResult<()> {
+    if input.facts.bike.is_none() {
+        input.facts = fact_parts(l.store(), ride.bike_id, ride.pilot_id).await?;
+    }
+    let known: Vec<Uuid> = input.riders.iter().map(|(id, _)| *id).collect();
+    let missing: Vec<Uuid> = ride.waitlist.iter().copied().filter(|w| !known.contains(w)).collect();
+    input.riders.extend(residents(l.store(), &missing).await?);
+    let mut streams: Vec<String> = Vec::new();
+    for w in &ride.waitlist {
+        streams.extend(rides_cmd::rider_holds(ride, *w).into_iter().map(|h| h.stream));
+    }
+    let mut others: Vec<Uuid> = Vec::new();
+    for stream in &streams {
+        if !input.schedules.0.contains_key(stream) {
+            let events = l.events::<BookingEvent>(stream).await?;
+            input.schedules.0.insert(stream.clone(), DaySchedule::fold(events.iter().map(|(e, v)| (e, *v))));
+        }
+        let schedule = &input.schedules.0[stream];
+        for (other, (s, e)) in &schedule.waiting {
+            if *other != ride.ride_id && *s < ride.end() && ride.start < *e && !others.contains(other) {
+                others.push(*other);
+            }
+        }
+    }
+    for other in others {
+        let Some(o) = l.fold::<Ride>(&ride_stream(other)).await? else { continue };
+        for w in ride.waitlist.iter().filter(|w| o.waitlist.contains(w)) {
+            for h in rides_cmd::rider_holds(&o, *w) {
+                if !input.schedules.0.contains_key(&h.stream) {
+                    let events = l.events::<BookingEvent>(&h.stream).await?;
+                    input.schedules.0.insert(h.stream, DaySchedule::fold(events.iter().map(|(e, v)| (e, *v))));
+                }
+            }
+        }
+        input.others.push(o);
+    }
+    Ok(())
 }
 
 /// The facts of a booking of `bike` by `pilot`, each as found.
@@ -274,6 +320,9 @@ impl Booking {
                         input.facts = fact_parts(l.store(), ride.bike_id, ride.pilot_id).await?;
                     }
                     input.riders = residents(l.store(), &want.riders).await?;
+                    if want.waitlist && !ride.waitlist.is_empty() {
+                        waitlist_input(&mut l, &ride, &mut input).await?;
+                    }
                     if want.named
                         && let Some(id) = ride.ride_request_id
                         && let Some(req) = l.fold::<RideRequest>(&request_stream(id)).await?
@@ -344,6 +393,7 @@ impl Booking {
             facts: true,
             riders: r.riders.iter().map(|x| x.resident_id).chain([resident]).collect(),
             named: pilot,
+            ..Reads::default()
         };
         self.on_ride(ctx, ride_id, reads, |i| rides_cmd::add_rider(i, resident, &ctx.actor.role)).await
     }
@@ -356,9 +406,36 @@ impl Booking {
         resident: Uuid,
         cause: &str,
     ) -> ServiceResult<()> {
+        let reads = |r: &Ride| Reads {
+            streams: streams_of(&rides_cmd::rider_holds(r, resident), &[]),
+            waitlist: true,
+            ..Reads::default()
+        };
+        self.on_ride(ctx, ride_id, reads, |i| rides_cmd::remove_rider(i, resident, cause)).await
+    }
+
+    /// Puts a resident last on a full ride's waitlist.
+    pub async fn join_waitlist(&self, ctx: &CommandCtx, ride_id: Uuid, resident: Uuid) -> ServiceResult<()> {
+        let reads = |r: &Ride| Reads {
+            streams: streams_of(&rides_cmd::rider_holds(r, resident), &[]),
+            facts: true,
+            riders: vec![resident],
+            ..Reads::default()
+        };
+        self.on_ride(ctx, ride_id, reads, |i| rides_cmd::join_waitlist(i, resident)).await
+    }
+
+    /// Takes a resident off a ride's waitlist (`cause`: `removed`, `moved_out`, ...).
+    pub async fn leave_waitlist(
+        &self,
+        ctx: &CommandCtx,
+        ride_id: Uuid,
+        resident: Uuid,
+        cause: &str,
+    ) -> ServiceResult<()> {
         let reads =
             |r: &Ride| Reads { streams: streams_of(&rides_cmd::rider_holds(r, resident), &[]), ..Reads::default() };
-        self.on_ride(ctx, ride_id, reads, |i| rides_cmd::remove_rider(i, resident, cause)).await
+        self.on_ride(ctx, ride_id, reads, |i| rides_cmd::leave_waitlist(i, resident, cause)).await
     }
 
     /// Cancels a ride, releasing every slot it holds.
@@ -376,7 +453,11 @@ impl Booking {
         duration_minutes: u32,
     ) -> ServiceResult<()> {
         let reads = |r: &Ride| Reads {
-            streams: streams_of(&rides_cmd::moved_holds(r, start, duration_minutes), &rides_cmd::releases_of(r)),
+            streams: {
+                let mut moved = rides_cmd::moved_holds(r, start, duration_minutes);
+                moved.extend(rides_cmd::moved_waits(r, start, duration_minutes));
+                streams_of(&moved, &rides_cmd::releases_of(r))
+            },
             facts: true,
             riders: if r.kind == domain::types::RideKind::Event {
                 r.riders.iter().map(|x| x.resident_id).collect()

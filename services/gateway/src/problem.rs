@@ -150,6 +150,12 @@ fn texts(code: ErrorCode) -> (&'static str, &'static str, &'static str, &'static
             "The change would break booked rides (listed in ride_ids); cancel or move them first.",
             "Ændringen ville bryde bookede ture (i ride_ids); aflys eller flyt dem først.",
         ),
+        C::SeatFree => (
+            "A seat is free",
+            "Der er en ledig plads",
+            "The ride has a free seat: add the resident to the roster instead of the waitlist.",
+            "Turen har en ledig plads: sæt beboeren på holdlisten i stedet for ventelisten.",
+        ),
         C::PreconditionRequired => (
             "Precondition required",
             "Forudsætning påkrævet",

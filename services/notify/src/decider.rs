@@ -373,7 +373,7 @@ async fn recipients(store: &EventStore, p: &Pending, ride: &RideRow) -> Result<V
     let mut to = match p.kind.as_str() {
         kind::PENDING_CONFIRMATION => coordinators(store, &ride.carehome_id).await?,
         kind::BOOKED_FOR_YOU => vec![pilot.clone()],
-        kind::CANCELLED => {
+        kind::CANCELLED | kind::WAITLIST_PROMOTED => {
             let mut to = vec![pilot.clone()];
             to.extend(coordinators(store, &ride.carehome_id).await?);
             to

@@ -225,6 +225,10 @@ impl RemoteProjection for Rides {
                     riders(tx, r.ride_id, -1).await?;
                     occasions.push(pending(kind::ROSTER_CHANGED, r.ride_id));
                 }
+                E::RiderPromotedFromWaitlist(r) => {
+                    riders(tx, r.ride_id, 1).await?;
+                    occasions.push(pending(kind::WAITLIST_PROMOTED, r.ride_id));
+                }
                 E::RideCancelled(c) => {
                     set_status(tx, c.ride_id, "cancelled").await?;
                     let mut p = pending(kind::CANCELLED, c.ride_id);

@@ -27,6 +27,8 @@ pub mod kind {
     pub const NO_RIDERS: &str = "ride.no_riders";
     /// A pilot claimed a ride request.
     pub const CLAIMED: &str = "request.claimed";
+    /// A waiting resident took a seat that freed.
+    pub const WAITLIST_PROMOTED: &str = "waitlist.promoted";
     /// A qualification runs out in 30 days.
     pub const QUALIFICATION_EXPIRING: &str = "qualification.expiring";
     /// A pilot invitation, e-mailed to the pilot record's address.
@@ -48,7 +50,7 @@ pub mod kind {
         CLAIMED,
         "request.unclaimed",
         QUALIFICATION_EXPIRING,
-        "waitlist.promoted",
+        WAITLIST_PROMOTED,
     ];
 }
 
@@ -304,6 +306,14 @@ pub fn words(kind: &str, f: &Facts, lang: Language) -> (String, String) {
         (kind::NO_RIDERS, En) => (
             "No riders on the ride".into(),
             format!("The ride from {home} on {at} has nobody on its roster yet. Add riders, or cancel it."),
+        ),
+        (kind::WAITLIST_PROMOTED, Da) => (
+            "En ventende beboer fik en plads".into(),
+            format!("En plads blev ledig på turen fra {home} {at}, og den første på ventelisten har fået den ({who})."),
+        ),
+        (kind::WAITLIST_PROMOTED, En) => (
+            "A waiting resident got a seat".into(),
+            format!("A seat freed on the ride from {home} on {at}, and the first on the waitlist took it ({who})."),
         ),
         (kind::BOOKED_FOR_YOU, Da) => ("Du er booket til en tur".into(), format!("Du kører fra {home} {at} ({who}).")),
         (kind::BOOKED_FOR_YOU, En) => {

@@ -9,7 +9,7 @@ use domain::types::{CancellationReason, RideKind, RideStatus, Sealed};
 use domain::{Decision, DomainError, ErrorCode};
 use uuid::Uuid;
 
-use super::schedule::{Hold, Schedules, schedule_events};
+use super::schedule::{Hold, Schedules, await_events, schedule_events};
 use crate::facts::ResidentFact;
 use crate::rides::{Ride, holds_of, ride_stream};
 use crate::rules::{self, FactParts, Facts, Slot};
@@ -29,6 +29,9 @@ pub struct RideInput {
     /// Residents named in the ride request the ride's pilot claimed for it (roster
     /// changes of a claimed ride).
     pub named: Vec<Uuid>,
+    /// Other rides the ride's waiting residents wait for (a promotion takes them off the
+    /// overlapping ones).
+    pub others: Vec<Ride>,
     /// Now.
     pub now: DateTime<Utc>,
 }
@@ -318,9 +321,17 @@ pub fn cancel(input: &RideInput, c: &Cancel) -> Result<Decision<BookingEvent>, D
     Ok(d)
 }
 
-/// Every schedule stream the ride holds, to release.
+/// Every schedule stream the ride holds or is waited for on, to release.
 pub fn releases_of(ride: &Ride) -> Vec<(String, Uuid)> {
-    ride.holds().into_iter().map(|(s, ..)| (s, ride.ride_id)).collect()
+    ride.holds().into_iter().chain(ride.waits()).map(|(s, ..)| (s, ride.ride_id)).collect()
+}
+
+/// The places of a ride's waiting residents at another slot (a reschedule moves them).
+pub fn moved_waits(ride: &Ride, start: DateTime<Utc>, duration_minutes: u32) -> Vec<Hold> {
+    let mut moved = ride.clone();
+    moved.start = start;
+    moved.duration_minutes = duration_minutes;
+    Hold::of(ride.ride_id, moved.waits())
 }
 
 /// The holds of a ride moved to another slot.
@@ -346,7 +357,8 @@ pub fn reschedule(
     }
     let mut d = on_ride(ride, vec![RideRescheduled { ride_id: ride.ride_id, start, duration_minutes }.into()]);
     let schedule = schedule_events(&input.schedules, &moved_holds(ride, start, duration_minutes), &releases_of(ride))?;
-    for (stream, e) in schedule {
+    let waits = await_events(&moved_waits(ride, start, duration_minutes));
+    for (stream, e) in schedule.into_iter().chain(waits) {
         d.push(stream, e);
     }
     Ok(d)
@@ -389,5 +401,149 @@ pub fn remove_rider(input: &RideInput, resident: Uuid, cause: &str) -> Result<De
     for (stream, e) in schedule_events(&input.schedules, &[], &releases)? {
         d.push(stream, e);
     }
+    let mut after = ride.clone();
+    after.riders.retain(|r| r.resident_id != resident);
+    promote(input, &after, &mut d)?;
     Ok(d)
+}
+
+/// The most residents one ride's waitlist holds.
+pub const MAX_WAITLIST: usize = 20;
+
+/// Whether a ride's kind takes a waitlist (`pleasure` and `functional`; an event ride's
+/// riders come and go per trip).
+pub fn takes_waitlist(kind: RideKind) -> bool {
+    matches!(kind, RideKind::Pleasure | RideKind::Functional)
+}
+
+/// Whether `resident` may not ride `ride` because they hold an overlapping ride.
+fn busy(schedules: &Schedules, ride: &Ride, resident: Uuid) -> Option<Uuid> {
+    rider_holds(ride, resident)
+        .iter()
+        .find_map(|h| schedules.0.get(&h.stream).and_then(|s| s.overlapping(h.start, h.end, &[ride.ride_id])))
+}
+
+/// Puts a resident last on a full ride's waitlist: a pending or booked `pleasure` or
+/// `functional` ride (a free seat: 409 `seat-free`), a resident who lives at the home with
+/// consent to ride (the booking rules) and rides nothing overlapping (409 `resident-busy`).
+/// Waiting already: nothing written.
+pub fn join_waitlist(input: &RideInput, resident: Uuid) -> Result<Decision<BookingEvent>, DomainError> {
+    let ride = input.ride()?;
+    bookable(ride, "waited for")?;
+    if !takes_waitlist(ride.kind) {
+        return Err(illegal(ride, "waited for (an event ride takes no waitlist)"));
+    }
+    if ride.waitlist.contains(&resident) {
+        return Ok(Decision::nothing());
+    }
+    if ride.has_rider(resident) {
+        return Err(DomainError::invalid("/resident_id", "is on the ride's roster already"));
+    }
+    let facts = input.facts()?;
+    let capacity = Ride::capacity(ride.kind, facts.bike.seats, ride.duration_minutes, ride.trip_minutes);
+    if (ride.riders.len() as u32) < capacity {
+        return Err(DomainError::conflict(
+            ErrorCode::SeatFree,
+            "the ride has a free seat: put the resident on the roster",
+            None,
+        ));
+    }
+    if ride.waitlist.len() >= MAX_WAITLIST {
+        return Err(DomainError::rule(
+            ErrorCode::LimitReached,
+            format!("a ride's waitlist holds at most {MAX_WAITLIST} residents"),
+        ));
+    }
+    let fact = input.riders.iter().find(|(id, _)| *id == resident).cloned().unwrap_or((resident, None));
+    rules::check_riders(&facts.home, &facts.bike, ride.kind, ride.duration_minutes, ride.trip_minutes, &[fact])?;
+    if let Some(other) = busy(&input.schedules, ride, resident) {
+        return Err(DomainError::conflict(
+            ErrorCode::ResidentBusy,
+            "the resident is on another ride in that slot",
+            Some(other),
+        ));
+    }
+    let mut d = on_ride(ride, vec![ResidentWaitlisted { ride_id: ride.ride_id, resident_id: resident }.into()]);
+    for (stream, e) in await_events(&rider_holds(ride, resident)) {
+        d.push(stream, e);
+    }
+    Ok(d)
+}
+
+/// The events of `resident` leaving `ride`'s waitlist, releasing their places (on the
+/// streams read).
+fn leave_events(schedules: &Schedules, ride: &Ride, resident: Uuid, cause: &str) -> Vec<(String, BookingEvent)> {
+    let left = ResidentLeftWaitlist { ride_id: ride.ride_id, resident_id: resident, cause: cause.into() };
+    let mut out = vec![(ride_stream(ride.ride_id), left.into())];
+    for h in rider_holds(ride, resident) {
+        if schedules.0.get(&h.stream).is_some_and(|s| s.waiting.contains_key(&ride.ride_id)) {
+            out.push((h.stream, SlotReleased { ride_id: ride.ride_id }.into()));
+        }
+    }
+    out
+}
+
+/// Takes a resident off a ride's waitlist (`cause`: `removed`, `moved_out`, ...).
+pub fn leave_waitlist(input: &RideInput, resident: Uuid, cause: &str) -> Result<Decision<BookingEvent>, DomainError> {
+    let ride = input.ride()?;
+    if !ride.waitlist.contains(&resident) {
+        return Err(DomainError::NotFound("resident on this ride's waitlist".into()));
+    }
+    let mut d = Decision::in_tenant(Some(ride.chapter_id));
+    for (stream, e) in leave_events(&input.schedules, ride, resident, cause) {
+        d.push(stream, e);
+    }
+    Ok(d)
+}
+
+/// Seats waiting residents, first in line first, while `after` (the ride once the
+/// decision's own change is applied) has a free seat: each under the booking rules (lives
+/// at the home, consents to ride, rides nothing overlapping; who may not is passed over
+/// and keeps their place). A promoted resident leaves every other waitlist whose ride
+/// overlaps this one (`input.others`), in the same decision.
+pub fn promote(input: &RideInput, after: &Ride, d: &mut Decision<BookingEvent>) -> Result<(), DomainError> {
+    if after.waitlist.is_empty() || !takes_waitlist(after.kind) || !after.status.is_active() {
+        return Ok(());
+    }
+    if !matches!(after.status, RideStatus::PendingConfirmation | RideStatus::Booked) {
+        return Ok(());
+    }
+    let Ok(facts) = input.facts() else {
+        return Ok(());
+    };
+    let capacity = Ride::capacity(after.kind, facts.bike.seats, after.duration_minutes, after.trip_minutes);
+    let mut seated = after.riders.len() as u32;
+    let mut skipped = Vec::new();
+    for &w in &after.waitlist {
+        if seated >= capacity {
+            break;
+        }
+        let fact = input.riders.iter().find(|(id, _)| *id == w).cloned().unwrap_or((w, None));
+        let may = rules::check_riders(&facts.home, &facts.bike, after.kind, after.duration_minutes, None, &[fact])
+            .is_ok()
+            && busy(&input.schedules, after, w).is_none();
+        if !may {
+            skipped.push(w);
+            continue;
+        }
+        let promoted = RiderPromotedFromWaitlist { ride_id: after.ride_id, resident_id: w, skipped: skipped.clone() };
+        d.push(ride_stream(after.ride_id), BookingEvent::from(promoted));
+        for (stream, e) in schedule_events(&input.schedules, &rider_holds(after, w), &[])? {
+            d.push(stream, e);
+        }
+        for other in &input.others {
+            let overlaps = other.start < after.end() && after.start < other.end();
+            if other.ride_id != after.ride_id
+                && overlaps
+                && other.waitlist.contains(&w)
+                && matches!(other.status, RideStatus::PendingConfirmation | RideStatus::Booked)
+            {
+                for (stream, e) in leave_events(&input.schedules, other, w, "promoted_elsewhere") {
+                    d.push(stream, e);
+                }
+            }
+        }
+        seated += 1;
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use domain::events::{BookingEvent, SlotHeld, SlotReleased};
+use domain::events::{BookingEvent, SlotAwaited, SlotHeld, SlotReleased};
 use domain::{DomainError, ErrorCode};
 use uuid::Uuid;
 
@@ -75,7 +75,7 @@ pub fn schedule_events(
     let empty = DaySchedule::default();
     let mut per_stream: BTreeMap<&str, Vec<BookingEvent>> = BTreeMap::new();
     for (stream, ride_id) in releases {
-        if schedules.get(stream).is_some_and(|s| s.held.contains_key(ride_id)) {
+        if schedules.get(stream).is_some_and(|s| s.held.contains_key(ride_id) || s.waiting.contains_key(ride_id)) {
             per_stream.entry(stream).or_default().push(SlotReleased { ride_id: *ride_id }.into());
         }
     }
@@ -97,6 +97,15 @@ pub fn schedule_events(
             .push(SlotHeld { ride_id: h.ride_id, start: h.start, end: h.end }.into());
     }
     Ok(per_stream.into_iter().flat_map(|(s, events)| events.into_iter().map(move |e| (s.to_owned(), e))).collect())
+}
+
+/// The places of a waiting resident (`SlotAwaited`), one per stream: not holds, so nothing
+/// conflicts with them.
+pub fn await_events(waits: &[Hold]) -> Vec<(String, BookingEvent)> {
+    waits
+        .iter()
+        .map(|w| (w.stream.clone(), SlotAwaited { ride_id: w.ride_id, start: w.start, end: w.end }.into()))
+        .collect()
 }
 
 /// The streams a command must read to decide these holds and releases.

@@ -58,6 +58,8 @@ pub struct RideView {
     pub duration_minutes: u32,
     /// The roster, in order.
     pub riders: Vec<RiderView>,
+    /// Residents waiting for a seat, first in line first (`pleasure` and `functional` rides).
+    pub waitlist: Vec<String>,
     /// Event rides: minutes per trip.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trip_minutes: Option<u32>,
@@ -202,6 +204,7 @@ fn view_named(caller: &Caller, ride: bpb::Ride, names: &HashMap<String, Option<S
         start: time(&ride.start),
         duration_minutes: ride.duration_minutes,
         riders,
+        waitlist: ride.waitlist.clone(),
         trip_minutes: (ride.trip_minutes > 0).then_some(ride.trip_minutes),
         leg: f.as_ref().map(|f| f.leg.clone()),
         linked_ride_id: f.as_ref().and_then(|f| opt(f.linked_ride_id.clone())),
@@ -497,6 +500,61 @@ pub async fn roster_remove(
         .clients
         .booking()
         .remove_rider(bpb::RosterRequest {
+            context: cmd.context(),
+            ride_id: id.to_string(),
+            resident_id: resident.to_string(),
+        })
+        .await?
+        .into_inner();
+    after(&s, caller, r, id).await
+}
+
+/// Put a resident last on a full ride's waitlist (the care home's coordinator, the
+/// chapter's admins): a pending or booked `pleasure` or `functional` ride with no free seat
+/// (409 `seat-free` otherwise). The first waiting resident who may ride takes a seat as
+/// soon as one frees.
+#[utoipa::path(post, path = "/v1/rides/{id}/waitlist", tag = "rides", request_body = RosterAdd, params(("id" = Uuid, Path)),
+    responses((status = 200, body = RideView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn waitlist_add(
+    State(s): State<AppState>,
+    cmd: Command,
+    Ids(id): Ids<Uuid>,
+    Body(b): Body<RosterAdd>,
+) -> Result<Versioned<RideView>, ApiError> {
+    let caller = &cmd.caller;
+    let ride = visible(&s, caller, id).await?;
+    allowed(caller, &ride, Action::ConfirmRide)?;
+    let r = s
+        .clients
+        .booking()
+        .join_waitlist(bpb::RosterRequest {
+            context: cmd.context(),
+            ride_id: id.to_string(),
+            resident_id: b.resident_id.to_string(),
+        })
+        .await?
+        .into_inner();
+    after(&s, caller, r, id).await
+}
+
+/// Take a resident off a ride's waitlist (the care home's coordinator, the chapter's admins).
+#[utoipa::path(delete, path = "/v1/rides/{id}/waitlist/{resident_id}", tag = "rides", params(("id" = Uuid, Path), ("resident_id" = Uuid, Path)),
+    responses((status = 200, body = RideView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn waitlist_remove(
+    State(s): State<AppState>,
+    cmd: Command,
+    Ids((id, resident)): Ids<(Uuid, Uuid)>,
+) -> Result<Versioned<RideView>, ApiError> {
+    let caller = &cmd.caller;
+    let ride = visible(&s, caller, id).await?;
+    allowed(caller, &ride, Action::ConfirmRide)?;
+    let r = s
+        .clients
+        .booking()
+        .leave_waitlist(bpb::RosterRequest {
             context: cmd.context(),
             ride_id: id.to_string(),
             resident_id: resident.to_string(),
@@ -923,6 +981,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get))
         .routes(routes!(roster_add))
         .routes(routes!(roster_remove))
+        .routes(routes!(waitlist_add))
+        .routes(routes!(waitlist_remove))
         .routes(routes!(check_in))
         .routes(routes!(confirm))
         .routes(routes!(start))
