@@ -19,3 +19,4 @@ mod rebuild;
 mod rules_props;
 mod series;
 mod spawn;
+mod waitlist;
