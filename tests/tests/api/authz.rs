@@ -199,6 +199,8 @@ enum Ep {
     RideGet,
     RosterAdd,
     RosterRemove,
+    WaitlistAdd,
+    WaitlistRemove,
     CheckIn,
     Confirm,
     Start,
@@ -398,6 +400,10 @@ fn rows() -> Vec<Row> {
         row(RideGet, "GET", "/v1/rides/{id}", 200, RIDE_PEOPLE, RIDE_PEOPLE),
         row(RosterAdd, "POST", "/v1/rides/{id}/roster", 200, RIDE_PEOPLE, RIDE_PEOPLE),
         row(RosterRemove, "DELETE", "/v1/rides/{id}/roster/{resident_id}", 200, RIDE_PEOPLE, RIDE_PEOPLE),
+        // A full ride's waitlist is the care home's (its coordinator, the chapter's admins);
+        // the ride's pilot sees the ride (403).
+        row(WaitlistAdd, "POST", "/v1/rides/{id}/waitlist", 200, RUNS_HOME, RIDE_PEOPLE),
+        row(WaitlistRemove, "DELETE", "/v1/rides/{id}/waitlist/{resident_id}", 200, RUNS_HOME, RIDE_PEOPLE),
         row(CheckIn, "POST", "/v1/rides/{id}/roster/{resident_id}/check-in", 200, RIDE_PEOPLE, RIDE_PEOPLE),
         // Confirming is the care home's (and admins'); the pilot reads but may not.
         Row { confirm_home: true, ..row(Confirm, "POST", "/v1/rides/{id}/confirm", 200, RUNS_HOME, RIDE_PEOPLE) },
@@ -603,6 +609,8 @@ struct Ctx {
     notice: Uuid,
     /// A ride series of `pilot` on `bike` (one date).
     series: Uuid,
+    /// A resident waiting (or to wait) for a seat on `ride`.
+    waiting: Uuid,
 }
 
 impl Ctx {
@@ -635,6 +643,7 @@ impl Ctx {
             spare_home: n(),
             notice: n(),
             series: n(),
+            waiting: n(),
         }
     }
 }
@@ -852,6 +861,8 @@ fn request(m: &Matrix, row: &Row, who: Who, c: &Ctx, n: u32) -> (String, Option<
         RideGet => (format!("/v1/rides/{}", c.ride), None),
         RosterAdd => (format!("/v1/rides/{}/roster", c.ride), Some(json!({"resident_id": r1}))),
         RosterRemove => (format!("/v1/rides/{}/roster/{r0}", c.ride), None),
+        WaitlistAdd => (format!("/v1/rides/{}/waitlist", c.ride), Some(json!({"resident_id": c.waiting}))),
+        WaitlistRemove => (format!("/v1/rides/{}/waitlist/{}", c.ride, c.waiting), None),
         CheckIn => (format!("/v1/rides/{}/roster/{r0}/check-in", c.ride), empty),
         Confirm => (format!("/v1/rides/{}/confirm", c.pending), empty),
         Start => (format!("/v1/rides/{}/start", c.ride), empty),
@@ -1028,6 +1039,9 @@ async fn context(s: &System, m: &Matrix) -> Ctx {
     let ride = uuid_of(&book(s, m, bike, pilot, &[residents[0]]).await, "ride_id");
     // The second resident rides once too, so booking surely knows them.
     book(s, m, bike, pilot, &[residents[1]]).await;
+    // A resident to wait for full rides (riding once, so booking knows them too).
+    let waiting = s.resident(home).await;
+    book(s, m, bike, pilot, &[waiting]).await;
     let p = book_pending(s, m, cbike, pilot, &[cresident]).await;
     let settings = s.get(&format!("/v1/chapters/{chapter}"), &s.admin()).await.expect(200).body["settings"].clone();
     let mut c = Ctx {
@@ -1056,6 +1070,7 @@ async fn context(s: &System, m: &Matrix) -> Ctx {
         spare_home: home,
         notice: Uuid::nil(),
         series: Uuid::nil(),
+        waiting,
     };
     (c.request, c.request_start) = ride_request(s, m, &c).await;
     c.coordinator = coordinator(s, m, &c).await;
@@ -1156,6 +1171,14 @@ async fn fresh(s: &System, m: &Matrix, row: &Row, c: &Ctx) -> Ctx {
             c.ride = uuid_of(&book(s, m, c.bike, c.pilot, &[c.residents[0]]).await, "ride_id");
         }
         RosterRemove => c.ride = uuid_of(&book(s, m, c.bike, c.pilot, &c.residents).await, "ride_id"),
+        // A full ride (both seats taken) for the context's waiting resident.
+        WaitlistAdd | WaitlistRemove => {
+            c.ride = uuid_of(&book(s, m, c.bike, c.pilot, &c.residents).await, "ride_id");
+            if row.ep == WaitlistRemove {
+                let body = json!({"resident_id": c.waiting});
+                s.post(&format!("/v1/rides/{}/waitlist", c.ride), &admin, body).await.expect(200);
+            }
+        }
         Complete => {
             c.ride = uuid_of(&book(s, m, c.bike, c.pilot, &[c.residents[0]]).await, "ride_id");
             s.post(&format!("/v1/rides/{}/start", c.ride), &admin, json!({})).await.expect(200);

@@ -444,6 +444,9 @@ async fn bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_noth
     let ride_start = created(&s, "/v1/rides", &coord, book(4, bike, vec![]), "ride_id").await;
     let ride_noshow = created(&s, "/v1/rides", &coord, book(5, bike, vec![]), "ride_id").await;
     let ride_done = created(&s, "/v1/rides", &coord, book(6, bike, vec![r0]), "ride_id").await;
+    // A full ride (both seats) and a resident to wait for it.
+    let ride_full = created(&s, "/v1/rides", &coord, book(12, bike, vec![r0, r1]), "ride_id").await;
+    let waiting = s.resident(home).await;
     s.post(&format!("/v1/rides/{ride_done}/start"), &pilot_token, json!({})).await.expect(200);
     // Booking learns of the second home's trishaw a moment later.
     let free = format!(
@@ -725,6 +728,12 @@ async fn bad_input_on_every_body_taking_route_is_refused_exactly_and_writes_noth
         )),
         r(
             ride("/roster", "POST /v1/rides/{id}/roster", ride_roster, &coord, Some(json!({"resident_id": r1}))),
+            &["/resident_id"],
+            vec![("/resident_id", json!("not-a-uuid"), 400, "/resident_id")],
+            vec![],
+        ),
+        r(
+            ride("/waitlist", "POST /v1/rides/{id}/waitlist", ride_full, &coord, Some(json!({"resident_id": waiting}))),
             &["/resident_id"],
             vec![("/resident_id", json!("not-a-uuid"), 400, "/resident_id")],
             vec![],

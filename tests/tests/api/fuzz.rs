@@ -413,6 +413,12 @@ async fn fuzzed_bodies_never_get_a_5xx_and_refusals_write_nothing(s: System) {
         ),
         route("POST /v1/rides/{id}/roster", format!("/v1/rides/{ride_a}/roster"), &coord, json!({"resident_id": r1})),
         route(
+            "POST /v1/rides/{id}/waitlist",
+            format!("/v1/rides/{ride_a}/waitlist"),
+            &coord,
+            json!({"resident_id": r1}),
+        ),
+        route(
             "POST /v1/rides/{id}/reschedule",
             format!("/v1/rides/{ride_b}/reschedule"),
             &pt,

@@ -29,3 +29,4 @@ mod rides;
 mod series;
 mod stats;
 mod tracing;
+mod waitlist;
