@@ -783,4 +783,27 @@ mod tests {
         assert!(!Scope { bike_id: Some(Uuid::from_u128(9)), ..Scope::default() }.contains(&r));
         assert!(Scope { pilot_id: Some(Uuid::from_u128(400)), ..Scope::default() }.contains(&r));
     }
+
+    #[test]
+    fn the_months_of_chapter_reach_are_local_and_end_with_the_month_of_until() {
+        // 23:30 UTC on 31 January is 00:30 on 1 February in Copenhagen.
+        let (keys, first) = month_window(t("2027-01-31T23:30:00Z"), 3, chrono_tz::Europe::Copenhagen);
+        assert_eq!(keys, ["2026-12", "2027-01", "2027-02"]);
+        assert_eq!(first, t("2026-11-30T23:00:00Z"), "local midnight on 1 December");
+        let (keys, first) = month_window(t("2027-06-15T00:00:00Z"), 1, chrono_tz::UTC);
+        assert_eq!((keys, first), (vec!["2027-06".to_owned()], t("2027-06-01T00:00:00Z")));
+        assert_eq!(month_window(t("2027-06-15T00:00:00Z"), 12, chrono_tz::UTC).0.first().unwrap(), "2026-07");
+    }
+
+    #[test]
+    fn reach_counts_only_residents_living_there_zeros_included() {
+        let mut done = ride(1, RideStatus::Completed, "2027-05-03T08:00:00Z", 60);
+        done.ended_at = Some(t("2027-05-03T08:55:00Z"));
+        // Resident 1 (not checked in) rode a pleasure ride: carried; 2 moved out; 3 never rode.
+        let living = [Uuid::from_u128(1), Uuid::from_u128(3)];
+        let zones = HashMap::from([(Uuid::from_u128(100), chrono_tz::Europe::Copenhagen)]);
+        let got: Vec<(Uuid, u32)> =
+            reach_of(&[done], &living, &zones).into_iter().map(|(id, p)| (id, p.total.completed)).collect();
+        assert_eq!(got, [(Uuid::from_u128(1), 1), (Uuid::from_u128(3), 0)]);
+    }
 }
