@@ -169,7 +169,8 @@ pub enum Action {
     ReadReports,
     /// Read an object's audit trail ([`Object::Chapter`] of the object): its admins.
     ReadAudit,
-    /// Read a care home's reach report: its coordinator, the chapter's admins.
+    /// Read a care home's reach report: its coordinator, the chapter's admins; of every
+    /// home of a chapter ([`Object::Chapter`]): its admins.
     ReadReach,
     /// Read stats (no personal data): admins, integrators and coordinators of the scope.
     ReadStats,
@@ -247,7 +248,12 @@ pub fn may(c: &Caller, action: Action, o: &Object) -> bool {
         Action::ClaimRequest => matches!(o, Object::RideRequest { .. }) && !c.suspended && chapter_pilot,
         Action::Manage => coordinator || admins,
         Action::Administer | Action::ReadReports | Action::ReadAudit => admins,
-        Action::ReadReach => matches!(o, Object::CareHome { .. }) && (coordinator || admins),
+        Action::ReadReach => match o {
+            Object::CareHome { .. } => coordinator || admins,
+            // Every home of a chapter at once: its admins.
+            Object::Chapter(_) => admins,
+            _ => false,
+        },
         Action::ReadAvailability => matches!(o, Object::CareHome { .. }) && (chapter_pilot || coordinator || admins),
         Action::ReportIssue => matches!(o, Object::Bike { .. }) && (chapter_pilot || coordinator || admins),
         Action::ReadCalendar => match o {

@@ -207,14 +207,19 @@ fn care_homes_and_trishaws_are_known_to_the_chapter() {
 
 #[test]
 fn chapters_reports_and_audit() {
-    let actions =
-        [('a', Action::Administer), ('r', Action::ReadReports), ('u', Action::ReadAudit), ('s', Action::ReadStats)];
+    let actions = [
+        ('a', Action::Administer),
+        ('r', Action::ReadReports),
+        ('u', Action::ReadAudit),
+        ('s', Action::ReadStats),
+        ('h', Action::ReadReach),
+    ];
     check(
         Object::Chapter(CH),
         &actions,
         &[
-            ("admin", "RParus"),
-            ("chapter admin", "RParus"),
+            ("admin", "RParush"),
+            ("chapter admin", "RParush"),
             ("foreign admin", "-"),
             ("coordinator", "RP"),
             ("sibling coordinator", "RP"),

@@ -62,6 +62,7 @@ pub const POLICY: &[(&str, &[&str])] = &[
     ("/samskab.booking.v1.BookingService/Stats", GATEWAY),
     ("/samskab.booking.v1.BookingService/Participation", GATEWAY),
     ("/samskab.booking.v1.BookingService/Reach", GATEWAY),
+    ("/samskab.booking.v1.BookingService/ChapterReach", GATEWAY),
     ("/samskab.notify.v1.NotifyService/ListNotices", GATEWAY),
     ("/samskab.notify.v1.NotifyService/MarkNoticeRead", GATEWAY),
     ("/samskab.notify.v1.NotifyService/GetPreferences", GATEWAY),

@@ -980,4 +980,8 @@ impl BookingService for Booking {
     async fn reach(&self, req: Request<pb::ReachRequest>) -> Reply<pb::ReachResponse> {
         Ok(Response::new(crate::stats::answer_reach(&self.store, req.into_inner()).await?))
     }
+
+    async fn chapter_reach(&self, req: Request<pb::ChapterReachRequest>) -> Reply<pb::ChapterReachResponse> {
+        Ok(Response::new(crate::stats::answer_chapter_reach(&self.store, req.into_inner()).await?))
+    }
 }

@@ -470,6 +470,26 @@ pub fn spread(counts: &[u32]) -> pb::ReachSpread {
     }
 }
 
+/// The residents living at a care home now (moved-out and erased ones left out), in id order.
+async fn living_at(store: &EventStore, home: Uuid) -> ServiceResult<Vec<Uuid>> {
+    let residents: Vec<crate::facts::ResidentFact> =
+        crate::facts::children(store, crate::facts::kind::RESIDENT, home).await?;
+    Ok(residents
+        .into_iter()
+        .filter(|x| x.status == domain::types::ResidentStatus::LivingHere)
+        .map(|x| x.resident_id)
+        .collect())
+}
+
+/// What the counting rule says carried each of `living` on `rides` (one care home's, in a
+/// window), zeros included, in the order of `living`: the one count behind both reach
+/// answers ([`answer_reach`] per resident, [`answer_chapter_reach`] per home and month).
+/// Months are in the zone `zones` gives the ride's chapter.
+pub fn reach_of(rides: &[Ride], living: &[Uuid], zones: &HashMap<Uuid, Tz>) -> Vec<(Uuid, Person)> {
+    let mut carried = participation(rides, By::Residents, zones);
+    living.iter().map(|id| (*id, carried.remove(id).unwrap_or_default())).collect()
+}
+
 /// Answers a `Reach` call: every resident living at the care home (booking's facts), with
 /// the rides the counting rule says carried them in the window.
 pub async fn answer_reach(store: &EventStore, r: pb::ReachRequest) -> ServiceResult<pb::ReachResponse> {
@@ -478,19 +498,13 @@ pub async fn answer_reach(store: &EventStore, r: pb::ReachRequest) -> ServiceRes
     let scope =
         Scope { carehome_id: Some(home), from: time("/from", &r.from)?, to: time("/to", &r.to)?, ..Scope::default() };
     let rides = current_rides(store, &scope).await?;
-    let mut carried = participation(&rides, By::Residents, &HashMap::new());
-    let residents: Vec<crate::facts::ResidentFact> =
-        crate::facts::children(store, crate::facts::kind::RESIDENT, home).await?;
-    let mut out: Vec<pb::ResidentReach> = residents
+    let living = living_at(store, home).await?;
+    let mut out: Vec<pb::ResidentReach> = reach_of(&rides, &living, &HashMap::new())
         .into_iter()
-        .filter(|x| x.status == domain::types::ResidentStatus::LivingHere)
-        .map(|x| {
-            let p = carried.remove(&x.resident_id).unwrap_or_default();
-            pb::ResidentReach {
-                resident_id: x.resident_id.to_string(),
-                rides: p.total.completed,
-                last_ride_at: p.last_completed.map(samskab_proto::time::to_proto),
-            }
+        .map(|(id, p)| pb::ResidentReach {
+            resident_id: id.to_string(),
+            rides: p.total.completed,
+            last_ride_at: p.last_completed.map(samskab_proto::time::to_proto),
         })
         .collect();
     out.sort_by(|a, b| a.rides.cmp(&b.rides).then_with(|| a.resident_id.cmp(&b.resident_id)));
@@ -504,6 +518,92 @@ pub async fn answer_reach(store: &EventStore, r: pb::ReachRequest) -> ServiceRes
         histogram: buckets.into_iter().map(|(rides, residents)| pb::ReachBucket { rides, residents }).collect(),
         spread: Some(spread(&counts)),
     })
+}
+
+/// The windows of `share_without_ride`, in days before `until`.
+pub const WITHOUT_RIDE_DAYS: [i64; 3] = [30, 60, 90];
+
+/// The `months` calendar months in `zone` ending with the month of `until`, oldest first:
+/// each as `YYYY-MM`, and the instant the first of them starts (local midnight on its 1st).
+pub fn month_window(until: DateTime<Utc>, months: u32, zone: Tz) -> (Vec<String>, DateTime<Utc>) {
+    use chrono::{Datelike, NaiveDate, TimeZone};
+    let local = until.with_timezone(&zone);
+    let last = NaiveDate::from_ymd_opt(local.year(), local.month(), 1).expect("the 1st of a month");
+    let first = last.checked_sub_months(chrono::Months::new(months.saturating_sub(1))).unwrap_or(NaiveDate::MIN);
+    let keys = (0..months)
+        .filter_map(|i| first.checked_add_months(chrono::Months::new(i)))
+        .map(|m| m.format("%Y-%m").to_string())
+        .collect();
+    // Midnight on the 1st exists in every zone in use; a zone that skips it starts at the
+    // earliest local time of that day instead.
+    let start = zone
+        .from_local_datetime(&first.and_hms_opt(0, 0, 0).expect("midnight"))
+        .earliest()
+        .or_else(|| zone.from_local_datetime(&first.and_hms_opt(1, 0, 0).expect("one o'clock")).earliest())
+        .map_or(DateTime::<Utc>::MIN_UTC, |t| t.with_timezone(&Utc));
+    (keys, start)
+}
+
+/// Answers a `ChapterReach` call: for every care home of the chapter (booking's facts), its
+/// residents living there now, the rides that carried them per month of the window, and
+/// how many of them no completed ride carried in each of the last 30, 60 and 90 days before
+/// `until`. Rides belong to a window by their scheduled start, as in [`answer_reach`] (its
+/// `from`/`to`), so a home's `without_ride_30` equals what `Reach` over
+/// [`until` − 30 days, `until`) counts without a ride.
+pub async fn answer_chapter_reach(
+    store: &EventStore,
+    r: pb::ChapterReachRequest,
+) -> ServiceResult<pb::ChapterReachResponse> {
+    let chapter = id("/chapter_id", &r.chapter_id)?
+        .ok_or_else(|| ServiceError::invalid("/chapter_id", "a chapter is required"))?;
+    let until = time("/until", &r.until)?.unwrap_or_else(servicekit::clock::now);
+    let months = match r.months {
+        0 => 12,
+        m @ 1..=120 => m,
+        _ => return Err(ServiceError::invalid("/months", "must be between 1 and 120")),
+    };
+    let zone = crate::facts::get::<ChapterFact>(store, crate::facts::kind::CHAPTER, chapter)
+        .await?
+        .map_or(chrono_tz::UTC, |c| c.timezone.parse().unwrap_or(chrono_tz::UTC));
+    let zones = HashMap::from([(chapter, zone)]);
+    let (month_keys, first) = month_window(until, months, zone);
+    let since = WITHOUT_RIDE_DAYS.map(|d| until - chrono::Duration::days(d));
+    let from = first.min(since[2]);
+    let rides = current_rides(
+        store,
+        &Scope { chapter_id: Some(chapter), from: Some(from), to: Some(until), ..Scope::default() },
+    )
+    .await?;
+    let homes: Vec<crate::facts::CareHomeFact> =
+        crate::facts::children(store, crate::facts::kind::CAREHOME, chapter).await?;
+    let mut out = Vec::with_capacity(homes.len());
+    for home in homes {
+        let living = living_at(store, home.carehome_id).await?;
+        // The home's rides from `start` on (all of them end before `until`).
+        let of_home = |start: DateTime<Utc>| -> Vec<Ride> {
+            rides.iter().filter(|x| x.carehome_id == home.carehome_id && x.start >= start).cloned().collect()
+        };
+        let per_month = reach_of(&of_home(first), &living, &zones);
+        let by_month = month_keys
+            .iter()
+            .map(|m| pb::MonthReach {
+                month: m.clone(),
+                rides: per_month.iter().map(|(_, p)| p.months.get(m).map_or(0, |c| c.completed)).sum(),
+            })
+            .collect();
+        let [d30, d60, d90] = since.map(|start| {
+            reach_of(&of_home(start), &living, &zones).iter().filter(|(_, p)| p.total.completed == 0).count() as u32
+        });
+        out.push(pb::CareHomeReach {
+            carehome_id: home.carehome_id.to_string(),
+            residents: living.len() as u32,
+            by_month,
+            without_ride_30: d30,
+            without_ride_60: d60,
+            without_ride_90: d90,
+        });
+    }
+    Ok(pb::ChapterReachResponse { carehomes: out })
 }
 
 fn id(field: &str, v: &str) -> ServiceResult<Option<Uuid>> {
@@ -682,5 +782,28 @@ mod tests {
         assert!(!Scope { to: from, ..Scope::default() }.contains(&r));
         assert!(!Scope { bike_id: Some(Uuid::from_u128(9)), ..Scope::default() }.contains(&r));
         assert!(Scope { pilot_id: Some(Uuid::from_u128(400)), ..Scope::default() }.contains(&r));
+    }
+
+    #[test]
+    fn the_months_of_chapter_reach_are_local_and_end_with_the_month_of_until() {
+        // 23:30 UTC on 31 January is 00:30 on 1 February in Copenhagen.
+        let (keys, first) = month_window(t("2027-01-31T23:30:00Z"), 3, chrono_tz::Europe::Copenhagen);
+        assert_eq!(keys, ["2026-12", "2027-01", "2027-02"]);
+        assert_eq!(first, t("2026-11-30T23:00:00Z"), "local midnight on 1 December");
+        let (keys, first) = month_window(t("2027-06-15T00:00:00Z"), 1, chrono_tz::UTC);
+        assert_eq!((keys, first), (vec!["2027-06".to_owned()], t("2027-06-01T00:00:00Z")));
+        assert_eq!(month_window(t("2027-06-15T00:00:00Z"), 12, chrono_tz::UTC).0.first().unwrap(), "2026-07");
+    }
+
+    #[test]
+    fn reach_counts_only_residents_living_there_zeros_included() {
+        let mut done = ride(1, RideStatus::Completed, "2027-05-03T08:00:00Z", 60);
+        done.ended_at = Some(t("2027-05-03T08:55:00Z"));
+        // Resident 1 (not checked in) rode a pleasure ride: carried; 2 moved out; 3 never rode.
+        let living = [Uuid::from_u128(1), Uuid::from_u128(3)];
+        let zones = HashMap::from([(Uuid::from_u128(100), chrono_tz::Europe::Copenhagen)]);
+        let got: Vec<(Uuid, u32)> =
+            reach_of(&[done], &living, &zones).into_iter().map(|(id, p)| (id, p.total.completed)).collect();
+        assert_eq!(got, [(Uuid::from_u128(1), 1), (Uuid::from_u128(3), 0)]);
     }
 }

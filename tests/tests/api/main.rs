@@ -22,6 +22,7 @@ mod http;
 mod journeys;
 mod notifications;
 mod people;
+mod reach;
 mod records;
 mod reports;
 mod riders;
