@@ -60,7 +60,10 @@ async fn declare(w: &mut World, pilot: Uuid, days: &[&str], homes: &[Uuid]) {
         .unwrap();
 }
 
-async fn candidates(w: &World, request: &str) -> Vec<(String, Vec<(String, String)>, u32)> {
+/// A candidate as the test compares it: pilot id, free intervals, recent rides.
+type Row = (String, Vec<(String, String)>, u32);
+
+async fn candidates(w: &World, request: &str) -> Vec<Row> {
     let c = w
         .booking
         .clone()
@@ -148,7 +151,7 @@ async fn a_table_of_pilots_is_ranked_exactly_and_offers_widen_daily_until_claime
     first.sort();
     let s = |p: Uuid| p.to_string();
     let free = |from: &str, to: &str| vec![(from.to_owned(), to.to_owned())];
-    let mut want: Vec<(String, Vec<(String, String)>, u32)> = first
+    let mut want: Vec<Row> = first
         .iter()
         .map(|p| {
             // Availability ∩ window ∩ ride hours: 09:00-12:00 local; d's ride 09:30-10:00
