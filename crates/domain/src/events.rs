@@ -1201,6 +1201,20 @@ pub struct RideRequestExpired {
     pub ride_request_id: Uuid,
 }
 
+/// An open request was offered to pilots (its candidates, best placed first): a notice to
+/// each, nothing reserved. Round 0 at posting, one more every 24 h; a window starting within
+/// 24 h is offered to every candidate left at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RideRequestOffered {
+    /// The request.
+    pub ride_request_id: Uuid,
+    /// The pilots offered it this round (none offered before).
+    pub pilot_ids: Vec<Uuid>,
+    /// The round (0: at posting).
+    #[serde(default)]
+    pub round: u32,
+}
+
 /// Internal to booking: a ride holds an interval on a schedule stream (a trishaw, pilot or
 /// resident on one day). Not part of the public feed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1278,6 +1292,8 @@ events!(
         RideRequestWithdrawn,
         /// See the struct.
         RideRequestExpired,
+        /// See the struct.
+        RideRequestOffered,
         /// See the struct.
         RideSeriesPlanned,
         /// See the struct.

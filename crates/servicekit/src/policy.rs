@@ -51,6 +51,7 @@ pub const POLICY: &[(&str, &[&str])] = &[
     ("/samskab.booking.v1.BookingService/WithdrawRideRequest", GATEWAY),
     ("/samskab.booking.v1.BookingService/GetRideRequest", GATEWAY),
     ("/samskab.booking.v1.BookingService/ListRideRequests", GATEWAY),
+    ("/samskab.booking.v1.BookingService/RideRequestCandidates", GATEWAY),
     ("/samskab.booking.v1.BookingService/CancelDayForWeather", GATEWAY),
     ("/samskab.booking.v1.BookingService/PlanRideSeries", GATEWAY),
     ("/samskab.booking.v1.BookingService/GetRideSeries", GATEWAY),

@@ -75,6 +75,9 @@ fn known(event_type: &str, d: &Value) -> Option<String> {
         "RideRequestClaimed" => format!("Request claimed: ride {} booked", field(d, "ride_id")),
         "RideRequestWithdrawn" => "Request withdrawn by the care home".into(),
         "RideRequestExpired" => "Request expired unclaimed".into(),
+        "RideRequestOffered" => {
+            format!("Request offered to {} (round {})", plural(count(d, "pilot_ids"), "pilot"), d["round"])
+        }
         "DayCancelledForWeather" => format!("Day cancelled for weather ({})", field(d, "date")),
         "RideSeriesPlanned" => format!(
             "Ride series planned from {} at {} ({}), every {} week(s) on {}, {} min, {}",

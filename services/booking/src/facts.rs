@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::DomainEvent;
 use domain::events::{CareHomeEvent, ChapterSettings, VolunteerEvent};
-use domain::types::{BikeStatus, ConsentScope, DateRange, PilotStatus, ResidentStatus, RideHours};
+use domain::types::{BikeStatus, ConsentScope, DateRange, PilotStatus, ResidentStatus, RideHours, WeeklyWindow};
 use eventlog::{Arg, Error, EventStore, Tx};
 use futures_util::future::BoxFuture;
 use samskab_proto::common::v1::EventEnvelope;
@@ -131,6 +131,14 @@ pub struct PilotFact {
     /// it was recorded. Facts stored before: none kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub qualified: Vec<(String, NaiveDate, NaiveDate)>,
+    /// Declared weekly availability, in the local time of the care home ridden from (its
+    /// latest `PilotAvailabilityDeclared`; none declared, or a fact stored before booking
+    /// learnt availability: empty, so never a candidate).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weekly: Vec<WeeklyWindow>,
+    /// The care homes the pilot chose to ride at (empty: none chosen, any home).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub carehome_ids: Vec<Uuid>,
 }
 
 impl PilotFact {
@@ -489,6 +497,7 @@ fn pilot_fact_changed(ev: &VolunteerEvent) -> Option<Uuid> {
         E::PilotReinstated(p) => p.pilot_id,
         E::PilotRetired(p) => p.pilot_id,
         E::PilotErased(p) => p.pilot_id,
+        E::PilotAvailabilityDeclared(a) => a.pilot_id,
         _ => return None,
     })
 }
@@ -606,6 +615,8 @@ impl RemoteProjection for VolunteerFacts {
                         status: PilotStatus::Active,
                         qualifications: BTreeMap::new(),
                         qualified: Vec::new(),
+                        weekly: Vec::new(),
+                        carehome_ids: Vec::new(),
                     };
                     save(tx, kind::PILOT, p.pilot_id, Some(p.chapter_id), &fact).await?;
                 }
@@ -643,7 +654,15 @@ impl RemoteProjection for VolunteerFacts {
                     update(tx, kind::PILOT, p.pilot_id, chapter, set_status(PilotStatus::Erased)).await?;
                     outbox(tx, e).await?;
                 }
-                E::PilotAvailabilityDeclared(_) | E::PilotDetailsCorrected(_) => {}
+                E::PilotAvailabilityDeclared(a) => {
+                    // The latest declaration replaces the one before (candidates and offers).
+                    update::<PilotFact>(tx, kind::PILOT, a.pilot_id, chapter, |f| {
+                        f.weekly = a.weekly;
+                        f.carehome_ids = a.carehome_ids;
+                    })
+                    .await?;
+                }
+                E::PilotDetailsCorrected(_) => {}
             }
             if let Some(id) = changed {
                 remember(tx, e, kind::PILOT, id).await?;

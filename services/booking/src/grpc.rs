@@ -786,6 +786,29 @@ impl BookingService for Booking {
         Ok(Response::new(self.request_proto(&request, v, r.include_personal).await?))
     }
 
+    async fn ride_request_candidates(
+        &self,
+        req: Request<pb::RideRequestCandidatesRequest>,
+    ) -> Reply<pb::RideRequestCandidatesResponse> {
+        let r = req.into_inner();
+        let id = types::parse_id("/ride_request_id", &r.ride_request_id).map_err(ServiceError::from)?;
+        let candidates = self.candidates(id).await?;
+        Ok(Response::new(pb::RideRequestCandidatesResponse {
+            candidates: candidates
+                .into_iter()
+                .map(|c| pb::RideRequestCandidate {
+                    pilot_id: c.pilot_id.to_string(),
+                    free: c
+                        .free
+                        .into_iter()
+                        .map(|(s, e)| pb::FreeInterval { start: Some(to_proto(s)), end: Some(to_proto(e)) })
+                        .collect(),
+                    rides_last_30_days: c.rides_last_30_days,
+                })
+                .collect(),
+        }))
+    }
+
     async fn list_ride_requests(
         &self,
         req: Request<pb::ListRideRequestsRequest>,

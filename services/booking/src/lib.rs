@@ -5,12 +5,14 @@
 
 pub mod audit;
 pub mod availability;
+pub mod candidates;
 pub mod cascades;
 pub mod commands;
 pub mod facts;
 pub mod grpc;
 mod grpc_series;
 pub mod history;
+pub mod offers;
 pub mod readmodel;
 pub mod requests;
 pub mod rides;
@@ -148,6 +150,9 @@ impl BookingServer {
         // Ride series: booked up to the horizon at start, then daily at 02:00 local.
         let b = booking.clone();
         servicekit::server::forever("ride series", move || scheduling::run_sweep(b.clone()));
+        // Ride requests: offered at posting, then a round every 24 h (docs/booking.md).
+        let b = booking.clone();
+        servicekit::server::forever("ride request offers", move || offers::run_sweep(b.clone()));
         Ok(BookingServer { booking, carehome_feed, volunteer_feed })
     }
 

@@ -38,6 +38,12 @@ pub struct RideRequest {
     pub ride_id: Option<Uuid>,
     /// The pilot who claimed it.
     pub pilot_id: Option<Uuid>,
+    /// The pilots it was offered to, in the order offered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offered: Vec<Uuid>,
+    /// How many offer rounds were recorded.
+    #[serde(default)]
+    pub offer_rounds: u32,
 }
 
 impl Aggregate for RideRequest {
@@ -59,6 +65,8 @@ impl Aggregate for RideRequest {
                 status: RideRequestStatus::Open,
                 ride_id: None,
                 pilot_id: None,
+                offered: Vec::new(),
+                offer_rounds: 0,
             });
         }
         let mut s = state?;
@@ -70,6 +78,14 @@ impl Aggregate for RideRequest {
             }
             E::RideRequestWithdrawn(_) => s.status = RideRequestStatus::Withdrawn,
             E::RideRequestExpired(_) => s.status = RideRequestStatus::Expired,
+            E::RideRequestOffered(o) => {
+                for p in &o.pilot_ids {
+                    if !s.offered.contains(p) {
+                        s.offered.push(*p);
+                    }
+                }
+                s.offer_rounds = s.offer_rounds.max(o.round + 1);
+            }
             _ => {}
         }
         Some(s)

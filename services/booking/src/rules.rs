@@ -250,6 +250,8 @@ mod tests {
                 status: PilotStatus::Active,
                 qualifications: q,
                 qualified: vec![],
+                weekly: vec![],
+                carehome_ids: vec![],
             },
         }
     }

@@ -368,6 +368,10 @@ impl Booking {
     /// Records a care home's request (its note already sealed).
     pub async fn request_ride(&self, ctx: &CommandCtx, r: &NewRequest) -> ServiceResult<(RideRequest, u64)> {
         self.on_request(ctx, r.ride_request_id, Some(r), |i| request_cmd::request(i, r)).await?;
+        // The first round at once (the sweep would make it within a minute otherwise).
+        if let Err(e) = self.offer_round(r.ride_request_id, 0).await {
+            tracing::warn!(request = %r.ride_request_id, error = %e, "offering a new ride request failed; the sweep retries");
+        }
         self.load_request(r.ride_request_id).await
     }
 

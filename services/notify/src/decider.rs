@@ -263,19 +263,96 @@ async fn channels_for(store: &EventStore, recipient: &str, kind: &str) -> Result
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct RequestRow {
+    ride_request_id: String,
     chapter_id: String,
     carehome_id: String,
     window_from: i64,
+    status: String,
+    told: String,
 }
 
 async fn request(store: &EventStore, id: Uuid) -> Result<Option<RequestRow>, Error> {
     let rows: Vec<RequestRow> = store
         .fetch_rows(
-            "SELECT chapter_id, carehome_id, window_from FROM notify_requests WHERE ride_request_id = $1",
+            "SELECT ride_request_id, chapter_id, carehome_id, window_from, status, told FROM notify_requests \
+             WHERE ride_request_id = $1",
             &[id.into()],
         )
         .await?;
     Ok(rows.into_iter().next())
+}
+
+/// How many hours before its window an unclaimed request is escalated to the chapter's
+/// admins (`request.unclaimed`), each once.
+pub const UNCLAIMED_LEAD_HOURS: &[i64] = &[72, 48];
+
+/// `request.unclaimed`: 72 h and 48 h before the window of a request still open, to the
+/// chapter's admins; once per (request, lead): the leads settled are kept with the request
+/// (`told`), and each notice's id derives from its occasion, so a restart or a second
+/// process decides none twice. A lead already past when the request was posted is settled
+/// from the start.
+async fn unclaimed(store: &EventStore, world: &World, now: DateTime<Utc>) -> Result<usize, Error> {
+    let longest = UNCLAIMED_LEAD_HOURS.iter().copied().max().unwrap_or(0);
+    let rows: Vec<RequestRow> = store
+        .fetch_rows(
+            "SELECT ride_request_id, chapter_id, carehome_id, window_from, status, told FROM notify_requests \
+             WHERE status = 'open' AND window_from > $1 AND window_from <= $2",
+            &[Arg::Int(micros(now)), Arg::Int(micros(now + Duration::hours(longest)))],
+        )
+        .await?;
+    let stale_before = now - Duration::minutes(STALE_AFTER_MINUTES);
+    let mut n = 0;
+    for req in rows {
+        let mut told: Vec<String> = serde_json::from_str(&req.told).unwrap_or_default();
+        let before = told.len();
+        let start = from_micros(req.window_from);
+        for &hours in UNCLAIMED_LEAD_HOURS {
+            let due_at = start - Duration::hours(hours);
+            if due_at > now || told.contains(&hours.to_string()) {
+                continue;
+            }
+            let occasion = format!("{}/{}/{hours}", kind::UNCLAIMED, req.ride_request_id);
+            let facts = Facts {
+                ride_request_id: req.ride_request_id.parse().ok(),
+                start: Some(start),
+                timezone: world.zone_of_home(&req.carehome_id, &req.chapter_id),
+                carehome: world.homes.get(&req.carehome_id).map(|h| h.0.clone()).unwrap_or_default(),
+                ..Facts::default()
+            };
+            let tenant = req.chapter_id.parse().ok();
+            let o = Occasion { tenant, kind: kind::UNCLAIMED, key: &occasion, due_at, stale: due_at < stale_before };
+            let chapter: Uuid = req.chapter_id.parse().unwrap_or_default();
+            let object = access::Object::RideRequest { chapter, carehome: req.carehome_id.parse().unwrap_or_default() };
+            let admins = store
+                .fetch_texts(
+                    "SELECT person_id FROM notify_chapter_admins WHERE chapter_id = $1 ORDER BY person_id",
+                    &[req.chapter_id.as_str().into()],
+                )
+                .await?;
+            for r in admins.into_iter().map(|p| format!("person:{p}")) {
+                if may_read(&r, access::Role::ChapterAdmin(chapter), chapter, &object) {
+                    decide(store, &o, &r, &facts, &channels_for(store, &r, o.kind).await?).await?;
+                    n += 1;
+                }
+            }
+            told.push(hours.to_string());
+        }
+        if told.len() != before {
+            let (id, list) = (req.ride_request_id.clone(), serde_json::to_string(&told).map_err(Error::Payload)?);
+            store
+                .transaction(move |tx| {
+                    Box::pin(async move {
+                        tx.execute(
+                            "UPDATE notify_requests SET told = $2 WHERE ride_request_id = $1",
+                            &[id.into(), list.into()],
+                        )
+                        .await
+                    })
+                })
+                .await?;
+        }
+    }
+    Ok(n)
 }
 
 /// How long before a qualification's last day its holder and the chapter's admins are told.
@@ -439,6 +516,7 @@ pub async fn tick(store: &EventStore, now: DateTime<Utc>) -> Result<Look, Error>
     let world = World { chapters: chapters(store).await?, homes: homes(store).await? };
     let mut decided = reminders(store, &world, now).await?;
     decided += qualifications(store, &world, now).await?;
+    decided += unclaimed(store, &world, now).await?;
     let (n, more) = occasions(store, &world, now).await?;
     Ok(Look { decided: decided + n, more })
 }
@@ -460,7 +538,36 @@ async fn occasions(store: &EventStore, world: &World, now: DateTime<Utc>) -> Res
     let mut batch = Batch::default();
     for (occasion, due_at, doc) in due {
         let p: Pending = serde_json::from_str(&doc).map_err(Error::Payload)?;
-        if let Some(request_id) = p.ride_request_id {
+        if let (Some(request_id), Some(pilot)) = (p.ride_request_id, p.pilot_id) {
+            // An offer: to the pilot offered, while the request is still open.
+            if let Some(req) = request(store, request_id).await?
+                && req.status == "open"
+            {
+                let due_at = from_micros(due_at);
+                let facts = Facts {
+                    ride_request_id: Some(request_id),
+                    start: Some(from_micros(req.window_from)),
+                    timezone: world.zone_of_home(&req.carehome_id, &req.chapter_id),
+                    carehome: world.homes.get(&req.carehome_id).map(|h| h.0.clone()).unwrap_or_default(),
+                    ..Facts::default()
+                };
+                let o = Occasion {
+                    tenant: req.chapter_id.parse().ok(),
+                    kind: &p.kind,
+                    key: &occasion,
+                    due_at,
+                    stale: due_at < stale_before,
+                };
+                let (chapter, home) =
+                    (req.chapter_id.parse().unwrap_or_default(), req.carehome_id.parse().unwrap_or_default());
+                let object = access::Object::RideRequest { chapter, carehome: home };
+                let r = format!("pilot:{pilot}");
+                if may_read(&r, access::Role::Coordinator(home), chapter, &object) {
+                    batch.add(store, &o, &r, &facts, &channels_for(store, &r, o.kind).await?).await?;
+                    n += 1;
+                }
+            }
+        } else if let Some(request_id) = p.ride_request_id {
             if let Some(req) = request(store, request_id).await? {
                 let due_at = from_micros(due_at);
                 let facts = Facts {

@@ -146,9 +146,12 @@ pub struct Pending {
     /// A cancellation's reason code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// The ride request (a claim).
+    /// The ride request (a claim, an offer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ride_request_id: Option<Uuid>,
+    /// The pilot an offer is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pilot_id: Option<Uuid>,
 }
 
 /// Follows booking's feed.
@@ -179,6 +182,7 @@ impl RemoteProjection for Rides {
                 actor_role: actor_role.clone(),
                 reason: None,
                 ride_request_id: None,
+                pilot_id: None,
             };
             use BookingEvent as E;
             let mut occasions = Vec::new();
@@ -236,22 +240,40 @@ impl RemoteProjection for Rides {
                     occasions.push(p);
                 }
                 E::RideRequested(r) => {
+                    // Escalations already due when it was posted are not for it.
+                    let told: Vec<String> = crate::decider::UNCLAIMED_LEAD_HOURS
+                        .iter()
+                        .filter(|h| r.window_from - chrono::Duration::hours(**h) <= occurred)
+                        .map(|h| h.to_string())
+                        .collect();
                     tx.execute(
-                        "INSERT INTO notify_requests (ride_request_id, chapter_id, carehome_id, window_from) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT (ride_request_id) DO NOTHING",
+                        "INSERT INTO notify_requests (ride_request_id, chapter_id, carehome_id, window_from, told) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (ride_request_id) DO NOTHING",
                         &[
                             r.ride_request_id.into(),
                             r.chapter_id.into(),
                             r.carehome_id.into(),
                             Arg::Int(micros(r.window_from)),
+                            Arg::Text(serde_json::to_string(&told).map_err(Error::Payload)?),
                         ],
                     )
                     .await?;
                 }
                 E::RideRequestClaimed(c) => {
+                    request_status(tx, c.ride_request_id, "claimed").await?;
                     let mut p = pending(kind::CLAIMED, c.ride_id);
                     p.ride_request_id = Some(c.ride_request_id);
                     occasions.push(p);
+                }
+                E::RideRequestWithdrawn(w) => request_status(tx, w.ride_request_id, "withdrawn").await?,
+                E::RideRequestExpired(x) => request_status(tx, x.ride_request_id, "expired").await?,
+                E::RideRequestOffered(o) => {
+                    for pilot in o.pilot_ids {
+                        let mut p = pending(kind::OFFERED, Uuid::nil());
+                        p.ride_request_id = Some(o.ride_request_id);
+                        p.pilot_id = Some(pilot);
+                        occasions.push(p);
+                    }
                 }
                 E::RideStarted(s) => set_status(tx, s.ride_id, "started").await?,
                 E::RideCompleted(c) => set_status(tx, c.ride_id, "completed").await?,
@@ -262,8 +284,12 @@ impl RemoteProjection for Rides {
                 return Ok(());
             }
             for (n, p) in occasions.into_iter().enumerate() {
-                // One occasion per event and kind (an event may occasion two kinds).
-                let occasion = format!("{}/{}/{n}", p.kind, e.event_id);
+                // One occasion per event and kind (an event may occasion two kinds); an
+                // offer's is (request, pilot), whichever event offered it.
+                let occasion = match (p.ride_request_id, p.pilot_id) {
+                    (Some(r), Some(pilot)) => format!("{}/{r}/{pilot}", p.kind),
+                    _ => format!("{}/{}/{n}", p.kind, e.event_id),
+                };
                 tx.execute(
                     "INSERT INTO notify_pending (occasion, due_at, doc) VALUES ($1, $2, $3) \
                      ON CONFLICT (occasion) DO NOTHING",
@@ -278,6 +304,12 @@ impl RemoteProjection for Rides {
             Ok(())
         })
     }
+}
+
+async fn request_status(tx: &mut Tx<'_>, id: Uuid, status: &str) -> Result<(), Error> {
+    tx.execute("UPDATE notify_requests SET status = $2 WHERE ride_request_id = $1", &[id.into(), status.into()])
+        .await?;
+    Ok(())
 }
 
 async fn set_status(tx: &mut Tx<'_>, ride_id: Uuid, status: &str) -> Result<(), Error> {

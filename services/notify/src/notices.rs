@@ -25,10 +25,14 @@ pub mod kind {
     pub const BOOKED_FOR_YOU: &str = "ride.booked_for_you";
     /// A day before a booked ride that has nobody on its roster.
     pub const NO_RIDERS: &str = "ride.no_riders";
+    /// An open ride request was offered to the pilot.
+    pub const OFFERED: &str = "request.offered";
     /// A pilot claimed a ride request.
     pub const CLAIMED: &str = "request.claimed";
     /// A waiting resident took a seat that freed.
     pub const WAITLIST_PROMOTED: &str = "waitlist.promoted";
+    /// Nobody has claimed a ride request 72 h (and 48 h) before its window.
+    pub const UNCLAIMED: &str = "request.unclaimed";
     /// A qualification runs out in 30 days.
     pub const QUALIFICATION_EXPIRING: &str = "qualification.expiring";
     /// A pilot invitation, e-mailed to the pilot record's address.
@@ -46,9 +50,9 @@ pub mod kind {
         CANCELLED,
         BOOKED_FOR_YOU,
         NO_RIDERS,
-        "request.offered",
+        OFFERED,
         CLAIMED,
-        "request.unclaimed",
+        UNCLAIMED,
         QUALIFICATION_EXPIRING,
         WAITLIST_PROMOTED,
     ];
@@ -324,6 +328,23 @@ pub fn words(kind: &str, f: &Facts, lang: Language) -> (String, String) {
         }
         (kind::CLAIMED, En) => {
             ("A pilot took a ride".into(), format!("A pilot took the ride request from {home} ({at})."))
+        }
+        (kind::OFFERED, Da) => (
+            "En tur søger en pilot".into(),
+            format!("Et ønske om en tur fra {home} fra {at} mangler en pilot, og du har tid. Tag den, hvis du vil."),
+        ),
+        (kind::OFFERED, En) => (
+            "A ride needs a pilot".into(),
+            format!(
+                "A ride request from {home} from {at} needs a pilot, and you are free for it. Claim it if you like."
+            ),
+        ),
+        (kind::UNCLAIMED, Da) => (
+            "Ingen pilot til en tur endnu".into(),
+            format!("Ingen pilot har taget ønsket om en tur fra {home} ({at}) endnu."),
+        ),
+        (kind::UNCLAIMED, En) => {
+            ("No pilot for a ride yet".into(), format!("No pilot has claimed the ride request from {home} ({at}) yet."))
         }
         (kind::QUALIFICATION_EXPIRING, lang) => {
             let (t, until) = f.qualification.clone().unwrap_or_default();

@@ -213,6 +213,7 @@ enum Ep {
     RequestGet,
     Claim,
     Withdraw,
+    Candidates,
     Stats,
     StatsNetwork,
     ReportPilots,
@@ -431,6 +432,10 @@ fn rows() -> Vec<Row> {
         // the home read the request but may not (403).
         row(Claim, "POST", "/v1/ride-requests/{id}/claim", 200, PILOTS, HOME_AND_PILOTS),
         row(Withdraw, "POST", "/v1/ride-requests/{id}/withdraw", 200, RUNS_HOME, HOME_AND_PILOTS),
+        // Candidates (api.md → *Scheduling*) are for whoever finds a pilot for the request:
+        // the home's coordinator and the chapter's admin; pilots read the request, not who
+        // else could ride it (403).
+        row(Candidates, "GET", "/v1/ride-requests/{id}/candidates", 200, RUNS_HOME, HOME_AND_PILOTS),
         // Stats of a care home of A: the chapter's admin and integrator, its coordinator,
         // admin and the network integrator; pilots and a neighbouring coordinator read the
         // home but not its stats (403).
@@ -896,6 +901,7 @@ fn request(m: &Matrix, row: &Row, who: Who, c: &Ctx, n: u32) -> (String, Option<
             Some(json!({"bike_id": c.bike, "start": c.request_start})),
         ),
         Withdraw => (format!("/v1/ride-requests/{}/withdraw", c.request), empty),
+        Candidates => (format!("/v1/ride-requests/{}/candidates", c.request), None),
         Stats => (format!("/v1/stats?carehome_id={h}"), None),
         StatsNetwork => ("/v1/stats/network".into(), None),
         ReportPilots => (format!("/v1/reports/pilot-participation?chapter_id={}", c.chapter), None),

@@ -597,6 +597,16 @@ async fn a_coordinator_runs_a_care_home(s: System) {
     })
     .await;
     assert!(items(&listed).iter().all(|i| i["status"] == "open"));
+    // Its candidates (the coordinator's): an answer of the documented shape, pilot ids only;
+    // an unknown request 404, a malformed id 400.
+    let c = s.get(&format!("/v1/ride-requests/{request}/candidates"), &coord).await.expect(200);
+    for item in c.body["items"].as_array().expect("items") {
+        let mut keys: Vec<&str> = item.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, ["free", "pilot_id", "rides_last_30_days"], "no names: {item}");
+    }
+    s.get(&format!("/v1/ride-requests/{}/candidates", Uuid::now_v7()), &coord).await.expect(404);
+    s.get("/v1/ride-requests/not-a-uuid/candidates", &coord).await.expect(400);
     let r = s.post(&format!("/v1/ride-requests/{request}/withdraw"), &coord, json!({})).await.expect(200);
     assert_eq!(r.str("status"), "withdrawn");
     let again = s.post(&format!("/v1/ride-requests/{request}/withdraw"), &coord, json!({})).await.expect(409);

@@ -31,6 +31,7 @@ mod purity {
             ("schedule.rs", include_str!("../schedule.rs")),
             ("rides.rs", include_str!("../rides.rs")),
             ("requests.rs", include_str!("../requests.rs")),
+            ("candidates.rs", include_str!("../candidates.rs")),
         ];
         for (file, source) in sources {
             assert_eq!(domain::decision::impure_words(source), Vec::<&str>::new(), "{file}: deciders are pure");

@@ -2,7 +2,7 @@
 //! has passed (claiming is a booking: [`super::booking::claim`]). Pure.
 
 use chrono::{DateTime, Duration, Utc};
-use domain::events::{BookingEvent, RideRequestExpired, RideRequestWithdrawn, RideRequested};
+use domain::events::{BookingEvent, RideRequestExpired, RideRequestOffered, RideRequestWithdrawn, RideRequested};
 use domain::types::{BikeStatus, RideKind, RideRequestStatus, Sealed};
 use domain::{Decision, DomainError, ErrorCode};
 use uuid::Uuid;
@@ -113,4 +113,55 @@ pub fn expire(input: &RequestInput) -> Result<Decision<BookingEvent>, DomainErro
         )),
         _ => Ok(Decision::nothing()),
     }
+}
+
+/// How long one offer round lasts, and how near a window must start for every candidate
+/// to be offered it at once.
+pub const OFFER_ROUND_HOURS: i64 = 24;
+
+/// The offer round due at `now` for a request posted at `posted_at`: its number (the
+/// rounds recorded so far) and whether every candidate left is offered it at once (its
+/// window starts within 24 h); `None` when nothing is due (not open, window passed, or the
+/// next round's 24 h not yet run).
+pub fn due_round(r: &RideRequest, posted_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<(u32, bool)> {
+    if r.status != RideRequestStatus::Open || r.window_to <= now {
+        return None;
+    }
+    let all = r.window_from - now <= Duration::hours(OFFER_ROUND_HOURS);
+    let k = r.offer_rounds;
+    (all || posted_at + Duration::hours(OFFER_ROUND_HOURS * i64::from(k)) <= now).then_some((k, all))
+}
+
+/// What an offer round decides on.
+#[derive(Debug, Clone, Default)]
+pub struct OfferInput {
+    /// The request.
+    pub request: Option<RideRequest>,
+    /// When it was posted.
+    pub posted_at: DateTime<Utc>,
+    /// Now.
+    pub now: DateTime<Utc>,
+    /// The chapter's `offer_fanout`.
+    pub fanout: u32,
+    /// The candidates now, best placed first (computed only when a round is due).
+    pub candidates: Vec<Uuid>,
+}
+
+/// Offer round `round` of an open request: to the next `offer_fanout` candidates not yet
+/// offered it (every one left when its window starts within 24 h). Nothing when the round
+/// is not the one due (done before, or not yet), or nobody new is a candidate (the round
+/// stays due, and a pilot who becomes a candidate is offered it at the next sweep).
+pub fn offer(i: &OfferInput, round: u32) -> Result<Decision<BookingEvent>, DomainError> {
+    let Some(r) = &i.request else { return Ok(Decision::nothing()) };
+    let Some((due, all)) = due_round(r, i.posted_at, i.now) else { return Ok(Decision::nothing()) };
+    if due != round {
+        return Ok(Decision::nothing());
+    }
+    let fresh = i.candidates.iter().filter(|p| !r.offered.contains(p)).copied();
+    let pilot_ids: Vec<Uuid> = if all { fresh.collect() } else { fresh.take(i.fanout.max(1) as usize).collect() };
+    if pilot_ids.is_empty() {
+        return Ok(Decision::nothing());
+    }
+    let event = RideRequestOffered { ride_request_id: r.ride_request_id, pilot_ids, round };
+    Ok(Decision::on(request_stream(r.ride_request_id), vec![event.into()], Some(r.chapter_id)))
 }

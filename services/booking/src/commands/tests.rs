@@ -67,7 +67,15 @@ fn bike(id: Uuid, seats: u32) -> BikeFact {
 fn pilot(id: Uuid) -> PilotFact {
     let mut q = BTreeMap::new();
     q.insert("trishaw".to_owned(), ("2027-01-01".parse().unwrap(), "2027-12-31".parse().unwrap()));
-    PilotFact { pilot_id: id, chapter_id: CHAPTER, status: PilotStatus::Active, qualifications: q, qualified: vec![] }
+    PilotFact {
+        pilot_id: id,
+        chapter_id: CHAPTER,
+        status: PilotStatus::Active,
+        qualifications: q,
+        qualified: vec![],
+        weekly: vec![],
+        carehome_ids: vec![],
+    }
 }
 
 fn resident(id: Uuid, consent: Vec<ConsentScope>) -> ResidentFact {
@@ -780,6 +788,50 @@ fn a_request_is_withdrawn_or_expires_once() {
     g.apply(&d);
     then_refused(requests::withdraw(&input(&g)), ErrorCode::IllegalTransition);
     then_refused(requests::withdraw(&RequestInput::default()), ErrorCode::NotFound);
+}
+
+#[test]
+fn offers_widen_every_24_hours_to_the_next_candidates_and_to_all_within_a_day_of_the_window() {
+    let mut g = given();
+    let id = requested(&mut g);
+    let posted = t("2027-04-28T12:00:00Z");
+    let p = |n: u128| Uuid::from_u128(n);
+    let input = |g: &Given, now: &str, candidates: &[u128]| requests::OfferInput {
+        request: g.fold(&request_stream(id)),
+        posted_at: posted,
+        now: t(now),
+        fanout: 3,
+        candidates: candidates.iter().map(|n| p(*n)).collect(),
+    };
+    let offered = |d: &Decision<BookingEvent>| match d.of(&request_stream(id)).next() {
+        Some(BookingEvent::RideRequestOffered(o)) => (o.round, o.pilot_ids.clone()),
+        other => panic!("not an offer: {other:?}"),
+    };
+    let first = input(&g, "2027-04-28T12:00:00Z", &[1, 2, 3, 4, 5, 6, 7]);
+    let d = requests::offer(&first, 0).unwrap();
+    assert_eq!(offered(&d), (0, vec![p(1), p(2), p(3)]));
+    g.apply(&d);
+    let again = input(&g, "2027-04-28T12:00:00Z", &[1, 2, 3, 4, 5, 6, 7]);
+    assert!(requests::offer(&again, 0).unwrap().is_empty(), "a round is offered once");
+    assert!(
+        requests::offer(&input(&g, "2027-04-29T11:59:00Z", &[1, 2, 3, 4]), 1).unwrap().is_empty(),
+        "not before 24 h"
+    );
+    // Recomputed: 2 and 1 still ahead of the rest, but only those not offered yet count.
+    let d = requests::offer(&input(&g, "2027-04-29T12:00:00Z", &[2, 4, 1, 5, 6, 7]), 1).unwrap();
+    assert_eq!(offered(&d), (1, vec![p(4), p(5), p(6)]));
+    g.apply(&d);
+    assert!(requests::offer(&input(&g, "2027-04-30T12:00:00Z", &[1, 2]), 2).unwrap().is_empty(), "nobody new");
+    // The window (07:00 on the 3rd) starts within 24 h: every candidate left at once.
+    let d = requests::offer(&input(&g, "2027-05-02T08:00:00Z", &[9, 7, 8, 10, 11, 1]), 2).unwrap();
+    assert_eq!(offered(&d), (2, vec![p(9), p(7), p(8), p(10), p(11)]));
+    g.apply(&d);
+    let r: RideRequest = g.fold(&request_stream(id)).unwrap();
+    assert_eq!((r.offered.len(), r.offer_rounds), (11, 3));
+    // Claimed: no more offers.
+    let (c, ci) = claim_of(&g, id, PILOT, BIKE, MORNING);
+    g.apply(&booking::claim(&ci, &c).unwrap());
+    assert!(requests::offer(&input(&g, "2027-05-02T09:00:00Z", &[12]), 3).unwrap().is_empty());
 }
 
 // What really happened (issue 17): records, corrections, reported starts, absence.

@@ -13,6 +13,7 @@ mod claims;
 mod clock;
 mod invariants;
 mod lifecycle;
+mod offers;
 mod privacy;
 mod processes;
 mod rebuild;

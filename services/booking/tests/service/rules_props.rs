@@ -73,6 +73,8 @@ fn facts(lead_minutes: u32) -> Facts {
             status: PilotStatus::Active,
             qualifications: q,
             qualified: vec![],
+            weekly: vec![],
+            carehome_ids: vec![],
         },
     }
 }

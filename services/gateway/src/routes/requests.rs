@@ -18,7 +18,7 @@ use crate::caller::{Caller, may_book};
 use crate::clients::Found;
 use crate::extract::{Body, Command, Ids, NoBody, Params};
 use crate::problem::{ApiError, Problem};
-use crate::routes::availability::carehome;
+use crate::routes::availability::{FreeInterval, carehome};
 use crate::routes::chapters;
 use crate::routes::rides::{self, RideView};
 use crate::views::{Created, Page, PageParams, Versioned, opt, parse_time, time};
@@ -378,6 +378,66 @@ pub async fn withdraw(
     shown(&s, caller, r).await
 }
 
+/// A pilot who could ride a request (no name: the pilot's id only).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CandidateView {
+    /// The pilot.
+    pub pilot_id: String,
+    /// The maximal intervals (UTC) in which the ride fits: the pilot's declared
+    /// availability ∩ the window ∩ the home's ride hours, minus the pilot's rides with the
+    /// home's turnaround, each at least `duration_minutes` long.
+    pub free: Vec<FreeInterval>,
+    /// Rides the pilot completed in the last 30 days (the ranking's key).
+    pub rides_last_30_days: u32,
+}
+
+/// The candidates of a ride request, best placed first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Candidates {
+    /// Ranked by fewest completed rides in the last 30 days, ties by pilot id.
+    pub items: Vec<CandidateView>,
+}
+
+/// The pilots who could ride a request (the home's coordinator, the chapter's admin, admin):
+/// qualified for a trishaw of the home, not suspended, who chose the home or none, and free
+/// for the ride in its window.
+#[utoipa::path(get, path = "/v1/ride-requests/{id}/candidates", tag = "ride-requests", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Candidates), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn candidates(
+    State(s): State<AppState>,
+    caller: Caller,
+    Ids(id): Ids<Uuid>,
+) -> Result<axum::Json<Candidates>, ApiError> {
+    let r = visible(&s, &caller, id).await?;
+    if !sees_note(&caller, &r) {
+        return Err(ApiError::forbidden());
+    }
+    let c = s
+        .clients
+        .booking()
+        .ride_request_candidates(bpb::RideRequestCandidatesRequest { ride_request_id: id.to_string() })
+        .await
+        .or_404()?;
+    let items = c
+        .candidates
+        .into_iter()
+        .map(|c| CandidateView {
+            pilot_id: c.pilot_id,
+            free: c
+                .free
+                .into_iter()
+                .map(|f| FreeInterval {
+                    start: time(&f.start).unwrap_or_default(),
+                    end: time(&f.end).unwrap_or_default(),
+                })
+                .collect(),
+            rides_last_30_days: c.rides_last_30_days,
+        })
+        .collect();
+    Ok(axum::Json(Candidates { items }))
+}
+
 /// The ride-request routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -385,4 +445,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get))
         .routes(routes!(claim))
         .routes(routes!(withdraw))
+        .routes(routes!(candidates))
 }
