@@ -697,6 +697,7 @@ mod tests {
             no_show_by: None,
             notes: vec![],
             ride_series_id: None,
+            waitlist: vec![],
         }
     }
 
