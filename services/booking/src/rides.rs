@@ -265,11 +265,7 @@ impl Aggregate for Ride {
                 r.waitlist.retain(|w| *w != a.resident_id);
                 r.riders.push(Rider { resident_id: a.resident_id, checked_in: false });
             }
-            E::ResidentWaitlisted(w) => {
-                if !r.waitlist.contains(&w.resident_id) {
-                    r.waitlist.push(w.resident_id);
-                }
-            }
+            E::ResidentWaitlisted(w) if !r.waitlist.contains(&w.resident_id) => r.waitlist.push(w.resident_id),
             E::ResidentLeftWaitlist(w) => r.waitlist.retain(|x| *x != w.resident_id),
             E::RiderRemovedFromRoster(a) => r.riders.retain(|x| x.resident_id != a.resident_id),
             E::RideRescheduled(s) => {

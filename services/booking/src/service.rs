@@ -70,6 +70,15 @@ pub(crate) async fn schedules(l: &mut Loader, streams: &[String]) -> ServiceResu
     Ok(Schedules(out))
 }
 
+/// Reads and folds a schedule stream unless it was read already.
+async fn read_schedule(l: &mut Loader, schedules: &mut Schedules, stream: &str) -> ServiceResult<()> {
+    if let std::collections::btree_map::Entry::Vacant(slot) = schedules.0.entry(stream.to_owned()) {
+        let events = l.events::<BookingEvent>(stream).await?;
+        slot.insert(DaySchedule::fold(events.iter().map(|(e, v)| (e, *v))));
+    }
+    Ok(())
+}
+
 /// What a promotion from `ride`'s waitlist reads: the booking facts, each waiting
 /// resident's facts and schedule streams at the ride's slot, and the other rides they
 /// wait for that overlap it, with those rides' places on the residents' streams.
@@ -86,10 +95,7 @@ async fn waitlist_input(l: &mut Loader, ride: &Ride, input: &mut RideInput) -> S
     }
     let mut others: Vec<Uuid> = Vec::new();
     for stream in &streams {
-        if !input.schedules.0.contains_key(stream) {
-            let events = l.events::<BookingEvent>(stream).await?;
-            input.schedules.0.insert(stream.clone(), DaySchedule::fold(events.iter().map(|(e, v)| (e, *v))));
-        }
+        read_schedule(l, &mut input.schedules, stream).await?;
         let schedule = &input.schedules.0[stream];
         for (other, (s, e)) in &schedule.waiting {
             if *other != ride.ride_id && *s < ride.end() && ride.start < *e && !others.contains(other) {
@@ -101,10 +107,7 @@ async fn waitlist_input(l: &mut Loader, ride: &Ride, input: &mut RideInput) -> S
         let Some(o) = l.fold::<Ride>(&ride_stream(other)).await? else { continue };
         for w in ride.waitlist.iter().filter(|w| o.waitlist.contains(w)) {
             for h in rides_cmd::rider_holds(&o, *w) {
-                if !input.schedules.0.contains_key(&h.stream) {
-                    let events = l.events::<BookingEvent>(&h.stream).await?;
-                    input.schedules.0.insert(h.stream, DaySchedule::fold(events.iter().map(|(e, v)| (e, *v))));
-                }
+                read_schedule(l, &mut input.schedules, &h.stream).await?;
             }
         }
         input.others.push(o);
