@@ -13,6 +13,7 @@ use samskab_proto::booking::v1 as bpb;
 use samskab_proto::carehome::v1 as cpb;
 use samskab_proto::common::v1::{self as pbc, access_client::AccessClient};
 use samskab_proto::notify::v1::{self as npb, notify_service_client::NotifyServiceClient};
+use samskab_proto::volunteer::v1 as vpb;
 use servicekit::clock::{self, TestClockFile};
 use servicekit::server::Spawned;
 use tonic::transport::Channel;
@@ -35,7 +36,8 @@ testkit::both_backends!(
     quiet_hours_hold_sms_until_seven_on_a_night_the_clocks_change_unless_the_ride_starts_first,
     by_push_each_browser_gets_the_notice_encrypted_and_signed_and_a_gone_one_is_deleted,
     at_most_ten_push_subscriptions_a_person_even_when_added_at_once,
-    a_ride_without_riders_is_told_to_its_pilot_and_coordinators_a_day_before_once
+    a_ride_without_riders_is_told_to_its_pilot_and_coordinators_a_day_before_once,
+    offers_tell_each_pilot_once_and_an_unclaimed_request_its_admins_at_72_and_48_hours_once_across_restarts
 );
 
 /// A notify server on its own database next to `w`'s, without e-mail.
@@ -1394,4 +1396,186 @@ async fn a_ride_without_riders_is_told_to_its_pilot_and_coordinators_a_day_befor
     tokio::time::sleep(notify::TICK * 4).await;
     assert_eq!(inbox(&client, &pilot).await.0.get("ride.no_riders"), Some(&1), "once; not for the ride with a rider");
     assert_eq!(inbox(&client, &coord).await.0.get("ride.no_riders"), Some(&1));
+}
+
+/// The pilots booking offered `request`, round by round (its `RideRequestOffered` events).
+async fn offered_by_booking(w: &World, request: &str) -> Vec<Vec<String>> {
+    let docs = w
+        .booking_store
+        .fetch_texts(
+            "SELECT CAST(payload AS TEXT) FROM eventlog_events WHERE stream_id = $1 \
+             AND event_type = 'RideRequestOffered' ORDER BY version",
+            &[format!("riderequest-{request}").into()],
+        )
+        .await
+        .unwrap();
+    docs.iter()
+        .map(|d| {
+            let v: serde_json::Value = serde_json::from_str(d).unwrap();
+            let mut ids: Vec<String> =
+                v["pilot_ids"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_owned()).collect();
+            ids.sort();
+            ids
+        })
+        .collect()
+}
+
+/// How many notices of `kind` `recipient` holds, by ride request.
+async fn by_request(client: &NotifyServiceClient<Channel>, recipient: &str, kind: &str) -> BTreeMap<String, usize> {
+    let mut n = BTreeMap::new();
+    for notice in inbox(client, recipient).await.1.into_iter().filter(|n| n.kind == kind) {
+        *n.entry(notice.ride_request_id).or_insert(0) += 1;
+    }
+    n
+}
+
+/// Two requests posted for Friday morning, offered by booking to its candidates (pilots
+/// who declared availability then) two a round: `request.offered` tells each pilot offered
+/// once per request, the second round (24 h on) only the pilot it adds. Neither claimed,
+/// the chapter's admin is told `request.unclaimed` 72 h before the window, once per
+/// request; one is then claimed, and 48 h before only the other is told; notify killed
+/// and started again in between (the 48 h lead passing while it is down) and after tells
+/// nothing twice and forgets nothing.
+async fn offers_tell_each_pilot_once_and_an_unclaimed_request_its_admins_at_72_and_48_hours_once_across_restarts(
+    mut w: World,
+) {
+    // Monday 6 September 2027, 08:00 in Copenhagen (UTC+2).
+    let (_dir, time) = test_clock("2027-09-06T06:00:00Z");
+    let c = w
+        .carehome
+        .register_chapter(cpb::RegisterChapterRequest {
+            context: ctx_as("admin"),
+            name: "Odense".into(),
+            timezone: "Europe/Copenhagen".into(),
+            settings: Some(cpb::ChapterSettings {
+                lead_time_minutes: 60,
+                default_turnaround_minutes: 15,
+                reminder_lead_minutes: vec![60],
+                offer_fanout: Some(2),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let chapter: Uuid = c.chapter_id.parse().unwrap();
+    let home = w.home(chapter, false).await;
+    let bike = w.bike(home, 2).await;
+    let rider = w.resident(home, &["rides"]).await;
+    // Three candidates (free Friday 08:00-12:00 local) and one pilot who declared nothing.
+    let mut pilots = Vec::new();
+    for _ in 0..3 {
+        let p = w.pilot(chapter).await;
+        w.volunteer
+            .declare_availability(vpb::DeclareAvailabilityRequest {
+                context: ctx(),
+                pilot_id: p.to_string(),
+                availability: Some(vpb::Availability {
+                    weekly: vec![vpb::WeeklyWindow {
+                        weekday: "friday".into(),
+                        from: "08:00".into(),
+                        to: "12:00".into(),
+                    }],
+                    carehome_ids: vec![],
+                }),
+            })
+            .await
+            .unwrap();
+        pilots.push(p.to_string());
+    }
+    pilots.sort();
+    let idle = w.pilot(chapter).await;
+    w.settle().await;
+    let (admin, coord) = (Uuid::now_v7(), Uuid::now_v7());
+    chapter_admin(&w, chapter, admin).await;
+    coordinator(&w, home, coord).await;
+    let smtp = testkit::smtp::SmtpServer::start(testkit::smtp::Options::default()).await;
+    let port = testkit::free_port();
+    let mut process = spawn_notify(&w, port, smtp.port, time.path());
+    let mut client = client_at(port).await;
+
+    // Friday 10 September, 09:00-13:00 local: 72 h before is Tuesday 07:00 UTC, 48 h Wednesday.
+    let window = ("2027-09-10T07:00:00Z", "2027-09-10T11:00:00Z");
+    let open = w.request_ride(home, &[rider], window, 60, "").await.ride_request_id;
+    let claimed = w.request_ride(home, &[rider], window, 60, "").await.ride_request_id;
+    let both = |n: usize| -> BTreeMap<String, usize> { [(open.clone(), n), (claimed.clone(), n)].into() };
+    let first_round = pilots[..2].to_vec();
+    for r in [&open, &claimed] {
+        assert_eq!(offered_by_booking(&w, r).await, vec![first_round.clone()], "round 0: the first two by id");
+    }
+    for p in &first_round {
+        until(&client, &format!("pilot:{p}"), "request.offered", 2).await;
+    }
+    let offered = |p: &str| format!("pilot:{p}");
+    tokio::time::sleep(notify::TICK * 4).await;
+    for p in &first_round {
+        assert_eq!(by_request(&client, &offered(p), "request.offered").await, both(1), "once per request");
+    }
+    assert!(by_request(&client, &offered(&pilots[2]), "request.offered").await.is_empty(), "not offered yet");
+
+    // 24 hours on: the second round adds the third pilot only.
+    time.jump_to(t("2027-09-07T06:00:30Z")).unwrap();
+    for r in [&open, &claimed] {
+        testkit::eventually("the second round", testkit::DEFAULT_TIMEOUT, || async {
+            offered_by_booking(&w, r).await.len() == 2
+        })
+        .await;
+        assert_eq!(offered_by_booking(&w, r).await[1], vec![pilots[2].clone()]);
+    }
+    until(&client, &offered(&pilots[2]), "request.offered", 2).await;
+    tokio::time::sleep(notify::TICK * 4).await;
+    for p in &pilots {
+        assert_eq!(by_request(&client, &offered(p), "request.offered").await, both(1), "once per (request, pilot)");
+    }
+    assert!(inbox(&client, &offered(&idle.to_string())).await.1.is_empty(), "no offer to a non-candidate");
+
+    // 72 hours before: the admin, once for each request.
+    let admin = format!("person:{admin}");
+    time.jump_to(t("2027-09-07T06:59:00Z")).unwrap();
+    tokio::time::sleep(notify::TICK * 4).await;
+    assert!(by_request(&client, &admin, "request.unclaimed").await.is_empty(), "not before 72 hours ahead");
+    time.jump_to(t("2027-09-07T07:00:30Z")).unwrap();
+    let told = until(&client, &admin, "request.unclaimed", 2).await;
+    assert!(told.iter().all(|n| at(n) == t("2027-09-07T07:00:00Z")), "{told:?}");
+    assert_eq!(by_request(&client, &admin, "request.unclaimed").await, both(1));
+
+    // One is claimed; notify is killed, and the 48 h lead passes while it is down.
+    w.booking
+        .claim_ride_request(bpb::ClaimRideRequestRequest {
+            context: ctx_as("pilot"),
+            ride_request_id: claimed.clone(),
+            pilot_id: pilots[0].clone(),
+            bike_id: bike.to_string(),
+            start: ts("2027-09-10T08:30:00Z"),
+        })
+        .await
+        .unwrap();
+    // (Notify has taken the claim in once it told the home's coordinator.)
+    until(&client, &format!("person:{coord}"), "request.claimed", 1).await;
+    process.start_kill().unwrap();
+    process.wait().await.unwrap();
+    time.jump_to(t("2027-09-08T07:00:30Z")).unwrap();
+    let port = testkit::free_port();
+    process = spawn_notify(&w, port, smtp.port, time.path());
+    client = client_at(port).await;
+    let told = until(&client, &admin, "request.unclaimed", 3).await;
+    let late: Vec<_> = told.iter().filter(|n| at(n) == t("2027-09-08T07:00:00Z")).collect();
+    assert_eq!(late.len(), 1, "{told:?}");
+    assert_eq!(late[0].ride_request_id, open, "48 hours before: the open request only");
+    tokio::time::sleep(notify::TICK * 4).await;
+    let want: BTreeMap<String, usize> = [(open.clone(), 2), (claimed.clone(), 1)].into();
+    assert_eq!(by_request(&client, &admin, "request.unclaimed").await, want);
+
+    // Killed and started again: nothing is told twice.
+    process.start_kill().unwrap();
+    process.wait().await.unwrap();
+    time.jump_to(t("2027-09-08T07:10:00Z")).unwrap();
+    let port = testkit::free_port();
+    let _process = spawn_notify(&w, port, smtp.port, time.path());
+    let client = client_at(port).await;
+    tokio::time::sleep(notify::TICK * 8).await;
+    assert_eq!(by_request(&client, &admin, "request.unclaimed").await, want, "each lead once across restarts");
+    for p in &pilots {
+        assert_eq!(by_request(&client, &offered(p), "request.offered").await, both(1), "no offer told twice");
+    }
 }
