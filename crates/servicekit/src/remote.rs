@@ -52,6 +52,28 @@ pub struct FollowStatus {
     pub cursor: Option<String>,
     /// Envelopes applied since start.
     pub applied: u64,
+    /// Whether it has applied everything the feed held (for it) when it first connected:
+    /// a reader of its facts may act on them (notify decides nothing before, so a ride
+    /// cancelled while it was down is not reminded of). Stays true once reached.
+    pub caught_up: bool,
+}
+
+/// Whether nothing is left to read after `after` for `projection` (one `ReadEvents` of one
+/// event with the projection's filter: a filtered feed's head is no cursor of ours).
+async fn nothing_after<P: RemoteProjection>(
+    client: &mut EventFeedClient<Channel>,
+    projection: &Arc<P>,
+    after: Option<&str>,
+) -> Result<bool, String> {
+    let req = pb::ReadEventsRequest {
+        after: after.unwrap_or_default().to_owned(),
+        limit: 1,
+        stream_prefixes: projection.stream_prefixes(),
+        tenant: String::new(),
+        with_internal: projection.with_internal(),
+    };
+    let page = client.read_events(req).await.map_err(|e| e.to_string())?.into_inner();
+    Ok(page.events.is_empty())
 }
 
 /// Follows `client`'s feed forever into `projection`, publishing its status.
@@ -90,9 +112,11 @@ async fn follow_once<P: RemoteProjection>(
     };
     let mut stream = client.subscribe(req).await.map_err(|e| e.to_string())?.into_inner().ready_chunks(200);
     let resumed = checkpoint.clone();
+    let caught_up = status.borrow().caught_up || nothing_after(&mut client, projection, resumed.as_deref()).await?;
     status.send_modify(|s| {
         s.connected = true;
         s.cursor = resumed;
+        s.caught_up = caught_up;
     });
     while let Some(batch) = stream.next().await {
         let batch: Vec<pb::EventEnvelope> = batch.into_iter().collect::<Result<_, _>>().map_err(|e| e.to_string())?;
@@ -120,9 +144,11 @@ async fn follow_once<P: RemoteProjection>(
         }
         projection.after_commit(&applied).await;
         checkpoint = Some(next.clone());
+        let caught_up = status.borrow().caught_up || nothing_after(&mut client, projection, Some(&next)).await?;
         status.send_modify(|s| {
             s.cursor = Some(next);
             s.applied += applied.len() as u64;
+            s.caught_up = caught_up;
         });
     }
     Err("feed ended".into())

@@ -38,6 +38,26 @@ pub const SERVICE_NAMES: &[&str] = &["samskab.notify.v1.NotifyService"];
 /// How often the decider looks for what fell due.
 pub const TICK: Duration = Duration::from_millis(500);
 
+/// The longest the decider waits at its start for the feeds to catch up (a peer that is
+/// down must not keep every notice back).
+pub const CATCH_UP_WAIT: Duration = Duration::from_secs(30);
+
+/// Waits until every feed has applied what it held when it connected, or
+/// [`CATCH_UP_WAIT`]: the decider decides on facts as they are, not as they were when
+/// notify stopped (a ride cancelled, a request claimed while it was down).
+async fn caught_up(mut feeds: [watch::Receiver<FollowStatus>; 3]) {
+    let all = async {
+        for f in &mut feeds {
+            if f.wait_for(|s| s.caught_up).await.is_err() {
+                return;
+            }
+        }
+    };
+    if tokio::time::timeout(CATCH_UP_WAIT, all).await.is_err() {
+        tracing::warn!("the feeds did not catch up in time; deciding notices on what is known");
+    }
+}
+
 /// Errors starting the service.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -151,9 +171,11 @@ impl NotifyServer {
         tokio::spawn(follow(store.clone(), booking, Arc::new(facts::Rides), booking_tx));
         tokio::spawn(follow(store.clone(), volunteer, Arc::new(facts::Pilots), volunteer_tx));
         let s = store.clone();
+        let feeds = [carehome_feed.clone(), booking_feed.clone(), volunteer_feed.clone()];
         servicekit::server::forever("decider", move || {
-            let s = s.clone();
+            let (s, feeds) = (s.clone(), feeds.clone());
             async move {
+                caught_up(feeds).await;
                 loop {
                     let look = decider::tick(&s, servicekit::clock::now()).await.map_err(|e| e.to_string())?;
                     // A backlog is worked off look after look, reminders first in each.
