@@ -177,6 +177,7 @@ mod tests {
             // Mondays 09:00-13:00 local.
             weekly: vec![WeeklyWindow { weekday: Weekday::Monday, from: lt("09:00"), to: lt("13:00") }],
             carehome_ids: vec![],
+            availability_version: 0,
         }
     }
 

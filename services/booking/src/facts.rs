@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::DomainEvent;
-use domain::events::{CareHomeEvent, ChapterSettings, VolunteerEvent};
+use domain::events::{CareHomeEvent, ChapterSettings, PilotAvailabilityDeclared, VolunteerEvent};
 use domain::types::{BikeStatus, ConsentScope, DateRange, PilotStatus, ResidentStatus, RideHours, WeeklyWindow};
 use eventlog::{Arg, Error, EventStore, Tx};
 use futures_util::future::BoxFuture;
@@ -139,6 +139,68 @@ pub struct PilotFact {
     /// The care homes the pilot chose to ride at (empty: none chosen, any home).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub carehome_ids: Vec<Uuid>,
+    /// The version, in the pilot's stream, of the declaration `weekly` and `carehome_ids`
+    /// come from (0: none), so that an older one never replaces a newer one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub availability_version: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// Puts a declaration of availability on the pilot's fact, unless the fact holds a later
+/// one (the facts follower and the availability backfill both apply declarations).
+async fn declare(tx: &mut Tx<'_>, e: &EventEnvelope, a: PilotAvailabilityDeclared) -> Result<(), Error> {
+    update::<PilotFact>(
+        tx,
+        kind::PILOT,
+        a.pilot_id,
+        |f| Some(f.chapter_id),
+        |f| {
+            if e.version > f.availability_version {
+                f.weekly = a.weekly;
+                f.carehome_ids = a.carehome_ids;
+                f.availability_version = e.version;
+            }
+        },
+    )
+    .await
+}
+
+/// Booking learnt pilots' availability with issue 21: pilot facts stored before hold none,
+/// so those pilots would never be candidates until they declared again. This follower
+/// reads the volunteer feed once from its start (its own checkpoint) for
+/// `PilotAvailabilityDeclared` only and puts each on its pilot's fact, the later
+/// declaration winning. Replaying the facts follower instead would cascade old suspensions
+/// and retirements again.
+pub struct AvailabilityBackfill;
+
+impl RemoteProjection for AvailabilityBackfill {
+    fn name(&self) -> &str {
+        "booking_facts_volunteer_availability"
+    }
+
+    fn apply<'a>(&'a self, tx: &'a mut Tx<'_>, e: &'a EventEnvelope) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            if e.event_type != "PilotAvailabilityDeclared" {
+                return Ok(());
+            }
+            let Some(VolunteerEvent::PilotAvailabilityDeclared(a)) = decode::<VolunteerEvent>(e)? else {
+                return Ok(());
+            };
+            // The facts follower's transactions begin by moving its checkpoint: taking that
+            // row's lock first makes this read-modify-write of a pilot's fact wait for theirs
+            // (and theirs for this), so neither loses the other's change (PostgreSQL; SQLite
+            // has one writer anyway).
+            tx.execute(
+                "UPDATE eventlog_checkpoints SET cursor = cursor WHERE consumer = 'booking_facts_volunteer'",
+                &[],
+            )
+            .await?;
+            declare(tx, e, a).await
+        })
+    }
 }
 
 impl PilotFact {
@@ -617,6 +679,7 @@ impl RemoteProjection for VolunteerFacts {
                         qualified: Vec::new(),
                         weekly: Vec::new(),
                         carehome_ids: Vec::new(),
+                        availability_version: 0,
                     };
                     save(tx, kind::PILOT, p.pilot_id, Some(p.chapter_id), &fact).await?;
                 }
@@ -654,14 +717,8 @@ impl RemoteProjection for VolunteerFacts {
                     update(tx, kind::PILOT, p.pilot_id, chapter, set_status(PilotStatus::Erased)).await?;
                     outbox(tx, e).await?;
                 }
-                E::PilotAvailabilityDeclared(a) => {
-                    // The latest declaration replaces the one before (candidates and offers).
-                    update::<PilotFact>(tx, kind::PILOT, a.pilot_id, chapter, |f| {
-                        f.weekly = a.weekly;
-                        f.carehome_ids = a.carehome_ids;
-                    })
-                    .await?;
-                }
+                // The latest declaration replaces the one before (candidates and offers).
+                E::PilotAvailabilityDeclared(a) => declare(tx, e, a).await?,
                 E::PilotDetailsCorrected(_) => {}
             }
             if let Some(id) = changed {

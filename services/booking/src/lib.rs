@@ -114,10 +114,14 @@ impl BookingServer {
         ));
         tokio::spawn(follow(
             store.clone(),
-            volunteer,
+            volunteer.clone(),
             Arc::new(facts::VolunteerFacts { kick: kick.clone() }),
             volunteer_tx,
         ));
+        // A second follower of the volunteer feed, for availability only: it gives pilot
+        // facts stored before booking learnt availability their declarations.
+        let (backfill_tx, _) = watch::channel(FollowStatus::default());
+        tokio::spawn(follow(store.clone(), volunteer, Arc::new(facts::AvailabilityBackfill), backfill_tx));
         let b = booking.clone();
         let k = kick.clone();
         servicekit::server::forever("cascades", move || {

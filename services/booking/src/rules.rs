@@ -252,6 +252,7 @@ mod tests {
                 qualified: vec![],
                 weekly: vec![],
                 carehome_ids: vec![],
+                availability_version: 0,
             },
         }
     }

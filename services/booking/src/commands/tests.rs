@@ -75,6 +75,7 @@ fn pilot(id: Uuid) -> PilotFact {
         qualified: vec![],
         weekly: vec![],
         carehome_ids: vec![],
+        availability_version: 0,
     }
 }
 

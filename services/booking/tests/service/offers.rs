@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 testkit::both_backends!(setup = World::new;
     a_table_of_pilots_is_ranked_exactly_and_offers_widen_daily_until_claimed,
+    pilots_whose_facts_predate_availability_get_it_from_the_backfill,
 );
 
 fn test_clock(at: &str) -> (tempfile::TempDir, TestClockFile) {
@@ -215,4 +216,59 @@ async fn a_table_of_pilots_is_ranked_exactly_and_offers_widen_daily_until_claime
             .unwrap(),
         Some(3)
     );
+}
+
+/// A pilot fact stored before booking learnt availability (as an upgraded database has
+/// them) holds none: the backfill follower reads the volunteer feed from its start and
+/// gives it the pilot's declaration, so the pilot becomes a candidate again.
+async fn pilots_whose_facts_predate_availability_get_it_from_the_backfill(mut w: World) {
+    let b = w.basic().await;
+    let rider = w.resident(b.home, &["rides"]).await;
+    declare(&mut w, b.pilot, &["monday"], &[]).await;
+    w.settle().await;
+    // Monday 3 May 2027, 09:00-13:00 in Copenhagen.
+    let r = w.request_ride(b.home, &[rider], ("2027-05-03T07:00:00Z", "2027-05-03T11:00:00Z"), 60, "").await;
+    let id = r.ride_request_id.clone();
+    let pilot = b.pilot.to_string();
+    let listed = |rows: Vec<Row>| rows.into_iter().map(|r| r.0).collect::<Vec<_>>();
+    testkit::eventually("the pilot to be a candidate", testkit::DEFAULT_TIMEOUT, || async {
+        listed(candidates(&w, &id).await) == vec![pilot.clone()]
+    })
+    .await;
+
+    // The fact as an older booking stored it: no availability; the backfill not yet run.
+    let sql = "SELECT doc FROM booking_facts WHERE kind = 'pilot' AND id = $1";
+    let doc = w.booking_store.fetch_texts(sql, &[pilot.as_str().into()]).await.unwrap().remove(0);
+    let mut old: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    for field in ["weekly", "carehome_ids", "availability_version"] {
+        old.as_object_mut().unwrap().remove(field);
+    }
+    let old = old.to_string();
+    w.booking_store
+        .transaction(move |tx| {
+            let (old, pilot) = (old.clone(), pilot.clone());
+            Box::pin(async move {
+                tx.execute(
+                    "UPDATE booking_facts SET doc = $1 WHERE kind = 'pilot' AND id = $2",
+                    &[old.as_str().into(), pilot.as_str().into()],
+                )
+                .await?;
+                tx.execute(
+                    "DELETE FROM eventlog_checkpoints WHERE consumer = 'booking_facts_volunteer_availability'",
+                    &[],
+                )
+                .await
+            })
+        })
+        .await
+        .unwrap();
+    assert!(candidates(&w, &id).await.is_empty(), "a fact without availability is no candidate");
+
+    // Booking starts again: the backfill reads the feed from its start.
+    let w = w.reopen().await;
+    let pilot = b.pilot.to_string();
+    testkit::eventually("the backfill to restore the pilot's availability", testkit::DEFAULT_TIMEOUT, || async {
+        listed(candidates(&w, &id).await) == vec![pilot.clone()]
+    })
+    .await;
 }

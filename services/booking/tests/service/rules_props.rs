@@ -75,6 +75,7 @@ fn facts(lead_minutes: u32) -> Facts {
             qualified: vec![],
             weekly: vec![],
             carehome_ids: vec![],
+            availability_version: 0,
         },
     }
 }
