@@ -255,6 +255,40 @@ impl Given {
         rides::add_rider(&self.ride_input(ride_id, streams, true, riders), resident, "coordinator")
     }
 
+    fn when_join(&self, ride_id: Uuid, resident: Uuid) -> Outcome {
+        let r = self.the_ride(ride_id);
+        let streams = streams_of(&rides::rider_holds(&r, resident), &[]);
+        rides::join_waitlist(&self.ride_input(ride_id, streams, true, vec![resident]), resident)
+    }
+
+    /// A rider taken off with the reads of a promotion (as `Booking::remove_rider`): the
+    /// waiting residents' facts and streams, and the other rides they wait for there.
+    fn when_seat_frees(&self, ride_id: Uuid, resident: Uuid) -> Outcome {
+        let r = self.the_ride(ride_id);
+        let mut streams = streams_of(&rides::rider_holds(&r, resident), &[]);
+        for w in &r.waitlist {
+            streams.extend(rides::rider_holds(&r, *w).into_iter().map(|h| h.stream));
+        }
+        let mut input = self.ride_input(ride_id, streams.clone(), true, r.waitlist.clone());
+        let mut others: Vec<Ride> = Vec::new();
+        for s in &streams {
+            for o in input.schedules.0.get(s).map(|d| d.waiting.keys().copied().collect::<Vec<_>>()).unwrap_or_default()
+            {
+                if o != ride_id && !others.iter().any(|x| x.ride_id == o) {
+                    others.push(self.the_ride(o));
+                }
+            }
+        }
+        for o in &others {
+            for w in &r.waitlist {
+                let theirs: Vec<String> = rides::rider_holds(o, *w).into_iter().map(|h| h.stream).collect();
+                input.schedules.0.extend(self.schedules(&theirs).0);
+            }
+        }
+        input.others = others;
+        rides::remove_rider(&input, resident, "removed")
+    }
+
     fn when_remove_rider(&self, ride_id: Uuid, resident: Uuid) -> Outcome {
         let r = self.the_ride(ride_id);
         let streams = streams_of(&rides::rider_holds(&r, resident), &[]);
@@ -505,6 +539,72 @@ fn rescheduling_moves_the_holds_under_the_rules() {
     );
     then_refused(g.when_reschedule(a, "2027-05-03T10:30:00Z", 60), ErrorCode::BikeTaken);
     then_refused(g.when_reschedule(a, "2027-05-03T06:00:00Z", 60), ErrorCode::OutsideRideHours);
+}
+
+#[test]
+fn a_freed_seat_goes_to_the_first_waiting_resident_who_may_ride_it() {
+    let mut g = given();
+    let dana = Uuid::from_u128(0xe4);
+    let eva = Uuid::from_u128(0xe5);
+    g.residents.insert(dana, resident(dana, vec![ConsentScope::Rides]));
+    g.residents.insert(eva, resident(eva, vec![ConsentScope::Rides]));
+    let a = g.book(ride(BIKE, PILOT, MORNING, &[ANNA, BO]));
+    // An overlapping ride with a free seat.
+    let b = g.book(ride(BIKE2, PILOT2, "2027-05-03T08:30:00Z", &[CARL]));
+    then_refused(g.when_join(b, dana), ErrorCode::SeatFree);
+    then_refused(g.when_join(a, ANNA), ErrorCode::Validation);
+    then_refused(g.when_join(a, CARL), ErrorCode::ResidentBusy);
+    then_refused(g.when_join(a, Uuid::from_u128(0xee)), ErrorCode::NotResidentHere);
+    for w in [dana, eva] {
+        let d = then_events(g.when_join(a, w), &[("ride-", "ResidentWaitlisted"), ("residentday-", "SlotAwaited")]);
+        g.apply(&d);
+    }
+    assert!(g.when_join(a, dana).unwrap().is_empty(), "waiting twice changes nothing");
+    assert_eq!(g.the_ride(a).waitlist, vec![dana, eva]);
+    // b fills up; eva waits for it too.
+    let d = g.when_add_rider(b, BO);
+    assert!(d.is_err(), "Bo rides a at that time");
+    let d = then_events(g.when_add_rider(b, dana), &[("ride-", "RiderAddedToRoster"), ("residentday-", "SlotHeld")]);
+    g.apply(&d);
+    let d = then_events(g.when_join(b, eva), &[("ride-", "ResidentWaitlisted"), ("residentday-", "SlotAwaited")]);
+    g.apply(&d);
+    // Bo leaves a: dana (first in line) rides b now and is passed over; eva takes the seat
+    // in the same decision, and leaves b's waitlist.
+    let d = then_events(
+        g.when_seat_frees(a, BO),
+        &[
+            ("ride-", "RiderRemovedFromRoster"),
+            ("residentday-", "SlotReleased"),
+            ("ride-", "RiderPromotedFromWaitlist"),
+            ("residentday-", "SlotHeld"),
+            ("ride-", "ResidentLeftWaitlist"),
+            ("residentday-", "SlotReleased"),
+        ],
+    );
+    match &d.events[2].1 {
+        BookingEvent::RiderPromotedFromWaitlist(p) => assert_eq!((p.resident_id, p.skipped.clone()), (eva, vec![dana])),
+        e => panic!("{e:?}"),
+    }
+    g.apply(&d);
+    let a_now = g.the_ride(a);
+    assert_eq!(a_now.riders.iter().map(|r| r.resident_id).collect::<Vec<_>>(), vec![ANNA, eva]);
+    assert_eq!(a_now.waitlist, vec![dana], "the passed-over resident keeps their place");
+    assert!(g.the_ride(b).waitlist.is_empty(), "a promoted resident leaves overlapping waitlists");
+    // Leaving, and a cancelled ride's places released with it.
+    then_refused(g.when_on_ride(b, |i| rides::leave_waitlist(i, eva, "removed")), ErrorCode::NotFound);
+    let d = then_events(
+        g.when_cancel(a, CancellationReason::Weather, None),
+        &[
+            ("ride-", "RideCancelled"),
+            ("bikeday-", "SlotReleased"),
+            ("pilotday-", "SlotReleased"),
+            ("residentday-", "SlotReleased"),
+            ("residentday-", "SlotReleased"),
+            ("residentday-", "SlotReleased"),
+        ],
+    );
+    g.apply(&d);
+    assert!(g.the_ride(a).waitlist.is_empty(), "a cancelled ride drops its waitlist");
 }
 
 #[test]
