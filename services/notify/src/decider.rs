@@ -338,18 +338,8 @@ async fn unclaimed(store: &EventStore, world: &World, now: DateTime<Utc>) -> Res
             told.push(hours.to_string());
         }
         if told.len() != before {
-            let (id, list) = (req.ride_request_id.clone(), serde_json::to_string(&told).map_err(Error::Payload)?);
-            store
-                .transaction(move |tx| {
-                    Box::pin(async move {
-                        tx.execute(
-                            "UPDATE notify_requests SET told = $2 WHERE ride_request_id = $1",
-                            &[id.into(), list.into()],
-                        )
-                        .await
-                    })
-                })
-                .await?;
+            let sql = "UPDATE notify_requests SET told = $2 WHERE ride_request_id = $1";
+            keep_markers(store, sql, req.ride_request_id.clone(), &told).await?;
         }
     }
     Ok(n)
@@ -695,21 +685,19 @@ async fn reminders(store: &EventStore, world: &World, now: DateTime<Utc>) -> Res
             // Only the reminders of the current start are kept.
             let prefix = format!("{}/", ride.starts_at);
             reminded.retain(|r| r.starts_with(&prefix));
-            let (id, list) = (ride.ride_id.clone(), serde_json::to_string(&reminded).map_err(Error::Payload)?);
-            store
-                .transaction(move |tx| {
-                    Box::pin(async move {
-                        tx.execute(
-                            "UPDATE notify_rides SET reminded = $2 WHERE ride_id = $1",
-                            &[id.into(), list.into()],
-                        )
-                        .await
-                    })
-                })
-                .await?;
+            let sql = "UPDATE notify_rides SET reminded = $2 WHERE ride_id = $1";
+            keep_markers(store, sql, ride.ride_id.clone(), &reminded).await?;
         }
     }
     Ok(n)
+}
+
+/// Keeps the settled occasions of a ride or request (`sql`: an `UPDATE` setting its list
+/// to `$2` where its id is `$1`), so a restart does not decide them again.
+async fn keep_markers(store: &EventStore, sql: &'static str, id: String, markers: &[String]) -> Result<(), Error> {
+    let list = serde_json::to_string(markers).map_err(Error::Payload)?;
+    store.transaction(move |tx| Box::pin(async move { tx.execute(sql, &[id.into(), list.into()]).await })).await?;
+    Ok(())
 }
 
 #[cfg(test)]

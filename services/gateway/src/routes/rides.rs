@@ -15,8 +15,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::clients::Found;
+use crate::clients::{Found, Svc};
 use access::{Action, ListFilter, Object};
+use samskab_proto::booking::v1::booking_service_client::BookingServiceClient;
 
 use crate::caller::{Caller, may_book};
 use crate::extract::{Body, Command, Ids, MaybeBody, NoBody, Params};
@@ -449,6 +450,28 @@ async fn after(s: &AppState, caller: &Caller, ride: bpb::Ride, id: Uuid) -> Resu
     Ok(Versioned(v, version))
 }
 
+/// A roster or waitlist command (`rpc`) on a ride the caller may see and `action` on,
+/// answered with the ride after it.
+async fn on_roster<F, Fut>(
+    s: &AppState,
+    cmd: &Command,
+    id: Uuid,
+    resident: Uuid,
+    action: Action,
+    rpc: F,
+) -> Result<Versioned<RideView>, ApiError>
+where
+    F: FnOnce(BookingServiceClient<Svc>, bpb::RosterRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<bpb::Ride>, tonic::Status>>,
+{
+    let caller = &cmd.caller;
+    let ride = visible(s, caller, id).await?;
+    allowed(caller, &ride, action)?;
+    let req = bpb::RosterRequest { context: cmd.context(), ride_id: id.to_string(), resident_id: resident.to_string() };
+    let r = rpc(s.clients.booking(), req).await?.into_inner();
+    after(s, caller, r, id).await
+}
+
 /// `POST /v1/rides/{id}/roster`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -468,20 +491,7 @@ pub async fn roster_add(
     Ids(id): Ids<Uuid>,
     Body(b): Body<RosterAdd>,
 ) -> Result<Versioned<RideView>, ApiError> {
-    let caller = &cmd.caller;
-    let ride = visible(&s, caller, id).await?;
-    allowed(caller, &ride, Action::ChangeRide)?;
-    let r = s
-        .clients
-        .booking()
-        .add_rider(bpb::RosterRequest {
-            context: cmd.context(),
-            ride_id: id.to_string(),
-            resident_id: b.resident_id.to_string(),
-        })
-        .await?
-        .into_inner();
-    after(&s, caller, r, id).await
+    on_roster(&s, &cmd, id, b.resident_id, Action::ChangeRide, |mut c, r| async move { c.add_rider(r).await }).await
 }
 
 /// Take a resident off the roster.
@@ -493,20 +503,7 @@ pub async fn roster_remove(
     cmd: Command,
     Ids((id, resident)): Ids<(Uuid, Uuid)>,
 ) -> Result<Versioned<RideView>, ApiError> {
-    let caller = &cmd.caller;
-    let ride = visible(&s, caller, id).await?;
-    allowed(caller, &ride, Action::ChangeRide)?;
-    let r = s
-        .clients
-        .booking()
-        .remove_rider(bpb::RosterRequest {
-            context: cmd.context(),
-            ride_id: id.to_string(),
-            resident_id: resident.to_string(),
-        })
-        .await?
-        .into_inner();
-    after(&s, caller, r, id).await
+    on_roster(&s, &cmd, id, resident, Action::ChangeRide, |mut c, r| async move { c.remove_rider(r).await }).await
 }
 
 /// Put a resident last on a full ride's waitlist (the care home's coordinator, the
@@ -523,20 +520,8 @@ pub async fn waitlist_add(
     Ids(id): Ids<Uuid>,
     Body(b): Body<RosterAdd>,
 ) -> Result<Versioned<RideView>, ApiError> {
-    let caller = &cmd.caller;
-    let ride = visible(&s, caller, id).await?;
-    allowed(caller, &ride, Action::ConfirmRide)?;
-    let r = s
-        .clients
-        .booking()
-        .join_waitlist(bpb::RosterRequest {
-            context: cmd.context(),
-            ride_id: id.to_string(),
-            resident_id: b.resident_id.to_string(),
-        })
-        .await?
-        .into_inner();
-    after(&s, caller, r, id).await
+    on_roster(&s, &cmd, id, b.resident_id, Action::ConfirmRide, |mut c, r| async move { c.join_waitlist(r).await })
+        .await
 }
 
 /// Take a resident off a ride's waitlist (the care home's coordinator, the chapter's admins).
@@ -548,20 +533,7 @@ pub async fn waitlist_remove(
     cmd: Command,
     Ids((id, resident)): Ids<(Uuid, Uuid)>,
 ) -> Result<Versioned<RideView>, ApiError> {
-    let caller = &cmd.caller;
-    let ride = visible(&s, caller, id).await?;
-    allowed(caller, &ride, Action::ConfirmRide)?;
-    let r = s
-        .clients
-        .booking()
-        .leave_waitlist(bpb::RosterRequest {
-            context: cmd.context(),
-            ride_id: id.to_string(),
-            resident_id: resident.to_string(),
-        })
-        .await?
-        .into_inner();
-    after(&s, caller, r, id).await
+    on_roster(&s, &cmd, id, resident, Action::ConfirmRide, |mut c, r| async move { c.leave_waitlist(r).await }).await
 }
 
 /// Check a rider in.
