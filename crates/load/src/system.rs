@@ -191,7 +191,8 @@ impl System {
                 sys.kind = "separate";
                 sys.backend = "postgres";
                 sys.env = env;
-                let [carehome, volunteer, booking, gateway] = [free_port()?, free_port()?, free_port()?, free_port()?];
+                let [carehome, volunteer, booking, notify, gateway] =
+                    [free_port()?, free_port()?, free_port()?, free_port()?, free_port()?];
                 let grpc = |p: u16| format!("http://127.0.0.1:{p}");
                 let listen = |p: u16| format!("127.0.0.1:{p}");
                 let data = sys.data_dir.display().to_string();
@@ -243,6 +244,27 @@ impl System {
                     ],
                 )?;
                 sys.wait_port(booking).await?;
+                // Notify, so that the separate target tells reminders as the all-in-one does.
+                sys.spawn(
+                    "notify",
+                    &[
+                        s("run"),
+                        s("notify"),
+                        s("--database-url"),
+                        url("notify"),
+                        s("--listen"),
+                        listen(notify),
+                        s("--carehome-url"),
+                        grpc(carehome),
+                        s("--booking-url"),
+                        grpc(booking),
+                        s("--volunteer-url"),
+                        grpc(volunteer),
+                        s("--data-dir"),
+                        data.clone(),
+                    ],
+                )?;
+                sys.wait_port(notify).await?;
                 sys.spawn(
                     "gateway",
                     &[
@@ -258,6 +280,8 @@ impl System {
                         grpc(carehome),
                         s("--volunteer-url"),
                         grpc(volunteer),
+                        s("--notify-url"),
+                        grpc(notify),
                         s("--data-dir"),
                         data,
                     ],

@@ -101,6 +101,8 @@ enum Component {
     Carehome(carehome::Config),
     /// The volunteer service (gRPC).
     Volunteer(volunteer::Config),
+    /// The notify service (gRPC).
+    Notify(notify::Config),
     /// The REST gateway.
     Gateway(Box<gateway::Config>),
 }
@@ -173,6 +175,7 @@ async fn main() -> std::process::ExitCode {
                     Component::Booking(c) => booking::run(c, shutdown).await.map_err(|e| e.to_string()),
                     Component::Carehome(c) => carehome::run(c, shutdown).await.map_err(|e| e.to_string()),
                     Component::Volunteer(c) => volunteer::run(c, shutdown).await.map_err(|e| e.to_string()),
+                    Component::Notify(c) => notify::run(c, shutdown).await.map_err(|e| e.to_string()),
                     Component::Gateway(c) => gateway::run(*c, shutdown).await.map_err(|e| e.to_string()),
                 },
                 Command::Token { .. }
