@@ -102,7 +102,7 @@ enum Component {
     /// The volunteer service (gRPC).
     Volunteer(volunteer::Config),
     /// The notify service (gRPC).
-    Notify(notify::Config),
+    Notify(Box<notify::Config>),
     /// The REST gateway.
     Gateway(Box<gateway::Config>),
 }
@@ -175,7 +175,7 @@ async fn main() -> std::process::ExitCode {
                     Component::Booking(c) => booking::run(c, shutdown).await.map_err(|e| e.to_string()),
                     Component::Carehome(c) => carehome::run(c, shutdown).await.map_err(|e| e.to_string()),
                     Component::Volunteer(c) => volunteer::run(c, shutdown).await.map_err(|e| e.to_string()),
-                    Component::Notify(c) => notify::run(c, shutdown).await.map_err(|e| e.to_string()),
+                    Component::Notify(c) => notify::run(*c, shutdown).await.map_err(|e| e.to_string()),
                     Component::Gateway(c) => gateway::run(*c, shutdown).await.map_err(|e| e.to_string()),
                 },
                 Command::Token { .. }
