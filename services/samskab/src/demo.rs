@@ -171,12 +171,26 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
             .await
             .map_err(fail)?;
         }
+        // Free every day 08:00-17:00 at any care home (the homes ride every day):
+        // candidates for the care homes' requests, and offered them.
+        let weekly = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+            .iter()
+            .map(|d| vpb::WeeklyWindow { weekday: (*d).into(), from: "08:00".into(), to: "17:00".into() })
+            .collect();
+        vol.declare_availability(vpb::DeclareAvailabilityRequest {
+            context: ctx(&format!("availability {i}"), "pilot"),
+            pilot_id: p.clone(),
+            availability: Some(vpb::Availability { weekly, carehome_ids: vec![] }),
+        })
+        .await
+        .map_err(fail)?;
         pilots.push(p);
     }
     // A week of rides, from tomorrow: 10:00 and 13:30 local time at each care home.
     let tz = chrono_tz_copenhagen();
     let first = servicekit::clock::now().with_timezone(&tz).date_naive() + Days::days(1);
     let mut rides = Vec::new();
+    let mut waitlisted = None;
     for d in 0..7 {
         let date = first + Days::days(d);
         for (h, home) in homes.iter().enumerate() {
@@ -250,6 +264,8 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
                         .await
                         .map_err(fail)?;
                     }
+                    // Full (both seats): the home's first resident waits for a seat.
+                    (0, 0, 1) => waitlisted = Some(id.clone()),
                     _ => {}
                 }
                 rides.push(id);
@@ -291,8 +307,41 @@ async fn seed(running: &Running) -> Result<serde_json::Value, Error> {
         .await
         .map_err(fail)?
         .into_inner();
+    let first_resident = |h: &serde_json::Value| h["resident_ids"][0].as_str().unwrap_or_default().to_owned();
+    if let Some(ride_id) = &waitlisted {
+        book.join_waitlist(bpb::RosterRequest {
+            context: ctx("waitlist", "coordinator"),
+            ride_id: ride_id.clone(),
+            resident_id: first_resident(&homes[0]),
+        })
+        .await
+        .map_err(fail)?;
+    }
+    // An open request at the first care home, the day after tomorrow 09:00-12:00: offered
+    // to the best placed pilots at once (`GET /v1/ride-requests/{id}/candidates`).
+    let day = first + Days::days(1);
+    let at = |h: u32| {
+        let local = day.and_time(NaiveTime::from_hms_opt(h, 0, 0).expect("time"));
+        samskab_proto::time::to_proto(
+            tz.from_local_datetime(&local).earliest().expect("local time exists").with_timezone(&Utc),
+        )
+    };
+    let request = book
+        .request_ride(bpb::RequestRideRequest {
+            context: ctx("request", "coordinator"),
+            carehome_id: homes[0]["carehome_id"].as_str().unwrap_or_default().to_owned(),
+            resident_ids: vec![first_resident(&homes[0])],
+            window: Some(bpb::TimeWindow { from: Some(at(9)), to: Some(at(12)) }),
+            duration_minutes: 60,
+            kind: String::new(),
+            note: "Vil gerne se hestene på marken.".into(),
+        })
+        .await
+        .map_err(fail)?
+        .into_inner();
     Ok(serde_json::json!({ "chapter_id": chapter, "carehomes": homes, "pilot_ids": pilots, "ride_ids": rides,
-        "ride_series_ids": [series.ride_series_id] }))
+        "ride_series_ids": [series.ride_series_id], "ride_request_ids": [request.ride_request_id],
+        "waitlisted_ride_ids": waitlisted.into_iter().collect::<Vec<_>>() }))
 }
 
 fn chrono_tz_copenhagen() -> chrono_tz::Tz {
@@ -343,6 +392,7 @@ fn print_welcome(cfg: &ServeConfig, running: &Running, ids: &serde_json::Value) 
         ("BIKE_ID", bike),
         ("PILOT_ID", pilot.to_string()),
         ("DAY", day.to_string()),
+        ("REQUEST_ID", ids["ride_request_ids"][0].as_str().unwrap_or_default().to_owned()),
         ("START", start.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
         ("ADMIN", token("demo-admin", Role::Admin)),
         ("CHAPTER_ADMIN", token("demo-chapter-admin", Role::ChapterAdmin(chapter))),
@@ -372,6 +422,9 @@ fn print_welcome(cfg: &ServeConfig, running: &Running, ids: &serde_json::Value) 
         "  curl -s -H \"Authorization: Bearer $PILOT\" -H 'Content-Type: application/json' -H 'Idempotency-Key: tour-1' \\\n    -d \"{{\\\"bike_id\\\":\\\"$BIKE_ID\\\",\\\"pilot_id\\\":\\\"$PILOT_ID\\\",\\\"start\\\":\\\"$START\\\",\\\"duration_minutes\\\":60,\\\"resident_ids\\\":[]}}\" \"$SAMSKAB/v1/rides\""
     );
     println!("  curl -s -H \"Authorization: Bearer $COORDINATOR\" \"$SAMSKAB/v1/rides?carehome_id=$CAREHOME_ID\"");
+    println!(
+        "  curl -s -H \"Authorization: Bearer $COORDINATOR\" \"$SAMSKAB/v1/ride-requests/$REQUEST_ID/candidates\"   # who is offered it"
+    );
     println!("  curl -s -H \"Authorization: Bearer $PILOT\" \"$SAMSKAB/v1/me/notifications\"   # the pilot's inbox\n");
     println!("API documentation: {base}/docs\n");
     Ok(())

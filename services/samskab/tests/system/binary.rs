@@ -139,6 +139,23 @@ async fn serve_demo_drains_on_sigterm_and_keeps_every_acknowledged_booking_throu
     let statuses: BTreeSet<String> =
         list["items"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap().to_owned()).collect();
     assert!(statuses.len() >= 3, "rides in several states: {statuses:?}");
+    // A full ride with a resident waiting, and an open request with candidates (the demo's
+    // pilots declared their availability).
+    assert!(
+        list["items"].as_array().unwrap().iter().any(|r| r["waitlist"].as_array().is_some_and(|w| w.len() == 1)),
+        "a ride with a waitlist: {list}"
+    );
+    let (st, candidates) = call(
+        &http,
+        reqwest::Method::GET,
+        &format!("{base}/v1/ride-requests/{}/candidates", env["REQUEST_ID"]),
+        &env["COORDINATOR"],
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{candidates}");
+    assert!(!candidates["items"].as_array().unwrap().is_empty(), "the demo request has candidates: {candidates}");
     // Notify started before the seeding: the demo pilot's inbox has the rides booked for them.
     let mut booked_for_you = 0;
     for _ in 0..60 {
