@@ -405,8 +405,9 @@ pub async fn run_projection<P: Projection>(store: EventStore, projection: Arc<P>
             let batch_len = batch.len();
             let p = projection.clone();
             let (expected, new) = (checkpoint.clone(), next.clone());
+            // Relaxed: a batch lost with its checkpoint to a power loss is applied again.
             let moved = store
-                .transaction(move |tx| {
+                .transaction_relaxed(move |tx| {
                     Box::pin(async move {
                         if !tx.compare_and_set_checkpoint(p.name(), expected.as_deref(), &new).await? {
                             return Ok(true);
@@ -484,7 +485,7 @@ pub async fn rebuild_projection<P: Projection>(
         let next = cursor.to_string();
         let n = events.len() as u64;
         let (p, expected, new) = (projection.clone(), checkpoint.clone(), next.clone());
-        let apply = store.transaction(move |tx| {
+        let apply = store.transaction_relaxed(move |tx| {
             Box::pin(async move {
                 if !tx.compare_and_set_checkpoint(p.name(), expected.as_deref(), &new).await? {
                     return Ok(false);

@@ -13,6 +13,7 @@ mod consumer;
 mod error;
 mod metrics;
 mod model;
+pub mod plans;
 mod postgres;
 mod rewrite;
 mod sqlite;

@@ -14,6 +14,7 @@ use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 use crate::append::PreparedAppend;
+use crate::plans::postgres as plans;
 use crate::{AppendResult, Appended, Cursor, Error, ExpectedVersion, Filter, Page, RecordedEvent, StoreOptions};
 
 /// How long commits wait to share one NOTIFY at most.
@@ -396,13 +397,7 @@ impl PgStore {
     /// When the call's ids are stored: the replay's result (same content) or the clash.
     async fn find_replay(&self, req: &PreparedAppend) -> Result<Option<Result<AppendResult, Error>>, Error> {
         let ids: Vec<Uuid> = req.events.iter().map(|e| e.id).collect();
-        let rows = sqlx::query(
-            "SELECT event_id, stream_id, version, position, (tx_id::text)::bigint, content_hash \
-             FROM eventlog_events WHERE event_id = ANY($1)",
-        )
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(plans::EVENTS_BY_IDS).bind(&ids).fetch_all(&self.pool).await?;
         if rows.is_empty() {
             return Ok(None);
         }
@@ -424,10 +419,8 @@ impl PgStore {
     }
 
     pub(crate) async fn stream_version(&self, stream_id: &str) -> Result<u64, Error> {
-        let v: Option<i64> = sqlx::query_scalar("SELECT version FROM eventlog_streams WHERE stream_id = $1")
-            .bind(stream_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let v: Option<i64> =
+            sqlx::query_scalar(plans::STREAM_VERSION).bind(stream_id).fetch_optional(&self.pool).await?;
         Ok(v.unwrap_or(0) as u64)
     }
 
@@ -437,40 +430,22 @@ impl PgStore {
         after_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        let rows = sqlx::query(
-            "SELECT position, (tx_id::text)::bigint AS tx, event_id, stream_id, version, event_type, schema_version, \
-                    payload::text, metadata::text, occurred_at, recorded_at \
-             FROM eventlog_events WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3",
-        )
-        .bind(stream_id)
-        .bind(after_version as i64)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(plans::READ_STREAM)
+            .bind(stream_id)
+            .bind(after_version as i64)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(recorded_from_row).collect()
     }
 
     pub(crate) async fn read_all(&self, after: Cursor, filter: &Filter, limit: usize) -> Result<Page, Error> {
-        // One static statement per filter shape: with `$n IS NULL OR ...` the generic plan
-        // misjudges row counts and sorts the whole tail instead of walking the index.
-        macro_rules! page_sql {
-            ($($cond:literal)?) => {
-                concat!(
-                    "SELECT position, (tx_id::text)::bigint AS tx, event_id, stream_id, version, event_type, \
-                            schema_version, payload::text, metadata::text, occurred_at, recorded_at \
-                     FROM eventlog_events \
-                     WHERE (tx_id, position) > (($1::bigint)::text::xid8, $2) \
-                       AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) ",
-                    $($cond,)?
-                    " ORDER BY tx_id, position LIMIT $3"
-                )
-            };
-        }
+        // One static statement per filter shape (see `plans`).
         let sql = match (&filter.stream_prefix, filter.tenant) {
-            (None, None) => page_sql!(),
-            (Some(_), None) => page_sql!("AND starts_with(stream_id, $4)"),
-            (None, Some(_)) => page_sql!("AND tenant = $4"),
-            (Some(_), Some(_)) => page_sql!("AND starts_with(stream_id, $4) AND tenant = $5"),
+            (None, None) => plans::READ_ALL,
+            (Some(_), None) => plans::READ_ALL_PREFIX,
+            (None, Some(_)) => plans::READ_ALL_TENANT,
+            (Some(_), Some(_)) => plans::READ_ALL_PREFIX_TENANT,
         };
         let mut q = sqlx::query(sql).bind(after.tx as i64).bind(after.position).bind(limit as i64);
         if let Some(p) = &filter.stream_prefix {
@@ -487,24 +462,14 @@ impl PgStore {
 
     /// The cursor of the last event readers can see now.
     pub(crate) async fn head(&self) -> Result<Cursor, Error> {
-        let row = sqlx::query(
-            "SELECT (tx_id::text)::bigint AS tx, position FROM eventlog_events \
-             WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-             ORDER BY tx_id DESC, position DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(plans::HEAD).fetch_optional(&self.pool).await?;
         Ok(row.map_or(Cursor::START, |r| Cursor { tx: r.get::<i64, _>(0) as u64, position: r.get(1) }))
     }
 
     /// The greatest cursor of any committed event, readable yet or not (an older
     /// transaction may still be open below it).
     pub(crate) async fn last_committed(&self) -> Result<Cursor, Error> {
-        let row = sqlx::query(
-            "SELECT (tx_id::text)::bigint AS tx, position FROM eventlog_events ORDER BY tx_id DESC, position DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(plans::LAST_COMMITTED).fetch_optional(&self.pool).await?;
         Ok(row.map_or(Cursor::START, |r| Cursor { tx: r.get::<i64, _>(0) as u64, position: r.get(1) }))
     }
 
@@ -516,10 +481,7 @@ impl PgStore {
     }
 
     pub(crate) async fn load_checkpoint(&self, consumer: &str) -> Result<Option<String>, Error> {
-        Ok(sqlx::query_scalar("SELECT cursor FROM eventlog_checkpoints WHERE consumer = $1")
-            .bind(consumer)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(plans::CHECKPOINT).bind(consumer).fetch_optional(&self.pool).await?)
     }
 
     pub(crate) async fn close(&self) {

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use crate::append::PreparedAppend;
+use crate::plans::sqlite as plans;
 use crate::{AppendResult, Appended, Cursor, Error, ExpectedVersion, Filter, Page, RecordedEvent, StoreOptions};
 
 /// Work for the write connection, run inside a transaction the writer opens and commits.
@@ -31,6 +32,8 @@ enum Job {
     },
     Transaction {
         work: WriteWork,
+        /// Commit without waiting for the disk (`synchronous=NORMAL` for this transaction).
+        relaxed: bool,
         reply: oneshot::Sender<Result<(), Error>>,
     },
     /// Work that manages its own transactions (migrations).
@@ -103,7 +106,8 @@ impl SqliteStore {
             .await?;
         let (jobs, rx) = mpsc::channel(1024);
         let (wake, _) = watch::channel(0u64);
-        tokio::spawn(run_writer(writer, rx, wake.clone()));
+        let durable = if opts.sqlite_synchronous_normal { Durability::NORMAL } else { Durability::FULL };
+        tokio::spawn(run_writer(writer, rx, wake.clone(), durable));
         Ok(SqliteStore { jobs, readers, wake, migration_lock })
     }
 
@@ -113,9 +117,9 @@ impl SqliteStore {
         rx.await.map_err(|_| closed())?
     }
 
-    pub(crate) async fn transaction(&self, work: WriteWork) -> Result<(), Error> {
+    pub(crate) async fn transaction(&self, work: WriteWork, relaxed: bool) -> Result<(), Error> {
         let (reply, rx) = oneshot::channel();
-        self.jobs.send(Job::Transaction { work, reply }).await.map_err(|_| closed())?;
+        self.jobs.send(Job::Transaction { work, relaxed, reply }).await.map_err(|_| closed())?;
         rx.await.map_err(|_| closed())?
     }
 
@@ -126,10 +130,8 @@ impl SqliteStore {
     }
 
     pub(crate) async fn stream_version(&self, stream_id: &str) -> Result<u64, Error> {
-        let v: Option<i64> = sqlx::query_scalar("SELECT version FROM eventlog_streams WHERE stream_id = $1")
-            .bind(stream_id)
-            .fetch_optional(&self.readers)
-            .await?;
+        let v: Option<i64> =
+            sqlx::query_scalar(plans::STREAM_VERSION).bind(stream_id).fetch_optional(&self.readers).await?;
         Ok(v.unwrap_or(0) as u64)
     }
 
@@ -139,51 +141,35 @@ impl SqliteStore {
         after_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        let rows = sqlx::query(
-            "SELECT position, event_id, stream_id, version, event_type, schema_version, payload, metadata, \
-                    occurred_at, recorded_at \
-             FROM eventlog_events WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3",
-        )
-        .bind(stream_id)
-        .bind(after_version as i64)
-        .bind(limit as i64)
-        .fetch_all(&self.readers)
-        .await?;
+        let rows = sqlx::query(plans::READ_STREAM)
+            .bind(stream_id)
+            .bind(after_version as i64)
+            .bind(limit as i64)
+            .fetch_all(&self.readers)
+            .await?;
         rows.iter().map(recorded_from_row).collect()
     }
 
     pub(crate) async fn read_all(&self, after: Cursor, filter: &Filter, limit: usize) -> Result<Page, Error> {
-        let rows = sqlx::query(
-            "SELECT position, event_id, stream_id, version, event_type, schema_version, payload, metadata, \
-                    occurred_at, recorded_at \
-             FROM eventlog_events \
-             WHERE position > $1 \
-               AND ($2 IS NULL OR substr(stream_id, 1, length($2)) = $2) \
-               AND ($3 IS NULL OR tenant = $3) \
-             ORDER BY position LIMIT $4",
-        )
-        .bind(after.position)
-        .bind(filter.stream_prefix.as_deref())
-        .bind(filter.tenant)
-        .bind(limit as i64)
-        .fetch_all(&self.readers)
-        .await?;
+        let rows = sqlx::query(plans::READ_ALL)
+            .bind(after.position)
+            .bind(filter.stream_prefix.as_deref())
+            .bind(filter.tenant)
+            .bind(limit as i64)
+            .fetch_all(&self.readers)
+            .await?;
         let events = rows.iter().map(recorded_from_row).collect::<Result<Vec<_>, _>>()?;
         let next = events.last().map_or(after, |e| e.cursor);
         Ok(Page { events, next })
     }
 
     pub(crate) async fn head(&self) -> Result<Cursor, Error> {
-        let p: Option<i64> =
-            sqlx::query_scalar("SELECT max(position) FROM eventlog_events").fetch_one(&self.readers).await?;
+        let p: Option<i64> = sqlx::query_scalar(plans::HEAD).fetch_one(&self.readers).await?;
         Ok(Cursor { tx: 0, position: p.unwrap_or(0) })
     }
 
     pub(crate) async fn load_checkpoint(&self, consumer: &str) -> Result<Option<String>, Error> {
-        Ok(sqlx::query_scalar("SELECT cursor FROM eventlog_checkpoints WHERE consumer = $1")
-            .bind(consumer)
-            .fetch_optional(&self.readers)
-            .await?)
+        Ok(sqlx::query_scalar(plans::CHECKPOINT).bind(consumer).fetch_optional(&self.readers).await?)
     }
 
     pub(crate) async fn close(&self) {
@@ -195,7 +181,58 @@ fn closed() -> Error {
     Error::Database(sqlx::Error::PoolClosed)
 }
 
-async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, wake: watch::Sender<u64>) {
+/// The writer's statements that open and close a transaction, per durability. In WAL mode
+/// `synchronous` may change between transactions (it is a connection setting): FULL syncs
+/// the WAL at every commit, NORMAL only at checkpoints. A relaxed transaction switches to
+/// NORMAL with its `BEGIN` and back with its `COMMIT`, in the same round trips; the next
+/// durable commit syncs the WAL and with it every relaxed commit before it, so a power loss
+/// can take relaxed commits only after the last durable one, and a killed process none.
+/// (SQLite refuses to change `synchronous` inside a transaction, so a rollback restores it
+/// with a statement of its own.)
+#[derive(Clone, Copy)]
+struct Durability {
+    begin_relaxed: &'static str,
+    end_relaxed: &'static str,
+    restore: Option<&'static str>,
+}
+
+impl Durability {
+    const FULL: Durability = Durability {
+        begin_relaxed: "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
+        end_relaxed: "COMMIT; PRAGMA synchronous = FULL",
+        restore: Some("PRAGMA synchronous = FULL"),
+    };
+    /// The whole store is relaxed (`sqlite_synchronous_normal`): nothing to switch.
+    const NORMAL: Durability = Durability { begin_relaxed: "BEGIN IMMEDIATE", end_relaxed: "COMMIT", restore: None };
+}
+
+/// How one transaction begins and ends.
+#[derive(Clone, Copy)]
+struct Statements {
+    begin: &'static str,
+    commit: &'static str,
+    /// Run after a rollback (and after a failed commit or begin).
+    restore: Option<&'static str>,
+}
+
+impl Statements {
+    const DURABLE: Statements = Statements { begin: "BEGIN IMMEDIATE", commit: "COMMIT", restore: None };
+
+    async fn rollback(self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        let rolled = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.map(|_| ());
+        if let Some(restore) = self.restore {
+            sqlx::raw_sql(restore).execute(&mut *conn).await?;
+        }
+        rolled
+    }
+}
+
+async fn run_writer(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<Job>,
+    wake: watch::Sender<u64>,
+    durability: Durability,
+) {
     let mut next: Option<Job> = None;
     loop {
         let job = match next.take() {
@@ -226,13 +263,22 @@ async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, wak
             Job::Raw { work, reply } => {
                 let _ = reply.send(work(&mut conn).await);
             }
-            Job::Transaction { work, mut reply } => {
+            Job::Transaction { work, relaxed, mut reply } => {
+                let statements = if relaxed {
+                    Statements {
+                        begin: durability.begin_relaxed,
+                        commit: durability.end_relaxed,
+                        restore: durability.restore,
+                    }
+                } else {
+                    Statements::DURABLE
+                };
                 // A caller that went away (a consumer killed mid-batch) gets its work rolled
                 // back, as it would on PostgreSQL when its connection drops the transaction.
                 let result = tokio::select! {
-                    r = run_transaction(&mut conn, work) => r,
+                    r = run_transaction(&mut conn, work, statements) => r,
                     _ = reply.closed() => {
-                        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut conn).await;
+                        let _ = statements.rollback(&mut conn).await;
                         continue;
                     }
                 };
@@ -243,18 +289,22 @@ async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, wak
     let _ = conn.close().await;
 }
 
-async fn run_transaction(conn: &mut SqliteConnection, work: WriteWork) -> Result<(), Error> {
-    sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+async fn run_transaction(conn: &mut SqliteConnection, work: WriteWork, statements: Statements) -> Result<(), Error> {
+    if let Err(e) = sqlx::raw_sql(statements.begin).execute(&mut *conn).await {
+        // The switch to NORMAL may have run before BEGIN failed: switch back.
+        let _ = statements.rollback(conn).await;
+        return Err(e.into());
+    }
     match work(conn).await {
         Ok(()) => {
-            if let Err(e) = sqlx::raw_sql("COMMIT").execute(&mut *conn).await {
-                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            if let Err(e) = sqlx::raw_sql(statements.commit).execute(&mut *conn).await {
+                let _ = statements.rollback(conn).await;
                 return Err(e.into());
             }
             Ok(())
         }
         Err(e) => {
-            sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
+            statements.rollback(conn).await?;
             Err(e)
         }
     }
@@ -343,12 +393,7 @@ async fn find_replay(
 ) -> Result<Option<Result<AppendResult, Error>>, Error> {
     let mut stored = Vec::new();
     for e in &req.events {
-        let row = sqlx::query(
-            "SELECT event_id, stream_id, version, position, content_hash FROM eventlog_events WHERE event_id = $1",
-        )
-        .bind(e.id)
-        .fetch_optional(&mut *conn)
-        .await?;
+        let row = sqlx::query(plans::EVENT_BY_ID).bind(e.id).fetch_optional(&mut *conn).await?;
         if let Some(row) = row {
             let hash: Vec<u8> = row.try_get(4)?;
             if hash != e.hash {
@@ -401,10 +446,8 @@ async fn write_events(
 ) -> Result<AppendResult, Error> {
     let mut base = Vec::with_capacity(req.streams.len());
     for s in &req.streams {
-        let actual: Option<i64> = sqlx::query_scalar("SELECT version FROM eventlog_streams WHERE stream_id = $1")
-            .bind(&s.stream_id)
-            .fetch_optional(&mut *conn)
-            .await?;
+        let actual: Option<i64> =
+            sqlx::query_scalar(plans::STREAM_VERSION).bind(&s.stream_id).fetch_optional(&mut *conn).await?;
         let actual = actual.unwrap_or(0) as u64;
         let ok = match s.expected {
             ExpectedVersion::Any => true,

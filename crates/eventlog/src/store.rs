@@ -269,9 +269,33 @@ impl EventStore {
         Subscription::start(self.clone(), after, filter)
     }
 
-    /// Runs `work` in one transaction on the store's database and commits it, or rolls it
-    /// back if `work` fails. Read models and checkpoints are written this way.
+    /// Runs `work` in one transaction on the store's database and commits it durably, or
+    /// rolls it back if `work` fails. Checkpoints of followers that act on what they read
+    /// are written this way.
     pub async fn transaction<T, F>(&self, work: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx<'_>) -> BoxFuture<'t, Result<T, Error>> + Send + 'static,
+    {
+        self.transaction_with(false, work).await
+    }
+
+    /// Like [`Self::transaction`], but its commit does not wait for the disk: SQLite
+    /// commits it with `synchronous=NORMAL` (no sync of the WAL), PostgreSQL with
+    /// `synchronous_commit = off`. It is visible to every reader at once and survives a
+    /// killed process; only a crash of the machine (power loss) may take it, together with
+    /// every commit after it and never one before: the next durable commit makes it durable
+    /// too. For what can be derived again, such as read models with their checkpoint
+    /// (projections are written this way) or records a retry can rebuild; never for the log.
+    pub async fn transaction_relaxed<T, F>(&self, work: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx<'_>) -> BoxFuture<'t, Result<T, Error>> + Send + 'static,
+    {
+        self.transaction_with(true, work).await
+    }
+
+    async fn transaction_with<T, F>(&self, relaxed: bool, work: F) -> Result<T, Error>
     where
         T: Send + 'static,
         F: for<'t> FnOnce(&'t mut Tx<'_>) -> BoxFuture<'t, Result<T, Error>> + Send + 'static,
@@ -279,19 +303,26 @@ impl EventStore {
         match &self.inner {
             Inner::Sqlite(s) => {
                 let (send, recv) = tokio::sync::oneshot::channel();
-                s.transaction(Box::new(move |conn| {
-                    Box::pin(async move {
-                        let mut tx = Tx::Sqlite(conn);
-                        let value = work(&mut tx).await?;
-                        let _ = send.send(value);
-                        Ok(())
-                    })
-                }))
+                s.transaction(
+                    Box::new(move |conn| {
+                        Box::pin(async move {
+                            let mut tx = Tx::Sqlite(conn);
+                            let value = work(&mut tx).await?;
+                            let _ = send.send(value);
+                            Ok(())
+                        })
+                    }),
+                    relaxed,
+                )
                 .await?;
                 recv.await.map_err(|_| Error::Corrupt("transaction produced no value".into()))
             }
             Inner::Postgres(p) => {
-                let mut txn = p.pool.begin().await?;
+                let mut txn = if relaxed {
+                    p.pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off").await?
+                } else {
+                    p.pool.begin().await?
+                };
                 let value = {
                     let mut tx = Tx::Postgres(&mut txn);
                     work(&mut tx).await?

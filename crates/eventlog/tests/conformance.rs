@@ -30,4 +30,5 @@ testkit::both_backends!(
     suite::processes_opening_a_new_log_at_once_migrate_it_once,
     suite::typed_rows_decode_the_same_on_both_backends,
     suite::rewriting_payloads_recomputes_hashes_and_records_one_entry,
+    suite::relaxed_transactions_skip_the_sync_and_leave_every_other_commit_durable,
 );

@@ -10,6 +10,13 @@
 //! over at once (claims name the process; the process knows which requests it runs);
 //! another gateway replica waits for the lease. Stored responses are sealed with a
 //! per-caller key.
+//!
+//! Claims and answers are relaxed commits (no wait for the disk; issue 22): the booking's
+//! one durable commit is the service's append. A killed gateway loses none of them; a
+//! power loss may lose the last ones, and then a retry runs again and the service finds
+//! the original outcome by the derived event ids, as after a crash between commit and
+//! answer. (A refusal that wrote nothing may then be decided again on today's state.)
+//! Erasures' deletions stay durable.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -170,7 +177,7 @@ impl Idempotency {
         let (s, h, t, me) = (scope.to_owned(), hash.to_owned(), now(), self.instance.clone());
         let inserted = self
             .store
-            .transaction(move |tx| {
+            .transaction_relaxed(move |tx| {
                 Box::pin(async move {
                     tx.execute(
                         "INSERT INTO gateway_idempotency (scope, request_hash, status, response, created_at, updated_at, owner) \
@@ -225,7 +232,7 @@ impl Idempotency {
         let (s, t, me) = (scope.to_owned(), now(), self.instance.clone());
         let moved = self
             .store
-            .transaction(move |tx| {
+            .transaction_relaxed(move |tx| {
                 Box::pin(async move {
                     tx.execute(
                         "UPDATE gateway_idempotency SET updated_at = $2, owner = $3 \
@@ -266,7 +273,7 @@ impl Idempotency {
             // A 5xx: forget the key so that a retry runs again.
             return self
                 .store
-                .transaction(move |tx| {
+                .transaction_relaxed(move |tx| {
                     Box::pin(async move {
                         tx.execute("DELETE FROM gateway_idempotency WHERE scope = $1", &[Arg::Text(s)]).await
                     })
@@ -279,7 +286,7 @@ impl Idempotency {
         let sealed = self.keys.seal_json(subject, "response", &stored).await.map_err(|e| internal(e.to_string()))?;
         let (status, t) = (i64::from(stored.status), now());
         self.store
-            .transaction(move |tx| {
+            .transaction_relaxed(move |tx| {
                 Box::pin(async move {
                     tx.execute(
                         "UPDATE gateway_idempotency SET status = $2, response = $3, updated_at = $4, subjects = $5 \

@@ -902,3 +902,87 @@ pub async fn rewriting_payloads_recomputes_hashes_and_records_one_entry(db: Test
     assert_eq!(compacted.events.len(), 3);
     assert_eq!(compacted.events[0].payload.get(), after.events[0].payload.get());
 }
+
+/// The durability a transaction's commit would have, read inside it on the writer's own
+/// connection: SQLite's `synchronous` (2 FULL, 1 NORMAL), PostgreSQL's `synchronous_commit`.
+async fn commit_durability(store: &EventStore, relaxed: bool, backend: Backend, fail: bool) -> Result<String, Error> {
+    if relaxed {
+        store.transaction_relaxed(durability_probe(relaxed, backend, fail)).await
+    } else {
+        store.transaction(durability_probe(relaxed, backend, fail)).await
+    }
+}
+
+/// Reads the setting, records a row naming it, and fails if told to.
+fn durability_probe(
+    relaxed: bool,
+    backend: Backend,
+    fail: bool,
+) -> impl for<'t, 'c> FnOnce(&'t mut Tx<'c>) -> BoxFuture<'t, Result<String, Error>> + Send + 'static {
+    move |tx| {
+        Box::pin(async move {
+            let setting = match backend {
+                Backend::Sqlite => tx.fetch_i64("PRAGMA synchronous", &[]).await?.unwrap_or(-1).to_string(),
+                Backend::Postgres => {
+                    tx.fetch_text("SELECT current_setting('synchronous_commit')", &[]).await?.unwrap_or_default()
+                }
+            };
+            tx.execute("INSERT INTO applied (event_id) VALUES ($1)", &[Arg::Text(format!("{relaxed}-{setting}"))])
+                .await?;
+            if fail {
+                return Err(Error::Handler("refused".into()));
+            }
+            Ok(setting)
+        })
+    }
+}
+
+pub async fn relaxed_transactions_skip_the_sync_and_leave_every_other_commit_durable(db: TestDb) {
+    // The test server may run with `synchronous_commit = off` itself (a throwaway): these
+    // sessions ask for the durable default.
+    let store = match db.backend {
+        Backend::Sqlite => open(&db).await,
+        Backend::Postgres => {
+            let url = format!("{}&options=-c%20synchronous_commit%3Don", db.url);
+            let store = EventStore::connect(&url).await.expect("open store");
+            store
+                .transaction(|tx| {
+                    Box::pin(async move {
+                        tx.execute("CREATE TABLE IF NOT EXISTS applied (event_id TEXT NOT NULL)", &[]).await
+                    })
+                })
+                .await
+                .unwrap();
+            store
+        }
+    };
+    let (full, normal) = match db.backend {
+        Backend::Sqlite => ("2", "1"),
+        Backend::Postgres => ("on", "off"),
+    };
+    assert_eq!(commit_durability(&store, false, db.backend, false).await.unwrap(), full, "durable by default");
+    assert_eq!(commit_durability(&store, true, db.backend, false).await.unwrap(), normal, "relaxed");
+    // Back to durable at once: the next transaction and the appends on the same connection.
+    assert_eq!(commit_durability(&store, false, db.backend, false).await.unwrap(), full);
+    // A relaxed transaction that fails writes nothing and leaves the connection durable.
+    assert!(commit_durability(&store, true, db.backend, true).await.is_err());
+    assert_eq!(commit_durability(&store, false, db.backend, false).await.unwrap(), full);
+    // Appends grouped with relaxed transactions in between stay on the durable setting.
+    let appends = (0..16).map(|i| store.append(one(&format!("r-{i}"), ExpectedVersion::NoStream, vec![ev("A", i)])));
+    let relaxed = (0..16).map(|_| commit_durability(&store, true, db.backend, false));
+    let (appended, relaxed) =
+        tokio::join!(futures_util::future::join_all(appends), futures_util::future::join_all(relaxed));
+    assert!(appended.iter().all(Result::is_ok), "{appended:?}");
+    assert!(relaxed.iter().all(|r| r.as_deref().ok() == Some(normal)), "{relaxed:?}");
+    assert_eq!(commit_durability(&store, false, db.backend, false).await.unwrap(), full);
+    // What the relaxed ones wrote is visible to readers at once and survives reopening.
+    assert_eq!(store.fetch_texts("SELECT event_id FROM applied", &[]).await.unwrap().len(), 21);
+    store.close().await;
+    drop(store);
+    let store = open(&db).await;
+    let kept = store.fetch_texts("SELECT event_id FROM applied ORDER BY event_id", &[]).await.unwrap();
+    let count = |label: &str| kept.iter().filter(|k| k.as_str() == label).count();
+    assert_eq!(count(&format!("true-{normal}")), 17, "{kept:?}");
+    assert_eq!(count(&format!("false-{full}")), 4, "{kept:?}");
+    assert_eq!(kept.len(), 21, "the failed one wrote nothing: {kept:?}");
+}

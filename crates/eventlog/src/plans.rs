@@ -1,0 +1,98 @@
+//! The log's hot statements, one constant each: the backends run them and the query-plan
+//! test (`tests/plans.rs`) EXPLAINs exactly these texts on both databases, so a change that
+//! makes one of them scan its table or sort its rows fails a test (issue 22).
+
+/// SQLite's hot statements.
+pub mod sqlite {
+    /// A stream's version (appends' expectation check, `stream_version`).
+    pub const STREAM_VERSION: &str = "SELECT version FROM eventlog_streams WHERE stream_id = $1";
+    /// A stream's events after a version (every command's load).
+    pub const READ_STREAM: &str = "SELECT position, event_id, stream_id, version, event_type, schema_version, payload, \
+         metadata, occurred_at, recorded_at \
+         FROM eventlog_events WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3";
+    /// A page of the whole log after a position, by category and tenant (subscriptions).
+    pub const READ_ALL: &str = "SELECT position, event_id, stream_id, version, event_type, schema_version, payload, \
+         metadata, occurred_at, recorded_at \
+         FROM eventlog_events \
+         WHERE position > $1 \
+           AND ($2 IS NULL OR substr(stream_id, 1, length($2)) = $2) \
+           AND ($3 IS NULL OR tenant = $3) \
+         ORDER BY position LIMIT $4";
+    /// The last position.
+    pub const HEAD: &str = "SELECT max(position) FROM eventlog_events";
+    /// A stored event by id (told apart from a clash when an append hits one).
+    pub const EVENT_BY_ID: &str =
+        "SELECT event_id, stream_id, version, position, content_hash FROM eventlog_events WHERE event_id = $1";
+    /// A consumer's checkpoint.
+    pub const CHECKPOINT: &str = "SELECT cursor FROM eventlog_checkpoints WHERE consumer = $1";
+
+    /// Every one of them, named.
+    pub const HOT: &[(&str, &str)] = &[
+        ("stream_version", STREAM_VERSION),
+        ("read_stream", READ_STREAM),
+        ("read_all", READ_ALL),
+        ("head", HEAD),
+        ("event_by_id", EVENT_BY_ID),
+        ("checkpoint", CHECKPOINT),
+    ];
+}
+
+/// PostgreSQL's hot statements.
+pub mod postgres {
+    /// A stream's version.
+    pub const STREAM_VERSION: &str = "SELECT version FROM eventlog_streams WHERE stream_id = $1";
+    /// A stream's events after a version.
+    pub const READ_STREAM: &str = "SELECT position, (tx_id::text)::bigint AS tx, event_id, stream_id, version, \
+         event_type, schema_version, payload::text, metadata::text, occurred_at, recorded_at \
+         FROM eventlog_events WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3";
+
+    // One static statement per filter shape: with `$n IS NULL OR ...` the generic plan
+    // misjudges row counts and sorts the whole tail instead of walking the index.
+    macro_rules! page_sql {
+        ($($cond:literal)?) => {
+            concat!(
+                "SELECT position, (tx_id::text)::bigint AS tx, event_id, stream_id, version, event_type, \
+                        schema_version, payload::text, metadata::text, occurred_at, recorded_at \
+                 FROM eventlog_events \
+                 WHERE (tx_id, position) > (($1::bigint)::text::xid8, $2) \
+                   AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) ",
+                $($cond,)?
+                " ORDER BY tx_id, position LIMIT $3"
+            )
+        };
+    }
+    /// A page of the whole log after a cursor, below every open transaction.
+    pub const READ_ALL: &str = page_sql!();
+    /// The same, one category (`$4`: the stream prefix).
+    pub const READ_ALL_PREFIX: &str = page_sql!("AND starts_with(stream_id, $4)");
+    /// The same, one tenant (`$4`).
+    pub const READ_ALL_TENANT: &str = page_sql!("AND tenant = $4");
+    /// The same, one category (`$4`) and tenant (`$5`).
+    pub const READ_ALL_PREFIX_TENANT: &str = page_sql!("AND starts_with(stream_id, $4) AND tenant = $5");
+    /// The cursor of the last event readers can see now.
+    pub const HEAD: &str = "SELECT (tx_id::text)::bigint AS tx, position FROM eventlog_events \
+         WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+         ORDER BY tx_id DESC, position DESC LIMIT 1";
+    /// The cursor of the last committed event, readable yet or not.
+    pub const LAST_COMMITTED: &str =
+        "SELECT (tx_id::text)::bigint AS tx, position FROM eventlog_events ORDER BY tx_id DESC, position DESC LIMIT 1";
+    /// Stored events by id (`$1`: an array).
+    pub const EVENTS_BY_IDS: &str = "SELECT event_id, stream_id, version, position, (tx_id::text)::bigint, \
+         content_hash FROM eventlog_events WHERE event_id = ANY($1)";
+    /// A consumer's checkpoint.
+    pub const CHECKPOINT: &str = "SELECT cursor FROM eventlog_checkpoints WHERE consumer = $1";
+
+    /// Every one of them, named.
+    pub const HOT: &[(&str, &str)] = &[
+        ("stream_version", STREAM_VERSION),
+        ("read_stream", READ_STREAM),
+        ("read_all", READ_ALL),
+        ("read_all_prefix", READ_ALL_PREFIX),
+        ("read_all_tenant", READ_ALL_TENANT),
+        ("read_all_prefix_tenant", READ_ALL_PREFIX_TENANT),
+        ("head", HEAD),
+        ("last_committed", LAST_COMMITTED),
+        ("events_by_ids", EVENTS_BY_IDS),
+        ("checkpoint", CHECKPOINT),
+    ];
+}
