@@ -37,7 +37,9 @@ pub trait RemoteProjection: Send + Sync + 'static {
 
     /// Runs after a batch committed (cascades, wake-ups). Must be idempotent: after a
     /// crash between commit and this call, nothing re-runs it for that batch, so work that
-    /// must not be lost is recorded by `apply` (an outbox) and finished here.
+    /// must not be lost is recorded by `apply` (an outbox) and finished here; and the
+    /// batch's commit is relaxed, so after a power loss it may run again for a batch
+    /// applied again.
     fn after_commit<'a>(&'a self, _batch: &'a [pb::EventEnvelope]) -> BoxFuture<'a, ()> {
         Box::pin(async {})
     }
@@ -125,8 +127,11 @@ async fn follow_once<P: RemoteProjection>(
         let (p, expected, new) = (projection.clone(), checkpoint.clone(), next.clone());
         let applied = Arc::new(batch);
         let in_tx = applied.clone();
+        // Relaxed (no wait for the disk, issue 22): what it writes is a copy of the peer's
+        // durable log, so a batch that a power loss takes is read and applied again from the
+        // checkpoint that went with it, and `after_commit` runs again (it is idempotent).
         let moved = store
-            .transaction(move |tx| {
+            .transaction_relaxed(move |tx| {
                 Box::pin(async move {
                     if !tx.compare_and_set_checkpoint(p.name(), expected.as_deref(), &new).await? {
                         return Ok(true);

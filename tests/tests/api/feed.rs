@@ -415,9 +415,14 @@ async fn the_stream_resumes_after_a_disconnect_without_loss_or_duplicates(s: Sys
 struct Receiver {
     /// (signature header, body, answered 200) of every request, in arrival order.
     seen: Mutex<Vec<(String, String, bool)>>,
-    /// Requests about a stream containing this text fail with 500.
+    /// Requests about a stream containing this text fail with 500 ([`FIRST_RIDE`]: the
+    /// first ride stream it is sent, from then on).
     fail: Mutex<Option<String>>,
 }
+
+/// Armed in [`Receiver::fail`] before a booking, so that its stream fails from its first
+/// delivery on (set after the booking's answer, the dispatcher could deliver first).
+const FIRST_RIDE: &str = "<the first ride stream>";
 
 async fn receiver() -> (Arc<Receiver>, String) {
     use axum::http::{HeaderMap, StatusCode};
@@ -431,8 +436,13 @@ async fn receiver() -> (Arc<Receiver>, String) {
                 let sig = headers.get("samskab-signature").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
                 let item: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
                 let stream = item["stream"].as_str().unwrap_or("").to_owned();
-                let failing = r.fail.lock().unwrap().clone();
-                let ok = !failing.is_some_and(|f| stream.contains(&f));
+                let ok = {
+                    let mut failing = r.fail.lock().unwrap();
+                    if failing.as_deref() == Some(FIRST_RIDE) && stream.starts_with("ride-") {
+                        *failing = Some(stream.clone());
+                    }
+                    !failing.as_ref().is_some_and(|f| stream.contains(f.as_str()))
+                };
                 r.seen.lock().unwrap().push((sig, body, ok));
                 if ok { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR }
             }
@@ -488,9 +498,9 @@ async fn webhooks_retry_one_failing_stream_while_others_flow_and_survive_a_resta
     let start = feed_end(&s, &integrator).await;
 
     // Ride A's stream fails; rides B and C flow, interleaved with A's events.
+    *rx.fail.lock().unwrap() = Some(FIRST_RIDE.to_owned());
     let a = s.post("/v1/rides", &coord, book_body(&w, "2027-05-03T08:00:00Z", w.residents[0])).await.expect(201);
     let a = a.str("ride_id");
-    *rx.fail.lock().unwrap() = Some(a.clone());
     let b = s.post("/v1/rides", &coord, book_body(&w, "2027-05-04T08:00:00Z", w.residents[0])).await.expect(201);
     let b = b.str("ride_id");
     s.post(&format!("/v1/rides/{a}/roster"), &coord, json!({"resident_id": w.residents[1]})).await.expect(200);
