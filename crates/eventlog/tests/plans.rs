@@ -56,6 +56,25 @@ fn regressions(name: &str, plan: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The plan's lines: SQLite's `detail` column, PostgreSQL's one text column.
+async fn sqlite_plan(conn: &mut sqlx::SqliteConnection, explain: String, params: usize) -> Vec<String> {
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(explain));
+    for _ in 0..params {
+        q = q.bind(None::<String>);
+    }
+    q.fetch_all(conn).await.unwrap().iter().map(|r| r.get::<String, _>("detail")).collect()
+}
+
+async fn pg_plan(conn: &mut sqlx::PgConnection, explain: String) -> Vec<String> {
+    sqlx::query(sqlx::AssertSqlSafe(explain))
+        .fetch_all(conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect()
+}
+
 #[tokio::test]
 async fn sqlite_hot_statements_search_their_indexes() {
     let db = TestDb::sqlite();
@@ -63,25 +82,13 @@ async fn sqlite_hot_statements_search_their_indexes() {
     let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
     for (name, sql) in plans::sqlite::HOT {
         let params = (1..=9).filter(|n| sql.contains(&format!("${n}"))).count();
-        let explain = format!("EXPLAIN QUERY PLAN {sql}");
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(explain));
-        for _ in 0..params {
-            q = q.bind(None::<String>);
-        }
-        let plan: Vec<String> =
-            q.fetch_all(&mut conn).await.unwrap().iter().map(|r| r.get::<String, _>("detail")).collect();
+        let plan = sqlite_plan(&mut conn, format!("EXPLAIN QUERY PLAN {sql}"), params).await;
         assert!(plan.iter().any(|l| l.starts_with("SEARCH")), "{name} searches nothing: {plan:?}");
         assert!(regressions(name, &plan).is_empty(), "{name} scans or sorts: {plan:?}");
     }
     // The test itself can fail: a statement without an index to use is caught.
-    let plan: Vec<String> =
-        sqlx::query("EXPLAIN QUERY PLAN SELECT position FROM eventlog_events WHERE event_type = 'x'")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<String, _>("detail"))
-            .collect();
+    let unindexed = "SELECT position FROM eventlog_events WHERE event_type = 'x'";
+    let plan = sqlite_plan(&mut conn, format!("EXPLAIN QUERY PLAN {unindexed}"), 0).await;
     assert!(!regressions("read_all", &plan).is_empty(), "{plan:?}");
     store.close().await;
 }
@@ -120,26 +127,13 @@ async fn postgres_hot_statements_use_their_indexes_as_custom_and_generic_plans()
             let statement = format!("hot_{i}_{}", mode.len());
             let setup = format!("SET plan_cache_mode = {mode}; PREPARE {statement} AS {sql}");
             sqlx::raw_sql(sqlx::AssertSqlSafe(setup)).execute(&mut conn).await.unwrap();
-            let explain = format!("EXPLAIN EXECUTE {statement}{}", pg_args(name));
-            let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(explain))
-                .fetch_all(&mut conn)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get::<String, _>(0))
-                .collect();
+            let plan = pg_plan(&mut conn, format!("EXPLAIN EXECUTE {statement}{}", pg_args(name))).await;
             assert!(plan.iter().any(|l| l.contains("Index")), "{name} ({mode}) uses no index: {plan:#?}");
             assert!(regressions(name, &plan).is_empty(), "{name} ({mode}) scans or sorts: {plan:#?}");
         }
     }
     // The test itself can fail: a statement without an index to use is caught.
-    let plan: Vec<String> = sqlx::query("EXPLAIN SELECT position FROM eventlog_events WHERE event_type = 'x'")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get::<String, _>(0))
-        .collect();
+    let plan = pg_plan(&mut conn, "EXPLAIN SELECT position FROM eventlog_events WHERE event_type = 'x'".into()).await;
     assert!(!regressions("read_all", &plan).is_empty(), "{plan:#?}");
     store.close().await;
 }
