@@ -14,6 +14,7 @@ mod backends;
 mod eventually;
 pub mod node;
 pub mod oidc;
+pub mod plans;
 pub mod push;
 pub mod sms;
 pub mod smtp;

@@ -273,29 +273,17 @@ pub async fn list(store: &EventStore, q: &RideQuery) -> Result<Vec<RideDoc>, Err
     for i in 0..6 {
         args.push(Arg::Text(statuses.get(i).copied().unwrap_or(statuses[0]).to_owned()));
     }
-    macro_rules! list_led_by {
-        ($lead:literal) => {
-            concat!(
-                "SELECT doc FROM booking_rides WHERE ",
-                $lead,
-                "($1 = '' OR chapter_id = $1) AND ($2 = '' OR carehome_id = $2) \
-                 AND ($3 = '' OR pilot_id = $3) AND ($4 = '' OR bike_id = $4) AND start_at >= $5 AND start_at < $6 \
-                 AND (start_at > $7 OR (start_at = $7 AND ride_id > $8)) \
-                 AND status IN ($10, $11, $12, $13, $14, $15) ORDER BY start_at, ride_id LIMIT $9"
-            )
-        };
-    }
     let sql = led_by(
         q.bike_id,
         q.pilot_id,
         q.carehome_id,
         q.chapter_id,
         [
-            list_led_by!("bike_id = $4 AND "),
-            list_led_by!("pilot_id = $3 AND "),
-            list_led_by!("carehome_id = $2 AND "),
-            list_led_by!("chapter_id = $1 AND "),
-            list_led_by!(""),
+            statements::LIST_BY_BIKE,
+            statements::LIST_BY_PILOT,
+            statements::LIST_BY_CAREHOME,
+            statements::LIST_BY_CHAPTER,
+            statements::LIST_UNLED,
         ],
     );
     let docs = store.fetch_texts(sql, &args).await?;
@@ -330,15 +318,72 @@ pub(crate) fn led_by(
     }
 }
 
+/// The read model's hot statements, one constant each: the functions here run them and
+/// `plan_tests` EXPLAINs these texts on both backends (issue 22).
+pub mod statements {
+    macro_rules! list_led_by {
+        ($lead:literal) => {
+            concat!(
+                "SELECT doc FROM booking_rides WHERE ",
+                $lead,
+                "($1 = '' OR chapter_id = $1) AND ($2 = '' OR carehome_id = $2) \
+                 AND ($3 = '' OR pilot_id = $3) AND ($4 = '' OR bike_id = $4) AND start_at >= $5 AND start_at < $6 \
+                 AND (start_at > $7 OR (start_at = $7 AND ride_id > $8)) \
+                 AND status IN ($10, $11, $12, $13, $14, $15) ORDER BY start_at, ride_id LIMIT $9"
+            )
+        };
+    }
+    /// Rides of a trishaw (its availability, every booking's check of the day).
+    pub const LIST_BY_BIKE: &str = list_led_by!("bike_id = $4 AND ");
+    /// Rides of a pilot.
+    pub const LIST_BY_PILOT: &str = list_led_by!("pilot_id = $3 AND ");
+    /// Rides of a care home.
+    pub const LIST_BY_CAREHOME: &str = list_led_by!("carehome_id = $2 AND ");
+    /// Rides of a chapter.
+    pub const LIST_BY_CHAPTER: &str = list_led_by!("chapter_id = $1 AND ");
+    /// Every ride in a window (an admin's list), by `booking_rides_start`.
+    pub const LIST_UNLED: &str = list_led_by!("");
+    /// Active rides of a resident not yet ended.
+    pub const RIDES_OF_RESIDENT: &str = "SELECT r.ride_id FROM booking_ride_riders r \
+         JOIN booking_rides d ON d.ride_id = r.ride_id \
+         WHERE r.resident_id = $1 AND d.end_at > $2 AND d.status IN ('pending_confirmation', 'booked')";
+    /// Every ride of a pilot.
+    pub const RIDES_OF_PILOT: &str = "SELECT ride_id FROM booking_rides WHERE pilot_id = $1";
+    /// Every ride a resident is on the roster of.
+    pub const ALL_RIDES_OF_RESIDENT: &str = "SELECT ride_id FROM booking_ride_riders WHERE resident_id = $1";
+
+    macro_rules! requests_led_by {
+        ($lead:literal) => {
+            concat!(
+                "SELECT doc FROM booking_ride_requests WHERE ",
+                $lead,
+                "($1 = '' OR carehome_id = $1) AND ($2 = '' OR chapter_id = $2) \
+                 AND ride_request_id > $3 AND status IN ($5, $6, $7, $8) ORDER BY ride_request_id LIMIT $4"
+            )
+        };
+    }
+    /// Ride requests of a care home.
+    pub const REQUESTS_BY_CAREHOME: &str = requests_led_by!("carehome_id = $1 AND ");
+    /// Ride requests of a chapter or of all (in id order, filtered on the way: requests are few).
+    pub const REQUESTS_UNLED: &str = requests_led_by!("");
+
+    /// Every one that must read an index, named.
+    pub const HOT: &[(&str, &str)] = &[
+        ("list_by_bike", LIST_BY_BIKE),
+        ("list_by_pilot", LIST_BY_PILOT),
+        ("list_by_carehome", LIST_BY_CAREHOME),
+        ("list_by_chapter", LIST_BY_CHAPTER),
+        ("list_unled", LIST_UNLED),
+        ("rides_of_resident", RIDES_OF_RESIDENT),
+        ("rides_of_pilot", RIDES_OF_PILOT),
+        ("all_rides_of_resident", ALL_RIDES_OF_RESIDENT),
+        ("requests_by_carehome", REQUESTS_BY_CAREHOME),
+    ];
+}
+
 /// Active rides of a resident overlapping [from, to) (µs).
 pub async fn rides_of_resident(store: &EventStore, resident: Uuid, from: i64) -> Result<Vec<Uuid>, Error> {
-    let ids = store
-        .fetch_texts(
-            "SELECT r.ride_id FROM booking_ride_riders r JOIN booking_rides d ON d.ride_id = r.ride_id \
-             WHERE r.resident_id = $1 AND d.end_at > $2 AND d.status IN ('pending_confirmation', 'booked')",
-            &[resident.into(), Arg::Int(from)],
-        )
-        .await?;
+    let ids = store.fetch_texts(statements::RIDES_OF_RESIDENT, &[resident.into(), Arg::Int(from)]).await?;
     Ok(ids.iter().filter_map(|i| i.parse().ok()).collect())
 }
 
@@ -357,14 +402,13 @@ pub async fn rides_waited_by(store: &EventStore, resident: Uuid, from: i64) -> R
 
 /// Every ride a pilot has been booked on, in any status.
 pub async fn rides_of_pilot(store: &EventStore, pilot: Uuid) -> Result<Vec<Uuid>, Error> {
-    let ids = store.fetch_texts("SELECT ride_id FROM booking_rides WHERE pilot_id = $1", &[pilot.into()]).await?;
+    let ids = store.fetch_texts(statements::RIDES_OF_PILOT, &[pilot.into()]).await?;
     Ok(ids.iter().filter_map(|i| i.parse().ok()).collect())
 }
 
 /// Every ride a resident is on the roster of, in any status.
 pub async fn all_rides_of_resident(store: &EventStore, resident: Uuid) -> Result<Vec<Uuid>, Error> {
-    let ids =
-        store.fetch_texts("SELECT ride_id FROM booking_ride_riders WHERE resident_id = $1", &[resident.into()]).await?;
+    let ids = store.fetch_texts(statements::ALL_RIDES_OF_RESIDENT, &[resident.into()]).await?;
     Ok(ids.iter().filter_map(|i| i.parse().ok()).collect())
 }
 
@@ -421,18 +465,8 @@ pub async fn list_requests(
     for i in 0..4 {
         args.push(Arg::Text(st.get(i).cloned().unwrap_or_else(|| st[0].clone())));
     }
-    macro_rules! requests_led_by {
-        ($lead:literal) => {
-            concat!(
-                "SELECT doc FROM booking_ride_requests WHERE ",
-                $lead,
-                "($1 = '' OR carehome_id = $1) AND ($2 = '' OR chapter_id = $2) \
-                 AND ride_request_id > $3 AND status IN ($5, $6, $7, $8) ORDER BY ride_request_id LIMIT $4"
-            )
-        };
-    }
     // Led by the care home when there is one, for its index (see `led_by`).
-    let sql = if carehome_id.is_some() { requests_led_by!("carehome_id = $1 AND ") } else { requests_led_by!("") };
+    let sql = if carehome_id.is_some() { statements::REQUESTS_BY_CAREHOME } else { statements::REQUESTS_UNLED };
     let docs = store.fetch_texts(sql, &args).await?;
     docs.iter().map(|d| serde_json::from_str(d).map_err(Error::Payload)).collect()
 }
@@ -454,4 +488,96 @@ pub async fn expired_requests(store: &EventStore, now: i64) -> Result<Vec<Uuid>,
 /// transaction in the cluster is open, and a cascade would then miss that ride.
 pub async fn caught_up(store: &EventStore) -> Result<bool, Error> {
     servicekit::access::caught_up(store, NAME).await
+}
+
+/// The hot statements' plans, pinned on both backends (issue 22): each must read an index
+/// and no whole table, on read models seeded as in use (`testkit::plans`).
+#[cfg(test)]
+mod plan_tests {
+    use super::statements;
+    use eventlog::EventStore;
+    use testkit::TestDb;
+    use testkit::plans::{Planner, uses_an_index};
+
+    /// 20,000 rides an hour apart of 4 chapters, 40 homes, 120 trishaws and 300 pilots, a
+    /// rider each of 800 residents, and 2,000 ride requests.
+    const SEED: &str = "\
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
+        INSERT INTO booking_rides \
+            (ride_id, chapter_id, carehome_id, bike_id, pilot_id, start_at, end_at, status, version, doc) \
+        SELECT 'r' || i, 'c' || (i % 4), 'h' || (i % 40), 'b' || (i % 120), 'p' || (i % 300), \
+               i * 3600000000, i * 3600000000 + 3600000000, 'booked', 1, '{}' FROM n; \
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
+        INSERT INTO booking_ride_riders (ride_id, resident_id, start_at) \
+        SELECT 'r' || i, 'res' || (i % 800), i * 3600000000 FROM n; \
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) \
+        INSERT INTO booking_ride_requests (ride_request_id, chapter_id, carehome_id, status, window_to, doc) \
+        SELECT 'q' || i, 'c' || (i % 4), 'h' || (i % 40), 'open', i * 3600000000, '{}' FROM n";
+
+    /// A week's window of a list (µs), the page's first cursor, the limit, all statuses.
+    macro_rules! list_args {
+        ($chapter:literal, $home:literal, $pilot:literal, $bike:literal) => {
+            concat!(
+                "('",
+                $chapter,
+                "', '",
+                $home,
+                "', '",
+                $pilot,
+                "', '",
+                $bike,
+                "', 36000000000000, 36604800000000, -9223372036854775808, '', 51, ",
+                "'pending_confirmation', 'booked', 'started', 'completed', 'cancelled', 'no_show')"
+            )
+        };
+    }
+
+    /// The arguments each statement is executed with on PostgreSQL, as SQL literals.
+    fn pg_args(name: &str) -> &'static str {
+        match name {
+            "list_by_bike" => list_args!("", "", "", "b7"),
+            "list_by_pilot" => list_args!("", "", "p7", ""),
+            "list_by_carehome" => list_args!("", "h7", "", ""),
+            "list_by_chapter" => list_args!("c1", "", "", ""),
+            "list_unled" => list_args!("", "", "", ""),
+            "rides_of_resident" => "('res7', 36000000000000)",
+            "rides_of_pilot" => "('p7')",
+            "all_rides_of_resident" => "('res7')",
+            "requests_by_carehome" => "('h7', '', '', 51, 'open', 'claimed', 'withdrawn', 'expired')",
+            other => panic!("no sample arguments for the hot statement {other}: add them here"),
+        }
+    }
+
+    async fn hot_statements_read_their_indexes(db: TestDb) {
+        let store = EventStore::connect(&db.url).await.unwrap();
+        crate::migrate(&store).await.unwrap();
+        let mut planner = Planner::connect(&db).await;
+        planner.execute(SEED).await;
+        planner.analyze().await;
+        for (name, sql) in statements::HOT {
+            for (how, plan) in planner.plans(sql, pg_args(name)).await {
+                assert!(uses_an_index(&plan), "{name} ({how}) reads no index: {plan:#?}");
+                let unbounded = planner.unbounded(&plan).await;
+                assert!(
+                    unbounded.is_empty(),
+                    "{name} ({how}) reads a whole table or index: {unbounded:#?} in {plan:#?}"
+                );
+            }
+        }
+        // The check can fail: a list of every ride in a status reads them all.
+        let plan = planner.plan("SELECT doc FROM booking_rides WHERE status = 'booked' ORDER BY start_at").await;
+        assert!(!planner.unbounded(&plan).await.is_empty(), "{plan:#?}");
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_hot_statements_read_their_indexes() {
+        hot_statements_read_their_indexes(TestDb::sqlite()).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_hot_statements_read_their_indexes_as_custom_and_generic_plans() {
+        let Some(db) = TestDb::postgres() else { return };
+        hot_statements_read_their_indexes(db).await;
+    }
 }
