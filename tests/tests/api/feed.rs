@@ -415,14 +415,16 @@ async fn the_stream_resumes_after_a_disconnect_without_loss_or_duplicates(s: Sys
 struct Receiver {
     /// (signature header, body, answered 200) of every request, in arrival order.
     seen: Mutex<Vec<(String, String, bool)>>,
-    /// Requests about a stream containing this text fail with 500 ([`FIRST_RIDE`]: the
-    /// first ride stream it is sent, from then on).
+    /// Requests about a stream containing this text fail with 500 ([`BOOKED_AT`] and a
+    /// start: the stream of the ride booked for that start, from its first delivery on).
     fail: Mutex<Option<String>>,
 }
 
-/// Armed in [`Receiver::fail`] before a booking, so that its stream fails from its first
-/// delivery on (set after the booking's answer, the dispatcher could deliver first).
-const FIRST_RIDE: &str = "<the first ride stream>";
+/// Armed in [`Receiver::fail`] with a start before a booking, so that the ride's stream
+/// fails from its first delivery on: set after the booking's answer, the dispatcher could
+/// deliver first, and the first ride stream delivered need not be this one (the
+/// dispatcher sends several streams at once).
+const BOOKED_AT: &str = "booked at ";
 
 async fn receiver() -> (Arc<Receiver>, String) {
     use axum::http::{HeaderMap, StatusCode};
@@ -438,7 +440,11 @@ async fn receiver() -> (Arc<Receiver>, String) {
                 let stream = item["stream"].as_str().unwrap_or("").to_owned();
                 let ok = {
                     let mut failing = r.fail.lock().unwrap();
-                    if failing.as_deref() == Some(FIRST_RIDE) && stream.starts_with("ride-") {
+                    let armed = failing.as_deref().and_then(|f| f.strip_prefix(BOOKED_AT)).is_some_and(|start| {
+                        item["type"] == "RideBooked"
+                            && item["data"]["start"].as_str().is_some_and(|s| s.starts_with(start))
+                    });
+                    if armed {
                         *failing = Some(stream.clone());
                     }
                     !failing.as_ref().is_some_and(|f| stream.contains(f.as_str()))
@@ -498,7 +504,7 @@ async fn webhooks_retry_one_failing_stream_while_others_flow_and_survive_a_resta
     let start = feed_end(&s, &integrator).await;
 
     // Ride A's stream fails; rides B and C flow, interleaved with A's events.
-    *rx.fail.lock().unwrap() = Some(FIRST_RIDE.to_owned());
+    *rx.fail.lock().unwrap() = Some(format!("{BOOKED_AT}2027-05-03T08:00:00"));
     let a = s.post("/v1/rides", &coord, book_body(&w, "2027-05-03T08:00:00Z", w.residents[0])).await.expect(201);
     let a = a.str("ride_id");
     let b = s.post("/v1/rides", &coord, book_body(&w, "2027-05-04T08:00:00Z", w.residents[0])).await.expect(201);
