@@ -511,6 +511,29 @@ pub async fn tick(store: &EventStore, now: DateTime<Utc>) -> Result<Look, Error>
     Ok(Look { decided: decided + n, more })
 }
 
+/// A notice about a ride request: what it says, its occasion, and the request as the
+/// access rules see it (chapter, home, object).
+fn request_notice<'a>(
+    world: &World,
+    (request_id, req): (Uuid, &RequestRow),
+    kind: &'a str,
+    key: &'a str,
+    due_at: i64,
+    stale_before: DateTime<Utc>,
+) -> (Facts, Occasion<'a>, (Uuid, Uuid, access::Object)) {
+    let due_at = from_micros(due_at);
+    let facts = Facts {
+        ride_request_id: Some(request_id),
+        start: Some(from_micros(req.window_from)),
+        timezone: world.zone_of_home(&req.carehome_id, &req.chapter_id),
+        carehome: world.homes.get(&req.carehome_id).map(|h| h.0.clone()).unwrap_or_default(),
+        ..Facts::default()
+    };
+    let o = Occasion { tenant: req.chapter_id.parse().ok(), kind, key, due_at, stale: due_at < stale_before };
+    let (chapter, home) = (req.chapter_id.parse().unwrap_or_default(), req.carehome_id.parse().unwrap_or_default());
+    (facts, o, (chapter, home, access::Object::RideRequest { chapter, carehome: home }))
+}
+
 /// Occasions events started (`notify_pending`), oldest first; and whether more are due.
 async fn occasions(store: &EventStore, world: &World, now: DateTime<Utc>) -> Result<(usize, bool), Error> {
     let stale_before = now - Duration::minutes(STALE_AFTER_MINUTES);
@@ -533,24 +556,8 @@ async fn occasions(store: &EventStore, world: &World, now: DateTime<Utc>) -> Res
             if let Some(req) = request(store, request_id).await?
                 && req.status == "open"
             {
-                let due_at = from_micros(due_at);
-                let facts = Facts {
-                    ride_request_id: Some(request_id),
-                    start: Some(from_micros(req.window_from)),
-                    timezone: world.zone_of_home(&req.carehome_id, &req.chapter_id),
-                    carehome: world.homes.get(&req.carehome_id).map(|h| h.0.clone()).unwrap_or_default(),
-                    ..Facts::default()
-                };
-                let o = Occasion {
-                    tenant: req.chapter_id.parse().ok(),
-                    kind: &p.kind,
-                    key: &occasion,
-                    due_at,
-                    stale: due_at < stale_before,
-                };
-                let (chapter, home) =
-                    (req.chapter_id.parse().unwrap_or_default(), req.carehome_id.parse().unwrap_or_default());
-                let object = access::Object::RideRequest { chapter, carehome: home };
+                let (facts, o, (chapter, home, object)) =
+                    request_notice(world, (request_id, &req), &p.kind, &occasion, due_at, stale_before);
                 let r = format!("pilot:{pilot}");
                 if may_read(&r, access::Role::Coordinator(home), chapter, &object) {
                     batch.add(store, &o, &r, &facts, &channels_for(store, &r, o.kind).await?).await?;
@@ -559,26 +566,10 @@ async fn occasions(store: &EventStore, world: &World, now: DateTime<Utc>) -> Res
             }
         } else if let Some(request_id) = p.ride_request_id {
             if let Some(req) = request(store, request_id).await? {
-                let due_at = from_micros(due_at);
-                let facts = Facts {
-                    ride_id: Some(p.ride_id),
-                    ride_request_id: Some(request_id),
-                    start: Some(from_micros(req.window_from)),
-                    timezone: world.zone_of_home(&req.carehome_id, &req.chapter_id),
-                    carehome: world.homes.get(&req.carehome_id).map(|h| h.0.clone()).unwrap_or_default(),
-                    ..Facts::default()
-                };
-                let o = Occasion {
-                    tenant: req.chapter_id.parse().ok(),
-                    kind: &p.kind,
-                    key: &occasion,
-                    due_at,
-                    stale: due_at < stale_before,
-                };
+                let (mut facts, o, (chapter, home, object)) =
+                    request_notice(world, (request_id, &req), &p.kind, &occasion, due_at, stale_before);
+                facts.ride_id = Some(p.ride_id);
                 let actor = format!("person:{}", p.actor_id);
-                let (chapter, home) =
-                    (req.chapter_id.parse().unwrap_or_default(), req.carehome_id.parse().unwrap_or_default());
-                let object = access::Object::RideRequest { chapter, carehome: home };
                 let readers = coordinators(store, &req.carehome_id)
                     .await?
                     .into_iter()

@@ -54,6 +54,12 @@ pub struct FreeInterval {
     pub end: String,
 }
 
+impl From<bpb::FreeInterval> for FreeInterval {
+    fn from(f: bpb::FreeInterval) -> Self {
+        FreeInterval { start: time(&f.start).unwrap_or_default(), end: time(&f.end).unwrap_or_default() }
+    }
+}
+
 /// One trishaw's free intervals.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BikeAvailability {
@@ -109,14 +115,7 @@ pub async fn get(
             bike_id: b.bike_id,
             bike_type: b.bike_type,
             seats: b.seats,
-            free: b
-                .free
-                .into_iter()
-                .map(|f| FreeInterval {
-                    start: time(&f.start).unwrap_or_default(),
-                    end: time(&f.end).unwrap_or_default(),
-                })
-                .collect(),
+            free: b.free.into_iter().map(FreeInterval::from).collect(),
         })
         .collect();
     Ok(axum::Json(AvailabilityView { bikes }))

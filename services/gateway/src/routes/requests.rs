@@ -424,14 +424,7 @@ pub async fn candidates(
         .into_iter()
         .map(|c| CandidateView {
             pilot_id: c.pilot_id,
-            free: c
-                .free
-                .into_iter()
-                .map(|f| FreeInterval {
-                    start: time(&f.start).unwrap_or_default(),
-                    end: time(&f.end).unwrap_or_default(),
-                })
-                .collect(),
+            free: c.free.into_iter().map(FreeInterval::from).collect(),
             rides_last_30_days: c.rides_last_30_days,
         })
         .collect();
