@@ -300,6 +300,64 @@ impl Tx<'_> {
         Ok(rows == 1)
     }
 
+    /// The secondary indexes of `table` as (name, the statement that creates it), read
+    /// from the database's own catalog: every index except the ones that back a primary
+    /// key or a unique constraint (SQLite's automatic indexes, PostgreSQL's constraint
+    /// indexes), which a rebuild keeps.
+    pub async fn secondary_indexes(&mut self, table: &str) -> Result<Vec<(String, String)>, Error> {
+        let table = Arg::Text(table.to_owned());
+        Ok(match self {
+            Tx::Sqlite(c) => {
+                bind_all!(
+                    sqlx::query_as(
+                        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = $1 \
+                         AND sql IS NOT NULL ORDER BY name"
+                    ),
+                    std::slice::from_ref(&table)
+                )
+                .fetch_all(&mut **c)
+                .await?
+            }
+            Tx::Postgres(c) => {
+                bind_all!(
+                    sqlx::query_as(
+                        "SELECT i.relname::text, pg_get_indexdef(i.oid) FROM pg_index x \
+                         JOIN pg_class i ON i.oid = x.indexrelid \
+                         WHERE x.indrelid = $1::regclass \
+                         AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.oid) \
+                         ORDER BY i.relname"
+                    ),
+                    std::slice::from_ref(&table)
+                )
+                .fetch_all(&mut **c)
+                .await?
+            }
+        })
+    }
+
+    /// Drops the secondary indexes of `tables` (see [`Self::secondary_indexes`]) and
+    /// returns the statements that create them again, for [`Self::create_indexes`].
+    pub async fn drop_secondary_indexes(&mut self, tables: &[&str]) -> Result<Vec<String>, Error> {
+        let mut creates = Vec::new();
+        for table in tables {
+            for (name, create) in self.secondary_indexes(table).await? {
+                // The name comes from the catalog; quoted as an identifier all the same.
+                self.execute_built(format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")), &[]).await?;
+                creates.push(create);
+            }
+        }
+        Ok(creates)
+    }
+
+    /// Runs statements that [`Self::drop_secondary_indexes`] returned (read from the
+    /// database's catalog, never from input).
+    pub async fn create_indexes(&mut self, creates: &[String]) -> Result<(), Error> {
+        for create in creates {
+            self.execute_built(create.clone(), &[]).await?;
+        }
+        Ok(())
+    }
+
     /// Forgets a consumer's checkpoint (it starts from the beginning), e.g. for a rebuild.
     pub async fn delete_checkpoint(&mut self, consumer: &str) -> Result<(), Error> {
         self.execute("DELETE FROM eventlog_checkpoints WHERE consumer = $1", &[Arg::Text(consumer.to_owned())]).await?;
@@ -364,14 +422,27 @@ pub trait Projection: Send + Sync + 'static {
     fn rebuild_filter(&self) -> Filter {
         self.filter()
     }
+
+    /// Tables whose secondary indexes a rebuild drops before it writes and creates again
+    /// at its end (one sort per index instead of an index insert per row). Empty: none.
+    fn rebuild_tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Called once at the end of a rebuild, in its transaction, after the last page: a
+    /// projection whose `apply_batch` holds objects back across pages (to write each once)
+    /// writes what it still holds.
+    fn finish_rebuild<'a>(&'a self, _tx: &'a mut Tx<'_>) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Events applied per transaction at most.
 const BATCH: usize = 500;
-/// Events per page (and transaction) of a rebuild: large, so that most objects' events
-/// fall into one page and a folding projection writes each row once (a booking and its
-/// ride's day are about two weeks of history apart), and commits are few.
-const REBUILD_PAGE: usize = 100_000;
+/// Events per page of a rebuild. Pages are read while the one before is applied; a
+/// projection that folds across pages (see [`Projection::finish_rebuild`]) gains nothing
+/// from larger ones, and memory grows with them (two pages are held at a time).
+pub const REBUILD_PAGE: usize = 20_000;
 
 fn moved(name: &str) -> Error {
     Error::Handler(format!("{name}: another runner moved the checkpoint during the rebuild"))
@@ -444,85 +515,93 @@ impl From<Box<dyn std::error::Error + Send + Sync>> for Error {
     }
 }
 
-/// Rebuilds a projection from the whole log: runs `reset` (statements that empty its
-/// tables) and forgets its checkpoint in one transaction, then applies every event up to
-/// the head as it stands now, in batches that each store the checkpoint. `progress` is
-/// called after each batch with (position reached, position of the head). Returns the
-/// count of events applied (those the rebuild filter kept).
-/// Run it while the projection's own runner is stopped: a concurrent runner makes this
-/// call fail (the checkpoint moves under it) rather than apply events twice.
+/// Rebuilds a projection from the whole log, in one transaction: runs `reset`
+/// (statements that empty its tables), drops the secondary indexes of its
+/// [`Projection::rebuild_tables`], applies every event up to the head as it stands now in
+/// pages of [`REBUILD_PAGE`] (the next page is read while one is applied), lets the
+/// projection write what it held back ([`Projection::finish_rebuild`]), creates the indexes
+/// again and stores the checkpoint at the head. A rebuild that fails or is killed therefore
+/// leaves the read model and checkpoint it found. `progress` is called after each page with
+/// (position reached, position of the head). Returns the count of events applied (those
+/// the rebuild filter kept).
+///
+/// Run it while the projection's own runner is stopped: it holds the write transaction
+/// throughout (SQLite's single writer; PostgreSQL's locks on the dropped indexes' tables).
 pub async fn rebuild_projection<P: Projection>(
     store: &EventStore,
     projection: Arc<P>,
     reset: &'static [&'static str],
     progress: impl Fn(u64, u64),
 ) -> Result<u64, Error> {
-    let name = projection.name().to_owned();
-    store
-        .transaction(move |tx| {
-            Box::pin(async move {
-                for sql in reset {
-                    tx.execute(sql, &[]).await?;
-                }
-                tx.delete_checkpoint(&name).await
-            })
-        })
-        .await?;
+    rebuild_projection_paged(store, projection, reset, REBUILD_PAGE, progress).await
+}
+
+/// [`rebuild_projection`] with pages of `page` events (tests cut a small log into many).
+pub async fn rebuild_projection_paged<P: Projection>(
+    store: &EventStore,
+    projection: Arc<P>,
+    reset: &'static [&'static str],
+    page: usize,
+    progress: impl Fn(u64, u64),
+) -> Result<u64, Error> {
     let head = store.head().await?;
     let total = head.position().max(0) as u64;
-    let filter = projection.rebuild_filter();
-    let mut checkpoint: Option<String> = None;
-    let mut applied = 0u64;
-    // Reading the next page overlaps with applying this one (SQLite's readers run beside
-    // its writer; PostgreSQL's on other connections).
-    let mut page = store.read_all(Cursor::START, &filter, REBUILD_PAGE).await?;
-    loop {
-        let cursor = page.next;
-        let events = std::mem::take(&mut page.events);
-        if events.is_empty() {
-            break;
-        }
-        let next = cursor.to_string();
-        let n = events.len() as u64;
-        let (p, expected, new) = (projection.clone(), checkpoint.clone(), next.clone());
-        let apply = store.transaction_relaxed(move |tx| {
-            Box::pin(async move {
-                if !tx.compare_and_set_checkpoint(p.name(), expected.as_deref(), &new).await? {
-                    return Ok(false);
+    // The transaction runs on the store's writer (a task of its own on SQLite), so progress
+    // comes back over a channel to the caller's `progress`.
+    let (report, mut reports) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let reader = store.clone();
+    let page = page.max(1);
+    let work = store.transaction(move |tx| {
+        Box::pin(async move {
+            for sql in reset {
+                tx.execute(sql, &[]).await?;
+            }
+            tx.delete_checkpoint(projection.name()).await?;
+            let indexes = tx.drop_secondary_indexes(projection.rebuild_tables()).await?;
+            let filter = projection.rebuild_filter();
+            let mut applied = 0u64;
+            let mut events = reader.read_all(Cursor::START, &filter, page).await?;
+            loop {
+                let cursor = events.next;
+                let batch = std::mem::take(&mut events.events);
+                if batch.is_empty() {
+                    break;
                 }
-                p.apply_batch(tx, &events).await?;
-                Ok(true)
-            })
-        });
-        let read = async {
-            if cursor < head { store.read_all(cursor, &filter, REBUILD_PAGE).await.map(Some) } else { Ok(None) }
-        };
-        let (ok, following) = tokio::join!(apply, read);
-        if !ok? {
-            return Err(moved(projection.name()));
+                applied += batch.len() as u64;
+                // Reading the next page overlaps with applying this one (SQLite's readers
+                // run beside its writer; PostgreSQL's on other connections).
+                let read = async {
+                    if cursor < head { reader.read_all(cursor, &filter, page).await.map(Some) } else { Ok(None) }
+                };
+                let (applying, following) = tokio::join!(projection.apply_batch(tx, &batch), read);
+                applying?;
+                let _ = report.send(cursor.position().max(0) as u64);
+                match following? {
+                    Some(p) => events = p,
+                    None => break,
+                }
+            }
+            projection.finish_rebuild(tx).await?;
+            tx.create_indexes(&indexes).await?;
+            // Events after the last one the rebuild filter kept, up to the head, are ones
+            // the projection ignores: the checkpoint is the head.
+            if head > Cursor::START
+                && !tx.compare_and_set_checkpoint(projection.name(), None, &head.to_string()).await?
+            {
+                return Err(moved(projection.name()));
+            }
+            Ok(applied)
+        })
+    });
+    tokio::pin!(work);
+    let applied = loop {
+        tokio::select! {
+            done = &mut work => break done?,
+            Some(position) = reports.recv() => progress(position, total),
         }
-        checkpoint = Some(next);
-        applied += n;
-        progress(cursor.position().max(0) as u64, total);
-        match following? {
-            Some(p) => page = p,
-            None => break,
-        }
-    }
-    // Events after the last one the rebuild filter kept, up to the head, are ones the
-    // projection ignores: the checkpoint moves past them.
-    let at_head = head.to_string();
-    if head > Cursor::START && checkpoint.as_deref() != Some(at_head.as_str()) {
-        let p = projection.clone();
-        let expected = checkpoint.clone();
-        let ok = store
-            .transaction(move |tx| {
-                Box::pin(async move { tx.compare_and_set_checkpoint(p.name(), expected.as_deref(), &at_head).await })
-            })
-            .await?;
-        if !ok {
-            return Err(moved(projection.name()));
-        }
+    };
+    while let Ok(position) = reports.try_recv() {
+        progress(position, total);
     }
     progress(total, total);
     Ok(applied)

@@ -20,7 +20,7 @@ mod sqlite;
 mod store;
 mod subscription;
 
-pub use consumer::{Arg, Projection, Tx, rebuild_projection, run_projection};
+pub use consumer::{Arg, Projection, REBUILD_PAGE, Tx, rebuild_projection, rebuild_projection_paged, run_projection};
 pub use error::Error;
 pub use model::{
     Actor, AppendResult, Appended, Cursor, ExpectedVersion, Filter, Metadata, NewEvent, Page, RecordedEvent,

@@ -233,20 +233,38 @@ pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>
 
 /// Rebuilds the service's read models from its log (`samskab rebuild-projections`): empties
 /// them and replays every event; `progress` gets (events applied, head position). Run it
-/// while the service is stopped.
+/// while the service is stopped. Each read model is rebuilt in one transaction, so a failed
+/// or killed rebuild leaves the one it found.
 pub async fn rebuild(store: &EventStore, progress: impl Fn(u64, u64)) -> Result<u64, eventlog::Error> {
+    rebuild_paged(store, eventlog::REBUILD_PAGE, REBUILD_HOLD, progress).await
+}
+
+/// Rides and requests a rebuild holds in memory between pages at most (a ride is ~2 KB
+/// there; a history's open rides are a few weeks of bookings).
+pub const REBUILD_HOLD: usize = 50_000;
+
+/// [`rebuild`] in pages of `page` events, holding at most `hold` rides and requests between
+/// pages (tests cut a small log into many pages).
+pub async fn rebuild_paged(
+    store: &EventStore,
+    page: usize,
+    hold: usize,
+    progress: impl Fn(u64, u64),
+) -> Result<u64, eventlog::Error> {
     store.migrate("booking_migrations", sqlx::migrate!("./migrations"), sqlx::migrate!("./migrations")).await?;
-    let rides = eventlog::rebuild_projection(
+    let rides = eventlog::rebuild_projection_paged(
         store,
-        std::sync::Arc::new(readmodel::RidesProjection),
+        std::sync::Arc::new(readmodel::RidesRebuild::new(hold)),
         &["DELETE FROM booking_rides", "DELETE FROM booking_ride_riders", "DELETE FROM booking_ride_requests"],
+        page,
         &progress,
     )
     .await?;
-    let series = eventlog::rebuild_projection(
+    let series = eventlog::rebuild_projection_paged(
         store,
         std::sync::Arc::new(scheduling::SeriesProjection),
         &["DELETE FROM booking_series"],
+        page,
         &progress,
     )
     .await?;

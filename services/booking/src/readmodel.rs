@@ -65,114 +65,244 @@ impl Projection for RidesProjection {
     /// statements). The outcome equals applying the events one by one.
     fn apply_batch<'a>(&'a self, tx: &'a mut Tx<'_>, events: &'a [RecordedEvent]) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let mut rides: Folding<Ride> = Folding::default();
-            let mut requests: Folding<RideRequest> = Folding::default();
-            let mut decoded = Vec::new();
-            for event in events {
-                let is_ride = event.stream_id.starts_with("ride-");
-                let is_request = event.stream_id.starts_with("riderequest-");
-                if !is_ride && !is_request {
-                    continue;
-                }
-                let Some(ev) =
-                    BookingEvent::from_stored(&event.event_type, event.payload.get()).map_err(Error::Payload)?
-                else {
-                    continue;
-                };
-                let id =
-                    if is_ride { id_of(&event.stream_id, "ride-")? } else { id_of(&event.stream_id, "riderequest-")? };
-                if is_ride {
-                    rides.touch(id)
-                } else {
-                    requests.touch(id)
-                };
-                decoded.push((is_ride, id, ev, event.version));
-            }
-            for (id, doc) in
-                tx.fetch_pairs_in("SELECT ride_id, doc FROM booking_rides WHERE ride_id IN", &rides.ids(), "").await?
-            {
-                let d: RideDoc = serde_json::from_str(&doc).map_err(Error::Payload)?;
-                rides.stored(&id, d.ride, d.version)?;
-            }
-            for (id, doc) in tx
-                .fetch_pairs_in(
-                    "SELECT ride_request_id, doc FROM booking_ride_requests WHERE ride_request_id IN",
-                    &requests.ids(),
-                    "",
-                )
-                .await?
-            {
-                let d: RequestDoc = serde_json::from_str(&doc).map_err(Error::Payload)?;
-                requests.stored(&id, d.request, d.version)?;
-            }
-            for (is_ride, id, ev, version) in &decoded {
-                if *is_ride {
-                    rides.apply(*id, ev, *version);
-                } else {
-                    requests.apply(*id, ev, *version);
-                }
-            }
-            let mut request_rows = Vec::new();
-            for (id, r, version) in requests.changed() {
-                let doc = RequestDoc { request: r.clone(), version };
-                request_rows.push(vec![
-                    id.into(),
-                    r.chapter_id.into(),
-                    r.carehome_id.into(),
-                    Arg::Text(r.status.to_string()),
-                    Arg::Int(r.window_to.timestamp_micros()),
-                    Arg::Text(serde_json::to_string(&doc).map_err(Error::Payload)?),
-                ]);
-            }
-            tx.insert_rows(
-                "INSERT INTO booking_ride_requests (ride_request_id, chapter_id, carehome_id, status, window_to, doc)",
-                &request_rows,
-                "ON CONFLICT (ride_request_id) DO UPDATE SET status = excluded.status, \
-                 window_to = excluded.window_to, doc = excluded.doc",
-            )
-            .await?;
-            // Riders are replaced for rides that had a row; a ride new to the table has none.
-            let (mut ride_rows, mut rider_rows, mut stored_ids) = (Vec::new(), Vec::new(), Vec::new());
-            for (id, r, version) in rides.changed() {
-                let doc = RideDoc { ride: r.clone(), version };
-                if rides.was_stored(id) {
-                    stored_ids.push(Arg::from(id));
-                }
-                ride_rows.push(vec![
-                    id.into(),
-                    r.chapter_id.into(),
-                    r.carehome_id.into(),
-                    r.bike_id.into(),
-                    r.pilot_id.into(),
-                    // Periods select rides by their start, the actual one once completed.
-                    Arg::Int(r.counted_start().timestamp_micros()),
-                    Arg::Int(r.end().timestamp_micros()),
-                    Arg::Text(r.status.to_string()),
-                    Arg::Int(version as i64),
-                    Arg::Text(serde_json::to_string(&doc).map_err(Error::Payload)?),
-                ]);
-                for x in &r.riders {
-                    rider_rows.push(vec![id.into(), x.resident_id.into(), Arg::Int(r.start.timestamp_micros())]);
-                }
-            }
-            tx.insert_rows(
-                "INSERT INTO booking_rides (ride_id, chapter_id, carehome_id, bike_id, pilot_id, start_at, end_at, status, version, doc)",
-                &ride_rows,
-                "ON CONFLICT (ride_id) DO UPDATE SET start_at = excluded.start_at, end_at = excluded.end_at, \
-                 status = excluded.status, version = excluded.version, doc = excluded.doc",
-            )
-            .await?;
-            tx.execute_in("DELETE FROM booking_ride_riders WHERE ride_id IN", &stored_ids, "").await?;
-            tx.insert_rows("INSERT INTO booking_ride_riders (ride_id, resident_id, start_at)", &rider_rows, "").await?;
+            let mut fold = Fold::default();
+            let (rides, requests) = fold.touch(events)?;
+            fold.load(tx, &rides, &requests).await?;
+            fold.apply();
+            fold.flush(tx, |_| true, |_| true).await?;
             Ok(())
         })
     }
 }
 
-/// Objects of one table being folded over a batch: their state before it (as stored),
-/// then after each of its events.
+/// The rides projection as a rebuild runs it ([`crate::rebuild`]): the fold is carried
+/// from page to page, so a ride is written when it can change no more (completed,
+/// cancelled, no-show) or at the end, not once per page it has events in (a booking and
+/// its ride's day are weeks of history apart). What it holds is bounded: past `hold`
+/// objects held, everything is written. The outcome equals applying the events one by one.
+pub struct RidesRebuild {
+    hold: usize,
+    carried: std::sync::Mutex<Carried>,
+}
+
+/// What a rebuild carries between pages.
+#[derive(Default)]
+struct Carried {
+    fold: Fold,
+    /// Rides and requests written to the tables so far (the rebuild emptied them first):
+    /// only these need reading back when an event touches them again.
+    written_rides: std::collections::HashSet<Uuid>,
+    written_requests: std::collections::HashSet<Uuid>,
+}
+
+impl RidesRebuild {
+    /// Holds at most `hold` rides and requests between pages.
+    pub fn new(hold: usize) -> Self {
+        RidesRebuild { hold, carried: Default::default() }
+    }
+
+    fn take(&self) -> Carried {
+        std::mem::take(&mut *self.carried.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn put(&self, c: Carried) {
+        *self.carried.lock().unwrap_or_else(|e| e.into_inner()) = c;
+    }
+}
+
+impl Projection for RidesRebuild {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn apply<'a>(&'a self, tx: &'a mut Tx<'_>, event: &'a RecordedEvent) -> BoxFuture<'a, Result<(), Error>> {
+        self.apply_batch(tx, std::slice::from_ref(event))
+    }
+
+    fn rebuild_filter(&self) -> Filter {
+        RidesProjection.rebuild_filter()
+    }
+
+    /// The rides' secondary indexes are created once at the end, not kept up per row.
+    fn rebuild_tables(&self) -> &'static [&'static str] {
+        &["booking_rides", "booking_ride_riders", "booking_ride_requests"]
+    }
+
+    fn apply_batch<'a>(&'a self, tx: &'a mut Tx<'_>, events: &'a [RecordedEvent]) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let mut c = self.take();
+            let (rides, requests) = c.fold.touch(events)?;
+            let rides: Vec<Uuid> = rides.into_iter().filter(|id| c.written_rides.contains(id)).collect();
+            let requests: Vec<Uuid> = requests.into_iter().filter(|id| c.written_requests.contains(id)).collect();
+            c.fold.load(tx, &rides, &requests).await?;
+            c.fold.apply();
+            let all = c.fold.rides.held() + c.fold.requests.held() > self.hold;
+            // A ride that is no longer active takes no more events in the usual history; a
+            // later one (a correction) reads it back. Requests are few: held to the end.
+            let (written_rides, written_requests) =
+                c.fold.flush(tx, |r: &Ride| all || !r.status.is_active(), |_: &RideRequest| all).await?;
+            c.written_rides.extend(written_rides);
+            c.written_requests.extend(written_requests);
+            self.put(c);
+            Ok(())
+        })
+    }
+
+    fn finish_rebuild<'a>(&'a self, tx: &'a mut Tx<'_>) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let mut c = self.take();
+            c.fold.flush(tx, |_| true, |_| true).await?;
+            Ok(())
+        })
+    }
+}
+
+/// Rides and requests being folded: their stored state, then after each event.
+#[derive(Default)]
+struct Fold {
+    rides: Folding<Ride>,
+    requests: Folding<RideRequest>,
+    /// Events touched and not yet applied: (is a ride, id, event, stream version).
+    decoded: Vec<(bool, Uuid, BookingEvent, u64)>,
+}
+
+impl Fold {
+    /// Decodes the events of ride and request streams and notes their objects; returns the
+    /// rides and requests not held before (their stored rows may need reading).
+    fn touch(&mut self, events: &[RecordedEvent]) -> Result<(Vec<Uuid>, Vec<Uuid>), Error> {
+        let (mut new_rides, mut new_requests) = (Vec::new(), Vec::new());
+        for event in events {
+            let is_ride = event.stream_id.starts_with("ride-");
+            let is_request = event.stream_id.starts_with("riderequest-");
+            if !is_ride && !is_request {
+                continue;
+            }
+            let Some(ev) = BookingEvent::from_stored(&event.event_type, event.payload.get()).map_err(Error::Payload)?
+            else {
+                continue;
+            };
+            if is_ride {
+                let id = id_of(&event.stream_id, "ride-")?;
+                if self.rides.touch(id) {
+                    new_rides.push(id);
+                }
+                self.decoded.push((true, id, ev, event.version));
+            } else {
+                let id = id_of(&event.stream_id, "riderequest-")?;
+                if self.requests.touch(id) {
+                    new_requests.push(id);
+                }
+                self.decoded.push((false, id, ev, event.version));
+            }
+        }
+        Ok((new_rides, new_requests))
+    }
+
+    /// Reads the stored rows of these rides and requests.
+    async fn load(&mut self, tx: &mut Tx<'_>, rides: &[Uuid], requests: &[Uuid]) -> Result<(), Error> {
+        let ids = |ids: &[Uuid]| ids.iter().map(|&id| Arg::from(id)).collect::<Vec<_>>();
+        for (id, doc) in
+            tx.fetch_pairs_in("SELECT ride_id, doc FROM booking_rides WHERE ride_id IN", &ids(rides), "").await?
+        {
+            let d: RideDoc = serde_json::from_str(&doc).map_err(Error::Payload)?;
+            self.rides.stored(&id, d.ride, d.version)?;
+        }
+        for (id, doc) in tx
+            .fetch_pairs_in(
+                "SELECT ride_request_id, doc FROM booking_ride_requests WHERE ride_request_id IN",
+                &ids(requests),
+                "",
+            )
+            .await?
+        {
+            let d: RequestDoc = serde_json::from_str(&doc).map_err(Error::Payload)?;
+            self.requests.stored(&id, d.request, d.version)?;
+        }
+        Ok(())
+    }
+
+    /// Applies the events touched, in log order.
+    fn apply(&mut self) {
+        for (is_ride, id, ev, version) in std::mem::take(&mut self.decoded) {
+            if is_ride {
+                self.rides.apply(id, &ev, version);
+            } else {
+                self.requests.apply(id, &ev, version);
+            }
+        }
+    }
+
+    /// Writes the changed rides and requests that `ride`/`request` pick (multi-row
+    /// statements), and stops holding every one picked; returns the ids written.
+    async fn flush(
+        &mut self,
+        tx: &mut Tx<'_>,
+        ride: impl Fn(&Ride) -> bool,
+        request: impl Fn(&RideRequest) -> bool,
+    ) -> Result<(Vec<Uuid>, Vec<Uuid>), Error> {
+        let requests = self.requests.take(request);
+        let mut request_rows = Vec::new();
+        for (id, r, version, _) in &requests {
+            let doc = RequestDoc { request: r.clone(), version: *version };
+            request_rows.push(vec![
+                (*id).into(),
+                r.chapter_id.into(),
+                r.carehome_id.into(),
+                Arg::Text(r.status.to_string()),
+                Arg::Int(r.window_to.timestamp_micros()),
+                Arg::Text(serde_json::to_string(&doc).map_err(Error::Payload)?),
+            ]);
+        }
+        tx.insert_rows(
+            "INSERT INTO booking_ride_requests (ride_request_id, chapter_id, carehome_id, status, window_to, doc)",
+            &request_rows,
+            "ON CONFLICT (ride_request_id) DO UPDATE SET status = excluded.status, \
+             window_to = excluded.window_to, doc = excluded.doc",
+        )
+        .await?;
+        let rides = self.rides.take(ride);
+        // Riders are replaced for rides that had a row; a ride new to the table has none.
+        let (mut ride_rows, mut rider_rows, mut stored_ids) = (Vec::new(), Vec::new(), Vec::new());
+        for (id, r, version, was_stored) in &rides {
+            let doc = RideDoc { ride: r.clone(), version: *version };
+            if *was_stored {
+                stored_ids.push(Arg::from(*id));
+            }
+            ride_rows.push(vec![
+                (*id).into(),
+                r.chapter_id.into(),
+                r.carehome_id.into(),
+                r.bike_id.into(),
+                r.pilot_id.into(),
+                // Periods select rides by their start, the actual one once completed.
+                Arg::Int(r.counted_start().timestamp_micros()),
+                Arg::Int(r.end().timestamp_micros()),
+                Arg::Text(r.status.to_string()),
+                Arg::Int(*version as i64),
+                Arg::Text(serde_json::to_string(&doc).map_err(Error::Payload)?),
+            ]);
+            for x in &r.riders {
+                rider_rows.push(vec![(*id).into(), x.resident_id.into(), Arg::Int(r.start.timestamp_micros())]);
+            }
+        }
+        tx.insert_rows(
+            "INSERT INTO booking_rides (ride_id, chapter_id, carehome_id, bike_id, pilot_id, start_at, end_at, status, version, doc)",
+            &ride_rows,
+            "ON CONFLICT (ride_id) DO UPDATE SET start_at = excluded.start_at, end_at = excluded.end_at, \
+             status = excluded.status, version = excluded.version, doc = excluded.doc",
+        )
+        .await?;
+        tx.execute_in("DELETE FROM booking_ride_riders WHERE ride_id IN", &stored_ids, "").await?;
+        tx.insert_rows("INSERT INTO booking_ride_riders (ride_id, resident_id, start_at)", &rider_rows, "").await?;
+        Ok((rides.iter().map(|r| r.0).collect(), requests.iter().map(|r| r.0).collect()))
+    }
+}
+
+/// Objects of one table being folded: their state as stored (if read), then after each
+/// of their events, in the order first touched.
 struct Folding<T> {
     order: Vec<Uuid>,
+    /// State, stream version, changed since read.
     state: std::collections::HashMap<Uuid, (Option<T>, u64, bool)>,
     stored: std::collections::HashSet<Uuid>,
 }
@@ -184,15 +314,18 @@ impl<T> Default for Folding<T> {
 }
 
 impl<T: Aggregate<Event = BookingEvent> + Clone> Folding<T> {
-    fn touch(&mut self, id: Uuid) {
-        if !self.state.contains_key(&id) {
-            self.order.push(id);
-            self.state.insert(id, (None, 0, false));
+    /// Notes an object; true if it was not held.
+    fn touch(&mut self, id: Uuid) -> bool {
+        if self.state.contains_key(&id) {
+            return false;
         }
+        self.order.push(id);
+        self.state.insert(id, (None, 0, false));
+        true
     }
 
-    fn ids(&self) -> Vec<Arg> {
-        self.order.iter().map(|&id| Arg::from(id)).collect()
+    fn held(&self) -> usize {
+        self.state.len()
     }
 
     fn stored(&mut self, id: &str, value: T, version: u64) -> Result<(), Error> {
@@ -204,11 +337,6 @@ impl<T: Aggregate<Event = BookingEvent> + Clone> Folding<T> {
         Ok(())
     }
 
-    /// Whether the table held a row for it before the batch.
-    fn was_stored(&self, id: Uuid) -> bool {
-        self.stored.contains(&id)
-    }
-
     /// As `apply` does for one event: an event the aggregate ignores changes nothing.
     fn apply(&mut self, id: Uuid, event: &BookingEvent, version: u64) {
         let Some(s) = self.state.get_mut(&id) else { return };
@@ -217,11 +345,27 @@ impl<T: Aggregate<Event = BookingEvent> + Clone> Folding<T> {
         }
     }
 
-    fn changed(&self) -> impl Iterator<Item = (Uuid, &T, u64)> + '_ {
-        self.order.iter().filter_map(|id| match self.state.get(id) {
-            Some((Some(v), version, true)) => Some((*id, v, *version)),
-            _ => None,
-        })
+    /// Stops holding the objects that are absent, unchanged, or that `pick` picks, in the
+    /// order first touched; returns those changed, as (id, state, version, whether the
+    /// table held a row for it before).
+    fn take(&mut self, pick: impl Fn(&T) -> bool) -> Vec<(Uuid, T, u64, bool)> {
+        let mut out = Vec::new();
+        let (state, stored) = (&mut self.state, &mut self.stored);
+        self.order.retain(|id| {
+            let release = match state.get(id) {
+                Some((Some(v), _, true)) => pick(v),
+                _ => true,
+            };
+            if release {
+                if let Some((Some(v), version, true)) = state.remove(id) {
+                    out.push((*id, v, version, stored.remove(id)));
+                } else {
+                    stored.remove(id);
+                }
+            }
+            !release
+        });
+        out
     }
 }
 

@@ -240,9 +240,65 @@ async fn live_one_by_one_and_rebuilt_read_models_are_equal(mut w: World) {
     let one_by_one = dump(&store).await;
     assert_eq!(one_by_one, live, "the live projection equals applying events one by one");
 
-    // 3. A rebuild (ride streams only, whole pages folded in memory).
+    // 3. A rebuild (ride streams only, folded across pages in memory, indexes dropped and
+    // created again), with its default pages, and with the log cut into many small pages
+    // and rides held between them or written at once (a ride ended in one page and
+    // touched in a later one is read back).
+    let indexes = index_sets(&store).await;
+    assert!(indexes.iter().filter(|(_, list)| !list.is_empty()).count() >= 2, "secondary indexes: {indexes:?}");
     let rebuilt_events = booking::rebuild(&store, |_, _| {}).await.unwrap();
     assert!(rebuilt_events < applied, "the rebuild read only ride streams ({rebuilt_events} of {applied})");
     assert_eq!(dump(&store).await, one_by_one, "a rebuild equals applying events one by one");
     assert!(booking::readmodel::caught_up(&store).await.unwrap(), "the rebuild's checkpoint is at the head");
+    assert_eq!(index_sets(&store).await, indexes, "the rebuild created every index it dropped, as it was");
+    for (page, hold) in [(1, 0), (1, 1000), (3, 1), (7, 0), (7, 1000)] {
+        let progress = std::sync::Mutex::new(Vec::new());
+        booking::rebuild_paged(&store, page, hold, |done, total| progress.lock().unwrap().push((done, total)))
+            .await
+            .unwrap();
+        assert_eq!(dump(&store).await, one_by_one, "pages of {page}, holding {hold}: equal to one by one");
+        let progress = progress.into_inner().unwrap();
+        assert!(progress.len() > rebuilt_events as usize / page / 2, "progress after each page: {progress:?}");
+        assert!(progress.windows(2).all(|w| w[0].0 <= w[1].0), "progress only moves on: {progress:?}");
+    }
+    assert_eq!(index_sets(&store).await, indexes);
+
+    // 4. A rebuild that fails half way (a corrupt event at the end of a ride's stream)
+    // leaves the read model, its indexes and its checkpoint as it found them.
+    let checkpoint = checkpoint_of(&store).await;
+    let ride = live.rides[0].ride_id.clone();
+    let version = store.stream_version(&format!("ride-{ride}")).await.unwrap();
+    store
+        .append_to(eventlog::StreamAppend::new(
+            format!("ride-{ride}"),
+            eventlog::ExpectedVersion::Exact(version),
+            vec![eventlog::NewEvent::new("RideCompleted", &"not a ride event").unwrap()],
+        ))
+        .await
+        .unwrap();
+    let failed = booking::rebuild_paged(&store, 2, 0, |_, _| {}).await;
+    assert!(failed.is_err(), "the corrupt event fails the rebuild: {failed:?}");
+    assert_eq!(dump(&store).await, one_by_one, "a failed rebuild leaves the read model it found");
+    assert_eq!(index_sets(&store).await, indexes, "and its indexes");
+    assert_eq!(checkpoint_of(&store).await, checkpoint, "and its checkpoint");
+}
+
+/// The secondary indexes of the rides' tables, as (table, [(name, definition)]).
+async fn index_sets(store: &EventStore) -> Vec<(&'static str, Vec<(String, String)>)> {
+    store
+        .transaction(|tx| {
+            Box::pin(async move {
+                let mut out = Vec::new();
+                for table in ["booking_rides", "booking_ride_riders", "booking_ride_requests"] {
+                    out.push((table, tx.secondary_indexes(table).await?));
+                }
+                Ok(out)
+            })
+        })
+        .await
+        .unwrap()
+}
+
+async fn checkpoint_of(store: &EventStore) -> Option<String> {
+    store.load_checkpoint(booking::readmodel::NAME).await.unwrap()
 }
