@@ -431,7 +431,9 @@ fn insert_sql(rows: usize) -> String {
             if c > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!("${}", r * EVENT_COLUMNS + c + 1));
+            // Positional: SQLite looks a named parameter's name up by a linear search, and
+            // sqlx does so for each of the 1,100 parameters at every execution.
+            crate::consumer::placeholder(&mut sql, r * EVENT_COLUMNS + c + 1, true);
         }
         sql.push(')');
     }

@@ -211,6 +211,12 @@ async fn read_reports(
         format!("/v1/exports/rides.csv?chapter_id={chapter}"),
         format!("/v1/exports/residents.csv?chapter_id={chapter}"),
         format!("/v1/reach?carehome_id={home}&days=3660"),
+        // The stats as the log stood a moment ago: every ride event of the history counts,
+        // so the figures must equal the plain stats (checked below).
+        format!(
+            "/v1/stats?chapter_id={chapter}&as_of={}",
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
     ];
     let mut out = Vec::new();
     for path in paths {
@@ -224,6 +230,14 @@ async fn read_reports(
             secs.push(began.elapsed().as_secs_f64());
             if status != 200 {
                 return Err(format!("GET {path}: {status} {}", String::from_utf8_lossy(&body)));
+            }
+        }
+        if path.contains("as_of=") {
+            let answer: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+            let differs =
+                stats.as_object().into_iter().flatten().any(|(k, v)| k != "as_of" && answer.get(k) != Some(v));
+            if differs {
+                return Err(format!("the stats as of now differ from the stats: {answer} against {stats}"));
             }
         }
         if path.contains("rider-participation") {
