@@ -133,6 +133,14 @@ impl Tx<'_> {
         })
     }
 
+    /// Runs a query that returns integers, one per row.
+    pub async fn fetch_i64s(&mut self, sql: &'static str, args: &[Arg]) -> Result<Vec<i64>, Error> {
+        Ok(match self {
+            Tx::Sqlite(c) => bind_all!(sqlx::query_scalar(sql), args).fetch_all(&mut **c).await?,
+            Tx::Postgres(c) => bind_all!(sqlx::query_scalar(sql), args).fetch_all(&mut **c).await?,
+        })
+    }
+
     /// Runs a query that returns at most one text value.
     pub async fn fetch_text(&mut self, sql: &'static str, args: &[Arg]) -> Result<Option<String>, Error> {
         Ok(match self {

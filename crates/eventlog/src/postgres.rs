@@ -480,6 +480,21 @@ impl PgStore {
             .await?)
     }
 
+    /// Above every transaction id running now (the current snapshot's xmax).
+    pub(crate) async fn running_bound(&self) -> Result<i64, Error> {
+        Ok(sqlx::query_scalar("SELECT (pg_snapshot_xmax(pg_current_snapshot())::text)::bigint")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Whether every transaction with an id below `bound` has ended.
+    pub(crate) async fn all_ended_below(&self, bound: i64) -> Result<bool, Error> {
+        Ok(sqlx::query_scalar("SELECT (($1::bigint)::text::xid8) <= pg_snapshot_xmin(pg_current_snapshot())")
+            .bind(bound)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     pub(crate) async fn load_checkpoint(&self, consumer: &str) -> Result<Option<String>, Error> {
         Ok(sqlx::query_scalar(plans::CHECKPOINT).bind(consumer).fetch_optional(&self.pool).await?)
     }

@@ -264,6 +264,38 @@ impl EventStore {
         }
     }
 
+    /// Waits until every transaction in progress when it is called has ended (committed or
+    /// rolled back) and what they wrote is readable. Afterwards every event recorded at or
+    /// before the moment of the call is readable: an event's `recorded_at` is taken inside
+    /// the transaction that writes it (SQLite's writer after `BEGIN IMMEDIATE`, PostgreSQL's
+    /// `clock_timestamp()` at the insert). On SQLite: an empty write transaction, which
+    /// waits for the writers before it (in this process and others); on PostgreSQL: until
+    /// the oldest transaction still running is younger than every one running at the call.
+    /// Returns false if that did not happen within `timeout`.
+    pub async fn settle(&self, timeout: Duration) -> Result<bool, Error> {
+        match &self.inner {
+            Inner::Sqlite(_) => {
+                let barrier = self.transaction_relaxed(|_| Box::pin(async { Ok(()) }));
+                Ok(tokio::time::timeout(timeout, barrier).await.map(|r| r.is_ok()).unwrap_or(false))
+            }
+            Inner::Postgres(p) => {
+                let deadline = tokio::time::Instant::now() + timeout;
+                let xmax = p.running_bound().await?;
+                let mut pause = Duration::from_millis(1);
+                loop {
+                    if p.all_ended_below(xmax).await? {
+                        return Ok(true);
+                    }
+                    if tokio::time::Instant::now() + pause > deadline {
+                        return Ok(false);
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+
     /// Follows the log from `after`: first what is stored, then new events as they commit.
     pub fn subscribe(&self, after: Cursor, filter: Filter) -> Subscription {
         Subscription::start(self.clone(), after, filter)

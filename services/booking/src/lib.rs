@@ -3,6 +3,7 @@
 //! invariant of the domain is enforced in its write path; facts owned by the care-home and
 //! volunteer services arrive by following their feeds (see `docs/booking.md`).
 
+pub mod asof;
 pub mod audit;
 pub mod availability;
 pub mod candidates;
@@ -99,6 +100,11 @@ impl BookingServer {
             async move {
                 eventlog::run_projection(s, Arc::new(scheduling::SeriesProjection)).await.map_err(|e| e.to_string())
             }
+        });
+        let s = store.clone();
+        servicekit::server::forever("stats snapshots", move || {
+            let s = s.clone();
+            async move { asof::snapshotter(s).await.map_err(|e| e.to_string()) }
         });
         let kick = Arc::new(Notify::new());
         let (carehome_tx, carehome_feed) = watch::channel(FollowStatus::default());
@@ -255,7 +261,12 @@ pub async fn rebuild_paged(
     let rides = eventlog::rebuild_projection_paged(
         store,
         std::sync::Arc::new(readmodel::RidesRebuild::new(hold)),
-        &["DELETE FROM booking_rides", "DELETE FROM booking_ride_riders", "DELETE FROM booking_ride_requests"],
+        &[
+            "DELETE FROM booking_rides",
+            "DELETE FROM booking_ride_riders",
+            "DELETE FROM booking_ride_requests",
+            "DELETE FROM booking_stats_snapshots",
+        ],
         page,
         &progress,
     )

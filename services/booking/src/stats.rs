@@ -60,12 +60,89 @@ impl Scope {
 
     /// Whether a ride is in scope.
     pub fn contains(&self, r: &Ride) -> bool {
-        self.chapter_id.is_none_or(|c| c == r.chapter_id)
-            && self.carehome_id.is_none_or(|h| h == r.carehome_id)
-            && self.pilot_id.is_none_or(|p| p == r.pilot_id)
-            && self.bike_id.is_none_or(|b| b == r.bike_id)
-            && self.from.is_none_or(|f| r.counted_start() >= f)
-            && self.to.is_none_or(|t| r.counted_start() < t)
+        self.holds(r.chapter_id, r.carehome_id, r.pilot_id, r.bike_id, r.counted_start())
+    }
+
+    /// Whether a ride as counted is in scope.
+    pub fn contains_counted(&self, c: &Counted) -> bool {
+        self.holds(c.chapter_id, c.carehome_id, c.pilot_id, c.bike_id, c.start)
+    }
+
+    fn holds(&self, chapter: Uuid, carehome: Uuid, pilot: Uuid, bike: Uuid, start: DateTime<Utc>) -> bool {
+        self.chapter_id.is_none_or(|c| c == chapter)
+            && self.carehome_id.is_none_or(|h| h == carehome)
+            && self.pilot_id.is_none_or(|p| p == pilot)
+            && self.bike_id.is_none_or(|b| b == bike)
+            && self.from.is_none_or(|f| start >= f)
+            && self.to.is_none_or(|t| start < t)
+    }
+}
+
+/// What the counting rule reads of a ride, and nothing more: the scope's keys and the
+/// ride's contribution to each figure. The stats count these; snapshots for `as_of`
+/// (`crate::asof`) keep them instead of whole rides (a tenth of the size).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Counted {
+    /// Chapter.
+    #[serde(rename = "c")]
+    pub chapter_id: Uuid,
+    /// Care home.
+    #[serde(rename = "h")]
+    pub carehome_id: Uuid,
+    /// Pilot.
+    #[serde(rename = "p")]
+    pub pilot_id: Uuid,
+    /// Trishaw.
+    #[serde(rename = "b")]
+    pub bike_id: Uuid,
+    /// The start periods and months go by ([`Ride::counted_start`]).
+    #[serde(rename = "s")]
+    pub start: DateTime<Utc>,
+    /// Status.
+    #[serde(rename = "st")]
+    pub status: RideStatus,
+    /// Riders carried (completed rides).
+    #[serde(rename = "r", default, skip_serializing_if = "Vec::is_empty")]
+    pub carried: Vec<Uuid>,
+    /// Actual minutes (completed rides).
+    #[serde(rename = "m", default)]
+    pub minutes: u64,
+    /// Whole metres (completed rides).
+    #[serde(rename = "d", default)]
+    pub distance_m: u64,
+    /// Scheduled minutes.
+    #[serde(rename = "n")]
+    pub duration_minutes: u32,
+    /// A no-show the pilot did not come to.
+    #[serde(rename = "np", default)]
+    pub no_show_by_pilot: bool,
+    /// Why it was cancelled.
+    #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_for: Option<CancellationReason>,
+}
+
+impl Counted {
+    /// The counting rule's view of a ride.
+    pub fn of(r: &Ride) -> Counted {
+        let completed = r.status == RideStatus::Completed;
+        Counted {
+            chapter_id: r.chapter_id,
+            carehome_id: r.carehome_id,
+            pilot_id: r.pilot_id,
+            bike_id: r.bike_id,
+            start: r.counted_start(),
+            status: r.status,
+            carried: if completed { riders_carried(r).collect() } else { Vec::new() },
+            minutes: if completed { actual_minutes(r) } else { 0 },
+            distance_m: if completed { distance_m(r) } else { 0 },
+            duration_minutes: r.duration_minutes,
+            no_show_by_pilot: r.status == RideStatus::NoShow && r.no_show_by.as_deref() == Some("pilot"),
+            cancelled_for: if r.status == RideStatus::Cancelled {
+                r.cancellation.as_ref().map(|c| c.reason)
+            } else {
+                None
+            },
+        }
     }
 }
 
@@ -115,24 +192,24 @@ pub fn actual_minutes(r: &Ride) -> u64 {
 
 impl Figures {
     /// Counts one ride.
-    pub fn add(&mut self, r: &Ride) {
+    pub fn add(&mut self, r: &Counted) {
         match r.status {
             RideStatus::Completed => {
                 self.trips += 1;
-                for resident in riders_carried(r) {
+                for resident in &r.carried {
                     self.rides += 1;
-                    self.residents.insert(resident);
+                    self.residents.insert(*resident);
                 }
-                self.ride_minutes += actual_minutes(r);
-                self.distance_m += distance_m(r);
+                self.ride_minutes += r.minutes;
+                self.distance_m += r.distance_m;
             }
             RideStatus::NoShow => {
                 self.no_shows += 1;
-                self.no_shows_by_pilot += u64::from(r.no_show_by.as_deref() == Some("pilot"));
+                self.no_shows_by_pilot += u64::from(r.no_show_by_pilot);
             }
             RideStatus::Cancelled => {
-                if let Some(c) = &r.cancellation {
-                    *self.cancelled.entry(c.reason).or_default() += 1;
+                if let Some(reason) = r.cancelled_for {
+                    *self.cancelled.entry(reason).or_default() += 1;
                 }
             }
             _ => {}
@@ -177,9 +254,9 @@ pub struct Tally {
 
 impl Tally {
     /// Counts one ride; `zone` is its chapter's.
-    pub fn add(&mut self, r: &Ride, zone: Tz) {
+    pub fn add(&mut self, r: &Counted, zone: Tz) {
         self.total.add(r);
-        let month = r.counted_start().with_timezone(&zone).format("%Y-%m").to_string();
+        let month = r.start.with_timezone(&zone).format("%Y-%m").to_string();
         self.months.entry(month).or_default().add(r);
     }
 
@@ -198,9 +275,19 @@ impl Tally {
 
 /// The single aggregation both paths use: the rides in scope, in total and per chapter.
 pub fn tally(rides: &[Ride], scope: &Scope, zones: &HashMap<Uuid, Tz>) -> (Tally, BTreeMap<Uuid, Tally>) {
+    let counted: Vec<Counted> = rides.iter().filter(|r| scope.contains(r)).map(Counted::of).collect();
+    tally_counted(counted.iter(), scope, zones)
+}
+
+/// [`tally`] of rides as counted.
+pub fn tally_counted<'a>(
+    rides: impl Iterator<Item = &'a Counted>,
+    scope: &Scope,
+    zones: &HashMap<Uuid, Tz>,
+) -> (Tally, BTreeMap<Uuid, Tally>) {
     let mut total = Tally::default();
     let mut chapters: BTreeMap<Uuid, Tally> = BTreeMap::new();
-    for r in rides.iter().filter(|r| scope.contains(r)) {
+    for r in rides.filter(|r| scope.contains_counted(r)) {
         let zone = zones.get(&r.chapter_id).copied().unwrap_or(chrono_tz::UTC);
         total.add(r, zone);
         chapters.entry(r.chapter_id).or_default().add(r, zone);
@@ -628,8 +715,8 @@ pub async fn answer(store: &EventStore, r: pb::StatsRequest) -> ServiceResult<pb
         to: time("/to", &r.to)?,
     };
     scope.check_period()?;
-    let rides = match time("/as_of", &r.as_of)? {
-        None => current_rides(store, &scope).await?,
+    let rides: Vec<Counted> = match time("/as_of", &r.as_of)? {
+        None => current_rides(store, &scope).await?.iter().map(Counted::of).collect(),
         Some(at) => {
             // Everything committed so far must be readable before folding: on PostgreSQL an
             // older transaction open anywhere in the cluster keeps later commits unreadable
@@ -638,11 +725,16 @@ pub async fn answer(store: &EventStore, r: pb::StatsRequest) -> ServiceResult<pb
             if !store.wait_until_readable(last, std::time::Duration::from_secs(5)).await? {
                 return Err(ServiceError::Unavailable("the log is not readable up to its last commit yet".into()));
             }
-            rides_as_of(store, scope.chapter_id, at).await?
+            match scope.chapter_id {
+                // From the chapter's latest snapshot before `at` and the events after it.
+                Some(chapter) => crate::asof::rides(store, chapter, at).await?,
+                // Every chapter (the network's stats): the whole fold.
+                None => rides_as_of(store, None, at).await?.iter().map(Counted::of).collect(),
+            }
         }
     };
     let zones = zones(store).await?;
-    let (total, per_chapter) = tally(&rides, &scope, &zones);
+    let (total, per_chapter) = tally_counted(rides.iter(), &scope, &zones);
     let chapters = if r.per_chapter {
         let mut all: BTreeMap<Uuid, Tally> = zones
             .keys()

@@ -8,6 +8,7 @@
 #[macro_use]
 mod common;
 
+mod asof;
 mod cascades;
 mod claims;
 mod clock;
