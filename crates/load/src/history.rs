@@ -172,7 +172,7 @@ pub async fn run(args: &Args, events: u64, http: &reqwest::Client) -> Result<(),
         }
         if round == 2 {
             let home = world.homes_of[0].first().map(|h| world.homes[*h].id).ok_or("a care home")?;
-            reads = read_reports(http, &sys.base, &token, chapter, home, &stats).await?;
+            reads = read_reports(http, &sys.base, &token, chapter, home, world.chapters.len(), &stats).await?;
         }
         rss = sys.memory().into_iter().next().and_then(|m| m.peak_rss);
         sys.stop().await;
@@ -202,6 +202,7 @@ async fn read_reports(
     token: &str,
     chapter: uuid::Uuid,
     home: uuid::Uuid,
+    chapters: usize,
     stats: &Value,
 ) -> Result<Vec<(String, f64, usize)>, String> {
     let paths = [
@@ -211,14 +212,43 @@ async fn read_reports(
         format!("/v1/exports/rides.csv?chapter_id={chapter}"),
         format!("/v1/exports/residents.csv?chapter_id={chapter}"),
         format!("/v1/reach?carehome_id={home}&days=3660"),
-        // The stats as the log stood a moment ago: every ride event of the history counts,
-        // so the figures must equal the plain stats (checked below).
-        format!(
-            "/v1/stats?chapter_id={chapter}&as_of={}",
-            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        ),
     ];
     let mut out = Vec::new();
+    // The stats as the log stood a moment ago, once booking's first pass of snapshots is
+    // done (it starts 30 s after the start; `booking_stats_snapshots_total` counts each
+    // chapter's outcome): every ride event of the history counts, so the figures must
+    // equal the plain stats (checked below).
+    let as_of = async {
+        let began = Instant::now();
+        loop {
+            let text = http
+                .get(format!("{base}/metrics"))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            let passes: f64 = text
+                .lines()
+                .filter(|l| l.starts_with("booking_stats_snapshots_total"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum();
+            if passes >= chapters as f64 {
+                eprintln!("samskab-load: history: stats snapshots taken after {:.1} s", began.elapsed().as_secs_f64());
+                break;
+            }
+            if began.elapsed() > Duration::from_secs(300) {
+                return Err("booking took no stats snapshots within 300 s".to_owned());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Ok::<_, String>(format!(
+            "/v1/stats?chapter_id={chapter}&as_of={}",
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ))
+    };
+    let paths: Vec<String> = paths.into_iter().map(Ok).chain(std::iter::once(as_of.await)).collect::<Result<_, _>>()?;
     for path in paths {
         let mut secs = Vec::new();
         let mut body = Vec::new();

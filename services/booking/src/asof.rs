@@ -239,19 +239,41 @@ fn pruned(moments: &[i64]) -> Vec<i64> {
     out
 }
 
+/// How long after the start the first pass waits (a start's own work goes first).
+pub const SNAPSHOT_FIRST: Duration = Duration::from_secs(30);
+
 /// Takes snapshots of every chapter booking knows, every [`SNAPSHOT_EVERY`] (the first
-/// soon after the start), on one booking process at a time; runs until the store closes.
+/// [`SNAPSHOT_FIRST`] after the start), on one booking process at a time; runs until the
+/// store closes. Each chapter's outcome counts in `booking_stats_snapshots_total{outcome}`
+/// (`stored`, `unchanged`: too few events since the last, `failed`).
 pub async fn snapshotter(store: EventStore) -> Result<(), Error> {
     let _leading = store.lead("booking/stats-snapshots", Duration::from_secs(5)).await?;
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(SNAPSHOT_FIRST).await;
     loop {
         for chapter in crate::stats::zones(&store).await?.into_keys() {
-            if let Err(e) = take(&store, chapter, SNAPSHOT_AFTER_EVENTS).await {
-                tracing::warn!(%chapter, error = %e, "stats snapshot not taken");
-            }
+            let outcome = match take(&store, chapter, SNAPSHOT_AFTER_EVENTS).await {
+                Ok(Some(_)) => "stored",
+                Ok(None) => "unchanged",
+                Err(e) => {
+                    tracing::warn!(%chapter, error = %e, "stats snapshot not taken");
+                    "failed"
+                }
+            };
+            snapshots_counter().add(1, &[opentelemetry::KeyValue::new("outcome", outcome)]);
         }
         tokio::time::sleep(SNAPSHOT_EVERY).await;
     }
+}
+
+fn snapshots_counter() -> &'static opentelemetry::metrics::Counter<u64> {
+    static C: std::sync::OnceLock<opentelemetry::metrics::Counter<u64>> = std::sync::OnceLock::new();
+    C.get_or_init(|| {
+        telemetry::metrics::metrics();
+        opentelemetry::global::meter("samskab-booking")
+            .u64_counter("booking.stats.snapshots")
+            .with_description("Stats snapshot attempts per chapter, by outcome")
+            .build()
+    })
 }
 
 #[cfg(test)]
