@@ -74,7 +74,12 @@ pub async fn advance(store: &EventStore, chapter: Uuid, base: Snapshot, at: i64)
     let filter = Filter { stream_prefix: Some("ride-".into()), tenant: Some(chapter) };
     let start = if base.resume.is_empty() { Cursor::START } else { base.resume.parse()? };
     let (mut cursor, mut last, mut resume) = (start, start, None);
-    let mut tail: Vec<(Uuid, BookingEvent)> = Vec::new();
+    let before = base.taken_at;
+    let mut snap = base;
+    // Each ride touched: its state at the base, then its events since, folded as they are
+    // read (in read order; a page at a time in memory).
+    let mut touched: HashMap<Uuid, Option<Ride>> = HashMap::new();
+    let mut folded = 0;
     loop {
         let page = store.read_all(cursor, &filter, PAGE).await?;
         if page.events.is_empty() {
@@ -84,35 +89,28 @@ pub async fn advance(store: &EventStore, chapter: Uuid, base: Snapshot, at: i64)
             let recorded = e.recorded_at.timestamp_micros();
             if recorded > at {
                 resume.get_or_insert(last);
-            } else if recorded > base.taken_at
+            } else if recorded > before
                 && let Some(id) = ride_id(&e.stream_id)
                 && let Some(ev) = BookingEvent::from_stored(&e.event_type, e.payload.get()).map_err(Error::Payload)?
             {
-                tail.push((id, ev));
+                let state = match touched.remove(&id) {
+                    Some(s) => s,
+                    None => match snap.open.remove(&id) {
+                        Some(r) => Some(r),
+                        // Ended at the base (a correction since): its events then, from its stream.
+                        None if snap.counted.contains_key(&id) => fold_stream(store, id, before).await?,
+                        None => None,
+                    },
+                };
+                touched.insert(id, Ride::apply(state, &ev));
+                folded += 1;
             }
             last = e.cursor;
         }
         cursor = page.next;
     }
-    let folded = tail.len();
-    let before = base.taken_at;
-    let mut snap = base;
     snap.taken_at = at.max(before);
     snap.resume = resume.unwrap_or(last).to_string();
-    // Each ride touched: its state at the base, then its events of the tail in read order.
-    let mut touched: HashMap<Uuid, Option<Ride>> = HashMap::new();
-    for (id, ev) in tail {
-        let state = match touched.remove(&id) {
-            Some(s) => s,
-            None => match snap.open.remove(&id) {
-                Some(r) => Some(r),
-                // Ended at the base (a correction since): its events then, from its stream.
-                None if snap.counted.contains_key(&id) => fold_stream(store, id, before).await?,
-                None => None,
-            },
-        };
-        touched.insert(id, Ride::apply(state, &ev));
-    }
     for (id, state) in touched {
         match state {
             Some(r) => {
