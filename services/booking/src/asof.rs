@@ -20,7 +20,7 @@
 //! when it was taken: [`take`] waits with [`EventStore::settle`] until every transaction
 //! in progress at that moment has ended.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -76,9 +76,10 @@ pub async fn advance(store: &EventStore, chapter: Uuid, base: Snapshot, at: i64)
     let (mut cursor, mut last, mut resume) = (start, start, None);
     let before = base.taken_at;
     let mut snap = base;
-    // Each ride touched: its state at the base, then its events since, folded as they are
-    // read (in read order; a page at a time in memory).
-    let mut touched: HashMap<Uuid, Option<Ride>> = HashMap::new();
+    // Folded as they are read, in read order, a page at a time: an active ride stays whole
+    // in `open`; every ride is kept as counted. A ride that had ended and is touched again
+    // (a correction) is rebuilt from its stream: its events recorded by the base, and those
+    // of this fold read so far.
     let mut folded = 0;
     loop {
         let page = store.read_all(cursor, &filter, PAGE).await?;
@@ -93,16 +94,22 @@ pub async fn advance(store: &EventStore, chapter: Uuid, base: Snapshot, at: i64)
                 && let Some(id) = ride_id(&e.stream_id)
                 && let Some(ev) = BookingEvent::from_stored(&e.event_type, e.payload.get()).map_err(Error::Payload)?
             {
-                let state = match touched.remove(&id) {
-                    Some(s) => s,
-                    None => match snap.open.remove(&id) {
-                        Some(r) => Some(r),
-                        // Ended at the base (a correction since): its events then, from its stream.
-                        None if snap.counted.contains_key(&id) => fold_stream(store, id, before).await?,
-                        None => None,
-                    },
+                let state = match snap.open.remove(&id) {
+                    Some(r) => Some(r),
+                    None if snap.counted.contains_key(&id) => fold_stream(store, id, before, at, last).await?,
+                    None => None,
                 };
-                touched.insert(id, Ride::apply(state, &ev));
+                match Ride::apply(state, &ev) {
+                    Some(r) => {
+                        snap.counted.insert(id, Counted::of(&r));
+                        if r.status.is_active() {
+                            snap.open.insert(id, r);
+                        }
+                    }
+                    None => {
+                        snap.counted.remove(&id);
+                    }
+                }
                 folded += 1;
             }
             last = e.cursor;
@@ -111,27 +118,13 @@ pub async fn advance(store: &EventStore, chapter: Uuid, base: Snapshot, at: i64)
     }
     snap.taken_at = at.max(before);
     snap.resume = resume.unwrap_or(last).to_string();
-    for (id, state) in touched {
-        match state {
-            Some(r) => {
-                snap.counted.insert(id, Counted::of(&r));
-                if r.status.is_active() {
-                    snap.open.insert(id, r);
-                } else {
-                    snap.open.remove(&id);
-                }
-            }
-            None => {
-                snap.counted.remove(&id);
-                snap.open.remove(&id);
-            }
-        }
-    }
     Ok((snap, folded))
 }
 
-/// A ride from its stream's events recorded at or before `upto` (µs).
-async fn fold_stream(store: &EventStore, id: Uuid, upto: i64) -> Result<Option<Ride>, Error> {
+/// A ride from its stream: the events recorded at or before `before` (µs), and those
+/// recorded at or before `at` that come no later than `read` in read order (what a fold
+/// from a snapshot at `before` has applied when it has read up to `read`).
+async fn fold_stream(store: &EventStore, id: Uuid, before: i64, at: i64, read: Cursor) -> Result<Option<Ride>, Error> {
     let mut ride = None;
     let stream = format!("ride-{id}");
     let mut after = 0;
@@ -140,7 +133,8 @@ async fn fold_stream(store: &EventStore, id: Uuid, upto: i64) -> Result<Option<R
         let Some(last) = events.last() else { break };
         after = last.version;
         for e in &events {
-            if e.recorded_at.timestamp_micros() <= upto
+            let recorded = e.recorded_at.timestamp_micros();
+            if (recorded <= before || (recorded <= at && e.cursor <= read))
                 && let Some(ev) = BookingEvent::from_stored(&e.event_type, e.payload.get()).map_err(Error::Payload)?
             {
                 ride = Ride::apply(ride, &ev);

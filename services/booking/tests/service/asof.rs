@@ -101,6 +101,18 @@ async fn snapshots_and_the_events_after_them_equal_the_whole_fold_at_every_momen
     // corrected (it was stored only as counted: its stream is read back), one more booked.
     complete(&mut w, &later, "2027-05-04T08:40:00Z", 3.0).await;
     moments.push(now());
+    // Ended and corrected within one fold: rebuilt from its stream up to what was read.
+    w.booking
+        .correct_ride(bpb::CorrectRideRequest {
+            context: ctx_as("coordinator"),
+            ride_id: later.clone(),
+            distance_km: Some(4.75),
+            note: "further than logged".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    moments.push(now());
     cancel(&mut w, &cancelled).await;
     w.booking
         .correct_ride(bpb::CorrectRideRequest {
