@@ -250,18 +250,7 @@ impl EventStore {
     /// false if that did not happen within `timeout`.
     pub async fn wait_until_readable(&self, cursor: Cursor, timeout: Duration) -> Result<bool, Error> {
         let Inner::Postgres(p) = &self.inner else { return Ok(true) };
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut pause = Duration::from_millis(1);
-        loop {
-            if p.is_readable(cursor).await? {
-                return Ok(true);
-            }
-            if tokio::time::Instant::now() + pause > deadline {
-                return Ok(false);
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(50));
-        }
+        poll_until(timeout, || p.is_readable(cursor)).await
     }
 
     /// Waits until every transaction in progress when it is called has ended (committed or
@@ -279,19 +268,8 @@ impl EventStore {
                 Ok(tokio::time::timeout(timeout, barrier).await.map(|r| r.is_ok()).unwrap_or(false))
             }
             Inner::Postgres(p) => {
-                let deadline = tokio::time::Instant::now() + timeout;
                 let xmax = p.running_bound().await?;
-                let mut pause = Duration::from_millis(1);
-                loop {
-                    if p.all_ended_below(xmax).await? {
-                        return Ok(true);
-                    }
-                    if tokio::time::Instant::now() + pause > deadline {
-                        return Ok(false);
-                    }
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
+                poll_until(timeout, || p.all_ended_below(xmax)).await
             }
         }
     }
@@ -567,5 +545,26 @@ pub fn backend_of(url: &str) -> Result<Backend, Error> {
         Ok(Backend::Postgres)
     } else {
         Err(Error::UnsupportedUrl(url.split('@').next_back().unwrap_or_default().to_owned()))
+    }
+}
+
+/// Asks `check` until it answers true (then true) or `timeout` has passed (then false),
+/// with pauses doubling from 1 ms to 50 ms.
+async fn poll_until<F, Fut>(timeout: Duration, check: F) -> Result<bool, Error>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, Error>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if check().await? {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() + pause > deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }

@@ -852,6 +852,10 @@ pub async fn rewriting_payloads_recomputes_hashes_and_records_one_entry(db: Test
     let b = NewEvent::new("Noted", &json!({"id": 2, "text": "more clear words"})).unwrap();
     let c = ev("Other", 3);
     store.append(one("s-1", ExpectedVersion::NoStream, vec![a.clone(), b.clone(), c.clone()])).await.unwrap();
+    // On PostgreSQL a transaction open elsewhere in the cluster (another test) keeps the
+    // append unreadable for a moment.
+    let last = store.last_committed().await.unwrap();
+    assert!(store.wait_until_readable(last, Duration::from_secs(30)).await.unwrap());
     let before = store.read_all(Cursor::START, &Filter::all(), 10).await.unwrap();
     assert_eq!(store.rewrites().await.unwrap(), vec![]);
     assert_eq!(store.rewrite_payloads("nothing", vec![]).await.unwrap(), None, "no entry for nothing");
