@@ -147,16 +147,36 @@ pub async fn raw(db: TestDb) -> TestDb {
 /// kernel's ephemeral range** (32768–60999 by default): a port the kernel hands out for
 /// `bind(0)` is also what it hands to outgoing connections, so between picking it and the
 /// child binding it another test's connection could take it ("Address already in use").
-/// Ports 20000–32767 are never given to outgoing connections; a random start makes two
-/// tests picking at once unlikely to meet, and the pick is checked by binding it.
+/// Ports 20000–32767 are never given to outgoing connections. The pick is checked by
+/// binding it, and **claimed** for ten minutes across the test processes (a file per port
+/// under the temp dir, created exclusively): a random start alone let two tests picking at
+/// once meet, and a gateway then answered another test's requests (seen in CI).
 pub fn free_port() -> u16 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::hash::RandomState::new().build_hasher();
     h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
     h.write_u32(std::process::id());
     let start = h.finish();
+    let claims = std::env::temp_dir().join("samskab-test-ports");
+    let _ = std::fs::create_dir_all(&claims);
     (0..12768u64)
         .map(|i| 20000 + ((start + i) % 12768) as u16)
-        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok() && claim(&claims.join(p.to_string())))
         .expect("a free port in 20000-32767")
+}
+
+/// Claims a port's file: creates it, or takes it over once it is ten minutes old.
+/// Where the directory cannot be written, every port counts as claimed by the caller.
+fn claim(file: &std::path::Path) -> bool {
+    let create = || std::fs::OpenOptions::new().write(true).create_new(true).open(file);
+    match create() {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let stale = std::fs::metadata(file)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > std::time::Duration::from_secs(600)));
+            stale && std::fs::remove_file(file).is_ok() && create().is_ok()
+        }
+        Err(_) => true,
+    }
 }
