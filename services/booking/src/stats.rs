@@ -275,7 +275,7 @@ impl Tally {
 
 /// The single aggregation both paths use: the rides in scope, in total and per chapter.
 pub fn tally(rides: &[Ride], scope: &Scope, zones: &HashMap<Uuid, Tz>) -> (Tally, BTreeMap<Uuid, Tally>) {
-    let counted: Vec<Counted> = rides.iter().filter(|r| scope.contains(r)).map(Counted::of).collect();
+    let counted: Vec<Counted> = rides.iter().map(Counted::of).collect();
     tally_counted(counted.iter(), scope, zones)
 }
 
