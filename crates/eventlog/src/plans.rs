@@ -26,10 +26,47 @@ pub mod sqlite {
     /// A consumer's checkpoint.
     pub const CHECKPOINT: &str = "SELECT cursor FROM eventlog_checkpoints WHERE consumer = $1";
 
+    /// Several streams' versions (an append's expectation check): [`stream_versions`] of 3.
+    pub const STREAM_VERSIONS_3: &str = "SELECT stream_id, version FROM eventlog_streams WHERE stream_id IN (?, ?, ?)";
+    /// Several whole streams (a command's load): [`read_streams`] of 3.
+    pub const READ_STREAMS_3: &str = "SELECT position, event_id, stream_id, version, event_type, schema_version, \
+         payload, metadata, occurred_at, recorded_at FROM eventlog_events WHERE stream_id IN (?, ?, ?) \
+         ORDER BY stream_id, version";
+
+    fn list(n: usize, each: &str) -> String {
+        vec![each; n].join(", ")
+    }
+
+    /// The versions of `n` streams (positional parameters: the stream ids).
+    pub fn stream_versions(n: usize) -> String {
+        format!("SELECT stream_id, version FROM eventlog_streams WHERE stream_id IN ({})", list(n, "?"))
+    }
+
+    /// Sets the versions of `n` streams (parameters: stream id, version, in pairs).
+    pub fn set_stream_versions(n: usize) -> String {
+        format!(
+            "INSERT INTO eventlog_streams (stream_id, version) VALUES {} \
+             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version",
+            list(n, "(?, ?)")
+        )
+    }
+
+    /// Every event of `n` streams, by stream and version (parameters: the stream ids).
+    pub fn read_streams(n: usize) -> String {
+        format!(
+            "SELECT position, event_id, stream_id, version, event_type, schema_version, \
+             payload, metadata, occurred_at, recorded_at FROM eventlog_events WHERE stream_id IN ({}) \
+             ORDER BY stream_id, version",
+            list(n, "?")
+        )
+    }
+
     /// Every one of them, named.
     pub const HOT: &[(&str, &str)] = &[
         ("stream_version", STREAM_VERSION),
+        ("stream_versions", STREAM_VERSIONS_3),
         ("read_stream", READ_STREAM),
+        ("read_streams", READ_STREAMS_3),
         ("read_all", READ_ALL),
         ("head", HEAD),
         ("event_by_id", EVENT_BY_ID),
@@ -45,6 +82,10 @@ pub mod postgres {
     pub const READ_STREAM: &str = "SELECT position, (tx_id::text)::bigint AS tx, event_id, stream_id, version, \
          event_type, schema_version, payload::text, metadata::text, occurred_at, recorded_at \
          FROM eventlog_events WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3";
+    /// Every event of several streams (`$1`: an array), by stream and version.
+    pub const READ_STREAMS: &str = "SELECT position, (tx_id::text)::bigint AS tx, event_id, stream_id, version, \
+         event_type, schema_version, payload::text, metadata::text, occurred_at, recorded_at \
+         FROM eventlog_events WHERE stream_id = ANY($1) ORDER BY stream_id, version";
 
     // One static statement per filter shape: with `$n IS NULL OR ...` the generic plan
     // misjudges row counts and sorts the whole tail instead of walking the index.
@@ -86,6 +127,7 @@ pub mod postgres {
     pub const HOT: &[(&str, &str)] = &[
         ("stream_version", STREAM_VERSION),
         ("read_stream", READ_STREAM),
+        ("read_streams", READ_STREAMS),
         ("read_all", READ_ALL),
         ("read_all_prefix", READ_ALL_PREFIX),
         ("read_all_tenant", READ_ALL_TENANT),

@@ -439,6 +439,11 @@ impl PgStore {
         rows.iter().map(recorded_from_row).collect()
     }
 
+    pub(crate) async fn read_streams(&self, stream_ids: &[&str]) -> Result<Vec<RecordedEvent>, Error> {
+        let rows = sqlx::query(plans::READ_STREAMS).bind(stream_ids).fetch_all(&self.pool).await?;
+        rows.iter().map(recorded_from_row).collect()
+    }
+
     pub(crate) async fn read_all(&self, after: Cursor, filter: &Filter, limit: usize) -> Result<Page, Error> {
         // One static statement per filter shape (see `plans`).
         let sql = match (&filter.stream_prefix, filter.tenant) {

@@ -3,6 +3,7 @@
 //! (each under its own savepoint, so one refused append leaves the others alone) and are
 //! acknowledged only after that transaction's durable commit. Readers use a separate pool.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -147,6 +148,15 @@ impl SqliteStore {
             .bind(limit as i64)
             .fetch_all(&self.readers)
             .await?;
+        rows.iter().map(recorded_from_row).collect()
+    }
+
+    pub(crate) async fn read_streams(&self, stream_ids: &[&str]) -> Result<Vec<RecordedEvent>, Error> {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(plans::read_streams(stream_ids.len())));
+        for id in stream_ids {
+            q = q.bind(*id);
+        }
+        let rows = q.fetch_all(&self.readers).await?;
         rows.iter().map(recorded_from_row).collect()
     }
 
@@ -412,9 +422,10 @@ async fn find_replay(
     Ok(Some(req.result_from(stored, true)))
 }
 
-/// Rows per multi-row INSERT; a call is split into chunks of these sizes so that only a
-/// few statement shapes exist (and stay in the prepared-statement cache).
-const CHUNKS: [usize; 3] = [100, 10, 1];
+/// Rows per multi-row INSERT; a call is split into chunks of these sizes, and what is left
+/// (fewer than ten) goes in one statement, so that only a few statement shapes exist (and
+/// stay in the prepared-statement cache).
+const CHUNKS: [usize; 2] = [100, 10];
 const EVENT_COLUMNS: usize = 11;
 
 fn insert_sql(rows: usize) -> String {
@@ -446,11 +457,19 @@ async fn write_events(
     req: &PreparedAppend,
     now: DateTime<Utc>,
 ) -> Result<AppendResult, Error> {
+    // Every stream's version in one statement, and their new versions in one more: a
+    // statement is a hand-off to the connection's thread and back (issue 22).
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(plans::stream_versions(req.streams.len())));
+    for s in &req.streams {
+        q = q.bind(s.stream_id.as_str());
+    }
+    let mut found: HashMap<String, i64> = HashMap::with_capacity(req.streams.len());
+    for row in q.fetch_all(&mut *conn).await? {
+        found.insert(row.try_get(0)?, row.try_get(1)?);
+    }
     let mut base = Vec::with_capacity(req.streams.len());
     for s in &req.streams {
-        let actual: Option<i64> =
-            sqlx::query_scalar(plans::STREAM_VERSION).bind(&s.stream_id).fetch_optional(&mut *conn).await?;
-        let actual = actual.unwrap_or(0) as u64;
+        let actual = found.get(&s.stream_id).copied().unwrap_or(0) as u64;
         let ok = match s.expected {
             ExpectedVersion::Any => true,
             ExpectedVersion::NoStream => actual == 0,
@@ -459,22 +478,20 @@ async fn write_events(
         if !ok {
             return Err(Error::WrongExpectedVersion { stream_id: s.stream_id.clone(), expected: s.expected, actual });
         }
-        sqlx::query(
-            "INSERT INTO eventlog_streams (stream_id, version) VALUES ($1, $2) \
-             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version",
-        )
-        .bind(&s.stream_id)
-        .bind((actual + s.count as u64) as i64)
-        .execute(&mut *conn)
-        .await?;
         base.push(actual);
     }
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(plans::set_stream_versions(req.streams.len())));
+    for (s, actual) in req.streams.iter().zip(&base) {
+        q = q.bind(s.stream_id.as_str()).bind((actual + s.count as u64) as i64);
+    }
+    q.execute(&mut *conn).await?;
 
     let recorded = now.timestamp_micros();
     let mut landed = Vec::with_capacity(req.events.len());
     let mut rest = &req.events[..];
     while !rest.is_empty() {
-        let size = CHUNKS.into_iter().find(|&c| c <= rest.len()).unwrap_or(1);
+        // A call of fewer than ten events is one statement of its own size.
+        let size = CHUNKS.into_iter().find(|&c| c <= rest.len()).unwrap_or(rest.len());
         let (chunk, tail) = rest.split_at(size);
         rest = tail;
         let sql = insert_sql(size);

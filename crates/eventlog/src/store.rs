@@ -1,5 +1,6 @@
 //! `EventStore`: the one API over both backends, chosen by the database URL.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -214,6 +215,29 @@ impl EventStore {
                 return Ok(all);
             }
         }
+    }
+
+    /// Every event of several streams, in one statement (one snapshot of them): for a
+    /// command that reads a few short streams. Streams with no events are absent.
+    pub async fn read_streams(&self, stream_ids: &[&str]) -> Result<BTreeMap<String, Vec<RecordedEvent>>, Error> {
+        let mut out: BTreeMap<String, Vec<RecordedEvent>> = BTreeMap::new();
+        if stream_ids.is_empty() {
+            return Ok(out);
+        }
+        let events = match &self.inner {
+            Inner::Sqlite(s) => s.read_streams(stream_ids).await?,
+            Inner::Postgres(p) => p.read_streams(stream_ids).await?,
+        };
+        // In stream and version order already.
+        for e in events {
+            match out.get_mut(&e.stream_id) {
+                Some(v) => v.push(e),
+                None => {
+                    out.insert(e.stream_id.clone(), vec![e]);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// A page of the log (or of the events the filter keeps) after `after`, in log order.

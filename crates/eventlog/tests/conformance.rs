@@ -19,6 +19,7 @@ testkit::both_backends!(
     suite::concurrent_identical_appends_store_once,
     suite::concurrent_multi_stream_appends_do_not_deadlock,
     suite::read_stream_pages_from_a_version,
+    suite::read_streams_reads_several_whole_streams_at_once,
     suite::read_all_pages_by_cursor_category_and_tenant,
     suite::subscription_catches_up_then_goes_live,
     suite::subscriber_sees_every_event_of_slow_concurrent_writers_exactly_once,

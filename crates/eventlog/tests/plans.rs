@@ -39,14 +39,22 @@ fn pg_args(name: &str) -> &'static str {
     match name {
         "stream_version" | "checkpoint" => "('ride-2')",
         "read_stream" => "('ride-2', 0, 100)",
+        "read_streams" => "(ARRAY['ride-2', 'pilot-3', 'ride-4'])",
         "read_all" => "(0, 0, 1000)",
         "read_all_prefix" => "(0, 0, 1000, 'ride-')",
         "read_all_tenant" => "(0, 0, 1000, '00000000-0000-7000-8000-000000000001')",
         "read_all_prefix_tenant" => "(0, 0, 1000, 'ride-', '00000000-0000-7000-8000-000000000001')",
-        "head" | "last_committed" | "event_by_id" => "",
+        "head" | "last_committed" | "event_by_id" | "stream_versions" => "",
         "events_by_ids" => "(ARRAY['00000000-0000-7000-8000-000000000002'::uuid])",
         other => panic!("no sample arguments for the hot statement {other}: add them here"),
     }
+}
+
+/// The SQLite statements built for a number of streams are pinned by their shape for three.
+#[test]
+fn the_pinned_sqlite_shapes_are_the_statements_built() {
+    assert_eq!(plans::sqlite::stream_versions(3), plans::sqlite::STREAM_VERSIONS_3);
+    assert_eq!(plans::sqlite::read_streams(3), plans::sqlite::READ_STREAMS_3);
 }
 
 async fn hot_statements_use_their_indexes(db: &TestDb, hot: &[(&str, &str)]) {

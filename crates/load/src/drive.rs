@@ -115,7 +115,32 @@ pub async fn baseline(http: &reqwest::Client, base: &str, concurrency: usize, se
     phase
 }
 
-/// The mix: `concurrency` clients for `secs` seconds.
+/// One operation of the mix alone (`--only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    /// `POST /v1/rides`.
+    Book,
+    /// `GET /v1/rides/{id}`.
+    GetRide,
+    /// `GET /v1/rides?pilot_id=`.
+    ListRides,
+    /// `GET /v1/carehomes/{id}/availability`.
+    Availability,
+}
+
+impl Only {
+    /// The roll of the mix's dice that picks this operation.
+    fn roll(self) -> usize {
+        match self {
+            Only::Book => 75,
+            Only::GetRide => 60,
+            Only::ListRides => 45,
+            Only::Availability => 0,
+        }
+    }
+}
+
+/// The mix: `concurrency` clients for `secs` seconds (`only`: one operation alone).
 pub async fn mix(
     http: &reqwest::Client,
     base: &str,
@@ -123,6 +148,7 @@ pub async fn mix(
     concurrency: usize,
     secs: f64,
     seed: u64,
+    only: Option<Only>,
 ) -> Phase {
     let began = Instant::now();
     let until = began + Duration::from_secs_f64(secs);
@@ -133,7 +159,7 @@ pub async fn mix(
             let mut rng = Rng::new(seed.wrapping_add(1 + w as u64));
             let mut ops: BTreeMap<&'static str, OpStats> = BTreeMap::new();
             while Instant::now() < until {
-                one(&http, &base, &world, &mut rng, &mut ops).await;
+                one(&http, &base, &world, &mut rng, only, &mut ops).await;
             }
             ops
         });
@@ -167,9 +193,11 @@ async fn one(
     base: &str,
     world: &World,
     rng: &mut Rng,
+    only: Option<Only>,
     ops: &mut BTreeMap<&'static str, OpStats>,
 ) {
     let roll = rng.below(100);
+    let roll = only.map_or(roll, Only::roll);
     let pilot = rng.below(world.pilots.len());
     let token = world.pilots[pilot].token.as_str();
     let key = || uuid::Uuid::new_v4().to_string();

@@ -122,6 +122,9 @@ pub struct Args {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Instead of the mix's weights, only this operation (to see one operation's cost).
+    #[arg(long, value_enum)]
+    pub only: Option<drive::Only>,
     /// Instead of the mix: have `samskab generate-history` append this many events of past
     /// rides to booking's log, then time `samskab rebuild-projections` and starts of
     /// `samskab serve` on that history (all-in-one on SQLite only).
@@ -176,7 +179,7 @@ async fn run(args: Args) -> Result<(), String> {
         );
         let baseline = drive::baseline(&http, &sys.base, args.concurrency, args.baseline_secs).await;
         eprintln!("samskab-load: mix for {}s at concurrency {}", args.duration, args.concurrency);
-        let mix = drive::mix(&http, &sys.base, &world, args.concurrency, args.duration, args.seed).await;
+        let mix = drive::mix(&http, &sys.base, &world, args.concurrency, args.duration, args.seed, args.only).await;
         let late = match watcher {
             Some(w) => Some(w.await.map_err(|e| e.to_string())?),
             None => None,

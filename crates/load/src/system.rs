@@ -120,7 +120,8 @@ impl System {
             }
         };
         let mut env = vec![
-            ("SAMSKAB_LOG".to_owned(), "warn".to_owned()),
+            // The caller's filter wins (to see statements while profiling).
+            ("SAMSKAB_LOG".to_owned(), std::env::var("SAMSKAB_LOG").unwrap_or_else(|_| "warn".to_owned())),
             ("SAMSKAB_RATE_LIMIT_PER_MINUTE".to_owned(), "100000000".to_owned()),
         ];
         let mut sys = System {

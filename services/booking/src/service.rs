@@ -62,6 +62,7 @@ pub struct Reads {
 
 /// The schedule streams, folded.
 pub(crate) async fn schedules(l: &mut Loader, streams: &[String]) -> ServiceResult<Schedules> {
+    l.read_all_of(streams).await?;
     let mut out = BTreeMap::new();
     for stream in streams {
         let events = l.events::<BookingEvent>(stream).await?;

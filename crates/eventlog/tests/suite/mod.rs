@@ -335,6 +335,61 @@ pub async fn concurrent_multi_stream_appends_do_not_deadlock(db: TestDb) {
     assert_eq!(store.stream_version("y-1").await.unwrap(), 320);
 }
 
+/// Several streams read in one statement equal each read on its own; a stream without
+/// events is absent. Appends to many streams at once (sizes that need one, several and
+/// mixed statement shapes) land at their versions.
+pub async fn read_streams_reads_several_whole_streams_at_once(db: TestDb) {
+    let store = open(&db).await;
+    for (n, size) in [(1usize, 1usize), (2, 3), (3, 9), (4, 11), (5, 123)] {
+        let appends = (0..n)
+            .map(|k| {
+                let events = (0..size).map(|i| ev("A", (k * 1000 + i) as u64)).collect();
+                StreamAppend::new(format!("m{n}-{k}"), ExpectedVersion::NoStream, events)
+            })
+            .collect();
+        let r = store.append(appends).await.unwrap();
+        assert_eq!(r.events.len(), n * size);
+        for k in 0..n {
+            assert_eq!(r.stream_version(&format!("m{n}-{k}")), Some(size as u64));
+        }
+        readable(&store, &r).await;
+    }
+    // A second append at the versions read, to streams of different lengths at once.
+    let more = vec![
+        StreamAppend::new("m2-0", ExpectedVersion::Exact(3), vec![ev("B", 1)]),
+        StreamAppend::new("m4-3", ExpectedVersion::Exact(11), vec![ev("B", 2), ev("B", 3)]),
+    ];
+    let r = store.append(more).await.unwrap();
+    assert_eq!(r.stream_version("m2-0"), Some(4));
+    assert_eq!(r.stream_version("m4-3"), Some(13));
+    readable(&store, &r).await;
+    // One of them behind: nothing of the call is written.
+    let stale = vec![
+        StreamAppend::new("m3-0", ExpectedVersion::Exact(9), vec![ev("C", 1)]),
+        StreamAppend::new("m3-1", ExpectedVersion::Exact(8), vec![ev("C", 2)]),
+    ];
+    match store.append(stale).await.unwrap_err() {
+        Error::WrongExpectedVersion { stream_id, actual, .. } => {
+            assert_eq!(stream_id, "m3-1");
+            assert_eq!(actual, 9);
+        }
+        other => panic!("expected a version conflict, got {other:?}"),
+    }
+    assert_eq!(store.stream_version("m3-0").await.unwrap(), 9);
+
+    let names = ["m5-4", "m2-0", "nothing-here", "m1-0", "m4-3", "m2-0"];
+    let read = store.read_streams(&names).await.unwrap();
+    assert!(!read.contains_key("nothing-here"));
+    assert_eq!(read.len(), 4);
+    for name in ["m5-4", "m2-0", "m1-0", "m4-3"] {
+        let alone = store.read_whole_stream(name).await.unwrap();
+        let ids = |v: &[eventlog::RecordedEvent]| v.iter().map(|e| (e.id, e.version, e.position)).collect::<Vec<_>>();
+        assert_eq!(ids(&read[name]), ids(&alone), "{name}");
+    }
+    assert_eq!(read["m5-4"].len(), 123);
+    assert!(store.read_streams(&[]).await.unwrap().is_empty());
+}
+
 pub async fn read_stream_pages_from_a_version(db: TestDb) {
     let store = open(&db).await;
     store.append(one("s-1", ExpectedVersion::NoStream, (0..10).map(|i| ev("A", i)).collect())).await.unwrap();
