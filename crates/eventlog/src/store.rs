@@ -89,7 +89,9 @@ enum Inner {
 /// An append-only event store. Cheap to clone; clones share connections.
 #[derive(Clone)]
 pub struct EventStore {
-    inner: Inner,
+    /// Behind one `Arc`: a store is cloned into every request's handler, and a clone is
+    /// one reference count rather than a pool, two channels and a path (issue 22).
+    inner: std::sync::Arc<Inner>,
     options: std::sync::Arc<StoreOptions>,
 }
 
@@ -105,12 +107,12 @@ impl EventStore {
             Backend::Sqlite => Inner::Sqlite(SqliteStore::connect(url, &options).await?),
             Backend::Postgres => Inner::Postgres(PgStore::connect(url, &options).await?),
         };
-        Ok(EventStore { inner, options: std::sync::Arc::new(options) })
+        Ok(EventStore { inner: std::sync::Arc::new(inner), options: std::sync::Arc::new(options) })
     }
 
     /// The backend in use.
     pub fn backend(&self) -> Backend {
-        match self.inner {
+        match *self.inner {
             Inner::Sqlite(_) => Backend::Sqlite,
             Inner::Postgres(_) => Backend::Postgres,
         }
@@ -130,7 +132,7 @@ impl EventStore {
         let started = std::time::Instant::now();
         let result = async {
             let req = PreparedAppend::new(appends)?;
-            match &self.inner {
+            match &*self.inner {
                 Inner::Sqlite(s) => s.append(req, None).await,
                 Inner::Postgres(p) => p.append(req, None).await,
             }
@@ -142,7 +144,7 @@ impl EventStore {
     }
 
     fn db_system(&self) -> &'static str {
-        match self.inner {
+        match *self.inner {
             Inner::Sqlite(_) => "sqlite",
             Inner::Postgres(_) => "postgresql",
         }
@@ -154,7 +156,7 @@ impl EventStore {
     /// it; on SQLite (one process per file) at once. Leadership lasts as long as the
     /// returned guard: dropping it (or the process dying) hands it on.
     pub async fn lead(&self, name: &str, retry: Duration) -> Result<Leadership, Error> {
-        match &self.inner {
+        match &*self.inner {
             Inner::Sqlite(_) => Ok(Leadership { _conn: None }),
             Inner::Postgres(p) => loop {
                 if let Some(conn) = p.try_lead(name).await? {
@@ -176,7 +178,7 @@ impl EventStore {
     #[doc(hidden)]
     pub async fn append_holding_open(&self, appends: Vec<StreamAppend>, hold: Duration) -> Result<AppendResult, Error> {
         let req = PreparedAppend::new(appends)?;
-        match &self.inner {
+        match &*self.inner {
             Inner::Sqlite(s) => s.append(req, Some(hold)).await,
             Inner::Postgres(p) => p.append(req, Some(hold)).await,
         }
@@ -184,7 +186,7 @@ impl EventStore {
 
     /// A stream's version: the number of events it holds (0 when it does not exist).
     pub async fn stream_version(&self, stream_id: &str) -> Result<u64, Error> {
-        match &self.inner {
+        match &*self.inner {
             Inner::Sqlite(s) => s.stream_version(stream_id).await,
             Inner::Postgres(p) => p.stream_version(stream_id).await,
         }
@@ -197,7 +199,7 @@ impl EventStore {
         after_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        match &self.inner {
+        match &*self.inner {
             Inner::Sqlite(s) => s.read_stream(stream_id, after_version, limit).await,
             Inner::Postgres(p) => p.read_stream(stream_id, after_version, limit).await,
         }
@@ -224,7 +226,7 @@ impl EventStore {
         if stream_ids.is_empty() {
             return Ok(out);
         }
-        let events = match &self.inner {
+        let events = match &*self.inner {
             Inner::Sqlite(s) => s.read_streams(stream_ids).await?,
             Inner::Postgres(p) => p.read_streams(stream_ids).await?,
         };
@@ -243,7 +245,7 @@ impl EventStore {
     /// A page of the log (or of the events the filter keeps) after `after`, in log order.
     /// Never returns an event that a concurrent, still uncommitted writer could precede.
     pub async fn read_all(&self, after: Cursor, filter: &Filter, limit: usize) -> Result<Page, Error> {
-        match &self.inner {
+        match &*self.inner {
             Inner::Sqlite(s) => s.read_all(after, filter, limit).await,
             Inner::Postgres(p) => p.read_all(after, filter, limit).await,
         }
@@ -251,7 +253,7 @@ impl EventStore {
 
     /// The cursor of the last event that readers can see now.
     pub async fn head(&self) -> Result<Cursor, Error> {
-        match &self.inner {
+        match &*self.inner {
             Inner::Sqlite(s) => s.head().await,
             Inner::Postgres(p) => p.head().await,
         }
@@ -262,7 +264,7 @@ impl EventStore {
     /// before this call (on PostgreSQL, [`EventStore::head`] may be behind it while an
     /// older transaction anywhere in the cluster is still open).
     pub async fn last_committed(&self) -> Result<Cursor, Error> {
-        match &self.inner {
+        match &*self.inner {
             Inner::Sqlite(s) => s.head().await,
             Inner::Postgres(p) => p.last_committed().await,
         }
@@ -273,7 +275,7 @@ impl EventStore {
     /// event is readable once every transaction older than its own has finished. Returns
     /// false if that did not happen within `timeout`.
     pub async fn wait_until_readable(&self, cursor: Cursor, timeout: Duration) -> Result<bool, Error> {
-        let Inner::Postgres(p) = &self.inner else { return Ok(true) };
+        let Inner::Postgres(p) = &*self.inner else { return Ok(true) };
         poll_until(timeout, || p.is_readable(cursor)).await
     }
 
@@ -286,7 +288,7 @@ impl EventStore {
     /// the oldest transaction still running is younger than every one running at the call.
     /// Returns false if that did not happen within `timeout`.
     pub async fn settle(&self, timeout: Duration) -> Result<bool, Error> {
-        match &self.inner {
+        match &*self.inner {
             Inner::Sqlite(_) => {
                 let barrier = self.transaction_relaxed(|_| Box::pin(async { Ok(()) }));
                 Ok(tokio::time::timeout(timeout, barrier).await.map(|r| r.is_ok()).unwrap_or(false))
@@ -334,7 +336,7 @@ impl EventStore {
         T: Send + 'static,
         F: for<'t> FnOnce(&'t mut Tx<'_>) -> BoxFuture<'t, Result<T, Error>> + Send + 'static,
     {
-        match &self.inner {
+        match &*self.inner {
             Inner::Sqlite(s) => {
                 let (send, recv) = tokio::sync::oneshot::channel();
                 s.transaction(
@@ -375,7 +377,7 @@ impl EventStore {
         sqlite: sqlx::migrate::Migrator,
         postgres: sqlx::migrate::Migrator,
     ) -> Result<(), Error> {
-        match &self.inner {
+        match &*self.inner {
             Inner::Sqlite(s) => {
                 let mut m = sqlite;
                 m.dangerous_set_table_name(table);
@@ -401,7 +403,7 @@ impl EventStore {
     /// takes the tables for itself while it runs: for operators' migrations with the
     /// services stopped (`samskab migrate`).
     pub async fn compact(&self) -> Result<(), Error> {
-        match &self.inner {
+        match &*self.inner {
             Inner::Sqlite(s) => {
                 s.raw(Box::new(|conn| {
                     Box::pin(async move {
@@ -436,7 +438,7 @@ impl EventStore {
     /// owner after migrating (`samskab migrate --grant-roles`); tables a later migration
     /// adds are granted by the next run. SQLite has no roles: an error.
     pub async fn grant_component_role(&self, role: &str) -> Result<(), Error> {
-        let Inner::Postgres(p) = &self.inner else {
+        let Inner::Postgres(p) = &*self.inner else {
             return Err(Error::UnsupportedUrl("database roles need PostgreSQL".into()));
         };
         if !role.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') || role.is_empty() {
@@ -475,7 +477,7 @@ impl EventStore {
     /// Runs a read query written in SQL both backends accept and returns its rows as `T`
     /// (a `#[derive(sqlx::FromRow)]` struct or a tuple; see [`PortableRow`]).
     pub async fn fetch_rows<T: PortableRow>(&self, sql: &'static str, args: &[Arg]) -> Result<Vec<T>, Error> {
-        Ok(match &self.inner {
+        Ok(match &*self.inner {
             Inner::Sqlite(s) => crate::consumer::bind_args(sqlx::query_as(sql), args).fetch_all(&s.readers).await?,
             Inner::Postgres(p) => crate::consumer::bind_args(sqlx::query_as(sql), args).fetch_all(&p.pool).await?,
         })
@@ -487,7 +489,7 @@ impl EventStore {
         sql: &'static str,
         args: &[Arg],
     ) -> Result<Option<T>, Error> {
-        Ok(match &self.inner {
+        Ok(match &*self.inner {
             Inner::Sqlite(s) => {
                 crate::consumer::bind_args(sqlx::query_as(sql), args).fetch_optional(&s.readers).await?
             }
@@ -499,7 +501,7 @@ impl EventStore {
     /// as text, row by row (read models keep a JSON document per row). A query of several
     /// columns reads them typed with [`EventStore::fetch_rows`] instead of joining them.
     pub async fn fetch_texts(&self, sql: &'static str, args: &[Arg]) -> Result<Vec<String>, Error> {
-        Ok(match &self.inner {
+        Ok(match &*self.inner {
             Inner::Sqlite(s) => crate::consumer::bind_args(sqlx::query_scalar(sql), args).fetch_all(&s.readers).await?,
             Inner::Postgres(p) => crate::consumer::bind_args(sqlx::query_scalar(sql), args).fetch_all(&p.pool).await?,
         })
@@ -507,7 +509,7 @@ impl EventStore {
 
     /// Runs a read query (portable SQL) that returns at most one integer.
     pub async fn fetch_i64(&self, sql: &'static str, args: &[Arg]) -> Result<Option<i64>, Error> {
-        Ok(match &self.inner {
+        Ok(match &*self.inner {
             Inner::Sqlite(s) => {
                 crate::consumer::bind_args(sqlx::query_scalar(sql), args).fetch_optional(&s.readers).await?
             }
@@ -519,7 +521,7 @@ impl EventStore {
 
     /// The cursor a consumer stored last, if any.
     pub async fn load_checkpoint(&self, consumer: &str) -> Result<Option<String>, Error> {
-        match &self.inner {
+        match &*self.inner {
             Inner::Sqlite(s) => s.load_checkpoint(consumer).await,
             Inner::Postgres(p) => p.load_checkpoint(consumer).await,
         }
@@ -527,7 +529,7 @@ impl EventStore {
 
     /// The SQLite reader pool, for read models kept in the same file.
     pub fn sqlite_pool(&self) -> Option<&sqlx::SqlitePool> {
-        match &self.inner {
+        match &*self.inner {
             Inner::Sqlite(s) => Some(&s.readers),
             Inner::Postgres(_) => None,
         }
@@ -535,7 +537,7 @@ impl EventStore {
 
     /// The PostgreSQL pool, for read models kept in the same database.
     pub fn pg_pool(&self) -> Option<&sqlx::PgPool> {
-        match &self.inner {
+        match &*self.inner {
             Inner::Sqlite(_) => None,
             Inner::Postgres(p) => Some(&p.pool),
         }
@@ -543,14 +545,14 @@ impl EventStore {
 
     /// Closes the connections.
     pub async fn close(&self) {
-        match &self.inner {
+        match &*self.inner {
             Inner::Sqlite(s) => s.close().await,
             Inner::Postgres(p) => p.close().await,
         }
     }
 
     pub(crate) fn wake_receiver(&self) -> watch::Receiver<u64> {
-        match &self.inner {
+        match &*self.inner {
             Inner::Sqlite(s) => s.wake.subscribe(),
             Inner::Postgres(p) => p.wake.subscribe(),
         }

@@ -38,9 +38,21 @@ use tower_http::timeout::TimeoutLayer;
 pub use auth::{Claims, Keys, Role};
 pub use clients::{Clients, ServiceUrls};
 
-/// What every handler can reach.
+/// What every handler can reach, behind one `Arc`: axum clones the state for every
+/// extractor of every request, and a clone is one reference count rather than a dozen
+/// channels, pools and caches (issue 22).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The gateway's shared state (reached through [`AppState`]).
+pub struct Shared {
     /// The services.
     pub clients: Clients,
     /// Token keys.
@@ -233,7 +245,7 @@ pub async fn state(
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
     });
-    Ok(AppState {
+    Ok(AppState(Arc::new(Shared {
         ops: Arc::new(ops::Ops::new(clients.clone())),
         clients,
         keys: Arc::new(keys),
@@ -261,7 +273,7 @@ pub async fn state(
         feed,
         webhooks,
         stop,
-    })
+    })))
 }
 
 /// Applies the gateway's migrations (idempotency records).

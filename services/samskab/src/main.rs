@@ -107,6 +107,12 @@ enum Component {
     Gateway(Box<gateway::Config>),
 }
 
+/// mimalloc rather than glibc's malloc: every request allocates and frees many small
+/// buffers across threads (HTTP, gRPC, rows handed over from SQLite's threads), where
+/// glibc spent 15 % of a loaded all-in-one's CPU (issue 22, BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
