@@ -216,8 +216,7 @@ impl Booking {
             let input = book_input(&mut l, cmd).await?;
             Ok((l, input))
         };
-        let done =
-            executor::run(&self.store, ctx, &ride_stream(cmd.ride_id), load, |i| book_cmd::book(i, cmd)).await?;
+        let done = executor::run(&self.store, ctx, &ride_stream(cmd.ride_id), load, |i| book_cmd::book(i, cmd)).await?;
         let round_trip = cmd.route.as_ref().is_some_and(|r| r.return_leg.is_some());
         let return_id = round_trip.then_some(cmd.return_id);
         if done.replayed {
@@ -227,7 +226,7 @@ impl Booking {
         // (no read of them again: a statement fewer per leg).
         let appended = |id: Uuid| -> Option<(Ride, u64)> {
             let stream = ride_stream(id);
-            let ride = done.decision.of(&stream).fold(None, |r, e| Ride::apply(r, e))?;
+            let ride = done.decision.of(&stream).fold(None, Ride::apply)?;
             Some((ride, done.version(&stream)))
         };
         match appended(cmd.ride_id) {
