@@ -152,12 +152,17 @@ impl SqliteStore {
     }
 
     pub(crate) async fn read_streams(&self, stream_ids: &[&str]) -> Result<Vec<RecordedEvent>, Error> {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(plans::read_streams(stream_ids.len())));
-        for id in stream_ids {
-            q = q.bind(*id);
+        let mut out = Vec::new();
+        for chunk in stream_ids.chunks(STREAMS_PER_STATEMENT) {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(plans::read_streams(chunk.len())));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&self.readers).await? {
+                out.push(recorded_from_row(&row)?);
+            }
         }
-        let rows = q.fetch_all(&self.readers).await?;
-        rows.iter().map(recorded_from_row).collect()
+        Ok(out)
     }
 
     pub(crate) async fn read_all(&self, after: Cursor, filter: &Filter, limit: usize) -> Result<Page, Error> {
@@ -427,6 +432,8 @@ async fn find_replay(
 /// stay in the prepared-statement cache).
 const CHUNKS: [usize; 2] = [100, 10];
 const EVENT_COLUMNS: usize = 11;
+/// Streams per statement of an append's version check and update, and of `read_streams`.
+const STREAMS_PER_STATEMENT: usize = 500;
 
 fn insert_sql(rows: usize) -> String {
     let mut sql = String::from(
@@ -459,13 +466,16 @@ async fn write_events(
 ) -> Result<AppendResult, Error> {
     // Every stream's version in one statement, and their new versions in one more: a
     // statement is a hand-off to the connection's thread and back (issue 22).
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(plans::stream_versions(req.streams.len())));
-    for s in &req.streams {
-        q = q.bind(s.stream_id.as_str());
-    }
+    // (In chunks, far below SQLite's limit on parameters.)
     let mut found: HashMap<String, i64> = HashMap::with_capacity(req.streams.len());
-    for row in q.fetch_all(&mut *conn).await? {
-        found.insert(row.try_get(0)?, row.try_get(1)?);
+    for chunk in req.streams.chunks(STREAMS_PER_STATEMENT) {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(plans::stream_versions(chunk.len())));
+        for s in chunk {
+            q = q.bind(s.stream_id.as_str());
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            found.insert(row.try_get(0)?, row.try_get(1)?);
+        }
     }
     let mut base = Vec::with_capacity(req.streams.len());
     for s in &req.streams {
@@ -480,11 +490,13 @@ async fn write_events(
         }
         base.push(actual);
     }
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(plans::set_stream_versions(req.streams.len())));
-    for (s, actual) in req.streams.iter().zip(&base) {
-        q = q.bind(s.stream_id.as_str()).bind((actual + s.count as u64) as i64);
+    for (streams, bases) in req.streams.chunks(STREAMS_PER_STATEMENT).zip(base.chunks(STREAMS_PER_STATEMENT)) {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(plans::set_stream_versions(streams.len())));
+        for (s, actual) in streams.iter().zip(bases) {
+            q = q.bind(s.stream_id.as_str()).bind((actual + s.count as u64) as i64);
+        }
+        q.execute(&mut *conn).await?;
     }
-    q.execute(&mut *conn).await?;
 
     let recorded = now.timestamp_micros();
     let mut landed = Vec::with_capacity(req.events.len());

@@ -226,11 +226,14 @@ impl EventStore {
         if stream_ids.is_empty() {
             return Ok(out);
         }
+        let mut ids = stream_ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
         let events = match &*self.inner {
-            Inner::Sqlite(s) => s.read_streams(stream_ids).await?,
-            Inner::Postgres(p) => p.read_streams(stream_ids).await?,
+            Inner::Sqlite(s) => s.read_streams(&ids).await?,
+            Inner::Postgres(p) => p.read_streams(&ids).await?,
         };
-        // In stream and version order already.
+        // In stream and version order already (within a statement; a stream is in one).
         for e in events {
             match out.get_mut(&e.stream_id) {
                 Some(v) => v.push(e),

@@ -223,11 +223,16 @@ impl Booking {
             return self.booked(cmd.ride_id, return_id).await;
         }
         // The rides as the append left them, from the events it wrote to their new streams
-        // (no read of them again: a statement fewer per leg).
+        // (no read of them again: a statement fewer per leg). Only a stream the append
+        // began is folded from nothing.
         let appended = |id: Uuid| -> Option<(Ride, u64)> {
             let stream = ride_stream(id);
+            let version = done.version(&stream);
+            if version != done.decision.of(&stream).count() as u64 {
+                return None;
+            }
             let ride = done.decision.of(&stream).fold(None, Ride::apply)?;
-            Some((ride, done.version(&stream)))
+            Some((ride, version))
         };
         match appended(cmd.ride_id) {
             Some(ride) => Ok(Booked { ride, return_ride: return_id.and_then(appended) }),

@@ -388,6 +388,23 @@ pub async fn read_streams_reads_several_whole_streams_at_once(db: TestDb) {
     }
     assert_eq!(read["m5-4"].len(), 123);
     assert!(store.read_streams(&[]).await.unwrap().is_empty());
+
+    // More streams than one statement takes (SQLite's statements are built per 500).
+    let wide: Vec<String> = (0..1_201).map(|k| format!("w-{k}")).collect();
+    let appends =
+        wide.iter().map(|w| StreamAppend::new(w.clone(), ExpectedVersion::NoStream, vec![ev("W", 1)])).collect();
+    let r = store.append(appends).await.unwrap();
+    assert_eq!(r.events.len(), 1_201);
+    readable(&store, &r).await;
+    let again =
+        wide.iter().map(|w| StreamAppend::new(w.clone(), ExpectedVersion::Exact(1), vec![ev("W", 2)])).collect();
+    let r = store.append(again).await.unwrap();
+    assert!(wide.iter().all(|w| r.stream_version(w) == Some(2)));
+    readable(&store, &r).await;
+    let names: Vec<&str> = wide.iter().map(String::as_str).collect();
+    let read = store.read_streams(&names).await.unwrap();
+    assert_eq!(read.len(), 1_201);
+    assert!(read.values().all(|v| v.iter().map(|e| e.version).collect::<Vec<_>>() == vec![1, 2]));
 }
 
 pub async fn read_stream_pages_from_a_version(db: TestDb) {
