@@ -400,7 +400,8 @@ pub(crate) fn placeholder(sql: &mut String, n: usize, positional: bool) {
     }
 }
 
-fn in_list(head: &str, n: usize, tail: &str, positional: bool) -> String {
+/// `head (p1, p2, ...) tail`: a statement over a list of `n` values.
+pub(crate) fn in_list(head: &str, n: usize, tail: &str, positional: bool) -> String {
     let mut sql = String::with_capacity(head.len() + tail.len() + n * 7);
     sql.push_str(head);
     sql.push_str(" (");
@@ -410,8 +411,11 @@ fn in_list(head: &str, n: usize, tail: &str, positional: bool) -> String {
         }
         placeholder(&mut sql, i, positional);
     }
-    sql.push_str(") ");
-    sql.push_str(tail);
+    sql.push(')');
+    if !tail.is_empty() {
+        sql.push(' ');
+        sql.push_str(tail);
+    }
     sql
 }
 

@@ -33,13 +33,9 @@ pub mod sqlite {
          payload, metadata, occurred_at, recorded_at FROM eventlog_events WHERE stream_id IN (?, ?, ?) \
          ORDER BY stream_id, version";
 
-    fn list(n: usize, each: &str) -> String {
-        vec![each; n].join(", ")
-    }
-
     /// The versions of `n` streams (positional parameters: the stream ids).
     pub fn stream_versions(n: usize) -> String {
-        format!("SELECT stream_id, version FROM eventlog_streams WHERE stream_id IN ({})", list(n, "?"))
+        crate::consumer::in_list("SELECT stream_id, version FROM eventlog_streams WHERE stream_id IN", n, "", true)
     }
 
     /// Sets the versions of `n` streams (parameters: stream id, version, in pairs).
@@ -47,17 +43,18 @@ pub mod sqlite {
         format!(
             "INSERT INTO eventlog_streams (stream_id, version) VALUES {} \
              ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version",
-            list(n, "(?, ?)")
+            vec!["(?, ?)"; n].join(", ")
         )
     }
 
     /// Every event of `n` streams, by stream and version (parameters: the stream ids).
     pub fn read_streams(n: usize) -> String {
-        format!(
+        crate::consumer::in_list(
             "SELECT position, event_id, stream_id, version, event_type, schema_version, \
-             payload, metadata, occurred_at, recorded_at FROM eventlog_events WHERE stream_id IN ({}) \
-             ORDER BY stream_id, version",
-            list(n, "?")
+             payload, metadata, occurred_at, recorded_at FROM eventlog_events WHERE stream_id IN",
+            n,
+            "ORDER BY stream_id, version",
+            true,
         )
     }
 
