@@ -374,6 +374,19 @@ pub struct Page {
     pub next: Cursor,
 }
 
+/// A page of `events` read after `after` with at most `limit` of them. `head` is the last
+/// cursor of the log in the read's snapshot, when a filtered read asked for it: a page
+/// shorter than the limit holds every matching event up to it, so reading resumes there
+/// and skips the events the filter left out instead of scanning them again.
+pub(crate) fn page(events: Vec<RecordedEvent>, after: Cursor, limit: usize, head: Option<Cursor>) -> Page {
+    let last = events.last().map_or(after, |e| e.cursor);
+    let next = match head {
+        Some(head) if events.len() < limit && head > last => head,
+        _ => last,
+    };
+    Page { events, next }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

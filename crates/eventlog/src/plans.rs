@@ -18,6 +18,19 @@ pub mod sqlite {
            AND ($2 IS NULL OR substr(stream_id, 1, length($2)) = $2) \
            AND ($3 IS NULL OR tenant = $3) \
          ORDER BY position LIMIT $4";
+    /// [`READ_ALL`] with a category or tenant, and one more row: the last position of the
+    /// log in the same snapshot (every column but the position NULL). A page shorter than
+    /// the limit moves the reader's cursor there, so a follower of a rare category reads
+    /// only the events appended since its last read, not every event since its last match.
+    pub const READ_ALL_FILTERED: &str = "SELECT * FROM (SELECT position, event_id, stream_id, version, event_type, \
+         schema_version, payload, metadata, occurred_at, recorded_at \
+         FROM eventlog_events \
+         WHERE position > $1 \
+           AND ($2 IS NULL OR substr(stream_id, 1, length($2)) = $2) \
+           AND ($3 IS NULL OR tenant = $3) \
+         ORDER BY position LIMIT $4) \
+         UNION ALL SELECT (SELECT max(position) FROM eventlog_events), \
+         NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL";
     /// The last position.
     pub const HEAD: &str = "SELECT max(position) FROM eventlog_events";
     /// A stored event by id (told apart from a clash when an append hits one).
@@ -65,6 +78,7 @@ pub mod sqlite {
         ("read_stream", READ_STREAM),
         ("read_streams", READ_STREAMS_3),
         ("read_all", READ_ALL),
+        ("read_all_filtered", READ_ALL_FILTERED),
         ("head", HEAD),
         ("event_by_id", EVENT_BY_ID),
         ("checkpoint", CHECKPOINT),
@@ -99,14 +113,29 @@ pub mod postgres {
             )
         };
     }
+    // A filtered page, and one more row: the last readable cursor in the same snapshot
+    // (every column but position and tx NULL). A page shorter than the limit moves the
+    // reader's cursor there (see `sqlite::READ_ALL_FILTERED`).
+    macro_rules! filtered_page_sql {
+        ($cond:literal) => {
+            concat!(
+                "(",
+                page_sql!($cond),
+                ") UNION ALL SELECT h.position, (h.tx_id::text)::bigint, NULL, NULL, NULL, NULL, NULL, NULL, \
+                 NULL, NULL, NULL FROM (SELECT tx_id, position FROM eventlog_events \
+                 WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY tx_id DESC, position DESC LIMIT 1) h"
+            )
+        };
+    }
     /// A page of the whole log after a cursor, below every open transaction.
     pub const READ_ALL: &str = page_sql!();
-    /// The same, one category (`$4`: the stream prefix).
-    pub const READ_ALL_PREFIX: &str = page_sql!("AND starts_with(stream_id, $4)");
-    /// The same, one tenant (`$4`).
-    pub const READ_ALL_TENANT: &str = page_sql!("AND tenant = $4");
-    /// The same, one category (`$4`) and tenant (`$5`).
-    pub const READ_ALL_PREFIX_TENANT: &str = page_sql!("AND starts_with(stream_id, $4) AND tenant = $5");
+    /// The same, one category (`$4`: the stream prefix), and the last readable cursor.
+    pub const READ_ALL_PREFIX: &str = filtered_page_sql!("AND starts_with(stream_id, $4)");
+    /// The same, one tenant (`$4`), and the last readable cursor.
+    pub const READ_ALL_TENANT: &str = filtered_page_sql!("AND tenant = $4");
+    /// The same, one category (`$4`) and tenant (`$5`), and the last readable cursor.
+    pub const READ_ALL_PREFIX_TENANT: &str = filtered_page_sql!("AND starts_with(stream_id, $4) AND tenant = $5");
     /// The cursor of the last event readers can see now.
     pub const HEAD: &str = "SELECT (tx_id::text)::bigint AS tx, position FROM eventlog_events \
          WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \

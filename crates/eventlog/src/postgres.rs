@@ -460,9 +460,17 @@ impl PgStore {
             q = q.bind(t);
         }
         let rows = q.fetch_all(&self.pool).await?;
-        let events = rows.iter().map(recorded_from_row).collect::<Result<Vec<_>, _>>()?;
-        let next = events.last().map_or(after, |e| e.cursor);
-        Ok(Page { events, next })
+        let mut events = Vec::with_capacity(rows.len());
+        let mut head = None;
+        for row in &rows {
+            // A filtered statement's last-readable-cursor row has no event id.
+            if row.try_get::<Option<Uuid>, _>(2)?.is_none() {
+                head = Some(Cursor { tx: row.try_get::<i64, _>(1)? as u64, position: row.try_get(0)? });
+            } else {
+                events.push(recorded_from_row(row)?);
+            }
+        }
+        Ok(crate::model::page(events, after, limit, head))
     }
 
     /// The cursor of the last event readers can see now.

@@ -166,16 +166,25 @@ impl SqliteStore {
     }
 
     pub(crate) async fn read_all(&self, after: Cursor, filter: &Filter, limit: usize) -> Result<Page, Error> {
-        let rows = sqlx::query(plans::READ_ALL)
+        let filtered = filter.stream_prefix.is_some() || filter.tenant.is_some();
+        let rows = sqlx::query(if filtered { plans::READ_ALL_FILTERED } else { plans::READ_ALL })
             .bind(after.position)
             .bind(filter.stream_prefix.as_deref())
             .bind(filter.tenant)
             .bind(limit as i64)
             .fetch_all(&self.readers)
             .await?;
-        let events = rows.iter().map(recorded_from_row).collect::<Result<Vec<_>, _>>()?;
-        let next = events.last().map_or(after, |e| e.cursor);
-        Ok(Page { events, next })
+        let mut events = Vec::with_capacity(rows.len());
+        let mut head = None;
+        for row in &rows {
+            // The filtered statement's last-position row has no event id.
+            if filtered && row.try_get::<Option<Uuid>, _>(1)?.is_none() {
+                head = row.try_get::<Option<i64>, _>(0)?.map(|position| Cursor { tx: 0, position });
+            } else {
+                events.push(recorded_from_row(row)?);
+            }
+        }
+        Ok(crate::model::page(events, after, limit, head))
     }
 
     pub(crate) async fn head(&self) -> Result<Cursor, Error> {

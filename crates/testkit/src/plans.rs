@@ -144,7 +144,10 @@ fn index_walks(plan: &[String]) -> Vec<Walk> {
     let indent = |l: &str| l.len() - l.trim_start().len();
     let mut found = Vec::new();
     for (i, (line, step)) in steps(plan).enumerate() {
-        if step.starts_with("Seq Scan") || step.starts_with("SCAN ") {
+        // SQLite's scans of a subquery's rows (a co-routine of its own, planned above) and of
+        // a constant row read no table.
+        let own_rows = step.starts_with("SCAN (subquery-") || step == "SCAN CONSTANT ROW";
+        if step.starts_with("Seq Scan") || (step.starts_with("SCAN ") && !own_rows) {
             found.push(Walk { line: line.clone(), index: None, condition: None, bounded: false });
             continue;
         }

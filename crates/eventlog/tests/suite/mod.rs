@@ -460,6 +460,34 @@ pub async fn read_all_pages_by_cursor_category_and_tenant(db: TestDb) {
     let t2_events = store.read_all(Cursor::START, &tenant, 100).await.unwrap();
     assert_eq!(t2_events.events.len(), 12);
     assert!(t2_events.events.iter().all(|e| e.metadata.tenant == Some(t2)));
+
+    // A filtered page shorter than its limit moves the cursor over the events the filter
+    // left out, to the end of the log (here a bike's event, not a ride's)...
+    let r = store.append(one("bike-97", ExpectedVersion::NoStream, vec![ev("E", 0)])).await.unwrap();
+    readable(&store, &r).await;
+    let rides = store.read_all(Cursor::START, &Filter::category("ride-"), 100).await.unwrap();
+    let t2_events = store.read_all(Cursor::START, &tenant, 100).await.unwrap();
+    let head = store.read_all(Cursor::START, &Filter::all(), 100).await.unwrap().next;
+    assert_eq!(rides.next, head, "a short filtered page resumes at the end of the log");
+    assert!(rides.next > rides.events.last().unwrap().cursor);
+    assert_eq!(t2_events.next, head);
+    let nothing = store.read_all(head, &Filter::category("ride-"), 100).await.unwrap();
+    assert!(nothing.events.is_empty());
+    assert_eq!(nothing.next, head, "nothing new: the cursor stays");
+    // ... a full page does not (matches may follow it)...
+    let first = store.read_all(Cursor::START, &Filter::category("ride-"), 4).await.unwrap();
+    assert_eq!(first.events.len(), 4);
+    assert_eq!(first.next, first.events[3].cursor);
+    let rest = store.read_all(first.next, &Filter::category("ride-"), 100).await.unwrap();
+    assert_eq!(rest.events.len(), 5);
+    // ... and reading on from the end still finds what is appended after it.
+    for stream in ["bike-99", "ride-99", "bike-98"] {
+        let r = store.append(one(stream, ExpectedVersion::NoStream, vec![ev("E", 0)])).await.unwrap();
+        readable(&store, &r).await;
+    }
+    let later = store.read_all(rides.next, &Filter::category("ride-"), 100).await.unwrap();
+    assert_eq!(later.events.iter().map(|e| e.stream_id.as_str()).collect::<Vec<_>>(), ["ride-99"]);
+    assert_eq!(later.next, store.read_all(head, &Filter::all(), 100).await.unwrap().next);
 }
 
 pub async fn subscription_catches_up_then_goes_live(db: TestDb) {
@@ -511,6 +539,19 @@ pub async fn subscriber_sees_every_event_of_slow_concurrent_writers_exactly_once
         })
     };
 
+    // A second subscriber follows one category of four writers: its reads skip over the
+    // other writers' events, and must still miss none of its own.
+    let rare = Arc::new(std::sync::Mutex::new(Vec::<Uuid>::new()));
+    let rare_task = {
+        let mut sub = store.subscribe(Cursor::START, Filter::category("rare-"));
+        let rare = rare.clone();
+        tokio::spawn(async move {
+            while let Some(e) = sub.next().await {
+                rare.lock().unwrap().push(e.unwrap().id);
+            }
+        })
+    };
+
     let stop = Arc::new(AtomicBool::new(false));
     let naive = tokio::spawn(count_out_of_order_commits(db.backend, store.clone(), stop.clone()));
 
@@ -518,7 +559,7 @@ pub async fn subscriber_sees_every_event_of_slow_concurrent_writers_exactly_once
     for w in 0..16 {
         let store = store.clone();
         writers.push(tokio::spawn(async move {
-            let stream = format!("soak-{w}");
+            let stream = if w % 4 == 0 { format!("rare-{w}") } else { format!("soak-{w}") };
             let mut committed = Vec::new();
             let mut version = 0;
             while Instant::now() < deadline {
@@ -557,6 +598,20 @@ pub async fn subscriber_sees_every_event_of_slow_concurrent_writers_exactly_once
     let missing: Vec<_> = committed.iter().filter(|c| !ids.contains(&c.2)).collect();
     assert!(missing.is_empty(), "{} of {} committed events never delivered", missing.len(), committed.len());
     assert_eq!(received.len(), committed.len());
+    let rare_committed: Vec<Uuid> = committed.iter().filter(|c| c.0.starts_with("rare-")).map(|c| c.2).collect();
+    testkit::eventually("the category's subscriber to receive its events", Duration::from_secs(30), || async {
+        let n = rare.lock().unwrap().len();
+        if n >= rare_committed.len() { Ok(()) } else { Err(format!("{n} of {} received", rare_committed.len())) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    rare_task.abort();
+    let mut rare = rare.lock().unwrap().clone();
+    assert_eq!(rare.len(), rare_committed.len(), "the category's events, each once");
+    rare.sort();
+    let mut rare_committed = rare_committed;
+    rare_committed.sort();
+    assert_eq!(rare, rare_committed);
     let mut per_stream: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     for (s, v, _) in &received {
         per_stream.entry(s).or_default().push(*v);
