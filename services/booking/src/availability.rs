@@ -2,14 +2,16 @@
 //! asked length fits, inside ride hours (local time), outside closures, after the lead
 //! time, and clear of other rides with the turnaround kept on both sides.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 use domain::localtime;
-use domain::types::{BikeStatus, RideStatus};
+use domain::types::BikeStatus;
 use servicekit::{ServiceError, ServiceResult};
 use uuid::Uuid;
 
 use crate::facts::{self, BikeFact, CareHomeFact, ChapterFact, kind};
-use crate::readmodel::{self, RideQuery};
+use crate::readmodel;
 use crate::rules;
 use crate::service::Booking;
 
@@ -96,33 +98,26 @@ impl Booking {
         }
         let not_before = servicekit::clock::now() + Duration::minutes(i64::from(chapter.settings.lead_time_minutes));
         let turnaround = Duration::minutes(i64::from(home.turnaround_minutes));
+        let bikes: Vec<BikeFact> = facts::children::<BikeFact>(&self.store, kind::BIKE, carehome_id)
+            .await?
+            .into_iter()
+            .filter(|b| b.status != BikeStatus::Retired)
+            .collect();
+        // Every trishaw's rides at once (a trishaw may have moved here from another home:
+        // its rides there still hold it, so they are asked by trishaw, not by home).
+        let ids: Vec<Uuid> = bikes.iter().map(|b| b.bike_id).collect();
+        let window = ((from - Duration::days(1)).timestamp_micros(), to.timestamp_micros());
+        let mut busy: HashMap<Uuid, Vec<(DateTime<Utc>, DateTime<Utc>)>> = HashMap::new();
+        for d in readmodel::active_of_bikes(&self.store, &ids, window.0, window.1).await? {
+            let r = &d.ride;
+            let end = r.end() + Duration::minutes(i64::from(r.turnaround_minutes));
+            busy.entry(r.bike_id).or_default().push((r.start - turnaround, end));
+        }
         let mut out = Vec::new();
-        for bike in facts::children::<BikeFact>(&self.store, kind::BIKE, carehome_id).await? {
-            if bike.status == BikeStatus::Retired {
-                continue;
-            }
-            let mut busy = Vec::new();
-            let mut q = RideQuery {
-                bike_id: Some(bike.bike_id),
-                from: Some((from - Duration::days(1)).timestamp_micros()),
-                to: Some(to.timestamp_micros()),
-                statuses: vec![RideStatus::PendingConfirmation, RideStatus::Booked, RideStatus::Started],
-                limit: 500,
-                ..RideQuery::default()
-            };
-            loop {
-                let page = readmodel::list(&self.store, &q).await?;
-                for d in &page {
-                    let r = &d.ride;
-                    busy.push((r.start - turnaround, r.end() + Duration::minutes(i64::from(r.turnaround_minutes))));
-                }
-                if page.len() < q.limit {
-                    break;
-                }
-                q.after = page.last().map(|d| (d.ride.start.timestamp_micros(), d.ride.ride_id));
-            }
+        for bike in bikes {
             let free = if bike.status == BikeStatus::InService {
-                free_intervals(&windows, &busy, not_before, Duration::minutes(i64::from(duration_minutes)))
+                let busy = busy.get(&bike.bike_id).map_or(&[][..], Vec::as_slice);
+                free_intervals(&windows, busy, not_before, Duration::minutes(i64::from(duration_minutes)))
             } else {
                 Vec::new()
             };

@@ -434,6 +434,27 @@ pub async fn list(store: &EventStore, q: &RideQuery) -> Result<Vec<RideDoc>, Err
     docs.iter().map(|d| serde_json::from_str(d).map_err(Error::Payload)).collect()
 }
 
+/// How many trishaws one [`statements::ACTIVE_OF_BIKES`] asks for.
+pub const BIKES_PER_STATEMENT: usize = 8;
+
+/// The rides of `bikes` starting in [from, to) (µs) that still hold their trishaw (pending
+/// confirmation, booked, started), in no particular order: a care home's availability
+/// asks for all its trishaws in one statement per [`BIKES_PER_STATEMENT`] instead of one
+/// per trishaw.
+pub async fn active_of_bikes(store: &EventStore, bikes: &[Uuid], from: i64, to: i64) -> Result<Vec<RideDoc>, Error> {
+    let mut out = Vec::new();
+    for chunk in bikes.chunks(BIKES_PER_STATEMENT) {
+        // Unused slots repeat the first trishaw: one statement text whatever the count.
+        let mut args: Vec<Arg> =
+            (0..BIKES_PER_STATEMENT).map(|i| Arg::Text(chunk.get(i).unwrap_or(&chunk[0]).to_string())).collect();
+        args.extend([Arg::Int(from), Arg::Int(to)]);
+        for d in store.fetch_texts(statements::ACTIVE_OF_BIKES, &args).await? {
+            out.push(serde_json::from_str(&d).map_err(Error::Payload)?);
+        }
+    }
+    Ok(out)
+}
+
 /// The statement led by an equality on the most selective filter present (trishaw, pilot,
 /// care home, chapter: each has an index on `(column, start_at)`), or the last one.
 ///
@@ -487,6 +508,11 @@ pub mod statements {
     pub const LIST_BY_CHAPTER: &str = list_led_by!("chapter_id = $1 AND ");
     /// Every ride in a window (an admin's list), by `booking_rides_start`.
     pub const LIST_UNLED: &str = list_led_by!("");
+    /// The rides holding one of eight trishaws in a window (`$1`..`$8`: the trishaws,
+    /// `$9`, `$10`: the window), by `booking_rides_bike`.
+    pub const ACTIVE_OF_BIKES: &str = "SELECT doc FROM booking_rides \
+         WHERE bike_id IN ($1, $2, $3, $4, $5, $6, $7, $8) AND start_at >= $9 AND start_at < $10 \
+         AND status IN ('pending_confirmation', 'booked', 'started')";
     /// Active rides of a resident not yet ended.
     pub const RIDES_OF_RESIDENT: &str = "SELECT r.ride_id FROM booking_ride_riders r \
          JOIN booking_rides d ON d.ride_id = r.ride_id \
@@ -518,6 +544,7 @@ pub mod statements {
         ("list_by_carehome", LIST_BY_CAREHOME),
         ("list_by_chapter", LIST_BY_CHAPTER),
         ("list_unled", LIST_UNLED),
+        ("active_of_bikes", ACTIVE_OF_BIKES),
         ("rides_of_resident", RIDES_OF_RESIDENT),
         ("rides_of_pilot", RIDES_OF_PILOT),
         ("all_rides_of_resident", ALL_RIDES_OF_RESIDENT),
@@ -684,6 +711,7 @@ mod plan_tests {
             "list_by_carehome" => list_args!("", "h7", "", ""),
             "list_by_chapter" => list_args!("c1", "", "", ""),
             "list_unled" => list_args!("", "", "", ""),
+            "active_of_bikes" => "('b1', 'b2', 'b3', 'b4', 'b5', 'b6', 'b7', 'b7', 36000000000000, 36604800000000)",
             "rides_of_resident" => "('res7', 36000000000000)",
             "rides_of_pilot" => "('p7')",
             "all_rides_of_resident" => "('res7')",

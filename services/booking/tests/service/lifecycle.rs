@@ -14,6 +14,7 @@ testkit::both_backends!(setup = World::new;
     a_claimed_request_books_its_ride_atomically,
     rescheduling_frees_the_old_slot,
     availability_shows_free_intervals_around_rides,
+    availability_reads_every_trishaw_of_a_home_with_more_than_one_statement_holds,
 );
 
 fn cmd(ride: &str) -> bpb::RideCommandRequest {
@@ -279,4 +280,50 @@ async fn availability_shows_free_intervals_around_rides(mut w: World) {
     })
     .await;
     assert_eq!(free, expected);
+}
+
+/// Availability reads the rides of eight trishaws per statement: a home of ten has its
+/// rides read in two, and each trishaw's free time shows its own rides only.
+async fn availability_reads_every_trishaw_of_a_home_with_more_than_one_statement_holds(mut w: World) {
+    let b = w.basic().await;
+    let mut bikes = vec![b.bike];
+    for _ in 0..9 {
+        bikes.push(w.bike(b.home, 2).await);
+    }
+    let other_pilot = w.pilot(b.chapter).await;
+    w.settle().await;
+    // The bikes in the order availability lists them (by id): the first and the last are
+    // read by different statements.
+    bikes.sort();
+    w.book(bikes[0], b.pilot, "2027-05-03T09:00:00Z", 60, &[]).await.unwrap();
+    w.book(bikes[9], other_pilot, "2027-05-03T12:00:00Z", 60, &[]).await.unwrap();
+    let whole_day = vec![(ts("2027-05-03T07:00:00Z"), ts("2027-05-03T15:00:00Z"))];
+    let mut expected: Vec<(String, Vec<_>)> = bikes.iter().map(|id| (id.to_string(), whole_day.clone())).collect();
+    expected[0].1 = vec![
+        (ts("2027-05-03T07:00:00Z"), ts("2027-05-03T08:45:00Z")),
+        (ts("2027-05-03T10:15:00Z"), ts("2027-05-03T15:00:00Z")),
+    ];
+    expected[9].1 = vec![
+        (ts("2027-05-03T07:00:00Z"), ts("2027-05-03T11:45:00Z")),
+        (ts("2027-05-03T13:15:00Z"), ts("2027-05-03T15:00:00Z")),
+    ];
+    let seen = testkit::eventually("both rides in the availability", testkit::DEFAULT_TIMEOUT, || async {
+        let a = w
+            .booking
+            .clone()
+            .get_availability(bpb::GetAvailabilityRequest {
+                carehome_id: b.home.to_string(),
+                from: ts("2027-05-03T00:00:00Z"),
+                to: ts("2027-05-04T00:00:00Z"),
+                duration_minutes: 60,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let seen: Vec<(String, Vec<_>)> =
+            a.bikes.iter().map(|b| (b.bike_id.clone(), b.free.iter().map(|f| (f.start, f.end)).collect())).collect();
+        if seen == expected { Ok(seen) } else { Err(format!("{seen:?}")) }
+    })
+    .await;
+    assert_eq!(seen.len(), 10);
 }
