@@ -101,7 +101,7 @@ impl SqliteStore {
         migrator.run(&mut writer).await?;
         drop(lock);
         let readers = SqlitePoolOptions::new()
-            .max_connections(opts.max_connections)
+            .max_connections(opts.sqlite_readers.max(1))
             .min_connections(1)
             .connect_with(base.read_only(true))
             .await?;
