@@ -234,6 +234,57 @@ pub async fn get<T: DeserializeOwned>(store: &EventStore, kind: &'static str, id
     docs.first().map(|d| serde_json::from_str(d).map_err(Error::Payload)).transpose()
 }
 
+/// The facts a booking decides on, read together (`readmodel::statements` pins their plans).
+pub mod statements {
+    /// A trishaw (`$1`), its care home and that home's chapter (each saved under its
+    /// parent: a trishaw under its care home, a care home under its chapter), and a pilot
+    /// (`$2`): one row, NULL where a fact is missing.
+    pub const BOOKING_FACTS: &str = "SELECT \
+         (SELECT doc FROM booking_facts WHERE kind = 'bike' AND id = $1), \
+         (SELECT h.doc FROM booking_facts b JOIN booking_facts h ON h.kind = 'carehome' AND h.id = b.parent \
+          WHERE b.kind = 'bike' AND b.id = $1), \
+         (SELECT c.doc FROM booking_facts b JOIN booking_facts h ON h.kind = 'carehome' AND h.id = b.parent \
+          JOIN booking_facts c ON c.kind = 'chapter' AND c.id = h.parent WHERE b.kind = 'bike' AND b.id = $1), \
+         (SELECT doc FROM booking_facts WHERE kind = 'pilot' AND id = $2)";
+    /// Up to four residents (`$1`..`$4`; unused slots repeat the first).
+    pub const RESIDENTS: &str = "SELECT id, doc FROM booking_facts \
+         WHERE kind = 'resident' AND id IN ($1, $2, $3, $4)";
+    /// How many residents one [`RESIDENTS`] asks for.
+    pub const RESIDENTS_PER_STATEMENT: usize = 4;
+}
+
+/// A trishaw, its care home, their chapter and a pilot, as found (one statement).
+#[allow(clippy::type_complexity)]
+pub async fn booking_facts(
+    store: &EventStore,
+    bike_id: Uuid,
+    pilot_id: Uuid,
+) -> Result<(Option<BikeFact>, Option<CareHomeFact>, Option<ChapterFact>, Option<PilotFact>), Error> {
+    let row: Option<(Option<String>, Option<String>, Option<String>, Option<String>)> =
+        store.fetch_optional_row(statements::BOOKING_FACTS, &[bike_id.into(), pilot_id.into()]).await?;
+    let (bike, home, chapter, pilot) = row.unwrap_or_default();
+    Ok((parse(bike)?, parse(home)?, parse(chapter)?, parse(pilot)?))
+}
+
+/// Residents' facts, in the order asked (absent ones as `None`).
+pub async fn residents(store: &EventStore, ids: &[Uuid]) -> Result<Vec<(Uuid, Option<ResidentFact>)>, Error> {
+    let mut found: BTreeMap<Uuid, ResidentFact> = BTreeMap::new();
+    for chunk in ids.chunks(statements::RESIDENTS_PER_STATEMENT) {
+        let args: Vec<Arg> =
+            (0..statements::RESIDENTS_PER_STATEMENT).map(|i| (*chunk.get(i).unwrap_or(&chunk[0])).into()).collect();
+        let rows: Vec<(String, String)> = store.fetch_rows(statements::RESIDENTS, &args).await?;
+        for (id, doc) in rows {
+            let id: Uuid = id.parse().map_err(|_| Error::Corrupt(format!("resident fact id {id}")))?;
+            found.insert(id, serde_json::from_str(&doc).map_err(Error::Payload)?);
+        }
+    }
+    Ok(ids.iter().map(|id| (*id, found.get(id).cloned())).collect())
+}
+
+fn parse<T: DeserializeOwned>(doc: Option<String>) -> Result<Option<T>, Error> {
+    doc.map(|d| serde_json::from_str(&d).map_err(Error::Payload)).transpose()
+}
+
 /// Every fact of a kind under a parent (bikes of a care home), in id order.
 pub async fn children<T: DeserializeOwned>(
     store: &EventStore,

@@ -116,28 +116,15 @@ async fn waitlist_input(l: &mut Loader, ride: &Ride, input: &mut RideInput) -> S
     Ok(())
 }
 
-/// The facts of a booking of `bike` by `pilot`, each as found.
+/// The facts of a booking of `bike` by `pilot`, each as found (one statement).
 pub(crate) async fn fact_parts(store: &EventStore, bike_id: Uuid, pilot_id: Uuid) -> ServiceResult<FactParts> {
-    let bike: Option<BikeFact> = facts::get(store, kind::BIKE, bike_id).await?;
-    let home: Option<CareHomeFact> = match &bike {
-        Some(b) => facts::get(store, kind::CAREHOME, b.carehome_id).await?,
-        None => None,
-    };
-    let chapter: Option<ChapterFact> = match &home {
-        Some(h) => facts::get(store, kind::CHAPTER, h.chapter_id).await?,
-        None => None,
-    };
-    let pilot: Option<PilotFact> = facts::get(store, kind::PILOT, pilot_id).await?;
+    let (bike, home, chapter, pilot) = facts::booking_facts(store, bike_id, pilot_id).await?;
     Ok(FactParts { bike, home, chapter, pilot })
 }
 
 /// Residents' facts (absent ones as `None`).
 pub(crate) async fn residents(store: &EventStore, ids: &[Uuid]) -> ServiceResult<Vec<(Uuid, Option<ResidentFact>)>> {
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        out.push((*id, facts::get(store, kind::RESIDENT, *id).await?));
-    }
-    Ok(out)
+    Ok(facts::residents(store, ids).await?)
 }
 
 /// Whether a booking is a pilot seating residents itself where the care home does not
