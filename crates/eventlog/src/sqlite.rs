@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -50,6 +52,10 @@ pub(crate) struct SqliteStore {
     jobs: mpsc::Sender<Job>,
     pub(crate) readers: SqlitePool,
     pub(crate) wake: watch::Sender<u64>,
+    /// Write jobs this process's writer finished (appends, transactions, raw work).
+    generation: Arc<AtomicU64>,
+    /// Pages that subscriptions woken by one commit read (see [`SqliteStore::read_all_shared`]).
+    shared_pages: Arc<tokio::sync::Mutex<SharedPages>>,
     /// Held while migrating, so that processes opening one file at once (separately run
     /// services sharing an erasure ledger) migrate it one after the other.
     pub(crate) migration_lock: Option<std::path::PathBuf>,
@@ -76,6 +82,16 @@ pub(crate) async fn lock_file(path: Option<std::path::PathBuf>) -> Result<Option
 
 /// Appends grouped into one commit at most.
 const MAX_GROUP: usize = 256;
+
+/// Distinct pages kept for subscriptions woken by one commit (a handful of followers).
+const SHARED_PAGES: usize = 8;
+
+/// The pages read since the writer's last job.
+#[derive(Default)]
+struct SharedPages {
+    generation: u64,
+    pages: Vec<(Cursor, Filter, usize, Page)>,
+}
 
 impl SqliteStore {
     pub(crate) async fn connect(url: &str, opts: &StoreOptions) -> Result<Self, Error> {
@@ -108,8 +124,9 @@ impl SqliteStore {
         let (jobs, rx) = mpsc::channel(1024);
         let (wake, _) = watch::channel(0u64);
         let durable = if opts.sqlite_synchronous_normal { Durability::NORMAL } else { Durability::FULL };
-        tokio::spawn(run_writer(writer, rx, wake.clone(), durable));
-        Ok(SqliteStore { jobs, readers, wake, migration_lock })
+        let generation = Arc::new(AtomicU64::new(0));
+        tokio::spawn(run_writer(writer, rx, wake.clone(), generation.clone(), durable));
+        Ok(SqliteStore { jobs, readers, wake, generation, shared_pages: Arc::default(), migration_lock })
     }
 
     pub(crate) async fn append(&self, req: PreparedAppend, hold: Option<Duration>) -> Result<AppendResult, Error> {
@@ -187,6 +204,31 @@ impl SqliteStore {
         Ok(crate::model::page(events, after, limit, head))
     }
 
+    /// [`Self::read_all`] for subscriptions woken by a commit. The followers of a log
+    /// (read models, other components' feeds) wake together after each commit and ask,
+    /// mostly, for the same page: the first asks the database, the others get a copy, as
+    /// long as no write job of this process finished in between (the page read then is
+    /// at least as recent as any of them needs). Reads one at a time: a follower waits for
+    /// the read in flight rather than starting the same one beside it. Commits of another
+    /// process on the same file do not count; subscriptions find those by their poll,
+    /// which reads directly.
+    pub(crate) async fn read_all_shared(&self, after: Cursor, filter: &Filter, limit: usize) -> Result<Page, Error> {
+        let mut shared = self.shared_pages.lock().await;
+        let generation = self.generation.load(Ordering::Acquire);
+        if shared.generation != generation {
+            shared.generation = generation;
+            shared.pages.clear();
+        }
+        if let Some((.., page)) = shared.pages.iter().find(|(c, f, l, _)| *c == after && f == filter && *l == limit) {
+            return Ok(page.clone());
+        }
+        let page = self.read_all(after, filter, limit).await?;
+        if shared.pages.len() < SHARED_PAGES {
+            shared.pages.push((after, filter.clone(), limit, page.clone()));
+        }
+        Ok(page)
+    }
+
     pub(crate) async fn head(&self) -> Result<Cursor, Error> {
         let p: Option<i64> = sqlx::query_scalar(plans::HEAD).fetch_one(&self.readers).await?;
         Ok(Cursor { tx: 0, position: p.unwrap_or(0) })
@@ -255,9 +297,12 @@ async fn run_writer(
     mut conn: SqliteConnection,
     mut rx: mpsc::Receiver<Job>,
     wake: watch::Sender<u64>,
+    generation: Arc<AtomicU64>,
     durability: Durability,
 ) {
     let mut next: Option<Job> = None;
+    // Counted after each job's commit, before anyone is told of it (wake-up, reply).
+    let done = || generation.fetch_add(1, Ordering::AcqRel);
     loop {
         let job = match next.take() {
             Some(j) => j,
@@ -279,13 +324,15 @@ async fn run_writer(
                         Err(_) => break,
                     }
                 }
-                let wrote = append_group(&mut conn, group).await;
+                let wrote = append_group(&mut conn, group, &done).await;
                 if wrote {
                     wake.send_modify(|n| *n = n.wrapping_add(1));
                 }
             }
             Job::Raw { work, reply } => {
-                let _ = reply.send(work(&mut conn).await);
+                let result = work(&mut conn).await;
+                done();
+                let _ = reply.send(result);
             }
             Job::Transaction { work, relaxed, mut reply } => {
                 let statements = if relaxed {
@@ -306,6 +353,7 @@ async fn run_writer(
                         continue;
                     }
                 };
+                done();
                 let _ = reply.send(result);
             }
         }
@@ -337,7 +385,8 @@ async fn run_transaction(conn: &mut SqliteConnection, work: WriteWork, statement
 type Pending = (PreparedAppend, Option<Duration>, oneshot::Sender<Result<AppendResult, Error>>);
 
 /// Appends a group in one transaction; returns whether anything new was committed.
-async fn append_group(conn: &mut SqliteConnection, group: Vec<Pending>) -> bool {
+/// `done` runs after the commit, before the callers hear of it.
+async fn append_group(conn: &mut SqliteConnection, group: Vec<Pending>, done: &impl Fn() -> u64) -> bool {
     let single = group.len() == 1;
     if let Err(e) = sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await {
         let msg = e.to_string();
@@ -379,6 +428,7 @@ async fn append_group(conn: &mut SqliteConnection, group: Vec<Pending>) -> bool 
         }
         return false;
     }
+    done();
     for (outcome, reply) in outcomes {
         let _ = reply.send(outcome);
     }

@@ -264,6 +264,20 @@ impl EventStore {
         }
     }
 
+    /// [`Self::read_all`] for a subscription woken by a commit of this process: on SQLite,
+    /// followers woken together share one read of the same page.
+    pub(crate) async fn read_all_after_wake(
+        &self,
+        after: Cursor,
+        filter: &Filter,
+        limit: usize,
+    ) -> Result<Page, Error> {
+        match &*self.inner {
+            Inner::Sqlite(s) => s.read_all_shared(after, filter, limit).await,
+            Inner::Postgres(p) => p.read_all(after, filter, limit).await,
+        }
+    }
+
     /// The cursor of the last event that readers can see now.
     pub async fn head(&self) -> Result<Cursor, Error> {
         match &*self.inner {

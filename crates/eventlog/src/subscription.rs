@@ -47,9 +47,17 @@ async fn follow(
     // may still hold the commit back), look again soon rather than at the next poll.
     let mut quick_retries = 0u32;
     let mut failures = 0u32;
+    // Whether this read follows a wake-up by a commit (rather than the start, a full page,
+    // a retry or the poll): then the followers woken with it share the read.
+    let mut woken = false;
     loop {
         wake.borrow_and_update();
-        let read = match store.read_all(cursor, &filter, page).await {
+        let read = if std::mem::take(&mut woken) {
+            store.read_all_after_wake(cursor, &filter, page).await
+        } else {
+            store.read_all(cursor, &filter, page).await
+        };
+        let read = match read {
             Ok(p) => p,
             Err(e) if e.is_transient() => {
                 failures += 1;
@@ -86,6 +94,7 @@ async fn follow(
                     return;
                 }
                 quick_retries = 8;
+                woken = true;
             }
             _ = tokio::time::sleep(wait) => {}
             _ = tx.closed() => return,

@@ -22,6 +22,7 @@ testkit::both_backends!(
     suite::read_streams_reads_several_whole_streams_at_once,
     suite::read_all_pages_by_cursor_category_and_tenant,
     suite::subscription_catches_up_then_goes_live,
+    suite::followers_woken_together_each_get_every_event_at_once,
     suite::subscriber_sees_every_event_of_slow_concurrent_writers_exactly_once,
     suite::subscription_wakes_across_store_instances,
     suite::consumer_killed_midway_resumes_without_applying_twice,

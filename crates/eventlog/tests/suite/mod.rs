@@ -514,6 +514,37 @@ pub async fn subscription_catches_up_then_goes_live(db: TestDb) {
     assert_eq!(next(&mut from_mid).await.version, 4);
 }
 
+/// Eight followers woken by each commit (on SQLite they share the read of one page): each
+/// gets every event once, in order, and every event an append acknowledged arrives while
+/// no later commit comes to wake them again (no follower is left with a page read before
+/// it, until the poll).
+pub async fn followers_woken_together_each_get_every_event_at_once(db: TestDb) {
+    let store = open(&db).await;
+    let mut subs: Vec<_> = (0..8)
+        .map(|i| {
+            let filter = if i % 4 == 3 { Filter::category("w-") } else { Filter::all() };
+            store.subscribe(Cursor::START, filter)
+        })
+        .collect();
+    for n in 0..40u64 {
+        let stream = if n % 2 == 0 { "w-1" } else { "x-1" };
+        let r = store.append(one(stream, ExpectedVersion::Any, vec![ev("E", n)])).await.unwrap();
+        let id = r.events[0].event_id;
+        for (i, sub) in subs.iter_mut().enumerate() {
+            if i % 4 == 3 && stream != "w-1" {
+                continue;
+            }
+            // Well under the 500 ms poll: a stale shared page would leave it waiting for that.
+            let e = tokio::time::timeout(Duration::from_millis(400), sub.next())
+                .await
+                .unwrap_or_else(|_| panic!("follower {i} did not get event {n} before the poll"))
+                .unwrap()
+                .unwrap();
+            assert_eq!(e.id, id, "follower {i}, event {n}");
+        }
+    }
+}
+
 async fn next(sub: &mut eventlog::Subscription) -> RecordedEvent {
     tokio::time::timeout(Duration::from_secs(10), sub.next()).await.expect("event within 10 s").unwrap().unwrap()
 }
