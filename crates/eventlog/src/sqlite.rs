@@ -52,7 +52,7 @@ pub(crate) struct SqliteStore {
     jobs: mpsc::Sender<Job>,
     pub(crate) readers: SqlitePool,
     pub(crate) wake: watch::Sender<u64>,
-    /// Write jobs this process's writer finished (appends, transactions, raw work).
+    /// Appends and raw jobs this process's writer finished (not transactions).
     generation: Arc<AtomicU64>,
     /// Pages that subscriptions woken by one commit read (see [`SqliteStore::read_all_shared`]).
     shared_pages: Arc<tokio::sync::Mutex<SharedPages>>,
@@ -207,7 +207,7 @@ impl SqliteStore {
     /// [`Self::read_all`] for subscriptions woken by a commit. The followers of a log
     /// (read models, other components' feeds) wake together after each commit and ask,
     /// mostly, for the same page: the first asks the database, the others get a copy, as
-    /// long as no write job of this process finished in between (the page read then is
+    /// long as no append (or raw job) of this process finished in between (the page read then is
     /// at least as recent as any of them needs). Reads one at a time: a follower waits for
     /// the read in flight rather than starting the same one beside it. Commits of another
     /// process on the same file do not count; subscriptions find those by their poll,
@@ -301,7 +301,11 @@ async fn run_writer(
     durability: Durability,
 ) {
     let mut next: Option<Job> = None;
-    // Counted after each job's commit, before anyone is told of it (wake-up, reply).
+    // Counted after each append's commit and each raw job (migrations, payload rewrites),
+    // before anyone is told of it (wake-up, reply). Not after a transaction: followers
+    // write their read models and checkpoints in those, between one another's reads of
+    // the same page; events written there by hand wake no follower either (the poll,
+    // which reads directly, finds them).
     let done = || generation.fetch_add(1, Ordering::AcqRel);
     loop {
         let job = match next.take() {
@@ -353,7 +357,6 @@ async fn run_writer(
                         continue;
                     }
                 };
-                done();
                 let _ = reply.send(result);
             }
         }
