@@ -8,6 +8,9 @@ mod census;
 mod chapters;
 mod residents;
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
 use domain::types::parse_id;
 use eventlog::EventStore;
 use keystore::KeyStore;
@@ -25,6 +28,10 @@ use crate::chapters::{self as chaps, Chapter};
 pub struct Handlers {
     store: EventStore,
     keys: KeyStore,
+    /// Each care home's chapter, once read: set at registration and never changed (no
+    /// event moves a care home, none removes one), so the trishaw and resident reads on
+    /// every booking's path need not fold the care home's stream again for it.
+    chapters: Arc<RwLock<HashMap<Uuid, Uuid>>>,
 }
 
 /// Free text about a trishaw or a care home (issue descriptions, reasons, repair notes,
@@ -65,7 +72,7 @@ pub(crate) fn carehome_subject(home: Uuid) -> String {
 impl Handlers {
     /// Handlers over a store and its key store.
     pub fn new(store: EventStore, keys: KeyStore) -> Self {
-        Handlers { store, keys }
+        Handlers { store, keys, chapters: Arc::default() }
     }
 }
 
@@ -78,8 +85,14 @@ async fn chapter(store: &EventStore, chapter_id: Uuid) -> ServiceResult<Chapter>
     Ok(load_existing::<Chapter>(store, &chaps::stream(chapter_id), "chapter").await?.0)
 }
 
-async fn carehome(store: &EventStore, carehome_id: Uuid) -> ServiceResult<CareHome> {
-    Ok(load_existing::<CareHome>(store, &homes::stream(carehome_id), "care home").await?.0)
+/// The chapter of an existing care home (not found: `NotFound`).
+async fn chapter_of(h: &Handlers, carehome_id: Uuid) -> ServiceResult<Uuid> {
+    if let Some(chapter) = h.chapters.read().unwrap_or_else(|e| e.into_inner()).get(&carehome_id) {
+        return Ok(*chapter);
+    }
+    let home = load_existing::<CareHome>(&h.store, &homes::stream(carehome_id), "care home").await?.0;
+    h.chapters.write().unwrap_or_else(|e| e.into_inner()).insert(carehome_id, home.chapter_id);
+    Ok(home.chapter_id)
 }
 
 /// A key-store failure as the service reports it.

@@ -9,7 +9,7 @@ use samskab_proto::carehome::v1 as pb;
 use servicekit::{CommandCtx, ServiceError, ServiceResult};
 use uuid::Uuid;
 
-use super::{Handlers, bike_subject, carehome, id, load_existing, open_text, rfc3339, seal_text};
+use super::{Handlers, bike_subject, chapter_of, id, load_existing, open_text, rfc3339, seal_text};
 use crate::bikes::{self, Bike, CommissionBike, ReportIssue, ServiceChange};
 use crate::readmodel::{self, PageRequest};
 use servicekit::aggregate::execute_in;
@@ -41,11 +41,11 @@ pub async fn commission(h: &Handlers, req: pb::CommissionBikeRequest) -> Service
     let carehome_id = id("/carehome_id", &req.carehome_id)?;
     let bike_id = ctx.new_object_id("bike");
     let cmd = CommissionBike::parse(bike_id, carehome_id, &req.name, &req.bike_type, req.seats)?;
-    let home = carehome(&h.store, carehome_id).await?;
+    let home_chapter = chapter_of(h, carehome_id).await?;
     let stream = bikes::stream(bike_id);
-    let loaded = execute_in(&h.store, &ctx, &stream, Some(home.chapter_id), |s| bikes::commission(s, &cmd)).await?;
+    let loaded = execute_in(&h.store, &ctx, &stream, Some(home_chapter), |s| bikes::commission(s, &cmd)).await?;
     let bike = loaded.state.ok_or_else(|| ServiceError::NotFound("trishaw".into()))?;
-    view(h, &bike, home.chapter_id, loaded.version).await
+    view(h, &bike, home_chapter, loaded.version).await
 }
 
 /// Runs a command on an existing trishaw, in its care home's chapter.
@@ -62,10 +62,10 @@ where
     let bike_id = id("/bike_id", bike_id)?;
     let stream = bikes::stream(bike_id);
     let (bike, _) = load_existing::<Bike>(&h.store, &stream, "trishaw").await?;
-    let home = carehome(&h.store, bike.carehome_id).await?;
-    let loaded = execute_in(&h.store, &ctx, &stream, Some(home.chapter_id), decide).await?;
+    let home_chapter = chapter_of(h, bike.carehome_id).await?;
+    let loaded = execute_in(&h.store, &ctx, &stream, Some(home_chapter), decide).await?;
     let bike = loaded.state.ok_or_else(|| ServiceError::NotFound("trishaw".into()))?;
-    view(h, &bike, home.chapter_id, loaded.version).await
+    view(h, &bike, home_chapter, loaded.version).await
 }
 
 /// Seals a change's free text under the trishaw's key (validated in clear first).
@@ -116,9 +116,9 @@ pub async fn move_to(h: &Handlers, req: pb::MoveBikeRequest) -> ServiceResult<pb
     let to = id("/carehome_id", &req.carehome_id)?;
     let bike_id = id("/bike_id", &req.bike_id)?;
     let (bike, _) = load_existing::<Bike>(&h.store, &bikes::stream(bike_id), "trishaw").await?;
-    let from = carehome(&h.store, bike.carehome_id).await?;
-    let target = carehome(&h.store, to).await?;
-    if target.chapter_id != from.chapter_id {
+    let from_chapter = chapter_of(h, bike.carehome_id).await?;
+    let target_chapter = chapter_of(h, to).await?;
+    if target_chapter != from_chapter {
         return Err(ServiceError::NotFound("care home".into()));
     }
     on_bike(h, req.context, &req.bike_id, |s| bikes::move_to(s, to)).await
@@ -128,19 +128,19 @@ pub async fn move_to(h: &Handlers, req: pb::MoveBikeRequest) -> ServiceResult<pb
 pub async fn get(h: &Handlers, req: pb::IdRequest) -> ServiceResult<pb::Bike> {
     let bike_id = id("/id", &req.id)?;
     let (bike, version) = load_existing::<Bike>(&h.store, &bikes::stream(bike_id), "trishaw").await?;
-    let home = carehome(&h.store, bike.carehome_id).await?;
-    view(h, &bike, home.chapter_id, version).await
+    let home_chapter = chapter_of(h, bike.carehome_id).await?;
+    view(h, &bike, home_chapter, version).await
 }
 
 /// ListBikes: a care home's trishaws, in id order.
 pub async fn list(h: &Handlers, req: pb::ListRequest) -> ServiceResult<pb::ListBikesResponse> {
     let carehome_id = id("/parent_id", &req.parent_id)?;
     let paging = PageRequest::parse(req.limit, &req.cursor)?;
-    let home = carehome(&h.store, carehome_id).await?;
+    let home_chapter = chapter_of(h, carehome_id).await?;
     let page = readmodel::page::<Bike>(&h.store, carehome_id, &paging).await?;
     let mut bikes = Vec::with_capacity(page.items.len());
     for d in &page.items {
-        bikes.push(view(h, &d.state, home.chapter_id, d.version).await?);
+        bikes.push(view(h, &d.state, home_chapter, d.version).await?);
     }
     Ok(pb::ListBikesResponse { bikes, next_cursor: page.next_cursor })
 }

@@ -9,7 +9,7 @@ use servicekit::aggregate::{landed, load};
 use servicekit::{CommandCtx, ServiceError, ServiceResult};
 use uuid::Uuid;
 
-use super::{Handlers, carehome, id, key_error, load_existing, rfc3339};
+use super::{Handlers, chapter_of, id, key_error, load_existing, rfc3339};
 use crate::readmodel::{self, PageRequest};
 use crate::residents::{self, AdmitResident, Consent, ConsentInput, PERSONAL_FIELD, Resident, subject};
 use crate::validation::Violations;
@@ -69,26 +69,26 @@ pub async fn admit(h: &Handlers, req: pb::AdmitResidentRequest) -> ServiceResult
     let fields = v.check_all(residents::parse_personal(&req.display_name, &req.notes));
     let consent = v.check_all(residents::parse_consent("/consent", req.consent.as_ref().map(consent_input)));
     let (fields, consent) = v.finish(|| fields.zip(consent))?;
-    let home = carehome(&h.store, carehome_id).await?;
+    let home_chapter = chapter_of(h, carehome_id).await?;
     let resident_id = ctx.new_object_id("resident");
     let stream = residents::stream(resident_id);
     let existing = load::<Resident>(&h.store, &stream).await?;
     let retry = landed(&h.store, &ctx, &stream).await?;
     if let Some(r) = existing.state.as_ref().filter(|_| retry) {
-        return view(h, r, home.chapter_id, existing.version).await; // a retry: its original outcome
+        return view(h, r, home_chapter, existing.version).await; // a retry: its original outcome
     }
     let sealed = h.keys.seal_json(&subject(resident_id), PERSONAL_FIELD, &fields).await.map_err(key_error)?;
     let cmd = AdmitResident { resident_id, carehome_id, personal: sealed, consent };
-    let loaded = execute_in(&h.store, &ctx, &stream, Some(home.chapter_id), |s| residents::admit(s, &cmd)).await?;
+    let loaded = execute_in(&h.store, &ctx, &stream, Some(home_chapter), |s| residents::admit(s, &cmd)).await?;
     let r = loaded.state.ok_or_else(|| ServiceError::NotFound("resident".into()))?;
-    view(h, &r, home.chapter_id, loaded.version).await
+    view(h, &r, home_chapter, loaded.version).await
 }
 
 /// A resident, their stream's version and their chapter.
 async fn existing(h: &Handlers, resident_id: Uuid) -> ServiceResult<(Resident, u64, Uuid)> {
     let (r, version) = load_existing::<Resident>(&h.store, &residents::stream(resident_id), "resident").await?;
-    let home = carehome(&h.store, r.carehome_id).await?;
-    Ok((r, version, home.chapter_id))
+    let home_chapter = chapter_of(h, r.carehome_id).await?;
+    Ok((r, version, home_chapter))
 }
 
 /// Runs a command on an existing resident, in their care home's chapter.
@@ -160,11 +160,11 @@ pub async fn erase(h: &Handlers, req: pb::ResidentCommandRequest) -> ServiceResu
     if !landed(&h.store, &ctx, &stream).await? {
         ctx.check_version(loaded.version)?; // a refused request must not delete the key either
     }
-    let home = carehome(&h.store, r.carehome_id).await?;
+    let home_chapter = chapter_of(h, r.carehome_id).await?;
     h.keys.erase(&subject(resident_id)).await.map_err(key_error)?;
-    let loaded = execute_in(&h.store, &ctx, &stream, Some(home.chapter_id), residents::erase).await?;
+    let loaded = execute_in(&h.store, &ctx, &stream, Some(home_chapter), residents::erase).await?;
     let r = loaded.state.ok_or_else(|| ServiceError::NotFound("resident".into()))?;
-    view(h, &r, home.chapter_id, loaded.version).await
+    view(h, &r, home_chapter, loaded.version).await
 }
 
 /// GetResident.
@@ -178,11 +178,11 @@ pub async fn get(h: &Handlers, req: pb::IdRequest) -> ServiceResult<pb::Resident
 pub async fn list(h: &Handlers, req: pb::ListRequest) -> ServiceResult<pb::ListResidentsResponse> {
     let carehome_id = id("/parent_id", &req.parent_id)?;
     let paging = PageRequest::parse(req.limit, &req.cursor)?;
-    let home = carehome(&h.store, carehome_id).await?;
+    let home_chapter = chapter_of(h, carehome_id).await?;
     let page = readmodel::page::<Resident>(&h.store, carehome_id, &paging).await?;
     let mut out = Vec::with_capacity(page.items.len());
     for d in &page.items {
-        out.push(view(h, &d.state, home.chapter_id, d.version).await?);
+        out.push(view(h, &d.state, home_chapter, d.version).await?);
     }
     Ok(pb::ListResidentsResponse { residents: out, next_cursor: page.next_cursor })
 }
