@@ -22,6 +22,20 @@ pub struct Probe {
 /// Lateness of each reminder (ms; `None`: not seen within 30 s).
 pub type Lateness = Vec<Option<f64>>;
 
+/// A fixed-offset zone in which it is around noon at `now`: the probe's rides start within
+/// minutes, and must not cross its care home's closing time at midnight (they did, in UTC,
+/// from 23:44 on).
+fn midday_zone(now: DateTime<Utc>) -> String {
+    use chrono::Timelike;
+    // Local = UTC + k hours; the `Etc/GMT` zones name the offset with the opposite sign.
+    let k = 12 - i64::from(now.hour());
+    match k {
+        0 => "UTC".to_owned(),
+        k if k > 0 => format!("Etc/GMT-{k}"),
+        k => format!("Etc/GMT+{}", -k),
+    }
+}
+
 /// Builds the probe and books its rides so that their reminders fall due `after` from now,
 /// one a second.
 pub async fn prepare(sys: &System, http: &reqwest::Client, n: usize, after: Duration) -> Result<Probe, String> {
@@ -33,7 +47,7 @@ pub async fn prepare(sys: &System, http: &reqwest::Client, n: usize, after: Dura
         base,
         "/v1/chapters",
         &admin,
-        json!({"name": "Reminder probe", "timezone": "UTC", "settings": settings}),
+        json!({"name": "Reminder probe", "timezone": midday_zone(Utc::now()), "settings": settings}),
         "chapter_id",
     )
     .await?;
@@ -145,4 +159,19 @@ pub fn summary(late: &Lateness) -> String {
         seen.len(),
         late.len()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probe_zone_puts_now_at_noon() {
+        for hour in 0..24 {
+            let now = DateTime::parse_from_rfc3339(&format!("2026-12-07T{hour:02}:45:00Z")).unwrap().to_utc();
+            let zone: chrono_tz::Tz = midday_zone(now).parse().unwrap();
+            use chrono::Timelike;
+            assert_eq!(now.with_timezone(&zone).hour(), 12, "{} at {hour}:45 UTC", midday_zone(now));
+        }
+    }
 }
