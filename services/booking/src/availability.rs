@@ -15,6 +15,9 @@ use crate::readmodel;
 use crate::rules;
 use crate::service::Booking;
 
+/// A stretch of time, [start, end).
+type Interval = (DateTime<Utc>, DateTime<Utc>);
+
 /// Free intervals of one trishaw.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BikeAvailability {
@@ -107,7 +110,7 @@ impl Booking {
         // its rides there still hold it, so they are asked by trishaw, not by home).
         let ids: Vec<Uuid> = bikes.iter().map(|b| b.bike_id).collect();
         let window = ((from - Duration::days(1)).timestamp_micros(), to.timestamp_micros());
-        let mut busy: HashMap<Uuid, Vec<(DateTime<Utc>, DateTime<Utc>)>> = HashMap::new();
+        let mut busy: HashMap<Uuid, Vec<Interval>> = HashMap::new();
         for d in readmodel::active_of_bikes(&self.store, &ids, window.0, window.1).await? {
             let r = &d.ride;
             let end = r.end() + Duration::minutes(i64::from(r.turnaround_minutes));

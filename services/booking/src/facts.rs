@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use servicekit::remote::RemoteProjection;
 use uuid::Uuid;
 
+use crate::rules::FactParts;
+
 /// A chapter's zone and settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChapterFact {
@@ -254,16 +256,13 @@ pub mod statements {
 }
 
 /// A trishaw, its care home, their chapter and a pilot, as found (one statement).
-#[allow(clippy::type_complexity)]
-pub async fn booking_facts(
-    store: &EventStore,
-    bike_id: Uuid,
-    pilot_id: Uuid,
-) -> Result<(Option<BikeFact>, Option<CareHomeFact>, Option<ChapterFact>, Option<PilotFact>), Error> {
-    let row: Option<(Option<String>, Option<String>, Option<String>, Option<String>)> =
+pub async fn booking_facts(store: &EventStore, bike_id: Uuid, pilot_id: Uuid) -> Result<FactParts, Error> {
+    // The documents of the trishaw, its care home, their chapter and the pilot.
+    type Docs = (Option<String>, Option<String>, Option<String>, Option<String>);
+    let row: Option<Docs> =
         store.fetch_optional_row(statements::BOOKING_FACTS, &[bike_id.into(), pilot_id.into()]).await?;
     let (bike, home, chapter, pilot) = row.unwrap_or_default();
-    Ok((parse(bike)?, parse(home)?, parse(chapter)?, parse(pilot)?))
+    Ok(FactParts { bike: parse(bike)?, home: parse(home)?, chapter: parse(chapter)?, pilot: parse(pilot)? })
 }
 
 /// Residents' facts, in the order asked (absent ones as `None`).

@@ -118,8 +118,7 @@ async fn waitlist_input(l: &mut Loader, ride: &Ride, input: &mut RideInput) -> S
 
 /// The facts of a booking of `bike` by `pilot`, each as found (one statement).
 pub(crate) async fn fact_parts(store: &EventStore, bike_id: Uuid, pilot_id: Uuid) -> ServiceResult<FactParts> {
-    let (bike, home, chapter, pilot) = facts::booking_facts(store, bike_id, pilot_id).await?;
-    Ok(FactParts { bike, home, chapter, pilot })
+    Ok(facts::booking_facts(store, bike_id, pilot_id).await?)
 }
 
 /// Residents' facts (absent ones as `None`).

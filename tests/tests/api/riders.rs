@@ -52,7 +52,13 @@ async fn a_pilot_cannot_learn_names_where_the_home_chooses_riders(s: System) {
     assert_eq!((theirs.body["resident_ids"].clone(), theirs.body["resident_count"].clone()), (json!([r0]), json!(1)));
     let mine = s.get(&path, &me).await.expect(200);
     assert_eq!((mine.body.get("resident_ids"), mine.body["resident_count"].clone()), (None, json!(1)), "{}", mine.body);
-    let listed = s.get(&format!("/v1/ride-requests?carehome_id={}", w.home), &me).await.expect(200);
+    // Lists may lag the write (api.md: up to a second; more on a loaded machine).
+    let list = format!("/v1/ride-requests?carehome_id={}", w.home);
+    s.eventually("the request in the pilot's list", || async {
+        s.get(&list, &me).await.expect(200).body["items"].as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    let listed = s.get(&list, &me).await.expect(200);
     assert_eq!(listed.body["items"][0].get("resident_ids"), None, "{}", listed.body);
     assert_eq!(listed.body["items"][0]["resident_count"], 1);
 
