@@ -263,23 +263,31 @@ async fn availability_shows_free_intervals_around_rides(mut w: World) {
         (ts("2027-05-03T10:15:00Z"), ts("2027-05-03T15:00:00Z")),
     ];
     let free = testkit::eventually("the ride in the availability", testkit::DEFAULT_TIMEOUT, || async {
-        let a = w
-            .booking
-            .clone()
-            .get_availability(bpb::GetAvailabilityRequest {
-                carehome_id: b.home.to_string(),
-                from: ts("2027-05-03T00:00:00Z"),
-                to: ts("2027-05-04T00:00:00Z"),
-                duration_minutes: 60,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        let free: Vec<_> = a.bikes[0].free.iter().map(|f| (f.start, f.end)).collect();
+        let free = day_free(&w, b.home).await.remove(0).1;
         if free == expected { Ok(free) } else { Err(format!("{free:?}")) }
     })
     .await;
     assert_eq!(free, expected);
+}
+
+/// Each trishaw of `home` (by id) with its free intervals for an hour's ride on 3 May 2027.
+async fn day_free(
+    w: &World,
+    home: uuid::Uuid,
+) -> Vec<(String, Vec<(Option<prost_types::Timestamp>, Option<prost_types::Timestamp>)>)> {
+    let a = w
+        .booking
+        .clone()
+        .get_availability(bpb::GetAvailabilityRequest {
+            carehome_id: home.to_string(),
+            from: ts("2027-05-03T00:00:00Z"),
+            to: ts("2027-05-04T00:00:00Z"),
+            duration_minutes: 60,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    a.bikes.iter().map(|b| (b.bike_id.clone(), b.free.iter().map(|f| (f.start, f.end)).collect())).collect()
 }
 
 /// Availability reads the rides of eight trishaws per statement: a home of ten has its
@@ -308,20 +316,7 @@ async fn availability_reads_every_trishaw_of_a_home_with_more_than_one_statement
         (ts("2027-05-03T13:15:00Z"), ts("2027-05-03T15:00:00Z")),
     ];
     let seen = testkit::eventually("both rides in the availability", testkit::DEFAULT_TIMEOUT, || async {
-        let a = w
-            .booking
-            .clone()
-            .get_availability(bpb::GetAvailabilityRequest {
-                carehome_id: b.home.to_string(),
-                from: ts("2027-05-03T00:00:00Z"),
-                to: ts("2027-05-04T00:00:00Z"),
-                duration_minutes: 60,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        let seen: Vec<(String, Vec<_>)> =
-            a.bikes.iter().map(|b| (b.bike_id.clone(), b.free.iter().map(|f| (f.start, f.end)).collect())).collect();
+        let seen = day_free(&w, b.home).await;
         if seen == expected { Ok(seen) } else { Err(format!("{seen:?}")) }
     })
     .await;
