@@ -10,27 +10,31 @@ pub mod sqlite {
     pub const READ_STREAM: &str = "SELECT position, event_id, stream_id, version, event_type, schema_version, payload, \
          metadata, occurred_at, recorded_at \
          FROM eventlog_events WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3";
+    // A page of the log after a position (`$1`), by category (`$2`) and tenant (`$3`),
+    // at most `$4` events: one text for both statements below.
+    macro_rules! page_sql {
+        () => {
+            "SELECT position, event_id, stream_id, version, event_type, schema_version, payload, \
+             metadata, occurred_at, recorded_at \
+             FROM eventlog_events \
+             WHERE position > $1 \
+               AND ($2 IS NULL OR substr(stream_id, 1, length($2)) = $2) \
+               AND ($3 IS NULL OR tenant = $3) \
+             ORDER BY position LIMIT $4"
+        };
+    }
     /// A page of the whole log after a position, by category and tenant (subscriptions).
-    pub const READ_ALL: &str = "SELECT position, event_id, stream_id, version, event_type, schema_version, payload, \
-         metadata, occurred_at, recorded_at \
-         FROM eventlog_events \
-         WHERE position > $1 \
-           AND ($2 IS NULL OR substr(stream_id, 1, length($2)) = $2) \
-           AND ($3 IS NULL OR tenant = $3) \
-         ORDER BY position LIMIT $4";
+    pub const READ_ALL: &str = page_sql!();
     /// [`READ_ALL`] with a category or tenant, and one more row: the last position of the
     /// log in the same snapshot (every column but the position NULL). A page shorter than
     /// the limit moves the reader's cursor there, so a follower of a rare category reads
     /// only the events appended since its last read, not every event since its last match.
-    pub const READ_ALL_FILTERED: &str = "SELECT * FROM (SELECT position, event_id, stream_id, version, event_type, \
-         schema_version, payload, metadata, occurred_at, recorded_at \
-         FROM eventlog_events \
-         WHERE position > $1 \
-           AND ($2 IS NULL OR substr(stream_id, 1, length($2)) = $2) \
-           AND ($3 IS NULL OR tenant = $3) \
-         ORDER BY position LIMIT $4) \
-         UNION ALL SELECT (SELECT max(position) FROM eventlog_events), \
-         NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL";
+    pub const READ_ALL_FILTERED: &str = concat!(
+        "SELECT * FROM (",
+        page_sql!(),
+        ") UNION ALL SELECT (SELECT max(position) FROM eventlog_events), \
+         NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+    );
     /// The last position.
     pub const HEAD: &str = "SELECT max(position) FROM eventlog_events";
     /// A stored event by id (told apart from a clash when an append hits one).
