@@ -45,6 +45,14 @@ impl Planner {
         .expect("statement");
     }
 
+    /// Lets PostgreSQL's planner choose sequential scans again (they are off from
+    /// [`Planner::connect`] on), to see the plan a server would really use.
+    pub async fn allow_sequential_scans(&mut self) {
+        if let Planner::Postgres(_) = self {
+            self.execute("SET enable_seqscan = on").await;
+        }
+    }
+
     /// Gathers the statistics the planner estimates from.
     pub async fn analyze(&mut self) {
         self.execute("ANALYZE").await;
