@@ -418,13 +418,7 @@ impl KeyStore {
     /// Opens a sealed field: `Ok(None)` when the subject's key is gone (erased).
     pub async fn unseal(&self, subject: &str, field: &str, sealed: &Sealed) -> Result<Option<String>, Error> {
         let Some(key) = self.load_key(subject).await? else { return Ok(None) };
-        let corrupt = |reason: &str| Error::Corrupt { subject: subject.into(), reason: reason.into() };
-        let b64 = sealed.0.strip_prefix(Sealed::PREFIX).ok_or_else(|| corrupt("not a sealed value"))?;
-        let bytes = B64.decode(b64).map_err(|_| corrupt("bad base64"))?;
-        let cipher = XChaCha20Poly1305::new_from_slice(&key).expect("32-byte key");
-        let plain =
-            open_bytes(&cipher, &field_aad(subject, field), &bytes).ok_or_else(|| corrupt("authentication failed"))?;
-        String::from_utf8(plain).map(Some).map_err(|_| corrupt("not UTF-8"))
+        open_with(&key, subject, field, sealed).map(Some)
     }
 
     /// Opens a sealed JSON value.
@@ -436,12 +430,41 @@ impl KeyStore {
     ) -> Result<Option<T>, Error> {
         match self.unseal(subject, field, sealed).await? {
             None => Ok(None),
-            // The parser's message could quote the plaintext: keep only its position.
-            Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| Error::Corrupt {
-                subject: subject.into(),
-                reason: format!("opened value is not the expected JSON (line {}, column {})", e.line(), e.column()),
-            }),
+            Some(text) => parse_opened(subject, &text).map(Some),
         }
+    }
+
+    /// Opens sealed JSON values of many subjects (`(subject, field, sealed)` each), their
+    /// keys read in one statement per [`KEYS_AT_ONCE`] subjects rather than one each: a
+    /// list of residents opens each name. Each answer is `None` when its subject's key is
+    /// gone (erased); the keys are read at the call, never kept (see the crate's header).
+    pub async fn unseal_json_many<T: serde::de::DeserializeOwned>(
+        &self,
+        sealed: &[(&str, &str, &Sealed)],
+    ) -> Result<Vec<Option<T>>, Error> {
+        let mut subjects: Vec<&str> = sealed.iter().map(|(s, _, _)| *s).collect();
+        subjects.sort_unstable();
+        subjects.dedup();
+        let mut keys = std::collections::HashMap::with_capacity(subjects.len());
+        for chunk in subjects.chunks(KEYS_AT_ONCE) {
+            for (subject, wrapped, id) in self.load_wrapped_many(chunk).await? {
+                if wrapped.is_empty() {
+                    continue; // erased: a tombstone
+                }
+                if id != self.master.id() {
+                    return Err(Error::WrongMasterKey(subject));
+                }
+                let key = unwrap_key(&self.master, &subject, &wrapped)?;
+                keys.insert(subject, key);
+            }
+        }
+        sealed
+            .iter()
+            .map(|(subject, field, value)| match keys.get(*subject) {
+                None => Ok(None),
+                Some(key) => parse_opened(subject, &open_with(key, subject, field, value)?).map(Some),
+            })
+            .collect()
     }
 
     /// Destroys a subject's key, leaving a tombstone so that no new key is ever created for
@@ -543,6 +566,32 @@ impl KeyStore {
         Ok(row)
     }
 
+    /// The stored rows of several subjects' keys, in no particular order; subjects without
+    /// a row are left out.
+    async fn load_wrapped_many(&self, subjects: &[&str]) -> Result<Vec<(String, String, String)>, Error> {
+        let rows = match (self.store.sqlite_pool(), self.store.pg_pool()) {
+            (Some(p), _) => {
+                let marks = vec!["?"; subjects.len()].join(", ");
+                let sql =
+                    format!("SELECT subject, wrapped, master_key_id FROM keystore_keys WHERE subject IN ({marks})");
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+                for s in subjects {
+                    q = q.bind(*s);
+                }
+                q.fetch_all(p).await?
+            }
+            (_, Some(p)) => {
+                // The subject is the primary key: the generic plan of `= ANY` looks each up.
+                sqlx::query_as("SELECT subject, wrapped, master_key_id FROM keystore_keys WHERE subject = ANY($1)")
+                    .bind(subjects)
+                    .fetch_all(p)
+                    .await?
+            }
+            _ => unreachable!("a store has one backend"),
+        };
+        Ok(rows)
+    }
+
     async fn load_key(&self, subject: &str) -> Result<Option<Vec<u8>>, Error> {
         let Some((wrapped, id)) = self.load_wrapped(subject).await? else { return Ok(None) };
         if wrapped.is_empty() {
@@ -575,6 +624,29 @@ impl KeyStore {
         // the subject was erased meanwhile.
         self.load_key(subject).await?.ok_or_else(|| Error::Erased(subject.into()))
     }
+}
+
+/// Subjects whose keys [`KeyStore::unseal_json_many`] reads in one statement.
+pub const KEYS_AT_ONCE: usize = 100;
+
+/// Opens one sealed field with its subject's key.
+fn open_with(key: &[u8], subject: &str, field: &str, sealed: &Sealed) -> Result<String, Error> {
+    let corrupt = |reason: &str| Error::Corrupt { subject: subject.into(), reason: reason.into() };
+    let b64 = sealed.0.strip_prefix(Sealed::PREFIX).ok_or_else(|| corrupt("not a sealed value"))?;
+    let bytes = B64.decode(b64).map_err(|_| corrupt("bad base64"))?;
+    let cipher = XChaCha20Poly1305::new_from_slice(key).expect("32-byte key");
+    let plain =
+        open_bytes(&cipher, &field_aad(subject, field), &bytes).ok_or_else(|| corrupt("authentication failed"))?;
+    String::from_utf8(plain).map_err(|_| corrupt("not UTF-8"))
+}
+
+/// An opened value read as JSON. The parser's message could quote the plaintext: only its
+/// position is kept.
+fn parse_opened<T: serde::de::DeserializeOwned>(subject: &str, text: &str) -> Result<T, Error> {
+    serde_json::from_str(text).map_err(|e| Error::Corrupt {
+        subject: subject.into(),
+        reason: format!("opened value is not the expected JSON (line {}, column {})", e.line(), e.column()),
+    })
 }
 
 fn unwrap_key(master: &MasterKey, subject: &str, wrapped: &str) -> Result<Vec<u8>, Error> {

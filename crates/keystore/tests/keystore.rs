@@ -132,3 +132,39 @@ async fn processes_opening_a_fresh_key_store_at_once_all_succeed() {
         assert!(opened.iter().all(Result::is_ok), "{}: {opened:?}", db.url);
     }
 }
+
+#[tokio::test]
+async fn many_subjects_open_at_once_as_each_would_alone() {
+    each_backend(async |ks, _, _| {
+        // More subjects than one statement reads, so the batch spans several.
+        let n = keystore::KEYS_AT_ONCE + 30;
+        let mut sealed = Vec::new();
+        for i in 0..n {
+            let subject = format!("resident:{i}");
+            let value =
+                ks.seal_json(&subject, "personal", &serde_json::json!({ "name": format!("R{i}") })).await.unwrap();
+            sealed.push((subject, value));
+        }
+        assert!(ks.erase("resident:7").await.unwrap());
+        // A subject that never had a key, and one subject asked for twice.
+        let never = domain::types::Sealed(sealed[1].1.0.clone());
+        let mut asked: Vec<(&str, &str, &domain::types::Sealed)> =
+            sealed.iter().map(|(s, v)| (s.as_str(), "personal", v)).collect();
+        asked.push(("resident:none", "personal", &never));
+        asked.push(("resident:3", "personal", &sealed[3].1));
+        let opened: Vec<Option<serde_json::Value>> = ks.unseal_json_many(&asked).await.unwrap();
+        assert_eq!(opened.len(), asked.len());
+        for ((subject, field, value), got) in asked.iter().zip(&opened) {
+            let alone: Option<serde_json::Value> = ks.unseal_json(subject, field, value).await.unwrap();
+            assert_eq!(got, &alone, "{subject}");
+        }
+        assert_eq!(opened[7], None, "erased");
+        assert_eq!(opened[n], None, "never keyed");
+        assert_eq!(opened[n + 1], Some(serde_json::json!({ "name": "R3" })));
+        // A value moved to another subject does not open: the batch fails as one call would.
+        let moved = [("resident:2", "personal", &sealed[1].1)];
+        assert!(matches!(ks.unseal_json_many::<serde_json::Value>(&moved).await, Err(Error::Corrupt { .. })));
+        assert!(ks.unseal_json_many::<serde_json::Value>(&[]).await.unwrap().is_empty());
+    })
+    .await;
+}

@@ -108,6 +108,7 @@ pub const POLICY: &[(&str, &[&str])] = &[
     ("/samskab.carehome.v1.CareHomeService/MoveOutResident", GATEWAY),
     ("/samskab.carehome.v1.CareHomeService/EraseResident", GATEWAY),
     ("/samskab.carehome.v1.CareHomeService/GetResident", GATEWAY),
+    ("/samskab.carehome.v1.CareHomeService/GetResidents", GATEWAY),
     ("/samskab.carehome.v1.CareHomeService/ListResidents", GATEWAY),
     ("/samskab.carehome.v1.CareHomeService/ExportResident", GATEWAY),
     ("/samskab.common.v1.EventFeed/Subscribe", FEED_READERS),

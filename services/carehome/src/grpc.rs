@@ -256,6 +256,10 @@ impl CareHomeService for Handlers {
         answer(residents::get(self, r.into_inner()).await)
     }
 
+    async fn get_residents(&self, r: Request<pb::IdsRequest>) -> Result<Response<pb::ListResidentsResponse>, Status> {
+        answer(residents::get_many(self, r.into_inner()).await)
+    }
+
     async fn list_residents(&self, r: Request<pb::ListRequest>) -> Result<Response<pb::ListResidentsResponse>, Status> {
         answer(residents::list(self, r.into_inner()).await)
     }

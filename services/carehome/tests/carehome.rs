@@ -45,6 +45,7 @@ testkit::both_backends!(
     residents::a_resident_is_admitted_with_consent_and_can_move_out,
     residents::resident_fields_are_validated,
     residents::erasure_deletes_the_key_and_is_harmless_twice,
+    residents::several_residents_are_read_at_once_as_each_alone,
     residents::an_export_holds_everything_about_the_resident,
     feed::the_feed_carries_every_event_without_personal_data,
 );

@@ -100,6 +100,36 @@ pub async fn resident_fields_are_validated(db: TestDb) {
     assert_invalid(app.client.record_consent(req).await, "/scope/0");
 }
 
+/// GetResidents (a list of rides naming its riders): each resident as GetResident shows
+/// it, erased ones without their names, unknown ids left out, duplicates once, in the order
+/// asked; a bad id or too many ids refused by field.
+pub async fn several_residents_are_read_at_once_as_each_alone(db: TestDb) {
+    let mut app = spawn_app(db).await;
+    let home = a_home(&mut app).await;
+    let a = resident(&mut app, &home.carehome_id, "Karen Blixen").await;
+    let b = resident(&mut app, &home.carehome_id, "H. C. Andersen").await;
+    let gone = resident(&mut app, &home.carehome_id, "Søren Kierkegaard").await;
+    app.client.erase_resident(command(&gone.resident_id)).await.unwrap();
+    let unknown = "0190a000-0000-7000-8000-000000000001".to_string();
+    let ids =
+        vec![b.resident_id.clone(), unknown, gone.resident_id.clone(), a.resident_id.clone(), b.resident_id.clone()];
+    let many = app.client.get_residents(pb::IdsRequest { ids }).await.unwrap().into_inner();
+    let mut alone = Vec::new();
+    for id in [&b.resident_id, &gone.resident_id, &a.resident_id] {
+        alone.push(app.client.get_resident(pb::IdRequest { id: id.clone() }).await.unwrap().into_inner());
+    }
+    assert_eq!(many.residents, alone);
+    assert_eq!(
+        many.residents.iter().map(|r| (r.display_name.as_str(), r.erased)).collect::<Vec<_>>(),
+        [("H. C. Andersen", false), ("", true), ("Karen Blixen", false)]
+    );
+    assert!(app.client.get_residents(pb::IdsRequest { ids: vec![] }).await.unwrap().into_inner().residents.is_empty());
+    let bad = pb::IdsRequest { ids: vec![a.resident_id.clone(), "karen".into()] };
+    assert_invalid(app.client.get_residents(bad).await, "/ids/1");
+    let too_many = pb::IdsRequest { ids: vec![a.resident_id.clone(); 201] };
+    assert_invalid(app.client.get_residents(too_many).await, "/ids");
+}
+
 pub async fn erasure_deletes_the_key_and_is_harmless_twice(db: TestDb) {
     let mut app = spawn_app(db).await;
     let home = a_home(&mut app).await;

@@ -154,6 +154,9 @@ pub async fn view(s: &AppState, caller: &Caller, ride: bpb::Ride) -> Result<Ride
     Ok(views(s, caller, vec![ride]).await?.pop().expect("one view per ride"))
 }
 
+/// Residents one GetResidents call asks for (the care home's limit).
+const RESIDENTS_AT_ONCE: usize = 200;
+
 /// The views of several rides for this caller, each rider's name looked up once however
 /// many of the rides it is on (a pilot's list of 50 rides names a dozen residents).
 pub async fn views(s: &AppState, caller: &Caller, rides: Vec<bpb::Ride>) -> Result<Vec<RideView>, ApiError> {
@@ -164,20 +167,14 @@ pub async fn views(s: &AppState, caller: &Caller, rides: Vec<bpb::Ride>) -> Resu
         .collect();
     wanted.sort_unstable();
     wanted.dedup();
-    // A few at a time: one request never opens a call per rider at once.
-    use futures_util::{StreamExt, TryStreamExt};
-    // Futures that own what they use (a client, the id): the stream borrows nothing.
-    let lookups: Vec<_> = wanted
-        .into_iter()
-        .map(|id| (s.clients.carehome(), id.to_owned()))
-        .map(|(mut carehome, id)| async move {
-            let resident = carehome.get_resident(cpb::IdRequest { id: id.clone() }).await.found()?;
-            let name = resident.and_then(|r| opt(r.display_name));
-            Ok::<_, ApiError>((id, name))
-        })
-        .collect();
-    let names: HashMap<String, Option<String>> =
-        futures_util::stream::iter(lookups).buffer_unordered(crate::http::LOOKUPS_AT_ONCE).try_collect().await?;
+    // One call per RESIDENTS_AT_ONCE riders (care home's GetResidents): a resident it
+    // leaves out (unknown) has no name, as an erased one.
+    let mut names: HashMap<String, Option<String>> = HashMap::with_capacity(wanted.len());
+    for chunk in wanted.chunks(RESIDENTS_AT_ONCE) {
+        let ids = chunk.iter().map(|id| (*id).to_owned()).collect();
+        let found = s.clients.carehome().get_residents(cpb::IdsRequest { ids }).await.reply()?;
+        names.extend(found.residents.into_iter().map(|r| (r.resident_id, opt(r.display_name))));
+    }
     Ok(rides.into_iter().map(|r| view_named(caller, r, &names)).collect())
 }
 
