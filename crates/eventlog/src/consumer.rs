@@ -99,6 +99,12 @@ pub(crate) trait BindArgs<'q>: Sized {
 
 macro_rules! impl_bind_args {
     ($db:ty, $args:ty) => {
+        impl<'q> BindArgs<'q> for sqlx::query::Query<'q, $db, $args> {
+            fn bind_all(self, args: &'q [Arg]) -> Self {
+                bind_all!(self, args)
+            }
+        }
+
         impl<'q, O> BindArgs<'q> for sqlx::query::QueryScalar<'q, $db, O, $args> {
             fn bind_all(self, args: &'q [Arg]) -> Self {
                 bind_all!(self, args)

@@ -24,6 +24,10 @@ const NOTIFY_DEBOUNCE: Duration = Duration::from_millis(3);
 #[derive(Clone)]
 pub(crate) struct PgStore {
     pub(crate) pool: PgPool,
+    /// Connections whose session commits with `synchronous_commit = off`, for relaxed
+    /// writes: a relaxed statement then runs on its own (one round trip) instead of in a
+    /// transaction that sets it (three). Opened when first used.
+    pub(crate) relaxed: PgPool,
     channel: Arc<str>,
     notify_peers: Arc<Notify>,
     pub(crate) wake: watch::Sender<u64>,
@@ -149,6 +153,10 @@ impl PgStore {
             admin.close().await;
             connect = connect.options([("search_path", schema.as_str())]);
         }
+        let relaxed = PgPoolOptions::new()
+            .max_connections((opts.max_connections / 4).max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(connect.clone().options([("synchronous_commit", "off")]));
         let pool = PgPoolOptions::new()
             .max_connections(opts.max_connections)
             .acquire_timeout(Duration::from_secs(10))
@@ -160,7 +168,8 @@ impl PgStore {
         let schema_name: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(&pool).await?;
         let channel: Arc<str> = format!("eventlog_{schema_name}").into();
         let (wake, _) = watch::channel(0u64);
-        let store = PgStore { pool, channel, notify_peers: Arc::new(Notify::new()), wake, alive: Arc::new(()) };
+        let store =
+            PgStore { pool, relaxed, channel, notify_peers: Arc::new(Notify::new()), wake, alive: Arc::new(()) };
         store.spawn_notifier();
         store.spawn_listener();
         Ok(store)
@@ -513,6 +522,7 @@ impl PgStore {
     }
 
     pub(crate) async fn close(&self) {
+        self.relaxed.close().await;
         self.pool.close().await;
     }
 }

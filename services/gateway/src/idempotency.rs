@@ -177,16 +177,11 @@ impl Idempotency {
         let (s, h, t, me) = (scope.to_owned(), hash.to_owned(), now(), self.instance.clone());
         let inserted = self
             .store
-            .transaction_relaxed(move |tx| {
-                Box::pin(async move {
-                    tx.execute(
-                        "INSERT INTO gateway_idempotency (scope, request_hash, status, response, created_at, updated_at, owner) \
-                         VALUES ($1, $2, 0, '', $3, $3, $4) ON CONFLICT (scope) DO NOTHING",
-                        &[Arg::Text(s), Arg::Text(h), Arg::Int(t), Arg::Text(me)],
-                    )
-                    .await
-                })
-            })
+            .execute_relaxed(
+                "INSERT INTO gateway_idempotency (scope, request_hash, status, response, created_at, updated_at, owner) \
+                 VALUES ($1, $2, 0, '', $3, $3, $4) ON CONFLICT (scope) DO NOTHING",
+                vec![Arg::Text(s), Arg::Text(h), Arg::Int(t), Arg::Text(me)],
+            )
             .await
             .map_err(internal)?;
         if inserted == 1 {
@@ -232,16 +227,11 @@ impl Idempotency {
         let (s, t, me) = (scope.to_owned(), now(), self.instance.clone());
         let moved = self
             .store
-            .transaction_relaxed(move |tx| {
-                Box::pin(async move {
-                    tx.execute(
-                        "UPDATE gateway_idempotency SET updated_at = $2, owner = $3 \
-                         WHERE scope = $1 AND status = 0 AND owner = $4 AND updated_at = $5",
-                        &[Arg::Text(s), Arg::Int(t), Arg::Text(me), Arg::Text(owner), Arg::Int(updated)],
-                    )
-                    .await
-                })
-            })
+            .execute_relaxed(
+                "UPDATE gateway_idempotency SET updated_at = $2, owner = $3 \
+                 WHERE scope = $1 AND status = 0 AND owner = $4 AND updated_at = $5",
+                vec![Arg::Text(s), Arg::Int(t), Arg::Text(me), Arg::Text(owner), Arg::Int(updated)],
+            )
             .await
             .map_err(internal)?;
         Ok((moved == 1).then_some(running))
@@ -273,11 +263,7 @@ impl Idempotency {
             // A 5xx: forget the key so that a retry runs again.
             return self
                 .store
-                .transaction_relaxed(move |tx| {
-                    Box::pin(async move {
-                        tx.execute("DELETE FROM gateway_idempotency WHERE scope = $1", &[Arg::Text(s)]).await
-                    })
-                })
+                .execute_relaxed("DELETE FROM gateway_idempotency WHERE scope = $1", vec![Arg::Text(s)])
                 .await
                 .map(|_| ())
                 .map_err(internal);
@@ -286,16 +272,11 @@ impl Idempotency {
         let sealed = self.keys.seal_json(subject, "response", &stored).await.map_err(|e| internal(e.to_string()))?;
         let (status, t) = (i64::from(stored.status), now());
         self.store
-            .transaction_relaxed(move |tx| {
-                Box::pin(async move {
-                    tx.execute(
-                        "UPDATE gateway_idempotency SET status = $2, response = $3, updated_at = $4, subjects = $5 \
-                         WHERE scope = $1",
-                        &[Arg::Text(s), Arg::Int(status), Arg::Text(sealed.0), Arg::Int(t), Arg::Text(subjects)],
-                    )
-                    .await
-                })
-            })
+            .execute_relaxed(
+                "UPDATE gateway_idempotency SET status = $2, response = $3, updated_at = $4, subjects = $5 \
+                 WHERE scope = $1",
+                vec![Arg::Text(s), Arg::Int(status), Arg::Text(sealed.0), Arg::Int(t), Arg::Text(subjects)],
+            )
             .await
             .map_err(internal)?;
         Ok(())

@@ -1137,14 +1137,23 @@ pub async fn relaxed_transactions_skip_the_sync_and_leave_every_other_commit_dur
     assert!(appended.iter().all(Result::is_ok), "{appended:?}");
     assert!(relaxed.iter().all(|r| r.as_deref().ok() == Some(normal)), "{relaxed:?}");
     assert_eq!(commit_durability(&store, false, db.backend, false).await.unwrap(), full);
+    // One relaxed statement by itself (on PostgreSQL without a transaction, on a
+    // connection of its own): relaxed too, and the next transaction durable again.
+    let probe = match db.backend {
+        Backend::Sqlite => "INSERT INTO applied (event_id) SELECT 'exec-' || synchronous FROM pragma_synchronous",
+        Backend::Postgres => "INSERT INTO applied (event_id) VALUES ('exec-' || current_setting('synchronous_commit'))",
+    };
+    assert_eq!(store.execute_relaxed(probe, vec![]).await.unwrap(), 1);
+    assert_eq!(commit_durability(&store, false, db.backend, false).await.unwrap(), full);
     // What the relaxed ones wrote is visible to readers at once and survives reopening.
-    assert_eq!(store.fetch_texts("SELECT event_id FROM applied", &[]).await.unwrap().len(), 21);
+    assert_eq!(store.fetch_texts("SELECT event_id FROM applied", &[]).await.unwrap().len(), 23);
     store.close().await;
     drop(store);
     let store = open(&db).await;
     let kept = store.fetch_texts("SELECT event_id FROM applied ORDER BY event_id", &[]).await.unwrap();
     let count = |label: &str| kept.iter().filter(|k| k.as_str() == label).count();
     assert_eq!(count(&format!("true-{normal}")), 17, "{kept:?}");
-    assert_eq!(count(&format!("false-{full}")), 4, "{kept:?}");
-    assert_eq!(kept.len(), 21, "the failed one wrote nothing: {kept:?}");
+    assert_eq!(count(&format!("false-{full}")), 5, "{kept:?}");
+    assert_eq!(count(&format!("exec-{normal}")), 1, "{kept:?}");
+    assert_eq!(kept.len(), 23, "the failed one wrote nothing: {kept:?}");
 }
