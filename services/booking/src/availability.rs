@@ -10,7 +10,7 @@ use domain::types::BikeStatus;
 use servicekit::{ServiceError, ServiceResult};
 use uuid::Uuid;
 
-use crate::facts::{self, BikeFact, CareHomeFact, ChapterFact, kind};
+use crate::facts::{self, BikeFact, kind};
 use crate::readmodel;
 use crate::rules;
 use crate::service::Booking;
@@ -76,12 +76,9 @@ impl Booking {
         to: DateTime<Utc>,
         duration_minutes: u32,
     ) -> ServiceResult<Vec<BikeAvailability>> {
-        let home: CareHomeFact = facts::get(&self.store, kind::CAREHOME, carehome_id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound("care home".into()))?;
-        let chapter: ChapterFact = facts::get(&self.store, kind::CHAPTER, home.chapter_id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound("chapter".into()))?;
+        let (home, chapter) = facts::home_facts(&self.store, carehome_id).await?;
+        let home = home.ok_or_else(|| ServiceError::NotFound("care home".into()))?;
+        let chapter = chapter.ok_or_else(|| ServiceError::NotFound("chapter".into()))?;
         let tz = rules::zone(&home, &chapter);
         let mut windows = Vec::new();
         let mut day = localtime::local_date(tz, from);

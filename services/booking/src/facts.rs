@@ -248,6 +248,12 @@ pub mod statements {
          (SELECT c.doc FROM booking_facts b JOIN booking_facts h ON h.kind = 'carehome' AND h.id = b.parent \
           JOIN booking_facts c ON c.kind = 'chapter' AND c.id = h.parent WHERE b.kind = 'bike' AND b.id = $1), \
          (SELECT doc FROM booking_facts WHERE kind = 'pilot' AND id = $2)";
+    /// A care home (`$1`) and its chapter (the home is saved under it): one row, NULL
+    /// where a fact is missing (an availability query, an offer).
+    pub const HOME_FACTS: &str = "SELECT \
+         (SELECT doc FROM booking_facts WHERE kind = 'carehome' AND id = $1), \
+         (SELECT c.doc FROM booking_facts h JOIN booking_facts c ON c.kind = 'chapter' AND c.id = h.parent \
+          WHERE h.kind = 'carehome' AND h.id = $1)";
     /// Up to four residents (`$1`..`$4`; unused slots repeat the first).
     pub const RESIDENTS: &str = "SELECT id, doc FROM booking_facts \
          WHERE kind = 'resident' AND id IN ($1, $2, $3, $4)";
@@ -263,6 +269,17 @@ pub async fn booking_facts(store: &EventStore, bike_id: Uuid, pilot_id: Uuid) ->
         store.fetch_optional_row(statements::BOOKING_FACTS, &[bike_id.into(), pilot_id.into()]).await?;
     let (bike, home, chapter, pilot) = row.unwrap_or_default();
     Ok(FactParts { bike: parse(bike)?, home: parse(home)?, chapter: parse(chapter)?, pilot: parse(pilot)? })
+}
+
+/// A care home and its chapter, as found (one statement).
+pub async fn home_facts(
+    store: &EventStore,
+    carehome_id: Uuid,
+) -> Result<(Option<CareHomeFact>, Option<ChapterFact>), Error> {
+    let row: Option<(Option<String>, Option<String>)> =
+        store.fetch_optional_row(statements::HOME_FACTS, &[carehome_id.into()]).await?;
+    let (home, chapter) = row.unwrap_or_default();
+    Ok((parse(home)?, parse(chapter)?))
 }
 
 /// Residents' facts, in the order asked (absent ones as `None`).
