@@ -448,14 +448,9 @@ impl KeyStore {
         let mut keys = std::collections::HashMap::with_capacity(subjects.len());
         for chunk in subjects.chunks(KEYS_AT_ONCE) {
             for (subject, wrapped, id) in self.load_wrapped_many(chunk).await? {
-                if wrapped.is_empty() {
-                    continue; // erased: a tombstone
+                if let Some(key) = self.unwrap_stored(&subject, &wrapped, &id)? {
+                    keys.insert(subject, key);
                 }
-                if id != self.master.id() {
-                    return Err(Error::WrongMasterKey(subject));
-                }
-                let key = unwrap_key(&self.master, &subject, &wrapped)?;
-                keys.insert(subject, key);
             }
         }
         sealed
@@ -581,7 +576,7 @@ impl KeyStore {
                 q.fetch_all(p).await?
             }
             (_, Some(p)) => {
-                // The subject is the primary key: the generic plan of `= ANY` looks each up.
+                // On the primary key, a few subjects per call.
                 sqlx::query_as("SELECT subject, wrapped, master_key_id FROM keystore_keys WHERE subject = ANY($1)")
                     .bind(subjects)
                     .fetch_all(p)
@@ -594,13 +589,18 @@ impl KeyStore {
 
     async fn load_key(&self, subject: &str) -> Result<Option<Vec<u8>>, Error> {
         let Some((wrapped, id)) = self.load_wrapped(subject).await? else { return Ok(None) };
+        self.unwrap_stored(subject, &wrapped, &id)
+    }
+
+    /// A stored key unwrapped: `None` for an erased subject's tombstone.
+    fn unwrap_stored(&self, subject: &str, wrapped: &str, master_key_id: &str) -> Result<Option<Vec<u8>>, Error> {
         if wrapped.is_empty() {
             return Ok(None);
         }
-        if id != self.master.id() {
+        if master_key_id != self.master.id() {
             return Err(Error::WrongMasterKey(subject.into()));
         }
-        unwrap_key(&self.master, subject, &wrapped).map(Some)
+        unwrap_key(&self.master, subject, wrapped).map(Some)
     }
 
     async fn create_key(&self, subject: &str) -> Result<Vec<u8>, Error> {
