@@ -249,7 +249,7 @@ pub mod statements {
           JOIN booking_facts c ON c.kind = 'chapter' AND c.id = h.parent WHERE b.kind = 'bike' AND b.id = $1), \
          (SELECT doc FROM booking_facts WHERE kind = 'pilot' AND id = $2)";
     /// A care home (`$1`) and its chapter (the home is saved under it): one row, NULL
-    /// where a fact is missing (an availability query, an offer).
+    /// where a fact is missing (an availability query).
     pub const HOME_FACTS: &str = "SELECT \
          (SELECT doc FROM booking_facts WHERE kind = 'carehome' AND id = $1), \
          (SELECT c.doc FROM booking_facts h JOIN booking_facts c ON c.kind = 'chapter' AND c.id = h.parent \
