@@ -24,9 +24,6 @@ use crate::AppState;
 use crate::caller::Caller;
 use crate::problem::{ApiError, Lang};
 
-/// Look-ups one request makes at once (names of a page's riders and the like).
-pub const LOOKUPS_AT_ONCE: usize = 8;
-
 /// Keys a limiter remembers before anonymous callers share one bucket: a flood of
 /// addresses cannot grow its memory without bound (pruned every minute).
 pub const MAX_LIMITER_KEYS: usize = 100_000;
